@@ -1,0 +1,1 @@
+"""fcn-lightning: the FCN paper reproduced with PyTorch Lightning."""

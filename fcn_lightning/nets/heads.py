@@ -1,0 +1,202 @@
+"""FCN heads: score layers, skip fusion and crops, and one builder per variant of the paper.
+
+The head follows the reference nets layer for layer (names included): score the deepest blob, then for each
+skip upsample x2, score the skip blob, crop it into alignment and add; finally upsample to the input
+resolution and crop to the input size. Crop offsets come from ``geometry``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from fcn_lightning.nets.geometry import CoordMap, coord_map, crop_offset, layer_map
+from fcn_lightning.nets.surgery import load_vgg16_state_dict, make_upsampler, transplant_vgg16
+from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.weights import VGG16Weights
+
+#: At-once FCN-8s scales the skips by fixed factors so they don't swamp the fc7 score at the start.
+AT_ONCE_SKIP_SCALES: dict[str, float] = {"pool4": 1e-2, "pool3": 1e-4}
+
+TrunkWeights = VGG16Weights | str | os.PathLike | None
+
+
+def _crop(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
+    return x[..., offset : offset + size[0], offset : offset + size[1]]
+
+
+def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 classifier, zero-initialised as in the reference so a new skip starts as a no-op."""
+    layer = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class FCN(nn.Module):
+    """A fully convolutional net: a trunk and a skip head.
+
+    Args:
+        trunk: the feature extractor (``VGG16Trunk``).
+        num_classes: output channels.
+        source: the deepest blob scored (``fc7`` for FCN-32s/16s/8s; ``pool5``/``pool4``/``pool3`` for the
+            single-layer nets of the journal version).
+        skips: shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s).
+        skip_scales: fixed factors applied to skip blobs before scoring (FCN-8s at-once).
+        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+    """
+
+    def __init__(
+        self,
+        trunk: VGG16Trunk,
+        num_classes: int,
+        source: str = "fc7",
+        skips: Sequence[str] = (),
+        skip_scales: Mapping[str, float] | None = None,
+        learn_upsampling: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.trunk = trunk
+        self.num_classes = num_classes
+        self.source = source
+        self.skips = tuple(skips)
+        self.skip_scales = dict(skip_scales or {})
+        self.crop_offsets: dict[str, int] = {}
+
+        self.score_name = "score_fr" if source == "fc7" else f"score_{source}"
+        self.add_module(self.score_name, _score_layer(trunk.out_channels[source], num_classes))
+        score_map = coord_map(trunk.layers_to(source))  # a 1x1 score layer keeps the map
+        # Skip fusion: upscore2 after score_fr, then upscore_<skip> after each fusion but the last.
+        self.fusions: list[tuple[str, str, str]] = []  # (upsampler, skip blob, skip score layer)
+        for i, skip in enumerate(self.skips):
+            up_name = "upscore2" if i == 0 else f"upscore_{self.skips[i - 1]}"
+            skip_map = coord_map(trunk.layers_to(skip))
+            factor = self._factor(score_map, skip_map)
+            upsampler = make_upsampler(num_classes, factor, learn_upsampling)
+            self.add_module(up_name, upsampler)
+            score_map = score_map.then(layer_map(upsampler))
+            skip_score = f"score_{skip}"
+            self.add_module(skip_score, _score_layer(trunk.out_channels[skip], num_classes))
+            self.crop_offsets[skip_score] = crop_offset(skip_map, score_map)
+            self.fusions.append((up_name, skip, skip_score))
+        self.output_stride = int(1 / score_map.scale)
+        self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
+        final = make_upsampler(num_classes, self.output_stride, learn_upsampling)
+        self.add_module(self.final_name, final)
+        self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
+
+    @staticmethod
+    def _factor(coarse: CoordMap, fine: CoordMap) -> int:
+        ratio = fine.scale / coarse.scale
+        if ratio.denominator != 1 or ratio < 1:
+            raise ValueError(f"skip resolution ratio {ratio} is not a whole upsampling factor")
+        return int(ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C_in x H x W -> logits N x num_classes x H x W."""
+        blobs = self.trunk(x)
+        score = getattr(self, self.score_name)(blobs[self.source])
+        for up_name, skip, skip_score in self.fusions:
+            score = getattr(self, up_name)(score)
+            feature = blobs[skip]
+            if skip in self.skip_scales:
+                feature = feature * self.skip_scales[skip]
+            fused = getattr(self, skip_score)(feature)
+            score = score + _crop(fused, self.crop_offsets[skip_score], score.shape[-2:])
+        out = getattr(self, self.final_name)(score)
+        return _crop(out, self.crop_offsets[self.final_name], x.shape[-2:])
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which blob an FCN scores and which skips it fuses."""
+
+    source: str = "fc7"
+    skips: tuple[str, ...] = ()
+    skip_scales: Mapping[str, float] | None = None
+
+
+#: The nets of the paper (and of its journal version's Table 2), by builder name.
+VARIANTS: dict[str, Variant] = {
+    "fcn32s": Variant(),
+    "fcn16s": Variant(skips=("pool4",)),
+    "fcn8s": Variant(skips=("pool4", "pool3")),
+    "fcn8s_atonce": Variant(skips=("pool4", "pool3"), skip_scales=AT_ONCE_SKIP_SCALES),
+    "fcn_pool5": Variant(source="pool5"),
+    "fcn_pool4": Variant(source="pool4"),
+    "fcn_pool3": Variant(source="pool3"),
+}
+
+
+def build_fcn(
+    variant: str,
+    num_classes: int = 21,
+    in_channels: int = 3,
+    width: float = 1.0,
+    *,
+    batch_norm: bool = False,
+    learn_upsampling: bool = False,
+    dropout: float = 0.5,
+    trunk_weights: TrunkWeights = None,
+) -> FCN:
+    """Build a VGG16 FCN by variant name (a key of ``VARIANTS``).
+
+    Args:
+        num_classes: output classes.
+        in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
+        width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
+        batch_norm: batch norm after each trunk conv (not in the paper; helps training from scratch).
+        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear).
+        dropout: element-wise dropout after fc6 and fc7.
+        trunk_weights: ImageNet VGG16 weights for the trunk: ``VGG16Weights.IMAGENET1K_V1`` (torchvision's
+            download) or the path of a torchvision-style VGG16 state dict.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    spec = VARIANTS[variant]
+    trunk = VGG16Trunk(in_channels, width, batch_norm, dropout, upto=spec.source)
+    if trunk_weights is not None:
+        transplant_vgg16(trunk, load_vgg16_state_dict(trunk_weights))
+    return FCN(trunk, num_classes, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
+
+
+def fcn32s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-32s: score fc7, upsample x32 (kernel 64), crop. ``options``: see ``build_fcn``."""
+    return build_fcn("fcn32s", num_classes, in_channels, width, **options)
+
+
+def fcn16s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-16s: the fc7 score x2 fused with a pool4 score, upsampled x16. ``options``: see ``build_fcn``."""
+    return build_fcn("fcn16s", num_classes, in_channels, width, **options)
+
+
+def fcn8s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-8s: FCN-16s's fusion x2 fused with a pool3 score, upsampled x8. ``options``: see ``build_fcn``."""
+    return build_fcn("fcn8s", num_classes, in_channels, width, **options)
+
+
+def fcn8s_atonce(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-8s trained at once: pool4 / pool3 scaled by fixed 0.01 / 0.0001 before scoring."""
+    return build_fcn("fcn8s_atonce", num_classes, in_channels, width, **options)
+
+
+def fcn_pool5(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-pool5 (journal Table 2): predicts from pool5 alone (no fc6/fc7, no fusion), upsampled x32."""
+    return build_fcn("fcn_pool5", num_classes, in_channels, width, **options)
+
+
+def fcn_pool4(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-pool4 (journal Table 2): predicts from pool4 alone, upsampled x16."""
+    return build_fcn("fcn_pool4", num_classes, in_channels, width, **options)
+
+
+def fcn_pool3(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+    """FCN-pool3 (journal Table 2): predicts from pool3 alone, upsampled x8."""
+    return build_fcn("fcn_pool3", num_classes, in_channels, width, **options)

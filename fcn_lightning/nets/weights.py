@@ -1,0 +1,78 @@
+"""Backbone weights and the input normalisation each of them was trained with.
+
+Feeding weights the wrong normalisation (e.g. torchvision weights with Caffe's BGR 0-255 input) costs
+mean IU silently, so the normalisation travels with the weights, as in torchvision's weights enums, and
+data pipelines look it up by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputNormalization:
+    """How an RGB uint8 image becomes the float input a set of weights expects.
+
+    ``x = (channels(rgb) * scale - mean) / std`` with ``channels`` reversing to BGR when ``bgr``.
+    """
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    scale: float
+    bgr: bool = False
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Normalise an H x W x C uint8 RGB image to float32 H x W x C."""
+        x = image.astype(np.float32)
+        if self.bgr:
+            x = x[..., ::-1]
+        x = x * self.scale
+        return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Map a normalised H x W x C float image back to uint8 RGB (for overlays)."""
+        y = x * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)
+        y = y / self.scale
+        if self.bgr:
+            y = y[..., ::-1]
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+#: torchvision ImageNet models: RGB in [0, 1], per-channel mean and std.
+IMAGENET = InputNormalization(
+    "imagenet", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), scale=1 / 255
+)
+#: Caffe VGG16 (the reference FCN weights): BGR in [0, 255] minus the mean, no std division.
+CAFFE = InputNormalization(
+    "caffe", mean=(104.00698793, 116.66876762, 122.67891434), std=(1.0, 1.0, 1.0), scale=1.0, bgr=True
+)
+
+NORMALIZATIONS: dict[str, InputNormalization] = {n.name: n for n in (IMAGENET, CAFFE)}
+
+
+def get_normalization(name: str) -> InputNormalization:
+    """Look up a normalisation by name, with an error listing the known ones."""
+    try:
+        return NORMALIZATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}"
+        ) from None
+
+
+class VGG16Weights(Enum):
+    """ImageNet VGG16 weights an FCN trunk can start from, each with its input normalisation."""
+
+    #: torchvision ``VGG16_Weights.IMAGENET1K_V1`` (downloaded by torchvision, or a local state dict).
+    IMAGENET1K_V1 = IMAGENET
+    #: The Caffe VGG16 the reference FCNs were trained from, converted to a torchvision-style state dict.
+    CAFFE = CAFFE
+
+    @property
+    def normalization(self) -> InputNormalization:
+        return self.value
