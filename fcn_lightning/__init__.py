@@ -1,1 +1,30 @@
-"""fcn-lightning: the FCN paper reproduced with PyTorch Lightning."""
+"""fcn-lightning: Fully Convolutional Networks (Long, Shelhamer, Darrell) reproduced with PyTorch Lightning.
+
+The public faces are the LightningModules, one per FCN variant; the plain ``torch.nn`` nets are in
+``fcn_lightning.nets``, the datasets in ``fcn_lightning.data``, the metrics in ``fcn_lightning.metrics``.
+"""
+
+from fcn_lightning.systems import (
+    FCN8s,
+    FCN8sAtOnce,
+    FCN16s,
+    FCN32s,
+    FCNPool3,
+    FCNPool4,
+    FCNPool5,
+    FCNSystem,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FCN8s",
+    "FCN8sAtOnce",
+    "FCN16s",
+    "FCN32s",
+    "FCNPool3",
+    "FCNPool4",
+    "FCNPool5",
+    "FCNSystem",
+    "__version__",
+]

@@ -53,7 +53,7 @@ def make_upsampler(channels: int, factor: int, learnable: bool = False) -> nn.Co
 
 
 def _vgg16_sequence(state_dict: Mapping[str, torch.Tensor]) -> tuple[list[dict], list[dict], list[dict]]:
-    """Split a torchvision ``vgg16`` / ``vgg16_bn`` state dict into convs, batch norms and linears, in order."""
+    """Split a torchvision vgg16 / vgg16_bn state dict into convs, batch norms and linears, in order."""
 
     def modules(prefix: str) -> list[tuple[int, dict[str, torch.Tensor]]]:
         found: dict[int, dict[str, torch.Tensor]] = {}
@@ -144,17 +144,18 @@ def load_vgg16_state_dict(weights: VGG16Weights | str | os.PathLike) -> dict[str
 # --------------------------------------------------------------------------------------- stage to stage
 
 
-def transfer_parameters(source: nn.Module, target: nn.Module) -> list[str]:
+def transfer_parameters(source: nn.Module | Mapping[str, torch.Tensor], target: nn.Module) -> list[str]:
     """Copy every parameter and buffer of ``source`` whose name exists in ``target`` (FCN-32s -> 16s -> 8s).
 
-    Layers only the target has (new score layers, new upsamplers) keep their initialisation: zero score
-    layers, so the finer net starts from the coarser net's predictions. A name present in both with
-    different shapes is an error (different width, classes or input channels).
+    ``source`` is a net or its state dict. Layers only the target has (new score layers, new upsamplers)
+    keep their initialisation: zero score layers, so the finer net starts from the coarser net's
+    predictions. A name present in both with different shapes is an error (different width, classes or
+    input channels).
 
     Returns:
         The names copied.
     """
-    src = source.state_dict()
+    src = source.state_dict() if isinstance(source, nn.Module) else dict(source)
     dst = target.state_dict()
     mismatched = [
         f"{k}: {tuple(src[k].shape)} vs {tuple(v.shape)}"

@@ -1,0 +1,144 @@
+"""The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged and check-data.
+
+    fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
+    fcn-lightning staged --config configs/synthetic/staged.yaml --out runs/staged
+    fcn-lightning predict --config ... --ckpt_path best.ckpt --data.init_args.predict_dir imgs/ \\
+        --predictions.output_dir out/
+    fcn-lightning check-data --config configs/voc/base.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentParser
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from omegaconf import OmegaConf
+
+from fcn_lightning.callbacks import PredictionWriter
+from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.staged import StagedPlan, format_table, run_staged, write_results
+from fcn_lightning.systems import FCNSystem
+
+#: The checkpoint every run keeps: best validation mean IU (what the staged schedule hands on) and last.
+CHECKPOINT_DEFAULTS = {
+    "checkpoint.monitor": "val/mean_iu",
+    "checkpoint.mode": "max",
+    "checkpoint.save_last": True,
+    "checkpoint.filename": "best-{epoch}-{step}",
+    "checkpoint.auto_insert_metric_name": False,
+}
+
+
+class FCNLightningCLI(LightningCLI):
+    """LightningCLI with the data -> model links and the callbacks every run wants."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+        super().__init__(
+            FCNSystem,
+            SegmentationDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"parser_mode": "omegaconf"},
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(CHECKPOINT_DEFAULTS)
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments(
+            "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
+        )
+
+
+# ------------------------------------------------------------------------------------------------ staged
+
+
+def _fit_stage(
+    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None
+) -> tuple[str, Mapping[str, float]]:
+    args = [a for c in configs for a in ("--config", str(c))]
+    args += ["--trainer.default_root_dir", str(out_dir), *overrides]
+    if init_from:
+        args += ["--model.init_args.init_from", init_from]
+    cli = FCNLightningCLI(args=args, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    best = cli.trainer.checkpoint_callback.best_model_path
+    if not best:
+        raise RuntimeError(f"stage in {out_dir} saved no best checkpoint: does it validate (val/mean_iu)?")
+    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
+    return best, metrics
+
+
+def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
+    """``fcn-lightning staged``: fit every stage, validate each best checkpoint, write and print the table."""
+    parser = argparse.ArgumentParser(
+        prog="fcn-lightning staged",
+        description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation metrics. "
+        "Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
+    )
+    parser.add_argument("--config", required=True, help="staged YAML: base configs and one config per stage")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    args, overrides = parser.parse_known_args(argv)
+    plan = StagedPlan.load(args.config)
+    out_dir = Path(args.out or Path("runs") / Path(args.config).stem)
+    start = time.perf_counter()
+    rows = run_staged(plan, out_dir, overrides, _fit_stage)
+    csv_path, md_path = write_results(rows, out_dir)
+    print(
+        f"\n{format_table(rows)}\n\n{len(rows)} stages in {time.perf_counter() - start:.0f} s; wrote {csv_path} and {md_path}"
+    )
+    return rows
+
+
+# -------------------------------------------------------------------------------------------- check-data
+
+
+def check_data_main(argv: Sequence[str]) -> int:
+    """``fcn-lightning check-data --config ...``: validate the data section's splits; list every problem."""
+    parser = argparse.ArgumentParser(prog="fcn-lightning check-data", description=check_data_main.__doc__)
+    parser.add_argument("--config", action="append", required=True, help="config(s) with a 'data' section")
+    args = parser.parse_args(argv)
+    data: dict[str, Any] = {}
+    for path in args.config:
+        section = OmegaConf.to_container(OmegaConf.load(path), resolve=True).get("data")
+        if section:
+            data = OmegaConf.to_container(OmegaConf.merge(data, section))
+    if not data:
+        parser.error(f"no 'data' section in {args.config}")
+    data_parser = ArgumentParser(parser_mode="omegaconf")
+    data_parser.add_subclass_arguments(SegmentationDataModule, "data")
+    datamodule = data_parser.instantiate_classes(data_parser.parse_object({"data": data})).data
+    datamodule.prepare_data()
+    problems = datamodule.check()
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s) found" if problems else "no problems found")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``fcn-lightning`` console script (``argv`` defaults to the command line)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "staged":
+        staged_main(args[1:])
+    elif args and args[0] == "check-data":
+        sys.exit(check_data_main(args[1:]))
+    else:
+        FCNLightningCLI(args=None if argv is None else args)
+
+
+if __name__ == "__main__":
+    main()

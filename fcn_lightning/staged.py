@@ -1,0 +1,99 @@
+"""The staged schedule of the paper: FCN-32s -> FCN-16s -> FCN-8s, each from the previous stage's best.
+
+A staged file names shared configs and one config per stage; every stage is a normal ``fit`` with those
+configs, so each can also be run, resumed or swept on its own::
+
+    base: [base.yaml]            # paths relative to this file
+    stages:
+      FCN-32s: fcn32s.yaml
+      FCN-16s: fcn16s.yaml
+      FCN-8s: fcn8s.yaml
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fcn_lightning.systems import METRIC_NAMES
+
+RESULT_COLUMNS = ("stage", *METRIC_NAMES)
+#: Column titles of the paper's tables.
+PAPER_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
+
+
+@dataclass(frozen=True)
+class StagedPlan:
+    """The configs of each stage, in order."""
+
+    base: tuple[Path, ...]
+    stages: tuple[tuple[str, Path], ...]
+
+    @classmethod
+    def load(cls, path: str | Path) -> StagedPlan:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"staged config not found: {path}")
+        spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
+            raise ValueError(
+                f"{path}: expected a mapping 'stages: {{name: config.yaml, ...}}' (and optional 'base')"
+            )
+        unknown = set(spec) - {"base", "stages"}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'base' and 'stages'")
+
+        def resolve(name: str) -> Path:
+            config = (path.parent / name).resolve()
+            if not config.is_file():
+                raise FileNotFoundError(f"{path}: config {name!r} not found at {config}")
+            return config
+
+        base = spec.get("base") or []
+        base = [base] if isinstance(base, str) else base
+        return cls(tuple(map(resolve, base)), tuple((str(k), resolve(v)) for k, v in spec["stages"].items()))
+
+
+#: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint) -> (best ckpt, metrics).
+StageRunner = Callable[[Sequence[Path], Sequence[str], Path, str | None], tuple[str, Mapping[str, float]]]
+
+
+def run_staged(
+    plan: StagedPlan, out_dir: Path, overrides: Sequence[str], run_stage: StageRunner
+) -> list[dict[str, Any]]:
+    """Run the stages in order, each initialised from the previous stage's best checkpoint."""
+    rows: list[dict[str, Any]] = []
+    previous: str | None = None
+    for name, config in plan.stages:
+        best, metrics = run_stage([*plan.base, config], overrides, out_dir / name, previous)
+        rows.append({"stage": name, **{k: float(metrics[f"val/{k}"]) for k in METRIC_NAMES}})
+        previous = best
+    return rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The paper's table layout: one row per net, the four metrics in percent."""
+    header = "| net | " + " | ".join(PAPER_TITLES[k] for k in METRIC_NAMES) + " |"
+    lines = [header, "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    for row in rows:
+        cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in METRIC_NAMES]
+        lines.append(f"| {row['stage']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
+    """``results.csv`` (metrics as fractions) and ``results.md`` (the paper's layout, percent)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in RESULT_COLUMNS} for row in rows)
+    md_path.write_text(format_table(rows) + "\n")
+    return csv_path, md_path

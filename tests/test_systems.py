@@ -1,0 +1,138 @@
+"""The LightningModules: reference recipe, loss, checkpoints, staged initialisation, DDP-exact evaluation."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s
+from fcn_lightning.data import SyntheticVOCDataModule
+
+TINY = {"width": 0.0625, "batch_norm": True, "num_classes": 21}
+
+
+def tiny_data(root, **kwargs) -> SyntheticVOCDataModule:
+    options = {"image_size": 48, "num_train": 6, "num_val": 5} | kwargs
+    return SyntheticVOCDataModule(root=str(root), **options)
+
+
+def tiny_trainer(tmp_path, **kwargs) -> L.Trainer:
+    options = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "default_root_dir": str(tmp_path),
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+    }
+    return L.Trainer(**(options | kwargs))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic-voc")
+    tiny_data(root).prepare_data()
+    return root
+
+
+def test_reference_recipe_is_the_default_optimiser():
+    for cls, lr in ((FCN32s, 1e-10), (FCN16s, 1e-12), (FCN8s, 1e-14), (FCN8sAtOnce, 1e-10)):
+        model = cls(**TINY)
+        optimizer = model.configure_optimizers()
+        assert isinstance(optimizer, torch.optim.SGD)
+        weights, biases = optimizer.param_groups
+        assert weights["lr"] == lr and weights["momentum"] == 0.99 and weights["weight_decay"] == 5e-4
+        assert biases["lr"] == 2 * lr and biases["weight_decay"] == 0
+        grouped = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        frozen = [p for n, p in model.named_parameters() if "upscore" in n]
+        assert frozen and not any(id(p) in grouped for p in frozen)  # fixed upsamplers left out
+        assert all(id(p) in grouped for p in model.parameters() if p.requires_grad)
+        assert all(p.dim() == 1 for p in biases["params"])
+
+
+def test_any_optimiser_keeps_the_bias_rule():
+    model = FCN32s(**TINY, optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.1))
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 2e-3]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+
+
+def test_loss_sum_is_the_references_unnormalised_loss_and_mean_averages():
+    logits = torch.randn(2, 21, 5, 6)
+    mask = torch.randint(0, 21, (2, 5, 6))
+    mask[0, :2] = 255
+    per_pixel = nn.functional.cross_entropy(logits, mask, ignore_index=255, reduction="none")
+    summed = FCN32s(**TINY, loss_reduction="sum").loss(logits, mask)
+    torch.testing.assert_close(summed, per_pixel.sum() / 2)  # per image, as Caffe with batch 1
+    mean = FCN32s(**TINY, loss_reduction="mean").loss(logits, mask)
+    torch.testing.assert_close(mean, per_pixel.sum() / (mask != 255).sum())
+    all_ignored = torch.full_like(mask, 255)
+    assert FCN32s(**TINY, loss_reduction="mean").loss(logits, all_ignored).item() == 0
+    with pytest.raises(ValueError, match="loss_reduction"):
+        FCN32s(**TINY, loss_reduction="avg")
+
+
+def test_one_training_step_in_bf16_mixed_on_cpu(data_root, tmp_path):
+    model = FCN32s(**TINY, loss_reduction="mean")
+    before = model.net.score_fr.weight.detach().clone()  # zero at init: the trunk's gradient is 0 at step 1
+    trainer = tiny_trainer(tmp_path, precision="bf16-mixed", max_steps=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=tiny_data(data_root, batch_size=2))
+    assert trainer.global_step == 1
+    assert math.isfinite(trainer.callback_metrics["train/loss"].item())
+    assert model.net.trunk.block1.conv1_1.weight.dtype == torch.float32  # mixed, not true bf16
+    assert not torch.equal(before, model.net.score_fr.weight)
+
+
+def test_checkpoint_loads_weights_only_and_16s_starts_at_32s_predictions(data_root, tmp_path):
+    coarse = FCN32s(**TINY, loss_reduction="mean")
+    trainer = tiny_trainer(tmp_path, max_steps=3, limit_val_batches=0)
+    trainer.fit(coarse, datamodule=tiny_data(data_root, batch_size=2))
+    with torch.no_grad():  # as if trained longer: a classifier that predicts more than one class
+        nn.init.normal_(coarse.net.score_fr.weight)
+    ckpt = tmp_path / "fcn32s.ckpt"
+    trainer.save_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)  # plain data only: safe to load
+    assert state["hyper_parameters"]["width"] == TINY["width"]
+
+    fine = FCN16s(**TINY, init_from=str(ckpt)).eval()
+    coarse.eval()
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        agree = (fine(x).argmax(1) == coarse(x).argmax(1)).float().mean().item()
+    assert agree >= 0.99, agree
+    assert not fine.net.score_pool4.weight.any()
+
+    with pytest.raises(ValueError, match="input_normalization"):
+        FCN16s(**TINY, init_from=str(ckpt), input_normalization="caffe")
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        FCN16s(**TINY, init_from=str(tmp_path / "missing.ckpt"))
+
+
+def test_a_datamodule_with_other_normalisation_is_refused(data_root, tmp_path):
+    model = FCN32s(**TINY, input_normalization="caffe")
+    with pytest.raises(ValueError, match="normalises inputs as 'imagenet'"):
+        tiny_trainer(tmp_path, max_steps=1).fit(model, datamodule=tiny_data(data_root))
+
+
+def _validate(data_root, tmp_path, **trainer_kwargs):
+    torch.manual_seed(0)
+    model = FCN8s(**TINY)
+    with torch.no_grad():
+        for layer in (model.net.score_fr, model.net.score_pool4, model.net.score_pool3):
+            nn.init.normal_(layer.weight)
+        model.net.score_fr.bias[0] = 2.0  # mostly background, some errors: non-trivial scores
+    trainer = tiny_trainer(tmp_path, **trainer_kwargs)
+    return trainer.validate(model, datamodule=tiny_data(data_root), verbose=False)[0]
+
+
+def test_validate_on_two_ddp_processes_equals_one_process(data_root, tmp_path):
+    # 5 validation images on 2 processes: a padding sampler would count one image twice.
+    single = _validate(data_root, tmp_path / "one")
+    double = _validate(data_root, tmp_path / "two", devices=2, strategy="ddp_spawn")
+    for key in ("val/pixel_acc", "val/mean_acc", "val/mean_iu", "val/fw_iu"):
+        assert double[key] == pytest.approx(single[key], abs=1e-12), key
+    assert 0 < single["val/pixel_acc"] < 1
