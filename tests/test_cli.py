@@ -1,0 +1,136 @@
+"""The ``fcn-lightning`` command: staged runs, predict, check-data, and every shipped config."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fcn_lightning.cli import FCNLightningCLI, main
+from fcn_lightning.data import VOCDataModule, write_synthetic_voc
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
+QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "accelerator": "cpu"}
+
+
+def write_yaml(path: Path, content: dict) -> Path:
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory):
+    """A three-stage run on tiny synthetic data, as the main job but seconds long."""
+    tmp = tmp_path_factory.mktemp("staged")
+    data = {
+        "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
+        "init_args": {
+            "root": str(tmp / "data"),
+            "image_size": 48,
+            "num_train": 6,
+            "num_val": 3,
+            "batch_size": 2,
+        },
+    }
+    write_yaml(
+        tmp / "base.yaml",
+        {
+            "seed_everything": 0,
+            "trainer": {
+                **QUIET_TRAINER,
+                "max_steps": 2,
+                "val_check_interval": 2,
+                "check_val_every_n_epoch": None,
+            },
+            "data": data,
+        },
+    )
+    for name in ("FCN32s", "FCN16s", "FCN8s"):
+        model = {"class_path": f"fcn_lightning.{name}", "init_args": TINY_MODEL}
+        write_yaml(tmp / f"{name.lower()}.yaml", {"model": model})
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml", "FCN-8s": "fcn8s.yaml"}
+    plan = write_yaml(tmp / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
+    main(["staged", "--config", str(plan), "--out", str(tmp / "out")])
+    return tmp
+
+
+def test_staged_writes_the_results_table(staged_run, capsys):
+    out = staged_run / "out"
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
+    assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu"]
+    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    table = (out / "results.md").read_text()
+    assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU |" in table and "| FCN-8s |" in table
+    for stage in ("FCN-32s", "FCN-16s", "FCN-8s"):
+        assert list((out / stage).rglob("best-*.ckpt")), stage
+
+
+def test_each_stage_starts_from_the_previous_best(staged_run):
+    saved = (staged_run / "out" / "FCN-16s").rglob("config.yaml")
+    config = yaml.safe_load(next(saved).read_text())
+    assert "FCN-32s" in config["model"]["init_args"]["init_from"]
+
+
+def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("a", (40, 56)), ("b", (33, 21))):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(images / f"{name}.jpg")
+    ckpt = next((staged_run / "out" / "FCN-8s").rglob("best-*.ckpt"))
+    out = tmp_path / "pred"
+    args = ["predict", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    args += ["--ckpt_path", str(ckpt), "--data.init_args.predict_dir", str(images)]
+    args += ["--predictions.output_dir", str(out), "--trainer.default_root_dir", str(tmp_path)]
+    main(args)
+    for name, size in (("a", (40, 56)), ("b", (33, 21))):
+        label = Image.open(out / f"{name}.png")
+        assert label.mode == "P" and label.size == size[::-1]
+        assert np.asarray(label).max() < 21
+        assert Image.open(out / f"{name}_overlay.png").size == size[::-1]
+
+
+def test_check_data_lists_every_problem(tmp_path, capsys):
+    root = write_synthetic_voc(tmp_path / "voc", image_size=32, num_train=4, num_val=3)
+    datamodule = VOCDataModule(root=str(root))
+    image = datamodule.split_samples("sbd_train")[0].image
+    label = datamodule.split_samples("seg11valid")[0].label
+    image.write_bytes(b"not a jpeg")
+    bad = Image.open(label)
+    bad.putpixel((0, 0), 37)  # a palette index outside {0..20, 255}
+    bad.save(label)
+    config = write_yaml(
+        tmp_path / "data.yaml",
+        {"data": {"class_path": "fcn_lightning.data.VOCDataModule", "init_args": {"root": str(root)}}},
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-data", "--config", str(config)])
+    assert exit_info.value.code == 1
+    printed = capsys.readouterr().out
+    assert str(image) in printed and str(label) in printed and "37" in printed
+
+
+@pytest.mark.parametrize("stage", sorted(p.name for p in (CONFIGS / "voc").glob("fcn*.yaml")))
+def test_every_voc_config_builds_on_voc_format_data(stage, tmp_path):
+    root = write_synthetic_voc(tmp_path / "voc", image_size=32, num_train=4, num_val=2)
+    args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
+    args += [
+        "--data.init_args.root",
+        str(root),
+        "--model.init_args.init_from",
+        "null",
+        "--trainer.logger",
+        "false",
+    ]
+    cli = FCNLightningCLI(args=args, run=False)
+    assert cli.model.hparams.num_classes == 21 and type(cli.model).__name__.lower().endswith(
+        stage[3:-5].replace("_", "")
+    )
+    assert cli.trainer.max_steps in (100_000, 300_000)
+    cli.datamodule.setup("fit")
+    assert len(cli.datamodule.train_dataset) > 0
