@@ -86,8 +86,8 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning staged``: fit every stage, validate each best checkpoint, write and print the table."""
     parser = argparse.ArgumentParser(
         prog="fcn-lightning staged",
-        description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation metrics. "
-        "Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
+        description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
+        "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
     )
     parser.add_argument("--config", required=True, help="staged YAML: base configs and one config per stage")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
@@ -97,9 +97,8 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage)
     csv_path, md_path = write_results(rows, out_dir)
-    print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages in {time.perf_counter() - start:.0f} s; wrote {csv_path} and {md_path}"
-    )
+    seconds = time.perf_counter() - start
+    print(f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s; wrote {csv_path} and {md_path}")
     return rows
 
 
