@@ -40,7 +40,7 @@ class VGG16Trunk(nn.Module):
     Args:
         in_channels: 3 for RGB, 4 for RGB-D early fusion, 3 for HHA.
         width: channel multiplier, for fast tests and demos only.
-        batch_norm: a BatchNorm after each conv (like torchvision's ``vgg16_bn``); off in the paper, useful
+        batch_norm: a BatchNorm after each conv and after fc6 / fc7; off in the paper, useful
             to train from scratch.
         dropout: element-wise dropout probability after fc6 and fc7.
         upto: the last blob built; the single-layer nets (FCN-pool4, ...) have no deeper layers, so no
@@ -92,16 +92,14 @@ class VGG16Trunk(nn.Module):
         }
         if upto != "fc7":
             return
-        self.fc = nn.Sequential(
-            OrderedDict(
-                fc6=nn.Conv2d(channels, fc_channels, 7),
-                relu6=nn.ReLU(inplace=True),
-                drop6=nn.Dropout(dropout),
-                fc7=nn.Conv2d(fc_channels, fc_channels, 1),
-                relu7=nn.ReLU(inplace=True),
-                drop7=nn.Dropout(dropout),
-            )
-        )
+        fc: OrderedDict[str, nn.Module] = OrderedDict()
+        for name, in_ch, kernel in (("6", channels, 7), ("7", fc_channels, 1)):
+            fc[f"fc{name}"] = nn.Conv2d(in_ch, fc_channels, kernel)
+            if batch_norm:  # unlike vgg16_bn's classifier: from scratch, fc6/fc7 need it as much
+                fc[f"bn{name}"] = nn.BatchNorm2d(fc_channels)
+            fc[f"relu{name}"] = nn.ReLU(inplace=True)
+            fc[f"drop{name}"] = nn.Dropout(dropout)
+        self.fc = nn.Sequential(fc)
 
     def _check_built(self, blob: str) -> None:
         if blob not in self.blobs or self.blobs.index(blob) > self.blobs.index(self.upto):
