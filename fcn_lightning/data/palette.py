@@ -1,0 +1,92 @@
+"""The PASCAL VOC colour palette and label-image helpers.
+
+VOC stores labels as palette PNGs: the pixel values are class indices and the palette only says how to
+show them. Writing labels the same way keeps them readable by every VOC tool, and reading them back as
+indices (never as RGB) is what makes the label exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["VOC_PALETTE", "VOID_COLOR", "colorize", "overlay", "save_label_png", "voc_palette"]
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The VOC palette as an ``n x 3`` uint8 array, by the devkit's bit-interleaving rule.
+
+    Bit ``j`` of the red, green and blue components of colour ``i`` comes from bits ``3j``, ``3j+1`` and
+    ``3j+2`` of ``i``, most significant first; so index 1 is dark red, 15 (person) is pinkish and 255
+    (void) is the cream (224, 224, 192) that VOC draws object boundaries with.
+    """
+    palette = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette[i] = (r, g, b)
+    return palette
+
+
+#: The 256-entry VOC palette (index -> RGB).
+VOC_PALETTE: np.ndarray = voc_palette(256)
+VOC_PALETTE.setflags(write=False)
+#: Colour of the void / ignore label 255.
+VOID_COLOR: tuple[int, int, int] = tuple(int(v) for v in VOC_PALETTE[255])  # type: ignore[assignment]
+
+
+def _as_label(label: np.ndarray) -> np.ndarray:
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"a label must be a 2-D array of class indices, got shape {label.shape}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"label values must lie in 0..255, got {label.min()}..{label.max()}")
+    return label.astype(np.uint8, copy=False)
+
+
+def save_label_png(path: str | Path, label: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> Path:
+    """Write ``label`` (H x W class indices, 255 = void) as a palette PNG (mode "P"), as VOC does."""
+    label = _as_label(label)
+    h, w = label.shape
+    image = Image.frombytes("P", (w, h), np.ascontiguousarray(label).tobytes())
+    image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
+    path = Path(path)
+    image.save(path, format="PNG")
+    return path
+
+
+def colorize(label: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> np.ndarray:
+    """Map class indices (H x W, 255 = void) to an H x W x 3 uint8 RGB picture."""
+    return np.asarray(palette, dtype=np.uint8)[_as_label(label)]
+
+
+def overlay(
+    image_rgb: np.ndarray,
+    label: np.ndarray,
+    alpha: float = 0.5,
+    palette: np.ndarray = VOC_PALETTE,
+    background: int | None = 0,
+) -> np.ndarray:
+    """Blend the label colours over an RGB image, for looking at predictions.
+
+    Pixels of class ``background`` keep the image so that objects stand out; void (255) is blended
+    with its own cream colour, so ignored pixels stay visible. Returns H x W x 3 uint8.
+    """
+    image = np.asarray(image_rgb)
+    label = _as_label(label)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != label.shape:
+        raise ValueError(f"image {image.shape} and label {label.shape} must be H x W x 3 and H x W")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    colours = colorize(label, palette).astype(np.float32)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
+    if background is not None:
+        keep = label == background
+        blended[keep] = image[keep]
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,54 @@
+"""Shared fixtures: small synthetic datasets in the VOC + SBD + VOC2011 layout, written once per session.
+
+The session datasets are shared by every test: treat them as read-only and use ``voc_copy`` (a private
+copy) to break files on purpose.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Parameters of the shared dataset: 48 px scenes, every id set of the real layout represented.
+SMALL_SYNTHETIC: dict[str, Any] = {
+    "seed": 0,
+    "image_size": 48,
+    "num_train": 8,
+    "num_val": 4,
+    "num_sbd_val": 2,
+    "num_voc_train": 4,
+    "num_leak": 2,
+    "num_voc12_extra_val": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def synthetic_voc_params() -> dict[str, Any]:
+    """The generator parameters of ``synthetic_voc_root`` (pass to ``SyntheticVOCConfig`` to redraw)."""
+    return dict(SMALL_SYNTHETIC)
+
+
+@pytest.fixture(scope="session")
+def synthetic_voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete small synthetic VOC2012 + SBD + VOC2011 tree (all images 48 x 48). Read-only."""
+    from fcn_lightning.data import write_synthetic_voc
+
+    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc") / "voc", **SMALL_SYNTHETIC)
+
+
+@pytest.fixture(scope="session")
+def synthetic_voc_jitter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``synthetic_voc_root`` but image sizes vary (40..56 px per side), as real VOC's do. Read-only."""
+    from fcn_lightning.data import write_synthetic_voc
+
+    params = SMALL_SYNTHETIC | {"size_jitter": 8, "seed": 1}
+    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc-jitter") / "voc", **params)
+
+
+@pytest.fixture
+def voc_copy(synthetic_voc_root: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of ``synthetic_voc_root`` for tests that damage files."""
+    return Path(shutil.copytree(synthetic_voc_root, tmp_path / "voc"))
