@@ -94,6 +94,7 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
-        writer.writerows({k: row[k] for k in RESULT_COLUMNS} for row in rows)
+        for row in rows:
+            writer.writerow({"stage": row["stage"], **{k: f"{row[k]:.6f}" for k in METRIC_NAMES}})
     md_path.write_text(format_table(rows) + "\n")
     return csv_path, md_path
