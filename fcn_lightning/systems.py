@@ -153,8 +153,8 @@ class FCNSystem(L.LightningModule):
             )
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        theirs = getattr(datamodule, "normalization", None)
+        """Refuse data normalised for other weights (a silent mean-IU loss in earlier ports)."""
+        theirs = getattr(self.trainer.datamodule, "normalization", None)
         if theirs is not None and theirs != self.hparams.input_normalization:
             raise ValueError(
                 f"the datamodule normalises inputs as {theirs!r} but the model's weights expect "
