@@ -34,7 +34,7 @@ from fcn_lightning.data.transforms import (
     build_train_transform,
     to_pair,
 )
-from fcn_lightning.nets.weights import NORMALIZATIONS, InputNormalization, get_normalization
+from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
 __all__ = [
     "IGNORE_INDEX",
@@ -422,11 +422,12 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
-        if normalization not in NORMALIZATIONS:
+        try:
+            self.input_normalization: InputNormalization = get_normalization(normalization)
+        except ValueError as e:
             raise ValueError(
-                f"normalization={normalization!r} is not a known input normalization; "
-                f"expected one of {sorted(NORMALIZATIONS)} (it must match the backbone weights)"
-            )
+                f"normalization={normalization!r}: {e} (must match the backbone weights)"
+            ) from None
         for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -439,7 +440,6 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_batch_size = int(val_batch_size)
         self.num_workers = int(num_workers)
         self.normalization = normalization
-        self.input_normalization: InputNormalization = get_normalization(normalization)
         self.pad_to = to_pair(pad_to, "pad_to")
         self.crop_size = to_pair(crop_size, "crop_size")
         self.hflip = bool(hflip)
