@@ -7,10 +7,13 @@ copy) to break files on purpose.
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
+import torch.distributed as dist
 
 #: Parameters of the shared dataset: 48 px scenes, every id set of the real layout represented.
 SMALL_SYNTHETIC: dict[str, Any] = {
@@ -52,3 +55,33 @@ def synthetic_voc_jitter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def voc_copy(synthetic_voc_root: Path, tmp_path: Path) -> Path:
     """A private, writable copy of ``synthetic_voc_root`` for tests that damage files."""
     return Path(shutil.copytree(synthetic_voc_root, tmp_path / "voc"))
+
+
+class DestroyProcessGroupAtTeardown(L.Callback):
+    """Synchronise and destroy the gloo process group when a spawned run ends.
+
+    Lightning destroys only NCCL groups at exit; a gloo group left alive made a spawned worker abort
+    now and then ("terminate called without an active exception") when its peer exited first.
+    """
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+@pytest.fixture
+def two_process_ddp(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Trainer arguments for 2 CPU processes (gloo), on a port of their own.
+
+    Lightning leaves ``MASTER_PORT`` in the environment after a spawned run; each test gets a fresh one.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("MASTER_PORT", str(s.getsockname()[1]))
+    return {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp_spawn",
+        "callbacks": [DestroyProcessGroupAtTeardown()],
+    }

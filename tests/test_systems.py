@@ -129,10 +129,10 @@ def _validate(data_root, tmp_path, **trainer_kwargs):
     return trainer.validate(model, datamodule=tiny_data(data_root), verbose=False)[0]
 
 
-def test_validate_on_two_ddp_processes_equals_one_process(data_root, tmp_path):
+def test_validate_on_two_ddp_processes_equals_one_process(data_root, tmp_path, two_process_ddp):
     # 5 validation images on 2 processes: a padding sampler would count one image twice.
     single = _validate(data_root, tmp_path / "one")
-    double = _validate(data_root, tmp_path / "two", devices=2, strategy="ddp_spawn")
+    double = _validate(data_root, tmp_path / "two", **two_process_ddp)
     for key in ("val/pixel_acc", "val/mean_acc", "val/mean_iu", "val/fw_iu"):
         assert double[key] == pytest.approx(single[key], abs=1e-12), key
     assert 0 < single["val/pixel_acc"] < 1

@@ -364,15 +364,13 @@ class _IndexRecorder(L.LightningModule):
             )
 
 
-def test_two_process_validation_counts_every_image_once(synthetic_voc_root, tmp_path):
+def test_two_process_validation_counts_every_image_once(synthetic_voc_root, tmp_path, two_process_ddp):
     """A real 2-process gloo run on 7 images (a repeating sampler would validate one of them twice)."""
     split = tmp_path / "seven.txt"
     split.write_text("\n".join(VOCDataModule(root=str(synthetic_voc_root)).split_ids("voc_val")[:7]))
     dm = VOCDataModule(root=str(synthetic_voc_root), train_split="voc_train", val_split=str(split))
     trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
+        **two_process_ddp,
         default_root_dir=str(tmp_path),
         logger=False,
         enable_progress_bar=False,
