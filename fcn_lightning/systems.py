@@ -193,6 +193,14 @@ class FCNSystem(L.LightningModule):
         self.log_dict(metrics.per_class(result, prefix=f"{prefix}/iu/"))
         metrics.reset()
 
+    def on_validation_epoch_start(self) -> None:
+        # Fresh, process-private states: ddp_spawn pickles the module into shared memory, so without this
+        # the processes would add into one confusion matrix concurrently (racy, and summed twice on sync).
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 

@@ -1,6 +1,7 @@
 """The LightningModules: reference recipe, loss, checkpoints, staged initialisation, DDP-exact evaluation."""
 
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -122,7 +123,8 @@ class ColourRule(FCN8s):
     """FCN8s's validation path with predictions set by a fixed rule on the pixels.
 
     Logits of a random net tie within float noise at some pixels, and 1 vs 2 processes (1 vs 2 threads
-    each) may break such ties differently; this test is about counting every image once.
+    each) may break such ties differently; this test is about counting every image once. Each process
+    also records how many pixels it counted itself, before the confusion matrices are summed.
     """
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -131,16 +133,26 @@ class ColourRule(FCN8s):
         logits[:, 1:4] = image  # a normalised channel above 0.5 wins
         return logits
 
+    def on_validation_epoch_end(self) -> None:
+        counted = int(self.val_metrics.confmat.sum())
+        Path(self.trainer.default_root_dir, f"counted-rank{self.global_rank}.txt").write_text(str(counted))
+        super().on_validation_epoch_end()
+
 
 def _validate(data_root, tmp_path, **trainer_kwargs):
+    tmp_path.mkdir()
     trainer = tiny_trainer(tmp_path, **trainer_kwargs)
-    return trainer.validate(ColourRule(**TINY), datamodule=tiny_data(data_root), verbose=False)[0]
+    metrics = trainer.validate(ColourRule(**TINY), datamodule=tiny_data(data_root), verbose=False)[0]
+    counted = [int(p.read_text()) for p in sorted(tmp_path.glob("counted-rank*.txt"))]
+    return metrics, counted
 
 
 def test_validate_on_two_ddp_processes_equals_one_process(data_root, tmp_path, two_process_ddp):
     # 5 validation images on 2 processes: a padding sampler would count one image twice.
-    single = _validate(data_root, tmp_path / "one")
-    double = _validate(data_root, tmp_path / "two", **two_process_ddp)
+    single, [total] = _validate(data_root, tmp_path / "one")
+    double, per_process = _validate(data_root, tmp_path / "two", **two_process_ddp)
     for key in ("val/pixel_acc", "val/mean_acc", "val/mean_iu", "val/fw_iu"):
         assert double[key] == pytest.approx(single[key], abs=1e-12), key
     assert 0 < single["val/pixel_acc"] < 1 and 0 < single["val/mean_iu"] < 1
+    # Each process counts its own images into its own matrix (ddp_spawn shares the module's memory).
+    assert len(per_process) == 2 and sum(per_process) == total and all(0 < n < total for n in per_process)
