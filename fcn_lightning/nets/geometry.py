@@ -22,9 +22,6 @@ _POINTWISE = (
     nn.BatchNorm2d,
     nn.Identity,
     nn.LocalResponseNorm,
-    nn.Sequential,
-    nn.ModuleList,
-    nn.ModuleDict,
 )
 
 
@@ -48,7 +45,10 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
 
 
 def layer_map(layer: nn.Module) -> CoordMap:
-    """The coordinate map of one layer (the same along both axes, which FCN trunks guarantee)."""
+    """The coordinate map of one leaf layer (the same along both axes, which FCN trunks guarantee).
+
+    Containers are chains: use :func:`coord_map`.
+    """
     if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ConvTranspose2d)):
         kernel, stride, pad = (_pair(getattr(layer, a)) for a in ("kernel_size", "stride", "padding"))
         dilation = _pair(getattr(layer, "dilation", 1))

@@ -49,6 +49,9 @@ def test_layer_maps_are_caffes():
     assert layer_map(nn.ConvTranspose2d(1, 1, 4, stride=2)) == CoordMap(Fraction(2), Fraction(3, 2))
     with pytest.raises(TypeError, match="Upsample"):
         layer_map(nn.Upsample(scale_factor=2))
+    with pytest.raises(TypeError, match="Sequential"):  # a chain is not one layer: coord_map walks it
+        layer_map(nn.Sequential(nn.MaxPool2d(2, 2)))
+    assert coord_map([nn.Sequential(nn.MaxPool2d(2, 2))]) == layer_map(nn.MaxPool2d(2, 2))
 
 
 def test_invalid_crops_are_refused():
