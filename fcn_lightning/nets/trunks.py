@@ -21,6 +21,8 @@ VGG16_CHANNELS: tuple[tuple[int, ...], ...] = (
     (512, 512, 512),
 )
 VGG16_FC_CHANNELS = 4096
+#: The blobs the heads read, each with the number of conv stages it needs (fc7 also needs fc6 / fc7).
+BLOB_STAGES: dict[str, int] = {"pool3": 3, "pool4": 4, "pool5": 5, "fc7": 5}
 #: Padding of conv1_1: the reference's 100 keeps every input size croppable.
 CONV1_1_PAD = 100
 
@@ -47,7 +49,7 @@ class VGG16Trunk(nn.Module):
             parameters go unused (which DDP would reject).
     """
 
-    blobs = ("pool3", "pool4", "pool5", "fc7")
+    blobs = tuple(BLOB_STAGES)
 
     def __init__(
         self,
@@ -65,12 +67,11 @@ class VGG16Trunk(nn.Module):
         if upto not in self.blobs:
             raise ValueError(f"unknown blob {upto!r}; expected one of {self.blobs}")
         self.upto = upto
-        num_stages = {"pool3": 3, "pool4": 4}.get(upto, 5)
         self.in_channels = in_channels
         self.width = width
         self.batch_norm = batch_norm
         channels = in_channels
-        for stage, stage_channels in enumerate(VGG16_CHANNELS[:num_stages], start=1):
+        for stage, stage_channels in enumerate(VGG16_CHANNELS[: BLOB_STAGES[upto]], start=1):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
             for i, out in enumerate(stage_channels, start=1):
                 name = f"{stage}_{i}"
@@ -85,10 +86,8 @@ class VGG16Trunk(nn.Module):
             self.add_module(f"block{stage}", nn.Sequential(layers))
         fc_channels = scaled(VGG16_FC_CHANNELS, width)
         self.out_channels = {
-            "pool3": scaled(VGG16_CHANNELS[2][-1], width),
-            "pool4": scaled(VGG16_CHANNELS[3][-1], width),
-            "pool5": scaled(VGG16_CHANNELS[4][-1], width),
-            "fc7": fc_channels,
+            blob: fc_channels if blob == "fc7" else scaled(VGG16_CHANNELS[stages - 1][-1], width)
+            for blob, stages in BLOB_STAGES.items()
         }
         if upto != "fc7":
             return
@@ -110,8 +109,7 @@ class VGG16Trunk(nn.Module):
     def layers_to(self, blob: str) -> list[nn.Module]:
         """The chain of layers from the input to ``blob`` (for coordinate maps)."""
         self._check_built(blob)
-        stages = {"pool3": 3, "pool4": 4}.get(blob, 5)
-        chain: list[nn.Module] = self.blocks()[:stages]
+        chain: list[nn.Module] = self.blocks()[: BLOB_STAGES[blob]]
         return [*chain, self.fc] if blob == "fc7" else chain
 
     def blocks(self) -> list[nn.Sequential]:
