@@ -21,9 +21,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fcn_lightning.systems import METRIC_NAMES
+from fcn_lightning.metrics import SCORE_NAMES
 
-RESULT_COLUMNS = ("stage", *METRIC_NAMES)
+RESULT_COLUMNS = ("stage", *SCORE_NAMES)
 #: Column titles of the paper's tables.
 PAPER_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
 
@@ -72,17 +72,17 @@ def run_staged(
     previous: str | None = None
     for name, config in plan.stages:
         best, metrics = run_stage([*plan.base, config], overrides, out_dir / name, previous)
-        rows.append({"stage": name, **{k: float(metrics[f"val/{k}"]) for k in METRIC_NAMES}})
+        rows.append({"stage": name, **{k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}})
         previous = best
     return rows
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The paper's table layout: one row per net, the four metrics in percent."""
-    header = "| net | " + " | ".join(PAPER_TITLES[k] for k in METRIC_NAMES) + " |"
-    lines = [header, "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    header = "| net | " + " | ".join(PAPER_TITLES[k] for k in SCORE_NAMES) + " |"
+    lines = [header, "|---" * (len(SCORE_NAMES) + 1) + "|"]
     for row in rows:
-        cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in METRIC_NAMES]
+        cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]
         lines.append(f"| {row['stage']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -95,6 +95,6 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({"stage": row["stage"], **{k: f"{row[k]:.6f}" for k in METRIC_NAMES}})
+            writer.writerow({"stage": row["stage"], **{k: f"{row[k]:.6f}" for k in SCORE_NAMES}})
     md_path.write_text(format_table(rows) + "\n")
     return csv_path, md_path

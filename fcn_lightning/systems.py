@@ -1,15 +1,17 @@
 """LightningModules: one per FCN variant, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init).
 
-The defaults are the reference recipe (FCN_FACTS 2): summed (unnormalised) cross-entropy ignoring 255,
-SGD with momentum 0.99 and weight decay 5e-4, biases at twice the learning rate without decay, frozen
-upsampling layers left out of the optimiser. Any other optimiser comes in through LightningCLI as
-``optimizer: {class_path: ..., init_args: ...}``; the bias rule is applied to it too.
+The defaults are the reference recipe: cross-entropy ignoring the void label, summed over pixels rather
+than averaged (the reference's unnormalised loss, which is why its learning rates are 1e-10 and below),
+SGD with momentum 0.99 and weight decay 5e-4 at the variant's fixed learning rate, biases at twice the
+learning rate without decay, frozen upsampling layers left out of the optimiser. Any other optimiser
+comes in through LightningCLI as ``optimizer: {class_path: ..., init_args: ...}``; the bias rule is
+applied to it too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -17,19 +19,82 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from fcn_lightning.metrics import SegmentationMetrics, as_floats
-from fcn_lightning.nets import VGG16Weights, build_fcn, get_normalization, transplant_vgg16
+from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
+from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
+from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = 255
-#: Reference solver settings shared by every stage (FCN_FACTS 2).
+#: Reference solver settings shared by every variant (each variant's learning rate is in ``VARIANTS``).
 REFERENCE_MOMENTUM = 0.99
 REFERENCE_WEIGHT_DECAY = 5e-4
-METRIC_NAMES = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
+
+
+def read_init_file(init_from: str) -> dict[str, Any]:
+    """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped."""
+    path = Path(init_from).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"init_from: no such file {path} (expected a checkpoint, a VGG16 state dict, "
+            f"or one of {list(VGG16Weights.__members__)})"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # files saved in torch's legacy (non-zip) format cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"init_from: {path} holds a {type(state).__name__}, not a checkpoint or state dict")
+    return state
+
+
+def is_stage_checkpoint(state: Mapping[str, Any]) -> bool:
+    """Whether a loaded file is a checkpoint of an ``FCNSystem`` (its net under ``net.``)."""
+    inner = state.get("state_dict")
+    return isinstance(inner, Mapping) and any(str(k).startswith("net.") for k in inner)
+
+
+def weights_normalization(init_from: str | None, state: Mapping[str, Any] | None = None) -> str | None:
+    """The input normalisation the weights named by ``init_from`` expect; ``None`` for a random start.
+
+    torchvision's weights enum says it itself; a stage checkpoint recorded its model's; a VGG16
+    state-dict file carries a record if it was converted (e.g. from Caffe), else it is torchvision's.
+    ``state``: the file already loaded (saves reading it twice).
+    """
+    if not init_from:
+        return None
+    if init_from in VGG16Weights.__members__:
+        return VGG16Weights[init_from].normalization.name
+    state = read_init_file(init_from) if state is None else state
+    if is_stage_checkpoint(state):
+        return state.get("hyper_parameters", {}).get("input_normalization") or DEFAULT_NORMALIZATION
+    return state_dict_normalization(state)
+
+
+def resolve_input_normalization(
+    init_from: str | None, input_normalization: str | None, state: Mapping[str, Any] | None = None
+) -> str:
+    """The normalisation a model uses: its weights', and an explicit setting only where they agree.
+
+    Feeding torchvision weights Caffe-style inputs (or the reverse) silently costs mean IU, so a
+    conflicting explicit setting is an error naming both. A random start takes the explicit setting, or
+    torchvision's.
+    """
+    if input_normalization is not None:
+        get_normalization(input_normalization)  # a typo fails here, naming the known ones
+    expected = weights_normalization(init_from, state)
+    if expected is None:
+        return input_normalization or DEFAULT_NORMALIZATION
+    if input_normalization is not None and input_normalization != expected:
+        raise ValueError(
+            f"input_normalization={input_normalization!r} conflicts with init_from={init_from!r}, whose "
+            f"weights expect {expected!r} inputs: leave input_normalization unset (the weights decide it)"
+        )
+    return expected
 
 
 def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -42,20 +107,23 @@ def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Param
 
 
 class FCNSystem(L.LightningModule):
-    """What every FCN LightningModule shares. Subclasses only name their net and reference learning rate.
+    """What every FCN LightningModule shares. Subclasses only name their variant (``nets.VARIANTS``).
 
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
         in_channels: input channels (3 RGB / HHA, 4 RGB-D).
         width: trunk channel multiplier; 1.0 is the paper's net, smaller is for tests and demos.
-        batch_norm: batch norm after each trunk conv (off in the paper; lets small nets train from scratch).
+        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (off in the paper; lets small nets
+            train from scratch).
         learn_upsampling: learn the upsampling layers (the reference keeps them bilinear, lr 0).
         dropout: element-wise dropout after fc6 and fc7.
         init_from: where the weights start: ``None`` (random trunk), ``"IMAGENET1K_V1"`` (torchvision's
             ImageNet VGG16), the path of a torchvision-style VGG16 state dict (ImageNet surgery), or the path
             of a checkpoint of a coarser stage (every matching parameter copied; new score layers stay 0).
-        input_normalization: the normalisation the weights expect (``"imagenet"`` for torchvision weights,
-            ``"caffe"`` for Caffe-converted ones). Training refuses a datamodule that normalises otherwise.
+        input_normalization: leave unset: the weights of ``init_from`` decide it (``"imagenet"`` for
+            torchvision's, ``"caffe"`` for Caffe-converted ones, a checkpoint's own); a setting that
+            conflicts with them is an error. Set it only for a random start. Checkpoints record it, and the
+            data module normalises its inputs to match.
         loss_reduction: ``"sum"``: the reference's unnormalised loss, summed over pixels and divided by the
             batch size (its tiny learning rates assume it); ``"mean"``: averaged over labelled pixels.
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
@@ -67,10 +135,8 @@ class FCNSystem(L.LightningModule):
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
     """
 
-    #: Builder name in ``fcn_lightning.nets.VARIANTS``.
+    #: Builder name in ``fcn_lightning.nets.VARIANTS``, which also holds its reference learning rate.
     variant: ClassVar[str]
-    #: The reference solver's learning rate on the summed loss (VOC, FCN_FACTS 2).
-    reference_lr: ClassVar[float]
 
     def __init__(
         self,
@@ -81,7 +147,7 @@ class FCNSystem(L.LightningModule):
         learn_upsampling: bool = False,
         dropout: float = 0.5,
         init_from: str | None = None,
-        input_normalization: str = "imagenet",
+        input_normalization: str | None = None,
         loss_reduction: Literal["sum", "mean"] = "sum",
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -93,9 +159,16 @@ class FCNSystem(L.LightningModule):
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
-        get_normalization(input_normalization)  # fail early on a typo
+        spec = VARIANTS[self.variant]
+        init_state = (
+            read_init_file(init_from) if init_from and init_from not in VGG16Weights.__members__ else None
+        )
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # The checkpoint records the normalisation actually used, not the (usually unset) argument.
+        self.hparams.input_normalization = resolve_input_normalization(
+            init_from, input_normalization, init_state
+        )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = build_fcn(
@@ -108,7 +181,13 @@ class FCNSystem(L.LightningModule):
             dropout=dropout,
         )
         if init_from:
-            self.initialise_from(init_from)
+            self.initialise_from(init_from, init_state)
+        elif spec.starts_from is not None:
+            rank_zero_warn(
+                f"{spec.title} starts from a trained {VARIANTS[spec.starts_from].title} in the paper, but "
+                f"init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
+                f"path/to/{spec.starts_from}.ckpt (the staged command does), or train the at-once variant."
+            )
         metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
         metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
         self.val_metrics = SegmentationMetrics(**metric_args)
@@ -116,51 +195,30 @@ class FCNSystem(L.LightningModule):
 
     # ----------------------------------------------------------------------------------- initialisation
 
-    def initialise_from(self, source: str) -> None:
-        """Load ImageNet VGG16 weights into the trunk, or a coarser stage's weights into the whole net."""
+    @property
+    def input_normalization(self) -> str:
+        """The input normalisation the weights expect (the data module follows it)."""
+        return self.hparams.input_normalization
+
+    def initialise_from(self, source: str, state: Mapping[str, Any] | None = None) -> None:
+        """Load ImageNet VGG16 weights into the trunk, or a coarser stage's weights into the whole net.
+
+        ``state``: the file of ``source`` already loaded (:func:`read_init_file`).
+        """
         if source in VGG16Weights.__members__:
             transplant_vgg16(self.net.trunk, load_vgg16_state_dict(source))
             log.info("trunk initialised from ImageNet VGG16 (%s)", source)
             return
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"init_from: no such file {path} (expected a checkpoint, a VGG16 state dict, "
-                f"or one of {list(VGG16Weights.__members__)})"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if (
-            isinstance(state, dict)
-            and "state_dict" in state
-            and any(k.startswith("net.") for k in state["state_dict"])
-        ):
-            self._check_checkpoint_normalization(path, state)
+        state = read_init_file(source) if state is None else state
+        if is_stage_checkpoint(state):
             net_state = {
                 k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
             }
             copied = transfer_parameters(net_state, self.net)
-            log.info("initialised %d tensors from stage checkpoint %s", len(copied), path)
+            log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
         else:
             transplant_vgg16(self.net.trunk, state.get("state_dict", state))
-            log.info("trunk initialised from VGG16 state dict %s", path)
-
-    def _check_checkpoint_normalization(self, path: Path, state: dict[str, Any]) -> None:
-        theirs = state.get("hyper_parameters", {}).get("input_normalization")
-        if theirs is not None and theirs != self.hparams.input_normalization:
-            raise ValueError(
-                f"init_from checkpoint {path} was trained with input_normalization={theirs!r}, "
-                f"but this model has {self.hparams.input_normalization!r}"
-            )
-
-    def setup(self, stage: str) -> None:
-        """Refuse data normalised for other weights (a silent mean-IU loss in earlier ports)."""
-        theirs = getattr(self.trainer.datamodule, "normalization", None)
-        if theirs is not None and theirs != self.hparams.input_normalization:
-            raise ValueError(
-                f"the datamodule normalises inputs as {theirs!r} but the model's weights expect "
-                f"{self.hparams.input_normalization!r}: set data normalization and model "
-                "input_normalization to the same value"
-            )
+            log.info("trunk initialised from VGG16 state dict %s", source)
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -189,7 +247,7 @@ class FCNSystem(L.LightningModule):
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         result = metrics.compute()  # syncs the confusion matrices across processes once per epoch
-        self.log_dict(as_floats({k: result[k] for k in METRIC_NAMES}, prefix=f"{prefix}/"), prog_bar=True)
+        self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/"), prog_bar=True)
         self.log_dict(metrics.per_class(result, prefix=f"{prefix}/iu/"))
         metrics.reset()
 
@@ -236,54 +294,50 @@ class FCNSystem(L.LightningModule):
     def reference_sgd(self, params: Iterable[Any]) -> torch.optim.Optimizer:
         """The reference solver: fixed lr, momentum 0.99, weight decay 5e-4."""
         return torch.optim.SGD(
-            params, lr=self.reference_lr, momentum=REFERENCE_MOMENTUM, weight_decay=REFERENCE_WEIGHT_DECAY
+            params,
+            lr=VARIANTS[self.variant].reference_lr,
+            momentum=REFERENCE_MOMENTUM,
+            weight_decay=REFERENCE_WEIGHT_DECAY,
         )
 
 
 class FCN32s(FCNSystem):
-    """FCN-32s (VOC reference: lr 1e-10 on the summed loss, from ImageNet VGG16)."""
+    """FCN-32s: scores fc7, upsampled x32; from ImageNet VGG16."""
 
     variant = "fcn32s"
-    reference_lr = 1e-10
 
 
 class FCN16s(FCNSystem):
-    """FCN-16s (VOC reference: lr 1e-12, from FCN-32s)."""
+    """FCN-16s: FCN-32s fused with a pool4 score; from a trained FCN-32s."""
 
     variant = "fcn16s"
-    reference_lr = 1e-12
 
 
 class FCN8s(FCNSystem):
-    """FCN-8s, staged (VOC reference: lr 1e-14, from FCN-16s)."""
+    """FCN-8s, staged: FCN-16s fused with a pool3 score; from a trained FCN-16s."""
 
     variant = "fcn8s"
-    reference_lr = 1e-14
 
 
 class FCN8sAtOnce(FCNSystem):
-    """FCN-8s trained at once from ImageNet VGG16 with fixed skip scales (VOC reference: lr 1e-10)."""
+    """FCN-8s trained at once from ImageNet VGG16, its skips scaled by fixed factors."""
 
     variant = "fcn8s_atonce"
-    reference_lr = 1e-10
 
 
 class FCNPool5(FCNSystem):
-    """FCN-pool5 of the journal's Table 2: pool5 alone, no fc6/fc7 (trained like FCN-32s)."""
+    """FCN-pool5 of the journal's Table 2: predicts from pool5 alone (no fc6 / fc7, no fusion)."""
 
     variant = "fcn_pool5"
-    reference_lr = 1e-10
 
 
 class FCNPool4(FCNSystem):
-    """FCN-pool4 of the journal's Table 2: pool4 alone."""
+    """FCN-pool4 of the journal's Table 2: predicts from pool4 alone."""
 
     variant = "fcn_pool4"
-    reference_lr = 1e-10
 
 
 class FCNPool3(FCNSystem):
-    """FCN-pool3 of the journal's Table 2: pool3 alone."""
+    """FCN-pool3 of the journal's Table 2: predicts from pool3 alone."""
 
     variant = "fcn_pool3"
-    reference_lr = 1e-10

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s
-from fcn_lightning.data import SyntheticVOCDataModule
+from fcn_lightning.data import SyntheticVOCConfig, SyntheticVOCDataModule
 
 TINY = {"width": 0.0625, "batch_norm": True, "num_classes": 21}
 
 
 def tiny_data(root, **kwargs) -> SyntheticVOCDataModule:
-    options = {"image_size": 48, "num_train": 6, "num_val": 5} | kwargs
-    return SyntheticVOCDataModule(root=str(root), **options)
+    generator = SyntheticVOCConfig(image_size=48, num_train=6, num_val=5)
+    return SyntheticVOCDataModule(root=str(root), generator=generator, **kwargs)
 
 
 def tiny_trainer(tmp_path, **kwargs) -> L.Trainer:
@@ -39,6 +39,7 @@ def data_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 def test_reference_recipe_is_the_default_optimiser():
     for cls, lr in ((FCN32s, 1e-10), (FCN16s, 1e-12), (FCN8s, 1e-14), (FCN8sAtOnce, 1e-10)):
         model = cls(**TINY)
@@ -107,16 +108,55 @@ def test_checkpoint_loads_weights_only_and_16s_starts_at_32s_predictions(data_ro
     assert agree >= 0.99, agree
     assert not fine.net.score_pool4.weight.any()
 
-    with pytest.raises(ValueError, match="input_normalization"):
+    assert state["hyper_parameters"]["input_normalization"] == "imagenet"  # the checkpoint records it
+    with pytest.raises(ValueError, match=r"input_normalization='caffe' conflicts .* expect 'imagenet'"):
         FCN16s(**TINY, init_from=str(ckpt), input_normalization="caffe")
     with pytest.raises(FileNotFoundError, match="init_from"):
         FCN16s(**TINY, init_from=str(tmp_path / "missing.ckpt"))
 
 
-def test_a_datamodule_with_other_normalisation_is_refused(data_root, tmp_path):
+def test_the_weights_decide_the_normalisation(tmp_path):
+    # torchvision's enum says imagenet: a Caffe setting is refused, naming both, before any download
+    with pytest.raises(
+        ValueError, match="input_normalization='caffe' conflicts with init_from='IMAGENET1K_V1'"
+    ):
+        FCN32s(**TINY, init_from="IMAGENET1K_V1", input_normalization="caffe")
+    # a converted VGG16 file records its own: caffe, and an imagenet setting is refused
+    converted = tmp_path / "vgg16-caffe.pth"
+    state = {f"features.{i}.{k}": torch.zeros(1) for i in range(13) for k in ("weight", "bias")}
+    torch.save({"state_dict": state, "input_normalization": "caffe"}, converted)
+    with pytest.raises(ValueError, match=r"'imagenet' conflicts with init_from=.*expect 'caffe'"):
+        FCN32s(**TINY, init_from=str(converted), input_normalization="imagenet")
+    # a torchvision-style file without a record is torchvision's
+    plain = tmp_path / "vgg16.pth"
+    torch.save(state, plain)
+    from fcn_lightning.systems import weights_normalization
+
+    assert (
+        weights_normalization(str(converted)) == "caffe" and weights_normalization(str(plain)) == "imagenet"
+    )
+    # a random start takes the setting, else torchvision's; the resolved value is what hparams record
+    assert FCN32s(**TINY).hparams.input_normalization == "imagenet"
+    assert FCN32s(**TINY, input_normalization="caffe").input_normalization == "caffe"
+
+
+def test_the_data_module_follows_the_model_and_refuses_a_contrary_setting(data_root, tmp_path):
     model = FCN32s(**TINY, input_normalization="caffe")
-    with pytest.raises(ValueError, match="normalises inputs as 'imagenet'"):
-        tiny_trainer(tmp_path, max_steps=1).fit(model, datamodule=tiny_data(data_root))
+    data = tiny_data(data_root, batch_size=2)
+    tiny_trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=data)
+    assert data.input_normalization.name == "caffe" and data.train_dataset.transform.normalization.bgr
+    with pytest.raises(ValueError, match=r"data normalization='imagenet' conflicts .* expect 'caffe'"):
+        tiny_trainer(tmp_path, max_steps=1).fit(
+            FCN32s(**TINY, input_normalization="caffe"),
+            datamodule=tiny_data(data_root, normalization="imagenet"),
+        )
+
+
+def test_a_finer_stage_without_init_from_warns():
+    with pytest.warns(UserWarning, match="FCN-16s starts from a trained FCN-32s .* init_from is unset"):
+        FCN16s(**TINY)
+    with pytest.warns(UserWarning, match="FCN-8s starts from a trained FCN-16s"):
+        FCN8s(**TINY)
 
 
 class ColourRule(FCN8s):

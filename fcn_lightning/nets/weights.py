@@ -7,7 +7,8 @@ data pipelines look it up by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -55,14 +56,39 @@ CAFFE = InputNormalization(
 NORMALIZATIONS: dict[str, InputNormalization] = {n.name: n for n in (IMAGENET, CAFFE)}
 
 
-def get_normalization(name: str) -> InputNormalization:
-    """Look up a normalisation by name, with an error listing the known ones."""
+#: What weights without a record of their normalisation expect: torchvision's (its files carry none).
+DEFAULT_NORMALIZATION = IMAGENET.name
+#: The key under which a converted state-dict file records its normalisation.
+NORMALIZATION_KEY = "input_normalization"
+
+
+def get_normalization(name: str, mean: tuple[float, ...] | None = None) -> InputNormalization:
+    """Look up a normalisation by name, with an error listing the known ones.
+
+    ``mean`` replaces the mean of a normalisation without std division (``caffe``): the reference nets
+    subtract each dataset's own mean pixel (the layouts carry it), while torchvision's statistics are
+    ImageNet's whatever the dataset.
+    """
     try:
-        return NORMALIZATIONS[name]
+        norm = NORMALIZATIONS[name]
     except KeyError:
         raise ValueError(
             f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}"
         ) from None
+    if mean is not None and norm.std == (1.0, 1.0, 1.0):
+        norm = replace(norm, mean=tuple(float(m) for m in mean))
+    return norm
+
+
+def state_dict_normalization(state: Mapping[str, object]) -> str:
+    """The normalisation a VGG16 state-dict file expects: its own record, else torchvision's.
+
+    torchvision's files record nothing; a converted file (e.g. from Caffe) stores its normalisation's
+    name under :data:`NORMALIZATION_KEY` next to the tensors.
+    """
+    name = state.get(NORMALIZATION_KEY, DEFAULT_NORMALIZATION)
+    get_normalization(str(name))  # a record this version does not know is an error, not a guess
+    return str(name)
 
 
 class VGG16Weights(Enum):
