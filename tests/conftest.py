@@ -6,6 +6,7 @@ copy) to break files on purpose.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 from pathlib import Path
@@ -15,40 +16,38 @@ import lightning as L
 import pytest
 import torch.distributed as dist
 
-#: Parameters of the shared dataset: 48 px scenes, every id set of the real layout represented.
-SMALL_SYNTHETIC: dict[str, Any] = {
-    "seed": 0,
-    "image_size": 48,
-    "num_train": 8,
-    "num_val": 4,
-    "num_sbd_val": 2,
-    "num_voc_train": 4,
-    "num_leak": 2,
-    "num_voc12_extra_val": 2,
-}
+from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
+
+#: The shared dataset: 48 px scenes, every id set of the real layout represented.
+SMALL_SYNTHETIC = SyntheticVOCConfig(
+    seed=0,
+    image_size=48,
+    num_train=8,
+    num_val=4,
+    num_sbd_val=2,
+    num_voc_train=4,
+    num_leak=2,
+    num_voc12_extra_val=2,
+)
 
 
 @pytest.fixture(scope="session")
-def synthetic_voc_params() -> dict[str, Any]:
-    """The generator parameters of ``synthetic_voc_root`` (pass to ``SyntheticVOCConfig`` to redraw)."""
-    return dict(SMALL_SYNTHETIC)
+def synthetic_voc_config() -> SyntheticVOCConfig:
+    """The generator parameters of ``synthetic_voc_root`` (to redraw its scenes and splits)."""
+    return SMALL_SYNTHETIC
 
 
 @pytest.fixture(scope="session")
 def synthetic_voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete small synthetic VOC2012 + SBD + VOC2011 tree (all images 48 x 48). Read-only."""
-    from fcn_lightning.data import write_synthetic_voc
-
-    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc") / "voc", **SMALL_SYNTHETIC)
+    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc") / "voc", SMALL_SYNTHETIC)
 
 
 @pytest.fixture(scope="session")
 def synthetic_voc_jitter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Like ``synthetic_voc_root`` but image sizes vary (40..56 px per side), as real VOC's do. Read-only."""
-    from fcn_lightning.data import write_synthetic_voc
-
-    params = SMALL_SYNTHETIC | {"size_jitter": 8, "seed": 1}
-    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc-jitter") / "voc", **params)
+    config = dataclasses.replace(SMALL_SYNTHETIC, size_jitter=8, seed=1)
+    return write_synthetic_voc(tmp_path_factory.mktemp("synthetic-voc-jitter") / "voc", config)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 
 from fcn_lightning.cli import FCNLightningCLI, main
-from fcn_lightning.data import VOCDataModule, write_synthetic_voc
+from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
@@ -29,9 +29,7 @@ def staged_run(tmp_path_factory):
         "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
         "init_args": {
             "root": str(tmp / "data"),
-            "image_size": 48,
-            "num_train": 6,
-            "num_val": 3,
+            "generator": {"image_size": 48, "num_train": 6, "num_val": 3},
             "batch_size": 2,
         },
     }
@@ -96,7 +94,7 @@ def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
 
 
 def test_check_data_lists_every_problem(tmp_path, capsys):
-    root = write_synthetic_voc(tmp_path / "voc", image_size=32, num_train=4, num_val=3)
+    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=3))
     datamodule = VOCDataModule(root=str(root))
     image = datamodule.split_samples("sbd_train")[0].image
     label = datamodule.split_samples("seg11valid")[0].label
@@ -117,7 +115,7 @@ def test_check_data_lists_every_problem(tmp_path, capsys):
 
 @pytest.mark.parametrize("stage", sorted(p.name for p in (CONFIGS / "voc").glob("fcn*.yaml")))
 def test_every_voc_config_builds_on_voc_format_data(stage, tmp_path):
-    root = write_synthetic_voc(tmp_path / "voc", image_size=32, num_train=4, num_val=2)
+    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=2))
     args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
     args += [
         "--data.init_args.root",

@@ -1,26 +1,28 @@
 """Datasets and LightningDataModules: VOC + SBD with the paper's splits, and a synthetic stand-in.
 
-``VOCDataModule(root)`` reads the archives as they unpack; ``SyntheticVOCDataModule()`` writes and
-reads a small generated dataset in the same layout (tests, CPU demo). Shared machinery lives in
-:mod:`fcn_lightning.data.base`, pipelines in :mod:`fcn_lightning.data.transforms`, colours in
-:mod:`fcn_lightning.data.palette`.
+A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
+DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
+``VOCDataModule(root)`` reads the archives as they unpack; ``SyntheticVOCDataModule()`` writes and reads
+a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
+``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
 
 from fcn_lightning.data.base import (
-    IGNORE_INDEX,
-    DatasetError,
-    DatasetNotFoundError,
     ImageFolderDataset,
-    Sample,
     SegmentationDataModule,
     SegmentationDataset,
-    SplitOverlapError,
     collate_segmentation,
     eval_sampler,
+)
+from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
+from fcn_lightning.data.readers import (
+    DatasetError,
+    DatasetNotFoundError,
+    SplitOverlapError,
     read_image,
     read_label_png,
 )
-from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
 from fcn_lightning.data.synthetic import (
     SyntheticDatasetMismatchError,
     SyntheticVOCConfig,
@@ -29,19 +31,13 @@ from fcn_lightning.data.synthetic import (
     write_synthetic_voc,
 )
 from fcn_lightning.data.transforms import SegmentationTransform, build_eval_transform, build_train_transform
-from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, read_sbd_label
-
-
-def check_dataset(datamodule: SegmentationDataModule) -> list[str]:
-    """Every problem of a data module's configured splits (files, values, sizes, overlap); [] if clean."""
-    return datamodule.check()
-
+from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
 __all__ = [
-    "IGNORE_INDEX",
     "VOC_CLASSES",
     "VOC_PALETTE",
     "DatasetError",
+    "DatasetLayout",
     "DatasetNotFoundError",
     "ImageFolderDataset",
     "Sample",
@@ -53,9 +49,9 @@ __all__ = [
     "SyntheticVOCConfig",
     "SyntheticVOCDataModule",
     "VOCDataModule",
+    "VOCLayout",
     "build_eval_transform",
     "build_train_transform",
-    "check_dataset",
     "collate_segmentation",
     "colorize",
     "eval_sampler",

@@ -1,59 +1,51 @@
-"""What every segmentation dataset of the suite shares.
+"""What every segmentation dataset of the suite shares: datasets, batching and one DataModule.
 
-Reading images and label maps with validation (a bad file raises :class:`DatasetError` naming the file
-and the problem, instead of a shape error three layers down), sample dicts, the whole-split ``check``,
-a folder dataset for prediction, a collate function that refuses to silently mix image sizes, the
-DDP-exact evaluation sampler and a :class:`SegmentationDataModule` that VOC, NYUDv2, SIFT Flow and
-PASCAL-Context modules specialise by saying which files make up a split.
+:class:`SegmentationDataModule` holds every loader option once; a dataset is a
+:class:`~fcn_lightning.data.layout.DatasetLayout` (its files, splits, label reading, classes) and its
+DataModule is a few lines that build the layout and pass the options through.
 
-Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, ``ignore_index`` = 255 ignored),
-``id`` (file stem), ``index`` (position in its dataset), ``size`` (int64 ``[H, W]`` of the image as
-stored, before padding / cropping; a prediction on a padded input is cut back with ``[:H, :W]``).
-Prediction samples have ``path`` and no ``mask``.
+Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, 255 = ignored), ``id`` (file
+stem), ``index`` (position in its dataset), ``size`` (int64 ``[H, W]`` of the image as stored, before
+padding / cropping; a prediction on a padded input is cut back with ``[:H, :W]``). Prediction samples
+have ``path`` and no ``mask``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.readers import (
+    DatasetError,
+    DatasetNotFoundError,
+    SplitOverlapError,
+    check_no_overlap,
+    read_image,
+)
 from fcn_lightning.data.transforms import (
-    IGNORE_INDEX,
     SegmentationTransform,
     build_eval_transform,
     build_train_transform,
     to_pair,
 )
-from fcn_lightning.nets.weights import InputNormalization, get_normalization
+from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
 
 __all__ = [
-    "IGNORE_INDEX",
     "IMAGE_SUFFIXES",
-    "DatasetError",
-    "DatasetNotFoundError",
     "ImageFolderDataset",
-    "LabelReader",
-    "Sample",
     "SegmentationDataModule",
     "SegmentationDataset",
-    "SplitOverlapError",
-    "check_no_overlap",
     "collate_segmentation",
     "eval_sampler",
-    "read_id_list",
-    "read_image",
-    "read_label_png",
-    "validate_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,154 +53,20 @@ logger = logging.getLogger(__name__)
 #: Image files a prediction folder may hold.
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
-#: Reads a label file into an H x W integer array of class indices (ignore index allowed).
-LabelReader = Callable[[Path], np.ndarray]
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent; the message names the file and the problem."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset root, split list or sample file does not exist (also a ``FileNotFoundError``)."""
-
-
-class SplitOverlapError(ValueError):
-    """Training images appear in the evaluation split: the scores would be inflated by leakage."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading files
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: missing image file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
-    return np.asarray(rgb, dtype=np.uint8)
-
-
-def read_label_png(path: str | Path) -> np.ndarray:
-    """Read a palette ("P") or grey ("L") label PNG as its pixel values, i.e. the class indices.
-
-    Never converts to RGB: the palette only says how to draw the classes. An RGB label PNG (a
-    colourised label) cannot be mapped back reliably and is rejected.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: missing label file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode not in ("P", "L"):
-                raise DatasetError(
-                    f"{path}: label image has mode {mode!r}; it must be a palette or index PNG "
-                    f"(mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) picture"
-                )
-            return np.array(img, dtype=np.uint8)
-    except DatasetError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: cannot decode label image ({type(e).__name__}: {e})") from e
-
-
-def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndarray]) -> np.ndarray:
-    """Load a MATLAB label file and pick the label array out of it with ``extract(loadmat(path))``."""
-    import scipy.io
-
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: missing label file")
-    try:
-        label = np.asarray(extract(scipy.io.loadmat(path)))
-    except Exception as e:  # scipy raises MatReadError, ValueError, ...; a bad field KeyError / IndexError
-        raise DatasetError(f"{path}: cannot read label from .mat file ({type(e).__name__}: {e})") from e
-    if label.ndim != 2:
-        raise DatasetError(f"{path}: label must be 2-D, got shape {label.shape}")
-    return label
-
-
-def validate_label(
-    label: np.ndarray, path: str | Path, num_classes: int, ignore_index: int = IGNORE_INDEX
-) -> np.ndarray:
-    """Return ``label`` as uint8 if every value is a class index or ``ignore_index``, else DatasetError."""
-    label = np.asarray(label)
-    if label.ndim != 2:
-        raise DatasetError(f"{path}: label must be 2-D, got shape {label.shape}")
-    if not np.issubdtype(label.dtype, np.integer) and (
-        not np.all(np.isfinite(label)) or not np.all(label == np.round(label))
-    ):
-        raise DatasetError(f"{path}: label has non-integer values")
-    bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
-    if bad.any():
-        values = np.unique(label[bad])
-        shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
-        raise DatasetError(
-            f"{path}: label values {{{shown}}} outside the classes 0..{num_classes - 1} "
-            f"and the ignore index {ignore_index} ({int(bad.sum())} pixels)"
-        )
-    return label.astype(np.uint8 if ignore_index < 256 else np.int64)
-
-
-def read_id_list(path: str | Path) -> list[str]:
-    """Read a split file: one id a line (first token; blank lines and ``#`` comments skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"split file not found: {path}")
-    ids = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            ids.append(line.split()[0])
-    if not ids:
-        raise DatasetError(f"{path}: split file lists no ids")
-    return ids
-
 
 # --------------------------------------------------------------------------------------------------
 # Datasets
 
 
-@dataclass(frozen=True)
-class Sample:
-    """Where one example lives on disk. ``label`` is ``None`` for unlabelled (prediction) data."""
-
-    id: str
-    image: Path
-    label: Path | None = None
-
-
 class SegmentationDataset(Dataset):
-    """Images + label maps listed by :class:`Sample`, decoded and validated on every access.
-
-    ``label_readers`` maps a label file suffix (".png", ".mat") to a reader; values are validated
-    against ``num_classes`` and ``ignore_index``; image and label must have the same size.
-    """
+    """The samples of one split, decoded and validated on every access by their layout's rules."""
 
     def __init__(
-        self,
-        samples: Sequence[Sample],
-        num_classes: int,
-        transform: SegmentationTransform | None = None,
-        *,
-        label_readers: Mapping[str, LabelReader] | None = None,
-        ignore_index: int = IGNORE_INDEX,
-        name: str = "",
+        self, samples: Sequence[Sample], layout: DatasetLayout, transform: SegmentationTransform
     ) -> None:
         self.samples = list(samples)
-        self.num_classes = num_classes
-        self.transform = transform if transform is not None else build_eval_transform(None)
-        self.label_readers = dict(label_readers or {".png": read_label_png})
-        self.ignore_index = ignore_index
-        self.name = name
+        self.layout = layout
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -217,27 +75,14 @@ class SegmentationDataset(Dataset):
     def ids(self) -> list[str]:
         return [s.id for s in self.samples]
 
-    def read_label(self, path: Path) -> np.ndarray:
-        """Read and validate one label file with the reader registered for its suffix."""
-        reader = self.label_readers.get(path.suffix.lower())
-        if reader is None:
-            raise DatasetError(
-                f"{path}: no label reader for {path.suffix!r} (known: {sorted(self.label_readers)})"
-            )
-        return validate_label(reader(path), path, self.num_classes, self.ignore_index)
-
     def load(self, index: int) -> dict[str, np.ndarray]:
         """The raw arrays of one sample (uint8 RGB ``image``, uint8 ``mask``), validated."""
         sample = self.samples[index]
         image = read_image(sample.image)
         arrays = {"image": image}
         if sample.label is not None:
-            label = self.read_label(sample.label)
-            if label.shape != image.shape[:2]:
-                raise DatasetError(
-                    f"{sample.label}: label size {label.shape[0]}x{label.shape[1]} differs from the image "
-                    f"{sample.image} size {image.shape[0]}x{image.shape[1]}"
-                )
+            label = self.layout.read_label(sample.label)
+            _check_same_size(sample, image, label)
             arrays["mask"] = label
         return arrays
 
@@ -265,28 +110,33 @@ class SegmentationDataset(Dataset):
             found.append(str(e))
         if sample.label is not None:
             try:
-                label = self.read_label(sample.label)
+                label = self.layout.read_label(sample.label)
             except DatasetError as e:
                 found.append(str(e))
-        if image is not None and label is not None and label.shape != image.shape[:2]:
-            found.append(
-                f"{sample.label}: label size {label.shape[0]}x{label.shape[1]} differs from the image "
-                f"{sample.image} size {image.shape[0]}x{image.shape[1]}"
-            )
+        if image is not None and label is not None:
+            try:
+                _check_same_size(sample, image, label)
+            except DatasetError as e:
+                found.append(str(e))
         return found
 
     def check(self) -> list[str]:
         """Validate every sample; return all problems (empty list: clean)."""
-        found: list[str] = []
-        for i in range(len(self)):
-            found.extend(self.problems(i))
-        return found
+        return [problem for i in range(len(self)) for problem in self.problems(i)]
+
+
+def _check_same_size(sample: Sample, image: np.ndarray, label: np.ndarray) -> None:
+    if label.shape != image.shape[:2]:
+        raise DatasetError(
+            f"{sample.label}: label size {label.shape[0]}x{label.shape[1]} differs from the image "
+            f"{sample.image} size {image.shape[0]}x{image.shape[1]}"
+        )
 
 
 class ImageFolderDataset(Dataset):
     """Every .jpg / .jpeg / .png in a folder (sorted, not recursive), for prediction on new images."""
 
-    def __init__(self, directory: str | Path, transform: SegmentationTransform | None = None) -> None:
+    def __init__(self, directory: str | Path, transform: SegmentationTransform) -> None:
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
             raise DatasetNotFoundError(f"prediction folder not found: {self.directory}")
@@ -295,7 +145,7 @@ class ImageFolderDataset(Dataset):
             raise DatasetError(
                 f"{self.directory}: no images ({', '.join(IMAGE_SUFFIXES)}) in the prediction folder"
             )
-        self.transform = transform if transform is not None else build_eval_transform(None)
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -343,9 +193,7 @@ def collate_segmentation(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                     f"on the data module, or use batch size 1"
                 )
             out[key] = torch.stack(values)
-        elif isinstance(first, bool):
-            out[key] = list(values)
-        elif isinstance(first, int):
+        elif isinstance(first, int) and not isinstance(first, bool):
             out[key] = torch.tensor(values, dtype=torch.int64)
         else:
             out[key] = list(values)
@@ -375,45 +223,46 @@ def eval_sampler(dataset: Dataset) -> Sampler | None:
     return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=dist.get_rank(), shuffle=False)
 
 
-def check_no_overlap(
-    train_ids: Iterable[str], eval_ids: Iterable[str], train_name: str = "train", eval_name: str = "val"
-) -> None:
-    """Raise :class:`SplitOverlapError` naming the count and a few ids if any training id is evaluated on."""
-    overlap = sorted(set(train_ids) & set(eval_ids))
-    if overlap:
-        shown = ", ".join(overlap[:5]) + (", ..." if len(overlap) > 5 else "")
-        raise SplitOverlapError(
-            f"{len(overlap)} training images of split {train_name!r} are also in the evaluation split "
-            f"{eval_name!r} (e.g. {shown}); the scores would be inflated by leakage. Use disjoint splits"
-        )
-
-
 # --------------------------------------------------------------------------------------------------
 # DataModule
 
 
 class SegmentationDataModule(L.LightningDataModule):
-    """Split handling, transforms, loaders and checks common to all datasets.
+    """Splits, transforms, loaders and checks of any dataset given as a layout.
 
-    Subclasses set ``num_classes`` / ``class_names`` / ``label_readers``, implement
-    :meth:`split_samples` (split name or path -> samples) and may override :meth:`check_root`.
+    Args:
+        layout: the dataset's files, splits, label reading and classes (a dataset's own DataModule
+            builds it from ``root``).
+        train_split: training split, a name of the dataset's or a split-file path (one id a line;
+            relative paths also under the root). ``None``: the paper's training split.
+        val_split: validation split, likewise. ``None``: the paper's.
+        test_split: split for ``trainer.test``; ``None``: the validation split.
+        batch_size: training batch (paper: 1 whole image; > 1 needs ``pad_to`` or ``crop_size``).
+        val_batch_size: validation / test / predict batch (> 1 needs ``pad_to``).
+        num_workers: DataLoader worker processes.
+        normalization: leave unset: the inputs are normalised as the model's weights expect
+            (``"imagenet"``: RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean
+            pixel). Set it only to use the module without a model; a value the model's weights
+            contradict is an error.
+        pad_to: pad images (0 after normalisation) and labels (255) bottom/right to this size.
+        crop_size: random training crops of this size (padding first where the image is smaller).
+        hflip: random horizontal flips in training (off: the reference used no augmentation).
+        scale_range: random training rescale factor range, e.g. ``(0.5, 1.5)``.
+        predict_dir: folder of .jpg/.png images for ``trainer.predict``.
+        pin_memory: pin host memory for GPU transfer; ``None``: when CUDA is available.
     """
-
-    num_classes: ClassVar[int] = 0
-    class_names: ClassVar[tuple[str, ...]] = ()
-    ignore_index: ClassVar[int] = IGNORE_INDEX
-    label_readers: ClassVar[Mapping[str, LabelReader]] = {".png": read_label_png}
 
     def __init__(
         self,
+        layout: DatasetLayout,
         *,
-        train_split: str,
-        val_split: str,
+        train_split: str | None = None,
+        val_split: str | None = None,
         test_split: str | None = None,
         batch_size: int = 1,
         val_batch_size: int = 1,
         num_workers: int = 0,
-        normalization: str = "imagenet",
+        normalization: str | None = None,
         pad_to: int | tuple[int, int] | None = None,
         crop_size: int | tuple[int, int] | None = None,
         hflip: bool = False,
@@ -422,20 +271,16 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
-        try:
-            self.input_normalization: InputNormalization = get_normalization(normalization)
-        except ValueError as e:
-            raise ValueError(
-                f"normalization={normalization!r}: {e} (must match the backbone weights)"
-            ) from None
+        self.save_hyperparameters(ignore=["layout"])
         for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        self.train_split = train_split
-        self.val_split = val_split
-        self.test_split = test_split
+        self.layout = layout
+        self.train_split = train_split or layout.train_split
+        self.val_split = val_split or layout.val_split
+        self.test_split = test_split or self.val_split
         self.batch_size = int(batch_size)
         self.val_batch_size = int(val_batch_size)
         self.num_workers = int(num_workers)
@@ -446,60 +291,72 @@ class SegmentationDataModule(L.LightningDataModule):
         self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
         self.predict_dir = predict_dir
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        # Build once now so that a bad option fails at construction, not in the first batch.
-        self.train_transform = self.make_train_transform()
-        self.eval_transform = self.make_eval_transform()
+        # Built now so that a bad option fails at construction; rebuilt if the model's weights decide.
+        self.build_transforms(normalization or DEFAULT_NORMALIZATION)
         self.train_dataset: SegmentationDataset | None = None
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None
         self.predict_dataset: ImageFolderDataset | None = None
 
-    # --- hooks for subclasses -------------------------------------------------------------------
+    # --- what the dataset is --------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        return self.layout.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.layout.class_names
 
     def split_samples(self, split: str) -> list[Sample]:
         """The samples of a split given by name or split-file path."""
-        raise NotImplementedError
+        return self.layout.split_samples(split)
 
-    def check_root(self) -> None:
-        """Raise :class:`DatasetNotFoundError` naming the path if the dataset is not where configured."""
+    def split_ids(self, split: str) -> list[str]:
+        """The ids of a split (name or path), in file order."""
+        return [s.id for s in self.split_samples(split)]
 
-    def make_train_transform(self) -> SegmentationTransform:
-        return build_train_transform(
-            self.input_normalization,
-            pad_to=self.pad_to,
-            crop_size=self.crop_size,
-            hflip=self.hflip,
-            scale_range=self.scale_range,
-            ignore_index=self.ignore_index,
+    # --- normalisation and transforms -----------------------------------------------------------
+
+    def build_transforms(self, normalization: str) -> None:
+        """Build the training and evaluation pipelines for inputs normalised as ``normalization``."""
+        try:
+            norm = get_normalization(normalization, mean=self.layout.mean_bgr)
+        except ValueError as e:
+            raise ValueError(f"normalization={normalization!r}: {e}") from None
+        self.input_normalization: InputNormalization = norm
+        self.train_transform = build_train_transform(
+            norm, pad_to=self.pad_to, crop_size=self.crop_size, hflip=self.hflip, scale_range=self.scale_range
         )
+        self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to)
 
-    def make_eval_transform(self) -> SegmentationTransform:
-        return build_eval_transform(
-            self.input_normalization, pad_to=self.pad_to, ignore_index=self.ignore_index
-        )
+    def follow_model_normalization(self) -> None:
+        """Normalise as the attached model's weights expect; an explicit contrary setting is an error."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        wanted = getattr(model, "input_normalization", None)
+        if wanted is None:
+            return
+        if self.normalization is not None and self.normalization != wanted:
+            raise ValueError(
+                f"data normalization={self.normalization!r} conflicts with the model's weights, which "
+                f"expect {wanted!r} inputs: leave the data module's normalization unset (it follows the "
+                f"weights)"
+            )
+        if wanted != self.input_normalization.name:
+            self.build_transforms(wanted)
 
     # --- datasets ---------------------------------------------------------------------------------
 
-    @property
-    def effective_test_split(self) -> str:
-        """The split ``trainer.test`` runs on: ``test_split``, or the validation split when unset."""
-        return self.test_split if self.test_split is not None else self.val_split
-
     def make_dataset(self, split: str, train: bool = False) -> SegmentationDataset:
         """A dataset over ``split`` with the training or the evaluation transform."""
-        return SegmentationDataset(
-            self.split_samples(split),
-            self.num_classes,
-            self.train_transform if train else self.eval_transform,
-            label_readers=self.label_readers,
-            ignore_index=self.ignore_index,
-            name=split,
-        )
+        transform = self.train_transform if train else self.eval_transform
+        return SegmentationDataset(self.split_samples(split), self.layout, transform)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
+        self.follow_model_normalization()
         if stage != "predict":
-            self.check_root()
+            self.layout.check_root()
         if stage in (None, "fit"):
             self.train_dataset = self.make_dataset(self.train_split, train=True)
             self.val_dataset = self.make_dataset(self.val_split)
@@ -514,7 +371,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if stage == "validate":
             self.val_dataset = self.make_dataset(self.val_split)
         if stage in (None, "test"):
-            self.test_dataset = self.make_dataset(self.effective_test_split)
+            self.test_dataset = self.make_dataset(self.test_split)
         if stage in (None, "predict") and self.predict_dir is not None:
             self.predict_dataset = ImageFolderDataset(self.predict_dir, self.eval_transform)
         if stage == "predict" and self.predict_dir is None:
@@ -526,26 +383,25 @@ class SegmentationDataModule(L.LightningDataModule):
         Covers the root and split files, every image and label (existence, decoding, value range,
         size match) of the train, val and test splits, and train/val(/test) overlap.
         """
-        found: list[str] = []
         try:
-            self.check_root()
+            self.layout.check_root()
         except DatasetError as e:
             return [str(e)]
-        ids: dict[str, list[str]] = {}
-        splits = {"train": self.train_split, "val": self.val_split, "test": self.effective_test_split}
-        done: set[str] = set()
-        for role, split in splits.items():
+        found: list[str] = []
+        splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
+        split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
+        for split in dict.fromkeys(splits.values()):
             try:
                 dataset = self.make_dataset(split)
             except DatasetError as e:
                 found.append(str(e))
+                split_ids[split] = None
                 continue
-            ids[role] = dataset.ids
-            if split not in done:
-                done.add(split)
-                found.extend(dataset.check())
+            split_ids[split] = dataset.ids
+            found.extend(dataset.check())
+        ids = {role: split_ids[split] for role, split in splits.items()}
         for role in ("val", "test"):
-            if "train" in ids and role in ids:
+            if ids.get("train") and ids.get(role):
                 try:
                     check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
                 except SplitOverlapError as e:
@@ -555,40 +411,28 @@ class SegmentationDataModule(L.LightningDataModule):
 
     # --- loaders ----------------------------------------------------------------------------------
 
-    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
-        sampler = None if train else eval_sampler(dataset)
+    def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() for this stage first (the Trainer does)")
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
-            sampler=sampler,
+            sampler=None if train else eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=collate_segmentation,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
 
-    def _require(self, dataset: Dataset | None, stage: str) -> Dataset:
-        if dataset is None:
-            self.setup(stage)
-            dataset = {
-                "fit": self.train_dataset,
-                "validate": self.val_dataset,
-                "test": self.test_dataset,
-                "predict": self.predict_dataset,
-            }[stage]
-        assert dataset is not None
-        return dataset
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._require(self.train_dataset, "fit"), self.batch_size, train=True)
+        return self._loader(self.train_dataset, self.batch_size, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        dataset = self.val_dataset if self.val_dataset is not None else self._require(None, "validate")
-        return self._loader(dataset, self.val_batch_size, train=False)
+        return self._loader(self.val_dataset, self.val_batch_size, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._require(self.test_dataset, "test"), self.val_batch_size, train=False)
+        return self._loader(self.test_dataset, self.val_batch_size, train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._require(self.predict_dataset, "predict"), self.val_batch_size, train=False)
+        return self._loader(self.predict_dataset, self.val_batch_size, train=False)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import InputNormalization
 
 __all__ = [
@@ -29,8 +30,6 @@ __all__ = [
     "build_train_transform",
     "to_pair",
 ]
-
-IGNORE_INDEX = 255
 
 
 def to_pair(size: int | tuple[int, int] | list[int] | None, name: str = "size") -> tuple[int, int] | None:
@@ -120,14 +119,14 @@ class SegmentationTransform:
         return out
 
 
-def _pad(size: tuple[int, int], position: str, ignore_index: int) -> A.PadIfNeeded:
+def _pad(size: tuple[int, int], position: str) -> A.PadIfNeeded:
     return A.PadIfNeeded(
         min_height=size[0],
         min_width=size[1],
         position=position,  # type: ignore[arg-type]
         border_mode=cv2.BORDER_CONSTANT,
         fill=0,
-        fill_mask=ignore_index,
+        fill_mask=IGNORE_INDEX,
     )
 
 
@@ -138,13 +137,12 @@ def build_train_transform(
     crop_size: int | tuple[int, int] | None = None,
     hflip: bool = False,
     scale_range: tuple[float, float] | None = None,
-    ignore_index: int = IGNORE_INDEX,
     additional_targets: Mapping[str, str] | None = None,
     extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> SegmentationTransform:
     """Training pipeline: optional flip, random scale, then a random crop (``crop_size``) or padding.
 
-    ``crop_size``: pad (image 0, label ``ignore_index``) where the image is smaller, then crop at a
+    ``crop_size``: pad (image 0, label 255) where the image is smaller, then crop at a
     random place, so every sample has that size. Else ``pad_to``: pad bottom/right to that size (a
     larger, e.g. up-scaled, image is randomly cropped to it). Neither: sizes vary (batch 1, as the paper).
     Nothing random is on unless asked for (the paper's reference trains without augmentation).
@@ -168,7 +166,7 @@ def build_train_transform(
         )
     target = crop or pad
     if target is not None:
-        ops.append(_pad(target, "center" if crop else "top_left", ignore_index))
+        ops.append(_pad(target, "center" if crop else "top_left"))
         ops.append(A.RandomCrop(height=target[0], width=target[1]))
     augment = A.Compose(ops, additional_targets=dict(additional_targets or {})) if ops else None
     return SegmentationTransform(normalization, augment, extra_normalizers=extra_normalizers)
@@ -178,7 +176,6 @@ def build_eval_transform(
     normalization: InputNormalization | None,
     *,
     pad_to: int | tuple[int, int] | None = None,
-    ignore_index: int = IGNORE_INDEX,
     additional_targets: Mapping[str, str] | None = None,
     extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> SegmentationTransform:
@@ -191,7 +188,5 @@ def build_eval_transform(
     pad = to_pair(pad_to, "pad_to")
     augment = None
     if pad is not None:
-        augment = A.Compose(
-            [_pad(pad, "top_left", ignore_index)], additional_targets=dict(additional_targets or {})
-        )
+        augment = A.Compose([_pad(pad, "top_left")], additional_targets=dict(additional_targets or {}))
     return SegmentationTransform(normalization, augment, extra_normalizers=extra_normalizers, output_size=pad)

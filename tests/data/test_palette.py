@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn_lightning.data.base import read_label_png
 from fcn_lightning.data.palette import VOC_PALETTE, VOID_COLOR, colorize, overlay, save_label_png, voc_palette
+from fcn_lightning.data.readers import read_label_png
 
 
 def test_palette_matches_known_voc_colours():

@@ -19,15 +19,14 @@ from fcn_lightning.data import (
     DatasetNotFoundError,
     SplitOverlapError,
     VOCDataModule,
-    check_dataset,
     render_sample,
 )
-from fcn_lightning.data.synthetic import SyntheticVOCConfig, synthetic_splits
+from fcn_lightning.data.synthetic import synthetic_splits
 
 
 @pytest.fixture(scope="module")
-def splits(synthetic_voc_params) -> dict[str, list[str]]:
-    return synthetic_splits(SyntheticVOCConfig(**synthetic_voc_params))
+def splits(synthetic_voc_config) -> dict[str, list[str]]:
+    return synthetic_splits(synthetic_voc_config)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,11 +52,13 @@ def test_defaults_are_the_papers_splits(synthetic_voc_root, splits):
 
 def test_module_properties_and_hparams(synthetic_voc_root):
     dm = VOCDataModule(root=str(synthetic_voc_root))
-    assert dm.num_classes == 21 and dm.class_names == VOC_CLASSES and dm.ignore_index == 255
+    assert dm.num_classes == 21 and dm.class_names == VOC_CLASSES
     assert VOC_CLASSES[0] == "background" and VOC_CLASSES[15] == "person" and VOC_CLASSES[20] == "tvmonitor"
-    assert dm.hparams["root"] == str(synthetic_voc_root) and dm.hparams["val_split"] == "seg11valid"
-    assert dm.normalization == "imagenet" and dm.input_normalization.name == "imagenet"
-    assert VOCDataModule(root=str(synthetic_voc_root), normalization="caffe").input_normalization.bgr
+    assert dm.hparams["root"] == str(synthetic_voc_root) and dm.val_split == "seg11valid"
+    # unset, the normalisation follows the model's weights; without a model it is torchvision's
+    assert dm.normalization is None and dm.input_normalization.name == "imagenet"
+    caffe = VOCDataModule(root=str(synthetic_voc_root), normalization="caffe").input_normalization
+    assert caffe.bgr and caffe.mean == (104.00698793, 116.66876762, 122.67891434)  # the reference's VOC mean
 
 
 def test_seg11valid_without_voc2011_falls_back_and_says_so(voc_copy, splits, caplog):
@@ -126,8 +127,8 @@ def test_wrong_normalization_names_the_setting(synthetic_voc_root):
 # Labels and samples
 
 
-def test_labels_are_read_exactly(synthetic_voc_root, synthetic_voc_params, splits):
-    config = SyntheticVOCConfig(**synthetic_voc_params)
+def test_labels_are_read_exactly(synthetic_voc_root, synthetic_voc_config, splits):
+    config = synthetic_voc_config
     dm = VOCDataModule(root=str(synthetic_voc_root))
     dm.setup("fit")
     for dataset, which in ((dm.val_dataset, 1), (dm.train_dataset, 2)):  # VOC PNG (with 255), SBD .mat
@@ -146,11 +147,11 @@ def test_labels_are_read_exactly(synthetic_voc_root, synthetic_voc_params, split
         assert png.mode == "P"
 
 
-def test_image_pixels_survive_jpeg_and_normalisation(synthetic_voc_root, synthetic_voc_params, splits):
+def test_image_pixels_survive_jpeg_and_normalisation(synthetic_voc_root, synthetic_voc_config, splits):
     dm = VOCDataModule(root=str(synthetic_voc_root))
     dm.setup("validate")
     sample = dm.val_dataset[0]
-    image, _, _ = render_sample(sample["id"], SyntheticVOCConfig(**synthetic_voc_params))
+    image, _, _ = render_sample(sample["id"], synthetic_voc_config)
     restored = dm.input_normalization.invert(sample["image"].permute(1, 2, 0).numpy())
     assert np.abs(restored.astype(int) - image.astype(int)).mean() < 4.5  # JPEG q95, 4:4:4
 
@@ -221,7 +222,7 @@ def test_bad_data_raises_dataset_error_naming_the_file(voc_copy, damage, problem
 
 
 def test_check_lists_every_problem(voc_copy, synthetic_voc_root):
-    assert check_dataset(VOCDataModule(root=str(synthetic_voc_root))) == []
+    assert VOCDataModule(root=str(synthetic_voc_root)).check() == []
     dm = VOCDataModule(root=str(voc_copy))
     val = dm.split_ids("seg11valid")
     broken = [

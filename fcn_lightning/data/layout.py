@@ -1,0 +1,107 @@
+"""A dataset as a layout: where its files are under one root, how its labels are read, its classes.
+
+A :class:`DatasetLayout` is all that differs between datasets; the loaders, transforms and checks of
+:class:`~fcn_lightning.data.base.SegmentationDataModule` are shared. The synthetic writers write
+through the same layout objects, so the reader and the writer never disagree on a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from fcn_lightning.data.readers import (
+    DatasetError,
+    DatasetNotFoundError,
+    LabelReader,
+    read_id_list,
+    read_label_png,
+    validate_label,
+)
+from fcn_lightning.labels import IGNORE_INDEX
+
+__all__ = ["DatasetLayout", "Sample"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Where one example lives on disk. ``label`` is ``None`` for unlabelled (prediction) data."""
+
+    id: str
+    image: Path
+    label: Path | None = None
+
+
+class DatasetLayout:
+    """A dataset's files under ``root``, its split names, label reading and classes.
+
+    Subclasses set the class attributes and implement :meth:`named_split` (a split of the dataset's own
+    lists) and :meth:`sample` (the files of one id, for split files given by path).
+    """
+
+    #: Class names; index = label value after reading.
+    class_names: ClassVar[tuple[str, ...]] = ()
+    #: Split names :meth:`named_split` understands (anything else is a split-file path).
+    split_names: ClassVar[tuple[str, ...]] = ()
+    #: The splits the paper trains and validates on.
+    train_split: ClassVar[str]
+    val_split: ClassVar[str]
+    #: Mean pixel (BGR, 0-255) the reference subtracts from this dataset's images.
+    mean_bgr: ClassVar[tuple[float, float, float]]
+    #: Label file suffix -> reader (validated against the classes afterwards).
+    label_readers: ClassVar[Mapping[str, LabelReader]] = {".png": read_label_png}
+    #: What :meth:`check_root` says should be under the root.
+    expected_contents: ClassVar[str] = ""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def check_root(self) -> None:
+        """Raise :class:`DatasetNotFoundError` naming the path if the dataset is not where configured."""
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(
+                f"dataset root not found: {self.root} (expected {self.expected_contents})"
+            )
+
+    def named_split(self, name: str) -> list[Sample]:
+        """The samples of one of :attr:`split_names`."""
+        raise NotImplementedError
+
+    def sample(self, sample_id: str) -> Sample:
+        """The image and label files of one id (used for split files)."""
+        raise NotImplementedError
+
+    def split_file(self, split: str) -> Path:
+        """A split given as a path: absolute, relative to the working directory, or relative to the root."""
+        path = Path(split).expanduser()
+        if not (path.is_file() or path.is_absolute()) and (self.root / path).is_file():
+            path = self.root / path
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"split file not found: {path} (a split is a file with one id a line or one of "
+                f"{self.split_names})"
+            )
+        return path
+
+    def split_samples(self, split: str) -> list[Sample]:
+        """The samples of a split given by name (:attr:`split_names`) or by split-file path."""
+        if split in self.split_names:
+            return self.named_split(split)
+        return [self.sample(i) for i in read_id_list(self.split_file(split))]
+
+    def read_label(self, path: Path) -> np.ndarray:
+        """Read one label file with the reader for its suffix; every value a class or the ignore index."""
+        reader = self.label_readers.get(path.suffix.lower())
+        if reader is None:
+            raise DatasetError(
+                f"{path}: no label reader for {path.suffix!r} (known: {sorted(self.label_readers)})"
+            )
+        return validate_label(reader(path), path, self.num_classes, IGNORE_INDEX)

@@ -1,0 +1,38 @@
+"""Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos.
+
+``config`` (generator parameters) <- ``scenes`` (drawing) and ``cache`` (atomic, fingerprinted
+writing) <- one writer per layout (``voc``), which writes through that dataset's layout object so the
+real reader reads it unchanged. Nothing lower imports a writer.
+"""
+
+from fcn_lightning.data.synthetic.cache import (
+    MANIFEST_NAME,
+    SyntheticDatasetMismatchError,
+    is_complete,
+    write_dataset,
+)
+from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.scenes import Scene, draw_scene
+from fcn_lightning.data.synthetic.voc import (
+    SyntheticVOCConfig,
+    SyntheticVOCDataModule,
+    render_sample,
+    synthetic_splits,
+    write_synthetic_voc,
+)
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "MANIFEST_NAME",
+    "Scene",
+    "SceneConfig",
+    "SyntheticDatasetMismatchError",
+    "SyntheticVOCConfig",
+    "SyntheticVOCDataModule",
+    "draw_scene",
+    "is_complete",
+    "render_sample",
+    "synthetic_splits",
+    "write_dataset",
+    "write_synthetic_voc",
+]

@@ -1,0 +1,130 @@
+"""Writing a generated dataset atomically, keyed and verified by its parameters.
+
+A writer's ``populate(tmp)`` fills a temporary sibling folder of the target; a manifest recording the
+generator, its version and every parameter is written last, and the folder is renamed into place. So
+an interrupted run never leaves a half-written tree, a finished tree is reused only with the same
+parameters, and concurrent writers of the same tree agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+
+__all__ = ["MANIFEST_NAME", "SyntheticDatasetMismatchError", "is_complete", "write_dataset"]
+
+logger = logging.getLogger(__name__)
+
+#: Written last into a finished dataset: its presence marks the tree complete and records the parameters.
+MANIFEST_NAME = "fcn_synthetic.json"
+
+
+class SyntheticDatasetMismatchError(ValueError):
+    """A synthetic dataset already exists at the path but was made with other parameters."""
+
+
+def is_complete(root: str | Path) -> bool:
+    """Whether ``root`` holds a finished synthetic dataset (its manifest exists)."""
+    return (Path(root).expanduser() / MANIFEST_NAME).is_file()
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    path = root / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _verify(root: Path, config: SceneConfig) -> None:
+    """Raise :class:`SyntheticDatasetMismatchError` listing each parameter that differs from ``root``'s."""
+    manifest = _read_manifest(root) or {}
+    wanted = config.to_dict()
+    found = manifest.get("config", {})
+    diffs = []
+    if manifest.get("generator_version") != GENERATOR_VERSION:
+        diffs.append(
+            f"generator_version: existing {manifest.get('generator_version')}, requested {GENERATOR_VERSION}"
+        )
+    diffs += [
+        f"{key}: existing {found.get(key)!r}, requested {value!r}"
+        for key, value in wanted.items()
+        if found.get(key) != value
+    ]
+    if diffs:
+        raise SyntheticDatasetMismatchError(
+            f"{root} holds a synthetic dataset made with other parameters ({'; '.join(diffs)}); "
+            f"use another root or pass overwrite=True"
+        )
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete temporary siblings left by writer processes that died (same host, pid no longer alive)."""
+    for tmp in root.parent.glob(f".{root.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError, OSError):
+            continue
+
+
+def write_dataset(
+    root: str | Path,
+    config: SceneConfig,
+    populate: Callable[[Path], Mapping[str, int]],
+    *,
+    generator: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write a dataset at ``root`` with ``populate`` unless a complete one with ``config`` is there.
+
+    ``populate(folder)`` writes every file into ``folder`` and returns counts for the manifest;
+    ``generator`` names the writer in it. A complete tree made with other parameters raises
+    :class:`SyntheticDatasetMismatchError` unless ``overwrite``; a folder that is not a complete
+    synthetic dataset is never overwritten.
+    """
+    root = Path(root).expanduser().absolute()
+    if _read_manifest(root) is not None:
+        if not overwrite:
+            _verify(root, config)
+            return root
+        shutil.rmtree(root)
+    elif root.exists():
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        else:
+            raise FileExistsError(
+                f"{root} exists and is not a complete synthetic dataset (no {MANIFEST_NAME})"
+            )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(root)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        counts = dict(populate(tmp))
+        manifest = {
+            "generator": generator,
+            "generator_version": GENERATOR_VERSION,
+            "config": config.to_dict(),
+            "counts": counts,
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if _read_manifest(root) is None:  # not a concurrent writer finishing first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            _verify(root, config)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote synthetic dataset (%s) to %s", counts, root)
+    return root

@@ -1,0 +1,215 @@
+"""Scene drawing shared by the synthetic writers: textured backgrounds and objects with thin parts.
+
+Each object class (label 1..``num_classes_used``) has its own colour, texture and body shape, plus thin
+parts 2-4 px wide (tails, legs, spokes, rings) that a stride-32 net cannot resolve but a stride-8 net
+can, so FCN-8s > 16s > 32s holds on these scenes as on the real data. Everything is a deterministic
+function of the random generator passed in.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from fcn_lightning.data.synthetic.config import MAX_CLASSES_USED, SceneConfig
+
+__all__ = ["Scene", "draw_scene", "scene_size"]
+
+# Object classes: base RGB colour (saturated, unlike the background), texture, body shape, thin parts.
+_STYLES: tuple[tuple[tuple[int, int, int], str, str, str], ...] = (
+    ((215, 45, 40), "speckle", "disk", "tail"),
+    ((45, 175, 65), "stripes", "box", "antenna"),
+    ((50, 85, 220), "checker", "triangle", "legs"),
+    ((230, 200, 40), "smooth", "ring", "spokes"),
+    ((200, 55, 200), "dots", "plus", "halo"),
+    ((40, 195, 205), "grid", "ellipse", "tails"),
+    ((240, 130, 30), "waves", "diamond", "antenna"),
+    ((245, 245, 245), "plain", "box", "legs"),
+)
+assert len(_STYLES) == MAX_CLASSES_USED
+
+
+def _rotated(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, theta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    c, s = np.cos(theta), np.sin(theta)
+    dx, dy = xx - cx, yy - cy
+    return dx * c + dy * s, -dx * s + dy * c
+
+
+def _bar(
+    yy: np.ndarray, xx: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], width: float
+) -> np.ndarray:
+    """Pixels within ``width / 2`` of the segment p0-p1 ((y, x) points)."""
+    (y0, x0), (y1, x1) = p0, p1
+    dy, dx = y1 - y0, x1 - x0
+    length2 = max(dy * dy + dx * dx, 1e-9)
+    t = np.clip(((yy - y0) * dy + (xx - x0) * dx) / length2, 0.0, 1.0)
+    d2 = (yy - (y0 + t * dy)) ** 2 + (xx - (x0 + t * dx)) ** 2
+    return d2 <= (width / 2.0) ** 2
+
+
+def _body(
+    shape: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: float, theta: float
+) -> np.ndarray:
+    u, v = _rotated(yy, xx, cy, cx, theta)
+    r = s / 2.0
+    if shape == "disk":
+        return u * u + v * v <= r * r
+    if shape == "box":
+        return (np.abs(u) <= r) & (np.abs(v) <= 0.6 * r)
+    if shape == "triangle":
+        inside = np.ones_like(u, dtype=bool)
+        for k in range(3):  # three half-planes of an equilateral triangle of circumradius r
+            a = theta + np.pi / 2 + k * 2 * np.pi / 3
+            inside &= (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a) <= r / 2
+        return inside
+    if shape == "ring":
+        d = np.sqrt(u * u + v * v)
+        return (d <= r) & (d >= 0.55 * r)
+    if shape == "plus":
+        arm = max(0.22 * r, 2.5)
+        return ((np.abs(u) <= r) & (np.abs(v) <= arm)) | ((np.abs(v) <= r) & (np.abs(u) <= arm))
+    if shape == "ellipse":
+        return (u / r) ** 2 + (v / (0.55 * r)) ** 2 <= 1
+    if shape == "diamond":
+        return np.abs(u) / r + np.abs(v) / (0.6 * r) <= 1
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _thin(
+    kind: str,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    cy: float,
+    cx: float,
+    s: float,
+    theta: float,
+    w: float,
+    extra: float,
+) -> np.ndarray:
+    """Thin parts of width ``w`` attached to a body of size ``s``; ``extra`` in [0, 1) varies lengths."""
+    r = s / 2.0
+
+    def ray(angle: float, start: float, end: float) -> np.ndarray:
+        p0 = (cy + start * np.sin(angle), cx + start * np.cos(angle))
+        p1 = (cy + end * np.sin(angle), cx + end * np.cos(angle))
+        return _bar(yy, xx, p0, p1, w)
+
+    length = r * (0.6 + 0.6 * extra)
+    if kind == "tail":
+        return ray(theta + np.pi, 0.0, r + length)
+    if kind == "antenna":
+        return ray(theta, 0.0, r + length)
+    if kind == "tails":
+        return ray(theta, 0.0, r + length) | ray(theta + np.pi, 0.0, r + length * 0.8)
+    if kind == "legs":
+        down = theta + np.pi / 2
+        return ray(down - 0.45, 0.0, r + length) | ray(down + 0.45, 0.0, r + length)
+    if kind == "spokes":  # a thin cross spanning the ring's hole
+        return (
+            ray(theta, 0.0, 0.6 * r)
+            | ray(theta + np.pi, 0.0, 0.6 * r)
+            | ray(theta + np.pi / 2, 0.0, 0.6 * r)
+            | (ray(theta - np.pi / 2, 0.0, 0.6 * r))
+        )
+    if kind == "halo":  # a thin ring around the body
+        d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+        radius = r * (1.1 + 0.2 * extra)
+        return np.abs(d - radius) <= w / 2.0
+    raise ValueError(f"unknown thin part {kind!r}")
+
+
+def _texture(kind: str, yy: np.ndarray, xx: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
+    """Brightness factor (H x W) of a texture, around 0.6-1.1."""
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    if kind == "speckle":
+        return 1.0 + rng.normal(0.0, 0.12, size=yy.shape)
+    if kind == "stripes":
+        return np.where(np.sin(2 * np.pi * u / 6.0) > 0, 1.0, 0.62)
+    if kind == "checker":
+        return np.where((np.floor(u / 5.0) + np.floor(v / 5.0)) % 2 == 0, 1.0, 0.65)
+    if kind == "smooth":
+        return 0.85 + 0.15 * np.sin(u / 9.0)
+    if kind == "dots":
+        return np.where((np.mod(u, 5.0) < 2.0) & (np.mod(v, 5.0) < 2.0), 0.6, 1.0)
+    if kind == "grid":
+        return np.where((np.mod(u, 6.0) < 1.5) | (np.mod(v, 6.0) < 1.5), 0.6, 1.0)
+    if kind == "waves":
+        return 0.8 + 0.2 * np.sin(2 * np.pi * (u + 3.0 * np.sin(v / 4.0)) / 8.0)
+    if kind == "plain":
+        return np.ones_like(yy)
+    raise ValueError(f"unknown texture {kind!r}")
+
+
+def _background(h: int, w: int, yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Low-saturation grey-brown texture: a few slow waves plus fine grain."""
+    grey = rng.uniform(80, 170)
+    tint = rng.uniform(-12, 12, size=3)
+    base = np.empty((h, w, 3), np.float64)
+    base[...] = grey + tint
+    shade = np.zeros((h, w))
+    for _ in range(3):
+        a = rng.uniform(0, np.pi)
+        period = rng.uniform(15, 60)
+        shade += rng.uniform(6, 16) * np.sin(
+            2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / period + rng.uniform(0, 6.3)
+        )
+    grain = rng.normal(0, 7, size=(h, w))
+    return base + (shade + grain)[..., None]
+
+
+class Scene(NamedTuple):
+    """One drawn scene: ``image`` uint8 H x W x 3 RGB, ``label`` uint8 class per pixel (0 background),
+    ``instance`` int32 object number per pixel (0 background), for writers that mark outlines."""
+
+    image: np.ndarray
+    label: np.ndarray
+    instance: np.ndarray
+
+
+def scene_size(config: SceneConfig, rng: np.random.Generator) -> tuple[int, int]:
+    """The (H, W) of the next scene: the configured size, jittered."""
+    jitter = config.size_jitter
+    h = config.image_size[0] + int(rng.integers(-jitter, jitter + 1))
+    w = config.image_size[1] + int(rng.integers(-jitter, jitter + 1))
+    return h, w
+
+
+def draw_scene(config: SceneConfig, rng: np.random.Generator) -> Scene:
+    """Draw a scene of :func:`scene_size`: background, 1-3 objects (as configured), brightness and noise."""
+    c = config
+    h, w = scene_size(c, rng)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    image = _background(h, w, yy, xx, rng)
+    label = np.zeros((h, w), np.uint8)
+    instance = np.zeros((h, w), np.int32)
+    short = min(h, w)
+    n_objects = int(rng.integers(c.objects_per_image[0], c.objects_per_image[1] + 1))
+    placed: list[tuple[float, float, float]] = []
+    for k in range(1, n_objects + 1):
+        cls = int(rng.integers(1, c.num_classes_used + 1))
+        colour, texture, shape, thin_kind = _STYLES[cls - 1]
+        s = float(rng.uniform(*c.object_size)) * short
+        # Place away from earlier objects where possible (a little occlusion is fine).
+        for _ in range(20):
+            cy = float(rng.uniform(0.3 * s, h - 0.3 * s))
+            cx = float(rng.uniform(0.3 * s, w - 0.3 * s))
+            if all(np.hypot(cy - py, cx - px) > 0.45 * (s + ps) for py, px, ps in placed):
+                break
+        placed.append((cy, cx, s))
+        theta = float(rng.uniform(0, 2 * np.pi))
+        mask = _body(shape, yy, xx, cy, cx, s, theta)
+        thin_w = float(rng.integers(c.thin_width[0], c.thin_width[1] + 1))
+        extra = float(rng.uniform(0, 1))
+        if c.thin_parts:
+            mask |= _thin(thin_kind, yy, xx, cy, cx, s, theta, thin_w, extra)
+        rgb = np.asarray(colour, np.float64) + rng.uniform(-20, 20, size=3)
+        shading = _texture(texture, yy, xx, float(rng.uniform(0, np.pi)), rng)
+        image[mask] = (rgb[None, :] * shading[mask][:, None]).clip(0, 255)
+        label[mask] = cls
+        instance[mask] = k
+    image = image * rng.uniform(0.88, 1.12) + rng.normal(0, c.noise, size=image.shape)
+    return Scene(np.clip(np.rint(image), 0, 255).astype(np.uint8), label, instance)

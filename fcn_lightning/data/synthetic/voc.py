@@ -1,0 +1,262 @@
+"""A small generated dataset in the VOC + SBD + VOC2011 on-disk layout, for the tests and the CPU demo.
+
+Real VOC / SBD cannot be downloaded here, so :func:`write_synthetic_voc` draws scenes and writes them
+through :class:`~fcn_lightning.data.voc.VOCLayout` exactly as the real archives unpack (JPEGs, palette
+PNGs with a void band, SBD ``.mat`` structs, split lists, a VOC2011 val list), with the same id
+structure: SBD train leaks into VOC val and the seg11valid derivation has to remove it.
+:class:`~fcn_lightning.data.voc.VOCDataModule` reads it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+import scipy.ndimage
+import scipy.sparse
+from PIL import Image
+
+from fcn_lightning.data.palette import save_label_png
+from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
+from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
+from fcn_lightning.labels import IGNORE_INDEX
+
+__all__ = [
+    "SyntheticVOCConfig",
+    "SyntheticVOCDataModule",
+    "render_sample",
+    "synthetic_splits",
+    "write_synthetic_voc",
+]
+
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic (SBD GTcls layout)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticVOCConfig(SceneConfig):
+    """The scenes (:class:`SceneConfig`) and how many ids each VOC / SBD list gets.
+
+    Args:
+        num_train: SBD train images (the training set).
+        num_val: seg11valid images (VOC2011 val ids not in SBD train; the validation set).
+        num_sbd_val: SBD val images.
+        num_voc_train: VOC2012 seg train images (half of them also in SBD train, as on the real data).
+        num_leak: VOC2011 val ids that are also SBD train ids (what seg11valid must remove).
+        num_voc12_extra_val: VOC2012 val ids absent from VOC2011.
+        void_width: px of the 255 band around objects in the VOC PNGs.
+    """
+
+    num_train: int = 32
+    num_val: int = 16
+    num_sbd_val: int = 4
+    num_voc_train: int = 8
+    num_leak: int = 4
+    num_voc12_extra_val: int = 4
+    void_width: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        counts = ("num_train", "num_val", "num_sbd_val", "num_voc_train", "num_leak", "num_voc12_extra_val")
+        for name in counts:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.num_train < 1 or self.num_val < 1:
+            raise ValueError("num_train and num_val must be >= 1")
+        if self.num_leak > self.num_train:
+            raise ValueError(f"num_leak ({self.num_leak}) cannot exceed num_train ({self.num_train})")
+        if self.void_width < 0:
+            raise ValueError(f"void_width must be >= 0, got {self.void_width}")
+
+
+def synthetic_splits(config: SyntheticVOCConfig) -> dict[str, list[str]]:
+    """The id lists, mimicking VOC2012 / SBD / VOC2011 (each sorted, as the real lists are).
+
+    Keys: ``sbd_train``, ``sbd_val``, ``voc_train``, ``voc_val``, ``voc2011_val`` (files written), and
+    ``seg11valid`` (VOC2011 val minus SBD train) and ``voc_val_minus_sbd_train`` (the fallback without
+    VOC2011), the sets the reader must derive.
+    """
+    c = config
+    rng = np.random.default_rng([c.seed, 20120511])
+    half = c.num_voc_train // 2
+    fresh_voc_train = c.num_voc_train - half
+    n = c.num_train + c.num_sbd_val + c.num_val + fresh_voc_train + c.num_voc12_extra_val
+    ids: set[str] = set()
+    ordered: list[str] = []
+    while len(ordered) < n:
+        year = int(rng.integers(2007, 2012))
+        candidate = f"{year}_{int(rng.integers(0, 8000)):06d}"
+        if candidate not in ids:
+            ids.add(candidate)
+            ordered.append(candidate)
+    it = iter(ordered)
+
+    def take(k: int) -> list[str]:
+        return [next(it) for _ in range(k)]
+
+    sbd_train = take(c.num_train)
+    sbd_val = take(c.num_sbd_val)
+    seg11valid = take(c.num_val)
+    voc_train = sbd_train[:half] + take(fresh_voc_train)
+    extra_val = take(c.num_voc12_extra_val)
+    leak = sbd_train[len(sbd_train) - c.num_leak :] if c.num_leak else []
+    voc2011_val = seg11valid + leak
+    voc_val = voc2011_val + extra_val
+    return {
+        "sbd_train": sorted(sbd_train),
+        "sbd_val": sorted(sbd_val),
+        "voc_train": sorted(voc_train),
+        "voc_val": sorted(voc_val),
+        "voc2011_val": sorted(voc2011_val),
+        "seg11valid": sorted(seg11valid),
+        "voc_val_minus_sbd_train": sorted(seg11valid + extra_val),
+    }
+
+
+def render_sample(
+    sample_id: str, config: SyntheticVOCConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one scene: ``(image uint8 H x W x 3, VOC label with 255 band, SBD label without void)``.
+
+    The same id and config always give the same arrays (an id shared by SBD and VOC is one scene).
+    """
+    c = config or SyntheticVOCConfig()
+    year, number = sample_id.split("_")
+    scene = draw_scene(c, np.random.default_rng([c.seed, int(year), int(number), GENERATOR_VERSION]))
+    voc_label = scene.label.copy()
+    if c.void_width > 0 and scene.instance.any():
+        # VOC marks object outlines with a void band; here it lies just outside each object (on what is
+        # behind it), so thin parts keep their pixels.
+        size = 2 * c.void_width + 1
+        above = scipy.ndimage.maximum_filter(scene.instance, size=size, mode="nearest") > scene.instance
+        voc_label[above] = IGNORE_INDEX
+    return scene.image, voc_label, scene.label
+
+
+def _save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    # No chroma subsampling: 4:2:0 would smear the colour of 2 px parts over their neighbours.
+    Image.fromarray(image).save(path, format="JPEG", quality=quality, subsampling=0)
+
+
+def _save_sbd_mat(path: Path, label: np.ndarray) -> None:
+    """SBD ``cls`` layout: struct GTcls with Segmentation, Boundaries (cell of sparse), CategoriesPresent.
+
+    savemat stamps the creation time into the header text; a fixed header keeps files byte-identical.
+    """
+    boundaries = np.empty((len(VOC_CLASSES) - 1, 1), dtype=object)
+    edges = label != scipy.ndimage.grey_erosion(label, size=3, mode="nearest")
+    for k in range(1, len(VOC_CLASSES)):
+        boundaries[k - 1, 0] = scipy.sparse.csc_matrix(edges & (label == k))
+    present = np.unique(label[label > 0]).astype(np.uint8).reshape(-1, 1)
+    gtcls = {"Segmentation": label.astype(np.uint8), "Boundaries": boundaries, "CategoriesPresent": present}
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"GTcls": gtcls}, do_compression=False)
+    data = bytearray(buffer.getvalue())
+    data[:116] = _MAT_HEADER.ljust(116)
+    path.write_bytes(bytes(data))
+
+
+def _write_list(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in ids))
+
+
+def _write_sample(
+    layout: VOCLayout, sample_id: str, config: SyntheticVOCConfig, voc: bool, sbd: bool
+) -> None:
+    image, voc_label, sbd_label = render_sample(sample_id, config)
+    for wanted, sample, label, save in (
+        (voc, layout.voc_sample(sample_id), voc_label, save_label_png),
+        (sbd, layout.sbd_sample(sample_id), sbd_label, _save_sbd_mat),
+    ):
+        if wanted:
+            assert sample.label is not None
+            sample.image.parent.mkdir(parents=True, exist_ok=True)
+            sample.label.parent.mkdir(parents=True, exist_ok=True)
+            _save_jpeg(sample.image, image, config.jpeg_quality)
+            save(sample.label, label)
+
+
+def _populate(folder: Path, config: SyntheticVOCConfig) -> dict[str, int]:
+    layout = VOCLayout(folder)
+    splits = synthetic_splits(config)
+    voc_ids = set(splits["voc_train"]) | set(splits["voc_val"])
+    sbd_ids = set(splits["sbd_train"]) | set(splits["sbd_val"])
+    for sample_id in sorted(voc_ids | sbd_ids):
+        _write_sample(layout, sample_id, config, voc=sample_id in voc_ids, sbd=sample_id in sbd_ids)
+    _write_list(layout.voc_list("train"), splits["voc_train"])
+    _write_list(layout.voc_list("val"), splits["voc_val"])
+    _write_list(layout.voc_list("trainval"), sorted(voc_ids))
+    _write_list(layout.sbd_list("train"), splits["sbd_train"])
+    _write_list(layout.sbd_list("val"), splits["sbd_val"])
+    _write_list(layout.voc2011_val, splits["voc2011_val"])
+    return {k: len(v) for k, v in splits.items()}
+
+
+def write_synthetic_voc(
+    root: str | Path, config: SyntheticVOCConfig | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write a synthetic VOC + SBD + VOC2011 tree at ``root`` (if not already there) and return ``root``.
+
+    Atomic and verified by its parameters (see :func:`~fcn_lightning.data.synthetic.cache.write_dataset`):
+    an existing complete dataset with the same ``config`` is left alone; with another it raises
+    :class:`~fcn_lightning.data.synthetic.cache.SyntheticDatasetMismatchError` unless ``overwrite``.
+    """
+    config = config or SyntheticVOCConfig()
+    return write_dataset(
+        root,
+        config,
+        lambda folder: _populate(folder, config),
+        generator=f"{__name__}.write_synthetic_voc",
+        overwrite=overwrite,
+    )
+
+
+class SyntheticVOCDataModule(VOCDataModule):
+    """:class:`VOCDataModule` over a generated dataset, written by ``prepare_data`` when absent.
+
+    The dataset lives in ``<root>/seed<seed>-<fingerprint>``: the fingerprint hashes every generator
+    parameter, so another configuration never reuses a dataset made with different parameters (the
+    manifest inside is verified too).
+
+    Args:
+        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        generator: the generator's parameters (scene size, counts, classes, thin parts, ...).
+        kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str = "~/.cache/fcn-lightning/synthetic-voc",
+        generator: SyntheticVOCConfig = SyntheticVOCConfig(),
+        **kwargs: Any,
+    ) -> None:
+        self.generator = generator
+        self.cache_root = Path(root).expanduser()
+        super().__init__(str(self.cache_root / f"seed{generator.seed}-{generator.fingerprint()}"), **kwargs)
+        # Plain data in the hyper-parameters, so that checkpoints load with weights_only=True.
+        self.hparams["generator"] = generator.to_dict()
+
+    @property
+    def dataset_root(self) -> Path:
+        """Where the generated tree is (the reader's ``root``)."""
+        return self.layout.root
+
+    def prepare_data(self) -> None:
+        """Write the dataset if it is not there yet (Lightning calls this once per node)."""
+        write_synthetic_voc(self.dataset_root, self.generator)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not is_complete(self.dataset_root):  # e.g. used outside a Trainer, without prepare_data
+            self.prepare_data()
+        super().setup(stage)
+
+    def check(self) -> list[str]:
+        if not is_complete(self.dataset_root):
+            self.prepare_data()
+        return super().check()
