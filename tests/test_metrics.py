@@ -1,4 +1,8 @@
-"""SegmentationMetrics against a plain numpy copy of the reference score.py (FCN_FACTS section 3)."""
+"""SegmentationMetrics against a plain numpy copy of the reference score.py.
+
+score.py is the evaluation script of the paper's reference implementation (fcn.berkeleyvision.org): one
+confusion matrix over the whole evaluation set, then the four scores from it.
+"""
 
 from __future__ import annotations
 
