@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torchmetrics.classification import MulticlassJaccardIndex
 from torchmetrics.functional import jaccard_index
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
@@ -104,6 +105,47 @@ def test_matches_reference_score_py_over_a_dataset(seed, num_classes):
     assert metric.confmat.dtype == torch.int64
     np.testing.assert_array_equal(metric.confmat.numpy(), hist.astype(np.int64))
     assert_matches(metric.compute(), reference_scores(hist))
+
+
+def test_is_a_torchmetrics_jaccard_index():
+    assert isinstance(SegmentationMetrics(21), MulticlassJaccardIndex)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_iu_scores_are_torchmetrics_jaccard_and_score_py_with_absent_and_unpredicted_classes(seed):
+    # Ground truth uses classes 0-4, predictions 0-3 and 5: class 4 is never predicted, class 5 is
+    # predicted but absent from the ground truth, class 6 is in neither.
+    num_classes = 7
+    gt_classes, pred_classes = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([0, 1, 2, 3, 5])
+    g = torch.Generator().manual_seed(seed)
+    metric = SegmentationMetrics(num_classes)
+    all_preds, all_targets = [], []
+    for _ in range(4):
+        h, w = torch.randint(5, 30, (2,), generator=g).tolist()
+        target = gt_classes[torch.randint(0, 5, (1, h, w), generator=g)]
+        preds = pred_classes[torch.randint(0, 5, (1, h, w), generator=g)]
+        right = (torch.rand(1, h, w, generator=g) < 0.5) & (target != 4)
+        preds = torch.where(right, target, preds)
+        target[torch.rand(1, h, w, generator=g) < 0.1] = 255
+        metric.update(preds, target)
+        all_preds.append(preds.flatten())
+        all_targets.append(target.flatten())
+    hist = metric.confmat.numpy()
+    gt_count, pred_count = hist.sum(1), hist.sum(0)
+    assert gt_count[4] > 0 and pred_count[4] == 0
+    assert gt_count[5] == 0 and pred_count[5] > 0
+    assert gt_count[6] == 0 and pred_count[6] == 0
+
+    result = metric.compute()
+    preds, target = torch.cat(all_preds), torch.cat(all_targets)
+    args = {"task": "multiclass", "num_classes": num_classes, "ignore_index": 255}
+    # the same reduction of the same matrix: bit for bit
+    assert torch.equal(result["mean_iu"], jaccard_index(preds, target, average="macro", **args).double())
+    assert torch.equal(result["fw_iu"], jaccard_index(preds, target, average="weighted", **args).double())
+    per_class = jaccard_index(preds, target, average="none", **args).double()
+    assert torch.equal(result["per_class_iu"][:6], per_class[:6])
+    assert per_class[6] == 0 and math.isnan(result["per_class_iu"][6])  # zero_division vs score.py's NaN
+    assert_matches(result, reference_scores(hist))
 
 
 def test_batched_update_equals_per_image_updates():
