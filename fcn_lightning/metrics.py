@@ -10,10 +10,13 @@ common shortcuts give different numbers and are *not* the paper's metrics:
 - ``MulticlassAccuracy(average="macro")`` as "mean accuracy": a class that is predicted but absent from
   the ground truth counts 0 there, while ``score.py`` gives it NaN accuracy and skips it.
 
-:class:`SegmentationMetrics` keeps exactly one state, the ``num_classes x num_classes`` int64 matrix
-(``confmat``), summed across processes, so the scores are exact under DDP. ``update`` performs no
-host-device synchronisation (only static shapes, no ``.item()``), so it can run every validation step
-on a GPU without stalling it.
+:class:`SegmentationMetrics` is a ``torchmetrics`` ``MulticlassJaccardIndex``: its one state is the parent's
+``num_classes x num_classes`` int64 matrix ``confmat``, summed across processes, so the scores are exact
+under DDP, and mean IU and frequency weighted IU are the parent's ``macro`` and ``weighted`` reductions of
+it, which match ``score.py`` (see :func:`scores_from_confmat`). ``update`` stays hand-written: the parent's
+drops ignored pixels by boolean indexing and counts with ``bincount``, both of which wait for the GPU, and
+it would count labels outside ``[0, C)`` other than ``ignore_index``. This ``update`` uses static shapes
+and no ``.item()``, so it can run every validation step on a GPU without stalling it.
 
 Typical Lightning use (``update`` per step, ``compute`` once per epoch; avoid ``metric(preds, target)``,
 which also computes per-batch scores)::
@@ -38,11 +41,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics.functional.classification.jaccard import _jaccard_index_reduce
 
 __all__ = ["SCORE_NAMES", "SegmentationMetrics", "as_floats", "scores_from_confmat"]
 
-#: The four scalar scores of the paper, in the order of its tables.
+#: The four scalar scores of the paper, in the order of its tables (the one definition; import it from here).
 SCORE_NAMES: tuple[str, ...] = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 
 
@@ -61,7 +65,7 @@ def _check_exclude(exclude_classes: Iterable[int], num_classes: int) -> tuple[in
 
 
 def scores_from_confmat(confmat: Tensor, exclude_classes: Iterable[int] = ()) -> dict[str, Tensor]:
-    """The scores of ``score.py`` from a confusion matrix ``confmat[gt, pred]``, in float64.
+    """The scores of ``score.py`` from a confusion matrix ``confmat[gt, pred]``, as float64 tensors.
 
     Returns a dict of tensors on ``confmat``'s device (CPU for MPS, which has no float64):
 
@@ -72,6 +76,12 @@ def scores_from_confmat(confmat: Tensor, exclude_classes: Iterable[int] = ()) ->
     - ``per_class_acc``, ``per_class_iu``: length-C tensors for **all** classes, excluded ones included
       (NaN where undefined: accuracy of a class without ground-truth pixels; IU of a class neither in the
       ground truth nor predicted. A class predicted but absent from the ground truth has IU 0.)
+
+    The IU values are torchmetrics' Jaccard reductions, which give exactly these rules: ``macro`` weighs
+    out a class in neither ground truth nor prediction (score.py's NaN skipped by ``nanmean``) and keeps a
+    predicted-but-absent class at 0; ``weighted`` weighs each class by its ground-truth pixels, i.e. by
+    ``freq``. torchmetrics reduces in float32, so they agree with score.py's float64 to about 1e-7
+    (relative), far below the 0.1 points the paper reports; the accuracies are computed here in float64.
 
     ``exclude_classes`` only removes classes from the two unweighted class averages (``mean_acc``,
     ``mean_iu``); ``pixel_acc`` and ``fw_iu`` always use the whole matrix. See :class:`SegmentationMetrics`.
@@ -87,28 +97,23 @@ def scores_from_confmat(confmat: Tensor, exclude_classes: Iterable[int] = ()) ->
         confmat = confmat.cpu()
     hist = confmat.to(torch.float64)
     diag = hist.diagonal()
-    gt_count = hist.sum(1)
-    pred_count = hist.sum(0)
-    total = hist.sum()
-
     # torch gives NaN for 0 / 0 without warnings, as numpy does (with warnings) in score.py.
-    per_class_acc = diag / gt_count
-    per_class_iu = diag / (gt_count + pred_count - diag)
-    pixel_acc = diag.sum() / total
+    per_class_acc = diag / hist.sum(1)
+    pixel_acc = diag.sum() / hist.sum()
+    # zero_division=nan: NaN per-class IU for a class in neither ground truth nor prediction, as score.py.
+    # macro and weighted need the default 0 there, since they multiply that entry by its weight 0.
+    per_class_iu = _jaccard_index_reduce(confmat, average="none", zero_division=math.nan).double()
+    # On an empty matrix the weights sum to 0 and both reductions give NaN.
+    fw_iu = _jaccard_index_reduce(confmat, average="weighted").double()
 
-    kept = [c for c in range(num_classes) if c not in excluded]
+    kept = torch.tensor([c for c in range(num_classes) if c not in excluded], device=hist.device)
+    mean_acc = per_class_acc.index_select(0, kept).nanmean()
     if excluded:
-        kept_idx = torch.tensor(kept, device=hist.device)
-        mean_acc = per_class_acc.index_select(0, kept_idx).nanmean()
-        mean_iu = per_class_iu.index_select(0, kept_idx).nanmean()
+        # macro can leave out just one class (ignore_index), so apply its rule to the kept classes here:
+        # average their IU, skipping the undefined (NaN) ones.
+        mean_iu = per_class_iu.index_select(0, kept).nanmean()
     else:
-        mean_acc = per_class_acc.nanmean()
-        mean_iu = per_class_iu.nanmean()
-
-    freq = gt_count / total
-    # freq > 0 implies gt_count > 0, hence a defined IU; NaN freq (empty matrix) is not > 0.
-    fw_iu = torch.where(freq > 0, freq * per_class_iu, torch.zeros_like(freq)).sum()
-    fw_iu = torch.where(total > 0, fw_iu, torch.full_like(fw_iu, math.nan))
+        mean_iu = _jaccard_index_reduce(confmat, average="macro").double()
 
     return {
         "pixel_acc": pixel_acc,
@@ -137,15 +142,17 @@ def as_floats(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-class SegmentationMetrics(Metric):
+class SegmentationMetrics(MulticlassJaccardIndex):
     """Pixel accuracy, mean accuracy, mean IU and frequency weighted IU as in the FCN paper.
 
     Args:
         num_classes: number of classes C (labels ``0 .. C-1``).
         ignore_index: a label whose pixels are not counted. Pixels whose label is outside ``[0, C)`` are
             never counted (as in ``score.py``), so the default 255 changes nothing beyond that; an
-            ``ignore_index`` inside ``[0, C)`` removes that class's ground-truth pixels as well. ``None``:
-            only out-of-range labels are dropped.
+            ``ignore_index`` inside ``[0, C)`` removes that class's ground-truth pixels as well, but the
+            scores still come from the matrix alone, as in ``score.py``: where that class is predicted, its
+            IU of 0 enters ``mean_iu``. (torchmetrics' Jaccard index would leave it out; add it to
+            ``exclude_classes`` for that.) ``None``: only out-of-range labels are dropped.
         exclude_classes: class indices left out of the class averages ``mean_acc`` and ``mean_iu``
             (SIFT Flow: cow, desert and moon, which never occur in its test set; a predicted but absent
             class would otherwise add an IU of 0 to the mean). ``pixel_acc`` and ``fw_iu`` are unchanged,
@@ -158,6 +165,9 @@ class SegmentationMetrics(Metric):
             ground-truth pixels at all, map them to ``ignore_index``.
         class_names: optional names, one per class, used by :meth:`per_class` and :meth:`format_per_class`.
         kwargs: passed to :class:`torchmetrics.Metric` (e.g. ``sync_on_compute``, ``process_group``).
+
+    The parent's ``average``, ``validate_args`` and ``zero_division`` are fixed (``"macro"``, off, 0); its
+    own ``compute`` would return ``mean_iu`` unless classes are excluded or ``ignore_index`` is in ``[0, C)``.
 
     ``update(preds, target)``:
 
@@ -173,14 +183,6 @@ class SegmentationMetrics(Metric):
     matrix is the state ``confmat`` (int64, ``confmat[gt, pred]``).
     """
 
-    full_state_update: bool = False
-    is_differentiable: bool = False
-    higher_is_better: bool = True
-    plot_lower_bound: float = 0.0
-    plot_upper_bound: float = 1.0
-
-    confmat: Tensor
-
     def __init__(
         self,
         num_classes: int,
@@ -189,13 +191,21 @@ class SegmentationMetrics(Metric):
         class_names: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
         if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
             raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+        # validate_args=False: the parent's checks reject num_classes=1, and its update is replaced below.
+        # The parent sets num_classes and ignore_index and adds the int64 state confmat (summed across
+        # processes).
+        super().__init__(
+            num_classes,
+            average="macro",
+            ignore_index=ignore_index,
+            validate_args=False,
+            zero_division=0,
+            **kwargs,
+        )
         self.exclude_classes = _check_exclude(exclude_classes, num_classes)
         if class_names is not None:
             if isinstance(class_names, str):
@@ -206,11 +216,6 @@ class SegmentationMetrics(Metric):
             if not all(isinstance(name, str) for name in class_names):
                 raise TypeError("class_names must be strings")
         self.class_names: tuple[str, ...] | None = class_names
-        self.add_state(
-            "confmat",
-            default=torch.zeros(num_classes, num_classes, dtype=torch.int64),
-            dist_reduce_fx="sum",
-        )
 
     def _class_indices(self, preds: Tensor, target: Tensor) -> Tensor:
         """Predicted class per pixel, shape of ``target``; checks shapes and dtypes (host metadata only)."""
@@ -245,7 +250,10 @@ class SegmentationMetrics(Metric):
         )
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add one batch to the confusion matrix (no host-device sync; shapes are checked)."""
+        """Add one batch to the confusion matrix (no host-device sync; shapes are checked).
+
+        Replaces the parent's update, which syncs on a GPU (see the module docstring).
+        """
         pred = self._class_indices(preds, target).reshape(-1).to(torch.int64)
         label = target.reshape(-1).to(torch.int64)
         n = self.num_classes
@@ -259,8 +267,8 @@ class SegmentationMetrics(Metric):
         counts.index_add_(0, index, torch.ones_like(index))
         self.confmat += counts[: n * n].view(n, n)
 
-    def compute(self) -> dict[str, Tensor]:
-        """The scores of the accumulated matrix (see :func:`scores_from_confmat`)."""
+    def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
+        """All scores of the accumulated matrix (see :func:`scores_from_confmat`), not the parent's one."""
         return scores_from_confmat(self.confmat, self.exclude_classes)
 
     def _names(self) -> list[str]:
