@@ -44,6 +44,8 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassJaccardIndex
 from torchmetrics.functional.classification.jaccard import _jaccard_index_reduce
 
+from fcn_lightning.labels import IGNORE_INDEX
+
 __all__ = ["SCORE_NAMES", "SegmentationMetrics", "as_floats", "scores_from_confmat"]
 
 #: The four scalar scores of the paper, in the order of its tables (the one definition; import it from here).
@@ -186,7 +188,7 @@ class SegmentationMetrics(MulticlassJaccardIndex):
     def __init__(
         self,
         num_classes: int,
-        ignore_index: int | None = 255,
+        ignore_index: int | None = IGNORE_INDEX,
         exclude_classes: Iterable[int] = (),
         class_names: Sequence[str] | None = None,
         **kwargs: Any,
