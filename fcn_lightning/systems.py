@@ -111,12 +111,6 @@ class FCNSystem(L.LightningModule):
 
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
-        in_channels: input channels (3 RGB / HHA, 4 RGB-D).
-        width: trunk channel multiplier; 1.0 is the paper's net, smaller is for tests and demos.
-        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (off in the paper; lets small nets
-            train from scratch).
-        learn_upsampling: learn the upsampling layers (the reference keeps them bilinear, lr 0).
-        dropout: element-wise dropout after fc6 and fc7.
         init_from: where the weights start: ``None`` (random trunk), ``"IMAGENET1K_V1"`` (torchvision's
             ImageNet VGG16), the path of a torchvision-style VGG16 state dict (ImageNet surgery), or the path
             of a checkpoint of a coarser stage (every matching parameter copied; new score layers stay 0).
@@ -133,6 +127,9 @@ class FCNSystem(L.LightningModule):
         bias_weight_decay: weight decay of the biases (reference: 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
+        net_options: the net's shape options, those of :func:`fcn_lightning.nets.build_fcn`:
+            ``in_channels`` (3 RGB / HHA, 4 RGB-D), ``width`` (trunk channel multiplier; 1.0 is the
+            paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
     """
 
     #: Builder name in ``fcn_lightning.nets.VARIANTS``, which also holds its reference learning rate.
@@ -141,11 +138,6 @@ class FCNSystem(L.LightningModule):
     def __init__(
         self,
         num_classes: int = 21,
-        in_channels: int = 3,
-        width: float = 1.0,
-        batch_norm: bool = False,
-        learn_upsampling: bool = False,
-        dropout: float = 0.5,
         init_from: str | None = None,
         input_normalization: str | None = None,
         loss_reduction: Literal["sum", "mean"] = "sum",
@@ -155,6 +147,7 @@ class FCNSystem(L.LightningModule):
         bias_weight_decay: float = 0.0,
         class_names: list[str] | None = None,
         exclude_classes: list[int] | None = None,
+        **net_options: Any,
     ) -> None:
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
@@ -171,15 +164,7 @@ class FCNSystem(L.LightningModule):
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.net = build_fcn(
-            self.variant,
-            num_classes,
-            in_channels,
-            width,
-            batch_norm=batch_norm,
-            learn_upsampling=learn_upsampling,
-            dropout=dropout,
-        )
+        self.net = build_fcn(self.variant, num_classes, **net_options)
         if init_from:
             self.initialise_from(init_from, init_state)
         elif spec.starts_from is not None:

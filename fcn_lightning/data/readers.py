@@ -46,18 +46,24 @@ class SplitOverlapError(ValueError):
     """Training images appear in the evaluation split: the scores would be inflated by leakage."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable."""
+def _decode(path: str | Path, what: str, to_array: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """Open an image file and turn it into an array, with errors that name the file and the problem."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: missing image file")
+        raise DatasetNotFoundError(f"{path}: missing {what} file")
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.convert("RGB")
+            return to_array(img)
+    except DatasetError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
-    return np.asarray(rgb, dtype=np.uint8)
+        raise DatasetError(f"{path}: cannot decode {what} ({type(e).__name__}: {e})") from e
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable."""
+    return _decode(path, "image", lambda img: np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
@@ -66,23 +72,16 @@ def read_label_png(path: str | Path) -> np.ndarray:
     Never converts to RGB: the palette only says how to draw the classes. An RGB label PNG (a
     colourised label) cannot be mapped back reliably and is rejected.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: missing label file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode not in ("P", "L"):
-                raise DatasetError(
-                    f"{path}: label image has mode {mode!r}; it must be a palette or index PNG "
-                    f"(mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) picture"
-                )
-            return np.array(img, dtype=np.uint8)
-    except DatasetError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: cannot decode label image ({type(e).__name__}: {e})") from e
+
+    def indices(img: Image.Image) -> np.ndarray:
+        if img.mode not in ("P", "L"):
+            raise DatasetError(
+                f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
+                f"(mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) picture"
+            )
+        return np.array(img, dtype=np.uint8)
+
+    return _decode(path, "label image", indices)
 
 
 def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndarray]) -> np.ndarray:

@@ -154,59 +154,63 @@ def build_fcn(
     batch_norm: bool = False,
     learn_upsampling: bool = False,
     dropout: float = 0.5,
-    trunk_weights: TrunkWeights = None,
 ) -> FCN:
-    """Build a VGG16 FCN by variant name (a key of ``VARIANTS``).
+    """Build a VGG16 FCN by variant name (a key of ``VARIANTS``), randomly initialised.
 
     Args:
         num_classes: output classes.
         in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
         width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
-        batch_norm: batch norm after each trunk conv (not in the paper; helps training from scratch).
+        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (not in the paper; helps
+            training from scratch).
         learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear).
         dropout: element-wise dropout after fc6 and fc7.
-        trunk_weights: ImageNet VGG16 weights for the trunk: ``VGG16Weights.IMAGENET1K_V1`` (torchvision's
-            download) or the path of a torchvision-style VGG16 state dict.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
     spec = VARIANTS[variant]
     trunk = VGG16Trunk(in_channels, width, batch_norm, dropout, upto=spec.source)
-    if trunk_weights is not None:
-        transplant_vgg16(trunk, load_vgg16_state_dict(trunk_weights))
     return FCN(trunk, num_classes, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
 
 
-def fcn32s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def _with_trunk_weights(net: FCN, trunk_weights: TrunkWeights) -> FCN:
+    """``net`` with ImageNet VGG16 weights in its trunk: ``VGG16Weights.IMAGENET1K_V1`` (torchvision's
+    download) or the path of a torchvision-style VGG16 state dict; ``None`` leaves it random."""
+    if trunk_weights is not None:
+        transplant_vgg16(net.trunk, load_vgg16_state_dict(trunk_weights))
+    return net
+
+
+def fcn32s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-32s: score fc7, upsample x32 (kernel 64), crop. ``options``: see ``build_fcn``."""
-    return build_fcn("fcn32s", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn32s", num_classes, **options), trunk_weights)
 
 
-def fcn16s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn16s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-16s: the fc7 score x2 fused with a pool4 score, upsampled x16. ``options``: see ``build_fcn``."""
-    return build_fcn("fcn16s", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn16s", num_classes, **options), trunk_weights)
 
 
-def fcn8s(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn8s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-8s: FCN-16s's fusion x2 fused with a pool3 score, upsampled x8. ``options``: see ``build_fcn``."""
-    return build_fcn("fcn8s", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn8s", num_classes, **options), trunk_weights)
 
 
-def fcn8s_atonce(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn8s_atonce(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-8s trained at once: pool4 / pool3 scaled by fixed 0.01 / 0.0001 before scoring."""
-    return build_fcn("fcn8s_atonce", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn8s_atonce", num_classes, **options), trunk_weights)
 
 
-def fcn_pool5(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn_pool5(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-pool5 (journal Table 2): predicts from pool5 alone (no fc6/fc7, no fusion), upsampled x32."""
-    return build_fcn("fcn_pool5", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn_pool5", num_classes, **options), trunk_weights)
 
 
-def fcn_pool4(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn_pool4(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-pool4 (journal Table 2): predicts from pool4 alone, upsampled x16."""
-    return build_fcn("fcn_pool4", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn_pool4", num_classes, **options), trunk_weights)
 
 
-def fcn_pool3(num_classes: int = 21, in_channels: int = 3, width: float = 1.0, **options: Any) -> FCN:
+def fcn_pool3(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
     """FCN-pool3 (journal Table 2): predicts from pool3 alone, upsampled x8."""
-    return build_fcn("fcn_pool3", num_classes, in_channels, width, **options)
+    return _with_trunk_weights(build_fcn("fcn_pool3", num_classes, **options), trunk_weights)

@@ -24,7 +24,7 @@ def test_vgg16_offsets_are_the_reference_ones(variant, offsets):
 
 
 def test_offsets_follow_the_trunk_geometry_fcn_alexnet():
-    # FCN-AlexNet: conv1 11/4 pad 100, 3/2 pools, fc6 6x6, upscore 63/32 -> offset 18 (FCN_FACTS 1.2).
+    # FCN-AlexNet: conv1 11/4 pad 100, 3/2 pools, fc6 6x6, upscore 63/32 -> the reference's offset 18.
     layers = [
         nn.Conv2d(3, 4, 11, stride=4, padding=100),
         nn.ReLU(),

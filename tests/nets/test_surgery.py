@@ -41,15 +41,10 @@ def test_bilinear_upsampler_interpolates_linearly():
     assert torch.equal(weight[1, 1], bilinear_kernel(4)) and not weight[0, 1].any()
 
 
-def _thin_trunk_pair():
-    net = vgg16().eval()  # random ImageNet-shaped weights: no download needed
-    trunk = VGG16Trunk().eval()
-    return net, trunk
-
-
 def test_fc_to_conv_transplant_reproduces_vgg16_fc6_fc7():
     torch.manual_seed(0)
-    net, trunk = _thin_trunk_pair()
+    net = vgg16().eval()  # random weights of ImageNet shape (the transplant needs full width): no download
+    trunk = VGG16Trunk().eval()
     transplant_vgg16(trunk, net.state_dict())
     trunk.block1.conv1_1.padding = (1, 1)  # the classifier's geometry; the weights are what is tested
     x = torch.randn(1, 3, 224, 224)
