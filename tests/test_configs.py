@@ -1,0 +1,104 @@
+"""Every file under configs/ parses with the CLI's parser and builds, with the configs it is used with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fcn_lightning.cli import FCNLightningCLI
+from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
+from fcn_lightning.staged import StagedPlan
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
+#: Small enough to build every config in a second; the configs' own values are checked separately.
+SMALL_NET = ["--model.init_args.width", "0.0625", "--model.init_args.init_from", "null"]
+
+
+def is_staged_plan(path: Path) -> bool:
+    return "stages" in (yaml.safe_load(path.read_text()) or {})
+
+
+def nearest_base(path: Path) -> Path:
+    """The ``base.yaml`` a stage config is used with: in its folder or the closest one above it."""
+    for folder in path.parents:
+        if (folder / "base.yaml").is_file() and folder != CONFIGS:
+            return folder / "base.yaml"
+        if folder == CONFIGS:
+            break
+    return CONFIGS / "synthetic" / "base.yaml"  # a switch such as wandb.yaml goes on top of the demo
+
+
+def runs(name: str) -> list[list[Path]]:
+    """Each list of configs the file ``name`` is run with (a staged plan: one list per stage)."""
+    path = CONFIGS / name
+    if is_staged_plan(path):
+        plan = StagedPlan.load(path)
+        return [[*plan.base, stage] for _, stage in plan.stages]
+    if path.name == "base.yaml":
+        has_model = "model" in yaml.safe_load(path.read_text())
+        return [[path]] if has_model else [[path, path.parent / "fcn32s.yaml"]]
+    base = nearest_base(path)
+    stage = [] if "model" in yaml.safe_load(path.read_text()) else [base.parent / "fcn32s.yaml"]
+    return [[base, *stage, path]]
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory) -> Path:
+    config = SyntheticVOCConfig(image_size=32, num_train=4, num_val=2)
+    return write_synthetic_voc(tmp_path_factory.mktemp("configs") / "voc", config)
+
+
+def test_every_config_file_is_covered():
+    assert "voc/staged.yaml" in ALL_CONFIGS and "synthetic/staged.yaml" in ALL_CONFIGS
+    for name in ALL_CONFIGS:
+        assert runs(name), name
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_config_builds_on_generated_data(name, voc_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for configs in runs(name):
+        raw = [yaml.safe_load(c.read_text()) for c in configs]
+        args = [a for c in configs for a in ("--config", str(c))]
+        data_class = next(r["data"]["class_path"] for r in reversed(raw) if "class_path" in r.get("data", {}))
+        root = voc_root if data_class.endswith(".VOCDataModule") else tmp_path / "synthetic"
+        args += ["--data.init_args.root", str(root), *SMALL_NET, "--trainer.default_root_dir", str(tmp_path)]
+        cli = FCNLightningCLI(args=args, run=False)
+        model_class = next(
+            r["model"]["class_path"] for r in reversed(raw) if "class_path" in r.get("model", {})
+        )
+        assert model_class.endswith("." + type(cli.model).__name__), (configs, model_class)
+        max_steps = next(
+            (r["trainer"]["max_steps"] for r in reversed(raw) if "max_steps" in r.get("trainer", {})), -1
+        )
+        assert cli.trainer.max_steps == max_steps
+        # the data module's classes reach the model; nobody sets the input normalisation by hand
+        assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 21
+        assert all("normalization" not in str(r) for r in raw), configs
+        if data_class.endswith(".VOCDataModule"):
+            cli.datamodule.setup("fit")
+            assert len(cli.datamodule.train_dataset) == 4 and len(cli.datamodule.val_dataset) == 2
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_voc_configs_are_the_reference_recipes():
+    """The values a reproduction depends on, read through the parser as a run would see them."""
+    expected = {
+        "fcn32s.yaml": (100_000, 1e-10),
+        "fcn16s.yaml": (100_000, 1e-12),
+        "fcn8s.yaml": (100_000, 1e-14),
+    }
+    expected |= {"fcn8s_atonce.yaml": (300_000, 1e-10), "fcn_pool5.yaml": (100_000, 1e-10)}
+    for stage, (steps, lr) in expected.items():
+        args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
+        cli = FCNLightningCLI(args=[*args, *SMALL_NET, "--data.init_args.root", "unused"], run=False)
+        assert cli.trainer.max_steps == steps and cli.trainer.val_check_interval == 4000
+        assert cli.datamodule.train_split == "sbd_train" and cli.datamodule.val_split == "seg11valid"
+        assert cli.datamodule.batch_size == 1 and cli.model.hparams.loss_reduction == "sum"
+        weights, biases = cli.model.configure_optimizers().param_groups
+        assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.99, 5e-4)
+        assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
