@@ -330,12 +330,12 @@ class SegmentationDataModule(L.LightningDataModule):
         )
         self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to)
 
-    def follow_model_normalization(self) -> None:
-        """Normalise as the attached model's weights expect; an explicit contrary setting is an error."""
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        wanted = getattr(model, "input_normalization", None)
-        if wanted is None:
-            return
+    def follow_normalization(self, wanted: str) -> None:
+        """Normalise as a model's weights expect (``wanted``); an explicit contrary setting is an error.
+
+        The CLI calls this right after building the model and the data module; ``setup`` calls it with
+        the attached model's normalisation, so plain ``trainer.fit(model, datamodule)`` gets it too.
+        """
         if self.normalization is not None and self.normalization != wanted:
             raise ValueError(
                 f"data normalization={self.normalization!r} conflicts with the model's weights, which "
@@ -354,7 +354,9 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
-        self.follow_model_normalization()
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if getattr(model, "input_normalization", None) is not None:
+            self.follow_normalization(model.input_normalization)
         if stage != "predict":
             self.layout.check_root()
         if stage in (None, "fit"):
