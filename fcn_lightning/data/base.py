@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -59,7 +58,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 
 class SegmentationDataset(Dataset):
-    """The samples of one split, decoded and validated on every access by their layout's rules."""
+    """The samples of one split, read and validated by their layout on every access, then transformed."""
 
     def __init__(
         self, samples: Sequence[Sample], layout: DatasetLayout, transform: SegmentationTransform
@@ -75,20 +74,9 @@ class SegmentationDataset(Dataset):
     def ids(self) -> list[str]:
         return [s.id for s in self.samples]
 
-    def load(self, index: int) -> dict[str, np.ndarray]:
-        """The raw arrays of one sample (uint8 RGB ``image``, uint8 ``mask``), validated."""
-        sample = self.samples[index]
-        image = read_image(sample.image)
-        arrays = {"image": image}
-        if sample.label is not None:
-            label = self.layout.read_label(sample.label)
-            _check_same_size(sample, image, label)
-            arrays["mask"] = label
-        return arrays
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        arrays = self.load(index)
+        arrays = self.layout.load(sample)
         h, w = arrays["image"].shape[:2]
         try:
             out: dict[str, Any] = self.transform(**arrays)
@@ -99,38 +87,9 @@ class SegmentationDataset(Dataset):
         out["size"] = torch.tensor([h, w], dtype=torch.int64)
         return out
 
-    def problems(self, index: int) -> list[str]:
-        """Everything wrong with one sample (missing, undecodable, bad values, size mismatch)."""
-        sample = self.samples[index]
-        found: list[str] = []
-        image = label = None
-        try:
-            image = read_image(sample.image)
-        except DatasetError as e:
-            found.append(str(e))
-        if sample.label is not None:
-            try:
-                label = self.layout.read_label(sample.label)
-            except DatasetError as e:
-                found.append(str(e))
-        if image is not None and label is not None:
-            try:
-                _check_same_size(sample, image, label)
-            except DatasetError as e:
-                found.append(str(e))
-        return found
-
     def check(self) -> list[str]:
         """Validate every sample; return all problems (empty list: clean)."""
-        return [problem for i in range(len(self)) for problem in self.problems(i)]
-
-
-def _check_same_size(sample: Sample, image: np.ndarray, label: np.ndarray) -> None:
-    if label.shape != image.shape[:2]:
-        raise DatasetError(
-            f"{sample.label}: label size {label.shape[0]}x{label.shape[1]} differs from the image "
-            f"{sample.image} size {image.shape[0]}x{image.shape[1]}"
-        )
+        return [problem for sample in self.samples for problem in self.layout.problems(sample)]
 
 
 class ImageFolderDataset(Dataset):

@@ -19,12 +19,23 @@ from fcn_lightning.data.readers import (
     DatasetNotFoundError,
     LabelReader,
     read_id_list,
+    read_image,
     read_label_png,
     validate_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
 
-__all__ = ["DatasetLayout", "Sample"]
+
+def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray) -> None:
+    """:class:`DatasetError` naming ``path`` if ``array`` is not the size of the image it belongs to."""
+    if array.shape[:2] != image.shape[:2]:
+        raise DatasetError(
+            f"{path}: size {array.shape[0]}x{array.shape[1]} differs from the image {image_path} size "
+            f"{image.shape[0]}x{image.shape[1]}"
+        )
+
+
+__all__ = ["DatasetLayout", "Sample", "check_same_size"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,36 @@ class DatasetLayout:
         if split in self.split_names:
             return self.named_split(split)
         return [self.sample(i) for i in read_id_list(self.split_file(split))]
+
+    def load(self, sample: Sample) -> dict[str, np.ndarray]:
+        """The validated arrays of one sample: ``image`` (H x W x 3 uint8 RGB) and, if labelled, ``mask``.
+
+        A dataset with more inputs or targets (depth, a second label map) overrides this and
+        :meth:`problems`; every array must have the image's height and width.
+        """
+        image = read_image(sample.image)
+        arrays = {"image": image}
+        if sample.label is not None:
+            arrays["mask"] = self.read_label(sample.label)
+            check_same_size(sample.label, arrays["mask"], sample.image, image)
+        return arrays
+
+    def problems(self, sample: Sample) -> list[str]:
+        """Everything wrong with one sample's files (missing, undecodable, bad values, size mismatch)."""
+        found: list[str] = []
+        image = label = None
+        try:
+            image = read_image(sample.image)
+        except DatasetError as e:
+            found.append(str(e))
+        if sample.label is not None:
+            try:
+                label = self.read_label(sample.label)
+                if image is not None:
+                    check_same_size(sample.label, label, sample.image, image)
+            except DatasetError as e:
+                found.append(str(e))
+        return found
 
     def read_label(self, path: Path) -> np.ndarray:
         """Read one label file with the reader for its suffix; every value a class or the ignore index."""
