@@ -1,4 +1,5 @@
-"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, and a synthetic stand-in.
+"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, SIFT Flow, and
+synthetic stand-ins.
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
 DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
@@ -23,6 +24,13 @@ from fcn_lightning.data.readers import (
     read_image,
     read_label_png,
 )
+from fcn_lightning.data.siftflow import (
+    SIFTFLOW_ABSENT_FROM_TEST,
+    SIFTFLOW_CLASSES,
+    SIFTFLOW_GEO_CLASSES,
+    SIFTFlowDataModule,
+    SIFTFlowLayout,
+)
 from fcn_lightning.data.synthetic import (
     SyntheticDatasetMismatchError,
     SyntheticVOCConfig,
@@ -34,12 +42,17 @@ from fcn_lightning.data.transforms import SegmentationTransform, build_eval_tran
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
 __all__ = [
+    "SIFTFLOW_ABSENT_FROM_TEST",
+    "SIFTFLOW_CLASSES",
+    "SIFTFLOW_GEO_CLASSES",
     "VOC_CLASSES",
     "VOC_PALETTE",
     "DatasetError",
     "DatasetLayout",
     "DatasetNotFoundError",
     "ImageFolderDataset",
+    "SIFTFlowDataModule",
+    "SIFTFlowLayout",
     "Sample",
     "SegmentationDataModule",
     "SegmentationDataset",

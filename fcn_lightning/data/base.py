@@ -284,10 +284,16 @@ class SegmentationDataModule(L.LightningDataModule):
         except ValueError as e:
             raise ValueError(f"normalization={normalization!r}: {e}") from None
         self.input_normalization: InputNormalization = norm
+        masks = self.layout.extra_masks
         self.train_transform = build_train_transform(
-            norm, pad_to=self.pad_to, crop_size=self.crop_size, hflip=self.hflip, scale_range=self.scale_range
+            norm,
+            pad_to=self.pad_to,
+            crop_size=self.crop_size,
+            hflip=self.hflip,
+            scale_range=self.scale_range,
+            extra_masks=masks,
         )
-        self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to)
+        self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to, extra_masks=masks)
 
     def follow_normalization(self, wanted: str) -> None:
         """Normalise as a model's weights expect (``wanted``); an explicit contrary setting is an error.

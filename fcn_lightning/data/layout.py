@@ -65,6 +65,9 @@ class DatasetLayout:
     mean_bgr: ClassVar[tuple[float, float, float]]
     #: Label file suffix -> reader (validated against the classes afterwards).
     label_readers: ClassVar[Mapping[str, LabelReader]] = {".png": read_label_png}
+    #: Further label maps :meth:`load` returns besides ``mask`` (e.g. SIFT Flow's ``geo_mask``): the
+    #: transforms treat them as masks (padded with the ignore index, int64 tensors).
+    extra_masks: ClassVar[tuple[str, ...]] = ()
     #: What :meth:`check_root` says should be under the root.
     expected_contents: ClassVar[str] = ""
 

@@ -10,7 +10,7 @@ ops via albumentations' ``additional_targets``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 # albumentations asks the package index for a newer release at import unless told not to.
@@ -53,9 +53,11 @@ class SegmentationTransform:
 
     ``image`` is H x W x 3 uint8 RGB, ``mask`` H x W integer labels (optional, e.g. for prediction),
     ``extra`` further H x W x C arrays named in ``additional_targets`` with their own normaliser in
-    ``extra_normalizers`` (default: cast to float32). Returns float32 C x H x W tensors for images,
-    an int64 H x W tensor for the mask. With ``output_size`` set, the result must have that size
-    (padding cannot shrink an image): a larger input raises ``ValueError``.
+    ``extra_normalizers`` (default: cast to float32), or further label maps named in ``extra_masks``
+    (treated as ``mask``: never normalised, padded with the ignore index, nearest-neighbour scaled).
+    Returns float32 C x H x W tensors for images, int64 H x W tensors for the masks. With
+    ``output_size`` set, the result must have that size (padding cannot shrink an image): a larger input
+    raises ``ValueError``.
     """
 
     def __init__(
@@ -64,11 +66,13 @@ class SegmentationTransform:
         augment: A.Compose | None = None,
         *,
         extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+        extra_masks: Collection[str] = (),
         output_size: tuple[int, int] | None = None,
     ) -> None:
         self.normalization = normalization
         self.augment = augment
         self.extra_normalizers = dict(extra_normalizers or {})
+        self.extra_masks = frozenset(extra_masks)
         self.output_size = output_size
         self._seed_key: tuple[int, int | None] | None = None
 
@@ -95,6 +99,9 @@ class SegmentationTransform:
         if mask is not None:
             arrays["mask"] = np.ascontiguousarray(mask, dtype=np.uint8)
         for name, value in extra.items():
+            if name in self.extra_masks:
+                arrays[name] = np.ascontiguousarray(value, dtype=np.uint8)
+                continue
             norm = self.extra_normalizers.get(name)
             value = norm(value) if norm is not None else value.astype(np.float32)
             arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
@@ -110,13 +117,18 @@ class SegmentationTransform:
             )
         out: dict[str, torch.Tensor] = {}
         for name, value in arrays.items():
-            if name == "mask":
+            if name == "mask" or name in self.extra_masks:
                 out[name] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
             else:
                 if value.ndim == 2:
                     value = value[..., None]
                 out[name] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 0, 1)))
         return out
+
+
+def _targets(additional_targets: Mapping[str, str] | None, extra_masks: Collection[str]) -> dict[str, str]:
+    """albumentations' ``additional_targets``: the extra inputs, and the extra label maps as masks."""
+    return {**dict(additional_targets or {}), **{name: "mask" for name in extra_masks}}
 
 
 def _pad(size: tuple[int, int], position: str) -> A.PadIfNeeded:
@@ -139,6 +151,7 @@ def build_train_transform(
     scale_range: tuple[float, float] | None = None,
     additional_targets: Mapping[str, str] | None = None,
     extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    extra_masks: Collection[str] = (),
 ) -> SegmentationTransform:
     """Training pipeline: optional flip, random scale, then a random crop (``crop_size``) or padding.
 
@@ -168,8 +181,11 @@ def build_train_transform(
     if target is not None:
         ops.append(_pad(target, "center" if crop else "top_left"))
         ops.append(A.RandomCrop(height=target[0], width=target[1]))
-    augment = A.Compose(ops, additional_targets=dict(additional_targets or {})) if ops else None
-    return SegmentationTransform(normalization, augment, extra_normalizers=extra_normalizers)
+    targets = _targets(additional_targets, extra_masks)
+    augment = A.Compose(ops, additional_targets=targets) if ops else None
+    return SegmentationTransform(
+        normalization, augment, extra_normalizers=extra_normalizers, extra_masks=extra_masks
+    )
 
 
 def build_eval_transform(
@@ -178,6 +194,7 @@ def build_eval_transform(
     pad_to: int | tuple[int, int] | None = None,
     additional_targets: Mapping[str, str] | None = None,
     extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    extra_masks: Collection[str] = (),
 ) -> SegmentationTransform:
     """Evaluation / prediction pipeline: nothing random; with ``pad_to``, pad bottom/right to that size.
 
@@ -188,5 +205,8 @@ def build_eval_transform(
     pad = to_pair(pad_to, "pad_to")
     augment = None
     if pad is not None:
-        augment = A.Compose([_pad(pad, "top_left")], additional_targets=dict(additional_targets or {}))
-    return SegmentationTransform(normalization, augment, extra_normalizers=extra_normalizers, output_size=pad)
+        targets = _targets(additional_targets, extra_masks)
+        augment = A.Compose([_pad(pad, "top_left")], additional_targets=targets)
+    return SegmentationTransform(
+        normalization, augment, extra_normalizers=extra_normalizers, extra_masks=extra_masks, output_size=pad
+    )
