@@ -1,5 +1,5 @@
-"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, SIFT Flow, and
-synthetic stand-ins.
+"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, SIFT Flow,
+PASCAL-Context, and synthetic stand-ins.
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
 DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
@@ -14,6 +14,12 @@ from fcn_lightning.data.base import (
     SegmentationDataset,
     collate_segmentation,
     eval_sampler,
+)
+from fcn_lightning.data.context import (
+    CONTEXT_CLASSES,
+    CONTEXT_RENAMES,
+    PascalContextDataModule,
+    PascalContextLayout,
 )
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
@@ -42,6 +48,8 @@ from fcn_lightning.data.transforms import SegmentationTransform, build_eval_tran
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
 __all__ = [
+    "CONTEXT_CLASSES",
+    "CONTEXT_RENAMES",
     "SIFTFLOW_ABSENT_FROM_TEST",
     "SIFTFLOW_CLASSES",
     "SIFTFLOW_GEO_CLASSES",
@@ -51,6 +59,8 @@ __all__ = [
     "DatasetLayout",
     "DatasetNotFoundError",
     "ImageFolderDataset",
+    "PascalContextDataModule",
+    "PascalContextLayout",
     "SIFTFlowDataModule",
     "SIFTFlowLayout",
     "Sample",

@@ -1,0 +1,227 @@
+"""PASCAL-Context: VOC2010 images labelled densely, trained and scored on 59 classes plus background.
+
+The VOC2010 archive and the Context annotations unpack under one ``root``::
+
+    root/VOCdevkit/VOC2010/JPEGImages/<id>.jpg
+    root/VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt     4,998 / 5,105 ids
+    root/trainval/<id>.mat                                    key LabelMap: full-space labels, 0 unlabelled
+    root/labels.txt                                           the full space, one ``idx: name`` a line
+
+The annotations use a full space of 459 labels; the task keeps 59 of them. The task's classes are found
+in ``labels.txt`` **by name**: each of the 59 names must equal exactly one full-space name as a whole
+("table" is not "pool table" or "tableware"), and three task names are spelled differently in the full
+space (:data:`CONTEXT_RENAMES`). A task name that matches no label, or two, is an error naming it.
+Every other label, and the unlabelled 0, is class 0 "background", which is trained and scored like any
+other class: there is no ignore label.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_id_list, read_mat_label
+
+__all__ = [
+    "CONTEXT_CLASSES",
+    "CONTEXT_RENAMES",
+    "PascalContextDataModule",
+    "PascalContextLayout",
+    "context_lookup",
+    "read_full_space",
+]
+
+#: The 60 classes: 0 background, then the 59 task classes in the order of the reference's models.
+CONTEXT_CLASSES: tuple[str, ...] = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+    "bag",
+    "bed",
+    "bench",
+    "book",
+    "building",
+    "cabinet",
+    "ceiling",
+    "clothes",
+    "computer",
+    "cup",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "keyboard",
+    "light",
+    "mountain",
+    "mouse",
+    "curtain",
+    "platform",
+    "sign",
+    "plate",
+    "road",
+    "rock",
+    "shelves",
+    "sidewalk",
+    "sky",
+    "snow",
+    "bedcloth",
+    "track",
+    "tree",
+    "truck",
+    "wall",
+    "water",
+    "window",
+    "wood",
+)
+#: Task class name -> its spelling in the full label space.
+CONTEXT_RENAMES: dict[str, str] = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+
+_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.*?)\s*$")
+
+
+def read_full_space(path: str | Path) -> dict[int, str]:
+    """``labels.txt`` as ``{index: name}``; a malformed line or a repeated index is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{path}: missing label list (one 'index: name' a line)")
+    labels: dict[int, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if match is None or not match.group(2):
+            raise DatasetError(f"{path}:{number}: expected 'index: name', got {line!r}")
+        index = int(match.group(1))
+        if index < 1 or index in labels:
+            raise DatasetError(f"{path}:{number}: index {index} is 0 (unlabelled) or repeated")
+        labels[index] = match.group(2)
+    if not labels:
+        raise DatasetError(f"{path}: the label list is empty")
+    return labels
+
+
+def context_lookup(full_space: dict[int, str], path: str | Path = "labels.txt") -> np.ndarray:
+    """The table ``full-space label -> task class`` (0..59), of length ``max index + 1``.
+
+    Each task class name (renamed per :data:`CONTEXT_RENAMES`) must equal exactly one full-space name,
+    compared whole (case and surrounding spaces aside). Everything not matched maps to 0, background.
+    """
+    by_name: dict[str, list[int]] = {}
+    for index, name in full_space.items():
+        by_name.setdefault(" ".join(name.lower().split()), []).append(index)
+    lookup = np.zeros(max(full_space) + 1, dtype=np.uint8)
+    for task_index, task_name in enumerate(CONTEXT_CLASSES[1:], start=1):
+        wanted = CONTEXT_RENAMES.get(task_name, task_name)
+        found = by_name.get(wanted, [])
+        spelled = f"{task_name!r}" + (
+            f" (spelled {wanted!r} in the full space)" if wanted != task_name else ""
+        )
+        if not found:
+            raise DatasetError(f"{path}: no label is named {wanted!r}, needed for the class {spelled}")
+        if len(found) > 1:
+            raise DatasetError(
+                f"{path}: labels {', '.join(map(str, found))} are all named {wanted!r}: the class "
+                f"{spelled} must match exactly one"
+            )
+        lookup[found[0]] = task_index
+    return lookup
+
+
+class PascalContextLayout(DatasetLayout):
+    """VOC2010 images and Context labels under ``root``; split names ``"train"`` and ``"val"``."""
+
+    class_names = CONTEXT_CLASSES
+    split_names = ("train", "val")
+    train_split = "train"
+    val_split = "val"
+    #: The reference's PASCAL-Context mean pixel (BGR), that of the Caffe VGG16.
+    mean_bgr = (104.007, 116.669, 122.679)
+    expected_contents = "VOCdevkit/VOC2010, trainval/ (the .mat labels) and labels.txt under it"
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.voc = self.root / "VOCdevkit" / "VOC2010"
+        self.labels = self.root / "trainval"
+        self.label_list = self.root / "labels.txt"
+        self._lookup: np.ndarray | None = None
+
+    def list_file(self, name: str) -> Path:
+        return self.voc / "ImageSets" / "Main" / f"{name}.txt"
+
+    def sample(self, sample_id: str) -> Sample:
+        return Sample(
+            sample_id, self.voc / "JPEGImages" / f"{sample_id}.jpg", self.labels / f"{sample_id}.mat"
+        )
+
+    def named_split(self, name: str) -> list[Sample]:
+        return [self.sample(i) for i in read_id_list(self.list_file(name))]
+
+    @property
+    def lookup(self) -> np.ndarray:
+        """Full-space label -> task class, from ``labels.txt`` (read once)."""
+        if self._lookup is None:
+            self._lookup = context_lookup(read_full_space(self.label_list), self.label_list)
+        return self._lookup
+
+    def check_root(self) -> None:
+        """The root exists and its ``labels.txt`` names every task class exactly once."""
+        super().check_root()
+        self.lookup  # noqa: B018  (raises naming the class)
+
+    def read_label(self, path: Path) -> np.ndarray:
+        """A ``LabelMap`` mapped to the task: 0..59; a value not in ``labels.txt`` (nor 0) is an error."""
+        raw = read_mat_label(path, lambda mat: mat["LabelMap"])
+        if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
+            raise DatasetError(f"{path}: label has non-integer values")
+        raw = raw.astype(np.int64)
+        lookup = self.lookup
+        bad = (raw < 0) | (raw >= len(lookup))
+        if bad.any():
+            values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
+            raise DatasetError(
+                f"{path}: label values {{{values}}} outside the label space 0..{len(lookup) - 1} of "
+                f"{self.label_list} ({int(bad.sum())} pixels)"
+            )
+        return lookup[raw]
+
+
+class PascalContextDataModule(SegmentationDataModule):
+    """PASCAL-Context, 60 classes (0 background, scored; no ignored label), the reference's splits.
+
+    Trains on VOC2010 ``train`` (4,998 images) and validates on ``val`` (5,105) by default. Labels are
+    mapped from the full label space by name (see the module docstring); a ``labels.txt`` that does not
+    name every task class exactly once fails at setup, naming the class.
+
+    Args:
+        root: folder holding ``VOCdevkit/VOC2010``, ``trainval/`` and ``labels.txt``.
+        kwargs: the loader options of :class:`SegmentationDataModule`.
+    """
+
+    def __init__(self, root: str = "data/pascal-context", **kwargs: Any) -> None:
+        super().__init__(PascalContextLayout(root), **kwargs)
