@@ -39,9 +39,12 @@ from fcn_lightning.data.siftflow import (
 )
 from fcn_lightning.data.synthetic import (
     SyntheticDatasetMismatchError,
+    SyntheticSIFTFlowConfig,
+    SyntheticSIFTFlowDataModule,
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
     render_sample,
+    write_synthetic_siftflow,
     write_synthetic_voc,
 )
 from fcn_lightning.data.transforms import SegmentationTransform, build_eval_transform, build_train_transform
@@ -69,6 +72,8 @@ __all__ = [
     "SegmentationTransform",
     "SplitOverlapError",
     "SyntheticDatasetMismatchError",
+    "SyntheticSIFTFlowConfig",
+    "SyntheticSIFTFlowDataModule",
     "SyntheticVOCConfig",
     "SyntheticVOCDataModule",
     "VOCDataModule",
@@ -85,5 +90,6 @@ __all__ = [
     "render_sample",
     "save_label_png",
     "voc_palette",
+    "write_synthetic_siftflow",
     "write_synthetic_voc",
 ]

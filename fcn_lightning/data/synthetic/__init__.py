@@ -1,8 +1,8 @@
 """Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos.
 
 ``config`` (generator parameters) <- ``scenes`` (drawing) and ``cache`` (atomic, fingerprinted
-writing) <- one writer per layout (``voc``), which writes through that dataset's layout object so the
-real reader reads it unchanged. Nothing lower imports a writer.
+writing) <- one writer per layout (``voc``, ``siftflow``), which writes through that dataset's layout
+object so the real reader reads it unchanged. Nothing lower imports a writer.
 """
 
 from fcn_lightning.data.synthetic.cache import (
@@ -13,6 +13,11 @@ from fcn_lightning.data.synthetic.cache import (
 )
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.scenes import Scene, draw_scene
+from fcn_lightning.data.synthetic.siftflow import (
+    SyntheticSIFTFlowConfig,
+    SyntheticSIFTFlowDataModule,
+    write_synthetic_siftflow,
+)
 from fcn_lightning.data.synthetic.voc import (
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
@@ -27,6 +32,8 @@ __all__ = [
     "Scene",
     "SceneConfig",
     "SyntheticDatasetMismatchError",
+    "SyntheticSIFTFlowConfig",
+    "SyntheticSIFTFlowDataModule",
     "SyntheticVOCConfig",
     "SyntheticVOCDataModule",
     "draw_scene",
@@ -34,5 +41,6 @@ __all__ = [
     "render_sample",
     "synthetic_splits",
     "write_dataset",
+    "write_synthetic_siftflow",
     "write_synthetic_voc",
 ]
