@@ -1,0 +1,111 @@
+"""FCNs with one trunk and several heads, one per task (SIFT Flow: semantic and geometric labels).
+
+Each task gets a full skip head of its own, exactly the head a one-task net of the same variant has
+(score layers, fixed bilinear upsamplers, crops from the layer geometry), built by :class:`FCN` itself
+so the two can never disagree. Its layers are named as in the reference's two-task nets: the
+one-task name with the task as a suffix (``score_fr_sem``, ``upscore2_sem``, ``score_pool4_sem``,
+``upscore16_sem``; ``score_fr_geo``, ...), so a coarser stage's checkpoint initialises a finer one by
+name (new score layers stay zero) and published weights map one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from fcn_lightning.nets.heads import FCN, VARIANTS, _crop
+from fcn_lightning.nets.trunks import VGG16Trunk
+
+__all__ = ["MultiTaskFCN", "build_multitask_fcn"]
+
+
+class _Head:
+    """Where one task's layers sit in a :class:`MultiTaskFCN` and how they connect (no parameters)."""
+
+    def __init__(self, template: FCN, task: str) -> None:
+        self.score = f"{template.score_name}_{task}"
+        self.fusions = [(f"{up}_{task}", skip, f"{score}_{task}") for up, skip, score in template.fusions]
+        self.final = f"{template.final_name}_{task}"
+        self.offsets = {f"{name}_{task}": offset for name, offset in template.crop_offsets.items()}
+        self.skip_scales = dict(template.skip_scales)
+
+
+class MultiTaskFCN(nn.Module):
+    """One trunk, one skip head per task; ``forward`` returns ``{task: logits N x C_task x H x W}``.
+
+    Args:
+        trunk: the shared feature extractor.
+        tasks: task name -> number of classes, in output order (e.g. ``{"sem": 33, "geo": 3}``).
+        source, skips, skip_scales, learn_upsampling: as for :class:`FCN`, the same for every head.
+    """
+
+    def __init__(
+        self,
+        trunk: VGG16Trunk,
+        tasks: Mapping[str, int],
+        source: str = "fc7",
+        skips: tuple[str, ...] = (),
+        skip_scales: Mapping[str, float] | None = None,
+        learn_upsampling: bool = False,
+    ) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("a multi-task FCN needs at least one task")
+        self.trunk = trunk
+        self.tasks = dict(tasks)
+        self.source = source
+        self.heads: dict[str, _Head] = {}
+        for task, num_classes in self.tasks.items():
+            if not task.isidentifier():
+                raise ValueError(f"task names must be identifiers (they name layers), got {task!r}")
+            # The one-task net's head, built on this trunk; only its head layers are kept (renamed).
+            template = FCN(trunk, num_classes, source, skips, skip_scales, learn_upsampling)
+            for name, layer in template.named_children():
+                if name != "trunk":
+                    self.add_module(f"{name}_{task}", layer)
+            self.heads[task] = _Head(template, task)
+            self.output_stride = template.output_stride
+
+    @property
+    def crop_offsets(self) -> dict[str, int]:
+        """Every head's crop offsets, by (suffixed) layer name."""
+        return {name: offset for head in self.heads.values() for name, offset in head.offsets.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        blobs = self.trunk(x)
+        out = {}
+        for task, head in self.heads.items():
+            score = getattr(self, head.score)(blobs[self.source])
+            for up_name, skip, skip_score in head.fusions:
+                score = getattr(self, up_name)(score)
+                feature = blobs[skip]
+                if skip in head.skip_scales:
+                    feature = feature * head.skip_scales[skip]
+                fused = getattr(self, skip_score)(feature)
+                score = score + _crop(fused, head.offsets[skip_score], score.shape[-2:])
+            upsampled = getattr(self, head.final)(score)
+            out[task] = _crop(upsampled, head.offsets[head.final], x.shape[-2:])
+        return out
+
+
+def build_multitask_fcn(
+    variant: str,
+    tasks: Mapping[str, int],
+    in_channels: int = 3,
+    width: float = 1.0,
+    *,
+    batch_norm: bool = False,
+    learn_upsampling: bool = False,
+    dropout: float = 0.5,
+) -> MultiTaskFCN:
+    """A multi-task VGG16 FCN of a variant of ``VARIANTS`` (its source and skips), randomly initialised.
+
+    Options as :func:`~fcn_lightning.nets.build_fcn`.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    spec = VARIANTS[variant]
+    trunk = VGG16Trunk(in_channels, width, batch_norm, dropout, upto=spec.source)
+    return MultiTaskFCN(trunk, tasks, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
