@@ -4,6 +4,7 @@ The public faces are the LightningModules, one per FCN variant; the plain ``torc
 ``fcn_lightning.nets``, the datasets in ``fcn_lightning.data``, the metrics in ``fcn_lightning.metrics``.
 """
 
+from fcn_lightning.siftflow import SIFTFlowFCN8s, SIFTFlowFCN16s, SIFTFlowFCN32s, SIFTFlowFCNSystem
 from fcn_lightning.systems import (
     FCN8s,
     FCN8sAtOnce,
@@ -26,5 +27,9 @@ __all__ = [
     "FCNPool4",
     "FCNPool5",
     "FCNSystem",
+    "SIFTFlowFCN8s",
+    "SIFTFlowFCN16s",
+    "SIFTFlowFCN32s",
+    "SIFTFlowFCNSystem",
     "__version__",
 ]

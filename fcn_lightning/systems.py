@@ -164,7 +164,7 @@ class FCNSystem(L.LightningModule):
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.net = build_fcn(self.variant, num_classes, **net_options)
+        self.net = self.build_net(num_classes, **net_options)
         if init_from:
             self.initialise_from(init_from, init_state)
         elif spec.starts_from is not None:
@@ -177,6 +177,18 @@ class FCNSystem(L.LightningModule):
         metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
         self.val_metrics = SegmentationMetrics(**metric_args)
         self.test_metrics = SegmentationMetrics(**metric_args)
+
+    def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
+        """The net of this variant (a model with other heads, e.g. two tasks, overrides this)."""
+        return build_fcn(self.variant, num_classes, **net_options)
+
+    @property
+    def reference_lr(self) -> float:
+        """The reference solver's learning rate for this variant (``VARIANTS``, the VOC recipe).
+
+        A dataset whose reference recipe differs (SIFT Flow's FCN-8s) overrides this in its models.
+        """
+        return VARIANTS[self.variant].reference_lr
 
     # ----------------------------------------------------------------------------------- initialisation
 
@@ -280,7 +292,7 @@ class FCNSystem(L.LightningModule):
         """The reference solver: fixed lr, momentum 0.99, weight decay 5e-4."""
         return torch.optim.SGD(
             params,
-            lr=VARIANTS[self.variant].reference_lr,
+            lr=self.reference_lr,
             momentum=REFERENCE_MOMENTUM,
             weight_decay=REFERENCE_WEIGHT_DECAY,
         )
