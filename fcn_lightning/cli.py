@@ -1,7 +1,7 @@
 """The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged and check-data.
 
     fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
-    fcn-lightning staged --config configs/synthetic/staged.yaml --out runs/staged
+    fcn-lightning staged --config configs/synthetic/staged.yaml  # -> runs/synthetic-staged
     fcn-lightning predict --config ... --ckpt_path best.ckpt --data.init_args.predict_dir imgs/ \\
         --predictions.output_dir out/
     fcn-lightning check-data --config configs/voc/base.yaml
@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.staged import StagedPlan, format_table, run_staged, write_results
+from fcn_lightning.staged import StagedPlan, default_out_dir, format_table, run_staged, write_results
 from fcn_lightning.systems import FCNSystem
 
 #: The checkpoint every run keeps: best validation mean IU (what the staged schedule hands on) and last.
@@ -79,7 +79,8 @@ def _fit_stage(
     if not best:
         raise RuntimeError(f"stage in {out_dir} saved no best checkpoint: does it validate (val/mean_iu)?")
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
-    return best, metrics
+    # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
+    return str(Path(best).resolve()), metrics
 
 
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
@@ -90,10 +91,15 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
     )
     parser.add_argument("--config", required=True, help="staged YAML: base configs and one config per stage")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: runs/ + the config's path below configs/, else below the working "
+        "directory, without .yaml, folders joined by '-': configs/voc/staged.yaml -> runs/voc-staged)",
+    )
     args, overrides = parser.parse_known_args(argv)
     plan = StagedPlan.load(args.config)
-    out_dir = Path(args.out or Path("runs") / Path(args.config).stem)
+    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage)
     csv_path, md_path = write_results(rows, out_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,23 @@ class StagedPlan:
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
         return cls(tuple(map(resolve, base)), tuple((str(k), resolve(v)) for k, v in spec["stages"].items()))
+
+
+def default_out_dir(config: str | Path) -> Path:
+    """``runs/<name>``: the config's path below the nearest ``configs/`` folder (else below the working
+    directory, else from the root), ``.yaml`` dropped and folders joined by ``-``.
+
+    ``configs/voc/staged.yaml`` -> ``runs/voc-staged``: configs that share a file name don't share a folder.
+    """
+    path = Path(os.path.abspath(config))  # normalises ".." without resolving links
+    configs = next((p for p in path.parents if p.name == "configs"), None)
+    if configs is not None:
+        relative = path.relative_to(configs)
+    elif path.is_relative_to(Path.cwd()):
+        relative = path.relative_to(Path.cwd())
+    else:
+        relative = path.relative_to(path.anchor)
+    return Path("runs") / "-".join(relative.with_suffix("").parts)
 
 
 #: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint) -> (best ckpt, metrics).

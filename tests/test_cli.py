@@ -10,6 +10,7 @@ from PIL import Image
 
 from fcn_lightning.cli import FCNLightningCLI, main
 from fcn_lightning.data import VOCDataModule, write_synthetic_voc
+from fcn_lightning.staged import default_out_dir
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
@@ -23,8 +24,14 @@ def write_yaml(path: Path, content: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def staged_run(tmp_path_factory):
-    """A three-stage run on tiny synthetic data, as the main job but seconds long."""
-    tmp = tmp_path_factory.mktemp("staged")
+    """A three-stage run on tiny synthetic data, as the main job but seconds long.
+
+    Configs in ``configs/tiny/``, run from the folder above them without ``--out``: results in
+    ``runs/tiny-staged``.
+    """
+    root = tmp_path_factory.mktemp("staged")
+    tmp = root / "configs" / "tiny"
+    tmp.mkdir(parents=True)
     data = {
         "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
         "init_args": {
@@ -52,15 +59,26 @@ def staged_run(tmp_path_factory):
         model = {"class_path": f"fcn_lightning.{name}", "init_args": TINY_MODEL}
         write_yaml(tmp / f"{name.lower()}.yaml", {"model": model})
     stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml", "FCN-8s": "fcn8s.yaml"}
-    plan = write_yaml(tmp / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
-    main(["staged", "--config", str(plan), "--out", str(tmp / "out")])
+    write_yaml(tmp / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        main(["staged", "--config", "configs/tiny/staged.yaml"])
     return tmp
 
 
-def test_staged_writes_the_results_table(staged_run, capsys):
-    out = staged_run / "out"
+def staged_out(configs: Path) -> Path:
+    """Where ``staged_run`` wrote its results: the default folder of ``configs/tiny/staged.yaml``."""
+    return configs.parents[1] / "runs" / "tiny-staged"
+
+
+def read_results(out: Path) -> list[dict[str, str]]:
     with (out / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def test_staged_writes_the_results_table(staged_run, capsys):
+    out = staged_out(staged_run)
+    rows = read_results(out)
     assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
     assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu"]
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
@@ -71,9 +89,25 @@ def test_staged_writes_the_results_table(staged_run, capsys):
 
 
 def test_each_stage_starts_from_the_previous_best(staged_run):
-    saved = (staged_run / "out" / "FCN-16s").rglob("config.yaml")
+    saved = (staged_out(staged_run) / "FCN-16s").rglob("config.yaml")
     config = yaml.safe_load(next(saved).read_text())
-    assert "FCN-32s" in config["model"]["init_args"]["init_from"]
+    init_from = Path(config["model"]["init_args"]["init_from"])
+    assert "FCN-32s" in init_from.parts
+    assert init_from.is_absolute()  # loading this stage's checkpoint re-applies it, from any folder
+
+
+@pytest.mark.parametrize(
+    ("config", "out"),
+    [
+        ("configs/voc/staged.yaml", "runs/voc-staged"),
+        ("configs/synthetic/staged.yaml", "runs/synthetic-staged"),
+        (str(CONFIGS / "voc/staged.yaml"), "runs/voc-staged"),
+        ("experiments/a/staged.yaml", "runs/experiments-a-staged"),
+    ],
+)
+def test_staged_output_folder_is_named_after_the_config_path(config, out, tmp_path, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent if config.startswith("configs") else tmp_path)
+    assert default_out_dir(config) == Path(out)
 
 
 def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
@@ -82,7 +116,7 @@ def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
     rng = np.random.default_rng(0)
     for name, size in (("a", (40, 56)), ("b", (33, 21))):
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(images / f"{name}.jpg")
-    ckpt = next((staged_run / "out" / "FCN-8s").rglob("best-*.ckpt"))
+    ckpt = next((staged_out(staged_run) / "FCN-8s").rglob("best-*.ckpt"))
     out = tmp_path / "pred"
     args = ["predict", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
     args += ["--ckpt_path", str(ckpt), "--data.init_args.predict_dir", str(images)]
