@@ -23,10 +23,18 @@ from omegaconf import OmegaConf
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.staged import StagedPlan, default_out_dir, format_table, run_staged, write_results
+from fcn_lightning.staged import (
+    SELECTIONS,
+    Selection,
+    StagedPlan,
+    default_out_dir,
+    format_table,
+    run_staged,
+    write_results,
+)
 from fcn_lightning.systems import FCNSystem
 
-#: The checkpoint every run keeps: best validation mean IU (what the staged schedule hands on) and last.
+#: The checkpoints every run keeps: best validation mean IU (what staged hands on by default) and last.
 CHECKPOINT_DEFAULTS = {
     "checkpoint.monitor": "val/mean_iu",
     "checkpoint.mode": "max",
@@ -67,7 +75,7 @@ class FCNLightningCLI(LightningCLI):
 
 
 def _fit_stage(
-    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None
+    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None, select: Selection
 ) -> tuple[str, Mapping[str, float]]:
     args = [a for c in configs for a in ("--config", str(c))]
     args += ["--trainer.default_root_dir", str(out_dir), *overrides]
@@ -75,16 +83,19 @@ def _fit_stage(
         args += ["--model.init_args.init_from", init_from]
     cli = FCNLightningCLI(args=args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    best = cli.trainer.checkpoint_callback.best_model_path
-    if not best:
-        raise RuntimeError(f"stage in {out_dir} saved no best checkpoint: does it validate (val/mean_iu)?")
-    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
+    saved = cli.trainer.checkpoint_callback
+    ckpt = saved.best_model_path if select == "best" else saved.last_model_path
+    if not ckpt:
+        raise RuntimeError(
+            f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
+        )
+    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
-    return str(Path(best).resolve()), metrics
+    return str(Path(ckpt).resolve()), metrics
 
 
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
-    """``fcn-lightning staged``: fit every stage, validate each best checkpoint, write and print the table."""
+    """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
     parser = argparse.ArgumentParser(
         prog="fcn-lightning staged",
         description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
@@ -97,14 +108,24 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="output folder (default: runs/ + the config's path below configs/, else below the working "
         "directory, without .yaml, folders joined by '-': configs/voc/staged.yaml -> runs/voc-staged)",
     )
+    parser.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="best",
+        help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
+        "best (highest validation mean IU) or last (last.ckpt) (default: best)",
+    )
     args, overrides = parser.parse_known_args(argv)
     plan = StagedPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
-    rows = run_staged(plan, out_dir, overrides, _fit_stage)
+    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
     seconds = time.perf_counter() - start
-    print(f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s; wrote {csv_path} and {md_path}")
+    print(
+        f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s, each scored at its {args.select} "
+        f"checkpoint; wrote {csv_path} and {md_path}"
+    )
     return rows
 
 

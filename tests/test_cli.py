@@ -80,10 +80,12 @@ def test_staged_writes_the_results_table(staged_run, capsys):
     out = staged_out(staged_run)
     rows = read_results(out)
     assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
-    assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu"]
+    assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    assert {r["checkpoint"] for r in rows} == {"best"}
     table = (out / "results.md").read_text()
-    assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU |" in table and "| FCN-8s |" in table
+    assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU | checkpoint |" in table
+    assert "| FCN-8s |" in table and table.strip().endswith("| best |")
     for stage in ("FCN-32s", "FCN-16s", "FCN-8s"):
         assert list((out / stage).rglob("best-*.ckpt")), stage
 
@@ -92,7 +94,7 @@ def test_each_stage_starts_from_the_previous_best(staged_run):
     saved = (staged_out(staged_run) / "FCN-16s").rglob("config.yaml")
     config = yaml.safe_load(next(saved).read_text())
     init_from = Path(config["model"]["init_args"]["init_from"])
-    assert "FCN-32s" in init_from.parts
+    assert "FCN-32s" in init_from.parts and init_from.name.startswith("best-")
     assert init_from.is_absolute()  # loading this stage's checkpoint re-applies it, from any folder
 
 
@@ -108,6 +110,17 @@ def test_each_stage_starts_from_the_previous_best(staged_run):
 def test_staged_output_folder_is_named_after_the_config_path(config, out, tmp_path, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent if config.startswith("configs") else tmp_path)
     assert default_out_dir(config) == Path(out)
+
+
+def test_staged_select_last_scores_and_hands_on_last_checkpoints(staged_run, tmp_path):
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
+    plan = write_yaml(staged_run / "two.yaml", {"base": ["base.yaml"], "stages": stages})
+    main(["staged", "--config", str(plan), "--out", str(tmp_path / "out"), "--select", "last"])
+    assert [r["checkpoint"] for r in read_results(tmp_path / "out")] == ["last", "last"]
+    assert (tmp_path / "out" / "results.md").read_text().strip().endswith("| last |")
+    config = yaml.safe_load(next((tmp_path / "out" / "FCN-16s").rglob("config.yaml")).read_text())
+    init_from = Path(config["model"]["init_args"]["init_from"])
+    assert init_from.name == "last.ckpt" and "FCN-32s" in init_from.parts
 
 
 def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
