@@ -3,11 +3,14 @@
 import csv
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
+from fcn_lightning import FCN8s
+from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.cli import FCNLightningCLI, main
 from fcn_lightning.data import VOCDataModule, write_synthetic_voc
 from fcn_lightning.staged import default_out_dir
@@ -181,3 +184,35 @@ def test_every_voc_config_builds_on_voc_format_data(stage, tmp_path):
     assert cli.trainer.max_steps in (100_000, 300_000)
     cli.datamodule.setup("fit")
     assert len(cli.datamodule.train_dataset) > 0
+
+
+def test_predict_crops_padded_batches_to_each_image_size(staged_run, tmp_path, monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = {"a": (40, 56), "b": (33, 21), "c": (17, 45)}
+    for name, size in sizes.items():
+        Image.fromarray(np.zeros((*size, 3), dtype=np.uint8)).save(images / f"{name}.png")
+
+    def no_reading(path):
+        raise AssertionError(f"{path} read again: the sample's size says what to crop")
+
+    monkeypatch.setattr("fcn_lightning.callbacks.read_image", no_reading)
+    ckpt = next((staged_out(staged_run) / "FCN-8s").rglob("best-*.ckpt"))
+    out = tmp_path / "pred"
+    args = ["predict", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    args += ["--ckpt_path", str(ckpt), "--data.init_args.predict_dir", str(images)]
+    args += ["--data.init_args.pad_to", "64", "--data.init_args.val_batch_size", "3"]
+    args += ["--predictions.output_dir", str(out), "--predictions.overlays", "false"]
+    main([*args, "--trainer.default_root_dir", str(tmp_path)])
+    assert {name: Image.open(out / f"{name}.png").size[::-1] for name in sizes} == sizes
+
+
+def test_predicting_a_split_without_paths_crops_to_each_image_size(synthetic_voc_jitter_root, tmp_path):
+    datamodule = VOCDataModule(root=str(synthetic_voc_jitter_root), pad_to=64, val_batch_size=4)
+    model = FCN8s(num_classes=21, **TINY_MODEL)
+    trainer = L.Trainer(**QUIET_TRAINER, callbacks=[PredictionWriter(str(tmp_path))])
+    trainer.predict(model, dataloaders=datamodule.val_dataloader(), return_predictions=False)
+    dataset = datamodule.val_dataset
+    expected = {dataset[i]["id"]: tuple(dataset[i]["size"].tolist()) for i in range(len(dataset))}
+    assert len(set(expected.values())) > 1  # the jittered sizes, padded to 64 x 64 in the batches
+    assert {p.stem: Image.open(p).size[::-1] for p in tmp_path.glob("*.png")} == expected
