@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,45 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-class FCNLightningCLI(LightningCLI):
-    """LightningCLI with the data -> model links and the callbacks every run wants."""
+def _constructor_error(error: BaseException) -> BaseException | None:
+    """The exception a class raised while jsonargparse built it, under the errors jsonargparse wrapped it in
+    (e.g. "Does not validate against any of the Union subtypes", which dumps the whole namespace).
 
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+    Follows ``__cause__`` while jsonargparse raised the exception; ``None`` when jsonargparse itself raised
+    the innermost one (nothing clearer to show).
+    """
+    while _raised_by_jsonargparse(error) and error.__cause__ is not None:
+        error = error.__cause__
+    return None if _raised_by_jsonargparse(error) else error
+
+
+def _raised_by_jsonargparse(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
+
+
+class FCNLightningCLI(LightningCLI):
+    """LightningCLI with the data -> model links and the callbacks every run wants.
+
+    An error raised while the model or data module is built ends the command as a parser error naming
+    its type and message (``exit_on_error=False`` in ``parser_kwargs``: raised as ``ArgumentError``).
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] | None = None,
+        run: bool = True,
+        parser_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             FCNSystem,
             SegmentationDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={"parser_mode": "omegaconf"},
+            parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
             args=args,
@@ -69,6 +99,21 @@ class FCNLightningCLI(LightningCLI):
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
         )
+
+    def instantiate_classes(self) -> None:
+        with self.constructor_errors_reported():
+            super().instantiate_classes()
+
+    @contextmanager
+    def constructor_errors_reported(self) -> Iterator[None]:
+        """Hand a constructor's own error, unwrapped, to the parser's error handler."""
+        try:
+            yield
+        except (TypeError, ValueError) as error:
+            cause = _constructor_error(error)
+            if cause is None:
+                raise
+            self.parser.error(f"{type(cause).__name__}: {cause}", ex=cause)
 
 
 # ------------------------------------------------------------------------------------------------ staged
@@ -163,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args and args[0] == "check-data":
         sys.exit(check_data_main(args[1:]))
     else:
-        FCNLightningCLI(args=None if argv is None else args)
+        FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The ``fcn-lightning`` command: staged runs, predict, check-data, and every shipped config."""
 
 import csv
+import re
 from pathlib import Path
 
 import lightning as L
@@ -186,6 +187,16 @@ def test_every_voc_config_builds_on_voc_format_data(stage, tmp_path):
     assert len(cli.datamodule.train_dataset) > 0
 
 
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network: torchvision's VGG16 download fails as it does offline."""
+    from torchvision.models import VGG16_Weights
+
+    def unreachable(self, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(type(VGG16_Weights.IMAGENET1K_V1), "get_state_dict", unreachable)
+
+
 def test_predict_crops_padded_batches_to_each_image_size(staged_run, tmp_path, monkeypatch):
     images = tmp_path / "images"
     images.mkdir()
@@ -216,3 +227,33 @@ def test_predicting_a_split_without_paths_crops_to_each_image_size(synthetic_voc
     expected = {dataset[i]["id"]: tuple(dataset[i]["size"].tolist()) for i in range(len(dataset))}
     assert len(set(expected.values())) > 1  # the jittered sizes, padded to 64 x 64 in the batches
     assert {p.stem: Image.open(p).size[::-1] for p in tmp_path.glob("*.png")} == expected
+
+
+def voc_args(command: str, root: Path, stage: str = "fcn32s.yaml") -> list[str]:
+    """``fcn-lightning <command>`` on the shipped VOC configs, with the dataset at ``root``."""
+    configs = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
+    return [command, *configs, "--data.init_args.root", str(root), "--trainer.logger", "false"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("fit", [], r"RuntimeError: could not download torchvision's VGG16 .*init_from"),
+        (
+            "validate",
+            ["--model.init_args.init_from", "/nowhere/x.ckpt"],
+            r"FileNotFoundError: init_from: .*x\.ckpt",
+        ),
+        ("test", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+        ("predict", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+    ],
+)
+def test_build_errors_reach_the_user_as_one_clear_message(
+    command, extra, message, synthetic_voc_root, monkeypatch, capsys
+):
+    offline(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*voc_args(command, synthetic_voc_root), "--model.init_args.width", "0.0625", *extra])
+    assert exit_info.value.code != 0
+    printed = capsys.readouterr().err
+    assert re.search(rf"error: {message}", printed) and "Union" not in printed and "Namespace(" not in printed
