@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
-from omegaconf import OmegaConf
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
@@ -116,6 +115,32 @@ class FCNLightningCLI(LightningCLI):
             self.parser.error(f"{type(cause).__name__}: {cause}", ex=cause)
 
 
+class DataCheckCLI(FCNLightningCLI):
+    """The ``fit`` parser (same configs and overrides) with the model optional; builds only the data module.
+
+    A model section is parsed (so training configs can be checked) but never built: no weights download.
+    """
+
+    def add_core_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.add_lightning_class_args(FCNSystem, "model", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(SegmentationDataModule, "data", subclass_mode=True)
+
+    def instantiate_classes(self) -> None:
+        config = self.config.clone()
+        config.model = None
+        with self.constructor_errors_reported():
+            self.datamodule = self.parser.instantiate_classes(config).data
+
+
+def _build(cli_class: type[FCNLightningCLI], args: Sequence[str], **kwargs: Any) -> FCNLightningCLI:
+    """Parse ``args`` and build the objects without running. The sub-commands pass on part of the command
+    line on purpose, so LightningCLI's warning against giving both ``args`` and ``sys.argv`` is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
+        return cli_class(args=list(args), run=False, **kwargs)
+
+
 # ------------------------------------------------------------------------------------------------ staged
 
 
@@ -126,7 +151,7 @@ def _fit_stage(
     args += ["--trainer.default_root_dir", str(out_dir), *overrides]
     if init_from:
         args += ["--model.init_args.init_from", init_from]
-    cli = FCNLightningCLI(args=args, run=False)
+    cli = _build(FCNLightningCLI, args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     saved = cli.trainer.checkpoint_callback
     ckpt = saved.best_model_path if select == "best" else saved.last_model_path
@@ -178,20 +203,14 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def check_data_main(argv: Sequence[str]) -> int:
-    """``fcn-lightning check-data --config ...``: validate the data section's splits; list every problem."""
-    parser = argparse.ArgumentParser(prog="fcn-lightning check-data", description=check_data_main.__doc__)
-    parser.add_argument("--config", action="append", required=True, help="config(s) with a 'data' section")
-    args = parser.parse_args(argv)
-    data: dict[str, Any] = {}
-    for path in args.config:
-        section = OmegaConf.to_container(OmegaConf.load(path), resolve=True).get("data")
-        if section:
-            data = OmegaConf.to_container(OmegaConf.merge(data, section))
-    if not data:
-        parser.error(f"no 'data' section in {args.config}")
-    data_parser = ArgumentParser(parser_mode="omegaconf")
-    data_parser.add_subclass_arguments(SegmentationDataModule, "data")
-    datamodule = data_parser.instantiate_classes(data_parser.parse_object({"data": data})).data
+    """``fcn-lightning check-data --config ...``: validate the data section's splits; list every problem.
+
+    Takes the configs and dotted overrides of ``fit``; returns 1 if there are problems, else 0.
+    """
+    description = "Check the configured dataset (every split's files, label values, sizes, overlap) and list "
+    description += "every problem. Takes the same --config files and dotted overrides as fit."
+    parser_kwargs = {"prog": "fcn-lightning check-data", "description": description}
+    datamodule = _build(DataCheckCLI, argv, parser_kwargs=parser_kwargs).datamodule
     datamodule.prepare_data()
     problems = datamodule.check()
     for problem in problems:

@@ -246,6 +246,7 @@ def voc_args(command: str, root: Path, stage: str = "fcn32s.yaml") -> list[str]:
         ),
         ("test", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
         ("predict", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+        ("check-data", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
     ],
 )
 def test_build_errors_reach_the_user_as_one_clear_message(
@@ -257,3 +258,11 @@ def test_build_errors_reach_the_user_as_one_clear_message(
     assert exit_info.value.code != 0
     printed = capsys.readouterr().err
     assert re.search(rf"error: {message}", printed) and "Union" not in printed and "Namespace(" not in printed
+
+
+def test_check_data_takes_the_configs_and_overrides_of_fit(synthetic_voc_root, monkeypatch, capsys):
+    offline(monkeypatch)  # fcn32s.yaml starts from IMAGENET1K_V1: the model must not be built
+    with pytest.raises(SystemExit) as exit_info:
+        main(voc_args("check-data", synthetic_voc_root))
+    assert exit_info.value.code == 0
+    assert "no problems found" in capsys.readouterr().out
