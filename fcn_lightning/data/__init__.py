@@ -38,12 +38,15 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowLayout,
 )
 from fcn_lightning.data.synthetic import (
+    SyntheticContextConfig,
+    SyntheticContextDataModule,
     SyntheticDatasetMismatchError,
     SyntheticSIFTFlowConfig,
     SyntheticSIFTFlowDataModule,
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
     render_sample,
+    write_synthetic_context,
     write_synthetic_siftflow,
     write_synthetic_voc,
 )
@@ -71,6 +74,8 @@ __all__ = [
     "SegmentationDataset",
     "SegmentationTransform",
     "SplitOverlapError",
+    "SyntheticContextConfig",
+    "SyntheticContextDataModule",
     "SyntheticDatasetMismatchError",
     "SyntheticSIFTFlowConfig",
     "SyntheticSIFTFlowDataModule",
@@ -90,6 +95,7 @@ __all__ = [
     "render_sample",
     "save_label_png",
     "voc_palette",
+    "write_synthetic_context",
     "write_synthetic_siftflow",
     "write_synthetic_voc",
 ]

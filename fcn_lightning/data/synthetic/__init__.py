@@ -1,8 +1,8 @@
 """Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos.
 
 ``config`` (generator parameters) <- ``scenes`` (drawing) and ``cache`` (atomic, fingerprinted
-writing) <- one writer per layout (``voc``, ``siftflow``), which writes through that dataset's layout
-object so the real reader reads it unchanged. Nothing lower imports a writer.
+writing) <- one writer per layout (``voc``, ``siftflow``, ``context``), which writes through that
+dataset's layout object so the real reader reads it unchanged. Nothing lower imports a writer.
 """
 
 from fcn_lightning.data.synthetic.cache import (
@@ -12,6 +12,11 @@ from fcn_lightning.data.synthetic.cache import (
     write_dataset,
 )
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.context import (
+    SyntheticContextConfig,
+    SyntheticContextDataModule,
+    write_synthetic_context,
+)
 from fcn_lightning.data.synthetic.scenes import Scene, draw_scene
 from fcn_lightning.data.synthetic.siftflow import (
     SyntheticSIFTFlowConfig,
@@ -31,6 +36,8 @@ __all__ = [
     "MANIFEST_NAME",
     "Scene",
     "SceneConfig",
+    "SyntheticContextConfig",
+    "SyntheticContextDataModule",
     "SyntheticDatasetMismatchError",
     "SyntheticSIFTFlowConfig",
     "SyntheticSIFTFlowDataModule",
@@ -41,6 +48,7 @@ __all__ = [
     "render_sample",
     "synthetic_splits",
     "write_dataset",
+    "write_synthetic_context",
     "write_synthetic_siftflow",
     "write_synthetic_voc",
 ]
