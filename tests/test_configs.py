@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from fcn_lightning.cli import FCNLightningCLI
-from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
+from fcn_lightning.data import (
+    SyntheticContextConfig,
+    SyntheticSIFTFlowConfig,
+    SyntheticVOCConfig,
+    write_synthetic_context,
+    write_synthetic_siftflow,
+    write_synthetic_voc,
+)
 from fcn_lightning.staged import StagedPlan
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -45,10 +52,29 @@ def runs(name: str) -> list[list[Path]]:
     return [[base, *stage, path]]
 
 
+#: Classes of each dataset's models, by the data module's class name (synthetic ones as the real ones).
+NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60}
+
+
+def dataset_of(data_class: str) -> str:
+    return next(name for name in NUM_CLASSES if name in data_class.rsplit(".", 1)[-1])
+
+
 @pytest.fixture(scope="module")
-def voc_root(tmp_path_factory) -> Path:
-    config = SyntheticVOCConfig(image_size=32, num_train=4, num_val=2)
-    return write_synthetic_voc(tmp_path_factory.mktemp("configs") / "voc", config)
+def real_roots(tmp_path_factory) -> dict[str, Path]:
+    """Small generated trees in the real layouts, for the configs of the real data modules."""
+    folder = tmp_path_factory.mktemp("configs")
+    return {
+        ".VOCDataModule": write_synthetic_voc(
+            folder / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=2)
+        ),
+        ".SIFTFlowDataModule": write_synthetic_siftflow(
+            folder / "sift-flow", SyntheticSIFTFlowConfig(image_size=32, num_train=4, num_test=2)
+        ),
+        ".PascalContextDataModule": write_synthetic_context(
+            folder / "pascal-context", SyntheticContextConfig(image_size=32, num_train=4, num_val=2)
+        ),
+    }
 
 
 def test_every_config_file_is_covered():
@@ -59,13 +85,14 @@ def test_every_config_file_is_covered():
 
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 @pytest.mark.parametrize("name", ALL_CONFIGS)
-def test_config_builds_on_generated_data(name, voc_root, tmp_path, monkeypatch):
+def test_config_builds_on_generated_data(name, real_roots, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     for configs in runs(name):
         raw = [yaml.safe_load(c.read_text()) for c in configs]
         args = [a for c in configs for a in ("--config", str(c))]
         data_class = next(r["data"]["class_path"] for r in reversed(raw) if "class_path" in r.get("data", {}))
-        root = voc_root if data_class.endswith(".VOCDataModule") else tmp_path / "synthetic"
+        real = next((k for k in real_roots if data_class.endswith(k)), None)
+        root = real_roots[real] if real else tmp_path / "synthetic"
         args += ["--data.init_args.root", str(root), *SMALL_NET, "--trainer.default_root_dir", str(tmp_path)]
         cli = FCNLightningCLI(args=args, run=False)
         model_class = next(
@@ -77,9 +104,11 @@ def test_config_builds_on_generated_data(name, voc_root, tmp_path, monkeypatch):
         )
         assert cli.trainer.max_steps == max_steps
         # the data module's classes reach the model; nobody sets the input normalisation by hand
-        assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 21
+        num_classes = NUM_CLASSES[dataset_of(data_class)]
+        assert cli.model.hparams.num_classes == cli.datamodule.num_classes == num_classes
+        assert cli.model.hparams.class_names == list(cli.datamodule.class_names)
         assert all("normalization" not in str(r) for r in raw), configs
-        if data_class.endswith(".VOCDataModule"):
+        if real:
             cli.datamodule.setup("fit")
             assert len(cli.datamodule.train_dataset) == 4 and len(cli.datamodule.val_dataset) == 2
 
@@ -102,3 +131,25 @@ def test_voc_configs_are_the_reference_recipes():
         weights, biases = cli.model.configure_optimizers().param_groups
         assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.99, 5e-4)
         assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+@pytest.mark.parametrize(
+    ("folder", "steps", "lrs"),
+    [("siftflow", 100_000, (1e-10, 1e-12, 1e-12)), ("context", 400_000, (1e-10, 1e-12, 1e-14))],
+)
+def test_siftflow_and_context_configs_are_the_reference_recipes(folder, steps, lrs):
+    for stage, lr in zip(("fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"), lrs, strict=True):
+        args = ["--config", str(CONFIGS / folder / "base.yaml"), "--config", str(CONFIGS / folder / stage)]
+        cli = FCNLightningCLI(args=[*args, *SMALL_NET, "--data.init_args.root", "unused"], run=False)
+        assert cli.trainer.max_steps == steps
+        assert cli.datamodule.batch_size == 1 and cli.model.hparams.loss_reduction == "sum"
+        weights, biases = cli.model.configure_optimizers().param_groups
+        assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.99, 5e-4)
+        assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
+        if folder == "siftflow":
+            assert (cli.datamodule.train_split, cli.datamodule.val_split) == ("trainval", "test")
+            assert cli.model.val_metrics.exclude_classes == (8, 10, 15)  # cow, desert, moon
+        else:
+            assert (cli.datamodule.train_split, cli.datamodule.val_split) == ("train", "val")
+            assert cli.model.val_metrics.exclude_classes == ()  # background is scored

@@ -1,0 +1,82 @@
+"""``fcn-lightning staged`` runs the SIFT Flow and PASCAL-Context demo plans end to end, made tiny."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fcn_lightning.cli import main
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+#: The demo plans as shipped, with a tiny net, tiny scenes and one step a stage (the fixed upsamplers of
+#: 33 or 60 classes cost most of the time, whatever the width).
+TINY = [
+    "--model.init_args.width=0.0625",
+    "--trainer.max_steps=1",
+    "--trainer.val_check_interval=1",
+    "--trainer.num_sanity_val_steps=0",
+    "--trainer.logger=false",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.accelerator=cpu",
+    "--data.init_args.batch_size=2",
+    "--data.init_args.generator.image_size=32",
+    "--data.init_args.generator.num_train=2",
+]
+STAGES = ["FCN-32s", "FCN-16s", "FCN-8s"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Nets this small run faster on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_plan(plan: str, out: Path, data: Path, *extra: str) -> list[dict[str, str]]:
+    args = ["staged", "--config", str(CONFIGS / plan), "--out", str(out), *TINY, *extra]
+    main([*args, f"--data.init_args.root={data}"])
+    with (out / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def stage_checkpoint(out: Path, stage: str) -> dict:
+    return torch.load(next((out / stage).rglob("best-*.ckpt")), map_location="cpu", weights_only=True)
+
+
+@pytest.mark.filterwarnings("ignore:.*does not have many workers")
+def test_siftflow_demo_runs_every_stage(tmp_path):
+    out = tmp_path / "out"
+    rows = run_plan(
+        "synthetic_siftflow/staged.yaml", out, tmp_path / "data", "--data.init_args.generator.num_test=1"
+    )
+    assert [r["stage"] for r in rows] == STAGES
+    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    for stage, layers in zip(STAGES, ("upscore_geo", "upscore16_geo", "upscore8_geo"), strict=True):
+        checkpoint = stage_checkpoint(out, stage)
+        assert (
+            f"net.{layers}.weight" in checkpoint["state_dict"]
+            and "net.score_fr_sem.weight" in checkpoint["state_dict"]
+        )
+        assert checkpoint["hyper_parameters"]["exclude_classes"] in (["cow", "desert", "moon"], [8, 10, 15])
+    config = yaml.safe_load(next((out / "FCN-8s").rglob("config.yaml")).read_text())
+    assert config["model"]["class_path"] == "fcn_lightning.SIFTFlowFCN8s"
+    assert "FCN-16s" in Path(config["model"]["init_args"]["init_from"]).parts
+
+
+@pytest.mark.filterwarnings("ignore:.*does not have many workers")
+def test_context_demo_runs_every_stage(tmp_path):
+    out = tmp_path / "out"
+    rows = run_plan(
+        "synthetic_context/staged.yaml", out, tmp_path / "data", "--data.init_args.generator.num_val=1"
+    )
+    assert [r["stage"] for r in rows] == STAGES
+    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    for stage in STAGES:
+        state = stage_checkpoint(out, stage)["state_dict"]
+        assert state["net.score_fr.weight"].shape[0] == 60
