@@ -1,15 +1,26 @@
-"""``fcn-lightning staged`` runs the SIFT Flow and PASCAL-Context demo plans end to end, made tiny."""
+"""The command on SIFT Flow and PASCAL-Context: the demo plans staged end to end (tiny), check-data."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 import torch
 import yaml
+from PIL import Image
 
 from fcn_lightning.cli import main
+from fcn_lightning.data import (
+    PascalContextLayout,
+    SIFTFlowLayout,
+    SyntheticContextConfig,
+    SyntheticSIFTFlowConfig,
+    write_synthetic_context,
+    write_synthetic_siftflow,
+)
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 #: The demo plans as shipped, with a tiny net, tiny scenes and one step a stage (the fixed upsamplers of
@@ -80,3 +91,43 @@ def test_context_demo_runs_every_stage(tmp_path):
     for stage in STAGES:
         state = stage_checkpoint(out, stage)["state_dict"]
         assert state["net.score_fr.weight"].shape[0] == 60
+
+
+def check_data(config: str, root: Path, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-data", "--config", str(CONFIGS / config), f"--data.init_args.root={root}"])
+    assert exit_info.value.code == 1
+    return capsys.readouterr().out
+
+
+def test_check_data_lists_every_siftflow_problem(tmp_path, capsys):
+    root = write_synthetic_siftflow(
+        tmp_path / "sift", SyntheticSIFTFlowConfig(image_size=32, num_train=4, num_test=2)
+    )
+    layout = SIFTFlowLayout(root)
+    train, test = layout.split_samples("trainval"), layout.split_samples("test")
+    layout.geo_label(train[0]).unlink()  # missing .mat
+    scipy.io.savemat(train[1].label, {"labels": np.ones((32, 32), np.int16)})  # .mat without its key
+    scipy.io.savemat(layout.geo_label(train[2]), {"S": np.full((32, 32), 7, np.int16)})  # outside the classes
+    Image.new("RGB", (30, 32)).save(test[0].image)  # image / label size mismatch
+    printed = check_data("siftflow/base.yaml", root, capsys)
+    assert f"{layout.geo_label(train[0])}: missing label file" in printed
+    assert f"{train[1].label}: cannot read label" in printed and "KeyError" in printed
+    assert f"{layout.geo_label(train[2])}: label values {{7}}" in printed
+    assert f"{test[0].label}: size 32x32 differs from the image {test[0].image} size 32x30" in printed
+    assert str(train[3].id) not in printed
+
+
+def test_check_data_names_a_context_class_missing_from_labels_txt(tmp_path, capsys):
+    root = write_synthetic_context(
+        tmp_path / "ctx", SyntheticContextConfig(image_size=32, num_train=3, num_val=1)
+    )
+    layout = PascalContextLayout(root)
+    sample = layout.split_samples("train")[0]
+    scipy.io.savemat(sample.label, {"LabelMap": np.full((32, 32), 999, np.uint16)})
+    printed = check_data("context/base.yaml", root, capsys)
+    assert f"{sample.label}: label values {{999}} outside the label space" in printed
+    lines = (root / "labels.txt").read_text().splitlines()
+    (root / "labels.txt").write_text("\n".join(line for line in lines if not line.endswith(": bedclothes")))
+    printed = check_data("context/base.yaml", root, capsys)
+    assert "no label is named 'bedclothes', needed for the class 'bedcloth'" in printed
