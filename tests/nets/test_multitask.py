@@ -30,14 +30,15 @@ def test_layer_names_are_the_references(variant):
 @pytest.mark.parametrize("variant", sorted(HEAD_LAYERS))
 def test_each_head_is_the_one_task_net(variant):
     torch.manual_seed(0)
-    net = build_multitask_fcn(variant, TASKS, width=0.0625).eval()
+    tasks = {"sem": 5, "geo": 3}  # few classes: the dense upsamplers dominate the time otherwise
+    net = build_multitask_fcn(variant, tasks, width=0.0625).eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.startswith("score"):
                 p.normal_()
     x = torch.randn(2, 3, 45, 61)
     out = net(x)
-    for task, num_classes in TASKS.items():
+    for task, num_classes in tasks.items():
         single = build_fcn(variant, num_classes, width=0.0625).eval()
         state = {k.replace(f"_{task}.", "."): v for k, v in net.state_dict().items() if f"_{task}." in k}
         state |= {k: v for k, v in net.state_dict().items() if k.startswith("trunk.")}
