@@ -18,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
@@ -63,6 +66,17 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
 
 
+class SaveAndLogConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` next to the logs, and the same resolved config in each W&B run."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if loggers:
+            config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            for wandb_logger in loggers:
+                wandb_logger.experiment.config.update(config, allow_val_change=True)
+
+
 class FCNLightningCLI(LightningCLI):
     """LightningCLI with the data -> model links and the callbacks every run wants.
 
@@ -83,6 +97,7 @@ class FCNLightningCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
+            save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
             args=args,
