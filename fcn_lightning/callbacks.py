@@ -8,7 +8,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
@@ -16,7 +15,7 @@ from PIL import Image
 from fcn_lightning.data.palette import overlay, save_label_png
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.plots import confusion_figure
+from fcn_lightning.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -56,30 +55,6 @@ class PredictionWriter(BasePredictionWriter):
                 Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha)).save(
                     self.output_dir / f"{sample_id}_overlay.png"
                 )
-
-
-@torch.no_grad()
-def validation_examples(
-    model: L.LightningModule, datamodule: Any, count: int
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """The first ``count`` validation images (uint8 RGB), their labels and the model's predictions.
-
-    Always the same images, so that their predictions can be compared from one validation to the next.
-    """
-    dataset = datamodule.val_dataset
-    images, truths, preds = [], [], []
-    was_training = model.training
-    model.eval()
-    for index in range(min(count, len(dataset))):
-        sample = dataset[index]
-        h, w = sample["size"].tolist()
-        logits = model(sample["image"][None].to(model.device))
-        preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
-        truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
-        image = sample["image"][:3, :h, :w].permute(1, 2, 0).cpu().numpy()
-        images.append(datamodule.input_normalization.invert(image))
-    model.train(was_training)
-    return images, truths, preds
 
 
 class WandbValidationMedia(Callback):

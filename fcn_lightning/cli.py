@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.staged import (
     SELECTIONS,
     Selection,
@@ -178,6 +179,7 @@ def _fit_stage(
             f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
         )
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+    save_stage_figures(cli.model, cli.datamodule, out_dir)
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
     return str(Path(ckpt).resolve()), metrics
 
@@ -209,10 +211,13 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
+    figure = save_figure(results_figure(rows), out_dir / "results.png")
     seconds = time.perf_counter() - start
     print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s, each scored at its {args.select} "
-        f"checkpoint; wrote {csv_path} and {md_path}"
+        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"{seconds:.0f} s, each scored on its validation split at its {args.select} checkpoint. Results: "
+        f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
+        f"under {out_dir}/<stage>/."
     )
     return rows
 

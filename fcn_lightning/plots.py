@@ -10,19 +10,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from fcn_lightning.data.palette import colorize
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES
 
-__all__ = ["confusion_figure", "predictions_figure", "results_figure", "save_figure"]
+__all__ = [
+    "confusion_figure",
+    "predictions_figure",
+    "results_figure",
+    "save_figure",
+    "save_stage_figures",
+    "validation_examples",
+]
 
 #: Axis titles of the four scores, as the paper's tables name them.
 SCORE_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
@@ -109,3 +118,40 @@ def predictions_figure(
             if i == 0:
                 ax.set_title(title)
     return fig
+
+
+@torch.no_grad()
+def validation_examples(
+    model: L.LightningModule, datamodule: Any, count: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The first ``count`` validation images (uint8 RGB), their labels and the model's predictions.
+
+    Always the same images, so that their predictions can be compared from one validation to the next.
+    """
+    dataset = datamodule.val_dataset
+    images, truths, preds = [], [], []
+    was_training = model.training
+    model.eval()
+    for index in range(min(count, len(dataset))):
+        sample = dataset[index]
+        h, w = sample["size"].tolist()
+        logits = model(sample["image"][None].to(model.device))
+        preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
+        truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
+        image = sample["image"][:3, :h, :w].permute(1, 2, 0).cpu().numpy()
+        images.append(datamodule.input_normalization.invert(image))
+    model.train(was_training)
+    return images, truths, preds
+
+
+def save_stage_figures(
+    model: L.LightningModule, datamodule: Any, out_dir: Path, num_images: int = 4
+) -> list[Path]:
+    """``confusion.png`` of the model's last validation and ``predictions.png`` of fixed validation images."""
+    evaluation = model.last_evaluation["val"]
+    names = list(model.val_metrics.class_names or range(model.hparams.num_classes))
+    images, truths, preds = validation_examples(model, datamodule, num_images)
+    return [
+        save_figure(confusion_figure(evaluation["confmat"].numpy(), names), out_dir / "confusion.png"),
+        save_figure(predictions_figure(images, truths, preds), out_dir / "predictions.png"),
+    ]
