@@ -18,11 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.staged import (
     SELECTIONS,
     Selection,
@@ -63,6 +67,17 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
 
 
+class SaveAndLogConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` next to the logs, and the same resolved config in each W&B run."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if loggers:
+            config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            for wandb_logger in loggers:
+                wandb_logger.experiment.config.update(config, allow_val_change=True)
+
+
 class FCNLightningCLI(LightningCLI):
     """LightningCLI with the data -> model links and the callbacks every run wants.
 
@@ -83,6 +98,7 @@ class FCNLightningCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
+            save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
             args=args,
@@ -163,6 +179,7 @@ def _fit_stage(
             f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
         )
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+    save_stage_figures(cli.model, cli.datamodule, out_dir)
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
     return str(Path(ckpt).resolve()), metrics
 
@@ -194,10 +211,13 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
+    figure = save_figure(results_figure(rows), out_dir / "results.png")
     seconds = time.perf_counter() - start
     print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s, each scored at its {args.select} "
-        f"checkpoint; wrote {csv_path} and {md_path}"
+        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"{seconds:.0f} s, each scored on its validation split at its {args.select} checkpoint. Results: "
+        f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
+        f"under {out_dir}/<stage>/."
     )
     return rows
 

@@ -104,7 +104,8 @@ def run_staged(
     for name, config in plan.stages:
         checkpoint, metrics = run_stage([*plan.base, config], overrides, out_dir / name, previous, select)
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
-        rows.append({"stage": name, **scores, "checkpoint": select})
+        per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
+        rows.append({"stage": name, **scores, "checkpoint": select, "per_class_iu": per_class})
         previous = checkpoint
     return rows
 
@@ -124,7 +125,7 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}

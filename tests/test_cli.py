@@ -92,6 +92,18 @@ def test_staged_writes_the_results_table(staged_run, capsys):
         assert list((out / stage).rglob("best-*.ckpt")), stage
 
 
+def test_staged_draws_the_results_and_each_stages_confusion_and_predictions(staged_run):
+    out = staged_out(staged_run)
+    figures = [out / "results.png"]
+    figures += [
+        out / stage / name for stage in ("FCN-32s", "FCN-8s") for name in ("confusion.png", "predictions.png")
+    ]
+    for path in figures:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100, path
+            assert np.asarray(image.convert("L")).std() > 5, path  # something is drawn
+
+
 def test_each_stage_starts_from_the_previous_best(staged_run):
     saved = (staged_out(staged_run) / "FCN-16s").rglob("config.yaml")
     config = yaml.safe_load(next(saved).read_text())
