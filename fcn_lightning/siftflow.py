@@ -2,11 +2,13 @@
 
 Training minimises the sum of the two tasks' cross-entropies (each weighted 1, as the reference). Each
 task has its own metrics, logged under its own prefix (``val/sem/...``, ``val/geo/...``). The plain
-``val/<score>`` keys are the semantic task's, with its configured exclusions: they are what the staged
-table shows and what checkpoints are selected by (``val/mean_iu``), as the paper's SIFT Flow table
-reports semantic scores. Three semantic classes never occur in the test split (cow, desert, moon);
-they are left out of the semantic class means by configuration (``exclude_classes``), and the means with
-every class are logged too (``val/sem/all_classes/mean_acc``, ``.../mean_iu``), so the effect shows.
+``val/<score>`` and ``val/iu/<class>`` keys are the semantic task's, with its configured exclusions:
+they are what the staged table and figures show and what checkpoints are selected by (``val/mean_iu``),
+as the paper's SIFT Flow table reports semantic scores; :meth:`SIFTFlowFCNSystem.forward` gives the
+semantic logits for the same reason. Three semantic classes never occur in the test split (cow, desert,
+moon); they are left out of the semantic class means by configuration (``exclude_classes``), and the
+means with every class are logged too (``val/sem/all_classes/mean_acc``, ``.../mean_iu``), so the
+effect shows.
 
 The reference recipe differs from VOC's for FCN-8s: learning rates 1e-10 / 1e-12 / 1e-12 (VOC: 1e-14 for
 FCN-8s); :data:`SIFTFLOW_REFERENCE_LR` holds them and these models' default optimiser uses them.
@@ -112,7 +114,12 @@ class SIFTFlowFCNSystem(FCNSystem):
 
     # ------------------------------------------------------------------------------------------- steps
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Semantic logits N x 33 x H x W (the task of ``num_classes`` and ``class_names``), so whatever
+        reads a model's predictions (figures, loggers) reads the semantic ones; both: :meth:`task_logits`."""
+        return self.net(image)["sem"]
+
+    def task_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"sem": N x 33 x H x W, "geo": N x 3 x H x W}`` logits."""
         return self.net(image)
 
@@ -123,7 +130,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         }
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = self.task_losses(self(batch["image"]), batch)
+        losses = self.task_losses(self.task_logits(batch["image"]), batch)
         loss = losses["sem"] + losses["geo"]
         n = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
@@ -131,7 +138,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        logits = self(batch["image"])
+        logits = self.task_logits(batch["image"])
         metrics.update(logits["sem"], batch["mask"])
         self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
         losses = self.task_losses(logits, batch)
@@ -149,9 +156,12 @@ class SIFTFlowFCNSystem(FCNSystem):
         self.log_dict(
             as_floats({k: every_class[k] for k in ALL_CLASS_SCORES}, prefix=f"{prefix}/sem/all_classes/")
         )
-        self.log_dict(metrics.per_class(sem, prefix=f"{prefix}/sem/iu/"))
+        self.log_dict(metrics.per_class(sem, prefix=f"{prefix}/iu/"))
         geo_metrics = self.geo_metrics[prefix]
         geo = geo_metrics.compute()
+        # for the figures and loggers: the semantic task under the plain prefix, as the scores
+        self.last_evaluation[prefix] = {"confmat": metrics.confmat.detach().cpu().clone(), **sem}
+        self.last_evaluation[f"{prefix}/geo"] = {"confmat": geo_metrics.confmat.detach().cpu().clone(), **geo}
         self.log_dict(as_floats({k: geo[k] for k in SCORE_NAMES}, prefix=f"{prefix}/geo/"))
         self.log_dict(geo_metrics.per_class(geo, prefix=f"{prefix}/geo/iu/"))
         metrics.reset()
@@ -167,7 +177,7 @@ class SIFTFlowFCNSystem(FCNSystem):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU."""
-        logits = self(batch["image"])
+        logits = self.task_logits(batch["image"])
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
         return {**out, **{k: batch[k] for k in ("id", "path") if k in batch}}

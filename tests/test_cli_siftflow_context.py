@@ -68,6 +68,8 @@ def test_siftflow_demo_runs_every_stage(tmp_path):
     )
     assert [r["stage"] for r in rows] == STAGES
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    assert all((out / stage / "predictions.png").is_file() for stage in STAGES)  # semantic predictions
+    assert (out / "results.png").is_file()
     for stage, layers in zip(STAGES, ("upscore_geo", "upscore16_geo", "upscore8_geo"), strict=True):
         checkpoint = stage_checkpoint(out, stage)
         assert (

@@ -101,8 +101,10 @@ def test_exclusion_on_a_hand_computed_confusion_matrix():
     assert all(with_exclusion[f"val/{k}"] == with_exclusion[f"val/sem/{k}"] for k in SCORE_NAMES)
     assert with_exclusion["val/geo/pixel_acc"] == pytest.approx(5 / 6)
     assert with_exclusion["val/geo/mean_acc"] == pytest.approx((1 + 1 + 0) / 3)
-    assert with_exclusion["val/sem/iu/moon"] == 0 and with_exclusion["val/geo/iu/vertical"] == 0
+    assert with_exclusion["val/iu/moon"] == 0 and with_exclusion["val/geo/iu/vertical"] == 0
     assert (excluded.val_metrics.confmat == 0).all()  # reset for the next epoch
+    assert torch.equal(excluded.last_evaluation["val"]["confmat"], hist)  # what the figures draw
+    assert excluded.last_evaluation["val/geo"]["pixel_acc"] == pytest.approx(5 / 6)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,8 @@ def test_the_loss_is_the_sum_of_the_two_tasks(data):
     batch = next(iter(data.train_dataloader()))
     model.log = model.log_dict = lambda *args, **kwargs: None
     loss = model.training_step(batch, 0)
-    logits = model(batch["image"])
+    logits = model.task_logits(batch["image"])
+    torch.testing.assert_close(model(batch["image"]), logits["sem"])  # forward: the semantic task
     sem = F.cross_entropy(logits["sem"], batch["mask"], ignore_index=255, reduction="sum")
     geo = F.cross_entropy(logits["geo"], batch["geo_mask"], ignore_index=255, reduction="sum")
     assert (batch["mask"] == 255).any() and (batch["geo_mask"] == 255).any()
