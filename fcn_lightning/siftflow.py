@@ -87,16 +87,16 @@ class SIFTFlowFCNSystem(FCNSystem):
         **net_options: Any,
     ) -> None:
         super().__init__(
-            num_classes,
-            init_from,
-            input_normalization,
-            loss_reduction,
-            optimizer,
-            lr_scheduler,
-            bias_lr_mult,
-            bias_weight_decay,
-            class_names,
-            resolve_classes(exclude_classes, class_names),
+            num_classes=num_classes,
+            init_from=init_from,
+            input_normalization=input_normalization,
+            loss_reduction=loss_reduction,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            bias_lr_mult=bias_lr_mult,
+            bias_weight_decay=bias_weight_decay,
+            class_names=class_names,
+            exclude_classes=resolve_classes(exclude_classes, class_names),
             **net_options,
         )
         geo_args = {"num_classes": len(self.geo_class_names), "ignore_index": IGNORE_INDEX}
