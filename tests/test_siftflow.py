@@ -163,6 +163,9 @@ def test_fit_validate_and_the_next_stage(data, tmp_path):
     assert metrics["val/loss"] == pytest.approx(metrics["val/sem/loss"] + metrics["val/geo/loss"], rel=1e-5)
     checkpoint = tmp_path / "fcn32s.ckpt"
     trainer.save_checkpoint(checkpoint)
+    reloaded = SIFTFlowFCN32s.load_from_checkpoint(checkpoint, weights_only=True)
+    assert reloaded.val_metrics.exclude_classes == (8, 10, 15)
+    assert torch.equal(reloaded.net.score_fr_sem.weight, model.net.score_fr_sem.weight)
     finer = SIFTFlowFCN16s(**TINY, init_from=str(checkpoint))
     assert torch.equal(finer.net.score_fr_geo.weight, model.net.score_fr_geo.weight)
     assert (finer.net.score_pool4_sem.weight == 0).all()
