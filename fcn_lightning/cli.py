@@ -26,8 +26,10 @@ from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.staged import (
+    RESULT_COLUMNS,
     SELECTIONS,
     Selection,
     StagedPlan,
@@ -184,6 +186,21 @@ def _fit_stage(
     return str(Path(ckpt).resolve()), metrics
 
 
+def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> None:
+    """With W&B logging, the staged table, its plot and a summary go into the run the stages logged to.
+
+    All stages of one process log into one W&B run (Lightning's logger joins the run in progress), so a
+    sweep agent's run is one whole staged run.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or wandb.run is None:
+        return
+    columns = list(RESULT_COLUMNS)
+    table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+    wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
+    wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
+
+
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
     parser = argparse.ArgumentParser(
@@ -205,13 +222,22 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
+    parser.add_argument(
+        "--add-config",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="a config added to every stage after its own (repeatable), e.g. configs/wandb.yaml",
+    )
     args, overrides = parser.parse_known_args(argv)
+    overrides = [*(a for c in args.add_config for a in ("--config", c)), *overrides]
     plan = StagedPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
     figure = save_figure(results_figure(rows), out_dir / "results.png")
+    _log_staged_to_wandb(rows, figure)
     seconds = time.perf_counter() - start
     print(
         f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
