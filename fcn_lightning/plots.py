@@ -26,6 +26,7 @@ from fcn_lightning.metrics import SCORE_NAMES
 
 __all__ = [
     "confusion_figure",
+    "curves_figure",
     "predictions_figure",
     "results_figure",
     "save_figure",
@@ -122,17 +123,18 @@ def predictions_figure(
 
 @torch.no_grad()
 def validation_examples(
-    model: L.LightningModule, datamodule: Any, count: int
+    model: L.LightningModule, datamodule: Any, count: int, indices: Sequence[int] | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """The first ``count`` validation images (uint8 RGB), their labels and the model's predictions.
+    """Validation images (uint8 RGB), their labels and the model's predictions.
 
-    Always the same images, so that their predictions can be compared from one validation to the next.
+    ``indices`` (default: the first ``count``): always the same images, so that their predictions can be
+    compared from one validation to the next.
     """
     dataset = datamodule.val_dataset
     images, truths, preds = [], [], []
     was_training = model.training
     model.eval()
-    for index in range(min(count, len(dataset))):
+    for index in indices if indices is not None else range(min(count, len(dataset))):
         sample = dataset[index]
         h, w = sample["size"].tolist()
         logits = model(sample["image"][None].to(model.device))
@@ -155,3 +157,24 @@ def save_stage_figures(
         save_figure(confusion_figure(evaluation["confmat"].numpy(), names), out_dir / "confusion.png"),
         save_figure(predictions_figure(images, truths, preds), out_dir / "predictions.png"),
     ]
+
+
+def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> Figure:
+    """Training loss and validation mean IU against steps, one colour per run (stages one after another).
+
+    ``curves``: run name -> ``{"train/loss": [(step, value), ...], "val/mean_iu": [...]}`` (as
+    :func:`fcn_lightning.analysis.training_curves` reads them); each run starts where the previous ended.
+    """
+    fig, (loss_ax, iu_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    offset = 0
+    for name, run in curves.items():
+        losses, ius = run.get("train/loss", []), run.get("val/mean_iu", [])
+        (line,) = loss_ax.plot([offset + s for s, _ in losses], [v for _, v in losses], label=name)
+        iu_ax.plot(
+            [offset + s for s, _ in ius], [100 * v for _, v in ius], "o-", color=line.get_color(), label=name
+        )
+        offset += max((s for s, _ in [*losses, *ius]), default=0)
+    loss_ax.set(xlabel="step", ylabel="training loss", title="training loss")
+    iu_ax.set(xlabel="step", ylabel="mean IU (%)", title="validation mean IU")
+    loss_ax.legend()
+    return fig

@@ -284,3 +284,30 @@ def test_a_normalisation_against_the_weights_is_refused_before_anything_runs(
     printed = capsys.readouterr().err
     assert message in printed and "Union" not in printed
     assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
+
+
+def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "synthetic/base.yaml"),
+        "--config",
+        str(CONFIGS / "synthetic/fcn32s.yaml"),
+    ]
+    args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.generator.image_size", "48"]
+    args += ["--data.init_args.generator.num_train", "4", "--data.init_args.generator.num_val", "2"]
+    args += [
+        "--model.init_args.width",
+        "0.0625",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.val_check_interval",
+        "2",
+    ]
+    args += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.log_every_n_steps", "1"]
+    main(args)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "step 2/2 (100%)" in captured.err  # not a terminal: plain lines
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("fit: FCN32s on SyntheticVOCDataModule, 2 steps; ") and "val/mean_iu" in summary
+    assert f"last {tmp_path / 'run'}" in summary and "last.ckpt" in summary
