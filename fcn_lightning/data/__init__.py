@@ -2,7 +2,8 @@
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
 DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
-``VOCDataModule(root)`` reads the archives as they unpack; ``SyntheticVOCDataModule()`` writes and reads
+``VOCDataModule(root)`` reads the archives as they unpack; ``NYUDv2DataModule(root, modalities)`` reads
+NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
 a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
@@ -15,6 +16,7 @@ from fcn_lightning.data.base import (
     eval_sampler,
 )
 from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.nyud import NYUD_CLASSES, NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
 from fcn_lightning.data.readers import (
     DatasetError,
@@ -34,12 +36,15 @@ from fcn_lightning.data.transforms import SegmentationTransform, build_eval_tran
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
 __all__ = [
+    "NYUD_CLASSES",
     "VOC_CLASSES",
     "VOC_PALETTE",
     "DatasetError",
     "DatasetLayout",
     "DatasetNotFoundError",
     "ImageFolderDataset",
+    "NYUDv2DataModule",
+    "NYUDv2Layout",
     "Sample",
     "SegmentationDataModule",
     "SegmentationDataset",
