@@ -401,6 +401,12 @@ class NYUDv2DataModule(SegmentationDataModule):
     def setup(self, stage: str | None = None) -> None:
         model = self.trainer.lightning_module if self.trainer is not None else None
         self.check_channels(getattr(model, "in_channels", None))
+        streams = getattr(model, "modalities", None)
+        if streams is not None and tuple(streams) != self.modalities:
+            raise ValueError(
+                f"the model's streams {list(streams)} must take the data modalities {list(self.modalities)} "
+                f"in the same order: set data modalities to {list(streams)}"
+            )
         if stage == "predict" and self.modalities != ("rgb",):
             raise ValueError(
                 f"predict_dir reads colour images only; modalities {list(self.modalities)} need the dataset "
