@@ -18,6 +18,9 @@ from fcn_lightning.data.palette import overlay, save_label_png
 class PredictionWriter(BasePredictionWriter):
     """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image.
 
+    Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
+    with a ``path`` (an image folder) get one.
+
     Args:
         output_dir: where the files go (created on first write).
         overlays: also write colour overlays on the input image.
@@ -42,12 +45,10 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for i, sample_id in enumerate(prediction["id"]):
-            label = prediction["pred"][i].numpy()
-            image = read_image(prediction["path"][i]) if "path" in prediction else None
-            if image is not None:  # drop padding added to batch the image
-                label = label[: image.shape[0], : image.shape[1]]
-            save_label_png(self.output_dir / f"{sample_id}.png", np.ascontiguousarray(label))
-            if self.overlays and image is not None:
-                Image.fromarray(overlay(image, label, alpha=self.alpha)).save(
+            h, w = prediction["size"][i].tolist()  # the image as stored: drops padding added to batch it
+            label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
+            save_label_png(self.output_dir / f"{sample_id}.png", label)
+            if self.overlays and "path" in prediction:
+                Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha)).save(
                     self.output_dir / f"{sample_id}_overlay.png"
                 )

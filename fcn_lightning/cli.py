@@ -1,7 +1,7 @@
 """The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged and check-data.
 
     fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
-    fcn-lightning staged --config configs/synthetic/staged.yaml --out runs/staged
+    fcn-lightning staged --config configs/synthetic/staged.yaml  # -> runs/synthetic-staged
     fcn-lightning predict --config ... --ckpt_path best.ckpt --data.init_args.predict_dir imgs/ \\
         --predictions.output_dir out/
     fcn-lightning check-data --config configs/voc/base.yaml
@@ -12,21 +12,29 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentParser
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
-from omegaconf import OmegaConf
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.staged import StagedPlan, format_table, run_staged, write_results
+from fcn_lightning.staged import (
+    SELECTIONS,
+    Selection,
+    StagedPlan,
+    default_out_dir,
+    format_table,
+    run_staged,
+    write_results,
+)
 from fcn_lightning.systems import FCNSystem
 
-#: The checkpoint every run keeps: best validation mean IU (what the staged schedule hands on) and last.
+#: The checkpoints every run keeps: best validation mean IU (what staged hands on by default) and last.
 CHECKPOINT_DEFAULTS = {
     "checkpoint.monitor": "val/mean_iu",
     "checkpoint.mode": "max",
@@ -36,16 +44,45 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-class FCNLightningCLI(LightningCLI):
-    """LightningCLI with the data -> model links and the callbacks every run wants."""
+def _constructor_error(error: BaseException) -> BaseException | None:
+    """The exception a class raised while jsonargparse built it, under the errors jsonargparse wrapped it in
+    (e.g. "Does not validate against any of the Union subtypes", which dumps the whole namespace).
 
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+    Follows ``__cause__`` while jsonargparse raised the exception; ``None`` when jsonargparse itself raised
+    the innermost one (nothing clearer to show).
+    """
+    while _raised_by_jsonargparse(error) and error.__cause__ is not None:
+        error = error.__cause__
+    return None if _raised_by_jsonargparse(error) else error
+
+
+def _raised_by_jsonargparse(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
+
+
+class FCNLightningCLI(LightningCLI):
+    """LightningCLI with the data -> model links and the callbacks every run wants.
+
+    An error raised while the model or data module is built ends the command as a parser error naming
+    its type and message (``exit_on_error=False`` in ``parser_kwargs``: raised as ``ArgumentError``).
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] | None = None,
+        run: bool = True,
+        parser_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             FCNSystem,
             SegmentationDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={"parser_mode": "omegaconf"},
+            parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
             args=args,
@@ -62,43 +99,106 @@ class FCNLightningCLI(LightningCLI):
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
         )
 
+    def instantiate_classes(self) -> None:
+        with self.constructor_errors_reported():
+            super().instantiate_classes()
+            # The data follow the weights' input normalisation; a contrary explicit setting fails here,
+            # before anything runs. (Plain ``trainer.fit(model, datamodule)`` gets the same in setup.)
+            self.datamodule.follow_normalization(self.model.input_normalization)
+
+    @contextmanager
+    def constructor_errors_reported(self) -> Iterator[None]:
+        """Hand a constructor's own error, unwrapped, to the parser's error handler."""
+        try:
+            yield
+        except (TypeError, ValueError) as error:
+            cause = _constructor_error(error)
+            if cause is None:
+                raise
+            self.parser.error(f"{type(cause).__name__}: {cause}", ex=cause)
+
+
+class DataCheckCLI(FCNLightningCLI):
+    """The ``fit`` parser (same configs and overrides) with the model optional; builds only the data module.
+
+    A model section is parsed (so training configs can be checked) but never built: no weights download.
+    """
+
+    def add_core_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.add_lightning_class_args(FCNSystem, "model", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(SegmentationDataModule, "data", subclass_mode=True)
+
+    def instantiate_classes(self) -> None:
+        config = self.config.clone()
+        config.model = None
+        with self.constructor_errors_reported():
+            self.datamodule = self.parser.instantiate_classes(config).data
+
+
+def _build(cli_class: type[FCNLightningCLI], args: Sequence[str], **kwargs: Any) -> FCNLightningCLI:
+    """Parse ``args`` and build the objects without running. The sub-commands pass on part of the command
+    line on purpose, so LightningCLI's warning against giving both ``args`` and ``sys.argv`` is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
+        return cli_class(args=list(args), run=False, **kwargs)
+
 
 # ------------------------------------------------------------------------------------------------ staged
 
 
 def _fit_stage(
-    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None
+    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None, select: Selection
 ) -> tuple[str, Mapping[str, float]]:
     args = [a for c in configs for a in ("--config", str(c))]
     args += ["--trainer.default_root_dir", str(out_dir), *overrides]
     if init_from:
         args += ["--model.init_args.init_from", init_from]
-    cli = FCNLightningCLI(args=args, run=False)
+    cli = _build(FCNLightningCLI, args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    best = cli.trainer.checkpoint_callback.best_model_path
-    if not best:
-        raise RuntimeError(f"stage in {out_dir} saved no best checkpoint: does it validate (val/mean_iu)?")
-    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
-    return best, metrics
+    saved = cli.trainer.checkpoint_callback
+    ckpt = saved.best_model_path if select == "best" else saved.last_model_path
+    if not ckpt:
+        raise RuntimeError(
+            f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
+        )
+    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+    # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
+    return str(Path(ckpt).resolve()), metrics
 
 
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
-    """``fcn-lightning staged``: fit every stage, validate each best checkpoint, write and print the table."""
+    """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
     parser = argparse.ArgumentParser(
         prog="fcn-lightning staged",
         description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
         "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
     )
     parser.add_argument("--config", required=True, help="staged YAML: base configs and one config per stage")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: runs/ + the config's path below configs/, else below the working "
+        "directory, without .yaml, folders joined by '-': configs/voc/staged.yaml -> runs/voc-staged)",
+    )
+    parser.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="best",
+        help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
+        "best (highest validation mean IU) or last (last.ckpt) (default: best)",
+    )
     args, overrides = parser.parse_known_args(argv)
     plan = StagedPlan.load(args.config)
-    out_dir = Path(args.out or Path("runs") / Path(args.config).stem)
+    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
-    rows = run_staged(plan, out_dir, overrides, _fit_stage)
+    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
     seconds = time.perf_counter() - start
-    print(f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s; wrote {csv_path} and {md_path}")
+    print(
+        f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s, each scored at its {args.select} "
+        f"checkpoint; wrote {csv_path} and {md_path}"
+    )
     return rows
 
 
@@ -106,20 +206,14 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def check_data_main(argv: Sequence[str]) -> int:
-    """``fcn-lightning check-data --config ...``: validate the data section's splits; list every problem."""
-    parser = argparse.ArgumentParser(prog="fcn-lightning check-data", description=check_data_main.__doc__)
-    parser.add_argument("--config", action="append", required=True, help="config(s) with a 'data' section")
-    args = parser.parse_args(argv)
-    data: dict[str, Any] = {}
-    for path in args.config:
-        section = OmegaConf.to_container(OmegaConf.load(path), resolve=True).get("data")
-        if section:
-            data = OmegaConf.to_container(OmegaConf.merge(data, section))
-    if not data:
-        parser.error(f"no 'data' section in {args.config}")
-    data_parser = ArgumentParser(parser_mode="omegaconf")
-    data_parser.add_subclass_arguments(SegmentationDataModule, "data")
-    datamodule = data_parser.instantiate_classes(data_parser.parse_object({"data": data})).data
+    """``fcn-lightning check-data --config ...``: validate the data section's splits; list every problem.
+
+    Takes the configs and dotted overrides of ``fit``; returns 1 if there are problems, else 0.
+    """
+    description = "Check the configured dataset (every split's files, label values, sizes, overlap) and list "
+    description += "every problem. Takes the same --config files and dotted overrides as fit."
+    parser_kwargs = {"prog": "fcn-lightning check-data", "description": description}
+    datamodule = _build(DataCheckCLI, argv, parser_kwargs=parser_kwargs).datamodule
     datamodule.prepare_data()
     problems = datamodule.check()
     for problem in problems:
@@ -136,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args and args[0] == "check-data":
         sys.exit(check_data_main(args[1:]))
     else:
-        FCNLightningCLI(args=None if argv is None else args)
+        FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
 
 
 if __name__ == "__main__":

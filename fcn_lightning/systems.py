@@ -306,9 +306,11 @@ class FCNSystem(L.LightningModule):
         self._log_metrics(self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class indices per pixel (uint8 on the CPU) with the batch's ids and paths."""
+        """Class indices per pixel (uint8 on the CPU) with the batch's ids, image sizes (to crop padding)
+        and, for image folders, paths."""
         pred = self(batch["image"]).argmax(1).to(torch.uint8).cpu()
-        return {"pred": pred, **{k: batch[k] for k in ("id", "path") if k in batch}}
+        out = {"pred": pred, "size": batch["size"].cpu()}
+        return out | {k: batch[k] for k in ("id", "path") if k in batch}
 
     # -------------------------------------------------------------------------------------- optimiser
 

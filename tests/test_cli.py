@@ -1,15 +1,20 @@
 """The ``fcn-lightning`` command: staged runs, predict, check-data, and every shipped config."""
 
 import csv
+import re
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from fcn_lightning.cli import FCNLightningCLI, main
+from fcn_lightning import FCN8s
+from fcn_lightning.callbacks import PredictionWriter
+from fcn_lightning.cli import main
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
+from fcn_lightning.staged import default_out_dir
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
@@ -23,8 +28,14 @@ def write_yaml(path: Path, content: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def staged_run(tmp_path_factory):
-    """A three-stage run on tiny synthetic data, as the main job but seconds long."""
-    tmp = tmp_path_factory.mktemp("staged")
+    """A three-stage run on tiny synthetic data, as the main job but seconds long.
+
+    Configs in ``configs/tiny/``, run from the folder above them without ``--out``: results in
+    ``runs/tiny-staged``.
+    """
+    root = tmp_path_factory.mktemp("staged")
+    tmp = root / "configs" / "tiny"
+    tmp.mkdir(parents=True)
     data = {
         "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
         "init_args": {
@@ -50,28 +61,68 @@ def staged_run(tmp_path_factory):
         model = {"class_path": f"fcn_lightning.{name}", "init_args": TINY_MODEL}
         write_yaml(tmp / f"{name.lower()}.yaml", {"model": model})
     stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml", "FCN-8s": "fcn8s.yaml"}
-    plan = write_yaml(tmp / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
-    main(["staged", "--config", str(plan), "--out", str(tmp / "out")])
+    write_yaml(tmp / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        main(["staged", "--config", "configs/tiny/staged.yaml"])
     return tmp
 
 
-def test_staged_writes_the_results_table(staged_run, capsys):
-    out = staged_run / "out"
+def staged_out(configs: Path) -> Path:
+    """Where ``staged_run`` wrote its results: the default folder of ``configs/tiny/staged.yaml``."""
+    return configs.parents[1] / "runs" / "tiny-staged"
+
+
+def read_results(out: Path) -> list[dict[str, str]]:
     with (out / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def test_staged_writes_the_results_table(staged_run, capsys):
+    out = staged_out(staged_run)
+    rows = read_results(out)
     assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
-    assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu"]
+    assert list(rows[0]) == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    assert {r["checkpoint"] for r in rows} == {"best"}
     table = (out / "results.md").read_text()
-    assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU |" in table and "| FCN-8s |" in table
+    assert "| net | pixel acc. | mean acc. | mean IU | f.w. IU | checkpoint |" in table
+    assert "| FCN-8s |" in table and table.strip().endswith("| best |")
     for stage in ("FCN-32s", "FCN-16s", "FCN-8s"):
         assert list((out / stage).rglob("best-*.ckpt")), stage
 
 
 def test_each_stage_starts_from_the_previous_best(staged_run):
-    saved = (staged_run / "out" / "FCN-16s").rglob("config.yaml")
+    saved = (staged_out(staged_run) / "FCN-16s").rglob("config.yaml")
     config = yaml.safe_load(next(saved).read_text())
-    assert "FCN-32s" in config["model"]["init_args"]["init_from"]
+    init_from = Path(config["model"]["init_args"]["init_from"])
+    assert "FCN-32s" in init_from.parts and init_from.name.startswith("best-")
+    assert init_from.is_absolute()  # loading this stage's checkpoint re-applies it, from any folder
+
+
+@pytest.mark.parametrize(
+    ("config", "out"),
+    [
+        ("configs/voc/staged.yaml", "runs/voc-staged"),
+        ("configs/synthetic/staged.yaml", "runs/synthetic-staged"),
+        (str(CONFIGS / "voc/staged.yaml"), "runs/voc-staged"),
+        ("experiments/a/staged.yaml", "runs/experiments-a-staged"),
+    ],
+)
+def test_staged_output_folder_is_named_after_the_config_path(config, out, tmp_path, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent if config.startswith("configs") else tmp_path)
+    assert default_out_dir(config) == Path(out)
+
+
+def test_staged_select_last_scores_and_hands_on_last_checkpoints(staged_run, tmp_path):
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
+    plan = write_yaml(staged_run / "two.yaml", {"base": ["base.yaml"], "stages": stages})
+    main(["staged", "--config", str(plan), "--out", str(tmp_path / "out"), "--select", "last"])
+    assert [r["checkpoint"] for r in read_results(tmp_path / "out")] == ["last", "last"]
+    assert (tmp_path / "out" / "results.md").read_text().strip().endswith("| last |")
+    config = yaml.safe_load(next((tmp_path / "out" / "FCN-16s").rglob("config.yaml")).read_text())
+    init_from = Path(config["model"]["init_args"]["init_from"])
+    assert init_from.name == "last.ckpt" and "FCN-32s" in init_from.parts
 
 
 def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
@@ -80,7 +131,7 @@ def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
     rng = np.random.default_rng(0)
     for name, size in (("a", (40, 56)), ("b", (33, 21))):
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(images / f"{name}.jpg")
-    ckpt = next((staged_run / "out" / "FCN-8s").rglob("best-*.ckpt"))
+    ckpt = next((staged_out(staged_run) / "FCN-8s").rglob("best-*.ckpt"))
     out = tmp_path / "pred"
     args = ["predict", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
     args += ["--ckpt_path", str(ckpt), "--data.init_args.predict_dir", str(images)]
@@ -113,22 +164,111 @@ def test_check_data_lists_every_problem(tmp_path, capsys):
     assert str(image) in printed and str(label) in printed and "37" in printed
 
 
-@pytest.mark.parametrize("stage", sorted(p.name for p in (CONFIGS / "voc").glob("fcn*.yaml")))
-def test_every_voc_config_builds_on_voc_format_data(stage, tmp_path):
-    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=2))
-    args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
-    args += [
-        "--data.init_args.root",
-        str(root),
-        "--model.init_args.init_from",
-        "null",
-        "--trainer.logger",
-        "false",
-    ]
-    cli = FCNLightningCLI(args=args, run=False)
-    assert cli.model.hparams.num_classes == 21 and type(cli.model).__name__.lower().endswith(
-        stage[3:-5].replace("_", "")
-    )
-    assert cli.trainer.max_steps in (100_000, 300_000)
-    cli.datamodule.setup("fit")
-    assert len(cli.datamodule.train_dataset) > 0
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network: torchvision's VGG16 download fails as it does offline."""
+    from torchvision.models import VGG16_Weights
+
+    def unreachable(self, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(type(VGG16_Weights.IMAGENET1K_V1), "get_state_dict", unreachable)
+
+
+def test_predict_crops_padded_batches_to_each_image_size(staged_run, tmp_path, monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = {"a": (40, 56), "b": (33, 21), "c": (17, 45)}
+    for name, size in sizes.items():
+        Image.fromarray(np.zeros((*size, 3), dtype=np.uint8)).save(images / f"{name}.png")
+
+    def no_reading(path):
+        raise AssertionError(f"{path} read again: the sample's size says what to crop")
+
+    monkeypatch.setattr("fcn_lightning.callbacks.read_image", no_reading)
+    ckpt = next((staged_out(staged_run) / "FCN-8s").rglob("best-*.ckpt"))
+    out = tmp_path / "pred"
+    args = ["predict", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    args += ["--ckpt_path", str(ckpt), "--data.init_args.predict_dir", str(images)]
+    args += ["--data.init_args.pad_to", "64", "--data.init_args.val_batch_size", "3"]
+    args += ["--predictions.output_dir", str(out), "--predictions.overlays", "false"]
+    main([*args, "--trainer.default_root_dir", str(tmp_path)])
+    assert {name: Image.open(out / f"{name}.png").size[::-1] for name in sizes} == sizes
+
+
+def test_predicting_a_split_without_paths_crops_to_each_image_size(synthetic_voc_jitter_root, tmp_path):
+    datamodule = VOCDataModule(root=str(synthetic_voc_jitter_root), pad_to=64, val_batch_size=4)
+    datamodule.setup("validate")
+    model = FCN8s(num_classes=21, **TINY_MODEL)
+    trainer = L.Trainer(**QUIET_TRAINER, callbacks=[PredictionWriter(str(tmp_path))])
+    trainer.predict(model, dataloaders=datamodule.val_dataloader(), return_predictions=False)
+    dataset = datamodule.val_dataset
+    expected = {dataset[i]["id"]: tuple(dataset[i]["size"].tolist()) for i in range(len(dataset))}
+    assert len(set(expected.values())) > 1  # the jittered sizes, padded to 64 x 64 in the batches
+    assert {p.stem: Image.open(p).size[::-1] for p in tmp_path.glob("*.png")} == expected
+
+
+def voc_args(command: str, root: Path, stage: str = "fcn32s.yaml") -> list[str]:
+    """``fcn-lightning <command>`` on the shipped VOC configs, with the dataset at ``root``."""
+    configs = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
+    return [command, *configs, "--data.init_args.root", str(root), "--trainer.logger", "false"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("fit", [], r"RuntimeError: could not download torchvision's VGG16 .*init_from"),
+        (
+            "validate",
+            ["--model.init_args.init_from", "/nowhere/x.ckpt"],
+            r"FileNotFoundError: init_from: .*x\.ckpt",
+        ),
+        ("test", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+        ("predict", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+        ("check-data", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+    ],
+)
+def test_build_errors_reach_the_user_as_one_clear_message(
+    command, extra, message, synthetic_voc_root, monkeypatch, capsys
+):
+    offline(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*voc_args(command, synthetic_voc_root), "--model.init_args.width", "0.0625", *extra])
+    assert exit_info.value.code != 0
+    printed = capsys.readouterr().err
+    assert re.search(rf"error: {message}", printed) and "Union" not in printed and "Namespace(" not in printed
+
+
+def test_check_data_takes_the_configs_and_overrides_of_fit(synthetic_voc_root, monkeypatch, capsys):
+    offline(monkeypatch)  # fcn32s.yaml starts from IMAGENET1K_V1: the model must not be built
+    with pytest.raises(SystemExit) as exit_info:
+        main(voc_args("check-data", synthetic_voc_root))
+    assert exit_info.value.code == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (  # torchvision's weights (the config's init_from) with Caffe inputs
+            ["--model.init_args.input_normalization", "caffe"],
+            "input_normalization='caffe' conflicts with init_from='IMAGENET1K_V1', whose weights expect "
+            "'imagenet'",
+        ),
+        (  # a random start normalises as torchvision's weights; the data module may not say otherwise
+            ["--model.init_args.init_from", "null", "--data.init_args.normalization", "caffe"],
+            "data normalization='caffe' conflicts with the model's weights, which expect 'imagenet'",
+        ),
+    ],
+)
+def test_a_normalisation_against_the_weights_is_refused_before_anything_runs(
+    override, message, synthetic_voc_root, tmp_path, capsys
+):
+    args = ["fit", "--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc/fcn32s.yaml")]
+    args += ["--data.init_args.root", str(synthetic_voc_root), "--model.init_args.width", "0.0625", *override]
+    args += ["--trainer.default_root_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code != 0
+    printed = capsys.readouterr().err
+    assert message in printed and "Union" not in printed
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
