@@ -13,18 +13,20 @@ HHA PNGs hold and what :func:`depth_to_hha` computes, vectorised with numpy and 
    about 38, walls about 128, ceilings about 218).
 
 Normals are least-squares planes fitted to the points of a square window around each pixel (radius 3
-for the angle channel, radius 10 for the gravity estimate), in the original's form ``n . (X/Z, Y/Z, 1)
-= 1/Z``, and point away from the camera. Gravity is estimated as in the original: starting from the
-camera's down direction, twice five iterations (angle thresholds 45 and 15 degrees) take the direction
-most parallel to the normals that are nearly parallel to the current estimate (floors, table tops) and
-most orthogonal to the normals nearly orthogonal to it (walls): the eigenvector of the smallest
-eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``.
+for the angle channel, radius 10 for the gravity estimate, at 640 px width), in the original's form
+``n . (X/Z, Y/Z, 1) = 1/Z``, and point away from the camera. Gravity is estimated as in the original:
+starting from the camera's down direction, twice five iterations (angle thresholds 45 and 15 degrees)
+take the direction most parallel to the normals nearly parallel to the current estimate (floors, table
+tops) and most orthogonal to the normals nearly orthogonal to it (walls): the eigenvector of the
+smallest eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``.
 
 Where this simplifies or departs from the original code:
 
 - One depth map serves both as the geometry and as the mask of missing values (the original takes the
   in-painted depth for geometry and the raw depth for the mask); missing depth (0) gives 0 in all three
   channels, and the lowest point is the lowest *measured* point.
+- Narrower images get proportionally smaller windows (:func:`window_radii`); the original is used
+  at 640 x 480 only.
 - Normal windows have no superpixel support (the original's HHA call passes none either) and pixel
   coordinates are 0-based (the original's are 1-based, a shift of one pixel in the principal point).
 - The gravity estimate uses the radius-10 normals at every 4th pixel each way instead of at every
@@ -39,7 +41,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-__all__ = ["NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals"]
+__all__ = ["NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals", "window_radii"]
 
 #: Disparity numerator (cm) and the closest depth (cm) it is computed for.
 DISPARITY_SCALE = 31000.0
@@ -50,12 +52,31 @@ ANGLE_OFFSET = 128.0 - 90.0
 FLOOR_MIN_DROP_CM = 90.0
 #: ... this far below it.
 DEFAULT_FLOOR_DROP_CM = 130.0
-#: Window radii of the normals for the angle channel and for the gravity estimate.
+#: Window radii (px at 640 px width) of the normals for the angle channel and for the gravity estimate.
 NORMAL_RADIUS = 3
 GRAVITY_RADIUS = 10
 #: The gravity estimate takes the radius-10 normals at every 4th pixel each way (their windows overlap
 #: by four fifths, so the rest add little but time).
 GRAVITY_STRIDE = 4
+#: The width the radii are given for; narrower images get proportionally smaller windows.
+REFERENCE_WIDTH = 640
+
+
+def window_radii(width: int) -> tuple[int, int, int]:
+    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide.
+
+    The original's 3 and 10 px at 640 px; a narrower image of the same field of view gets windows of
+    the same angular size (at least 1 and 2 px), so that on a small image the gravity windows do not
+    straddle floor and walls.
+    """
+    scale = width / REFERENCE_WIDTH
+    return (
+        max(1, round(NORMAL_RADIUS * scale)),
+        max(2, round(GRAVITY_RADIUS * scale)),
+        max(1, round(GRAVITY_STRIDE * scale)),
+    )
+
+
 #: Gravity refinement: (angle threshold in degrees, iterations), in order.
 GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
 
@@ -208,9 +229,10 @@ def depth_to_hha(
     if not valid.any():
         return out
     z_cm = z * 100.0
-    normals, defined = surface_normals(z, camera, NORMAL_RADIUS)
+    normal_radius, gravity_radius, stride = window_radii(w)
+    normals, defined = surface_normals(z, camera, normal_radius)
     if gravity is None:
-        coarse, coarse_defined = surface_normals(z, camera, GRAVITY_RADIUS, GRAVITY_STRIDE)
+        coarse, coarse_defined = surface_normals(z, camera, gravity_radius, stride)
         gravity = estimate_gravity(coarse[coarse_defined])
     g = np.asarray(gravity, np.float64) / np.linalg.norm(gravity)
     a, b = camera.rays(h, w)
