@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import pytest
 import scipy.io
+import torch
 import torch.distributed as dist
 from PIL import Image
 
@@ -121,6 +122,16 @@ def nyud_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def nyud_copy(nyud_root: Path, tmp_path: Path) -> Path:
     """A private, writable copy of ``nyud_root`` for tests that damage files."""
     return Path(shutil.copytree(nyud_root, tmp_path / "nyud"))
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """One torch thread for the test: tiny nets ran 3-10x slower with two threads than with one on the
+    shared, busy 2-core test machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class DestroyProcessGroupAtTeardown(L.Callback):

@@ -12,6 +12,7 @@ from fcn_lightning import FCN16s, FCN16sRGBHHA, FCN32s, FCN32sRGBHHA
 from fcn_lightning.data import NYUDv2DataModule
 
 TINY = {"width": 0.0625, "num_classes": 40}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stage_checkpoint(model: L.LightningModule, path: Path) -> str:

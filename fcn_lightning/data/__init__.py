@@ -27,9 +27,12 @@ from fcn_lightning.data.readers import (
 )
 from fcn_lightning.data.synthetic import (
     SyntheticDatasetMismatchError,
+    SyntheticNYUDConfig,
+    SyntheticNYUDv2DataModule,
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
     render_sample,
+    write_synthetic_nyud,
     write_synthetic_voc,
 )
 from fcn_lightning.data.transforms import SegmentationTransform, build_eval_transform, build_train_transform
@@ -51,6 +54,8 @@ __all__ = [
     "SegmentationTransform",
     "SplitOverlapError",
     "SyntheticDatasetMismatchError",
+    "SyntheticNYUDConfig",
+    "SyntheticNYUDv2DataModule",
     "SyntheticVOCConfig",
     "SyntheticVOCDataModule",
     "VOCDataModule",
@@ -67,5 +72,6 @@ __all__ = [
     "render_sample",
     "save_label_png",
     "voc_palette",
+    "write_synthetic_nyud",
     "write_synthetic_voc",
 ]

@@ -8,6 +8,7 @@ from fcn_lightning.nets import build_fcn, transfer_parameters
 from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state, vgg16_state_for_input
 
 TINY = 0.0625
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_scores(net: nn.Module, seed: int) -> nn.Module:
