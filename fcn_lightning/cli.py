@@ -5,6 +5,7 @@
     fcn-lightning predict --config ... --ckpt_path best.ckpt --data.init_args.predict_dir imgs/ \\
         --predictions.output_dir out/
     fcn-lightning check-data --config configs/voc/base.yaml
+    fcn-lightning prepare-nyud --root data/nyud
 """
 
 from __future__ import annotations
@@ -237,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         staged_main(args[1:])
     elif args and args[0] == "check-data":
         sys.exit(check_data_main(args[1:]))
+    elif args and args[0] == "prepare-nyud":
+        from fcn_lightning.data.prepare_nyud import prepare_nyud_main
 
+        sys.exit(prepare_nyud_main(args[1:]))
     else:
         FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
 

@@ -86,24 +86,25 @@ class Camera:
     """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to.
 
     ``size`` is the (height, width) they are calibrated for; :meth:`for_size` moves the principal point
-    for a centred crop of another size.
+    for a centred crop of another size. ``None``: the intrinsics of the images as they are, any size.
     """
 
     fx: float
     fy: float
     cx: float
     cy: float
-    size: tuple[int, int] = (480, 640)
+    size: tuple[int, int] | None = (480, 640)
 
     def scaled(self, factor: float) -> Camera:
         """The camera of the image resized by ``factor`` (pixel centres stay pixel centres)."""
+        size = None if self.size is None else (round(self.size[0] * factor), round(self.size[1] * factor))
         return replace(
             self,
             fx=self.fx * factor,
             fy=self.fy * factor,
             cx=(self.cx + 0.5) * factor - 0.5,
             cy=(self.cy + 0.5) * factor - 0.5,
-            size=(round(self.size[0] * factor), round(self.size[1] * factor)),
+            size=size,
         )
 
     def crop(self, top: int, left: int, height: int, width: int) -> Camera:
@@ -111,8 +112,8 @@ class Camera:
         return replace(self, cx=self.cx - left, cy=self.cy - top, size=(height, width))
 
     def for_size(self, height: int, width: int) -> Camera:
-        """Itself for its own size; else the camera of a centred crop of ``height x width``."""
-        if (height, width) == self.size:
+        """Itself for its own size (or for any, without one); else the camera of a centred crop."""
+        if self.size is None or (height, width) == self.size:
             return self
         if height > self.size[0] or width > self.size[1]:
             raise ValueError(

@@ -275,3 +275,23 @@ def test_check_lists_every_problem(nyud_copy, nyud_root):
     assert len(problems) == len(broken)
     for path, (_, problem) in zip(broken, BAD_DATA, strict=True):
         assert any(str(path) in p and problem in p for p in problems), (path, problems)
+
+
+def test_check_data_command_lists_every_problem(nyud_copy, capsys):
+    from fcn_lightning.cli import main
+
+    configs = Path(__file__).parents[2] / "configs" / "nyud"
+    layout = NYUDv2Layout(nyud_copy, ["rgb", "hha"])
+    broken = [_corrupt_hha(layout, "5003"), _label_41(layout, "5007")]
+    args = [
+        "check-data",
+        "--config",
+        str(configs / "base.yaml"),
+        "--config",
+        str(configs / "fcn32s_rgb_hha.yaml"),
+    ]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--data.init_args.root", str(nyud_copy)])
+    out = capsys.readouterr().out
+    assert done.value.code == 1 and "2 problem(s) found" in out
+    assert all(str(path) in out for path in broken)
