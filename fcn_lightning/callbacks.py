@@ -1,4 +1,4 @@
-"""Callbacks: writing predictions as palette PNGs and colour overlays."""
+"""Callbacks: predictions as palette PNGs and overlays; validation tables, confusion and masks on W&B."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
-from fcn_lightning.data.base import read_image
 from fcn_lightning.data.palette import overlay, save_label_png
+from fcn_lightning.data.readers import read_image
+from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -52,3 +55,56 @@ class PredictionWriter(BasePredictionWriter):
                 Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha)).save(
                     self.output_dir / f"{sample_id}_overlay.png"
                 )
+
+
+class WandbValidationMedia(Callback):
+    """Log what a person looks at after a validation to W&B: per-class scores, confusion, masks.
+
+    At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
+    class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
+    images with the predicted and true masks as W&B mask overlays. Does nothing without a W&B logger.
+    """
+
+    def __init__(self, num_images: int = 4, every_n_validations: int = 1) -> None:
+        if num_images < 0 or every_n_validations < 1:
+            raise ValueError(
+                f"num_images must be >= 0 and every_n_validations >= 1, got {num_images} and "
+                f"{every_n_validations}"
+            )
+        self.num_images = num_images
+        self.every_n_validations = every_n_validations
+        self._validations = 0
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if trainer.sanity_checking or not loggers or not trainer.is_global_zero:
+            return
+        self._validations += 1
+        if (self._validations - 1) % self.every_n_validations:
+            return
+        import wandb
+
+        evaluation = pl_module.last_evaluation["val"]
+        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
+        rows = zip(
+            names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
+        )
+        labels = {i: str(name) for i, name in enumerate(names)} | {IGNORE_INDEX: "void"}
+        images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
+        media = {
+            "val/per_class": wandb.Table(columns=["class", "IU", "accuracy"], data=[list(r) for r in rows]),
+            "val/confusion": wandb.Image(confusion_figure(evaluation["confmat"].numpy(), names)),
+            "val/examples": [
+                wandb.Image(
+                    image,
+                    masks={
+                        "prediction": {"mask_data": pred, "class_labels": labels},
+                        "truth": {"mask_data": truth, "class_labels": labels},
+                    },
+                )
+                for image, truth, pred in zip(images, truths, preds, strict=True)
+            ],
+            "trainer/global_step": trainer.global_step,
+        }
+        for wandb_logger in loggers:
+            wandb_logger.experiment.log(media)

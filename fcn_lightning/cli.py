@@ -20,12 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+import lightning as L
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
+from fcn_lightning.progress import LineProgressBar, is_terminal
 from fcn_lightning.staged import (
+    RESULT_COLUMNS,
     SELECTIONS,
     Selection,
     StagedPlan,
@@ -65,6 +72,17 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
 
 
+class SaveAndLogConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` next to the logs, and the same resolved config in each W&B run."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if loggers:
+            config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            for wandb_logger in loggers:
+                wandb_logger.experiment.config.update(config, allow_val_change=True)
+
+
 class FCNLightningCLI(LightningCLI):
     """LightningCLI with the data -> model links and the callbacks every run wants.
 
@@ -85,6 +103,7 @@ class FCNLightningCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
+            save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
             args=args,
@@ -100,6 +119,21 @@ class FCNLightningCLI(LightningCLI):
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """The trainer, with progress as plain lines when the output is not a terminal (a log file)."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        wants_bar = config.get("enable_progress_bar") is not False
+        if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
+            every = config.get("log_every_n_steps") or 50
+            defaults = self.trainer_defaults.get("callbacks", [])
+            self.trainer_defaults = {
+                **self.trainer_defaults,
+                "callbacks": [*defaults, LineProgressBar(every)],
+            }
+        return super().instantiate_trainer(**kwargs)
 
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
@@ -172,8 +206,24 @@ def _fit_stage(
             f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
         )
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+    save_stage_figures(cli.model, cli.datamodule, out_dir)
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
     return str(Path(ckpt).resolve()), metrics
+
+
+def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> None:
+    """With W&B logging, the staged table, its plot and a summary go into the run the stages logged to.
+
+    All stages of one process log into one W&B run (Lightning's logger joins the run in progress), so a
+    sweep agent's run is one whole staged run.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or wandb.run is None:
+        return
+    columns = list(RESULT_COLUMNS)
+    table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+    wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
+    wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
 
 
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
@@ -197,16 +247,28 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
+    parser.add_argument(
+        "--add-config",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="a config added to every stage after its own (repeatable), e.g. configs/wandb.yaml",
+    )
     args, overrides = parser.parse_known_args(argv)
+    overrides = [*(a for c in args.add_config for a in ("--config", c)), *overrides]
     plan = StagedPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
+    figure = save_figure(results_figure(rows), out_dir / "results.png")
+    _log_staged_to_wandb(rows, figure)
     seconds = time.perf_counter() - start
     print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages in {seconds:.0f} s, each scored at its {args.select} "
-        f"checkpoint; wrote {csv_path} and {md_path}"
+        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"{seconds:.0f} s, each scored on its validation split at its {args.select} checkpoint. Results: "
+        f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
+        f"under {out_dir}/<stage>/."
     )
     return rows
 
@@ -231,6 +293,26 @@ def check_data_main(argv: Sequence[str]) -> int:
     return 1 if problems else 0
 
 
+def run_summary(subcommand: str, cli: LightningCLI) -> str:
+    """One paragraph on what a fit / validate / test / predict run did and where its results are."""
+    trainer = cli.trainer
+    text = f"\n{subcommand}: {type(cli.model).__name__} on {type(cli.datamodule).__name__}"
+    if subcommand == "fit":
+        text += f", {trainer.global_step} steps"
+    scores = {k: v for k, v in trainer.callback_metrics.items() if k.split("/")[-1] in SCORE_NAMES}
+    if scores:
+        text += "; " + ", ".join(f"{k} {100 * float(v):.1f}%" for k, v in sorted(scores.items()))
+    saved = trainer.checkpoint_callback
+    if subcommand == "fit" and saved is not None and saved.best_model_path:
+        text += f". Checkpoints: best {saved.best_model_path}, last {saved.last_model_path}"
+    writers = [c for c in trainer.callbacks if isinstance(c, PredictionWriter)]
+    if subcommand == "predict" and writers:
+        text += f". Predictions in {writers[0].output_dir}"
+    if trainer.log_dir:
+        text += f". Logs in {trainer.log_dir}"
+    return text + "."
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``fcn-lightning`` console script (``argv`` defaults to the command line)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -243,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(prepare_nyud_main(args[1:]))
     else:
-        FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
+        cli = FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
+        if cli.subcommand and cli.trainer.is_global_zero:
+            print(run_summary(cli.subcommand, cli))
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ def run_staged(
         init_from = None if not sources else sources[0] if len(sources) == 1 else sources
         checkpoint, metrics = run_stage([*plan.base, config], overrides, out_dir / name, init_from, select)
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
-        rows.append({"stage": name, **scores, "checkpoint": select})
+        per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
+        rows.append({"stage": name, **scores, "checkpoint": select, "per_class_iu": per_class})
         checkpoints[name] = checkpoint
     return rows
 
@@ -172,7 +173,7 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}

@@ -201,6 +201,8 @@ class FCNSystem(L.LightningModule):
         metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
         self.val_metrics = SegmentationMetrics(**metric_args)
         self.test_metrics = SegmentationMetrics(**metric_args)
+        #: The last evaluation's scores and summed confusion matrix (CPU) per prefix, for plots and loggers.
+        self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
 
     # ----------------------------------------------------------------------------------- initialisation
 
@@ -283,6 +285,7 @@ class FCNSystem(L.LightningModule):
         result = metrics.compute()  # syncs the confusion matrices across processes once per epoch
         self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/"), prog_bar=True)
         self.log_dict(metrics.per_class(result, prefix=f"{prefix}/iu/"))
+        self.last_evaluation[prefix] = {"confmat": metrics.confmat.detach().cpu().clone(), **result}
         metrics.reset()
 
     def on_validation_epoch_start(self) -> None:

@@ -92,6 +92,18 @@ def test_staged_writes_the_results_table(staged_run, capsys):
         assert list((out / stage).rglob("best-*.ckpt")), stage
 
 
+def test_staged_draws_the_results_and_each_stages_confusion_and_predictions(staged_run):
+    out = staged_out(staged_run)
+    figures = [out / "results.png"]
+    figures += [
+        out / stage / name for stage in ("FCN-32s", "FCN-8s") for name in ("confusion.png", "predictions.png")
+    ]
+    for path in figures:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100, path
+            assert np.asarray(image.convert("L")).std() > 5, path  # something is drawn
+
+
 def test_each_stage_starts_from_the_previous_best(staged_run):
     saved = (staged_out(staged_run) / "FCN-16s").rglob("config.yaml")
     config = yaml.safe_load(next(saved).read_text())
@@ -272,3 +284,30 @@ def test_a_normalisation_against_the_weights_is_refused_before_anything_runs(
     printed = capsys.readouterr().err
     assert message in printed and "Union" not in printed
     assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
+
+
+def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
+    args = [
+        "fit",
+        "--config",
+        str(CONFIGS / "synthetic/base.yaml"),
+        "--config",
+        str(CONFIGS / "synthetic/fcn32s.yaml"),
+    ]
+    args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.generator.image_size", "48"]
+    args += ["--data.init_args.generator.num_train", "4", "--data.init_args.generator.num_val", "2"]
+    args += [
+        "--model.init_args.width",
+        "0.0625",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.val_check_interval",
+        "2",
+    ]
+    args += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.log_every_n_steps", "1"]
+    main(args)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "step 2/2 (100%)" in captured.err  # not a terminal: plain lines
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("fit: FCN32s on SyntheticVOCDataModule, 2 steps; ") and "val/mean_iu" in summary
+    assert f"last {tmp_path / 'run'}" in summary and "last.ckpt" in summary

@@ -37,6 +37,7 @@ from fcn_lightning.data.transforms import (
     to_pair,
 )
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
+from fcn_lightning.progress import progress
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -87,9 +88,10 @@ class SegmentationDataset(Dataset):
         out["size"] = torch.tensor([h, w], dtype=torch.int64)
         return out
 
-    def check(self) -> list[str]:
-        """Validate every sample; return all problems (empty list: clean)."""
-        return [problem for sample in self.samples for problem in self.layout.problems(sample)]
+    def check(self, description: str = "checking") -> list[str]:
+        """Validate every sample; return all problems (empty list: clean). Shows progress."""
+        samples = progress(self.samples, len(self.samples), description)
+        return [problem for sample in samples for problem in self.layout.problems(sample)]
 
 
 class ImageFolderDataset(Dataset):
@@ -359,7 +361,7 @@ class SegmentationDataModule(L.LightningDataModule):
                 split_ids[split] = None
                 continue
             split_ids[split] = dataset.ids
-            found.extend(dataset.check())
+            found.extend(dataset.check(f"checking {split}"))
         ids = {role: split_ids[split] for role, split in splits.items()}
         for role in ("val", "test"):
             if ids.get("train") and ids.get(role):

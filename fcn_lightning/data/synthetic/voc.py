@@ -26,6 +26,7 @@ from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.scenes import draw_scene
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.progress import progress
 
 __all__ = [
     "SyntheticVOCConfig",
@@ -187,7 +188,8 @@ def _populate(folder: Path, config: SyntheticVOCConfig) -> dict[str, int]:
     splits = synthetic_splits(config)
     voc_ids = set(splits["voc_train"]) | set(splits["voc_val"])
     sbd_ids = set(splits["sbd_train"]) | set(splits["sbd_val"])
-    for sample_id in sorted(voc_ids | sbd_ids):
+    ids = sorted(voc_ids | sbd_ids)
+    for sample_id in progress(ids, len(ids), f"writing the synthetic VOC dataset ({folder.parent})"):
         _write_sample(layout, sample_id, config, voc=sample_id in voc_ids, sbd=sample_id in sbd_ids)
     _write_list(layout.voc_list("train"), splits["voc_train"])
     _write_list(layout.voc_list("val"), splits["voc_val"])

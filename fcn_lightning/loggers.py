@@ -1,0 +1,97 @@
+"""Weights & Biases logging that never stops a run for want of a login or a network.
+
+Lightning's ``WandbLogger`` asks for an API key (or waits for the server) when it cannot log online,
+which kills or hangs a run on a cluster node or a laptop without a login. :class:`FCNWandbLogger`
+decides up front: online when a key is configured and the server answers, else offline, saying why
+and how to upload the run later with ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+__all__ = ["FCNWandbLogger", "wandb_offline_reason"]
+
+log = logging.getLogger(__name__)
+
+#: The W&B server unless ``WANDB_BASE_URL`` names another.
+DEFAULT_WANDB_HOST = "https://api.wandb.ai"
+#: Seconds to wait for the server before logging offline.
+CONNECT_TIMEOUT_S = 3.0
+
+
+def _has_api_key(host: str) -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:  # where `wandb login` stores the key
+        return netrc.netrc().authenticators(urlparse(host).hostname or host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _reachable(host: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
+    url = urlparse(host)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wandb_offline_reason() -> str | None:
+    """Why this run cannot log online (``None``: it can). Only probes the server when a key exists."""
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun"):
+        return "WANDB_MODE is offline"
+    host = os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)
+    if not _has_api_key(host):
+        return "no W&B API key is configured (WANDB_API_KEY, or `wandb login`)"
+    if not _reachable(host):
+        return f"the W&B server {host} cannot be reached"
+    return None
+
+
+class FCNWandbLogger(WandbLogger):
+    """``WandbLogger`` that goes offline by itself when it cannot log online, and says how to sync.
+
+    Args:
+        offline: ``None`` (default): decide from the environment (see :func:`wandb_offline_reason`);
+            ``True`` / ``False``: as ``WandbLogger``.
+        log_model: as ``WandbLogger``; turned off (with a warning) when the run is offline, where
+            checkpoints cannot be uploaded.
+        args, kwargs: as ``WandbLogger`` (``project``, ``name``, ``save_dir``, ``group``, ...).
+    """
+
+    def __init__(self, *args: Any, offline: bool | None = None, log_model: bool | str = False, **kwargs: Any):
+        self.offline_reason = wandb_offline_reason() if offline is None else None
+        if offline is None:
+            offline = self.offline_reason is not None
+        if offline and log_model:
+            log.warning("W&B: the run is offline, so checkpoints are not uploaded (log_model off)")
+            log_model = False
+        super().__init__(*args, offline=offline, log_model=log_model, **kwargs)
+        if self.offline_reason:
+            log.warning("W&B: %s; logging offline", self.offline_reason)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The local run folder (what ``wandb sync`` uploads), once the run exists."""
+        run = self._experiment
+        return Path(run.dir).parent if run is not None and getattr(run, "dir", None) else None
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if self._offline and self.run_dir is not None:
+            log.warning(
+                "W&B: offline run saved in %s; upload it with `wandb sync %s`", self.run_dir, self.run_dir
+            )

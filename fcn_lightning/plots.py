@@ -1,0 +1,157 @@
+"""Figures people would rather look at than read: metrics per stage, confusion matrices, predictions.
+
+Plain matplotlib (the Agg backend: no display needed) returning ``Figure`` objects, so the staged
+command can save them as PNGs and the W&B callback can log the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from fcn_lightning.data.palette import colorize
+from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.metrics import SCORE_NAMES
+
+__all__ = [
+    "confusion_figure",
+    "predictions_figure",
+    "results_figure",
+    "save_figure",
+    "save_stage_figures",
+    "validation_examples",
+]
+
+#: Axis titles of the four scores, as the paper's tables name them.
+SCORE_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG (atomically: a temporary file renamed into place) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None) -> Figure:
+    """The four scores per stage (left) and each class's IU per stage (right, when rows carry it).
+
+    ``rows``: one mapping per stage with ``stage``, the four scores (fractions) and optionally
+    ``per_class_iu`` (class name -> IU).
+    """
+    per_class = [row.get("per_class_iu") or {} for row in rows]
+    names = list(class_names or (per_class[0] if per_class else []))
+    has_classes = bool(names) and any(per_class)
+    fig, axes = plt.subplots(1, 2 if has_classes else 1, figsize=(13 if has_classes else 6, 4), squeeze=False)
+    stages = [str(row["stage"]) for row in rows]
+    x = np.arange(len(SCORE_NAMES))
+    width = 0.8 / max(len(rows), 1)
+    ax = axes[0, 0]
+    for i, row in enumerate(rows):
+        values = [100 * float(row[k]) for k in SCORE_NAMES]
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, label=stages[i])
+    ax.set_xticks(x, [SCORE_TITLES[k] for k in SCORE_NAMES])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    ax.set_title("validation scores per stage")
+    ax.legend()
+    if has_classes:
+        ax = axes[0, 1]
+        grid = np.array([[100 * float(pc.get(name, np.nan)) for name in names] for pc in per_class])
+        image = ax.imshow(grid, aspect="auto", vmin=0, vmax=100, cmap="viridis")
+        ax.set_yticks(range(len(stages)), stages)
+        ax.set_xticks(range(len(names)), names, rotation=90)
+        ax.set_title("IU per class (%; blank: class absent)")
+        fig.colorbar(image, ax=ax)
+    return fig
+
+
+def confusion_figure(confmat: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:
+    """The confusion matrix, each row normalised by the class's pixels (row = truth, column = prediction)."""
+    confmat = np.asarray(confmat, dtype=np.float64)
+    rows = confmat.sum(1, keepdims=True)
+    normalised = np.divide(confmat, rows, out=np.full_like(confmat, np.nan), where=rows > 0)
+    n = confmat.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    size = min(max(4.0, 0.35 * n + 2), 16)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(100 * normalised, vmin=0, vmax=100, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=90)
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion (% of each true class's pixels)")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
+def predictions_figure(
+    images: Sequence[np.ndarray], truths: Sequence[np.ndarray], predictions: Sequence[np.ndarray]
+) -> Figure:
+    """One row per image: the image, the true labels, the prediction, and its errors (red; void grey)."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    for i, (image, truth, pred) in enumerate(zip(images, truths, predictions, strict=True)):
+        void = truth == IGNORE_INDEX
+        errors = np.zeros((*truth.shape, 3), np.uint8)
+        errors[(pred != truth) & ~void] = (220, 30, 30)
+        errors[void] = (128, 128, 128)
+        panels = (image, colorize(truth), colorize(pred), errors)
+        for ax, panel, title in zip(axes[i], panels, ("image", "truth", "prediction", "errors"), strict=True):
+            ax.imshow(panel)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(title)
+    return fig
+
+
+@torch.no_grad()
+def validation_examples(
+    model: L.LightningModule, datamodule: Any, count: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The first ``count`` validation images (uint8 RGB), their labels and the model's predictions.
+
+    Always the same images, so that their predictions can be compared from one validation to the next.
+    """
+    dataset = datamodule.val_dataset
+    images, truths, preds = [], [], []
+    was_training = model.training
+    model.eval()
+    for index in range(min(count, len(dataset))):
+        sample = dataset[index]
+        h, w = sample["size"].tolist()
+        logits = model(sample["image"][None].to(model.device))
+        preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
+        truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
+        image = sample["image"][:3, :h, :w].permute(1, 2, 0).cpu().numpy()
+        images.append(datamodule.input_normalization.invert(image))
+    model.train(was_training)
+    return images, truths, preds
+
+
+def save_stage_figures(
+    model: L.LightningModule, datamodule: Any, out_dir: Path, num_images: int = 4
+) -> list[Path]:
+    """``confusion.png`` of the model's last validation and ``predictions.png`` of fixed validation images."""
+    evaluation = model.last_evaluation["val"]
+    names = list(model.val_metrics.class_names or range(model.hparams.num_classes))
+    images, truths, preds = validation_examples(model, datamodule, num_images)
+    return [
+        save_figure(confusion_figure(evaluation["confmat"].numpy(), names), out_dir / "confusion.png"),
+        save_figure(predictions_figure(images, truths, preds), out_dir / "predictions.png"),
+    ]
