@@ -388,6 +388,28 @@ class NYUDv2DataModule(SegmentationDataModule):
         self.train_transform = StackModalities(train, self.modalities)  # type: ignore[assignment]
         self.eval_transform = StackModalities(evaluate, self.modalities)  # type: ignore[assignment]
 
+    def display_image(self, image: np.ndarray | torch.Tensor) -> np.ndarray:
+        """A stacked, normalised C x H x W sample as an H x W x 3 uint8 picture (for figures).
+
+        Its colour channels if it has them; else its HHA channels as stored; else its depth as grey.
+        """
+        x = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, np.float32)
+        x = x.transpose(1, 2, 0)
+        offsets = np.cumsum([0] + [MODALITY_CHANNELS[m] for m in self.modalities])
+        parts = {m: x[..., offsets[i] : offsets[i + 1]] for i, m in enumerate(self.modalities)}
+        if "rgb" in parts:
+            return self.input_normalization.invert(parts["rgb"])
+        if "hha" in parts:
+            norms = modality_normalizers(self.input_normalization.name, self.layout.mean_bgr)
+            unit = norms["hha"](np.ones((1, 1, 3), np.float32)) - norms["hha"](
+                np.zeros((1, 1, 3), np.float32)
+            )
+            restored = parts["hha"] / unit + np.asarray(HHA_MEAN, np.float32)
+            return np.clip(np.rint(restored), 0, 255).astype(np.uint8)
+        log_depth = parts["depth"][..., 0]
+        grey = np.clip(255 * (log_depth - log_depth.min()) / max(float(np.ptp(log_depth)), 1e-6), 0, 255)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+
     def check_channels(self, in_channels: int | None) -> None:
         """A net whose input channels differ from the chosen modalities' is an error naming both."""
         if in_channels is not None and in_channels != self.channels:

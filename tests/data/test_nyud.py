@@ -295,3 +295,27 @@ def test_check_data_command_lists_every_problem(nyud_copy, capsys):
     out = capsys.readouterr().out
     assert done.value.code == 1 and "2 problem(s) found" in out
     assert all(str(path) in out for path in broken)
+
+
+@pytest.mark.parametrize(
+    ("modalities", "normalization", "shown"),
+    [
+        (["depth", "rgb"], "caffe", "rgb"),
+        (["hha", "depth"], "caffe", "hha"),
+        (["hha"], "imagenet", "hha"),
+        (["depth"], "imagenet", "depth"),
+    ],
+)
+def test_figures_show_colour_else_hha_else_depth(nyud_root, nyud_written, modalities, normalization, shown):
+    dm = NYUDv2DataModule(root=str(nyud_root), modalities=modalities, normalization=normalization)
+    dm.setup("test")
+    sample = dm.test_dataset[0]
+    picture = dm.display_image(sample["image"])
+    written = nyud_written(sample["id"])
+    assert picture.dtype == np.uint8 and picture.shape == (24, 32, 3)
+    if shown == "depth":
+        valid = written["depth"] > 0
+        order = np.argsort(written["depth"][valid])
+        assert (np.diff(picture[..., 0][valid][order].astype(int)) >= 0).all()  # brighter is farther
+    else:
+        np.testing.assert_array_equal(picture, written[shown])
