@@ -1,7 +1,8 @@
 """``fcn-lightning prepare-nyud --root R``: write every missing ``data/hha`` PNG from ``data/depth``.
 
 Each HHA image is computed from its depth PNG (:func:`~fcn_lightning.data.hha.depth_to_hha`, the NYU
-Kinect camera unless told otherwise), in parallel over processes, with a progress bar. Writes are
+Kinect camera unless told otherwise), in parallel over processes, showing progress (a bar on a
+terminal, a line now and then in a log file). Writes are
 atomic: each PNG is written to a temporary name beside it and renamed into place, so a run that is
 killed leaves no half-written PNG, and the next run computes only what is still missing (and removes
 the temporary files a killed run left).
@@ -10,6 +11,7 @@ the temporary files a killed run left).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from fcn_lightning.data import hha as hha_module
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.nyud import NYUDSample, NYUDv2Layout, read_depth_png
 from fcn_lightning.data.readers import DatasetNotFoundError
+from fcn_lightning.progress import progress as show_progress
 
 __all__ = ["TEMP_MARK", "hha_todo", "prepare_nyud", "prepare_nyud_main", "write_hha"]
 
@@ -80,8 +83,6 @@ def prepare_nyud(
 
     ``workers``: processes (``None``: one per CPU; 0 or 1: in this process).
     """
-    from tqdm import tqdm
-
     layout = NYUDv2Layout(root)
     layout.check_root()
     todo = hha_todo(layout)
@@ -89,22 +90,14 @@ def prepare_nyud(
     if hha_dir.is_dir():
         _remove_stale_temporaries(hha_dir)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    bar = tqdm(total=len(todo), unit="img", desc="HHA", disable=not progress)
-    done = 0
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for sample in todo:
-                write_hha(sample, camera)
-                done += 1
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-                for _ in pool.map(_write_one, [(s, camera) for s in todo], chunksize=4):
-                    done += 1
-                    bar.update()
-    finally:
-        bar.close()
-    return done
+    jobs = [(s, camera) for s in todo]
+    parallel = workers > 1 and len(todo) > 1
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo))) if parallel else None
+    with pool if pool is not None else contextlib.nullcontext():
+        written = pool.map(_write_one, jobs, chunksize=4) if pool is not None else map(_write_one, jobs)
+        if progress:
+            written = show_progress(written, len(jobs), f"HHA for {len(jobs)} images under {layout.root}")
+        return sum(1 for _ in written)
 
 
 def _camera(text: str) -> Camera:

@@ -26,6 +26,7 @@ from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
+from fcn_lightning.progress import progress
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 
@@ -135,17 +136,19 @@ def _save_mat(path: Path, raw_label: np.ndarray) -> None:
 def _populate(folder: Path, config: SyntheticNYUDConfig) -> dict[str, int]:
     layout = NYUDv2Layout(folder)
     splits = config.splits()
-    for ids in splits.values():
-        for sample_id in ids:
-            arrays = render_nyud_sample(sample_id, config)
-            sample = layout.sample(sample_id)
-            for path in (sample.image, sample.depth, sample.hha, sample.label):
-                assert path is not None
-                path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arrays["rgb"]).save(sample.image)
-            Image.fromarray(arrays["depth"]).save(sample.depth)
-            Image.fromarray(arrays["hha"]).save(sample.hha)
-            _save_mat(sample.label, arrays["raw_label"])
+    every_id = [i for split in splits.values() for i in split]
+    for sample_id in progress(
+        every_id, len(every_id), f"writing the synthetic NYUD dataset ({folder.parent})"
+    ):
+        arrays = render_nyud_sample(sample_id, config)
+        sample = layout.sample(sample_id)
+        for path in (sample.image, sample.depth, sample.hha, sample.label):
+            assert path is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arrays["rgb"]).save(sample.image)
+        Image.fromarray(arrays["depth"]).save(sample.depth)
+        Image.fromarray(arrays["hha"]).save(sample.hha)
+        _save_mat(sample.label, arrays["raw_label"])
     for name, ids in splits.items():
         layout.list_path(name).write_text("".join(f"{i}\n" for i in ids))
     return {k: len(v) for k, v in splits.items()}
