@@ -4,6 +4,7 @@ The public faces are the LightningModules, one per FCN variant; the plain ``torc
 ``fcn_lightning.nets``, the datasets in ``fcn_lightning.data``, the metrics in ``fcn_lightning.metrics``.
 """
 
+from fcn_lightning.fusion import FCN16sRGBHHA, FCN32sRGBHHA, LateFusionSystem
 from fcn_lightning.siftflow import SIFTFlowFCN8s, SIFTFlowFCN16s, SIFTFlowFCN32s, SIFTFlowFCNSystem
 from fcn_lightning.systems import (
     FCN8s,
@@ -22,11 +23,14 @@ __all__ = [
     "FCN8s",
     "FCN8sAtOnce",
     "FCN16s",
+    "FCN16sRGBHHA",
     "FCN32s",
+    "FCN32sRGBHHA",
     "FCNPool3",
     "FCNPool4",
     "FCNPool5",
     "FCNSystem",
+    "LateFusionSystem",
     "SIFTFlowFCN8s",
     "SIFTFlowFCN16s",
     "SIFTFlowFCN32s",

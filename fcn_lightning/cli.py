@@ -5,11 +5,13 @@
     fcn-lightning predict --config ... --ckpt_path best.ckpt --data.init_args.predict_dir imgs/ \\
         --predictions.output_dir out/
     fcn-lightning check-data --config configs/voc/base.yaml
+    fcn-lightning prepare-nyud --root data/nyud
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -182,12 +184,19 @@ def _build(cli_class: type[FCNLightningCLI], args: Sequence[str], **kwargs: Any)
 
 
 def _fit_stage(
-    configs: Sequence[Path], overrides: Sequence[str], out_dir: Path, init_from: str | None, select: Selection
+    configs: Sequence[Path],
+    overrides: Sequence[str],
+    out_dir: Path,
+    init_from: str | list[str] | None,
+    select: Selection,
 ) -> tuple[str, Mapping[str, float]]:
     args = [a for c in configs for a in ("--config", str(c))]
     args += ["--trainer.default_root_dir", str(out_dir), *overrides]
-    if init_from:
-        args += ["--model.init_args.init_from", init_from]
+    if init_from:  # several checkpoints (one per stream) as a YAML list
+        args += [
+            "--model.init_args.init_from",
+            init_from if isinstance(init_from, str) else json.dumps(init_from),
+        ]
     cli = _build(FCNLightningCLI, args)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     saved = cli.trainer.checkpoint_callback
@@ -311,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         staged_main(args[1:])
     elif args and args[0] == "check-data":
         sys.exit(check_data_main(args[1:]))
+    elif args and args[0] == "prepare-nyud":
+        from fcn_lightning.data.prepare_nyud import prepare_nyud_main
+
+        sys.exit(prepare_nyud_main(args[1:]))
     else:
         cli = FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
         if cli.subcommand and cli.trainer.is_global_zero:

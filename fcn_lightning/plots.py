@@ -140,8 +140,12 @@ def validation_examples(
         logits = model(sample["image"][None].to(model.device))
         preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
         truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
-        image = sample["image"][:3, :h, :w].permute(1, 2, 0).cpu().numpy()
-        images.append(datamodule.input_normalization.invert(image))
+        show = getattr(datamodule, "display_image", None)  # inputs other than colour (NYUD) say how
+        if show is not None:
+            images.append(show(sample["image"][:, :h, :w]))
+        else:
+            image = sample["image"][:3, :h, :w].permute(1, 2, 0).cpu().numpy()
+            images.append(datamodule.input_normalization.invert(image))
     model.train(was_training)
     return images, truths, preds
 

@@ -9,6 +9,16 @@ configs, so each can also be run, resumed or swept on its own::
       FCN-16s: fcn16s.yaml
       FCN-8s: fcn8s.yaml
 
+A stage starts from the previous stage's checkpoint. A stage given as a mapping names what it starts
+from instead: ``init_from`` lists earlier stages (several for a net with several streams, one
+checkpoint per stream in that order), or is empty to start from what the stage's own config says::
+
+    stages:
+      RGB-32s: fcn32s_rgb.yaml
+      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}
+      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}
+      RGB-HHA-16s: fcn16s_rgb_hha.yaml
+
 Which checkpoint of a stage is validated, tabulated and handed on is chosen once for all stages: ``best``
 (highest validation mean IU) or ``last`` (``last.ckpt``).
 """
@@ -19,7 +29,7 @@ import csv
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,10 +47,22 @@ PAPER_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "
 
 @dataclass(frozen=True)
 class StagedPlan:
-    """The configs of each stage, in order."""
+    """The configs of each stage, in order, and the earlier stages each one starts from.
+
+    ``starts_from[name]``: the stages whose checkpoints ``name`` starts from; a stage not in it starts
+    from the previous stage (the first from its own config).
+    """
 
     base: tuple[Path, ...]
     stages: tuple[tuple[str, Path], ...]
+    starts_from: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def sources(self, index: int) -> tuple[str, ...]:
+        """The earlier stages the stage at ``index`` starts from (empty: its own config's ``init_from``)."""
+        name = self.stages[index][0]
+        if name in self.starts_from:
+            return self.starts_from[name]
+        return (self.stages[index - 1][0],) if index > 0 else ()
 
     @classmethod
     def load(cls, path: str | Path) -> StagedPlan:
@@ -62,9 +84,32 @@ class StagedPlan:
                 raise FileNotFoundError(f"{path}: config {name!r} not found at {config}")
             return config
 
+        stages: list[tuple[str, Path]] = []
+        starts_from: dict[str, tuple[str, ...]] = {}
+        for name, entry in spec["stages"].items():
+            name = str(name)
+            if isinstance(entry, dict):
+                extra = set(entry) - {"config", "init_from"}
+                if "config" not in entry or extra:
+                    raise ValueError(
+                        f"{path}: stage {name!r}: expected {{config: file.yaml, init_from: [earlier "
+                        f"stages]}}, got keys {sorted(entry)}"
+                    )
+                sources = entry.get("init_from") or []
+                sources = [sources] if isinstance(sources, str) else [str(s) for s in sources]
+                earlier = [n for n, _ in stages]
+                unknown = [s for s in sources if s not in earlier]
+                if unknown:
+                    raise ValueError(
+                        f"{path}: stage {name!r} starts from {unknown}, which are not earlier stages "
+                        f"(earlier: {earlier})"
+                    )
+                starts_from[name] = tuple(sources)
+                entry = entry["config"]
+            stages.append((name, resolve(entry)))
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
-        return cls(tuple(map(resolve, base)), tuple((str(k), resolve(v)) for k, v in spec["stages"].items()))
+        return cls(tuple(map(resolve, base)), tuple(stages), starts_from)
 
 
 def default_out_dir(config: str | Path) -> Path:
@@ -84,10 +129,10 @@ def default_out_dir(config: str | Path) -> Path:
     return Path("runs") / "-".join(relative.with_suffix("").parts)
 
 
-#: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint, selection)
-#: -> (the selected checkpoint, its validation metrics).
+#: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint(s), selection)
+#: -> (the selected checkpoint, its validation metrics). Several checkpoints come as a list.
 StageRunner = Callable[
-    [Sequence[Path], Sequence[str], Path, str | None, Selection], tuple[str, Mapping[str, float]]
+    [Sequence[Path], Sequence[str], Path, str | list[str] | None, Selection], tuple[str, Mapping[str, float]]
 ]
 
 
@@ -98,15 +143,18 @@ def run_staged(
     run_stage: StageRunner,
     select: Selection = "best",
 ) -> list[dict[str, Any]]:
-    """Run the stages in order, each initialised from the previous stage's ``select`` checkpoint."""
+    """Run the stages in order, each initialised from the ``select`` checkpoint of the stage(s) it
+    starts from (:meth:`StagedPlan.sources`)."""
     rows: list[dict[str, Any]] = []
-    previous: str | None = None
-    for name, config in plan.stages:
-        checkpoint, metrics = run_stage([*plan.base, config], overrides, out_dir / name, previous, select)
+    checkpoints: dict[str, str] = {}
+    for index, (name, config) in enumerate(plan.stages):
+        sources = [checkpoints[s] for s in plan.sources(index)]
+        init_from = None if not sources else sources[0] if len(sources) == 1 else sources
+        checkpoint, metrics = run_stage([*plan.base, config], overrides, out_dir / name, init_from, select)
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
         rows.append({"stage": name, **scores, "checkpoint": select, "per_class_iu": per_class})
-        previous = checkpoint
+        checkpoints[name] = checkpoint
     return rows
 
 

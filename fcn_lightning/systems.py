@@ -11,7 +11,7 @@ applied to it too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +25,8 @@ from torch import nn
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
+from fcn_lightning.nets.fusion import vgg16_state_for_input
+from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 
@@ -97,6 +99,26 @@ def resolve_input_normalization(
     return expected
 
 
+def init_sources(init_from: str | Sequence[str] | None) -> list[str]:
+    """``init_from`` as a list: one source, or one per stream of a late-fusion net; empty for none."""
+    if not init_from:
+        return []
+    return [init_from] if isinstance(init_from, str) else [str(s) for s in init_from]
+
+
+def resolve_sources_normalization(
+    sources: Sequence[str], input_normalization: str | None, states: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """:func:`resolve_input_normalization` over every source; sources that disagree are an error."""
+    if not sources:
+        return resolve_input_normalization(None, input_normalization)
+    found = {s: resolve_input_normalization(s, input_normalization, states.get(s)) for s in sources}
+    if len(set(found.values())) > 1:
+        listing = ", ".join(f"{s!r} expects {n!r}" for s, n in found.items())
+        raise ValueError(f"init_from sources expect different input normalisations ({listing}): use one kind")
+    return next(iter(found.values()))
+
+
 def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out."""
     weights, biases = [], []
@@ -132,13 +154,15 @@ class FCNSystem(L.LightningModule):
             paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
     """
 
-    #: Builder name in ``fcn_lightning.nets.VARIANTS``, which also holds its reference learning rate.
+    #: Builder name in ``variants``, which also holds its reference learning rate.
     variant: ClassVar[str]
+    #: The table ``variant`` is looked up in.
+    variants: ClassVar[Mapping[str, Variant]] = VARIANTS
 
     def __init__(
         self,
         num_classes: int = 21,
-        init_from: str | None = None,
+        init_from: str | list[str] | None = None,
         input_normalization: str | None = None,
         loss_reduction: Literal["sum", "mean"] = "sum",
         optimizer: OptimizerCallable | None = None,
@@ -152,25 +176,24 @@ class FCNSystem(L.LightningModule):
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
-        spec = VARIANTS[self.variant]
-        init_state = (
-            read_init_file(init_from) if init_from and init_from not in VGG16Weights.__members__ else None
-        )
+        spec = self.variants[self.variant]
+        sources = init_sources(init_from)
+        init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         # The checkpoint records the normalisation actually used, not the (usually unset) argument.
-        self.hparams.input_normalization = resolve_input_normalization(
-            init_from, input_normalization, init_state
+        self.hparams.input_normalization = resolve_sources_normalization(
+            sources, input_normalization, init_states
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(num_classes, **net_options)
-        if init_from:
-            self.initialise_from(init_from, init_state)
+        if sources:
+            self.initialise_from_sources(sources, init_states)
         elif spec.starts_from is not None:
             rank_zero_warn(
-                f"{spec.title} starts from a trained {VARIANTS[spec.starts_from].title} in the paper, but "
-                f"init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
+                f"{spec.title} starts from a trained {self.variants[spec.starts_from].title} in the paper, "
+                f"but init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
                 f"path/to/{spec.starts_from}.ckpt (the staged command does), or train the at-once variant."
             )
         metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
@@ -180,17 +203,13 @@ class FCNSystem(L.LightningModule):
         #: The last evaluation's scores and summed confusion matrix (CPU) per prefix, for plots and loggers.
         self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
 
-    def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
-        """The net of this variant (a model with other heads, e.g. two tasks, overrides this)."""
-        return build_fcn(self.variant, num_classes, **net_options)
-
     @property
     def reference_lr(self) -> float:
-        """The reference solver's learning rate for this variant (``VARIANTS``, the VOC recipe).
+        """The reference solver's learning rate for this variant (``variants``; for VGG16 nets, VOC's).
 
         A dataset whose reference recipe differs (SIFT Flow's FCN-8s) overrides this in its models.
         """
-        return VARIANTS[self.variant].reference_lr
+        return self.variants[self.variant].reference_lr
 
     # ----------------------------------------------------------------------------------- initialisation
 
@@ -199,13 +218,36 @@ class FCNSystem(L.LightningModule):
         """The input normalisation the weights expect (the data module follows it)."""
         return self.hparams.input_normalization
 
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the net (the data's must match)."""
+        return int(self.net.in_channels)
+
+    def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
+        """The randomly initialised net of this variant (a model with other heads overrides this)."""
+        return build_fcn(self.variant, num_classes, **net_options)
+
+    def initialise_from_sources(
+        self, sources: Sequence[str], states: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Initialise from ``init_from``: a single-stream net takes exactly one source."""
+        if len(sources) != 1:
+            raise ValueError(
+                f"init_from: {self.variants[self.variant].title} starts from one source, got {list(sources)} "
+                f"(a list is for the late-fusion nets, one source per stream)"
+            )
+        self.initialise_from(sources[0], states.get(sources[0]))
+
     def initialise_from(self, source: str, state: Mapping[str, Any] | None = None) -> None:
         """Load ImageNet VGG16 weights into the trunk, or a coarser stage's weights into the whole net.
 
         ``state``: the file of ``source`` already loaded (:func:`read_init_file`).
         """
+        in_channels = self.in_channels  # > 3: early fusion, extra filters = mean RGB filter
         if source in VGG16Weights.__members__:
-            transplant_vgg16(self.net.trunk, load_vgg16_state_dict(source))
+            transplant_vgg16(
+                self.net.trunk, vgg16_state_for_input(load_vgg16_state_dict(source), in_channels)
+            )
             log.info("trunk initialised from ImageNet VGG16 (%s)", source)
             return
         state = read_init_file(source) if state is None else state
@@ -216,7 +258,9 @@ class FCNSystem(L.LightningModule):
             copied = transfer_parameters(net_state, self.net)
             log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
         else:
-            transplant_vgg16(self.net.trunk, state.get("state_dict", state))
+            transplant_vgg16(
+                self.net.trunk, vgg16_state_for_input(state.get("state_dict", state), in_channels)
+            )
             log.info("trunk initialised from VGG16 state dict %s", source)
 
     # ------------------------------------------------------------------------------------------- steps

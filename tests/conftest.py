@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
+import scipy.io
+import torch
 import torch.distributed as dist
+from PIL import Image
 
 from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
+from fcn_lightning.data.nyud import NYUDv2Layout
 
 #: The shared dataset: 48 px scenes, every id set of the real layout represented.
 SMALL_SYNTHETIC = SyntheticVOCConfig(
@@ -54,6 +59,79 @@ def synthetic_voc_jitter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def voc_copy(synthetic_voc_root: Path, tmp_path: Path) -> Path:
     """A private, writable copy of ``synthetic_voc_root`` for tests that damage files."""
     return Path(shutil.copytree(synthetic_voc_root, tmp_path / "voc"))
+
+
+#: The small NYUD tree: ids as on the real data, split lists under the root (no trainval list).
+NYUD_SPLITS = {"train": ["5001", "5002", "5003"], "val": ["5004", "5005"], "test": ["5006", "5007", "5008"]}
+NYUD_SIZE = (24, 32)
+
+
+def nyud_arrays(sample_id: str, size: tuple[int, int] = NYUD_SIZE) -> dict[str, np.ndarray]:
+    """The arrays written for one id: ``rgb`` uint8, ``depth`` uint16 mm (a hole of 0s), ``hha`` uint8,
+    ``raw_label`` (0 void, 1..40). Fixed per id, so a test can compare what it reads with what was written."""
+    rng = np.random.default_rng(int(sample_id))
+    h, w = size
+    depth = rng.integers(500, 9000, size, dtype=np.uint16)
+    depth[:3, :4] = 0  # no Kinect return
+    raw = rng.integers(1, 41, size).astype(np.uint8)
+    raw[-2:, :] = 0  # void
+    return {
+        "rgb": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "depth": depth,
+        "hha": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "raw_label": raw,
+    }
+
+
+def write_nyud_sample(layout: NYUDv2Layout, sample_id: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write one id's files where the layout reads them, in the prepared archive's formats."""
+    sample = layout.sample(sample_id)
+    for path in (sample.image, sample.depth, sample.hha, sample.label):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arrays["rgb"]).save(sample.image)
+    Image.fromarray(arrays["depth"]).save(sample.depth)  # uint16 -> 16-bit grey PNG
+    Image.fromarray(arrays["hha"]).save(sample.hha)
+    scipy.io.savemat(sample.label, {"segmentation": arrays["raw_label"]})
+
+
+@pytest.fixture(scope="session")
+def nyud_splits() -> dict[str, list[str]]:
+    """The split lists written under ``nyud_root``."""
+    return NYUD_SPLITS
+
+
+@pytest.fixture(scope="session")
+def nyud_written() -> Any:
+    """``nyud_written(id)``: the arrays written for an id of ``nyud_root`` (see :func:`nyud_arrays`)."""
+    return nyud_arrays
+
+
+@pytest.fixture(scope="session")
+def nyud_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small NYUD tree in the prepared archive's layout (24 x 32 images, 8 ids). Read-only."""
+    layout = NYUDv2Layout(tmp_path_factory.mktemp("nyud") / "nyud")
+    for name, ids in NYUD_SPLITS.items():
+        for sample_id in ids:
+            write_nyud_sample(layout, sample_id, nyud_arrays(sample_id))
+        layout.root.mkdir(parents=True, exist_ok=True)
+        layout.list_path(name).write_text("".join(f"{i}\n" for i in ids))
+    return layout.root
+
+
+@pytest.fixture
+def nyud_copy(nyud_root: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of ``nyud_root`` for tests that damage files."""
+    return Path(shutil.copytree(nyud_root, tmp_path / "nyud"))
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """One torch thread for the test: tiny nets ran 3-10x slower with two threads than with one on the
+    shared, busy 2-core test machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class DestroyProcessGroupAtTeardown(L.Callback):

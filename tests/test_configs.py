@@ -38,6 +38,12 @@ def nearest_base(path: Path) -> Path:
     return CONFIGS / "synthetic" / "base.yaml"  # a switch such as wandb.yaml goes on top of the demo
 
 
+def default_model(folder: Path) -> Path:
+    """The model config a model-less base is run with: ``fcn32s.yaml``, else the first ``fcn32s*.yaml``."""
+    plain = folder / "fcn32s.yaml"
+    return plain if plain.is_file() else sorted(folder.glob("fcn32s*.yaml"))[0]
+
+
 def runs(name: str) -> list[list[Path]]:
     """Each list of configs the file ``name`` is run with (a staged plan: one list per stage)."""
     path = CONFIGS / name
@@ -46,14 +52,14 @@ def runs(name: str) -> list[list[Path]]:
         return [[*plan.base, stage] for _, stage in plan.stages]
     if path.name == "base.yaml":
         has_model = "model" in yaml.safe_load(path.read_text())
-        return [[path]] if has_model else [[path, path.parent / "fcn32s.yaml"]]
+        return [[path]] if has_model else [[path, default_model(path.parent)]]
     base = nearest_base(path)
-    stage = [] if "model" in yaml.safe_load(path.read_text()) else [base.parent / "fcn32s.yaml"]
+    stage = [] if "model" in yaml.safe_load(path.read_text()) else [default_model(base.parent)]
     return [[base, *stage, path]]
 
 
 #: Classes of each dataset's models, by the data module's class name (synthetic ones as the real ones).
-NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60}
+NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60, "NYUD": 40}
 
 
 def dataset_of(data_class: str) -> str:
@@ -85,14 +91,15 @@ def test_every_config_file_is_covered():
 
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 @pytest.mark.parametrize("name", ALL_CONFIGS)
-def test_config_builds_on_generated_data(name, real_roots, tmp_path, monkeypatch):
+def test_config_builds_on_generated_data(name, real_roots, nyud_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     for configs in runs(name):
         raw = [yaml.safe_load(c.read_text()) for c in configs]
         args = [a for c in configs for a in ("--config", str(c))]
         data_class = next(r["data"]["class_path"] for r in reversed(raw) if "class_path" in r.get("data", {}))
-        real = next((k for k in real_roots if data_class.endswith(k)), None)
-        root = real_roots[real] if real else tmp_path / "synthetic"
+        roots = {**real_roots, ".NYUDv2DataModule": nyud_root}
+        real = next((k for k in roots if data_class.endswith(k)), None)
+        root = roots[real] if real else tmp_path / "synthetic"
         args += ["--data.init_args.root", str(root), *SMALL_NET, "--trainer.default_root_dir", str(tmp_path)]
         cli = FCNLightningCLI(args=args, run=False)
         model_class = next(
@@ -108,9 +115,12 @@ def test_config_builds_on_generated_data(name, real_roots, tmp_path, monkeypatch
         assert cli.model.hparams.num_classes == cli.datamodule.num_classes == num_classes
         assert cli.model.hparams.class_names == list(cli.datamodule.class_names)
         assert all("normalization" not in str(r) for r in raw), configs
-        if real:
+        if real in real_roots:
             cli.datamodule.setup("fit")
             assert len(cli.datamodule.train_dataset) == 4 and len(cli.datamodule.val_dataset) == 2
+        if hasattr(cli.datamodule, "modalities"):  # the net takes what the data gives, in that order
+            cli.datamodule.check_channels(cli.model.in_channels)
+            assert getattr(cli.model, "modalities", cli.datamodule.modalities) == cli.datamodule.modalities
 
 
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
@@ -153,3 +163,28 @@ def test_siftflow_and_context_configs_are_the_reference_recipes(folder, steps, l
         else:
             assert (cli.datamodule.train_split, cli.datamodule.val_split) == ("train", "val")
             assert cli.model.val_metrics.exclude_classes == ()  # background is scored
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_nyud_configs_are_the_reference_recipes():
+    """Modalities, input channels, learning rates and splits of the paper's NYUDv2 nets."""
+    expected = {
+        "fcn32s_rgb.yaml": (("rgb",), 3, 1e-10, "IMAGENET1K_V1"),
+        "fcn32s_hha.yaml": (("hha",), 3, 1e-10, "IMAGENET1K_V1"),
+        "fcn32s_rgbd.yaml": (("rgb", "depth"), 4, 1e-10, "IMAGENET1K_V1"),
+        "fcn32s_rgb_hha.yaml": (("rgb", "hha"), 6, 1e-12, None),
+        "fcn16s_rgb_hha.yaml": (("rgb", "hha"), 6, 1e-12, None),
+    }
+    for stage, (modalities, channels, lr, init_from) in expected.items():
+        args = ["--config", str(CONFIGS / "nyud/base.yaml"), "--config", str(CONFIGS / "nyud" / stage)]
+        cli = FCNLightningCLI(args=[*args, *SMALL_NET, "--data.init_args.root", "unused"], run=False)
+        data, model = cli.datamodule, cli.model
+        assert data.modalities == modalities and model.in_channels == channels, stage
+        assert yaml.safe_load((CONFIGS / "nyud" / stage).read_text())["model"]["init_args"].get(
+            "init_from"
+        ) == (init_from)
+        assert model.hparams.num_classes == 40
+        assert data.train_split == "trainval" and data.val_split == "test" and data.batch_size == 1
+        assert cli.trainer.max_steps == 100_000 and cli.trainer.val_check_interval == 2000
+        weights, biases = model.configure_optimizers().param_groups
+        assert (weights["lr"], weights["momentum"], biases["lr"]) == (lr, 0.99, 2 * lr)

@@ -3,7 +3,8 @@ PASCAL-Context, and synthetic stand-ins.
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
 DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
-``VOCDataModule(root)`` reads the archives as they unpack; ``SyntheticVOCDataModule()`` writes and reads
+``VOCDataModule(root)`` reads the archives as they unpack; ``NYUDv2DataModule(root, modalities)`` reads
+NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
 a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
@@ -22,6 +23,7 @@ from fcn_lightning.data.context import (
     PascalContextLayout,
 )
 from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.nyud import NYUD_CLASSES, NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
 from fcn_lightning.data.readers import (
     DatasetError,
@@ -41,12 +43,15 @@ from fcn_lightning.data.synthetic import (
     SyntheticContextConfig,
     SyntheticContextDataModule,
     SyntheticDatasetMismatchError,
+    SyntheticNYUDConfig,
+    SyntheticNYUDv2DataModule,
     SyntheticSIFTFlowConfig,
     SyntheticSIFTFlowDataModule,
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
     render_sample,
     write_synthetic_context,
+    write_synthetic_nyud,
     write_synthetic_siftflow,
     write_synthetic_voc,
 )
@@ -56,6 +61,7 @@ from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_s
 __all__ = [
     "CONTEXT_CLASSES",
     "CONTEXT_RENAMES",
+    "NYUD_CLASSES",
     "SIFTFLOW_ABSENT_FROM_TEST",
     "SIFTFLOW_CLASSES",
     "SIFTFLOW_GEO_CLASSES",
@@ -65,6 +71,8 @@ __all__ = [
     "DatasetLayout",
     "DatasetNotFoundError",
     "ImageFolderDataset",
+    "NYUDv2DataModule",
+    "NYUDv2Layout",
     "PascalContextDataModule",
     "PascalContextLayout",
     "SIFTFlowDataModule",
@@ -77,6 +85,8 @@ __all__ = [
     "SyntheticContextConfig",
     "SyntheticContextDataModule",
     "SyntheticDatasetMismatchError",
+    "SyntheticNYUDConfig",
+    "SyntheticNYUDv2DataModule",
     "SyntheticSIFTFlowConfig",
     "SyntheticSIFTFlowDataModule",
     "SyntheticVOCConfig",
@@ -96,6 +106,7 @@ __all__ = [
     "save_label_png",
     "voc_palette",
     "write_synthetic_context",
+    "write_synthetic_nyud",
     "write_synthetic_siftflow",
     "write_synthetic_voc",
 ]

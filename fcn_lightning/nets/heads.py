@@ -92,6 +92,11 @@ class FCN(nn.Module):
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
 
+    @property
+    def in_channels(self) -> int:
+        """Input channels (the trunk's conv1_1)."""
+        return self.trunk.in_channels
+
     @staticmethod
     def _factor(coarse: CoordMap, fine: CoordMap) -> int:
         ratio = fine.scale / coarse.scale

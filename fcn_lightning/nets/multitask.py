@@ -69,6 +69,11 @@ class MultiTaskFCN(nn.Module):
             self.output_stride = template.output_stride
 
     @property
+    def in_channels(self) -> int:
+        """Input channels (the trunk's conv1_1)."""
+        return self.trunk.in_channels
+
+    @property
     def crop_offsets(self) -> dict[str, int]:
         """Every head's crop offsets, by (suffixed) layer name."""
         return {name: offset for head in self.heads.values() for name, offset in head.offsets.items()}

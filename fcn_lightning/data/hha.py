@@ -1,0 +1,251 @@
+"""HHA from depth: horizontal disparity, height above the lowest point, angle with gravity (Gupta et al.).
+
+Gupta, Girshick, Arbelaez, Malik, "Learning Rich Features from RGB-D Images for Object Detection and
+Segmentation" (ECCV 2014) encode a depth map as three 8-bit channels, which is what the reference's
+HHA PNGs hold and what :func:`depth_to_hha` computes, vectorised with numpy and OpenCV box filters:
+
+1. **Disparity**: ``31000 / depth_cm`` with depth clamped to at least 100 cm (so 1 m and closer is
+   310, saturating at 255; 2 m is 155; 5 m is 62).
+2. **Height** above the lowest point, in cm (saturating at 255 cm): each point's height along the
+   estimated gravity direction, minus the lowest point's. When the lowest point is less than 90 cm
+   below the camera (no floor in view), the floor is taken to be 130 cm below the camera instead.
+3. **Angle** between the local surface normal and gravity, in degrees, plus 38 (floor-like surfaces
+   about 38, walls about 128, ceilings about 218).
+
+Normals are least-squares planes fitted to the points of a square window around each pixel (radius 3
+for the angle channel, radius 10 for the gravity estimate, at 640 px width), in the original's form
+``n . (X/Z, Y/Z, 1) = 1/Z``, and point away from the camera. Gravity is estimated as in the original:
+starting from the camera's down direction, twice five iterations (angle thresholds 45 and 15 degrees)
+take the direction most parallel to the normals nearly parallel to the current estimate (floors, table
+tops) and most orthogonal to the normals nearly orthogonal to it (walls): the eigenvector of the
+smallest eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``.
+
+Where this simplifies or departs from the original code:
+
+- One depth map serves both as the geometry and as the mask of missing values (the original takes the
+  in-painted depth for geometry and the raw depth for the mask); missing depth (0) gives 0 in all three
+  channels, and the lowest point is the lowest *measured* point.
+- Narrower images get proportionally smaller windows (:func:`window_radii`); the original is used
+  at 640 x 480 only.
+- Normal windows have no superpixel support (the original's HHA call passes none either) and pixel
+  coordinates are 0-based (the original's are 1-based, a shift of one pixel in the principal point).
+- The gravity estimate uses the radius-10 normals at every 4th pixel each way instead of at every
+  pixel (neighbouring windows overlap almost entirely; this makes it 16 times cheaper).
+- Rounding to uint8 is round-half-to-even instead of MATLAB's half-away-from-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+__all__ = ["NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals", "window_radii"]
+
+#: Disparity numerator (cm) and the closest depth (cm) it is computed for.
+DISPARITY_SCALE = 31000.0
+MIN_DEPTH_CM = 100.0
+#: Added to the angle (degrees) so that floors (0) and ceilings (180) both stay inside 0-255.
+ANGLE_OFFSET = 128.0 - 90.0
+#: The lowest point must be at least this far (cm) below the camera, else the floor is assumed at ...
+FLOOR_MIN_DROP_CM = 90.0
+#: ... this far below it.
+DEFAULT_FLOOR_DROP_CM = 130.0
+#: Window radii (px at 640 px width) of the normals for the angle channel and for the gravity estimate.
+NORMAL_RADIUS = 3
+GRAVITY_RADIUS = 10
+#: The gravity estimate takes the radius-10 normals at every 4th pixel each way (their windows overlap
+#: by four fifths, so the rest add little but time).
+GRAVITY_STRIDE = 4
+#: The width the radii are given for; narrower images get proportionally smaller windows.
+REFERENCE_WIDTH = 640
+
+
+def window_radii(width: int) -> tuple[int, int, int]:
+    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide.
+
+    The original's 3 and 10 px at 640 px; a narrower image of the same field of view gets windows of
+    the same angular size (at least 1 and 2 px), so that on a small image the gravity windows do not
+    straddle floor and walls.
+    """
+    scale = width / REFERENCE_WIDTH
+    return (
+        max(1, round(NORMAL_RADIUS * scale)),
+        max(2, round(GRAVITY_RADIUS * scale)),
+        max(1, round(GRAVITY_STRIDE * scale)),
+    )
+
+
+#: Gravity refinement: (angle threshold in degrees, iterations), in order.
+GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to.
+
+    ``size`` is the (height, width) they are calibrated for; :meth:`for_size` moves the principal point
+    for a centred crop of another size. ``None``: the intrinsics of the images as they are, any size.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    size: tuple[int, int] | None = (480, 640)
+
+    def scaled(self, factor: float) -> Camera:
+        """The camera of the image resized by ``factor`` (pixel centres stay pixel centres)."""
+        size = None if self.size is None else (round(self.size[0] * factor), round(self.size[1] * factor))
+        return replace(
+            self,
+            fx=self.fx * factor,
+            fy=self.fy * factor,
+            cx=(self.cx + 0.5) * factor - 0.5,
+            cy=(self.cy + 0.5) * factor - 0.5,
+            size=size,
+        )
+
+    def crop(self, top: int, left: int, height: int, width: int) -> Camera:
+        """The camera of the crop ``[top:top + height, left:left + width]``."""
+        return replace(self, cx=self.cx - left, cy=self.cy - top, size=(height, width))
+
+    def for_size(self, height: int, width: int) -> Camera:
+        """Itself for its own size (or for any, without one); else the camera of a centred crop."""
+        if self.size is None or (height, width) == self.size:
+            return self
+        if height > self.size[0] or width > self.size[1]:
+            raise ValueError(
+                f"depth map {height}x{width} is larger than the camera's {self.size[0]}x{self.size[1]} "
+                f"image: pass the camera of this image"
+            )
+        return self.crop((self.size[0] - height) // 2, (self.size[1] - width) // 2, height, width)
+
+    def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(X/Z, Y/Z)`` of every pixel: the viewing ray at depth 1 (X right, Y down)."""
+        u = (np.arange(width, dtype=np.float64) - self.cx) / self.fx
+        v = (np.arange(height, dtype=np.float64) - self.cy) / self.fy
+        return np.broadcast_to(u, (height, width)), np.broadcast_to(v[:, None], (height, width))
+
+
+#: The NYU Depth v2 Kinect colour camera (the depth maps of the dataset are registered to it), from
+#: the dataset toolbox's calibration, for the full 640 x 480 frame.
+NYU_KINECT = Camera(fx=518.857901, fy=519.469611, cx=325.582449, cy=253.736166, size=(480, 640))
+
+
+def _window_sums(stack: np.ndarray, radius: int) -> np.ndarray:
+    """Sum of every channel over the (2 radius + 1)^2 window around each pixel (0 outside the image)."""
+    size = 2 * radius + 1
+    return cv2.boxFilter(stack, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def surface_normals(
+    depth_m: np.ndarray, camera: Camera, radius: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals H x W x 3 (camera frame, pointing away from the camera) and where they are defined.
+
+    Each is the least-squares plane ``n . (X/Z, Y/Z, 1) = 1/Z`` through the measured points of the
+    window; pixels without depth or with a degenerate window are not defined. ``stride`` > 1: only at
+    every ``stride``-th pixel each way (the windows still see every pixel).
+    """
+    z = np.asarray(depth_m, np.float64)
+    h, w = z.shape
+    a, b = camera.rays(h, w)
+    valid = z > 0
+    one = valid.astype(np.float64)
+    inv_z = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0.0)
+    a_, b_ = a * one, b * one
+    moments = np.stack(
+        [a_ * a, a_ * b, a_, b_ * b, b_, one, a_ * inv_z, b_ * inv_z, inv_z], axis=-1
+    )  # AtA (6 unique entries) and Atb (3)
+    s = _window_sums(moments, radius)[::stride, ::stride]
+    a, b, valid = a[::stride, ::stride], b[::stride, ::stride], valid[::stride, ::stride]
+    aa, ab, a1, bb, b1, n, az, bz, z1 = np.moveaxis(s, -1, 0)
+    # The inverse of the symmetric AtA = [[aa, ab, a1], [ab, bb, b1], [a1, b1, n]] by cofactors.
+    c00 = bb * n - b1 * b1
+    c01 = a1 * b1 - ab * n
+    c02 = ab * b1 - bb * a1
+    c11 = aa * n - a1 * a1
+    c12 = ab * a1 - aa * b1
+    c22 = aa * bb - ab * ab
+    det = aa * c00 + ab * c01 + a1 * c02
+    normal = np.stack(
+        [c00 * az + c01 * bz + c02 * z1, c01 * az + c11 * bz + c12 * z1, c02 * az + c12 * bz + c22 * z1],
+        axis=-1,
+    )
+    # Degenerate windows (fewer than 3 points, or all on one line of rays) have det ~ 0 relative to
+    # aa * bb * n; a real window's ratio is the rays' spread squared, about 1e-9 even at 7 x 7.
+    defined = valid & (n >= 3) & (np.abs(det) > 1e-13 * aa * bb * n)
+    normal = normal / np.where(det == 0, 1.0, det)[..., None]
+    length = np.linalg.norm(normal, axis=-1)
+    defined &= length > 0
+    normal = normal / np.where(length > 0, length, 1.0)[..., None]
+    # away from the camera: the same side as the viewing ray (a, b, 1)
+    facing = normal[..., 0] * a + normal[..., 1] * b + normal[..., 2]
+    normal = np.where((facing < 0)[..., None], -normal, normal)
+    return np.where(defined[..., None], normal, 0.0), defined
+
+
+def estimate_gravity(normals: np.ndarray) -> np.ndarray:
+    """The gravity direction (unit, camera frame, pointing down) from a set of N x 3 unit normals.
+
+    Starts from the camera's down axis (0, 1, 0); see the module for the iterations.
+    """
+    normals = np.asarray(normals, np.float64).reshape(-1, 3)
+    g = np.array([0.0, 1.0, 0.0])
+    for threshold, iterations in GRAVITY_SCHEDULE:
+        cos_t, sin_t = np.cos(np.radians(threshold)), np.sin(np.radians(threshold))
+        for _ in range(iterations):
+            similarity = np.abs(normals @ g)
+            weight = (similarity < sin_t).astype(np.float64) - (
+                similarity > cos_t
+            )  # +1 orthogonal, -1 parallel
+            if np.count_nonzero(weight) < 3:
+                break
+            values, vectors = np.linalg.eigh((normals * weight[:, None]).T @ normals)
+            new = vectors[:, int(np.argmin(values))]
+            g = new * (1.0 if new @ g >= 0 else -1.0)
+    return g / np.linalg.norm(g)
+
+
+def depth_to_hha(
+    depth_m: np.ndarray, camera: Camera = NYU_KINECT, gravity: np.ndarray | None = None
+) -> np.ndarray:
+    """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle).
+
+    ``camera``: the intrinsics of the image (default the NYU Kinect colour camera; another image size
+    is taken as a centred crop of it). ``gravity``: the down direction in the camera frame, if known;
+    else it is estimated from the depth.
+    """
+    z = np.asarray(depth_m, np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"depth must be H x W, got shape {z.shape}")
+    if not np.all(np.isfinite(z)) or (z < 0).any():
+        raise ValueError("depth must be finite and >= 0 (0 = missing)")
+    h, w = z.shape
+    camera = camera.for_size(h, w)
+    valid = z > 0
+    out = np.zeros((h, w, 3), np.uint8)
+    if not valid.any():
+        return out
+    z_cm = z * 100.0
+    normal_radius, gravity_radius, stride = window_radii(w)
+    normals, defined = surface_normals(z, camera, normal_radius)
+    if gravity is None:
+        coarse, coarse_defined = surface_normals(z, camera, gravity_radius, stride)
+        gravity = estimate_gravity(coarse[coarse_defined])
+    g = np.asarray(gravity, np.float64) / np.linalg.norm(gravity)
+    a, b = camera.rays(h, w)
+    height = -(a * g[0] + b * g[1] + g[2]) * z_cm  # up along gravity, camera at 0
+    lowest = height[valid].min()
+    if lowest > -FLOOR_MIN_DROP_CM:
+        lowest = -DEFAULT_FLOOR_DROP_CM
+    height = height - lowest
+    disparity = DISPARITY_SCALE / np.maximum(z_cm, MIN_DEPTH_CM)
+    angle = np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET
+    angle = np.where(defined, angle, 0.0)
+    hha = np.stack([disparity, height, angle], axis=-1)
+    out[:] = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
+    out[~valid] = 0
+    return out

@@ -1,0 +1,133 @@
+"""``fcn-lightning prepare-nyud --root R``: write every missing ``data/hha`` PNG from ``data/depth``.
+
+Each HHA image is computed from its depth PNG (:func:`~fcn_lightning.data.hha.depth_to_hha`, the NYU
+Kinect camera unless told otherwise), in parallel over processes, showing progress (a bar on a
+terminal, a line now and then in a log file). Writes are
+atomic: each PNG is written to a temporary name beside it and renamed into place, so a run that is
+killed leaves no half-written PNG, and the next run computes only what is still missing (and removes
+the temporary files a killed run left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fcn_lightning.data import hha as hha_module
+from fcn_lightning.data.hha import NYU_KINECT, Camera
+from fcn_lightning.data.nyud import NYUDSample, NYUDv2Layout, read_depth_png
+from fcn_lightning.data.readers import DatasetNotFoundError
+from fcn_lightning.progress import progress as show_progress
+
+__all__ = ["TEMP_MARK", "hha_todo", "prepare_nyud", "prepare_nyud_main", "write_hha"]
+
+#: Temporary files are ``.<final name>.tmp-<pid>.png`` beside the final PNG.
+TEMP_MARK = ".tmp-"
+
+
+def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
+    """Samples with a depth PNG under ``data/depth`` and no HHA PNG yet, in id order."""
+    depth_dir = layout.root / "data" / "depth"
+    if not depth_dir.is_dir():
+        raise DatasetNotFoundError(
+            f"{depth_dir}: no depth folder (expected data/depth/img_<id>.png under the root)"
+        )
+    ids = sorted(p.stem.removeprefix("img_") for p in depth_dir.glob("img_*.png"))
+    samples = [layout.sample(i) for i in ids]
+    return [s for s in samples if s.hha is not None and not s.hha.is_file()]
+
+
+def _remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary PNGs left by killed runs; returns how many."""
+    stale = [p for p in folder.glob(f".img_*{TEMP_MARK}*.png") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
+    """Compute one sample's HHA from its depth PNG and write it atomically (temporary file + rename)."""
+    assert sample.depth is not None and sample.hha is not None
+    depth_mm = read_depth_png(sample.depth)
+    hha = hha_module.depth_to_hha(depth_mm.astype(np.float64) / 1000.0, camera)
+    sample.hha.parent.mkdir(parents=True, exist_ok=True)
+    temp = sample.hha.with_name(f".{sample.hha.stem}{TEMP_MARK}{os.getpid()}.png")
+    try:
+        Image.fromarray(hha).save(temp, format="PNG")
+        os.replace(temp, sample.hha)
+    finally:
+        temp.unlink(missing_ok=True)
+    return sample.hha
+
+
+def _write_one(args: tuple[NYUDSample, Camera]) -> str:
+    return str(write_hha(*args))
+
+
+def prepare_nyud(
+    root: str | Path,
+    *,
+    workers: int | None = None,
+    camera: Camera = NYU_KINECT,
+    progress: bool = True,
+) -> int:
+    """Write every missing HHA PNG under ``root``; returns how many were written.
+
+    ``workers``: processes (``None``: one per CPU; 0 or 1: in this process).
+    """
+    layout = NYUDv2Layout(root)
+    layout.check_root()
+    todo = hha_todo(layout)
+    hha_dir = layout.root / "data" / "hha"
+    if hha_dir.is_dir():
+        _remove_stale_temporaries(hha_dir)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    jobs = [(s, camera) for s in todo]
+    parallel = workers > 1 and len(todo) > 1
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo))) if parallel else None
+    with pool if pool is not None else contextlib.nullcontext():
+        written = pool.map(_write_one, jobs, chunksize=4) if pool is not None else map(_write_one, jobs)
+        if progress:
+            written = show_progress(written, len(jobs), f"HHA for {len(jobs)} images under {layout.root}")
+        return sum(1 for _ in written)
+
+
+def _camera(text: str) -> Camera:
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (pixels), got {text!r}") from None
+    return Camera(fx, fy, cx, cy, size=None)  # the camera of the images as they are, whatever their size
+
+
+def prepare_nyud_main(argv: Sequence[str]) -> int:
+    """``fcn-lightning prepare-nyud``: write the missing HHA PNGs of a NYUDv2 tree; returns 0."""
+    parser = argparse.ArgumentParser(
+        prog="fcn-lightning prepare-nyud",
+        description="Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
+        "every id whose data/hha/img_<id>.png is missing. Resumable: rerun after an interruption.",
+    )
+    parser.add_argument("--root", required=True, help="NYUDv2 root (holding data/depth)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    parser.add_argument(
+        "--camera",
+        type=_camera,
+        default=None,
+        help="fx,fy,cx,cy of the images as stored (default: the NYU Kinect colour camera, 640x480; "
+        "smaller images are taken as centred crops of its frame)",
+    )
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
+    seconds = time.perf_counter() - start
+    rate = f" ({written / seconds:.1f} img/s)" if written and seconds > 0 else ""
+    print(f"wrote {written} HHA images under {Path(args.root) / 'data' / 'hha'} in {seconds:.0f} s{rate}")
+    return 0

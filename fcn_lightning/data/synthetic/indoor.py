@@ -1,0 +1,178 @@
+"""Indoor scenes rendered with a pinhole camera: a room (floor, walls, ceiling) with boxes standing in it.
+
+Every pixel's depth is the camera-frame depth of the first surface its ray meets, so depth, surface
+normals and heights are geometrically consistent, and HHA computed from the depth means what it means
+on real data (the floor is the lowest, horizontal surface; walls are vertical). Colours are per class,
+shaded by the angle to a light and lightly textured; labels are NYUDv2 classes (0-based).
+
+World frame: metres, X right, Y up, Z forward; the floor is ``Y = 0`` and the camera stands at
+``(0, camera_height, 0)``, pitched down by ``pitch`` degrees and turned by ``yaw`` degrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fcn_lightning.data.hha import Camera
+from fcn_lightning.labels import IGNORE_INDEX
+
+__all__ = ["BOX_CLASSES", "Box", "IndoorScene", "Room", "random_room", "render_room"]
+
+#: NYUDv2 classes (0-based) of the room's surfaces and of the boxes that can stand in it.
+WALL, FLOOR, CEILING = 0, 1, 21
+#: cabinet, bed, table, bookshelf, dresser, box, night stand.
+BOX_CLASSES: tuple[int, ...] = (2, 3, 6, 9, 16, 28, 31)
+_BASE_COLOURS = {
+    WALL: (200, 190, 170),
+    FLOOR: (120, 90, 60),
+    CEILING: (235, 235, 230),
+    2: (150, 60, 40),
+    3: (70, 90, 160),
+    6: (180, 140, 60),
+    9: (90, 60, 30),
+    16: (60, 140, 90),
+    28: (200, 170, 110),
+    31: (140, 40, 120),
+}
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box on the floor: ``x`` and ``z`` ranges, its height (m), its class."""
+
+    x: tuple[float, float]
+    z: tuple[float, float]
+    height: float
+    label: int
+
+
+@dataclass(frozen=True)
+class Room:
+    """A room ``width`` x ``depth`` x ``height`` (m) around the camera, and what stands in it.
+
+    The camera is ``back`` metres in front of the back-of-room wall, centred left to right.
+    """
+
+    width: float = 4.0
+    depth: float = 5.0
+    height: float = 2.6
+    back: float = 0.5
+    camera_height: float = 1.3
+    pitch: float = 15.0
+    yaw: float = 0.0
+    boxes: tuple[Box, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndoorScene:
+    """A rendered room: ``depth`` (m, H x W float32), ``label`` (H x W uint8, NYUD 0-based classes),
+    ``image`` (H x W x 3 uint8 RGB), ``gravity`` (the down direction in the camera frame)."""
+
+    depth: np.ndarray
+    label: np.ndarray
+    image: np.ndarray
+    gravity: np.ndarray
+
+
+def _rotation(pitch: float, yaw: float) -> np.ndarray:
+    """Camera (X right, Y up, Z forward) to world: pitch down about X, then yaw about Y."""
+    p, y = np.radians(pitch), np.radians(yaw)
+    pitch_down = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    return turn @ pitch_down
+
+
+def render_room(
+    room: Room, camera: Camera, size: tuple[int, int], rng: np.random.Generator | None = None
+) -> IndoorScene:
+    """Ray-cast ``room`` through ``camera`` at ``size`` (H, W); ``rng`` adds texture (none if ``None``)."""
+    h, w = size
+    a, b = camera.rays(h, w)
+    rot = _rotation(room.pitch, room.yaw)
+    # Ray directions in the world with camera depth 1 (so the hit distance t is the depth itself).
+    ray_cam = np.stack([a, -b, np.ones_like(a)], axis=-1)  # image Y points down, the camera's Y up
+    d = ray_cam @ rot.T
+    origin = np.array([0.0, room.camera_height, 0.0])
+    t = np.full((h, w), np.inf)
+    label = np.full((h, w), IGNORE_INDEX, np.int64)
+    normal = np.zeros((h, w, 3))
+    half = room.width / 2
+
+    def hit(candidate: np.ndarray, cls: int, n: tuple[float, float, float], inside: np.ndarray) -> None:
+        better = inside & (candidate > 1e-6) & (candidate < t)
+        t[better] = candidate[better]
+        label[better] = cls
+        normal[better] = n
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        planes = (
+            (1, 0.0, FLOOR, (0, 1, 0)),
+            (1, room.height, CEILING, (0, -1, 0)),
+            (0, -half, WALL, (1, 0, 0)),
+            (0, half, WALL, (-1, 0, 0)),
+            (2, room.depth - room.back, WALL, (0, 0, -1)),
+            (2, -room.back, WALL, (0, 0, 1)),
+        )
+        for axis, value, cls, n in planes:
+            hit((value - origin[axis]) / d[..., axis], cls, n, np.ones((h, w), bool))
+        for box in room.boxes:
+            lo = np.array([box.x[0], 0.0, box.z[0]])
+            hi = np.array([box.x[1], box.height, box.z[1]])
+            t0 = (lo - origin) / d
+            t1 = (hi - origin) / d
+            near = np.minimum(t0, t1)
+            far = np.maximum(t0, t1)
+            enter = near.max(-1)
+            axis = near.argmax(-1)
+            inside = (enter <= far.min(-1)) & np.isfinite(enter)
+            for k in range(3):
+                sign = -np.sign(d[..., k])
+                n = np.zeros((h, w, 3))
+                n[..., k] = sign
+                better = inside & (axis == k) & (enter > 1e-6) & (enter < t)
+                t[better] = enter[better]
+                label[better] = box.label
+                normal[better] = n[better]
+    depth = t.astype(np.float32)
+    light = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
+    shade = 0.55 + 0.45 * np.abs(normal @ light)
+    colours = np.zeros((256, 3))
+    for cls, colour in _BASE_COLOURS.items():
+        colours[cls] = colour
+    image = colours[label] * shade[..., None]
+    if rng is not None:
+        image = image + rng.normal(0, 6, (h, w, 1)) + rng.normal(0, 3, (h, w, 3))
+    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    gravity = rot.T @ np.array([0.0, -1.0, 0.0])  # world down in camera coordinates (Y up) ...
+    gravity = gravity * np.array([1.0, -1.0, 1.0])  # ... with the image's Y pointing down
+    return IndoorScene(depth, label.astype(np.uint8), image, gravity)
+
+
+def random_room(rng: np.random.Generator, max_boxes: int = 3) -> Room:
+    """A room of random size and camera pose with 0..``max_boxes`` boxes in view."""
+    width = float(rng.uniform(3.0, 5.0))
+    depth = float(rng.uniform(3.5, 6.0))
+    boxes = []
+    for _ in range(int(rng.integers(0, max_boxes + 1))):
+        bw, bd = rng.uniform(0.4, 1.4, 2)
+        x0 = float(rng.uniform(-width / 2, width / 2 - bw))
+        z0 = float(rng.uniform(1.2, depth - 0.5 - bd - 0.1))
+        boxes.append(
+            Box(
+                (x0, x0 + float(bw)),
+                (z0, z0 + float(bd)),
+                float(rng.uniform(0.3, 1.8)),
+                int(rng.choice(BOX_CLASSES)),
+            )
+        )
+    return Room(
+        width=width,
+        depth=depth,
+        height=float(rng.uniform(2.4, 3.0)),
+        camera_height=float(rng.uniform(1.0, 1.6)),
+        pitch=float(rng.uniform(5.0, 25.0)),
+        yaw=float(rng.uniform(-20.0, 20.0)),
+        boxes=tuple(boxes),
+    )

@@ -1,0 +1,213 @@
+"""A small generated NYUDv2 in the prepared archive's layout, for the tests and the CPU demo.
+
+:func:`write_synthetic_nyud` renders rooms with a pinhole camera (``indoor.py``: floor, walls, ceiling
+and boxes of furniture classes) and writes them through :class:`~fcn_lightning.data.nyud.NYUDv2Layout`
+exactly as the prepared archive holds them: colour PNGs, 16-bit depth PNGs in millimetres (with a few
+holes of missing depth, as the Kinect leaves), HHA PNGs computed from that depth by
+:func:`~fcn_lightning.data.hha.depth_to_hha`, ``.mat`` labels (0 void, 1..40) and split lists.
+:class:`~fcn_lightning.data.nyud.NYUDv2DataModule` reads it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+import scipy.ndimage
+from PIL import Image
+
+from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
+from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
+from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
+from fcn_lightning.data.synthetic.indoor import random_room, render_room
+from fcn_lightning.progress import progress
+
+__all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
+
+#: Bump when the rendering changes, so that cached datasets made by older code are not reused.
+NYUD_GENERATOR_VERSION = 1
+#: savemat stamps the time into the header; a fixed header keeps files byte-identical.
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic (NYUD segmentation layout)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticNYUDConfig:
+    """Generator parameters; every field defines the dataset (fingerprinted, recorded in the manifest).
+
+    Args:
+        seed: generator seed (same seed, same files).
+        image_size: (H, W) of every image; the NYU Kinect camera scaled to the width (H at most 3/4 W,
+            a centred crop of the 4:3 frame).
+        num_train, num_val, num_test: ids in each split list (trainval = train + val).
+        max_boxes: furniture boxes per room, 0..max_boxes.
+        hole_fraction: about this fraction of each depth map is set missing (0), in small patches.
+        void_width: px of void (0) along the boundaries between surfaces in the labels.
+        noise: std of the colour noise.
+    """
+
+    seed: int = 0
+    image_size: tuple[int, int] = (48, 64)
+    num_train: int = 16
+    num_val: int = 8
+    num_test: int = 8
+    max_boxes: int = 3
+    hole_fraction: float = 0.02
+    void_width: int = 1
+    noise: float = 6.0
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        pair = (int(size), int(size) * 4 // 3) if isinstance(size, int) else tuple(int(v) for v in size)
+        object.__setattr__(self, "image_size", pair)
+        h, w = pair if len(pair) == 2 else (0, 0)
+        if h < 24 or w < 32 or 4 * h > 3 * w:
+            raise ValueError(f"image_size must be (H, W) with H >= 24, W >= 32 and H <= 3/4 W, got {size!r}")
+        for name in ("num_train", "num_val", "num_test"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_boxes < 0 or self.void_width < 0 or self.noise < 0:
+            raise ValueError("max_boxes, void_width and noise must be >= 0")
+        if not 0 <= self.hole_fraction < 0.5:
+            raise ValueError(f"hole_fraction must lie in [0, 0.5), got {self.hole_fraction}")
+
+    @property
+    def camera(self) -> Camera:
+        """The NYU Kinect colour camera scaled to the image width (centred crop to the height)."""
+        h, w = self.image_size
+        return NYU_KINECT.scaled(w / NYU_KINECT.size[1]).for_size(h, w)
+
+    def splits(self) -> dict[str, list[str]]:
+        """Ids of each split list: consecutive numbers from 5001 as on the real data."""
+        ids = [str(5001 + i) for i in range(self.num_train + self.num_val + self.num_test)]
+        a, b = self.num_train, self.num_train + self.num_val
+        return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (tuples as lists), as stored in the manifest."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def fingerprint(self) -> str:
+        """Short hash of the parameters and the generator version: a cache key."""
+        text = json.dumps({"nyud_version": NYUD_GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def render_nyud_sample(sample_id: str, config: SyntheticNYUDConfig) -> dict[str, np.ndarray]:
+    """One id's arrays: ``rgb`` uint8, ``depth`` uint16 mm (0 = missing), ``hha`` uint8, ``raw_label``
+    (uint8, 0 void, 1..40), exactly as written."""
+    rng = np.random.default_rng([config.seed, int(sample_id), NYUD_GENERATOR_VERSION])
+    room = random_room(rng, config.max_boxes)
+    scene = render_room(room, config.camera, config.image_size)
+    h, w = config.image_size
+    rgb = scene.image.astype(np.float64)
+    if config.noise:
+        rgb = rgb + rng.normal(0, config.noise, (h, w, 3))
+    depth_mm = np.rint(np.clip(scene.depth, 0.3, 60.0) * 1000).astype(np.uint16)
+    if config.hole_fraction:
+        holes = scipy.ndimage.binary_dilation(rng.random((h, w)) < config.hole_fraction / 9, iterations=1)
+        depth_mm[holes] = 0
+    raw = scene.label.astype(np.int64) + 1
+    if config.void_width:
+        size = 2 * config.void_width + 1
+        edge = scipy.ndimage.maximum_filter(raw, size) != scipy.ndimage.minimum_filter(raw, size)
+        raw[edge] = 0
+    return {
+        "rgb": np.clip(np.rint(rgb), 0, 255).astype(np.uint8),
+        "depth": depth_mm,
+        "hha": depth_to_hha(depth_mm / 1000.0, config.camera),
+        "raw_label": raw.astype(np.uint8),
+    }
+
+
+def _save_mat(path: Path, raw_label: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"segmentation": raw_label}, do_compression=True)
+    data = bytearray(buffer.getvalue())
+    data[:116] = _MAT_HEADER.ljust(116)
+    path.write_bytes(bytes(data))
+
+
+def _populate(folder: Path, config: SyntheticNYUDConfig) -> dict[str, int]:
+    layout = NYUDv2Layout(folder)
+    splits = config.splits()
+    every_id = [i for split in splits.values() for i in split]
+    for sample_id in progress(
+        every_id, len(every_id), f"writing the synthetic NYUD dataset ({folder.parent})"
+    ):
+        arrays = render_nyud_sample(sample_id, config)
+        sample = layout.sample(sample_id)
+        for path in (sample.image, sample.depth, sample.hha, sample.label):
+            assert path is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arrays["rgb"]).save(sample.image)
+        Image.fromarray(arrays["depth"]).save(sample.depth)
+        Image.fromarray(arrays["hha"]).save(sample.hha)
+        _save_mat(sample.label, arrays["raw_label"])
+    for name, ids in splits.items():
+        layout.list_path(name).write_text("".join(f"{i}\n" for i in ids))
+    return {k: len(v) for k, v in splits.items()}
+
+
+def write_synthetic_nyud(
+    root: str | Path, config: SyntheticNYUDConfig | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write a synthetic NYUDv2 tree at ``root`` (if not already there) and return ``root``.
+
+    Atomic and verified by its parameters, as every synthetic writer
+    (:func:`~fcn_lightning.data.synthetic.cache.write_dataset`).
+    """
+    config = config or SyntheticNYUDConfig()
+    return write_dataset(
+        root,
+        config,  # type: ignore[arg-type]  # the cache needs to_dict / fingerprint only
+        lambda folder: _populate(folder, config),
+        generator=f"{__name__}.write_synthetic_nyud",
+        overwrite=overwrite,
+    )
+
+
+class SyntheticNYUDv2DataModule(NYUDv2DataModule):
+    """:class:`NYUDv2DataModule` over a generated dataset, written by ``prepare_data`` when absent.
+
+    The dataset lives in ``<root>/seed<seed>-<fingerprint>`` (the fingerprint hashes every parameter).
+    Trains on trainval and validates on test, as on the real data.
+
+    Args:
+        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        generator: the generator's parameters.
+        modalities, kwargs: as :class:`NYUDv2DataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str = "~/.cache/fcn-lightning/synthetic-nyud",
+        generator: SyntheticNYUDConfig = SyntheticNYUDConfig(),
+        **kwargs: Any,
+    ) -> None:
+        self.generator = generator
+        self.cache_root = Path(root).expanduser()
+        super().__init__(str(self.cache_root / f"seed{generator.seed}-{generator.fingerprint()}"), **kwargs)
+        self.hparams["generator"] = generator.to_dict()
+
+    @property
+    def dataset_root(self) -> Path:
+        return self.layout.root
+
+    def prepare_data(self) -> None:
+        write_synthetic_nyud(self.dataset_root, self.generator)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not is_complete(self.dataset_root):
+            self.prepare_data()
+        super().setup(stage)
+
+    def check(self) -> list[str]:
+        if not is_complete(self.dataset_root):
+            self.prepare_data()
+        return super().check()

@@ -1,0 +1,131 @@
+"""LightningModules of the late-fusion nets (NYUDv2 RGB-HHA): two streams, fused scores.
+
+They differ from the single-stream modules only in the net they build and how it is initialised:
+
+- ``init_from`` a list, one source per stream in ``modalities`` order: a trained single-stream stage
+  checkpoint (its trunk and score layers copied into that stream, as the reference's per-stream
+  transplant does) or ImageNet VGG16 (``IMAGENET1K_V1`` or a VGG16 state-dict file);
+- ``init_from`` one source: a late-fusion checkpoint (FCN-16s RGB-HHA from FCN-32s RGB-HHA: every
+  matching parameter copied, the new pool4 scores stay 0), or ImageNet VGG16 for every stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from torch import nn
+
+from fcn_lightning.data.nyud import MODALITY_CHANNELS, parse_modalities
+from fcn_lightning.nets import VARIANTS, VGG16Weights, transfer_parameters, transplant_vgg16
+from fcn_lightning.nets.fusion import FUSION_VARIANTS, LateFusionFCN, build_late_fusion, stream_state
+from fcn_lightning.nets.heads import Variant
+from fcn_lightning.nets.surgery import load_vgg16_state_dict
+from fcn_lightning.systems import FCNSystem, is_stage_checkpoint, read_init_file
+
+__all__ = ["FCN16sRGBHHA", "FCN32sRGBHHA", "LateFusionSystem"]
+
+log = logging.getLogger(__name__)
+
+
+class LateFusionSystem(FCNSystem):
+    """An FCN LightningModule over a :class:`~fcn_lightning.nets.fusion.LateFusionFCN`.
+
+    Args:
+        modalities: the streams, in the order the data stacks them (default colour, then HHA); the data
+            module's ``modalities`` must be the same list.
+        init_from: one source per stream (a list), or one source for the whole net (see the module).
+        in_channels: leave unset (the streams' channels follow ``modalities``); a value that differs is
+            an error.
+        kwargs: as :class:`~fcn_lightning.systems.FCNSystem` (``width``, ``batch_norm``, ``dropout``,
+            ``learn_upsampling`` shape each stream; ``fusion_weights`` the average, default equal).
+    """
+
+    variants: ClassVar[Mapping[str, Variant]] = {**VARIANTS, **FUSION_VARIANTS}
+
+    def __init__(
+        self,
+        modalities: list[str] | None = None,
+        init_from: str | list[str] | None = None,
+        in_channels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._modalities = parse_modalities(modalities or ["rgb", "hha"])
+        self._in_channels = in_channels
+        super().__init__(init_from=init_from, **kwargs)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The streams' inputs, in stacking order."""
+        return self._modalities
+
+    def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
+        streams = {m: MODALITY_CHANNELS[m] for m in self.modalities}
+        if self._in_channels is not None and self._in_channels != sum(streams.values()):
+            raise ValueError(
+                f"in_channels={self._in_channels} does not match the streams' {sum(streams.values())} "
+                f"channels (modalities {list(self.modalities)}); leave in_channels unset"
+            )
+        return build_late_fusion(self.variant, num_classes, streams, **net_options)
+
+    def initialise_from_sources(
+        self, sources: Sequence[str], states: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        net = self.net
+        assert isinstance(net, LateFusionFCN)
+        if len(sources) == 1:
+            source = sources[0]
+            state = states.get(source)
+            if state is not None and is_stage_checkpoint(state):
+                self.initialise_from(source, state)  # a late-fusion stage: names match
+                return
+            for stream in self.modalities:
+                self._initialise_stream(stream, source, state)
+            return
+        if len(sources) != len(self.modalities):
+            raise ValueError(
+                f"init_from: {len(sources)} sources {list(sources)} for the {len(self.modalities)} streams "
+                f"{list(self.modalities)}: give one per stream, in that order"
+            )
+        for stream, source in zip(self.modalities, sources, strict=True):
+            self._initialise_stream(stream, source, states.get(source))
+
+    def _initialise_stream(self, stream: str, source: str, state: Mapping[str, Any] | None) -> None:
+        """One stream from a single-stream stage checkpoint or from ImageNet VGG16."""
+        net = self.net
+        assert isinstance(net, LateFusionFCN)
+        trunk = net.streams[stream].trunk
+        if source in VGG16Weights.__members__:
+            transplant_vgg16(trunk, load_vgg16_state_dict(source))
+            log.info("%s stream trunk initialised from ImageNet VGG16 (%s)", stream, source)
+            return
+        state = read_init_file(source) if state is None else state
+        if not is_stage_checkpoint(state):
+            transplant_vgg16(trunk, state.get("state_dict", state))
+            log.info("%s stream trunk initialised from VGG16 state dict %s", stream, source)
+            return
+        net_state = {
+            k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
+        }
+        if any(k.startswith("streams.") for k in net_state):
+            raise ValueError(
+                f"init_from: {source} is a late-fusion checkpoint; a stream starts from a single-stream net "
+                f"(give the late-fusion checkpoint alone to start the whole net from it)"
+            )
+        copied = transfer_parameters(stream_state(net_state, stream), net)
+        log.info("%s stream: %d tensors from stage checkpoint %s", stream, len(copied), source)
+
+
+class FCN32sRGBHHA(LateFusionSystem):
+    """FCN-32s RGB-HHA: colour and HHA streams, ``score_fr`` averaged, upsampled x32; from the two
+    single-stream FCN-32s nets (``init_from: [rgb.ckpt, hha.ckpt]``)."""
+
+    variant = "fcn32s_rgb_hha"
+
+
+class FCN16sRGBHHA(LateFusionSystem):
+    """FCN-16s RGB-HHA (the paper's best NYUDv2 net): FCN-32s RGB-HHA plus averaged pool4 scores; from
+    a trained FCN-32s RGB-HHA."""
+
+    variant = "fcn16s_rgb_hha"

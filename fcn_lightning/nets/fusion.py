@@ -1,0 +1,190 @@
+"""Fusing inputs of several kinds (NYUDv2's colour, depth and HHA), early and late.
+
+- **Early fusion** (the paper's "RGBD"): the inputs are stacked along the channels into one VGG16, whose
+  ``conv1_1`` grows an input channel per extra input. Started from ImageNet weights, each new channel's
+  filters are the mean of the three RGB filters (:func:`vgg16_state_for_input`), so the net starts as
+  the RGB net plus a small, colour-blind response to the new channels.
+- **Late fusion** (the paper's "RGB-HHA"): :class:`LateFusionFCN`, one full VGG16 stream per input kind,
+  each scoring its own ``fc7``; the scores are averaged with weights 0.5 / 0.5 (the reference's
+  element-wise sum with coefficients 0.5, 0.5) and one upsampler brings the fused score to the input
+  size. Each stream starts from a trained single-stream net of its input (:func:`stream_state`).
+
+The reference repository has the 32s late-fusion net only. The 16s version here gives each stream a
+zero-initialised ``score_pool4`` and fuses the two pool4 scores with the same 0.5 / 0.5 weights before
+adding them to the upsampled fused ``fc7`` score, so FCN-16s RGB-HHA starts exactly at the FCN-32s
+RGB-HHA it is made from (the paper's rule for every finer stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from fcn_lightning.nets.heads import FCN, Variant, _crop, _score_layer
+from fcn_lightning.nets.trunks import VGG16Trunk
+
+__all__ = [
+    "FUSION_VARIANTS",
+    "FusionStream",
+    "LateFusionFCN",
+    "build_late_fusion",
+    "stream_state",
+    "vgg16_state_for_input",
+]
+
+#: The late-fusion nets of the paper's NYUDv2 table. FCN-32s RGB-HHA's learning rate is the
+#: reference's; the reference has no FCN-16s RGB-HHA solver, so it keeps the rate of the net it
+#: starts from (as SIFT Flow's FCN-16s keeps its predecessor's scale of 1e-12).
+FUSION_VARIANTS: dict[str, Variant] = {
+    "fcn32s_rgb_hha": Variant("FCN-32s RGB-HHA", 1e-12, starts_from="fcn32s"),
+    "fcn16s_rgb_hha": Variant("FCN-16s RGB-HHA", 1e-12, skips=("pool4",), starts_from="fcn32s_rgb_hha"),
+}
+
+
+def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
+    """A torchvision VGG16 state dict whose first conv takes ``in_channels`` inputs (early fusion).
+
+    Channels beyond the three RGB ones get the mean of the RGB filters (the paper's RGB-D init);
+    ``in_channels == 3`` returns the state unchanged. Fewer than 3 input channels is an error.
+    """
+    state = dict(state)
+    key = "features.0.weight"
+    if key not in state:
+        raise ValueError(f"not a torchvision VGG16 state dict: no {key!r}")
+    weight = state[key]
+    if in_channels == weight.shape[1]:
+        return state
+    if in_channels < 3 or weight.shape[1] != 3:
+        raise ValueError(
+            f"cannot start a {in_channels}-channel conv1_1 from ImageNet VGG16 weights with "
+            f"{weight.shape[1]} input channels (RGB plus extra channels only)"
+        )
+    mean = weight.mean(dim=1, keepdim=True)
+    state[key] = torch.cat([weight, mean.expand(-1, in_channels - 3, -1, -1)], dim=1)
+    return state
+
+
+class FusionStream(nn.Module):
+    """One input kind's stream: a VGG16 trunk and the score layers of the blobs the head fuses.
+
+    Parameter names are a single-stream FCN's (``trunk.*``, ``score_fr``, ``score_pool4``), so a trained
+    single-stream net's weights load into it by name.
+    """
+
+    def __init__(self, trunk: VGG16Trunk, num_classes: int, skips: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.score_fr = _score_layer(trunk.out_channels["fc7"], num_classes)
+        self.skips = tuple(skips)
+        for skip in self.skips:
+            self.add_module(f"score_{skip}", _score_layer(trunk.out_channels[skip], num_classes))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Score maps by blob: ``fc7`` and each skip."""
+        blobs = self.trunk(x)
+        scores = {"fc7": self.score_fr(blobs["fc7"])}
+        for skip in self.skips:
+            scores[skip] = getattr(self, f"score_{skip}")(blobs[skip])
+        return scores
+
+
+class LateFusionFCN(nn.Module):
+    """Late fusion: one VGG16 stream per input kind, scores averaged, one upsampling head.
+
+    Args:
+        num_classes: output classes.
+        streams: stream name -> input channels, in the order the channels are stacked in the input
+            (``{"rgb": 3, "hha": 3}``: channels 0-2 go to the colour stream, 3-5 to the HHA stream).
+        skips: blobs fused as in the single-stream heads (``("pool4",)`` for the 16s net).
+        fusion_weights: one weight per stream (the reference: 0.5 each).
+        width, batch_norm, dropout: each trunk's (see :class:`~fcn_lightning.nets.trunks.VGG16Trunk`).
+        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        streams: Mapping[str, int],
+        skips: Sequence[str] = (),
+        fusion_weights: Sequence[float] | None = None,
+        *,
+        width: float = 1.0,
+        batch_norm: bool = False,
+        learn_upsampling: bool = False,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if len(streams) < 2:
+            raise ValueError(f"late fusion needs at least two streams, got {dict(streams)}")
+        self.stream_channels = {str(k): int(v) for k, v in streams.items()}
+        weights = fusion_weights if fusion_weights is not None else [1.0 / len(streams)] * len(streams)
+        if len(weights) != len(streams):
+            raise ValueError(f"fusion_weights {list(weights)} do not match the streams {list(streams)}")
+        self.fusion_weights = tuple(float(w) for w in weights)
+        self.num_classes = num_classes
+        self.streams = nn.ModuleDict(
+            {
+                name: FusionStream(VGG16Trunk(channels, width, batch_norm, dropout), num_classes, skips)
+                for name, channels in self.stream_channels.items()
+            }
+        )
+        # The head's geometry (upsamplers, crop offsets) is a single-stream FCN's: all streams are alike.
+        template = FCN(
+            next(iter(self.streams.values())).trunk, num_classes, "fc7", skips, None, learn_upsampling
+        )
+        self.fusions = [(up_name, skip) for up_name, skip, _ in template.fusions]
+        self.crop_offsets = {
+            skip: template.crop_offsets[score]
+            for (_, skip), (_, _, score) in zip(self.fusions, template.fusions, strict=True)
+        }
+        self.final_name = template.final_name
+        self.final_offset = template.crop_offsets[template.final_name]
+        for up_name, _ in self.fusions:
+            self.add_module(up_name, getattr(template, up_name))
+        self.add_module(self.final_name, getattr(template, self.final_name))
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: the streams' together."""
+        return sum(self.stream_channels.values())
+
+    def fuse(self, scores: Sequence[Mapping[str, torch.Tensor]], blob: str) -> torch.Tensor:
+        """The weighted sum of the streams' scores of one blob."""
+        return sum(w * s[blob] for w, s in zip(self.fusion_weights, scores, strict=True))  # type: ignore[return-value]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"input has {x.shape[1]} channels; the streams {self.stream_channels} take {self.in_channels}"
+            )
+        parts = torch.split(x, list(self.stream_channels.values()), dim=1)
+        scores = [stream(part) for stream, part in zip(self.streams.values(), parts, strict=True)]
+        score = self.fuse(scores, "fc7")
+        for up_name, skip in self.fusions:
+            score = getattr(self, up_name)(score)
+            score = score + _crop(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
+        out = getattr(self, self.final_name)(score)
+        return _crop(out, self.final_offset, x.shape[-2:])
+
+
+def build_late_fusion(
+    variant: str, num_classes: int, streams: Mapping[str, int], **options: object
+) -> LateFusionFCN:
+    """Build a late-fusion net by name (a key of :data:`FUSION_VARIANTS`), randomly initialised."""
+    if variant not in FUSION_VARIANTS:
+        raise ValueError(
+            f"unknown late-fusion variant {variant!r}; expected one of {sorted(FUSION_VARIANTS)}"
+        )
+    return LateFusionFCN(num_classes, streams, FUSION_VARIANTS[variant].skips, **options)  # type: ignore[arg-type]
+
+
+def stream_state(net_state: Mapping[str, torch.Tensor], stream: str) -> dict[str, torch.Tensor]:
+    """A single-stream FCN's trunk and score layers, renamed for stream ``stream`` of a late-fusion net.
+
+    The reference copies each single-stream net into the fused net under a per-stream suffix; here the
+    stream is a prefix (``streams.<name>.trunk...``). Upsamplers are left out: the fused net has its own.
+    """
+    return {f"streams.{stream}.{k}": v for k, v in net_state.items() if k.startswith(("trunk.", "score_"))}

@@ -1,0 +1,82 @@
+"""Early and late fusion nets: conv1_1 grown for RGB-D; late fusion at init is the streams' mean."""
+
+import pytest
+import torch
+from torch import nn
+
+from fcn_lightning.nets import build_fcn, transfer_parameters
+from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state, vgg16_state_for_input
+
+TINY = 0.0625
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _random_scores(net: nn.Module, seed: int) -> nn.Module:
+    """Score layers are zero at init; give them weights so that outputs say something."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, module in net.named_modules():
+            if name.split(".")[-1].startswith("score_"):
+                nn.init.normal_(module.weight, std=0.5)
+                nn.init.normal_(module.bias, std=0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize(("single", "fused"), [("fcn32s", "fcn32s_rgb_hha"), ("fcn16s", "fcn16s_rgb_hha")])
+def test_late_fusion_from_two_single_stream_nets_is_their_mean(single, fused):
+    torch.manual_seed(0)
+    rgb = _random_scores(build_fcn(single, 5, width=TINY), 1)
+    hha = _random_scores(build_fcn(single, 5, width=TINY), 2)
+    net = build_late_fusion(fused, 5, {"rgb": 3, "hha": 3}, width=TINY).eval()
+    copied = transfer_parameters(stream_state(rgb.state_dict(), "rgb"), net)
+    copied += transfer_parameters(stream_state(hha.state_dict(), "hha"), net)
+    assert len(copied) == 2 * len([k for k in rgb.state_dict() if not k.startswith("upscore")])
+    assert net.in_channels == 6
+    x = torch.randn(2, 6, 45, 61)
+    with torch.no_grad():
+        expected = 0.5 * rgb(x[:, :3]) + 0.5 * hha(x[:, 3:])
+        out = net(x)
+    assert out.shape == (2, 5, 45, 61)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    assert (expected - rgb(x[:, :3])).abs().max() > 0.1  # the two streams really differ
+
+
+def test_late_fusion_layers_are_the_references():
+    net = build_late_fusion("fcn16s_rgb_hha", 40, {"rgb": 3, "hha": 3}, width=TINY)
+    names = dict(net.named_parameters())
+    for stream in ("rgb", "hha"):
+        assert f"streams.{stream}.trunk.block1.conv1_1.weight" in names
+        for layer in ("score_fr", "score_pool4"):
+            assert not names[f"streams.{stream}.{layer}.weight"].any()  # zero-initialised
+    assert {n.split(".")[0] for n in names if "upscore" in n} == {"upscore2", "upscore16"}  # one head
+    assert net.crop_offsets == {"pool4": 5} and net.final_offset == 27  # the 16s geometry
+    assert build_late_fusion("fcn32s_rgb_hha", 40, {"rgb": 3, "hha": 3}, width=TINY).final_offset == 19
+    with pytest.raises(ValueError, match="input has 7 channels"):
+        net(torch.zeros(1, 7, 32, 32))
+    with pytest.raises(ValueError, match="at least two streams"):
+        LateFusionFCN(40, {"rgb": 3})
+
+
+def _torchvision_style(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A small trunk's weights named as a torchvision VGG16 state dict (what ImageNet weights look like)."""
+    trunk = net.trunk
+    state = {}
+    for i, conv in enumerate(trunk.convs):
+        state[f"features.{2 * i}.weight"] = conv.weight.detach().clone()
+        state[f"features.{2 * i}.bias"] = conv.bias.detach().clone()
+    for j, fc in ((0, trunk.fc.fc6), (3, trunk.fc.fc7), (6, trunk.fc.fc7)):
+        state[f"classifier.{j}.weight"] = fc.weight.detach().reshape(fc.out_channels, -1).clone()
+        state[f"classifier.{j}.bias"] = fc.bias.detach().clone()
+    return state
+
+
+def test_rgbd_conv1_1_extra_channel_is_the_mean_rgb_filter():
+    state = _torchvision_style(build_fcn("fcn32s", 3, width=TINY))
+    grown = vgg16_state_for_input(state, 4)
+    w = state["features.0.weight"]
+    assert grown["features.0.weight"].shape == (w.shape[0], 4, 3, 3)
+    torch.testing.assert_close(grown["features.0.weight"][:, :3], w)
+    torch.testing.assert_close(grown["features.0.weight"][:, 3], w.mean(1))
+    assert vgg16_state_for_input(state, 3)["features.0.weight"] is w
+    with pytest.raises(ValueError, match="cannot start a 1-channel conv1_1"):
+        vgg16_state_for_input(state, 1)

@@ -1,0 +1,79 @@
+"""Staged plans whose stages start from several earlier stages (NYUD late fusion), and the NYUD demo."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fcn_lightning.cli import main
+from fcn_lightning.staged import StagedPlan, run_staged
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+def _plan(tmp_path: Path, stages: dict) -> Path:
+    for name in ("a.yaml", "b.yaml", "c.yaml", "d.yaml"):
+        (tmp_path / name).write_text("model: {}\n")
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump({"stages": stages}))
+    return path
+
+
+def test_stages_start_from_the_named_earlier_stages(tmp_path):
+    stages = {
+        "A": "a.yaml",
+        "B": {"config": "b.yaml", "init_from": []},
+        "C": {"config": "c.yaml", "init_from": ["A", "B"]},
+        "D": "d.yaml",
+    }
+    plan = StagedPlan.load(_plan(tmp_path, stages))
+    assert [name for name, _ in plan.stages] == ["A", "B", "C", "D"]
+    assert [plan.sources(i) for i in range(4)] == [(), (), ("A", "B"), ("C",)]
+    calls = []
+
+    def fake_stage(configs, overrides, out_dir, init_from, select):
+        calls.append((out_dir.name, init_from))
+        return f"{out_dir.name}.ckpt", {
+            f"val/{k}": 0.5 for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
+        }
+
+    run_staged(plan, tmp_path / "out", [], fake_stage)
+    assert calls == [("A", None), ("B", None), ("C", ["A.ckpt", "B.ckpt"]), ("D", "C.ckpt")]
+
+
+@pytest.mark.parametrize(
+    ("stages", "problem"),
+    [
+        ({"A": "a.yaml", "B": {"config": "b.yaml", "init_from": ["Z"]}}, r"\['Z'\], which are not earlier"),
+        ({"A": {"config": "a.yaml", "init_from": ["B"]}, "B": "b.yaml"}, "not earlier stages"),
+        ({"A": {"file": "a.yaml"}}, "expected {config: file.yaml"),
+    ],
+)
+def test_bad_stage_entries_are_named(tmp_path, stages, problem):
+    with pytest.raises(ValueError, match=problem):
+        StagedPlan.load(_plan(tmp_path, stages))
+
+
+@pytest.mark.filterwarnings("ignore:The '.*_dataloader' does not have many workers")
+@pytest.mark.filterwarnings("ignore:.*tensorboardX.*")
+def test_nyud_demo_runs_end_to_end(tmp_path, one_thread):
+    out = tmp_path / "out"
+    args = ["staged", "--config", str(CONFIGS / "synthetic_nyud/staged.yaml"), "--out", str(out)]
+    args += ["--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.logger", "false"]
+    args += ["--trainer.num_sanity_val_steps", "0", "--trainer.enable_progress_bar", "false"]
+    args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.batch_size", "2"]
+    args += ["--data.init_args.generator.num_train", "1", "--data.init_args.generator.num_val", "1"]
+    args += ["--data.init_args.generator.num_test", "1", "--model.init_args.width", "0.0625"]
+    main(args)
+    table = (out / "results.md").read_text()
+    for stage in ("RGB-32s", "HHA-32s", "RGB-HHA-32s", "RGB-HHA-16s"):
+        assert f"| {stage} |" in table
+
+    def saved(stage: str) -> dict:
+        return yaml.safe_load(next((out / stage).rglob("config.yaml")).read_text())
+
+    assert saved("HHA-32s")["model"]["init_args"]["init_from"] is None  # not from the colour net
+    assert saved("HHA-32s")["data"]["init_args"]["modalities"] == ["hha"]
+    fused = saved("RGB-HHA-32s")["model"]["init_args"]["init_from"]
+    assert len(fused) == 2 and "RGB-32s" in Path(fused[0]).parts and "HHA-32s" in Path(fused[1]).parts
+    assert "RGB-HHA-32s" in Path(saved("RGB-HHA-16s")["model"]["init_args"]["init_from"]).parts
