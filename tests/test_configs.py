@@ -9,6 +9,7 @@ import yaml
 
 from fcn_lightning.cli import FCNLightningCLI
 from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
+from fcn_lightning.sampling import ComparisonPlan
 from fcn_lightning.staged import StagedPlan
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -19,6 +20,10 @@ SMALL_NET = ["--model.init_args.width", "0.0625", "--model.init_args.init_from",
 
 def is_staged_plan(path: Path) -> bool:
     return "stages" in (yaml.safe_load(path.read_text()) or {})
+
+
+def is_comparison_plan(path: Path) -> bool:
+    return "patch_size" in (yaml.safe_load(path.read_text()) or {})
 
 
 def nearest_base(path: Path) -> Path:
@@ -37,6 +42,8 @@ def runs(name: str) -> list[list[Path]]:
     if is_staged_plan(path):
         plan = StagedPlan.load(path)
         return [[*plan.base, stage] for _, stage in plan.stages]
+    if is_comparison_plan(path):  # compare-sampling: one fit of the shared configs (the whole-image run)
+        return [list(ComparisonPlan.load(path).base)]
     if path.name == "base.yaml":
         has_model = "model" in yaml.safe_load(path.read_text())
         return [[path]] if has_model else [[path, path.parent / "fcn32s.yaml"]]
@@ -53,6 +60,7 @@ def voc_root(tmp_path_factory) -> Path:
 
 def test_every_config_file_is_covered():
     assert "voc/staged.yaml" in ALL_CONFIGS and "synthetic/staged.yaml" in ALL_CONFIGS
+    assert "synthetic/compare_sampling.yaml" in ALL_CONFIGS
     for name in ALL_CONFIGS:
         assert runs(name), name
 
