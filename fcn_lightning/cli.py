@@ -232,8 +232,9 @@ def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning compare-sampling``: whole images, sampled losses and patches; curves.csv / .png."""
     parser = argparse.ArgumentParser(
         prog="fcn-lightning compare-sampling",
-        description="Train the same configs on whole images, with the loss sampled at p = 0.5 and 0.25 "
-        "(batch grown by 1/p) and on random patches, for the same number of steps (paper section 4.4); "
+        description="Train the same configs on whole images, with the loss sampled at each p of the file "
+        "(default 0.5 and 0.25; batch grown by 1/p) and on random patches, for the same number of steps "
+        "(paper section 4.4); "
         "write curves.csv and curves.png (loss against iterations and against wall-clock time). Other "
         "arguments (e.g. --trainer.max_steps 100) are passed to every run.",
     )

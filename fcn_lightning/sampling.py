@@ -180,6 +180,7 @@ def plot_curves(runs: Sequence[Run], rows: Sequence[Mapping[str, Any]], path: Pa
         by_time.plot([r["seconds"] for r in mine], loss, color=line.get_color())
     by_step.set(xlabel="iteration", ylabel="training loss (moving average)", title="loss against iterations")
     by_time.set(xlabel="training time (s, validation excluded)", title="loss against wall-clock time")
+    by_step.set_yscale("log")  # the plateau, where the runs differ, would be squashed under the first steps
     by_step.legend()
     for axes in (by_step, by_time):
         axes.grid(alpha=0.3)
