@@ -1,13 +1,15 @@
-"""Callbacks: predictions as palette PNGs and overlays; validation tables, confusion and masks on W&B."""
+"""Callbacks: predictions as palette PNGs and overlays; W&B validation media; training curves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
@@ -108,3 +110,56 @@ class WandbValidationMedia(Callback):
         }
         for wandb_logger in loggers:
             wandb_logger.experiment.log(media)
+
+
+class TrainingCurve(L.Callback):
+    """The training loss of every step against training wall-clock time, and validation mean IU where it ran.
+
+    ``seconds`` is the time since training started with validation left out, so runs that validate
+    differently compare on their training cost alone. Losses are kept on their device and read once, in
+    :attr:`rows`: recording adds no host-device sync per step (on a GPU the clock is the host's, exact
+    over many steps since the host cannot run far ahead of the device).
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[int] = []
+        self._seconds: list[float] = []
+        self._losses: list[torch.Tensor] = []
+        self._val_mean_iu: dict[int, torch.Tensor] = {}
+        self._start = self._val_start = 0.0
+        self._paused = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._paused = time.perf_counter(), 0.0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+        if loss is None:  # the step was skipped (training_step returned None)
+            return
+        self._steps.append(trainer.global_step)
+        self._seconds.append(time.perf_counter() - self._start - self._paused)
+        self._losses.append(loss.detach())
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._paused += time.perf_counter() - self._val_start
+        value = trainer.callback_metrics.get("val/mean_iu")
+        if value is not None:
+            self._val_mean_iu[trainer.global_step] = value.detach()
+
+    @property
+    def rows(self) -> list[dict[str, float | None]]:
+        """One row per step: ``step`` (after it), ``seconds``, ``train_loss``, ``val_mean_iu`` (``None``
+        where validation did not run after that step)."""
+        losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
+        val = {step: float(v) for step, v in self._val_mean_iu.items()}
+        return [
+            {"step": step, "seconds": seconds, "train_loss": loss, "val_mean_iu": val.get(step)}
+            for step, seconds, loss in zip(self._steps, self._seconds, losses, strict=True)
+        ]

@@ -1,4 +1,5 @@
-"""The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged and check-data.
+"""The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged, check-data and
+compare-sampling.
 
     fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
     fcn-lightning staged --config configs/synthetic/staged.yaml  # -> runs/synthetic-staged
@@ -6,6 +7,7 @@
         --predictions.output_dir out/
     fcn-lightning check-data --config configs/voc/base.yaml
     fcn-lightning prepare-nyud --root data/nyud
+    fcn-lightning compare-sampling --config configs/synthetic/compare_sampling.yaml --out runs/sampling
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.progress import LineProgressBar, is_terminal
+from fcn_lightning.sampling import ComparisonPlan, plot_curves, run_comparison, summarise, write_curves
 from fcn_lightning.staged import (
     RESULT_COLUMNS,
     SELECTIONS,
@@ -313,6 +316,36 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
     return text + "."
 
 
+# -------------------------------------------------------------------------------------- compare-sampling
+
+
+def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
+    """``fcn-lightning compare-sampling``: whole images, sampled losses and patches; curves.csv / .png."""
+    parser = argparse.ArgumentParser(
+        prog="fcn-lightning compare-sampling",
+        description="Train the same configs on whole images, with the loss sampled at each p of the file "
+        "(default 0.5 and 0.25; batch grown by 1/p) and on random patches, for the same number of steps "
+        "(paper section 4.4); "
+        "write curves.csv and curves.png (loss against iterations and against wall-clock time). Other "
+        "arguments (e.g. --trainer.max_steps 100) are passed to every run.",
+    )
+    parser.add_argument(
+        "--config", required=True, help="comparison YAML: base (fit configs), patch_size, optional sampling"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: runs/ + the config's path, as for staged)"
+    )
+    args, overrides = parser.parse_known_args(argv)
+    plan = ComparisonPlan.load(args.config)
+    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
+    start = time.perf_counter()
+    runs, rows = run_comparison(plan, out_dir, overrides, lambda fit_args: _build(FCNLightningCLI, fit_args))
+    write_curves(rows, out_dir / "curves.csv")
+    plot_curves(runs, rows, out_dir / "curves.png")
+    print("\n" + summarise(runs, rows, out_dir, time.perf_counter() - start))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``fcn-lightning`` console script (``argv`` defaults to the command line)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -324,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from fcn_lightning.data.prepare_nyud import prepare_nyud_main
 
         sys.exit(prepare_nyud_main(args[1:]))
+    elif args and args[0] == "compare-sampling":
+        compare_sampling_main(args[1:])
     else:
         cli = FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
         if cli.subcommand and cli.trainer.is_global_zero:

@@ -142,6 +142,13 @@ class FCNSystem(L.LightningModule):
             data module normalises its inputs to match.
         loss_reduction: ``"sum"``: the reference's unnormalised loss, summed over pixels and divided by the
             batch size (its tiny learning rates assume it); ``"mean"``: averaged over labelled pixels.
+        loss_sampling: p, the fraction of the training loss kept (paper section 4.4: patchwise training
+            emulated by sampling the loss): each cell of the final score layer is kept with probability p,
+            all pixels of its footprint together, drawn afresh each step; evaluation is never sampled.
+            With p < 1 the kept pixels count as ``batch x p`` images (``sum`` divides by that, so the loss
+            stays an unbiased estimate of the whole-image loss; ``mean`` by the kept labelled pixels). The
+            batch is not grown here: give the data module ``ceil(batch / p)`` images, as
+            ``fcn-lightning compare-sampling`` does. 1 (default): whole images, no sampling.
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
             reference SGD at this variant's reference learning rate.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
@@ -165,6 +172,7 @@ class FCNSystem(L.LightningModule):
         init_from: str | list[str] | None = None,
         input_normalization: str | None = None,
         loss_reduction: Literal["sum", "mean"] = "sum",
+        loss_sampling: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         bias_lr_mult: float = 2.0,
@@ -176,6 +184,10 @@ class FCNSystem(L.LightningModule):
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
+        if not 0 < loss_sampling <= 1:
+            raise ValueError(
+                f"loss_sampling must lie in (0, 1] (the fraction p of cells kept), got {loss_sampling}"
+            )
         spec = self.variants[self.variant]
         sources = init_sources(init_from)
         init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
@@ -269,15 +281,41 @@ class FCNSystem(L.LightningModule):
         """Logits N x num_classes x H x W."""
         return self.net(image)
 
-    def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels."""
+    def loss(
+        self, logits: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
+
+        ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
+        ``batch x loss_sampling`` images.
+        """
+        images = float(logits.shape[0])
+        if keep is not None:
+            mask = mask.masked_fill(~keep, IGNORE_INDEX)
+            images *= self.hparams.loss_sampling
         total = F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX, reduction="sum")
         if self.hparams.loss_reduction == "sum":
-            return total / logits.shape[0]
+            return total / images
         return total / (mask != IGNORE_INDEX).sum().clamp(min=1)
 
+    def sampled_pixels(self, logits: torch.Tensor) -> torch.Tensor:
+        """N x H x W bool: the pixels whose final-layer cell is kept this step (probability
+        ``loss_sampling`` per cell and image). Drawn on the logits' device with static shapes: no sync."""
+        n, _, h, w = logits.shape
+        stride, offset = self.net.output_stride, self.net.cell_offset
+        first = offset // stride  # the cell of pixel 0 (the score map extends past the image)
+        rows, cols = (
+            torch.arange(size, device=logits.device).add_(offset).div_(stride, rounding_mode="floor") - first
+            for size in (h, w)
+        )
+        cells = ((h - 1 + offset) // stride - first + 1, (w - 1 + offset) // stride - first + 1)
+        keep = torch.rand(n, *cells, device=logits.device) < self.hparams.loss_sampling
+        return keep[:, rows[:, None], cols[None, :]]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch["image"]), batch["mask"])
+        logits = self(batch["image"])
+        keep = self.sampled_pixels(logits) if self.hparams.loss_sampling < 1 else None
+        loss = self.loss(logits, batch["mask"], keep)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 

@@ -235,6 +235,7 @@ def voc_args(command: str, root: Path, stage: str = "fcn32s.yaml") -> list[str]:
             r"FileNotFoundError: init_from: .*x\.ckpt",
         ),
         ("test", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
+        ("fit", ["--model.init_args.loss_sampling", "0"], r"ValueError: loss_sampling must lie in \(0, 1\]"),
         ("predict", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
         ("check-data", ["--data.init_args.batch_size", "0"], r"ValueError: batch_size must be >= 1, got 0"),
     ],
@@ -311,3 +312,64 @@ def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
     summary = captured.out.strip().splitlines()[-1]
     assert summary.startswith("fit: FCN32s on SyntheticVOCDataModule, 2 steps; ") and "val/mean_iu" in summary
     assert f"last {tmp_path / 'run'}" in summary and "last.ckpt" in summary
+
+
+def test_compare_sampling_writes_the_curves_of_all_four_runs(tmp_path, capsys):
+    fit = {
+        "seed_everything": 0,
+        "trainer": {
+            **QUIET_TRAINER,
+            "max_steps": 2,
+            "val_check_interval": 2,
+            "check_val_every_n_epoch": None,
+        },
+        "model": {"class_path": "fcn_lightning.FCN32s", "init_args": TINY_MODEL},
+        "data": {
+            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
+            "init_args": {
+                "root": str(tmp_path / "data"),
+                "generator": {"image_size": 48, "num_train": 8, "num_val": 2},
+                "batch_size": 1,
+                "val_batch_size": 2,
+            },
+        },
+    }
+    write_yaml(tmp_path / "fit.yaml", fit)
+    plan = write_yaml(tmp_path / "compare.yaml", {"base": ["fit.yaml"], "patch_size": 32})
+    out = tmp_path / "out"
+    overrides = ["--trainer.max_steps", "3", "--trainer.num_sanity_val_steps", "0"]  # passed to every run
+    main(["compare-sampling", "--config", str(plan), "--out", str(out), *overrides])
+    with (out / "curves.csv").open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ["run", "step", "seconds", "train_loss", "val_mean_iu"]
+        rows = list(reader)
+    runs = ["whole", "p0.5", "p0.25", "patch32"]
+    assert [r["run"] for r in rows] == [run for run in runs for _ in range(3)]
+    assert [r["step"] for r in rows] == ["1", "2", "3"] * 4  # the same iterations: the override reached all
+    assert [bool(r["val_mean_iu"]) for r in rows] == [False, True, False] * 4
+    assert all(float(r["seconds"]) > 0 and float(r["train_loss"]) > 0 for r in rows)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # each run is a fit of its own: the sampled ones with batch ceil(1 / p), the patches cropped
+    saved = {run: yaml.safe_load(next((out / run).rglob("config.yaml")).read_text()) for run in runs}
+    settings = {
+        run: (c["model"]["init_args"]["loss_sampling"], c["data"]["init_args"]["batch_size"])
+        for run, c in saved.items()
+    }
+    assert settings == {"whole": (1.0, 1), "p0.5": (0.5, 2), "p0.25": (0.25, 4), "patch32": (1.0, 1)}
+    assert (
+        saved["patch32"]["data"]["init_args"]["crop_size"] == 32
+        and saved["whole"]["data"]["init_args"]["crop_size"] is None
+    )
+    printed = capsys.readouterr().out
+    assert "compare-sampling: 4 runs of 3 steps" in printed and str(out / "curves.png") in printed
+
+
+def test_compare_sampling_needs_whole_images_in_its_configs(tmp_path, synthetic_voc_root):
+    fit = {"trainer": QUIET_TRAINER, "model": {"class_path": "fcn_lightning.FCN32s", "init_args": TINY_MODEL}}
+    fit["data"] = {"class_path": "fcn_lightning.data.VOCDataModule", "init_args": {"crop_size": 32}}
+    write_yaml(tmp_path / "fit.yaml", fit)
+    plan = write_yaml(tmp_path / "compare.yaml", {"base": ["fit.yaml"], "patch_size": 32})
+    args = ["compare-sampling", "--config", str(plan), "--data.init_args.root", str(synthetic_voc_root)]
+    with pytest.raises(ValueError, match=r"sets loss_sampling and crop_size itself.*crop_size=\(32, 32\)"):
+        main([*args, "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "curves.csv").exists()

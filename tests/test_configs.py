@@ -16,6 +16,7 @@ from fcn_lightning.data import (
     write_synthetic_siftflow,
     write_synthetic_voc,
 )
+from fcn_lightning.sampling import ComparisonPlan
 from fcn_lightning.staged import StagedPlan
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -26,6 +27,10 @@ SMALL_NET = ["--model.init_args.width", "0.0625", "--model.init_args.init_from",
 
 def is_staged_plan(path: Path) -> bool:
     return "stages" in (yaml.safe_load(path.read_text()) or {})
+
+
+def is_comparison_plan(path: Path) -> bool:
+    return "patch_size" in (yaml.safe_load(path.read_text()) or {})
 
 
 def nearest_base(path: Path) -> Path:
@@ -50,6 +55,8 @@ def runs(name: str) -> list[list[Path]]:
     if is_staged_plan(path):
         plan = StagedPlan.load(path)
         return [[*plan.base, stage] for _, stage in plan.stages]
+    if is_comparison_plan(path):  # compare-sampling: one fit of the shared configs (the whole-image run)
+        return [list(ComparisonPlan.load(path).base)]
     if path.name == "base.yaml":
         has_model = "model" in yaml.safe_load(path.read_text())
         return [[path]] if has_model else [[path, default_model(path.parent)]]
@@ -85,6 +92,7 @@ def real_roots(tmp_path_factory) -> dict[str, Path]:
 
 def test_every_config_file_is_covered():
     assert "voc/staged.yaml" in ALL_CONFIGS and "synthetic/staged.yaml" in ALL_CONFIGS
+    assert "synthetic/compare_sampling.yaml" in ALL_CONFIGS
     for name in ALL_CONFIGS:
         assert runs(name), name
 

@@ -196,3 +196,78 @@ def test_validate_on_two_ddp_processes_equals_one_process(data_root, tmp_path, t
     assert 0 < single["val/pixel_acc"] < 1 and 0 < single["val/mean_iu"] < 1
     # Each process counts its own images into its own matrix (ddp_spawn shares the module's memory).
     assert len(per_process) == 2 and sum(per_process) == total and all(0 < n < total for n in per_process)
+
+
+# ------------------------------------------------------------------------------------- loss sampling
+
+
+def cell_decisions(model, keep: torch.Tensor) -> torch.Tensor:
+    """N x cells_h x cells_w: the keep value at the first pixel of each final-layer cell, after checking
+    that every pixel of the cell has that value."""
+    stride, offset = model.net.output_stride, model.net.cell_offset
+    ids = [(torch.arange(size) + offset) // stride for size in keep.shape[1:]]
+    starts = [torch.nonzero(torch.diff(i, prepend=i[:1] - 1)).flatten() for i in ids]
+    decisions = keep[:, starts[0]][:, :, starts[1]]
+    # every pixel equals its cell's decision: the decisions spread back over the footprints
+    spread = decisions[:, ids[0] - ids[0][0]][:, :, ids[1] - ids[1][0]]
+    assert torch.equal(spread, keep)
+    return decisions
+
+
+@pytest.mark.parametrize(("cls", "p"), [(FCN32s, 0.5), (FCN32s, 0.25), (FCN8s, 0.5)])
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_loss_sampling_keeps_or_drops_whole_cells_with_probability_p(cls, p):
+    torch.manual_seed(0)
+    model = cls(**TINY, loss_sampling=p)
+    logits = torch.zeros(8, 21, 100, 77)  # not multiples of the stride: partial cells at the borders
+    draws = [cell_decisions(model, model.sampled_pixels(logits)) for _ in range(25)]
+    assert not torch.equal(draws[0], draws[1])  # drawn afresh each step
+    cells = torch.stack(draws).float()
+    # binomial over thousands of cells; seeded, and the bound is over 7 standard deviations wide
+    bound = 7 * math.sqrt(p * (1 - p) / cells.numel())
+    assert cells.numel() >= 1000 and abs(cells.mean().item() - p) < bound, (cells.mean().item(), bound)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_loss_sampling_divides_by_what_it_keeps_and_p_1_is_the_whole_loss(reduction):
+    torch.manual_seed(0)
+    logits, mask = torch.randn(3, 21, 40, 50), torch.randint(0, 21, (3, 40, 50))
+    mask[0, :10] = 255
+    per_pixel = nn.functional.cross_entropy(logits, mask, ignore_index=255, reduction="none")
+    whole = FCN32s(**TINY, loss_reduction=reduction).loss(logits, mask)
+    full = FCN32s(**TINY, loss_reduction=reduction, loss_sampling=1.0)
+    assert bool(full.sampled_pixels(logits).all())
+    assert torch.equal(full.loss(logits, mask, full.sampled_pixels(logits)), whole)
+
+    half = FCN32s(**TINY, loss_reduction=reduction, loss_sampling=0.5)
+    keep = half.sampled_pixels(logits)
+    counted = keep & (mask != 255)
+    assert 0 < counted.sum() < (mask != 255).sum()
+    divisor = counted.sum() if reduction == "mean" else 3 * 0.5  # kept labelled pixels; batch x p images
+    torch.testing.assert_close(half.loss(logits, mask, keep), per_pixel[counted].sum() / divisor)
+
+
+def test_loss_sampling_one_trains_on_the_whole_loss():
+    model = FCN32s(**TINY, loss_reduction="mean", loss_sampling=1.0).eval()  # eval: no dropout noise
+    batch = {"image": torch.randn(2, 3, 48, 48), "mask": torch.randint(0, 21, (2, 48, 48))}
+    with torch.no_grad(), pytest.warns(UserWarning, match="self.log"):  # no trainer attached
+        assert torch.equal(model.training_step(batch, 0), model.loss(model(batch["image"]), batch["mask"]))
+
+
+def test_loss_sampling_trains_and_evaluation_is_never_sampled(data_root, tmp_path):
+    sampled = FCN32s(**TINY, loss_reduction="mean", loss_sampling=0.25)
+    tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(sampled, datamodule=tiny_data(data_root))
+    whole = FCN32s(**TINY, loss_reduction="mean")
+    whole.load_state_dict(sampled.state_dict())
+    scores = [
+        tiny_trainer(tmp_path).validate(m, datamodule=tiny_data(data_root), verbose=False)[0]
+        for m in (sampled, whole)
+    ]
+    assert math.isfinite(scores[0]["val/loss"]) and scores[0]["val/loss"] == scores[1]["val/loss"]
+    assert str(scores[0]) == str(scores[1])  # every metric too (absent classes' IU is nan on both)
+
+
+@pytest.mark.parametrize("p", [0, -0.5, 1.5, float("nan")])
+def test_loss_sampling_outside_0_1_is_refused_naming_it(p):
+    with pytest.raises(ValueError, match=r"loss_sampling must lie in \(0, 1\]"):
+        FCN32s(**TINY, loss_sampling=p)

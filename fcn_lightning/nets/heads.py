@@ -7,9 +7,11 @@ resolution and crop to the input size. Crop offsets come from ``geometry``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -87,6 +89,10 @@ class FCN(nn.Module):
             self.crop_offsets[skip_score] = crop_offset(skip_map, score_map)
             self.fusions.append((up_name, skip, skip_score))
         self.output_stride = int(1 / score_map.scale)
+        # The footprint of each final score cell in the output: pixel y (and likewise x) lies in cell
+        # (y + cell_offset) // output_stride, the cell whose centre is nearest (what loss sampling keeps or
+        # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
+        self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
         final = make_upsampler(num_classes, self.output_stride, learn_upsampling)
         self.add_module(self.final_name, final)

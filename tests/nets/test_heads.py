@@ -112,3 +112,24 @@ def test_bad_options_are_refused():
         fcn32s(21, width=0)
     with pytest.raises(ValueError, match="variant"):
         build_fcn("fcn4s")
+
+
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s"])
+def test_cell_offset_gives_each_output_pixel_its_nearest_final_score_cell(variant):
+    """Feed the final upsampler one channel per score cell (one-hot): the channel that wins at an output
+    pixel is the cell with the largest bilinear weight there, the nearest one; ``cell_offset`` must say so."""
+    h_in, w_in = 70, 45
+    probe = build_fcn(variant, num_classes=1, width=TINY).eval()
+    seen = {}
+    upsampler = getattr(probe, probe.final_name)
+    upsampler.register_forward_pre_hook(lambda module, args: seen.__setitem__("shape", args[0].shape))
+    with torch.no_grad():
+        probe(torch.randn(1, 3, h_in, w_in))
+    h, w = seen["shape"][-2:]
+    net = build_fcn(variant, num_classes=h * w, width=TINY).eval()
+    one_hot = torch.eye(h * w).reshape(1, h * w, h, w)
+    getattr(net, net.final_name).register_forward_pre_hook(lambda module, args: (one_hot,))
+    with torch.no_grad():
+        winner = net(torch.randn(1, 3, h_in, w_in))[0].argmax(0)
+    rows, cols = ((torch.arange(n) + net.cell_offset) // net.output_stride for n in (h_in, w_in))
+    assert torch.equal(winner, rows[:, None] * w + cols[None, :])
