@@ -335,11 +335,28 @@ def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     parser.add_argument(
         "--out", default=None, help="output folder (default: runs/ + the config's path, as for staged)"
     )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="fit only this run (repeatable: whole, p0.5, p0.25, patch48, ...), as a sweep does per agent",
+    )
+    parser.add_argument(
+        "--add-config",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="a config added to every run after its own (repeatable), e.g. configs/wandb.yaml",
+    )
     args, overrides = parser.parse_known_args(argv)
+    overrides = [*(a for c in args.add_config for a in ("--config", c)), *overrides]
     plan = ComparisonPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
-    runs, rows = run_comparison(plan, out_dir, overrides, lambda fit_args: _build(FCNLightningCLI, fit_args))
+    runs, rows = run_comparison(
+        plan, out_dir, overrides, lambda fit_args: _build(FCNLightningCLI, fit_args), only=args.run
+    )
     write_curves(rows, out_dir / "curves.csv")
     plot_curves(runs, rows, out_dir / "curves.png")
     print("\n" + summarise(runs, rows, out_dir, time.perf_counter() - start))

@@ -104,11 +104,16 @@ Builder = Callable[[Sequence[str]], Any]
 
 
 def run_comparison(
-    plan: ComparisonPlan, out_dir: Path, overrides: Sequence[str], build: Builder
+    plan: ComparisonPlan,
+    out_dir: Path,
+    overrides: Sequence[str],
+    build: Builder,
+    only: Sequence[str] = (),
 ) -> tuple[list[Run], list[dict[str, Any]]]:
     """Fit every run into ``out_dir/<run>``; return the runs and their curves (rows of ``CURVE_COLUMNS``).
 
-    ``overrides`` (extra fit arguments) apply to every run, before each run's own.
+    ``overrides`` (extra fit arguments) apply to every run, before each run's own. ``only``: the names
+    of the runs to fit (default all; e.g. one per agent run of a sweep); an unknown name is an error.
     """
     configs = [a for c in plan.base for a in ("--config", str(c))]
 
@@ -119,6 +124,10 @@ def run_comparison(
     whole = build_run("whole", ())  # the reference: the other runs are derived from its batch size
     _check_whole_images(whole)
     runs = comparison_runs(plan, whole.datamodule.batch_size)
+    unknown = sorted(set(only) - {run.name for run in runs})
+    if unknown:
+        raise ValueError(f"--run {unknown}: no such run; this comparison has {[run.name for run in runs]}")
+    runs = [run for run in runs if not only or run.name in only]
     rows: list[dict[str, Any]] = []
     for run in runs:
         cli = whole if run.name == "whole" else build_run(run.name, run.overrides)

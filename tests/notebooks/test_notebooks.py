@@ -31,6 +31,8 @@ def finished_runs(tmp_path_factory) -> Path:
     small += ["--trainer.val_check_interval", "2", "--trainer.log_every_n_steps", "1"]
     plan = str(ROOT / "configs/synthetic/staged.yaml")
     main(["staged", "--config", plan, "--out", str(runs / "synthetic-staged"), *data, *small])
+    comparison = str(ROOT / "configs/synthetic/compare_sampling.yaml")
+    main(["compare-sampling", "--config", comparison, "--out", str(runs / "sampling"), *data, *small])
     return runs
 
 
@@ -51,4 +53,5 @@ def test_notebook_runs(path, finished_runs, monkeypatch):
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"results_table.ipynb", "predictions_and_worst_images.ipynb", "staged_curves.ipynb"} <= names
+    wanted = {"results_table", "predictions_and_worst_images", "staged_curves", "patch_vs_whole"}
+    assert {f"{name}.ipynb" for name in wanted} <= names

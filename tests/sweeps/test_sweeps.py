@@ -59,7 +59,7 @@ def one_step(sweep: dict, tmp_path: Path, voc_root: Path) -> list[str]:
         small += ["--model.init_args.width", "0.0625"]
     if "configs/voc" in configs:
         small += ["--model.init_args.init_from", "null"]  # no ImageNet download in a test
-    out = ["--out", str(tmp_path / "out")] if "staged" in sweep["command"] else []
+    out = ["--out", str(tmp_path / "out")] if {"staged", "compare-sampling"} & set(sweep["command"]) else []
     out += ["--trainer.default_root_dir", str(tmp_path / "run")] if not out else []
     return [*data, *small, *out]
 
@@ -80,7 +80,11 @@ def test_sweep_command_runs_one_step(path, offline_wandb, monkeypatch, tmp_path,
     sweep = yaml.safe_load(path.read_text())
     assert sweep["metric"]["name"] == "val/mean_iu"
     command = agent_command(sweep)
-    assert command[:2] == ["/usr/bin/env", "fcn-lightning"] and command[2] in ("fit", "staged")
+    assert command[:2] == ["/usr/bin/env", "fcn-lightning"] and command[2] in (
+        "fit",
+        "staged",
+        "compare-sampling",
+    )
     for name, value in first_values(sweep).items():
         assert f"--{name}={value}" in command, name
     monkeypatch.chdir(ROOT)  # the agent runs from the repository root
@@ -98,6 +102,9 @@ def test_sweep_command_runs_one_step(path, offline_wandb, monkeypatch, tmp_path,
         assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
         assert {r["checkpoint"] for r in rows} == {first_values(sweep)["select"]}
         assert run.summary["staged/FCN-8s/mean_iu"] == pytest.approx(float(rows[-1]["mean_iu"]), abs=1e-6)
+    if command[2] == "compare-sampling":  # one arm per agent run
+        with (tmp_path / "out" / "curves.csv").open() as f:
+            assert {r["run"] for r in csv.DictReader(f)} == {first_values(sweep)["run"]}
 
 
 def test_printed_config_holds_the_swept_values(monkeypatch, capsys):
@@ -116,4 +123,9 @@ def test_printed_config_holds_the_swept_values(monkeypatch, capsys):
 
 def test_every_study_has_a_sweep():
     names = {p.name for p in SWEEPS}
-    assert {"voc_lr_loss.yaml", "voc_variants.yaml", "synthetic_staged.yaml"} <= names
+    assert {
+        "voc_lr_loss.yaml",
+        "voc_variants.yaml",
+        "synthetic_staged.yaml",
+        "synthetic_sampling.yaml",
+    } <= names
