@@ -19,7 +19,7 @@ from typing import Any
 
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 
-__all__ = ["MANIFEST_NAME", "SyntheticDatasetMismatchError", "is_complete", "write_dataset"]
+__all__ = ["MANIFEST_NAME", "SyntheticDatasetMismatchError", "dataset_folder", "is_complete", "write_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,12 @@ MANIFEST_NAME = "fcn_synthetic.json"
 
 class SyntheticDatasetMismatchError(ValueError):
     """A synthetic dataset already exists at the path but was made with other parameters."""
+
+
+def dataset_folder(cache_root: str | Path, config: SceneConfig) -> Path:
+    """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint, so
+    another configuration never reuses a tree made with different parameters."""
+    return Path(cache_root).expanduser() / f"seed{config.seed}-{config.fingerprint()}"
 
 
 def is_complete(root: str | Path) -> bool:

@@ -27,7 +27,7 @@ from fcn_lightning.data.context import (
     PascalContextDataModule,
     PascalContextLayout,
 )
-from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.scenes import draw_scene
 
@@ -190,7 +190,7 @@ class SyntheticContextDataModule(PascalContextDataModule):
     ) -> None:
         self.generator = generator
         self.cache_root = Path(root).expanduser()
-        super().__init__(str(self.cache_root / f"seed{generator.seed}-{generator.fingerprint()}"), **kwargs)
+        super().__init__(str(dataset_folder(root, generator)), **kwargs)
         self.hparams["generator"] = generator.to_dict()
 
     @property

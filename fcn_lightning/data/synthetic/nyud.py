@@ -24,7 +24,7 @@ from PIL import Image
 
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
-from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
 from fcn_lightning.progress import progress
 
@@ -192,7 +192,7 @@ class SyntheticNYUDv2DataModule(NYUDv2DataModule):
     ) -> None:
         self.generator = generator
         self.cache_root = Path(root).expanduser()
-        super().__init__(str(self.cache_root / f"seed{generator.seed}-{generator.fingerprint()}"), **kwargs)
+        super().__init__(str(dataset_folder(root, generator)), **kwargs)
         self.hparams["generator"] = generator.to_dict()
 
     @property

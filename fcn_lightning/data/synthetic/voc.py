@@ -21,7 +21,7 @@ import scipy.sparse
 from PIL import Image
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.synthetic.cache import is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.scenes import draw_scene
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
@@ -240,7 +240,7 @@ class SyntheticVOCDataModule(VOCDataModule):
     ) -> None:
         self.generator = generator
         self.cache_root = Path(root).expanduser()
-        super().__init__(str(self.cache_root / f"seed{generator.seed}-{generator.fingerprint()}"), **kwargs)
+        super().__init__(str(dataset_folder(root, generator)), **kwargs)
         # Plain data in the hyper-parameters, so that checkpoints load with weights_only=True.
         self.hparams["generator"] = generator.to_dict()
 
