@@ -26,6 +26,7 @@ import numpy as np
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_id_list, read_mat_label
+from fcn_lightning.data.voc import VOC_CLASSES
 
 __all__ = [
     "CONTEXT_CLASSES",
@@ -36,29 +37,10 @@ __all__ = [
     "read_full_space",
 ]
 
-#: The 60 classes: 0 background, then the 59 task classes in the order of the reference's models.
+#: The 60 classes: 0 background, then the 59 task classes in the order of the reference's models, which
+#: begin with the 20 VOC classes in VOC's order.
 CONTEXT_CLASSES: tuple[str, ...] = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
+    *VOC_CLASSES,
     "bag",
     "bed",
     "bench",
