@@ -1,6 +1,6 @@
 """Writing a generated dataset atomically, keyed and verified by its parameters.
 
-A writer's ``populate(tmp)`` fills a temporary sibling folder of the target; a manifest recording the
+A writer's ``populate(tmp, config)`` fills a temporary sibling folder of the target; a manifest recording the
 generator, its version and every parameter is written last, and the folder is renamed into place. So
 an interrupted run never leaves a half-written tree, a finished tree is reused only with the same
 parameters, and concurrent writers of the same tree agree.
@@ -84,14 +84,14 @@ def _remove_stale_temporaries(root: Path) -> None:
 def write_dataset(
     root: str | Path,
     config: SceneConfig,
-    populate: Callable[[Path], Mapping[str, int]],
+    populate: Callable[[Path, Any], Mapping[str, int]],
     *,
     generator: str,
     overwrite: bool = False,
 ) -> Path:
     """Write a dataset at ``root`` with ``populate`` unless a complete one with ``config`` is there.
 
-    ``populate(folder)`` writes every file into ``folder`` and returns counts for the manifest;
+    ``populate(folder, config)`` writes every file into ``folder`` and returns counts for the manifest;
     ``generator`` names the writer in it. A complete tree made with other parameters raises
     :class:`SyntheticDatasetMismatchError` unless ``overwrite``; a folder that is not a complete
     synthetic dataset is never overwritten.
@@ -114,7 +114,7 @@ def write_dataset(
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
-        counts = dict(populate(tmp))
+        counts = dict(populate(tmp, config))
         manifest = {
             "generator": generator,
             "generator_version": GENERATOR_VERSION,

@@ -24,8 +24,9 @@ from PIL import Image
 
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
-from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
+from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.progress import progress
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
@@ -162,17 +163,16 @@ def write_synthetic_nyud(
     Atomic and verified by its parameters, as every synthetic writer
     (:func:`~fcn_lightning.data.synthetic.cache.write_dataset`).
     """
-    config = config or SyntheticNYUDConfig()
     return write_dataset(
         root,
-        config,  # type: ignore[arg-type]  # the cache needs to_dict / fingerprint only
-        lambda folder: _populate(folder, config),
+        config or SyntheticNYUDConfig(),  # type: ignore[arg-type]  # the cache needs to_dict / fingerprint only
+        _populate,
         generator=f"{__name__}.write_synthetic_nyud",
         overwrite=overwrite,
     )
 
 
-class SyntheticNYUDv2DataModule(NYUDv2DataModule):
+class SyntheticNYUDv2DataModule(GeneratedDatasetMixin, NYUDv2DataModule):
     """:class:`NYUDv2DataModule` over a generated dataset, written by ``prepare_data`` when absent.
 
     The dataset lives in ``<root>/seed<seed>-<fingerprint>`` (the fingerprint hashes every parameter).
@@ -184,30 +184,13 @@ class SyntheticNYUDv2DataModule(NYUDv2DataModule):
         modalities, kwargs: as :class:`NYUDv2DataModule`.
     """
 
+    write_dataset = staticmethod(write_synthetic_nyud)
+
     def __init__(
         self,
         root: str = "~/.cache/fcn-lightning/synthetic-nyud",
         generator: SyntheticNYUDConfig = SyntheticNYUDConfig(),
         **kwargs: Any,
     ) -> None:
-        self.generator = generator
-        self.cache_root = Path(root).expanduser()
-        super().__init__(str(dataset_folder(root, generator)), **kwargs)
-        self.hparams["generator"] = generator.to_dict()
-
-    @property
-    def dataset_root(self) -> Path:
-        return self.layout.root
-
-    def prepare_data(self) -> None:
-        write_synthetic_nyud(self.dataset_root, self.generator)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not is_complete(self.dataset_root):
-            self.prepare_data()
-        super().setup(stage)
-
-    def check(self) -> list[str]:
-        if not is_complete(self.dataset_root):
-            self.prepare_data()
-        return super().check()
+        super().__init__(self.generated_root(root, generator), **kwargs)
+        self.record_generator()

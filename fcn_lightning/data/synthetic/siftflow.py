@@ -28,8 +28,9 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
 
 __all__ = [
@@ -180,17 +181,16 @@ def write_synthetic_siftflow(
 
     Atomic and verified by its parameters, as :func:`~fcn_lightning.data.synthetic.write_synthetic_voc`.
     """
-    config = config or SyntheticSIFTFlowConfig()
     return write_dataset(
         root,
-        config,
-        lambda folder: _populate(folder, config),
+        config or SyntheticSIFTFlowConfig(),
+        _populate,
         generator=f"{__name__}.write_synthetic_siftflow",
         overwrite=overwrite,
     )
 
 
-class SyntheticSIFTFlowDataModule(SIFTFlowDataModule):
+class SyntheticSIFTFlowDataModule(GeneratedDatasetMixin, SIFTFlowDataModule):
     """:class:`SIFTFlowDataModule` over a generated dataset in ``<root>/seed<seed>-<fingerprint>``.
 
     Args:
@@ -199,30 +199,13 @@ class SyntheticSIFTFlowDataModule(SIFTFlowDataModule):
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 
+    write_dataset = staticmethod(write_synthetic_siftflow)
+
     def __init__(
         self,
         root: str = "~/.cache/fcn-lightning/synthetic-siftflow",
         generator: SyntheticSIFTFlowConfig = SyntheticSIFTFlowConfig(),
         **kwargs: Any,
     ) -> None:
-        self.generator = generator
-        self.cache_root = Path(root).expanduser()
-        super().__init__(str(dataset_folder(root, generator)), **kwargs)
-        self.hparams["generator"] = generator.to_dict()
-
-    @property
-    def dataset_root(self) -> Path:
-        return self.layout.root
-
-    def prepare_data(self) -> None:
-        write_synthetic_siftflow(self.dataset_root, self.generator)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not is_complete(self.dataset_root):
-            self.prepare_data()
-        super().setup(stage)
-
-    def check(self) -> list[str]:
-        if not is_complete(self.dataset_root):
-            self.prepare_data()
-        return super().check()
+        super().__init__(self.generated_root(root, generator), **kwargs)
+        self.record_generator()

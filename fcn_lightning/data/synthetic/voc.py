@@ -21,8 +21,9 @@ import scipy.sparse
 from PIL import Image
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete, write_dataset
+from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
@@ -209,17 +210,16 @@ def write_synthetic_voc(
     an existing complete dataset with the same ``config`` is left alone; with another it raises
     :class:`~fcn_lightning.data.synthetic.cache.SyntheticDatasetMismatchError` unless ``overwrite``.
     """
-    config = config or SyntheticVOCConfig()
     return write_dataset(
         root,
-        config,
-        lambda folder: _populate(folder, config),
+        config or SyntheticVOCConfig(),
+        _populate,
         generator=f"{__name__}.write_synthetic_voc",
         overwrite=overwrite,
     )
 
 
-class SyntheticVOCDataModule(VOCDataModule):
+class SyntheticVOCDataModule(GeneratedDatasetMixin, VOCDataModule):
     """:class:`VOCDataModule` over a generated dataset, written by ``prepare_data`` when absent.
 
     The dataset lives in ``<root>/seed<seed>-<fingerprint>``: the fingerprint hashes every generator
@@ -232,33 +232,13 @@ class SyntheticVOCDataModule(VOCDataModule):
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 
+    write_dataset = staticmethod(write_synthetic_voc)
+
     def __init__(
         self,
         root: str = "~/.cache/fcn-lightning/synthetic-voc",
         generator: SyntheticVOCConfig = SyntheticVOCConfig(),
         **kwargs: Any,
     ) -> None:
-        self.generator = generator
-        self.cache_root = Path(root).expanduser()
-        super().__init__(str(dataset_folder(root, generator)), **kwargs)
-        # Plain data in the hyper-parameters, so that checkpoints load with weights_only=True.
-        self.hparams["generator"] = generator.to_dict()
-
-    @property
-    def dataset_root(self) -> Path:
-        """Where the generated tree is (the reader's ``root``)."""
-        return self.layout.root
-
-    def prepare_data(self) -> None:
-        """Write the dataset if it is not there yet (Lightning calls this once per node)."""
-        write_synthetic_voc(self.dataset_root, self.generator)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not is_complete(self.dataset_root):  # e.g. used outside a Trainer, without prepare_data
-            self.prepare_data()
-        super().setup(stage)
-
-    def check(self) -> list[str]:
-        if not is_complete(self.dataset_root):
-            self.prepare_data()
-        return super().check()
+        super().__init__(self.generated_root(root, generator), **kwargs)
+        self.record_generator()

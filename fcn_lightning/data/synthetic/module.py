@@ -1,0 +1,60 @@
+"""What every generated-data DataModule adds to the real one it reads with: the dataset is written on
+first use into a folder named after the generator's parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete
+from fcn_lightning.data.synthetic.config import SceneConfig
+
+__all__ = ["GeneratedDatasetMixin"]
+
+
+class GeneratedDatasetMixin:
+    """Writes the generated dataset when it is absent, then defers to the real DataModule.
+
+    Listed before the real DataModule in the bases, so that ``prepare_data``, ``setup`` and ``check``
+    wrap the real ones. It defines no ``__init__``: each subclass keeps its own signature (its generator
+    type and default folder), which LightningCLI reads, and passes :meth:`generated_root` on as the
+    reader's ``root``.
+    """
+
+    #: ``write(root, generator)``: the writer of this layout (a ``staticmethod``).
+    write_dataset: ClassVar[Callable[[Path, Any], Path]]
+    generator: SceneConfig
+    cache_root: Path
+
+    def generated_root(self, root: str, generator: SceneConfig) -> str:
+        """Remember the generator and return where its dataset lives under the cache folder ``root``."""
+        self.generator = generator
+        self.cache_root = Path(root).expanduser()
+        return str(dataset_folder(root, generator))
+
+    def record_generator(self) -> None:
+        """Store the generator as plain data in the hyper-parameters (checkpoints load with
+        ``weights_only=True``); call after the DataModule's ``__init__``."""
+        self.hparams["generator"] = self.generator.to_dict()  # type: ignore[attr-defined]
+
+    @property
+    def dataset_root(self) -> Path:
+        """Where the generated tree is (the reader's ``root``)."""
+        return self.layout.root  # type: ignore[attr-defined]
+
+    def prepare_data(self) -> None:
+        """Write the dataset if it is not there yet (Lightning calls this once per node)."""
+        type(self).write_dataset(self.dataset_root, self.generator)
+
+    def _ensure_written(self) -> None:
+        if not is_complete(self.dataset_root):  # used outside a Trainer, without prepare_data
+            self.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._ensure_written()
+        super().setup(stage)  # type: ignore[misc]
+
+    def check(self) -> list[str]:
+        self._ensure_written()
+        return super().check()  # type: ignore[misc]
