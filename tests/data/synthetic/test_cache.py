@@ -20,7 +20,7 @@ CONFIG = SceneConfig(image_size=32)
 def populate_files(count: int, fail_at: int | None = None):
     """A writer that writes ``count`` files, failing half-way when ``fail_at`` is set."""
 
-    def populate(folder: Path) -> dict[str, int]:
+    def populate(folder: Path, config: SceneConfig) -> dict[str, int]:
         for i in range(count):
             if i == fail_at:
                 raise RuntimeError("disk full")
