@@ -229,18 +229,38 @@ def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> Non
     wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
 
 
+def _plan_parser(prog: str, description: str, config_help: str, out_help: str) -> argparse.ArgumentParser:
+    """The options every multi-run subcommand shares: its plan file, its output folder and configs added to
+    every run (the remaining arguments go to every run's ``fit``, see :func:`_parse_plan_args`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("--out", default=None, help=out_help)
+    parser.add_argument(
+        "--add-config",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="a config added to every run after its own (repeatable), e.g. configs/wandb.yaml",
+    )
+    return parser
+
+
+def _parse_plan_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """The subcommand's own options, and the arguments for every run (added configs first)."""
+    args, overrides = parser.parse_known_args(argv)
+    return args, [*(a for c in args.add_config for a in ("--config", c)), *overrides]
+
+
 def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
-    parser = argparse.ArgumentParser(
-        prog="fcn-lightning staged",
-        description="Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
+    parser = _plan_parser(
+        "fcn-lightning staged",
+        "Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
         "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
-    )
-    parser.add_argument("--config", required=True, help="staged YAML: base configs and one config per stage")
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="output folder (default: runs/ + the config's path below configs/, else below the working "
+        "staged YAML: base configs and one config per stage",
+        "output folder (default: runs/ + the config's path below configs/, else below the working "
         "directory, without .yaml, folders joined by '-': configs/voc/staged.yaml -> runs/voc-staged)",
     )
     parser.add_argument(
@@ -250,15 +270,7 @@ def staged_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
-    parser.add_argument(
-        "--add-config",
-        action="append",
-        default=[],
-        metavar="CONFIG",
-        help="a config added to every stage after its own (repeatable), e.g. configs/wandb.yaml",
-    )
-    args, overrides = parser.parse_known_args(argv)
-    overrides = [*(a for c in args.add_config for a in ("--config", c)), *overrides]
+    args, overrides = _parse_plan_args(parser, argv)
     plan = StagedPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
@@ -321,19 +333,15 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
 
 def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning compare-sampling``: whole images, sampled losses and patches; curves.csv / .png."""
-    parser = argparse.ArgumentParser(
-        prog="fcn-lightning compare-sampling",
-        description="Train the same configs on whole images, with the loss sampled at each p of the file "
+    parser = _plan_parser(
+        "fcn-lightning compare-sampling",
+        "Train the same configs on whole images, with the loss sampled at each p of the file "
         "(default 0.5 and 0.25; batch grown by 1/p) and on random patches, for the same number of steps "
         "(paper section 4.4); "
         "write curves.csv and curves.png (loss against iterations and against wall-clock time). Other "
         "arguments (e.g. --trainer.max_steps 100) are passed to every run.",
-    )
-    parser.add_argument(
-        "--config", required=True, help="comparison YAML: base (fit configs), patch_size, optional sampling"
-    )
-    parser.add_argument(
-        "--out", default=None, help="output folder (default: runs/ + the config's path, as for staged)"
+        "comparison YAML: base (fit configs), patch_size, optional sampling",
+        "output folder (default: runs/ + the config's path, as for staged)",
     )
     parser.add_argument(
         "--run",
@@ -342,15 +350,7 @@ def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
         metavar="NAME",
         help="fit only this run (repeatable: whole, p0.5, p0.25, patch48, ...), as a sweep does per agent",
     )
-    parser.add_argument(
-        "--add-config",
-        action="append",
-        default=[],
-        metavar="CONFIG",
-        help="a config added to every run after its own (repeatable), e.g. configs/wandb.yaml",
-    )
-    args, overrides = parser.parse_known_args(argv)
-    overrides = [*(a for c in args.add_config for a in ("--config", c)), *overrides]
+    args, overrides = _parse_plan_args(parser, argv)
     plan = ComparisonPlan.load(args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()

@@ -40,6 +40,43 @@ def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
     return layer
 
 
+@dataclass(frozen=True)
+class HeadWiring:
+    """How a skip head's layers connect, by layer name (no parameters): what :class:`FCN` and each head of a
+    multi-task net run, so the two cannot differ."""
+
+    score: str
+    fusions: tuple[tuple[str, str, str], ...]  # (upsampler, skip blob, skip score layer)
+    final: str
+    offsets: Mapping[str, int]  # crop offset of each skip score layer and of the final upsampler
+    skip_scales: Mapping[str, float]
+
+    def suffixed(self, suffix: str) -> HeadWiring:
+        """The same wiring over layers named ``<name>_<suffix>``."""
+        return HeadWiring(
+            f"{self.score}_{suffix}",
+            tuple((f"{up}_{suffix}", skip, f"{score}_{suffix}") for up, skip, score in self.fusions),
+            f"{self.final}_{suffix}",
+            {f"{name}_{suffix}": offset for name, offset in self.offsets.items()},
+            self.skip_scales,
+        )
+
+    def __call__(
+        self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
+    ) -> torch.Tensor:
+        """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
+        score = getattr(net, self.score)(blobs[source])
+        for up_name, skip, skip_score in self.fusions:
+            score = getattr(net, up_name)(score)
+            feature = blobs[skip]
+            if skip in self.skip_scales:
+                feature = feature * self.skip_scales[skip]
+            fused = getattr(net, skip_score)(feature)
+            score = score + _crop(fused, self.offsets[skip_score], score.shape[-2:])
+        out = getattr(net, self.final)(score)
+        return _crop(out, self.offsets[self.final], size)
+
+
 class FCN(nn.Module):
     """A fully convolutional net: a trunk and a skip head.
 
@@ -97,6 +134,9 @@ class FCN(nn.Module):
         final = make_upsampler(num_classes, self.output_stride, learn_upsampling)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
+        self.wiring = HeadWiring(
+            self.score_name, tuple(self.fusions), self.final_name, self.crop_offsets, self.skip_scales
+        )
 
     @property
     def in_channels(self) -> int:
@@ -112,17 +152,7 @@ class FCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> logits N x num_classes x H x W."""
-        blobs = self.trunk(x)
-        score = getattr(self, self.score_name)(blobs[self.source])
-        for up_name, skip, skip_score in self.fusions:
-            score = getattr(self, up_name)(score)
-            feature = blobs[skip]
-            if skip in self.skip_scales:
-                feature = feature * self.skip_scales[skip]
-            fused = getattr(self, skip_score)(feature)
-            score = score + _crop(fused, self.crop_offsets[skip_score], score.shape[-2:])
-        out = getattr(self, self.final_name)(score)
-        return _crop(out, self.crop_offsets[self.final_name], x.shape[-2:])
+        return self.wiring(self, self.trunk(x), self.source, x.shape[-2:])
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, VARIANTS, _crop
+from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = ["MultiTaskFCN", "build_multitask_fcn"]
-
-
-class _Head:
-    """Where one task's layers sit in a :class:`MultiTaskFCN` and how they connect (no parameters)."""
-
-    def __init__(self, template: FCN, task: str) -> None:
-        self.score = f"{template.score_name}_{task}"
-        self.fusions = [(f"{up}_{task}", skip, f"{score}_{task}") for up, skip, score in template.fusions]
-        self.final = f"{template.final_name}_{task}"
-        self.offsets = {f"{name}_{task}": offset for name, offset in template.crop_offsets.items()}
-        self.skip_scales = dict(template.skip_scales)
 
 
 class MultiTaskFCN(nn.Module):
@@ -56,7 +45,7 @@ class MultiTaskFCN(nn.Module):
         self.trunk = trunk
         self.tasks = dict(tasks)
         self.source = source
-        self.heads: dict[str, _Head] = {}
+        self.heads: dict[str, HeadWiring] = {}
         for task, num_classes in self.tasks.items():
             if not task.isidentifier():
                 raise ValueError(f"task names must be identifiers (they name layers), got {task!r}")
@@ -65,7 +54,7 @@ class MultiTaskFCN(nn.Module):
             for name, layer in template.named_children():
                 if name != "trunk":
                     self.add_module(f"{name}_{task}", layer)
-            self.heads[task] = _Head(template, task)
+            self.heads[task] = template.wiring.suffixed(task)
             self.output_stride = template.output_stride
 
     @property
@@ -80,19 +69,7 @@ class MultiTaskFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         blobs = self.trunk(x)
-        out = {}
-        for task, head in self.heads.items():
-            score = getattr(self, head.score)(blobs[self.source])
-            for up_name, skip, skip_score in head.fusions:
-                score = getattr(self, up_name)(score)
-                feature = blobs[skip]
-                if skip in head.skip_scales:
-                    feature = feature * head.skip_scales[skip]
-                fused = getattr(self, skip_score)(feature)
-                score = score + _crop(fused, head.offsets[skip_score], score.shape[-2:])
-            upsampled = getattr(self, head.final)(score)
-            out[task] = _crop(upsampled, head.offsets[head.final], x.shape[-2:])
-        return out
+        return {task: head(self, blobs, self.source, x.shape[-2:]) for task, head in self.heads.items()}
 
 
 def build_multitask_fcn(
