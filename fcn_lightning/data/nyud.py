@@ -34,7 +34,7 @@ from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
     DatasetError,
     LabelReader,
-    _decode,
+    decode_image_file,
     read_id_list,
     read_image,
     read_mat_label,
@@ -120,7 +120,7 @@ def read_depth_png(path: str | Path) -> np.ndarray:
             raise DatasetError(f"{path}: depth image is not a 16-bit single-channel image")
         return values.astype(np.uint16)
 
-    return _decode(path, "depth image", depth)
+    return decode_image_file(path, "depth image", depth)
 
 
 def read_hha_png(path: str | Path) -> np.ndarray:
@@ -131,7 +131,7 @@ def read_hha_png(path: str | Path) -> np.ndarray:
             raise DatasetError(f"{path}: HHA image has mode {img.mode!r}; it must be an 8-bit 3-channel PNG")
         return np.asarray(img, dtype=np.uint8)
 
-    return _decode(path, "HHA image", hha)
+    return decode_image_file(path, "HHA image", hha)
 
 
 # ------------------------------------------------------------------------------------ normalisation

@@ -23,6 +23,7 @@ __all__ = [
     "LabelReader",
     "SplitOverlapError",
     "check_no_overlap",
+    "decode_image_file",
     "read_id_list",
     "read_image",
     "read_label_png",
@@ -46,7 +47,9 @@ class SplitOverlapError(ValueError):
     """Training images appear in the evaluation split: the scores would be inflated by leakage."""
 
 
-def _decode(path: str | Path, what: str, to_array: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+def decode_image_file(
+    path: str | Path, what: str, to_array: Callable[[Image.Image], np.ndarray]
+) -> np.ndarray:
     """Open an image file and turn it into an array, with errors that name the file and the problem."""
     path = Path(path)
     if not path.is_file():
@@ -63,7 +66,7 @@ def _decode(path: str | Path, what: str, to_array: Callable[[Image.Image], np.nd
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable."""
-    return _decode(path, "image", lambda img: np.asarray(img.convert("RGB"), dtype=np.uint8))
+    return decode_image_file(path, "image", lambda img: np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
@@ -81,7 +84,7 @@ def read_label_png(path: str | Path) -> np.ndarray:
             )
         return np.array(img, dtype=np.uint8)
 
-    return _decode(path, "label image", indices)
+    return decode_image_file(path, "label image", indices)
 
 
 def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndarray]) -> np.ndarray:
