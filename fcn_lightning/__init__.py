@@ -16,6 +16,7 @@ from fcn_lightning.systems import (
     FCNPool5,
     FCNSystem,
 )
+from fcn_lightning.zoo import FCNAlexNet, FCNAlexNetTorchvision, FCNGoogLeNet
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,9 @@ __all__ = [
     "FCN16sRGBHHA",
     "FCN32s",
     "FCN32sRGBHHA",
+    "FCNAlexNet",
+    "FCNAlexNetTorchvision",
+    "FCNGoogLeNet",
     "FCNPool3",
     "FCNPool4",
     "FCNPool5",

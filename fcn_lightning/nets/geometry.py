@@ -4,6 +4,10 @@ Every conv, pool and transposed conv maps coordinates affinely: a position ``x``
 ``scale * x + shift`` of its output. Composing those maps along two paths from the input tells where
 one blob sits inside another, which is the crop offset of the FCN skips. Computing it (instead of typing
 19 / 27 / 31 in) keeps it right for any trunk; a wrong offset shifts every prediction.
+
+A module that declares ``parallel = True`` (an inception block) runs its children side by side on the same
+input and concatenates them: its map is that of its branches, which must agree, and its receptive field is
+the widest branch's.
 """
 
 from __future__ import annotations
@@ -66,12 +70,63 @@ def layer_map(layer: nn.Module) -> CoordMap:
     raise TypeError(f"no coordinate map known for layer {type(layer).__name__}")
 
 
+def _parallel_map(block: nn.Module) -> CoordMap:
+    """The map of a block whose children are parallel branches (they must all agree to be concatenated)."""
+    maps = {name: coord_map([branch]) for name, branch in block.named_children()}
+    if len(set(maps.values())) != 1:
+        listing = ", ".join(f"{name}: x{m.scale} {m.shift:+}" for name, m in maps.items())
+        raise ValueError(f"the branches of {type(block).__name__} are not aligned ({listing})")
+    return next(iter(maps.values()))
+
+
 def coord_map(layers: Iterable[nn.Module]) -> CoordMap:
-    """Compose the maps of a chain of layers (nested containers are walked in order)."""
+    """Compose the maps of a chain of layers (nested containers are walked in order; a module with
+    ``parallel = True`` is one step, the common map of its branches)."""
     result = CoordMap()
     for layer in layers:
         children = list(layer.children())
-        result = result.then(coord_map(children) if children else layer_map(layer))
+        if getattr(layer, "parallel", False):
+            step = _parallel_map(layer)
+        else:
+            step = coord_map(children) if children else layer_map(layer)
+        result = result.then(step)
+    return result
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """How much of the input one cell of a blob sees (``size`` pixels per side) and the distance in input
+    pixels between neighbouring cells (``stride``)."""
+
+    size: int = 1
+    stride: int = 1
+
+    def then(self, layer: nn.Module) -> Footprint:
+        """The footprint after one more leaf layer (transposed convs do not widen what a cell sees)."""
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, stride = _pair(layer.kernel_size), _pair(layer.stride)
+            extent = (kernel[0] - 1) * _pair(getattr(layer, "dilation", 1))[0] + 1
+            return Footprint(self.size + (extent - 1) * self.stride, self.stride * stride[0])
+        layer_map(layer)  # pointwise layers pass; unknown ones are an error, as for coordinate maps
+        return self
+
+
+def receptive_field(layers: Iterable[nn.Module], start: Footprint | None = None) -> Footprint:
+    """The receptive field (side, input pixels) and stride of the last blob of a chain of layers.
+
+    The side is the extent of the input that can influence one cell, padding included, counted as the
+    paper's Table 1 does (VGG16's fc7: 404). A parallel block takes its widest branch.
+    """
+    result = start or Footprint()
+    for layer in layers:
+        children = list(layer.children())
+        if getattr(layer, "parallel", False):
+            branches = [receptive_field([branch], result) for branch in children]
+            if len({b.stride for b in branches}) != 1:
+                raise ValueError(f"the branches of {type(layer).__name__} have different strides")
+            result = max(branches, key=lambda b: b.size)
+        else:
+            result = receptive_field(children, result) if children else result.then(layer)
     return result
 
 

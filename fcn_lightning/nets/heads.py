@@ -81,13 +81,14 @@ class FCN(nn.Module):
     """A fully convolutional net: a trunk and a skip head.
 
     Args:
-        trunk: the feature extractor (``VGG16Trunk``).
+        trunk: the feature extractor (``VGG16Trunk``; ``AlexNetTrunk`` and ``GoogLeNetTrunk`` score ``fc7``).
         num_classes: output channels.
         source: the deepest blob scored (``fc7`` for FCN-32s/16s/8s; ``pool5``/``pool4``/``pool3`` for the
             single-layer nets of the journal version).
         skips: shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s).
         skip_scales: fixed factors applied to skip blobs before scoring (FCN-8s at-once).
         learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+        final_kernel: kernel size of the final upsampler (default twice its stride; FCN-AlexNet: 63).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class FCN(nn.Module):
         skips: Sequence[str] = (),
         skip_scales: Mapping[str, float] | None = None,
         learn_upsampling: bool = False,
+        final_kernel: int | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -131,7 +133,7 @@ class FCN(nn.Module):
         # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
         self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
-        final = make_upsampler(num_classes, self.output_stride, learn_upsampling)
+        final = make_upsampler(num_classes, self.output_stride, learn_upsampling, final_kernel)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(

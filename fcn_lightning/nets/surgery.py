@@ -37,14 +37,18 @@ def bilinear_upsampling_weight(channels: int, size: int) -> torch.Tensor:
     return weight
 
 
-def make_upsampler(channels: int, factor: int, learnable: bool = False) -> nn.ConvTranspose2d:
-    """A bias-free ``factor``x upsampling layer (kernel 2 * factor) initialised to bilinear interpolation.
+def make_upsampler(
+    channels: int, factor: int, learnable: bool = False, kernel: int | None = None
+) -> nn.ConvTranspose2d:
+    """A bias-free ``factor``x upsampling layer (kernel 2 * factor unless given: FCN-AlexNet's is 63)
+    initialised to bilinear interpolation.
 
     Frozen by default, as in the reference code (learning rate 0).
     """
-    layer = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, bias=False)
+    kernel = 2 * factor if kernel is None else kernel
+    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=factor, bias=False)
     with torch.no_grad():
-        layer.weight.copy_(bilinear_upsampling_weight(channels, 2 * factor))
+        layer.weight.copy_(bilinear_upsampling_weight(channels, kernel))
     layer.weight.requires_grad_(learnable)
     return layer
 

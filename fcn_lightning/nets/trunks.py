@@ -8,6 +8,7 @@ input size; dropout is element-wise, as Caffe's.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -138,3 +139,203 @@ class VGG16Trunk(nn.Module):
             return out
         out["fc7"] = self.fc(x)
         return out
+
+
+# ------------------------------------------------------------------------------------------------ AlexNet
+
+
+@dataclass(frozen=True)
+class AlexNetSpec:
+    """One AlexNet flavour: conv channels and groups, whether it normalises (LRN) after pool1 / pool2."""
+
+    channels: tuple[int, ...]
+    groups: tuple[int, ...]
+    kernels: tuple[int, ...]
+    lrn: bool
+
+
+#: Caffe's CaffeNet (the reference FCN-AlexNet's trunk): grouped convs (two GPUs' halves) and LRN.
+CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), (11, 5, 3, 3, 3), lrn=True)
+#: torchvision's AlexNet (the "one weird trick" variant): no groups, no LRN, narrower conv1 / conv2.
+TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), (11, 5, 3, 3, 3), lrn=False)
+ALEXNET_SPECS: dict[str, AlexNetSpec] = {"caffenet": CAFFENET, "torchvision": TORCHVISION_ALEXNET}
+#: fc6 of AlexNet sees pool5's 6 x 6 cells.
+ALEXNET_FC6_KERNEL = 6
+
+
+class AlexNetTrunk(nn.Module):
+    """AlexNet as a fully convolutional feature extractor (FCN-AlexNet's trunk).
+
+    ``flavour="caffenet"`` is the reference's: conv1 11x11 stride 4, ReLU, pool 3/2, LRN(5, 1e-4, 0.75),
+    conv2 5x5 pad 2 in 2 groups, pool, LRN, conv3 3x3, conv4 / conv5 3x3 in 2 groups, pool5 3/2, fc6 as a
+    6x6 conv, fc7 1x1, each followed by ReLU and element-wise dropout. ``"torchvision"`` has torchvision's
+    channels (64 / 192 / 384 / 256 / 256), no groups and no LRN, so its ImageNet weights load. Both pad
+    conv1 by 100 (any input size stays croppable) and round pooling up, as Caffe.
+
+    Layers carry the Caffe names: ``features.conv1`` .. ``features.conv5``, ``fc.fc6``, ``fc.fc7``
+    (:meth:`named_layers` lists them), so converted weights map by name. ``forward`` returns ``fc7``.
+    """
+
+    blobs = ("fc7",)
+
+    def __init__(
+        self, in_channels: int = 3, width: float = 1.0, dropout: float = 0.5, flavour: str = "caffenet"
+    ) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if flavour not in ALEXNET_SPECS:
+            raise ValueError(f"unknown AlexNet flavour {flavour!r}; expected one of {sorted(ALEXNET_SPECS)}")
+        spec = ALEXNET_SPECS[flavour]
+        self.flavour = flavour
+        self.in_channels = in_channels
+        self.width = width
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        channels = in_channels
+        convs = zip(spec.channels, spec.groups, spec.kernels, strict=True)
+        for i, (out, groups, kernel) in enumerate(convs, start=1):
+            out = groups * scaled(out // groups, width)  # whole groups at any width
+            pad = CONV1_1_PAD if i == 1 else kernel // 2
+            layers[f"conv{i}"] = nn.Conv2d(channels, out, kernel, stride=4 if i == 1 else 1, padding=pad,
+                                           groups=groups)  # fmt: skip
+            layers[f"relu{i}"] = nn.ReLU(inplace=True)
+            if i in (1, 2, 5):
+                layers[f"pool{i}"] = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+            if spec.lrn and i in (1, 2):
+                layers[f"norm{i}"] = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+            channels = out
+        self.features = nn.Sequential(layers)
+        fc_channels = scaled(VGG16_FC_CHANNELS, width)
+        fc: OrderedDict[str, nn.Module] = OrderedDict()
+        for name, in_ch, kernel in (("6", channels, ALEXNET_FC6_KERNEL), ("7", fc_channels, 1)):
+            fc[f"fc{name}"] = nn.Conv2d(in_ch, fc_channels, kernel)
+            fc[f"relu{name}"] = nn.ReLU(inplace=True)
+            fc[f"drop{name}"] = nn.Dropout(dropout)
+        self.fc = nn.Sequential(fc)
+        self.out_channels = {"fc7": fc_channels}
+
+    def layers_to(self, blob: str) -> list[nn.Module]:
+        """The chain of layers from the input to ``blob`` (for coordinate maps)."""
+        if blob not in self.blobs:
+            raise KeyError(f"blob {blob!r} not in this trunk, which has {self.blobs}")
+        return [self.features, self.fc]
+
+    def named_layers(self) -> dict[str, nn.Conv2d]:
+        """The layers with weights by their Caffe name: conv1 .. conv5, fc6, fc7."""
+        return {
+            name: m for seq in (self.features, self.fc) for name, m in seq.named_children() if m._parameters
+        }
+
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """The ``fc7`` blob (the only one the FCN-AlexNet head reads)."""
+        if upto not in (None, *self.blobs):
+            raise KeyError(f"blob {upto!r} not in this trunk, which has {self.blobs}")
+        return {"fc7": self.fc(self.features(x))}
+
+
+# ---------------------------------------------------------------------------------------------- GoogLeNet
+
+
+#: torchvision's inception blocks: (name, in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj),
+#: with the max pools between them. torchvision's "5x5" branch is a 3x3 conv (its weights were trained so).
+GOOGLENET_BLOCKS: tuple[tuple[str, int, int, int, int, int, int, int] | str, ...] = (
+    ("inception3a", 192, 64, 96, 128, 16, 32, 32),
+    ("inception3b", 256, 128, 128, 192, 32, 96, 64),
+    "maxpool3",
+    ("inception4a", 480, 192, 96, 208, 16, 48, 64),
+    ("inception4b", 512, 160, 112, 224, 24, 64, 64),
+    ("inception4c", 512, 128, 128, 256, 24, 64, 64),
+    ("inception4d", 512, 112, 144, 288, 32, 64, 64),
+    ("inception4e", 528, 256, 160, 320, 32, 128, 128),
+    "maxpool4",
+    ("inception5a", 832, 256, 160, 320, 32, 128, 128),
+    ("inception5b", 832, 384, 192, 384, 48, 128, 128),
+)
+#: Padding of conv1 (torchvision: 3, with which inputs under about 25 px are too small for the pools or
+#: for the crop). 18 is the smallest with which every input size from 1 px up is covered by the upsampled
+#: output, as pad 100 does for VGG16 (the tests check sizes from 1 px; the weights do not depend on it).
+GOOGLENET_CONV1_PAD = 18
+
+
+class ImageNetToGoogLeNetInput(nn.Module):
+    """torchvision's GoogLeNet weights were trained on inputs scaled to [-1, 1]; its ``transform_input`` maps
+    ImageNet-normalised inputs to that range. Per channel and pointwise: no change of geometry."""
+
+    pointwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+class GoogLeNetTrunk(nn.Module):
+    """torchvision's GoogLeNet as a fully convolutional feature extractor (FCN-GoogLeNet's trunk).
+
+    The classifier end is gone as in the paper: no auxiliary classifiers (final loss only), no final
+    average pooling, dropout or fc; the 1024-channel output of ``inception5b`` is the scored blob (named
+    ``fc7`` like every trunk's deepest blob, so the FCN head is shared). Module names are torchvision's, so
+    its ImageNet state dict loads as is. conv1 pads by :data:`GOOGLENET_CONV1_PAD` (see there); inception
+    blocks declare ``parallel`` so the geometry code maps them.
+
+    Args:
+        in_channels: input channels (3 for RGB).
+        width: channel multiplier, for fast tests only.
+        transform_input: map ImageNet-normalised inputs to the [-1, 1] range torchvision's weights expect
+            (torchvision does the same when its weights are loaded).
+    """
+
+    blobs = ("fc7",)
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0, transform_input: bool = True) -> None:
+        super().__init__()
+        from torchvision.models.googlenet import BasicConv2d, Inception
+
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if transform_input and in_channels != 3:
+            raise ValueError(f"transform_input needs 3 (RGB) input channels, got {in_channels}")
+        self.in_channels = in_channels
+        self.width = width
+        self.input_transform = ImageNetToGoogLeNetInput() if transform_input else nn.Identity()
+        c64, c192 = scaled(64, width), scaled(192, width)
+        self.conv1 = BasicConv2d(in_channels, c64, kernel_size=7, stride=2, padding=GOOGLENET_CONV1_PAD)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.conv2 = BasicConv2d(c64, c64, kernel_size=1)
+        self.conv3 = BasicConv2d(c64, c192, kernel_size=3, padding=1)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        channels = c192
+        for block in GOOGLENET_BLOCKS:
+            if isinstance(block, str):
+                kernel = 2 if block == "maxpool4" else 3  # torchvision's maxpool4 is 2x2
+                self.add_module(block, nn.MaxPool2d(kernel, stride=2, ceil_mode=True))
+                continue
+            name, _, *branch_channels = block
+            widths = [scaled(c, width) for c in branch_channels]
+            inception = Inception(channels, *widths)
+            inception.parallel = True  # branches side by side, concatenated
+            self.add_module(name, inception)
+            channels = widths[0] + widths[2] + widths[4] + widths[5]
+        self.out_channels = {"fc7": channels}
+
+    def layers_to(self, blob: str) -> list[nn.Module]:
+        """The chain of layers from the input to ``blob`` (for coordinate maps)."""
+        if blob not in self.blobs:
+            raise KeyError(f"blob {blob!r} not in this trunk, which has {self.blobs}")
+        return list(self.children())
+
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """The ``fc7`` blob: inception5b's output."""
+        if upto not in (None, *self.blobs):
+            raise KeyError(f"blob {upto!r} not in this trunk, which has {self.blobs}")
+        for layer in self.children():
+            x = layer(x)
+        return {"fc7": x}
