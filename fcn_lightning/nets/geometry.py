@@ -74,7 +74,7 @@ def _parallel_map(block: nn.Module) -> CoordMap:
     """The map of a block whose children are parallel branches (they must all agree to be concatenated)."""
     maps = {name: coord_map([branch]) for name, branch in block.named_children()}
     if len(set(maps.values())) != 1:
-        listing = ", ".join(f"{name}: x{m.scale} {m.shift:+}" for name, m in maps.items())
+        listing = ", ".join(f"{name}: scale {m.scale}, shift {m.shift}" for name, m in maps.items())
         raise ValueError(f"the branches of {type(block).__name__} are not aligned ({listing})")
     return next(iter(maps.values()))
 
