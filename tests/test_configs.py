@@ -196,3 +196,20 @@ def test_nyud_configs_are_the_reference_recipes():
         assert cli.trainer.max_steps == 100_000 and cli.trainer.val_check_interval == 2000
         weights, biases = model.configure_optimizers().param_groups
         assert (weights["lr"], weights["momentum"], biases["lr"]) == (lr, 0.99, 2 * lr)
+
+
+@pytest.mark.parametrize(
+    ("stage", "model", "lr"),
+    [("fcn_alexnet.yaml", "FCNAlexNetTorchvision", 1e-4), ("fcn_googlenet.yaml", "FCNGoogLeNet", 5e-5)],
+)
+def test_alexnet_and_googlenet_configs_are_their_recipes(stage, model, lr):
+    """Averaged loss, momentum 0.9, 20 images per update, 100k updates (max_steps counts updates)."""
+    args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
+    cli = FCNLightningCLI(args=[*args, *SMALL_NET, "--data.init_args.root", "unused"], run=False)
+    assert type(cli.model).__name__ == model and cli.model.hparams.loss_reduction == "mean"
+    assert cli.trainer.max_steps == 100_000 and cli.trainer.accumulate_grad_batches == 20
+    assert cli.trainer.val_check_interval == 4000 * 20  # the reference scores every 4000 updates
+    assert cli.datamodule.batch_size == 1
+    weights, biases = cli.model.configure_optimizers().param_groups
+    assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.9, 5e-4)
+    assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
