@@ -8,6 +8,7 @@ compare-sampling.
     fcn-lightning check-data --config configs/voc/base.yaml
     fcn-lightning prepare-nyud --root data/nyud
     fcn-lightning compare-sampling --config configs/synthetic/compare_sampling.yaml --out runs/sampling
+    fcn-lightning describe --no-time
 """
 
 from __future__ import annotations
@@ -376,6 +377,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(prepare_nyud_main(args[1:]))
     elif args and args[0] == "compare-sampling":
         compare_sampling_main(args[1:])
+    elif args and args[0] == "describe":
+        from fcn_lightning.describe import describe_main
+
+        describe_main(args[1:])
     else:
         cli = FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
         if cli.subcommand and cli.trainer.is_global_zero:

@@ -1,0 +1,193 @@
+"""``fcn-lightning describe``: the paper's Table 1 columns for every net of the suite, computed.
+
+Parameters, receptive field and maximum stride come from the nets themselves (the receptive field and
+stride from layer geometry, :func:`~fcn_lightning.nets.geometry.receptive_field`); GFLOPs are counted on
+the meta device (shapes only: no memory, no time); the forward time is measured on the chosen device with
+random weights (the time does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from fcn_lightning.nets import build_fcn
+from fcn_lightning.nets.geometry import receptive_field
+from fcn_lightning.nets.heads import FCN
+from fcn_lightning.nets.zoo import ZOO_VARIANTS, build_zoo_fcn
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """What CVPR Table 1 states for a trunk (500 x 500 inputs, forward time on a Tesla K40c)."""
+
+    params_m: int
+    receptive_field: int
+    max_stride: int
+    ms: int
+
+
+#: CVPR Table 1 (the 32s nets of each trunk).
+TABLE1: dict[str, PaperRow] = {
+    "fcn32s": PaperRow(134, 404, 32, 210),
+    "fcn_alexnet": PaperRow(57, 355, 32, 50),
+    "fcn_googlenet": PaperRow(6, 907, 32, 59),
+}
+
+#: Rows of the table: (builder name, title). The single-layer nets come with ``--all``.
+NETS: tuple[tuple[str, str], ...] = (
+    ("fcn32s", "FCN-32s (VGG16)"),
+    ("fcn16s", "FCN-16s (VGG16)"),
+    ("fcn8s", "FCN-8s (VGG16)"),
+    ("fcn_alexnet", "FCN-AlexNet (CaffeNet)"),
+    ("fcn_alexnet_torchvision", "FCN-AlexNet (torchvision)"),
+    ("fcn_googlenet", "FCN-GoogLeNet (torchvision)"),
+)
+SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = (
+    ("fcn_pool5", "FCN-pool5 (VGG16)"),
+    ("fcn_pool4", "FCN-pool4 (VGG16)"),
+    ("fcn_pool3", "FCN-pool3 (VGG16)"),
+)
+
+
+def builder(name: str) -> Callable[..., FCN]:
+    """The function that builds net ``name`` (``num_classes`` and ``width`` as its arguments)."""
+    build = build_zoo_fcn if name in ZOO_VARIANTS else build_fcn
+    return lambda num_classes, width: build(name, num_classes, width=width)
+
+
+@dataclass(frozen=True)
+class NetFacts:
+    """One row: parameters learned (fixed bilinear upsamplers excluded, as Table 1 counts) and all,
+    receptive field and stride of the deepest scored blob, GFLOPs (2 x multiply-accumulates of the convs
+    and transposed convs) and forward milliseconds (``None`` when not timed)."""
+
+    name: str
+    title: str
+    params: int
+    params_all: int
+    receptive_field: int
+    max_stride: int
+    gflops: float
+    ms: float | None = None
+
+
+def _sizes(net: FCN) -> tuple[int, int, int, int]:
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    params_all = sum(p.numel() for p in net.parameters())
+    field = receptive_field(net.trunk.layers_to(net.source))
+    return params, params_all, field.size, field.stride
+
+
+def count_gflops(net: nn.Module, size: int) -> float:
+    """GFLOPs of one forward pass of a ``size`` x ``size`` image; ``net`` may live on the meta device."""
+    device = next(net.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.empty(1, net.in_channels, size, size, device=device))
+    return counter.get_total_flops() / 1e9
+
+
+def time_forward(net: nn.Module, size: int, device: torch.device, repeats: int) -> float:
+    """Median milliseconds of a forward pass (batch 1, ``size`` x ``size``) after one warm-up pass."""
+    net = net.to(device).eval()
+    x = torch.randn(1, net.in_channels, size, size, device=device)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            net(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i:  # the first pass warms up (allocations, kernel selection)
+                times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def describe(
+    nets: Sequence[tuple[str, str]] = NETS,
+    size: int = 500,
+    num_classes: int = 21,
+    device: torch.device | None = None,
+    repeats: int = 3,
+    width: float = 1.0,
+) -> list[NetFacts]:
+    """The facts of each net (``width`` 1: the paper's); ``device=None`` skips the timing (everything else
+    is computed on the meta device, in seconds on any CPU)."""
+    rows = []
+    for name, title in nets:
+        build = builder(name)
+        with torch.device("meta"):
+            net = build(num_classes, width).eval()
+        params, params_all, field, stride = _sizes(net)
+        ms = None
+        if device is not None:
+            torch.manual_seed(0)
+            ms = time_forward(build(num_classes, width), size, device, repeats)
+        rows.append(NetFacts(name, title, params, params_all, field, stride, count_gflops(net, size), ms))
+    return rows
+
+
+def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str:
+    """A Markdown table, with Table 1's numbers next to the computed ones where the paper gives them."""
+    time_title = f"ms ({device})" if device else "ms"
+    header = (
+        f"| net | params (M) | with upsamplers (M) | rf | max stride | GFLOPs at {size}x{size} "
+        f"| {time_title} | paper: params / rf / stride / ms (K40c) |"
+    )
+    lines = [header, "|---" * 8 + "|"]
+    for row in rows:
+        paper = TABLE1.get(row.name)
+        cited = (
+            f"{paper.params_m}M / {paper.receptive_field} / {paper.max_stride} / {paper.ms}" if paper else ""
+        )
+        ms = "-" if row.ms is None else f"{row.ms:.1f}"
+        lines.append(
+            f"| {row.title} | {row.params / 1e6:.1f} | {row.params_all / 1e6:.1f} | {row.receptive_field} | "
+            f"{row.max_stride} | {row.gflops:.1f} | {ms} | {cited} |"
+        )
+    return "\n".join(lines)
+
+
+def describe_main(argv: Sequence[str]) -> list[NetFacts]:
+    """``fcn-lightning describe``: print the table."""
+    parser = argparse.ArgumentParser(
+        prog="fcn-lightning describe",
+        description="Print each net's parameters (21 classes by default), receptive field, maximum stride, "
+        "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "
+        "paper's Table 1 next to them.",
+    )
+    parser.add_argument(
+        "--size", type=int, default=500, help="input side in pixels (default: 500, Table 1's)"
+    )
+    parser.add_argument("--num-classes", type=int, default=21, help="output classes (default: 21, VOC)")
+    parser.add_argument(
+        "--device", default=None, help="device to time on (default: cuda if available, else cpu)"
+    )
+    parser.add_argument("--no-time", action="store_true", help="skip the forward timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
+    parser.add_argument("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        help="channel multiplier (default: 1, the paper's nets)",
+    )
+    args = parser.parse_args(argv)
+    if args.size < 1 or args.repeats < 1 or args.num_classes < 1 or args.width <= 0:
+        parser.error("--size, --repeats and --num-classes must be >= 1, --width > 0")
+    device = None
+    if not args.no_time:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    nets = NETS + SINGLE_LAYER_NETS if args.all else NETS
+    rows = describe(nets, args.size, args.num_classes, device, args.repeats, args.width)
+    print(format_facts(rows, args.size, None if device is None else str(device)))
+    return rows
