@@ -20,20 +20,31 @@ from fcn_lightning.nets.surgery import (
     transfer_parameters,
     transplant_vgg16,
 )
-from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.trunks import AlexNetTrunk, GoogLeNetTrunk, VGG16Trunk
 from fcn_lightning.nets.weights import CAFFE, IMAGENET, InputNormalization, VGG16Weights, get_normalization
+from fcn_lightning.nets.zoo import (
+    ZOO_VARIANTS,
+    build_zoo_fcn,
+    fcn_alexnet,
+    fcn_alexnet_torchvision,
+    fcn_googlenet,
+)
 
 __all__ = [
     "CAFFE",
     "FCN",
     "IMAGENET",
     "VARIANTS",
+    "ZOO_VARIANTS",
+    "AlexNetTrunk",
     "CoordMap",
+    "GoogLeNetTrunk",
     "InputNormalization",
     "VGG16Trunk",
     "VGG16Weights",
     "bilinear_kernel",
     "build_fcn",
+    "build_zoo_fcn",
     "coord_map",
     "crop_offset",
     "expand_input_channels",
@@ -41,6 +52,9 @@ __all__ = [
     "fcn8s_atonce",
     "fcn16s",
     "fcn32s",
+    "fcn_alexnet",
+    "fcn_alexnet_torchvision",
+    "fcn_googlenet",
     "fcn_pool3",
     "fcn_pool4",
     "fcn_pool5",
