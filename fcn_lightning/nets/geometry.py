@@ -102,7 +102,9 @@ class Footprint:
     stride: int = 1
 
     def then(self, layer: nn.Module) -> Footprint:
-        """The footprint after one more leaf layer (transposed convs do not widen what a cell sees)."""
+        """The footprint after one more leaf layer of a trunk (downsampling only)."""
+        if isinstance(layer, nn.ConvTranspose2d):
+            raise ValueError("receptive fields are computed for trunks; an upsampling layer has no footprint")
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
             kernel, stride = _pair(layer.kernel_size), _pair(layer.stride)
             extent = (kernel[0] - 1) * _pair(getattr(layer, "dilation", 1))[0] + 1

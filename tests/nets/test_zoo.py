@@ -74,6 +74,8 @@ def test_paper_width_parameter_counts_and_receptive_fields():
     assert fields["fcn32s"] == Footprint(404, 32)
     # torchvision's GoogLeNet: 3x3 where the paper's had 5x5 branches, a 2x2 pool4, and no final pooling
     assert fields["fcn_googlenet"] == Footprint(379, 32)
+    with pytest.raises(ValueError, match="upsampling layer"):
+        receptive_field([nets["fcn32s"].upscore])
 
 
 def test_inception_blocks_map_like_their_branches():
