@@ -69,10 +69,10 @@ def convert_caffe(
         warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
         model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
     load_caffe_weights(model.net, caffe)
-    hparams: Mapping[str, Any] = {
-        "_class_path": f"{cls.__module__}.{cls.__qualname__}",
-        **{k: v for k, v in model.hparams.items() if not k.startswith("_")},
-    }
+    # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
+    # unset: the weights are in the checkpoint, whatever the config starts from.
+    kept = {k: v for k, v in model.hparams.items() if (v is not None or k == "init_from") and k[0] != "_"}
+    hparams: Mapping[str, Any] = {"_class_path": f"{cls.__module__}.{cls.__qualname__}", **kept}
     checkpoint = {
         "state_dict": model.state_dict(),
         "hyper_parameters": dict(hparams),
