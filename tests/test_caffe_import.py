@@ -62,25 +62,6 @@ def test_init_from_a_caffe_vgg16_loads_the_trunk_and_sets_caffe_inputs(tmp_path)
         FCN32s(num_classes=21, width=WIDTH, init_from=str(path), input_normalization="imagenet")
 
 
-def test_the_caffe_configs_name_the_missing_vgg16_and_where_to_get_it(
-    synthetic_voc_root, tmp_path, monkeypatch, capsys
-):
-    monkeypatch.setenv("FCN_DATA", str(tmp_path))
-    args = [
-        "validate",
-        "--config",
-        str(CONFIGS / "voc/base.yaml"),
-        "--config",
-        str(CONFIGS / "voc/caffe/fcn32s.yaml"),
-    ]
-    args += ["--data.init_args.root", str(synthetic_voc_root), "--model.init_args.width", str(WIDTH)]
-    with pytest.raises(SystemExit):
-        main(args)
-    error = " ".join(capsys.readouterr().err.split())
-    assert f"Caffe model not found: {tmp_path}/weights/VGG_ILSVRC_16_layers.caffemodel" in error
-    assert "comes from the VGG model zoo page" in error
-
-
 def test_convert_caffe_writes_a_checkpoint_that_validate_scores_as_the_source(
     synthetic_voc_root, tmp_path, capsys
 ):

@@ -207,7 +207,8 @@ def test_voc_caffe_configs_are_the_reference_recipe_from_the_caffe_vgg16(monkeyp
     for stage, (steps, lr) in expected.items():
         args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc/caffe" / stage)]
         parser_args = [*args, "--model.init_args.width", "0.0625", "--data.init_args.root", "unused"]
-        with pytest.raises(ArgumentError, match=r"/datasets/weights/VGG_ILSVRC_16_layers\.caffemodel"):
+        missing = r"/datasets/weights/VGG_ILSVRC_16_layers\.caffemodel\. .* comes from the VGG model zoo page"
+        with pytest.raises(ArgumentError, match=missing):
             FCNLightningCLI(args=parser_args, run=False, parser_kwargs={"exit_on_error": False})
         cli = FCNLightningCLI(args=[*parser_args, "--model.init_args.init_from", "null"], run=False)
         assert cli.trainer.max_steps == steps and cli.datamodule.val_split == "seg11valid"

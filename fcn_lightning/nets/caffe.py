@@ -440,17 +440,14 @@ def _fit_blob(name: str, kind: str, blob: np.ndarray, target: torch.Tensor, what
     )
 
 
-def caffe_state_dict(
-    net: nn.Module, caffe: CaffeNet, *, partial: bool = False, expand_input: bool = False
-) -> dict[str, torch.Tensor]:
+def caffe_state_dict(net: nn.Module, caffe: CaffeNet, *, partial: bool = False) -> dict[str, torch.Tensor]:
     """The tensors of ``net``'s state dict that the Caffe net holds, mapped by layer name.
 
     Every conv / deconv of ``net`` must be in ``caffe`` (``partial``: only the trunk's; the others keep
     their initialisation). A fixed (not learnable) upsampler must hold what it holds already, the
     bilinear kernel; a learnable one takes the Caffe weights. An at-once net's fixed skip scales must
-    equal the reference's ``scale_pool4`` / ``scale_pool3`` layers. ``expand_input``: a 3-channel Caffe
-    ``conv1_1`` fills a wider one, extra channels the mean RGB filter (RGB-D from ImageNet). Caffe layers
-    the net has no use for (fc8, losses, ...) are listed in the debug log.
+    equal the reference's ``scale_pool4`` / ``scale_pool3`` layers. Caffe layers the net has no use for
+    (fc8, losses, ...) are listed in the debug log.
     """
     norms = [path for path, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if norms:
@@ -481,10 +478,6 @@ def caffe_state_dict(
             )
         for (param, tensor), blob in zip(params, layer.blobs, strict=True):
             what = f"{path}.{param}"
-            widen = expand_input and param == "weight" and name == "conv1_1" and blob.ndim == 4
-            if widen and blob.shape[1] == 3 < tensor.shape[1] and blob.shape[0] == tensor.shape[0]:
-                extra = np.repeat(blob.mean(axis=1, keepdims=True), tensor.shape[1] - 3, axis=1)
-                blob = np.concatenate([blob, extra], axis=1)
             value = _fit_blob(found, layer.type, blob, tensor, what)
             fixed = isinstance(module, nn.ConvTranspose2d) and not tensor.requires_grad
             current = tensor.detach().cpu().float()

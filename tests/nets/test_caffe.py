@@ -295,3 +295,18 @@ def test_an_fcn_caffemodel_is_not_taken_for_the_imagenet_vgg16(tmp_path):
     caffe = export_caffe_net(build_fcn("fcn32s", 3, width=WIDTH))
     with pytest.raises(ValueError, match=r"no layer 'fc8' .*convert-caffe"):
         vgg16_state_from_caffe(caffe, "fcn32s.caffemodel")
+
+
+def test_a_coarser_caffe_fcn_starts_a_finer_net_with_partial_loading():
+    fcn32s = randomised(build_fcn("fcn32s", 3, width=WIDTH))
+    caffe = export_caffe_net(fcn32s)
+    with pytest.raises(ValueError, match="no layer 'upscore2'"):
+        load_caffe_weights(build_fcn("fcn16s", 3, width=WIDTH), caffe)
+    fcn16s = build_fcn("fcn16s", 3, width=WIDTH)
+    loaded = load_caffe_weights(fcn16s, caffe, partial=True)  # the trunk and score_fr; upscore is 32x
+    assert "score_fr.weight" in loaded and not any(k.startswith(("score_pool4", "upscore")) for k in loaded)
+    torch.testing.assert_close(fcn16s.score_fr.weight, fcn32s.score_fr.weight)
+    assert not fcn16s.score_pool4.weight.any()  # a new skip starts as a no-op, as in the staged schedule
+    trunkless = CaffeNet("x", [layer for layer in caffe.layers if layer.name != "conv5_3"])
+    with pytest.raises(ValueError, match="no layer 'conv5_3'"):
+        load_caffe_weights(build_fcn("fcn16s", 3, width=WIDTH), trunkless, partial=True)
