@@ -141,3 +141,25 @@ def test_convert_caffe_names_a_missing_layer(tmp_path, capsys):
         )
     assert "no layer 'upscore8'" in capsys.readouterr().err
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
+    from fcn_lightning import SIFTFlowFCN16s
+    from fcn_lightning.convert import convert_caffe, model_class
+
+    assert model_class(class_path="fcn_lightning.SIFTFlowFCN16s") is SIFTFlowFCN16s
+    with pytest.raises(ValueError, match="not an FCN model"):
+        model_class(class_path="torch.nn.Conv2d")
+    with pytest.raises(ValueError, match="unknown --variant 'fcn4s'"):
+        model_class("fcn4s")
+    source = SIFTFlowFCN16s(num_classes=33, width=WIDTH)
+    randomised(source.net)
+    caffemodel = write_caffemodel(
+        tmp_path / "siftflow-fcn16s.caffemodel", export_caffe_net(source.net), legacy=True
+    )
+    out = convert_caffe(caffemodel, tmp_path / "siftflow.ckpt", SIFTFlowFCN16s, 33, width=WIDTH)
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.siftflow.SIFTFlowFCN16s"
+    assert "exclude_classes" not in checkpoint["hyper_parameters"]  # unset: the config's stand
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)
