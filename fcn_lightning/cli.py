@@ -1,5 +1,5 @@
-"""The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged, check-data and
-compare-sampling.
+"""The ``fcn-lightning`` command: LightningCLI's fit / validate / test / predict, plus staged, check-data,
+compare-sampling and convert-caffe.
 
     fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
     fcn-lightning staged --config configs/synthetic/staged.yaml  # -> runs/synthetic-staged
@@ -9,6 +9,7 @@ compare-sampling.
     fcn-lightning prepare-nyud --root data/nyud
     fcn-lightning compare-sampling --config configs/synthetic/compare_sampling.yaml --out runs/sampling
     fcn-lightning describe --no-time
+    fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt
 """
 
 from __future__ import annotations
@@ -364,6 +365,46 @@ def compare_sampling_main(argv: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
+# ----------------------------------------------------------------------------------------- convert-caffe
+
+
+def convert_caffe_main(argv: Sequence[str]) -> Path:
+    """``fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt``."""
+    from fcn_lightning.convert import CONVERT_SYSTEMS, convert_caffe, model_class
+
+    parser = argparse.ArgumentParser(
+        prog="fcn-lightning convert-caffe",
+        description="Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
+        "that validate / test / predict load with --ckpt_path; its inputs are Caffe's (BGR, 0-255, mean "
+        "subtracted) and the data follow them. Every layer of the net must be in the file, shapes equal.",
+    )
+    parser.add_argument("caffemodel", help="the .caffemodel file")
+    parser.add_argument("--variant", choices=sorted(CONVERT_SYSTEMS), help="the net (VOC, NYUDv2, Context)")
+    parser.add_argument(
+        "--model-class", default=None, help="a model class path instead, e.g. fcn_lightning.SIFTFlowFCN16s"
+    )
+    parser.add_argument("--num-classes", type=int, required=True, help="classes (VOC 21, Context 60, ...)")
+    parser.add_argument("--out", required=True, help="the checkpoint to write (.ckpt)")
+    parser.add_argument("--in-channels", type=int, default=None, help="4 for NYUDv2 RGB-D (default 3)")
+    parser.add_argument("--width", type=float, default=None, help="trunk width (1.0, the paper's; tests)")
+    parser.add_argument(
+        "--learn-upsampling", action="store_true", help="learnable upsamplers (default: fixed bilinear)"
+    )
+    args = parser.parse_args(argv)
+    if not args.variant and not args.model_class:
+        parser.error("give --variant or --model-class")
+    options = {"in_channels": args.in_channels, "width": args.width}
+    options = {k: v for k, v in options.items() if v is not None}
+    options["learn_upsampling"] = args.learn_upsampling
+    try:
+        cls = model_class(args.variant, args.model_class)
+        out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, **options)
+    except (OSError, ValueError) as error:
+        parser.error(f"{type(error).__name__}: {error}")
+    print(f"{args.caffemodel} -> {out} ({cls.__name__}, {args.num_classes} classes, Caffe inputs)")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``fcn-lightning`` console script (``argv`` defaults to the command line)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -381,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from fcn_lightning.describe import describe_main
 
         describe_main(args[1:])
+    elif args and args[0] == "convert-caffe":
+        convert_caffe_main(args[1:])
     else:
         cli = FCNLightningCLI(args=None if argv is None else args, parser_kwargs={"prog": "fcn-lightning"})
         if cli.subcommand and cli.trainer.is_global_zero:

@@ -25,6 +25,7 @@ from torch import nn
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
+from fcn_lightning.nets.caffe import cached_caffe_imagenet
 from fcn_lightning.nets.fusion import vgg16_state_for_input
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
@@ -38,8 +39,15 @@ REFERENCE_WEIGHT_DECAY = 5e-4
 
 
 def read_init_file(init_from: str) -> dict[str, Any]:
-    """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped."""
+    """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped.
+
+    A ``.caffemodel`` (the Caffe ImageNet VGG16, or CaffeNet for FCN-AlexNet) is converted once into a
+    cached state dict that records the Caffe input normalisation
+    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`).
+    """
     path = Path(init_from).expanduser()
+    if path.suffix == ".caffemodel":
+        path = cached_caffe_imagenet(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"init_from: no such file {path} (expected a checkpoint, a VGG16 state dict, "
@@ -134,7 +142,8 @@ class FCNSystem(L.LightningModule):
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
         init_from: where the weights start: ``None`` (random trunk), ``"IMAGENET1K_V1"`` (torchvision's
-            ImageNet VGG16), the path of a torchvision-style VGG16 state dict (ImageNet surgery), or the path
+            ImageNet VGG16), the path of a torchvision-style VGG16 state dict (ImageNet surgery), of the Caffe
+            ImageNet VGG16 ``VGG_ILSVRC_16_layers.caffemodel`` (the reference's start, Caffe inputs), or
             of a checkpoint of a coarser stage (every matching parameter copied; new score layers stay 0).
         input_normalization: leave unset: the weights of ``init_from`` decide it (``"imagenet"`` for
             torchvision's, ``"caffe"`` for Caffe-converted ones, a checkpoint's own); a setting that

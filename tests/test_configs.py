@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,23 @@ def test_alexnet_and_googlenet_configs_are_their_recipes(stage, model, lr):
     weights, biases = cli.model.configure_optimizers().param_groups
     assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.9, 5e-4)
     assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_voc_caffe_configs_are_the_reference_recipe_from_the_caffe_vgg16(monkeypatch):
+    """The reference route: the Caffe VGG16 file where the README says, the reference solvers."""
+    monkeypatch.setenv("FCN_DATA", "/datasets")
+    expected = {"fcn32s.yaml": (100_000, 1e-10), "fcn8s_atonce.yaml": (300_000, 1e-10)}
+    for stage, (steps, lr) in expected.items():
+        args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc/caffe" / stage)]
+        parser_args = [*args, "--model.init_args.width", "0.0625", "--data.init_args.root", "unused"]
+        missing = r"/datasets/weights/VGG_ILSVRC_16_layers\.caffemodel\. .* comes from the VGG model zoo page"
+        with pytest.raises(ArgumentError, match=missing):
+            FCNLightningCLI(args=parser_args, run=False, parser_kwargs={"exit_on_error": False})
+        cli = FCNLightningCLI(args=[*parser_args, "--model.init_args.init_from", "null"], run=False)
+        assert cli.trainer.max_steps == steps and cli.datamodule.val_split == "seg11valid"
+        weights, _ = cli.model.configure_optimizers().param_groups
+        assert (weights["lr"], weights["momentum"]) == (lr, 0.99)
+    plan = StagedPlan.load(CONFIGS / "voc/caffe/staged.yaml")
+    assert [c.name for _, c in plan.stages] == ["fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"]
+    assert plan.stages[0][1].parent.name == "caffe" and plan.stages[1][1].parent.name == "voc"

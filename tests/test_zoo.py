@@ -55,3 +55,38 @@ def test_the_reference_lr_warns_with_the_summed_loss():
     model = FCNAlexNetTorchvision(width=0.0625, loss_reduction="sum")
     with pytest.warns(UserWarning, match="loss_reduction='mean'"):
         model.configure_optimizers()
+
+
+def test_fcn_alexnet_starts_from_the_caffe_imagenet_caffenet_with_caffe_inputs(tmp_path):
+    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+
+    source = FCNAlexNet(**TINY)
+    layers = [CaffeLayer("data", "Data")]
+    for name, conv in source.net.trunk.named_layers().items():
+        weight = conv.weight.detach().numpy()
+        kind = "InnerProduct" if name.startswith("fc") else "Convolution"
+        weight = weight.reshape(conv.out_channels, -1) if kind == "InnerProduct" else weight
+        layers.append(CaffeLayer(name, kind, [weight, conv.bias.detach().numpy()]))
+    layers.append(CaffeLayer("fc8", "InnerProduct", [torch.zeros(5, 256).numpy(), torch.zeros(5).numpy()]))
+    path = write_caffemodel(tmp_path / "bvlc_reference_caffenet.caffemodel", CaffeNet("CaffeNet", layers))
+
+    model = FCNAlexNet(**TINY, init_from=str(path))
+    assert model.hparams.input_normalization == "caffe"  # the Caffe weights decide the inputs
+    for key, value in source.net.trunk.state_dict().items():
+        assert torch.equal(model.net.trunk.state_dict()[key], value), key
+
+
+def test_convert_caffe_writes_an_fcn_alexnet_checkpoint_with_the_released_layer_names(tmp_path):
+    from fcn_lightning.cli import main
+    from fcn_lightning.nets.caffe import export_caffe_net, write_caffemodel
+
+    source = FCNAlexNet(**TINY).net
+    path = write_caffemodel(tmp_path / "fcn-alexnet-pascal.caffemodel", export_caffe_net(source))
+    out = tmp_path / "fcn_alexnet.ckpt"
+    args = ["convert-caffe", str(path), "--variant", "fcn_alexnet", "--num-classes", "21", "--out", str(out)]
+    main([*args, "--width", "0.0625"])
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.zoo.FCNAlexNet"
+    assert checkpoint["hyper_parameters"]["input_normalization"] == "caffe"
+    for key, value in source.state_dict().items():
+        assert torch.equal(checkpoint["state_dict"][f"net.{key}"], value), key

@@ -1,0 +1,165 @@
+"""Caffe weights in the Lightning suite: ``init_from`` a Caffe VGG16, and ``convert-caffe`` checkpoints that
+``validate`` loads and scores exactly as the source weights do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from fcn_lightning import FCN8s, FCN32s
+from fcn_lightning.cli import FCNLightningCLI, main
+from fcn_lightning.data import VOCDataModule
+from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, export_caffe_net, write_caffemodel
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+WIDTH = 0.0625
+QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "accelerator": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    return one_thread
+
+
+def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in net.parameters():
+            if param.requires_grad:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+    return net
+
+
+def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
+    """A thin trunk's weights in the Caffe ImageNet VGG16's layout (fc6 / fc7 / fc8 as InnerProducts)."""
+    layers = []
+    for name, module in trunk.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            weight = module.weight.detach().numpy()
+            kind = "InnerProduct" if name.startswith("fc.") else "Convolution"
+            weight = weight.reshape(weight.shape[0], -1) if kind == "InnerProduct" else weight
+            layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
+    fc8 = np.ones((5, trunk.fc.fc7.out_channels), np.float32)
+    return CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", [fc8, np.zeros(5)])])
+
+
+def test_init_from_a_caffe_vgg16_loads_the_trunk_and_sets_caffe_inputs(tmp_path):
+    source = randomised(FCN32s(num_classes=21, width=WIDTH).net)
+    path = write_caffemodel(
+        tmp_path / "VGG_ILSVRC_16_layers.caffemodel", caffe_vgg16(source.trunk), legacy=True
+    )
+    model = FCN32s(num_classes=21, width=WIDTH, init_from=str(path))
+    assert model.input_normalization == "caffe"
+    for key, value in source.trunk.state_dict().items():
+        torch.testing.assert_close(model.net.trunk.state_dict()[key], value, rtol=0, atol=0)
+    assert (tmp_path / "VGG_ILSVRC_16_layers.caffemodel.pt").is_file()  # converted once, cached
+    with pytest.raises(ValueError, match="conflicts with init_from"):
+        FCN32s(num_classes=21, width=WIDTH, init_from=str(path), input_normalization="imagenet")
+
+
+def test_convert_caffe_writes_a_checkpoint_that_validate_scores_as_the_source(
+    synthetic_voc_root, tmp_path, capsys
+):
+    source = FCN8s(num_classes=21, width=WIDTH, input_normalization="caffe")
+    randomised(source.net, seed=1)
+    caffemodel = write_caffemodel(tmp_path / "fcn8s-heavy-pascal.caffemodel", export_caffe_net(source.net))
+    out = tmp_path / "fcn8s.ckpt"
+    main(
+        [
+            "convert-caffe",
+            str(caffemodel),
+            "--variant",
+            "fcn8s",
+            "--num-classes",
+            "21",
+            "--width",
+            str(WIDTH),
+            "--out",
+            str(out),
+        ]
+    )
+    checkpoint = torch.load(out, weights_only=True)  # plain data only
+    assert checkpoint["hyper_parameters"]["input_normalization"] == "caffe"
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)
+
+    # The source weights' scores on seg11valid (generated), with the inputs Caffe weights take.
+    datamodule = VOCDataModule(root=str(synthetic_voc_root))
+    datamodule.follow_normalization("caffe")
+    expected = L.Trainer(**QUIET_TRAINER).validate(source, datamodule=datamodule, verbose=False)[0]
+
+    args = [
+        "validate",
+        "--config",
+        str(CONFIGS / "voc/base.yaml"),
+        "--config",
+        str(CONFIGS / "voc/fcn8s.yaml"),
+    ]
+    args += [
+        "--ckpt_path",
+        str(out),
+        "--data.init_args.root",
+        str(synthetic_voc_root),
+        "--data.init_args.num_workers",
+        "0",
+    ]
+    args += ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
+    args += ["--trainer.default_root_dir", str(tmp_path)]
+    cli = FCNLightningCLI(args=args)
+    assert type(cli.model) is FCN8s and cli.model.input_normalization == "caffe"
+    assert cli.datamodule.input_normalization.name == "caffe"
+    # the loss pins the logits down (it is their exact function); the scores pin the predictions
+    names = [f"val/{name}" for name in (*SCORE_NAMES, "loss")]
+    scores = {k: float(cli.trainer.callback_metrics[k]) for k in names}
+    assert scores == pytest.approx({k: float(expected[k]) for k in names}, rel=1e-6)
+
+
+def test_convert_caffe_names_a_missing_layer(tmp_path, capsys):
+    net = FCN8s(num_classes=21, width=WIDTH).net
+    caffe = export_caffe_net(net)
+    caffe.layers = [layer for layer in caffe.layers if layer.name != "upscore8"]
+    path = write_caffemodel(tmp_path / "partial.caffemodel", caffe)
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "convert-caffe",
+                str(path),
+                "--variant",
+                "fcn8s",
+                "--num-classes",
+                "21",
+                "--width",
+                str(WIDTH),
+                "--out",
+                str(tmp_path / "x.ckpt"),
+            ]
+        )
+    assert "no layer 'upscore8'" in capsys.readouterr().err
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
+    from fcn_lightning import SIFTFlowFCN16s
+    from fcn_lightning.convert import convert_caffe, model_class
+
+    assert model_class(class_path="fcn_lightning.SIFTFlowFCN16s") is SIFTFlowFCN16s
+    with pytest.raises(ValueError, match="not an FCN model"):
+        model_class(class_path="torch.nn.Conv2d")
+    with pytest.raises(ValueError, match="unknown --variant 'fcn4s'"):
+        model_class("fcn4s")
+    source = SIFTFlowFCN16s(num_classes=33, width=WIDTH)
+    randomised(source.net)
+    caffemodel = write_caffemodel(
+        tmp_path / "siftflow-fcn16s.caffemodel", export_caffe_net(source.net), legacy=True
+    )
+    out = convert_caffe(caffemodel, tmp_path / "siftflow.ckpt", SIFTFlowFCN16s, 33, width=WIDTH)
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.siftflow.SIFTFlowFCN16s"
+    assert "exclude_classes" not in checkpoint["hyper_parameters"]  # unset: the config's stand
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)
