@@ -141,6 +141,8 @@ class LateFusionFCN(nn.Module):
         }
         self.final_name = template.final_name
         self.final_offset = template.crop_offsets[template.final_name]
+        self.output_stride = template.output_stride
+        self.coarse_map = template.coarse_map
         for up_name, _ in self.fusions:
             self.add_module(up_name, getattr(template, up_name))
         self.add_module(self.final_name, getattr(template, self.final_name))
@@ -156,6 +158,11 @@ class LateFusionFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
+        out = getattr(self, self.final_name)(self.coarse_scores(x))
+        return _crop(out, self.final_offset, x.shape[-2:])
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused score map before the final upsampling (at ``coarse_map``)."""
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"input has {x.shape[1]} channels; the streams {self.stream_channels} take {self.in_channels}"
@@ -166,8 +173,7 @@ class LateFusionFCN(nn.Module):
         for up_name, skip in self.fusions:
             score = getattr(self, up_name)(score)
             score = score + _crop(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
-        out = getattr(self, self.final_name)(score)
-        return _crop(out, self.final_offset, x.shape[-2:])
+        return score
 
 
 def build_late_fusion(

@@ -65,6 +65,11 @@ class HeadWiring:
         self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
     ) -> torch.Tensor:
         """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
+        out = getattr(net, self.final)(self.coarse(net, blobs, source))
+        return _crop(out, self.offsets[self.final], size)
+
+    def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
+        """The fused score map before the final upsampling (at the net's output stride)."""
         score = getattr(net, self.score)(blobs[source])
         for up_name, skip, skip_score in self.fusions:
             score = getattr(net, up_name)(score)
@@ -73,8 +78,7 @@ class HeadWiring:
                 feature = feature * self.skip_scales[skip]
             fused = getattr(net, skip_score)(feature)
             score = score + _crop(fused, self.offsets[skip_score], score.shape[-2:])
-        out = getattr(net, self.final)(score)
-        return _crop(out, self.offsets[self.final], size)
+        return score
 
 
 class FCN(nn.Module):
@@ -126,6 +130,8 @@ class FCN(nn.Module):
             self.crop_offsets[skip_score] = crop_offset(skip_map, score_map)
             self.fusions.append((up_name, skip, skip_score))
         self.output_stride = int(1 / score_map.scale)
+        #: Where the fused score map before the final upsampling sits in the input (shift-and-stitch).
+        self.coarse_map = score_map
         # The footprint of each final score cell in the output: pixel y (and likewise x) lies in cell
         # (y + cell_offset) // output_stride, the cell whose centre is nearest (what loss sampling keeps or
         # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
@@ -153,6 +159,10 @@ class FCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> logits N x num_classes x H x W."""
         return self.wiring(self, self.trunk(x), self.source, x.shape[-2:])
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused score map before the final upsampling: N x num_classes x h x w, at ``coarse_map``."""
+        return self.wiring.coarse(self, self.trunk(x), self.source)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class MultiTaskFCN(nn.Module):
                     self.add_module(f"{name}_{task}", layer)
             self.heads[task] = template.wiring.suffixed(task)
             self.output_stride = template.output_stride
+            self.coarse_map = template.coarse_map
 
     @property
     def in_channels(self) -> int:
@@ -70,6 +71,11 @@ class MultiTaskFCN(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         blobs = self.trunk(x)
         return {task: head(self, blobs, self.source, x.shape[-2:]) for task, head in self.heads.items()}
+
+    def coarse_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's fused score map before the final upsampling (all at ``coarse_map``)."""
+        blobs = self.trunk(x)
+        return {task: head.coarse(self, blobs, self.source) for task, head in self.heads.items()}
 
 
 def build_multitask_fcn(
