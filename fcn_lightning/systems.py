@@ -185,7 +185,8 @@ class FCNSystem(L.LightningModule):
         train_only: train only these layers (net module names or name prefixes, e.g. ``[score_fr]`` for the
             paper's FCN-32s-fixed, whose trunk is frozen); every other parameter is frozen and left out of
             the optimiser (the reference's learning-rate factor 0). Frozen layers still run in train mode,
-            as the reference's do (dropout after fc6 / fc7 stays active). ``None``: train everything.
+            as the reference's do (dropout after fc6 / fc7 stays active; batch-norm statistics, not in the
+            paper, keep updating). ``None``: train everything.
         shift_and_stitch: evaluate (validation, test, predict) by shift-and-stitch at this factor instead
             of the net's own upsampling (``nets.shift_stitch``: ``factor^2`` passes per image; the factor
             divides the output stride; 32 on FCN-32s is stride 1). ``None``: the net's own output.

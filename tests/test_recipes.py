@@ -72,6 +72,18 @@ def test_the_cvpr_recipe_configs():
         weights, biases = cli.model.configure_optimizers().param_groups
         assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.9, 5e-4)
         assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
+        net = cli.model.net  # the CVPR text: skip upsamplers learned, the final one fixed
+        assert not getattr(net, net.final_name).weight.requires_grad
+        assert all(getattr(net, up).weight.requires_grad for up, _, _ in net.fusions)
+        assert cli.model.hparams.get("learn_upsampling", False) == ("intermediate" if net.fusions else False)
+
+
+def test_intermediate_learns_the_skip_upsamplers_only():
+    net = FCN8s(**TINY, learn_upsampling="intermediate").net
+    trained = {name for name, p in net.named_parameters() if p.requires_grad and "upscore" in name}
+    assert trained == {"upscore2.weight", "upscore_pool4.weight"}
+    with pytest.raises(ValueError, match="learn_upsampling must be"):
+        FCN8s(**TINY, learn_upsampling="final")
 
 
 def test_fcn32s_fixed_config_trains_only_score_fr():

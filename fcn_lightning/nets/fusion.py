@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, Variant, _crop, _score_layer
+from fcn_lightning.nets.heads import FCN, LearnUpsampling, Variant, _crop, _score_layer
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = [
@@ -100,7 +100,7 @@ class LateFusionFCN(nn.Module):
         skips: blobs fused as in the single-stream heads (``("pool4",)`` for the 16s net).
         fusion_weights: one weight per stream (the reference: 0.5 each).
         width, batch_norm, dropout: each trunk's (see :class:`~fcn_lightning.nets.trunks.VGG16Trunk`).
-        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+        learn_upsampling: learn the upsampling layers instead of keeping them bilinear (see :class:`FCN`).
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class LateFusionFCN(nn.Module):
         *,
         width: float = 1.0,
         batch_norm: bool = False,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
         dropout: float = 0.5,
     ) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from fcn_lightning.nets.weights import VGG16Weights
 AT_ONCE_SKIP_SCALES: dict[str, float] = {"pool4": 1e-2, "pool3": 1e-4}
 
 TrunkWeights = VGG16Weights | str | os.PathLike | None
+#: ``learn_upsampling``: ``False`` fixed bilinear (the reference code), ``True`` every upsampler learned,
+#: ``"intermediate"`` the skip upsamplers learned and the final one fixed (the CVPR paper's text).
+LearnUpsampling = bool | Literal["intermediate"]
 
 
 def _crop(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
@@ -91,7 +94,8 @@ class FCN(nn.Module):
             single-layer nets of the journal version).
         skips: shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s).
         skip_scales: fixed factors applied to skip blobs before scoring (FCN-8s at-once).
-        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+        learn_upsampling: learn the upsampling layers (all: ``True``; the skip ones only:
+            ``"intermediate"``) instead of keeping them bilinear. Learned ones start bilinear too.
     """
 
     def __init__(
@@ -101,9 +105,14 @@ class FCN(nn.Module):
         source: str = "fc7",
         skips: Sequence[str] = (),
         skip_scales: Mapping[str, float] | None = None,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
     ) -> None:
         super().__init__()
+        if learn_upsampling not in (False, True, "intermediate"):
+            raise ValueError(
+                f"learn_upsampling must be true, false or 'intermediate', got {learn_upsampling!r}"
+            )
+        learn_skips, learn_final = learn_upsampling in (True, "intermediate"), learn_upsampling is True
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.trunk = trunk
@@ -122,7 +131,7 @@ class FCN(nn.Module):
             up_name = "upscore2" if i == 0 else f"upscore_{self.skips[i - 1]}"
             skip_map = coord_map(trunk.layers_to(skip))
             factor = self._factor(score_map, skip_map)
-            upsampler = make_upsampler(num_classes, factor, learn_upsampling)
+            upsampler = make_upsampler(num_classes, factor, learn_skips)
             self.add_module(up_name, upsampler)
             score_map = score_map.then(layer_map(upsampler))
             skip_score = f"score_{skip}"
@@ -137,7 +146,7 @@ class FCN(nn.Module):
         # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
         self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
-        final = make_upsampler(num_classes, self.output_stride, learn_upsampling)
+        final = make_upsampler(num_classes, self.output_stride, learn_final)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(
@@ -203,7 +212,7 @@ def build_fcn(
     width: float = 1.0,
     *,
     batch_norm: bool = False,
-    learn_upsampling: bool = False,
+    learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> FCN:
     """Build a VGG16 FCN by variant name (a key of ``VARIANTS``), randomly initialised.
@@ -214,7 +223,8 @@ def build_fcn(
         width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
         batch_norm: batch norm after each trunk conv and after fc6 / fc7 (not in the paper; helps
             training from scratch).
-        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear).
+        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear): ``True``
+            all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
         dropout: element-wise dropout after fc6 and fc7.
     """
     if variant not in VARIANTS:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring
+from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring, LearnUpsampling
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = ["MultiTaskFCN", "build_multitask_fcn"]
@@ -37,7 +37,7 @@ class MultiTaskFCN(nn.Module):
         source: str = "fc7",
         skips: tuple[str, ...] = (),
         skip_scales: Mapping[str, float] | None = None,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
     ) -> None:
         super().__init__()
         if not tasks:
@@ -85,7 +85,7 @@ def build_multitask_fcn(
     width: float = 1.0,
     *,
     batch_norm: bool = False,
-    learn_upsampling: bool = False,
+    learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> MultiTaskFCN:
     """A multi-task VGG16 FCN of a variant of ``VARIANTS`` (its source and skips), randomly initialised.
