@@ -138,7 +138,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        logits = self.task_logits(batch["image"])
+        logits = self.evaluation_logits(batch["image"])
         metrics.update(logits["sem"], batch["mask"])
         self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
         losses = self.task_losses(logits, batch)
@@ -177,7 +177,7 @@ class SIFTFlowFCNSystem(FCNSystem):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU."""
-        logits = self.task_logits(batch["image"])
+        logits = self.evaluation_logits(batch["image"])
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
         return {**out, **{k: batch[k] for k in ("id", "path") if k in batch}}

@@ -28,6 +28,7 @@ from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalizat
 from fcn_lightning.nets.caffe import cached_caffe_imagenet
 from fcn_lightning.nets.fusion import vgg16_state_for_input
 from fcn_lightning.nets.heads import Variant
+from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 
@@ -136,6 +137,31 @@ def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Param
     return weights, biases
 
 
+def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
+    """Freeze every parameter of ``net`` outside the layers named in ``train_only`` (module names or
+    prefixes: ``score_fr``, ``trunk.fc``); returns the names left trainable. A name that matches no
+    parameter is an error listing the net's layers; so is a learnable upsampler left out (a
+    contradiction: name it to train it, or leave ``learn_upsampling`` off)."""
+
+    def listed(name: str) -> bool:
+        return any(name == n or name.startswith(n + ".") for n in train_only)
+
+    named = dict(net.named_parameters())
+    unknown = [n for n in train_only if not any(k == n or k.startswith(n + ".") for k in named)]
+    if unknown:
+        layers = sorted({k.rsplit(".", 1)[0] for k in named})
+        raise ValueError(f"train_only: no layer named {unknown} in the net; its layers: {', '.join(layers)}")
+    dropped = [k for k, p in named.items() if p.requires_grad and "upscore" in k and not listed(k)]
+    if dropped:
+        raise ValueError(
+            f"train_only {list(train_only)} freezes the learnable upsamplers {dropped}: list them in "
+            "train_only, or leave learn_upsampling off (the reference's fixed upsampling)"
+        )
+    for name, param in named.items():
+        param.requires_grad_(listed(name))
+    return [k for k in named if listed(k)]
+
+
 class FCNSystem(L.LightningModule):
     """What every FCN LightningModule shares. Subclasses only name their variant (``nets.VARIANTS``).
 
@@ -165,6 +191,15 @@ class FCNSystem(L.LightningModule):
         bias_weight_decay: weight decay of the biases (reference: 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
+        train_only: train only these layers (net module names or name prefixes, e.g. ``[score_fr]`` for the
+            paper's FCN-32s-fixed, whose trunk is frozen); every other parameter is frozen and left out of
+            the optimiser (the reference's learning-rate factor 0). Frozen layers still run in train mode,
+            as the reference's do (dropout after fc6 / fc7 stays active; batch-norm statistics, not in the
+            paper, keep updating). ``None``: train everything.
+        shift_and_stitch: evaluate (validation, test, predict) by shift-and-stitch at this factor instead
+            of the net's own upsampling (``nets.shift_stitch``: ``factor^2`` passes per image; the factor
+            divides the output stride; 32 on FCN-32s is stride 1). ``None``: the net's own output.
+        shift_and_stitch_batch: shifted copies of a batch run through the net together (memory vs speed).
         net_options: the net's shape options, those of :func:`fcn_lightning.nets.build_fcn`:
             ``in_channels`` (3 RGB / HHA, 4 RGB-D), ``width`` (trunk channel multiplier; 1.0 is the
             paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
@@ -188,6 +223,9 @@ class FCNSystem(L.LightningModule):
         bias_weight_decay: float = 0.0,
         class_names: list[str] | None = None,
         exclude_classes: list[int] | None = None,
+        train_only: list[str] | None = None,
+        shift_and_stitch: int | None = None,
+        shift_and_stitch_batch: int = 1,
         **net_options: Any,
     ) -> None:
         super().__init__()
@@ -217,6 +255,12 @@ class FCNSystem(L.LightningModule):
                 f"but init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
                 f"path/to/{spec.starts_from}.ckpt (the staged command does), or train the at-once variant."
             )
+        if train_only is not None:
+            freeze_all_but(self.net, train_only)
+        if shift_and_stitch is not None:
+            check_factor(self.net, shift_and_stitch)
+        if shift_and_stitch_batch < 1:
+            raise ValueError(f"shift_and_stitch_batch must be >= 1, got {shift_and_stitch_batch}")
         metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
         metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
         self.val_metrics = SegmentationMetrics(**metric_args)
@@ -290,6 +334,14 @@ class FCNSystem(L.LightningModule):
         """Logits N x num_classes x H x W."""
         return self.net(image)
 
+    def evaluation_logits(self, image: torch.Tensor) -> Any:
+        """What validation, test and predict score: the net's output, or its shift-and-stitch output
+        (``shift_and_stitch``). For a multi-task net, one per task."""
+        factor = self.hparams.get("shift_and_stitch")
+        if factor is None:
+            return self.net(image)
+        return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
+
     def loss(
         self, logits: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -329,7 +381,7 @@ class FCNSystem(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        logits = self(batch["image"])
+        logits = self.evaluation_logits(batch["image"])
         metrics.update(logits, batch["mask"])
         self.log(
             f"{prefix}/loss", self.loss(logits, batch["mask"]), batch_size=logits.shape[0], sync_dist=True
@@ -365,7 +417,7 @@ class FCNSystem(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class indices per pixel (uint8 on the CPU) with the batch's ids, image sizes (to crop padding)
         and, for image folders, paths."""
-        pred = self(batch["image"]).argmax(1).to(torch.uint8).cpu()
+        pred = self.evaluation_logits(batch["image"]).argmax(1).to(torch.uint8).cpu()
         out = {"pred": pred, "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 

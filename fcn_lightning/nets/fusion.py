@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, Variant, _crop, _score_layer
+from fcn_lightning.nets.heads import FCN, LearnUpsampling, Variant, _crop, _score_layer
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = [
@@ -100,7 +100,7 @@ class LateFusionFCN(nn.Module):
         skips: blobs fused as in the single-stream heads (``("pool4",)`` for the 16s net).
         fusion_weights: one weight per stream (the reference: 0.5 each).
         width, batch_norm, dropout: each trunk's (see :class:`~fcn_lightning.nets.trunks.VGG16Trunk`).
-        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+        learn_upsampling: learn the upsampling layers instead of keeping them bilinear (see :class:`FCN`).
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class LateFusionFCN(nn.Module):
         *,
         width: float = 1.0,
         batch_norm: bool = False,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
@@ -141,6 +141,8 @@ class LateFusionFCN(nn.Module):
         }
         self.final_name = template.final_name
         self.final_offset = template.crop_offsets[template.final_name]
+        self.output_stride = template.output_stride
+        self.coarse_map = template.coarse_map
         for up_name, _ in self.fusions:
             self.add_module(up_name, getattr(template, up_name))
         self.add_module(self.final_name, getattr(template, self.final_name))
@@ -156,6 +158,11 @@ class LateFusionFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
+        out = getattr(self, self.final_name)(self.coarse_scores(x))
+        return _crop(out, self.final_offset, x.shape[-2:])
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused score map before the final upsampling (at ``coarse_map``)."""
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"input has {x.shape[1]} channels; the streams {self.stream_channels} take {self.in_channels}"
@@ -166,8 +173,7 @@ class LateFusionFCN(nn.Module):
         for up_name, skip in self.fusions:
             score = getattr(self, up_name)(score)
             score = score + _crop(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
-        out = getattr(self, self.final_name)(score)
-        return _crop(out, self.final_offset, x.shape[-2:])
+        return score
 
 
 def build_late_fusion(

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from fcn_lightning.nets.weights import VGG16Weights
 AT_ONCE_SKIP_SCALES: dict[str, float] = {"pool4": 1e-2, "pool3": 1e-4}
 
 TrunkWeights = VGG16Weights | str | os.PathLike | None
+#: ``learn_upsampling``: ``False`` fixed bilinear (the reference code), ``True`` every upsampler learned,
+#: ``"intermediate"`` the skip upsamplers learned and the final one fixed (the CVPR paper's text).
+LearnUpsampling = bool | Literal["intermediate"]
 
 
 def _crop(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
@@ -65,6 +68,11 @@ class HeadWiring:
         self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
     ) -> torch.Tensor:
         """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
+        out = getattr(net, self.final)(self.coarse(net, blobs, source))
+        return _crop(out, self.offsets[self.final], size)
+
+    def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
+        """The fused score map before the final upsampling (at the net's output stride)."""
         score = getattr(net, self.score)(blobs[source])
         for up_name, skip, skip_score in self.fusions:
             score = getattr(net, up_name)(score)
@@ -73,8 +81,7 @@ class HeadWiring:
                 feature = feature * self.skip_scales[skip]
             fused = getattr(net, skip_score)(feature)
             score = score + _crop(fused, self.offsets[skip_score], score.shape[-2:])
-        out = getattr(net, self.final)(score)
-        return _crop(out, self.offsets[self.final], size)
+        return score
 
 
 class FCN(nn.Module):
@@ -87,7 +94,8 @@ class FCN(nn.Module):
             single-layer nets of the journal version).
         skips: shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s).
         skip_scales: fixed factors applied to skip blobs before scoring (FCN-8s at-once).
-        learn_upsampling: learn the upsampling layers instead of keeping them bilinear.
+        learn_upsampling: learn the upsampling layers (all: ``True``; the skip ones only:
+            ``"intermediate"``) instead of keeping them bilinear. Learned ones start bilinear too.
         final_kernel: kernel size of the final upsampler (default twice its stride; FCN-AlexNet: 63).
     """
 
@@ -98,10 +106,15 @@ class FCN(nn.Module):
         source: str = "fc7",
         skips: Sequence[str] = (),
         skip_scales: Mapping[str, float] | None = None,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
         final_kernel: int | None = None,
     ) -> None:
         super().__init__()
+        if learn_upsampling not in (False, True, "intermediate"):
+            raise ValueError(
+                f"learn_upsampling must be true, false or 'intermediate', got {learn_upsampling!r}"
+            )
+        learn_skips, learn_final = learn_upsampling in (True, "intermediate"), learn_upsampling is True
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.trunk = trunk
@@ -120,7 +133,7 @@ class FCN(nn.Module):
             up_name = "upscore2" if i == 0 else f"upscore_{self.skips[i - 1]}"
             skip_map = coord_map(trunk.layers_to(skip))
             factor = self._factor(score_map, skip_map)
-            upsampler = make_upsampler(num_classes, factor, learn_upsampling)
+            upsampler = make_upsampler(num_classes, factor, learn_skips)
             self.add_module(up_name, upsampler)
             score_map = score_map.then(layer_map(upsampler))
             skip_score = f"score_{skip}"
@@ -128,12 +141,14 @@ class FCN(nn.Module):
             self.crop_offsets[skip_score] = crop_offset(skip_map, score_map)
             self.fusions.append((up_name, skip, skip_score))
         self.output_stride = int(1 / score_map.scale)
+        #: Where the fused score map before the final upsampling sits in the input (shift-and-stitch).
+        self.coarse_map = score_map
         # The footprint of each final score cell in the output: pixel y (and likewise x) lies in cell
         # (y + cell_offset) // output_stride, the cell whose centre is nearest (what loss sampling keeps or
         # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
         self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
-        final = make_upsampler(num_classes, self.output_stride, learn_upsampling, final_kernel)
+        final = make_upsampler(num_classes, self.output_stride, learn_final, final_kernel)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(
@@ -155,6 +170,10 @@ class FCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> logits N x num_classes x H x W."""
         return self.wiring(self, self.trunk(x), self.source, x.shape[-2:])
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused score map before the final upsampling: N x num_classes x h x w, at ``coarse_map``."""
+        return self.wiring.coarse(self, self.trunk(x), self.source)
 
 
 @dataclass(frozen=True)
@@ -195,7 +214,7 @@ def build_fcn(
     width: float = 1.0,
     *,
     batch_norm: bool = False,
-    learn_upsampling: bool = False,
+    learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> FCN:
     """Build a VGG16 FCN by variant name (a key of ``VARIANTS``), randomly initialised.
@@ -206,7 +225,8 @@ def build_fcn(
         width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
         batch_norm: batch norm after each trunk conv and after fc6 / fc7 (not in the paper; helps
             training from scratch).
-        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear).
+        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear): ``True``
+            all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
         dropout: element-wise dropout after fc6 and fc7.
     """
     if variant not in VARIANTS:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring
+from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring, LearnUpsampling
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = ["MultiTaskFCN", "build_multitask_fcn"]
@@ -37,7 +37,7 @@ class MultiTaskFCN(nn.Module):
         source: str = "fc7",
         skips: tuple[str, ...] = (),
         skip_scales: Mapping[str, float] | None = None,
-        learn_upsampling: bool = False,
+        learn_upsampling: LearnUpsampling = False,
     ) -> None:
         super().__init__()
         if not tasks:
@@ -56,6 +56,7 @@ class MultiTaskFCN(nn.Module):
                     self.add_module(f"{name}_{task}", layer)
             self.heads[task] = template.wiring.suffixed(task)
             self.output_stride = template.output_stride
+            self.coarse_map = template.coarse_map
 
     @property
     def in_channels(self) -> int:
@@ -71,6 +72,11 @@ class MultiTaskFCN(nn.Module):
         blobs = self.trunk(x)
         return {task: head(self, blobs, self.source, x.shape[-2:]) for task, head in self.heads.items()}
 
+    def coarse_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's fused score map before the final upsampling (all at ``coarse_map``)."""
+        blobs = self.trunk(x)
+        return {task: head.coarse(self, blobs, self.source) for task, head in self.heads.items()}
+
 
 def build_multitask_fcn(
     variant: str,
@@ -79,7 +85,7 @@ def build_multitask_fcn(
     width: float = 1.0,
     *,
     batch_norm: bool = False,
-    learn_upsampling: bool = False,
+    learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> MultiTaskFCN:
     """A multi-task VGG16 FCN of a variant of ``VARIANTS`` (its source and skips), randomly initialised.
