@@ -17,6 +17,7 @@ import json
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,8 +305,17 @@ def check_data_main(argv: Sequence[str]) -> int:
     problems = datamodule.check()
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} problem(s) found" if problems else "no problems found")
+    print(summarise_problems(problems))
     return 1 if problems else 0
+
+
+def summarise_problems(problems: Sequence[str]) -> str:
+    """``"5 problem(s) found: 3 missing file, 2 size mismatch"`` (counted by kind, most first)."""
+    if not problems:
+        return "no problems found"
+    kinds = Counter(getattr(p, "kind", "other") for p in problems)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{len(problems)} problem(s) found: {counts}"
 
 
 def run_summary(subcommand: str, cli: LightningCLI) -> str:

@@ -24,8 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    DataProblem,
     DatasetError,
     DatasetNotFoundError,
+    EmptySplitError,
     SplitOverlapError,
     check_no_overlap,
     read_image,
@@ -270,8 +272,11 @@ class SegmentationDataModule(L.LightningDataModule):
         return self.layout.class_names
 
     def split_samples(self, split: str) -> list[Sample]:
-        """The samples of a split given by name or split-file path."""
-        return self.layout.split_samples(split)
+        """The samples of a split given by name or split-file path; an empty split is an error."""
+        samples = self.layout.split_samples(split)
+        if not samples:
+            raise EmptySplitError(f"split {split!r} of {self.layout.root} has no samples")
+        return samples
 
     def split_ids(self, split: str) -> list[str]:
         """The ids of a split (name or path), in file order."""
@@ -355,7 +360,7 @@ class SegmentationDataModule(L.LightningDataModule):
         try:
             self.layout.check_root()
         except DatasetError as e:
-            return [str(e)]
+            return [DataProblem.of(e)]
         found: list[str] = []
         splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
         split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
@@ -363,7 +368,7 @@ class SegmentationDataModule(L.LightningDataModule):
             try:
                 dataset = self.make_dataset(split)
             except DatasetError as e:
-                found.append(str(e))
+                found.append(DataProblem.of(e))
                 split_ids[split] = None
                 continue
             split_ids[split] = dataset.ids
@@ -375,7 +380,7 @@ class SegmentationDataModule(L.LightningDataModule):
                     check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
                 except SplitOverlapError as e:
                     if str(e) not in found:
-                        found.append(str(e))
+                        found.append(DataProblem.of(e))
         return found
 
     # --- loaders ----------------------------------------------------------------------------------
