@@ -416,6 +416,17 @@ class NYUDv2DataModule(SegmentationDataModule):
         grey = np.clip(255 * (log_depth - log_depth.min()) / max(float(np.ptp(log_depth)), 1e-6), 0, 255)
         return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
 
+    def check_model(self, model: Any) -> None:
+        """As the base, with the modalities named; a late-fusion model's streams must be the modalities."""
+        self.check_channels(getattr(model, "in_channels", None))
+        streams = getattr(model, "modalities", None)
+        if streams is not None and tuple(streams) != self.modalities:
+            raise ValueError(
+                f"the model's streams {list(streams)} must take the data modalities {list(self.modalities)} "
+                f"in the same order: set data modalities to {list(streams)}"
+            )
+        super().check_model(model)
+
     def check_channels(self, in_channels: int | None) -> None:
         """A net whose input channels differ from the chosen modalities' is an error naming both."""
         if in_channels is not None and in_channels != self.channels:
@@ -427,14 +438,6 @@ class NYUDv2DataModule(SegmentationDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        self.check_channels(getattr(model, "in_channels", None))
-        streams = getattr(model, "modalities", None)
-        if streams is not None and tuple(streams) != self.modalities:
-            raise ValueError(
-                f"the model's streams {list(streams)} must take the data modalities {list(self.modalities)} "
-                f"in the same order: set data modalities to {list(streams)}"
-            )
         if stage == "predict" and self.modalities != ("rgb",):
             raise ValueError(
                 f"predict_dir reads colour images only; modalities {list(self.modalities)} need the dataset "
