@@ -23,7 +23,8 @@ def fit_args(root: Path, out: Path, data: str = "fcn_lightning.data.VOCDataModul
 VOC_CASES = {
     "unknown class": (
         ["--model", "fcn_lightning.FCN64s"],
-        r"model: unknown class 'fcn_lightning\.FCN64s'.*the suite's model classes are: .*fcn_lightning\.FCN32s",
+        r"model: unknown class 'fcn_lightning\.FCN64s'.*the suite's model classes are: .*"
+        r"fcn_lightning\.FCN32s",
     ),
     "unknown short name": (
         ["--model", "FCN64s"],
@@ -55,7 +56,8 @@ VOC_CASES = {
 NYUD_CASES = {
     "modalities against in_channels": (
         ["--data.init_args.modalities", "[rgb, depth]"],
-        r"in_channels=3 does not match the data's 4 channels \(modalities \['rgb', 'depth'\]: 3 rgb \+ 1 depth\)",
+        r"in_channels=3 does not match the data's 4 channels "
+        r"\(modalities \['rgb', 'depth'\]: 3 rgb \+ 1 depth\)",
     ),
     "fusion streams against modalities": (
         ["--model", "fcn_lightning.FCN32sRGBHHA", "--data.init_args.modalities", "[hha, rgb]"],
