@@ -1,11 +1,12 @@
 """Multi-process runs that neither hang, nor abort at exit, nor share parameters between processes.
 
-- :class:`ProcessGroupCleanup` (every CLI run has it) destroys the gloo / NCCL process group when a run
+- :class:`ProcessGroupCleanup` (every CLI run has it) destroys a gloo process group (CPU runs) when a run
   ends, normally (after a barrier, so no process leaves while another still talks to it) or by an
   exception (at once: the other processes may be dead or stuck, and waiting for them is how a job hangs).
   Lightning destroys only NCCL groups itself; a gloo group alive at interpreter exit makes its worker
   threads abort the process ("terminate called without an active exception"). A process whose peer
   died leaves its collective with gloo's "Connection closed by peer" error and exits non-zero too.
+  NCCL groups (GPU runs) are left to Lightning and NCCL's own error handling.
 - :func:`check_strategy` refuses to *train* with a strategy that starts its processes by pickling the
   model (``ddp_spawn`` and other ``spawn`` / ``forkserver`` starts) on the CPU: torch's multiprocessing
   moves CPU tensors into shared memory when it pickles them, so every process would update the same
@@ -32,8 +33,9 @@ PICKLING_START_METHODS = ("spawn", "forkserver")
 
 
 def destroy_process_group(synchronise: bool) -> None:
-    """Destroy the default process group if there is one; first wait for every process if ``synchronise``."""
-    if not (dist.is_available() and dist.is_initialized()):
+    """Destroy the default process group if it is a gloo one; first wait for every process if
+    ``synchronise``."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_backend() != "gloo":
         return
     if synchronise:
         dist.barrier()
@@ -41,7 +43,7 @@ def destroy_process_group(synchronise: bool) -> None:
 
 
 class ProcessGroupCleanup(L.Callback):
-    """Destroy the process group when a run ends: after a barrier normally, at once after an exception."""
+    """Destroy a gloo process group when a run ends: after a barrier normally, at once after an exception."""
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         destroy_process_group(synchronise=True)
