@@ -15,10 +15,14 @@ compare-sampling and convert-caffe.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
+import re
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,11 +31,12 @@ from typing import Any
 import lightning as L
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.progress import LineProgressBar, is_terminal
@@ -77,6 +82,73 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
 
 
+#: The sections whose classes the suite provides, and the base class each must derive from.
+_SECTIONS = {"model": ("fcn_lightning", FCNSystem), "data": ("fcn_lightning.data", SegmentationDataModule)}
+_CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
+
+
+def known_classes(section: str) -> list[str]:
+    """The import paths of the suite's concrete classes for ``model`` or ``data``."""
+    module_name, base = _SECTIONS[section]
+    module = importlib.import_module(module_name)
+    names = [n for n in getattr(module, "__all__", ()) if inspect.isclass(getattr(module, n, None))]
+    found = [
+        f"{module_name}.{n}"
+        for n in names
+        if issubclass(getattr(module, n), base)
+        and getattr(module, n) is not base
+        and (section == "data" or hasattr(getattr(module, n), "variant"))
+    ]
+    return sorted(found)
+
+
+def class_options(class_path: str) -> list[str]:
+    """The init options of a class (what ``--<section>.init_args.<option>`` accepts); empty if unknown."""
+    from jsonargparse import ArgumentParser
+
+    try:
+        module_name, name = class_path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module_name), name)
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(cls, "x")
+    except Exception:
+        return []
+    return sorted({a.dest.split(".")[1] for a in parser._actions if a.dest.startswith("x.")})
+
+
+def clearer_parse_error(message: str) -> str:
+    """jsonargparse's message for a bad ``model`` / ``data`` value, without the union and namespace dump:
+    an unknown class with the suite's classes listed, an unknown option with the class's options listed,
+    any other problem of a class's option as jsonargparse words it (a ``Literal`` lists its values)."""
+    section = re.search(r'Parser key "(model|data)"', message)
+    if section is None or "Union subtypes" not in message:
+        return message
+    key = section.group(1)
+    known = ", ".join(known_classes(key))
+    if m := re.search(r"Expected a dot import path string: (\S+)", message):
+        return f"{key}: unknown class {m.group(1)!r}; the suite's {key} classes are: {known}"
+    m = _CLASS_PROBLEM.search(message)
+    if m is None:
+        return message
+    class_path, problem = (
+        m.group(1),
+        " ".join(line.strip() for line in m.group(2).splitlines() if line.strip()),
+    )
+    if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
+        return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
+    text = f"{key} {class_path}: {problem}"
+    if "is not accepted" in problem:
+        text += f"; its options are: {', '.join(class_options(class_path))}"
+    return text
+
+
+class FCNArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser with :func:`clearer_parse_error` messages."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        return super().error(clearer_parse_error(message), ex)
+
+
 class SaveAndLogConfig(SaveConfigCallback):
     """LightningCLI's ``config.yaml`` next to the logs, and the same resolved config in each W&B run."""
 
@@ -108,6 +180,7 @@ class FCNLightningCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
+            parser_class=FCNArgumentParser,
             save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
@@ -131,13 +204,11 @@ class FCNLightningCLI(LightningCLI):
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         wants_bar = config.get("enable_progress_bar") is not False
+        extra: list[L.Callback] = [ProcessGroupCleanup()]
         if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
-            every = config.get("log_every_n_steps") or 50
-            defaults = self.trainer_defaults.get("callbacks", [])
-            self.trainer_defaults = {
-                **self.trainer_defaults,
-                "callbacks": [*defaults, LineProgressBar(every)],
-            }
+            extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
+        defaults = self.trainer_defaults.get("callbacks", [])
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": [*defaults, *extra]}
         return super().instantiate_trainer(**kwargs)
 
     def instantiate_classes(self) -> None:
@@ -146,6 +217,10 @@ class FCNLightningCLI(LightningCLI):
             # The data follow the weights' input normalisation; a contrary explicit setting fails here,
             # before anything runs. (Plain ``trainer.fit(model, datamodule)`` gets the same in setup.)
             self.datamodule.follow_normalization(self.model.input_normalization)
+            # A model these data cannot feed (channels, label maps) and a strategy that would share the
+            # parameters between processes fail here too, before any data is read or any step runs.
+            self.datamodule.check_model(self.model)
+            check_strategy(self.trainer, self.subcommand)
 
     @contextmanager
     def constructor_errors_reported(self) -> Iterator[None]:
@@ -306,8 +381,17 @@ def check_data_main(argv: Sequence[str]) -> int:
     problems = datamodule.check()
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} problem(s) found" if problems else "no problems found")
+    print(summarise_problems(problems))
     return 1 if problems else 0
+
+
+def summarise_problems(problems: Sequence[str]) -> str:
+    """``"5 problem(s) found: 3 missing file, 2 size mismatch"`` (counted by kind, most first)."""
+    if not problems:
+        return "no problems found"
+    kinds = Counter(getattr(p, "kind", "other") for p in problems)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{len(problems)} problem(s) found: {counts}"
 
 
 def run_summary(subcommand: str, cli: LightningCLI) -> str:

@@ -71,6 +71,8 @@ class SIFTFlowFCNSystem(FCNSystem):
 
     #: The geometric task's classes (fixed by the dataset).
     geo_class_names: ClassVar[tuple[str, ...]] = SIFTFLOW_GEO_CLASSES
+    #: The label maps the loss needs besides ``mask`` (the data module checks it has them).
+    extra_targets: ClassVar[tuple[str, ...]] = ("geo_mask",)
 
     def __init__(
         self,

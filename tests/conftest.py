@@ -12,16 +12,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pytest
 import scipy.io
 import torch
-import torch.distributed as dist
 from PIL import Image
 
 from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
 from fcn_lightning.data.nyud import NYUDv2Layout
+from fcn_lightning.distributed import ProcessGroupCleanup
 
 #: The shared dataset: 48 px scenes, every id set of the real layout represented.
 SMALL_SYNTHETIC = SyntheticVOCConfig(
@@ -134,19 +133,6 @@ def one_thread() -> Any:
     torch.set_num_threads(threads)
 
 
-class DestroyProcessGroupAtTeardown(L.Callback):
-    """Synchronise and destroy the gloo process group when a spawned run ends.
-
-    Lightning destroys only NCCL groups at exit; a gloo group left alive made a spawned worker abort
-    now and then ("terminate called without an active exception") when its peer exited first.
-    """
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
-
-
 @pytest.fixture
 def two_process_ddp(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Trainer arguments for 2 CPU processes (gloo), on a port of their own.
@@ -160,5 +146,5 @@ def two_process_ddp(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "accelerator": "cpu",
         "devices": 2,
         "strategy": "ddp_spawn",
-        "callbacks": [DestroyProcessGroupAtTeardown()],
+        "callbacks": [ProcessGroupCleanup()],
     }

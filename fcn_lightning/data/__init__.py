@@ -26,6 +26,7 @@ from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.nyud import NYUD_CLASSES, NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
 from fcn_lightning.data.readers import (
+    DataProblem,
     DatasetError,
     DatasetNotFoundError,
     SplitOverlapError,
@@ -67,6 +68,7 @@ __all__ = [
     "SIFTFLOW_GEO_CLASSES",
     "VOC_CLASSES",
     "VOC_PALETTE",
+    "DataProblem",
     "DatasetError",
     "DatasetLayout",
     "DatasetNotFoundError",

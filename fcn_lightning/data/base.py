@@ -24,8 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    DataProblem,
     DatasetError,
     DatasetNotFoundError,
+    EmptySplitError,
     SplitOverlapError,
     check_no_overlap,
     read_image,
@@ -269,9 +271,37 @@ class SegmentationDataModule(L.LightningDataModule):
     def class_names(self) -> tuple[str, ...]:
         return self.layout.class_names
 
+    @property
+    def channels(self) -> int:
+        """Channels of a sample's ``image`` (3, RGB): what the net's ``in_channels`` must be."""
+        return 3
+
+    def check_model(self, model: Any) -> None:
+        """A model these data cannot feed is an error naming both sides: its input channels, and the
+        extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``).
+
+        The CLI calls this right after building both (before any data is read); ``setup`` calls it again.
+        """
+        in_channels = getattr(model, "in_channels", None)
+        if in_channels is not None and int(in_channels) != self.channels:
+            raise ValueError(
+                f"the model's in_channels={in_channels} does not match the data's {self.channels} channels "
+                f"({type(self).__name__}); set model in_channels to {self.channels}"
+            )
+        missing = [t for t in getattr(model, "extra_targets", ()) if t not in self.layout.extra_masks]
+        if missing:
+            raise ValueError(
+                f"{type(model).__name__} trains on the label maps {missing}, which {type(self).__name__} "
+                f"does not have (it has: mask{''.join(', ' + m for m in self.layout.extra_masks)}): use data "
+                f"that provides them"
+            )
+
     def split_samples(self, split: str) -> list[Sample]:
-        """The samples of a split given by name or split-file path."""
-        return self.layout.split_samples(split)
+        """The samples of a split given by name or split-file path; an empty split is an error."""
+        samples = self.layout.split_samples(split)
+        if not samples:
+            raise EmptySplitError(f"split {split!r} of {self.layout.root} has no samples")
+        return samples
 
     def split_ids(self, split: str) -> list[str]:
         """The ids of a split (name or path), in file order."""
@@ -322,6 +352,8 @@ class SegmentationDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
         model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is not None:
+            self.check_model(model)
         if getattr(model, "input_normalization", None) is not None:
             self.follow_normalization(model.input_normalization)
         if stage != "predict":
@@ -355,7 +387,7 @@ class SegmentationDataModule(L.LightningDataModule):
         try:
             self.layout.check_root()
         except DatasetError as e:
-            return [str(e)]
+            return [DataProblem.of(e)]
         found: list[str] = []
         splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
         split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
@@ -363,7 +395,7 @@ class SegmentationDataModule(L.LightningDataModule):
             try:
                 dataset = self.make_dataset(split)
             except DatasetError as e:
-                found.append(str(e))
+                found.append(DataProblem.of(e))
                 split_ids[split] = None
                 continue
             split_ids[split] = dataset.ids
@@ -375,7 +407,7 @@ class SegmentationDataModule(L.LightningDataModule):
                     check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
                 except SplitOverlapError as e:
                     if str(e) not in found:
-                        found.append(str(e))
+                        found.append(DataProblem.of(e))
         return found
 
     # --- loaders ----------------------------------------------------------------------------------

@@ -25,7 +25,13 @@ import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_id_list, read_mat_label
+from fcn_lightning.data.readers import (
+    DatasetError,
+    DatasetNotFoundError,
+    LabelValueError,
+    read_id_list,
+    read_mat_label,
+)
 from fcn_lightning.data.voc import VOC_CLASSES
 
 __all__ = [
@@ -180,13 +186,13 @@ class PascalContextLayout(DatasetLayout):
         """A ``LabelMap`` mapped to the task: 0..59; a value not in ``labels.txt`` (nor 0) is an error."""
         raw = read_mat_label(path, lambda mat: mat["LabelMap"])
         if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
-            raise DatasetError(f"{path}: label has non-integer values")
+            raise LabelValueError(f"{path}: label has non-integer values")
         raw = raw.astype(np.int64)
         lookup = self.lookup
         bad = (raw < 0) | (raw >= len(lookup))
         if bad.any():
             values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
-            raise DatasetError(
+            raise LabelValueError(
                 f"{path}: label values {{{values}}} outside the label space 0..{len(lookup) - 1} of "
                 f"{self.label_list} ({int(bad.sum())} pixels)"
             )

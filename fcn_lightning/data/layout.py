@@ -15,9 +15,11 @@ from typing import ClassVar
 import numpy as np
 
 from fcn_lightning.data.readers import (
+    DataProblem,
     DatasetError,
     DatasetNotFoundError,
     LabelReader,
+    SizeMismatchError,
     read_id_list,
     read_image,
     read_label_png,
@@ -29,7 +31,7 @@ from fcn_lightning.labels import IGNORE_INDEX
 def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray) -> None:
     """:class:`DatasetError` naming ``path`` if ``array`` is not the size of the image it belongs to."""
     if array.shape[:2] != image.shape[:2]:
-        raise DatasetError(
+        raise SizeMismatchError(
             f"{path}: size {array.shape[0]}x{array.shape[1]} differs from the image {image_path} size "
             f"{image.shape[0]}x{image.shape[1]}"
         )
@@ -131,14 +133,14 @@ class DatasetLayout:
         try:
             image = read_image(sample.image)
         except DatasetError as e:
-            found.append(str(e))
+            found.append(DataProblem.of(e))
         if sample.label is not None:
             try:
                 label = self.read_label(sample.label)
                 if image is not None:
                     check_same_size(sample.label, label, sample.image, image)
             except DatasetError as e:
-                found.append(str(e))
+                found.append(DataProblem.of(e))
         return found
 
     def read_label(self, path: Path) -> np.ndarray:

@@ -32,8 +32,12 @@ from PIL import Image
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    DataProblem,
     DatasetError,
+    ImageModeError,
     LabelReader,
+    LabelValueError,
+    SizeMismatchError,
     decode_image_file,
     read_id_list,
     read_image,
@@ -95,12 +99,12 @@ def read_nyud_label(path: str | Path) -> np.ndarray:
     """
     raw = read_mat_label(path, lambda mat: mat["segmentation"])
     if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
-        raise DatasetError(f"{path}: label has non-integer values")
+        raise LabelValueError(f"{path}: label has non-integer values")
     raw = raw.astype(np.int64)
     bad = (raw < 0) | (raw >= NUM_RAW_LABELS)
     if bad.any():
         values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
-        raise DatasetError(
+        raise LabelValueError(
             f"{path}: raw label values {{{values}}} outside 0 (void) .. {NUM_RAW_LABELS - 1} "
             f"({int(bad.sum())} pixels)"
         )
@@ -112,12 +116,12 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 
     def depth(img: Image.Image) -> np.ndarray:
         if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
-            raise DatasetError(
+            raise ImageModeError(
                 f"{path}: depth image has mode {img.mode!r}; it must be a 16-bit grey PNG of millimetres"
             )
         values = np.asarray(img)
         if values.ndim != 2 or values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise DatasetError(f"{path}: depth image is not a 16-bit single-channel image")
+            raise ImageModeError(f"{path}: depth image is not a 16-bit single-channel image")
         return values.astype(np.uint16)
 
     return decode_image_file(path, "depth image", depth)
@@ -128,7 +132,9 @@ def read_hha_png(path: str | Path) -> np.ndarray:
 
     def hha(img: Image.Image) -> np.ndarray:
         if img.mode != "RGB":
-            raise DatasetError(f"{path}: HHA image has mode {img.mode!r}; it must be an 8-bit 3-channel PNG")
+            raise ImageModeError(
+                f"{path}: HHA image has mode {img.mode!r}; it must be an 8-bit 3-channel PNG"
+            )
         return np.asarray(img, dtype=np.uint8)
 
     return decode_image_file(path, "HHA image", hha)
@@ -314,7 +320,7 @@ class NYUDv2Layout(DatasetLayout):
             for name, array in arrays.items():
                 if array.shape[:2] != arrays[first].shape[:2]:
                     found.append(
-                        DatasetError(
+                        SizeMismatchError(
                             f"{paths[name]}: size {array.shape[0]}x{array.shape[1]} differs from "
                             f"{paths[first]} size {arrays[first].shape[0]}x{arrays[first].shape[1]}"
                         )
@@ -332,7 +338,7 @@ class NYUDv2Layout(DatasetLayout):
         return out
 
     def problems(self, sample: Sample) -> list[str]:
-        return [str(e) for e in self._read(sample)[1]]
+        return [DataProblem.of(e) for e in self._read(sample)[1]]
 
 
 # ---------------------------------------------------------------------------------------- DataModule
@@ -410,6 +416,17 @@ class NYUDv2DataModule(SegmentationDataModule):
         grey = np.clip(255 * (log_depth - log_depth.min()) / max(float(np.ptp(log_depth)), 1e-6), 0, 255)
         return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
 
+    def check_model(self, model: Any) -> None:
+        """As the base, with the modalities named; a late-fusion model's streams must be the modalities."""
+        self.check_channels(getattr(model, "in_channels", None))
+        streams = getattr(model, "modalities", None)
+        if streams is not None and tuple(streams) != self.modalities:
+            raise ValueError(
+                f"the model's streams {list(streams)} must take the data modalities {list(self.modalities)} "
+                f"in the same order: set data modalities to {list(streams)}"
+            )
+        super().check_model(model)
+
     def check_channels(self, in_channels: int | None) -> None:
         """A net whose input channels differ from the chosen modalities' is an error naming both."""
         if in_channels is not None and in_channels != self.channels:
@@ -421,14 +438,6 @@ class NYUDv2DataModule(SegmentationDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        self.check_channels(getattr(model, "in_channels", None))
-        streams = getattr(model, "modalities", None)
-        if streams is not None and tuple(streams) != self.modalities:
-            raise ValueError(
-                f"the model's streams {list(streams)} must take the data modalities {list(self.modalities)} "
-                f"in the same order: set data modalities to {list(streams)}"
-            )
         if stage == "predict" and self.modalities != ("rgb",):
             raise ValueError(
                 f"predict_dir reads colour images only; modalities {list(self.modalities)} need the dataset "

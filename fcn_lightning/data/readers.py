@@ -1,16 +1,24 @@
 """Reading dataset files with validation, so a bad file fails with its name and its problem.
 
 A missing file, an undecodable image, a label value outside the classes or a split list without ids
-raises :class:`DatasetError` (or its subclass :class:`DatasetNotFoundError`) naming the file and what
-is wrong, instead of a shape error three layers down. Training ids found in an evaluation split raise
-:class:`SplitOverlapError`.
+raises :class:`DatasetError` (or one of its subclasses, one per kind of problem) naming the file and
+what is wrong, instead of a shape error three layers down. Training ids found in an evaluation split
+raise :class:`SplitOverlapError`.
+
+What a reader guarantees about a damaged file: it returns the array that was written, or it raises a
+:class:`DatasetError`; it never returns a label value outside the classes and the ignore index. A PNG
+carries a CRC-32 per chunk, which every PNG read here verifies, so any change to a written PNG's
+pixel data is an error. JPEG and MATLAB files carry no checksum: a changed byte that still decodes to
+valid values cannot be told from the original, so for them the guarantee is the value range and size.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -18,9 +26,15 @@ from PIL import Image
 from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
+    "DataProblem",
     "DatasetError",
     "DatasetNotFoundError",
+    "EmptySplitError",
+    "ImageModeError",
     "LabelReader",
+    "LabelValueError",
+    "MatKeyError",
+    "SizeMismatchError",
     "SplitOverlapError",
     "check_no_overlap",
     "decode_image_file",
@@ -36,11 +50,67 @@ LabelReader = Callable[[Path], np.ndarray]
 
 
 class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent; the message names the file and the problem."""
+    """A dataset file is missing, unreadable or inconsistent; the message names the file and the problem.
+
+    Each subclass is one kind of problem (:attr:`kind`, what ``check-data`` counts by); this class itself
+    is a file that cannot be decoded (truncated, corrupt, not the format its name says).
+    """
+
+    kind: ClassVar[str] = "undecodable file"
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """A dataset root, split list or sample file does not exist (also a ``FileNotFoundError``)."""
+
+    kind: ClassVar[str] = "missing file"
+
+
+class ImageModeError(DatasetError):
+    """An image of the wrong kind: an RGB label, an 8-bit depth map, a 16-bit or transparent image."""
+
+    kind: ClassVar[str] = "wrong image mode"
+
+
+class LabelValueError(DatasetError):
+    """Label values outside the classes and the ignore index (or not integers, or not 2-D)."""
+
+    kind: ClassVar[str] = "label values out of range"
+
+
+class MatKeyError(DatasetError):
+    """A MATLAB label file without the variable (or field) the dataset keeps its labels in."""
+
+    kind: ClassVar[str] = "missing .mat variable"
+
+
+class SizeMismatchError(DatasetError):
+    """A label or extra input whose height and width differ from its image's."""
+
+    kind: ClassVar[str] = "size mismatch"
+
+
+class EmptySplitError(DatasetError):
+    """A split that lists no ids, or none left after the dataset's own exclusions."""
+
+    kind: ClassVar[str] = "empty split"
+
+
+class DataProblem(str):
+    """One problem a check found: its message (a ``str``, naming the file) and its :attr:`kind`."""
+
+    kind: str
+
+    def __new__(cls, message: str, kind: str) -> DataProblem:
+        problem = super().__new__(cls, message)
+        problem.kind = kind
+        return problem
+
+    @classmethod
+    def of(cls, error: Exception) -> DataProblem:
+        """The problem an error describes (kind ``"split overlap"`` for a :class:`SplitOverlapError`)."""
+        if isinstance(error, SplitOverlapError):
+            return cls(str(error), "split overlap")
+        return cls(str(error), getattr(error, "kind", DatasetError.kind))
 
 
 class SplitOverlapError(ValueError):
@@ -56,17 +126,74 @@ def decode_image_file(
         raise DatasetNotFoundError(f"{path}: missing {what} file")
     try:
         with Image.open(path) as img:
+            if img.format == "PNG":
+                check_png_chunks(path, what)
             img.load()
             return to_array(img)
     except DatasetError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Exception as e:  # a damaged file makes the decoders raise almost anything (struct.error, ...)
         raise DatasetError(f"{path}: cannot decode {what} ({type(e).__name__}: {e})") from e
 
 
+def check_png_chunks(path: Path, what: str = "image") -> None:
+    """Verify every chunk's CRC-32 up to ``IEND``: the decoder skips the image data's own CRCs.
+
+    A CRC-32 detects every change of up to 32 consecutive bits, so a flipped byte anywhere in a chunk is
+    an error, even one that would still decode to plausible pixels.
+    """
+    data = path.read_bytes()
+    position = 8  # the signature, which the decoder has checked
+    while True:
+        if position + 12 > len(data):
+            raise DatasetError(f"{path}: cannot decode {what}: PNG truncated before its IEND chunk")
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        end = position + 8 + length
+        if end + 4 > len(data):
+            raise DatasetError(
+                f"{path}: cannot decode {what}: PNG chunk {kind!r} runs past the end of the file"
+            )
+        (stored,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[position + 4 : end]) != stored:
+            raise DatasetError(
+                f"{path}: cannot decode {what}: PNG chunk {kind!r} fails its CRC check (corrupt file)"
+            )
+        if kind == b"IEND":
+            return
+        position = end + 4
+
+
+#: 8-bit image modes that convert to RGB without losing anything.
+_COLOUR_MODES = ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable."""
-    return decode_image_file(path, "image", lambda img: np.asarray(img.convert("RGB"), dtype=np.uint8))
+    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable.
+
+    Grey, palette and other 8-bit colour images are converted. An image with transparent pixels, or with
+    more than 8 bits per channel (a depth map, say), would lose information in the conversion and is an
+    :class:`ImageModeError`; a fully opaque alpha channel is dropped.
+    """
+
+    def rgb(img: Image.Image) -> np.ndarray:
+        alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
+        if alpha:
+            rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+            if (rgba[..., 3] != 255).any():
+                raise ImageModeError(
+                    f"{path}: image has mode {img.mode!r} with transparent pixels; the colour under them is "
+                    f"undefined: save it without transparency (RGB)"
+                )
+            return np.ascontiguousarray(rgba[..., :3])
+        if img.mode not in _COLOUR_MODES:
+            raise ImageModeError(
+                f"{path}: image has mode {img.mode!r} (more than 8 bits a channel: a depth map?); expected "
+                f"an 8-bit colour or grey image"
+            )
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+    return decode_image_file(path, "image", rgb)
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
@@ -78,7 +205,7 @@ def read_label_png(path: str | Path) -> np.ndarray:
 
     def indices(img: Image.Image) -> np.ndarray:
         if img.mode not in ("P", "L"):
-            raise DatasetError(
+            raise ImageModeError(
                 f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
                 f"(mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) picture"
             )
@@ -95,11 +222,20 @@ def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndar
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing label file")
     try:
-        label = np.asarray(extract(scipy.io.loadmat(path)))
-    except Exception as e:  # scipy raises MatReadError, ValueError, ...; a bad field KeyError / IndexError
+        mat = scipy.io.loadmat(path)
+    except Exception as e:  # scipy raises MatReadError, ValueError, struct.error, ... on damaged files
         raise DatasetError(f"{path}: cannot read label from .mat file ({type(e).__name__}: {e})") from e
+    held = ", ".join(repr(k) for k in mat if not k.startswith("__"))
+    if not held:  # scipy stops quietly at a truncated element
+        raise DatasetError(f"{path}: cannot read label from .mat file: it holds no variables (truncated?)")
+    try:
+        label = np.asarray(extract(mat))
+    except (KeyError, IndexError, ValueError, TypeError) as e:  # the variable or one of its fields is absent
+        raise MatKeyError(
+            f"{path}: cannot read label from .mat file ({type(e).__name__}: {e}); it holds {held}"
+        ) from e
     if label.ndim != 2:
-        raise DatasetError(f"{path}: label must be 2-D, got shape {label.shape}")
+        raise LabelValueError(f"{path}: label must be 2-D, got shape {label.shape}")
     return label
 
 
@@ -109,16 +245,17 @@ def validate_label(
     """Return ``label`` as uint8 if every value is a class index or ``ignore_index``, else DatasetError."""
     label = np.asarray(label)
     if label.ndim != 2:
-        raise DatasetError(f"{path}: label must be 2-D, got shape {label.shape}")
-    if not np.issubdtype(label.dtype, np.integer) and (
-        not np.all(np.isfinite(label)) or not np.all(label == np.round(label))
+        raise LabelValueError(f"{path}: label must be 2-D, got shape {label.shape}")
+    if not np.issubdtype(label.dtype, np.number) or (
+        not np.issubdtype(label.dtype, np.integer)
+        and (not np.all(np.isfinite(label)) or not np.all(label == np.round(label)))
     ):
-        raise DatasetError(f"{path}: label has non-integer values")
+        raise LabelValueError(f"{path}: label has non-integer values")
     bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
     if bad.any():
         values = np.unique(label[bad])
         shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
-        raise DatasetError(
+        raise LabelValueError(
             f"{path}: label values {{{shown}}} outside the classes 0..{num_classes - 1} "
             f"and the ignore index {ignore_index} ({int(bad.sum())} pixels)"
         )
@@ -136,7 +273,7 @@ def read_id_list(path: str | Path) -> list[str]:
         if line and not line.startswith("#"):
             ids.append(line.split()[0])
     if not ids:
-        raise DatasetError(f"{path}: split file lists no ids")
+        raise EmptySplitError(f"{path}: split file lists no ids")
     return ids
 
 

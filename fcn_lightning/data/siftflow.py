@@ -29,7 +29,14 @@ import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample, check_same_size
-from fcn_lightning.data.readers import DatasetError, read_id_list, read_image, read_mat_label
+from fcn_lightning.data.readers import (
+    DataProblem,
+    DatasetError,
+    LabelValueError,
+    read_id_list,
+    read_image,
+    read_mat_label,
+)
 from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
@@ -98,13 +105,13 @@ def _label_map(path: Path) -> np.ndarray:
 def _shift(path: Path, raw: np.ndarray, void: tuple[int, ...], num_classes: int) -> np.ndarray:
     """``raw - 1`` as uint8 with the ``void`` values as the ignore index; other values must be classes."""
     if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
-        raise DatasetError(f"{path}: label has non-integer values")
+        raise LabelValueError(f"{path}: label has non-integer values")
     raw = raw.astype(np.int64)
     is_void = np.isin(raw, void)
     bad = ~is_void & ((raw < 1) | (raw > num_classes))
     if bad.any():
         values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
-        raise DatasetError(
+        raise LabelValueError(
             f"{path}: label values {{{values}}} outside the classes 1..{num_classes} and the void "
             f"{', '.join(str(v) for v in void)} ({int(bad.sum())} pixels)"
         )
@@ -206,7 +213,7 @@ class SIFTFlowLayout(DatasetLayout):
                 check_same_size(path, geo, sample.image, image)
         except DatasetError as e:
             if str(e) not in found:
-                found.append(str(e))
+                found.append(DataProblem.of(e))
         return found
 
 

@@ -1,0 +1,96 @@
+"""Config errors at parse time: unknown classes and options, impossible model / data / strategy
+combinations are refused by ``fcn-lightning fit`` before any data is read or any step runs, with the
+allowed values in the one-line message."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fcn_lightning.cli import main
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+def fit_args(root: Path, out: Path, data: str = "fcn_lightning.data.VOCDataModule") -> list[str]:
+    args = ["fit", "--config", str(CONFIGS / "synthetic/base.yaml"), "--data", data]
+    args += ["--data.init_args.root", str(root), "--model.init_args.width", "0.0625"]
+    return [*args, "--trainer.default_root_dir", str(out), "--trainer.logger", "false"]
+
+
+VOC_CASES = {
+    "unknown class": (
+        ["--model", "fcn_lightning.FCN64s"],
+        r"model: unknown class 'fcn_lightning\.FCN64s'.*the suite's model classes are: .*"
+        r"fcn_lightning\.FCN32s",
+    ),
+    "unknown short name": (
+        ["--model", "FCN64s"],
+        r"model: unknown class 'FCN64s'.*fcn_lightning\.FCN8sAtOnce",
+    ),
+    "at-once skip scales on a 32s net": (
+        ["--model.init_args.skip_scales", "{pool4: 0.01}"],
+        r"model fcn_lightning\.FCN32s: Option 'skip_scales.*' is not accepted; its options are: .*width",
+    ),
+    "loss reduction": (
+        ["--model.init_args.loss_reduction", "avg"],
+        r"loss_reduction.*Literal\['sum', 'mean'\]\. Got value: avg",
+    ),
+    "loss sampling": (["--model.init_args.loss_sampling", "1.5"], r"loss_sampling must lie in \(0, 1\]"),
+    "excluded class": (["--model.init_args.exclude_classes", "[30]"], r"exclude_classes entry 30 is outside"),
+    "4-channel net on 3-channel data": (
+        ["--model.init_args.in_channels", "4"],
+        r"in_channels=4 does not match the data's 3 channels .*set model in_channels to 3",
+    ),
+    "SIFT Flow net on VOC data": (
+        ["--model", "fcn_lightning.SIFTFlowFCN32s"],
+        r"SIFTFlowFCN32s trains on the label maps \['geo_mask'\], which VOCDataModule does not have",
+    ),
+    "spawned CPU processes share parameters": (
+        ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn"],
+        r"shares the model's parameters.*use strategy 'ddp'",
+    ),
+}
+NYUD_CASES = {
+    "modalities against in_channels": (
+        ["--data.init_args.modalities", "[rgb, depth]"],
+        r"in_channels=3 does not match the data's 4 channels "
+        r"\(modalities \['rgb', 'depth'\]: 3 rgb \+ 1 depth\)",
+    ),
+    "fusion streams against modalities": (
+        ["--model", "fcn_lightning.FCN32sRGBHHA", "--data.init_args.modalities", "[hha, rgb]"],
+        r"streams \['rgb', 'hha'\] must take the data modalities \['hha', 'rgb'\] in the same order",
+    ),
+    "unknown modality": (
+        ["--data.init_args.modalities", "[rgb, dept]"],
+        r"modalities must be .* from \['rgb', 'depth', 'hha'\], got \['rgb', 'dept'\]",
+    ),
+}
+
+
+def refused(args: list[str], message: str, out: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code != 0
+    printed = capsys.readouterr().err
+    error = printed[printed.rindex("error: ") :]
+    assert re.search(message, error), error
+    assert "Union" not in error and "Namespace(" not in error and "NestedArg" not in error
+    assert not out.exists() or not list(out.iterdir())  # nothing ran, nothing was written
+
+
+@pytest.mark.parametrize("case", VOC_CASES)
+def test_voc_config_errors_are_refused_before_anything_runs(
+    case, synthetic_voc_root, tmp_path, capsys, one_thread
+):
+    extra, message = VOC_CASES[case]
+    refused([*fit_args(synthetic_voc_root, tmp_path / "out"), *extra], message, tmp_path / "out", capsys)
+
+
+@pytest.mark.parametrize("case", NYUD_CASES)
+def test_nyud_config_errors_are_refused_before_anything_runs(case, nyud_root, tmp_path, capsys, one_thread):
+    extra, message = NYUD_CASES[case]
+    args = fit_args(nyud_root, tmp_path / "out", "fcn_lightning.data.NYUDv2DataModule")
+    refused([*args, *extra], message, tmp_path / "out", capsys)

@@ -1,0 +1,89 @@
+"""No hangs under DDP: when one rank raises (a bad file only it reads), every rank exits non-zero, soon.
+
+Two CPU processes (gloo) run ``fcn-lightning fit`` as a cluster launcher (torchrun, SLURM) starts them:
+each its own process with ``LOCAL_RANK`` / ``WORLD_SIZE`` set, so the test sees both exit codes and
+outputs, and no launcher kills a survivor on the failing rank's behalf. The training split has two
+images and one is corrupt: the distributed sampler gives each rank one, so exactly one rank reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
+
+REPO = Path(__file__).parents[1]
+#: Generous for a loaded 2-core machine; without the guarantee a survivor waits for gloo's 30 minutes.
+BOUND_S = 300
+
+
+def test_one_failing_rank_ends_every_rank_without_a_hang(tmp_path):
+    config = SyntheticVOCConfig(
+        image_size=32,
+        num_train=2,
+        num_val=2,
+        num_sbd_val=0,
+        num_voc_train=0,
+        num_leak=0,
+        num_voc12_extra_val=0,
+    )
+    root = write_synthetic_voc(tmp_path / "voc", config)
+    bad = VOCDataModule(root=str(root)).split_samples("sbd_train")[1].image
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated JPEG
+    args = [
+        sys.executable,
+        "-m",
+        "fcn_lightning.cli",
+        "fit",
+        "--config",
+        str(REPO / "configs/synthetic/base.yaml"),
+    ]
+    args += ["--data", "fcn_lightning.data.VOCDataModule", "--data.init_args.root", str(root)]
+    args += ["--data.init_args.batch_size", "1", "--model.init_args.width", "0.0625"]
+    args += ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    args += [
+        "--trainer.max_steps",
+        "2",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    args += ["--trainer.default_root_dir", str(tmp_path / "run")]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    start = time.monotonic()
+    ranks = [
+        subprocess.Popen(
+            args,
+            env={**env, "LOCAL_RANK": str(rank), "RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs, ended = [], []
+    try:
+        for process in ranks:
+            outputs.append(process.communicate(timeout=max(1.0, BOUND_S - (time.monotonic() - start)))[0])
+            ended.append(time.monotonic() - start)
+    finally:
+        for process in ranks:
+            process.kill()  # no-op for a process that has exited
+    codes = [p.returncode for p in ranks]
+    assert all(code not in (0, None) for code in codes), (codes, outputs)
+    assert all("terminate called" not in out for out in outputs), outputs
+    failing = [i for i, out in enumerate(outputs) if "DatasetError" in out and str(bad) in out]
+    assert len(failing) == 1, outputs  # only the rank that read the file names it
+    survivor = outputs[1 - failing[0]]
+    assert "Connection closed by peer" in survivor or "failed" in survivor, survivor[-3000:]
+    assert max(ended) - min(ended) < 60, ended  # the survivor followed the failing rank at once
