@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
+from fcn_lightning.checkpoints import refuse_contradicting_config
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.divergence import StopOnDivergence
 from fcn_lightning.io import use_atomic_checkpoints
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
@@ -123,6 +126,7 @@ class FCNLightningCLI(LightningCLI):
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_lightning_class_args(ResumeCheckpoint, "resume")
+        parser.add_lightning_class_args(StopOnDivergence, "divergence")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
@@ -150,6 +154,20 @@ class FCNLightningCLI(LightningCLI):
         (``resume.auto``, on by default: the same command, run again after a kill, goes on from there)."""
         ckpt_path = ckpt_path or resume_checkpoint(self.trainer)
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI rebuilds the model from a ``--ckpt_path`` checkpoint's hyperparameters, replacing the
+        config's model without a word; a checkpoint that contradicts the config is refused first."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            model = self.config[subcommand].get("model")
+            init_args = dict(model.get("init_args") or {}) if model is not None else {}
+            class_path = model.get("class_path") if model is not None else None
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            with self.constructor_errors_reported():
+                refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():

@@ -84,7 +84,8 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``torch.save`` checkpoints, written through :func:`atomic_write` (local paths).
+    """Lightning's ``torch.save`` checkpoints, written through :func:`atomic_write` (local paths), and
+    loaded with ``weights_only=True``.
 
     Lightning's own writer serialises to memory first but then writes the target file in place, so a
     crash or a full disk during the write leaves a truncated ``last.ckpt`` that no run can resume from.
@@ -99,6 +100,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         with atomic_write(path, "wb") as f:
             torch.save(checkpoint, f)
+
+    def load_checkpoint(
+        self, path: str | os.PathLike[str], map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """Lightning's loader, data only (``weights_only=True``) unless the caller asks otherwise."""
+        return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
 
 
 def use_atomic_checkpoints(trainer: Any) -> None:
