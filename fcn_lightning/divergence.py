@@ -6,8 +6,8 @@ sum``), the rates of common optimisers (1e-3 ...) for the loss averaged over the
 rate on the summed loss is hundreds of thousands of times too large for a 500 x 500 image.
 
 Cost: the check reads one flag on the host every ``check_every_n_steps`` steps. On the CPU that is free;
-on a GPU it waits for the step to finish, which the progress bar's ``train/loss`` already does every
-step it is refreshed, so checking every step costs nothing more there. Between two checks a flag
+on a GPU the read waits for the step to finish (the host cannot queue the next step meanwhile), so a
+larger interval waits less often and stops up to that many steps late. Between two reads the flag
 accumulates on the device (no wait), and every checkpoint is checked before it is written, whatever
 the interval: a NaN loss or a NaN weight is never saved as ``last.ckpt`` or best.
 """
