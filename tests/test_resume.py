@@ -198,7 +198,10 @@ def test_a_fit_killed_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
 @pytest.mark.usefixtures("one_thread")
 def test_staged_killed_in_its_second_stage_reuses_the_first_and_resumes_the_second(tmp_path, monkeypatch):
     # FCN-32s: 2 steps; FCN-16s: 4 steps, last.ckpt every 2, killed after step 3 (mid-epoch: 4 batches).
-    folder = tiny_configs(tmp_path / "cfg", tmp_path / "data", kill_step=3, val_check_interval=2)
+    # No logger here (the fit test has one): checkpoints in <stage>/checkpoints.
+    folder = tiny_configs(
+        tmp_path / "cfg", tmp_path / "data", kill_step=3, val_check_interval=2, logger=False
+    )
     stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
     write_yaml(folder / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
     monkeypatch.setattr(cli, "save_stage_figures", lambda *args: None)  # figures: not what is tested here
