@@ -102,10 +102,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, f)
 
     def load_checkpoint(
-        self, path: str | os.PathLike[str], map_location: Any | None = None, weights_only: bool | None = None
+        self, path: str | os.PathLike[str], *args: Any, weights_only: bool | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """Lightning's loader, data only (``weights_only=True``) unless the caller asks otherwise."""
-        return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
+        """Lightning's loader (tensors kept on the CPU unless ``map_location`` says otherwise), data only
+        (``weights_only=True``) unless the caller asks otherwise."""
+        weights_only = True if weights_only is None else weights_only
+        return super().load_checkpoint(path, *args, weights_only=weights_only, **kwargs)
 
 
 def use_atomic_checkpoints(trainer: Any) -> None:

@@ -12,8 +12,9 @@ import torch
 import yaml
 
 from fcn_lightning import FCN16s, FCN32s
-from fcn_lightning.cli import main
+from fcn_lightning.cli import FCNLightningCLI, main
 from fcn_lightning.divergence import TrainingDiverged
+from fcn_lightning.io import AtomicCheckpointIO
 
 TINY = {"width": 0.0625, "batch_norm": True}
 
@@ -146,3 +147,8 @@ def test_the_cli_refuses_a_ckpt_path_that_contradicts_the_config(diverged, overr
 def test_init_from_a_stage_checkpoint_of_other_classes_names_both(diverged):
     with pytest.raises(ValueError, match="num_classes=21, this model has num_classes=5"):
         FCN16s(num_classes=5, init_from=str(best(diverged[0])), **TINY)
+
+
+def test_cli_trainers_write_checkpoints_atomically(diverged):
+    cli = FCNLightningCLI(args=["--config", str(diverged[0].parent / "fit.yaml")], run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
