@@ -80,7 +80,8 @@ class ResumableSampler(DistributedSampler):
         order = torch.randperm(n, generator=generator).tolist()
         seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
         padding = self.total_size - n  # every process gets as many samples (as DistributedSampler)
-        order += (order * (padding // n + 1))[:padding]
+        if padding:
+            order += (order * (padding // n + 1))[:padding]
         mine = order[self.rank : self.total_size : self.num_replicas]
         return iter([(index, seeds[index]) for index in mine[skip:]])
 
