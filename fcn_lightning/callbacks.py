@@ -16,6 +16,7 @@ from PIL import Image
 
 from fcn_lightning.data.palette import overlay, save_label_png
 from fcn_lightning.data.readers import read_image
+from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.plots import confusion_figure, validation_examples
 
@@ -54,9 +55,9 @@ class PredictionWriter(BasePredictionWriter):
             label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
             save_label_png(self.output_dir / f"{sample_id}.png", label)
             if self.overlays and "path" in prediction:
-                Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha)).save(
-                    self.output_dir / f"{sample_id}_overlay.png"
-                )
+                picture = Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha))
+                with atomic_write(self.output_dir / f"{sample_id}_overlay.png") as f:
+                    picture.save(f, format="PNG")
 
 
 class WandbValidationMedia(Callback):

@@ -29,17 +29,22 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
+from fcn_lightning.checkpoints import refuse_contradicting_config
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.distributed import ProcessGroupCleanup, check_strategy
+from fcn_lightning.divergence import StopOnDivergence
+from fcn_lightning.io import use_atomic_checkpoints
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.progress import LineProgressBar, is_terminal
+from fcn_lightning.resume import ResumeCheckpoint, resume_checkpoint
 from fcn_lightning.sampling import ComparisonPlan, plot_curves, run_comparison, summarise, write_curves
 from fcn_lightning.staged import (
     RESULT_COLUMNS,
@@ -60,6 +65,8 @@ CHECKPOINT_DEFAULTS = {
     "checkpoint.save_last": True,
     "checkpoint.filename": "best-{epoch}-{step}",
     "checkpoint.auto_insert_metric_name": False,
+    # One last.ckpt, shared with the resume section's periodic one; a resumed run rewrites its own files.
+    "checkpoint.enable_version_counter": False,
 }
 
 
@@ -193,6 +200,8 @@ class FCNLightningCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(ResumeCheckpoint, "resume")
+        parser.add_lightning_class_args(StopOnDivergence, "divergence")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
@@ -209,7 +218,29 @@ class FCNLightningCLI(LightningCLI):
             extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
         defaults = self.trainer_defaults.get("callbacks", [])
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": [*defaults, *extra]}
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
+
+    def fit(self, model: L.LightningModule, datamodule: Any = None, ckpt_path: Any = None, **kw: Any) -> None:
+        """``trainer.fit``, continuing from the run's ``last.ckpt`` when there is one and no ``--ckpt_path``
+        (``resume.auto``, on by default: the same command, run again after a kill, goes on from there)."""
+        ckpt_path = ckpt_path or resume_checkpoint(self.trainer)
+        self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI rebuilds the model from a ``--ckpt_path`` checkpoint's hyperparameters, replacing the
+        config's model without a word; a checkpoint that contradicts the config is refused first."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            model = self.config[subcommand].get("model")
+            init_args = dict(model.get("init_args") or {}) if model is not None else {}
+            class_path = model.get("class_path") if model is not None else None
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            with self.constructor_errors_reported():
+                refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
@@ -278,7 +309,7 @@ def _fit_stage(
             init_from if isinstance(init_from, str) else json.dumps(init_from),
         ]
     cli = _build(FCNLightningCLI, args)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
     saved = cli.trainer.checkpoint_callback
     ckpt = saved.best_model_path if select == "best" else saved.last_model_path
     if not ckpt:

@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fcn_lightning.data.palette import colorize
+from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES
 
@@ -41,11 +42,11 @@ SCORE_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write ``figure`` as a PNG (atomically: a temporary file renamed into place) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    tmp.replace(path)
+    try:
+        with atomic_write(path) as f:
+            figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

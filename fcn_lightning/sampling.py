@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fcn_lightning.callbacks import TrainingCurve
+from fcn_lightning.io import atomic_write
 
 #: The columns of ``curves.csv``: one row per run and training step.
 CURVE_COLUMNS = ("run", "step", "seconds", "train_loss", "val_mean_iu")
@@ -151,7 +152,7 @@ def _check_whole_images(cli: Any) -> None:
 def write_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """``curves.csv`` (``CURVE_COLUMNS``), ``val_mean_iu`` empty where validation did not run."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -194,9 +195,11 @@ def plot_curves(runs: Sequence[Run], rows: Sequence[Mapping[str, Any]], path: Pa
     for axes in (by_step, by_time):
         axes.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from omegaconf import OmegaConf
 
+from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
@@ -172,11 +173,12 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     """``results.csv`` (metrics as fractions) and ``results.md`` (the paper's layout, percent)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
-    with csv_path.open("w", newline="") as f:
+    with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
             writer.writerow({"stage": row["stage"], **scores, "checkpoint": row["checkpoint"]})
-    md_path.write_text(format_table(rows) + "\n")
+    with atomic_write(md_path, "w") as f:
+        f.write(format_table(rows) + "\n")
     return csv_path, md_path

@@ -22,6 +22,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from fcn_lightning.checkpoints import (
+    RECORD_KEY,
+    model_record,
+    refuse_mismatched_checkpoint,
+    refuse_other_classes,
+)
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
@@ -317,6 +323,7 @@ class FCNSystem(L.LightningModule):
             return
         state = read_init_file(source) if state is None else state
         if is_stage_checkpoint(state):
+            refuse_other_classes(self, state, source)
             net_state = {
                 k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
             }
@@ -327,6 +334,14 @@ class FCNSystem(L.LightningModule):
                 self.net.trunk, vgg16_state_for_input(state.get("state_dict", state), in_channels)
             )
             log.info("trunk initialised from VGG16 state dict %s", source)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RECORD_KEY] = model_record(self)  # which variant wrote it, checked when it is loaded
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of other classes, another variant or normalisation, naming both values."""
+        trainer = self._trainer
+        refuse_mismatched_checkpoint(self, checkpoint, getattr(trainer, "ckpt_path", None))
 
     # ------------------------------------------------------------------------------------------- steps
 

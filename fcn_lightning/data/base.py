@@ -40,6 +40,7 @@ from fcn_lightning.data.transforms import (
 )
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
 from fcn_lightning.progress import progress
+from fcn_lightning.resume import ResumableSampler
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -77,10 +78,15 @@ class SegmentationDataset(Dataset):
     def ids(self) -> list[str]:
         return [s.id for s in self.samples]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample ``key``: an index, or ``(index, augmentation seed)`` as the training sampler gives them
+        (the sample's random augmentation then depends on that seed alone)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         arrays = self.layout.load(sample)
         h, w = arrays["image"].shape[:2]
+        if seed is not None:
+            self.transform.seed_augmentation(seed)
         try:
             out: dict[str, Any] = self.transform(**arrays)
         except ValueError as e:
@@ -260,6 +266,10 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None
         self.predict_dataset: ImageFolderDataset | None = None
+        #: Seed of the training order and augmentation (``seed_everything`` makes it repeatable); saved
+        #: in checkpoints with where the epoch stands, so a resumed run continues the same order.
+        self.shuffle_seed = torch.initial_seed() % 2**31
+        self._resume_point: tuple[int, int] | None = None
 
     # --- what the dataset is --------------------------------------------------------------------
 
@@ -412,14 +422,38 @@ class SegmentationDataModule(L.LightningDataModule):
 
     # --- loaders ----------------------------------------------------------------------------------
 
+    def state_dict(self) -> dict[str, Any]:
+        """The training order's seed and where the epoch stands (epoch, batches trained), for checkpoints."""
+        state: dict[str, Any] = {"shuffle_seed": self.shuffle_seed}
+        trainer = self.trainer
+        if trainer is not None and trainer.state.fn == "fit":  # also while validating within fit
+            state["epoch"] = trainer.current_epoch
+            state["batches"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue a checkpoint's training order: the next training loader starts where it stopped."""
+        self.shuffle_seed = int(state_dict.get("shuffle_seed", self.shuffle_seed))
+        if "epoch" in state_dict:
+            self._resume_point = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+    def train_sampler(self, dataset: Dataset) -> ResumableSampler:
+        """The training order (:class:`~fcn_lightning.resume.ResumableSampler`), entered where a resumed
+        checkpoint stopped."""
+        sampler = ResumableSampler(dataset, seed=self.shuffle_seed)
+        if self._resume_point is not None:
+            epoch, batches = self._resume_point
+            sampler.resume_at(epoch, batches * self.batch_size)
+            self._resume_point = None
+        return sampler
+
     def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
-            sampler=None if train else eval_sampler(dataset),
+            sampler=self.train_sampler(dataset) if train else eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=collate_segmentation,
             pin_memory=self.pin_memory,

@@ -208,6 +208,10 @@ class StackModalities:
         self.transform = transform
         self.modalities = tuple(modalities)
 
+    def seed_augmentation(self, seed: int) -> None:
+        """See :meth:`SegmentationTransform.seed_augmentation`."""
+        self.transform.seed_augmentation(seed)
+
     def __call__(self, **arrays: np.ndarray) -> dict[str, torch.Tensor]:
         missing = [m for m in self.modalities[1:] if m not in arrays]
         if missing:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fcn_lightning.io import write_atomically
+
 __all__ = ["VOC_PALETTE", "VOID_COLOR", "colorize", "overlay", "save_label_png", "voc_palette"]
 
 
@@ -56,9 +58,7 @@ def save_label_png(path: str | Path, label: np.ndarray, palette: np.ndarray = VO
     h, w = label.shape
     image = Image.frombytes("P", (w, h), np.ascontiguousarray(label).tobytes())
     image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
-    path = Path(path)
-    image.save(path, format="PNG")
-    return path
+    return write_atomically(path, lambda f: image.save(f, format="PNG"))
 
 
 def colorize(label: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> np.ndarray:

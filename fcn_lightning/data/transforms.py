@@ -91,6 +91,15 @@ class SegmentationTransform:
         self.augment.set_random_seed(seed % 2**32)
         self._seed_key = key
 
+    def seed_augmentation(self, seed: int) -> None:
+        """Draw the next sample's augmentation from ``seed`` (the training sampler gives each sample one,
+        so augmentation depends neither on the number of workers nor on where a resumed run started)."""
+        if self.augment is None:
+            return
+        self.augment.set_random_seed(seed)
+        info = torch.utils.data.get_worker_info()
+        self._seed_key = (os.getpid(), None if info is None else info.id)
+
     def __call__(
         self, *, image: np.ndarray, mask: np.ndarray | None = None, **extra: np.ndarray
     ) -> dict[str, torch.Tensor]:

@@ -1,0 +1,96 @@
+"""Checkpoints from anywhere: loaded as data only, and only into the model they were trained as.
+
+Every file the suite reads weights from is opened with ``torch.load(weights_only=True)`` (no code runs
+while loading; hyperparameters, random states and the data module's state are plain data and tensors).
+A checkpoint trained for other classes, another variant or another input normalisation than the
+configured model is refused with both values named: loaded anyway, it would either fail deep inside
+``load_state_dict`` with a list of tensor shapes or, for the normalisation, silently score wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "RECORD_KEY",
+    "checkpoint_mismatches",
+    "model_record",
+    "refuse_contradicting_config",
+    "refuse_mismatched_checkpoint",
+    "refuse_other_classes",
+]
+
+#: Where a checkpoint records which model wrote it.
+RECORD_KEY = "fcn_lightning"
+#: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).
+MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width", "batch_norm")
+
+
+def model_record(model: Any) -> dict[str, str]:
+    """What a checkpoint records about its model beyond the hyperparameters: its class and variant."""
+    return {"model": type(model).__qualname__, "variant": str(model.variant)}
+
+
+def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:
+    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ."""
+    found = []
+    record = checkpoint.get(RECORD_KEY) or {}
+    if record.get("variant") not in (None, model.variant):
+        found.append(
+            f"variant: checkpoint {record['variant']!r} ({record.get('model')}), "
+            f"config {model.variant!r} ({type(model).__qualname__})"
+        )
+    saved = checkpoint.get("hyper_parameters") or {}
+    for key in MATCHED_HPARAMS:
+        if key in saved and key in model.hparams and saved[key] != model.hparams[key]:
+            found.append(f"{key}: checkpoint {saved[key]!r}, config {model.hparams[key]!r}")
+    return found
+
+
+def refuse_mismatched_checkpoint(model: Any, checkpoint: Mapping[str, Any], source: Any = None) -> None:
+    """Raise ``ValueError`` naming both values of every setting ``checkpoint`` and ``model`` disagree on."""
+    found = checkpoint_mismatches(model, checkpoint)
+    if not found:
+        return
+    hint = ""
+    if any(f.startswith("input_normalization") for f in found):
+        saved = (checkpoint.get("hyper_parameters") or {}).get("input_normalization")
+        hint = f" (a checkpoint of {saved!r} inputs: --model.init_args.input_normalization {saved})"
+    raise ValueError(
+        f"checkpoint {source or ''} does not match the configured model: {'; '.join(found)}. Load it with "
+        f"the config it was trained with, or change the config to match{hint}"
+    )
+
+
+def refuse_contradicting_config(
+    class_path: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
+) -> None:
+    """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
+    LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
+    net settings contradict the config's, naming both values. ``num_classes`` comes from the data and is
+    checked when the checkpoint is loaded (:func:`refuse_mismatched_checkpoint`)."""
+    saved = checkpoint.get("hyper_parameters") or {}
+    found = []
+    saved_class = saved.get("_class_path")
+    if class_path and saved_class and saved_class != class_path:
+        found.append(f"model: checkpoint {saved_class}, config {class_path}")
+    for key in MATCHED_HPARAMS:
+        given = init_args.get(key)
+        if key != "num_classes" and given is not None and key in saved and given != saved[key]:
+            found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
+    if found:
+        raise ValueError(
+            f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
+            f"it was trained with, or change the config to match"
+        )
+
+
+def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:
+    """``init_from`` a stage checkpoint: its classes must be the model's (both numbers named)."""
+    saved = (state.get("hyper_parameters") or {}).get("num_classes")
+    if saved is not None and saved != model.hparams.num_classes:
+        raise ValueError(
+            f"init_from {source}: the checkpoint was trained for num_classes={saved}, this model has "
+            f"num_classes={model.hparams.num_classes} (its score layers cannot be transferred)"
+        )

@@ -1,0 +1,112 @@
+"""Stop a diverged run at once, say why it probably diverged, and never checkpoint its NaN weights.
+
+The usual cause in this suite is a learning rate meant for the other loss reduction: the reference's
+rates (1e-10 for FCN-32s down to 1e-14) are for the loss summed over every pixel (``loss_reduction:
+sum``), the rates of common optimisers (1e-3 ...) for the loss averaged over them (``mean``); a mean-loss
+rate on the summed loss is hundreds of thousands of times too large for a 500 x 500 image.
+
+Cost: the check reads one flag on the host every ``check_every_n_steps`` steps. On the CPU that is free;
+on a GPU the read waits for the step to finish (the host cannot queue the next step meanwhile), so a
+larger interval waits less often and stops up to that many steps late. Between two reads the flag
+accumulates on the device (no wait), and every checkpoint is checked before it is written, whatever
+the interval: a NaN loss or a NaN weight is never saved as ``last.ckpt`` or best.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+__all__ = ["StopOnDivergence", "TrainingDiverged", "likely_causes"]
+
+#: A learning rate this many times the net's reference rate for the summed loss is a mean-loss rate.
+MEAN_LOSS_RATE_FACTOR = 1e3
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss or the weights became NaN or infinite."""
+
+
+def likely_causes(trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]:
+    """What probably made the run diverge, most likely first (from its optimiser, loss and precision)."""
+    hparams = getattr(pl_module, "hparams", {})
+    reduction = hparams.get("loss_reduction")
+    reference = getattr(pl_module, "reference_lr", None)
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    causes = []
+    if reduction == "sum" and lr is not None and reference and lr > MEAN_LOSS_RATE_FACTOR * reference:
+        causes.append(
+            f"learning rate {lr:g} with loss_reduction: sum. The summed loss adds up every pixel's loss; "
+            f"its reference rate for this net is {reference:g}, {lr / reference:.0e} times smaller. {lr:g} "
+            f"is a rate for loss_reduction: mean: set that, or a rate near {reference:g}"
+        )
+    elif lr is not None:
+        causes.append(f"learning rate {lr:g} too high for this net and loss_reduction: {reduction}")
+    if "16" in str(trainer.precision):
+        causes.append(f"overflow in 16-bit arithmetic (precision {trainer.precision}): try bf16-mixed or 32")
+    causes.append("non-finite input values (fcn-lightning check-data checks the dataset)")
+    return causes
+
+
+class StopOnDivergence(Callback):
+    """End training at the first non-finite loss with :class:`TrainingDiverged` naming the likely cause,
+    and refuse to write any checkpoint of non-finite loss or weights (the last good one stays).
+
+    The CLI's ``divergence`` section. Args:
+        check_every_n_steps: read the accumulated non-finite flag every so many steps (1: stop at the
+            very step; larger: fewer host-device waits on a GPU when the loss is not on the progress bar).
+    """
+
+    def __init__(self, check_every_n_steps: int = 1) -> None:
+        if check_every_n_steps < 1:
+            raise ValueError(f"divergence.check_every_n_steps must be >= 1, got {check_every_n_steps}")
+        self.check_every_n_steps = check_every_n_steps
+        self._nonfinite: torch.Tensor | None = None
+        self._loss: torch.Tensor | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if loss is None:
+            return
+        loss = loss.detach()
+        flag = ~torch.isfinite(loss)
+        self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
+        self._loss = loss
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self._check_loss(trainer, pl_module)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._check_loss(trainer, pl_module)
+        finite = [torch.isfinite(p).all() for p in pl_module.parameters()]
+        if finite and not bool(torch.stack(finite).all()):
+            bad = [n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p).all())]
+            self._stop(trainer, pl_module, f"weights {', '.join(bad[:3])} are not finite")
+
+    def _check_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._nonfinite is not None and bool(self._nonfinite):
+            self._stop(trainer, pl_module, f"the training loss is {float(self._loss):g}")
+
+    def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, what: str) -> None:
+        kept = sorted(
+            {
+                c.last_model_path
+                for c in trainer.checkpoint_callbacks
+                if isinstance(c, ModelCheckpoint) and c.last_model_path and os.path.isfile(c.last_model_path)
+            }
+        )
+        causes = likely_causes(trainer, pl_module)
+        raise TrainingDiverged(
+            f"training diverged at step {trainer.global_step}: {what}. Likely cause: {causes[0]}. "
+            + (f"Other possible causes: {'; '.join(causes[1:])}. " if len(causes) > 1 else "")
+            + "Stopped without saving; "
+            + (f"the last good checkpoint is kept: {', '.join(kept)}" if kept else "no checkpoint saved yet")
+        )

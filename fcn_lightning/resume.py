@@ -1,0 +1,225 @@
+"""Exact resume: a run killed at any step and started again with the same command ends as if never stopped.
+
+What a checkpoint must hold for that, beyond Lightning's weights, optimiser and loop counters:
+
+- the training order (:class:`ResumableSampler`): each epoch's permutation is drawn from (seed, epoch)
+  alone, so a resumed run redraws it and skips the batches already trained on (the data module saves
+  where the epoch stands);
+- the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
+  permutation, not from a stream shared by the workers, so it depends neither on where a run was
+  resumed nor on the number of workers;
+- the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from
+  (:class:`ResumeCheckpoint` saves them and puts them back before the first resumed step).
+
+:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
+training (so a finished run is found finished), so a killed run
+loses at most that many, and :func:`resume_checkpoint` finds the run's ``last.ckpt`` for ``fit`` to
+continue from when the command is run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import Dataset, DistributedSampler
+
+__all__ = [
+    "ResumableSampler",
+    "ResumeCheckpoint",
+    "restore_rng_states",
+    "resume_checkpoint",
+    "rng_states",
+]
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------- training order
+
+
+class ResumableSampler(DistributedSampler):
+    """The training order: a permutation of the dataset drawn from ``(seed, epoch)`` alone, shared out among
+    the processes as ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch.
+
+    Yields ``(index, augmentation seed)`` pairs (``SegmentationDataset`` takes either an index or such a
+    pair): the seeds are drawn with the permutation, one per sample and epoch. One process: the whole
+    permutation. Lightning leaves a ``DistributedSampler`` in place and calls :meth:`set_epoch`.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, num_replicas: int | None = None, rank: int | None = None):
+        if num_replicas is None or rank is None:
+            distributed = dist.is_available() and dist.is_initialized()
+            num_replicas = dist.get_world_size() if distributed else 1
+            rank = dist.get_rank() if distributed else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, position: int) -> None:
+        """Make the next iteration epoch ``epoch`` from this process's ``position``-th sample on (an epoch
+        already finished continues with the next one)."""
+        self._resume = (int(epoch), int(position))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        skip = 0
+        if self._resume is not None:
+            (self.epoch, skip), self._resume = self._resume, None
+            if skip >= self.num_samples:
+                self.epoch, skip = self.epoch + 1, 0
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        n = len(self.dataset)  # type: ignore[arg-type]
+        order = torch.randperm(n, generator=generator).tolist()
+        seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
+        padding = self.total_size - n  # every process gets as many samples (as DistributedSampler)
+        if padding:
+            order += (order * (padding // n + 1))[:padding]
+        mine = order[self.rank : self.total_size : self.num_replicas]
+        return iter([(index, seeds[index]) for index in mine[skip:]])
+
+
+# -------------------------------------------------------------------------------------------- random states
+
+
+def rng_states() -> dict[str, Any]:
+    """The global random states (torch CPU and CUDA, numpy, Python) as plain data and tensors, so a
+    checkpoint holding them loads with ``torch.load(weights_only=True)``."""
+    numpy_state = np.random.get_state(legacy=False)
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`rng_states` saved (CUDA states only where CUDA is in use)."""
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = states["numpy"]
+    key = numpy_state["key"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", key, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ------------------------------------------------------------------------------------------------ callback
+
+
+class ResumeCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` steps, with the random states an exact resume needs.
+
+    The CLI's ``resume`` section (``--resume.every_n_train_steps 500``): validation checkpoints (the
+    ``checkpoint`` section) come only as often as validation runs; this one bounds what a killed run
+    loses. Every checkpoint of the run (this one's and the validation ones) carries the global random
+    states, put back before the first step a resumed run trains.
+
+    Args:
+        every_n_train_steps: write ``last.ckpt`` every so many optimisation steps (``None``: only where the
+            validation checkpoints write it).
+        auto: ``fit`` continues from the run's ``last.ckpt`` when there is one (the same command, run
+            again after a kill or a requeue, picks up where the run stopped); ``False``: a fresh start
+            unless ``--ckpt_path`` says otherwise.
+        dirpath: the checkpoint folder (default: the one Lightning picks, as for ``checkpoint``).
+    """
+
+    def __init__(self, every_n_train_steps: int | None = None, auto: bool = True, dirpath: str | None = None):
+        if every_n_train_steps is not None and every_n_train_steps < 1:
+            raise ValueError(
+                f"resume.every_n_train_steps must be >= 1 (or null: off), got {every_n_train_steps}"
+            )
+        super().__init__(
+            dirpath=dirpath,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=every_n_train_steps or 0,
+            every_n_epochs=0,
+            enable_version_counter=False,  # one last.ckpt, shared with the validation checkpoints
+        )
+        self.auto = auto
+        self._pending_rng: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return type(self).__qualname__  # found again whatever the settings of the resumed run
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rng_states": rng_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        self._pending_rng = state_dict.pop("rng_states", None)
+        super().load_state_dict(state_dict)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
+        # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
+        if self._pending_rng is not None:
+            restore_rng_states(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
+        # last.ckpt of a finished run can be older than its end: the same command run again would train
+        # its last steps once more instead of finding the run finished.
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def resume_checkpoint(trainer: L.Trainer) -> str | None:
+    """The run's ``last.ckpt`` for ``fit`` to continue from, or ``None`` (none yet, or ``auto`` off).
+
+    Looks where this run's checkpoints go: the ``dirpath`` of its checkpoint callbacks where set, else
+    every version folder of its first logger (``<save_dir>/<name>/<version>/checkpoints``; the newest
+    ``last.ckpt``), else ``<default_root_dir>/checkpoints``. A logger starts a new version folder on
+    every run, so the checkpoint callbacks are pointed at the folder found: the resumed run's checkpoints
+    (and its best-checkpoint bookkeeping) continue there.
+    """
+    resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
+    if not resumers or not resumers[0].auto:
+        return None
+    callbacks = trainer.checkpoint_callbacks
+    last_name = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
+    explicit = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    folder: str | None = None
+    if explicit:
+        candidates = [os.path.join(d, last_name) for d in explicit]
+    elif trainer.loggers:
+        logger = trainer.loggers[0]
+        save_dir = logger.save_dir if logger.save_dir is not None else trainer.default_root_dir
+        root = Path(save_dir, str(logger.name))
+        versions = sorted(p.parents[1].name for p in root.glob(f"*/checkpoints/{last_name}"))
+        # The folder exactly as Lightning spells it, so its callbacks recognise their saved state.
+        candidates = [os.path.join(save_dir, str(logger.name), v, "checkpoints", last_name) for v in versions]
+    else:
+        candidates = [os.path.join(trainer.default_root_dir, "checkpoints", last_name)]
+    found = [c for c in candidates if os.path.isfile(c)]
+    if not found:
+        return None
+    path = max(found, key=os.path.getmtime)
+    if not explicit:
+        folder = os.path.dirname(path)
+        for callback in callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = folder
+    log.info("resuming from %s (resume.auto: false starts afresh)", path)
+    return path

@@ -1,0 +1,251 @@
+"""Exact resume: fit and staged killed with SIGKILL mid-epoch, run again with the same command, end exactly as
+runs never stopped (weights, optimiser state, validation scores, best checkpoint, results table)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sys
+import textwrap
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from matplotlib.figure import Figure
+
+from fcn_lightning import cli
+from fcn_lightning.cli import main
+from fcn_lightning.resume import ResumableSampler
+
+#: A callback that SIGKILLs its own process after training step ``step`` (checkpoints of that step not yet
+#: written), once: it leaves ``marker`` behind, so the same command run again trains on.
+KILLER = textwrap.dedent(
+    """
+    import os, signal
+    from pathlib import Path
+    import lightning as L
+
+    class KillOnce(L.Callback):
+        def __init__(self, step: int, marker: str):
+            self.step, self.marker = step, Path(marker)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == self.step and not self.marker.exists():
+                self.marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def write_yaml(path: Path, content: dict) -> Path:
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+def tiny_configs(folder: Path, data_root: Path, kill_step: int, **trainer: object) -> Path:
+    """``base.yaml`` (data, trainer), ``fcn32s.yaml`` / ``fcn16s.yaml`` (the killer in 16s) and ``fit.yaml``.
+
+    Everything random is on: crops, flips and scaling, dropout, loss sampling. ``kill.marker`` decides
+    whether the killer fires (absent: it fires once).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "killer.py").write_text(KILLER)
+    killer = {
+        "class_path": "killer.KillOnce",
+        "init_args": {"step": kill_step, "marker": str(folder / "kill.marker")},
+    }
+    base = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": -1,
+            "check_val_every_n_epoch": None,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "log_every_n_steps": 1,
+            **trainer,
+        },
+        "data": {
+            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
+            "init_args": {
+                "root": str(data_root),
+                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
+                "batch_size": 2,
+                "val_batch_size": 2,
+                "crop_size": 24,
+                "hflip": True,
+                "scale_range": [0.8, 1.2],
+            },
+        },
+    }
+    write_yaml(folder / "base.yaml", base)
+    stages = {"FCN32s": {"max_steps": 2}, "FCN16s": {"max_steps": 4, "callbacks": [killer]}}
+    for name, extra in stages.items():
+        model = {
+            "class_path": f"fcn_lightning.{name}",
+            "init_args": {
+                "width": 0.0625,
+                "batch_norm": True,
+                "loss_reduction": "mean",
+                "loss_sampling": 0.5,
+                "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3}},
+            },
+        }
+        write_yaml(folder / f"{name.lower()}.yaml", {"model": model, "trainer": extra})
+    write_yaml(folder / "fit.yaml", {"trainer": {"callbacks": [killer]}})
+    return folder
+
+
+def killed(args: list[str], folder: Path) -> None:
+    """Run ``fcn-lightning <args>`` in a child process that the killer ends with SIGKILL.
+
+    The child is forked from the test process (one thread, modules already imported: a fresh
+    interpreter spends most of a test's time importing torch), then runs the command as the console
+    script would.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            sys.path.insert(0, str(folder))
+            os.chdir(folder)
+            main(args)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"child ended with {status}"
+    assert (folder / "kill.marker").exists()
+
+
+def in_process(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same command in this process (the killer's module importable, as in the child)."""
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.chdir(folder)
+    main(args)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
+    for name, value in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], value), name
+    for a, b in zip(
+        resumed["optimizer_states"][0]["state"].values(),
+        uninterrupted["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    (key,) = [k for k in uninterrupted["callbacks"] if "val/mean_iu" in k]
+    ours, theirs = resumed["callbacks"][key], uninterrupted["callbacks"][key]
+    assert ours["best_model_score"] == theirs["best_model_score"]
+    assert Path(ours["best_model_path"]).name == Path(theirs["best_model_path"]).name
+
+
+def logged(run: Path) -> dict[tuple[int, str], str]:
+    """Every value the run logged (CSV logs, as written: NaN compares equal), by step and name; a resumed
+    part's values replace the killed part's for the steps it trained again."""
+    values: dict[tuple[int, str], str] = {}
+    for path in sorted(run.rglob("metrics.csv"), key=lambda p: int(p.parent.name.removeprefix("version_"))):
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                step = int(row.pop("step"))
+                values |= {(step, k): v for k, v in row.items() if v and k != "epoch"}
+    return values
+
+
+def the_last_checkpoint(run: Path) -> Path:
+    """The run's one ``last.ckpt`` (a resumed run goes on writing into the folder it resumed from)."""
+    (path,) = run.rglob("last.ckpt")
+    return path
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_fit_killed_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
+    # 4 batches an epoch; last.ckpt every 3 steps, validation every 4; killed after step 7, so the run
+    # resumes from step 6, in the middle of the second epoch.
+    folder = tiny_configs(tmp_path / "cfg", tmp_path / "data", kill_step=7, val_check_interval=4)
+    base = ["--config", "base.yaml", "--config", "fcn16s.yaml", "--trainer.max_steps", "8"]
+    command = ["fit", *base, "--resume.every_n_train_steps", "3", "--trainer.default_root_dir", "killed"]
+
+    (folder / "kill.marker").touch()  # never fires
+    in_process([*command[:-1], "uninterrupted"], folder, monkeypatch)
+    (folder / "kill.marker").unlink()
+
+    killed(command, folder)
+    at_kill = load(the_last_checkpoint(folder / "killed"))
+    assert at_kill["global_step"] == 6 and at_kill["epoch"] == 1  # mid-epoch: batch 2 of 4 done
+
+    in_process(command, folder, monkeypatch)  # the same command again
+    assert_same_run(
+        load(the_last_checkpoint(folder / "killed")), load(the_last_checkpoint(folder / "uninterrupted"))
+    )
+    resumed, uninterrupted = logged(folder / "killed"), logged(folder / "uninterrupted")
+    assert resumed == uninterrupted  # every step's training loss, both validations' scores
+    assert (7, "val/mean_iu") in resumed and (6, "train/loss") in resumed  # CSV steps count from 0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_staged_killed_in_its_second_stage_reuses_the_first_and_resumes_the_second(tmp_path, monkeypatch):
+    # FCN-32s: 2 steps; FCN-16s: 4 steps, last.ckpt every 2, killed after step 3 (mid-epoch: 4 batches).
+    # No logger here (the fit test has one): checkpoints in <stage>/checkpoints.
+    folder = tiny_configs(
+        tmp_path / "cfg", tmp_path / "data", kill_step=3, val_check_interval=2, logger=False
+    )
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
+    write_yaml(folder / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
+    monkeypatch.setattr(cli, "save_stage_figures", lambda *args: None)  # figures: not what is tested here
+    monkeypatch.setattr(cli, "results_figure", lambda rows: Figure(figsize=(1, 1)))
+
+    def command(out: str) -> list[str]:
+        return ["staged", "--config", "staged.yaml", "--out", out, "--resume.every_n_train_steps", "2"]
+
+    (folder / "kill.marker").touch()
+    in_process(command("uninterrupted"), folder, monkeypatch)
+    (folder / "kill.marker").unlink()
+
+    killed(command("killed"), folder)
+    assert not (folder / "killed" / "results.csv").exists()
+    first_stage = {p: p.stat().st_mtime_ns for p in (folder / "killed" / "FCN-32s").rglob("*.ckpt")}
+    assert load(the_last_checkpoint(folder / "killed" / "FCN-16s"))["global_step"] == 2
+
+    in_process(command("killed"), folder, monkeypatch)
+    assert {p: p.stat().st_mtime_ns for p in (folder / "killed" / "FCN-32s").rglob("*.ckpt")} == first_stage
+    results = (folder / "killed" / "results.csv").read_text()
+    assert results == (folder / "uninterrupted" / "results.csv").read_text()
+    for stage in ("FCN-32s", "FCN-16s"):
+        assert_same_run(
+            load(the_last_checkpoint(folder / "killed" / stage)),
+            load(the_last_checkpoint(folder / "uninterrupted" / stage)),
+        )
+
+
+def test_the_training_order_depends_on_seed_and_epoch_alone_and_resumes_part_way():
+    data = list(range(10))
+    sampler = ResumableSampler(data, seed=3)
+    sampler.set_epoch(1)
+    epoch1 = list(sampler)
+    assert sorted(i for i, _ in epoch1) == data and epoch1 == list(sampler)
+    sampler.set_epoch(2)
+    assert list(sampler) != epoch1
+
+    resumed = ResumableSampler(data, seed=3)
+    resumed.resume_at(1, 4)
+    assert list(resumed) == epoch1[4:]
+    assert [i for i, _ in resumed] == [i for i, _ in epoch1]  # then whole epochs again
+    resumed.resume_at(1, 10)  # the epoch was over: the next one, whole
+    sampler.set_epoch(2)
+    assert list(resumed) == list(sampler)
+
+    halves = [list(ResumableSampler(data, seed=3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert sorted(i for half in halves for i, _ in half) == data
