@@ -9,6 +9,7 @@ configured model is refused with both values named: loaded anyway, it would eith
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,22 +69,56 @@ def refuse_contradicting_config(
 ) -> None:
     """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
     LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
-    net settings contradict the config's, naming both values. ``num_classes`` comes from the data and is
-    checked when the checkpoint is loaded (:func:`refuse_mismatched_checkpoint`)."""
+    net settings contradict the config's, naming both values.
+
+    A setting the config leaves at the model's default is not a contradiction: the checkpoint says what
+    the net is (a converted Caffe model of width 1 with Caffe inputs loads with any config of its
+    dataset). ``num_classes`` comes from the data and is checked when the checkpoint is loaded
+    (:func:`refuse_mismatched_checkpoint`)."""
     saved = checkpoint.get("hyper_parameters") or {}
     found = []
     saved_class = saved.get("_class_path")
-    if class_path and saved_class and saved_class != class_path:
+    configured, trained = _import_class(class_path), _import_class(saved_class)
+    defaults: dict[str, Any] | None = None
+    same = configured is trained if configured and trained else class_path == saved_class
+    if class_path and saved_class and not same:
         found.append(f"model: checkpoint {saved_class}, config {class_path}")
     for key in MATCHED_HPARAMS:
         given = init_args.get(key)
-        if key != "num_classes" and given is not None and key in saved and given != saved[key]:
-            found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
+        if key == "num_classes" or given is None or key not in saved or given == saved[key]:
+            continue
+        if configured is not None:
+            defaults = defaults if defaults is not None else _defaults(configured)
+            if key in defaults and given == defaults[key]:
+                continue
+        found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
     if found:
         raise ValueError(
             f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
             f"it was trained with, or change the config to match"
         )
+
+
+def _import_class(path: str | None) -> type | None:
+    """The class a dotted path names (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are one),
+    or ``None`` when it cannot be imported (then paths are compared as written)."""
+    if not path or "." not in path:
+        return None
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return found if isinstance(found, type) else None
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """``cls``'s arguments and their defaults as the CLI resolves them (``**net_options`` included)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, fail_untyped=False)
+    return dict(parser.get_defaults())
 
 
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:

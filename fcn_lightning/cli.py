@@ -36,7 +36,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.callbacks import PredictionWriter
-from fcn_lightning.checkpoints import refuse_contradicting_config
+from fcn_lightning.checkpoints import checkpoint_mismatches, refuse_contradicting_config
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.divergence import StopOnDivergence
@@ -225,7 +225,15 @@ class FCNLightningCLI(LightningCLI):
     def fit(self, model: L.LightningModule, datamodule: Any = None, ckpt_path: Any = None, **kw: Any) -> None:
         """``trainer.fit``, continuing from the run's ``last.ckpt`` when there is one and no ``--ckpt_path``
         (``resume.auto``, on by default: the same command, run again after a kill, goes on from there)."""
-        ckpt_path = ckpt_path or resume_checkpoint(self.trainer)
+        if not ckpt_path and (ckpt_path := resume_checkpoint(self.trainer)):
+            found = checkpoint_mismatches(model, torch.load(ckpt_path, mmap=True, weights_only=True))
+            if found:
+                raise ValueError(
+                    f"resume.auto found {ckpt_path}, the last checkpoint of an earlier run in this run's "
+                    f"folder, but it is another model ({'; '.join(found)}): give this run its own folder "
+                    f"(--trainer.default_root_dir or the logger's save_dir) or start afresh with "
+                    f"--resume.auto false"
+                )
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
 
     def _parse_ckpt_path(self) -> None:
@@ -302,7 +310,12 @@ def _fit_stage(
     select: Selection,
 ) -> tuple[str, Mapping[str, float]]:
     args = [a for c in configs for a in ("--config", str(c))]
-    args += ["--trainer.default_root_dir", str(out_dir), *overrides]
+    # Each stage's checkpoints in its own folder, whatever the logger: stages that log into one run (one
+    # W&B run per staged run) would otherwise share one, and a stage would resume from the previous
+    # stage's last.ckpt. A staged run started again resumes each stage from its own.
+    checkpoints = str(out_dir / "checkpoints")
+    args += ["--trainer.default_root_dir", str(out_dir)]
+    args += ["--checkpoint.dirpath", checkpoints, "--resume.dirpath", checkpoints, *overrides]
     if init_from:  # several checkpoints (one per stream) as a YAML list
         args += [
             "--model.init_args.init_from",

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from fcn_lightning import FCN16s, FCN32s
+from fcn_lightning.checkpoints import refuse_contradicting_config
 from fcn_lightning.cli import FCNLightningCLI, main
 from fcn_lightning.divergence import TrainingDiverged
 from fcn_lightning.io import AtomicCheckpointIO
@@ -152,3 +153,21 @@ def test_init_from_a_stage_checkpoint_of_other_classes_names_both(diverged):
 def test_cli_trainers_write_checkpoints_atomically(diverged):
     cli = FCNLightningCLI(args=["--config", str(diverged[0].parent / "fit.yaml")], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_only_settings_the_config_sets_can_contradict_a_ckpt_path():
+    # What LightningCLI passes: the config's init_args with every default filled in.
+    checkpoint = {
+        "hyper_parameters": {
+            "_class_path": "fcn_lightning.systems.FCN8s",
+            "width": 0.0625,
+            "batch_norm": False,
+        }
+    }
+    defaults = {"width": 1.0, "batch_norm": False}
+    # Another path to the same class, a setting left at its default: the checkpoint says what the net is.
+    refuse_contradicting_config("fcn_lightning.FCN8s", defaults, checkpoint, "a.ckpt")
+    with pytest.raises(ValueError, match=re.escape("width: checkpoint 0.0625, config 0.125")):
+        refuse_contradicting_config("fcn_lightning.FCN8s", {**defaults, "width": 0.125}, checkpoint, "a.ckpt")
+    with pytest.raises(ValueError, match=re.escape("model: checkpoint fcn_lightning.systems.FCN8s, config")):
+        refuse_contradicting_config("fcn_lightning.FCN16s", defaults, checkpoint, "a.ckpt")

@@ -137,6 +137,22 @@ def test_staged_select_last_scores_and_hands_on_last_checkpoints(staged_run, tmp
     assert init_from.name == "last.ckpt" and "FCN-32s" in init_from.parts
 
 
+def test_stages_logging_into_one_run_keep_their_own_checkpoints(staged_run, tmp_path):
+    # One logger folder for all stages (as one W&B run per staged run): FCN-16s must start from FCN-32s's
+    # best checkpoint, not resume from its last.ckpt; the same command again finds both stages finished.
+    logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path)}}
+    shared = write_yaml(tmp_path / "logger.yaml", {"trainer": {"logger": logger}})
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
+    plan = write_yaml(staged_run / "shared_logger.yaml", {"base": ["base.yaml"], "stages": stages})
+    command = ["staged", "--config", str(plan), "--out", str(tmp_path / "out"), "--add-config", str(shared)]
+    main(command)
+    for stage in stages:
+        assert list((tmp_path / "out" / stage / "checkpoints").glob("best-*.ckpt")), stage
+    first = read_results(tmp_path / "out")
+    main(command)
+    assert read_results(tmp_path / "out") == first
+
+
 def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
     images = tmp_path / "images"
     images.mkdir()

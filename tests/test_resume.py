@@ -230,6 +230,22 @@ def test_staged_killed_in_its_second_stage_reuses_the_first_and_resumes_the_seco
         )
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_auto_resume_names_a_folder_holding_another_models_run(tmp_path, monkeypatch):
+    # FCN-16s started in the folder where FCN-32s ran: not resumed from FCN-32s's last.ckpt, nor refused
+    # with a bare shape error, but told how to start it where it belongs.
+    folder = tiny_configs(tmp_path / "cfg", tmp_path / "data", kill_step=99, logger=False)
+    (folder / "kill.marker").touch()
+    base = ["fit", "--config", "base.yaml", "--trainer.default_root_dir", "shared"]
+    in_process([*base, "--config", "fcn32s.yaml"], folder, monkeypatch)
+    with pytest.raises(
+        ValueError,
+        match=r"resume.auto found .*last.ckpt.*variant: checkpoint 'fcn32s'.*"
+        r"--resume.auto false",
+    ):
+        in_process([*base, "--config", "fcn16s.yaml"], folder, monkeypatch)
+
+
 def test_the_training_order_depends_on_seed_and_epoch_alone_and_resumes_part_way():
     data = list(range(10))
     sampler = ResumableSampler(data, seed=3)
