@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
     DataProblem,
@@ -71,14 +72,20 @@ SIZE_STEP = 32
 
 
 class SegmentationDataset(Dataset):
-    """The samples of one split, read and validated by their layout on every access, then transformed."""
+    """The samples of one split, read and validated by their layout on every access (or from ``cache``,
+    where they were stored once so), then transformed."""
 
     def __init__(
-        self, samples: Sequence[Sample], layout: DatasetLayout, transform: SegmentationTransform
+        self,
+        samples: Sequence[Sample],
+        layout: DatasetLayout,
+        transform: SegmentationTransform,
+        cache: DecodedCache | None = None,
     ) -> None:
         self.samples = list(samples)
         self.layout = layout
         self.transform = transform
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -98,7 +105,7 @@ class SegmentationDataset(Dataset):
         (the sample's random augmentation then depends on that seed alone)."""
         index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
-        arrays = self.layout.load(sample)
+        arrays = (self.cache or self.layout).load(sample)
         h, w = arrays["image"].shape[:2]
         if seed is not None:
             self.transform.seed_augmentation(seed)
@@ -282,6 +289,10 @@ class SegmentationDataModule(L.LightningDataModule):
         drop_last: drop an epoch's last training batch when it is smaller than ``batch_size``.
         prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2; ignored without
             workers).
+        decoded_cache: keep every sample's decoded, validated arrays in a cache folder (``true``:
+            ``~/.cache/fcn-lightning/decoded``; or the folder) and read them back from there, about
+            10x faster than decoding, in later epochs and runs (see :mod:`fcn_lightning.data.decoded`;
+            about 0.75 MB per VOC image). A source file that changes is decoded again.
     """
 
     def __init__(
@@ -304,6 +315,7 @@ class SegmentationDataModule(L.LightningDataModule):
         bucket_by_size: bool = True,
         drop_last: bool = False,
         prefetch_factor: int | None = None,
+        decoded_cache: bool | str = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["layout"])
@@ -333,6 +345,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.bucket_by_size = bool(bucket_by_size)
         self.drop_last = bool(drop_last)
         self.prefetch_factor = None if prefetch_factor is None else int(prefetch_factor)
+        folder = DEFAULT_DECODED_CACHE if decoded_cache is True else decoded_cache or None
+        self.decoded_cache = None if folder is None else DecodedCache(folder, layout)
         # Built now so that a bad option fails at construction; rebuilt if the model's weights decide.
         self.build_transforms(normalization or DEFAULT_NORMALIZATION)
         self.train_dataset: SegmentationDataset | None = None
@@ -430,7 +444,7 @@ class SegmentationDataModule(L.LightningDataModule):
     def make_dataset(self, split: str, train: bool = False) -> SegmentationDataset:
         """A dataset over ``split`` with the training or the evaluation transform."""
         transform = self.train_transform if train else self.eval_transform
-        return SegmentationDataset(self.split_samples(split), self.layout, transform)
+        return SegmentationDataset(self.split_samples(split), self.layout, transform, self.decoded_cache)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
