@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,15 @@ def padded_size(size: Sequence[int], multiple: int = 1, cap: Sequence[int] | Non
     return out[0], out[1]
 
 
+def _empty_batch(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """An uninitialised tensor for a batch; in a DataLoader worker in shared memory, as torch's own
+    collate does, so that handing the batch to the main process copies nothing."""
+    if torch.utils.data.get_worker_info() is None:
+        return like.new_empty(tuple(shape))
+    storage = like._typed_storage()._new_shared(math.prod(shape), device=like.device)
+    return like.new(storage).resize_(tuple(shape))
+
+
 def collate_segmentation(
     batch: Sequence[Mapping[str, Any]],
     pad: bool = False,
@@ -203,9 +213,12 @@ def collate_segmentation(
         if isinstance(first, torch.Tensor):
             if target is not None and first.ndim >= 2:
                 fill = 0 if first.is_floating_point() else IGNORE_INDEX
-                stacked = first.new_full((len(values), *first.shape[:-2], *target), fill)
+                stacked = _empty_batch(first, (len(values), *first.shape[:-2], *target))
                 for i, v in enumerate(values):
-                    stacked[i, ..., : v.shape[-2], : v.shape[-1]] = v
+                    h, w = v.shape[-2:]
+                    stacked[i, ..., :h, :w] = v
+                    stacked[i, ..., h:, :] = fill
+                    stacked[i, ..., :h, w:] = fill
                 out[key] = stacked
                 continue
             shapes = {tuple(v.shape) for v in values}
@@ -219,7 +232,7 @@ def collate_segmentation(
                     f"(batches of similar sizes, padded with label 255), pad_to (pad every image to one "
                     f"size) or crop_size (random crops) on the data module, or use batch size 1"
                 )
-            out[key] = torch.stack(values)
+            out[key] = torch.stack(values, out=_empty_batch(first, (len(values), *first.shape)))
         elif isinstance(first, int) and not isinstance(first, bool):
             out[key] = torch.tensor(values, dtype=torch.int64)
         else:
