@@ -11,7 +11,11 @@ bare loop is ``zero_grad``, forward, loss, ``backward``, ``step``; Lightning run
 bar or validation. Runs alternate (bare, Lightning, bare, ...) so that a machine shared with other
 work slows both alike; each side's median is reported.
 
-- **s/step**: steady state, from the start of step ``--warmup`` to the end of the last step;
+- **s/step**: steady state: the median time from the start of one step to the start of the next (all
+  of Lightning's work between steps included), over the steps after ``--warmup`` and every run, so a
+  burst of other work on a shared machine moves it little; wall-clock and this process's CPU time;
+- **overhead** compares the CPU times: Lightning's loop is CPU work in this process, and CPU time
+  varies far less than wall time where other jobs share the cores (with one torch thread, the default);
 - **total s**: the whole call, set-up included (``Trainer`` construction and ``fit``; for the bare
   loop the optimiser and the loop);
 - **same weights**: whether both sides end with identical parameters (the same computation).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import itertools
 import os
 import platform
 import shlex
@@ -44,22 +49,38 @@ from torch.utils.data import DataLoader
 from fcn_lightning import FCN32s
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 
-COLUMNS = ("loop", "steps", "s/step (median)", "total s (median)", "overhead", "same weights")
+COLUMNS = (
+    "loop",
+    "steps",
+    "s/step wall",
+    "s/step CPU",
+    "total s (median)",
+    "overhead (CPU)",
+    "same weights",
+)
 
 
 class StepClock(L.Callback):
-    """Wall time from the start of training step ``warmup`` to the end of the last one."""
+    """The start time (wall, CPU) of every training step, and the end of the last."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.start = self.end = 0.0
+    def __init__(self) -> None:
+        self.times: list[tuple[float, float]] = []
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
+        self.times.append(clock_now())
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self.end = time.perf_counter()
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.times.append(clock_now())
+
+
+def clock_now() -> tuple[float, float]:
+    """(wall, this process's CPU) seconds."""
+    return time.perf_counter(), time.process_time()
+
+
+def intervals(times: Sequence[tuple[float, float]], warmup: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds from each step's start to the next (the last: to the end), after the warm-up."""
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(times[warmup:])]
 
 
 def make_batches(folder: Path, steps: int, batch: int, size: int) -> list[dict[str, Any]]:
@@ -86,30 +107,30 @@ def new_model(width: float, seed: int) -> FCN32s:
     return model
 
 
-def bare(model: FCN32s, batches: Sequence[dict[str, Any]], warmup: int, seed: int) -> tuple[float, float]:
-    """(steady seconds, total seconds) of the plain loop."""
+Timing = tuple[list[tuple[float, float]], float]  # (wall, CPU) of each step after the warm-up; total
+
+
+def bare(model: FCN32s, batches: Sequence[dict[str, Any]], warmup: int, seed: int) -> Timing:
+    """The plain loop: zero_grad, forward, loss, backward, step."""
     begin = time.perf_counter()
     torch.manual_seed(seed)
     model.train()
     optimizer = model.configure_optimizers()
-    start = 0.0
-    for step, batch in enumerate(DataLoader(batches, batch_size=None)):
-        if step == warmup:
-            start = time.perf_counter()
+    times = []
+    for batch in DataLoader(batches, batch_size=None):
+        times.append(clock_now())
         optimizer.zero_grad()
         loss = model.loss(model(batch["image"]), batch["mask"])
         loss.backward()
         optimizer.step()
-    end = time.perf_counter()
-    return end - start, end - begin
+    times.append(clock_now())
+    return intervals(times, warmup), times[-1][0] - begin
 
 
-def lightning(
-    model: FCN32s, batches: Sequence[dict[str, Any]], warmup: int, seed: int
-) -> tuple[float, float]:
-    """(steady seconds, total seconds) of ``Trainer.fit``."""
+def lightning(model: FCN32s, batches: Sequence[dict[str, Any]], warmup: int, seed: int) -> Timing:
+    """``Trainer.fit`` without logger, checkpoints, progress bar or validation."""
     begin = time.perf_counter()
-    clock = StepClock(warmup)
+    clock = StepClock()
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -125,12 +146,11 @@ def lightning(
     )
     torch.manual_seed(seed)
     trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
-    end = time.perf_counter()
-    return clock.end - clock.start, end - begin
+    return intervals(clock.times, warmup), time.perf_counter() - begin
 
 
 def measure(args: argparse.Namespace, batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    timings: dict[str, list[tuple[float, float]]] = {"bare PyTorch": [], "Lightning Trainer": []}
+    timings: dict[str, list[Timing]] = {"bare PyTorch": [], "Lightning Trainer": []}
     finals: dict[str, FCN32s] = {}
     initial = new_model(args.width, args.seed)
     for _ in range(args.repeats):
@@ -141,17 +161,21 @@ def measure(args: argparse.Namespace, batches: Sequence[dict[str, Any]]) -> list
     a, b = (dict(finals[n].net.named_parameters()) for n in timings)
     same = all(torch.equal(a[k], b[k]) for k in a)
     timed_steps = len(batches) - args.warmup
-    base = statistics.median(t[0] for t in timings["bare PyTorch"])
+
+    def median(name: str, k: int) -> float:
+        return statistics.median(step[k] for steps, _ in timings[name] for step in steps)
+
     rows = []
     for name, runs in timings.items():
-        steady = statistics.median(t[0] for t in runs)
+        overhead = 100 * (median(name, 1) / median("bare PyTorch", 1) - 1)
         rows.append(
             {
                 "loop": name,
                 "steps": f"{timed_steps} (+{args.warmup} warm-up)",
-                "s/step (median)": f"{steady / timed_steps:.4f}",
+                "s/step wall": f"{median(name, 0):.4f}",
+                "s/step CPU": f"{median(name, 1):.4f}",
                 "total s (median)": f"{statistics.median(t[1] for t in runs):.2f}",
-                "overhead": "-" if name == "bare PyTorch" else f"{100 * (steady / base - 1):+.1f}%",
+                "overhead (CPU)": "-" if name == "bare PyTorch" else f"{overhead:+.1f}%",
                 "same weights": "-" if name == "bare PyTorch" else ("yes" if same else "no"),
             }
         )

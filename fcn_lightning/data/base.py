@@ -304,7 +304,7 @@ class SegmentationDataModule(L.LightningDataModule):
             workers).
         decoded_cache: keep every sample's decoded, validated arrays in a cache folder (``true``:
             ``~/.cache/fcn-lightning/decoded``; or the folder) and read them back from there, about
-            10x faster than decoding, in later epochs and runs (see :mod:`fcn_lightning.data.decoded`;
+            5x faster than decoding, in later epochs and runs (see :mod:`fcn_lightning.data.decoded`;
             about 0.75 MB per VOC image). A source file that changes is decoded again.
     """
 

@@ -1,9 +1,9 @@
-"""An optional cache of decoded samples: each sample's validated arrays stored once, read back ~10x faster.
+"""An optional cache of decoded samples: each sample's validated arrays stored once, read back ~5x faster.
 
-Decoding a VOC-sized JPEG takes about 2 ms of a worker's time, reading the same pixels back from an
-uncompressed file about 0.2 ms. :class:`DecodedCache` keeps what a layout's ``load`` returned (image,
-labels, extra inputs; uint8 as decoded, about 0.75 MB per VOC image) in one file per sample under a
-folder, reused across epochs and runs.
+Decoding a VOC-sized JPEG and its PNG label takes about 1.4 ms of a worker's time, reading the same
+arrays back from an uncompressed file about 0.3 ms (``benchmarks/bench_data.py``). :class:`DecodedCache`
+keeps what a layout's ``load`` returned (image, labels, extra inputs; uint8 as decoded, about 0.75 MB
+per VOC image) in one file per sample under a folder, reused across epochs and runs.
 
 An entry is named by a hash of the layout (its class and settings), the sample's files and each file's
 size and modification time: a changed source file is decoded (and validated) again under a new name,

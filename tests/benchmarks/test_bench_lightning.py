@@ -40,7 +40,7 @@ def test_tiny_run_prints_both_loops_and_the_overhead(bench, tmp_path):
         line[:-2].split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line
     ][1:]
     assert [r[0] for r in rows] == ["| bare PyTorch", "| Lightning Trainer"]
-    assert rows[1][4].endswith("%") and rows[1][5] == "yes"  # the same computation on both sides
+    assert rows[1][5].endswith("%") and rows[1][6] == "yes"  # the same computation on both sides
     assert all(r[1] == "2 (+1 warm-up)" for r in rows)
     assert "Command: `python benchmarks/bench_lightning.py --size 32" in text
     assert out.read_text().strip() == text.strip()
