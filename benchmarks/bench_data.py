@@ -204,9 +204,20 @@ def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def markdown(stages: Sequence[dict], loaders: Sequence[dict], command: str, size: str, load: str) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     lines = [
         f"Device: CPU {cpu}, {os.cpu_count()} CPUs visible (load average before: {load}); torch "
         f"{torch.__version__}, numpy {np.__version__}, Pillow {PIL.__version__}, OpenCV "

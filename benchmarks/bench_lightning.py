@@ -8,8 +8,8 @@ optimiser its ``configure_optimizers`` builds, from the same initial weights and
 same batches (read once from a synthetic VOC dataset into memory, so loading costs neither side). The
 bare loop is ``zero_grad``, forward, loss, ``backward``, ``step``; Lightning runs the system's
 ``training_step`` (which also logs the loss) in a ``Trainer`` without logger, checkpoints, progress
-bar or validation. Runs alternate (bare, Lightning, bare, ...) so that a machine shared with other
-work slows both alike; each side's median is reported.
+bar or validation. Runs alternate (bare, Lightning, Lightning, bare, ...) so that a machine shared
+with other work slows both alike; each side's median is reported.
 
 - **s/step**: steady state: the median time from the start of one step to the start of the next (all
   of Lightning's work between steps included), over the steps after ``--warmup`` and every run, so a
@@ -153,8 +153,9 @@ def measure(args: argparse.Namespace, batches: Sequence[dict[str, Any]]) -> list
     timings: dict[str, list[Timing]] = {"bare PyTorch": [], "Lightning Trainer": []}
     finals: dict[str, FCN32s] = {}
     initial = new_model(args.width, args.seed)
-    for _ in range(args.repeats):
-        for name, run in (("bare PyTorch", bare), ("Lightning Trainer", lightning)):
+    sides = [("bare PyTorch", bare), ("Lightning Trainer", lightning)]
+    for repeat in range(args.repeats):
+        for name, run in sides if repeat % 2 == 0 else sides[::-1]:  # neither always goes first
             model = copy.deepcopy(initial)
             timings[name].append(run(model, batches, args.warmup, args.seed))
             finals[name] = model
@@ -182,9 +183,20 @@ def measure(args: argparse.Namespace, batches: Sequence[dict[str, Any]]) -> list
     return rows
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def markdown(rows: Sequence[dict[str, Any]], command: str, load: str, settings: str, threads: int) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     lines = [
         f"Device: CPU {cpu}, {os.cpu_count()} CPUs visible, {threads} torch threads (load "
         f"average before: {load}); torch {torch.__version__}, lightning {L.__version__}; {now}",

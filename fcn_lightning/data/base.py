@@ -556,6 +556,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
             cap = self._largest_size(dataset)
             buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
+            if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
+                buckets = None
         sampler = ResumableSampler(
             dataset,
             seed=self.shuffle_seed,

@@ -76,6 +76,16 @@ def test_bucketing_is_off_where_it_cannot_matter(varied_root):
     assert plain.train_dataloader().sampler.buckets is None
 
 
+def test_images_of_one_size_keep_the_plain_order(synthetic_voc_root):
+    orders = []
+    for bucket in (True, False):
+        dm = VOCDataModule(root=str(synthetic_voc_root), batch_size=3, bucket_by_size=bucket)
+        dm.shuffle_seed = 4
+        dm.setup("fit")
+        orders.append([b["index"].tolist() for b in dm.train_dataloader()])
+    assert orders[0] == orders[1]
+
+
 def test_bucketed_loader_resumes_with_the_remaining_batches(varied_root):
     dm = bucketed(varied_root, hflip=True)
     epoch = [(b["index"].tolist(), b["image"]) for b in dm.train_dataloader()]
