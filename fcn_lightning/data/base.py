@@ -63,8 +63,8 @@ logger = logging.getLogger(__name__)
 #: Image files a prediction folder may hold.
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
-#: Size buckets round heights and widths up to a multiple of this (the nets' coarsest stride, so the
-#: padding adds at most one output cell a side): VOC's few hundred image sizes make a few dozen shapes.
+#: Size buckets round heights and widths up to a multiple of this (the nets' coarsest stride: the
+#: padding adds at most one output cell down and across); VOC's few hundred image sizes make a few dozen.
 SIZE_STEP = 32
 
 
