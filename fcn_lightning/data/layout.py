@@ -72,6 +72,9 @@ class DatasetLayout:
     extra_masks: ClassVar[tuple[str, ...]] = ()
     #: What :meth:`check_root` says should be under the root.
     expected_contents: ClassVar[str] = ""
+    #: The image decoder of :meth:`load` (see :data:`~fcn_lightning.data.readers.DECODERS`: the same
+    #: pixels either way; an instance may set ``"pil"``, the reference's, e.g. to compare speeds).
+    image_decoder: str = "opencv"
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
@@ -119,7 +122,7 @@ class DatasetLayout:
         A dataset with more inputs or targets (depth, a second label map) overrides this and
         :meth:`problems`; every array must have the image's height and width.
         """
-        image = read_image(sample.image)
+        image = read_image(sample.image, self.image_decoder)
         arrays = {"image": image}
         if sample.label is not None:
             arrays["mask"] = self.read_label(sample.label)
@@ -131,7 +134,7 @@ class DatasetLayout:
         found: list[str] = []
         image = label = None
         try:
-            image = read_image(sample.image)
+            image = read_image(sample.image, self.image_decoder)
         except DatasetError as e:
             found.append(DataProblem.of(e))
         if sample.label is not None:

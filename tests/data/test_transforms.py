@@ -120,3 +120,13 @@ def test_to_pair():
         to_pair(0)
     with pytest.raises(ValueError, match="scale_range"):
         build_train_transform(IMAGENET, scale_range=(1.5, 0.5))
+
+
+@pytest.mark.parametrize("norm", [IMAGENET, CAFFE], ids=["imagenet", "caffe"])
+def test_table_normalisation_is_the_arithmetic_exactly(norm):
+    image = np.random.default_rng(0).integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    image[0, :3] = [[0, 0, 0], [255, 255, 255], [1, 128, 254]]
+    fast = build_eval_transform(norm).normalize(image)
+    assert fast.dtype == np.float32 and np.array_equal(fast, norm(image))
+    out = build_eval_transform(norm)(image=image)["image"]
+    assert torch.equal(out, torch.from_numpy(norm(image).transpose(2, 0, 1).copy()))

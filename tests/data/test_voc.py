@@ -278,13 +278,13 @@ def test_crop_size_gives_fixed_shapes(synthetic_voc_jitter_root):
     assert (batch["mask"] == 255).any()
 
 
-def test_mixed_sizes_without_pad_or_crop_is_a_clear_error(synthetic_voc_jitter_root):
-    dm = VOCDataModule(root=str(synthetic_voc_jitter_root), batch_size=8)
+def test_mixed_sizes_without_buckets_pad_or_crop_is_a_clear_error(synthetic_voc_jitter_root):
+    dm = VOCDataModule(root=str(synthetic_voc_jitter_root), batch_size=8, bucket_by_size=False)
     dm.setup("fit")
     with pytest.raises(ValueError, match="different sizes") as info:
         next(iter(dm.train_dataloader()))
     message = str(info.value)
-    assert "pad_to" in message and "crop_size" in message
+    assert "bucket_by_size" in message and "pad_to" in message and "crop_size" in message
     assert any(sid in message for sid in dm.train_dataset.ids)
 
 

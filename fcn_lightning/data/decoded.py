@@ -1,0 +1,100 @@
+"""An optional cache of decoded samples: each sample's validated arrays stored once, read back ~5x faster.
+
+Decoding a VOC-sized JPEG and its PNG label takes about 1.4 ms of a worker's time, reading the same
+arrays back from an uncompressed file about 0.3 ms (``benchmarks/bench_data.py``). :class:`DecodedCache`
+keeps what a layout's ``load`` returned (image, labels, extra inputs; uint8 as decoded, about 0.75 MB
+per VOC image) in one file per sample under a folder, reused across epochs and runs.
+
+An entry is named by a hash of the layout (its class and settings), the sample's files and each file's
+size and modification time: a changed source file is decoded (and validated) again under a new name,
+never read stale. Entries are written to a temporary file and renamed, so a reader sees a whole entry
+or none; one that cannot be read (e.g. lost in a crash) is decoded again. Old entries are not removed:
+delete the folder to reclaim the space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcn_lightning.data.layout import DatasetLayout, Sample
+
+__all__ = ["DEFAULT_DECODED_CACHE", "DecodedCache"]
+
+log = logging.getLogger(__name__)
+
+#: Where ``decoded_cache: true`` keeps its entries.
+DEFAULT_DECODED_CACHE = "~/.cache/fcn-lightning/decoded"
+#: Bump when what an entry holds changes, so that entries written by older code are not read.
+CACHE_VERSION = 1
+
+
+class DecodedCache:
+    """``load(sample)``: ``layout.load(sample)``, from the cache folder where an entry exists."""
+
+    def __init__(self, folder: str | Path, layout: DatasetLayout) -> None:
+        self.folder = Path(folder).expanduser()
+        self.layout = layout
+        plain = (str, int, float, bool, tuple, list, Path, type(None))  # settings, not helpers
+        settings = sorted(
+            (k, repr(v)) for k, v in vars(layout).items() if isinstance(v, plain) and k[0] != "_"
+        )
+        described = (CACHE_VERSION, type(layout).__module__, type(layout).__qualname__, settings)
+        self._layout_key = repr((described, layout.class_names, layout.extra_masks)).encode()
+        self._warned = False
+
+    def path(self, sample: Sample) -> Path:
+        """The entry of a sample as its files are now (``OSError`` if one of them is missing)."""
+        digest = hashlib.sha256(self._layout_key)
+        for field in dataclasses.fields(sample):
+            value = getattr(sample, field.name)
+            digest.update(repr((field.name, value)).encode())
+            if isinstance(value, Path):
+                stat = os.stat(value)
+                digest.update(repr((stat.st_size, stat.st_mtime_ns)).encode())
+        key = digest.hexdigest()
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def load(self, sample: Sample) -> dict[str, np.ndarray]:
+        try:
+            path = self.path(sample)
+        except OSError:  # a missing file: the layout names it
+            return self.layout.load(sample)
+        try:
+            return self._read(path)
+        except (OSError, ValueError, EOFError):  # not cached yet, or unreadable: decode again
+            pass
+        arrays = self.layout.load(sample)
+        self._write(path, arrays)
+        return arrays
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, np.ndarray]:
+        with open(path, "rb") as f:
+            names = np.load(f, allow_pickle=False).tolist()
+            return {name: np.load(f, allow_pickle=False) for name in names}
+
+    def _write(self, path: Path, arrays: dict[str, Any]) -> None:
+        # No fsync (unlike the suite's results): an entry lost in a crash is only decoded again.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, np.array(list(arrays)), allow_pickle=False)
+                for value in arrays.values():
+                    np.save(f, np.ascontiguousarray(value), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as e:  # a full or read-only disk: train on, decoding every time
+            tmp.unlink(missing_ok=True)
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "decoded cache %s: cannot write entries (%s); decoding every time", self.folder, e
+                )
