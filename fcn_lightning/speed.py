@@ -6,7 +6,8 @@ device the run lands on:
 
 - ``channels_last`` (default: on with CUDA, off on the CPU): the net's parameters and every batch's images
   in NHWC. Tensor-core convolutions (bf16, fp16, TF32) read NHWC natively; NCHW costs a transpose per
-  layer. On the CPU, NCHW was as fast or faster here.
+  layer. On CPUs the gain varies by machine (``benchmarks/RESULTS.md``: none in training on an AMD EPYC,
+  about 1.3x on a Xeon with AMX), so there it is a switch to try.
 - ``cudnn_benchmark`` (default: on with CUDA): cuDNN times its algorithms for each new input shape and
   keeps the fastest. Pays off when shapes repeat (fixed crops, ``pad_to``, size buckets); every new
   shape costs one slow step.
