@@ -382,18 +382,16 @@ def write_caffemodel(
 
 #: Modules whose parameters Caffe layers hold, and their Caffe types.
 CAFFE_TYPES: dict[type[nn.Module], str] = {nn.Conv2d: "Convolution", nn.ConvTranspose2d: "Deconvolution"}
+#: Other Caffe names a layer may have in the reference nets (tried when the plain name is absent).
+CAFFE_ALIASES: dict[str, tuple[str, ...]] = {"conv1_1": ("conv1_1_bgrd",)}
+#: The reference late-fusion nets suffix each stream's layers with its modality (``conv1_1color``).
+STREAM_SUFFIXES: dict[str, str] = {"rgb": "color"}
 
 
 def caffe_type(module: nn.Module) -> str | None:
     """The Caffe type of a module that holds a Caffe layer's parameters (subclasses included: the nets'
     ``Upsampler`` is a deconvolution), else None."""
     return next((name for cls, name in CAFFE_TYPES.items() if isinstance(module, cls)), None)
-
-
-#: Other Caffe names a layer may have in the reference nets (tried when the plain name is absent).
-CAFFE_ALIASES: dict[str, tuple[str, ...]] = {"conv1_1": ("conv1_1_bgrd",)}
-#: The reference late-fusion nets suffix each stream's layers with its modality (``conv1_1color``).
-STREAM_SUFFIXES: dict[str, str] = {"rgb": "color"}
 
 
 def caffe_layer_table(net: nn.Module) -> dict[str, str]:
