@@ -46,6 +46,7 @@ from fcn_lightning.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.progress import LineProgressBar, is_terminal
 from fcn_lightning.resume import ResumeCheckpoint, resume_checkpoint
 from fcn_lightning.sampling import ComparisonPlan, plot_curves, run_comparison, summarise, write_curves
+from fcn_lightning.speed import SpeedSwitches
 from fcn_lightning.staged import (
     RESULT_COLUMNS,
     SELECTIONS,
@@ -202,6 +203,7 @@ class FCNLightningCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_lightning_class_args(ResumeCheckpoint, "resume")
         parser.add_lightning_class_args(StopOnDivergence, "divergence")
+        parser.add_lightning_class_args(SpeedSwitches, "speed")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments(
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"

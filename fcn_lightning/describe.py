@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.geometry import receptive_field
 from fcn_lightning.nets.heads import FCN
+from fcn_lightning.nets.upsampling import dense_upsampling
 from fcn_lightning.nets.zoo import ZOO_VARIANTS, build_zoo_fcn
 
 
@@ -87,9 +88,13 @@ def _sizes(net: FCN) -> tuple[int, int, int, int]:
 
 
 def count_gflops(net: nn.Module, size: int) -> float:
-    """GFLOPs of one forward pass of a ``size`` x ``size`` image; ``net`` may live on the meta device."""
+    """GFLOPs of one forward pass of a ``size`` x ``size`` image; ``net`` may live on the meta device.
+
+    The net's FLOPs as the paper counts them: upsamplers as dense deconvolutions (``dense_upsampling``),
+    though a fixed bilinear one computes far less.
+    """
     device = next(net.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), dense_upsampling():
         net(torch.empty(1, net.in_channels, size, size, device=device))
     return counter.get_total_flops() / 1e9
 

@@ -14,13 +14,19 @@ from fcn_lightning.nets.heads import (
     fcn_pool5,
 )
 from fcn_lightning.nets.surgery import (
-    bilinear_kernel,
     expand_input_channels,
     load_vgg16_state_dict,
     transfer_parameters,
     transplant_vgg16,
 )
 from fcn_lightning.nets.trunks import AlexNetTrunk, GoogLeNetTrunk, VGG16Trunk
+from fcn_lightning.nets.upsampling import (
+    Upsampler,
+    bilinear_kernel,
+    bilinear_upsample,
+    dense_upsampling,
+    make_upsampler,
+)
 from fcn_lightning.nets.weights import CAFFE, IMAGENET, InputNormalization, VGG16Weights, get_normalization
 from fcn_lightning.nets.zoo import (
     ZOO_VARIANTS,
@@ -40,13 +46,16 @@ __all__ = [
     "CoordMap",
     "GoogLeNetTrunk",
     "InputNormalization",
+    "Upsampler",
     "VGG16Trunk",
     "VGG16Weights",
     "bilinear_kernel",
+    "bilinear_upsample",
     "build_fcn",
     "build_zoo_fcn",
     "coord_map",
     "crop_offset",
+    "dense_upsampling",
     "expand_input_channels",
     "fcn8s",
     "fcn8s_atonce",
@@ -60,6 +69,7 @@ __all__ = [
     "fcn_pool5",
     "get_normalization",
     "load_vgg16_state_dict",
+    "make_upsampler",
     "transfer_parameters",
     "transplant_vgg16",
 ]

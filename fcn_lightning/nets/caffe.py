@@ -388,11 +388,17 @@ CAFFE_ALIASES: dict[str, tuple[str, ...]] = {"conv1_1": ("conv1_1_bgrd",)}
 STREAM_SUFFIXES: dict[str, str] = {"rgb": "color"}
 
 
+def caffe_type(module: nn.Module) -> str | None:
+    """The Caffe type of a module that holds a Caffe layer's parameters (subclasses included: the nets'
+    ``Upsampler`` is a deconvolution), else None."""
+    return next((name for cls, name in CAFFE_TYPES.items() if isinstance(module, cls)), None)
+
+
 def caffe_layer_table(net: nn.Module) -> dict[str, str]:
     """This net's Caffe layers: Caffe name -> module path of each conv / deconv (see the module docstring)."""
     table: dict[str, str] = {}
     for path, module in net.named_modules():
-        if type(module) not in CAFFE_TYPES:
+        if caffe_type(module) is None:
             continue
         name = path.rsplit(".", 1)[-1]
         stream = re.match(r"streams\.(\w+)\.", path)
@@ -537,7 +543,7 @@ def export_caffe_net(net: nn.Module, name: str = "fcn") -> CaffeNet:
         blobs = [module.weight.detach().cpu().numpy()]
         if module.bias is not None:
             blobs.append(module.bias.detach().cpu().numpy())
-        layers.append(CaffeLayer(caffe_name, CAFFE_TYPES[type(module)], blobs))
+        layers.append(CaffeLayer(caffe_name, caffe_type(module), blobs))
     return CaffeNet(name, layers)
 
 

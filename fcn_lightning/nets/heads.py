@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, coord_map, crop_offset, layer_map
-from fcn_lightning.nets.surgery import load_vgg16_state_dict, make_upsampler, transplant_vgg16
+from fcn_lightning.nets.surgery import load_vgg16_state_dict, transplant_vgg16
 from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.upsampling import Upsampler, make_upsampler
 from fcn_lightning.nets.weights import VGG16Weights
 
 #: At-once FCN-8s scales the skips by fixed factors so they don't swamp the fc7 score at the start.
@@ -68,8 +69,10 @@ class HeadWiring:
         self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
     ) -> torch.Tensor:
         """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
-        out = getattr(net, self.final)(self.coarse(net, blobs, source))
-        return _crop(out, self.offsets[self.final], size)
+        final, coarse = getattr(net, self.final), self.coarse(net, blobs, source)
+        if isinstance(final, Upsampler):  # computes only the window kept
+            return final(coarse, crop=(self.offsets[self.final], size))
+        return _crop(final(coarse), self.offsets[self.final], size)
 
     def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
         """The fused score map before the final upsampling (at the net's output stride)."""

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, crop_offset, layer_map
-from fcn_lightning.nets.surgery import bilinear_kernel
+from fcn_lightning.nets.upsampling import bilinear_kernel
 
 __all__ = ["CoarseNet", "check_factor", "shift_and_stitch", "stitch_scores", "stitched_map"]
 

@@ -1,4 +1,4 @@
-"""Net surgery: bilinear upsampling kernels, ImageNet VGG16 -> FCN trunk, stage -> stage, RGB -> RGB-D."""
+"""Net surgery: ImageNet VGG16 -> FCN trunk, stage -> stage, RGB -> RGB-D."""
 
 from __future__ import annotations
 
@@ -12,45 +12,17 @@ import torch
 from torch import nn
 
 from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.upsampling import (  # noqa: F401  (re-exported: their home before upsampling.py)
+    bilinear_kernel,
+    bilinear_upsampling_weight,
+    make_upsampler,
+)
 from fcn_lightning.nets.weights import VGG16Weights
 
 log = logging.getLogger(__name__)
 
 #: Where torchvision's VGG16 ImageNet weights come from, for the offline error message.
 TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
-
-
-def bilinear_kernel(size: int) -> torch.Tensor:
-    """The size x size bilinear interpolation kernel of the reference (``upsample_filt``)."""
-    if size < 1:
-        raise ValueError(f"kernel size must be >= 1, got {size}")
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    profile = 1 - (torch.arange(size, dtype=torch.float64) - center).abs() / factor
-    return torch.outer(profile, profile).float()
-
-
-def bilinear_upsampling_weight(channels: int, size: int) -> torch.Tensor:
-    """A ConvTranspose2d weight that upsamples each channel on its own (class i -> class i)."""
-    weight = torch.zeros(channels, channels, size, size)
-    weight[range(channels), range(channels)] = bilinear_kernel(size)
-    return weight
-
-
-def make_upsampler(
-    channels: int, factor: int, learnable: bool = False, kernel: int | None = None
-) -> nn.ConvTranspose2d:
-    """A bias-free ``factor``x upsampling layer (kernel 2 * factor unless given: FCN-AlexNet's is 63)
-    initialised to bilinear interpolation.
-
-    Frozen by default, as in the reference code (learning rate 0).
-    """
-    kernel = 2 * factor if kernel is None else kernel
-    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=factor, bias=False)
-    with torch.no_grad():
-        layer.weight.copy_(bilinear_upsampling_weight(channels, kernel))
-    layer.weight.requires_grad_(learnable)
-    return layer
 
 
 # --------------------------------------------------------------------------------------- ImageNet VGG16

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.nets import build_fcn
+from fcn_lightning.nets import build_fcn, dense_upsampling
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
 TINY = ["--size", "32", "--width", "0.0625", "--iters", "1", "--warmup", "0", "--device", "cpu"]
@@ -33,28 +33,53 @@ def bench() -> ModuleType:
 
 
 def _direct_flops(variant: str) -> tuple[int, int]:
-    """Forward and forward+backward FLOPs of the real (CPU) net, counted without the script."""
+    """Forward and forward+backward FLOPs of the real (CPU) net, counted without the script (the net as the
+    paper counts it: dense upsampling layers)."""
     torch.manual_seed(0)
     model = build_fcn(variant, 21, width=0.0625)
     x = torch.randn(1, 3, 32, 32)
     model.eval()
-    with FlopCounterMode(display=False) as fwd, torch.inference_mode():
-        model(x)
-    model.train()
-    with FlopCounterMode(display=False) as train:
-        loss = F.cross_entropy(model(x), torch.zeros(1, 32, 32, dtype=torch.long), ignore_index=255)
-        loss.backward()
+    with dense_upsampling():
+        with FlopCounterMode(display=False) as fwd, torch.inference_mode():
+            model(x)
+        model.train()
+        with FlopCounterMode(display=False) as train:
+            loss = F.cross_entropy(model(x), torch.zeros(1, 32, 32, dtype=torch.long), ignore_index=255)
+            loss.backward()
     return fwd.get_total_flops(), train.get_total_flops()
+
+
+def _table_rows(text: str, columns: tuple[str, ...]) -> list[list[str]]:
+    """The body of the printed Markdown table with these columns (cells stripped)."""
+    lines = text.splitlines()
+    start = lines.index("| " + " | ".join(columns) + " |")
+    body = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        body.append([c.strip() for c in line.strip("|").split("|")])
+    return body
 
 
 def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "results.md"
-    argv = [*TINY, "--variants", "fcn8s", "--precision", "fp32", "bf16-mixed", "--out", str(out)]
+    argv = [
+        *TINY,
+        "--variants",
+        "fcn8s",
+        "--precision",
+        "fp32",
+        "bf16-mixed",
+        "--out",
+        str(out),
+        "--no-plain",
+    ]
     report = bench.main(argv)
 
     combos = [(r.precision, r.channels_last) for r in report.rows]
     assert combos == [("fp32", False), ("fp32", True), ("bf16-mixed", False), ("bf16-mixed", True)]
     assert all(r.fwd_ips > 0 and r.train_ips > 0 and r.peak_mib is None for r in report.rows)
+    assert report.baselines == [] and "(skipped: --no-plain)" in report.text
 
     fwd, train = _direct_flops("fcn8s")
     assert fwd > 0 and train > fwd
@@ -65,12 +90,9 @@ def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pyt
     assert total == sum(p.numel() for p in model.parameters()) > trainable > 0
 
     lines = report.text.splitlines()
-    header = "| " + " | ".join(bench.COLUMNS) + " |"
-    assert "peak mem (MiB)" in header and "GFLOP/img (fwd)" in header and "fwd TFLOP/s" in header
-    start = lines.index(header)
-    body = [ln for ln in lines[start + 2 :] if ln.startswith("| fcn8s |")]
-    assert len(body) == 4
-    assert all(len(ln.strip("|").split("|")) == len(bench.COLUMNS) for ln in body)
+    assert {"peak mem (MiB)", "GFLOP/img (fwd)", "train % peak"} <= set(bench.COLUMNS)
+    body = _table_rows(report.text, bench.COLUMNS)
+    assert len(body) == 4 and all(r[0] == "fcn8s" and len(r) == len(bench.COLUMNS) for r in body)
     assert lines[0].startswith("Device: CPU") and f"torch {torch.__version__}" in lines[0]
     assert "python benchmarks/bench_nets.py --size 32" in report.text
     assert capsys.readouterr().out == report.text
@@ -86,6 +108,8 @@ def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pyt
         (["--variants", "fcn4s"], "invalid choice: 'fcn4s'"),
         (["--precision", "fp16"], "invalid choice: 'fp16'"),
         (["--iters", "0"], "must be >= 1"),
+        (["--batches", "1", "0"], "must be >= 1"),
+        (["--links", "NVLink"], "a link is NAME=GB/s"),
     ],
 )
 def test_bad_args_exit_with_argparse_error(
@@ -95,3 +119,76 @@ def test_bad_args_exit_with_argparse_error(
         bench.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_every_section_on_the_cpu(bench: ModuleType, capsys: pytest.CaptureFixture) -> None:
+    argv = ["--device", "cpu", "--sizes", "64", "--batches", "1", "2", "--width", "0.0625"]
+    argv += [
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--precision",
+        "fp32",
+        "--channels-last",
+        "off",
+        "--peak-size",
+        "64",
+    ]
+    argv += ["--variants", "fcn32s", "fcn8s", "--compare-upsampling", "--links", "NVLink=450", "Slow=1"]
+    report = bench.main(argv)
+    text = report.text
+    assert report.peak_tflops > 0 and "Measured bf16 matmul peak:" in text
+
+    main = _table_rows(text, bench.COLUMNS)
+    assert [(r[0], r[2]) for r in main] == [("fcn32s", "1"), ("fcn32s", "2"), ("fcn8s", "1"), ("fcn8s", "2")]
+    col = {name: i for i, name in enumerate(bench.COLUMNS)}
+    for r in main:
+        assert len(r) == len(bench.COLUMNS)
+        assert r[col["peak mem (MiB)"]] == r[col["act. MiB/img"]] == "-"  # CUDA only
+        assert float(r[col["train % peak"]]) > 0 and float(r[col["train x plain"]]) > 0
+    assert "Memory columns need CUDA" in text
+
+    plain = _table_rows(text, bench.BASELINE_COLUMNS)
+    assert [r[:2] for r in plain] == [["fcn32s", "64x64"], ["fcn8s", "64x64"]]
+
+    schedule = _table_rows(text, bench.SCHEDULE_COLUMNS)
+    assert [r[:2] for r in schedule[:3]] == [
+        ["FCN-32s", "fcn32s"],
+        ["FCN-16s", "fcn32s"],
+        ["FCN-8s", "fcn8s"],
+    ]
+    assert schedule[0][4] == "25" and schedule[-1][0] == "all"  # 100k images, validated every 4k
+    stages = [float(r[-1]) for r in schedule[:3]]
+    assert float(schedule[-1][-1]) == pytest.approx(sum(stages), abs=0.11)
+
+    ddp = _table_rows(text, bench.DDP_COLUMNS)
+    assert [(r[0], r[2]) for r in ddp] == [
+        (link, str(n)) for link in ("NVLink", "Slow") for n in (1, 2, 4, 8)
+    ]
+    params = report.params["fcn8s"][1]
+    slow8 = ddp[-1]  # ring all-reduce over 1 GB/s: 2 * 7/8 * 4 bytes per parameter
+    assert float(slow8[3]) == pytest.approx(1e3 * 2 * 7 / 8 * 4 * params / 1e9, rel=0.01, abs=0.01)
+    assert ddp[0][3] == "0.00" and ddp[0][6] == ddp[0][9] == "1.00"  # one GPU: no all-reduce
+
+    metrics = _table_rows(text, bench.METRIC_COLUMNS)
+    assert len(metrics) == 4 and all(r[-1] == "-" for r in metrics)  # sync check needs CUDA
+    gains = _table_rows(text, bench.UPSAMPLING_COLUMNS)
+    assert len(gains) == 4 and all(float(r[-1]) > 0 for r in gains)
+    assert capsys.readouterr().out == text
+
+
+def test_plain_loop_runs_the_dense_upsampling_layers(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    real = bench.measure
+
+    def spy(model, *args, **kwargs):
+        seen.append(all(not m.interpolating() for m in model.modules() if hasattr(m, "interpolating")))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "measure", spy)
+    args = bench.build_parser().parse_args(["--width", "0.0625", "--iters", "1", "--warmup", "0"])
+    baseline = bench.measure_plain("fcn32s", torch.device("cpu"), (32, 32), args)
+    assert seen == [True] and baseline.fwd_ips > 0 and baseline.train_ips > 0
