@@ -26,6 +26,8 @@ __all__ = ["StopOnDivergence", "TrainingDiverged", "likely_causes"]
 
 #: A learning rate this many times the net's reference rate for the summed loss is a mean-loss rate.
 MEAN_LOSS_RATE_FACTOR = 1e3
+#: The default interval of the check where the loss lives on a GPU.
+GPU_CHECK_EVERY_N_STEPS = 50
 
 
 class TrainingDiverged(FloatingPointError):
@@ -60,14 +62,20 @@ class StopOnDivergence(Callback):
     The CLI's ``divergence`` section. Args:
         check_every_n_steps: read the accumulated non-finite flag every so many steps (1: stop at the
             very step; larger: fewer host-device waits on a GPU when the loss is not on the progress bar).
+            Default: 1 on a CPU, ``GPU_CHECK_EVERY_N_STEPS`` (50) on a GPU.
     """
 
-    def __init__(self, check_every_n_steps: int = 1) -> None:
-        if check_every_n_steps < 1:
+    def __init__(self, check_every_n_steps: int | None = None) -> None:
+        if check_every_n_steps is not None and check_every_n_steps < 1:
             raise ValueError(f"divergence.check_every_n_steps must be >= 1, got {check_every_n_steps}")
         self.check_every_n_steps = check_every_n_steps
+        self._every = check_every_n_steps or 1
         self._nonfinite: torch.Tensor | None = None
         self._loss: torch.Tensor | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.check_every_n_steps is None:  # free on a CPU; on a GPU, no wait on most steps
+            self._every = 1 if pl_module.device.type == "cpu" else GPU_CHECK_EVERY_N_STEPS
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -79,7 +87,7 @@ class StopOnDivergence(Callback):
         flag = ~torch.isfinite(loss)
         self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
         self._loss = loss
-        if trainer.global_step % self.check_every_n_steps == 0:
+        if trainer.global_step % self._every == 0:
             self._check_loss(trainer, pl_module)
 
     def on_save_checkpoint(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import yaml
 from fcn_lightning import FCN16s, FCN32s
 from fcn_lightning.checkpoints import refuse_contradicting_config
 from fcn_lightning.cli import FCNLightningCLI, main
-from fcn_lightning.divergence import TrainingDiverged
+from fcn_lightning.divergence import GPU_CHECK_EVERY_N_STEPS, StopOnDivergence, TrainingDiverged
 from fcn_lightning.io import AtomicCheckpointIO
 
 TINY = {"width": 0.0625, "batch_norm": True}
@@ -171,3 +172,20 @@ def test_only_settings_the_config_sets_can_contradict_a_ckpt_path():
         refuse_contradicting_config("fcn_lightning.FCN8s", {**defaults, "width": 0.125}, checkpoint, "a.ckpt")
     with pytest.raises(ValueError, match=re.escape("model: checkpoint fcn_lightning.systems.FCN8s, config")):
         refuse_contradicting_config("fcn_lightning.FCN16s", defaults, checkpoint, "a.ckpt")
+
+
+def test_divergence_checks_every_step_on_a_cpu_and_catches_a_nan_between_reads_on_a_gpu():
+    cpu, gpu = (SimpleNamespace(device=torch.device(d), hparams={}) for d in ("cpu", "cuda"))
+    trainer = SimpleNamespace(global_step=0, checkpoint_callbacks=[], optimizers=[], precision="32-true")
+    on_cpu, on_gpu, every_5 = StopOnDivergence(), StopOnDivergence(), StopOnDivergence(5)
+    on_cpu.setup(trainer, cpu, "fit")
+    on_gpu.setup(trainer, gpu, "fit")
+    every_5.setup(trainer, gpu, "fit")
+    assert (on_cpu._every, on_gpu._every, every_5._every) == (1, GPU_CHECK_EVERY_N_STEPS, 5)
+    # A NaN at step 3 of a GPU run: no host read until step 50, where the accumulated flag stops it.
+    for step, loss in ((1, 1.0), (3, float("nan")), (4, 1.0), (49, 1.0)):
+        trainer.global_step = step
+        on_gpu.on_train_batch_end(trainer, gpu, {"loss": torch.tensor(loss)}, None, 0)
+    trainer.global_step = 50
+    with pytest.raises(TrainingDiverged, match="training diverged at step 50"):
+        on_gpu.on_train_batch_end(trainer, gpu, {"loss": torch.tensor(1.0)}, None, 0)
