@@ -1,8 +1,8 @@
 """Reading finished runs back: results tables, per-image scores, training curves (used by the notebooks).
 
 A staged run folder (``fcn-lightning staged``) holds ``results.csv`` and one folder per stage with its
-checkpoints and its Lightning log (``lightning_logs/version_*/metrics.csv`` and the resolved
-``config.yaml``); a ``fit`` run folder holds the latter alone.
+``checkpoints/`` and its Lightning log (``lightning_logs/version_*/metrics.csv`` and the resolved
+``config.yaml``); a ``fit`` run folder holds the log alone, its checkpoints inside it.
 """
 
 from __future__ import annotations
@@ -65,10 +65,14 @@ def results_markdown(
 
 
 def _log_dir(run_dir: Path) -> Path:
+    """The run's newest ``lightning_logs/version_*`` folder, or the run folder itself for a run without a
+    logger (its ``config.yaml`` is written there)."""
     versions = sorted((run_dir / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not versions:
-        raise FileNotFoundError(f"{run_dir}: no lightning_logs/version_* folder (not a finished fit run?)")
-    return versions[-1]
+    if versions:
+        return versions[-1]
+    if (run_dir / "config.yaml").is_file():
+        return run_dir
+    raise FileNotFoundError(f"{run_dir}: no lightning_logs/version_* folder (not a finished fit run?)")
 
 
 def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -93,9 +97,11 @@ def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]
     run_dir = Path(run_dir)
     log_dir = _log_dir(run_dir)
     pattern = "best-*.ckpt" if checkpoint == "best" else "last.ckpt"
-    found = sorted((log_dir / "checkpoints").glob(pattern))
+    # A staged run's stage keeps its checkpoints in <stage>/checkpoints, a plain fit run in its log folder.
+    folders = [run_dir / "checkpoints", log_dir / "checkpoints"]
+    found = next((hits for folder in folders if (hits := sorted(folder.glob(pattern)))), [])
     if not found:
-        raise FileNotFoundError(f"{log_dir / 'checkpoints'}: no {pattern}")
+        raise FileNotFoundError(f"no {pattern} in {' or '.join(map(str, folders))}")
     args = ["--config", str(log_dir / "config.yaml"), "--model.init_args.init_from", "null"]
     args += ["--trainer.logger", "false", "--trainer.default_root_dir", str(run_dir)]
     with warnings.catch_warnings():

@@ -7,10 +7,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
 from fcn_lightning import FCN8s
+from fcn_lightning.analysis import load_stage
 from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.cli import main
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
@@ -135,6 +137,16 @@ def test_staged_select_last_scores_and_hands_on_last_checkpoints(staged_run, tmp
     config = yaml.safe_load(next((tmp_path / "out" / "FCN-16s").rglob("config.yaml")).read_text())
     init_from = Path(config["model"]["init_args"]["init_from"])
     assert init_from.name == "last.ckpt" and "FCN-32s" in init_from.parts
+
+
+def test_a_stage_of_a_staged_run_loads_back_with_its_checkpoints_weights(staged_run):
+    stage = staged_out(staged_run) / "FCN-8s"
+    for which, pattern in (("best", "best-*.ckpt"), ("last", "last.ckpt")):
+        model, data = load_stage(stage, which)
+        saved = torch.load(next((stage / "checkpoints").glob(pattern)), weights_only=True)["state_dict"]
+        assert type(model).__name__ == "FCN8s" and data.val_dataset is not None
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
 
 
 def test_stages_logging_into_one_run_keep_their_own_checkpoints(staged_run, tmp_path):
