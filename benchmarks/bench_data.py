@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -45,6 +43,8 @@ from fcn_lightning.data.readers import read_image, read_label_png
 from fcn_lightning.data.synthetic import SyntheticVOCConfig, write_synthetic_voc
 from fcn_lightning.data.synthetic import voc as synthetic_voc
 from fcn_lightning.data.transforms import SegmentationTransform
+
+from report import command_line, cpu_name, emit, markdown_table
 
 LOADER_COLUMNS = (
     "decoder",
@@ -196,25 +196,6 @@ def stage_rows(root: Path, cache_root: Path, batch: int) -> list[dict[str, Any]]
     ]
 
 
-def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows),
-    ]
-
-
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(stages: Sequence[dict], loaders: Sequence[dict], command: str, size: str, load: str) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = cpu_name()
@@ -227,11 +208,11 @@ def markdown(stages: Sequence[dict], loaders: Sequence[dict], command: str, size
         "",
         f"Stages, 1 core, images about {size}:",
         "",
-        *table(STAGE_COLUMNS, stages),
+        *markdown_table(STAGE_COLUMNS, stages),
         "",
         "Training loader (decode + whole-image size buckets + flips + collate), after a warm-up epoch:",
         "",
-        *table(LOADER_COLUMNS, loaders),
+        *markdown_table(LOADER_COLUMNS, loaders),
     ]
     return "\n".join(lines) + "\n"
 
@@ -261,12 +242,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     finally:
         torch.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
-    command = "python benchmarks/bench_data.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = markdown(stages, loaders, command.strip(), f"{args.size[1]}x{args.size[0]}", load)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+    command = command_line("bench_data.py", sys.argv[1:] if argv is None else argv)
+    text = markdown(stages, loaders, command, f"{args.size[1]}x{args.size[0]}", load)
+    emit(text, args.out)
     return text
 
 

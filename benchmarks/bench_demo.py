@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import io
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -34,6 +33,17 @@ from torch.utils.flop_counter import FlopCounterMode
 from fcn_lightning.cli import FCNLightningCLI, staged_main
 from fcn_lightning.staged import StagedPlan
 
+from report import command_line, emit, markdown_table
+
+COLUMNS = (
+    "stage",
+    "steps x batch",
+    "image",
+    "validations x images",
+    "train TFLOP",
+    "val TFLOP",
+    "total TFLOP",
+)
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "staged.yaml"
 
 
@@ -93,21 +103,22 @@ def stage_work(name: str, configs: Sequence[Path], overrides: Sequence[str]) -> 
 
 
 def table(work: Sequence[StageWork], seconds: float | None) -> str:
-    header = (
-        "| stage | steps x batch | image | validations x images | train TFLOP | val TFLOP | total TFLOP |"
-    )
-    lines = [header, "|---" * 7 + "|"]
-    for w in work:
-        lines.append(
-            f"| {w.stage} | {w.steps} x {w.batch} | {w.size[0]}x{w.size[1]} "
-            f"| {w.validations} x {w.val_images} | {w.train_flops / 1e12:.2f} | {w.val_flops / 1e12:.2f} "
-            f"| {w.total / 1e12:.2f} |"
+    rows = [
+        (
+            w.stage,
+            f"{w.steps} x {w.batch}",
+            f"{w.size[0]}x{w.size[1]}",
+            f"{w.validations} x {w.val_images}",
+            f"{w.train_flops / 1e12:.2f}",
+            f"{w.val_flops / 1e12:.2f}",
+            f"{w.total / 1e12:.2f}",
         )
+        for w in work
+    ]
     total = sum(w.total for w in work)
-    lines.append(
-        f"| all | | | | {sum(w.train_flops for w in work) / 1e12:.2f} | "
-        f"{sum(w.val_flops for w in work) / 1e12:.2f} | {total / 1e12:.2f} |"
-    )
+    train, val = sum(w.train_flops for w in work), sum(w.val_flops for w in work)
+    rows.append(("all", "", "", "", f"{train / 1e12:.2f}", f"{val / 1e12:.2f}", f"{total / 1e12:.2f}"))
+    lines = markdown_table(COLUMNS, rows)
     if seconds is not None:
         lines += [
             "",
@@ -136,18 +147,13 @@ def main(argv: Sequence[str] | None = None) -> str:
             start = time.perf_counter()
             staged_main(["--config", str(args.config), "--out", out, *overrides])
             seconds = time.perf_counter() - start
-    command = shlex.join(
-        ["python", "benchmarks/bench_demo.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    command = command_line("bench_demo.py", sys.argv[1:] if argv is None else argv)
     head = (
         f"### Demo work, {dt.date.today().isoformat()}\n\nCommand: `{command}`; torch {torch.__version__}, "
         f"Python {platform.python_version()}, {platform.processor() or platform.machine()}.\n"
     )
     text = head + "\n" + table(work, seconds) + "\n"
-    print(text)
-    if args.out:
-        with args.out.open("a") as f:
-            f.write(text + "\n")
+    emit(text, args.out)
     return text
 
 

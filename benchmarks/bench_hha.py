@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import shlex
 import shutil
 import sys
 import tempfile
@@ -33,6 +31,8 @@ from fcn_lightning.data.hha import NYU_KINECT, depth_to_hha
 from fcn_lightning.data.prepare_nyud import prepare_nyud
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
 from fcn_lightning.data.synthetic.nyud import SyntheticNYUDConfig, write_synthetic_nyud
+
+from report import command_line, cpu_name, emit, markdown_table
 
 COLUMNS = ("what", "size", "workers", "images", "seconds", "img/s", "img/s per worker")
 
@@ -94,17 +94,15 @@ def _row(what: str, size: tuple[int, int], workers: int, images: int, seconds: f
 
 def markdown(rows: Sequence[dict[str, object]], command: str) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     lines = [
         f"Device: CPU {cpu}, {os.cpu_count()} CPUs visible; numpy {np.__version__}, "
         f"OpenCV {cv2.__version__}; {now}",
         "",
         f"Command: `{command}`",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        *markdown_table(COLUMNS, rows),
     ]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -119,12 +117,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         p.error("--images must be >= 3")
     size = (args.size[0], args.size[1])
     rows = [time_function(args.images, size), *time_prepare(args.images, size, args.workers)]
-    command = "python benchmarks/bench_hha.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = markdown(rows, command.strip())
-    print(text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+    text = markdown(rows, command_line("bench_hha.py", sys.argv[1:] if argv is None else argv))
+    emit(text, args.out)
     return text
 
 

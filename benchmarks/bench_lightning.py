@@ -31,8 +31,6 @@ import copy
 import datetime as dt
 import itertools
 import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -48,6 +46,8 @@ from torch.utils.data import DataLoader
 
 from fcn_lightning import FCN32s
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
+
+from report import command_line, cpu_name, emit, markdown_table
 
 COLUMNS = (
     "loop",
@@ -183,17 +183,6 @@ def measure(args: argparse.Namespace, batches: Sequence[dict[str, Any]]) -> list
     return rows
 
 
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(rows: Sequence[dict[str, Any]], command: str, load: str, settings: str, threads: int) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = cpu_name()
@@ -205,10 +194,8 @@ def markdown(rows: Sequence[dict[str, Any]], command: str, load: str, settings: 
         "",
         f"FCN-32s, {settings}, AdamW, loss averaged over labelled pixels.",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        *markdown_table(COLUMNS, rows),
     ]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -235,13 +222,10 @@ def main(argv: Sequence[str] | None = None) -> str:
             rows = measure(args, batches)
     finally:
         torch.set_num_threads(threads)
-    command = "python benchmarks/bench_lightning.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench_lightning.py", sys.argv[1:] if argv is None else argv)
     settings = f"width {args.width}, batch norm, batch {args.batch}, {args.size}x{args.size}"
-    text = markdown(rows, command.strip(), load, settings, args.threads)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+    text = markdown(rows, command, load, settings, args.threads)
+    emit(text, args.out)
     return text
 
 

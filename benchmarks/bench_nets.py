@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -31,6 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.metrics import SegmentationMetrics
 from fcn_lightning.nets import VARIANTS, build_fcn, dense_upsampling
+
+from report import command_line, cpu_name, emit, markdown_table
 
 PRECISIONS = ("fp32", "bf16-mixed")
 IGNORE_INDEX = 255
@@ -515,15 +515,7 @@ def device_name(device: torch.device) -> str:
     """A human description of where the numbers come from."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cudnn.allow_tf32={torch.backends.cudnn.allow_tf32})"
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+    return f"CPU {cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def _layouts(choice: str) -> list[bool]:
@@ -609,18 +601,18 @@ def main(argv: Sequence[str] | None = None) -> Report:
     lines = [
         f"Device: {device_name(device)}; torch {torch.__version__}; {now}",
         "",
-        f"Command: `{shlex.join(['python', 'benchmarks/bench_nets.py', *argv])}`",
+        f"Command: `{command_line('bench_nets.py', argv)}`",
         "",
         f"Measured bf16 matmul peak: {peak:.3f} TFLOP/s ({peak_n} x {peak_n} x {peak_n}).",
         "",
-        *_table(
+        *markdown_table(
             ("net", "params (M)", "trainable (M)"),
             ([n, f"{t / 1e6:.2f}", f"{tr / 1e6:.2f}"] for n, (t, tr) in params.items()),
         ),
         "",
         "### Throughput",
         "",
-        *_table(COLUMNS, main_body),
+        *markdown_table(COLUMNS, main_body),
         "",
         f"warmup {args.warmup}, iters {args.iters}, width {args.width}, batch norm "
         f"{'on' if args.batch_norm else 'off'}, {args.num_classes} classes. Infer: eval, inference mode. "
@@ -633,26 +625,26 @@ def main(argv: Sequence[str] | None = None) -> Report:
         "",
         f"### Plain loop ({PLAIN})",
         "",
-        *(_table(BASELINE_COLUMNS, baseline_body) if baselines else ["(skipped: --no-plain)"]),
+        *(markdown_table(BASELINE_COLUMNS, baseline_body) if baselines else ["(skipped: --no-plain)"]),
         "",
         "fp32, batch 1, NCHW, cudnn.benchmark off, upsamplers as dense deconvolutions, SGD step: what a "
         "straightforward port of the reference runs.",
         "",
         "### Reference VOC schedule, projected",
         "",
-        *_table(SCHEDULE_COLUMNS, schedule),
+        *markdown_table(SCHEDULE_COLUMNS, schedule),
         "",
         schedule_note,
         "",
         "### Several GPUs (DDP), modelled",
         "",
-        *_table(DDP_COLUMNS, ddp),
+        *markdown_table(DDP_COLUMNS, ddp),
         "",
         ddp_note,
         "",
         "### Validation metrics",
         "",
-        *_table(METRIC_COLUMNS, overhead),
+        *markdown_table(METRIC_COLUMNS, overhead),
         "",
         "SegmentationMetrics.update (confusion matrix) on one batch of fp32 logits on the device, against "
         "the fastest forward of that net, size and batch. Host syncs: whether update made the host wait "
@@ -663,17 +655,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
             "",
             "### Upsampling: interpolation vs dense deconvolution",
             "",
-            *_table(UPSAMPLING_COLUMNS, gains),
+            *markdown_table(UPSAMPLING_COLUMNS, gains),
             "",
             "Training img/s with the upsamplers as dense C x C deconvolutions and as they run by default "
             "(fixed bilinear ones by interpolation, only the kept window), NCHW, timed in alternating "
             "rounds; medians.",
         ]
     text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n")
+    emit(text, args.out)
     tables = {
         "throughput": main_body, "plain": baseline_body, "schedule": schedule, "ddp": ddp,
         "metrics": overhead, "upsampling": gains,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.shift_stitch import shift_and_stitch
+
+from report import command_line, cpu_name, emit, markdown_table
 
 COLUMNS = ("net", "dense by", "stride", "passes/img", "GFLOP/img", "img/s", "x FCN-32s time")
 
@@ -88,29 +88,22 @@ def rows(args: argparse.Namespace) -> list[tuple]:
 
 
 def table(args: argparse.Namespace, body: list[tuple], argv: Sequence[str]) -> str:
-    device = (
-        torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor()
-    )
+    device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else cpu_name()
     head = [
         f"### Shift-and-stitch vs skips, {args.size} x {args.size}, width {args.width}, batch 1, fp32",
         "",
-        f"{dt.date.today()}, {device or platform.machine()}, torch {torch.__version__}: "
-        f"`python benchmarks/bench_shift_stitch.py {shlex.join(argv)}`",
+        f"{dt.date.today()}, {device}, torch {torch.__version__}: "
+        f"`{command_line('bench_shift_stitch.py', argv)}`",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        *markdown_table(COLUMNS, body),
     ]
-    return "\n".join(head + ["| " + " | ".join(str(c) for c in row) + " |" for row in body]) + "\n"
+    return "\n".join(head) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    text = table(args, rows(args), argv)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text)
+    emit(table(args, rows(args), argv), args.out)
 
 
 if __name__ == "__main__":
