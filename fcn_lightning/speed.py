@@ -127,11 +127,6 @@ class SpeedSwitches(Callback):
                 batch["image"] = image.contiguous(memory_format=torch.channels_last)  # type: ignore[index]
 
     def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._images_channels_last(batch)
-
-    def on_validation_batch_start(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
@@ -141,22 +136,5 @@ class SpeedSwitches(Callback):
     ) -> None:
         self._images_channels_last(batch)
 
-    def on_test_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._images_channels_last(batch)
-
-    def on_predict_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._images_channels_last(batch)
+    # Every loop's batches the same way (the evaluation hooks also take ``dataloader_idx``).
+    on_validation_batch_start = on_test_batch_start = on_predict_batch_start = on_train_batch_start
