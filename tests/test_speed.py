@@ -157,3 +157,19 @@ def test_bad_cli_values_name_the_setting(override, message, tmp_path, capsys):
     printed = capsys.readouterr().err
     assert message in printed and "Namespace(" not in printed
     assert not (tmp_path / "run").exists()
+
+
+def test_channels_last_reaches_the_images_of_every_loop():
+    switches = SpeedSwitches(channels_last=True)
+    switches.applied = {"channels_last": True}  # as setup leaves it
+    hooks = (
+        "on_train_batch_start",
+        "on_validation_batch_start",
+        "on_test_batch_start",
+        "on_predict_batch_start",
+    )
+    for hook in hooks:
+        batch = {"image": torch.zeros(2, 3, 8, 8), "mask": torch.zeros(2, 8, 8, dtype=torch.long)}
+        getattr(switches, hook)(None, None, batch, 0)
+        assert batch["image"].is_contiguous(memory_format=torch.channels_last), hook
+        assert not batch["image"].is_contiguous(), hook
