@@ -30,8 +30,9 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.cli import FCNLightningCLI, staged_main
-from fcn_lightning.staged import StagedPlan
+from fcn_lightning.cli.lightning import FCNLightningCLI
+from fcn_lightning.cli.staged import main as staged_main
+from fcn_lightning.training.staged import StagedPlan
 
 from report import command_line, emit, markdown_table
 

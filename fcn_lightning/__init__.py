@@ -1,43 +1,70 @@
 """fcn-lightning: Fully Convolutional Networks (Long, Shelhamer, Darrell) reproduced with PyTorch Lightning.
 
-The public faces are the LightningModules, one per FCN variant; the plain ``torch.nn`` nets are in
-``fcn_lightning.nets``, the datasets in ``fcn_lightning.data``, the metrics in ``fcn_lightning.metrics``.
+The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
+``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
+``registry`` lists every model, and this module exports each model's LightningModule from it.
 """
 
-from fcn_lightning.fusion import FCN16sRGBHHA, FCN32sRGBHHA, LateFusionSystem
-from fcn_lightning.siftflow import SIFTFlowFCN8s, SIFTFlowFCN16s, SIFTFlowFCN32s, SIFTFlowFCNSystem
-from fcn_lightning.systems import (
-    FCN8s,
-    FCN8sAtOnce,
-    FCN16s,
-    FCN32s,
-    FCNPool3,
-    FCNPool4,
-    FCNPool5,
-    FCNSystem,
-)
-from fcn_lightning.zoo import FCNAlexNet, FCNAlexNetTorchvision, FCNGoogLeNet
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+from fcn_lightning.registry import MODELS, ModelSpec
+from fcn_lightning.systems import FCNSystem, LateFusionSystem, SIFTFlowFCNSystem, ZooFCNSystem
 
 __version__ = "0.1.0"
 
+# Every registered model as ``fcn_lightning.<Class>``, the class path configs and checkpoints record.
+globals().update({spec.system.__name__: spec.system for spec in MODELS.values()})
+
 __all__ = [
-    "FCN8s",
-    "FCN8sAtOnce",
-    "FCN16s",
-    "FCN16sRGBHHA",
-    "FCN32s",
-    "FCN32sRGBHHA",
-    "FCNAlexNet",
-    "FCNAlexNetTorchvision",
-    "FCNGoogLeNet",
-    "FCNPool3",
-    "FCNPool4",
-    "FCNPool5",
+    "MODELS",
     "FCNSystem",
     "LateFusionSystem",
-    "SIFTFlowFCN8s",
-    "SIFTFlowFCN16s",
-    "SIFTFlowFCN32s",
+    "ModelSpec",
     "SIFTFlowFCNSystem",
+    "ZooFCNSystem",
     "__version__",
+    *(spec.system.__name__ for spec in MODELS.values()),
 ]
+
+#: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B
+#: runs and checkpoints that name them (``fcn_lightning.loggers.FCNWandbLogger``) keep working.
+MOVED_MODULES: dict[str, str] = {
+    "fcn_lightning.callbacks": "fcn_lightning.training.callbacks",
+    "fcn_lightning.checkpoints": "fcn_lightning.systems.checkpoints",
+    "fcn_lightning.convert": "fcn_lightning.cli.convert_caffe",
+    "fcn_lightning.describe": "fcn_lightning.cli.describe",
+    "fcn_lightning.distributed": "fcn_lightning.training.distributed",
+    "fcn_lightning.divergence": "fcn_lightning.training.divergence",
+    "fcn_lightning.fusion": "fcn_lightning.systems.fusion",
+    "fcn_lightning.loggers": "fcn_lightning.training.loggers",
+    "fcn_lightning.plots": "fcn_lightning.training.plots",
+    "fcn_lightning.progress": "fcn_lightning.training.progress",
+    "fcn_lightning.resume": "fcn_lightning.training.resume",
+    "fcn_lightning.sampling": "fcn_lightning.training.compare_sampling",
+    "fcn_lightning.siftflow": "fcn_lightning.systems.siftflow",
+    "fcn_lightning.speed": "fcn_lightning.training.speed",
+    "fcn_lightning.staged": "fcn_lightning.training.staged",
+    "fcn_lightning.zoo": "fcn_lightning.systems.zoo",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module path as the module at its new place (one module object under both names)."""
+
+    def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+        if fullname in MOVED_MODULES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):  # type: ignore[no-untyped-def]
+        return importlib.import_module(MOVED_MODULES[spec.name])
+
+    def exec_module(self, module) -> None:  # type: ignore[no-untyped-def]
+        """Nothing to run: the module at the new place is already imported."""
+
+
+if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
-from fcn_lightning.staged import PAPER_TITLES
+from fcn_lightning.training.staged import PAPER_TITLES
 
 __all__ = [
     "PAPER_VOC_TABLE",
@@ -92,7 +92,9 @@ def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]
     Built from the run's resolved ``config.yaml`` with the same parser as the CLI, so the data and net
     are exactly the run's; the data module is set up for validation.
     """
-    from fcn_lightning.cli import FCNLightningCLI  # the CLI imports the whole package: only when used
+    from fcn_lightning.cli.lightning import (
+        FCNLightningCLI,  # the CLI imports the whole package: only when used
+    )
 
     run_dir = Path(run_dir)
     log_dir = _log_dir(run_dir)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
 from fcn_lightning.data.nyud import NYUDv2Layout
-from fcn_lightning.distributed import ProcessGroupCleanup
+from fcn_lightning.training.distributed import ProcessGroupCleanup
 
 #: The shared dataset: 48 px scenes, every id set of the real layout represented.
 SMALL_SYNTHETIC = SyntheticVOCConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from fcn_lightning.analysis import PAPER_VOC_TABLE, find_staged_runs, read_results, results_markdown
-from fcn_lightning.staged import write_results
+from fcn_lightning.training.staged import write_results
 
 
 def test_results_written_by_staged_read_back_into_one_table(tmp_path):

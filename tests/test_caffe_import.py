@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from fcn_lightning import FCN8s, FCN32s
-from fcn_lightning.cli import FCNLightningCLI, main
+from fcn_lightning.cli import main
+from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import VOCDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, export_caffe_net, write_caffemodel
@@ -145,7 +146,7 @@ def test_convert_caffe_names_a_missing_layer(tmp_path, capsys):
 
 def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
     from fcn_lightning import SIFTFlowFCN16s
-    from fcn_lightning.convert import convert_caffe, model_class
+    from fcn_lightning.cli.convert_caffe import convert_caffe, model_class
 
     assert model_class(class_path="fcn_lightning.SIFTFlowFCN16s") is SIFTFlowFCN16s
     with pytest.raises(ValueError, match="not an FCN model"):
@@ -159,7 +160,7 @@ def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
     )
     out = convert_caffe(caffemodel, tmp_path / "siftflow.ckpt", SIFTFlowFCN16s, 33, width=WIDTH)
     checkpoint = torch.load(out, weights_only=True)
-    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.siftflow.SIFTFlowFCN16s"
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.SIFTFlowFCN16s"
     assert "exclude_classes" not in checkpoint["hyper_parameters"]  # unset: the config's stand
     for key, value in source.state_dict().items():
         torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)

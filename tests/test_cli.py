@@ -13,10 +13,10 @@ from PIL import Image
 
 from fcn_lightning import FCN8s
 from fcn_lightning.analysis import load_stage
-from fcn_lightning.callbacks import PredictionWriter
 from fcn_lightning.cli import main
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
-from fcn_lightning.staged import default_out_dir
+from fcn_lightning.training.callbacks import PredictionWriter
+from fcn_lightning.training.staged import default_out_dir
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}

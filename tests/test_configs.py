@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fcn_lightning.cli import FCNLightningCLI
+from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import (
     SyntheticContextConfig,
     SyntheticSIFTFlowConfig,
@@ -17,8 +17,8 @@ from fcn_lightning.data import (
     write_synthetic_siftflow,
     write_synthetic_voc,
 )
-from fcn_lightning.sampling import ComparisonPlan
-from fcn_lightning.staged import StagedPlan
+from fcn_lightning.training.compare_sampling import ComparisonPlan
+from fcn_lightning.training.staged import StagedPlan
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))

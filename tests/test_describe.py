@@ -3,7 +3,7 @@
 import pytest
 
 from fcn_lightning.cli import main
-from fcn_lightning.describe import NETS, TABLE1, describe
+from fcn_lightning.cli.describe import NETS, TABLE1, describe
 
 
 @pytest.fixture(scope="module")

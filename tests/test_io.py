@@ -14,7 +14,7 @@ from PIL import Image
 import fcn_lightning.io as io
 from fcn_lightning.data.palette import save_label_png
 from fcn_lightning.io import AtomicCheckpointIO, atomic_write
-from fcn_lightning.staged import write_results
+from fcn_lightning.training.staged import write_results
 
 
 def disk_full() -> OSError:

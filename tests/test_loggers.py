@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fcn_lightning import loggers
-from fcn_lightning.loggers import FCNWandbLogger, wandb_offline_reason
+from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -34,7 +34,7 @@ def no_wandb_login(tmp_path, monkeypatch):
 
 def test_without_a_key_it_goes_offline_without_touching_the_network(no_wandb_login, caplog):
     assert "no W&B API key" in wandb_offline_reason()
-    with caplog.at_level(logging.WARNING, logger="fcn_lightning.loggers"):
+    with caplog.at_level(logging.WARNING, logger="fcn_lightning.training.loggers"):
         logger = FCNWandbLogger(project="p", save_dir=".", log_model=True)
     assert logger._offline and not logger._log_model  # uploading checkpoints is impossible offline
     assert "logging offline" in caplog.text and "log_model off" in caplog.text

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from fcn_lightning.plots import confusion_figure, predictions_figure, results_figure, save_figure
+from fcn_lightning.training.plots import confusion_figure, predictions_figure, results_figure, save_figure
 
 
 def test_confusion_is_row_normalised_and_empty_classes_are_blank():

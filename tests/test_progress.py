@@ -9,7 +9,7 @@ import pytest
 
 from fcn_lightning import FCN32s
 from fcn_lightning.data import SyntheticVOCConfig, SyntheticVOCDataModule
-from fcn_lightning.progress import LineProgressBar, is_terminal, progress
+from fcn_lightning.training.progress import LineProgressBar, is_terminal, progress
 
 
 def test_progress_prints_about_ten_lines_to_a_log(capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fcn_lightning import FCN8s, FCN16s, FCN32s, SIFTFlowFCN32s
-from fcn_lightning.cli import FCNLightningCLI
+from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.nets.shift_stitch import shift_and_stitch
 from fcn_lightning.nets.surgery import bilinear_upsampling_weight
 

@@ -16,9 +16,9 @@ import torch
 import yaml
 from matplotlib.figure import Figure
 
-from fcn_lightning import cli
 from fcn_lightning.cli import main
-from fcn_lightning.resume import ResumableSampler
+from fcn_lightning.cli import staged as staged_command
+from fcn_lightning.training.resume import ResumableSampler
 
 #: A callback that SIGKILLs its own process after training step ``step`` (checkpoints of that step not yet
 #: written), once: it leaves ``marker`` behind, so the same command run again trains on.
@@ -204,8 +204,9 @@ def test_staged_killed_in_its_second_stage_reuses_the_first_and_resumes_the_seco
     )
     stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
     write_yaml(folder / "staged.yaml", {"base": ["base.yaml"], "stages": stages})
-    monkeypatch.setattr(cli, "save_stage_figures", lambda *args: None)  # figures: not what is tested here
-    monkeypatch.setattr(cli, "results_figure", lambda rows: Figure(figsize=(1, 1)))
+    # figures: not what is tested here
+    monkeypatch.setattr(staged_command, "save_stage_figures", lambda *args: None)
+    monkeypatch.setattr(staged_command, "results_figure", lambda rows: Figure(figsize=(1, 1)))
 
     def command(out: str) -> list[str]:
         return ["staged", "--config", "staged.yaml", "--out", out, "--resume.every_n_train_steps", "2"]

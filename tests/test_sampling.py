@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from fcn_lightning.callbacks import TrainingCurve
-from fcn_lightning.sampling import (
+from fcn_lightning.training.callbacks import TrainingCurve
+from fcn_lightning.training.compare_sampling import (
     CURVE_COLUMNS,
     ComparisonPlan,
     comparison_runs,

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from fcn_lightning import FCN32s
-from fcn_lightning.cli import FCNLightningCLI, main
-from fcn_lightning.speed import SpeedSwitches
+from fcn_lightning.cli import main
+from fcn_lightning.cli.lightning import FCNLightningCLI
+from fcn_lightning.training.speed import SpeedSwitches
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"num_classes": 3, "width": 0.0625, "batch_norm": True}

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from fcn_lightning.cli import main
-from fcn_lightning.staged import StagedPlan, run_staged
+from fcn_lightning.training.staged import StagedPlan, run_staged
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -130,7 +130,7 @@ def test_the_weights_decide_the_normalisation(tmp_path):
     # a torchvision-style file without a record is torchvision's
     plain = tmp_path / "vgg16.pth"
     torch.save(state, plain)
-    from fcn_lightning.systems import weights_normalization
+    from fcn_lightning.systems.base import weights_normalization
 
     assert (
         weights_normalization(str(converted)) == "caffe" and weights_normalization(str(plain)) == "imagenet"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fcn_lightning import FCNAlexNet, FCNAlexNetTorchvision, FCNGoogLeNet
-from fcn_lightning.cli import FCNLightningCLI
+from fcn_lightning.cli.lightning import FCNLightningCLI
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"width": 0.0625, "num_classes": 21, "loss_reduction": "mean"}
@@ -86,7 +86,7 @@ def test_convert_caffe_writes_an_fcn_alexnet_checkpoint_with_the_released_layer_
     args = ["convert-caffe", str(path), "--variant", "fcn_alexnet", "--num-classes", "21", "--out", str(out)]
     main([*args, "--width", "0.0625"])
     checkpoint = torch.load(out, weights_only=True)
-    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.zoo.FCNAlexNet"
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.FCNAlexNet"
     assert checkpoint["hyper_parameters"]["input_normalization"] == "caffe"
     for key, value in source.state_dict().items():
         assert torch.equal(checkpoint["state_dict"][f"net.{key}"], value), key

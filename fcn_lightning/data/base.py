@@ -44,8 +44,8 @@ from fcn_lightning.data.transforms import (
 )
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
-from fcn_lightning.progress import progress
-from fcn_lightning.resume import ResumableSampler
+from fcn_lightning.training.progress import progress
+from fcn_lightning.training.resume import ResumableSampler
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -1,4 +1,4 @@
-"""``fcn-lightning prepare-nyud --root R``: write every missing ``data/hha`` PNG from ``data/depth``.
+"""Write every missing ``data/hha`` PNG from ``data/depth`` (``fcn-lightning prepare-nyud``).
 
 Each HHA image is computed from its depth PNG (:func:`~fcn_lightning.data.hha.depth_to_hha`, the NYU
 Kinect camera unless told otherwise), in parallel over processes, showing progress (a bar on a
@@ -10,11 +10,8 @@ the temporary files a killed run left).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import time
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,9 +22,9 @@ from fcn_lightning.data import hha as hha_module
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.nyud import NYUDSample, NYUDv2Layout, read_depth_png
 from fcn_lightning.data.readers import DatasetNotFoundError
-from fcn_lightning.progress import progress as show_progress
+from fcn_lightning.training.progress import progress as show_progress
 
-__all__ = ["TEMP_MARK", "hha_todo", "prepare_nyud", "prepare_nyud_main", "write_hha"]
+__all__ = ["TEMP_MARK", "hha_todo", "prepare_nyud", "write_hha"]
 
 #: Temporary files are ``.<final name>.tmp-<pid>.png`` beside the final PNG.
 TEMP_MARK = ".tmp-"
@@ -98,36 +95,3 @@ def prepare_nyud(
         if progress:
             written = show_progress(written, len(jobs), f"HHA for {len(jobs)} images under {layout.root}")
         return sum(1 for _ in written)
-
-
-def _camera(text: str) -> Camera:
-    try:
-        fx, fy, cx, cy = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (pixels), got {text!r}") from None
-    return Camera(fx, fy, cx, cy, size=None)  # the camera of the images as they are, whatever their size
-
-
-def prepare_nyud_main(argv: Sequence[str]) -> int:
-    """``fcn-lightning prepare-nyud``: write the missing HHA PNGs of a NYUDv2 tree; returns 0."""
-    parser = argparse.ArgumentParser(
-        prog="fcn-lightning prepare-nyud",
-        description="Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
-        "every id whose data/hha/img_<id>.png is missing. Resumable: rerun after an interruption.",
-    )
-    parser.add_argument("--root", required=True, help="NYUDv2 root (holding data/depth)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
-    parser.add_argument(
-        "--camera",
-        type=_camera,
-        default=None,
-        help="fx,fy,cx,cy of the images as stored (default: the NYU Kinect colour camera, 640x480; "
-        "smaller images are taken as centred crops of its frame)",
-    )
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
-    seconds = time.perf_counter() - start
-    rate = f" ({written / seconds:.1f} img/s)" if written and seconds > 0 else ""
-    print(f"wrote {written} HHA images under {Path(args.root) / 'data' / 'hha'} in {seconds:.0f} s{rate}")
-    return 0

@@ -34,12 +34,10 @@ __all__ = [
     "vgg16_state_for_input",
 ]
 
-#: The late-fusion nets of the paper's NYUDv2 table. FCN-32s RGB-HHA's learning rate is the
-#: reference's; the reference has no FCN-16s RGB-HHA solver, so it keeps the rate of the net it
-#: starts from (as SIFT Flow's FCN-16s keeps its predecessor's scale of 1e-12).
+#: The late-fusion nets of the paper's NYUDv2 table.
 FUSION_VARIANTS: dict[str, Variant] = {
-    "fcn32s_rgb_hha": Variant("FCN-32s RGB-HHA", 1e-12, starts_from="fcn32s"),
-    "fcn16s_rgb_hha": Variant("FCN-16s RGB-HHA", 1e-12, skips=("pool4",), starts_from="fcn32s_rgb_hha"),
+    "fcn32s_rgb_hha": Variant("FCN-32s RGB-HHA"),
+    "fcn16s_rgb_hha": Variant("FCN-16s RGB-HHA", skips=("pool4",)),
 }
 
 

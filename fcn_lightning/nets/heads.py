@@ -181,32 +181,23 @@ class FCN(nn.Module):
 
 @dataclass(frozen=True)
 class Variant:
-    """One net of the paper: what it scores and fuses, and how the reference trains it.
-
-    ``reference_lr`` is the reference solver's fixed learning rate (SGD, momentum 0.99, batch 1) on the
-    summed, unnormalised loss; that loss is why it is so small. ``starts_from`` names the variant whose
-    trained weights the net starts from in the staged schedule (``None``: ImageNet VGG16).
-    """
+    """One net of the paper: what it scores and fuses (how each model trains: ``fcn_lightning.registry``)."""
 
     title: str
-    reference_lr: float
     source: str = "fc7"
     skips: tuple[str, ...] = ()
     skip_scales: Mapping[str, float] | None = None
-    starts_from: str | None = None
 
 
 #: The nets of the paper (and of its journal version's Table 2), by builder name.
 VARIANTS: dict[str, Variant] = {
-    "fcn32s": Variant("FCN-32s", 1e-10),
-    "fcn16s": Variant("FCN-16s", 1e-12, skips=("pool4",), starts_from="fcn32s"),
-    "fcn8s": Variant("FCN-8s", 1e-14, skips=("pool4", "pool3"), starts_from="fcn16s"),
-    "fcn8s_atonce": Variant(
-        "FCN-8s at-once", 1e-10, skips=("pool4", "pool3"), skip_scales=AT_ONCE_SKIP_SCALES
-    ),
-    "fcn_pool5": Variant("FCN-pool5", 1e-10, source="pool5"),
-    "fcn_pool4": Variant("FCN-pool4", 1e-10, source="pool4"),
-    "fcn_pool3": Variant("FCN-pool3", 1e-10, source="pool3"),
+    "fcn32s": Variant("FCN-32s"),
+    "fcn16s": Variant("FCN-16s", skips=("pool4",)),
+    "fcn8s": Variant("FCN-8s", skips=("pool4", "pool3")),
+    "fcn8s_atonce": Variant("FCN-8s at-once", skips=("pool4", "pool3"), skip_scales=AT_ONCE_SKIP_SCALES),
+    "fcn_pool5": Variant("FCN-pool5", source="pool5"),
+    "fcn_pool4": Variant("FCN-pool4", source="pool4"),
+    "fcn_pool3": Variant("FCN-pool3", source="pool3"),
 }
 
 

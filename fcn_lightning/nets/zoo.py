@@ -28,11 +28,8 @@ ODD_UPSAMPLING_KERNEL = 63
 
 @dataclass(frozen=True)
 class ZooVariant(Variant):
-    """A Table 1 net: its trunk, and the reference solver's momentum and loss normalisation.
-
-    ``reference_lr`` is for ``loss_reduction`` (``"mean"``: the loss averaged over labelled pixels, which
-    these recipes use, with 20 images accumulated per update).
-    """
+    """A Table 1 net: its trunk, and the reference solver's momentum and loss normalisation (``"mean"``:
+    the loss averaged over labelled pixels, with 20 images accumulated per update)."""
 
     trunk: str = "caffenet"
     momentum: float = 0.9
@@ -40,16 +37,13 @@ class ZooVariant(Variant):
     torchvision_weights: str | None = None  # torchvision's weights enum for IMAGENET1K_V1
 
 
-#: FCN-AlexNet: the reference solver (lr 1e-4 on the normalised loss, momentum 0.9, 20 images per update).
-#: FCN-GoogLeNet: the CVPR paper's line-searched 5e-5 on the same footing (the reference released none).
+#: CVPR Table 1's other trunks (their learning rates: ``fcn_lightning.registry``).
 ZOO_VARIANTS: dict[str, ZooVariant] = {
-    "fcn_alexnet": ZooVariant("FCN-AlexNet", 1e-4, trunk="caffenet"),
+    "fcn_alexnet": ZooVariant("FCN-AlexNet", trunk="caffenet"),
     "fcn_alexnet_torchvision": ZooVariant(
-        "FCN-AlexNet (torchvision)", 1e-4, trunk="torchvision", torchvision_weights="AlexNet_Weights"
+        "FCN-AlexNet (torchvision)", trunk="torchvision", torchvision_weights="AlexNet_Weights"
     ),
-    "fcn_googlenet": ZooVariant(
-        "FCN-GoogLeNet", 5e-5, trunk="googlenet", torchvision_weights="GoogLeNet_Weights"
-    ),
+    "fcn_googlenet": ZooVariant("FCN-GoogLeNet", trunk="googlenet", torchvision_weights="GoogLeNet_Weights"),
 }
 
 

@@ -27,7 +27,7 @@ from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.progress import progress
+from fcn_lightning.training.progress import progress
 
 __all__ = [
     "SyntheticVOCConfig",

@@ -28,8 +28,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fcn_lightning.callbacks import TrainingCurve
 from fcn_lightning.io import atomic_write
+from fcn_lightning.training.callbacks import TrainingCurve
 
 #: The columns of ``curves.csv``: one row per run and training step.
 CURVE_COLUMNS = ("run", "step", "seconds", "train_loss", "val_mean_iu")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -22,12 +22,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from fcn_lightning.checkpoints import (
-    RECORD_KEY,
-    model_record,
-    refuse_mismatched_checkpoint,
-    refuse_other_classes,
-)
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
@@ -37,6 +31,15 @@ from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
+from fcn_lightning.systems.checkpoints import (
+    RECORD_KEY,
+    model_record,
+    refuse_mismatched_checkpoint,
+    refuse_other_classes,
+)
+
+if TYPE_CHECKING:
+    from fcn_lightning.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +258,13 @@ class FCNSystem(L.LightningModule):
         self.net = self.build_net(num_classes, **net_options)
         if sources:
             self.initialise_from_sources(sources, init_states)
-        elif spec.starts_from is not None:
+        elif (starts_from := self.spec.starts_from) is not None:
+            from fcn_lightning.registry import MODELS
+
             rank_zero_warn(
-                f"{spec.title} starts from a trained {self.variants[spec.starts_from].title} in the paper, "
+                f"{spec.title} starts from a trained {MODELS[starts_from].title} in the paper, "
                 f"but init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
-                f"path/to/{spec.starts_from}.ckpt (the staged command does), or train the at-once variant."
+                f"path/to/{starts_from}.ckpt (the staged command does), or train the at-once variant."
             )
         if train_only is not None:
             freeze_all_but(self.net, train_only)
@@ -275,12 +280,16 @@ class FCNSystem(L.LightningModule):
         self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
 
     @property
-    def reference_lr(self) -> float:
-        """The reference solver's learning rate for this variant (``variants``; for VGG16 nets, VOC's).
+    def spec(self) -> ModelSpec:
+        """This model's row of ``fcn_lightning.registry.MODELS`` (its recipe and paper row)."""
+        from fcn_lightning.registry import spec_of  # the registry lists the systems: imported when used
 
-        A dataset whose reference recipe differs (SIFT Flow's FCN-8s) overrides this in its models.
-        """
-        return self.variants[self.variant].reference_lr
+        return spec_of(type(self))
+
+    @property
+    def reference_lr(self) -> float:
+        """The reference solver's learning rate for this model (its registry row)."""
+        return self.spec.reference_lr
 
     # ----------------------------------------------------------------------------------- initialisation
 

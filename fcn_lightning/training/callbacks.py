@@ -18,7 +18,7 @@ from fcn_lightning.data.palette import overlay, save_label_png
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.plots import confusion_figure, validation_examples
+from fcn_lightning.training.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):

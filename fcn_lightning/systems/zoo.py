@@ -24,7 +24,7 @@ from fcn_lightning.nets.zoo import (
     load_torchvision_state_dict,
     transplant_imagenet,
 )
-from fcn_lightning.systems import REFERENCE_WEIGHT_DECAY, FCNSystem, is_stage_checkpoint, read_init_file
+from fcn_lightning.systems.base import REFERENCE_WEIGHT_DECAY, FCNSystem, is_stage_checkpoint, read_init_file
 
 __all__ = ["FCNAlexNet", "FCNAlexNetTorchvision", "FCNGoogLeNet", "ZooFCNSystem"]
 

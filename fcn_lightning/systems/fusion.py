@@ -22,7 +22,7 @@ from fcn_lightning.nets import VARIANTS, VGG16Weights, transfer_parameters, tran
 from fcn_lightning.nets.fusion import FUSION_VARIANTS, LateFusionFCN, build_late_fusion, stream_state
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.surgery import load_vgg16_state_dict
-from fcn_lightning.systems import FCNSystem, is_stage_checkpoint, read_init_file
+from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
 
 __all__ = ["FCN16sRGBHHA", "FCN32sRGBHHA", "LateFusionSystem"]
 

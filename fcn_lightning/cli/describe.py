@@ -8,7 +8,6 @@ random weights (the time does not depend on them).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,11 +17,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.nets import build_fcn
+from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.nets.geometry import receptive_field
 from fcn_lightning.nets.heads import FCN
 from fcn_lightning.nets.upsampling import dense_upsampling
-from fcn_lightning.nets.zoo import ZOO_VARIANTS, build_zoo_fcn
+from fcn_lightning.registry import MODELS
 
 
 @dataclass(frozen=True)
@@ -42,26 +41,16 @@ TABLE1: dict[str, PaperRow] = {
     "fcn_googlenet": PaperRow(6, 907, 32, 59),
 }
 
-#: Rows of the table: (builder name, title). The single-layer nets come with ``--all``.
-NETS: tuple[tuple[str, str], ...] = (
-    ("fcn32s", "FCN-32s (VGG16)"),
-    ("fcn16s", "FCN-16s (VGG16)"),
-    ("fcn8s", "FCN-8s (VGG16)"),
-    ("fcn_alexnet", "FCN-AlexNet (CaffeNet)"),
-    ("fcn_alexnet_torchvision", "FCN-AlexNet (torchvision)"),
-    ("fcn_googlenet", "FCN-GoogLeNet (torchvision)"),
-)
-SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = (
-    ("fcn_pool5", "FCN-pool5 (VGG16)"),
-    ("fcn_pool4", "FCN-pool4 (VGG16)"),
-    ("fcn_pool3", "FCN-pool3 (VGG16)"),
+#: Rows of the table: (model name, title). The single-layer nets come with ``--all``.
+NETS: tuple[tuple[str, str], ...] = tuple((n, r.title) for n, r in MODELS.items() if r.describe == "main")
+SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = tuple(
+    (n, r.title) for n, r in MODELS.items() if r.describe == "all"
 )
 
 
 def builder(name: str) -> Callable[..., FCN]:
     """The function that builds net ``name`` (``num_classes`` and ``width`` as its arguments)."""
-    build = build_zoo_fcn if name in ZOO_VARIANTS else build_fcn
-    return lambda num_classes, width: build(name, num_classes, width=width)
+    return lambda num_classes, width: MODELS[name].builder(num_classes, width=width)
 
 
 @dataclass(frozen=True)
@@ -162,9 +151,9 @@ def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str
     return "\n".join(lines)
 
 
-def describe_main(argv: Sequence[str]) -> list[NetFacts]:
+def main(argv: Sequence[str]) -> list[NetFacts]:
     """``fcn-lightning describe``: print the table."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="fcn-lightning describe",
         description="Print each net's parameters (21 classes by default), receptive field, maximum stride, "
         "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "

@@ -10,48 +10,29 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from fcn_lightning.fusion import FCN16sRGBHHA, FCN32sRGBHHA
+from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.nets.caffe import load_caffe_weights, read_caffemodel, write_atomically
 from fcn_lightning.nets.weights import CAFFE
-from fcn_lightning.systems import (
-    FCN8s,
-    FCN8sAtOnce,
-    FCN16s,
-    FCN32s,
-    FCNPool3,
-    FCNPool4,
-    FCNPool5,
-    FCNSystem,
-)
-from fcn_lightning.zoo import FCNAlexNet, ZooFCNSystem
+from fcn_lightning.registry import MODELS
+from fcn_lightning.systems.base import FCNSystem
+from fcn_lightning.systems.zoo import ZooFCNSystem
 
-#: The model of each ``--variant`` (other models, e.g. SIFT Flow's two-task nets: ``--model-class``).
+#: The models ``--variant`` names: those whose trunk the reference trained in Caffe (VGG16, CaffeNet).
 CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
-    cls.variant: cls
-    for cls in (
-        FCN32s,
-        FCN16s,
-        FCN8s,
-        FCN8sAtOnce,
-        FCNPool5,
-        FCNPool4,
-        FCNPool3,
-        FCN32sRGBHHA,
-        FCN16sRGBHHA,
-        FCNAlexNet,  # fcn-alexnet-pascal.caffemodel: layers conv1 .. fc7, score_fr, upscore
-    )
+    name: row.system for name, row in MODELS.items() if row.trunk in ("VGG16", "CaffeNet")
 }
 
 
 def model_class(variant: str | None = None, class_path: str | None = None) -> type[FCNSystem]:
-    """The LightningModule of a variant name, or of a class path such as ``fcn_lightning.SIFTFlowFCN16s``."""
+    """The LightningModule of a model name (``fcn_lightning.registry``) or of a class path such as
+    ``fcn_lightning.SIFTFlowFCN16s``."""
     if class_path:
         module, _, name = class_path.rpartition(".")
         try:
@@ -86,7 +67,9 @@ def convert_caffe(
     # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
     # unset: the weights are in the checkpoint, whatever the config starts from.
     kept = {k: v for k, v in model.hparams.items() if (v is not None or k == "init_from") and k[0] != "_"}
-    hparams: Mapping[str, Any] = {"_class_path": f"{cls.__module__}.{cls.__qualname__}", **kept}
+    registered = [row.class_path for row in MODELS.values() if row.system is cls]
+    class_path = registered[0] if registered else f"{cls.__module__}.{cls.__qualname__}"
+    hparams: Mapping[str, Any] = {"_class_path": class_path, **kept}
     checkpoint = {
         "state_dict": model.state_dict(),
         "hyper_parameters": dict(hparams),
@@ -96,3 +79,44 @@ def convert_caffe(
         "caffe_source": str(Path(caffemodel).resolve()),
     }
     return write_atomically(out, save=lambda temp: torch.save(checkpoint, temp))
+
+
+def main(argv: Sequence[str]) -> Path:
+    """``fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt``."""
+    from fcn_lightning.cli.convert_caffe import CONVERT_SYSTEMS, convert_caffe, model_class
+
+    parser = OneLineArgumentParser(
+        prog="fcn-lightning convert-caffe",
+        description="Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
+        "that validate / test / predict load with --ckpt_path; its inputs are Caffe's (BGR, 0-255, mean "
+        "subtracted) and the data follow them. Every layer of the net must be in the file, shapes equal.",
+    )
+    parser.add_argument("caffemodel", help="the .caffemodel file")
+    parser.add_argument(
+        "--variant",
+        choices=sorted(CONVERT_SYSTEMS),
+        help="the model (a name of fcn_lightning.registry.MODELS)",
+    )
+    parser.add_argument(
+        "--model-class", default=None, help="a model class path instead (a subclass of a registered model)"
+    )
+    parser.add_argument("--num-classes", type=int, required=True, help="classes (VOC 21, Context 60, ...)")
+    parser.add_argument("--out", required=True, help="the checkpoint to write (.ckpt)")
+    parser.add_argument("--in-channels", type=int, default=None, help="4 for NYUDv2 RGB-D (default 3)")
+    parser.add_argument("--width", type=float, default=None, help="trunk width (1.0, the paper's; tests)")
+    parser.add_argument(
+        "--learn-upsampling", action="store_true", help="learnable upsamplers (default: fixed bilinear)"
+    )
+    args = parser.parse_args(argv)
+    if not args.variant and not args.model_class:
+        parser.error("give --variant or --model-class")
+    options = {"in_channels": args.in_channels, "width": args.width}
+    options = {k: v for k, v in options.items() if v is not None}
+    options["learn_upsampling"] = args.learn_upsampling
+    try:
+        cls = model_class(args.variant, args.model_class)
+        out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, **options)
+    except (OSError, ValueError) as error:
+        parser.error(f"{type(error).__name__}: {error}")
+    print(f"{args.caffemodel} -> {out} ({cls.__name__}, {args.num_classes} classes, Caffe inputs)")
+    return out

@@ -10,8 +10,7 @@ moon); they are left out of the semantic class means by configuration (``exclude
 means with every class are logged too (``val/sem/all_classes/mean_acc``, ``.../mean_iu``), so the
 effect shows.
 
-The reference recipe differs from VOC's for FCN-8s: learning rates 1e-10 / 1e-12 / 1e-12 (VOC: 1e-14 for
-FCN-8s); :data:`SIFTFLOW_REFERENCE_LR` holds them and these models' default optimiser uses them.
+The reference recipe differs from VOC's for FCN-8s (1e-12, VOC's 1e-14): see ``fcn_lightning.registry``.
 """
 
 from __future__ import annotations
@@ -27,10 +26,9 @@ from fcn_lightning.data.siftflow import SIFTFLOW_GEO_CLASSES
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
 from fcn_lightning.nets.multitask import build_multitask_fcn
-from fcn_lightning.systems import FCNSystem
+from fcn_lightning.systems.base import FCNSystem
 
 __all__ = [
-    "SIFTFLOW_REFERENCE_LR",
     "SIFTFlowFCN8s",
     "SIFTFlowFCN16s",
     "SIFTFlowFCN32s",
@@ -38,8 +36,6 @@ __all__ = [
     "resolve_classes",
 ]
 
-#: The reference solvers' learning rates for SIFT Flow (summed loss, batch 1, momentum 0.99).
-SIFTFLOW_REFERENCE_LR: dict[str, float] = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-12}
 #: Means computed with every class, logged next to the configured ones.
 ALL_CLASS_SCORES: tuple[str, ...] = ("mean_acc", "mean_iu")
 
@@ -109,10 +105,6 @@ class SIFTFlowFCNSystem(FCNSystem):
         return build_multitask_fcn(
             self.variant, {"sem": num_classes, "geo": len(self.geo_class_names)}, **net_options
         )
-
-    @property
-    def reference_lr(self) -> float:
-        return SIFTFLOW_REFERENCE_LR[self.variant]
 
     # ------------------------------------------------------------------------------------------- steps
 

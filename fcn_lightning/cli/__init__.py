@@ -1,0 +1,68 @@
+"""The ``fcn-lightning`` command: one table of commands, each in its own module, dispatched by :func:`main`.
+
+fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
+fcn-lightning staged --config configs/synthetic/staged.yaml      # -> runs/synthetic-staged
+fcn-lightning --help                                             # every command, one line each
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fcn_lightning.cli.errors import fail
+
+PROG = "fcn-lightning"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: the module whose ``main(argv)`` runs it, and its line in ``--help``."""
+
+    module: str
+    summary: str
+    lightning: bool = False  # a LightningCLI subcommand: its ``main`` takes the command name too
+
+
+#: Every command, in the order ``--help`` lists them.
+COMMANDS: dict[str, Command] = {
+    "fit": Command("lightning", "train a model (LightningCLI: --config files, dotted overrides)", True),
+    "validate": Command("lightning", "score a checkpoint on the validation split", True),
+    "test": Command("lightning", "score a checkpoint on the test split", True),
+    "predict": Command("lightning", "write label PNGs and overlays for a folder of images or a split", True),
+    "staged": Command("staged", "the paper's FCN-32s -> 16s -> 8s schedule from one plan; one results table"),
+    "check-data": Command("check_data", "list every problem of the configured dataset before a long run"),
+    "prepare-nyud": Command("prepare_nyud", "write the HHA images of a NYUDv2 tree from its depth maps"),
+    "compare-sampling": Command("compare_sampling", "whole images against sampled losses and patches"),
+    "convert-caffe": Command("convert_caffe", "a released Caffe FCN (.caffemodel) as a checkpoint"),
+    "describe": Command("describe", "parameters, receptive field, stride, GFLOPs and speed of every net"),
+}
+
+
+def usage() -> str:
+    """The top-level help: every command with its line."""
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: {PROG} <command> [options]   ({PROG} <command> --help: that command's options)", ""]
+    lines += ["commands:"] + [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``fcn-lightning`` console script (``argv`` defaults to the command line)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if args else 2)
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        fail(PROG, f"unknown command {name!r}{hint} Commands: {', '.join(COMMANDS)} ({PROG} --help)")
+    command = COMMANDS[name]
+    module = importlib.import_module(f"fcn_lightning.cli.{command.module}")
+    code = module.main(args if command.lightning else rest)
+    if isinstance(code, int):
+        sys.exit(code)

@@ -1,0 +1,115 @@
+"""How every command reports a bad command line: one line, ``fcn-lightning <command>: error: ...``, exit 2.
+
+argparse and jsonargparse print the whole usage block before the message, and jsonargparse words a bad
+``model`` / ``data`` value as a dump of every union member and the namespace; users need the one line
+that names the setting and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import re
+import sys
+from typing import Any, NoReturn
+
+#: The sections whose classes the suite provides: the module that exports them.
+_SECTIONS = {"model": "fcn_lightning", "data": "fcn_lightning.data"}
+_CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Print ``<prog>: error: <message>`` (one line: newlines folded) to stderr and exit 2."""
+    text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    sys.exit(2)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argparse parser that refuses abbreviated options and reports errors in one line, no usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message)
+
+
+def known_classes(section: str) -> list[str]:
+    """The import paths of the suite's concrete classes for ``model`` or ``data``."""
+    if section == "model":
+        from fcn_lightning.registry import MODELS
+
+        return sorted(f"fcn_lightning.{row.system.__name__}" for row in MODELS.values())
+    from fcn_lightning.data.base import SegmentationDataModule
+
+    module = importlib.import_module(_SECTIONS[section])
+    names = [n for n in getattr(module, "__all__", ()) if inspect.isclass(getattr(module, n, None))]
+    return sorted(
+        f"{module.__name__}.{n}"
+        for n in names
+        if issubclass(getattr(module, n), SegmentationDataModule)
+        and getattr(module, n) is not SegmentationDataModule
+    )
+
+
+def class_options(class_path: str) -> list[str]:
+    """The init options of a class (what ``--<section>.init_args.<option>`` accepts); empty if unknown."""
+    from jsonargparse import ArgumentParser
+
+    try:
+        module_name, name = class_path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module_name), name)
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(cls, "x")
+        keys = parser.get_defaults().keys()
+    except Exception:
+        return []
+    return sorted({k.split(".")[1] for k in keys if k.startswith("x.")})
+
+
+def clearer_parse_error(message: str) -> str:
+    """jsonargparse's message for a bad ``model`` / ``data`` value, without the union and namespace dump:
+    an unknown class with the suite's classes listed, an unknown option with the class's options listed,
+    any other problem of a class's option as jsonargparse words it (a ``Literal`` lists its values)."""
+    section = re.search(r'Parser key "(model|data)"', message)
+    if section is None or "Union subtypes" not in message:
+        return message
+    key = section.group(1)
+    known = ", ".join(known_classes(key))
+    if m := re.search(r"Expected a dot import path string: (\S+)", message):
+        return f"{key}: unknown class {m.group(1)!r}; the suite's {key} classes are: {known}"
+    m = _CLASS_PROBLEM.search(message)
+    if m is None:
+        return message
+    class_path, problem = (
+        m.group(1),
+        " ".join(line.strip() for line in m.group(2).splitlines() if line.strip()),
+    )
+    if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
+        return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
+    text = f"{key} {class_path}: {problem}"
+    if "is not accepted" in problem:
+        text += f"; its options are: {', '.join(class_options(class_path))}"
+    return text
+
+
+def constructor_error(error: BaseException) -> BaseException | None:
+    """The exception a class raised while jsonargparse built it, under the errors jsonargparse wrapped it in
+    (e.g. "Does not validate against any of the Union subtypes", which dumps the whole namespace).
+
+    Follows ``__cause__`` while jsonargparse raised the exception; ``None`` when jsonargparse itself raised
+    the innermost one (nothing clearer to show).
+    """
+    while _raised_by_jsonargparse(error) and error.__cause__ is not None:
+        error = error.__cause__
+    return None if _raised_by_jsonargparse(error) else error
+
+
+def _raised_by_jsonargparse(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"

@@ -1,0 +1,32 @@
+"""The command line shared by the commands that run a plan of several fits (staged, compare-sampling)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from fcn_lightning.cli.errors import OneLineArgumentParser
+
+
+def plan_parser(prog: str, description: str, config_help: str, out_help: str) -> argparse.ArgumentParser:
+    """The options every multi-run command shares: its plan file, its output folder and configs added to
+    every run (the remaining arguments go to every run's ``fit``, see :func:`parse_plan_args`)."""
+    parser = OneLineArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("--out", default=None, help=out_help)
+    parser.add_argument(
+        "--add-config",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="a config added to every run after its own (repeatable), e.g. configs/wandb.yaml",
+    )
+    return parser
+
+
+def parse_plan_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """The command's own options, and the arguments for every run (added configs first)."""
+    args, overrides = parser.parse_known_args(argv)
+    return args, [*(a for c in args.add_config for a in ("--config", c)), *overrides]

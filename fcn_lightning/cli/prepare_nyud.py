@@ -1,0 +1,45 @@
+"""``fcn-lightning prepare-nyud --root R``: write every missing HHA PNG of a NYUDv2 tree."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.data.hha import NYU_KINECT, Camera
+from fcn_lightning.data.prepare_nyud import prepare_nyud
+
+
+def _camera(text: str) -> Camera:
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (pixels), got {text!r}") from None
+    return Camera(fx, fy, cx, cy, size=None)  # the camera of the images as they are, whatever their size
+
+
+def main(argv: Sequence[str]) -> int:
+    """``fcn-lightning prepare-nyud``: write the missing HHA PNGs of a NYUDv2 tree; returns 0."""
+    parser = OneLineArgumentParser(
+        prog="fcn-lightning prepare-nyud",
+        description="Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
+        "every id whose data/hha/img_<id>.png is missing. Resumable: rerun after an interruption.",
+    )
+    parser.add_argument("--root", required=True, help="NYUDv2 root (holding data/depth)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    parser.add_argument(
+        "--camera",
+        type=_camera,
+        default=None,
+        help="fx,fy,cx,cy of the images as stored (default: the NYU Kinect colour camera, 640x480; "
+        "smaller images are taken as centred crops of its frame)",
+    )
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
+    seconds = time.perf_counter() - start
+    rate = f" ({written / seconds:.1f} img/s)" if written and seconds > 0 else ""
+    print(f"wrote {written} HHA images under {Path(args.root) / 'data' / 'hha'} in {seconds:.0f} s{rate}")
+    return 0

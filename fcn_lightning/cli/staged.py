@@ -1,0 +1,108 @@
+"""``fcn-lightning staged``: the paper's FCN-32s -> 16s -> 8s schedule from one plan file; one table."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fcn_lightning.cli.lightning import FCNLightningCLI, build
+from fcn_lightning.cli.plans import parse_plan_args, plan_parser
+from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
+from fcn_lightning.training.staged import (
+    RESULT_COLUMNS,
+    SELECTIONS,
+    Selection,
+    StagedPlan,
+    default_out_dir,
+    format_table,
+    run_staged,
+    write_results,
+)
+
+
+def _fit_stage(
+    configs: Sequence[Path],
+    overrides: Sequence[str],
+    out_dir: Path,
+    init_from: str | list[str] | None,
+    select: Selection,
+) -> tuple[str, Mapping[str, float]]:
+    args = [a for c in configs for a in ("--config", str(c))]
+    # Each stage's checkpoints in its own folder, whatever the logger: stages that log into one run (one
+    # W&B run per staged run) would otherwise share one, and a stage would resume from the previous
+    # stage's last.ckpt. A staged run started again resumes each stage from its own.
+    checkpoints = str(out_dir / "checkpoints")
+    args += ["--trainer.default_root_dir", str(out_dir)]
+    args += ["--checkpoint.dirpath", checkpoints, "--resume.dirpath", checkpoints, *overrides]
+    if init_from:  # several checkpoints (one per stream) as a YAML list
+        args += [
+            "--model.init_args.init_from",
+            init_from if isinstance(init_from, str) else json.dumps(init_from),
+        ]
+    cli = build(FCNLightningCLI, args)
+    cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
+    saved = cli.trainer.checkpoint_callback
+    ckpt = saved.best_model_path if select == "best" else saved.last_model_path
+    if not ckpt:
+        raise RuntimeError(
+            f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
+        )
+    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+    save_stage_figures(cli.model, cli.datamodule, out_dir)
+    # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
+    return str(Path(ckpt).resolve()), metrics
+
+
+def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> None:
+    """With W&B logging, the staged table, its plot and a summary go into the run the stages logged to.
+
+    All stages of one process log into one W&B run (Lightning's logger joins the run in progress), so a
+    sweep agent's run is one whole staged run.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or wandb.run is None:
+        return
+    columns = list(RESULT_COLUMNS)
+    table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+    wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
+    wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
+
+
+def main(argv: Sequence[str]) -> list[dict[str, Any]]:
+    """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
+    parser = plan_parser(
+        "fcn-lightning staged",
+        "Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
+        "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
+        "staged YAML: base configs and one config per stage",
+        "output folder (default: runs/ + the config's path below configs/, else below the working "
+        "directory, without .yaml, folders joined by '-': configs/voc/staged.yaml -> runs/voc-staged)",
+    )
+    parser.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="best",
+        help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
+        "best (highest validation mean IU) or last (last.ckpt) (default: best)",
+    )
+    args, overrides = parse_plan_args(parser, argv)
+    plan = StagedPlan.load(args.config)
+    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
+    start = time.perf_counter()
+    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
+    csv_path, md_path = write_results(rows, out_dir)
+    figure = save_figure(results_figure(rows), out_dir / "results.png")
+    _log_staged_to_wandb(rows, figure)
+    seconds = time.perf_counter() - start
+    print(
+        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"{seconds:.0f} s, each scored on its validation split at its {args.select} checkpoint. Results: "
+        f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
+        f"under {out_dir}/<stage>/."
+    )
+    return rows
