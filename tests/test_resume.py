@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -232,19 +233,23 @@ def test_staged_killed_in_its_second_stage_reuses_the_first_and_resumes_the_seco
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_auto_resume_names_a_folder_holding_another_models_run(tmp_path, monkeypatch):
+def test_auto_resume_names_a_folder_holding_another_models_run(tmp_path, monkeypatch, capsys):
     # FCN-16s started in the folder where FCN-32s ran: not resumed from FCN-32s's last.ckpt, nor refused
-    # with a bare shape error, but told how to start it where it belongs.
+    # with a bare shape error, but told in one line how to start it where it belongs.
     folder = tiny_configs(tmp_path / "cfg", tmp_path / "data", kill_step=99, logger=False)
     (folder / "kill.marker").touch()
     base = ["fit", "--config", "base.yaml", "--trainer.default_root_dir", "shared"]
     in_process([*base, "--config", "fcn32s.yaml"], folder, monkeypatch)
-    with pytest.raises(
-        ValueError,
-        match=r"resume.auto found .*last.ckpt.*variant: checkpoint 'fcn32s'.*"
-        r"--resume.auto false",
-    ):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
         in_process([*base, "--config", "fcn16s.yaml"], folder, monkeypatch)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"fcn-lightning fit: error: .*last.ckpt is the last checkpoint of an earlier run.*"
+        r"variant: checkpoint 'fcn32s'.*--resume.auto false",
+        error,
+    ), error
 
 
 def test_the_training_order_depends_on_seed_and_epoch_alone_and_resumes_part_way():

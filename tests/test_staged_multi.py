@@ -33,9 +33,8 @@ def test_stages_start_from_the_named_earlier_stages(tmp_path):
 
     def fake_stage(configs, overrides, out_dir, init_from, select):
         calls.append((out_dir.name, init_from))
-        return f"{out_dir.name}.ckpt", {
-            f"val/{k}": 0.5 for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
-        }
+        scores = {f"val/{k}": 0.5 for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+        return f"{out_dir.name}.ckpt", scores, select
 
     run_staged(plan, tmp_path / "out", [], fake_stage)
     assert calls == [("A", None), ("B", None), ("C", ["A.ckpt", "B.ckpt"]), ("D", "C.ckpt")]

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fcn_lightning.cli.errors import fail
+from fcn_lightning.cli.errors import CommandError, fail
+from fcn_lightning.training.notices import filter_harmless_notices
 
 PROG = "fcn-lightning"
 
@@ -62,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         fail(PROG, f"unknown command {name!r}{hint} Commands: {', '.join(COMMANDS)} ({PROG} --help)")
     command = COMMANDS[name]
+    filter_harmless_notices()
     module = importlib.import_module(f"fcn_lightning.cli.{command.module}")
-    code = module.main(args if command.lightning else rest)
+    try:  # LightningCLI reads the command name itself (and sys.argv when not given)
+        code = module.main(None if argv is None else args) if command.lightning else module.main(rest)
+    except CommandError as error:
+        fail(f"{PROG} {name}", str(error))
     if isinstance(code, int):
         sys.exit(code)

@@ -15,8 +15,8 @@ def main(argv: Sequence[str]) -> int:
     """
     description = "Check the configured dataset (every split's files, label values, sizes, overlap) and list "
     description += "every problem. Takes the same --config files and dotted overrides as fit."
-    parser_kwargs = {"prog": "fcn-lightning check-data", "description": description}
-    datamodule = build(DataCheckCLI, argv, parser_kwargs=parser_kwargs).datamodule
+    parser_kwargs = {"description": description}
+    datamodule = build(DataCheckCLI, argv, "fcn-lightning check-data", parser_kwargs=parser_kwargs).datamodule
     datamodule.prepare_data()
     problems = datamodule.check()
     for problem in problems:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
-from fcn_lightning.cli.plans import parse_plan_args, plan_parser
+from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
 from fcn_lightning.training.compare_sampling import (
     ComparisonPlan,
     plot_curves,
@@ -39,11 +39,15 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="fit only this run (repeatable: whole, p0.5, p0.25, patch48, ...), as a sweep does per agent",
     )
     args, overrides = parse_plan_args(parser, argv)
-    plan = ComparisonPlan.load(args.config)
+    plan = load_plan(parser.prog, ComparisonPlan.load, args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
     runs, rows = run_comparison(
-        plan, out_dir, overrides, lambda fit_args: build(FCNLightningCLI, fit_args), only=args.run
+        plan,
+        out_dir,
+        overrides,
+        lambda fit_args: build(FCNLightningCLI, fit_args, prog="fcn-lightning compare-sampling"),
+        only=args.run,
     )
     write_curves(rows, out_dir / "curves.csv")
     plot_curves(runs, rows, out_dir / "curves.png")

@@ -12,11 +12,20 @@ import importlib
 import inspect
 import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
+
+import yaml
 
 #: The sections whose classes the suite provides: the module that exports them.
 _SECTIONS = {"model": "fcn_lightning", "data": "fcn_lightning.data"}
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
+
+
+class CommandError(Exception):
+    """A problem the user can fix (a run folder of another run, a bad input): the command ends with its
+    message in one line, exit 2, instead of a traceback."""
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -35,6 +44,52 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, message)
+
+
+def config_files(args: Sequence[str], options: Sequence[str] = ("--config", "-c")) -> list[str]:
+    """The files ``args`` gives to ``options`` (``--config F``, ``--config=F``)."""
+    found = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in options:
+            if eq:
+                found.append(value)
+            elif i + 1 < len(args):
+                found.append(args[i + 1])
+    return found
+
+
+def check_config_file(path: str | Path) -> str | None:
+    """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
+    path = Path(path)
+    if not path.is_file():
+        return f"config file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return f"config file {path} cannot be read ({type(error).__name__}: {error})"
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return f"config file {path} is not valid YAML{where}: {problem}"
+    if content is not None and not isinstance(content, dict):
+        return (
+            f"config file {path} holds a {type(content).__name__}, not a mapping of settings "
+            f"(e.g. 'trainer: ...', 'model: ...')"
+        )
+    return None
+
+
+def refuse_bad_config_files(
+    prog: str, args: Sequence[str], options: Sequence[str] = ("--config", "-c")
+) -> None:
+    """End the command in one line if a config file given in ``args`` is missing or not a YAML mapping."""
+    for path in config_files(args, options):
+        if (problem := check_config_file(path)) is not None:
+            fail(prog, problem)
 
 
 def known_classes(section: str) -> list[str]:
@@ -76,7 +131,7 @@ def clearer_parse_error(message: str) -> str:
     any other problem of a class's option as jsonargparse words it (a ``Literal`` lists its values)."""
     section = re.search(r'Parser key "(model|data)"', message)
     if section is None or "Union subtypes" not in message:
-        return message
+        return re.sub(r'Parser key "([^"]+)": ', r"--\1: ", message)
     key = section.group(1)
     known = ", ".join(known_classes(key))
     if m := re.search(r"Expected a dot import path string: (\S+)", message):
@@ -84,10 +139,9 @@ def clearer_parse_error(message: str) -> str:
     m = _CLASS_PROBLEM.search(message)
     if m is None:
         return message
-    class_path, problem = (
-        m.group(1),
-        " ".join(line.strip() for line in m.group(2).splitlines() if line.strip()),
-    )
+    class_path = m.group(1)
+    problem = " ".join(line.strip() for line in m.group(2).splitlines() if line.strip())
+    problem = re.sub(r'Parser key "([^"]+)": ', r"\1: ", problem)
     if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
         return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
     text = f"{key} {class_path}: {problem}"

@@ -3,6 +3,7 @@ callbacks, and :func:`build` for the commands that run fits themselves (staged, 
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from fcn_lightning.cli.errors import clearer_parse_error, constructor_error
+from fcn_lightning.cli.errors import (
+    CommandError,
+    clearer_parse_error,
+    constructor_error,
+    fail,
+    refuse_bad_config_files,
+)
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.io import use_atomic_checkpoints
 from fcn_lightning.metrics import SCORE_NAMES
@@ -41,11 +48,21 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
+#: The commands LightningCLI parses, each with its own sub-parser.
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: Every parser of a command: no abbreviated options (``--trainer.max_step`` is not ``max_steps``).
+PARSER_KWARGS: dict[str, Any] = {"parser_mode": "omegaconf", "allow_abbrev": False}
+
+
 class FCNArgumentParser(LightningArgumentParser):
-    """LightningCLI's parser with :func:`clearer_parse_error` messages."""
+    """LightningCLI's parser; a bad command line ends in one line (:func:`~fcn_lightning.cli.errors.fail`),
+    worded by :func:`clearer_parse_error`, instead of the usage block and a namespace dump."""
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
-        return super().error(clearer_parse_error(message), ex)
+        message = clearer_parse_error(message)
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        fail(self.prog.replace(" [options]", ""), message)
 
 
 class SaveAndLogConfig(SaveConfigCallback):
@@ -78,7 +95,7 @@ class FCNLightningCLI(LightningCLI):
             SegmentationDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            parser_kwargs={"parser_mode": "omegaconf", **(parser_kwargs or {})},
+            parser_kwargs=_parser_kwargs(parser_kwargs or {}),
             parser_class=FCNArgumentParser,
             save_config_callback=SaveAndLogConfig,
             save_config_kwargs={"overwrite": True},
@@ -119,14 +136,7 @@ class FCNLightningCLI(LightningCLI):
         """``trainer.fit``, continuing from the run's ``last.ckpt`` when there is one and no ``--ckpt_path``
         (``resume.auto``, on by default: the same command, run again after a kill, goes on from there)."""
         if not ckpt_path and (ckpt_path := resume_checkpoint(self.trainer)):
-            found = checkpoint_mismatches(model, torch.load(ckpt_path, mmap=True, weights_only=True))
-            if found:
-                raise ValueError(
-                    f"resume.auto found {ckpt_path}, the last checkpoint of an earlier run in this run's "
-                    f"folder, but it is another model ({'; '.join(found)}): give this run its own folder "
-                    f"(--trainer.default_root_dir or the logger's save_dir) or start afresh with "
-                    f"--resume.auto false"
-                )
+            refuse_other_run(model, self.trainer, ckpt_path)
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
 
     def _parse_ckpt_path(self) -> None:
@@ -163,7 +173,10 @@ class FCNLightningCLI(LightningCLI):
             cause = constructor_error(error)
             if cause is None:
                 raise
-            self.parser.error(f"{type(cause).__name__}: {cause}", ex=cause)
+            message = f"{type(cause).__name__}: {cause}"
+            if not self.parser.exit_on_error:
+                self.parser.error(message, ex=cause)
+            fail(" ".join(filter(None, (self.parser.prog, self.subcommand))), message)
 
 
 class DataCheckCLI(FCNLightningCLI):
@@ -184,9 +197,31 @@ class DataCheckCLI(FCNLightningCLI):
             self.datamodule = self.parser.instantiate_classes(config).data
 
 
-def build(cli_class: type[FCNLightningCLI], args: Sequence[str], **kwargs: Any) -> FCNLightningCLI:
-    """Parse ``args`` and build the objects without running. The sub-commands pass on part of the command
+def refuse_other_run(model: L.LightningModule, trainer: L.Trainer, ckpt_path: str) -> None:
+    """Auto-resume continues only a run of this model that has not gone past this run's ``max_steps``;
+    anything else is refused in one line naming the way out (:class:`CommandError`)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
+    found = checkpoint_mismatches(model, checkpoint)
+    steps = int(checkpoint.get("global_step", 0))
+    if 0 <= trainer.max_steps < steps:
+        found.append(f"it trained {steps} steps, this run asks for --trainer.max_steps {trainer.max_steps}")
+    if found:
+        raise CommandError(
+            f"{ckpt_path} is the last checkpoint of an earlier run in this run's folder, and it is not "
+            f"one this run can continue ({'; '.join(found)}): give this run its own folder (--out for "
+            f"staged, --trainer.default_root_dir or the logger's save_dir for fit) or start afresh with "
+            f"--resume.auto false"
+        )
+
+
+def build(
+    cli_class: type[FCNLightningCLI], args: Sequence[str], prog: str = "fcn-lightning", **kwargs: Any
+) -> FCNLightningCLI:
+    """Parse ``args`` (a ``fit`` command line without ``fit``) and build the objects without running; errors
+    end the command in one line under ``prog``. The commands that run fits pass on part of their command
     line on purpose, so LightningCLI's warning against giving both ``args`` and ``sys.argv`` is silenced."""
+    refuse_bad_config_files(prog, args)
+    kwargs["parser_kwargs"] = {"prog": prog, **kwargs.get("parser_kwargs", {})}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
         return cli_class(args=list(args), run=False, **kwargs)
@@ -212,8 +247,20 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
     return text + "."
 
 
+def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (the main parser's) with :data:`PARSER_KWARGS` for the main parser and every sub-parser
+    (LightningCLI hands its sub-parsers only the keys named after them)."""
+    main = {**PARSER_KWARGS, **given}
+    sub = {k: v for k, v in main.items() if k not in ("prog", "description")}
+    return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """``fcn-lightning fit / validate / test / predict`` (``argv`` without the program name)."""
+    """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
+    name; ``None`` reads ``sys.argv``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in SUBCOMMANDS:
+        refuse_bad_config_files(f"fcn-lightning {args[0]}", args[1:])
     cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))

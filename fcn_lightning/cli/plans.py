@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import OneLineArgumentParser, check_config_file, fail, refuse_bad_config_files
+
+Plan = TypeVar("Plan")
 
 
 def plan_parser(prog: str, description: str, config_help: str, out_help: str) -> argparse.ArgumentParser:
@@ -29,4 +33,15 @@ def parse_plan_args(
 ) -> tuple[argparse.Namespace, list[str]]:
     """The command's own options, and the arguments for every run (added configs first)."""
     args, overrides = parser.parse_known_args(argv)
+    refuse_bad_config_files(parser.prog, argv, ("--add-config",))
     return args, [*(a for c in args.add_config for a in ("--config", c)), *overrides]
+
+
+def load_plan(prog: str, load: Callable[[Path], Plan], path: str) -> Plan:
+    """``load(path)``, or one line naming the plan file and what is wrong with it."""
+    if (problem := check_config_file(path)) is not None:
+        fail(prog, problem)
+    try:
+        return load(Path(path))
+    except (OSError, ValueError) as error:
+        fail(prog, str(error))

@@ -7,9 +7,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import OneLineArgumentParser, fail
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.prepare_nyud import prepare_nyud
+from fcn_lightning.data.readers import DatasetError
 
 
 def _camera(text: str) -> Camera:
@@ -38,7 +39,10 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
+    try:
+        written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
+    except DatasetError as error:
+        fail(parser.prog, str(error))
     seconds = time.perf_counter() - start
     rate = f" ({written / seconds:.1f} img/s)" if written and seconds > 0 else ""
     print(f"wrote {written} HHA images under {Path(args.root) / 'data' / 'hha'} in {seconds:.0f} s{rate}")

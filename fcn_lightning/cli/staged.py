@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fcn_lightning.cli.errors import CommandError
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
-from fcn_lightning.cli.plans import parse_plan_args, plan_parser
+from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.training.staged import (
@@ -31,7 +32,7 @@ def _fit_stage(
     out_dir: Path,
     init_from: str | list[str] | None,
     select: Selection,
-) -> tuple[str, Mapping[str, float]]:
+) -> tuple[str, Mapping[str, float], str]:
     args = [a for c in configs for a in ("--config", str(c))]
     # Each stage's checkpoints in its own folder, whatever the logger: stages that log into one run (one
     # W&B run per staged run) would otherwise share one, and a stage would resume from the previous
@@ -44,18 +45,28 @@ def _fit_stage(
             "--model.init_args.init_from",
             init_from if isinstance(init_from, str) else json.dumps(init_from),
         ]
-    cli = build(FCNLightningCLI, args)
+    cli = build(FCNLightningCLI, args, prog="fcn-lightning staged")
     cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
     saved = cli.trainer.checkpoint_callback
-    ckpt = saved.best_model_path if select == "best" else saved.last_model_path
-    if not ckpt:
-        raise RuntimeError(
-            f"stage in {out_dir} saved no {select} checkpoint: does it validate (val/mean_iu)?"
+    ckpt, scored = (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
+    if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last
+        ckpt, scored = (
+            saved.last_model_path or _last_checkpoint(checkpoints),
+            "last (not validated in training)",
         )
+    if not ckpt:
+        raise CommandError(f"stage in {out_dir} saved no checkpoint: did it train a step?")
+    # Every stage is scored at its end, whether or not it validated while training.
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
     save_stage_figures(cli.model, cli.datamodule, out_dir)
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
-    return str(Path(ckpt).resolve()), metrics
+    return str(Path(ckpt).resolve()), metrics, scored
+
+
+def _last_checkpoint(folder: str) -> str:
+    """The folder's ``last.ckpt`` (written at the end of training by the resume section), or ``""``."""
+    path = Path(folder) / "last.ckpt"
+    return str(path) if path.is_file() else ""
 
 
 def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> None:
@@ -91,7 +102,7 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
     args, overrides = parse_plan_args(parser, argv)
-    plan = StagedPlan.load(args.config)
+    plan = load_plan(parser.prog, StagedPlan.load, args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
     rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
@@ -101,7 +112,7 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     seconds = time.perf_counter() - start
     print(
         f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
-        f"{seconds:.0f} s, each scored on its validation split at its {args.select} checkpoint. Results: "
+        f"{seconds:.0f} s, each scored on its validation split at the checkpoint the table names. Results: "
         f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
         f"under {out_dir}/<stage>/."
     )

@@ -131,9 +131,11 @@ def default_out_dir(config: str | Path) -> Path:
 
 
 #: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint(s), selection)
-#: -> (the selected checkpoint, its validation metrics). Several checkpoints come as a list.
+#: -> (the checkpoint scored, its validation metrics, which checkpoint it is, e.g. "best"). Several
+#: init checkpoints come as a list.
 StageRunner = Callable[
-    [Sequence[Path], Sequence[str], Path, str | list[str] | None, Selection], tuple[str, Mapping[str, float]]
+    [Sequence[Path], Sequence[str], Path, str | list[str] | None, Selection],
+    tuple[str, Mapping[str, float], str],
 ]
 
 
@@ -151,10 +153,12 @@ def run_staged(
     for index, (name, config) in enumerate(plan.stages):
         sources = [checkpoints[s] for s in plan.sources(index)]
         init_from = None if not sources else sources[0] if len(sources) == 1 else sources
-        checkpoint, metrics = run_stage([*plan.base, config], overrides, out_dir / name, init_from, select)
+        checkpoint, metrics, scored = run_stage(
+            [*plan.base, config], overrides, out_dir / name, init_from, select
+        )
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        rows.append({"stage": name, **scores, "checkpoint": select, "per_class_iu": per_class})
+        rows.append({"stage": name, **scores, "checkpoint": scored, "per_class_iu": per_class})
         checkpoints[name] = checkpoint
     return rows
 

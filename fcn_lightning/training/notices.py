@@ -1,0 +1,45 @@
+"""Third-party notices the suite knows to be harmless for its runs, filtered; every other warning shows.
+
+Each entry says why the user can ignore it: a run prints these at every stage, and a notice that never
+asks anything of the user hides the ones that do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+#: Warnings (message regex, why it is harmless here).
+HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
+    (r"Starting from v1\.9\.0, `tensorboardX` has been removed", "the suite logs to CSV (or W&B) on purpose"),
+    (r".*isinstance\(treespec, LeafSpec\)", "a deprecation inside Lightning's own code"),
+    (
+        r"The number of training batches \(\d+\) is smaller than the logging interval",
+        "progress and logs come every log_every_n_steps steps across epochs, not per epoch",
+    ),
+    (r"LightningCLI's args parameter is intended", "the commands hand their own arguments on"),
+)
+#: Lightning's info lines (message regex, why).
+HARMLESS_LOG_LINES: tuple[tuple[str, str], ...] = (
+    (r"💡 Tip: For seamless cloud logging", "an advertisement for a logging service"),
+    (r"(TPU|HPU) available: ", "the suite runs on CPUs and GPUs; the GPU line stays"),
+)
+_LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _HarmlessLines(logging.Filter):
+    pattern = re.compile("|".join(f"(?:{p})" for p, _ in HARMLESS_LOG_LINES))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.pattern.match(record.getMessage()) is None
+
+
+def filter_harmless_notices() -> None:
+    """Silence :data:`HARMLESS_WARNINGS` and :data:`HARMLESS_LOG_LINES` in this process (idempotent)."""
+    for pattern, _ in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in _LIGHTNING_INFO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HarmlessLines) for f in logger.filters):
+            logger.addFilter(_HarmlessLines())
