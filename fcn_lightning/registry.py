@@ -62,18 +62,22 @@ class ModelSpec:
     starts_from: str | None = None
     paper_row: str | None = None
     describe: Literal["main", "all"] | None = None
+    note: str = ""  # what sets the model apart from another of the same title
 
     @property
     def title(self) -> str:
         """The net's title with its trunk, e.g. ``FCN-8s (VGG16)``."""
         title = self.system.variants[self.system.variant].title
-        return title if "(" in title else f"{title} ({self.trunk})"
+        trunk = ", ".join(filter(None, ("" if "(" in title else self.trunk, self.note)))
+        return f"{title} ({trunk})" if trunk else title
 
     @property
     def class_path(self) -> str:
         """What a config names as ``model.class_path``."""
         return f"fcn_lightning.{self.system.__name__}"
 
+
+SIFT_FLOW = "SIFT Flow: semantic and geometric heads"
 
 _ROWS = (
     # PASCAL VOC / NYUDv2 / PASCAL-Context (one head): the staged schedule 32s -> 16s -> 8s.
@@ -133,7 +137,9 @@ _ROWS = (
         paper_row="FCN-16s RGB-HHA",
     ),
     # SIFT Flow: one trunk, semantic and geometric heads; FCN-8s keeps 1e-12 (VOC's is 1e-14).
-    ModelSpec("siftflow_fcn32s", SIFTFlowFCN32s, partial(build_multitask_fcn, "fcn32s"), 1e-10),
+    ModelSpec(
+        "siftflow_fcn32s", SIFTFlowFCN32s, partial(build_multitask_fcn, "fcn32s"), 1e-10, note=SIFT_FLOW
+    ),
     ModelSpec(
         "siftflow_fcn16s",
         SIFTFlowFCN16s,
@@ -141,6 +147,7 @@ _ROWS = (
         1e-12,
         starts_from="siftflow_fcn32s",
         paper_row="FCN-16s",
+        note=SIFT_FLOW,
     ),
     ModelSpec(
         "siftflow_fcn8s",
@@ -148,6 +155,7 @@ _ROWS = (
         partial(build_multitask_fcn, "fcn8s"),
         1e-12,
         starts_from="siftflow_fcn16s",
+        note=SIFT_FLOW,
     ),
 )
 

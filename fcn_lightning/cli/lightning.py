@@ -241,7 +241,9 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
         text += f". Checkpoints: best {saved.best_model_path}, last {saved.last_model_path}"
     writers = [c for c in trainer.callbacks if isinstance(c, PredictionWriter)]
     if subcommand == "predict" and writers:
-        text += f". Predictions in {writers[0].output_dir}"
+        text += f". Predictions of {writers[0].written} images in {writers[0].output_dir}"
+        if writers[0].failed:
+            text += f"; {len(writers[0].failed)} files could not be read (named below)"
     if trainer.log_dir:
         text += f". Logs in {trainer.log_dir}"
     return text + "."
@@ -255,12 +257,16 @@ def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
     return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int | None:
     """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
-    name; ``None`` reads ``sys.argv``)."""
+    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in SUBCOMMANDS:
         refuse_bad_config_files(f"fcn-lightning {args[0]}", args[1:])
     cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))
+    failed = [f for c in cli.trainer.callbacks if isinstance(c, PredictionWriter) for f in c.failed]
+    for path, reason in failed:
+        print(f"fcn-lightning predict: could not read {path}: {reason}", file=sys.stderr)
+    return 1 if failed else None

@@ -10,7 +10,6 @@ a small generated dataset in the same layout (tests, CPU demo). File reading and
 """
 
 from fcn_lightning.data.base import (
-    ImageFolderDataset,
     SegmentationDataModule,
     SegmentationDataset,
     collate_segmentation,
@@ -25,6 +24,7 @@ from fcn_lightning.data.context import (
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.nyud import NYUD_CLASSES, NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
+from fcn_lightning.data.predict_folder import ImageFolderDataset
 from fcn_lightning.data.readers import (
     DataProblem,
     DatasetError,

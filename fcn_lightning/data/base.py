@@ -16,7 +16,6 @@ import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -26,14 +25,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.predict_folder import ImageFolderDataset, collate_readable
 from fcn_lightning.data.readers import (
     DataProblem,
     DatasetError,
-    DatasetNotFoundError,
     EmptySplitError,
     SplitOverlapError,
     check_no_overlap,
-    read_image,
     read_image_size,
 )
 from fcn_lightning.data.transforms import (
@@ -48,9 +46,7 @@ from fcn_lightning.training.progress import progress
 from fcn_lightning.training.resume import ResumableSampler
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "SIZE_STEP",
-    "ImageFolderDataset",
     "SegmentationDataModule",
     "SegmentationDataset",
     "collate_segmentation",
@@ -59,9 +55,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Image files a prediction folder may hold.
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 #: Size buckets round heights and widths up to a multiple of this (the nets' coarsest stride: the
 #: padding adds at most one output cell down and across); VOC's few hundred image sizes make a few dozen.
@@ -123,37 +116,6 @@ class SegmentationDataset(Dataset):
         """Validate every sample; return all problems (empty list: clean). Shows progress."""
         samples = progress(self.samples, len(self.samples), description)
         return [problem for sample in samples for problem in self.layout.problems(sample)]
-
-
-class ImageFolderDataset(Dataset):
-    """Every .jpg / .jpeg / .png in a folder (sorted, not recursive), for prediction on new images."""
-
-    def __init__(self, directory: str | Path, transform: SegmentationTransform) -> None:
-        self.directory = Path(directory).expanduser()
-        if not self.directory.is_dir():
-            raise DatasetNotFoundError(f"prediction folder not found: {self.directory}")
-        self.paths = sorted(p for p in self.directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.paths:
-            raise DatasetError(
-                f"{self.directory}: no images ({', '.join(IMAGE_SUFFIXES)}) in the prediction folder"
-            )
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.paths[index]
-        image = read_image(path)
-        try:
-            out: dict[str, Any] = self.transform(image=image)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
-        out["id"] = path.stem
-        out["index"] = index
-        out["path"] = str(path)
-        out["size"] = torch.tensor(image.shape[:2], dtype=torch.int64)
-        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -586,9 +548,11 @@ class SegmentationDataModule(L.LightningDataModule):
         if train and self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
             cap = self._largest_size(dataset)
             return functools.partial(collate_segmentation, pad=True, multiple=self.size_step, cap=cap)
+        collate: Any = collate_segmentation
         if not train and self.bucket_by_size and batch_size > 1 and self.pad_to is None:
-            return functools.partial(collate_segmentation, pad=True)
-        return collate_segmentation
+            collate = functools.partial(collate_segmentation, pad=True)
+        # A folder to predict: unreadable files are named at the end, not fatal.
+        return collate_readable(collate) if isinstance(dataset, ImageFolderDataset) else collate
 
     def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
         if dataset is None:

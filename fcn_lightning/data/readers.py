@@ -204,13 +204,16 @@ def _decode_jpeg_opencv(path: Path) -> np.ndarray | None:
     return image
 
 
-def read_image(path: str | Path, decoder: str = "opencv") -> np.ndarray:
+def read_image(
+    path: str | Path, decoder: str = "opencv", background: tuple[int, int, int] | None = None
+) -> np.ndarray:
     """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable.
 
-    Grey, palette and other 8-bit colour images are converted. An image with transparent pixels, or with
-    more than 8 bits per channel (a depth map, say), would lose information in the conversion and is an
-    :class:`ImageModeError`; a fully opaque alpha channel is dropped. ``decoder``: one of
-    :data:`DECODERS` (the same pixels; ``opencv`` is faster on JPEGs).
+    Grey, palette and other 8-bit colour images are converted. An image with transparent pixels is
+    composited on ``background`` (an RGB colour), or, when it is ``None`` (a dataset's images, where
+    transparency means a broken export), is an :class:`ImageModeError`; a fully opaque alpha channel is
+    dropped. More than 8 bits per channel (a depth map, say) is an :class:`ImageModeError`. ``decoder``:
+    one of :data:`DECODERS` (the same pixels; ``opencv`` is faster on JPEGs).
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -223,6 +226,10 @@ def read_image(path: str | Path, decoder: str = "opencv") -> np.ndarray:
         alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
         if alpha:
             rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+            if background is not None:  # alpha-composited, rounded to the nearest level
+                opacity = rgba[..., 3:].astype(np.float32) / 255
+                under = np.asarray(background, dtype=np.float32)
+                return np.rint(rgba[..., :3] * opacity + under * (1 - opacity)).astype(np.uint8)
             if (rgba[..., 3] != 255).any():
                 raise ImageModeError(
                     f"{path}: image has mode {img.mode!r} with transparent pixels; the colour under them is "

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from fcn_lightning.data.palette import overlay, save_label_png
+from fcn_lightning.data.predict_folder import PREDICT_BACKGROUND
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
@@ -25,7 +26,8 @@ class PredictionWriter(BasePredictionWriter):
     """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image.
 
     Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
-    with a ``path`` (an image folder) get one.
+    with a ``path`` (an image folder) get one. Files of an image folder that could not be read are
+    collected in :attr:`failed` as (path, reason) pairs; the ``predict`` command names them at the end.
 
     Args:
         output_dir: where the files go (created on first write).
@@ -38,6 +40,11 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.overlays = overlays
         self.alpha = alpha
+        self.failed: list[tuple[str, str]] = []
+        self.written = 0
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.failed, self.written = [], 0
 
     def write_on_batch_end(
         self,
@@ -50,12 +57,20 @@ class PredictionWriter(BasePredictionWriter):
         dataloader_idx: int,
     ) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.failed += batch.get("failed", [])
         for i, sample_id in enumerate(prediction["id"]):
             h, w = prediction["size"][i].tolist()  # the image as stored: drops padding added to batch it
             label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
             save_label_png(self.output_dir / f"{sample_id}.png", label)
+            self.written += 1
             if self.overlays and "path" in prediction:
-                picture = Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha))
+                picture = Image.fromarray(
+                    overlay(
+                        read_image(prediction["path"][i], background=PREDICT_BACKGROUND),
+                        label,
+                        alpha=self.alpha,
+                    )
+                )
                 with atomic_write(self.output_dir / f"{sample_id}_overlay.png") as f:
                     picture.save(f, format="PNG")
 

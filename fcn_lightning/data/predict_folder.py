@@ -1,0 +1,78 @@
+"""A folder of new images to predict: every readable image is predicted, every unreadable one is named.
+
+A bad file (truncated, not an image, a 16-bit depth map) must not stop a folder of thousands: its sample
+carries the reason instead of the image, the batch carries it past the model (``batch["failed"]``), the
+prediction writer collects it and the command names each such file at the end and exits 1.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_image
+from fcn_lightning.data.transforms import SegmentationTransform
+
+__all__ = ["IMAGE_SUFFIXES", "PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
+
+#: Image files a prediction folder may hold.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+#: What transparent pixels of an image to predict are composited on: white, as image viewers show them.
+PREDICT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+
+
+class ImageFolderDataset(Dataset):
+    """Every .jpg / .jpeg / .png in a folder (sorted, not recursive), for prediction on new images.
+
+    A sample whose file cannot be read holds ``error`` (the reason) instead of ``image``.
+    """
+
+    def __init__(self, directory: str | Path, transform: SegmentationTransform) -> None:
+        self.directory = Path(directory).expanduser()
+        if not self.directory.is_dir():
+            raise DatasetNotFoundError(f"prediction folder not found: {self.directory}")
+        self.paths = sorted(p for p in self.directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise DatasetError(
+                f"{self.directory}: no images ({', '.join(IMAGE_SUFFIXES)}) in the prediction folder"
+            )
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.paths[index]
+        named = {"id": path.stem, "index": index, "path": str(path)}
+        try:
+            image = read_image(path, background=PREDICT_BACKGROUND)
+            out: dict[str, Any] = self.transform(image=image)
+        except (DatasetError, ValueError) as error:
+            reason = str(error).removeprefix(f"{path}: ")
+            return {**named, "error": reason}
+        return {**out, **named, "size": torch.tensor(image.shape[:2], dtype=torch.int64)}
+
+
+def _collate_readable(
+    collate: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]], samples: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    readable = [s for s in samples if "error" not in s]
+    failed = [(str(s["path"]), str(s["error"])) for s in samples if "error" in s]
+    if readable:
+        batch = collate(readable)
+    else:  # nothing to predict in this batch: an empty one keeps the loop (and DDP) in step
+        batch = {"image": torch.zeros(0, 3, 1, 1), "id": [], "path": [], "size": torch.zeros(0, 2).long()}
+        batch["index"] = torch.zeros(0, dtype=torch.int64)
+    return {**batch, "failed": failed}
+
+
+def collate_readable(
+    collate: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]],
+) -> Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]]:
+    """``collate`` over the readable samples; the others as ``failed``: (path, reason) pairs."""
+    return functools.partial(_collate_readable, collate)

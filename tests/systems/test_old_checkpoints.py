@@ -1,0 +1,57 @@
+"""Checkpoints, configs and W&B runs written before the package was split into folders keep working."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import fcn_lightning
+from fcn_lightning.cli.lightning import FCNLightningCLI, build
+
+REPO = Path(__file__).parents[2]
+OLD_CHECKPOINT = REPO / "tests/fixtures/checkpoint_2026_12_05/fcn8s_thin.ckpt"
+#: What the code of 2026-12-05 scored with it (see the fixture's README).
+OLD_SCORES = {
+    "val/pixel_acc": 0.8617292642593384,
+    "val/mean_acc": 0.20000000298023224,
+    "val/mean_iu": 0.1723458468914032,
+    "val/fw_iu": 0.742577314376831,
+}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_checkpoint_written_before_the_move_loads_and_validates_to_the_same_scores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    checkpoint = torch.load(OLD_CHECKPOINT, map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["_class_path"] == "fcn_lightning.systems.FCN8s"
+    args = ["--config", str(REPO / "configs/synthetic/base.yaml"), "--model", "fcn_lightning.FCN8s"]
+    args += ["--model.init_args.width", "0.015625", "--data.init_args.root", str(tmp_path / "data")]
+    for key, value in (("num_train", 8), ("num_val", 4), ("image_size", 48)):
+        args += [f"--data.init_args.generator.{key}", str(value)]
+    cli = build(
+        FCNLightningCLI, [*args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
+    )
+    scores = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=str(OLD_CHECKPOINT))[0]
+    assert {k: scores[k] for k in OLD_SCORES} == pytest.approx(OLD_SCORES, abs=1e-6)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(fcn_lightning.MOVED_MODULES.items()))
+def test_old_module_paths_import_as_the_modules_at_their_new_place(old, new):
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_the_class_paths_that_configs_and_sweeps_record_resolve():
+    for path in (
+        "fcn_lightning.FCN8s",
+        "fcn_lightning.systems.FCN8s",
+        "fcn_lightning.siftflow.SIFTFlowFCN16s",
+        "fcn_lightning.zoo.FCNAlexNet",
+        "fcn_lightning.fusion.FCN32sRGBHHA",
+        "fcn_lightning.loggers.FCNWandbLogger",
+        "fcn_lightning.callbacks.WandbValidationMedia",
+    ):
+        module, _, name = path.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type), path
