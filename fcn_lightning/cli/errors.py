@@ -131,7 +131,7 @@ def clearer_parse_error(message: str) -> str:
     any other problem of a class's option as jsonargparse words it (a ``Literal`` lists its values)."""
     section = re.search(r'Parser key "(model|data)"', message)
     if section is None or "Union subtypes" not in message:
-        return re.sub(r'Parser key "([^"]+)": ', r"--\1: ", message)
+        return re.sub(r'Parser key "([^"]+)":\s*', r"--\1: ", message)
     key = section.group(1)
     known = ", ".join(known_classes(key))
     if m := re.search(r"Expected a dot import path string: (\S+)", message):
@@ -141,7 +141,7 @@ def clearer_parse_error(message: str) -> str:
         return message
     class_path = m.group(1)
     problem = " ".join(line.strip() for line in m.group(2).splitlines() if line.strip())
-    problem = re.sub(r'Parser key "([^"]+)": ', r"\1: ", problem)
+    problem = re.sub(r'Parser key "([^"]+)":\s*', r"\1: ", problem)
     if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
         return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
     text = f"{key} {class_path}: {problem}"

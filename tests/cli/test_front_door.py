@@ -1,0 +1,244 @@
+"""What a newcomer meets first: the command list, one-line errors, a short staged run, a folder to predict."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fcn_lightning.cli import COMMANDS, main
+from fcn_lightning.training.notices import filter_harmless_notices
+
+REPO = Path(__file__).parents[2]
+SYNTHETIC = REPO / "configs/synthetic/base.yaml"
+OLD_CHECKPOINT = REPO / "tests/fixtures/checkpoint_2026_12_05/fcn8s_thin.ckpt"
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    """The command in this process: (exit code, stdout, stderr)."""
+    try:
+        code = main(args)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out = capsys.readouterr()
+    return int(code or 0), out.out, out.err
+
+
+def one_line_error(args: list[str], capsys) -> str:
+    """The command's error: exit 2, one line on stderr under the command's name, no usage, no traceback."""
+    code, _, err = run(args, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert lines and lines[-1].startswith(f"fcn-lightning {args[0]}: error: "), err
+    assert "usage:" not in err and "Traceback" not in err, err
+    return lines[-1]
+
+
+def test_help_lists_every_command_in_one_line_each(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()]
+    assert listed[: len(COMMANDS)] == list(COMMANDS)
+    assert len(COMMANDS) == 10
+
+
+def test_an_unknown_command_names_the_close_one_and_lists_them_all(capsys):
+    code, _, err = run(["fti"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown command 'fti'; did you mean 'fit'?" in err
+    assert all(name in err for name in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "command", ["fit", "validate", "test", "predict", "staged", "check-data", "compare-sampling"]
+)
+def test_every_command_names_a_missing_config_file_in_one_line(command, capsys, tmp_path):
+    missing = tmp_path / "missing.yaml"
+    error = one_line_error([command, "--config", str(missing)], capsys)
+    assert error.endswith(f"config file {missing} does not exist")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"trainer: [\n", r"is not valid YAML at line 2, column 1"),
+        (b"just a sentence\n", r"holds a str, not a mapping of settings"),
+        (b"\xff\xfe\x00binary", r"cannot be read \(UnicodeDecodeError"),
+    ],
+)
+def test_an_unreadable_config_file_is_named_with_its_problem(content, problem, capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    for command in ("fit", "staged", "check-data"):
+        assert re.search(
+            f"config file {re.escape(str(bad))} {problem}",
+            one_line_error([command, "--config", str(bad)], capsys),
+        )
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        (["--trainer.max_step", "3"], r"unrecognized arguments: --trainer\.max_step 3"),  # no abbreviations
+        (["--trainer.foo", "1"], r"unrecognized arguments: --trainer\.foo 1"),
+        (["--trainer.max_steps", "abc"], r"--trainer\.max_steps: Expected a <class 'int'>\. Got value: abc"),
+        (["--model.init_args.loss_reduction", "avg"], r"loss_reduction: .*Literal\['sum', 'mean'\]"),
+    ],
+)
+@pytest.mark.parametrize("command", ["fit", "staged"])
+def test_unknown_keys_wrong_types_and_bad_values_are_one_line(command, override, problem, capsys):
+    config = REPO / (
+        "configs/synthetic/staged.yaml" if command == "staged" else "configs/synthetic/base.yaml"
+    )
+    error = one_line_error([command, "--config", str(config), *override], capsys)
+    assert re.search(problem, error), error
+
+
+def test_the_other_commands_refuse_bad_values_in_one_line(capsys, tmp_path):
+    assert "no such .caffemodel file" in one_line_error(
+        [
+            "convert-caffe",
+            str(tmp_path / "x.caffemodel"),
+            "--variant",
+            "fcn8s",
+            "--num-classes",
+            "21",
+            "--out",
+            "x",
+        ],
+        capsys,
+    )
+    assert "--size, --repeats and --num-classes must be >= 1" in one_line_error(
+        ["describe", "--size", "0"], capsys
+    )
+    assert "unrecognized arguments: --siz" in one_line_error(["describe", "--siz", "3"], capsys)
+    assert "no depth folder" in one_line_error(["prepare-nyud", "--root", str(tmp_path)], capsys)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("stages: []\n")
+    assert "expected a mapping 'stages:" in one_line_error(["staged", "--config", str(plan)], capsys)
+
+
+def tiny_staged_plan(folder: Path, val_check_interval: int) -> Path:
+    """The demo's plan on a few 48-pixel images and a thin net: seconds per stage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load(SYNTHETIC.read_text())
+    base["trainer"] |= {
+        "val_check_interval": val_check_interval,
+        "logger": False,
+        "enable_progress_bar": False,
+    }
+    base["model"]["init_args"]["width"] = 0.0625
+    data = base["data"]["init_args"]
+    data |= {"root": str(folder.parent / "data"), "batch_size": 2, "val_batch_size": 2}
+    data["generator"] = {"image_size": 48, "num_train": 4, "num_val": 2}
+    (folder / "base.yaml").write_text(yaml.safe_dump(base))
+    for stage in ("fcn32s", "fcn16s"):
+        (folder / f"{stage}.yaml").write_text(
+            f"model:\n  class_path: fcn_lightning.{stage.upper().replace('S', 's')}\n"
+        )
+    stages = {"FCN-32s": "fcn32s.yaml", "FCN-16s": "fcn16s.yaml"}
+    (folder / "staged.yaml").write_text(
+        yaml.safe_dump({"base": ["base.yaml"], "stages": stages}, sort_keys=False)
+    )
+    return folder / "staged.yaml"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_staged_finishes_with_any_max_steps_and_says_which_checkpoint_it_scored(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    plan = tiny_staged_plan(tmp_path / "plan", val_check_interval=100)  # never validates in training
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"], capsys
+    )
+    assert code == 0, err
+    rows = (out / "results.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["FCN-32s", "FCN-16s"]
+    assert all(row.endswith(",last (not validated in training)") for row in rows)
+    assert "| FCN-16s |" in stdout
+    # Again into the same folder, validating now: the finished stages continue (nothing left to train).
+    code, _, err = run(
+        [
+            "staged",
+            "--config",
+            str(plan),
+            "--out",
+            str(out),
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "1",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    # A shorter run into that folder cannot continue it: refused in one line that names the way out.
+    error = one_line_error(
+        ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "1"], capsys
+    )
+    assert "it trained 2 steps, this run asks for --trainer.max_steps 1" in error
+    assert "--out" in error and "--resume.auto false" in error
+
+
+def write_prediction_folder(folder: Path) -> None:
+    """Two good images, one with transparent pixels, one truncated JPEG and one text file named .png."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(folder / "a_good.jpg")
+    rgba = rng.integers(0, 256, (44, 36, 4), dtype=np.uint8)
+    rgba[..., 3] = 0
+    Image.fromarray(rgba, "RGBA").save(folder / "b_transparent.png")
+    (folder / "c_truncated.jpg").write_bytes((folder / "a_good.jpg").read_bytes()[:200])
+    (folder / "d_text.png").write_text("not an image")
+    Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(folder / "e_good.png")
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("batch", [1, 2])
+def test_predict_writes_every_readable_image_and_names_each_unreadable_one(
+    batch, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    write_prediction_folder(tmp_path / "images")
+    args = ["predict", "--config", str(SYNTHETIC), "--model", "fcn_lightning.FCN8s"]
+    args += ["--model.init_args.width", "0.015625", "--ckpt_path", str(OLD_CHECKPOINT)]
+    args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.val_batch_size", str(batch)]
+    args += ["--data.init_args.predict_dir", str(tmp_path / "images"), "--predictions.output_dir", "out"]
+    args += ["--trainer.logger", "false"]
+    code, stdout, err = run(args, capsys)
+    assert code == 1
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [f"{s}{e}.png" for s in ("a_good", "b_transparent", "e_good") for e in ("", "_overlay")]
+    assert Image.open(tmp_path / "out/b_transparent.png").size == (36, 44)
+    failed = [line for line in err.splitlines() if "could not read" in line]
+    assert failed == [
+        f"fcn-lightning predict: could not read {tmp_path / 'images/c_truncated.jpg'}: cannot decode image "
+        "(OSError: Truncated File Read)",
+        f"fcn-lightning predict: could not read {tmp_path / 'images/d_text.png'}: cannot decode image "
+        f"(UnidentifiedImageError: cannot identify image file '{tmp_path / 'images/d_text.png'}')",
+    ]
+    assert "Predictions of 3 images in out; 2 files could not be read" in stdout
+
+
+def test_known_harmless_notices_are_filtered_and_the_others_still_show(recwarn, caplog):
+    import logging
+    import warnings
+
+    filter_harmless_notices()
+    warnings.warn(
+        "Starting from v1.9.0, `tensorboardX` has been removed as a dependency", UserWarning, stacklevel=1
+    )
+    warnings.warn("a warning the suite does not know", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in recwarn] == ["a warning the suite does not know"]
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with caplog.at_level(logging.INFO, logger=rank_zero.name):
+        rank_zero.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing litlogger")
+        rank_zero.info("TPU available: False, using: 0 TPU cores")
+        rank_zero.info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
