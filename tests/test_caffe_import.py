@@ -15,7 +15,8 @@ from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import VOCDataModule
 from fcn_lightning.metrics import SCORE_NAMES
-from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, export_caffe_net, write_caffemodel
+from fcn_lightning.nets.caffe import export_caffe_net
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 WIDTH = 0.0625

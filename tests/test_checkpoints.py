@@ -15,8 +15,8 @@ import yaml
 from fcn_lightning import FCN16s, FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
-from fcn_lightning.io import AtomicCheckpointIO
 from fcn_lightning.systems.checkpoints import refuse_contradicting_config
+from fcn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from fcn_lightning.training.divergence import GPU_CHECK_EVERY_N_STEPS, StopOnDivergence, TrainingDiverged
 
 TINY = {"width": 0.0625, "batch_norm": True}

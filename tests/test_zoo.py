@@ -58,7 +58,7 @@ def test_the_reference_lr_warns_with_the_summed_loss():
 
 
 def test_fcn_alexnet_starts_from_the_caffe_imagenet_caffenet_with_caffe_inputs(tmp_path):
-    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+    from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
 
     source = FCNAlexNet(**TINY)
     layers = [CaffeLayer("data", "Data")]
@@ -78,7 +78,8 @@ def test_fcn_alexnet_starts_from_the_caffe_imagenet_caffenet_with_caffe_inputs(t
 
 def test_convert_caffe_writes_an_fcn_alexnet_checkpoint_with_the_released_layer_names(tmp_path):
     from fcn_lightning.cli import main
-    from fcn_lightning.nets.caffe import export_caffe_net, write_caffemodel
+    from fcn_lightning.nets.caffe import export_caffe_net
+    from fcn_lightning.nets.caffe_proto import write_caffemodel
 
     source = FCNAlexNet(**TINY).net
     path = write_caffemodel(tmp_path / "fcn-alexnet-pascal.caffemodel", export_caffe_net(source))
