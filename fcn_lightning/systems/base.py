@@ -26,10 +26,9 @@ from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
 from fcn_lightning.nets.caffe import cached_caffe_imagenet
-from fcn_lightning.nets.fusion import vgg16_state_for_input
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
-from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
+from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters, vgg16_state_for_input
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 from fcn_lightning.systems.checkpoints import (
     RECORD_KEY,
