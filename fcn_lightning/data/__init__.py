@@ -2,20 +2,16 @@
 PASCAL-Context, and synthetic stand-ins.
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
-DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
+DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once;
+``batching.py``: padding collate and samplers).
 ``VOCDataModule(root)`` reads the archives as they unpack; ``NYUDv2DataModule(root, modalities)`` reads
 NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
 a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
 
-from fcn_lightning.data.base import (
-    ImageFolderDataset,
-    SegmentationDataModule,
-    SegmentationDataset,
-    collate_segmentation,
-    eval_sampler,
-)
+from fcn_lightning.data.base import ImageFolderDataset, SegmentationDataModule, SegmentationDataset
+from fcn_lightning.data.batching import collate_segmentation, eval_sampler
 from fcn_lightning.data.context import (
     CONTEXT_CLASSES,
     CONTEXT_RENAMES,
