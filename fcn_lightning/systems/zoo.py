@@ -17,7 +17,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from fcn_lightning.nets.heads import Variant
-from fcn_lightning.nets.surgery import transfer_parameters
 from fcn_lightning.nets.zoo import (
     ZOO_VARIANTS,
     build_zoo_fcn,
@@ -52,10 +51,7 @@ class ZooFCNSystem(FCNSystem):
             return
         state = read_init_file(source) if state is None else state
         if is_stage_checkpoint(state):
-            net_state = {
-                k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
-            }
-            copied = transfer_parameters(net_state, self.net)
+            copied = self.initialise_from_stage(state, source)
             log.info("initialised %d tensors from checkpoint %s", len(copied), source)
             return
         tensors = {k: v for k, v in state.get("state_dict", state).items() if isinstance(v, torch.Tensor)}
