@@ -10,6 +10,7 @@ a small generated dataset in the same layout (tests, CPU demo). File reading and
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
 
+from fcn_lightning.data import synthetic
 from fcn_lightning.data.base import ImageFolderDataset, SegmentationDataModule, SegmentationDataset
 from fcn_lightning.data.batching import collate_segmentation, eval_sampler
 from fcn_lightning.data.context import (
@@ -36,22 +37,7 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic import (
-    SyntheticContextConfig,
-    SyntheticContextDataModule,
-    SyntheticDatasetMismatchError,
-    SyntheticNYUDConfig,
-    SyntheticNYUDv2DataModule,
-    SyntheticSIFTFlowConfig,
-    SyntheticSIFTFlowDataModule,
-    SyntheticVOCConfig,
-    SyntheticVOCDataModule,
-    render_sample,
-    write_synthetic_context,
-    write_synthetic_nyud,
-    write_synthetic_siftflow,
-    write_synthetic_voc,
-)
+from fcn_lightning.data.synthetic import *  # noqa: F403  (the generators: all of synthetic.__all__)
 from fcn_lightning.data.transforms import SegmentationTransform, build_eval_transform, build_train_transform
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
@@ -80,15 +66,6 @@ __all__ = [
     "SegmentationDataset",
     "SegmentationTransform",
     "SplitOverlapError",
-    "SyntheticContextConfig",
-    "SyntheticContextDataModule",
-    "SyntheticDatasetMismatchError",
-    "SyntheticNYUDConfig",
-    "SyntheticNYUDv2DataModule",
-    "SyntheticSIFTFlowConfig",
-    "SyntheticSIFTFlowDataModule",
-    "SyntheticVOCConfig",
-    "SyntheticVOCDataModule",
     "VOCDataModule",
     "VOCLayout",
     "build_eval_transform",
@@ -100,11 +77,7 @@ __all__ = [
     "read_image",
     "read_label_png",
     "read_sbd_label",
-    "render_sample",
     "save_label_png",
     "voc_palette",
-    "write_synthetic_context",
-    "write_synthetic_nyud",
-    "write_synthetic_siftflow",
-    "write_synthetic_voc",
+    *synthetic.__all__,
 ]

@@ -16,13 +16,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from fcn_lightning.nets import ZOO_VARIANTS, build_zoo_fcn
 from fcn_lightning.nets.heads import Variant
-from fcn_lightning.nets.zoo import (
-    ZOO_VARIANTS,
-    build_zoo_fcn,
-    load_torchvision_state_dict,
-    transplant_imagenet,
-)
+from fcn_lightning.nets.zoo import load_torchvision_state_dict, transplant_imagenet
 from fcn_lightning.systems.base import REFERENCE_WEIGHT_DECAY, FCNSystem, is_stage_checkpoint, read_init_file
 
 __all__ = ["FCNAlexNet", "FCNAlexNetTorchvision", "FCNGoogLeNet", "ZooFCNSystem"]
