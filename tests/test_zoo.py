@@ -1,24 +1,21 @@
 """The Table 1 LightningModules: their recipes run (one update of accumulated images) and initialise."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from fcn_lightning import FCNAlexNet, FCNAlexNetTorchvision, FCNGoogLeNet
 from fcn_lightning.cli.lightning import FCNLightningCLI
+from tests.helpers import config_args, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"width": 0.0625, "num_classes": 21, "loss_reduction": "mean"}
 
 
 @pytest.mark.parametrize("stage", ["fcn_alexnet.yaml", "fcn_googlenet.yaml"])
 def test_recipe_trains_one_update_of_accumulated_images(stage, synthetic_voc_root, tmp_path, one_thread):
-    args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
-    args += ["--model.init_args.width", "0.0625", "--model.init_args.init_from", "null"]
+    args = config_args("voc/base.yaml", f"voc/{stage}")
     args += ["--data.init_args.root", str(synthetic_voc_root), "--data.init_args.num_workers", "0"]
-    args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
-    args += ["--trainer.max_steps", "1", "--trainer.accumulate_grad_batches", "3"]
+    args += tiny_run_args(steps=1, root_dir=tmp_path, random_init=True)
+    args += ["--trainer.accumulate_grad_batches", "3"]
     args += ["--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
     cli = FCNLightningCLI(args=args, run=False)
     before = cli.model.net.score_fr.weight.detach().clone()

@@ -7,21 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
+from fcn_lightning.data import VOCDataModule, write_synthetic_voc
 from fcn_lightning.data.batching import padded_size
+from tests.helpers import tiny_voc_config
 
 #: 13 training images of 40..56 px a side; with 8 px buckets that is up to 9 buckets.
-VARIED = SyntheticVOCConfig(
-    seed=3,
-    image_size=48,
-    size_jitter=8,
-    num_train=13,
-    num_val=3,
-    num_sbd_val=0,
-    num_voc_train=0,
-    num_leak=0,
-    num_voc12_extra_val=0,
-)
+VARIED = tiny_voc_config(seed=3, image_size=48, size_jitter=8, num_train=13, num_val=3)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
 from fcn_lightning.nets.fusion import LateFusionFCN
 from fcn_lightning.nets.multitask import build_multitask_fcn
 from fcn_lightning.nets.weights import NORMALIZATION_KEY
+from tests.helpers import randomised as random_weights
 
 WIDTH = 0.0625
 STYLES = [
@@ -37,13 +38,7 @@ def _one_thread(one_thread):
 
 
 def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every learnable conv random (zero score layers would hide a mix-up); fixed upsamplers kept."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            if param.requires_grad:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    return net.eval()
+    return random_weights(net, seed).eval()
 
 
 # ---------------------------------------------------------------------------------------------- mapping
