@@ -27,7 +27,27 @@ import torch
 from torch import nn
 
 from fcn_lightning.io import atomic_write
-from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
+from fcn_lightning.nets.caffe_proto import (
+    CaffeFormatError,
+    CaffeLayer,
+    CaffeNet,
+    read_caffemodel,
+    write_caffemodel,
+)
+
+__all__ = [  # the file format's names too: ``nets.caffe`` reads and writes .caffemodel files
+    "CaffeFormatError",
+    "CaffeLayer",
+    "CaffeNet",
+    "cached_caffe_imagenet",
+    "caffe_layer_table",
+    "caffe_state_dict",
+    "export_caffe_net",
+    "imagenet_state_from_caffe",
+    "load_caffe_weights",
+    "read_caffemodel",
+    "write_caffemodel",
+]
 
 log = logging.getLogger(__name__)
 
