@@ -1,65 +1,118 @@
 """Files written whole or not at all: a temporary file in the target's folder, flushed to disk, renamed.
 
 A crash, a kill or a full disk while writing leaves the previous file (or none) in place, never a
-half-written one, and no temporary file behind: ``os.replace`` within one folder is atomic on POSIX
-file systems and on Windows. Every result the suite writes goes through :func:`atomic_write`:
-checkpoints (:class:`AtomicCheckpointIO`, installed by the CLI), results tables, curves, figures and
-prediction PNGs.
+half-written one: ``os.replace`` within one folder is atomic on POSIX file systems and on Windows. A
+failed write deletes its temporary file; a killed process cannot, so whatever writes many files into a
+folder calls :func:`remove_stale_temporaries` before it starts. Every file the suite writes goes through
+:func:`atomic_write`: checkpoints (``training.checkpoint_io.AtomicCheckpointIO``, installed by the CLI),
+results tables, curves, figures, prediction PNGs, HHA images, converted Caffe models and the decoded cache.
+
+Plain Python and no Lightning: the nets and the data modules use it too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-
-__all__ = ["AtomicCheckpointIO", "atomic_write", "is_temporary", "use_atomic_checkpoints"]
+__all__ = [
+    "atomic_write",
+    "is_temporary",
+    "remove_stale_temporaries",
+    "temporary_path",
+    "write_atomically",
+]
 
 #: Temporary files are ``.<name>.<pid>.<random>.tmp`` next to their target.
 TEMP_SUFFIX = ".tmp"
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX))
 
 
-def _temporary_name(path: Path) -> Path:
+def temporary_path(path: str | Path) -> Path:
+    """A fresh temporary name beside ``path`` (``.<name>.<pid>.<random>.tmp``), for a file or a folder that
+    is renamed to ``path`` once complete; :func:`remove_stale_temporaries` knows it by this name."""
+    path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 def is_temporary(path: str | Path, target: str | Path) -> bool:
     """Whether ``path`` is a temporary file :func:`atomic_write` made for ``target``."""
-    name, target_name = Path(path).name, Path(target).name
-    return name.startswith(f".{target_name}.") and name.endswith(TEMP_SUFFIX)
+    found = _TEMPORARY.fullmatch(Path(path).name)
+    return found is not None and found["target"] == Path(target).name
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (POSIX; elsewhere every writer counts as gone)."""
+    if os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> int:
+    """Delete the temporaries (files or folders) in ``folder`` left by writers that died before renaming
+    them: those whose process no longer runs (a writer at work, this process included, keeps its own).
+    ``target``: only those made for that name. Returns how many were removed; a folder that does not
+    exist has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.iterdir():
+        found = _TEMPORARY.fullmatch(path.name)
+        if found is None or (target is not None and found["target"] != target):
+            continue
+        if _process_alive(int(found["pid"])):
+            continue  # a writer still at work
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 @contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path`` for writing; on a clean exit it is fsynced and renamed to
-    ``path``, on an error it is deleted and ``path`` is left as it was.
+def atomic_write(
+    path: str | Path, mode: str = "wb", *, durable: bool = True, **open_kwargs: Any
+) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit it is renamed to ``path``, on an
+    error it is deleted and ``path`` is left as it was.
 
-    ``mode``: ``"wb"`` or ``"w"`` (text; ``open_kwargs`` such as ``newline=""`` go to :func:`open`). The
-    folder is created if missing; the file gets the usual permissions (``0o666`` less the umask).
+    ``mode``: ``"wb"`` or ``"w"`` (text; ``open_kwargs`` such as ``newline=""`` go to :func:`open`).
+    ``durable``: fsync the file and the rename, so a power cut cannot lose a file once written (off for
+    caches, where a lost entry is only computed again). The folder is created if missing; the file gets
+    the usual permissions (``0o666`` less the umask).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_name(path)
+    tmp = temporary_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with open(fd, mode, **open_kwargs) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    if durable:
+        _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -81,40 +134,3 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Pat
     with atomic_write(path, "wb") as f:
         write(f)
     return Path(path)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``torch.save`` checkpoints, written through :func:`atomic_write` (local paths), and
-    loaded with ``weights_only=True``.
-
-    Lightning's own writer serialises to memory first but then writes the target file in place, so a
-    crash or a full disk during the write leaves a truncated ``last.ckpt`` that no run can resume from.
-    Remote paths (``s3://`` ...) go to Lightning's writer unchanged.
-    """
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        with atomic_write(path, "wb") as f:
-            torch.save(checkpoint, f)
-
-    def load_checkpoint(
-        self, path: str | os.PathLike[str], *args: Any, weights_only: bool | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        """Lightning's loader (tensors kept on the CPU unless ``map_location`` says otherwise), data only
-        (``weights_only=True``) unless the caller asks otherwise."""
-        weights_only = True if weights_only is None else weights_only
-        return super().load_checkpoint(path, *args, weights_only=weights_only, **kwargs)
-
-
-def use_atomic_checkpoints(trainer: Any) -> None:
-    """Give ``trainer`` an :class:`AtomicCheckpointIO` where it would use Lightning's default writer.
-
-    A checkpoint IO plugin the user configured is left alone.
-    """
-    strategy = trainer.strategy
-    if type(strategy.checkpoint_io) is TorchCheckpointIO:
-        strategy.checkpoint_io = AtomicCheckpointIO()

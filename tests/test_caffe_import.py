@@ -15,7 +15,9 @@ from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import VOCDataModule
 from fcn_lightning.metrics import SCORE_NAMES
-from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, export_caffe_net, write_caffemodel
+from fcn_lightning.nets.caffe import export_caffe_net
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
+from tests.helpers import config_args, randomised, tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 WIDTH = 0.0625
@@ -27,13 +29,10 @@ def _one_thread(one_thread):
     return one_thread
 
 
-def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            if param.requires_grad:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
-    return net
+def convert_fcn8s_args(caffemodel: Path, out: Path) -> list[str]:
+    """``convert-caffe`` of a thin VOC FCN-8s."""
+    variant = ("--variant", "fcn8s", "--num-classes", "21", "--width", str(WIDTH))
+    return ["convert-caffe", str(caffemodel), *variant, "--out", str(out)]
 
 
 def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
@@ -50,7 +49,7 @@ def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
 
 
 def test_init_from_a_caffe_vgg16_loads_the_trunk_and_sets_caffe_inputs(tmp_path):
-    source = randomised(FCN32s(num_classes=21, width=WIDTH).net)
+    source = randomised(FCN32s(num_classes=21, width=WIDTH).net, scale=0.05)
     path = write_caffemodel(
         tmp_path / "VGG_ILSVRC_16_layers.caffemodel", caffe_vgg16(source.trunk), legacy=True
     )
@@ -67,23 +66,10 @@ def test_convert_caffe_writes_a_checkpoint_that_validate_scores_as_the_source(
     synthetic_voc_root, tmp_path, capsys
 ):
     source = FCN8s(num_classes=21, width=WIDTH, input_normalization="caffe")
-    randomised(source.net, seed=1)
+    randomised(source.net, seed=1, scale=0.05)
     caffemodel = write_caffemodel(tmp_path / "fcn8s-heavy-pascal.caffemodel", export_caffe_net(source.net))
     out = tmp_path / "fcn8s.ckpt"
-    main(
-        [
-            "convert-caffe",
-            str(caffemodel),
-            "--variant",
-            "fcn8s",
-            "--num-classes",
-            "21",
-            "--width",
-            str(WIDTH),
-            "--out",
-            str(out),
-        ]
-    )
+    main(convert_fcn8s_args(caffemodel, out))
     checkpoint = torch.load(out, weights_only=True)  # plain data only
     assert checkpoint["hyper_parameters"]["input_normalization"] == "caffe"
     for key, value in source.state_dict().items():
@@ -94,23 +80,9 @@ def test_convert_caffe_writes_a_checkpoint_that_validate_scores_as_the_source(
     datamodule.follow_normalization("caffe")
     expected = L.Trainer(**QUIET_TRAINER).validate(source, datamodule=datamodule, verbose=False)[0]
 
-    args = [
-        "validate",
-        "--config",
-        str(CONFIGS / "voc/base.yaml"),
-        "--config",
-        str(CONFIGS / "voc/fcn8s.yaml"),
-    ]
-    args += [
-        "--ckpt_path",
-        str(out),
-        "--data.init_args.root",
-        str(synthetic_voc_root),
-        "--data.init_args.num_workers",
-        "0",
-    ]
-    args += ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
-    args += ["--trainer.default_root_dir", str(tmp_path)]
+    args = ["validate", *config_args("voc/base.yaml", "voc/fcn8s.yaml"), "--ckpt_path", str(out)]
+    args += ["--data.init_args.root", str(synthetic_voc_root), "--data.init_args.num_workers", "0"]
+    args += tiny_run_args(width=None, progress_bar=False, root_dir=tmp_path)
     cli = FCNLightningCLI(args=args)
     assert type(cli.model) is FCN8s and cli.model.input_normalization == "caffe"
     assert cli.datamodule.input_normalization.name == "caffe"
@@ -126,20 +98,7 @@ def test_convert_caffe_names_a_missing_layer(tmp_path, capsys):
     caffe.layers = [layer for layer in caffe.layers if layer.name != "upscore8"]
     path = write_caffemodel(tmp_path / "partial.caffemodel", caffe)
     with pytest.raises(SystemExit):
-        main(
-            [
-                "convert-caffe",
-                str(path),
-                "--variant",
-                "fcn8s",
-                "--num-classes",
-                "21",
-                "--width",
-                str(WIDTH),
-                "--out",
-                str(tmp_path / "x.ckpt"),
-            ]
-        )
+        main(convert_fcn8s_args(path, tmp_path / "x.ckpt"))
     assert "no layer 'upscore8'" in capsys.readouterr().err
     assert not (tmp_path / "x.ckpt").exists()
 
@@ -154,7 +113,7 @@ def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
     with pytest.raises(ValueError, match="unknown --variant 'fcn4s'"):
         model_class("fcn4s")
     source = SIFTFlowFCN16s(num_classes=33, width=WIDTH)
-    randomised(source.net)
+    randomised(source.net, scale=0.05)
     caffemodel = write_caffemodel(
         tmp_path / "siftflow-fcn16s.caffemodel", export_caffe_net(source.net), legacy=True
     )

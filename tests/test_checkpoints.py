@@ -15,9 +15,10 @@ import yaml
 from fcn_lightning import FCN16s, FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
-from fcn_lightning.io import AtomicCheckpointIO
 from fcn_lightning.systems.checkpoints import refuse_contradicting_config
+from fcn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from fcn_lightning.training.divergence import GPU_CHECK_EVERY_N_STEPS, StopOnDivergence, TrainingDiverged
+from tests.helpers import quiet_trainer, synthetic_voc_data
 
 TINY = {"width": 0.0625, "batch_norm": True}
 
@@ -30,16 +31,9 @@ def diverged(tmp_path_factory):
     folder = tmp_path_factory.mktemp("diverged")
     config = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "max_steps": 20,
-            "val_check_interval": 2,
-            "check_val_every_n_epoch": None,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "logger": False,
-            "default_root_dir": str(folder / "run"),
-        },
+        "trainer": quiet_trainer(
+            steps=20, val_every=2, enable_model_summary=False, default_root_dir=str(folder / "run")
+        ),
         "model": {
             "class_path": "fcn_lightning.FCN32s",
             "init_args": {
@@ -52,15 +46,9 @@ def diverged(tmp_path_factory):
                 },
             },
         },
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(folder / "data"),
-                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
-                "batch_size": 2,
-                "val_batch_size": 2,
-            },
-        },
+        "data": synthetic_voc_data(
+            folder / "data", {"image_size": 32, "num_train": 8, "num_val": 2}, batch_size=2, val_batch_size=2
+        ),
     }
     (folder / "fit.yaml").write_text(yaml.safe_dump(config))
     torch.set_num_threads(1)

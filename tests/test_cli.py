@@ -17,6 +17,7 @@ from fcn_lightning.cli import main
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
+from tests.helpers import config_args, generator_args, quiet_trainer, synthetic_voc_data, tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
@@ -38,26 +39,10 @@ def staged_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("staged")
     tmp = root / "configs" / "tiny"
     tmp.mkdir(parents=True)
-    data = {
-        "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-        "init_args": {
-            "root": str(tmp / "data"),
-            "generator": {"image_size": 48, "num_train": 6, "num_val": 3},
-            "batch_size": 2,
-        },
-    }
+    data = synthetic_voc_data(tmp / "data", {"image_size": 48, "num_train": 6, "num_val": 3}, batch_size=2)
     write_yaml(
         tmp / "base.yaml",
-        {
-            "seed_everything": 0,
-            "trainer": {
-                **QUIET_TRAINER,
-                "max_steps": 2,
-                "val_check_interval": 2,
-                "check_val_every_n_epoch": None,
-            },
-            "data": data,
-        },
+        {"seed_everything": 0, "trainer": quiet_trainer(steps=2, val_every=2), "data": data},
     )
     for name in ("FCN32s", "FCN16s", "FCN8s"):
         model = {"class_path": f"fcn_lightning.{name}", "init_args": TINY_MODEL}
@@ -316,24 +301,14 @@ def test_a_normalisation_against_the_weights_is_refused_before_anything_runs(
 
 
 def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
-    args = [
-        "fit",
-        "--config",
-        str(CONFIGS / "synthetic/base.yaml"),
-        "--config",
-        str(CONFIGS / "synthetic/fcn32s.yaml"),
-    ]
-    args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.generator.image_size", "48"]
-    args += ["--data.init_args.generator.num_train", "4", "--data.init_args.generator.num_val", "2"]
+    args = ["fit", *config_args("synthetic/base.yaml", "synthetic/fcn32s.yaml")]
     args += [
-        "--model.init_args.width",
-        "0.0625",
-        "--trainer.max_steps",
-        "2",
-        "--trainer.val_check_interval",
-        "2",
+        "--data.init_args.root",
+        str(tmp_path / "data"),
+        *generator_args(image_size=48, num_train=4, num_val=2),
     ]
-    args += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.log_every_n_steps", "1"]
+    args += tiny_run_args(steps=2, val_every=2, logger=None, root_dir=tmp_path / "run")
+    args += ["--trainer.log_every_n_steps", "1"]
     main(args)
     captured = capsys.readouterr()
     assert "\r" not in captured.err and "step 2/2 (100%)" in captured.err  # not a terminal: plain lines
@@ -345,22 +320,14 @@ def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
 def test_compare_sampling_writes_the_curves_of_all_four_runs(tmp_path, capsys):
     fit = {
         "seed_everything": 0,
-        "trainer": {
-            **QUIET_TRAINER,
-            "max_steps": 2,
-            "val_check_interval": 2,
-            "check_val_every_n_epoch": None,
-        },
+        "trainer": quiet_trainer(steps=2, val_every=2),
         "model": {"class_path": "fcn_lightning.FCN32s", "init_args": TINY_MODEL},
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(tmp_path / "data"),
-                "generator": {"image_size": 48, "num_train": 8, "num_val": 2},
-                "batch_size": 1,
-                "val_batch_size": 2,
-            },
-        },
+        "data": synthetic_voc_data(
+            tmp_path / "data",
+            {"image_size": 48, "num_train": 8, "num_val": 2},
+            batch_size=1,
+            val_batch_size=2,
+        ),
     }
     write_yaml(tmp_path / "fit.yaml", fit)
     plan = write_yaml(tmp_path / "compare.yaml", {"base": ["fit.yaml"], "patch_size": 32})

@@ -40,20 +40,19 @@ TINY = [
 STAGES = ["FCN-32s", "FCN-16s", "FCN-8s"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Nets this small run faster on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: Nets this small run faster on one thread (and do not fight other processes for the cores).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_plan(plan: str, out: Path, data: Path, *extra: str) -> list[dict[str, str]]:
+    """Run a demo plan tiny; every stage must have a row of scores in [0, 1]. Returns the rows."""
     args = ["staged", "--config", str(CONFIGS / plan), "--out", str(out), *TINY, *extra]
     main([*args, f"--data.init_args.root={data}"])
     with (out / "results.csv").open() as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    assert [r["stage"] for r in rows] == STAGES
+    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    return rows
 
 
 def stage_checkpoint(out: Path, stage: str) -> dict:
@@ -63,11 +62,9 @@ def stage_checkpoint(out: Path, stage: str) -> dict:
 @pytest.mark.filterwarnings("ignore:.*does not have many workers")
 def test_siftflow_demo_runs_every_stage(tmp_path):
     out = tmp_path / "out"
-    rows = run_plan(
+    run_plan(
         "synthetic_siftflow/staged.yaml", out, tmp_path / "data", "--data.init_args.generator.num_test=1"
     )
-    assert [r["stage"] for r in rows] == STAGES
-    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
     assert all((out / stage / "predictions.png").is_file() for stage in STAGES)  # semantic predictions
     assert (out / "results.png").is_file()
     for stage, layers in zip(STAGES, ("upscore_geo", "upscore16_geo", "upscore8_geo"), strict=True):
@@ -85,11 +82,7 @@ def test_siftflow_demo_runs_every_stage(tmp_path):
 @pytest.mark.filterwarnings("ignore:.*does not have many workers")
 def test_context_demo_runs_every_stage(tmp_path):
     out = tmp_path / "out"
-    rows = run_plan(
-        "synthetic_context/staged.yaml", out, tmp_path / "data", "--data.init_args.generator.num_val=1"
-    )
-    assert [r["stage"] for r in rows] == STAGES
-    assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
+    run_plan("synthetic_context/staged.yaml", out, tmp_path / "data", "--data.init_args.generator.num_val=1")
     for stage in STAGES:
         state = stage_checkpoint(out, stage)["state_dict"]
         assert state["net.score_fr.weight"].shape[0] == 60

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from fcn_lightning.cli import main
+from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def fit_args(root: Path, out: Path, data: str = "fcn_lightning.data.VOCDataModule") -> list[str]:
     args = ["fit", "--config", str(CONFIGS / "synthetic/base.yaml"), "--data", data]
-    args += ["--data.init_args.root", str(root), "--model.init_args.width", "0.0625"]
-    return [*args, "--trainer.default_root_dir", str(out), "--trainer.logger", "false"]
+    return [*args, "--data.init_args.root", str(root), *tiny_run_args(root_dir=out)]
 
 
 VOC_CASES = {

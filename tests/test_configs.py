@@ -19,11 +19,12 @@ from fcn_lightning.data import (
 )
 from fcn_lightning.training.compare_sampling import ComparisonPlan
 from fcn_lightning.training.staged import StagedPlan
+from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
 #: Small enough to build every config in a second; the configs' own values are checked separately.
-SMALL_NET = ["--model.init_args.width", "0.0625", "--model.init_args.init_from", "null"]
+SMALL_NET = tiny_run_args(logger=None, random_init=True)
 
 
 def is_staged_plan(path: Path) -> bool:

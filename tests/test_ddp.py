@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
+from fcn_lightning.data import VOCDataModule, write_synthetic_voc
+from tests.helpers import config_args, tiny_run_args, tiny_voc_config
 
 REPO = Path(__file__).parents[1]
 #: Generous for a loaded 2-core machine; without the guarantee a survivor waits for gloo's 30 minutes.
@@ -23,38 +24,15 @@ BOUND_S = 300
 
 
 def test_one_failing_rank_ends_every_rank_without_a_hang(tmp_path):
-    config = SyntheticVOCConfig(
-        image_size=32,
-        num_train=2,
-        num_val=2,
-        num_sbd_val=0,
-        num_voc_train=0,
-        num_leak=0,
-        num_voc12_extra_val=0,
-    )
+    config = tiny_voc_config(num_train=2, num_val=2)
     root = write_synthetic_voc(tmp_path / "voc", config)
     bad = VOCDataModule(root=str(root)).split_samples("sbd_train")[1].image
     bad.write_bytes(bad.read_bytes()[:300])  # truncated JPEG
-    args = [
-        sys.executable,
-        "-m",
-        "fcn_lightning.cli",
-        "fit",
-        "--config",
-        str(REPO / "configs/synthetic/base.yaml"),
-    ]
+    args = [sys.executable, "-m", "fcn_lightning.cli", "fit", *config_args("synthetic/base.yaml")]
     args += ["--data", "fcn_lightning.data.VOCDataModule", "--data.init_args.root", str(root)]
-    args += ["--data.init_args.batch_size", "1", "--model.init_args.width", "0.0625"]
+    args += ["--data.init_args.batch_size", "1"]
     args += ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    args += [
-        "--trainer.max_steps",
-        "2",
-        "--trainer.logger",
-        "false",
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    args += ["--trainer.default_root_dir", str(tmp_path / "run")]
+    args += tiny_run_args(steps=2, progress_bar=False, root_dir=tmp_path / "run")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

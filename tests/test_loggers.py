@@ -15,6 +15,7 @@ import pytest
 
 from fcn_lightning import loggers
 from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
+from tests.helpers import config_args, generator_args, tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -85,20 +86,10 @@ def test_a_run_with_the_wandb_config_and_no_login_finishes_offline_with_everythi
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env |= {"HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "fcn_lightning.cli", "fit"]
-    for name in ("synthetic/base.yaml", "synthetic/fcn32s.yaml", "wandb.yaml"):
-        args += ["--config", str(CONFIGS / name)]
+    args += config_args("synthetic/base.yaml", "synthetic/fcn32s.yaml", "wandb.yaml")
     args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.batch_size", "2"]
-    for key, value in (("image_size", 48), ("num_train", 4), ("num_val", 2)):
-        args += [f"--data.init_args.generator.{key}", str(value)]
-    args += [
-        "--model.init_args.width",
-        "0.0625",
-        "--trainer.max_steps",
-        "2",
-        "--trainer.val_check_interval",
-        "2",
-    ]
-    args += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run")]
+    args += generator_args(image_size=48, num_train=4, num_val=2)
+    args += tiny_run_args(steps=2, val_every=2, logger=None, progress_bar=False, root_dir=tmp_path / "run")
     done = subprocess.run(
         args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=None
     )

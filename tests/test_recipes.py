@@ -14,10 +14,11 @@ from fcn_lightning import FCN8s, FCN16s, FCN32s, SIFTFlowFCN32s
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.nets.shift_stitch import shift_and_stitch
 from fcn_lightning.nets.surgery import bilinear_upsampling_weight
+from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"width": 0.0625, "num_classes": 5}
-SMALL_NET = ["--model.init_args.width", "0.0625", "--model.init_args.init_from", "null"]
+SMALL_NET = tiny_run_args(logger=None, random_init=True)
 
 #: Each VOC row of the journal's Table 2 (and FCN-VGG16 of the CVPR Table 1, the CVPR recipe's FCN-32s).
 TABLE_ROWS = {

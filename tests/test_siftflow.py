@@ -18,13 +18,8 @@ ABSENT = ["cow", "desert", "moon"]
 C = {name: i for i, name in enumerate(SIFTFLOW_CLASSES)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Nets this small run faster on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: Nets this small run faster on one thread (and do not fight other processes for the cores).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def logged(model, prefix="val") -> dict[str, float]:

@@ -13,6 +13,7 @@ from fcn_lightning import FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.training.speed import SpeedSwitches
+from tests.helpers import config_args, tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"num_classes": 3, "width": 0.0625, "batch_norm": True}
@@ -113,14 +114,8 @@ def test_autotuning_conflicts_with_a_deterministic_trainer():
 
 
 def _cli(*overrides: str) -> FCNLightningCLI:
-    configs = [
-        "--config",
-        str(CONFIGS / "synthetic/base.yaml"),
-        "--config",
-        str(CONFIGS / "synthetic/fcn32s.yaml"),
-    ]
-    small = ["--model.init_args.width", "0.0625", "--trainer.logger", "false"]
-    return FCNLightningCLI(args=[*configs, *small, *overrides], run=False)
+    configs = config_args("synthetic/base.yaml", "synthetic/fcn32s.yaml")
+    return FCNLightningCLI(args=[*configs, *tiny_run_args(), *overrides], run=False)
 
 
 def test_the_cli_has_a_speed_section():
@@ -139,13 +134,7 @@ def test_the_cli_has_a_speed_section():
     ],
 )
 def test_bad_cli_values_name_the_setting(override, message, tmp_path, capsys):
-    args = [
-        "fit",
-        "--config",
-        str(CONFIGS / "synthetic/base.yaml"),
-        "--config",
-        str(CONFIGS / "synthetic/fcn32s.yaml"),
-    ]
+    args = ["fit", *config_args("synthetic/base.yaml", "synthetic/fcn32s.yaml")]
     args += [
         "--data.init_args.root",
         str(tmp_path / "data"),

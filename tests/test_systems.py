@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s
+from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s, FCN32sRGBHHA, FCNGoogLeNet
 from fcn_lightning.data import SyntheticVOCConfig, SyntheticVOCDataModule
 
 TINY = {"width": 0.0625, "batch_norm": True, "num_classes": 21}
@@ -113,6 +113,27 @@ def test_checkpoint_loads_weights_only_and_16s_starts_at_32s_predictions(data_ro
         FCN16s(**TINY, init_from=str(ckpt), input_normalization="caffe")
     with pytest.raises(FileNotFoundError, match="init_from"):
         FCN16s(**TINY, init_from=str(tmp_path / "missing.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("coarse", "fine"),
+    [(FCN32s, FCN16s), (FCNGoogLeNet, FCNGoogLeNet), (FCN32s, FCN32sRGBHHA)],
+    ids=["vgg16", "zoo", "late-fusion-stream"],
+)
+def test_every_stage_copy_refuses_a_checkpoint_of_other_classes_naming_both(coarse, fine, tmp_path):
+    plain = {"width": 0.0625}
+    trained = coarse(**plain, num_classes=5)
+    ckpt = tmp_path / "coarse.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams)}, ckpt)
+    init_from = [str(ckpt), str(ckpt)] if fine is FCN32sRGBHHA else str(ckpt)
+    copied = fine(**plain, num_classes=5, init_from=init_from)
+    assert torch.equal(copied.net.get_parameter(_score_fr(copied)), trained.net.score_fr.weight)
+    with pytest.raises(ValueError, match=r"trained for num_classes=5, this model has num_classes=6"):
+        fine(**plain, num_classes=6, init_from=init_from)
+
+
+def _score_fr(model) -> str:
+    return "streams.rgb.score_fr.weight" if isinstance(model, FCN32sRGBHHA) else "score_fr.weight"
 
 
 def test_the_weights_decide_the_normalisation(tmp_path):

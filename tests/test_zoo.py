@@ -1,24 +1,21 @@
 """The Table 1 LightningModules: their recipes run (one update of accumulated images) and initialise."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from fcn_lightning import FCNAlexNet, FCNAlexNetTorchvision, FCNGoogLeNet
 from fcn_lightning.cli.lightning import FCNLightningCLI
+from tests.helpers import config_args, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
 TINY = {"width": 0.0625, "num_classes": 21, "loss_reduction": "mean"}
 
 
 @pytest.mark.parametrize("stage", ["fcn_alexnet.yaml", "fcn_googlenet.yaml"])
 def test_recipe_trains_one_update_of_accumulated_images(stage, synthetic_voc_root, tmp_path, one_thread):
-    args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc" / stage)]
-    args += ["--model.init_args.width", "0.0625", "--model.init_args.init_from", "null"]
+    args = config_args("voc/base.yaml", f"voc/{stage}")
     args += ["--data.init_args.root", str(synthetic_voc_root), "--data.init_args.num_workers", "0"]
-    args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
-    args += ["--trainer.max_steps", "1", "--trainer.accumulate_grad_batches", "3"]
+    args += tiny_run_args(steps=1, root_dir=tmp_path, random_init=True)
+    args += ["--trainer.accumulate_grad_batches", "3"]
     args += ["--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1"]
     cli = FCNLightningCLI(args=args, run=False)
     before = cli.model.net.score_fr.weight.detach().clone()
@@ -58,7 +55,7 @@ def test_the_reference_lr_warns_with_the_summed_loss():
 
 
 def test_fcn_alexnet_starts_from_the_caffe_imagenet_caffenet_with_caffe_inputs(tmp_path):
-    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+    from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
 
     source = FCNAlexNet(**TINY)
     layers = [CaffeLayer("data", "Data")]
@@ -78,7 +75,8 @@ def test_fcn_alexnet_starts_from_the_caffe_imagenet_caffenet_with_caffe_inputs(t
 
 def test_convert_caffe_writes_an_fcn_alexnet_checkpoint_with_the_released_layer_names(tmp_path):
     from fcn_lightning.cli import main
-    from fcn_lightning.nets.caffe import export_caffe_net, write_caffemodel
+    from fcn_lightning.nets.caffe import export_caffe_net
+    from fcn_lightning.nets.caffe_proto import write_caffemodel
 
     source = FCNAlexNet(**TINY).net
     path = write_caffemodel(tmp_path / "fcn-alexnet-pascal.caffemodel", export_caffe_net(source))

@@ -18,7 +18,9 @@ import lightning as L
 import torch
 
 from fcn_lightning.cli.errors import OneLineArgumentParser
-from fcn_lightning.nets.caffe import load_caffe_weights, read_caffemodel, write_atomically
+from fcn_lightning.io import atomic_write
+from fcn_lightning.nets.caffe import load_caffe_weights
+from fcn_lightning.nets.caffe_proto import read_caffemodel
 from fcn_lightning.nets.weights import CAFFE
 from fcn_lightning.registry import MODELS
 from fcn_lightning.systems.base import FCNSystem
@@ -78,7 +80,10 @@ def convert_caffe(
         "global_step": 0,
         "caffe_source": str(Path(caffemodel).resolve()),
     }
-    return write_atomically(out, save=lambda temp: torch.save(checkpoint, temp))
+    path = Path(out).expanduser()
+    with atomic_write(path) as f:
+        torch.save(checkpoint, f)
+    return path
 
 
 def main(argv: Sequence[str]) -> Path:

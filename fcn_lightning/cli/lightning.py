@@ -25,11 +25,11 @@ from fcn_lightning.cli.errors import (
     refuse_bad_config_files,
 )
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.io import use_atomic_checkpoints
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import checkpoint_mismatches, refuse_contradicting_config
 from fcn_lightning.training.callbacks import PredictionWriter
+from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.training.divergence import StopOnDivergence
 from fcn_lightning.training.progress import LineProgressBar, is_terminal

@@ -2,19 +2,17 @@
 PASCAL-Context, and synthetic stand-ins.
 
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
-DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once).
+DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once;
+``batching.py``: padding collate and samplers).
 ``VOCDataModule(root)`` reads the archives as they unpack; ``NYUDv2DataModule(root, modalities)`` reads
 NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
 a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
 """
 
-from fcn_lightning.data.base import (
-    SegmentationDataModule,
-    SegmentationDataset,
-    collate_segmentation,
-    eval_sampler,
-)
+from fcn_lightning.data import synthetic
+from fcn_lightning.data.base import SegmentationDataModule, SegmentationDataset
+from fcn_lightning.data.batching import collate_segmentation, eval_sampler
 from fcn_lightning.data.context import (
     CONTEXT_CLASSES,
     CONTEXT_RENAMES,
@@ -40,22 +38,7 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic import (
-    SyntheticContextConfig,
-    SyntheticContextDataModule,
-    SyntheticDatasetMismatchError,
-    SyntheticNYUDConfig,
-    SyntheticNYUDv2DataModule,
-    SyntheticSIFTFlowConfig,
-    SyntheticSIFTFlowDataModule,
-    SyntheticVOCConfig,
-    SyntheticVOCDataModule,
-    render_sample,
-    write_synthetic_context,
-    write_synthetic_nyud,
-    write_synthetic_siftflow,
-    write_synthetic_voc,
-)
+from fcn_lightning.data.synthetic import *  # noqa: F403  (the generators: all of synthetic.__all__)
 from fcn_lightning.data.transforms import SegmentationTransform, build_eval_transform, build_train_transform
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout, read_sbd_label
 
@@ -84,15 +67,6 @@ __all__ = [
     "SegmentationDataset",
     "SegmentationTransform",
     "SplitOverlapError",
-    "SyntheticContextConfig",
-    "SyntheticContextDataModule",
-    "SyntheticDatasetMismatchError",
-    "SyntheticNYUDConfig",
-    "SyntheticNYUDv2DataModule",
-    "SyntheticSIFTFlowConfig",
-    "SyntheticSIFTFlowDataModule",
-    "SyntheticVOCConfig",
-    "SyntheticVOCDataModule",
     "VOCDataModule",
     "VOCLayout",
     "build_eval_transform",
@@ -104,11 +78,7 @@ __all__ = [
     "read_image",
     "read_label_png",
     "read_sbd_label",
-    "render_sample",
     "save_label_png",
     "voc_palette",
-    "write_synthetic_context",
-    "write_synthetic_nyud",
-    "write_synthetic_siftflow",
-    "write_synthetic_voc",
+    *synthetic.__all__,
 ]

@@ -18,13 +18,13 @@ import dataclasses
 import hashlib
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.io import atomic_write
 
 __all__ = ["DEFAULT_DECODED_CACHE", "DecodedCache"]
 
@@ -82,17 +82,12 @@ class DecodedCache:
             return {name: np.load(f, allow_pickle=False) for name in names}
 
     def _write(self, path: Path, arrays: dict[str, Any]) -> None:
-        # No fsync (unlike the suite's results): an entry lost in a crash is only decoded again.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+        try:  # not durable (no fsync, unlike the suite's results): an entry lost in a crash is decoded again
+            with atomic_write(path, durable=False) as f:
                 np.save(f, np.array(list(arrays)), allow_pickle=False)
                 for value in arrays.values():
                     np.save(f, np.ascontiguousarray(value), allow_pickle=False)
-            os.replace(tmp, path)
         except OSError as e:  # a full or read-only disk: train on, decoding every time
-            tmp.unlink(missing_ok=True)
             if not self._warned:
                 self._warned = True
                 log.warning(

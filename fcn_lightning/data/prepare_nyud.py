@@ -2,10 +2,10 @@
 
 Each HHA image is computed from its depth PNG (:func:`~fcn_lightning.data.hha.depth_to_hha`, the NYU
 Kinect camera unless told otherwise), in parallel over processes, showing progress (a bar on a
-terminal, a line now and then in a log file). Writes are
-atomic: each PNG is written to a temporary name beside it and renamed into place, so a run that is
-killed leaves no half-written PNG, and the next run computes only what is still missing (and removes
-the temporary files a killed run left).
+terminal, a line now and then in a log file). Writes are atomic (:func:`fcn_lightning.io.atomic_write`):
+each PNG is written to a temporary name beside it and renamed into place, so a run that is killed leaves
+no half-written PNG, and the next run computes only what is still missing (and removes the temporary
+files a killed run left, :func:`fcn_lightning.io.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from fcn_lightning.data import hha as hha_module
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.nyud import NYUDSample, NYUDv2Layout, read_depth_png
 from fcn_lightning.data.readers import DatasetNotFoundError
+from fcn_lightning.io import atomic_write, remove_stale_temporaries
 from fcn_lightning.training.progress import progress as show_progress
 
-__all__ = ["TEMP_MARK", "hha_todo", "prepare_nyud", "write_hha"]
-
-#: Temporary files are ``.<final name>.tmp-<pid>.png`` beside the final PNG.
-TEMP_MARK = ".tmp-"
+__all__ = ["hha_todo", "prepare_nyud", "write_hha"]
 
 
 def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
@@ -42,26 +40,13 @@ def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
     return [s for s in samples if s.hha is not None and not s.hha.is_file()]
 
 
-def _remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary PNGs left by killed runs; returns how many."""
-    stale = [p for p in folder.glob(f".img_*{TEMP_MARK}*.png") if p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
-
 def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
     """Compute one sample's HHA from its depth PNG and write it atomically (temporary file + rename)."""
     assert sample.depth is not None and sample.hha is not None
     depth_mm = read_depth_png(sample.depth)
     hha = hha_module.depth_to_hha(depth_mm.astype(np.float64) / 1000.0, camera)
-    sample.hha.parent.mkdir(parents=True, exist_ok=True)
-    temp = sample.hha.with_name(f".{sample.hha.stem}{TEMP_MARK}{os.getpid()}.png")
-    try:
-        Image.fromarray(hha).save(temp, format="PNG")
-        os.replace(temp, sample.hha)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_write(sample.hha) as f:
+        Image.fromarray(hha).save(f, format="PNG")
     return sample.hha
 
 
@@ -83,9 +68,7 @@ def prepare_nyud(
     layout = NYUDv2Layout(root)
     layout.check_root()
     todo = hha_todo(layout)
-    hha_dir = layout.root / "data" / "hha"
-    if hha_dir.is_dir():
-        _remove_stale_temporaries(hha_dir)
+    remove_stale_temporaries(layout.root / "data" / "hha")
     workers = (os.cpu_count() or 1) if workers is None else workers
     jobs = [(s, camera) for s in todo]
     parallel = workers > 1 and len(todo) > 1

@@ -2,7 +2,8 @@
 
 - **Early fusion** (the paper's "RGBD"): the inputs are stacked along the channels into one VGG16, whose
   ``conv1_1`` grows an input channel per extra input. Started from ImageNet weights, each new channel's
-  filters are the mean of the three RGB filters (:func:`vgg16_state_for_input`), so the net starts as
+  filters are the mean of the three RGB filters
+  (:func:`~fcn_lightning.nets.surgery.vgg16_state_for_input`), so the net starts as
   the RGB net plus a small, colour-blind response to the new channels.
 - **Late fusion** (the paper's "RGB-HHA"): :class:`LateFusionFCN`, one full VGG16 stream per input kind,
   each scoring its own ``fc7``; the scores are averaged with weights 0.5 / 0.5 (the reference's
@@ -31,7 +32,6 @@ __all__ = [
     "LateFusionFCN",
     "build_late_fusion",
     "stream_state",
-    "vgg16_state_for_input",
 ]
 
 #: The late-fusion nets of the paper's NYUDv2 table.
@@ -39,29 +39,6 @@ FUSION_VARIANTS: dict[str, Variant] = {
     "fcn32s_rgb_hha": Variant("FCN-32s RGB-HHA"),
     "fcn16s_rgb_hha": Variant("FCN-16s RGB-HHA", skips=("pool4",)),
 }
-
-
-def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
-    """A torchvision VGG16 state dict whose first conv takes ``in_channels`` inputs (early fusion).
-
-    Channels beyond the three RGB ones get the mean of the RGB filters (the paper's RGB-D init);
-    ``in_channels == 3`` returns the state unchanged. Fewer than 3 input channels is an error.
-    """
-    state = dict(state)
-    key = "features.0.weight"
-    if key not in state:
-        raise ValueError(f"not a torchvision VGG16 state dict: no {key!r}")
-    weight = state[key]
-    if in_channels == weight.shape[1]:
-        return state
-    if in_channels < 3 or weight.shape[1] != 3:
-        raise ValueError(
-            f"cannot start a {in_channels}-channel conv1_1 from ImageNet VGG16 weights with "
-            f"{weight.shape[1]} input channels (RGB plus extra channels only)"
-        )
-    mean = weight.mean(dim=1, keepdim=True)
-    state[key] = torch.cat([weight, mean.expand(-1, in_channels - 3, -1, -1)], dim=1)
-    return state
 
 
 class FusionStream(nn.Module):

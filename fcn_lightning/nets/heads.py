@@ -223,11 +223,20 @@ def build_fcn(
             all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
         dropout: element-wise dropout after fc6 and fc7.
     """
+    spec, trunk = variant_trunk(
+        variant, in_channels=in_channels, width=width, batch_norm=batch_norm, dropout=dropout
+    )
+    return FCN(trunk, num_classes, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
+
+
+def variant_trunk(variant: str, **trunk_options: Any) -> tuple[Variant, VGG16Trunk]:
+    """A variant of ``VARIANTS`` by name and a random VGG16 trunk up to its source blob
+    (``trunk_options``: :class:`~fcn_lightning.nets.trunks.VGG16Trunk`'s); an unknown name is an error
+    listing the known ones."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
     spec = VARIANTS[variant]
-    trunk = VGG16Trunk(in_channels, width, batch_norm, dropout, upto=spec.source)
-    return FCN(trunk, num_classes, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
+    return spec, VGG16Trunk(**trunk_options, upto=spec.source)
 
 
 def _with_trunk_weights(net: FCN, trunk_weights: TrunkWeights) -> FCN:

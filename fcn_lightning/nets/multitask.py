@@ -11,11 +11,12 @@ name (new score layers stay zero) and published weights map one to one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, VARIANTS, HeadWiring, LearnUpsampling
+from fcn_lightning.nets.heads import FCN, HeadWiring, LearnUpsampling, variant_trunk
 from fcn_lightning.nets.trunks import VGG16Trunk
 
 __all__ = ["MultiTaskFCN", "build_multitask_fcn"]
@@ -79,21 +80,12 @@ class MultiTaskFCN(nn.Module):
 
 
 def build_multitask_fcn(
-    variant: str,
-    tasks: Mapping[str, int],
-    in_channels: int = 3,
-    width: float = 1.0,
-    *,
-    batch_norm: bool = False,
-    learn_upsampling: LearnUpsampling = False,
-    dropout: float = 0.5,
+    variant: str, tasks: Mapping[str, int], *, learn_upsampling: LearnUpsampling = False, **trunk_options: Any
 ) -> MultiTaskFCN:
     """A multi-task VGG16 FCN of a variant of ``VARIANTS`` (its source and skips), randomly initialised.
 
-    Options as :func:`~fcn_lightning.nets.build_fcn`.
+    ``trunk_options`` (``in_channels``, ``width``, ``batch_norm``, ``dropout``) and ``learn_upsampling``
+    as :func:`~fcn_lightning.nets.build_fcn`'s.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    spec = VARIANTS[variant]
-    trunk = VGG16Trunk(in_channels, width, batch_norm, dropout, upto=spec.source)
+    spec, trunk = variant_trunk(variant, **trunk_options)
     return MultiTaskFCN(trunk, tasks, spec.source, spec.skips, spec.skip_scales, learn_upsampling)

@@ -150,6 +150,13 @@ def transfer_parameters(source: nn.Module | Mapping[str, torch.Tensor], target: 
 # --------------------------------------------------------------------------------------- RGB to RGB-D
 
 
+def _with_mean_rgb_filters(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A conv1_1 weight grown to ``in_channels`` inputs, each new one filtered by the mean of the RGB
+    filters (the paper's RGB-D initialisation)."""
+    mean = weight[:, :3].mean(dim=1, keepdim=True)
+    return torch.cat([weight, mean.expand(-1, in_channels - weight.shape[1], -1, -1)], dim=1)
+
+
 def expand_input_channels(trunk: VGG16Trunk, in_channels: int = 4) -> None:
     """Give conv1_1 extra input channels initialised to the mean of its RGB filters (early fusion RGB-D)."""
     old: nn.Conv2d = trunk.block1.conv1_1
@@ -160,9 +167,29 @@ def expand_input_channels(trunk: VGG16Trunk, in_channels: int = 4) -> None:
         device=old.weight.device, dtype=old.weight.dtype,
     )  # fmt: skip
     with torch.no_grad():
-        mean = old.weight[:, :3].mean(dim=1, keepdim=True)
-        extra = in_channels - old.in_channels
-        new.weight.copy_(torch.cat([old.weight, mean.expand(-1, extra, -1, -1)], dim=1))
+        new.weight.copy_(_with_mean_rgb_filters(old.weight, in_channels))
         new.bias.copy_(old.bias)
     trunk.block1.conv1_1 = new
     trunk.in_channels = in_channels
+
+
+def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
+    """A torchvision VGG16 state dict whose first conv takes ``in_channels`` inputs (early fusion).
+
+    Channels beyond the three RGB ones get the mean of the RGB filters (the paper's RGB-D init);
+    ``in_channels == 3`` returns the state unchanged. Fewer than 3 input channels is an error.
+    """
+    state = dict(state)
+    key = "features.0.weight"
+    if key not in state:
+        raise ValueError(f"not a torchvision VGG16 state dict: no {key!r}")
+    weight = state[key]
+    if in_channels == weight.shape[1]:
+        return state
+    if in_channels < 3 or weight.shape[1] != 3:
+        raise ValueError(
+            f"cannot start a {in_channels}-channel conv1_1 from ImageNet VGG16 weights with "
+            f"{weight.shape[1]} input channels (RGB plus extra channels only)"
+        )
+    state[key] = _with_mean_rgb_filters(weight, in_channels)
+    return state

@@ -33,6 +33,14 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+def check_trunk_options(in_channels: int, width: float) -> None:
+    """The options every trunk shares: at least one input channel, a positive width."""
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+
+
 class VGG16Trunk(nn.Module):
     """VGG16 as a fully convolutional feature extractor.
 
@@ -61,10 +69,7 @@ class VGG16Trunk(nn.Module):
         upto: str = "fc7",
     ) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if width <= 0:
-            raise ValueError(f"width must be > 0, got {width}")
+        check_trunk_options(in_channels, width)
         if upto not in self.blobs:
             raise ValueError(f"unknown blob {upto!r}; expected one of {self.blobs}")
         self.upto = upto
@@ -182,10 +187,7 @@ class AlexNetTrunk(nn.Module):
         self, in_channels: int = 3, width: float = 1.0, dropout: float = 0.5, flavour: str = "caffenet"
     ) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if width <= 0:
-            raise ValueError(f"width must be > 0, got {width}")
+        check_trunk_options(in_channels, width)
         if flavour not in ALEXNET_SPECS:
             raise ValueError(f"unknown AlexNet flavour {flavour!r}; expected one of {sorted(ALEXNET_SPECS)}")
         spec = ALEXNET_SPECS[flavour]
@@ -297,10 +299,7 @@ class GoogLeNetTrunk(nn.Module):
         super().__init__()
         from torchvision.models.googlenet import BasicConv2d, Inception
 
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if width <= 0:
-            raise ValueError(f"width must be > 0, got {width}")
+        check_trunk_options(in_channels, width)
         if transform_input and in_channels != 3:
             raise ValueError(f"transform_input needs 3 (RGB) input channels, got {in_channels}")
         self.in_channels = in_channels

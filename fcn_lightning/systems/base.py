@@ -26,10 +26,9 @@ from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
 from fcn_lightning.nets.caffe import cached_caffe_imagenet
-from fcn_lightning.nets.fusion import vgg16_state_for_input
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
-from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters
+from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters, vgg16_state_for_input
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 from fcn_lightning.systems.checkpoints import (
     RECORD_KEY,
@@ -332,17 +331,32 @@ class FCNSystem(L.LightningModule):
             return
         state = read_init_file(source) if state is None else state
         if is_stage_checkpoint(state):
-            refuse_other_classes(self, state, source)
-            net_state = {
-                k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
-            }
-            copied = transfer_parameters(net_state, self.net)
+            copied = self.initialise_from_stage(state, source)
             log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
         else:
             transplant_vgg16(
                 self.net.trunk, vgg16_state_for_input(state.get("state_dict", state), in_channels)
             )
             log.info("trunk initialised from VGG16 state dict %s", source)
+
+    def initialise_from_stage(
+        self,
+        state: Mapping[str, Any],
+        source: str,
+        select: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    ) -> list[str]:
+        """Copy a coarser stage's net (a checkpoint of an ``FCNSystem``: :func:`is_stage_checkpoint`) into
+        this net: every tensor whose name this net has
+        (:func:`~fcn_lightning.nets.surgery.transfer_parameters`).
+
+        Its classes must be this model's. ``select``: renames or picks the checkpoint's net tensors first
+        (a late-fusion stream takes a single-stream net's). Returns the names copied.
+        """
+        refuse_other_classes(self, state, source)
+        net_state = {
+            k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
+        }
+        return transfer_parameters(select(net_state) if select else net_state, self.net)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RECORD_KEY] = model_record(self)  # which variant wrote it, checked when it is loaded

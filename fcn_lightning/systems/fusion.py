@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from fcn_lightning.data.nyud import MODALITY_CHANNELS, parse_modalities
-from fcn_lightning.nets import VARIANTS, VGG16Weights, transfer_parameters, transplant_vgg16
+from fcn_lightning.nets import VARIANTS, VGG16Weights, transplant_vgg16
 from fcn_lightning.nets.fusion import FUSION_VARIANTS, LateFusionFCN, build_late_fusion, stream_state
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.surgery import load_vgg16_state_dict
@@ -105,15 +105,12 @@ class LateFusionSystem(FCNSystem):
             transplant_vgg16(trunk, state.get("state_dict", state))
             log.info("%s stream trunk initialised from VGG16 state dict %s", stream, source)
             return
-        net_state = {
-            k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
-        }
-        if any(k.startswith("streams.") for k in net_state):
+        if any(k.startswith("net.streams.") for k in state["state_dict"]):
             raise ValueError(
                 f"init_from: {source} is a late-fusion checkpoint; a stream starts from a single-stream net "
                 f"(give the late-fusion checkpoint alone to start the whole net from it)"
             )
-        copied = transfer_parameters(stream_state(net_state, stream), net)
+        copied = self.initialise_from_stage(state, source, lambda net_state: stream_state(net_state, stream))
         log.info("%s stream: %d tensors from stage checkpoint %s", stream, len(copied), source)
 
 

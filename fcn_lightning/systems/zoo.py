@@ -16,14 +16,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from fcn_lightning.nets import ZOO_VARIANTS, build_zoo_fcn
 from fcn_lightning.nets.heads import Variant
-from fcn_lightning.nets.surgery import transfer_parameters
-from fcn_lightning.nets.zoo import (
-    ZOO_VARIANTS,
-    build_zoo_fcn,
-    load_torchvision_state_dict,
-    transplant_imagenet,
-)
+from fcn_lightning.nets.zoo import load_torchvision_state_dict, transplant_imagenet
 from fcn_lightning.systems.base import REFERENCE_WEIGHT_DECAY, FCNSystem, is_stage_checkpoint, read_init_file
 
 __all__ = ["FCNAlexNet", "FCNAlexNetTorchvision", "FCNGoogLeNet", "ZooFCNSystem"]
@@ -52,10 +47,7 @@ class ZooFCNSystem(FCNSystem):
             return
         state = read_init_file(source) if state is None else state
         if is_stage_checkpoint(state):
-            net_state = {
-                k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
-            }
-            copied = transfer_parameters(net_state, self.net)
+            copied = self.initialise_from_stage(state, source)
             log.info("initialised %d tensors from checkpoint %s", len(copied), source)
             return
         tensors = {k: v for k, v in state.get("state_dict", state).items() if isinstance(v, torch.Tensor)}

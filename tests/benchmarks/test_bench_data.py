@@ -1,22 +1,6 @@
 """The data pipeline benchmark runs end to end at a tiny size and prints its tables (no timing assertions)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_data.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_data", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_data"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tiny_run_prints_the_stage_and_loader_tables(bench, tmp_path):

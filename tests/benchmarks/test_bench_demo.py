@@ -5,8 +5,6 @@ No timing assertions: seconds depend on the machine and its load.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,38 +12,14 @@ import pytest
 import yaml
 
 from fcn_lightning.nets import build_fcn
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_demo.py"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_demo", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_demo"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import quiet_trainer, synthetic_voc_data
 
 
 def tiny_plan(folder: Path, stages: dict[str, int]) -> Path:
     """A staged plan on 32 px generated data: ``{"FCN32s": steps, ...}``, validation every 2 steps."""
-    data = {
-        "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-        "init_args": {
-            "root": str(folder / "data"),
-            "generator": {"image_size": 32, "num_train": 4, "num_val": 2},
-            "batch_size": 2,
-            "num_workers": 0,
-        },
-    }
-    trainer = {
-        "accelerator": "cpu",
-        "max_epochs": -1,
-        "val_check_interval": 2,
-        "check_val_every_n_epoch": None,
-    }
-    trainer |= {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    generator = {"image_size": 32, "num_train": 4, "num_val": 2}
+    data = synthetic_voc_data(folder / "data", generator, batch_size=2, num_workers=0)
+    trainer = quiet_trainer(val_every=2, max_epochs=-1, enable_model_summary=False)
     (folder / "base.yaml").write_text(
         yaml.safe_dump({"seed_everything": 0, "trainer": trainer, "data": data})
     )

@@ -5,8 +5,6 @@ No timing assertions: throughput depends on the machine and its load.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,20 +14,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.nets import build_fcn, dense_upsampling
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_nets.py"
-TINY = ["--size", "32", "--width", "0.0625", "--iters", "1", "--warmup", "0", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    """Load the script as a module (``benchmarks/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_nets", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_nets"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import TINY_BENCHMARK
 
 
 def _direct_flops(variant: str) -> tuple[int, int]:
@@ -64,7 +49,7 @@ def _table_rows(text: str, columns: tuple[str, ...]) -> list[list[str]]:
 def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "results.md"
     argv = [
-        *TINY,
+        *TINY_BENCHMARK,
         "--variants",
         "fcn8s",
         "--precision",

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_shift_stitch.py"
-TINY = ["--size", "32", "--width", "0.0625", "--iters", "1", "--warmup", "0", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_shift_stitch", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import TINY_BENCHMARK
 
 
 def test_tiny_run_prints_every_row(bench, tmp_path, capsys, one_thread):
     out = tmp_path / "results.md"
-    bench.main([*TINY, "--factors", "1", "2", "--shifts-per-pass", "4", "--out", str(out)])
+    bench.main([*TINY_BENCHMARK, "--factors", "1", "2", "--shifts-per-pass", "4", "--out", str(out)])
     printed = capsys.readouterr().out
     assert out.read_text().strip() == printed.strip()
     body = [line.split(" | ") for line in printed.splitlines() if line.startswith("| FCN")]

@@ -7,21 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
-from fcn_lightning.data.base import collate_segmentation, padded_size
+from fcn_lightning.data import VOCDataModule, write_synthetic_voc
+from fcn_lightning.data.batching import padded_size
+from tests.helpers import tiny_voc_config
 
 #: 13 training images of 40..56 px a side; with 8 px buckets that is up to 9 buckets.
-VARIED = SyntheticVOCConfig(
-    seed=3,
-    image_size=48,
-    size_jitter=8,
-    num_train=13,
-    num_val=3,
-    num_sbd_val=0,
-    num_voc_train=0,
-    num_leak=0,
-    num_voc12_extra_val=0,
-)
+VARIED = tiny_voc_config(seed=3, image_size=48, size_jitter=8, num_train=13, num_val=3)
 
 
 @pytest.fixture(scope="module")
@@ -120,25 +111,6 @@ def test_evaluation_batches_pad_to_their_largest_image(varied_root):
     assert tuple(batch["mask"].shape[-2:]) == (max(h for h, _ in sizes), max(w for _, w in sizes))
     for i, (h, w) in enumerate(sizes):
         assert (batch["mask"][i, h:] == 255).all() and (batch["mask"][i, :, w:] == 255).all()
-
-
-def test_padded_size_rounds_up_but_not_past_the_largest_image():
-    assert padded_size((375, 500), 32, (500, 500)) == (384, 500)
-    assert padded_size((490, 333), 32, (500, 500)) == (500, 352)
-    assert padded_size((510, 20), 32, (500, 500)) == (512, 32)  # a larger (up-scaled) image: rounded
-    assert padded_size((5, 7)) == (5, 7)
-
-
-def test_collate_pads_every_spatial_map_by_its_kind():
-    a = {"image": torch.ones(3, 2, 3), "mask": torch.zeros(2, 3, dtype=torch.int64), "id": "a", "index": 0}
-    b = {"image": torch.ones(3, 4, 1), "mask": torch.ones(4, 1, dtype=torch.int64), "id": "b", "index": 1}
-    out = collate_segmentation([a, b], pad=True, multiple=2)
-    assert out["image"].shape == (2, 3, 4, 4) and out["mask"].shape == (2, 4, 4)
-    assert out["image"][0, :, 2:].eq(0).all() and out["image"][0, :, :2, :3].eq(1).all()
-    assert out["mask"][1, :, 1:].eq(255).all() and out["mask"][1, :, :1].eq(1).all()
-    assert out["id"] == ["a", "b"] and out["index"].tolist() == [0, 1]
-    with pytest.raises(ValueError, match="different sizes"):
-        collate_segmentation([a, b])
 
 
 def test_loader_options(varied_root):

@@ -169,14 +169,19 @@ def label_wrong_size(dm) -> Path:
     return mat_label(dm, sample.label, np.ones((20, 20), np.uint16))
 
 
-def unknown_id(dm) -> Path:
+def training_list(dm) -> Path:
+    """The split-list file the training split of ``dm`` reads its ids from."""
     layout = dm.layout
-    path = {
+    return {
         "voc": lambda: layout.sbd_list("train"),
         "siftflow": lambda: layout.root_list("trainval"),
         "context": lambda: layout.list_file("train"),
         "nyud": lambda: layout.list_path("trainval"),
     }[kind_of(dm)]()
+
+
+def unknown_id(dm) -> Path:
+    path = training_list(dm)
     ids = dm.split_ids(dm.train_split)
     fresh = "9999" if kind_of(dm) == "nyud" else "2099_000001"
     path.write_text("".join(f"{i}\n" for i in [*ids, fresh]))
@@ -188,13 +193,7 @@ def first_missing(dm, sample_id: str) -> Path:
 
 
 def empty_split(dm) -> Path:
-    layout = dm.layout
-    path = {
-        "voc": lambda: layout.sbd_list("train"),
-        "siftflow": lambda: layout.root_list("trainval"),
-        "context": lambda: layout.list_file("train"),
-        "nyud": lambda: layout.list_path("trainval"),
-    }[kind_of(dm)]()
+    path = training_list(dm)
     path.write_text("# nothing left\n")
     return path
 

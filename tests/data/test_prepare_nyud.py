@@ -10,6 +10,7 @@ from fcn_lightning.data import prepare_nyud as prepare_module
 from fcn_lightning.data.hha import depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2Layout
 from fcn_lightning.data.prepare_nyud import hha_todo, prepare_nyud
+from tests.helpers import dead_pid
 
 CONFIG = SyntheticNYUDConfig(seed=5, num_train=3, num_val=2, num_test=1)
 #: The writer's camera (the NYU Kinect scaled to 64 px): what its HHA images were computed with.
@@ -64,7 +65,7 @@ def test_a_run_killed_half_way_resumes(tree, monkeypatch):
     assert len(written) == 3 and all(n.startswith("img_") for n in written)  # three whole files, no temp
     mtimes = {n: (root / "data/hha" / n).stat().st_mtime_ns for n in written}
     # a run killed while writing leaves a temporary file; the next run removes it
-    (root / "data/hha" / ".img_5006.tmp-12345.png").write_bytes(b"\x89PNG half")
+    (root / "data/hha" / f".img_5006.png.{dead_pid()}.0123abcd.tmp").write_bytes(b"\x89PNG half")
     assert len(hha_todo(NYUDv2Layout(root))) == 3
     assert prepare_nyud(root, workers=1, camera=CAMERA, progress=False) == 3  # only what is missing
     assert _hha_files(root) == sorted(expected)
@@ -77,8 +78,7 @@ def test_a_failed_write_leaves_no_file(tree, monkeypatch):
     root, _ = tree
 
     def broken_save(self, fp, *args, **kwargs):
-        with open(fp, "wb") as f:
-            f.write(b"\x89PNG half-written")
+        fp.write(b"\x89PNG half-written")
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)

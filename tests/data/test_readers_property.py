@@ -27,8 +27,9 @@ from PIL import Image
 
 from fcn_lightning.data import DatasetError, VOCDataModule, save_label_png
 from fcn_lightning.data.readers import read_image, read_label_png, validate_label
-from fcn_lightning.data.synthetic import SyntheticVOCConfig, write_synthetic_voc
+from fcn_lightning.data.synthetic import write_synthetic_voc
 from fcn_lightning.labels import IGNORE_INDEX
+from tests.helpers import tiny_voc_config
 
 NUM_CLASSES = 21
 SETTINGS = settings(
@@ -41,15 +42,7 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def voc_tree(tmp_path_factory) -> Path:
-    config = SyntheticVOCConfig(
-        image_size=32,
-        num_train=2,
-        num_val=1,
-        num_sbd_val=0,
-        num_voc_train=0,
-        num_leak=0,
-        num_voc12_extra_val=0,
-    )
+    config = tiny_voc_config(num_train=2, num_val=1)
     return write_synthetic_voc(tmp_path_factory.mktemp("prop") / "voc", config)
 
 

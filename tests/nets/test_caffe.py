@@ -1,10 +1,9 @@
-"""Caffe .caffemodel files: the wire-format codec against hand-computed bytes, both field styles written
-and read back, and Caffe layers mapped into every kind of net by name."""
+"""Caffe layers mapped into every kind of net by name (both field styles written and read back), and
+Caffe's ImageNet VGG16 converted and cached for ``init_from``."""
 
 from __future__ import annotations
 
 import logging
-import struct
 
 import numpy as np
 import pytest
@@ -12,25 +11,17 @@ import torch
 
 from fcn_lightning.nets import build_fcn, transplant_vgg16
 from fcn_lightning.nets.caffe import (
-    CaffeFormatError,
-    CaffeLayer,
-    CaffeNet,
     cached_caffe_imagenet,
     caffe_layer_table,
-    encode_blob,
-    encode_net,
-    encode_varint,
     export_caffe_net,
     load_caffe_weights,
-    parse_blob,
-    parse_net,
-    read_caffemodel,
     vgg16_state_from_caffe,
-    write_caffemodel,
 )
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel, write_caffemodel
 from fcn_lightning.nets.fusion import LateFusionFCN
 from fcn_lightning.nets.multitask import build_multitask_fcn
 from fcn_lightning.nets.weights import NORMALIZATION_KEY
+from tests.helpers import randomised as random_weights
 
 WIDTH = 0.0625
 STYLES = [
@@ -47,69 +38,7 @@ def _one_thread(one_thread):
 
 
 def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every learnable conv random (zero score layers would hide a mix-up); fixed upsamplers kept."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            if param.requires_grad:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
-    return net.eval()
-
-
-# ------------------------------------------------------------------------------------------------ codec
-
-
-def test_varints_match_the_protobuf_encoding():
-    assert encode_varint(1) == b"\x01"
-    assert encode_varint(127) == b"\x7f"
-    assert encode_varint(300) == b"\xac\x02"  # the protobuf documentation's own example
-    assert encode_varint(802) == b"\xa2\x06"  # the key of NetParameter.layer: (100 << 3) | 2
-
-
-def test_blob_bytes_match_a_hand_computed_encoding():
-    one = struct.pack("<f", 1.0)  # 00 00 80 3f
-    # BlobShape {dim: [2]} inside BlobProto.shape (field 7), then data (field 5) packed.
-    shape = b"\x3a\x03" + b"\x0a\x01\x02"
-    packed = shape + b"\x2a\x08" + one + one
-    assert encode_blob(np.ones(2, np.float32)) == packed
-    # Unpacked: one fixed32 field (key 5 << 3 | 5 = 0x2d) per value.
-    assert encode_blob(np.ones(2, np.float32), packed=False) == shape + (b"\x2d" + one) * 2
-    # Legacy num / channels / height / width (fields 1-4, varints), padded to 4-D.
-    legacy = b"\x08\x01\x10\x01\x18\x01\x20\x02" + b"\x2a\x08" + one + one
-    assert encode_blob(np.ones(2, np.float32), legacy_shape=True) == legacy
-    # double_data is field 8: key 0x42 packed.
-    assert encode_blob(np.ones(1), double=True).endswith(b"\x42\x08" + struct.pack("<d", 1.0))
-
-
-def test_layers_match_a_hand_computed_encoding():
-    net = CaffeNet("n", [CaffeLayer("a", "Convolution", [])])
-    body = b"\x0a\x01a" + b"\x12\x0bConvolution"
-    assert encode_net(net) == b"\x0a\x01n" + b"\xa2\x06" + bytes([len(body)]) + body
-    legacy_body = b"\x22\x01a" + b"\x28\x04"  # V1: name is field 4, type field 5 (CONVOLUTION = 4)
-    assert encode_net(net, legacy=True) == b"\x0a\x01n" + b"\x12" + bytes([len(legacy_body)]) + legacy_body
-
-
-def test_hand_written_bytes_parse_with_unknown_fields_skipped():
-    one = struct.pack("<f", 1.5)
-    blob = b"\x08\x01\x10\x01\x18\x01\x20\x02" + b"\x2d" + one + b"\x2d" + one  # legacy, unpacked
-    layer = b"\x22\x03fc8" + b"\x28\x0e" + b"\x32" + bytes([len(blob)]) + blob  # INNER_PRODUCT = 14
-    layer += b"\x3d" + one  # blobs_lr (field 7, fixed32): unknown here, skipped
-    data = b"\x0a\x03vgg" + b"\x28\x01" + b"\x12" + bytes([len(layer)]) + layer  # force_backward skipped
-    net = parse_net(data)
-    assert net.name == "vgg"
-    [fc8] = net.layers
-    assert (fc8.name, fc8.type) == ("fc8", "InnerProduct")
-    np.testing.assert_array_equal(fc8.blobs[0], np.full((1, 1, 1, 2), 1.5, np.float32))
-
-
-def test_malformed_files_are_errors_naming_the_file(tmp_path):
-    path = tmp_path / "broken.caffemodel"
-    path.write_bytes(b"\x0a\x10abc")  # a name longer than the file
-    with pytest.raises(CaffeFormatError, match=r"broken\.caffemodel"):
-        read_caffemodel(path)
-    short = b"\x3a\x03\x0a\x01\x03" + b"\x2a\x08" + struct.pack("<f", 1.0) * 2  # shape (3,), 2 values
-    with pytest.raises(CaffeFormatError, match=r"'conv': a blob of shape \(3,\) holds 2 values"):
-        parse_blob(short, "conv")
+    return random_weights(net, seed).eval()
 
 
 # ---------------------------------------------------------------------------------------------- mapping
@@ -281,7 +210,7 @@ def test_the_converted_vgg16_is_cached_beside_the_file_and_records_caffe_inputs(
     assert torch.load(cached, weights_only=True)[NORMALIZATION_KEY] == "caffe"
     monkeypatch.setattr("fcn_lightning.nets.caffe.read_caffemodel", lambda p: pytest.fail("converted twice"))
     assert cached_caffe_imagenet(path) == cached
-    assert not list(tmp_path.glob("*.part"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vgg.caffemodel", "vgg.caffemodel.pt"]  # no temp
 
 
 def test_a_missing_vgg16_caffemodel_says_where_to_get_it(tmp_path):

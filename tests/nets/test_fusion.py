@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fcn_lightning.nets import build_fcn, transfer_parameters
-from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state, vgg16_state_for_input
+from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state
 
 TINY = 0.0625
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,28 +55,3 @@ def test_late_fusion_layers_are_the_references():
         net(torch.zeros(1, 7, 32, 32))
     with pytest.raises(ValueError, match="at least two streams"):
         LateFusionFCN(40, {"rgb": 3})
-
-
-def _torchvision_style(net: nn.Module) -> dict[str, torch.Tensor]:
-    """A small trunk's weights named as a torchvision VGG16 state dict (what ImageNet weights look like)."""
-    trunk = net.trunk
-    state = {}
-    for i, conv in enumerate(trunk.convs):
-        state[f"features.{2 * i}.weight"] = conv.weight.detach().clone()
-        state[f"features.{2 * i}.bias"] = conv.bias.detach().clone()
-    for j, fc in ((0, trunk.fc.fc6), (3, trunk.fc.fc7), (6, trunk.fc.fc7)):
-        state[f"classifier.{j}.weight"] = fc.weight.detach().reshape(fc.out_channels, -1).clone()
-        state[f"classifier.{j}.bias"] = fc.bias.detach().clone()
-    return state
-
-
-def test_rgbd_conv1_1_extra_channel_is_the_mean_rgb_filter():
-    state = _torchvision_style(build_fcn("fcn32s", 3, width=TINY))
-    grown = vgg16_state_for_input(state, 4)
-    w = state["features.0.weight"]
-    assert grown["features.0.weight"].shape == (w.shape[0], 4, 3, 3)
-    torch.testing.assert_close(grown["features.0.weight"][:, :3], w)
-    torch.testing.assert_close(grown["features.0.weight"][:, 3], w.mean(1))
-    assert vgg16_state_for_input(state, 3)["features.0.weight"] is w
-    with pytest.raises(ValueError, match="cannot start a 1-channel conv1_1"):
-        vgg16_state_for_input(state, 1)

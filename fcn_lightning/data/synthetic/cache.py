@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.io import remove_stale_temporaries, temporary_path
 
 __all__ = ["MANIFEST_NAME", "SyntheticDatasetMismatchError", "dataset_folder", "is_complete", "write_dataset"]
 
@@ -69,18 +69,6 @@ def _verify(root: Path, config: SceneConfig) -> None:
         )
 
 
-def _remove_stale_temporaries(root: Path) -> None:
-    """Delete temporary siblings left by writer processes that died (same host, pid no longer alive)."""
-    for tmp in root.parent.glob(f".{root.name}.tmp-*"):
-        try:
-            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError, OSError):
-            continue
-
-
 def write_dataset(
     root: str | Path,
     config: SceneConfig,
@@ -110,8 +98,8 @@ def write_dataset(
                 f"{root} exists and is not a complete synthetic dataset (no {MANIFEST_NAME})"
             )
     root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(root)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale_temporaries(root.parent, target=root.name)  # left by writers that died
+    tmp = temporary_path(root)
     try:
         tmp.mkdir()
         counts = dict(populate(tmp, config))

@@ -1,0 +1,340 @@
+"""Caffe's ``.caffemodel`` format without Caffe: a small protobuf wire-format codec for Caffe nets.
+
+A ``.caffemodel`` is one protobuf message, Caffe's ``NetParameter``, in the protobuf wire format: a
+sequence of fields, each a key ``(field_number << 3) | wire_type`` written as a varint (7 bits a byte,
+least significant group first, high bit set on every byte but the last) followed by its value: a varint
+(wire type 0), 8 little-endian bytes (1), a varint length and that many bytes (2: strings, nested
+messages and packed repeated numbers), or 4 little-endian bytes (5: a ``float``). A repeated number is
+stored either packed (one type-2 field holding the values back to back) or unpacked (one field per
+value); a reader must accept both. Fields a reader does not know are skipped.
+
+The parts of Caffe's message definitions read and written here (field numbers as in Caffe's
+``caffe.proto``):
+
+- ``NetParameter``: ``name`` 1 (string); ``layer`` 100 (repeated ``LayerParameter``, the current
+  style); ``layers`` 2 (repeated ``V1LayerParameter``, the legacy style of older files such as
+  ``VGG_ILSVRC_16_layers.caffemodel``).
+- ``LayerParameter``: ``name`` 1 (string), ``type`` 2 (string, e.g. ``"Convolution"``), ``blobs`` 7.
+- ``V1LayerParameter``: ``name`` 4 (string), ``type`` 5 (an enum, :data:`V1_LAYER_TYPES`), ``blobs`` 6.
+- ``BlobProto``: ``shape`` 7 (a ``BlobShape``: ``dim`` 1, repeated int64, packed); the legacy 4-D
+  shape ``num`` 1, ``channels`` 2, ``height`` 3, ``width`` 4 (int32); ``data`` 5 (repeated float,
+  packed) and ``double_data`` 8 (repeated double, packed).
+
+:func:`read_caffemodel` / :func:`write_caffemodel` read and write a file as a :class:`CaffeNet` (its
+layers' names, types and blobs); :mod:`fcn_lightning.nets.caffe` maps those layers into the nets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcn_lightning.io import atomic_write
+
+# Wire types.
+VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+
+# Field numbers (see the module docstring).
+NET_NAME, NET_LAYERS_V1, NET_LAYER = 1, 2, 100
+LAYER_NAME, LAYER_TYPE, LAYER_BLOBS = 1, 2, 7
+V1_NAME, V1_TYPE, V1_BLOBS = 4, 5, 6
+BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH = 1, 2, 3, 4
+BLOB_DATA, BLOB_SHAPE, BLOB_DOUBLE_DATA = 5, 7, 8
+SHAPE_DIM = 1
+
+#: ``V1LayerParameter.LayerType``: enum value -> the layer type string of the current format.
+V1_LAYER_TYPES: dict[int, str] = {
+    0: "None", 1: "Accuracy", 2: "BNLL", 3: "Concat", 4: "Convolution", 5: "Data", 6: "Dropout",
+    7: "EuclideanLoss", 8: "Flatten", 9: "HDF5Data", 10: "HDF5Output", 11: "Im2col", 12: "ImageData",
+    13: "InfogainLoss", 14: "InnerProduct", 15: "LRN", 16: "MultinomialLogisticLoss", 17: "Pooling",
+    18: "ReLU", 19: "Sigmoid", 20: "Softmax", 21: "SoftmaxWithLoss", 22: "Split", 23: "TanH",
+    24: "WindowData", 25: "Eltwise", 26: "Power", 27: "SigmoidCrossEntropyLoss", 28: "HingeLoss",
+    29: "MemoryData", 30: "ArgMax", 31: "Threshold", 32: "DummyData", 33: "Slice", 34: "MVN",
+    35: "AbsVal", 36: "Silence", 37: "ContrastiveLoss", 38: "Exp", 39: "Deconvolution",
+}  # fmt: skip
+V1_TYPE_NUMBERS = {name: number for number, name in V1_LAYER_TYPES.items()}
+
+
+class CaffeFormatError(ValueError):
+    """A file that is not a well-formed ``.caffemodel``."""
+
+
+@dataclass
+class CaffeLayer:
+    """One layer of a Caffe net: its name, type string (``"Convolution"``, ...) and parameter blobs."""
+
+    name: str
+    type: str
+    blobs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class CaffeNet:
+    """A ``NetParameter``'s name and the layers that matter here (all of them, blobs or not)."""
+
+    name: str
+    layers: list[CaffeLayer]
+
+    def by_name(self) -> dict[str, CaffeLayer]:
+        return {layer.name: layer for layer in self.layers}
+
+
+# ------------------------------------------------------------------------------------------ wire format
+
+
+def encode_varint(value: int) -> bytes:
+    """The varint of a non-negative integer (negative int32 / int64 as their 64-bit two's complement)."""
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``buf[pos:]`` and the position after it."""
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise CaffeFormatError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise CaffeFormatError("varint longer than 10 bytes")
+
+
+def read_field(view: memoryview, pos: int) -> tuple[int, int, int | memoryview, int]:
+    """The field at ``view[pos:]``: ``(number, wire type, value, position after it)``; the value is an int
+    for varints, the raw bytes (a view, no copy) for the other wire types."""
+    key, pos = decode_varint(view, pos)
+    number, wire = key >> 3, key & 7
+    if wire == VARINT:
+        value, pos = decode_varint(view, pos)
+        return number, wire, value, pos
+    if wire == LENGTH_DELIMITED:
+        size, pos = decode_varint(view, pos)
+    elif wire in (FIXED64, FIXED32):
+        size = 8 if wire == FIXED64 else 4
+    else:
+        raise CaffeFormatError(f"unsupported wire type {wire} (field {number})")
+    if pos + size > len(view):
+        raise CaffeFormatError(f"field {number} runs past the end of its message")
+    return number, wire, view[pos : pos + size], pos + size
+
+
+def iter_fields(buf: memoryview | bytes) -> Iterator[tuple[int, int, int | memoryview]]:
+    """``(field number, wire type, value)`` of each field of a message (see :func:`read_field`)."""
+    view = memoryview(buf)
+    pos = 0
+    while pos < len(view):
+        number, wire, value, pos = read_field(view, pos)
+        yield number, wire, value
+
+
+def _unpacked_run(view: memoryview, pos: int, key: bytes, size: int, dtype: str) -> tuple[np.ndarray, int]:
+    """The values of consecutive unpacked fields ``key + size bytes`` from ``pos`` on, read at once (one
+    field per value would take a Python step per weight), and the position after them."""
+    stride = len(key) + size
+    count = (len(view) - pos) // stride
+    records = np.frombuffer(view[pos : pos + count * stride], np.uint8).reshape(count, stride)
+    same = (records[:, : len(key)] == np.frombuffer(key, np.uint8)).all(axis=1)
+    run = count if same.all() else int(np.argmin(same))
+    values = np.ascontiguousarray(records[:run, len(key) :]).view(f"<{dtype}").ravel()
+    return values, pos + run * stride
+
+
+def _key(number: int, wire: int) -> bytes:
+    return encode_varint(number << 3 | wire)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _key(number, LENGTH_DELIMITED) + encode_varint(len(payload)) + payload
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _numbers(wire: int, value: int | memoryview, dtype: str, size: int) -> np.ndarray:
+    """The values of one field of a repeated float / double: packed (type 2) or a single unpacked value."""
+    fixed = FIXED32 if size == 4 else FIXED64
+    if wire not in (LENGTH_DELIMITED, fixed) or isinstance(value, int):
+        raise CaffeFormatError(f"a repeated {dtype} field has wire type {wire}")
+    if len(value) % size:
+        raise CaffeFormatError(f"packed {dtype} data of {len(value)} bytes is not a whole number of values")
+    return np.frombuffer(value, dtype=f"<{dtype}")
+
+
+def _packed_varints(wire: int, value: int | memoryview) -> list[int]:
+    if isinstance(value, int):
+        return [value]
+    out, pos = [], 0
+    while pos < len(value):
+        number, pos = decode_varint(value, pos)
+        out.append(number)
+    return out
+
+
+def parse_blob(buf: memoryview | bytes, layer: str = "?") -> np.ndarray:
+    """A ``BlobProto`` as a float32 array of its shape (``shape``, else the legacy 4-D one)."""
+    dims: list[int] | None = None
+    legacy = {BLOB_NUM: 0, BLOB_CHANNELS: 0, BLOB_HEIGHT: 0, BLOB_WIDTH: 0}
+    has_legacy = False
+    floats: list[np.ndarray] = []
+    doubles: list[np.ndarray] = []
+    view, pos = memoryview(buf), 0
+    while pos < len(view):
+        start = pos
+        number, wire, value, pos = read_field(view, pos)
+        if number == BLOB_SHAPE and not isinstance(value, int):
+            dims = dims or []
+            for dim_number, dim_wire, dim_value in iter_fields(value):
+                if dim_number == SHAPE_DIM:
+                    dims += _packed_varints(dim_wire, dim_value)
+        elif number in legacy and isinstance(value, int):
+            legacy[number] = value
+            has_legacy = True
+        elif number in (BLOB_DATA, BLOB_DOUBLE_DATA):
+            dtype, size = ("f4", 4) if number == BLOB_DATA else ("f8", 8)
+            if wire == LENGTH_DELIMITED:
+                values = _numbers(wire, value, dtype, size)
+            elif wire == (FIXED32 if size == 4 else FIXED64):
+                values, pos = _unpacked_run(view, start, _key(number, wire), size, dtype)
+            else:
+                raise CaffeFormatError(f"layer {layer!r}: blob data field with wire type {wire}")
+            (floats if number == BLOB_DATA else doubles).append(values)
+    if floats and doubles:
+        raise CaffeFormatError(f"layer {layer!r}: a blob with both float and double data")
+    parts = floats or doubles
+    data = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    if dims is not None:
+        shape = tuple(dims)
+    elif has_legacy:
+        shape = tuple(legacy[k] for k in (BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH))
+    else:
+        shape = (data.size,)
+    if int(np.prod(shape)) != data.size:
+        raise CaffeFormatError(f"layer {layer!r}: a blob of shape {shape} holds {data.size} values")
+    return data.reshape(shape)
+
+
+def _parse_layer(buf: memoryview, legacy: bool) -> CaffeLayer:
+    name_field, type_field, blobs_field = (V1_NAME, V1_TYPE, V1_BLOBS) if legacy else (
+        LAYER_NAME, LAYER_TYPE, LAYER_BLOBS
+    )  # fmt: skip
+    name, kind, raw_blobs = "", "", []
+    for number, _, value in iter_fields(buf):
+        if number == name_field and not isinstance(value, int):
+            name = bytes(value).decode("utf-8")
+        elif number == type_field:
+            if isinstance(value, int):
+                kind = V1_LAYER_TYPES.get(value, f"V1:{value}")
+            else:
+                kind = bytes(value).decode("utf-8")
+        elif number == blobs_field and not isinstance(value, int):
+            raw_blobs.append(value)
+    return CaffeLayer(name, kind, [parse_blob(b, name) for b in raw_blobs])
+
+
+def parse_net(buf: bytes | memoryview) -> CaffeNet:
+    """A serialised ``NetParameter``: its name and its layers, from ``layer`` and legacy ``layers`` alike."""
+    name, layers = "", []
+    for number, _, value in iter_fields(buf):
+        if isinstance(value, int):
+            continue
+        if number == NET_NAME:
+            name = bytes(value).decode("utf-8")
+        elif number in (NET_LAYER, NET_LAYERS_V1):
+            layers.append(_parse_layer(value, legacy=number == NET_LAYERS_V1))
+    return CaffeNet(name, layers)
+
+
+def read_caffemodel(path: str | os.PathLike) -> CaffeNet:
+    """Read a ``.caffemodel`` file (either field style), with an error naming the file if it is not one."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such .caffemodel file: {path}")
+    data = path.read_bytes()
+    try:
+        net = parse_net(data)
+    except CaffeFormatError as err:
+        raise CaffeFormatError(f"{path} is not a readable .caffemodel: {err}") from err
+    if not net.layers:
+        raise CaffeFormatError(f"{path} holds no Caffe layers: not a .caffemodel (NetParameter) file")
+    return net
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def encode_blob(
+    array: np.ndarray, *, legacy_shape: bool = False, packed: bool = True, double: bool = False
+) -> bytes:
+    """A ``BlobProto``: the shape as ``BlobShape`` (or legacy num/channels/height/width, at most 4-D, padded
+    with leading 1s as old Caffe did), the values as float (or double) data, packed or one field each."""
+    array = np.asarray(array)
+    out = bytearray()
+    if legacy_shape:
+        if array.ndim > 4:
+            raise ValueError(f"a legacy blob shape has at most 4 axes, got {array.shape}")
+        shape = (1,) * (4 - array.ndim) + tuple(array.shape)
+        for number, dim in zip((BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH), shape, strict=True):
+            out += _key(number, VARINT) + encode_varint(dim)
+    else:
+        dims = b"".join(encode_varint(d) for d in array.shape)
+        out += _length_delimited(BLOB_SHAPE, _length_delimited(SHAPE_DIM, dims))
+    number, dtype, wire = (BLOB_DOUBLE_DATA, "<f8", FIXED64) if double else (BLOB_DATA, "<f4", FIXED32)
+    values = np.ascontiguousarray(array, dtype=dtype).ravel()
+    if packed:
+        out += _length_delimited(number, values.tobytes())
+    else:
+        key = np.frombuffer(_key(number, wire), np.uint8)
+        records = np.empty((values.size, key.size + values.itemsize), np.uint8)
+        records[:, : key.size] = key
+        records[:, key.size :] = values.view(np.uint8).reshape(values.size, values.itemsize)
+        out += records.tobytes()
+    return bytes(out)
+
+
+def encode_net(net: CaffeNet, *, legacy: bool = False, packed: bool = True, double: bool = False) -> bytes:
+    """A ``NetParameter`` with every layer in the ``layer`` field (or the legacy ``layers`` field, whose
+    type is an enum and whose blobs take the legacy 4-D shape)."""
+    out = bytearray(_length_delimited(NET_NAME, net.name.encode()))
+    for layer in net.layers:
+        blobs = [encode_blob(b, legacy_shape=legacy, packed=packed, double=double) for b in layer.blobs]
+        if legacy:
+            if layer.type not in V1_TYPE_NUMBERS:
+                raise ValueError(f"layer {layer.name!r}: type {layer.type!r} has no legacy (V1) enum value")
+            body = _length_delimited(V1_NAME, layer.name.encode())
+            body += _key(V1_TYPE, VARINT) + encode_varint(V1_TYPE_NUMBERS[layer.type])
+            body += b"".join(_length_delimited(V1_BLOBS, b) for b in blobs)
+            out += _length_delimited(NET_LAYERS_V1, body)
+        else:
+            body = _length_delimited(LAYER_NAME, layer.name.encode())
+            body += _length_delimited(LAYER_TYPE, layer.type.encode())
+            body += b"".join(_length_delimited(LAYER_BLOBS, b) for b in blobs)
+            out += _length_delimited(NET_LAYER, body)
+    return bytes(out)
+
+
+def write_caffemodel(
+    path: str | os.PathLike, net: CaffeNet, *, legacy: bool = False, packed: bool = True, double: bool = False
+) -> Path:
+    """Write a ``.caffemodel`` (atomically); see :func:`encode_net` for the options."""
+    path = Path(path).expanduser()
+    with atomic_write(path) as f:
+        f.write(encode_net(net, legacy=legacy, packed=packed, double=double))
+    return path

@@ -1,0 +1,27 @@
+"""Batching: size buckets' rounding, and the padding collate (images filled with 0, labels with 255)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fcn_lightning.data.batching import collate_segmentation, padded_size
+
+
+def test_padded_size_rounds_up_but_not_past_the_largest_image():
+    assert padded_size((375, 500), 32, (500, 500)) == (384, 500)
+    assert padded_size((490, 333), 32, (500, 500)) == (500, 352)
+    assert padded_size((510, 20), 32, (500, 500)) == (512, 32)  # a larger (up-scaled) image: rounded
+    assert padded_size((5, 7)) == (5, 7)
+
+
+def test_collate_pads_every_spatial_map_by_its_kind():
+    a = {"image": torch.ones(3, 2, 3), "mask": torch.zeros(2, 3, dtype=torch.int64), "id": "a", "index": 0}
+    b = {"image": torch.ones(3, 4, 1), "mask": torch.ones(4, 1, dtype=torch.int64), "id": "b", "index": 1}
+    out = collate_segmentation([a, b], pad=True, multiple=2)
+    assert out["image"].shape == (2, 3, 4, 4) and out["mask"].shape == (2, 4, 4)
+    assert out["image"][0, :, 2:].eq(0).all() and out["image"][0, :, :2, :3].eq(1).all()
+    assert out["mask"][1, :, 1:].eq(255).all() and out["mask"][1, :, :1].eq(1).all()
+    assert out["id"] == ["a", "b"] and out["index"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="different sizes"):
+        collate_segmentation([a, b])
