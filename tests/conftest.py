@@ -189,3 +189,9 @@ def write_image_folder(
 def image_folder(tmp_path: Path) -> Path:
     """A private folder of 8 images (two sizes) with masks and ``classes.txt``, no split lists."""
     return write_image_folder(tmp_path / "my-images")
+
+
+@pytest.fixture(scope="session")
+def image_folder_writer() -> Any:
+    """``image_folder_writer(root, sizes, per_size)``: :func:`write_image_folder`, for module fixtures."""
+    return write_image_folder

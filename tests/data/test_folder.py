@@ -157,7 +157,7 @@ def test_a_folder_of_two_sizes_trains_validates_and_predicts(image_folder, tmp_p
 def readme_own_data_lines() -> list[str]:
     """The command lines of the README's own-data section, as a user would paste them."""
     text = README.read_text()
-    section = text.split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    section = text.split("### Your own data", 1)[1].split("\n### ", 1)[0]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
@@ -177,7 +177,8 @@ def test_the_readme_own_data_lines_run_as_written(image_folder, tmp_path, monkey
     with pytest.raises(SystemExit) as exit_info:
         main(check[1:])
     assert exit_info.value.code == 0
-    trial = re.search(r"For a first trial .*?`(--[^`]+)`", README.read_text().split("## Your own data", 1)[1])
+    own_data = README.read_text().split("### Your own data", 1)[1]
+    trial = re.search(r"For a first trial .*?`(--[^`]+)`", own_data, re.S)
     assert trial is not None
     main([*train[1:], *shlex.split(trial.group(1))])
     printed = capsys.readouterr().out
