@@ -11,7 +11,7 @@ setup: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,onnx]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(INSTALLED)

@@ -148,3 +148,50 @@ def two_process_ddp(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "strategy": "ddp_spawn",
         "callbacks": [ProcessGroupCleanup()],
     }
+
+
+#: The classes of ``write_image_folder``'s folders.
+FOLDER_CLASSES = ("background", "disc", "bar")
+
+
+def write_image_folder(
+    root: Path, sizes: tuple[tuple[int, int], ...] = ((40, 56), (48, 36)), per_size: int = 4
+) -> Path:
+    """One's own data as ``FolderDataModule`` reads it: ``images/`` (JPEG and PNG), ``masks/`` (palette and
+    grey PNGs of class ids, a border of 255), ``classes.txt``; no split lists. Images of each of ``sizes``."""
+    from fcn_lightning.data.palette import save_label_png
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in FOLDER_CLASSES))
+    rng = np.random.default_rng(0)
+    for number in range(per_size * len(sizes)):
+        h, w = sizes[number % len(sizes)]
+        yy, xx = np.mgrid[:h, :w]
+        mask = np.zeros((h, w), np.uint8)
+        cy, cx, r = rng.integers(h // 4, 3 * h // 4), rng.integers(w // 4, 3 * w // 4), h // 5
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
+        mask[rng.integers(0, h - 4) :][:3, :] = 2
+        mask[0, :] = 255
+        colours = np.array([[40, 60, 40], [220, 40, 40], [40, 40, 220]], np.uint8)
+        image = np.clip(colours[mask % 3] + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        stem = f"photo_{number:02d}"
+        suffix = ".jpg" if number % 2 else ".png"
+        Image.fromarray(image).save(root / "images" / f"{stem}{suffix}", quality=95)
+        if number % 2:
+            save_label_png(root / "masks" / f"{stem}.png", mask)  # palette
+        else:
+            Image.fromarray(mask).save(root / "masks" / f"{stem}.png")  # grey
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A private folder of 8 images (two sizes) with masks and ``classes.txt``, no split lists."""
+    return write_image_folder(tmp_path / "my-images")
+
+
+@pytest.fixture(scope="session")
+def image_folder_writer() -> Any:
+    """``image_folder_writer(root, sizes, per_size)``: :func:`write_image_folder`, for module fixtures."""
+    return write_image_folder

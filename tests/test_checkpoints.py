@@ -4,6 +4,7 @@ variant or another input normalisation than the config is refused with both valu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ import yaml
 from fcn_lightning import FCN16s, FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
+from fcn_lightning.nets.weights import IMAGENET
 from fcn_lightning.systems.checkpoints import refuse_contradicting_config
 from fcn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from fcn_lightning.training.divergence import GPU_CHECK_EVERY_N_STEPS, StopOnDivergence, TrainingDiverged
@@ -83,7 +85,10 @@ def test_every_checkpoint_the_suite_writes_loads_as_data_only(diverged):
     assert {p.name.split("-")[0] for p in paths} == {"best", "last.ckpt"}
     for path in paths:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        assert checkpoint["fcn_lightning"] == {"model": "FCN32s", "variant": "fcn32s"}
+        record = checkpoint["fcn_lightning"]
+        assert {k: record[k] for k in ("model", "variant")} == {"model": "FCN32s", "variant": "fcn32s"}
+        # the data's input normalisation, so the model deploys without the dataset (export)
+        assert record["input_normalization"] == dataclasses.asdict(IMAGENET)
         assert "rng_states" in checkpoint["callbacks"]["ResumeCheckpoint"]
         assert "shuffle_seed" in checkpoint["SyntheticVOCDataModule"]
 

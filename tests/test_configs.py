@@ -68,7 +68,7 @@ def runs(name: str) -> list[list[Path]]:
 
 
 #: Classes of each dataset's models, by the data module's class name (synthetic ones as the real ones).
-NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60, "NYUD": 40}
+NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60, "NYUD": 40, "Folder": 3}
 
 
 def dataset_of(data_class: str) -> str:
@@ -76,10 +76,15 @@ def dataset_of(data_class: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def real_roots(tmp_path_factory) -> dict[str, Path]:
+def real_roots(tmp_path_factory, image_folder_writer) -> dict[str, Path]:
     """Small generated trees in the real layouts, for the configs of the real data modules."""
     folder = tmp_path_factory.mktemp("configs")
+    own = image_folder_writer(folder / "my-images", per_size=3)
+    stems = sorted(p.stem for p in (own / "masks").iterdir())
+    (own / "train.txt").write_text("\n".join(stems[:4]))
+    (own / "val.txt").write_text("\n".join(stems[4:]))
     return {
+        ".FolderDataModule": own,
         ".VOCDataModule": write_synthetic_voc(
             folder / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=2)
         ),
@@ -235,3 +240,26 @@ def test_voc_caffe_configs_are_the_reference_recipe_from_the_caffe_vgg16(monkeyp
     plan = StagedPlan.load(CONFIGS / "voc/caffe/staged.yaml")
     assert [c.name for _, c in plan.stages] == ["fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"]
     assert plan.stages[0][1].parent.name == "caffe" and plan.stages[1][1].parent.name == "voc"
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_folder_configs_are_the_reference_recipes_on_the_folder_of_fcn_folder(
+    real_roots, monkeypatch, tmp_path
+):
+    """configs/folder: the VOC reference solvers, whole images at batch 1, the folder named by $FCN_FOLDER."""
+    own = real_roots[".FolderDataModule"]
+    monkeypatch.setenv("FCN_FOLDER", str(own))
+    assert yaml.safe_load((CONFIGS / "folder/fcn32s.yaml").read_text())["model"]["init_args"] == {
+        "init_from": "IMAGENET1K_V1"
+    }
+    for stage, lr in (("fcn32s.yaml", 1e-10), ("fcn16s.yaml", 1e-12), ("fcn8s.yaml", 1e-14)):
+        args = ["--config", str(CONFIGS / "folder/base.yaml"), "--config", str(CONFIGS / "folder" / stage)]
+        args += [*SMALL_NET, "--trainer.default_root_dir", str(tmp_path)]
+        cli = FCNLightningCLI(args=args, run=False)
+        assert cli.datamodule.layout.root == own and cli.datamodule.batch_size == 1
+        assert cli.trainer.max_steps == 100_000 and cli.trainer.val_check_interval == 4000
+        assert cli.model.hparams.class_names == ["background", "disc", "bar"]
+        weights, _ = cli.model.configure_optimizers().param_groups
+        assert (weights["lr"], weights["momentum"]) == (lr, 0.99)
+    plan = StagedPlan.load(CONFIGS / "folder/staged.yaml")
+    assert [c.name for _, c in plan.stages] == ["fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"]

@@ -282,7 +282,7 @@ def voc_like_sizes(n: int, seed: int = 0) -> list[tuple[int, int]]:
 
 
 def bucket_keys(sizes: list[tuple[int, int]], step: int = 32) -> list[tuple[int, int]]:
-    from fcn_lightning.data.base import padded_size
+    from fcn_lightning.data.batching import padded_size
 
     cap = (max(h for h, _ in sizes), max(w for _, w in sizes))
     return [padded_size(s, step, cap) for s in sizes]

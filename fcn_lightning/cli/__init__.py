@@ -40,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "compare-sampling": Command("compare_sampling", "whole images against sampled losses and patches"),
     "convert-caffe": Command("convert_caffe", "a released Caffe FCN (.caffemodel) as a checkpoint"),
     "describe": Command("describe", "parameters, receptive field, stride, GFLOPs and speed of every net"),
+    "export": Command("export", "a checkpoint as ONNX, normalisation inside, checked with ONNX Runtime"),
 }
 
 

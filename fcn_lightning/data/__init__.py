@@ -4,7 +4,8 @@ PASCAL-Context, and synthetic stand-ins.
 A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
 DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once;
 ``batching.py``: padding collate and samplers).
-``VOCDataModule(root)`` reads the archives as they unpack; ``NYUDv2DataModule(root, modalities)`` reads
+``VOCDataModule(root)`` reads the archives as they unpack; ``FolderDataModule(root)`` one's own
+images and masks; ``NYUDv2DataModule(root, modalities)`` reads
 NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
 a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
 ``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
@@ -19,6 +20,7 @@ from fcn_lightning.data.context import (
     PascalContextDataModule,
     PascalContextLayout,
 )
+from fcn_lightning.data.folder import FolderDataModule, FolderLayout
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.nyud import NYUD_CLASSES, NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.palette import VOC_PALETTE, colorize, overlay, save_label_png, voc_palette
@@ -55,6 +57,8 @@ __all__ = [
     "DatasetError",
     "DatasetLayout",
     "DatasetNotFoundError",
+    "FolderDataModule",
+    "FolderLayout",
     "ImageFolderDataset",
     "NYUDv2DataModule",
     "NYUDv2Layout",

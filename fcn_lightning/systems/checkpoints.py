@@ -9,11 +9,13 @@ configured model is refused with both values named: loaded anyway, it would eith
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "INPUT_KEY",
     "RECORD_KEY",
     "checkpoint_mismatches",
     "model_record",
@@ -24,13 +26,22 @@ __all__ = [
 
 #: Where a checkpoint records which model wrote it.
 RECORD_KEY = "fcn_lightning"
+#: The key of that record holding the data's input normalisation (the fields of ``InputNormalization``).
+INPUT_KEY = "input_normalization"
 #: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).
 MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width", "batch_norm")
 
 
-def model_record(model: Any) -> dict[str, str]:
-    """What a checkpoint records about its model beyond the hyperparameters: its class and variant."""
-    return {"model": type(model).__qualname__, "variant": str(model.variant)}
+def model_record(model: Any) -> dict[str, Any]:
+    """What a checkpoint records about its model beyond the hyperparameters: its class and variant, and
+    (when trained on a data module) the input normalisation its data used, mean pixel included, so that
+    the model can be deployed without the dataset (``fcn-lightning export``)."""
+    record: dict[str, Any] = {"model": type(model).__qualname__, "variant": str(model.variant)}
+    trainer = getattr(model, "_trainer", None)
+    normalization = getattr(getattr(trainer, "datamodule", None), "input_normalization", None)
+    if normalization is not None:
+        record[INPUT_KEY] = dataclasses.asdict(normalization)
+    return record
 
 
 def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:

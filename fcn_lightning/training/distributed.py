@@ -13,7 +13,9 @@
   parameters (each step applied once per process, racily). ``ddp`` (Lightning's choice for several
   devices, and the default here) re-runs the command in each process, and ``ddp_fork`` forks
   copy-on-write: each process owns its parameters. On GPUs each process copies the model to its own
-  device, so every start method is safe there.
+  device, so every start method is safe there. It also refuses a trainer whose ``devices`` or
+  ``num_nodes`` contradict a SLURM job's tasks per node or nodes (Lightning checks that only for the
+  processes it launches itself; under ``srun`` it would silently take SLURM's world size).
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ class ProcessGroupCleanup(L.Callback):
 
 
 def check_strategy(trainer: L.Trainer, subcommand: str | None) -> None:
-    """Refuse ``fit`` on the CPU with several processes started by pickling (see the module docstring)."""
+    """Refuse ``fit`` on the CPU with several processes started by pickling (see the module docstring),
+    and a trainer whose devices or nodes contradict the job of a cluster that starts the processes itself
+    (SLURM's ``--ntasks-per-node`` and ``--nodes``): Lightning checks that only where it launches them."""
     strategy = trainer.strategy
+    environment = getattr(strategy, "cluster_environment", None)
+    if environment is not None and environment.creates_processes_externally:
+        environment.validate_settings(num_devices=trainer.num_devices, num_nodes=trainer.num_nodes)
     if subcommand not in (None, "fit") or not isinstance(strategy, DDPStrategy):
         return
     start = getattr(strategy, "_start_method", "popen")

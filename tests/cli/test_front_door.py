@@ -43,7 +43,7 @@ def test_help_lists_every_command_in_one_line_each(capsys):
     assert code == 0
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()]
     assert listed[: len(COMMANDS)] == list(COMMANDS)
-    assert len(COMMANDS) == 10
+    assert {"fit", "staged", "check-data", "convert-caffe", "describe", "export"} <= set(COMMANDS)
 
 
 def test_an_unknown_command_names_the_close_one_and_lists_them_all(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn_lightning.data.base import collate_segmentation
+from fcn_lightning.data.batching import collate_segmentation
 from fcn_lightning.data.predict_folder import PREDICT_BACKGROUND, ImageFolderDataset, collate_readable
 from fcn_lightning.data.readers import ImageModeError, read_image
 from fcn_lightning.data.transforms import build_eval_transform

@@ -1,0 +1,285 @@
+"""Many nodes under SLURM with Lightning's own SLURMEnvironment: the CLI's trainer takes its ranks from
+SLURM's variables, the sbatch template's srun line is a valid ``fit``, and a 2-task job killed mid-epoch
+and started again (as a requeue does) ends as the uninterrupted 2-task job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import traceback
+from argparse import ArgumentError
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning.fabric.plugins.environments import SLURMEnvironment
+
+from fcn_lightning.cli import main
+from fcn_lightning.cli.lightning import FCNLightningCLI, build
+
+REPO = Path(__file__).parents[1]
+TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
+TINY = ["--model", "fcn_lightning.FCN32s", "--model.init_args.width", "0.0625"]
+TINY += ["--data", "fcn_lightning.data.SyntheticVOCDataModule"]
+
+
+def slurm_task(
+    monkeypatch: pytest.MonkeyPatch, nodes: int, tasks_per_node: int, rank: int, job: str = "fcn-voc"
+) -> None:
+    """The variables srun gives task ``rank`` of a job of ``nodes`` x ``tasks_per_node`` tasks."""
+    values = {
+        "SLURM_JOB_NAME": job,
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NNODES": str(nodes),
+        "SLURM_NTASKS": str(nodes * tasks_per_node),
+        "SLURM_NTASKS_PER_NODE": str(tasks_per_node),
+        "SLURM_PROCID": str(rank),
+        "SLURM_LOCALID": str(rank % tasks_per_node),
+        "SLURM_NODEID": str(rank // tasks_per_node),
+        "SLURM_NODELIST": "gpu-node[07-08]",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in ("MASTER_ADDR", "MASTER_PORT"):  # Lightning sets them from SLURM's; restored afterwards
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+
+
+def test_the_cli_trainer_takes_its_ranks_from_slurm(monkeypatch, tmp_path):
+    slurm_task(monkeypatch, nodes=2, tasks_per_node=2, rank=3)
+    args = [*TINY, "--data.init_args.root", str(tmp_path / "data"), "--trainer.accelerator", "cpu"]
+    args += ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.num_nodes", "2"]
+    cli = build(FCNLightningCLI, [*args, "--trainer.default_root_dir", str(tmp_path / "run")])
+    trainer = cli.trainer
+    environment = trainer.strategy.cluster_environment
+    assert isinstance(environment, SLURMEnvironment)
+    assert (trainer.world_size, trainer.global_rank, trainer.node_rank, trainer.local_rank) == (4, 3, 1, 1)
+    assert trainer.num_nodes == 2 and trainer.num_devices == 2
+    assert environment.main_address == "gpu-node07"  # the first node of the job
+    assert environment.main_port == 15000 + 4242  # from the job id: the same on every node
+
+
+def test_a_trainer_that_contradicts_the_slurm_job_is_one_clear_error(monkeypatch, tmp_path):
+    slurm_task(monkeypatch, nodes=2, tasks_per_node=2, rank=0)
+    args = [*TINY, "--data.init_args.root", str(tmp_path / "data"), "--trainer.accelerator", "cpu"]
+    args += ["--trainer.strategy", "ddp", "--trainer.devices", "4", "--trainer.num_nodes", "2"]
+    with pytest.raises(ArgumentError, match=r"ValueError: You set `devices=4` .* HINT: Set `devices=2`"):
+        build(FCNLightningCLI, args, parser_kwargs={"exit_on_error": False})
+
+
+def test_the_sbatch_template_runs_srun_fit_with_the_jobs_shape_and_folders(monkeypatch, tmp_path):
+    """The template run by bash with a stand-in ``srun`` that records its command line: what each task
+    would run is a ``fit`` the CLI builds, with SLURM's world, the run's folders and the W&B run id."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "srun.yaml"
+    (bin_dir / "srun").write_text(
+        f"#!{sys.executable}\nimport os, sys, yaml\nseen = {{'argv': sys.argv[1:]}}\n"
+        "seen['wandb'] = os.environ['WANDB_RUN_ID']\n"
+        f"yaml.safe_dump(seen, open({str(record)!r}, 'w'))\n"
+    )
+    (bin_dir / "srun").chmod(0o755)
+    slurm_task(monkeypatch, nodes=2, tasks_per_node=2, rank=2, job="voc-fcn32s")
+    configs = [
+        "--config",
+        str(REPO / "configs/synthetic/base.yaml"),
+        "--config",
+        str(REPO / "configs/synthetic/fcn32s.yaml"),
+    ]
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FCN_RUNS": str(tmp_path / "runs")}
+    subprocess.run(["bash", str(TEMPLATE), *configs], env=env, check=True, cwd=tmp_path, timeout=60)
+    recorded = yaml.safe_load(record.read_text())
+    assert recorded["wandb"] == "voc-fcn32s-4242"
+    argv = recorded["argv"]
+    assert argv[:2] == ["fcn-lightning", "fit"] and argv[2 : 2 + len(configs)] == configs
+    gpu = argv.index("--trainer.accelerator") + 1
+    assert argv[gpu] == "gpu"
+    argv[gpu] = "cpu"  # this machine has no GPU; the rest as each task would run it
+    argv += ["--data.init_args.root", str(tmp_path / "data"), "--model.init_args.width", "0.0625"]
+    cli = build(FCNLightningCLI, argv[2:])
+    trainer, run = cli.trainer, tmp_path / "runs" / "voc-fcn32s"
+    assert (trainer.world_size, trainer.global_rank, trainer.node_rank) == (4, 2, 1)
+    assert trainer.default_root_dir == str(run)
+    assert trainer.checkpoint_callback.dirpath == str(run / "checkpoints")
+    (resumer,) = [c for c in trainer.callbacks if type(c).__name__ == "ResumeCheckpoint"]
+    assert resumer.dirpath == str(run / "checkpoints") and resumer._every_n_train_steps == 1000
+
+
+#: Kills its own task after training step ``step`` (that step's checkpoints not written yet), once per
+#: task: a preempted node takes every task with it, and the requeued job starts them all again.
+KILLER = textwrap.dedent(
+    """
+    import os, signal
+    from pathlib import Path
+    import lightning as L
+
+    class KillEveryTaskOnce(L.Callback):
+        def __init__(self, step: int, marker: str):
+            self.step, self.marker = step, marker
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            marker = Path(f"{self.marker}.{trainer.global_rank}")
+            if trainer.global_step == self.step and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+#: Generous for a loaded 2-core machine.
+BOUND_S = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_job(args: list[str], folder: Path, tasks: int = 2) -> list[int]:
+    """One SLURM job step: ``tasks`` tasks on one node, forked from this process (modules imported once),
+    each with srun's variables, running ``fcn-lightning <args>``. Returns the tasks' wait statuses."""
+    port = str(free_port())
+    pids = []
+    for rank in range(tasks):
+        pid = os.fork()
+        if pid == 0:  # a task: never returns into pytest
+            code = 1
+            try:
+                os.environ.update(
+                    SLURM_JOB_NAME="fcn-test",
+                    SLURM_JOB_ID="77",
+                    SLURM_NNODES="1",
+                    SLURM_NTASKS=str(tasks),
+                    SLURM_NTASKS_PER_NODE=str(tasks),
+                    SLURM_PROCID=str(rank),
+                    SLURM_LOCALID=str(rank),
+                    SLURM_NODEID="0",
+                    SLURM_NODELIST="127.0.0.1",
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=port,
+                )
+                sys.path.insert(0, str(folder))
+                os.chdir(folder)
+                main(args)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    statuses, start = {}, time.monotonic()
+    while len(statuses) < tasks and time.monotonic() - start < BOUND_S:
+        for pid in pids:
+            if pid not in statuses:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    statuses[pid] = status
+        time.sleep(0.2)
+    for pid in pids:
+        if pid not in statuses:
+            os.kill(pid, signal.SIGKILL)
+            statuses[pid] = os.waitpid(pid, 0)[1]
+            pytest.fail(f"task {pid} still running after {BOUND_S} s")
+    return [statuses[pid] for pid in pids]
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_job(tmp_path):
+    # 8 training images, one per task and step: 4 steps an epoch. last.ckpt and validation every 3 steps;
+    # both tasks killed after step 5, so the job resumes from step 3, mid-epoch, in the data order the two
+    # ranks share out, and trains on to step 7 through an epoch boundary.
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "killer.py").write_text(KILLER)
+    killer = {
+        "class_path": "killer.KillEveryTaskOnce",
+        "init_args": {"step": 5, "marker": str(folder / "kill")},
+    }
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "strategy": "ddp",
+            "devices": 2,
+            "num_nodes": 1,
+            "max_steps": 7,
+            "max_epochs": -1,
+            "val_check_interval": 3,
+            "check_val_every_n_epoch": None,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "callbacks": [killer],
+        },
+        "model": {
+            "class_path": "fcn_lightning.FCN32s",
+            # No dropout: which units it drops depends on each task's own random state, which the
+            # checkpoint holds for rank 0 only; data order and augmentation depend on seeds alone.
+            "init_args": {
+                "width": 0.0625,
+                "dropout": 0.0,
+                "loss_reduction": "mean",
+                "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3}},
+            },
+        },
+        "data": {
+            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
+            "init_args": {
+                "root": str(tmp_path / "data"),
+                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
+                "batch_size": 1,
+                "val_batch_size": 1,
+                "crop_size": 24,
+                "hflip": True,
+                "scale_range": [0.8, 1.2],
+            },
+        },
+    }
+    (folder / "fit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def command(run: str) -> list[str]:
+        return [
+            "fit",
+            "--config",
+            "fit.yaml",
+            "--resume.every_n_train_steps",
+            "3",
+            "--trainer.default_root_dir",
+            run,
+        ]
+
+    for rank in range(2):
+        (folder / f"kill.{rank}").touch()  # the killer never fires
+    assert run_job(command("uninterrupted"), folder) == [0, 0]
+    for rank in range(2):
+        (folder / f"kill.{rank}").unlink()
+
+    statuses = run_job(command("requeued"), folder)
+    assert all(os.WIFSIGNALED(s) and os.WTERMSIG(s) == signal.SIGKILL for s in statuses), statuses
+    last = folder / "requeued" / "checkpoints" / "last.ckpt"
+    assert load(last)["global_step"] == 3  # killed after step 5: the step-3 checkpoint is the last
+
+    assert run_job(command("requeued"), folder) == [0, 0]  # the same job step, started again
+    resumed, uninterrupted = load(last), load(folder / "uninterrupted" / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == uninterrupted["global_step"] == 7
+    for name, value in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], value), name
+    for ours, theirs in zip(
+        resumed["optimizer_states"][0]["state"].values(),
+        uninterrupted["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    (key,) = [k for k in uninterrupted["callbacks"] if "val/mean_iu" in k]
+    assert (
+        resumed["callbacks"][key]["best_model_score"] == uninterrupted["callbacks"][key]["best_model_score"]
+    )
