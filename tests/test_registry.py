@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fcn_lightning
-from fcn_lightning.cli import COMMANDS, usage
+from fcn_lightning.cli import usage
 from fcn_lightning.cli.convert_caffe import CONVERT_SYSTEMS
 from fcn_lightning.cli.describe import NETS, SINGLE_LAYER_NETS
 from fcn_lightning.cli.errors import known_classes
