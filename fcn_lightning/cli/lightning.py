@@ -176,7 +176,7 @@ class FCNLightningCLI(LightningCLI):
             message = f"{type(cause).__name__}: {cause}"
             if not self.parser.exit_on_error:
                 self.parser.error(message, ex=cause)
-            fail(" ".join(filter(None, (self.parser.prog, self.subcommand))), message)
+            fail(" ".join(filter(None, (self.parser.prog, getattr(self, "subcommand", None)))), message)
 
 
 class DataCheckCLI(FCNLightningCLI):

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fcn_lightning.data.base import IMAGE_SUFFIXES, SegmentationDataModule
+from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_id_list
+from fcn_lightning.data.readers import IMAGE_SUFFIXES, DatasetError, DatasetNotFoundError, read_id_list
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import CAFFE
 

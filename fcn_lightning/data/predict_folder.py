@@ -15,13 +15,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_image
+from fcn_lightning.data.readers import IMAGE_SUFFIXES, DatasetError, DatasetNotFoundError, read_image
 from fcn_lightning.data.transforms import SegmentationTransform
 
 __all__ = ["IMAGE_SUFFIXES", "PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
 
-#: Image files a prediction folder may hold.
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 #: What transparent pixels of an image to predict are composited on: white, as image viewers show them.
 PREDICT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 

@@ -167,6 +167,9 @@ def check_png_chunks(path: Path, what: str = "image") -> None:
         position = end + 4
 
 
+#: Image files the suite reads from folders of images (one's own data, images to predict).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
 #: 8-bit image modes that convert to RGB without losing anything.
 _COLOUR_MODES = ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
