@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
@@ -46,6 +47,8 @@ def slurm_task(
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
+    # Building the trainer sets the process's rank for Lightning's rank-zero-only calls: put it back after.
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     for name in ("MASTER_ADDR", "MASTER_PORT"):  # Lightning sets them from SLURM's; restored afterwards
         monkeypatch.setenv(name, "unset")
         monkeypatch.delenv(name)
@@ -199,9 +202,10 @@ def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_
     # ranks share out, and trains on to step 7 through an epoch boundary.
     folder = tmp_path / "job"
     folder.mkdir()
-    (folder / "killer.py").write_text(KILLER)
+    # Its own module name: the parent process may hold another test's ``killer`` module already.
+    (folder / "slurm_killer.py").write_text(KILLER)
     killer = {
-        "class_path": "killer.KillEveryTaskOnce",
+        "class_path": "slurm_killer.KillEveryTaskOnce",
         "init_args": {"step": 5, "marker": str(folder / "kill")},
     }
     config = {
