@@ -645,6 +645,20 @@ def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, t
     return vgg16_state_from_caffe(caffe, source)
 
 
+#: The Caffe ImageNet AlexNet (CaffeNet) the reference FCN-AlexNet starts from, and where it is published.
+CAFFENET_CAFFEMODEL = "bvlc_reference_caffenet.caffemodel"
+CAFFENET_CAFFEMODEL_SOURCE = (
+    "the BVLC model zoo (models/bvlc_reference_caffenet in the BVLC/caffe repository), file "
+    "http://dl.caffe.berkeleyvision.org/bvlc_reference_caffenet.caffemodel"
+)
+#: The ImageNet classifiers the reference FCNs start from (the authors' ``ilsvrc-nets`` list): file name ->
+#: what it is and where it is published.
+IMAGENET_CAFFEMODELS: dict[str, tuple[str, str]] = {
+    VGG16_CAFFEMODEL: ("the Caffe ImageNet VGG16", VGG16_CAFFEMODEL_SOURCE),
+    CAFFENET_CAFFEMODEL: ("CaffeNet, the Caffe ImageNet AlexNet", CAFFENET_CAFFEMODEL_SOURCE),
+}
+
+
 def _fingerprint(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size}-{stat.st_mtime_ns}"

@@ -25,7 +25,12 @@ from torch import nn
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
-from fcn_lightning.nets.caffe import cached_caffe_imagenet
+from fcn_lightning.nets.caffe import (
+    CAFFENET_CAFFEMODEL,
+    IMAGENET_CAFFEMODELS,
+    VGG16_CAFFEMODEL,
+    cached_caffe_imagenet,
+)
 from fcn_lightning.nets.fusion import vgg16_state_for_input
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
@@ -48,14 +53,43 @@ REFERENCE_MOMENTUM = 0.99
 REFERENCE_WEIGHT_DECAY = 5e-4
 
 
+#: Where the paper-table configs look for the Caffe ImageNet models: ``$FCN_WEIGHTS``, else
+#: ``$FCN_DATA/weights``, else ``./data/weights`` (the configs' ``init_from`` spells this out).
+WEIGHTS_FOLDER_SETTING = "$FCN_WEIGHTS, else $FCN_DATA/weights, else ./data/weights"
+#: The one change that trains without a missing Caffe ImageNet model, from torchvision's ImageNet weights
+#: instead (not the paper's start: other weights, other input normalisation).
+TORCHVISION_SWITCH: dict[str, str] = {
+    VGG16_CAFFEMODEL: "add --model.init_args.init_from IMAGENET1K_V1",
+    CAFFENET_CAFFEMODEL: (
+        "use --config configs/voc/torchvision/fcn_alexnet.yaml instead of configs/voc/fcn_alexnet.yaml"
+    ),
+}
+
+
+def missing_caffemodel_message(path: Path) -> str:
+    """One line for an ``init_from`` Caffe model that is not there: the file, the folder searched, where
+    the authors' model zoo publishes it, and the switch to torchvision's weights."""
+    what, published = IMAGENET_CAFFEMODELS[path.name]
+    switch = TORCHVISION_SWITCH[path.name]
+    return (
+        f"init_from: {path.name} ({what}, where the paper's nets start) is not in {path.parent} (the weights "
+        f"folder: {WEIGHTS_FOLDER_SETTING}); the authors' model zoo list points to {published}. To train "
+        f"from torchvision's ImageNet weights instead (not the paper's start), {switch}"
+    )
+
+
 def read_init_file(init_from: str) -> dict[str, Any]:
     """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped.
 
     A ``.caffemodel`` (the Caffe ImageNet VGG16, or CaffeNet for FCN-AlexNet) is converted once into a
     cached state dict that records the Caffe input normalisation
-    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`).
+    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`). A missing Caffe ImageNet model is an error
+    naming it, the folder searched, where it is published and the switch to torchvision's weights; it is
+    raised when the model is built (fit, validate, ...), never while a config is only parsed.
     """
     path = Path(init_from).expanduser()
+    if path.suffix == ".caffemodel" and not path.is_file() and path.name in IMAGENET_CAFFEMODELS:
+        raise FileNotFoundError(missing_caffemodel_message(path))
     if path.suffix == ".caffemodel":
         path = cached_caffe_imagenet(path)
     if not path.is_file():
