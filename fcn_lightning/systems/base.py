@@ -3,9 +3,9 @@
 The defaults are the reference recipe: cross-entropy ignoring the void label, summed over pixels rather
 than averaged (the reference's unnormalised loss, which is why its learning rates are 1e-10 and below),
 SGD with momentum 0.99 and weight decay 5e-4 at the variant's fixed learning rate, biases at twice the
-learning rate without decay, frozen upsampling layers left out of the optimiser. Any other optimiser
-comes in through LightningCLI as ``optimizer: {class_path: ..., init_args: ...}``; the bias rule is
-applied to it too.
+learning rate without decay (FCN-AlexNet's trunk biases: as weights, as in its reference net), frozen
+upsampling layers left out of the optimiser. Any other optimiser comes in through LightningCLI as
+``optimizer: {class_path: ..., init_args: ...}``; the bias rule is applied to it too.
 """
 
 from __future__ import annotations
@@ -171,12 +171,19 @@ def resolve_sources_normalization(
     return next(iter(found.values()))
 
 
-def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out."""
+def split_bias_groups(
+    net: nn.Module, trunk_biases_as_weights: bool = False
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out.
+
+    ``trunk_biases_as_weights``: the trunk's biases (``trunk.*``) go with the weights (1x learning rate,
+    weight decay), as the reference FCN-AlexNet net leaves them; only the head's take the bias rule.
+    """
     weights, biases = [], []
     for name, param in net.named_parameters():
         if param.requires_grad:
-            (biases if name.endswith("bias") else weights).append(param)
+            is_bias = name.endswith("bias") and not (trunk_biases_as_weights and name.startswith("trunk."))
+            (biases if is_bias else weights).append(param)
     return weights, biases
 
 
@@ -230,7 +237,8 @@ class FCNSystem(L.LightningModule):
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
             reference SGD at this variant's reference learning rate.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
-        bias_lr_mult: learning-rate factor of the biases (reference: 2).
+        bias_lr_mult: learning-rate factor of the biases (reference: 2; FCN-AlexNet's trunk biases: 1, see
+            ``trunk_biases_as_weights``).
         bias_weight_decay: weight decay of the biases (reference: 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
@@ -252,6 +260,10 @@ class FCNSystem(L.LightningModule):
     variant: ClassVar[str]
     #: The table ``variant`` is looked up in.
     variants: ClassVar[Mapping[str, Variant]] = VARIANTS
+    #: Whether the trunk's biases learn as its weights do (1x, with decay) rather than by the bias rule
+    #: (``bias_lr_mult``, ``bias_weight_decay``). The reference VGG16 nets give every bias 2x and no decay;
+    #: its FCN-AlexNet sets no per-layer factors on the trunk, so there they learn as weights.
+    trunk_biases_as_weights: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -482,7 +494,7 @@ class FCNSystem(L.LightningModule):
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net)
+        weights, biases = split_bias_groups(self.net, self.trunk_biases_as_weights)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
         factory: Callable[[Iterable[Any]], torch.optim.Optimizer] = (
             self.optimizer_factory or self.reference_sgd
