@@ -120,3 +120,12 @@ def test_staged_results_put_a_nyud_stage_beside_its_nyud_row_with_the_difference
     figure = results_figure(read["nyud"] + read["synthetic"])
     ticks = [c for c in figure.axes[0].collections if c.get_label().startswith("paper")]
     assert len(ticks) == 1 and list(ticks[0].get_offsets()[:, 1]) == [60.0, 42.2, 29.2, 43.9]
+
+
+def test_reproduce_md_quotes_every_known_row_as_paper_py_has_it():
+    lines = (Path(__file__).parents[1] / "docs/REPRODUCE.md").read_text().splitlines()
+    for row in PAPER_ROWS:
+        known = [f"| {v:.1f} |" for v in row.scores.values() if v is not None]
+        if row.split == "VOC2012 test" or not known:
+            continue
+        assert any(row.title in line and all(k in line for k in known) for line in lines), row.label
