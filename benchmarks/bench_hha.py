@@ -38,7 +38,7 @@ COLUMNS = ("what", "size", "workers", "images", "seconds", "img/s", "img/s per w
 
 
 def _depth_maps(count: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
-    camera = NYU_KINECT.scaled(size[1] / NYU_KINECT.size[1]).for_size(*size)
+    camera = NYU_KINECT.scaled(size[1] / NYU_KINECT.size[1]).centred_crop(*size)
     maps = []
     for i in range(count):
         rng = np.random.default_rng([seed, i])
@@ -50,7 +50,7 @@ def _depth_maps(count: int, size: tuple[int, int], seed: int = 0) -> list[np.nda
 def time_function(count: int, size: tuple[int, int]) -> dict[str, object]:
     """``depth_to_hha`` alone, one OpenCV thread, after one warm-up call."""
     maps = _depth_maps(count, size)
-    camera = NYU_KINECT.scaled(size[1] / NYU_KINECT.size[1]).for_size(*size)
+    camera = NYU_KINECT.scaled(size[1] / NYU_KINECT.size[1]).centred_crop(*size)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
-from fcn_lightning.training.staged import PAPER_TITLES
+from fcn_lightning.paper import format_points
+from fcn_lightning.training.staged import PAPER_COLUMNS, PAPER_TITLES
 
 __all__ = [
-    "PAPER_VOC_TABLE",
     "find_staged_runs",
     "load_stage",
     "per_image_scores",
@@ -29,38 +29,45 @@ __all__ = [
     "training_curves",
 ]
 
-#: The paper's VOC seg11valid table (journal version), in percent: pixel acc., mean acc., mean IU, f.w. IU.
-PAPER_VOC_TABLE: dict[str, tuple[float, float, float, float]] = {
-    "FCN-32s": (90.5, 76.5, 63.6, 83.5),
-    "FCN-16s": (91.0, 78.1, 65.0, 84.3),
-    "FCN-8s at-once": (91.1, 78.5, 65.4, 84.4),
-    "FCN-8s": (91.2, 77.6, 65.5, 84.5),
-}
-
 
 def find_staged_runs(root: str | Path) -> list[Path]:
     """Every staged run folder (one holding ``results.csv``) under ``root``, sorted."""
     return sorted(p.parent for p in Path(root).expanduser().rglob("results.csv"))
 
 
+def _cell(key: str, value: str) -> Any:
+    if key in SCORE_NAMES:
+        return float(value)
+    if key in PAPER_COLUMNS and key != "paper":
+        return float(value) if value else None
+    return value
+
+
 def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a staged run's ``results.csv``: ``stage``, the four scores (fractions), ``checkpoint``."""
+    """The rows of a staged run's ``results.csv``: ``stage``, the four scores (fractions), ``checkpoint``,
+    and the paper row the stage is paired with: ``paper`` (its label; empty for none) and ``paper_<score>``
+    (percent; ``None`` where unknown). Files written before the paper columns existed read as unpaired."""
     with (Path(run_dir) / "results.csv").open() as f:
-        return [{k: float(v) if k in SCORE_NAMES else v for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return [{"paper": "", **{f"paper_{k}": None for k in SCORE_NAMES}, **row} for row in rows]
 
 
-def results_markdown(
-    runs: Mapping[str, Sequence[Mapping[str, Any]]], reference: Mapping[str, Sequence[float]] | None = None
-) -> str:
-    """One markdown table of several runs' stages (percent), with reference rows (e.g. the paper's) first."""
+def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """One markdown table of several runs' stages (percent). A stage paired with a paper row (same
+    dataset, model, input and recipe: ``fcn_lightning.paper``) is followed by that row and the difference
+    (ours minus the paper's, in points); a stage that matches no row gets none."""
     lines = ["| run | net | " + " | ".join(PAPER_TITLES[k] for k in SCORE_NAMES) + " |"]
     lines.append("|---" * (len(SCORE_NAMES) + 2) + "|")
-    for net, values in (reference or {}).items():
-        lines.append(f"| paper | {net} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
     for run, rows in runs.items():
         for row in rows:
-            cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]
-            lines.append(f"| {run} | {row['stage']} | " + " | ".join(cells) + " |")
+            ours = [None if math.isnan(row[k]) else 100 * row[k] for k in SCORE_NAMES]
+            lines.append(f"| {run} | {row['stage']} | " + " | ".join(map(format_points, ours)) + " |")
+            if row.get("paper"):
+                theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
+                diffs = [None if o is None or t is None else o - t for o, t in zip(ours, theirs, strict=True)]
+                lines.append(f"| paper | {row['paper']} | " + " | ".join(map(format_points, theirs)) + " |")
+                diff_cells = " | ".join(format_points(d, signed=True) for d in diffs)
+                lines.append(f"| difference | {row['stage']} | {diff_cells} |")
     return "\n".join(lines)
 
 

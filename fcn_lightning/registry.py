@@ -50,8 +50,10 @@ class ModelSpec:
     ``reference_lr`` is the reference solver's fixed learning rate: SGD at batch 1 on the summed,
     unnormalised loss for the VGG16 nets (hence its size), on the pixel-averaged loss for the other
     trunks. ``starts_from`` names the row whose trained weights this model starts from in the paper's
-    schedule (``None``: ImageNet weights). ``paper_row`` is the model's name in the paper's tables
-    (``None``: not in them). ``describe``: listed by ``fcn-lightning describe`` (``"all"``: with ``--all``).
+    schedule (``None``: ImageNet weights). ``paper_row`` is the title of the model's row in the paper's
+    tables (``fcn_lightning.paper.PAPER_ROWS``; ``None``: not in them); runs are paired with rows by
+    dataset, model, input and recipe (:func:`fcn_lightning.paper.paper_row`). ``describe``: listed by
+    ``fcn-lightning describe`` (``"all"``: with ``--all``).
     """
 
     name: str
@@ -85,7 +87,9 @@ _ROWS = (
     ModelSpec(
         "fcn16s", FCN16s, nets.fcn16s, 1e-12, starts_from="fcn32s", paper_row="FCN-16s", describe="main"
     ),
-    ModelSpec("fcn8s", FCN8s, nets.fcn8s, 1e-14, starts_from="fcn16s", paper_row="FCN-8s", describe="main"),
+    ModelSpec(
+        "fcn8s", FCN8s, nets.fcn8s, 1e-14, starts_from="fcn16s", paper_row="FCN-8s staged", describe="main"
+    ),
     ModelSpec("fcn8s_atonce", FCN8sAtOnce, nets.fcn8s_atonce, 1e-10, paper_row="FCN-8s at-once"),
     ModelSpec("fcn_pool5", FCNPool5, nets.fcn_pool5, 1e-10, paper_row="FCN-pool5", describe="all"),
     ModelSpec("fcn_pool4", FCNPool4, nets.fcn_pool4, 1e-10, paper_row="FCN-pool4", describe="all"),

@@ -1,14 +1,17 @@
-"""Reading finished runs back: the results table puts the paper first and each run's stages in order."""
+"""Reading finished runs back: the results table lists each run's stages in order, each beside its own
+paper row (``tests/test_paper.py`` checks the pairing)."""
 
 from __future__ import annotations
 
 import math
 
-from fcn_lightning.analysis import PAPER_VOC_TABLE, find_staged_runs, read_results, results_markdown
+from fcn_lightning.analysis import find_staged_runs, read_results, results_markdown
 from fcn_lightning.training.staged import write_results
 
 
 def test_results_written_by_staged_read_back_into_one_table(tmp_path):
+    paper = {"paper": "FCN-32s (journal Table 2)", "paper_pixel_acc": 90.5, "paper_mean_acc": 76.5}
+    paper |= {"paper_mean_iu": 63.6, "paper_fw_iu": 83.5}
     rows = [
         {
             "stage": "FCN-32s",
@@ -17,6 +20,7 @@ def test_results_written_by_staged_read_back_into_one_table(tmp_path):
             "mean_iu": 0.6,
             "fw_iu": 0.8,
             "checkpoint": "best",
+            **paper,
         },
         {
             "stage": "FCN-8s",
@@ -31,7 +35,18 @@ def test_results_written_by_staged_read_back_into_one_table(tmp_path):
     [run] = find_staged_runs(tmp_path)
     read = read_results(run)
     assert [r["stage"] for r in read] == ["FCN-32s", "FCN-8s"] and read[0]["mean_iu"] == 0.6
-    table = results_markdown({"a/staged": read}, reference=PAPER_VOC_TABLE).splitlines()
+    table = results_markdown({"a/staged": read}).splitlines()
     assert table[0] == "| run | net | pixel acc. | mean acc. | mean IU | f.w. IU |"
-    assert table[2] == "| paper | FCN-32s | 90.5 | 76.5 | 63.6 | 83.5 |"
-    assert table[-1] == "| a/staged | FCN-8s | 95.0 | - | 70.0 | 90.0 |"
+    assert table[2] == "| a/staged | FCN-32s | 90.0 | 70.0 | 60.0 | 80.0 |"
+    assert table[3] == "| paper | FCN-32s (journal Table 2) | 90.5 | 76.5 | 63.6 | 83.5 |"
+    assert table[4] == "| difference | FCN-32s | -0.5 | -6.5 | -3.6 | -3.5 |"
+    assert table[-1] == "| a/staged | FCN-8s | 95.0 | - | 70.0 | 90.0 |"  # unpaired: nothing after it
+
+
+def test_results_written_before_the_paper_columns_read_as_unpaired(tmp_path):
+    (tmp_path / "results.csv").write_text(
+        "stage,pixel_acc,mean_acc,mean_iu,fw_iu,checkpoint\nFCN-32s,0.9,0.8,0.7,0.85,best\n"
+    )
+    [row] = read_results(tmp_path)
+    assert row["paper"] == "" and row["paper_mean_iu"] is None
+    assert len(results_markdown({"old": [row]}).splitlines()) == 3

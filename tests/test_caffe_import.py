@@ -123,3 +123,59 @@ def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
     assert "exclude_classes" not in checkpoint["hyper_parameters"]  # unset: the config's stand
     for key, value in source.state_dict().items():
         torch.testing.assert_close(checkpoint["state_dict"][key], value, rtol=0, atol=0)
+
+
+def test_convert_caffe_keeps_a_learned_upsampler_kernel_and_validate_scores_with_it(
+    synthetic_voc_root, tmp_path, capsys
+):
+    """A released model whose skip upsamplers were learned (not bilinear) converts as is: its kernels
+    become learned upsamplers holding exactly the file's weights, and the summary says so."""
+    source = FCN8s(num_classes=21, width=WIDTH, input_normalization="caffe", learn_upsampling="intermediate")
+    randomised(source.net, seed=2)  # the skip upsamplers (upscore2, upscore_pool4) get other kernels
+    caffemodel = write_caffemodel(tmp_path / "fcn8s-learned.caffemodel", export_caffe_net(source.net))
+    out = tmp_path / "fcn8s.ckpt"
+    args = ["convert-caffe", str(caffemodel), "--variant", "fcn8s", "--num-classes", "21"]
+    main([*args, "--width", str(WIDTH), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "upscore2, upscore_pool4 kernels are not the bilinear kernel" in printed
+    assert "learn_upsampling: intermediate" in printed
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["hyper_parameters"]["learn_upsampling"] == "intermediate"
+    assert checkpoint["caffe_learned_upsamplers"] == ["upscore2", "upscore_pool4"]
+    file_kernels = {layer.name: layer.blobs[0] for layer in export_caffe_net(source.net).layers}
+    for name in ("upscore2", "upscore_pool4", "upscore8"):
+        np.testing.assert_array_equal(
+            checkpoint["state_dict"][f"net.{name}.weight"].numpy(), file_kernels[name]
+        )
+
+    datamodule = VOCDataModule(root=str(synthetic_voc_root))
+    datamodule.follow_normalization("caffe")
+    expected = L.Trainer(**QUIET_TRAINER).validate(source, datamodule=datamodule, verbose=False)[0]
+    args = [
+        "validate",
+        "--config",
+        str(CONFIGS / "voc/base.yaml"),
+        "--config",
+        str(CONFIGS / "voc/fcn8s.yaml"),
+    ]
+    args += ["--ckpt_path", str(out), "--data.init_args.root", str(synthetic_voc_root)]
+    args += ["--data.init_args.num_workers", "0", "--trainer.logger", "false"]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)]
+    cli = FCNLightningCLI(args=args)
+    assert cli.model.net.upscore2.weight.requires_grad and not cli.model.net.upscore8.weight.requires_grad
+    names = [f"val/{name}" for name in (*SCORE_NAMES, "loss")]
+    scores = {k: float(cli.trainer.callback_metrics[k]) for k in names}
+    assert scores == pytest.approx({k: float(expected[k]) for k in names}, rel=1e-6)
+
+
+def test_convert_caffe_makes_every_upsampler_learned_when_the_final_one_is_not_bilinear(tmp_path):
+    from fcn_lightning.cli.convert_caffe import convert_caffe
+
+    source = FCN32s(num_classes=21, width=WIDTH, learn_upsampling=True)
+    randomised(source.net, seed=3)
+    caffemodel = write_caffemodel(tmp_path / "fcn32s.caffemodel", export_caffe_net(source.net), legacy=True)
+    learned: list[str] = []
+    out = convert_caffe(caffemodel, tmp_path / "fcn32s.ckpt", FCN32s, 21, learned, width=WIDTH)
+    checkpoint = torch.load(out, weights_only=True)
+    assert learned == ["upscore"] and checkpoint["hyper_parameters"]["learn_upsampling"] is True
+    torch.testing.assert_close(checkpoint["state_dict"]["net.upscore.weight"], source.net.upscore.weight)

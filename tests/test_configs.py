@@ -6,6 +6,7 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from fcn_lightning.cli.lightning import FCNLightningCLI
@@ -160,14 +161,16 @@ def test_voc_configs_are_the_reference_recipes():
 
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 @pytest.mark.parametrize(
-    ("folder", "steps", "lrs"),
-    [("siftflow", 100_000, (1e-10, 1e-12, 1e-12)), ("context", 400_000, (1e-10, 1e-12, 1e-14))],
+    ("folder", "steps", "lrs", "val_every"),
+    [("siftflow", 100_000, (1e-10, 1e-12, 1e-12), 2000), ("context", 400_000, (1e-10, 1e-12, 1e-14), 8000)],
 )
-def test_siftflow_and_context_configs_are_the_reference_recipes(folder, steps, lrs):
+def test_siftflow_and_context_configs_are_the_reference_recipes(folder, steps, lrs, val_every):
+    """Iterations, learning rates, splits and the reference solvers' validation intervals (the scores
+    that pick the "best" checkpoint are taken when the reference takes them)."""
     for stage, lr in zip(("fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"), lrs, strict=True):
         args = ["--config", str(CONFIGS / folder / "base.yaml"), "--config", str(CONFIGS / folder / stage)]
         cli = FCNLightningCLI(args=[*args, *SMALL_NET, "--data.init_args.root", "unused"], run=False)
-        assert cli.trainer.max_steps == steps
+        assert cli.trainer.max_steps == steps and cli.trainer.val_check_interval == val_every
         assert cli.datamodule.batch_size == 1 and cli.model.hparams.loss_reduction == "sum"
         weights, biases = cli.model.configure_optimizers().param_groups
         assert (weights["lr"], weights["momentum"], weights["weight_decay"]) == (lr, 0.99, 5e-4)
@@ -183,10 +186,11 @@ def test_siftflow_and_context_configs_are_the_reference_recipes(folder, steps, l
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 def test_nyud_configs_are_the_reference_recipes():
     """Modalities, input channels, learning rates and splits of the paper's NYUDv2 nets."""
+    caffe = "${oc.env:FCN_WEIGHTS,${oc.env:FCN_DATA,data}/weights}/VGG_ILSVRC_16_layers.caffemodel"
     expected = {
-        "fcn32s_rgb.yaml": (("rgb",), 3, 1e-10, "IMAGENET1K_V1"),
-        "fcn32s_hha.yaml": (("hha",), 3, 1e-10, "IMAGENET1K_V1"),
-        "fcn32s_rgbd.yaml": (("rgb", "depth"), 4, 1e-10, "IMAGENET1K_V1"),
+        "fcn32s_rgb.yaml": (("rgb",), 3, 1e-10, caffe),
+        "fcn32s_hha.yaml": (("hha",), 3, 1e-10, caffe),
+        "fcn32s_rgbd.yaml": (("rgb", "depth"), 4, 1e-10, caffe),
         "fcn32s_rgb_hha.yaml": (("rgb", "hha"), 6, 1e-12, None),
         "fcn16s_rgb_hha.yaml": (("rgb", "hha"), 6, 1e-12, None),
     }
@@ -207,7 +211,11 @@ def test_nyud_configs_are_the_reference_recipes():
 
 @pytest.mark.parametrize(
     ("stage", "model", "lr"),
-    [("fcn_alexnet.yaml", "FCNAlexNetTorchvision", 1e-4), ("fcn_googlenet.yaml", "FCNGoogLeNet", 5e-5)],
+    [
+        ("fcn_alexnet.yaml", "FCNAlexNet", 1e-4),
+        ("torchvision/fcn_alexnet.yaml", "FCNAlexNetTorchvision", 1e-4),
+        ("fcn_googlenet.yaml", "FCNGoogLeNet", 5e-5),
+    ],
 )
 def test_alexnet_and_googlenet_configs_are_their_recipes(stage, model, lr):
     """Averaged loss, momentum 0.9, 20 images per update, 100k updates (max_steps counts updates)."""
@@ -222,26 +230,85 @@ def test_alexnet_and_googlenet_configs_are_their_recipes(stage, model, lr):
     assert (biases["lr"], biases["weight_decay"]) == (2 * lr, 0)
 
 
+# ----------------------------------------------------------------- the paper's tables: the Caffe route
+
+WEIGHTS_FOLDER = "${oc.env:FCN_WEIGHTS,${oc.env:FCN_DATA,data}/weights}"
+VGG16_FILE, CAFFENET_FILE = "VGG_ILSVRC_16_layers.caffemodel", "bvlc_reference_caffenet.caffemodel"
+#: Every config that reproduces a row of the paper's tables and starts from ImageNet weights (staged plans:
+#: their first stages), with the Caffe model it starts from.
+PAPER_TABLE_CONFIGS = {
+    **{
+        f"voc/{name}.yaml": VGG16_FILE
+        for name in ("fcn32s", "fcn8s_atonce", "fcn32s_fixed", "fcn_pool5", "fcn_pool4", "fcn_pool3")
+    },
+    "voc/fcn8s_learned_upsampling.yaml": VGG16_FILE,
+    "voc/cvpr/fcn32s.yaml": VGG16_FILE,
+    "voc/fcn_alexnet.yaml": CAFFENET_FILE,
+    **{f"nyud/{name}.yaml": VGG16_FILE for name in ("fcn32s_rgb", "fcn32s_hha", "fcn32s_rgbd")},
+    "siftflow/fcn32s.yaml": VGG16_FILE,
+    "context/fcn32s.yaml": VGG16_FILE,
+}
+PAPER_PLANS = ["voc/staged.yaml", "voc/cvpr/staged.yaml", "nyud/staged.yaml", "siftflow/staged.yaml"]
+PAPER_PLANS += ["context/staged.yaml"]
+
+
+def test_every_paper_table_config_and_plan_starts_from_the_caffe_imagenet_model():
+    for name, file in PAPER_TABLE_CONFIGS.items():
+        init_from = yaml.safe_load((CONFIGS / name).read_text())["model"]["init_args"]["init_from"]
+        assert init_from == f"{WEIGHTS_FOLDER}/{file}", name
+    for name in PAPER_PLANS:
+        plan = StagedPlan.load(CONFIGS / name)
+        first = [stage for i, (_, stage) in enumerate(plan.stages) if not plan.sources(i)]
+        assert first and all(p.relative_to(CONFIGS).as_posix() in PAPER_TABLE_CONFIGS for p in first), name
+    # the torchvision route: its own set per dataset, documented as not the paper's
+    for folder in ("voc", "nyud", "siftflow", "context"):
+        plan = StagedPlan.load(CONFIGS / folder / "torchvision/staged.yaml")
+        for _, stage in plan.stages:
+            if stage.parent.name == "torchvision":
+                text = stage.read_text()
+                assert "init_from: IMAGENET1K_V1" in text and "NOT the paper's" in text, stage
+
+
+def thin_caffe_vgg16(path: Path) -> Path:
+    """A thin (width 1/16) Caffe ImageNet VGG16 in the real file format, as the configs expect it."""
+    from fcn_lightning import FCN32s
+    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+
+    trunk = FCN32s(num_classes=21, width=0.0625).net.trunk
+    layers = []
+    for name, module in trunk.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            weight = module.weight.detach().numpy()
+            kind = "InnerProduct" if name.startswith("fc.") else "Convolution"
+            weight = weight.reshape(weight.shape[0], -1) if kind == "InnerProduct" else weight
+            layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
+    fc8 = [torch.zeros(5, trunk.fc.fc7.out_channels).numpy(), torch.zeros(5).numpy()]
+    return write_caffemodel(
+        path, CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", fc8)])
+    )
+
+
+def thin_caffenet(path: Path) -> Path:
+    """A thin Caffe ImageNet CaffeNet in the real file format."""
+    from fcn_lightning import FCNAlexNet
+    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+
+    trunk = FCNAlexNet(num_classes=21, width=0.0625).net.trunk
+    layers = []
+    for name, conv in trunk.named_layers().items():
+        weight = conv.weight.detach().numpy()
+        weight = weight.reshape(conv.out_channels, -1) if name.startswith("fc") else weight
+        kind = "InnerProduct" if name.startswith("fc") else "Convolution"
+        layers.append(CaffeLayer(name, kind, [weight, conv.bias.detach().numpy()]))
+    return write_caffemodel(path, CaffeNet("CaffeNet", layers))
+
+
+def paper_config_args(name: str) -> list[str]:
+    base = nearest_base(CONFIGS / name)
+    return ["--config", str(base), "--config", str(CONFIGS / name), "--data.init_args.root", "unused"]
+
+
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
-def test_voc_caffe_configs_are_the_reference_recipe_from_the_caffe_vgg16(monkeypatch):
-    """The reference route: the Caffe VGG16 file where the README says, the reference solvers."""
-    monkeypatch.setenv("FCN_DATA", "/datasets")
-    expected = {"fcn32s.yaml": (100_000, 1e-10), "fcn8s_atonce.yaml": (300_000, 1e-10)}
-    for stage, (steps, lr) in expected.items():
-        args = ["--config", str(CONFIGS / "voc/base.yaml"), "--config", str(CONFIGS / "voc/caffe" / stage)]
-        parser_args = [*args, "--model.init_args.width", "0.0625", "--data.init_args.root", "unused"]
-        missing = r"/datasets/weights/VGG_ILSVRC_16_layers\.caffemodel\. .* comes from the VGG model zoo page"
-        with pytest.raises(ArgumentError, match=missing):
-            FCNLightningCLI(args=parser_args, run=False, parser_kwargs={"exit_on_error": False})
-        cli = FCNLightningCLI(args=[*parser_args, "--model.init_args.init_from", "null"], run=False)
-        assert cli.trainer.max_steps == steps and cli.datamodule.val_split == "seg11valid"
-        weights, _ = cli.model.configure_optimizers().param_groups
-        assert (weights["lr"], weights["momentum"]) == (lr, 0.99)
-    plan = StagedPlan.load(CONFIGS / "voc/caffe/staged.yaml")
-    assert [c.name for _, c in plan.stages] == ["fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"]
-    assert plan.stages[0][1].parent.name == "caffe" and plan.stages[1][1].parent.name == "voc"
-
-
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 def test_folder_configs_are_the_reference_recipes_on_the_folder_of_fcn_folder(
     real_roots, monkeypatch, tmp_path
@@ -263,3 +330,48 @@ def test_folder_configs_are_the_reference_recipes_on_the_folder_of_fcn_folder(
         assert (weights["lr"], weights["momentum"]) == (lr, 0.99)
     plan = StagedPlan.load(CONFIGS / "folder/staged.yaml")
     assert [c.name for _, c in plan.stages] == ["fcn32s.yaml", "fcn16s.yaml", "fcn8s.yaml"]
+
+
+def test_paper_table_configs_resolve_to_the_caffe_route_and_say_so_at_fit_time_when_the_file_is_absent(
+    tmp_path, monkeypatch
+):
+    """Parsing needs no weights; building the model (fit) without the file is one error line naming it,
+    the folder searched, where it is published and the switch to torchvision's weights. With the file,
+    every model takes Caffe inputs and the data subtract the dataset's own mean pixel."""
+    from fcn_lightning.cli.lightning import DataCheckCLI, build
+
+    weights = tmp_path / "weights"
+    monkeypatch.setenv("FCN_WEIGHTS", str(weights))
+    thin = ["--model.init_args.width", "0.0625"]
+    for name, file in PAPER_TABLE_CONFIGS.items():
+        parsed = build(DataCheckCLI, paper_config_args(name))  # the whole config, model section included
+        assert parsed.config.model.init_args.init_from == str(weights / file), name
+        with pytest.raises(ArgumentError) as missing:
+            FCNLightningCLI(
+                args=[*paper_config_args(name), *thin], run=False, parser_kwargs={"exit_on_error": False}
+            )
+        message = str(missing.value)
+        assert "\n" not in message and f"{file} (" in message and f"is not in {weights} " in message, message
+        assert "$FCN_WEIGHTS" in message and ("robots.ox.ac.uk" in message or "dl.caffe" in message)
+        assert "IMAGENET1K_V1" in message or "torchvision/fcn_alexnet.yaml" in message
+    weights.mkdir()
+    thin_caffe_vgg16(weights / VGG16_FILE)
+    thin_caffenet(weights / CAFFENET_FILE)
+    for name in PAPER_TABLE_CONFIGS:
+        cli = FCNLightningCLI(args=[*paper_config_args(name), *thin], run=False)
+        assert cli.model.input_normalization == "caffe", name
+        norm = cli.datamodule.input_normalization
+        assert norm.bgr and norm.scale == 1.0 and norm.mean == tuple(cli.datamodule.layout.mean_bgr), name
+
+
+def test_fit_without_the_caffe_vgg16_ends_in_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from fcn_lightning.cli import main
+
+    monkeypatch.setenv("FCN_WEIGHTS", str(tmp_path / "none"))
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", *paper_config_args("voc/fcn32s.yaml"), "--trainer.default_root_dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "VGG_ILSVRC_16_layers.caffemodel (the Caffe ImageNet VGG16" in line
+    assert f"{tmp_path / 'none'}" in line and "add --model.init_args.init_from IMAGENET1K_V1" in line
+    assert not list(tmp_path.glob("**/*.ckpt"))

@@ -3,7 +3,8 @@
 import pytest
 
 from fcn_lightning.cli import main
-from fcn_lightning.cli.describe import NETS, TABLE1, describe
+from fcn_lightning.cli.describe import NETS, describe
+from fcn_lightning.paper import TABLE1
 
 
 @pytest.fixture(scope="module")

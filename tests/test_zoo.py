@@ -88,3 +88,34 @@ def test_convert_caffe_writes_an_fcn_alexnet_checkpoint_with_the_released_layer_
     assert checkpoint["hyper_parameters"]["input_normalization"] == "caffe"
     for key, value in source.state_dict().items():
         assert torch.equal(checkpoint["state_dict"][f"net.{key}"], value), key
+
+
+def _group_of(optimizer: torch.optim.Optimizer, param: torch.nn.Parameter) -> dict:
+    return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+
+
+@pytest.mark.parametrize("system", [FCNAlexNet, FCNAlexNetTorchvision])
+def test_fcn_alexnet_trunk_biases_learn_as_weights_as_in_the_reference_net(system):
+    """The reference AlexNet net sets no per-layer factors on conv1..fc7: biases at 1x with weight decay;
+    its score_fr keeps 2x and no decay."""
+    model = system(**TINY)
+    optimizer = model.configure_optimizers()
+    lr = optimizer.defaults["lr"]
+    for name, param in model.net.trunk.named_parameters():
+        group = _group_of(optimizer, param)
+        assert (group["lr"], group["weight_decay"]) == (lr, 5e-4), name
+    score_bias = _group_of(optimizer, model.net.score_fr.bias)
+    assert (score_bias["lr"], score_bias["weight_decay"]) == (2 * lr, 0)
+
+
+def test_vgg16_nets_keep_every_bias_at_2x_without_decay():
+    from fcn_lightning import FCN8s
+
+    model = FCN8s(num_classes=21, width=0.0625)
+    optimizer = model.configure_optimizers()
+    lr = optimizer.defaults["lr"]
+    biases = [(n, p) for n, p in model.net.named_parameters() if n.endswith("bias") and p.requires_grad]
+    assert any(n.startswith("trunk.") for n, _ in biases)
+    for name, param in biases:
+        group = _group_of(optimizer, param)
+        assert (group["lr"], group["weight_decay"]) == (2 * lr, 0), name

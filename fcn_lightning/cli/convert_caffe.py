@@ -19,8 +19,8 @@ import torch
 
 from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.io import atomic_write
-from fcn_lightning.nets.caffe import load_caffe_weights
-from fcn_lightning.nets.caffe_proto import read_caffemodel
+from fcn_lightning.nets.caffe import fixed_upsamplers_with_other_kernels, load_caffe_weights
+from fcn_lightning.nets.caffe_proto import CaffeNet, read_caffemodel
 from fcn_lightning.nets.weights import CAFFE
 from fcn_lightning.registry import MODELS
 from fcn_lightning.systems.base import FCNSystem
@@ -49,23 +49,53 @@ def model_class(variant: str | None = None, class_path: str | None = None) -> ty
     return CONVERT_SYSTEMS[variant]
 
 
+def _build(cls: type[FCNSystem], num_classes: int, options: Mapping[str, Any]) -> FCNSystem:
+    with warnings.catch_warnings():  # "starts from a trained FCN-16s ...": its weights come next
+        warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
+        return cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
+
+
+def converted_model(
+    caffe: CaffeNet, cls: type[FCNSystem], num_classes: int, **net_options: Any
+) -> tuple[FCNSystem, list[str]]:
+    """``cls`` (Caffe inputs) holding every weight of ``caffe``, and the upsamplers made learnable for it.
+
+    A converter never changes a model's weights: where the file's upsampler kernel is not the bilinear one
+    the net's fixed upsampler would hold (a kernel learned in training, as the CVPR paper's skip upsamplers
+    were), the net is built with that upsampler learnable (``learn_upsampling: intermediate`` when only
+    skip upsamplers differ, else ``true``), holding exactly the file's kernel.
+    """
+    options = dict(net_options)
+    if not issubclass(cls, ZooFCNSystem):  # VGG16 nets: explicit, so no config's setting overrides it
+        options.setdefault("batch_norm", False)
+    model = _build(cls, num_classes, options)
+    learned = fixed_upsamplers_with_other_kernels(model.net, caffe)
+    for setting in ("intermediate", True):
+        if not fixed_upsamplers_with_other_kernels(model.net, caffe):
+            break
+        model = _build(cls, num_classes, options | {"learn_upsampling": setting})
+    load_caffe_weights(model.net, caffe)
+    return model, learned
+
+
 def convert_caffe(
     caffemodel: str | os.PathLike,
     out: str | os.PathLike,
     cls: type[FCNSystem],
     num_classes: int,
+    learned_upsamplers: list[str] | None = None,
     **net_options: Any,
 ) -> Path:
     """Build ``cls`` (random init, Caffe inputs), load every layer of ``caffemodel`` into its net by name
-    (a missing layer or a shape mismatch is an error naming it), and write a Lightning checkpoint."""
+    (a missing layer or a shape mismatch is an error naming it), and write a Lightning checkpoint.
+
+    Upsamplers made learnable to keep the file's kernels (:func:`converted_model`) are appended to
+    ``learned_upsamplers`` when given, and recorded in the checkpoint.
+    """
     caffe = read_caffemodel(caffemodel)
-    options = dict(net_options)
-    if not issubclass(cls, ZooFCNSystem):  # VGG16 nets: explicit, so no config's setting overrides it
-        options.setdefault("batch_norm", False)
-    with warnings.catch_warnings():  # "starts from a trained FCN-16s ...": its weights come next
-        warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
-        model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
-    load_caffe_weights(model.net, caffe)
+    model, learned = converted_model(caffe, cls, num_classes, **net_options)
+    if learned_upsamplers is not None:
+        learned_upsamplers.extend(learned)
     # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
     # unset: the weights are in the checkpoint, whatever the config starts from.
     kept = {k: v for k, v in model.hparams.items() if (v is not None or k == "init_from") and k[0] != "_"}
@@ -79,6 +109,7 @@ def convert_caffe(
         "epoch": 0,
         "global_step": 0,
         "caffe_source": str(Path(caffemodel).resolve()),
+        "caffe_learned_upsamplers": learned,
     }
     path = Path(out).expanduser()
     with atomic_write(path) as f:
@@ -94,7 +125,8 @@ def main(argv: Sequence[str]) -> Path:
         prog="fcn-lightning convert-caffe",
         description="Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
         "that validate / test / predict load with --ckpt_path; its inputs are Caffe's (BGR, 0-255, mean "
-        "subtracted) and the data follow them. Every layer of the net must be in the file, shapes equal.",
+        "subtracted) and the data follow them. Every layer of the net must be in the file, shapes equal; "
+        "every weight is kept (an upsampler whose kernel is not bilinear becomes a learned one).",
     )
     parser.add_argument("caffemodel", help="the .caffemodel file")
     parser.add_argument(
@@ -118,10 +150,17 @@ def main(argv: Sequence[str]) -> Path:
     options = {"in_channels": args.in_channels, "width": args.width}
     options = {k: v for k, v in options.items() if v is not None}
     options["learn_upsampling"] = args.learn_upsampling
+    learned: list[str] = []
     try:
         cls = model_class(args.variant, args.model_class)
-        out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, **options)
+        out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, learned, **options)
     except (OSError, ValueError) as error:
         parser.error(f"{type(error).__name__}: {error}")
     print(f"{args.caffemodel} -> {out} ({cls.__name__}, {args.num_classes} classes, Caffe inputs)")
+    if learned:
+        setting = torch.load(out, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]
+        print(
+            f"The file's {', '.join(learned)} kernels are not the bilinear kernel: converted as learned "
+            f"upsamplers holding exactly those kernels (learn_upsampling: {setting['learn_upsampling']})."
+        )
     return out

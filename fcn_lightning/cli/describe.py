@@ -21,25 +21,8 @@ from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.nets.geometry import receptive_field
 from fcn_lightning.nets.heads import FCN
 from fcn_lightning.nets.upsampling import dense_upsampling
+from fcn_lightning.paper import TABLE1
 from fcn_lightning.registry import MODELS
-
-
-@dataclass(frozen=True)
-class PaperRow:
-    """What CVPR Table 1 states for a trunk (500 x 500 inputs, forward time on a Tesla K40c)."""
-
-    params_m: int
-    receptive_field: int
-    max_stride: int
-    ms: int
-
-
-#: CVPR Table 1 (the 32s nets of each trunk).
-TABLE1: dict[str, PaperRow] = {
-    "fcn32s": PaperRow(134, 404, 32, 210),
-    "fcn_alexnet": PaperRow(57, 355, 32, 50),
-    "fcn_googlenet": PaperRow(6, 907, 32, 59),
-}
 
 #: Rows of the table: (model name, title). The single-layer nets come with ``--all``.
 NETS: tuple[tuple[str, str], ...] = tuple((n, r.title) for n, r in MODELS.items() if r.describe == "main")

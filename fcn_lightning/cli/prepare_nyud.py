@@ -26,7 +26,8 @@ def main(argv: Sequence[str]) -> int:
     parser = OneLineArgumentParser(
         prog="fcn-lightning prepare-nyud",
         description="Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
-        "every id whose data/hha/img_<id>.png is missing. Resumable: rerun after an interruption.",
+        "every id whose data/hha/img_<id>.png is missing (holes from data/rawdepth/img_<id>.png where the "
+        "tree has it). Resumable: rerun after an interruption.",
     )
     parser.add_argument("--root", required=True, help="NYUDv2 root (holding data/depth)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
@@ -34,14 +35,15 @@ def main(argv: Sequence[str]) -> int:
         "--camera",
         type=_camera,
         default=None,
-        help="fx,fy,cx,cy of the images as stored (default: the NYU Kinect colour camera, 640x480; "
-        "smaller images are taken as centred crops of its frame)",
+        help="fx,fy,cx,cy of the images as stored, 0-based pixels (default: the NYU Kinect colour camera: "
+        "640x480 frames, and the archive's 425x560 frames as cut from them at rows 45-469, columns "
+        "40-599, principal point moved by (-40, -45); any other size needs this option)",
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
-    except DatasetError as error:
+    except (DatasetError, ValueError) as error:
         fail(parser.prog, str(error))
     seconds = time.perf_counter() - start
     rate = f" ({written / seconds:.1f} img/s)" if written and seconds > 0 else ""

@@ -22,11 +22,16 @@ smallest eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``
 
 Where this simplifies or departs from the original code:
 
-- One depth map serves both as the geometry and as the mask of missing values (the original takes the
-  in-painted depth for geometry and the raw depth for the mask); missing depth (0) gives 0 in all three
-  channels, and the lowest point is the lowest *measured* point.
-- Narrower images get proportionally smaller windows (:func:`window_radii`); the original is used
-  at 640 x 480 only.
+- As in the original, the geometry comes from the filled (in-painted) depth map and the missing pixels
+  from the raw one when it is given (``raw_depth_m``); without it, one map serves as both, and its
+  missing depth (0) is left out of the geometry. Missing pixels are 0 in all three channels; the lowest
+  point is the lowest point of the geometry's map.
+- The camera is that of the image as stored. The NYUDv2 archive's 425 x 560 frames are the 640 x 480
+  Kinect frame cut at rows 45-469 and columns 40-599 (0-based), as Gupta et al. crop it, so their
+  principal point is the Kinect's moved by (-40, -45) (:data:`NYU_ARCHIVE_CROP`, the default camera's
+  known crop); any other size needs its camera given.
+- Images of a coarser camera (a smaller ``fx``, e.g. a resized frame) get proportionally smaller
+  windows (:func:`window_radii`); a crop keeps the original's 3 and 10 px.
 - Normal windows have no superpixel support (the original's HHA call passes none either) and pixel
   coordinates are 0-based (the original's are 1-based, a shift of one pixel in the principal point).
 - The gravity estimate uses the radius-10 normals at every 4th pixel each way instead of at every
@@ -41,7 +46,15 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-__all__ = ["NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals", "window_radii"]
+__all__ = [
+    "NYU_ARCHIVE_CROP",
+    "NYU_KINECT",
+    "Camera",
+    "depth_to_hha",
+    "estimate_gravity",
+    "surface_normals",
+    "window_radii",
+]
 
 #: Disparity numerator (cm) and the closest depth (cm) it is computed for.
 DISPARITY_SCALE = 31000.0
@@ -81,12 +94,21 @@ def window_radii(width: int) -> tuple[int, int, int]:
 GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
 
 
+#: A crop of a camera's image: (top, left, height, width) in pixels, 0-based.
+Crop = tuple[int, int, int, int]
+
+#: The NYUDv2 archive's frames: the 640 x 480 Kinect frame cut at rows 45-469 and columns 40-599
+#: (0-based, Gupta et al.'s crop), 425 x 560.
+NYU_ARCHIVE_CROP: Crop = (45, 40, 425, 560)
+
+
 @dataclass(frozen=True)
 class Camera:
     """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to.
 
-    ``size`` is the (height, width) they are calibrated for; :meth:`for_size` moves the principal point
-    for a centred crop of another size. ``None``: the intrinsics of the images as they are, any size.
+    ``size`` is the (height, width) they are calibrated for; ``known_crops`` are the crops of that image
+    whose size names them (:meth:`for_size`). ``size=None``: the intrinsics of the images as they are,
+    any size.
     """
 
     fx: float
@@ -94,6 +116,7 @@ class Camera:
     cx: float
     cy: float
     size: tuple[int, int] | None = (480, 640)
+    known_crops: tuple[Crop, ...] = ()
 
     def scaled(self, factor: float) -> Camera:
         """The camera of the image resized by ``factor`` (pixel centres stay pixel centres)."""
@@ -105,22 +128,44 @@ class Camera:
             cx=(self.cx + 0.5) * factor - 0.5,
             cy=(self.cy + 0.5) * factor - 0.5,
             size=size,
+            known_crops=(),
         )
 
     def crop(self, top: int, left: int, height: int, width: int) -> Camera:
         """The camera of the crop ``[top:top + height, left:left + width]``."""
-        return replace(self, cx=self.cx - left, cy=self.cy - top, size=(height, width))
+        return replace(self, cx=self.cx - left, cy=self.cy - top, size=(height, width), known_crops=())
 
-    def for_size(self, height: int, width: int) -> Camera:
-        """Itself for its own size (or for any, without one); else the camera of a centred crop."""
-        if self.size is None or (height, width) == self.size:
+    def centred_crop(self, height: int, width: int) -> Camera:
+        """The camera of the centred ``height`` x ``width`` crop of its image (synthetic data use it)."""
+        if self.size is None:
             return self
         if height > self.size[0] or width > self.size[1]:
             raise ValueError(
-                f"depth map {height}x{width} is larger than the camera's {self.size[0]}x{self.size[1]} "
-                f"image: pass the camera of this image"
+                f"a {height}x{width} crop is larger than the camera's {self.size[0]}x{self.size[1]} image"
             )
         return self.crop((self.size[0] - height) // 2, (self.size[1] - width) // 2, height, width)
+
+    def for_size(self, height: int, width: int) -> Camera:
+        """The camera of a depth map of this size: itself for its own size (or for any, without one), its
+        known crop of that size; any other size is an error (its camera cannot be guessed)."""
+        if self.size is None or (height, width) == self.size:
+            return self
+        for top, left, crop_h, crop_w in self.known_crops:
+            if (crop_h, crop_w) == (height, width):
+                return self.crop(top, left, crop_h, crop_w)
+        known = ", ".join(f"{h}x{w}" for _, _, h, w in self.known_crops)
+        raise ValueError(
+            f"depth map {height}x{width}: the camera is for {self.size[0]}x{self.size[1]} images"
+            + (f" (and its {known} crop)" if known else "")
+            + ", so this size's principal point is unknown: give the camera of these images "
+            "(prepare-nyud --camera fx,fy,cx,cy)"
+        )
+
+    @property
+    def reference_width(self) -> float:
+        """The width of the Kinect frame at this camera's resolution (640 for the Kinect and its crops):
+        what the normal windows scale with."""
+        return REFERENCE_WIDTH * self.fx / NYU_KINECT.fx
 
     def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X/Z, Y/Z)`` of every pixel: the viewing ray at depth 1 (X right, Y down)."""
@@ -130,8 +175,15 @@ class Camera:
 
 
 #: The NYU Depth v2 Kinect colour camera (the depth maps of the dataset are registered to it), from
-#: the dataset toolbox's calibration, for the full 640 x 480 frame.
-NYU_KINECT = Camera(fx=518.857901, fy=519.469611, cx=325.582449, cy=253.736166, size=(480, 640))
+#: the dataset toolbox's calibration, for the full 640 x 480 frame, and the archive's 425 x 560 crop of it.
+NYU_KINECT = Camera(
+    fx=518.857901,
+    fy=519.469611,
+    cx=325.582449,
+    cy=253.736166,
+    size=(480, 640),
+    known_crops=(NYU_ARCHIVE_CROP,),
+)
 
 
 def _window_sums(stack: np.ndarray, radius: int) -> np.ndarray:
@@ -209,28 +261,44 @@ def estimate_gravity(normals: np.ndarray) -> np.ndarray:
     return g / np.linalg.norm(g)
 
 
+def _check_depth(depth_m: np.ndarray, what: str) -> np.ndarray:
+    z = np.asarray(depth_m, np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"{what} must be H x W, got shape {z.shape}")
+    if not np.all(np.isfinite(z)) or (z < 0).any():
+        raise ValueError(f"{what} must be finite and >= 0 (0 = missing)")
+    return z
+
+
 def depth_to_hha(
-    depth_m: np.ndarray, camera: Camera = NYU_KINECT, gravity: np.ndarray | None = None
+    depth_m: np.ndarray,
+    camera: Camera = NYU_KINECT,
+    gravity: np.ndarray | None = None,
+    raw_depth_m: np.ndarray | None = None,
 ) -> np.ndarray:
     """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle).
 
-    ``camera``: the intrinsics of the image (default the NYU Kinect colour camera; another image size
-    is taken as a centred crop of it). ``gravity``: the down direction in the camera frame, if known;
-    else it is estimated from the depth.
+    ``camera``: the intrinsics of the image (default the NYU Kinect colour camera, for 640 x 480 frames
+    and the archive's 425 x 560 crop of them; other sizes need their own). ``gravity``: the down
+    direction in the camera frame, if known; else it is estimated from the depth. ``raw_depth_m``: the
+    raw (unfilled) map of the same frame: its missing pixels are the output's, while the geometry
+    comes from ``depth_m`` (the filled map), as in Gupta et al.'s code.
     """
-    z = np.asarray(depth_m, np.float64)
-    if z.ndim != 2:
-        raise ValueError(f"depth must be H x W, got shape {z.shape}")
-    if not np.all(np.isfinite(z)) or (z < 0).any():
-        raise ValueError("depth must be finite and >= 0 (0 = missing)")
+    z = _check_depth(depth_m, "depth")
     h, w = z.shape
     camera = camera.for_size(h, w)
     valid = z > 0
+    measured = valid
+    if raw_depth_m is not None:
+        raw = _check_depth(raw_depth_m, "raw depth")
+        if raw.shape != z.shape:
+            raise ValueError(f"raw depth {raw.shape[0]}x{raw.shape[1]} is not the depth map's {h}x{w}")
+        measured = raw > 0
     out = np.zeros((h, w, 3), np.uint8)
     if not valid.any():
         return out
     z_cm = z * 100.0
-    normal_radius, gravity_radius, stride = window_radii(w)
+    normal_radius, gravity_radius, stride = window_radii(round(camera.reference_width))
     normals, defined = surface_normals(z, camera, normal_radius)
     if gravity is None:
         coarse, coarse_defined = surface_normals(z, camera, gravity_radius, stride)
@@ -247,5 +315,5 @@ def depth_to_hha(
     angle = np.where(defined, angle, 0.0)
     hha = np.stack([disparity, height, angle], axis=-1)
     out[:] = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
-    out[~valid] = 0
+    out[~(valid & measured)] = 0
     return out

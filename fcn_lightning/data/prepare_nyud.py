@@ -1,11 +1,14 @@
 """Write every missing ``data/hha`` PNG from ``data/depth`` (``fcn-lightning prepare-nyud``).
 
 Each HHA image is computed from its depth PNG (:func:`~fcn_lightning.data.hha.depth_to_hha`, the NYU
-Kinect camera unless told otherwise), in parallel over processes, showing progress (a bar on a
-terminal, a line now and then in a log file). Writes are atomic (:func:`fcn_lightning.io.atomic_write`):
-each PNG is written to a temporary name beside it and renamed into place, so a run that is killed leaves
-no half-written PNG, and the next run computes only what is still missing (and removes the temporary
-files a killed run left, :func:`fcn_lightning.io.remove_stale_temporaries`).
+Kinect camera unless told otherwise: the archive's 425 x 560 frames as Gupta et al. crop them from the
+640 x 480 frame), in parallel over processes, showing progress (a bar on a terminal, a line now and then
+in a log file). Where the tree also holds the raw (unfilled) depth maps, ``data/rawdepth/img_<id>.png``
+(16-bit millimetres, as ``data/depth``), their missing pixels are the HHA's missing pixels and the
+geometry comes from the filled ``data/depth`` map, as in Gupta et al.'s code. Writes are
+atomic (:func:`fcn_lightning.io.atomic_write`): a run that is killed leaves no half-written PNG, and
+the next run computes only what is still missing (and removes the temporary files a killed run left,
+:func:`fcn_lightning.io.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from fcn_lightning.data.readers import DatasetNotFoundError
 from fcn_lightning.io import atomic_write, remove_stale_temporaries
 from fcn_lightning.training.progress import progress as show_progress
 
-__all__ = ["hha_todo", "prepare_nyud", "write_hha"]
+__all__ = ["RAW_DEPTH_FOLDER", "hha_todo", "prepare_nyud", "raw_depth_path", "write_hha"]
+
+#: Where a tree keeps its raw (unfilled) depth maps, if it has them: ``data/rawdepth/img_<id>.png``.
+RAW_DEPTH_FOLDER = "rawdepth"
 
 
 def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
@@ -40,11 +46,27 @@ def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
     return [s for s in samples if s.hha is not None and not s.hha.is_file()]
 
 
+def raw_depth_path(sample: NYUDSample) -> Path | None:
+    """The raw depth PNG beside a sample's (filled) depth PNG, ``data/rawdepth/<name>``, if there is one."""
+    assert sample.depth is not None
+    raw = sample.depth.parent.parent / RAW_DEPTH_FOLDER / sample.depth.name
+    return raw if raw.is_file() else None
+
+
 def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
-    """Compute one sample's HHA from its depth PNG and write it atomically (temporary file + rename)."""
+    """Compute one sample's HHA from its depth PNG (holes from its raw depth PNG, where the tree has
+    one) and write it atomically (temporary file + rename)."""
     assert sample.depth is not None and sample.hha is not None
-    depth_mm = read_depth_png(sample.depth)
-    hha = hha_module.depth_to_hha(depth_mm.astype(np.float64) / 1000.0, camera)
+    depth_m = read_depth_png(sample.depth).astype(np.float64) / 1000.0
+    raw = raw_depth_path(sample)
+    raw_m = None if raw is None else read_depth_png(raw).astype(np.float64) / 1000.0
+    try:
+        if raw_m is None:
+            hha = hha_module.depth_to_hha(depth_m, camera)
+        else:
+            hha = hha_module.depth_to_hha(depth_m, camera, raw_depth_m=raw_m)
+    except ValueError as error:
+        raise ValueError(f"{sample.depth}: {error}") from None
     with atomic_write(sample.hha) as f:
         Image.fromarray(hha).save(f, format="PNG")
     return sample.hha

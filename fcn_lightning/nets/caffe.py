@@ -202,6 +202,28 @@ def caffe_state_dict(net: nn.Module, caffe: CaffeNet, *, partial: bool = False) 
     return out
 
 
+def fixed_upsamplers_with_other_kernels(net: nn.Module, caffe: CaffeNet) -> list[str]:
+    """Module paths of ``net``'s fixed upsamplers whose Caffe layer holds another kernel than the bilinear
+    one they hold (a kernel that was learned): built learnable, the net can carry it over unchanged.
+    Layers missing from the file or of another shape are left to :func:`caffe_state_dict` to report."""
+    layers = caffe.by_name()
+    found = []
+    for name, path in caffe_layer_table(net).items():
+        module = net.get_submodule(path)
+        if not isinstance(module, nn.ConvTranspose2d) or module.weight.requires_grad:
+            continue
+        layer = next((layers[n] for n in (name, *CAFFE_ALIASES.get(name, ())) if n in layers), None)
+        if layer is None or not layer.blobs:
+            continue
+        try:
+            value = _fit_blob(layer.name, layer.type, layer.blobs[0], module.weight, f"{path}.weight")
+        except ValueError:
+            continue
+        if not torch.allclose(value, module.weight.detach().cpu().float(), atol=1e-6):
+            found.append(path)
+    return found
+
+
 def load_caffe_weights(net: nn.Module, caffe: CaffeNet | str | os.PathLike, **options: bool) -> list[str]:
     """Copy a Caffe net's weights into ``net`` by layer name (options: :func:`caffe_state_dict`).
 
@@ -325,6 +347,20 @@ def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, t
     if "conv1_1" not in layers and "conv1" in layers:
         return caffenet_state_from_caffe(caffe, source)
     return vgg16_state_from_caffe(caffe, source)
+
+
+#: The Caffe ImageNet AlexNet (CaffeNet) the reference FCN-AlexNet starts from, and where it is published.
+CAFFENET_CAFFEMODEL = "bvlc_reference_caffenet.caffemodel"
+CAFFENET_CAFFEMODEL_SOURCE = (
+    "the BVLC model zoo (models/bvlc_reference_caffenet in the BVLC/caffe repository), file "
+    "http://dl.caffe.berkeleyvision.org/bvlc_reference_caffenet.caffemodel"
+)
+#: The ImageNet classifiers the reference FCNs start from (the authors' ``ilsvrc-nets`` list): file name ->
+#: what it is and where it is published.
+IMAGENET_CAFFEMODELS: dict[str, tuple[str, str]] = {
+    VGG16_CAFFEMODEL: ("the Caffe ImageNet VGG16", VGG16_CAFFEMODEL_SOURCE),
+    CAFFENET_CAFFEMODEL: ("CaffeNet, the Caffe ImageNet AlexNet", CAFFENET_CAFFEMODEL_SOURCE),
+}
 
 
 def _fingerprint(path: Path) -> str:

@@ -3,9 +3,9 @@
 The defaults are the reference recipe: cross-entropy ignoring the void label, summed over pixels rather
 than averaged (the reference's unnormalised loss, which is why its learning rates are 1e-10 and below),
 SGD with momentum 0.99 and weight decay 5e-4 at the variant's fixed learning rate, biases at twice the
-learning rate without decay, frozen upsampling layers left out of the optimiser. Any other optimiser
-comes in through LightningCLI as ``optimizer: {class_path: ..., init_args: ...}``; the bias rule is
-applied to it too.
+learning rate without decay (FCN-AlexNet's trunk biases: as weights, as in its reference net), frozen
+upsampling layers left out of the optimiser. Any other optimiser comes in through LightningCLI as
+``optimizer: {class_path: ..., init_args: ...}``; the bias rule is applied to it too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from torch import nn
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
-from fcn_lightning.nets.caffe import cached_caffe_imagenet
+from fcn_lightning.nets.caffe import (
+    CAFFENET_CAFFEMODEL,
+    IMAGENET_CAFFEMODELS,
+    VGG16_CAFFEMODEL,
+    cached_caffe_imagenet,
+)
 from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters, vgg16_state_for_input
@@ -47,14 +52,43 @@ REFERENCE_MOMENTUM = 0.99
 REFERENCE_WEIGHT_DECAY = 5e-4
 
 
+#: Where the paper-table configs look for the Caffe ImageNet models: ``$FCN_WEIGHTS``, else
+#: ``$FCN_DATA/weights``, else ``./data/weights`` (the configs' ``init_from`` spells this out).
+WEIGHTS_FOLDER_SETTING = "$FCN_WEIGHTS, else $FCN_DATA/weights, else ./data/weights"
+#: The one change that trains without a missing Caffe ImageNet model, from torchvision's ImageNet weights
+#: instead (not the paper's start: other weights, other input normalisation).
+TORCHVISION_SWITCH: dict[str, str] = {
+    VGG16_CAFFEMODEL: "add --model.init_args.init_from IMAGENET1K_V1",
+    CAFFENET_CAFFEMODEL: (
+        "use --config configs/voc/torchvision/fcn_alexnet.yaml instead of configs/voc/fcn_alexnet.yaml"
+    ),
+}
+
+
+def missing_caffemodel_message(path: Path) -> str:
+    """One line for an ``init_from`` Caffe model that is not there: the file, the folder searched, where
+    the authors' model zoo publishes it, and the switch to torchvision's weights."""
+    what, published = IMAGENET_CAFFEMODELS[path.name]
+    switch = TORCHVISION_SWITCH[path.name]
+    return (
+        f"init_from: {path.name} ({what}, where the paper's nets start) is not in {path.parent} (the weights "
+        f"folder: {WEIGHTS_FOLDER_SETTING}); the authors' model zoo list points to {published}. To train "
+        f"from torchvision's ImageNet weights instead (not the paper's start), {switch}"
+    )
+
+
 def read_init_file(init_from: str) -> dict[str, Any]:
     """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped.
 
     A ``.caffemodel`` (the Caffe ImageNet VGG16, or CaffeNet for FCN-AlexNet) is converted once into a
     cached state dict that records the Caffe input normalisation
-    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`).
+    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`). A missing Caffe ImageNet model is an error
+    naming it, the folder searched, where it is published and the switch to torchvision's weights; it is
+    raised when the model is built (fit, validate, ...), never while a config is only parsed.
     """
     path = Path(init_from).expanduser()
+    if path.suffix == ".caffemodel" and not path.is_file() and path.name in IMAGENET_CAFFEMODELS:
+        raise FileNotFoundError(missing_caffemodel_message(path))
     if path.suffix == ".caffemodel":
         path = cached_caffe_imagenet(path)
     if not path.is_file():
@@ -136,12 +170,19 @@ def resolve_sources_normalization(
     return next(iter(found.values()))
 
 
-def split_bias_groups(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out."""
+def split_bias_groups(
+    net: nn.Module, trunk_biases_as_weights: bool = False
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out.
+
+    ``trunk_biases_as_weights``: the trunk's biases (``trunk.*``) go with the weights (1x learning rate,
+    weight decay), as the reference FCN-AlexNet net leaves them; only the head's take the bias rule.
+    """
     weights, biases = [], []
     for name, param in net.named_parameters():
         if param.requires_grad:
-            (biases if name.endswith("bias") else weights).append(param)
+            is_bias = name.endswith("bias") and not (trunk_biases_as_weights and name.startswith("trunk."))
+            (biases if is_bias else weights).append(param)
     return weights, biases
 
 
@@ -195,7 +236,8 @@ class FCNSystem(L.LightningModule):
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
             reference SGD at this variant's reference learning rate.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
-        bias_lr_mult: learning-rate factor of the biases (reference: 2).
+        bias_lr_mult: learning-rate factor of the biases (reference: 2; FCN-AlexNet's trunk biases: 1, see
+            ``trunk_biases_as_weights``).
         bias_weight_decay: weight decay of the biases (reference: 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
@@ -217,6 +259,10 @@ class FCNSystem(L.LightningModule):
     variant: ClassVar[str]
     #: The table ``variant`` is looked up in.
     variants: ClassVar[Mapping[str, Variant]] = VARIANTS
+    #: Whether the trunk's biases learn as its weights do (1x, with decay) rather than by the bias rule
+    #: (``bias_lr_mult``, ``bias_weight_decay``). The reference VGG16 nets give every bias 2x and no decay;
+    #: its FCN-AlexNet sets no per-layer factors on the trunk, so there they learn as weights.
+    trunk_biases_as_weights: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -462,7 +508,7 @@ class FCNSystem(L.LightningModule):
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net)
+        weights, biases = split_bias_groups(self.net, self.trunk_biases_as_weights)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
         factory: Callable[[Iterable[Any]], torch.optim.Optimizer] = (
             self.optimizer_factory or self.reference_sgd

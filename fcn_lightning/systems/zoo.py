@@ -72,15 +72,19 @@ class ZooFCNSystem(FCNSystem):
 
 
 class FCNAlexNet(ZooFCNSystem):
-    """FCN-AlexNet on the CaffeNet trunk (the reference's; Caffe weights by layer name)."""
+    """FCN-AlexNet on the CaffeNet trunk (the reference's; Caffe weights by layer name). Its trunk's
+    biases learn as weights (1x, with decay), as in the reference net; score_fr's take the bias rule."""
 
     variant = "fcn_alexnet"
+    trunk_biases_as_weights = True
 
 
 class FCNAlexNetTorchvision(ZooFCNSystem):
-    """FCN-AlexNet on torchvision's AlexNet, so ImageNet weights come from torchvision."""
+    """FCN-AlexNet on torchvision's AlexNet, so ImageNet weights come from torchvision (the reference's
+    optimiser groups, as :class:`FCNAlexNet`)."""
 
     variant = "fcn_alexnet_torchvision"
+    trunk_biases_as_weights = True
 
 
 class FCNGoogLeNet(ZooFCNSystem):

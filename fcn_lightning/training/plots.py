@@ -54,7 +54,8 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
     """The four scores per stage (left) and each class's IU per stage (right, when rows carry it).
 
     ``rows``: one mapping per stage with ``stage``, the four scores (fractions) and optionally
-    ``per_class_iu`` (class name -> IU).
+    ``per_class_iu`` (class name -> IU); a stage paired with a paper row (``paper``, ``paper_<score>``
+    in percent: ``training.staged.paper_columns``) gets the paper's numbers as ticks on its bars.
     """
     per_class = [row.get("per_class_iu") or {} for row in rows]
     names = list(class_names or (per_class[0] if per_class else []))
@@ -64,9 +65,20 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
     x = np.arange(len(SCORE_NAMES))
     width = 0.8 / max(len(rows), 1)
     ax = axes[0, 0]
+    marked = False
     for i, row in enumerate(rows):
         values = [100 * float(row[k]) for k in SCORE_NAMES]
-        ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, label=stages[i])
+        offsets = x + (i - (len(rows) - 1) / 2) * width
+        ax.bar(offsets, values, width, label=stages[i])
+        # The stage's own paper row, as a black tick across its bar (no row, or an unknown number: none).
+        paper = [row.get(f"paper_{k}") for k in SCORE_NAMES]
+        known = [j for j, v in enumerate(paper) if v is not None]
+        if row.get("paper") and known:
+            label = None if marked else "paper (each stage's own row)"
+            ax.scatter(
+                offsets[known], [paper[j] for j in known], marker="_", s=400, c="k", label=label, zorder=3
+            )
+            marked = True
     ax.set_xticks(x, [SCORE_TITLES[k] for k in SCORE_NAMES])
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")

@@ -37,13 +37,17 @@ from omegaconf import OmegaConf
 
 from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.paper import METRIC_TITLES, format_points, identify_configs, paper_row
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
 SELECTIONS: tuple[Selection, ...] = ("best", "last")
-RESULT_COLUMNS = ("stage", *SCORE_NAMES, "checkpoint")
+#: The paper row a stage is held against (its label, empty for none) and its scores (percent, empty where
+#: unknown): ``fcn_lightning.paper``.
+PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
+RESULT_COLUMNS = ("stage", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS)
 #: Column titles of the paper's tables.
-PAPER_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
+PAPER_TITLES = {k: METRIC_TITLES[k] for k in SCORE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -158,23 +162,46 @@ def run_staged(
         )
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        rows.append({"stage": name, **scores, "checkpoint": scored, "per_class_iu": per_class})
+        paper = paper_columns([*plan.base, config], overrides)
+        rows.append({"stage": name, **scores, "checkpoint": scored, **paper, "per_class_iu": per_class})
         checkpoints[name] = checkpoint
     return rows
 
 
+def paper_columns(configs: Sequence[Path], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The :data:`PAPER_COLUMNS` of a stage trained from these configs: the paper row of the same dataset,
+    model, input and recipe (``fcn_lightning.paper``), or empty ones when the papers have none."""
+    row = paper_row(identify_configs(configs, overrides))
+    if row is None:
+        return {"paper": ""} | {f"paper_{k}": None for k in SCORE_NAMES}
+    return {"paper": row.label} | {f"paper_{k}": row.scores.get(k) for k in SCORE_NAMES}
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored."""
+    """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored.
+    A stage paired with a paper row is followed by that row and by the difference (ours minus the paper's,
+    in points; ``-`` where the paper's number is unknown)."""
     header = "| net | " + " | ".join(PAPER_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
     lines = [header, "|---" * (len(SCORE_NAMES) + 2) + "|"]
     for row in rows:
         cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]
         lines.append(f"| {row['stage']} | " + " | ".join(cells) + f" | {row['checkpoint']} |")
+        if row.get("paper"):
+            theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
+            diffs = [
+                None if t is None or math.isnan(row[k]) else 100 * row[k] - t
+                for k, t in zip(SCORE_NAMES, theirs, strict=True)
+            ]
+            lines.append(f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs)) + " | |")
+            lines.append(
+                "| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + " | |"
+            )
     return "\n".join(lines)
 
 
 def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """``results.csv`` (metrics as fractions) and ``results.md`` (the paper's layout, percent)."""
+    """``results.csv`` (metrics as fractions, the paired paper row's in percent) and ``results.md`` (the
+    paper's layout, percent)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with atomic_write(csv_path, "w", newline="") as f:
@@ -182,7 +209,11 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
         writer.writeheader()
         for row in rows:
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
-            writer.writerow({"stage": row["stage"], **scores, "checkpoint": row["checkpoint"]})
+            paper = {
+                f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"] for k in SCORE_NAMES
+            }
+            paper["paper"] = row.get("paper") or ""
+            writer.writerow({"stage": row["stage"], **scores, "checkpoint": row["checkpoint"], **paper})
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -158,9 +159,9 @@ def test_staged_finishes_with_any_max_steps_and_says_which_checkpoint_it_scored(
         ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"], capsys
     )
     assert code == 0, err
-    rows = (out / "results.csv").read_text().splitlines()[1:]
-    assert [row.split(",")[0] for row in rows] == ["FCN-32s", "FCN-16s"]
-    assert all(row.endswith(",last (not validated in training)") for row in rows)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [row["stage"] for row in rows] == ["FCN-32s", "FCN-16s"]
+    assert all(row["checkpoint"] == "last (not validated in training)" for row in rows)
     assert "| FCN-16s |" in stdout
     # Again into the same folder, validating now: the finished stages continue (nothing left to train).
     code, _, err = run(

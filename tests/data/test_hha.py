@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha, estimate_gravity, surface_normals
+from fcn_lightning.data.hha import (
+    NYU_ARCHIVE_CROP,
+    NYU_KINECT,
+    Camera,
+    depth_to_hha,
+    estimate_gravity,
+    surface_normals,
+)
 from fcn_lightning.data.synthetic.indoor import CEILING, FLOOR, WALL, Box, Room, render_room
 
 CAMERA = NYU_KINECT.scaled(0.25)  # 120 x 160: fast, the same field of view
@@ -41,11 +48,43 @@ def test_camera_defaults_are_the_nyu_kinect_colour_camera():
         253.736166,
     )
     assert NYU_KINECT.size == (480, 640)
-    crop = NYU_KINECT.for_size(425, 560)  # a centred crop moves the principal point
-    assert (crop.cx, crop.cy) == (NYU_KINECT.cx - 40, NYU_KINECT.cy - 27) and crop.fx == NYU_KINECT.fx
-    with pytest.raises(ValueError, match="larger than the camera"):
-        NYU_KINECT.for_size(500, 640)
     assert CAMERA.size == SIZE and CAMERA.fx == pytest.approx(NYU_KINECT.fx / 4)
+
+
+def test_the_archive_frames_are_the_kinect_frame_cut_at_rows_45_469_and_columns_40_599():
+    """Gupta et al. cut the 425 x 560 archive frames from the 640 x 480 frame at rows 45-469, columns
+    40-599 (0-based): not a centred crop (that would start at row 27), so the principal point moves by
+    (-40, -45)."""
+    assert NYU_ARCHIVE_CROP == (45, 40, 425, 560)
+    crop = NYU_KINECT.for_size(425, 560)
+    assert (crop.cx, crop.cy) == (NYU_KINECT.cx - 40, NYU_KINECT.cy - 45) == (285.582449, 208.736166)
+    assert (crop.fx, crop.fy, crop.size) == (NYU_KINECT.fx, NYU_KINECT.fy, (425, 560))
+    assert NYU_KINECT.for_size(480, 640) is NYU_KINECT
+    for size in ((500, 640), (420, 560), (48, 64)):  # any other size: its camera must be given
+        with pytest.raises(ValueError, match=rf"depth map {size[0]}x{size[1]}: .*give the camera"):
+            NYU_KINECT.for_size(*size)
+    assert Camera(500.0, 500.0, 20.0, 10.0, size=None).for_size(48, 64).cx == 20.0  # a given camera: as is
+
+
+def test_heights_of_the_archive_crop_match_those_of_the_full_frame():
+    """A room rendered at 640 x 480, cut as the archive cuts it: the crop's HHA (default camera) has the
+    heights of the full frame's HHA at the same pixels; the centred crop's camera would not."""
+    room = Room(width=4.0, depth=4.5, pitch=18.0, yaw=12.0, camera_height=1.4)
+    full = render_room(room, NYU_KINECT, (480, 640)).depth
+    top, left, h, w = NYU_ARCHIVE_CROP
+    crop = full[top : top + h, left : left + w]
+    gravity = render_room(room, NYU_KINECT, (8, 8)).gravity
+    height_full = depth_to_hha(full, NYU_KINECT, gravity)[top : top + h, left : left + w, 1].astype(int)
+    height_crop = depth_to_hha(crop, gravity=gravity)[..., 1].astype(int)
+    below = height_full < 250  # the channel saturates at 255 cm
+    assert below.mean() > 0.5 and np.abs(height_crop - height_full)[below].max() <= 1
+    # the same with gravity estimated on each image, as prepare-nyud does
+    estimated = np.abs(
+        depth_to_hha(crop)[..., 1].astype(int) - depth_to_hha(full)[top : top + h, left : left + w, 1]
+    )
+    assert np.mean(estimated[below]) < 0.5
+    centred = depth_to_hha(crop, NYU_KINECT.centred_crop(h, w), gravity)[..., 1].astype(int)
+    assert np.abs(centred - height_full)[below].mean() > 2  # 18 px off in cy: heights off
 
 
 def test_gravity_is_estimated_from_the_floor_and_walls(room_scene):

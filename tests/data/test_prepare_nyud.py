@@ -83,18 +83,46 @@ def test_a_failed_write_leaves_no_file(tree, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        prepare_nyud(root, workers=1, progress=False)
+        prepare_nyud(root, workers=1, camera=CAMERA, progress=False)
     assert _hha_files(root) == []  # neither a final PNG nor a temporary one
 
 
-def test_default_camera_is_the_nyu_kinect_and_a_missing_depth_folder_is_named(tree, tmp_path):
-    root, expected = tree
-    assert prepare_nyud(root, workers=1, progress=False) == 6
-    sample = NYUDv2Layout(root).sample("5001")
-    depth = np.asarray(Image.open(sample.depth)) / 1000.0
-    # 48 x 64 images taken as a centred crop of the 640 x 480 Kinect frame: not the writer's camera
-    np.testing.assert_array_equal(np.asarray(Image.open(sample.hha)), depth_to_hha(depth))
-    assert not np.array_equal(np.asarray(Image.open(sample.hha)), expected["img_5001.png"])
+def test_other_sizes_need_their_camera_and_a_missing_depth_folder_is_named(tree, tmp_path, capsys):
+    root, _ = tree
+    # 48 x 64 images are neither the Kinect's 640 x 480 frame nor the archive's 425 x 560 crop of it:
+    # their principal point cannot be guessed, so the default camera refuses them, naming the file
+    with pytest.raises(ValueError, match=r"img_5001\.png: depth map 48x64: .*425x560 crop.*--camera"):
+        prepare_nyud(root, workers=1, progress=False)
+    with pytest.raises(SystemExit) as stopped:
+        main(["prepare-nyud", "--root", str(root), "--workers", "1"])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert (
+        stopped.value.code == 2 and line.startswith("fcn-lightning prepare-nyud: error: ") and "48x64" in line
+    )
+    assert _hha_files(root) == []
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="data/depth"):
         prepare_nyud(tmp_path / "empty", workers=1, progress=False)
+
+
+def test_holes_come_from_the_raw_depth_where_the_tree_has_it(tree):
+    """Gupta et al.'s split: geometry from the filled map (data/depth), missing pixels from the raw one."""
+    root, expected = tree
+    sample = NYUDv2Layout(root).sample("5001")
+    filled = np.asarray(Image.open(sample.depth)).astype(np.uint16)
+    raw = filled.copy()
+    raw[10:20, 20:40] = 0  # no Kinect return there; the filled map has in-painted values
+    (root / "data/rawdepth").mkdir()
+    Image.fromarray(raw).save(root / "data/rawdepth/img_5001.png")
+    assert prepare_nyud(root, workers=1, camera=CAMERA, progress=False) == 6
+    hha = np.asarray(Image.open(sample.hha))
+    assert (hha[10:20, 20:40] == 0).all()
+    outside = np.ones(filled.shape, bool)
+    outside[10:20, 20:40] = False
+    # elsewhere exactly the HHA of the filled map: the holes did not change the geometry
+    np.testing.assert_array_equal(hha[outside], expected["img_5001.png"][outside])
+    np.testing.assert_array_equal(hha, depth_to_hha(filled / 1000.0, CAMERA, raw_depth_m=raw / 1000.0))
+    # ids without a raw map: their HHA as before
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(root / "data/hha/img_5002.png")), expected["img_5002.png"]
+    )

@@ -81,7 +81,7 @@ class SyntheticNYUDConfig:
     def camera(self) -> Camera:
         """The NYU Kinect colour camera scaled to the image width (centred crop to the height)."""
         h, w = self.image_size
-        return NYU_KINECT.scaled(w / NYU_KINECT.size[1]).for_size(h, w)
+        return NYU_KINECT.scaled(w / NYU_KINECT.size[1]).centred_crop(h, w)
 
     def splits(self) -> dict[str, list[str]]:
         """Ids of each split list: consecutive numbers from 5001 as on the real data."""

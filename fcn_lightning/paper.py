@@ -1,0 +1,298 @@
+"""The paper's numbers, once: every table row a run of this suite can be held against, with its source.
+
+Two papers report them: the CVPR 2015 paper (arXiv 1411.4038) and its journal version (PAMI, arXiv
+1605.06211); the reference repository's README adds the score of its released FCN-AlexNet. Scores are in
+percent under the metric names of :data:`fcn_lightning.metrics.SCORE_NAMES` (plus ``geo_pixel_acc``, SIFT
+Flow's geometric pixel accuracy); a score the project could not source is ``None`` (unknown), never a guess.
+
+A run is paired with a row by what it is: its dataset, its model (a name of
+:data:`fcn_lightning.registry.MODELS`), its input (``rgb``, ``hha``, ``rgbd``, ``rgb-hha``) and its recipe
+(``reference``: the reference solver; ``fixed``: only the classifier trained; ``cvpr``: the CVPR paper's
+minibatch recipe). Only rows scored on the split the suite validates on pair with runs; the others (VOC2012
+test) are listed for reference. A run that matches no row is paired with none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DATASETS",
+    "METRIC_TITLES",
+    "PAPER_ROWS",
+    "TABLE1",
+    "PaperRow",
+    "RunIdentity",
+    "TrunkRow",
+    "compare",
+    "format_points",
+    "identify",
+    "identify_configs",
+    "paper_row",
+    "row_key",
+    "rows_of",
+]
+
+#: The metrics the papers report, in their column order, with their titles.
+METRIC_TITLES: dict[str, str] = {
+    "pixel_acc": "pixel acc.",
+    "mean_acc": "mean acc.",
+    "mean_iu": "mean IU",
+    "fw_iu": "f.w. IU",
+    "geo_pixel_acc": "geom. acc.",
+}
+
+#: Each dataset's data modules (the real ones; synthetic data pair with nothing) and the split its
+#: validation scores, which is the split a run's scores can be held against.
+DATASETS: dict[str, tuple[str, str]] = {
+    "voc": ("VOCDataModule", "seg11valid"),
+    "nyud": ("NYUDv2DataModule", "test"),
+    "siftflow": ("SIFTFlowDataModule", "test"),
+    "context": ("PascalContextDataModule", "val"),
+}
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What a run is, for pairing it with a paper row."""
+
+    dataset: str | None
+    model: str | None
+    input: str = "rgb"
+    recipe: str = "reference"
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One row of one of the papers' tables.
+
+    ``title``: the row as the paper names it; ``table``: where it is (``"journal Table 2"``); ``source``:
+    ``"CVPR"``, ``"journal"`` or ``"reference README"``; ``split``: the images it was scored on; ``scores``:
+    metric name -> percent (``None``: not known to this project).
+    """
+
+    dataset: str
+    model: str
+    title: str
+    table: str
+    source: str
+    split: str
+    scores: Mapping[str, float | None]
+    input: str = "rgb"
+    recipe: str = "reference"
+
+    @property
+    def identity(self) -> RunIdentity:
+        return RunIdentity(self.dataset, self.model, self.input, self.recipe)
+
+    @property
+    def label(self) -> str:
+        """``FCN-32s (journal Table 2)``: what a results table prints for the row."""
+        return f"{self.title} ({self.table})"
+
+
+def _row(
+    dataset: str,
+    model: str,
+    title: str,
+    table: str,
+    split: str,
+    scores: Sequence[float | None],
+    metrics: Sequence[str] = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"),
+    **kind: str,
+) -> PaperRow:
+    source = "reference README" if table.startswith("reference") else table.split(",")[0].split()[0]
+    return PaperRow(
+        dataset, model, title, table, source, split, dict(zip(metrics, scores, strict=True)), **kind
+    )
+
+
+_UNKNOWN4 = (None, None, None, None)
+
+#: Every row, by table. VOC: trained on SBD train, scored on seg11valid (the 736 VOC2011 val images outside
+#: SBD train) unless the split says otherwise.
+PAPER_ROWS: tuple[PaperRow, ...] = (
+    # Journal Table 2: the VGG16 FCNs, reference ("heavy", online) recipe.
+    _row("voc", "fcn32s", "FCN-32s", "journal Table 2", "seg11valid", (90.5, 76.5, 63.6, 83.5)),
+    _row("voc", "fcn16s", "FCN-16s", "journal Table 2", "seg11valid", (91.0, 78.1, 65.0, 84.3)),
+    _row("voc", "fcn8s_atonce", "FCN-8s at-once", "journal Table 2", "seg11valid", (91.1, 78.5, 65.4, 84.4)),
+    _row("voc", "fcn8s", "FCN-8s staged", "journal Table 2", "seg11valid", (91.2, 77.6, 65.5, 84.5)),
+    _row(
+        "voc", "fcn32s", "FCN-32s fixed", "journal Table 2", "seg11valid", (82.9, 64.6, 46.6, 72.3),
+        recipe="fixed",
+    ),
+    _row("voc", "fcn_pool5", "FCN-pool5", "journal Table 2", "seg11valid", (87.4, 60.5, 50.0, 78.5)),
+    _row("voc", "fcn_pool4", "FCN-pool4", "journal Table 2", "seg11valid", (78.7, 31.7, 22.4, 67.0)),
+    _row("voc", "fcn_pool3", "FCN-pool3", "journal Table 2", "seg11valid", (70.9, 13.7, 9.2, 57.6)),
+    # CVPR Table 1 (mean IU only; the CVPR minibatch recipe; its timings are in TABLE1 below).
+    _row("voc", "fcn32s", "FCN-VGG16", "CVPR Table 1", "seg11valid", (56.0,), ("mean_iu",), recipe="cvpr"),
+    _row("voc", "fcn_googlenet", "FCN-GoogLeNet", "CVPR Table 1", "seg11valid", (42.5,), ("mean_iu",)),
+    # The reference's released FCN-AlexNet, trained with its own solver (CVPR Table 1 lists 39.8 for the
+    # CVPR paper's FCN-AlexNet, see TABLE1).
+    _row("voc", "fcn_alexnet", "FCN-AlexNet", "reference README", "seg11valid", (48.0,), ("mean_iu",)),
+    # VOC2012 test (scored by the evaluation server; listed, never paired with a validation run).
+    _row("voc", "fcn8s", "FCN-8s", "journal, VOC2012 test", "VOC2012 test", (67.2,), ("mean_iu",)),
+    _row(
+        "voc", "fcn8s", "FCN-8s", "CVPR, VOC2012 test", "VOC2012 test", (62.2,), ("mean_iu",), recipe="cvpr"
+    ),
+    # CVPR Table 4: NYUDv2, 40 classes, trained on 795 images, scored on the 654 test images.
+    _row("nyud", "fcn32s", "FCN-32s RGB", "CVPR Table 4", "test", (60.0, 42.2, 29.2, 43.9)),
+    _row("nyud", "fcn32s", "FCN-32s RGBD", "CVPR Table 4", "test", (61.5, 42.4, 30.5, 45.5), input="rgbd"),
+    _row("nyud", "fcn32s", "FCN-32s HHA", "CVPR Table 4", "test", (57.1, 35.2, 24.2, 40.4), input="hha"),
+    _row(
+        "nyud", "fcn32s_rgb_hha", "FCN-32s RGB-HHA", "CVPR Table 4", "test", (64.3, 44.9, 32.8, 48.0),
+        input="rgb-hha",
+    ),
+    _row(
+        "nyud", "fcn16s_rgb_hha", "FCN-16s RGB-HHA", "CVPR Table 4", "test", (65.4, 46.1, 34.0, 49.5),
+        input="rgb-hha",
+    ),
+    # CVPR Table 5: SIFT Flow, 33 semantic and 3 geometric classes, 200 test images; the two-headed FCN-16s.
+    _row(
+        "siftflow", "siftflow_fcn16s", "FCN-16s", "CVPR Table 5", "test", (85.2, 51.7, 39.5, 76.1, 94.3),
+        tuple(METRIC_TITLES),
+    ),
+    # PASCAL-Context, 59 classes + background: the journal reports these nets; their numbers could not be
+    # sourced here, so they are unknown rather than quoted from memory.
+    _row("context", "fcn32s", "FCN-32s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+    _row("context", "fcn16s", "FCN-16s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+    _row("context", "fcn8s", "FCN-8s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrunkRow:
+    """CVPR Table 1 for one trunk: its 32s net on VOC (500 x 500 inputs, forward time on a Tesla K40c)."""
+
+    model: str
+    title: str
+    mean_iu: float
+    ms: int
+    params_m: int
+    receptive_field: int
+    max_stride: int
+    source: str = "CVPR Table 1"
+
+
+#: CVPR Table 1 (the 32s nets of each trunk), by model name.
+TABLE1: dict[str, TrunkRow] = {
+    "fcn_alexnet": TrunkRow("fcn_alexnet", "FCN-AlexNet", 39.8, 50, 57, 355, 32),
+    "fcn32s": TrunkRow("fcn32s", "FCN-VGG16", 56.0, 210, 134, 404, 32),
+    "fcn_googlenet": TrunkRow("fcn_googlenet", "FCN-GoogLeNet", 42.5, 59, 6, 907, 32),
+}
+
+
+def rows_of(dataset: str) -> list[PaperRow]:
+    """The rows of one dataset, in table order."""
+    return [row for row in PAPER_ROWS if row.dataset == dataset]
+
+
+def paper_row(identity: RunIdentity) -> PaperRow | None:
+    """The row a run is held against: same dataset, model, input and recipe, scored on the split the
+    suite validates that dataset on; ``None`` when the papers have no such row."""
+    if identity.dataset not in DATASETS:
+        return None
+    split = DATASETS[identity.dataset][1]
+    return next((row for row in PAPER_ROWS if row.identity == identity and row.split == split), None)
+
+
+# ------------------------------------------------------------------------------ a run's identity
+
+
+def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _apply_override(config: dict[str, Any], key: str, value: str) -> None:
+    node = config
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+    node[last] = yaml.safe_load(value)
+
+
+def _overrides(arguments: Sequence[str]) -> Iterable[tuple[str, str]]:
+    """``--key value`` and ``--key=value`` pairs of a command line."""
+    i = 0
+    while i < len(arguments):
+        argument = arguments[i]
+        if argument.startswith("--") and "=" in argument:
+            key, _, value = argument[2:].partition("=")
+            yield key, value
+        elif argument.startswith("--") and i + 1 < len(arguments):
+            yield argument[2:], arguments[i + 1]
+            i += 1
+        i += 1
+
+
+def identify_configs(configs: Sequence[str | Path], overrides: Sequence[str] = ()) -> RunIdentity:
+    """What a fit of these config files (and command-line overrides) trains, read from the files as they
+    are merged (later ones win), without building anything."""
+    config: dict[str, Any] = {}
+    for path in configs:
+        _merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    for key, value in _overrides(overrides):
+        if key.startswith(("model.", "data.")):
+            _apply_override(config, key, value)
+    return identify(config)
+
+
+def identify(config: Mapping[str, Any]) -> RunIdentity:
+    """A run's identity from its (merged or resolved) config: ``model`` and ``data`` sections."""
+    from fcn_lightning.registry import MODELS  # the registry imports every system: only when used
+
+    model = config.get("model") or {}
+    data = config.get("data") or {}
+    model_args = model.get("init_args") or {}
+    data_args = data.get("init_args") or {}
+    data_class = str(data.get("class_path", "")).rsplit(".", 1)[-1]
+    dataset = next((name for name, (cls, _) in DATASETS.items() if cls == data_class), None)
+    model_class = str(model.get("class_path", "")).rsplit(".", 1)[-1]
+    spec = next((row for row in MODELS.values() if row.system.__name__ == model_class), None)
+    modalities = tuple(data_args.get("modalities") or ("rgb",))
+    input_kind = {("rgb",): "rgb", ("hha",): "hha", ("rgb", "depth"): "rgbd", ("rgb", "hha"): "rgb-hha"}.get(
+        modalities, "-".join(modalities)
+    )
+    recipe = "reference"
+    if model_args.get("train_only"):
+        recipe = "fixed"
+    elif spec is not None and spec.trunk == "VGG16" and model_args.get("loss_reduction") == "mean":
+        recipe = "cvpr"
+    return RunIdentity(dataset, spec.name if spec else None, input_kind, recipe)
+
+
+def compare(scores: Mapping[str, float], row: PaperRow | None) -> dict[str, float | None]:
+    """``scores`` (fractions) minus the paper's (percent), in points, per metric the row has; ``None``
+    where the paper's number is unknown or the run has no such score."""
+    if row is None:
+        return {}
+    out: dict[str, float | None] = {}
+    for key, theirs in row.scores.items():
+        ours = scores.get(key)
+        out[key] = None if theirs is None or ours is None or ours != ours else 100 * float(ours) - theirs
+    return out
+
+
+def format_points(value: float | None, signed: bool = False) -> str:
+    """A percent value as the tables print it (``-`` for unknown)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def row_key(row: PaperRow) -> str:
+    """A short stable key of a row (``voc-fcn32s-rgb-reference``), for CSV files."""
+    return _SLUG.sub("-", f"{row.dataset} {row.model} {row.input} {row.recipe} {row.split}".lower())
