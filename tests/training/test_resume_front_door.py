@@ -1,0 +1,103 @@
+"""A resumed ``fit`` as a user sees it: no "not resumable" warning, one log folder, a summary naming the
+folders actually used, and no ``config.yaml`` dropped into the working directory."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fcn_lightning.cli import main
+from fcn_lightning.training.resume import ResumableLoader, ResumableSampler
+
+
+def tiny_fit_config(folder: Path, data_root: Path, logger: dict | bool) -> Path:
+    """A CSV-logged fit of a thin FCN-32s: 4 batches an epoch, last.ckpt every step."""
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_epochs": -1,
+            "check_val_every_n_epoch": None,
+            "val_check_interval": 100,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "log_every_n_steps": 1,
+            "logger": logger,
+        },
+        "model": {
+            "class_path": "fcn_lightning.FCN32s",
+            "init_args": {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"},
+        },
+        "data": {
+            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
+            "init_args": {
+                "root": str(data_root),
+                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
+                "batch_size": 2,
+                "crop_size": 24,
+            },
+        },
+        "resume": {"every_n_train_steps": 1},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "fit.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+CSV_LOGGER = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_path, monkeypatch, capsys):
+    config = tiny_fit_config(tmp_path, tmp_path / "data", CSV_LOGGER)
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(config), "--trainer.max_steps", "3"])
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["fit", "--config", str(config), "--trainer.max_steps", "5"])  # from step 3: mid-epoch
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "not resumable" in m or "will be deleted" in m], said
+    run = tmp_path / "logs" / "lightning_logs"
+    assert [p.name for p in run.iterdir()] == ["version_0"]  # logs continue beside the checkpoints
+    with (run / "version_0" / "metrics.csv").open() as f:
+        steps = {int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")}
+    assert steps == {0, 1, 2, 3, 4}  # the first run's rows kept, the resumed run's after them
+    saved = torch.load(run / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 5
+    (loader_state,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # Lightning saves it
+    assert loader_state.keys() == {"shuffle_seed", "epoch", "batches"}
+    summary = capsys.readouterr().out
+    assert "Checkpoints in logs/lightning_logs/version_0/checkpoints" in summary.replace(
+        str(tmp_path) + "/", ""
+    )
+    assert "Logs in logs/lightning_logs/version_0" in summary.replace(str(tmp_path) + "/", "")
+    assert not (tmp_path / "config.yaml").exists()
+    assert (run / "version_0" / "config.yaml").is_file()
+
+
+class Indices:
+    """A dataset of its own indices, taking the sampler's (index, augmentation seed) pairs."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, key: tuple[int, int]) -> int:
+        return key[0]
+
+
+def test_the_training_loader_enters_the_order_where_its_saved_state_says():
+    data = Indices()
+    loader = ResumableLoader(data, batch_size=2, sampler=ResumableSampler(data, seed=3))
+    whole = [b.tolist() for b in loader]
+    loader.load_state_dict({"shuffle_seed": 3, "epoch": 0, "batches": 2})
+    assert [b.tolist() for b in loader] == whole[2:]
+    loader.load_state_dict({})  # a checkpoint saved outside a fit: the order as it comes
+    assert [b.tolist() for b in loader] == whole
