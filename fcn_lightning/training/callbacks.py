@@ -22,7 +22,8 @@ from fcn_lightning.training.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image.
+    """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image
+    (two-task nets, SIFT Flow: also ``<id>_geo.png``, the geometric classes).
 
     Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
     with a ``path`` (an image folder) get one.
@@ -54,6 +55,9 @@ class PredictionWriter(BasePredictionWriter):
             h, w = prediction["size"][i].tolist()  # the image as stored: drops padding added to batch it
             label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
             save_label_png(self.output_dir / f"{sample_id}.png", label)
+            if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes, beside
+                geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
+                save_label_png(self.output_dir / f"{sample_id}_geo.png", geo)
             if self.overlays and "path" in prediction:
                 picture = Image.fromarray(overlay(read_image(prediction["path"][i]), label, alpha=self.alpha))
                 with atomic_write(self.output_dir / f"{sample_id}_overlay.png") as f:

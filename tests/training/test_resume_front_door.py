@@ -101,3 +101,23 @@ def test_the_training_loader_enters_the_order_where_its_saved_state_says():
     assert [b.tolist() for b in loader] == whole[2:]
     loader.load_state_dict({})  # a checkpoint saved outside a fit: the order as it comes
     assert [b.tolist() for b in loader] == whole
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_auto_resume_of_a_checkpoint_saved_on_a_gpu_loads_it_to_the_cpu(tmp_path, monkeypatch):
+    config = tiny_fit_config(tmp_path, tmp_path / "data", CSV_LOGGER)
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(config), "--trainer.max_steps", "2"])
+    last = tmp_path / "logs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    # Saved again with every storage tagged cuda:0, as torch.save writes a GPU run's tensors.
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    registry = list(torch.serialization._package_registry)
+    torch.serialization.register_package(0, lambda storage: "cuda:0", lambda storage, location: None)
+    try:
+        torch.save(checkpoint, last)
+    finally:
+        torch.serialization._package_registry[:] = registry
+    with pytest.raises(RuntimeError, match="deserialize object on a CUDA device"):
+        torch.load(last, weights_only=True)  # what a load without map_location meets on this machine
+    main(["fit", "--config", str(config), "--trainer.max_steps", "3"])
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3
