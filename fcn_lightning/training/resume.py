@@ -181,6 +181,14 @@ class ResumableLoader(DataLoader):
     #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit); set by the data module.
     position: Callable[[], dict[str, Any]] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The workers' base seed from a generator of its own: drawn from the global stream, as DataLoader
+        # does by default, each epoch's new iterator would advance it, and a run resumed from a checkpoint
+        # written at an epoch's end (before that draw) would drop out and sample other pixels than the
+        # uninterrupted run. Augmentation does not depend on it (seeded per sample).
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+        super().__init__(*args, **kwargs)
+
     def state_dict(self) -> dict[str, Any]:
         return dict(self.position()) if self.position is not None else {}
 
@@ -393,7 +401,8 @@ def resume_checkpoint(trainer: L.Trainer) -> str | None:
         for callback in callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = folder
-        continue_logger_version(trainer.loggers[0], Path(folder).parent.name, trainer.is_global_zero)
+        if trainer.loggers:
+            continue_logger_version(trainer.loggers[0], Path(folder).parent.name, trainer.is_global_zero)
     log.info("resuming from %s (resume.auto: false starts afresh)", path)
     return path
 
