@@ -121,3 +121,41 @@ def test_auto_resume_of_a_checkpoint_saved_on_a_gpu_loads_it_to_the_cpu(tmp_path
         torch.load(last, weights_only=True)  # what a load without map_location meets on this machine
     main(["fit", "--config", str(config), "--trainer.max_steps", "3"])
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3
+
+
+CRASH = """
+import lightning as L
+
+
+class CrashAfter(L.Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("crashed")
+"""
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_resumed_from_an_epochs_end_trains_on_exactly_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    # 4 batches an epoch, last.ckpt every 4 steps: the one of step 4 is the last batch of epoch 0; the run
+    # crashes after step 5. The next epoch's loader iterator is made after that checkpoint: it must not
+    # draw from the random stream that dropout draws from.
+    config = tiny_fit_config(tmp_path, tmp_path / "data", False)
+    (tmp_path / "crash.py").write_text(CRASH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--config", str(config), "--trainer.max_steps", "6", "--resume.every_n_train_steps", "4"]
+    main([*run, "--trainer.default_root_dir", "whole"])
+    crash = ["--trainer.callbacks+=crash.CrashAfter", "--trainer.callbacks.step=5"]
+    with pytest.raises(RuntimeError, match="crashed"):
+        main([*run, "--trainer.default_root_dir", "parts", *crash])
+    main([*run, "--trainer.default_root_dir", "parts"])  # the same command again
+    whole, parts = (
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        for run in ("whole", "parts")
+    )
+    assert whole["global_step"] == parts["global_step"] == 6
+    for name, value in whole["state_dict"].items():
+        assert torch.equal(parts["state_dict"][name], value), name
