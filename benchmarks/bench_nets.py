@@ -251,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time training with the dense upsampling layers, interleaved with the default ones",
     )
+    p.add_argument(
+        "--compile", choices=("on", "off"), default="off", help="torch.compile the net (dynamic=False)"
+    )
+    p.add_argument(
+        "--cudnn-benchmark",
+        choices=("on", "off"),
+        default="on",
+        help="cuDNN autotuning (CUDA); with --warmup 0 --iters 1 over many sizes, each size's first step "
+        "shows what re-tuning costs",
+    )
     p.add_argument("--out", help="also append the Markdown block to this file")
     return p
 
@@ -381,6 +391,8 @@ def measure_plain(
     torch.backends.cudnn.benchmark = False
     try:
         model = build_fcn(variant, args.num_classes, width=args.width, batch_norm=args.batch_norm).to(device)
+        if args.compile == "on":
+            model.compile(dynamic=False)  # one graph per input size and batch
         with dense_upsampling():
             fwd, train, _, _ = measure(
                 model, device, size, 1, args.num_classes, "fp32", False, args.warmup, args.iters
@@ -530,8 +542,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     benchmark_before = torch.backends.cudnn.benchmark
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # the input size is fixed per measurement: autotuning pays off
+    if cuda:  # on by default: the input size is fixed per measurement, so autotuning pays off
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     peak = matmul_peak_tflops(device, args.peak_size or (8192 if cuda else 512))
 
     rows: list[Row] = []
@@ -541,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
     overhead: list[list[str]] = []
     for variant in args.variants:
         model = build_fcn(variant, args.num_classes, width=args.width, batch_norm=args.batch_norm).to(device)
+        if args.compile == "on":
+            model.compile(dynamic=False)  # one graph per input size and batch
         params[variant] = (
             sum(p.numel() for p in model.parameters()),
             sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -615,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
         *markdown_table(COLUMNS, main_body),
         "",
         f"warmup {args.warmup}, iters {args.iters}, width {args.width}, batch norm "
-        f"{'on' if args.batch_norm else 'off'}, {args.num_classes} classes. Infer: eval, inference mode. "
+        f"{'on' if args.batch_norm else 'off'}, {args.num_classes} classes, torch.compile {args.compile}, "
+        f"cudnn.benchmark {args.cudnn_benchmark if cuda else 'n/a'}. Infer: eval, inference mode. "
         "Train: forward, cross-entropy (ignore 255), backward, SGD step (momentum 0.99). FLOPs: torch "
         "FlopCounterMode (2 per multiply-add), per image, the net's (upsamplers as dense deconvolutions); "
         "train counted as autograd runs it. % peak: TFLOP/s / the measured bf16 matmul peak. x plain: "

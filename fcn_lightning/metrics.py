@@ -270,8 +270,13 @@ class SegmentationMetrics(MulticlassJaccardIndex):
         self.confmat += counts[: n * n].view(n, n)
 
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
-        """All scores of the accumulated matrix (see :func:`scores_from_confmat`), not the parent's one."""
-        return scores_from_confmat(self.confmat, self.exclude_classes)
+        """All scores of the accumulated matrix (see :func:`scores_from_confmat`), not the parent's one,
+        and that matrix itself as ``confmat``.
+
+        Under DDP this is the matrix summed over the processes: after ``compute`` torchmetrics puts each
+        process's own share back into :attr:`confmat`, so figures and per-class tables must read this one.
+        """
+        return {**scores_from_confmat(self.confmat, self.exclude_classes), "confmat": self.confmat.clone()}
 
     def _names(self) -> list[str]:
         return (

@@ -7,6 +7,7 @@ copy) to break files on purpose.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -195,3 +196,24 @@ def image_folder(tmp_path: Path) -> Path:
 def image_folder_writer() -> Any:
     """``image_folder_writer(root, sizes, per_size)``: :func:`write_image_folder`, for module fixtures."""
     return write_image_folder
+
+
+#: ``FCN_CUDA_TESTS_ON=cpu`` runs the bodies of the ``cuda`` tests on the CPU: a check of the tests
+#: themselves on a machine without a GPU (what only CUDA has, sync debug mode and NCCL, still skips).
+CUDA_TESTS_ON = os.environ.get("FCN_CUDA_TESTS_ON", "cuda")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``cuda`` tests, saying why, where torch sees no CUDA device."""
+    if torch.cuda.is_available() or CUDA_TESTS_ON == "cpu":
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cuda_device() -> torch.device:
+    """The device of the ``cuda`` tests: ``cuda``, or the CPU under ``FCN_CUDA_TESTS_ON=cpu``."""
+    return torch.device("cpu" if CUDA_TESTS_ON == "cpu" else "cuda")

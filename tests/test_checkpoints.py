@@ -170,7 +170,9 @@ def test_only_settings_the_config_sets_can_contradict_a_ckpt_path():
 
 def test_divergence_checks_every_step_on_a_cpu_and_catches_a_nan_between_reads_on_a_gpu():
     cpu, gpu = (SimpleNamespace(device=torch.device(d), hparams={}) for d in ("cpu", "cuda"))
-    trainer = SimpleNamespace(global_step=0, checkpoint_callbacks=[], optimizers=[], precision="32-true")
+    trainer = SimpleNamespace(
+        global_step=0, world_size=1, checkpoint_callbacks=[], optimizers=[], precision="32-true"
+    )
     on_cpu, on_gpu, every_5 = StopOnDivergence(), StopOnDivergence(), StopOnDivergence(5)
     on_cpu.setup(trainer, cpu, "fit")
     on_gpu.setup(trainer, gpu, "fit")

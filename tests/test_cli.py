@@ -322,7 +322,7 @@ def test_fit_ends_with_a_summary_and_logs_progress_as_lines(tmp_path, capsys):
     assert "\r" not in captured.err and "step 2/2 (100%)" in captured.err  # not a terminal: plain lines
     summary = captured.out.strip().splitlines()[-1]
     assert summary.startswith("fit: FCN32s on SyntheticVOCDataModule, 2 steps; ") and "val/mean_iu" in summary
-    assert f"last {tmp_path / 'run'}" in summary and "last.ckpt" in summary
+    assert f"Checkpoints in {tmp_path / 'run'}" in summary and "last last.ckpt" in summary
 
 
 def test_compare_sampling_writes_the_curves_of_all_four_runs(tmp_path, capsys):

@@ -96,6 +96,10 @@ def test_a_run_with_the_wandb_config_and_no_login_finishes_offline_with_everythi
     assert done.returncode == 0, done.stderr[-3000:]
     [run_dir] = (tmp_path / "wandb").glob("offline-run-*")
     assert f"wandb sync {run_dir.relative_to(tmp_path)}" in done.stderr  # says how to upload it
+    (summary,) = [line for line in done.stdout.splitlines() if line.startswith("fit: ")]
+    assert "Checkpoints in " in summary and f"Logs in {run_dir.relative_to(tmp_path)}." in summary, summary
+    assert not (tmp_path / "config.yaml").exists()  # nothing dropped into the working directory
+    assert (run_dir / "files" / "config.yaml").is_file()  # the resolved config travels with the run
 
     records = read_wandb_records(next(run_dir.glob("run-*.wandb")))
     history = {}

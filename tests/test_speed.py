@@ -33,6 +33,7 @@ def test_defaults_on_the_cpu_leave_layout_and_autotuning_off():
     assert switches.applied == {
         "channels_last": False,
         "cudnn_benchmark": False,
+        "eval_cudnn_benchmark": False,
         "compile": False,
         "compile_mode": None,
         "threads": None,
@@ -93,9 +94,9 @@ def test_compile_compiles_the_net_in_place_keeping_the_state_dict(monkeypatch):
     ("kwargs", "message"),
     [
         ({"channels_last": "yes"}, "speed.channels_last must be true, false or null"),
-        ({"compile": 1}, "speed.compile must be true or false"),
+        ({"compile": 1}, "speed.compile must be true, false or null"),
         ({"compile_mode": "fast", "compile": True}, "speed.compile_mode must be one of"),
-        ({"compile_mode": "max-autotune"}, "needs speed.compile=true"),
+        ({"compile_mode": "max-autotune", "compile": False}, "needs speed.compile true or null"),
         ({"threads": 0}, "speed.threads must be a whole number >= 1"),
     ],
 )
@@ -163,3 +164,92 @@ def test_channels_last_reaches_the_images_of_every_loop():
         getattr(switches, hook)(None, None, batch, 0)
         assert batch["image"].is_contiguous(memory_format=torch.channels_last), hook
         assert not batch["image"].is_contiguous(), hook
+
+
+class _CudaStrategy:
+    """A strategy whose root device is CUDA (``resolve`` reads nothing else from it)."""
+
+    root_device = torch.device("cuda", 0)
+
+
+def _on_cuda(datamodule) -> L.Trainer:
+    """A CPU trainer that SpeedSwitches takes for a CUDA one, with ``datamodule`` attached."""
+    trainer = _trainer()
+    trainer.strategy.__class__ = type(
+        "FakeCuda", (type(trainer.strategy),), {"root_device": _CudaStrategy.root_device}
+    )
+    trainer._data_connector.attach_datamodule(FCN32s(**TINY), datamodule=datamodule)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("data", "train", "evaluation", "compiled", "why"),
+    [
+        ({}, False, False, False, "whole images of varying sizes"),
+        ({"crop_size": 64}, True, False, False, "random crops of 64x64"),
+        ({"batch_size": 4}, True, False, False, "size buckets"),
+        ({"pad_to": 96}, True, True, True, "every image padded to 96x96"),
+    ],
+)
+def test_on_cuda_autotuning_and_compile_default_on_only_where_shapes_repeat(
+    tmp_path, data, train, evaluation, compiled, why
+):
+    from fcn_lightning.data import SyntheticVOCDataModule
+
+    module = SyntheticVOCDataModule(root=str(tmp_path), **data)
+    switches = SpeedSwitches()
+    settings = switches.resolve(_on_cuda(module))
+    assert (settings["cudnn_benchmark"], settings["eval_cudnn_benchmark"]) == (train, evaluation)
+    assert settings["compile"] is compiled and settings["channels_last"]
+    assert why in " ".join(switches.reasons) and len(switches.reasons) == 2  # autotuning, compile
+    assert SpeedSwitches(cudnn_benchmark=False, compile=False).resolve(_on_cuda(module))["compile"] is False
+
+
+def test_the_validation_inside_a_fit_autotunes_by_its_own_shapes(tmp_path):
+    switches = SpeedSwitches()
+    switches.applied = {"cudnn_benchmark": True, "eval_cudnn_benchmark": False}
+    before = torch.backends.cudnn.benchmark
+    trainer = _trainer()
+    trainer.state.fn = "fit"
+    try:
+        switches.on_validation_start(trainer, None)  # type: ignore[arg-type]
+        assert torch.backends.cudnn.benchmark is False
+        switches.on_validation_end(trainer, None)  # type: ignore[arg-type]
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def test_deterministic_on_cuda_is_refused_in_one_line_at_build_time(monkeypatch, capsys):
+    import fcn_lightning.training.speed as speed
+
+    monkeypatch.setattr(speed, "runs_on_cuda", lambda trainer: True)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "fit",
+                    "--config",
+                    str(CONFIGS / "synthetic/base.yaml"),
+                    "--config",
+                    str(CONFIGS / "synthetic/fcn32s.yaml"),
+                    "--model.init_args.width",
+                    "0.0625",
+                    "--trainer.logger",
+                    "false",
+                    "--trainer.deterministic",
+                    "true",
+                ]
+            )
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    (line,) = [x for x in err if "deterministic" in x]  # the reason, whole, on the error's one line
+    assert "error: " in line and "trainer.deterministic=true cannot run on CUDA" in line, err
+    assert "bilinear upsampling" in line and "deterministic: warn" in line
+    trainer = _trainer(deterministic="warn")  # warn-only runs, and so does true on a CPU
+    try:
+        speed.check_deterministic(trainer)
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -32,9 +32,10 @@ from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.training.divergence import StopOnDivergence
+from fcn_lightning.training.loggers import log_folder
 from fcn_lightning.training.progress import LineProgressBar, is_terminal
 from fcn_lightning.training.resume import ResumeCheckpoint, resume_checkpoint
-from fcn_lightning.training.speed import SpeedSwitches
+from fcn_lightning.training.speed import SpeedSwitches, check_deterministic
 
 #: The checkpoints every run keeps: best validation mean IU (what staged hands on by default) and last.
 CHECKPOINT_DEFAULTS = {
@@ -66,14 +67,38 @@ class FCNArgumentParser(LightningArgumentParser):
 
 
 class SaveAndLogConfig(SaveConfigCallback):
-    """LightningCLI's ``config.yaml`` next to the logs, and the same resolved config in each W&B run."""
+    """The resolved config as ``config.yaml`` in the run's log folder (a TensorBoard / CSV version folder,
+    or the W&B run's files, uploaded with it), and in each W&B run's config.
+
+    Never in the working directory unasked: without a logger it goes to ``trainer.default_root_dir`` only
+    where that was set to another folder (LightningCLI's own callback writes it wherever
+    ``trainer.log_dir`` points, the working directory for W&B runs and runs without a logger).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "save_to_log_dir": False})
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if loggers:
+        for wandb_logger in loggers:
             config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-            for wandb_logger in loggers:
-                wandb_logger.experiment.config.update(config, allow_val_change=True)
+            wandb_logger.experiment.config.update(config, allow_val_change=True)
+        if trainer.loggers:
+            folder = log_folder(trainer.loggers[0])
+            if folder is not None and isinstance(trainer.loggers[0], WandbLogger):
+                folder = str(Path(folder, "files"))
+        else:
+            root = Path(trainer.default_root_dir).resolve()
+            folder = None if root == Path.cwd().resolve() else str(root)
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config,
+                str(Path(folder, self.config_filename)),
+                skip_none=False,
+                overwrite=self.overwrite,
+                multifile=self.multifile,
+            )
 
 
 class FCNLightningCLI(LightningCLI):
@@ -163,6 +188,7 @@ class FCNLightningCLI(LightningCLI):
             # parameters between processes fail here too, before any data is read or any step runs.
             self.datamodule.check_model(self.model)
             check_strategy(self.trainer, self.subcommand)
+            check_deterministic(self.trainer)
 
     @contextmanager
     def constructor_errors_reported(self) -> Iterator[None]:
@@ -200,6 +226,8 @@ class DataCheckCLI(FCNLightningCLI):
 def refuse_other_run(model: L.LightningModule, trainer: L.Trainer, ckpt_path: str) -> None:
     """Auto-resume continues only a run of this model that has not gone past this run's ``max_steps``;
     anything else is refused in one line naming the way out (:class:`CommandError`)."""
+    # To the CPU: this runs before Lightning places the processes on their devices, and a run saved on a
+    # GPU would otherwise load onto the first GPU in every process (or fail where there is none).
     checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
     found = checkpoint_mismatches(model, checkpoint)
     steps = int(checkpoint.get("global_step", 0))
@@ -228,7 +256,9 @@ def build(
 
 
 def run_summary(subcommand: str, cli: LightningCLI) -> str:
-    """One paragraph on what a fit / validate / test / predict run did and where its results are."""
+    """One paragraph on what a fit / validate / test / predict run did and where its results are: for a
+    fit the checkpoint folder, and for every run the folders its loggers wrote (W&B: the local run
+    folder), the ones actually used (a resumed fit's are those of the run it continued)."""
     trainer = cli.trainer
     text = f"\n{subcommand}: {type(cli.model).__name__} on {type(cli.datamodule).__name__}"
     if subcommand == "fit":
@@ -237,15 +267,20 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
     if scores:
         text += "; " + ", ".join(f"{k} {100 * float(v):.1f}%" for k, v in sorted(scores.items()))
     saved = trainer.checkpoint_callback
-    if subcommand == "fit" and saved is not None and saved.best_model_path:
-        text += f". Checkpoints: best {saved.best_model_path}, last {saved.last_model_path}"
+    if subcommand == "fit" and saved is not None and saved.dirpath:
+        text += f". Checkpoints in {saved.dirpath}"
+        if saved.best_model_path:
+            text += f" (best {Path(saved.best_model_path).name}, last {Path(saved.last_model_path).name})"
+    speed = [c for c in trainer.callbacks if isinstance(c, SpeedSwitches)]
+    if subcommand == "fit" and speed and speed[0].reasons:
+        text += f". Speed: {'; '.join(speed[0].reasons)}"
     writers = [c for c in trainer.callbacks if isinstance(c, PredictionWriter)]
     if subcommand == "predict" and writers:
         text += f". Predictions of {writers[0].written} images in {writers[0].output_dir}"
         if writers[0].failed:
             text += f"; {len(writers[0].failed)} files could not be read (named below)"
-    if trainer.log_dir:
-        text += f". Logs in {trainer.log_dir}"
+    folders = [f for f in (log_folder(lg) for lg in trainer.loggers) if f]
+    text += f". Logs in {', '.join(folders)}" if folders else ". No logger (trainer.logger: false)"
     return text + "."
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fcn_lightning.cli.errors import CommandError
-from fcn_lightning.cli.lightning import FCNLightningCLI, build
+from fcn_lightning.cli.lightning import FCNLightningCLI, build, run_summary
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
@@ -47,6 +47,8 @@ def _fit_stage(
         ]
     cli = build(FCNLightningCLI, args, prog="fcn-lightning staged")
     cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
+    if cli.trainer.is_global_zero:  # where this stage's checkpoints and logs went (W&B runs included)
+        print(run_summary("fit", cli))
     saved = cli.trainer.checkpoint_callback
     ckpt, scored = (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
     if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last

@@ -42,7 +42,7 @@ from fcn_lightning.data.transforms import (
 )
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
 from fcn_lightning.training.progress import progress
-from fcn_lightning.training.resume import ResumableSampler
+from fcn_lightning.training.resume import ResumableLoader, ResumableSampler
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
@@ -438,7 +438,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         workers = self.num_workers > 0
-        return DataLoader(
+        loader = (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=self.train_sampler(dataset) if train else eval_sampler(dataset),
@@ -449,6 +449,9 @@ class SegmentationDataModule(L.LightningDataModule):
             persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
         )
+        if isinstance(loader, ResumableLoader):  # Lightning saves where training stands with the loader
+            loader.position = self.state_dict
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, self.batch_size, train=True)

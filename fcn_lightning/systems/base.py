@@ -475,7 +475,8 @@ class FCNSystem(L.LightningModule):
         result = metrics.compute()  # syncs the confusion matrices across processes once per epoch
         self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/"), prog_bar=True)
         self.log_dict(metrics.per_class(result, prefix=f"{prefix}/iu/"))
-        self.last_evaluation[prefix] = {"confmat": metrics.confmat.detach().cpu().clone(), **result}
+        # the matrix summed over the processes (metrics.confmat is this process's share again)
+        self.last_evaluation[prefix] = {**result, "confmat": result["confmat"].detach().cpu()}
         metrics.reset()
 
     def on_validation_epoch_start(self) -> None:

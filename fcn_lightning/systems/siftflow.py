@@ -143,7 +143,7 @@ class SIFTFlowFCNSystem(FCNSystem):
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         sem = metrics.compute()
-        every_class = scores_from_confmat(metrics.confmat)
+        every_class = scores_from_confmat(sem["confmat"])  # summed over the processes, as the scores
         scores = {k: sem[k] for k in SCORE_NAMES}
         self.log_dict(as_floats(scores, prefix=f"{prefix}/"), prog_bar=True)
         self.log_dict(as_floats(scores, prefix=f"{prefix}/sem/"))
@@ -154,8 +154,8 @@ class SIFTFlowFCNSystem(FCNSystem):
         geo_metrics = self.geo_metrics[prefix]
         geo = geo_metrics.compute()
         # for the figures and loggers: the semantic task under the plain prefix, as the scores
-        self.last_evaluation[prefix] = {"confmat": metrics.confmat.detach().cpu().clone(), **sem}
-        self.last_evaluation[f"{prefix}/geo"] = {"confmat": geo_metrics.confmat.detach().cpu().clone(), **geo}
+        self.last_evaluation[prefix] = {**sem, "confmat": sem["confmat"].detach().cpu()}
+        self.last_evaluation[f"{prefix}/geo"] = {**geo, "confmat": geo["confmat"].detach().cpu()}
         self.log_dict(as_floats({k: geo[k] for k in SCORE_NAMES}, prefix=f"{prefix}/geo/"))
         self.log_dict(geo_metrics.per_class(geo, prefix=f"{prefix}/geo/iu/"))
         metrics.reset()
@@ -170,10 +170,12 @@ class SIFTFlowFCNSystem(FCNSystem):
         self.geo_metrics["test"].reset()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU."""
+        """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU, with the batch's
+        image sizes (to crop padding), ids and, for image folders, paths."""
         logits = self.evaluation_logits(batch["image"])
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
+        out["size"] = batch["size"].cpu()  # the writer crops each map to its image
         return {**out, **{k: batch[k] for k in ("id", "path") if k in batch}}
 
 

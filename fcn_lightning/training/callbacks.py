@@ -23,7 +23,8 @@ from fcn_lightning.training.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image.
+    """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image
+    (two-task nets, SIFT Flow: also ``<id>_geo.png``, the geometric classes).
 
     Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
     with a ``path`` (an image folder) get one. Files of an image folder that could not be read are
@@ -63,6 +64,9 @@ class PredictionWriter(BasePredictionWriter):
             label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
             save_label_png(self.output_dir / f"{sample_id}.png", label)
             self.written += 1
+            if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes, beside
+                geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
+                save_label_png(self.output_dir / f"{sample_id}_geo.png", geo)
             if self.overlays and "path" in prediction:
                 picture = Image.fromarray(
                     overlay(

@@ -10,6 +10,10 @@ on a GPU the read waits for the step to finish (the host cannot queue the next s
 larger interval waits less often and stops up to that many steps late. Between two reads the flag
 accumulates on the device (no wait), and every checkpoint is checked before it is written, whatever
 the interval: a NaN loss or a NaN weight is never saved as ``last.ckpt`` or best.
+
+Under DDP the flag is reduced across the processes at each read (one all-reduce of one number), so a NaN
+that only one process sees stops every process at the same step: a process stopping alone would leave
+the others waiting in their next gradient all-reduce until the process group's timeout.
 """
 
 from __future__ import annotations
@@ -81,12 +85,11 @@ class StopOnDivergence(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if loss is None:
-            return
-        loss = loss.detach()
-        flag = ~torch.isfinite(loss)
-        self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
-        self._loss = loss
+        if loss is not None:  # a skipped step adds nothing, but still takes part in the check below
+            loss = loss.detach()
+            flag = ~torch.isfinite(loss)
+            self._nonfinite = flag if self._nonfinite is None else self._nonfinite | flag
+            self._loss = loss
         if trainer.global_step % self._every == 0:
             self._check_loss(trainer, pl_module)
 
@@ -100,8 +103,17 @@ class StopOnDivergence(Callback):
             self._stop(trainer, pl_module, f"weights {', '.join(bad[:3])} are not finite")
 
     def _check_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._nonfinite is not None and bool(self._nonfinite):
-            self._stop(trainer, pl_module, f"the training loss is {float(self._loss):g}")
+        """Stop where any process has seen a non-finite loss since the last check (every process calls
+        this at the same step: the flag is reduced across them)."""
+        mine = self._nonfinite is not None and self._nonfinite
+        flag = mine if isinstance(mine, torch.Tensor) else torch.tensor(mine, device=pl_module.device)
+        if trainer.world_size > 1:
+            flag = trainer.strategy.reduce(flag.to(torch.float32), reduce_op="max")
+        if not bool(flag):
+            return
+        if isinstance(mine, torch.Tensor) and bool(mine):
+            self._stop(trainer, pl_module, f"the training loss is {float(self._loss):g}")  # type: ignore[arg-type]
+        self._stop(trainer, pl_module, "the training loss of another process is not finite")
 
     def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, what: str) -> None:
         kept = sorted(

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-__all__ = ["FCNWandbLogger", "wandb_offline_reason"]
+__all__ = ["FCNWandbLogger", "log_folder", "wandb_offline_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +95,12 @@ class FCNWandbLogger(WandbLogger):
             log.warning(
                 "W&B: offline run saved in %s; upload it with `wandb sync %s`", self.run_dir, self.run_dir
             )
+
+
+def log_folder(logger: Logger) -> str | None:
+    """Where ``logger`` writes on this machine: a TensorBoard / CSV logger's version folder, a W&B run's
+    local folder (what ``wandb sync`` uploads; ``None`` before the run exists)."""
+    if isinstance(logger, WandbLogger):
+        run = logger._experiment
+        return str(Path(run.dir).parent) if run is not None and getattr(run, "dir", None) else None
+    return getattr(logger, "log_dir", None) or logger.save_dir

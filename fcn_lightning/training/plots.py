@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.distributed as dist
 from matplotlib.figure import Figure
 
 from fcn_lightning.data.palette import colorize
@@ -166,7 +167,13 @@ def validation_examples(
 def save_stage_figures(
     model: L.LightningModule, datamodule: Any, out_dir: Path, num_images: int = 4
 ) -> list[Path]:
-    """``confusion.png`` of the model's last validation and ``predictions.png`` of fixed validation images."""
+    """``confusion.png`` of the model's last validation and ``predictions.png`` of fixed validation images.
+
+    Written by the first process only (under DDP every process calls this; the others return ``[]``); the
+    confusion matrix is the one summed over the processes.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return []
     evaluation = model.last_evaluation["val"]
     names = list(model.val_metrics.class_names or range(model.hparams.num_classes))
     images, truths, preds = validation_examples(model, datamodule, num_images)

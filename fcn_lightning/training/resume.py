@@ -8,8 +8,13 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
 - the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
   permutation, not from a stream shared by the workers, so it depends neither on where a run was
   resumed nor on the number of workers;
-- the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from
-  (:class:`ResumeCheckpoint` saves them and puts them back before the first resumed step).
+- the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from, one
+  set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
+  and gives each process its own back before the first resumed step).
+
+Lightning itself sees the training loader as resumable (:class:`ResumableLoader` has the
+``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into the
+version folder of the run it continues (:func:`resume_checkpoint`).
 
 :class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
 training (so a finished run is found finished), so a killed run
@@ -19,10 +24,13 @@ continue from when the command is run again.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import random
-from collections.abc import Iterator, Sequence
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +39,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import Dataset, DistributedSampler
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 __all__ = [
+    "ResumableLoader",
     "ResumableSampler",
     "ResumeCheckpoint",
+    "continue_logger_version",
+    "gathered_rng_states",
     "restore_rng_states",
     "resume_checkpoint",
     "rng_states",
+    "rng_states_of_rank",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,12 +168,43 @@ class ResumableSampler(DistributedSampler):
         return iter([(index, seeds[index]) for index in mine[skip:]])
 
 
+class ResumableLoader(DataLoader):
+    """The training loader over a :class:`ResumableSampler`, with the ``state_dict`` / ``load_state_dict``
+    that Lightning's fit loop saves in every checkpoint and hands back on resume.
+
+    Without them Lightning takes the loader for one that restarts its epoch, and warns on every mid-epoch
+    resume that the results are unreliable. The state is where the training order stands, as the data
+    module tells it (:attr:`position`: ``epoch`` and ``batches`` trained in it); loading it enters the
+    sampler there, before the loader's first iteration.
+    """
+
+    #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit); set by the data module.
+    position: Callable[[], dict[str, Any]] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The workers' base seed from a generator of its own: drawn from the global stream, as DataLoader
+        # does by default, each epoch's new iterator would advance it, and a run resumed from a checkpoint
+        # written at an epoch's end (before that draw) would drop out and sample other pixels than the
+        # uninterrupted run. Augmentation does not depend on it (seeded per sample).
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+        super().__init__(*args, **kwargs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.position()) if self.position is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "epoch" in state_dict and isinstance(self.sampler, ResumableSampler):
+            self.sampler.resume_at(
+                int(state_dict["epoch"]), int(state_dict["batches"]) * (self.batch_size or 1)
+            )
+
+
 # -------------------------------------------------------------------------------------------- random states
 
 
 def rng_states() -> dict[str, Any]:
-    """The global random states (torch CPU and CUDA, numpy, Python) as plain data and tensors, so a
-    checkpoint holding them loads with ``torch.load(weights_only=True)``."""
+    """This process's global random states (torch CPU, CUDA per device, numpy, Python) as plain data and
+    tensors, so a checkpoint holding them loads with ``torch.load(weights_only=True)``."""
     numpy_state = np.random.get_state(legacy=False)
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -177,16 +221,77 @@ def rng_states() -> dict[str, Any]:
     return states
 
 
-def restore_rng_states(states: dict[str, Any]) -> None:
-    """Put back what :func:`rng_states` saved (CUDA states only where CUDA is in use)."""
+def gathered_rng_states() -> dict[str, Any]:
+    """Every process's :func:`rng_states`, by global rank (``{"per_rank": [...]}``).
+
+    A collective where a process group runs: every process must call it (a checkpoint is assembled on
+    every process, and only rank 0 writes it).
+    """
+    local = rng_states()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return {"per_rank": [local]}
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, local)
+    return {"per_rank": gathered}
+
+
+def rng_states_of_rank(
+    saved: dict[str, Any], rank: int, world_size: int
+) -> tuple[dict[str, Any] | None, str]:
+    """This process's states out of what :func:`gathered_rng_states` saved, and a line saying what could
+    not be given back (empty when every process gets its own).
+
+    Checkpoints of older versions hold one set (rank 0's) for every process. A run resumed on fewer
+    processes than saved leaves the states of the others unused; one resumed on more starts the extra
+    processes from their seeded states (``None``): their dropout and loss sampling then differ from an
+    uninterrupted run's, the rest of the run does not.
+    """
+    if "per_rank" not in saved:
+        return saved, ""
+    per_rank = saved["per_rank"]
+    note = ""
+    if len(per_rank) != world_size:
+        note = (
+            f"the checkpoint holds the random states of {len(per_rank)} processes and this run has "
+            f"{world_size}: "
+            + (
+                f"those of ranks {world_size}-{len(per_rank) - 1} are not used"
+                if len(per_rank) > world_size
+                else f"ranks {len(per_rank)}-{world_size - 1} start from their seeded states"
+            )
+            + " (their dropout and loss sampling differ from an uninterrupted run's)"
+        )
+    return (per_rank[rank] if rank < len(per_rank) else None), note
+
+
+def cuda_states_for_devices(
+    saved: Sequence[torch.Tensor], device_count: int
+) -> tuple[list[torch.Tensor], str]:
+    """The saved per-device CUDA states this machine can take (its first ``device_count``), and a line
+    saying what was left over or missing (empty when the counts agree)."""
+    if len(saved) == device_count:
+        return list(saved), ""
+    return list(saved[:device_count]), (
+        f"the checkpoint holds CUDA random states for {len(saved)} devices and this process sees "
+        f"{device_count}: the first {min(len(saved), device_count)} are restored"
+    )
+
+
+def restore_rng_states(states: dict[str, Any]) -> str:
+    """Put back what :func:`rng_states` saved (CUDA states where CUDA is in use, device by device); returns
+    a line on CUDA states that did not fit this machine's devices (empty when all did)."""
     torch.set_rng_state(states["torch"])
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = states["numpy"]
     key = numpy_state["key"].numpy().astype(np.uint32)
     np.random.set_state(("MT19937", key, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if "cuda" not in states or not torch.cuda.is_available():
+        return ""
+    cuda, note = cuda_states_for_devices(states["cuda"], torch.cuda.device_count())
+    for device, state in enumerate(cuda):
+        torch.cuda.set_rng_state(state, device)
+    return note
 
 
 # ------------------------------------------------------------------------------------------------ callback
@@ -198,7 +303,8 @@ class ResumeCheckpoint(ModelCheckpoint):
     The CLI's ``resume`` section (``--resume.every_n_train_steps 500``): validation checkpoints (the
     ``checkpoint`` section) come only as often as validation runs; this one bounds what a killed run
     loses. Every checkpoint of the run (this one's and the validation ones) carries the global random
-    states, put back before the first step a resumed run trains.
+    states of every process, each put back into its own process before the first step a resumed run
+    trains (a run resumed on fewer or more processes or GPUs says in one line what it could not restore).
 
     Args:
         every_n_train_steps: write ``last.ckpt`` every so many optimisation steps (``None``: only where the
@@ -230,7 +336,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         return type(self).__qualname__  # found again whatever the settings of the resumed run
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "rng_states": rng_states()}
+        return {**super().state_dict(), "rng_states": gathered_rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
@@ -243,8 +349,13 @@ class ResumeCheckpoint(ModelCheckpoint):
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
         if self._pending_rng is not None:
-            restore_rng_states(self._pending_rng)
+            states, note = rng_states_of_rank(self._pending_rng, trainer.global_rank, trainer.world_size)
             self._pending_rng = None
+            notes = [note] if note and trainer.is_global_zero else []
+            if states is not None and (cuda_note := restore_rng_states(states)):
+                notes.append(f"rank {trainer.global_rank}: {cuda_note}")
+            for line in notes:
+                log.warning("resume: %s", line)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
@@ -260,8 +371,8 @@ def resume_checkpoint(trainer: L.Trainer) -> str | None:
     Looks where this run's checkpoints go: the ``dirpath`` of its checkpoint callbacks where set, else
     every version folder of its first logger (``<save_dir>/<name>/<version>/checkpoints``; the newest
     ``last.ckpt``), else ``<default_root_dir>/checkpoints``. A logger starts a new version folder on
-    every run, so the checkpoint callbacks are pointed at the folder found: the resumed run's checkpoints
-    (and its best-checkpoint bookkeeping) continue there.
+    every run, so the checkpoint callbacks are pointed at the folder found, and the logger at its version
+    folder: the resumed run's checkpoints (and its best-checkpoint bookkeeping) and logs continue there.
     """
     resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
     if not resumers or not resumers[0].auto:
@@ -290,5 +401,30 @@ def resume_checkpoint(trainer: L.Trainer) -> str | None:
         for callback in callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = folder
+        if trainer.loggers:
+            continue_logger_version(trainer.loggers[0], Path(folder).parent.name, trainer.is_global_zero)
     log.info("resuming from %s (resume.auto: false starts afresh)", path)
     return path
+
+
+def continue_logger_version(logger: Logger, version: str, global_zero: bool = True) -> None:
+    """Make a TensorBoard or CSV logger write into the version folder ``version`` of the run a resumed run
+    continues, rather than a new one beside it (other loggers are left alone).
+
+    The CSV logger deletes the ``metrics.csv`` it finds; the rows logged before the resume are put back
+    (the resumed steps' rows follow them: readers take a step's last value).
+    """
+    if not isinstance(logger, (TensorBoardLogger, CSVLogger)) or logger._experiment is not None:
+        return
+    number = re.fullmatch(r"version_(\d+)", version)
+    logger._version = int(number.group(1)) if number else version
+    if not isinstance(logger, CSVLogger) or not global_zero:
+        return
+    metrics = Path(logger.log_dir, "metrics.csv")
+    earlier = metrics.read_text() if metrics.is_file() else None
+    with warnings.catch_warnings():  # "... will be deleted": what follows keeps them
+        warnings.filterwarnings("ignore", "Experiment logs directory", UserWarning)
+        writer = logger.experiment
+    if earlier:
+        metrics.write_text(earlier)
+        writer.metrics_keys = list(next(csv.reader([earlier.splitlines()[0]])))

@@ -8,12 +8,18 @@ device the run lands on:
   in NHWC. Tensor-core convolutions (bf16, fp16, TF32) read NHWC natively; NCHW costs a transpose per
   layer. On CPUs the gain varies by machine (``benchmarks/RESULTS.md``: none in training on an AMD EPYC,
   about 1.3x on a Xeon with AMX), so there it is a switch to try.
-- ``cudnn_benchmark`` (default: on with CUDA): cuDNN times its algorithms for each new input shape and
-  keeps the fastest. Pays off when shapes repeat (fixed crops, ``pad_to``, size buckets); every new
-  shape costs one slow step.
-- ``compile`` (default off): ``torch.compile`` the net in place (its state dict keys stay the same).
-  Each input shape compiles once (``dynamic=False``; seconds to minutes), so use it with few shapes:
-  fixed crops, padding or size buckets. ``compile_mode`` is torch.compile's ``mode``.
+- ``cudnn_benchmark`` (default: on with CUDA in the loops whose input shapes repeat): cuDNN times its
+  algorithms for each new input shape and keeps the fastest. Pays off when shapes repeat (fixed crops,
+  ``pad_to``, size buckets); every new shape costs one slow step, so on whole images of hundreds of
+  sizes (VOC at batch 1) it re-tunes about 15 convolutions for every new size. The default is decided per
+  loop: training (crops, ``pad_to`` or size buckets) and evaluation (``pad_to``) separately.
+- ``compile`` (default: on with CUDA where every loop's shapes repeat, i.e. ``pad_to``; else off):
+  ``torch.compile`` the net in place (its state dict keys stay the same). Each input shape compiles once
+  (``dynamic=False``; seconds to minutes), and past torch's limit of 8 shapes the net runs uncompiled.
+  ``compile_mode`` is torch.compile's ``mode``.
+
+Where a default was decided by the shapes, :attr:`SpeedSwitches.reasons` says why, and the run's
+closing summary prints it. :func:`check_deterministic` refuses ``trainer.deterministic: true`` on CUDA.
 - ``threads`` (default: torch's own choice): intra-op CPU threads of the training process.
 
 Global settings (cuDNN autotuning, threads) are put back when the run ends.
@@ -26,13 +32,58 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["COMPILE_MODES", "SpeedSwitches"]
+__all__ = ["COMPILE_MODES", "SpeedSwitches", "check_deterministic", "repeating_shapes"]
 
 #: torch.compile's modes (``None``: its default).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+
+
+def runs_on_cuda(trainer: L.Trainer) -> bool:
+    """Whether the trainer's accelerator is CUDA (before the processes are placed on their devices)."""
+    return isinstance(trainer.accelerator, CUDAAccelerator)
+
+
+def check_deterministic(trainer: L.Trainer) -> None:
+    """Refuse ``trainer.deterministic: true`` on CUDA at build time, rather than at the first step.
+
+    Torch has no deterministic CUDA kernel for two things every FCN here runs: the backward of bilinear
+    interpolation (the fixed upsamplers) and the 4-D cross-entropy summed or averaged over the pixels.
+    ``deterministic: warn`` runs and names them; on a CPU ``true`` works.
+    """
+    if not runs_on_cuda(trainer):
+        return
+    if (
+        torch.are_deterministic_algorithms_enabled()
+        and not torch.is_deterministic_algorithms_warn_only_enabled()
+    ):
+        raise ValueError(
+            "trainer.deterministic=true cannot run on CUDA: torch has no deterministic CUDA kernel for the "
+            "backward of bilinear upsampling (the fixed upsamplers) nor for the per-pixel cross-entropy; use "
+            "deterministic: warn (runs, names them) or false, or train on the CPU"
+        )
+
+
+def repeating_shapes(datamodule: Any) -> dict[str, tuple[bool, str]]:
+    """Whether the input shapes of the training and of the evaluation loops repeat, with why, read from
+    the data module's settings (``crop_size``, ``pad_to``, size buckets); unknown data: not repeating."""
+    if datamodule is None or not hasattr(datamodule, "pad_to"):
+        unknown = (False, "input shapes unknown (no fcn_lightning data module)")
+        return {"train": unknown, "eval": unknown}
+    pad_to, crop = datamodule.pad_to, getattr(datamodule, "crop_size", None)
+    if pad_to is not None:
+        fixed = (True, f"every image padded to {pad_to[0]}x{pad_to[1]}")
+        return {"train": fixed, "eval": fixed}
+    if crop is not None:
+        train = (True, f"random crops of {crop[0]}x{crop[1]}")
+    elif getattr(datamodule, "bucketing", False):
+        train = (True, "batches padded to size buckets")
+    else:
+        train = (False, "whole images of varying sizes")
+    return {"train": train, "eval": (False, "whole images of varying sizes (pad_to fixes them)")}
 
 
 class SpeedSwitches(Callback):
@@ -40,9 +91,10 @@ class SpeedSwitches(Callback):
 
     Args:
         channels_last: NHWC parameters and input images; ``None``: on with CUDA, off otherwise.
-        cudnn_benchmark: ``torch.backends.cudnn.benchmark`` for the run; ``None``: on with CUDA (off when
-            the trainer is deterministic).
-        compile: ``torch.compile`` the net (the module's ``net``, else the module) in place.
+        cudnn_benchmark: ``torch.backends.cudnn.benchmark`` for the run; ``None``: on with CUDA in the
+            loops whose input shapes repeat (never when the trainer is deterministic).
+        compile: ``torch.compile`` the net (the module's ``net``, else the module) in place; ``None``: on
+            with CUDA where the shapes of every loop repeat (``pad_to``).
         compile_mode: torch.compile's ``mode`` (``None``: its default).
         threads: ``torch.set_num_threads`` for the run; ``None`` leaves torch's setting.
     """
@@ -51,21 +103,21 @@ class SpeedSwitches(Callback):
         self,
         channels_last: bool | None = None,
         cudnn_benchmark: bool | None = None,
-        compile: bool = False,
+        compile: bool | None = None,
         compile_mode: CompileMode | None = None,
         threads: int | None = None,
     ) -> None:
         for name, value in (("channels_last", channels_last), ("cudnn_benchmark", cudnn_benchmark)):
             if value is not None and not isinstance(value, bool):
                 raise ValueError(f"speed.{name} must be true, false or null (auto), got {value!r}")
-        if not isinstance(compile, bool):
-            raise ValueError(f"speed.compile must be true or false, got {compile!r}")
+        if compile is not None and not isinstance(compile, bool):
+            raise ValueError(f"speed.compile must be true, false or null (auto), got {compile!r}")
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"speed.compile_mode must be one of {list(COMPILE_MODES)} or null, got {compile_mode!r}"
             )
-        if compile_mode is not None and not compile:
-            raise ValueError(f"speed.compile_mode={compile_mode!r} needs speed.compile=true")
+        if compile_mode is not None and compile is False:
+            raise ValueError(f"speed.compile_mode={compile_mode!r} needs speed.compile true or null (auto)")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"speed.threads must be a whole number >= 1 or null, got {threads!r}")
         self.channels_last = channels_last
@@ -75,10 +127,16 @@ class SpeedSwitches(Callback):
         self.threads = threads
         #: What was applied to the run (resolved defaults), for the logs and the tests.
         self.applied: dict[str, Any] = {}
+        #: Why the defaults decided by the input shapes came out as they did (for the run's summary).
+        self.reasons: list[str] = []
         self._restore: dict[str, Any] = {}
+        self._eval_benchmark = False
 
     def resolve(self, trainer: L.Trainer) -> dict[str, Any]:
-        """The settings for this trainer's device, defaults filled in."""
+        """The settings for this trainer's device and data, defaults filled in (and :attr:`reasons` set).
+
+        ``cudnn_benchmark`` is the training loop's; ``eval_cudnn_benchmark`` the evaluation loops'.
+        """
         cuda = trainer.strategy.root_device.type == "cuda"
         deterministic = torch.are_deterministic_algorithms_enabled()  # trainer.deterministic sets it
         if self.cudnn_benchmark and deterministic:
@@ -86,12 +144,35 @@ class SpeedSwitches(Callback):
                 "speed.cudnn_benchmark=true conflicts with trainer.deterministic=true (autotuning picks "
                 "algorithms by timing): set one of them false"
             )
+        shapes = repeating_shapes(getattr(trainer, "datamodule", None))
+        (train_repeat, train_why), (eval_repeat, eval_why) = shapes["train"], shapes["eval"]
+        self.reasons = []
+        if self.cudnn_benchmark is None:
+            train_bench = cuda and not deterministic and train_repeat
+            eval_bench = cuda and not deterministic and eval_repeat
+            if cuda and not deterministic:
+                self.reasons.append(
+                    f"cuDNN autotuning {'on' if train_bench else 'off'} in training ({train_why}), "
+                    f"{'on' if eval_bench else 'off'} in evaluation ({eval_why})"
+                )
+        else:
+            train_bench = eval_bench = self.cudnn_benchmark
+        if self.compile is None:
+            compile_net = cuda and train_repeat and eval_repeat
+            if cuda:
+                why = train_why if not train_repeat else eval_why
+                self.reasons.append(
+                    f"torch.compile {'on' if compile_net else 'off'} ({why}"
+                    + ("" if compile_net else ": each new shape compiles again")
+                    + ")"
+                )
+        else:
+            compile_net = self.compile
         return {
             "channels_last": cuda if self.channels_last is None else self.channels_last,
-            "cudnn_benchmark": (cuda and not deterministic)
-            if self.cudnn_benchmark is None
-            else self.cudnn_benchmark,
-            "compile": self.compile,
+            "cudnn_benchmark": train_bench,
+            "eval_cudnn_benchmark": eval_bench,
+            "compile": compile_net,
             "compile_mode": self.compile_mode,
             "threads": self.threads,
         }
@@ -102,7 +183,8 @@ class SpeedSwitches(Callback):
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "threads": torch.get_num_threads(),
         }
-        torch.backends.cudnn.benchmark = settings["cudnn_benchmark"]
+        fitting = stage == "fit"
+        torch.backends.cudnn.benchmark = settings["cudnn_benchmark" if fitting else "eval_cudnn_benchmark"]
         if settings["threads"] is not None:
             torch.set_num_threads(settings["threads"])
         if settings["channels_last"]:
@@ -112,6 +194,15 @@ class SpeedSwitches(Callback):
             if getattr(net, "_compiled_call_impl", None) is None:  # once, even over several fits
                 net.compile(mode=settings["compile_mode"], dynamic=False)
         self.applied = settings
+
+    # Autotuning per loop: the validation inside a fit may see other shapes than its training.
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.applied:
+            torch.backends.cudnn.benchmark = self.applied["eval_cudnn_benchmark"]
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.applied and trainer.state.fn == "fit":
+            torch.backends.cudnn.benchmark = self.applied["cudnn_benchmark"]
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._restore:
