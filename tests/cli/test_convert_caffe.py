@@ -19,7 +19,7 @@ from fcn_lightning.nets.caffe import export_caffe_net
 from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
 from tests.helpers import config_args, randomised, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 WIDTH = 0.0625
 QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "accelerator": "cpu"}
 

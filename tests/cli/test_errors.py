@@ -12,7 +12,7 @@ import pytest
 from fcn_lightning.cli import main
 from tests.helpers import tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def fit_args(root: Path, out: Path, data: str = "fcn_lightning.data.VOCDataModule") -> list[str]:

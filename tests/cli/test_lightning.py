@@ -19,7 +19,7 @@ from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
 from tests.helpers import config_args, generator_args, quiet_trainer, synthetic_voc_data, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
 QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "accelerator": "cpu"}
 

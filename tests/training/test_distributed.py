@@ -18,7 +18,7 @@ from pathlib import Path
 from fcn_lightning.data import VOCDataModule, write_synthetic_voc
 from tests.helpers import config_args, tiny_run_args, tiny_voc_config
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 #: Generous for a loaded 2-core machine; without the guarantee a survivor waits for gloo's 30 minutes.
 BOUND_S = 300
 

@@ -22,7 +22,7 @@ from fcn_lightning.data import (
     write_synthetic_siftflow,
 )
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 #: The demo plans as shipped, with a tiny net, tiny scenes and one step a stage (the fixed upsamplers of
 #: 33 or 60 classes cost most of the time, whatever the width).
 TINY = [

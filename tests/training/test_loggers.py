@@ -17,7 +17,7 @@ from fcn_lightning import loggers
 from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
 from tests.helpers import config_args, generator_args, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.training.speed import SpeedSwitches
 from tests.helpers import config_args, tiny_run_args
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 TINY = {"num_classes": 3, "width": 0.0625, "batch_norm": True}
 
 

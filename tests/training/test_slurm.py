@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
 TINY = ["--model", "fcn_lightning.FCN32s", "--model.init_args.width", "0.0625"]
 TINY += ["--data", "fcn_lightning.data.SyntheticVOCDataModule"]

@@ -8,7 +8,7 @@ import yaml
 from fcn_lightning.cli import main
 from fcn_lightning.training.staged import StagedPlan, run_staged
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _plan(tmp_path: Path, stages: dict) -> Path:
