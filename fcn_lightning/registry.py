@@ -65,6 +65,9 @@ class ModelSpec:
     paper_row: str | None = None
     describe: Literal["main", "all"] | None = None
     note: str = ""  # what sets the model apart from another of the same title
+    #: The trunk's biases learn as its weights do (1x, with decay) rather than by the bias rule (2x, no
+    #: decay: the reference VGG16 nets'); the reference FCN-AlexNet sets no per-layer factors on its trunk.
+    trunk_biases_as_weights: bool = False
 
     @property
     def title(self) -> str:
@@ -103,6 +106,7 @@ _ROWS = (
         "CaffeNet",
         paper_row="FCN-AlexNet",
         describe="main",
+        trunk_biases_as_weights=True,
     ),
     ModelSpec(
         "fcn_alexnet_torchvision",
@@ -111,6 +115,7 @@ _ROWS = (
         1e-4,
         "torchvision AlexNet",
         describe="main",
+        trunk_biases_as_weights=True,  # as FCN-AlexNet (the reference never had this one)
     ),
     # The CVPR paper's line-searched rate (the reference released no solver).
     ModelSpec(

@@ -237,7 +237,7 @@ class FCNSystem(L.LightningModule):
             reference SGD at this variant's reference learning rate.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
         bias_lr_mult: learning-rate factor of the biases (reference: 2; FCN-AlexNet's trunk biases: 1, see
-            ``trunk_biases_as_weights``).
+            the registry's ``trunk_biases_as_weights``).
         bias_weight_decay: weight decay of the biases (reference: 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
@@ -259,10 +259,6 @@ class FCNSystem(L.LightningModule):
     variant: ClassVar[str]
     #: The table ``variant`` is looked up in.
     variants: ClassVar[Mapping[str, Variant]] = VARIANTS
-    #: Whether the trunk's biases learn as its weights do (1x, with decay) rather than by the bias rule
-    #: (``bias_lr_mult``, ``bias_weight_decay``). The reference VGG16 nets give every bias 2x and no decay;
-    #: its FCN-AlexNet sets no per-layer factors on the trunk, so there they learn as weights.
-    trunk_biases_as_weights: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -509,7 +505,7 @@ class FCNSystem(L.LightningModule):
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net, self.trunk_biases_as_weights)
+        weights, biases = split_bias_groups(self.net, self.spec.trunk_biases_as_weights)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
         factory: Callable[[Iterable[Any]], torch.optim.Optimizer] = (
             self.optimizer_factory or self.reference_sgd

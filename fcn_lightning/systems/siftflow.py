@@ -180,18 +180,18 @@ class SIFTFlowFCNSystem(FCNSystem):
 
 
 class SIFTFlowFCN32s(SIFTFlowFCNSystem):
-    """Two-task FCN-32s for SIFT Flow; from ImageNet VGG16 (reference lr 1e-10)."""
+    """Two-task FCN-32s for SIFT Flow; from ImageNet VGG16."""
 
     variant = "fcn32s"
 
 
 class SIFTFlowFCN16s(SIFTFlowFCNSystem):
-    """Two-task FCN-16s for SIFT Flow (the paper's table); from the two-task FCN-32s (lr 1e-12)."""
+    """Two-task FCN-16s for SIFT Flow (the paper's table); from the two-task FCN-32s."""
 
     variant = "fcn16s"
 
 
 class SIFTFlowFCN8s(SIFTFlowFCNSystem):
-    """Two-task FCN-8s for SIFT Flow; from the two-task FCN-16s (lr 1e-12, not VOC's 1e-14)."""
+    """Two-task FCN-8s for SIFT Flow; from the two-task FCN-16s."""
 
     variant = "fcn8s"

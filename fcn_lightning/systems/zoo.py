@@ -72,19 +72,15 @@ class ZooFCNSystem(FCNSystem):
 
 
 class FCNAlexNet(ZooFCNSystem):
-    """FCN-AlexNet on the CaffeNet trunk (the reference's; Caffe weights by layer name). Its trunk's
-    biases learn as weights (1x, with decay), as in the reference net; score_fr's take the bias rule."""
+    """FCN-AlexNet on the CaffeNet trunk (the reference's; Caffe weights by layer name)."""
 
     variant = "fcn_alexnet"
-    trunk_biases_as_weights = True
 
 
 class FCNAlexNetTorchvision(ZooFCNSystem):
-    """FCN-AlexNet on torchvision's AlexNet, so ImageNet weights come from torchvision (the reference's
-    optimiser groups, as :class:`FCNAlexNet`)."""
+    """FCN-AlexNet on torchvision's AlexNet, so ImageNet weights come from torchvision."""
 
     variant = "fcn_alexnet_torchvision"
-    trunk_biases_as_weights = True
 
 
 class FCNGoogLeNet(ZooFCNSystem):

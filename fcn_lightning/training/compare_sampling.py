@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from fcn_lightning.io import atomic_write
 from fcn_lightning.training.callbacks import TrainingCurve
+from fcn_lightning.training.staged import plan_config, read_plan
 
 #: The columns of ``curves.csv``: one row per run and training step.
 CURVE_COLUMNS = ("run", "step", "seconds", "train_loss", "val_mean_iu")
@@ -57,9 +56,7 @@ class ComparisonPlan:
     @classmethod
     def load(cls, path: str | Path) -> ComparisonPlan:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"compare-sampling config not found: {path}")
-        spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        spec = read_plan(path, "compare-sampling")
         expected = "'base: [config.yaml, ...]', 'patch_size: <px>' (and optional 'sampling: [p, ...]')"
         if not isinstance(spec, dict) or not spec.get("base") or not isinstance(spec.get("patch_size"), int):
             raise ValueError(f"{path}: expected a mapping with {expected}")
@@ -67,12 +64,7 @@ class ComparisonPlan:
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {expected}")
         base = [spec["base"]] if isinstance(spec["base"], str) else spec["base"]
-        configs = []
-        for name in base:
-            config = (path.parent / name).resolve()
-            if not config.is_file():
-                raise FileNotFoundError(f"{path}: config {name!r} not found at {config}")
-            configs.append(config)
+        configs = [plan_config(path, name) for name in base]
         sampling = tuple(float(p) for p in spec.get("sampling", PAPER_SAMPLING))
         return cls(tuple(configs), spec["patch_size"], sampling)
 

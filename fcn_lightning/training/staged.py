@@ -72,9 +72,7 @@ class StagedPlan:
     @classmethod
     def load(cls, path: str | Path) -> StagedPlan:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"staged config not found: {path}")
-        spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        spec = read_plan(path, "staged")
         if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
             raise ValueError(
                 f"{path}: expected a mapping 'stages: {{name: config.yaml, ...}}' (and optional 'base')"
@@ -84,10 +82,7 @@ class StagedPlan:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'base' and 'stages'")
 
         def resolve(name: str) -> Path:
-            config = (path.parent / name).resolve()
-            if not config.is_file():
-                raise FileNotFoundError(f"{path}: config {name!r} not found at {config}")
-            return config
+            return plan_config(path, name)
 
         stages: list[tuple[str, Path]] = []
         starts_from: dict[str, tuple[str, ...]] = {}
@@ -115,6 +110,21 @@ class StagedPlan:
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
         return cls(tuple(map(resolve, base)), tuple(stages), starts_from)
+
+
+def read_plan(path: Path, what: str) -> Any:
+    """A plan file's content (``what``: the command, for the message), interpolations resolved."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} config not found: {path}")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def plan_config(plan: Path, name: str) -> Path:
+    """A config a plan names, relative to the plan's folder; it must exist."""
+    config = (plan.parent / name).resolve()
+    if not config.is_file():
+        raise FileNotFoundError(f"{plan}: config {name!r} not found at {config}")
+    return config
 
 
 def default_out_dir(config: str | Path) -> Path:
