@@ -19,6 +19,10 @@ HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
         "progress and logs come every log_every_n_steps steps across epochs, not per epoch",
     ),
     (r"LightningCLI's args parameter is intended", "the commands hand their own arguments on"),
+    (
+        r"Checkpoint directory .* exists and is not empty",
+        "auto-resume continues the run in that folder, or refuses another model's run in one line",
+    ),
 )
 #: Lightning's info lines (message regex, why).
 HARMLESS_LOG_LINES: tuple[tuple[str, str], ...] = (

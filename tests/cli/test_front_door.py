@@ -235,6 +235,7 @@ def test_known_harmless_notices_are_filtered_and_the_others_still_show(recwarn, 
     warnings.warn(
         "Starting from v1.9.0, `tensorboardX` has been removed as a dependency", UserWarning, stacklevel=1
     )
+    warnings.warn("Checkpoint directory /x/checkpoints exists and is not empty.", UserWarning, stacklevel=1)
     warnings.warn("a warning the suite does not know", UserWarning, stacklevel=1)
     assert [str(w.message) for w in recwarn] == ["a warning the suite does not know"]
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
