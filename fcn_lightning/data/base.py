@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from fcn_lightning.data.batching import SIZE_STEP, collate_segmentation, eval_sampler, padded_size
 from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.order import ResumableLoader, ResumableSampler
 from fcn_lightning.data.predict_folder import ImageFolderDataset, collate_readable
 from fcn_lightning.data.readers import (
     DataProblem,
@@ -42,7 +43,6 @@ from fcn_lightning.data.transforms import (
 )
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
 from fcn_lightning.training.progress import progress
-from fcn_lightning.training.resume import ResumableLoader, ResumableSampler
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
@@ -392,7 +392,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return max(h for h, _ in sizes), max(w for _, w in sizes)
 
     def train_sampler(self, dataset: Dataset) -> ResumableSampler:
-        """The training order (:class:`~fcn_lightning.resume.ResumableSampler`, by size buckets where
+        """The training order (:class:`~fcn_lightning.data.order.ResumableSampler`, by size buckets where
         :attr:`bucketing`), entered where a resumed checkpoint stopped."""
         buckets = None
         if self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):

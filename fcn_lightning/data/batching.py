@@ -2,7 +2,7 @@
 and the evaluation sampler under DDP.
 
 The training order (shuffled, by size buckets where batches hold whole images of different sizes, and
-resumable mid-epoch) is :class:`~fcn_lightning.training.resume.ResumableSampler`; the buckets it draws
+resumable mid-epoch) is :class:`~fcn_lightning.data.order.ResumableSampler`; the buckets it draws
 from are the images' sizes rounded by :func:`padded_size` to :data:`SIZE_STEP`.
 """
 

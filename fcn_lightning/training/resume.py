@@ -2,9 +2,9 @@
 
 What a checkpoint must hold for that, beyond Lightning's weights, optimiser and loop counters:
 
-- the training order (:class:`ResumableSampler`): each epoch's permutation is drawn from (seed, epoch)
-  alone, so a resumed run redraws it and skips the batches already trained on (the data module saves
-  where the epoch stands);
+- the training order (:class:`~fcn_lightning.data.order.ResumableSampler`): each epoch's permutation is
+  drawn from (seed, epoch) alone, so a resumed run redraws it and skips the batches already trained on
+  (the data module saves where the epoch stands);
 - the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
   permutation, not from a stream shared by the workers, so it depends neither on where a run was
   resumed nor on the number of workers;
@@ -12,7 +12,8 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
   set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
   and gives each process its own back before the first resumed step).
 
-Lightning itself sees the training loader as resumable (:class:`ResumableLoader` has the
+Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
+has the
 ``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into the
 version folder of the run it continues (:func:`resume_checkpoint`).
 
@@ -30,7 +31,7 @@ import os
 import random
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 __all__ = [
-    "ResumableLoader",
-    "ResumableSampler",
     "ResumeCheckpoint",
     "continue_logger_version",
     "gathered_rng_states",
@@ -55,148 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------- training order
-
-
-class ResumableSampler(DistributedSampler):
-    """The training order: a permutation of the dataset drawn from ``(seed, epoch)`` alone, shared out among
-    the processes as ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch.
-
-    Yields ``(index, augmentation seed)`` pairs (``SegmentationDataset`` takes either an index or such a
-    pair): the seeds are drawn with the permutation, one per sample and epoch. One process: the whole
-    permutation. Lightning leaves a ``DistributedSampler`` in place and calls :meth:`set_epoch`.
-
-    With ``buckets`` (one sortable key per sample, e.g. its size rounded up) the order comes in whole
-    batches of ``batch_size`` samples of one bucket (see :meth:`batches`), for a DataLoader of that
-    ``batch_size`` to cut them out again: images of similar size are batched together.
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        seed: int,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        *,
-        batch_size: int = 1,
-        buckets: Sequence[Any] | None = None,
-        drop_last: bool = False,
-    ):
-        if num_replicas is None or rank is None:
-            distributed = dist.is_available() and dist.is_initialized()
-            num_replicas = dist.get_world_size() if distributed else 1
-            rank = dist.get_rank() if distributed else 0
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        self._resume: tuple[int, int] | None = None
-        self.batch_size = int(batch_size)
-        self.buckets = None if buckets is None else list(buckets)
-        self.drop_last_batch = bool(drop_last)
-        if self.buckets is not None:
-            n = len(dataset)  # type: ignore[arg-type]
-            if len(self.buckets) != n:
-                raise ValueError(f"buckets has {len(self.buckets)} keys for {n} samples")
-            lengths = self._batch_lengths(n)
-            if n and not lengths:
-                raise ValueError(
-                    f"{n} training samples make no whole batch of {self.batch_size} for each of the "
-                    f"{self.num_replicas} processes: lower batch_size or turn drop_last off"
-                )
-            self.num_samples = sum(lengths[self.rank :: self.num_replicas])
-            self.total_size = sum(lengths)
-
-    def resume_at(self, epoch: int, position: int) -> None:
-        """Make the next iteration epoch ``epoch`` from this process's ``position``-th sample on (an epoch
-        already finished continues with the next one)."""
-        self._resume = (int(epoch), int(position))
-
-    def _batch_lengths(self, n: int) -> list[int]:
-        """The sizes of an epoch's bucketed batches, in the order :meth:`batches` deals them out."""
-        size, world = self.batch_size, self.num_replicas
-        full, rest = divmod(n, size)
-        if self.drop_last_batch:
-            return [size] * (full // world * world)
-        lengths = [size] * full + ([rest] if rest else [])
-        filler = size if full else rest
-        return lengths + [filler] * (-len(lengths) % world)
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        """All processes' bucketed batches of ``epoch``; process ``r`` trains on ``[r::num_replicas]``.
-
-        The epoch's permutation, stably sorted by bucket (so the order within a bucket is random), cut
-        into consecutive batches: each is one bucket's, but for at most one per boundary between two
-        buckets. The whole batches are shuffled; a last, smaller one comes after them (``drop_last``:
-        dropped), where it is the last batch of the process that gets it. As ``DistributedSampler``, the
-        batches are padded by repeating the first ones (``drop_last``: cut) to a multiple of the
-        processes, so each trains on as many.
-        """
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        n = len(self.dataset)  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=generator).tolist()
-        torch.randint(0, 2**31 - 1, (n,), generator=generator)  # the augmentation seeds, as in __iter__
-        assert self.buckets is not None
-        order.sort(key=self.buckets.__getitem__)
-        cut = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        whole = [b for b in cut if len(b) == self.batch_size]
-        shuffled = [whole[k] for k in torch.randperm(len(whole), generator=generator).tolist()]
-        rest = cut[len(whole) :]
-        if self.drop_last_batch:
-            return shuffled[: len(shuffled) // self.num_replicas * self.num_replicas]
-        batches = shuffled + rest
-        filler = shuffled or rest
-        padding = -len(batches) % self.num_replicas
-        return batches + (filler * (padding // max(len(filler), 1) + 1))[:padding]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        skip = 0
-        if self._resume is not None:
-            (self.epoch, skip), self._resume = self._resume, None
-            if skip >= self.num_samples:
-                self.epoch, skip = self.epoch + 1, 0
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        n = len(self.dataset)  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=generator).tolist()
-        seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
-        if self.buckets is not None:
-            mine = [i for batch in self.batches(self.epoch)[self.rank :: self.num_replicas] for i in batch]
-        else:
-            padding = self.total_size - n  # every process gets as many samples (as DistributedSampler)
-            if padding:
-                order += (order * (padding // n + 1))[:padding]
-            mine = order[self.rank : self.total_size : self.num_replicas]
-        return iter([(index, seeds[index]) for index in mine[skip:]])
-
-
-class ResumableLoader(DataLoader):
-    """The training loader over a :class:`ResumableSampler`, with the ``state_dict`` / ``load_state_dict``
-    that Lightning's fit loop saves in every checkpoint and hands back on resume.
-
-    Without them Lightning takes the loader for one that restarts its epoch, and warns on every mid-epoch
-    resume that the results are unreliable. The state is where the training order stands, as the data
-    module tells it (:attr:`position`: ``epoch`` and ``batches`` trained in it); loading it enters the
-    sampler there, before the loader's first iteration.
-    """
-
-    #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit); set by the data module.
-    position: Callable[[], dict[str, Any]] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # The workers' base seed from a generator of its own: drawn from the global stream, as DataLoader
-        # does by default, each epoch's new iterator would advance it, and a run resumed from a checkpoint
-        # written at an epoch's end (before that draw) would drop out and sample other pixels than the
-        # uninterrupted run. Augmentation does not depend on it (seeded per sample).
-        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
-        super().__init__(*args, **kwargs)
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.position()) if self.position is not None else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "epoch" in state_dict and isinstance(self.sampler, ResumableSampler):
-            self.sampler.resume_at(
-                int(state_dict["epoch"]), int(state_dict["batches"]) * (self.batch_size or 1)
-            )
 
 
 # -------------------------------------------------------------------------------------------- random states

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from fcn_lightning.cli import main
 from fcn_lightning.cli import staged as staged_command
-from fcn_lightning.training.resume import ResumableSampler
+from fcn_lightning.data.order import ResumableSampler
 
 #: A callback that SIGKILLs its own process after training step ``step`` (checkpoints of that step not yet
 #: written), once: it leaves ``marker`` behind, so the same command run again trains on.

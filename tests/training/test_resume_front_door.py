@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from fcn_lightning.cli import main
-from fcn_lightning.training.resume import ResumableLoader, ResumableSampler
+from fcn_lightning.data.order import ResumableLoader, ResumableSampler
 
 
 def tiny_fit_config(folder: Path, data_root: Path, logger: dict | bool) -> Path:
