@@ -77,6 +77,11 @@ class ModelSpec:
         return f"{title} ({trunk})" if trunk else title
 
     @property
+    def starts_from_spec(self) -> ModelSpec | None:
+        """The row of the model this one starts from in the paper's schedule (``None``: ImageNet)."""
+        return None if self.starts_from is None else MODELS[self.starts_from]
+
+    @property
     def class_path(self) -> str:
         """What a config names as ``model.class_path``."""
         return f"fcn_lightning.{self.system.__name__}"
@@ -174,8 +179,13 @@ MODELS: dict[str, ModelSpec] = {row.name: row for row in _ROWS}
 
 def spec_of(system: type[FCNSystem]) -> ModelSpec:
     """The row of a LightningModule class, or of the nearest registered class it derives from."""
-    for cls in system.__mro__:
-        for row in MODELS.values():
-            if row.system is cls:
-                return row
-    raise LookupError(f"{system.__name__} derives from no model of fcn_lightning.registry.MODELS")
+    if system.spec is None:
+        raise LookupError(
+            f"{system.__name__} is no model of fcn_lightning.registry.MODELS: add its row there"
+        )
+    return system.spec
+
+
+# Each listed LightningModule reads its recipe from its row (the systems do not import this table).
+for _row in MODELS.values():
+    _row.system.spec = _row

@@ -27,6 +27,7 @@ from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.order import ResumableLoader, ResumableSampler
 from fcn_lightning.data.predict_folder import ImageFolderDataset, collate_readable
+from fcn_lightning.data.progress import progress
 from fcn_lightning.data.readers import (
     DataProblem,
     DatasetError,
@@ -42,7 +43,6 @@ from fcn_lightning.data.transforms import (
     to_pair,
 )
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization, get_normalization
-from fcn_lightning.training.progress import progress
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 

@@ -24,9 +24,9 @@ from PIL import Image
 from fcn_lightning.data import hha as hha_module
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.nyud import NYUDSample, NYUDv2Layout, read_depth_png
+from fcn_lightning.data.progress import progress as show_progress
 from fcn_lightning.data.readers import DatasetNotFoundError
 from fcn_lightning.io import atomic_write, remove_stale_temporaries
-from fcn_lightning.training.progress import progress as show_progress
 
 __all__ = ["RAW_DEPTH_FOLDER", "hha_todo", "prepare_nyud", "raw_depth_path", "write_hha"]
 

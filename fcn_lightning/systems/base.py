@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -41,9 +41,6 @@ from fcn_lightning.systems.checkpoints import (
     refuse_mismatched_checkpoint,
     refuse_other_classes,
 )
-
-if TYPE_CHECKING:
-    from fcn_lightning.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +256,14 @@ class FCNSystem(L.LightningModule):
     variant: ClassVar[str]
     #: The table ``variant`` is looked up in.
     variants: ClassVar[Mapping[str, Variant]] = VARIANTS
+    #: This model's row of ``fcn_lightning.registry.MODELS`` (its recipe: reference learning rate, the
+    #: model it starts from, ...), set by the registry on the class it lists; a subclass inherits it.
+    spec: ClassVar[Any] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "variant" in vars(cls):  # another net: its own row, not its parent's recipe
+            cls.spec = None
 
     def __init__(
         self,
@@ -299,13 +304,11 @@ class FCNSystem(L.LightningModule):
         self.net = self.build_net(num_classes, **net_options)
         if sources:
             self.initialise_from_sources(sources, init_states)
-        elif (starts_from := self.spec.starts_from) is not None:
-            from fcn_lightning.registry import MODELS
-
+        elif (earlier := self.spec.starts_from_spec) is not None:
             rank_zero_warn(
-                f"{spec.title} starts from a trained {MODELS[starts_from].title} in the paper, "
-                f"but init_from is unset: training from a random trunk. Pass --model.init_args.init_from "
-                f"path/to/{starts_from}.ckpt (the staged command does), or train the at-once variant."
+                f"{spec.title} starts from a trained {earlier.title} in the paper, but init_from is unset: "
+                f"training from a random trunk. Pass --model.init_args.init_from path/to/{earlier.name}.ckpt "
+                f"(the staged command does), or train the at-once variant."
             )
         if train_only is not None:
             freeze_all_but(self.net, train_only)
@@ -319,13 +322,6 @@ class FCNSystem(L.LightningModule):
         self.test_metrics = SegmentationMetrics(**metric_args)
         #: The last evaluation's scores and summed confusion matrix (CPU) per prefix, for plots and loggers.
         self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
-
-    @property
-    def spec(self) -> ModelSpec:
-        """This model's row of ``fcn_lightning.registry.MODELS`` (its recipe and paper row)."""
-        from fcn_lightning.registry import spec_of  # the registry lists the systems: imported when used
-
-        return spec_of(type(self))
 
     @property
     def reference_lr(self) -> float:

@@ -1,58 +1,19 @@
-"""Progress that reads well in a terminal and in a log file.
-
-A terminal gets tqdm bars; a log file (or a pipe, a cluster job's output) gets a plain line every so
-often instead of thousands of carriage-return updates that a log viewer shows as one endless line.
+"""Training progress that reads well in a log file: one plain line every so many steps (a terminal keeps
+Lightning's bar). The same display for data jobs is :mod:`fcn_lightning.data.progress`.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, TextIO, TypeVar
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar
 
+from fcn_lightning.data.progress import duration, is_terminal, progress
+
 __all__ = ["LineProgressBar", "is_terminal", "progress"]
-
-T = TypeVar("T")
-
-
-def is_terminal(stream: TextIO | None = None) -> bool:
-    """Whether ``stream`` (default: stderr, where progress goes) is an interactive terminal."""
-    stream = stream or sys.stderr
-    return bool(getattr(stream, "isatty", lambda: False)())
-
-
-def _duration(seconds: float) -> str:
-    """``m:ss`` or ``h:mm:ss``; ``?`` when unknown."""
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def progress(items: Iterable[T], total: int, description: str, lines: int = 10) -> Iterator[T]:
-    """Iterate over ``items`` showing progress: a tqdm bar on a terminal, else about ``lines`` lines."""
-    if is_terminal():
-        from tqdm.auto import tqdm
-
-        yield from tqdm(items, total=total, desc=description, leave=False)
-        return
-    every = max(1, total // max(lines, 1))
-    start = time.perf_counter()
-    for done, item in enumerate(items, start=1):
-        yield item
-        if done % every == 0 or done == total:
-            elapsed = time.perf_counter() - start
-            left = _duration(elapsed / done * (total - done))
-            print(
-                f"{description}: {done}/{total} ({_duration(elapsed)} so far, about {left} left)",
-                file=sys.stderr,
-            )
 
 
 class LineProgressBar(ProgressBar):
@@ -101,7 +62,7 @@ class LineProgressBar(ProgressBar):
         if trainer.max_steps > 0:
             left = (trainer.max_steps - step) / rate if rate > 0 else float("nan")
             text += (
-                f"/{trainer.max_steps} ({100 * step / trainer.max_steps:.0f}%), about {_duration(left)} left"
+                f"/{trainer.max_steps} ({100 * step / trainer.max_steps:.0f}%), about {duration(left)} left"
             )
         self._print(trainer, f"{text}, {rate:.2f} steps/s, {self._metrics(trainer, pl_module)}")
 
@@ -113,4 +74,4 @@ class LineProgressBar(ProgressBar):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._start
-        self._print(trainer, f"training done: step {trainer.global_step} in {_duration(seconds)}")
+        self._print(trainer, f"training done: step {trainer.global_step} in {duration(seconds)}")

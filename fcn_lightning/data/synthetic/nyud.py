@@ -24,10 +24,10 @@ from PIL import Image
 
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
+from fcn_lightning.data.progress import progress
 from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.training.progress import progress
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 

@@ -21,13 +21,13 @@ import scipy.sparse
 from PIL import Image
 
 from fcn_lightning.data.palette import save_label_png
+from fcn_lightning.data.progress import progress
 from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.training.progress import progress
 
 __all__ = [
     "SyntheticVOCConfig",
