@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fcn_lightning.data import SyntheticVOCConfig
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -116,3 +119,56 @@ def quiet_trainer(*, val_every: int, steps: int | None = None, **settings: Any) 
         "check_val_every_n_epoch": None,
     }
     return trainer | ({} if steps is None else {"max_steps": steps}) | settings
+
+
+#: The source of a callback module for fits a test kills: ``KillOnce`` SIGKILLs its own process after
+#: training step ``step`` (that step's checkpoints not yet written), once: it leaves ``marker`` behind
+#: (``<marker>.<rank>`` with ``every_task``: a preempted node takes every task with it), so the same
+#: command run again trains on.
+KILL_ONCE = textwrap.dedent(
+    """
+    import os, signal
+    from pathlib import Path
+    import lightning as L
+
+    class KillOnce(L.Callback):
+        def __init__(self, step: int, marker: str, every_task: bool = False):
+            self.step, self.marker, self.every_task = step, marker, every_task
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            marker = Path(f"{self.marker}.{trainer.global_rank}" if self.every_task else self.marker)
+            if trainer.global_step == self.step and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
+    """Two checkpoints of one run: the same step, weights, optimiser state and best score, exactly."""
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
+    for name, value in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], value), name
+    for a, b in zip(
+        resumed["optimizer_states"][0]["state"].values(),
+        uninterrupted["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    (key,) = [k for k in uninterrupted["callbacks"] if "val/mean_iu" in k]
+    ours, theirs = resumed["callbacks"][key], uninterrupted["callbacks"][key]
+    assert ours["best_model_score"] == theirs["best_model_score"]
+
+
+def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
+    """A thin trunk's weights in the Caffe ImageNet VGG16's layout (fc6 / fc7 / fc8 as InnerProducts)."""
+    layers = []
+    for name, module in trunk.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            weight = module.weight.detach().numpy()
+            kind = "InnerProduct" if name.startswith("fc.") else "Convolution"
+            weight = weight.reshape(weight.shape[0], -1) if kind == "InnerProduct" else weight
+            layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
+    fc8 = np.ones((5, trunk.fc.fc7.out_channels), np.float32)
+    return CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", [fc8, np.zeros(5)])])

@@ -6,7 +6,6 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from fcn_lightning.cli.lightning import FCNLightningCLI
@@ -20,7 +19,7 @@ from fcn_lightning.data import (
 )
 from fcn_lightning.training.compare_sampling import ComparisonPlan
 from fcn_lightning.training.staged import StagedPlan
-from tests.helpers import tiny_run_args
+from tests.helpers import caffe_vgg16, tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
@@ -272,20 +271,9 @@ def test_every_paper_table_config_and_plan_starts_from_the_caffe_imagenet_model(
 def thin_caffe_vgg16(path: Path) -> Path:
     """A thin (width 1/16) Caffe ImageNet VGG16 in the real file format, as the configs expect it."""
     from fcn_lightning import FCN32s
-    from fcn_lightning.nets.caffe import CaffeLayer, CaffeNet, write_caffemodel
+    from fcn_lightning.nets.caffe_proto import write_caffemodel
 
-    trunk = FCN32s(num_classes=21, width=0.0625).net.trunk
-    layers = []
-    for name, module in trunk.named_modules():
-        if isinstance(module, torch.nn.Conv2d):
-            weight = module.weight.detach().numpy()
-            kind = "InnerProduct" if name.startswith("fc.") else "Convolution"
-            weight = weight.reshape(weight.shape[0], -1) if kind == "InnerProduct" else weight
-            layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
-    fc8 = [torch.zeros(5, trunk.fc.fc7.out_channels).numpy(), torch.zeros(5).numpy()]
-    return write_caffemodel(
-        path, CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", fc8)])
-    )
+    return write_caffemodel(path, caffe_vgg16(FCN32s(num_classes=21, width=0.0625).net.trunk))
 
 
 def thin_caffenet(path: Path) -> Path:

@@ -16,8 +16,8 @@ from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import VOCDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.nets.caffe import export_caffe_net
-from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, write_caffemodel
-from tests.helpers import config_args, randomised, tiny_run_args
+from fcn_lightning.nets.caffe_proto import write_caffemodel
+from tests.helpers import caffe_vgg16, config_args, randomised, tiny_run_args
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 WIDTH = 0.0625
@@ -33,19 +33,6 @@ def convert_fcn8s_args(caffemodel: Path, out: Path) -> list[str]:
     """``convert-caffe`` of a thin VOC FCN-8s."""
     variant = ("--variant", "fcn8s", "--num-classes", "21", "--width", str(WIDTH))
     return ["convert-caffe", str(caffemodel), *variant, "--out", str(out)]
-
-
-def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
-    """A thin trunk's weights in the Caffe ImageNet VGG16's layout (fc6 / fc7 / fc8 as InnerProducts)."""
-    layers = []
-    for name, module in trunk.named_modules():
-        if isinstance(module, torch.nn.Conv2d):
-            weight = module.weight.detach().numpy()
-            kind = "InnerProduct" if name.startswith("fc.") else "Convolution"
-            weight = weight.reshape(weight.shape[0], -1) if kind == "InnerProduct" else weight
-            layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
-    fc8 = np.ones((5, trunk.fc.fc7.out_channels), np.float32)
-    return CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", [fc8, np.zeros(5)])])
 
 
 def test_init_from_a_caffe_vgg16_loads_the_trunk_and_sets_caffe_inputs(tmp_path):

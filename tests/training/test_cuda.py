@@ -19,6 +19,7 @@ import torch
 
 from fcn_lightning import FCN32s
 from fcn_lightning.metrics import SegmentationMetrics
+from tests.helpers import KILL_ONCE
 
 pytestmark = pytest.mark.cuda
 
@@ -28,23 +29,11 @@ CONFIGS = REPO / "configs"
 #: interpolation), so the resumed weights agree with the uninterrupted run's to this, not exactly.
 RESUME_RTOL, RESUME_ATOL = 1e-3, 1e-4
 
-#: Callbacks the fits load from the test's folder: a kill after a step, a record of the sample order and
-#: of the process group's backend.
-RUN_HELPERS = textwrap.dedent(
+#: Callbacks the fits load from the test's folder: a kill after a step (``KillOnce``), a record of the
+#: sample order and of the process group's backend.
+RUN_HELPERS = KILL_ONCE + textwrap.dedent(
     """
-    import os, signal
-    from pathlib import Path
-    import lightning as L
     import torch.distributed as dist
-
-    class KillOnce(L.Callback):
-        def __init__(self, step: int, marker: str):
-            self.step, self.marker = step, Path(marker)
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step == self.step and not self.marker.exists():
-                self.marker.touch()
-                os.kill(os.getpid(), signal.SIGKILL)
 
     class RecordOrder(L.Callback):
         def __init__(self, path: str):

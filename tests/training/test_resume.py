@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import sys
-import textwrap
 import traceback
 from pathlib import Path
 
@@ -20,25 +19,7 @@ from matplotlib.figure import Figure
 from fcn_lightning.cli import main
 from fcn_lightning.cli import staged as staged_command
 from fcn_lightning.data.order import ResumableSampler
-
-#: A callback that SIGKILLs its own process after training step ``step`` (checkpoints of that step not yet
-#: written), once: it leaves ``marker`` behind, so the same command run again trains on.
-KILLER = textwrap.dedent(
-    """
-    import os, signal
-    from pathlib import Path
-    import lightning as L
-
-    class KillOnce(L.Callback):
-        def __init__(self, step: int, marker: str):
-            self.step, self.marker = step, Path(marker)
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step == self.step and not self.marker.exists():
-                self.marker.touch()
-                os.kill(os.getpid(), signal.SIGKILL)
-    """
-)
+from tests.helpers import KILL_ONCE, assert_same_run
 
 
 def write_yaml(path: Path, content: dict) -> Path:
@@ -53,7 +34,7 @@ def tiny_configs(folder: Path, data_root: Path, kill_step: int, **trainer: objec
     whether the killer fires (absent: it fires once).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "killer.py").write_text(KILLER)
+    (folder / "killer.py").write_text(KILL_ONCE)
     killer = {
         "class_path": "killer.KillOnce",
         "init_args": {"step": kill_step, "marker": str(folder / "kill.marker")},
@@ -134,23 +115,6 @@ def in_process(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
-    assert resumed["global_step"] == uninterrupted["global_step"]
-    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
-    for name, value in uninterrupted["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][name], value), name
-    for a, b in zip(
-        resumed["optimizer_states"][0]["state"].values(),
-        uninterrupted["optimizer_states"][0]["state"].values(),
-        strict=True,
-    ):
-        assert all(torch.equal(a[k], b[k]) for k in b)
-    (key,) = [k for k in uninterrupted["callbacks"] if "val/mean_iu" in k]
-    ours, theirs = resumed["callbacks"][key], uninterrupted["callbacks"][key]
-    assert ours["best_model_score"] == theirs["best_model_score"]
-    assert Path(ours["best_model_path"]).name == Path(theirs["best_model_path"]).name
 
 
 def logged(run: Path) -> dict[tuple[int, str], str]:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import traceback
 from argparse import ArgumentError
@@ -23,6 +22,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
+from tests.helpers import KILL_ONCE, assert_same_run
 
 REPO = Path(__file__).parents[2]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
@@ -114,25 +114,6 @@ def test_the_sbatch_template_runs_srun_fit_with_the_jobs_shape_and_folders(monke
     assert resumer.dirpath == str(run / "checkpoints") and resumer._every_n_train_steps == 1000
 
 
-#: Kills its own task after training step ``step`` (that step's checkpoints not written yet), once per
-#: task: a preempted node takes every task with it, and the requeued job starts them all again.
-KILLER = textwrap.dedent(
-    """
-    import os, signal
-    from pathlib import Path
-    import lightning as L
-
-    class KillEveryTaskOnce(L.Callback):
-        def __init__(self, step: int, marker: str):
-            self.step, self.marker = step, marker
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            marker = Path(f"{self.marker}.{trainer.global_rank}")
-            if trainer.global_step == self.step and not marker.exists():
-                marker.touch()
-                os.kill(os.getpid(), signal.SIGKILL)
-    """
-)
 #: Generous for a loaded 2-core machine.
 BOUND_S = 300
 
@@ -203,10 +184,10 @@ def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_
     folder = tmp_path / "job"
     folder.mkdir()
     # Its own module name: the parent process may hold another test's ``killer`` module already.
-    (folder / "slurm_killer.py").write_text(KILLER)
+    (folder / "slurm_killer.py").write_text(KILL_ONCE)
     killer = {
-        "class_path": "slurm_killer.KillEveryTaskOnce",
-        "init_args": {"step": 5, "marker": str(folder / "kill")},
+        "class_path": "slurm_killer.KillOnce",
+        "init_args": {"step": 5, "marker": str(folder / "kill"), "every_task": True},
     }
     config = {
         "seed_everything": 0,
@@ -274,16 +255,5 @@ def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_
 
     assert run_job(command("requeued"), folder) == [0, 0]  # the same job step, started again
     resumed, uninterrupted = load(last), load(folder / "uninterrupted" / "checkpoints" / "last.ckpt")
-    assert resumed["global_step"] == uninterrupted["global_step"] == 7
-    for name, value in uninterrupted["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][name], value), name
-    for ours, theirs in zip(
-        resumed["optimizer_states"][0]["state"].values(),
-        uninterrupted["optimizer_states"][0]["state"].values(),
-        strict=True,
-    ):
-        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
-    (key,) = [k for k in uninterrupted["callbacks"] if "val/mean_iu" in k]
-    assert (
-        resumed["callbacks"][key]["best_model_score"] == uninterrupted["callbacks"][key]["best_model_score"]
-    )
+    assert uninterrupted["global_step"] == 7
+    assert_same_run(resumed, uninterrupted)
