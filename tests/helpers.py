@@ -6,9 +6,11 @@ pyproject.toml).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,25 @@ def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
             layers.append(CaffeLayer(name.rsplit(".", 1)[-1], kind, [weight, module.bias.detach().numpy()]))
     fc8 = np.ones((5, trunk.fc.fc7.out_channels), np.float32)
     return CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", [fc8, np.zeros(5)])])
+
+
+def fork_command(args: list[str], folder: Path, env: dict[str, str] | None = None) -> int:
+    """``fcn-lightning <args>`` in a child forked from this process (modules already imported: a fresh
+    interpreter spends most of a test's time importing torch), run in ``folder`` (importable, for the
+    callbacks a test writes there) with ``env`` added; returns the child's pid (exit 0, or 1 on an error)."""
+    from fcn_lightning.cli import main
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.environ.update(env or {})
+            sys.path.insert(0, str(folder))
+            os.chdir(folder)
+            main(args)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid

@@ -7,8 +7,6 @@ import csv
 import os
 import re
 import signal
-import sys
-import traceback
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from matplotlib.figure import Figure
 from fcn_lightning.cli import main
 from fcn_lightning.cli import staged as staged_command
 from fcn_lightning.data.order import ResumableSampler
-from tests.helpers import KILL_ONCE, assert_same_run
+from tests.helpers import KILL_ONCE, assert_same_run, fork_command
 
 
 def write_yaml(path: Path, content: dict) -> Path:
@@ -89,18 +87,7 @@ def killed(args: list[str], folder: Path) -> None:
     interpreter spends most of a test's time importing torch), then runs the command as the console
     script would.
     """
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 1
-        try:
-            sys.path.insert(0, str(folder))
-            os.chdir(folder)
-            main(args)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+    pid = fork_command(args, folder)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"child ended with {status}"
     assert (folder / "kill.marker").exists()

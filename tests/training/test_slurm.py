@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 from argparse import ArgumentError
 from pathlib import Path
 
@@ -20,9 +19,8 @@ import yaml
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
-from tests.helpers import KILL_ONCE, assert_same_run
+from tests.helpers import KILL_ONCE, assert_same_run, fork_command
 
 REPO = Path(__file__).parents[2]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
@@ -130,31 +128,20 @@ def run_job(args: list[str], folder: Path, tasks: int = 2) -> list[int]:
     port = str(free_port())
     pids = []
     for rank in range(tasks):
-        pid = os.fork()
-        if pid == 0:  # a task: never returns into pytest
-            code = 1
-            try:
-                os.environ.update(
-                    SLURM_JOB_NAME="fcn-test",
-                    SLURM_JOB_ID="77",
-                    SLURM_NNODES="1",
-                    SLURM_NTASKS=str(tasks),
-                    SLURM_NTASKS_PER_NODE=str(tasks),
-                    SLURM_PROCID=str(rank),
-                    SLURM_LOCALID=str(rank),
-                    SLURM_NODEID="0",
-                    SLURM_NODELIST="127.0.0.1",
-                    MASTER_ADDR="127.0.0.1",
-                    MASTER_PORT=port,
-                )
-                sys.path.insert(0, str(folder))
-                os.chdir(folder)
-                main(args)
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
+        env = dict(
+            SLURM_JOB_NAME="fcn-test",
+            SLURM_JOB_ID="77",
+            SLURM_NNODES="1",
+            SLURM_NTASKS=str(tasks),
+            SLURM_NTASKS_PER_NODE=str(tasks),
+            SLURM_PROCID=str(rank),
+            SLURM_LOCALID=str(rank),
+            SLURM_NODEID="0",
+            SLURM_NODELIST="127.0.0.1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+        )
+        pid = fork_command(args, folder, env)
         pids.append(pid)
     statuses, start = {}, time.monotonic()
     while len(statuses) < tasks and time.monotonic() - start < BOUND_S:
