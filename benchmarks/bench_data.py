@@ -42,6 +42,7 @@ from fcn_lightning.data.decoded import DecodedCache
 from fcn_lightning.data.readers import read_image, read_label_png
 from fcn_lightning.data.synthetic import SyntheticVOCConfig, write_synthetic_voc
 from fcn_lightning.data.synthetic import voc as synthetic_voc
+from fcn_lightning.data.synthetic.template import folder_made
 from fcn_lightning.data.transforms import SegmentationTransform
 
 from report import command_line, cpu_name, emit, markdown_table
@@ -82,14 +83,14 @@ def write_dataset(folder: Path, images: int, size: tuple[int, int], jitter: int,
     )
 
     def save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:  # 4:2:0, as VOC's JPEGs
-        PIL.Image.fromarray(image).save(path, format="JPEG", quality=quality)
+        PIL.Image.fromarray(image).save(folder_made(path), format="JPEG", quality=quality)
 
-    original = synthetic_voc._save_jpeg
-    synthetic_voc._save_jpeg = save_jpeg
+    original = synthetic_voc.save_jpeg
+    synthetic_voc.save_jpeg = save_jpeg
     try:
         return write_synthetic_voc(folder, config)
     finally:
-        synthetic_voc._save_jpeg = original
+        synthetic_voc.save_jpeg = original
 
 
 def data_module(root: Path, batch: int, workers: int, decoder: str, cache: Path | None, baseline: bool):

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
-from fcn_lightning.paper import format_points
-from fcn_lightning.training.staged import PAPER_COLUMNS, PAPER_TITLES
+from fcn_lightning.paper import METRIC_TITLES, format_points
+from fcn_lightning.training.staged import PAPER_COLUMNS
 
 __all__ = [
     "find_staged_runs",
@@ -56,7 +56,7 @@ def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """One markdown table of several runs' stages (percent). A stage paired with a paper row (same
     dataset, model, input and recipe: ``fcn_lightning.paper``) is followed by that row and the difference
     (ours minus the paper's, in points); a stage that matches no row gets none."""
-    lines = ["| run | net | " + " | ".join(PAPER_TITLES[k] for k in SCORE_NAMES) + " |"]
+    lines = ["| run | net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " |"]
     lines.append("|---" * (len(SCORE_NAMES) + 2) + "|")
     for run, rows in runs.items():
         for row in rows:

@@ -8,19 +8,18 @@ Flow's geometric pixel accuracy); a score the project could not source is ``None
 A run is paired with a row by what it is: its dataset, its model (a name of
 :data:`fcn_lightning.registry.MODELS`), its input (``rgb``, ``hha``, ``rgbd``, ``rgb-hha``) and its recipe
 (``reference``: the reference solver; ``fixed``: only the classifier trained; ``cvpr``: the CVPR paper's
-minibatch recipe). Only rows scored on the split the suite validates on pair with runs; the others (VOC2012
-test) are listed for reference. A run that matches no row is paired with none.
+minibatch recipe), each read from the config that trained it as the CLI resolved it (:func:`identify`; a
+staged stage: as its scored checkpoint records it, :func:`checkpoint_config`), never from the config files
+and arguments read a second time. Only rows scored on the split the suite validates on pair with runs;
+the others (VOC2012 test) are listed for reference. A run that matches no row is paired with none.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 __all__ = [
     "DATASETS",
@@ -30,10 +29,10 @@ __all__ = [
     "PaperRow",
     "RunIdentity",
     "TrunkRow",
+    "checkpoint_config",
     "compare",
     "format_points",
     "identify",
-    "identify_configs",
     "paper_row",
     "row_key",
     "rows_of",
@@ -205,50 +204,9 @@ def paper_row(identity: RunIdentity) -> PaperRow | None:
 # ------------------------------------------------------------------------------ a run's identity
 
 
-def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = dict(value) if isinstance(value, Mapping) else value
-
-
-def _apply_override(config: dict[str, Any], key: str, value: str) -> None:
-    node = config
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
-    node[last] = yaml.safe_load(value)
-
-
-def _overrides(arguments: Sequence[str]) -> Iterable[tuple[str, str]]:
-    """``--key value`` and ``--key=value`` pairs of a command line."""
-    i = 0
-    while i < len(arguments):
-        argument = arguments[i]
-        if argument.startswith("--") and "=" in argument:
-            key, _, value = argument[2:].partition("=")
-            yield key, value
-        elif argument.startswith("--") and i + 1 < len(arguments):
-            yield argument[2:], arguments[i + 1]
-            i += 1
-        i += 1
-
-
-def identify_configs(configs: Sequence[str | Path], overrides: Sequence[str] = ()) -> RunIdentity:
-    """What a fit of these config files (and command-line overrides) trains, read from the files as they
-    are merged (later ones win), without building anything."""
-    config: dict[str, Any] = {}
-    for path in configs:
-        _merge(config, yaml.safe_load(Path(path).read_text()) or {})
-    for key, value in _overrides(overrides):
-        if key.startswith(("model.", "data.")):
-            _apply_override(config, key, value)
-    return identify(config)
-
-
 def identify(config: Mapping[str, Any]) -> RunIdentity:
-    """A run's identity from its (merged or resolved) config: ``model`` and ``data`` sections."""
+    """What a run trained, from its resolved config: the ``model`` and ``data`` sections (``class_path``,
+    ``init_args``) as the CLI resolved them (a run's ``config.yaml``, or :func:`checkpoint_config`)."""
     from fcn_lightning.registry import MODELS  # the registry imports every system: only when used
 
     model = config.get("model") or {}
@@ -269,6 +227,21 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
     elif spec is not None and spec.trunk == "VGG16" and model_args.get("loss_reduction") == "mean":
         recipe = "cvpr"
     return RunIdentity(dataset, spec.name if spec else None, input_kind, recipe)
+
+
+def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` and ``data`` sections of the config that trained a checkpoint, as it records them: the
+    model's and the data module's hyperparameters (Lightning saves both; LightningCLI records each one's
+    ``_class_path``; a model built without it is named by the suite's own record)."""
+    from fcn_lightning.systems.checkpoints import RECORD_KEY  # imports every system: only when used
+
+    model = dict(checkpoint.get("hyper_parameters") or {})
+    data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+    record = checkpoint.get(RECORD_KEY) or {}
+    return {
+        "model": {"class_path": model.pop("_class_path", record.get("model")), "init_args": model},
+        "data": {"class_path": data.pop("_class_path", None), "init_args": data},
+    }
 
 
 def compare(scores: Mapping[str, float], row: PaperRow | None) -> dict[str, float | None]:

@@ -10,6 +10,7 @@ import yaml
 
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.data import (
+    NYUD_CLASSES,
     SyntheticContextConfig,
     SyntheticSIFTFlowConfig,
     SyntheticVOCConfig,
@@ -67,14 +68,6 @@ def runs(name: str) -> list[list[Path]]:
     return [[base, *stage, path]]
 
 
-#: Classes of each dataset's models, by the data module's class name (synthetic ones as the real ones).
-NUM_CLASSES = {"VOC": 21, "SIFTFlow": 33, "Context": 60, "NYUD": 40, "Folder": 3}
-
-
-def dataset_of(data_class: str) -> str:
-    return next(name for name in NUM_CLASSES if name in data_class.rsplit(".", 1)[-1])
-
-
 @pytest.fixture(scope="module")
 def real_roots(tmp_path_factory, image_folder_writer) -> dict[str, Path]:
     """Small generated trees in the real layouts, for the configs of the real data modules."""
@@ -125,8 +118,8 @@ def test_config_builds_on_generated_data(name, real_roots, nyud_root, tmp_path, 
             (r["trainer"]["max_steps"] for r in reversed(raw) if "max_steps" in r.get("trainer", {})), -1
         )
         assert cli.trainer.max_steps == max_steps
-        # the data module's classes reach the model; nobody sets the input normalisation by hand
-        num_classes = NUM_CLASSES[dataset_of(data_class)]
+        # the classes of the data's layout reach the model; nobody sets the input normalisation by hand
+        num_classes = len(cli.datamodule.layout.class_names)
         assert cli.model.hparams.num_classes == cli.datamodule.num_classes == num_classes
         assert cli.model.hparams.class_names == list(cli.datamodule.class_names)
         assert all("normalization" not in str(r) for r in raw), configs
@@ -201,7 +194,7 @@ def test_nyud_configs_are_the_reference_recipes():
         assert yaml.safe_load((CONFIGS / "nyud" / stage).read_text())["model"]["init_args"].get(
             "init_from"
         ) == (init_from)
-        assert model.hparams.num_classes == 40
+        assert model.hparams.num_classes == len(NYUD_CLASSES)
         assert data.train_split == "trainval" and data.val_split == "test" and data.batch_size == 1
         assert cli.trainer.max_steps == 100_000 and cli.trainer.val_check_interval == 2000
         weights, biases = model.configure_optimizers().param_groups

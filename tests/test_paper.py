@@ -8,16 +8,39 @@ from pathlib import Path
 import pytest
 
 from fcn_lightning.analysis import read_results, results_markdown
-from fcn_lightning.paper import PAPER_ROWS, TABLE1, RunIdentity, identify_configs, paper_row
+from fcn_lightning.cli.lightning import FCNLightningCLI
+from fcn_lightning.paper import (
+    PAPER_ROWS,
+    TABLE1,
+    PaperRow,
+    RunIdentity,
+    identify,
+    paper_row,
+)
 from fcn_lightning.registry import MODELS
 from fcn_lightning.training.plots import results_figure
 from fcn_lightning.training.staged import format_table, paper_columns, write_results
+from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-def pair(*names: str, overrides: tuple[str, ...] = ()) -> str | None:
-    row = paper_row(identify_configs([CONFIGS / n for n in names], overrides))
+@pytest.fixture(scope="module")
+def parser():
+    """The CLI's parser (built once, with a thin synthetic run): it resolves configs as a run does."""
+    args = ["--config", str(CONFIGS / "synthetic/base.yaml"), *tiny_run_args(logger=None, random_init=True)]
+    return FCNLightningCLI(args=args, run=False).parser
+
+
+def resolved_row(parser, *names: str, overrides: tuple[str, ...] = ()) -> PaperRow | None:
+    """The row of a run of these configs and overrides, from the config the CLI resolves for it (what a
+    run saves as its ``config.yaml``)."""
+    config = parser.parse_args([*(a for n in names for a in ("--config", str(CONFIGS / n))), *overrides])
+    return paper_row(identify(config.as_dict()))
+
+
+def pair(parser, *names: str, overrides: tuple[str, ...] = ()) -> str | None:
+    row = resolved_row(parser, *names, overrides=overrides)
     return None if row is None else row.label
 
 
@@ -44,15 +67,26 @@ def pair(*names: str, overrides: tuple[str, ...] = ()) -> str | None:
         (("synthetic_nyud/base.yaml", "synthetic_nyud/fcn32s_rgb.yaml"), None),
     ],
 )
-def test_a_run_pairs_with_the_row_of_its_dataset_model_input_and_recipe(configs, label):
-    assert pair(*configs) == label
+def test_a_run_pairs_with_the_row_of_its_dataset_model_input_and_recipe(parser, configs, label):
+    assert pair(parser, *configs) == label
 
 
-def test_command_line_overrides_count_and_the_test_set_rows_never_pair():
-    assert pair("voc/base.yaml", "voc/fcn32s.yaml", overrides=("--model.init_args.train_only", "[score_fr]"))
-    assert pair(
-        "voc/base.yaml", "voc/fcn32s.yaml", overrides=("--model.class_path=fcn_lightning.FCN16s",)
-    ) == ("FCN-16s (journal Table 2)")
+@pytest.mark.parametrize(
+    ("overrides", "label"),
+    [
+        # Each one the old pairing (a scan of --model.* / --data.* arguments over the merged YAML files)
+        # missed: it paired all four runs with FCN-32s (journal Table 2).
+        (("--model.train_only=[score_fr]",), "FCN-32s fixed (journal Table 2)"),
+        (("--model", "fcn_lightning.FCN16s"), "FCN-16s (journal Table 2)"),
+        (("--config", str(CONFIGS / "voc/fcn32s_fixed.yaml")), "FCN-32s fixed (journal Table 2)"),
+        (("--data", "fcn_lightning.data.SyntheticVOCDataModule"), None),
+    ],
+)
+def test_every_override_the_cli_reads_counts(parser, overrides, label):
+    assert pair(parser, "voc/base.yaml", "voc/fcn32s.yaml", overrides=overrides) == label
+
+
+def test_the_test_set_rows_never_pair():
     test_rows = [row for row in PAPER_ROWS if row.split == "VOC2012 test"]
     assert {row.scores["mean_iu"] for row in test_rows} == {67.2, 62.2}
     assert all(paper_row(row.identity) is not row for row in test_rows)
@@ -88,14 +122,15 @@ def test_every_registry_paper_row_names_a_row_of_that_model():
     assert {row.model for row in PAPER_ROWS} <= set(MODELS)
 
 
-def staged_rows(configs: list[Path]) -> list[dict]:
+def staged_rows(parser, *configs: str) -> list[dict]:
     scores = {"pixel_acc": 0.6, "mean_acc": 0.4, "mean_iu": 0.3, "fw_iu": math.nan}
-    return [{"stage": "RGB-32s", **scores, "checkpoint": "best", **paper_columns(configs)}]
+    paper = paper_columns(resolved_row(parser, *configs))
+    return [{"stage": "RGB-32s", **scores, "checkpoint": "best", **paper}]
 
 
-def test_staged_results_put_a_nyud_stage_beside_its_nyud_row_with_the_difference(tmp_path):
-    nyud = staged_rows([CONFIGS / "nyud/base.yaml", CONFIGS / "nyud/fcn32s_rgb.yaml"])
-    synthetic = staged_rows([CONFIGS / "synthetic/base.yaml", CONFIGS / "synthetic/fcn32s.yaml"])
+def test_staged_results_put_a_nyud_stage_beside_its_nyud_row_with_the_difference(parser, tmp_path):
+    nyud = staged_rows(parser, "nyud/base.yaml", "nyud/fcn32s_rgb.yaml")
+    synthetic = staged_rows(parser, "synthetic/base.yaml", "synthetic/fcn32s.yaml")
     table = format_table(nyud).splitlines()
     assert table[3] == "| paper: FCN-32s RGB (CVPR Table 4) | 60.0 | 42.2 | 29.2 | 43.9 | |"
     assert table[4] == "| difference | +0.0 | -2.2 | +0.8 | - | |"

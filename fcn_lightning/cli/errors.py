@@ -12,7 +12,6 @@ import importlib
 import inspect
 import re
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,19 +45,6 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         fail(self.prog, message)
 
 
-def config_files(args: Sequence[str], options: Sequence[str] = ("--config", "-c")) -> list[str]:
-    """The files ``args`` gives to ``options`` (``--config F``, ``--config=F``)."""
-    found = []
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if name in options:
-            if eq:
-                found.append(value)
-            elif i + 1 < len(args):
-                found.append(args[i + 1])
-    return found
-
-
 def check_config_file(path: str | Path) -> str | None:
     """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
     path = Path(path)
@@ -81,15 +67,6 @@ def check_config_file(path: str | Path) -> str | None:
             f"(e.g. 'trainer: ...', 'model: ...')"
         )
     return None
-
-
-def refuse_bad_config_files(
-    prog: str, args: Sequence[str], options: Sequence[str] = ("--config", "-c")
-) -> None:
-    """End the command in one line if a config file given in ``args`` is missing or not a YAML mapping."""
-    for path in config_files(args, options):
-        if (problem := check_config_file(path)) is not None:
-            fail(prog, problem)
 
 
 def known_classes(section: str) -> list[str]:

@@ -13,16 +13,17 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from jsonargparse import ActionConfigFile
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from fcn_lightning.cli.errors import (
     CommandError,
+    check_config_file,
     clearer_parse_error,
     constructor_error,
     fail,
-    refuse_bad_config_files,
 )
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.metrics import SCORE_NAMES
@@ -64,6 +65,27 @@ class FCNArgumentParser(LightningArgumentParser):
         if not self.exit_on_error:
             return super().error(message, ex)
         fail(self.prog.replace(" [options]", ""), message)
+
+
+class ConfigFileAction(ActionConfigFile):
+    """``--config`` as jsonargparse reads it, except that a file that is missing or not a YAML mapping ends
+    the command in one line naming the file and what is wrong (:func:`check_config_file`). A value that is
+    no file but a mapping is a config given inline, which jsonargparse reads as such."""
+
+    def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
+        problem = check_config_file(values) if isinstance(values, str) and not _inline(values) else None
+        if problem is not None:
+            parser.error(problem)
+        super().__call__(parser, cfg, values, option_string)
+
+
+def _inline(value: str) -> bool:
+    if Path(value).exists():
+        return False
+    try:
+        return isinstance(yaml.safe_load(value), dict)
+    except yaml.YAMLError:
+        return False
 
 
 class SaveAndLogConfig(SaveConfigCallback):
@@ -129,6 +151,14 @@ class FCNLightningCLI(LightningCLI):
             run=run,
             **kwargs,
         )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """LightningCLI's parser of the main command and of each subcommand, its ``--config`` checked
+        (:class:`ConfigFileAction`)."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={L.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=ConfigFileAction, help="a YAML config file (repeatable)")
+        return parser
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -248,7 +278,6 @@ def build(
     """Parse ``args`` (a ``fit`` command line without ``fit``) and build the objects without running; errors
     end the command in one line under ``prog``. The commands that run fits pass on part of their command
     line on purpose, so LightningCLI's warning against giving both ``args`` and ``sys.argv`` is silenced."""
-    refuse_bad_config_files(prog, args)
     kwargs["parser_kwargs"] = {"prog": prog, **kwargs.get("parser_kwargs", {})}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
@@ -295,9 +324,6 @@ def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int | None:
     """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
     name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] in SUBCOMMANDS:
-        refuse_bad_config_files(f"fcn-lightning {args[0]}", args[1:])
     cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))

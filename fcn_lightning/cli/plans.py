@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from fcn_lightning.cli.errors import OneLineArgumentParser, check_config_file, fail, refuse_bad_config_files
+from fcn_lightning.cli.errors import OneLineArgumentParser, check_config_file, fail
 
 Plan = TypeVar("Plan")
 
@@ -33,7 +33,9 @@ def parse_plan_args(
 ) -> tuple[argparse.Namespace, list[str]]:
     """The command's own options, and the arguments for every run (added configs first)."""
     args, overrides = parser.parse_known_args(argv)
-    refuse_bad_config_files(parser.prog, argv, ("--add-config",))
+    for path in args.add_config:
+        if (problem := check_config_file(path)) is not None:
+            fail(parser.prog, problem)
     return args, [*(a for c in args.add_config for a in ("--config", c)), *overrides]
 
 

@@ -25,6 +25,7 @@ from fcn_lightning.data.palette import colorize
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.paper import METRIC_TITLES
 
 __all__ = [
     "confusion_figure",
@@ -35,9 +36,6 @@ __all__ = [
     "save_stage_figures",
     "validation_examples",
 ]
-
-#: Axis titles of the four scores, as the paper's tables name them.
-SCORE_TITLES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
@@ -80,7 +78,7 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
                 offsets[known], [paper[j] for j in known], marker="_", s=400, c="k", label=label, zorder=3
             )
             marked = True
-    ax.set_xticks(x, [SCORE_TITLES[k] for k in SCORE_NAMES])
+    ax.set_xticks(x, [METRIC_TITLES[k] for k in SCORE_NAMES])
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")
     ax.set_title("validation scores per stage")

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from omegaconf import OmegaConf
 
 from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
-from fcn_lightning.paper import METRIC_TITLES, format_points, identify_configs, paper_row
+from fcn_lightning.paper import METRIC_TITLES, PaperRow, checkpoint_config, format_points, identify, paper_row
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
@@ -46,8 +47,6 @@ SELECTIONS: tuple[Selection, ...] = ("best", "last")
 #: unknown): ``fcn_lightning.paper``.
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
 RESULT_COLUMNS = ("stage", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS)
-#: Column titles of the paper's tables.
-PAPER_TITLES = {k: METRIC_TITLES[k] for k in SCORE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -172,16 +171,22 @@ def run_staged(
         )
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        paper = paper_columns([*plan.base, config], overrides)
+        paper = paper_columns(trained_row(checkpoint))
         rows.append({"stage": name, **scores, "checkpoint": scored, **paper, "per_class_iu": per_class})
         checkpoints[name] = checkpoint
     return rows
 
 
-def paper_columns(configs: Sequence[Path], overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The :data:`PAPER_COLUMNS` of a stage trained from these configs: the paper row of the same dataset,
-    model, input and recipe (``fcn_lightning.paper``), or empty ones when the papers have none."""
-    row = paper_row(identify_configs(configs, overrides))
+def trained_row(checkpoint: str | Path) -> PaperRow | None:
+    """The paper row of the same dataset, model, input and recipe as the config that trained
+    ``checkpoint`` (what the checkpoint records of it: ``fcn_lightning.paper``), or ``None``."""
+    # Memory-mapped: only the recorded settings are read, not the weights.
+    recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    return paper_row(identify(checkpoint_config(recorded)))
+
+
+def paper_columns(row: PaperRow | None) -> dict[str, Any]:
+    """The :data:`PAPER_COLUMNS` of a stage paired with ``row`` (empty ones for none)."""
     if row is None:
         return {"paper": ""} | {f"paper_{k}": None for k in SCORE_NAMES}
     return {"paper": row.label} | {f"paper_{k}": row.scores.get(k) for k in SCORE_NAMES}
@@ -191,7 +196,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored.
     A stage paired with a paper row is followed by that row and by the difference (ours minus the paper's,
     in points; ``-`` where the paper's number is unknown)."""
-    header = "| net | " + " | ".join(PAPER_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
+    header = "| net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
     lines = [header, "|---" * (len(SCORE_NAMES) + 2) + "|"]
     for row in rows:
         cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]

@@ -63,6 +63,15 @@ def test_every_command_names_a_missing_config_file_in_one_line(command, capsys, 
     assert error.endswith(f"config file {missing} does not exist")
 
 
+def test_a_config_given_inline_is_read_not_taken_for_a_missing_file(capsys):
+    """The files are checked by the parser's own --config (no second reading of the command line), so a
+    mapping given inline, which jsonargparse reads as a config, is not refused as a missing file."""
+    args = ["fit", "--config", str(SYNTHETIC), "--config", "trainer: {max_steps: 7}", "--print_config"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert yaml.safe_load(out)["trainer"]["max_steps"] == 7
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

@@ -21,12 +21,11 @@ from fcn_lightning.data import (
     VOCDataModule,
     render_sample,
 )
-from fcn_lightning.data.synthetic import synthetic_splits
 
 
 @pytest.fixture(scope="module")
 def splits(synthetic_voc_config) -> dict[str, list[str]]:
-    return synthetic_splits(synthetic_voc_config)
+    return synthetic_voc_config.splits()
 
 
 # --------------------------------------------------------------------------------------------------

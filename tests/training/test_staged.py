@@ -1,12 +1,17 @@
-"""Staged plans whose stages start from several earlier stages (NYUD late fusion), and the NYUD demo."""
+"""Staged plans whose stages start from several earlier stages (NYUD late fusion), the NYUD demo, and each
+stage's paper row read from the config that trained it."""
 
+import csv
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from fcn_lightning.cli import main
+from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
 from fcn_lightning.training.staged import StagedPlan, run_staged
+from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -34,10 +39,14 @@ def test_stages_start_from_the_named_earlier_stages(tmp_path):
     def fake_stage(configs, overrides, out_dir, init_from, select):
         calls.append((out_dir.name, init_from))
         scores = {f"val/{k}": 0.5 for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
-        return f"{out_dir.name}.ckpt", scores, select
+        checkpoint = tmp_path / f"{out_dir.name}.ckpt"
+        torch.save({}, checkpoint)  # records no model: paired with no row
+        return str(checkpoint), scores, select
 
-    run_staged(plan, tmp_path / "out", [], fake_stage)
-    assert calls == [("A", None), ("B", None), ("C", ["A.ckpt", "B.ckpt"]), ("D", "C.ckpt")]
+    rows = run_staged(plan, tmp_path / "out", [], fake_stage)
+    ckpt = {name: str(tmp_path / f"{name}.ckpt") for name in "ABC"}
+    assert calls == [("A", None), ("B", None), ("C", [ckpt["A"], ckpt["B"]]), ("D", ckpt["C"])]
+    assert [row["paper"] for row in rows] == [""] * 4
 
 
 @pytest.mark.parametrize(
@@ -76,3 +85,33 @@ def test_nyud_demo_runs_end_to_end(tmp_path, one_thread):
     fused = saved("RGB-HHA-32s")["model"]["init_args"]["init_from"]
     assert len(fused) == 2 and "RGB-32s" in Path(fused[0]).parts and "HHA-32s" in Path(fused[1]).parts
     assert "RGB-HHA-32s" in Path(saved("RGB-HHA-16s")["model"]["init_args"]["init_from"]).parts
+
+
+@pytest.mark.filterwarnings("ignore:The '.*_dataloader' does not have many workers")
+def test_a_stage_pairs_with_the_row_of_the_config_that_trained_it(tmp_path, one_thread):
+    """``--add-config`` makes the VOC FCN-32s stage the fixed variant (only score_fr trained). The old
+    pairing merged the plan's YAML files and scanned the --model.* / --data.* arguments, so it missed the
+    added config and put the stage beside FCN-32s; the stage's checkpoint records what trained."""
+    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=1))
+    plan = tmp_path / "plan.yaml"
+    voc = CONFIGS / "voc"
+    plan.write_text(
+        yaml.safe_dump({"base": [str(voc / "base.yaml")], "stages": {"FCN-32s": str(voc / "fcn32s.yaml")}})
+    )
+    out = tmp_path / "out"
+    args = [
+        "staged",
+        "--config",
+        str(plan),
+        "--out",
+        str(out),
+        "--add-config",
+        str(voc / "fcn32s_fixed.yaml"),
+    ]
+    args += [*tiny_run_args(steps=1, val_every=1, random_init=True), "--trainer.num_sanity_val_steps", "0"]
+    args += ["--data.init_args.root", str(root), "--data.init_args.num_workers", "0"]
+    main(args)
+    with (out / "results.csv").open() as f:
+        [row] = list(csv.DictReader(f))
+    assert row["paper"] == "FCN-32s fixed (journal Table 2)" and float(row["paper_mean_iu"]) == 46.6
+    assert "| paper: FCN-32s fixed (journal Table 2) | 82.9 |" in (out / "results.md").read_text()

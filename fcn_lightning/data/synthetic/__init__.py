@@ -1,9 +1,11 @@
 """Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos.
 
-``config`` (generator parameters) <- ``scenes`` (drawing) and ``cache`` (atomic, fingerprinted
-writing) <- one writer per layout (``voc``, ``siftflow``, ``context``; ``nyud``, which renders rooms
-with ``indoor``), which writes through that dataset's layout object so the real reader reads it
-unchanged. Nothing lower imports a writer.
+``template`` (a generator's parameters, fingerprinted, and how its files are written: each id drawn and
+saved where its layout reads it, the lists, the manifest) <- ``config`` (the drawn scenes' parameters)
+and ``scenes`` (drawing) <- one generator per layout (``voc``, ``siftflow``, ``context``; ``nyud``, which
+renders rooms with ``indoor``), each filling in the template's hooks and writing through that dataset's
+layout object so that the real reader reads it unchanged; ``cache`` writes a tree atomically, keyed by
+the parameters, and ``module`` makes a generated dataset's DataModule. Nothing lower imports a generator.
 """
 
 from fcn_lightning.data.synthetic.cache import (
@@ -30,17 +32,18 @@ from fcn_lightning.data.synthetic.siftflow import (
     SyntheticSIFTFlowDataModule,
     write_synthetic_siftflow,
 )
+from fcn_lightning.data.synthetic.template import DatasetGenerator
 from fcn_lightning.data.synthetic.voc import (
     SyntheticVOCConfig,
     SyntheticVOCDataModule,
     render_sample,
-    synthetic_splits,
     write_synthetic_voc,
 )
 
 __all__ = [
     "GENERATOR_VERSION",
     "MANIFEST_NAME",
+    "DatasetGenerator",
     "Scene",
     "SceneConfig",
     "SyntheticContextConfig",
@@ -56,7 +59,6 @@ __all__ = [
     "is_complete",
     "render_nyud_sample",
     "render_sample",
-    "synthetic_splits",
     "write_dataset",
     "write_synthetic_context",
     "write_synthetic_nyud",

@@ -14,15 +14,27 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.io import remove_stale_temporaries, temporary_path
 
-__all__ = ["MANIFEST_NAME", "SyntheticDatasetMismatchError", "dataset_folder", "is_complete", "write_dataset"]
+if TYPE_CHECKING:
+    from fcn_lightning.data.synthetic.template import DatasetGenerator
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "MANIFEST_NAME",
+    "SyntheticDatasetMismatchError",
+    "dataset_folder",
+    "is_complete",
+    "write_dataset",
+]
 
 logger = logging.getLogger(__name__)
 
+#: Bump when the drawing changes, so that cached datasets made by older code are not reused (recorded in
+#: every manifest; hashed into the scenes' fingerprints).
+GENERATOR_VERSION = 2
 #: Written last into a finished dataset: its presence marks the tree complete and records the parameters.
 MANIFEST_NAME = "fcn_synthetic.json"
 
@@ -31,7 +43,7 @@ class SyntheticDatasetMismatchError(ValueError):
     """A synthetic dataset already exists at the path but was made with other parameters."""
 
 
-def dataset_folder(cache_root: str | Path, config: SceneConfig) -> Path:
+def dataset_folder(cache_root: str | Path, config: DatasetGenerator) -> Path:
     """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint, so
     another configuration never reuses a tree made with different parameters."""
     return Path(cache_root).expanduser() / f"seed{config.seed}-{config.fingerprint()}"
@@ -47,7 +59,7 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _verify(root: Path, config: SceneConfig) -> None:
+def _verify(root: Path, config: DatasetGenerator) -> None:
     """Raise :class:`SyntheticDatasetMismatchError` listing each parameter that differs from ``root``'s."""
     manifest = _read_manifest(root) or {}
     wanted = config.to_dict()
@@ -71,7 +83,7 @@ def _verify(root: Path, config: SceneConfig) -> None:
 
 def write_dataset(
     root: str | Path,
-    config: SceneConfig,
+    config: DatasetGenerator,
     populate: Callable[[Path, Any], Mapping[str, int]],
     *,
     generator: str,

@@ -1,27 +1,24 @@
-"""Generator parameters shared by every synthetic writer: one frozen dataclass per writer, fingerprinted.
+"""The parameters of drawn scenes: what the VOC, SIFT Flow and PASCAL-Context generators share.
 
-Every field defines the dataset: the cache keys a written tree by :meth:`SceneConfig.fingerprint` and
-records :meth:`SceneConfig.to_dict` in its manifest, so a change of any parameter (or of the drawing
-code, via :data:`GENERATOR_VERSION`) never reuses a stale tree.
+:class:`SceneConfig` is a :class:`~fcn_lightning.data.synthetic.template.DatasetGenerator` (fingerprinted,
+recorded in the manifest) that each of those generators extends with its own lists and files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-from typing import Any
+
+from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
+from fcn_lightning.data.synthetic.template import DatasetGenerator
 
 __all__ = ["GENERATOR_VERSION", "MAX_CLASSES_USED", "SceneConfig"]
 
-#: Bump when the drawing changes, so that cached datasets made by older code are not reused.
-GENERATOR_VERSION = 2
 #: Object classes the scene drawing knows (each its own colour, texture, shape and thin parts).
 MAX_CLASSES_USED = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(DatasetGenerator):
     """How scenes are drawn: a low-saturation textured background with a few objects.
 
     Args:
@@ -75,12 +72,3 @@ class SceneConfig:
             )
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready parameters (tuples as lists), as stored in the manifest."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def fingerprint(self) -> str:
-        """Short hash of the parameters and the generator version: a cache key."""
-        text = json.dumps({"version": GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]

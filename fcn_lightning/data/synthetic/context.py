@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
-import scipy.ndimage
-from PIL import Image
 
 from fcn_lightning.data.context import (
     CONTEXT_CLASSES,
@@ -27,17 +24,16 @@ from fcn_lightning.data.context import (
     PascalContextDataModule,
     PascalContextLayout,
 )
-from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
 __all__ = [
     "CONTEXT_LOOKALIKES",
     "CONTEXT_SCENE_OBJECTS",
     "SyntheticContextConfig",
     "SyntheticContextDataModule",
-    "context_synthetic_splits",
     "render_context_sample",
     "synthetic_full_space",
     "write_synthetic_context",
@@ -102,16 +98,33 @@ class SyntheticContextConfig(SceneConfig):
         if self.unlabelled_width < 0:
             raise ValueError(f"unlabelled_width must be >= 0, got {self.unlabelled_width}")
 
+    name = "context"
+    title = "PASCAL-Context"
+    layout_class = PascalContextLayout
 
-def context_synthetic_splits(config: SyntheticContextConfig) -> dict[str, list[str]]:
-    """VOC2010-style ids (``<year>_<number>``), sorted, disjoint ``train`` and ``val``."""
-    rng = np.random.default_rng([config.seed, 2010])
-    ids: list[str] = []
-    while len(ids) < config.num_train + config.num_val:
-        candidate = f"{int(rng.integers(2008, 2011))}_{int(rng.integers(0, 8000)):06d}"
-        if candidate not in ids:
-            ids.append(candidate)
-    return {"train": sorted(ids[: config.num_train]), "val": sorted(ids[config.num_train :])}
+    def splits(self) -> dict[str, list[str]]:
+        """VOC2010-style ids (``<year>_<number>``), sorted, disjoint ``train`` and ``val``."""
+        rng = np.random.default_rng([self.seed, 2010])
+        ids = unique_ids(
+            self.num_train + self.num_val,
+            lambda: f"{int(rng.integers(2008, 2011))}_{int(rng.integers(0, 8000)):06d}",
+        )
+        return {"train": sorted(ids[: self.num_train]), "val": sorted(ids[self.num_train :])}
+
+    def write_extras(self, layout: PascalContextLayout) -> None:
+        """The full label space's ``labels.txt``."""
+        names = synthetic_full_space(self.seed)
+        layout.label_list.write_text("".join(f"{i}: {name}\n" for i, name in enumerate(names, start=1)))
+
+    def write_sample(self, layout: PascalContextLayout, sample_id: str, kind: Any) -> None:
+        image, label = render_context_sample(sample_id, self)
+        sample = layout.sample(sample_id)
+        assert sample.label is not None
+        save_jpeg(sample.image, image, self.jpeg_quality)
+        save_mat(sample.label, {"LabelMap": label}, "PASCAL-Context layout")
+
+    def list_path(self, layout: PascalContextLayout, name: str) -> Path:
+        return layout.list_file(name)
 
 
 def render_context_sample(sample_id: str, config: SyntheticContextConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -128,49 +141,11 @@ def render_context_sample(sample_id: str, config: SyntheticContextConfig) -> tup
     image[background & rows] = image[background & rows] * 0.6 + 60.0
     for k, name in enumerate(CONTEXT_SCENE_OBJECTS, start=1):
         label[scene.label == k] = index[name]
-    if config.unlabelled_width > 0 and scene.instance.any():
-        size = 2 * config.unlabelled_width + 1
-        band = scipy.ndimage.maximum_filter(scene.instance, size=size, mode="nearest") > scene.instance
-        label[band] = 0
+    label[scene.outline(config.unlabelled_width)] = 0
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), label.astype(np.uint16)
 
 
-def _populate(folder: Path, config: SyntheticContextConfig) -> dict[str, int]:
-    layout = PascalContextLayout(folder)
-    splits = context_synthetic_splits(config)
-    layout.label_list.write_text(
-        "".join(f"{i}: {name}\n" for i, name in enumerate(synthetic_full_space(config.seed), start=1))
-    )
-    for split, ids in splits.items():
-        for sample_id in ids:
-            image, label = render_context_sample(sample_id, config)
-            sample = layout.sample(sample_id)
-            assert sample.label is not None
-            sample.image.parent.mkdir(parents=True, exist_ok=True)
-            sample.label.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(
-                sample.image, format="JPEG", quality=config.jpeg_quality, subsampling=0
-            )
-            scipy.io.savemat(sample.label, {"LabelMap": label}, do_compression=True)
-        layout.list_file(split).parent.mkdir(parents=True, exist_ok=True)
-        layout.list_file(split).write_text("".join(f"{i}\n" for i in ids))
-    return {split: len(ids) for split, ids in splits.items()}
-
-
-def write_synthetic_context(
-    root: str | Path, config: SyntheticContextConfig | None = None, *, overwrite: bool = False
-) -> Path:
-    """Write a synthetic PASCAL-Context tree at ``root`` (if not already there) and return ``root``.
-
-    Atomic and verified by its parameters, as :func:`~fcn_lightning.data.synthetic.write_synthetic_voc`.
-    """
-    return write_dataset(
-        root,
-        config or SyntheticContextConfig(),
-        _populate,
-        generator=f"{__name__}.write_synthetic_context",
-        overwrite=overwrite,
-    )
+write_synthetic_context = SyntheticContextConfig.writer()
 
 
 class SyntheticContextDataModule(GeneratedDatasetMixin, PascalContextDataModule):
@@ -178,11 +153,9 @@ class SyntheticContextDataModule(GeneratedDatasetMixin, PascalContextDataModule)
 
     Args:
         root: cache folder; the dataset goes into a subfolder named after its parameters.
-        generator: the generator's parameters.
+        generator: the scenes and the split sizes (:class:`SyntheticContextConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
-
-    write_dataset = staticmethod(write_synthetic_context)
 
     def __init__(
         self,

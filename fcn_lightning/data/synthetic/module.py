@@ -3,12 +3,10 @@ first use into a folder named after the generator's parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
 
 from fcn_lightning.data.synthetic.cache import dataset_folder, is_complete
-from fcn_lightning.data.synthetic.config import SceneConfig
+from fcn_lightning.data.synthetic.template import DatasetGenerator
 
 __all__ = ["GeneratedDatasetMixin"]
 
@@ -22,12 +20,10 @@ class GeneratedDatasetMixin:
     reader's ``root``.
     """
 
-    #: ``write(root, generator)``: the writer of this layout (a ``staticmethod``).
-    write_dataset: ClassVar[Callable[[Path, Any], Path]]
-    generator: SceneConfig
+    generator: DatasetGenerator
     cache_root: Path
 
-    def generated_root(self, root: str, generator: SceneConfig) -> str:
+    def generated_root(self, root: str, generator: DatasetGenerator) -> str:
         """Remember the generator and return where its dataset lives under the cache folder ``root``."""
         self.generator = generator
         self.cache_root = Path(root).expanduser()
@@ -45,7 +41,7 @@ class GeneratedDatasetMixin:
 
     def prepare_data(self) -> None:
         """Write the dataset if it is not there yet (Lightning calls this once per node)."""
-        type(self).write_dataset(self.dataset_root, self.generator)
+        self.generator.write(self.dataset_root)
 
     def _ensure_written(self) -> None:
         if not is_complete(self.dataset_root):  # used outside a Trainer, without prepare_data

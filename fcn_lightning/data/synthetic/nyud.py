@@ -11,34 +11,27 @@ holes of missing depth, as the Kinect leaves), HHA PNGs computed from that depth
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import scipy.io
 import scipy.ndimage
-from PIL import Image
 
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
-from fcn_lightning.data.progress import progress
-from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
+from fcn_lightning.data.synthetic.template import DatasetGenerator, save_mat, save_png
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 
 #: Bump when the rendering changes, so that cached datasets made by older code are not reused.
 NYUD_GENERATOR_VERSION = 1
-#: savemat stamps the time into the header; a fixed header keeps files byte-identical.
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic (NYUD segmentation layout)"
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticNYUDConfig:
+class SyntheticNYUDConfig(DatasetGenerator):
     """Generator parameters; every field defines the dataset (fingerprinted, recorded in the manifest).
 
     Args:
@@ -77,6 +70,11 @@ class SyntheticNYUDConfig:
         if not 0 <= self.hole_fraction < 0.5:
             raise ValueError(f"hole_fraction must lie in [0, 0.5), got {self.hole_fraction}")
 
+    name = "nyud"
+    title = "NYUD"
+    layout_class = NYUDv2Layout
+    versions: ClassVar[Mapping[str, int]] = {"nyud_version": NYUD_GENERATOR_VERSION}
+
     @property
     def camera(self) -> Camera:
         """The NYU Kinect colour camera scaled to the image width (centred crop to the height)."""
@@ -89,14 +87,17 @@ class SyntheticNYUDConfig:
         a, b = self.num_train, self.num_train + self.num_val
         return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready parameters (tuples as lists), as stored in the manifest."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+    def write_sample(self, layout: NYUDv2Layout, sample_id: str, kind: Any) -> None:
+        arrays = render_nyud_sample(sample_id, self)
+        sample = layout.sample(sample_id)
+        assert sample.label is not None and sample.depth is not None and sample.hha is not None
+        save_png(sample.image, arrays["rgb"])
+        save_png(sample.depth, arrays["depth"])
+        save_png(sample.hha, arrays["hha"])
+        save_mat(sample.label, {"segmentation": arrays["raw_label"]}, "NYUD segmentation layout")
 
-    def fingerprint(self) -> str:
-        """Short hash of the parameters and the generator version: a cache key."""
-        text = json.dumps({"nyud_version": NYUD_GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+    def list_path(self, layout: NYUDv2Layout, name: str) -> Path:
+        return layout.list_path(name)
 
 
 def render_nyud_sample(sample_id: str, config: SyntheticNYUDConfig) -> dict[str, np.ndarray]:
@@ -126,50 +127,7 @@ def render_nyud_sample(sample_id: str, config: SyntheticNYUDConfig) -> dict[str,
     }
 
 
-def _save_mat(path: Path, raw_label: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, {"segmentation": raw_label}, do_compression=True)
-    data = bytearray(buffer.getvalue())
-    data[:116] = _MAT_HEADER.ljust(116)
-    path.write_bytes(bytes(data))
-
-
-def _populate(folder: Path, config: SyntheticNYUDConfig) -> dict[str, int]:
-    layout = NYUDv2Layout(folder)
-    splits = config.splits()
-    every_id = [i for split in splits.values() for i in split]
-    for sample_id in progress(
-        every_id, len(every_id), f"writing the synthetic NYUD dataset ({folder.parent})"
-    ):
-        arrays = render_nyud_sample(sample_id, config)
-        sample = layout.sample(sample_id)
-        for path in (sample.image, sample.depth, sample.hha, sample.label):
-            assert path is not None
-            path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arrays["rgb"]).save(sample.image)
-        Image.fromarray(arrays["depth"]).save(sample.depth)
-        Image.fromarray(arrays["hha"]).save(sample.hha)
-        _save_mat(sample.label, arrays["raw_label"])
-    for name, ids in splits.items():
-        layout.list_path(name).write_text("".join(f"{i}\n" for i in ids))
-    return {k: len(v) for k, v in splits.items()}
-
-
-def write_synthetic_nyud(
-    root: str | Path, config: SyntheticNYUDConfig | None = None, *, overwrite: bool = False
-) -> Path:
-    """Write a synthetic NYUDv2 tree at ``root`` (if not already there) and return ``root``.
-
-    Atomic and verified by its parameters, as every synthetic writer
-    (:func:`~fcn_lightning.data.synthetic.cache.write_dataset`).
-    """
-    return write_dataset(
-        root,
-        config or SyntheticNYUDConfig(),  # type: ignore[arg-type]  # the cache needs to_dict / fingerprint only
-        _populate,
-        generator=f"{__name__}.write_synthetic_nyud",
-        overwrite=overwrite,
-    )
+write_synthetic_nyud = SyntheticNYUDConfig.writer()
 
 
 class SyntheticNYUDv2DataModule(GeneratedDatasetMixin, NYUDv2DataModule):
@@ -180,11 +138,9 @@ class SyntheticNYUDv2DataModule(GeneratedDatasetMixin, NYUDv2DataModule):
 
     Args:
         root: cache folder; the dataset goes into a subfolder named after its parameters.
-        generator: the generator's parameters.
+        generator: the rooms and the split sizes (:class:`SyntheticNYUDConfig`).
         modalities, kwargs: as :class:`NYUDv2DataModule`.
     """
-
-    write_dataset = staticmethod(write_synthetic_nyud)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.ndimage
 
 from fcn_lightning.data.synthetic.config import MAX_CLASSES_USED, SceneConfig
 
@@ -168,6 +169,14 @@ class Scene(NamedTuple):
     image: np.ndarray
     label: np.ndarray
     instance: np.ndarray
+
+    def outline(self, width: int) -> np.ndarray:
+        """The pixels up to ``width`` px outside each object, on what lies behind it (so thin parts keep
+        their pixels): where real annotations leave a void or unlabelled band. H x W bool."""
+        if width <= 0 or not self.instance.any():
+            return np.zeros(self.label.shape, bool)
+        nearest = scipy.ndimage.maximum_filter(self.instance, size=2 * width + 1, mode="nearest")
+        return nearest > self.instance
 
 
 def scene_size(config: SceneConfig, rng: np.random.Generator) -> tuple[int, int]:

@@ -12,13 +12,11 @@ never in the test split. :class:`~fcn_lightning.data.siftflow.SIFTFlowDataModule
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
-import scipy.ndimage
-from PIL import Image
 
 from fcn_lightning.data.siftflow import (
     SIFTFLOW_ABSENT_FROM_TEST,
@@ -28,17 +26,16 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
 __all__ = [
     "SIFTFLOW_SCENE_OBJECTS",
     "SyntheticSIFTFlowConfig",
     "SyntheticSIFTFlowDataModule",
     "render_siftflow_sample",
-    "siftflow_synthetic_splits",
     "write_synthetic_siftflow",
 ]
 
@@ -96,16 +93,36 @@ class SyntheticSIFTFlowConfig(SceneConfig):
         if self.void_width < 0:
             raise ValueError(f"void_width must be >= 0, got {self.void_width}")
 
+    name = "siftflow"
+    title = "SIFT Flow"
+    layout_class = SIFTFlowLayout
 
-def siftflow_synthetic_splits(config: SyntheticSIFTFlowConfig) -> dict[str, list[str]]:
-    """``trainval`` and ``test`` ids named as the archive's (``<category>_<name><number>``), disjoint."""
-    rng = np.random.default_rng([config.seed, 2688])
-    ids: list[str] = []
-    while len(ids) < config.num_train + config.num_test:
-        candidate = f"{_CATEGORIES[int(rng.integers(len(_CATEGORIES)))]}_syn{int(rng.integers(10_000))}"
-        if candidate not in ids and candidate not in SIFTFLOW_UNANNOTATED:
-            ids.append(candidate)
-    return {"trainval": ids[: config.num_train], "test": ids[config.num_train :]}
+    def splits(self) -> dict[str, list[str]]:
+        """``trainval`` and ``test`` ids named as the archive's (``<category>_<name><number>``), disjoint."""
+        rng = np.random.default_rng([self.seed, 2688])
+        ids = unique_ids(
+            self.num_train + self.num_test,
+            lambda: f"{_CATEGORIES[int(rng.integers(len(_CATEGORIES)))]}_syn{int(rng.integers(10_000))}",
+            excluded=SIFTFLOW_UNANNOTATED,
+        )
+        return {"trainval": ids[: self.num_train], "test": ids[self.num_train :]}
+
+    def samples(self, splits: Mapping[str, Sequence[str]]) -> list[tuple[str, Any]]:
+        """Each id with its split, then the unannotated ids (split ``None``: in the archive as images
+        without labels)."""
+        return [*super().samples(splits), *((i, None) for i in SIFTFLOW_UNANNOTATED)]
+
+    def write_sample(self, layout: SIFTFlowLayout, sample_id: str, kind: str | None) -> None:
+        image, semantic, geometric = render_siftflow_sample(sample_id, self, test=kind == "test")
+        sample = layout.sample(sample_id)
+        save_jpeg(sample.image, image, self.jpeg_quality)
+        if kind is not None:
+            assert sample.label is not None
+            save_mat(sample.label, {"S": semantic}, "SIFT Flow layout")
+            save_mat(layout.geo_label(sample), {"S": geometric}, "SIFT Flow layout")
+
+    def list_path(self, layout: SIFTFlowLayout, name: str) -> Path:
+        return layout.root_list(name)
 
 
 def render_siftflow_sample(
@@ -138,56 +155,13 @@ def render_siftflow_sample(
     for k, (name, geo_name) in enumerate(SIFTFLOW_SCENE_OBJECTS, start=1):
         semantic[scene.label == k] = code[name]
         geometric[scene.label == k] = geo_code[geo_name]
-    if c.void_width > 0 and scene.instance.any():
-        size = 2 * c.void_width + 1
-        band = scipy.ndimage.maximum_filter(scene.instance, size=size, mode="nearest") > scene.instance
-        semantic[band] = 0
-        geometric[band] = -1
+    band = scene.outline(c.void_width)
+    semantic[band] = 0
+    geometric[band] = -1
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), semantic, geometric
 
 
-def _save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="JPEG", quality=quality, subsampling=0)
-
-
-def _save_mat(path: Path, label: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, {"S": label}, do_compression=True)
-
-
-def _populate(folder: Path, config: SyntheticSIFTFlowConfig) -> dict[str, int]:
-    layout = SIFTFlowLayout(folder)
-    splits = siftflow_synthetic_splits(config)
-    for split, ids in splits.items():
-        for sample_id in ids:
-            image, semantic, geometric = render_siftflow_sample(sample_id, config, test=split == "test")
-            sample = layout.sample(sample_id)
-            assert sample.label is not None
-            _save_jpeg(sample.image, image, config.jpeg_quality)
-            _save_mat(sample.label, semantic)
-            _save_mat(layout.geo_label(sample), geometric)
-        layout.root_list(split).write_text("".join(f"{i}\n" for i in ids))
-    for sample_id in SIFTFLOW_UNANNOTATED:  # in the archive as images without labels
-        image, _, _ = render_siftflow_sample(sample_id, config)
-        _save_jpeg(layout.sample(sample_id).image, image, config.jpeg_quality)
-    return {split: len(ids) for split, ids in splits.items()}
-
-
-def write_synthetic_siftflow(
-    root: str | Path, config: SyntheticSIFTFlowConfig | None = None, *, overwrite: bool = False
-) -> Path:
-    """Write a synthetic SIFT Flow tree at ``root`` (if not already there) and return ``root``.
-
-    Atomic and verified by its parameters, as :func:`~fcn_lightning.data.synthetic.write_synthetic_voc`.
-    """
-    return write_dataset(
-        root,
-        config or SyntheticSIFTFlowConfig(),
-        _populate,
-        generator=f"{__name__}.write_synthetic_siftflow",
-        overwrite=overwrite,
-    )
+write_synthetic_siftflow = SyntheticSIFTFlowConfig.writer()
 
 
 class SyntheticSIFTFlowDataModule(GeneratedDatasetMixin, SIFTFlowDataModule):
@@ -195,11 +169,9 @@ class SyntheticSIFTFlowDataModule(GeneratedDatasetMixin, SIFTFlowDataModule):
 
     Args:
         root: cache folder; the dataset goes into a subfolder named after its parameters.
-        generator: the generator's parameters.
+        generator: the scenes and the split sizes (:class:`SyntheticSIFTFlowConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
-
-    write_dataset = staticmethod(write_synthetic_siftflow)
 
     def __init__(
         self,

@@ -10,34 +10,23 @@ structure: SBD train leaks into VOC val and the seg11valid derivation has to rem
 from __future__ import annotations
 
 import dataclasses
-import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 import scipy.ndimage
 import scipy.sparse
-from PIL import Image
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.progress import progress
-from fcn_lightning.data.synthetic.cache import write_dataset
 from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.template import folder_made, save_jpeg, save_mat, unique_ids, write_list
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
 
-__all__ = [
-    "SyntheticVOCConfig",
-    "SyntheticVOCDataModule",
-    "render_sample",
-    "synthetic_splits",
-    "write_synthetic_voc",
-]
-
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic (SBD GTcls layout)"
+__all__ = ["SyntheticVOCConfig", "SyntheticVOCDataModule", "render_sample", "write_synthetic_voc"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,49 +64,69 @@ class SyntheticVOCConfig(SceneConfig):
         if self.void_width < 0:
             raise ValueError(f"void_width must be >= 0, got {self.void_width}")
 
+    name = "voc"
+    title = "VOC"
+    layout_class = VOCLayout
 
-def synthetic_splits(config: SyntheticVOCConfig) -> dict[str, list[str]]:
-    """The id lists, mimicking VOC2012 / SBD / VOC2011 (each sorted, as the real lists are).
+    def splits(self) -> dict[str, list[str]]:
+        """The id lists, mimicking VOC2012 / SBD / VOC2011 (each sorted, as the real lists are).
 
-    Keys: ``sbd_train``, ``sbd_val``, ``voc_train``, ``voc_val``, ``voc2011_val`` (files written), and
-    ``seg11valid`` (VOC2011 val minus SBD train) and ``voc_val_minus_sbd_train`` (the fallback without
-    VOC2011), the sets the reader must derive.
-    """
-    c = config
-    rng = np.random.default_rng([c.seed, 20120511])
-    half = c.num_voc_train // 2
-    fresh_voc_train = c.num_voc_train - half
-    n = c.num_train + c.num_sbd_val + c.num_val + fresh_voc_train + c.num_voc12_extra_val
-    ids: set[str] = set()
-    ordered: list[str] = []
-    while len(ordered) < n:
-        year = int(rng.integers(2007, 2012))
-        candidate = f"{year}_{int(rng.integers(0, 8000)):06d}"
-        if candidate not in ids:
-            ids.add(candidate)
-            ordered.append(candidate)
-    it = iter(ordered)
+        Keys: ``sbd_train``, ``sbd_val``, ``voc_train``, ``voc_val``, ``voc2011_val`` (files written), and
+        ``seg11valid`` (VOC2011 val minus SBD train) and ``voc_val_minus_sbd_train`` (the fallback without
+        VOC2011), the sets the reader must derive.
+        """
+        rng = np.random.default_rng([self.seed, 20120511])
+        half = self.num_voc_train // 2
+        fresh_voc_train = self.num_voc_train - half
+        n = self.num_train + self.num_sbd_val + self.num_val + fresh_voc_train + self.num_voc12_extra_val
+        ids = iter(unique_ids(n, lambda: f"{int(rng.integers(2007, 2012))}_{int(rng.integers(0, 8000)):06d}"))
 
-    def take(k: int) -> list[str]:
-        return [next(it) for _ in range(k)]
+        def take(k: int) -> list[str]:
+            return [next(ids) for _ in range(k)]
 
-    sbd_train = take(c.num_train)
-    sbd_val = take(c.num_sbd_val)
-    seg11valid = take(c.num_val)
-    voc_train = sbd_train[:half] + take(fresh_voc_train)
-    extra_val = take(c.num_voc12_extra_val)
-    leak = sbd_train[len(sbd_train) - c.num_leak :] if c.num_leak else []
-    voc2011_val = seg11valid + leak
-    voc_val = voc2011_val + extra_val
-    return {
-        "sbd_train": sorted(sbd_train),
-        "sbd_val": sorted(sbd_val),
-        "voc_train": sorted(voc_train),
-        "voc_val": sorted(voc_val),
-        "voc2011_val": sorted(voc2011_val),
-        "seg11valid": sorted(seg11valid),
-        "voc_val_minus_sbd_train": sorted(seg11valid + extra_val),
-    }
+        sbd_train = take(self.num_train)
+        sbd_val = take(self.num_sbd_val)
+        seg11valid = take(self.num_val)
+        voc_train = sbd_train[:half] + take(fresh_voc_train)
+        extra_val = take(self.num_voc12_extra_val)
+        leak = sbd_train[len(sbd_train) - self.num_leak :] if self.num_leak else []
+        voc2011_val = seg11valid + leak
+        voc_val = voc2011_val + extra_val
+        return {
+            "sbd_train": sorted(sbd_train),
+            "sbd_val": sorted(sbd_val),
+            "voc_train": sorted(voc_train),
+            "voc_val": sorted(voc_val),
+            "voc2011_val": sorted(voc2011_val),
+            "seg11valid": sorted(seg11valid),
+            "voc_val_minus_sbd_train": sorted(seg11valid + extra_val),
+        }
+
+    def samples(self, splits: Mapping[str, Sequence[str]]) -> list[tuple[str, Any]]:
+        """Each id once, with whether it is a VOC id and whether an SBD one (both: one scene in both)."""
+        voc = {*splits["voc_train"], *splits["voc_val"]}
+        sbd = {*splits["sbd_train"], *splits["sbd_val"]}
+        return [(i, (i in voc, i in sbd)) for i in sorted(voc | sbd)]
+
+    def write_sample(self, layout: VOCLayout, sample_id: str, kind: tuple[bool, bool]) -> None:
+        image, voc_label, sbd_label = render_sample(sample_id, self)
+        in_voc, in_sbd = kind
+        for wanted, sample, label, save in (
+            (in_voc, layout.voc_sample(sample_id), voc_label, save_label_png),
+            (in_sbd, layout.sbd_sample(sample_id), sbd_label, _save_sbd_mat),
+        ):
+            if wanted:
+                assert sample.label is not None
+                save_jpeg(sample.image, image, self.jpeg_quality)
+                save(folder_made(sample.label), label)
+
+    def write_lists(self, layout: VOCLayout, splits: Mapping[str, Sequence[str]]) -> None:
+        write_list(layout.voc_list("train"), splits["voc_train"])
+        write_list(layout.voc_list("val"), splits["voc_val"])
+        write_list(layout.voc_list("trainval"), sorted({*splits["voc_train"], *splits["voc_val"]}))
+        write_list(layout.sbd_list("train"), splits["sbd_train"])
+        write_list(layout.sbd_list("val"), splits["sbd_val"])
+        write_list(layout.voc2011_val, splits["voc2011_val"])
 
 
 def render_sample(
@@ -131,92 +140,22 @@ def render_sample(
     year, number = sample_id.split("_")
     scene = draw_scene(c, np.random.default_rng([c.seed, int(year), int(number), GENERATOR_VERSION]))
     voc_label = scene.label.copy()
-    if c.void_width > 0 and scene.instance.any():
-        # VOC marks object outlines with a void band; here it lies just outside each object (on what is
-        # behind it), so thin parts keep their pixels.
-        size = 2 * c.void_width + 1
-        above = scipy.ndimage.maximum_filter(scene.instance, size=size, mode="nearest") > scene.instance
-        voc_label[above] = IGNORE_INDEX
+    voc_label[scene.outline(c.void_width)] = IGNORE_INDEX  # VOC marks object outlines with a void band
     return scene.image, voc_label, scene.label
 
 
-def _save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    # No chroma subsampling: 4:2:0 would smear the colour of 2 px parts over their neighbours.
-    Image.fromarray(image).save(path, format="JPEG", quality=quality, subsampling=0)
-
-
 def _save_sbd_mat(path: Path, label: np.ndarray) -> None:
-    """SBD ``cls`` layout: struct GTcls with Segmentation, Boundaries (cell of sparse), CategoriesPresent.
-
-    savemat stamps the creation time into the header text; a fixed header keeps files byte-identical.
-    """
+    """SBD ``cls`` layout: struct GTcls with Segmentation, Boundaries (cell of sparse), CategoriesPresent."""
     boundaries = np.empty((len(VOC_CLASSES) - 1, 1), dtype=object)
     edges = label != scipy.ndimage.grey_erosion(label, size=3, mode="nearest")
     for k in range(1, len(VOC_CLASSES)):
         boundaries[k - 1, 0] = scipy.sparse.csc_matrix(edges & (label == k))
     present = np.unique(label[label > 0]).astype(np.uint8).reshape(-1, 1)
     gtcls = {"Segmentation": label.astype(np.uint8), "Boundaries": boundaries, "CategoriesPresent": present}
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, {"GTcls": gtcls}, do_compression=False)
-    data = bytearray(buffer.getvalue())
-    data[:116] = _MAT_HEADER.ljust(116)
-    path.write_bytes(bytes(data))
+    save_mat(path, {"GTcls": gtcls}, "SBD GTcls layout", compress=False)
 
 
-def _write_list(path: Path, ids: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{i}\n" for i in ids))
-
-
-def _write_sample(
-    layout: VOCLayout, sample_id: str, config: SyntheticVOCConfig, voc: bool, sbd: bool
-) -> None:
-    image, voc_label, sbd_label = render_sample(sample_id, config)
-    for wanted, sample, label, save in (
-        (voc, layout.voc_sample(sample_id), voc_label, save_label_png),
-        (sbd, layout.sbd_sample(sample_id), sbd_label, _save_sbd_mat),
-    ):
-        if wanted:
-            assert sample.label is not None
-            sample.image.parent.mkdir(parents=True, exist_ok=True)
-            sample.label.parent.mkdir(parents=True, exist_ok=True)
-            _save_jpeg(sample.image, image, config.jpeg_quality)
-            save(sample.label, label)
-
-
-def _populate(folder: Path, config: SyntheticVOCConfig) -> dict[str, int]:
-    layout = VOCLayout(folder)
-    splits = synthetic_splits(config)
-    voc_ids = set(splits["voc_train"]) | set(splits["voc_val"])
-    sbd_ids = set(splits["sbd_train"]) | set(splits["sbd_val"])
-    ids = sorted(voc_ids | sbd_ids)
-    for sample_id in progress(ids, len(ids), f"writing the synthetic VOC dataset ({folder.parent})"):
-        _write_sample(layout, sample_id, config, voc=sample_id in voc_ids, sbd=sample_id in sbd_ids)
-    _write_list(layout.voc_list("train"), splits["voc_train"])
-    _write_list(layout.voc_list("val"), splits["voc_val"])
-    _write_list(layout.voc_list("trainval"), sorted(voc_ids))
-    _write_list(layout.sbd_list("train"), splits["sbd_train"])
-    _write_list(layout.sbd_list("val"), splits["sbd_val"])
-    _write_list(layout.voc2011_val, splits["voc2011_val"])
-    return {k: len(v) for k, v in splits.items()}
-
-
-def write_synthetic_voc(
-    root: str | Path, config: SyntheticVOCConfig | None = None, *, overwrite: bool = False
-) -> Path:
-    """Write a synthetic VOC + SBD + VOC2011 tree at ``root`` (if not already there) and return ``root``.
-
-    Atomic and verified by its parameters (see :func:`~fcn_lightning.data.synthetic.cache.write_dataset`):
-    an existing complete dataset with the same ``config`` is left alone; with another it raises
-    :class:`~fcn_lightning.data.synthetic.cache.SyntheticDatasetMismatchError` unless ``overwrite``.
-    """
-    return write_dataset(
-        root,
-        config or SyntheticVOCConfig(),
-        _populate,
-        generator=f"{__name__}.write_synthetic_voc",
-        overwrite=overwrite,
-    )
+write_synthetic_voc = SyntheticVOCConfig.writer()
 
 
 class SyntheticVOCDataModule(GeneratedDatasetMixin, VOCDataModule):
@@ -231,8 +170,6 @@ class SyntheticVOCDataModule(GeneratedDatasetMixin, VOCDataModule):
         generator: the generator's parameters (scene size, counts, classes, thin parts, ...).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
-
-    write_dataset = staticmethod(write_synthetic_voc)
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from fcn_lightning.data import (
     write_synthetic_context,
 )
 from fcn_lightning.data.context import read_full_space
-from fcn_lightning.data.synthetic.context import context_synthetic_splits, render_context_sample
+from fcn_lightning.data.synthetic.context import render_context_sample
 
 CONFIG = SyntheticContextConfig(image_size=40, num_train=10, num_val=4)
 #: The task class each object label of the scenes must become, spelled out independently of the code.
@@ -41,7 +41,7 @@ def root(tmp_path_factory):
 
 def test_layout_and_labels_txt(root):
     layout = PascalContextLayout(root)
-    splits = context_synthetic_splits(CONFIG)
+    splits = CONFIG.splits()
     assert [s.id for s in layout.split_samples("train")] == splits["train"]
     assert [s.id for s in layout.split_samples("val")] == splits["val"]
     names = list(read_full_space(root / "labels.txt").values())

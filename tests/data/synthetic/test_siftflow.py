@@ -17,7 +17,7 @@ from fcn_lightning.data import (
     write_synthetic_siftflow,
 )
 from fcn_lightning.data.siftflow import SIFTFLOW_UNANNOTATED
-from fcn_lightning.data.synthetic.siftflow import render_siftflow_sample, siftflow_synthetic_splits
+from fcn_lightning.data.synthetic.siftflow import render_siftflow_sample
 
 CONFIG = SyntheticSIFTFlowConfig(image_size=48, num_train=12, num_test=4)
 
@@ -29,7 +29,7 @@ def root(tmp_path_factory):
 
 def test_archive_layout_and_codes(root):
     layout = SIFTFlowLayout(root)
-    splits = siftflow_synthetic_splits(CONFIG)
+    splits = CONFIG.splits()
     assert layout.split_samples("trainval") == [layout.sample(i) for i in splits["trainval"]]
     assert [s.id for s in layout.split_samples("test")] == splits["test"]
     sample = layout.sample(splits["trainval"][0])

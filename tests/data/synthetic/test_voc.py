@@ -18,7 +18,6 @@ from fcn_lightning.data.synthetic import (
     MANIFEST_NAME,
     SyntheticVOCConfig,
     render_sample,
-    synthetic_splits,
 )
 
 TINY = SyntheticVOCConfig(image_size=40, num_train=4, num_val=2, num_sbd_val=1, num_voc_train=2, num_leak=1)
@@ -30,7 +29,7 @@ def _files(root: Path, pattern: str) -> dict[str, bytes]:
 
 def test_layout_and_id_structure_mimic_voc(synthetic_voc_root, synthetic_voc_config):
     root = synthetic_voc_root
-    splits = synthetic_splits(synthetic_voc_config)
+    splits = synthetic_voc_config.splits()
     read = lambda p: (root / p).read_text().split()  # noqa: E731
     assert read("benchmark_RELEASE/dataset/train.txt") == splits["sbd_train"]
     assert read("benchmark_RELEASE/dataset/val.txt") == splits["sbd_val"]
@@ -52,7 +51,7 @@ def test_layout_and_id_structure_mimic_voc(synthetic_voc_root, synthetic_voc_con
 
 
 def test_sbd_mat_has_the_real_struct(synthetic_voc_root, synthetic_voc_config):
-    sid = synthetic_splits(synthetic_voc_config)["sbd_train"][0]
+    sid = synthetic_voc_config.splits()["sbd_train"][0]
     mat = scipy.io.loadmat(synthetic_voc_root / f"benchmark_RELEASE/dataset/cls/{sid}.mat")
     gt = mat["GTcls"][0]
     seg = gt["Segmentation"][0]
@@ -64,7 +63,7 @@ def test_sbd_mat_has_the_real_struct(synthetic_voc_root, synthetic_voc_config):
 
 def test_voc_png_is_a_palette_image_with_a_void_band(synthetic_voc_root, synthetic_voc_config):
     config = synthetic_voc_config
-    sid = synthetic_splits(config)["seg11valid"][0]
+    sid = config.splits()["seg11valid"][0]
     with Image.open(synthetic_voc_root / f"VOCdevkit/VOC2012/SegmentationClass/{sid}.png") as png:
         assert png.mode == "P"
         label = np.array(png)
