@@ -223,7 +223,7 @@ _ITEMS = (
         urls=("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip",),
         source=f"{REFERENCE}, data/sift-flow/README.md",
         dataset="sift-flow",
-        size="140 MB",
+        size="~140 MB",
         products=("Images", "SemanticLabels", "GeoLabels"),
     ),
     Item(

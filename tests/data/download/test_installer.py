@@ -1,5 +1,5 @@
 """One item into its place: atomic per item, a rerun that skips what is complete, data unpacked by hand left
-alone, the manifest route for files without a published checksum, the manual route, one writer per folder."""
+alone, the manifest route for files without a published checksum, the manual route, and a dry run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from fcn_lightning.data.download import (
     install,
     plan,
 )
-from fcn_lightning.data.download.manifest import folder_lock
 from tests.serving import LocalServer, tar_bytes
 
 LABELS = tar_bytes(
@@ -163,15 +162,6 @@ def test_a_changed_weights_file_is_checked_again_and_replaced_by_a_verified_one(
     (places.weights / "w.caffemodel").write_bytes(b"damaged")
     assert install(weights, places, say=quiet) == "installed"
     assert (places.weights / "w.caffemodel").read_bytes() == data and len(server.requests) == 2
-
-
-def test_a_second_download_into_the_same_folder_stops_in_one_line(server, places):
-    item = item_of(server)
-    with (
-        folder_lock(places.data / "pascal-context"),
-        pytest.raises(DownloadError, match="another fcn-lightning download is writing into"),
-    ):
-        install(item, places, say=quiet)
 
 
 def test_a_dry_run_plan_names_the_sources_in_order_and_writes_nothing(server, places):
