@@ -189,14 +189,17 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
             open(partial, "ab" if start else "wb") as out,
             ByteProgress(f"  {target.name}", total, done=start) as shown,
         ):
-            try:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    shown.update(len(chunk))
-            except (OSError, http.client.HTTPException) as error:
-                say(f"  {url}: {_reason(error)} after {done} of {total or '?'} bytes")
-                return False
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (OSError, http.client.HTTPException) as error:  # the connection, not this side
+                    say(f"  {url}: {_reason(error)} after {done} of {total or '?'} bytes")
+                    return False
+                if not chunk:
+                    break
+                out.write(chunk)  # a full disk is raised: no other source would help
+                done += len(chunk)
+                shown.update(len(chunk))
     if total is not None and done < total:
         say(f"  {url}: the connection closed after {done} of {total} bytes")
         return False

@@ -90,13 +90,18 @@ def _now() -> str:
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's download lock (POSIX ``flock``; elsewhere nothing): a second ``download`` writing
     into the same folder stops with one line instead of racing the first."""
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         import fcntl
     except ImportError:  # pragma: no cover  (Windows)
         yield
         return
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise DownloadError(f"cannot write into {folder} ({error.strerror or error})") from error
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise DownloadError(f"cannot write into {folder} ({error.strerror or error})") from error
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
