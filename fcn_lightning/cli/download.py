@@ -180,10 +180,15 @@ def main(argv: Sequence[str]) -> int:
     except UnknownItemError as error:
         parser.error(str(error))
     if args.dry_run:
+        code = 0
         for item in items:
             print(header(item, places))
-            print("\n".join(plan(item, places, args.mirror)))
-        return 0
+            try:
+                print("\n".join(plan(item, places, args.mirror)))
+            except DownloadError as error:
+                error_line(f"{item.name}: {error}")
+                code = 1
+        return code
 
     failed: set[str] = set()
     for item in items:

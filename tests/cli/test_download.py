@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from fcn_lightning import FCN8s, FCN32s
-from fcn_lightning.cli import main
 from fcn_lightning.data import (
     SyntheticContextConfig,
     SyntheticSIFTFlowConfig,
@@ -27,19 +26,10 @@ from fcn_lightning.data.download import ITEMS, MANIFEST_NAME, Checksum
 from fcn_lightning.nets.caffe import export_caffe_net
 from fcn_lightning.nets.caffe_proto import write_caffemodel
 from tests.helpers import TINY_WIDTH, caffe_vgg16, config_args, tiny_run_args
+from tests.helpers import run_command as run
 from tests.serving import LocalServer, md5, refused_url, tar_bytes, voc_archives, zip_bytes
 
 REPO = Path(__file__).parents[2]
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    """The command in this process: (exit code, stdout, stderr)."""
-    try:
-        code = main(args)
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return int(code or 0), out.out, out.err
 
 
 @pytest.fixture(autouse=True)

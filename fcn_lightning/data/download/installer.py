@@ -230,9 +230,13 @@ def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
             return [f"  {targets}: there (not unpacked by this command), left as it is"]
     else:
         clear = []
-        if (folder / item.file).is_file():
-            return [f"  {folder / item.file} is there: it would be checked ({_how(item, manifest)})"]
     lines = [f"  would clear {path} (an unfinished unpacking)" for path in clear]
+    if (folder / item.file).is_file():
+        unpack = f", unpacked into {folder}" if item.is_archive else ""
+        return [
+            *lines,
+            f"  {folder / item.file} is there: it would be checked ({_how(item, manifest)}){unpack}",
+        ]
     partial = partial_path(folder / item.file)
     resume = f", resuming {partial} ({partial.stat().st_size} bytes)" if partial.is_file() else ""
     lines.append(f"  would fetch {item.file}{f' ({item.size})' if item.size else ''}{resume} from, in order:")

@@ -13,7 +13,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from fcn_lightning.nets.caffe import CAFFENET_CAFFEMODEL, VGG16_CAFFEMODEL
+from fcn_lightning.nets.caffe import (
+    CAFFENET_CAFFEMODEL,
+    CAFFENET_CAFFEMODEL_URL,
+    VGG16_CAFFEMODEL,
+    VGG16_CAFFEMODEL_URL,
+)
 
 __all__ = [
     "DATASETS",
@@ -251,7 +256,7 @@ _ITEMS = (
         name="vgg16-caffe",
         title="the Caffe ImageNet VGG16 every paper-table config starts from",
         file=VGG16_CAFFEMODEL,
-        urls=(f"http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/{VGG16_CAFFEMODEL}",),
+        urls=(VGG16_CAFFEMODEL_URL,),
         source="the VGG model zoo page, gist ksimonyan/211839e770f7b538e2d8 (in the authors' ilsvrc-nets)",
         dataset=WEIGHTS,
         size="553 MB",
@@ -260,7 +265,7 @@ _ITEMS = (
         name="caffenet",
         title="the Caffe ImageNet CaffeNet FCN-AlexNet starts from",
         file=CAFFENET_CAFFEMODEL,
-        urls=(f"{RELEASES}/{CAFFENET_CAFFEMODEL}",),
+        urls=(CAFFENET_CAFFEMODEL_URL,),
         source="BVLC/caffe models/bvlc_reference_caffenet/readme.md (the authors' ilsvrc-nets/README.md)",
         dataset=WEIGHTS,
         size="~244 MB",

@@ -65,12 +65,29 @@ def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) ->
         )
 
 
-def _writable_parent(out: Path, root: Path, name: str, archive: Path) -> None:
+def _destination(
+    parts: tuple[str, ...],
+    keep: Sequence[tuple[str, ...]],
+    into: Path,
+    is_dir: bool,
+    name: str,
+    archive: Path,
+) -> Path | None:
+    """Where a kept member is written (its folder made, never reached through a link); ``None`` for a member
+    not kept or a folder (made here)."""
+    relative = _kept(parts, keep)
+    if relative is None:
+        return None
+    out = into.joinpath(*relative)
+    if is_dir:
+        out.mkdir(parents=True, exist_ok=True)
+        return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not _inside(os.path.realpath(out.parent), os.path.realpath(root)):
+    if not _inside(os.path.realpath(out.parent), os.path.realpath(into)):
         raise UnsafeArchiveError(
             f"{archive}: member {name!r} would be written through a link; archive refused"
         )
+    return out
 
 
 def _copy(source: IO[bytes], out: Path, mode: int) -> None:
@@ -110,14 +127,9 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
                 _check_link(into.joinpath(*parts), member.linkname, into, member.name, archive)
             if member.islnk():
                 _parts(member.linkname, archive)
-            relative = _kept(parts, keep)
-            if relative is None:
+            out = _destination(parts, keep, into, member.isdir(), member.name, archive)
+            if out is None:
                 continue
-            out = into.joinpath(*relative)
-            if member.isdir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            _writable_parent(out, into, member.name, archive)
             if member.issym():
                 _check_link(out, member.linkname, into, member.name, archive)
                 os.symlink(member.linkname, out)
@@ -144,16 +156,11 @@ def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
             _parts(info.filename, archive)
         with ByteProgress(f"  unpacking {archive.name}", sum(i.file_size for i in infos)) as shown:
             for info in infos:
-                parts = _parts(info.filename, archive)
-                relative = _kept(parts, keep)
                 shown.update(info.file_size)
-                if relative is None:
+                parts = _parts(info.filename, archive)
+                out = _destination(parts, keep, into, info.is_dir(), info.filename, archive)
+                if out is None:
                     continue
-                out = into.joinpath(*relative)
-                if info.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                _writable_parent(out, into, info.filename, archive)
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     target = zf.read(info).decode("utf-8", "surrogateescape")
