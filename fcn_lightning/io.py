@@ -6,6 +6,8 @@ failed write deletes its temporary file; a killed process cannot, so whatever wr
 folder calls :func:`remove_stale_temporaries` before it starts. Every file the suite writes goes through
 :func:`atomic_write`: checkpoints (``training.checkpoint_io.AtomicCheckpointIO``, installed by the CLI),
 results tables, curves, figures, prediction PNGs, HHA images, converted Caffe models and the decoded cache.
+What is written elsewhere first (a resumable download, an unpacked archive) enters its place through
+:func:`publish`, the same rename.
 
 Plain Python and no Lightning: the nets and the data modules use it too.
 """
@@ -24,6 +26,7 @@ from typing import IO, Any
 __all__ = [
     "atomic_write",
     "is_temporary",
+    "publish",
     "remove_stale_temporaries",
     "temporary_path",
     "write_atomically",
@@ -113,6 +116,16 @@ def atomic_write(
         raise
     if durable:
         _fsync_folder(path.parent)
+
+
+def publish(finished: str | Path, path: str | Path) -> Path:
+    """Rename a finished file or folder (written beside ``path``, on the same file system) to ``path`` and
+    make the rename durable. ``path`` must not exist, or be a file when ``finished`` is one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(finished, path)
+    _fsync_folder(path.parent)
+    return path
 
 
 def _fsync_folder(folder: Path) -> None:

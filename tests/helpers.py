@@ -196,3 +196,15 @@ def fork_command(args: list[str], folder: Path, env: dict[str, str] | None = Non
         finally:
             os._exit(code)
     return pid
+
+
+def run_command(args: list[str], capsys: Any) -> tuple[int, str, str]:
+    """``fcn-lightning <args>`` in this process: (exit code, stdout, stderr)."""
+    from fcn_lightning.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out = capsys.readouterr()
+    return int(code or 0), out.out, out.err

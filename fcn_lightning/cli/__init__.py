@@ -36,6 +36,9 @@ COMMANDS: dict[str, Command] = {
     "predict": Command("lightning", "write label PNGs and overlays for a folder of images or a split", True),
     "staged": Command("staged", "the paper's FCN-32s -> 16s -> 8s schedule from one plan; one results table"),
     "check-data": Command("check_data", "list every problem of the configured dataset before a long run"),
+    "download": Command(
+        "download", "the paper's data and weights, checked, resumable, where the configs look"
+    ),
     "prepare-nyud": Command("prepare_nyud", "write the HHA images of a NYUDv2 tree from its depth maps"),
     "compare-sampling": Command("compare_sampling", "whole images against sampled losses and patches"),
     "convert-caffe": Command("convert_caffe", "a released Caffe FCN (.caffemodel) as a checkpoint"),

@@ -1,5 +1,5 @@
-"""Progress of long data jobs (checking a dataset, writing one, computing HHA) that reads well in a
-terminal and in a log file: a tqdm bar on a terminal; on a log file, a pipe or a cluster job's output a
+"""Progress of long data jobs (checking a dataset, writing one, computing HHA, downloading) that reads well
+in a terminal and in a log file: a tqdm bar on a terminal; on a log file, a pipe or a cluster job's output a
 plain line every so often instead of thousands of carriage-return updates.
 """
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TextIO, TypeVar
 
-__all__ = ["duration", "is_terminal", "progress"]
+__all__ = ["ByteProgress", "duration", "human_bytes", "is_terminal", "progress"]
 
 T = TypeVar("T")
 
@@ -49,3 +49,70 @@ def progress(items: Iterable[T], total: int, description: str, lines: int = 10) 
                 f"{description}: {done}/{total} ({duration(elapsed)} so far, about {left} left)",
                 file=sys.stderr,
             )
+
+
+def human_bytes(size: float) -> str:
+    """``2.0 GB``, ``553.4 MB``, ``812 B`` (decimal units, as tqdm's)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # pragma: no cover  (the loop returns)
+
+
+class ByteProgress:
+    """The bytes of a transfer: a tqdm bar (bytes, rate, time left) on a terminal; elsewhere a plain line at
+    each tenth of ``total`` (every 100 MB when the total is unknown) and one at the end.
+
+    ``done``: bytes already there (a resumed download): counted, not timed.
+    """
+
+    def __init__(self, description: str, total: int | None, done: int = 0, lines: int = 10) -> None:
+        self.description, self.total, self.done, self.start_done = description, total, done, done
+        self.start = time.perf_counter()
+        self.bar = None
+        if is_terminal():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=description,
+                unit="B",
+                unit_scale=True,
+                leave=False,
+                file=sys.stderr,
+            )
+        self.every = max(1, total // max(lines, 1)) if total else 100_000_000
+        self.next_line = (done // self.every + 1) * self.every
+        self.printed = done
+
+    def update(self, size: int) -> None:
+        self.done += size
+        if self.bar is not None:
+            self.bar.update(size)
+        elif self.done >= self.next_line:
+            self.next_line = (self.done // self.every + 1) * self.every
+            self._line()
+
+    def _line(self) -> None:
+        elapsed = time.perf_counter() - self.start
+        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
+        of = f" of {human_bytes(self.total)} ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        left = f", about {duration((self.total - self.done) / rate)} left" if self.total and rate > 0 else ""
+        print(
+            f"{self.description}: {human_bytes(self.done)}{of}, {human_bytes(rate)}/s{left}", file=sys.stderr
+        )
+        self.printed = self.done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.done != self.printed:
+            self._line()
+
+    def __enter__(self) -> ByteProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

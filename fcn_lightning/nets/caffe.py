@@ -53,9 +53,10 @@ log = logging.getLogger(__name__)
 
 #: Where the Caffe VGG16 the reference FCNs start from is published (for the missing-file error).
 VGG16_CAFFEMODEL = "VGG_ILSVRC_16_layers.caffemodel"
+VGG16_CAFFEMODEL_URL = f"http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/{VGG16_CAFFEMODEL}"
 VGG16_CAFFEMODEL_SOURCE = (
     "the VGG model zoo page (https://gist.github.com/ksimonyan/211839e770f7b538e2d8, linked from Caffe's "
-    "Model Zoo), file http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/VGG_ILSVRC_16_layers.caffemodel"
+    f"Model Zoo), file {VGG16_CAFFEMODEL_URL}"
 )
 
 
@@ -351,9 +352,10 @@ def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, t
 
 #: The Caffe ImageNet AlexNet (CaffeNet) the reference FCN-AlexNet starts from, and where it is published.
 CAFFENET_CAFFEMODEL = "bvlc_reference_caffenet.caffemodel"
+CAFFENET_CAFFEMODEL_URL = f"http://dl.caffe.berkeleyvision.org/{CAFFENET_CAFFEMODEL}"
 CAFFENET_CAFFEMODEL_SOURCE = (
     "the BVLC model zoo (models/bvlc_reference_caffenet in the BVLC/caffe repository), file "
-    "http://dl.caffe.berkeleyvision.org/bvlc_reference_caffenet.caffemodel"
+    f"{CAFFENET_CAFFEMODEL_URL}"
 )
 #: The ImageNet classifiers the reference FCNs start from (the authors' ``ilsvrc-nets`` list): file name ->
 #: what it is and where it is published.

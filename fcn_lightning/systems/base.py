@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from fcn_lightning.data.download.items import ITEMS
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
 from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
@@ -67,10 +68,12 @@ def missing_caffemodel_message(path: Path) -> str:
     the authors' model zoo publishes it, and the switch to torchvision's weights."""
     what, published = IMAGENET_CAFFEMODELS[path.name]
     switch = TORCHVISION_SWITCH[path.name]
+    fetch = next(f"fcn-lightning download {i.name}" for i in ITEMS.values() if i.file == path.name)
     return (
         f"init_from: {path.name} ({what}, where the paper's nets start) is not in {path.parent} (the weights "
-        f"folder: {WEIGHTS_FOLDER_SETTING}); the authors' model zoo list points to {published}. To train "
-        f"from torchvision's ImageNet weights instead (not the paper's start), {switch}"
+        f"folder: {WEIGHTS_FOLDER_SETTING}); `{fetch}` puts it there (the authors' model zoo list points to "
+        f"{published}). To train from torchvision's ImageNet weights instead (not the paper's start), "
+        f"{switch}"
     )
 
 

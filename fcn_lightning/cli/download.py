@@ -1,0 +1,218 @@
+"""``fcn-lightning download NAME...``: the paper's data and weights, verified, where the configs read them.
+
+fcn-lightning download voc vgg16-caffe          # then: fcn-lightning staged --config configs/voc/staged.yaml
+fcn-lightning download --list                   # every item and group: size, sources, checksum, destination
+fcn-lightning download paper --dry-run          # what would be fetched, from where, to where
+
+Ends by checking each dataset it completed (what ``check-data`` checks) and printing the command that
+trains on it; a released FCN gets the command that converts and scores it. Exit 0 when everything is in
+place and clean, 1 when an item could not be fetched or a check found problems, 2 for a bad command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.data.download import (
+    DATASETS,
+    GROUPS,
+    ITEMS,
+    WEIGHTS,
+    AllSourcesFailed,
+    DownloadError,
+    Item,
+    Places,
+    UnknownItemError,
+    install,
+    plan,
+    resolve_names,
+)
+from fcn_lightning.nets.caffe import VGG16_CAFFEMODEL
+
+PROG = "fcn-lightning download"
+
+
+def error_line(message: str) -> None:
+    """``fcn-lightning download: error: ...`` on one line (stderr); the command goes on with the next item."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def _quote(path: Path | str) -> str:
+    return shlex.quote(str(path))
+
+
+def header(item: Item, places: Places) -> str:
+    size = f", {item.size}" if item.size else ""
+    return f"{item.name}: {item.title} ({item.file}{size})"
+
+
+def listing(places: Places) -> str:
+    """Every item (size, sources in order, checksum or the manifest route, destination) and every group."""
+    lines = [f"items (data root {places.data}, weights folder {places.weights}):"]
+    for item in ITEMS.values():
+        checksum = (
+            f"{item.checksum.algorithm} {item.checksum.digest} ({item.checksum.source})"
+            if item.checksum
+            else "none published: manifest route (the first download's sha256 is recorded and checked later)"
+        )
+        lines += [
+            f"  {item.name}  {item.size or 'size unknown'}  {item.title}",
+            f"      to: {', '.join(map(str, places.targets(item)))}",
+            *(f"      from: {url}" for url in item.urls),
+            f"      checksum: {checksum}",
+        ]
+    lines.append("groups:")
+    width = max(map(len, GROUPS))
+    lines += [f"  {name:<{width}}  {' '.join(members)}" for name, members in GROUPS.items()]
+    return "\n".join(lines)
+
+
+def check_dataset(name: str, folder: Path) -> list[str]:
+    """What ``check-data`` finds in a dataset folder, built as its ``base.yaml`` builds it."""
+    use = DATASETS[name]
+    module_name, _, class_name = use.data_module.rpartition(".")
+    data_class = getattr(importlib.import_module(module_name), class_name)
+    options = {}
+    if name == "nyud":  # what the archives hold; HHA once prepare-nyud has written it
+        options["modalities"] = ["rgb", "depth", *(["hha"] if (folder / "data" / "hha").is_dir() else [])]
+    datamodule = data_class(root=str(folder), num_workers=0, **options)
+    datamodule.prepare_data()
+    return datamodule.check()
+
+
+def _env(places: Places) -> str:
+    """``FCN_DATA=... `` when the configs would look elsewhere than where the data went."""
+    return "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
+
+
+def next_steps(items: Sequence[Item], places: Places, failed: set[str]) -> tuple[list[str], int]:
+    """Check each dataset the items belong to (once all it needs is there) and say what to run next:
+    (lines, number of problems found)."""
+    from fcn_lightning.cli.check_data import summarise_problems  # the check's words, and its CLI when needed
+
+    lines: list[str] = []
+    problems = 0
+    env = _env(places)
+    for name in dict.fromkeys(i.dataset for i in items if i.dataset != WEIGHTS):
+        use, folder = DATASETS[name], places.data / name
+        missing = [n for n in use.needs if not all(p.exists() for p in places.targets(ITEMS[n]))]
+        if missing:
+            if not set(missing) & failed:
+                lines.append(
+                    f"{name}: still needs {', '.join(missing)} (fcn-lightning download {' '.join(missing)})"
+                )
+            continue
+        print(
+            f"checking {folder} (as fcn-lightning check-data --config {use.configs}/base.yaml does)",
+            flush=True,
+        )
+        found = check_dataset(name, folder)
+        problems += len(found)
+        lines += [str(p) for p in found]
+        lines.append(f"{name}: {summarise_problems(found)}")
+        if found:
+            continue
+        steps = []
+        if name == "nyud" and not (folder / "data" / "hha").is_dir():
+            steps.append(f"fcn-lightning prepare-nyud --root {_quote(folder)}")
+        steps.append(f"{env}fcn-lightning staged --config {use.configs}/staged.yaml")
+        lines.append(f"{name}: to train the paper's schedule: {' && '.join(steps)}")
+        if not (places.weights / VGG16_CAFFEMODEL).is_file():
+            lines.append(
+                f"{name}: its configs start from the Caffe VGG16: fcn-lightning download vgg16-caffe"
+            )
+    for item in items:
+        if not item.convert or item.name in failed:
+            continue
+        checkpoint = places.weights / f"{Path(item.file).stem}.ckpt"
+        convert = [f"{env}fcn-lightning convert-caffe", _quote(places.weights / item.file), *item.convert]
+        validate = [f"{env}fcn-lightning validate", *item.validate, "--ckpt_path", _quote(checkpoint)]
+        lines.append(
+            f"{item.name}: to score it as published: {' '.join(convert)} --out {_quote(checkpoint)} && "
+            f"{' '.join(validate)}"
+        )
+    return lines, problems
+
+
+def main(argv: Sequence[str]) -> int:
+    """``fcn-lightning download NAME... [--root DIR] [--mirror URL] [--dry-run] [--list]``."""
+    parser = OneLineArgumentParser(
+        prog=PROG,
+        description="Fetch the paper's datasets and weights into the places the configs read, each checked "
+        "against its published checksum (or the sha256 recorded at its first download), resumable, unpacked "
+        "atomically; then check the data and print the command that trains on it.",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="items or groups (--list shows them)")
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="the data root, one folder per dataset (default: $FCN_DATA, else ./data); weights go to "
+        "$FCN_WEIGHTS, else <root>/weights",
+    )
+    parser.add_argument(
+        "--mirror",
+        default=os.environ.get("FCN_MIRROR") or None,
+        help="fetch every file by its own name from this base first: an http(s):// or file:// address or a "
+        "folder (default: $FCN_MIRROR); checksums are unchanged",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="say what would be fetched and where; do nothing"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="every item: size, sources, checksum, destination"
+    )
+    args = parser.parse_args(argv)
+    places = Places.resolve(args.root)
+    if args.list:
+        print(listing(places))
+        return 0
+    if not args.names:
+        parser.error("name at least one item or group, e.g. 'voc vgg16-caffe' (--list shows them all)")
+    try:
+        items = resolve_names(args.names)
+    except UnknownItemError as error:
+        parser.error(str(error))
+    if args.dry_run:
+        code = 0
+        for item in items:
+            print(header(item, places))
+            try:
+                print("\n".join(plan(item, places, args.mirror)))
+            except DownloadError as error:
+                error_line(f"{item.name}: {error}")
+                code = 1
+        return code
+
+    failed: set[str] = set()
+    for item in items:
+        print(header(item, places), flush=True)
+        try:
+            install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
+        except KeyboardInterrupt:
+            error_line(f"{item.name}: interrupted; run the same command again to resume where it stopped")
+            return 130
+        except AllSourcesFailed as error:
+            failed.add(item.name)
+            error_line(
+                f"{item.name}: no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand "
+                f"and put it at {places.folder(item) / item.file}, then run {PROG} {item.name} again"
+            )
+        except (DownloadError, OSError) as error:
+            failed.add(item.name)
+            error_line(f"{item.name}: {error}")
+    lines, problems = next_steps(items, places, failed)
+    if lines:
+        print("\n".join(lines))
+    if failed:
+        print(f"{len(failed)} of {len(items)} items not in place: {', '.join(sorted(failed))}")
+    return 1 if failed or problems else 0
+
+
+__all__ = ["check_dataset", "listing", "main", "next_steps"]

@@ -1,0 +1,255 @@
+"""One file fetched from its sources in order: resumable, verified, renamed into place only when whole.
+
+The bytes go into ``.<file>.part`` beside the target (a fixed name, so a later run finds it); an interrupted
+transfer resumes with an HTTP ``Range`` request (``If-Range`` with the validator the server gave, so a file
+changed on the server starts again), and a server that answers a range request with the whole file makes
+it start again from the first byte. The finished file's digest is checked before the rename: a mismatch
+deletes the partial file and moves on to the next source. Standard library only (``urllib``: ``http``,
+``https`` and ``file`` addresses, the proxy variables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fcn_lightning.data.download.items import Checksum
+from fcn_lightning.data.progress import ByteProgress
+from fcn_lightning.io import atomic_write, publish
+
+__all__ = [
+    "AllSourcesFailed",
+    "ChecksumMismatch",
+    "SourceFailed",
+    "discard_partial",
+    "fetch",
+    "file_digests",
+    "mirror_url",
+    "partial_path",
+]
+
+CHUNK = 1 << 20
+#: Seconds a connection may stay silent before the attempt counts as interrupted.
+TIMEOUT = 60.0
+#: Attempts per source while each one gets further than the last (a flaky connection resumes).
+ATTEMPTS = 5
+USER_AGENT = "fcn-lightning-download/1 (Python urllib)"
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+Say = Callable[[str], None]
+
+
+class SourceFailed(Exception):
+    """One source could not deliver the file (the message says why, in a few words)."""
+
+
+class ChecksumMismatch(SourceFailed):
+    """The whole file arrived but its digest is not the expected one."""
+
+
+class AllSourcesFailed(Exception):
+    """No source delivered a verified file; ``urls`` were tried in order."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        super().__init__(", ".join(urls))
+        self.urls = list(urls)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified file: where it came from and its digests (``sha256`` and the checksum's algorithm)."""
+
+    url: str
+    digests: dict[str, str]
+
+
+def partial_path(target: Path) -> Path:
+    """Where the bytes of ``target`` gather until it is whole and verified: ``.<name>.part`` beside it."""
+    return target.with_name(f".{target.name}.part")
+
+
+def _meta_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.part.json")
+
+
+def mirror_url(mirror: str, file: str) -> str:
+    """``file`` under a mirror base: an ``http(s)://`` or ``file://`` address, or a local folder."""
+    if "://" not in mirror:
+        return Path(mirror).expanduser().resolve().joinpath(file).as_uri()
+    return f"{mirror.rstrip('/')}/{urllib.parse.quote(file)}"
+
+
+def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    """The hex digests of a file, every algorithm in one pass."""
+    hashes = {name: hashlib.new(name) for name in dict.fromkeys(algorithms)}
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            for h in hashes.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def _reason(error: BaseException) -> str:
+    """A few words for a failed connection or transfer."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        error = error.reason if isinstance(error.reason, BaseException) else OSError(str(error.reason))
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return "no answer (timed out)"
+    if isinstance(error, socket.gaierror):
+        return f"host not found ({error.strerror or error})"
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _read_meta(target: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(_meta_path(target).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def discard_partial(target: Path) -> None:
+    """Delete the partial file of ``target`` and its notes (nothing if there are none)."""
+    partial_path(target).unlink(missing_ok=True)
+    _meta_path(target).unlink(missing_ok=True)
+
+
+def _open(url: str, start: int, meta: dict[str, Any], timeout: float) -> tuple[Any, int, int | None]:
+    """Open ``url`` for the bytes from ``start`` on: (response, the offset it starts at, the total size)."""
+    headers = {"User-Agent": USER_AGENT}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+        if meta.get("url") == url and meta.get("validator"):
+            headers["If-Range"] = meta["validator"]
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and start:  # the partial file is not a prefix of this one: start again
+            error.close()
+            return _open(url, 0, meta, timeout)
+        raise SourceFailed(_reason(error)) from error
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        raise SourceFailed(_reason(error)) from error
+    status = getattr(response, "status", None) or 200  # file:// answers have no status
+    if status == 206:
+        found = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if found is None or int(found[1]) != start:
+            response.close()
+            raise SourceFailed(f"the server sent another range ({response.headers.get('Content-Range')})")
+        total = None if found[3] == "*" else int(found[3])
+        return response, start, total
+    length = response.headers.get("Content-Length")
+    return response, 0, int(length) if length and length.isdigit() else None
+
+
+def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
+    """One request: the partial file grows from where it is. True when it is whole (as long as the server
+    said); False when the transfer broke off (the caller resumes)."""
+    partial = partial_path(target)
+    meta = _read_meta(target)
+    have = partial.stat().st_size if partial.is_file() else 0
+    if have and meta.get("total") and have >= meta["total"] and meta.get("url") == url:
+        return True  # whole already (a run stopped between the last byte and the check)
+    response, start, total = _open(url, have, meta, timeout)
+    with response:
+        if have and start == 0:
+            say(
+                f"  {url}: the server sent the whole file (no range support or the file changed): from byte 0"
+            )
+        if have and start and meta.get("total") and total and total != meta["total"]:
+            response.close()
+            say(
+                f"  {url}: its size ({total}) is not that of the partial file's source ({meta['total']}): "
+                "from byte 0"
+            )
+            discard_partial(target)
+            return _attempt(url, target, timeout, say)
+        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        with atomic_write(_meta_path(target), "w", durable=False) as f:
+            json.dump({"url": url, "validator": validator, "total": total}, f)
+        done = start
+        with (
+            open(partial, "ab" if start else "wb") as out,
+            ByteProgress(f"  {target.name}", total, done=start) as shown,
+        ):
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (OSError, http.client.HTTPException) as error:  # the connection, not this side
+                    say(f"  {url}: {_reason(error)} after {done} of {total or '?'} bytes")
+                    return False
+                if not chunk:
+                    break
+                out.write(chunk)  # a full disk is raised: no other source would help
+                done += len(chunk)
+                shown.update(len(chunk))
+    if total is not None and done < total:
+        say(f"  {url}: the connection closed after {done} of {total} bytes")
+        return False
+    return True
+
+
+def _fetch_source(url: str, target: Path, timeout: float, say: Say) -> None:
+    """Bring the partial file of ``target`` to the whole file at ``url``, resuming while it gets further."""
+    partial = partial_path(target)
+    for _ in range(ATTEMPTS):
+        before = partial.stat().st_size if partial.is_file() else 0
+        if _attempt(url, target, timeout, say):
+            return
+        after = partial.stat().st_size if partial.is_file() else 0
+        if after <= before:
+            raise SourceFailed("the transfer broke off without progress")
+        say(f"  {url}: resuming at byte {after}")
+    raise SourceFailed(f"the transfer broke off {ATTEMPTS} times")
+
+
+def fetch(
+    urls: Sequence[str],
+    target: Path,
+    expected: Checksum | None,
+    *,
+    say: Say = print,
+    timeout: float = TIMEOUT,
+) -> Fetched:
+    """``target`` from the first of ``urls`` that delivers it whole and (when ``expected`` is given) with
+    that digest; each failed source is one line through ``say``. Raises :class:`AllSourcesFailed`.
+
+    A partial file from an earlier run is resumed. The digest is checked before ``target`` is renamed
+    into place; on a mismatch the partial file is deleted.
+    """
+    algorithms = ["sha256"] + ([expected.algorithm] if expected else [])
+    for url in urls:
+        try:
+            _fetch_source(url, target, timeout, say)
+            digests = file_digests(partial_path(target), algorithms)
+            if expected is not None and digests[expected.algorithm] != expected.digest:
+                discard_partial(target)
+                raise ChecksumMismatch(
+                    f"{expected.algorithm} {digests[expected.algorithm]} is not the expected "
+                    f"{expected.digest} ({expected.source}); the partial file is deleted"
+                )
+        except SourceFailed as error:
+            say(f"  {url}: {error}")
+            continue
+        publish(partial_path(target), target)
+        with contextlib.suppress(OSError):
+            _meta_path(target).unlink()
+        return Fetched(url, digests)
+    raise AllSourcesFailed(urls)

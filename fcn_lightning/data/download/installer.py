@@ -1,0 +1,248 @@
+"""One item from its sources to its place: skip it when it is there and verified, else fetch, verify, unpack.
+
+Where items land is where the configs look: a dataset's archives unpack under ``<data root>/<dataset>``
+(the data root: ``--root``, else ``$FCN_DATA``, else ``./data``), weights files go to the weights folder
+(``$FCN_WEIGHTS``, else ``<data root>/weights``). An archive is downloaded beside what it unpacks into,
+unpacked into a temporary folder there, its kept paths renamed into place, and deleted; the record beside
+the data (:mod:`~fcn_lightning.data.download.manifest`) says what is complete, so a rerun fetches nothing
+that is, and data unpacked by hand is used, never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fcn_lightning.data.download.fetch import TIMEOUT, fetch, file_digests, mirror_url, partial_path
+from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
+from fcn_lightning.data.download.manifest import DownloadError, Manifest, fingerprint, folder_lock
+from fcn_lightning.data.download.unpack import unpack_kept
+from fcn_lightning.io import publish, remove_stale_temporaries, temporary_path
+
+__all__ = ["Places", "install", "plan", "sources"]
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where items land: the data root (one folder per dataset) and the weights folder."""
+
+    data: Path
+    weights: Path
+
+    @classmethod
+    def resolve(cls, root: str | os.PathLike | None = None) -> Places:
+        """``root`` (else ``$FCN_DATA``, else ``./data``) and ``$FCN_WEIGHTS`` (else ``<root>/weights``), as
+        the configs resolve them, made absolute."""
+        data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().absolute()
+        weights = os.environ.get("FCN_WEIGHTS")
+        return cls(data, Path(weights).expanduser().absolute() if weights else data / "weights")
+
+    def folder(self, item: Item) -> Path:
+        """The folder an item's file or kept paths go into."""
+        return self.weights if item.dataset == WEIGHTS else self.data / item.dataset
+
+    def targets(self, item: Item) -> list[Path]:
+        """What an item puts in place: its kept paths, or its file."""
+        folder = self.folder(item)
+        return [folder / p for p in item.products] or [folder / item.file]
+
+
+def _targets(places: Places, item: Item) -> str:
+    return ", ".join(map(str, places.targets(item)))
+
+
+def sources(item: Item, mirror: str | None = None) -> list[str]:
+    """The addresses to try, in order: the mirror's copy first (by the file's own name), then the item's."""
+    return ([mirror_url(mirror, item.file)] if mirror else []) + list(item.urls)
+
+
+def _expected(item: Item, manifest: Manifest) -> Checksum | None:
+    """The published checksum, else the sha256 recorded at the first download (the manifest route)."""
+    if item.checksum is not None:
+        return item.checksum
+    recorded = manifest.file(item.file)
+    if recorded and recorded.get("sha256"):
+        return Checksum("sha256", recorded["sha256"], f"recorded in {manifest.path} at its first download")
+    return None
+
+
+def _how(item: Item, manifest: Manifest) -> str:
+    expected = _expected(item, manifest)
+    if item.checksum is not None:
+        return f"{item.checksum.algorithm} checked against {item.checksum.source}"
+    if expected is not None:
+        return f"sha256 checked against the one {expected.source}"
+    return f"no published checksum: its sha256 is recorded in {manifest.path}; later downloads must match it"
+
+
+def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> bool:
+    """Whether the file at ``path`` is the item's (recording its sha256 when nothing else says what it is)."""
+    recorded = manifest.file(item.file) or {}
+    if recorded.get("fingerprint") == fingerprint(path):
+        return True  # verified before and unchanged since
+    expected = _expected(item, manifest)
+    say(f"  checking {path}")
+    digests = file_digests(path, ["sha256"] + ([expected.algorithm] if expected else []))
+    if expected is not None and digests[expected.algorithm] != expected.digest:
+        say(
+            f"  {path}: {expected.algorithm} {digests[expected.algorithm]} is not the expected "
+            f"{expected.digest} ({expected.source}): fetching it again"
+        )
+        return False
+    manifest.record_file(
+        item.file,
+        sha256=digests["sha256"],
+        fingerprint=fingerprint(path),
+        url=recorded.get("url", "placed by hand"),
+        fetched=recorded.get("fetched", False),
+    )
+    return True
+
+
+def _fetch(
+    item: Item, folder: Path, manifest: Manifest, mirror: str | None, say: Say, timeout: float
+) -> Path:
+    """Fetch the item's file into ``folder`` (verified before it takes its name) and record it."""
+    target = folder / item.file
+    urls = sources(item, mirror)
+    say(f"  fetching {item.file} from {urls[0]}")
+    how = _how(item, manifest)  # before the record: a first download has none to be checked against
+    fetched = fetch(urls, target, _expected(item, manifest), say=say, timeout=timeout)
+    manifest.record_file(
+        item.file,
+        sha256=fetched.digests["sha256"],
+        fingerprint=fingerprint(target),
+        url=fetched.url,
+        fetched=True,
+    )
+    say(f"  {item.file}: {how}")
+    return target
+
+
+def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, list[Path]]:
+    """``complete``, ``in place`` (unpacked by hand), ``again`` (with the paths to clear first), ``new``;
+    a kept path there without a record (only some of them) is an error naming it."""
+    record = manifest.item(item.name)
+    if record is not None:
+        placed = [folder / p for p in record.get("placed", ())]
+        if record.get("state") == "complete" and all(p.exists() for p in placed):
+            return "complete", []
+        return "again", [p for p in placed if p.exists() or p.is_symlink()]
+    present = [folder / p for p in item.products if (folder / p).exists()]
+    if present and len(present) == len(item.products):
+        return "in place", []
+    if present:
+        raise DownloadError(
+            f"{present[0]} is there but was not unpacked by this command (no record in {manifest.path}) "
+            f"while {', '.join(p for p in item.products if not (folder / p).exists())} is missing; move it "
+            f"away, or complete the tree by hand"
+        )
+    return "new", []
+
+
+def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list[str]:
+    """Unpack into a temporary folder beside the destination, then rename the kept paths into place."""
+    remove_stale_temporaries(folder, target=f"unpack-{item.name}")
+    scratch = temporary_path(folder / f"unpack-{item.name}")
+    scratch.mkdir()
+    try:
+        unpack_kept(archive, scratch, (*item.products, *item.optional))
+        missing = [p for p in item.products if not (scratch / p).exists()]
+        if missing:
+            raise DownloadError(
+                f"{archive} holds no {missing[0]} (at its top or inside one enclosing folder): not the "
+                f"archive {item.name} expects; delete it to fetch it again"
+            )
+        kept = [
+            *item.products,
+            *(p for p in item.optional if (scratch / p).exists() and not (folder / p).exists()),
+        ]
+        sha256 = (manifest.file(item.file) or {}).get("sha256")
+        manifest.record_item(item.name, state="placing", placed=kept, file=item.file, sha256=sha256)
+        for path in kept:
+            publish(scratch / path, folder / path)
+        manifest.record_item(item.name, state="complete", placed=kept, file=item.file, sha256=sha256)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return kept
+
+
+def install(
+    item: Item,
+    places: Places,
+    *,
+    mirror: str | None = None,
+    say: Say = print,
+    timeout: float = TIMEOUT,
+) -> str:
+    """Put ``item`` in place; returns ``"complete"`` (there and verified before: nothing fetched),
+    ``"in place"`` (unpacked by hand: left as it is) or ``"installed"``. Raises
+    :class:`~fcn_lightning.data.download.fetch.AllSourcesFailed` when no source delivers it, and
+    :class:`~fcn_lightning.data.download.manifest.DownloadError` for a problem on this side."""
+    folder = places.folder(item)
+    with folder_lock(folder):
+        manifest = Manifest(folder)
+        if not item.is_archive:
+            target = folder / item.file
+            if target.is_file() and _verify_present(item, target, manifest, say):
+                say(f"  {target}: there and verified, nothing to fetch")
+                return "complete"
+            _fetch(item, folder, manifest, mirror, say, timeout)
+            say(f"  -> {target}")
+            return "installed"
+        state, clear = _archive_state(item, folder, manifest)
+        if state == "complete":
+            say(f"  {_targets(places, item)}: unpacked and verified before, nothing to fetch")
+            return "complete"
+        if state == "in place":
+            say(f"  {_targets(places, item)}: there (not unpacked by this command), left as it is")
+            return "in place"
+        if clear:
+            say(f"  an earlier unpacking did not finish or lost a part: unpacking again ({clear[0]} ...)")
+            for path in clear:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            manifest.forget_item(item.name)
+        archive = folder / item.file
+        if not (archive.is_file() and _verify_present(item, archive, manifest, say)):
+            _fetch(item, folder, manifest, mirror, say, timeout)
+        kept = _unpack(item, archive, folder, manifest)
+        if (manifest.file(item.file) or {}).get("fetched"):
+            archive.unlink()  # what it holds is in place; an archive put there by hand is kept
+        say(f"  -> {', '.join(str(folder / p) for p in kept)}")
+        return "installed"
+
+
+def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
+    """What :func:`install` would do, as lines, without fetching or writing anything."""
+    folder = places.folder(item)
+    manifest = Manifest(folder)
+    targets = ", ".join(map(str, places.targets(item)))
+    if item.is_archive:
+        state, clear = _archive_state(item, folder, manifest)
+        if state == "complete":
+            return [f"  {targets}: unpacked and verified before, nothing to fetch"]
+        if state == "in place":
+            return [f"  {targets}: there (not unpacked by this command), left as it is"]
+    else:
+        clear = []
+    lines = [f"  would clear {path} (an unfinished unpacking)" for path in clear]
+    if (folder / item.file).is_file():
+        unpack = f", unpacked into {folder}" if item.is_archive else ""
+        return [
+            *lines,
+            f"  {folder / item.file} is there: it would be checked ({_how(item, manifest)}){unpack}",
+        ]
+    partial = partial_path(folder / item.file)
+    resume = f", resuming {partial} ({partial.stat().st_size} bytes)" if partial.is_file() else ""
+    lines.append(f"  would fetch {item.file}{f' ({item.size})' if item.size else ''}{resume} from, in order:")
+    lines += [f"    {url}" for url in sources(item, mirror)]
+    lines.append(f"  check: {_how(item, manifest)}")
+    if item.is_archive:
+        lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {folder / item.file}")
+    lines.append(f"  -> {targets}")
+    return lines

@@ -1,0 +1,348 @@
+"""Every file ``fcn-lightning download`` fetches, where it comes from and where it lands: one table.
+
+An :class:`Item` is one file: an archive whose kept paths (:attr:`Item.products`) are placed under a
+dataset's root, or a weights file placed in the weights folder. Mirrors are tried in their order. A
+checksum is taken only from a source the row names; an item without one (``checksum=None``) is verified
+by the manifest route: the sha256 of its first download is recorded beside the data and later runs check
+against it. :data:`GROUPS` name sets of items (``voc``: what the VOC configs read). Sizes are the hosts'
+own figures where one is published, else an estimate (4 bytes per weight of the net) or unknown.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from fcn_lightning.nets.caffe import (
+    CAFFENET_CAFFEMODEL,
+    CAFFENET_CAFFEMODEL_URL,
+    VGG16_CAFFEMODEL,
+    VGG16_CAFFEMODEL_URL,
+)
+
+__all__ = [
+    "DATASETS",
+    "GROUPS",
+    "ITEMS",
+    "WEIGHTS",
+    "Checksum",
+    "DatasetUse",
+    "Item",
+    "UnknownItemError",
+    "resolve_names",
+]
+
+#: The destination of weights files: the weights folder ($FCN_WEIGHTS, else $FCN_DATA/weights).
+WEIGHTS = "weights"
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """A published digest of a file and where it is published."""
+
+    algorithm: str  # a hashlib name: "md5", "sha1", "sha256"
+    digest: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file to fetch.
+
+    Args:
+        name: what ``download`` takes.
+        title: what it is.
+        file: the file's own name (what ``--mirror`` fetches, where the manual route puts it).
+        urls: its sources, tried in this order.
+        source: where those addresses are published.
+        dataset: the folder under the data root it unpacks into (``voc``, ``nyud``, ...), or
+            :data:`WEIGHTS`.
+        size: its size as the host states it, ``"~..."`` for an estimate, ``""`` unknown.
+        checksum: a published digest, or ``None``: the manifest route.
+        products: for an archive, the paths kept (inside it, under at most one enclosing folder), each
+            placed at the same path under the dataset's root; empty for a file kept whole.
+        optional: paths kept when the archive has them.
+        convert: for a released FCN, the ``convert-caffe`` options after the file name.
+        validate: for a released FCN, the ``validate`` configs and overrides that score it.
+    """
+
+    name: str
+    title: str
+    file: str
+    urls: tuple[str, ...]
+    source: str
+    dataset: str
+    size: str
+    checksum: Checksum | None = None
+    products: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    convert: tuple[str, ...] = ()
+    validate: tuple[str, ...] = ()
+
+    @property
+    def is_archive(self) -> bool:
+        return bool(self.products)
+
+
+TORCHVISION_VOC = "torchvision/datasets/voc.py (pytorch/vision), DATASET_YEAR_DICT"
+TORCHVISION_SBD = "torchvision/datasets/sbd.py (pytorch/vision), SBDataset.md5"
+REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
+VOC_HOST = "http://host.robots.ox.ac.uk/pascal/VOC"
+RELEASES = "http://dl.caffe.berkeleyvision.org"
+VOC_SPLITS = "ImageSets/Segmentation"
+
+
+def _release(name: str, title: str, size: str, convert: tuple[str, ...], *validate: str) -> Item:
+    """An FCN the authors released: ``<model folder>/caffemodel-url`` of the reference repository."""
+    file = f"{name}.caffemodel"
+    return Item(
+        name=name,
+        title=title,
+        file=file,
+        urls=(f"{RELEASES}/{file}",),
+        source=f"{REFERENCE}, caffemodel-url of its model folder",
+        dataset=WEIGHTS,
+        size=size,
+        checksum=RELEASE_CHECKSUMS.get(name),
+        convert=convert,
+        validate=validate,
+    )
+
+
+def _validate(config: str, imagenet_start: bool) -> tuple[str, ...]:
+    """``validate``'s configs for a release: its folder's base.yaml, then ``config``; a config that starts
+    from ImageNet weights gets ``init_from: null`` (the checkpoint holds every weight)."""
+    folder = config.split("/")[0]
+    args = ("--config", f"configs/{folder}/base.yaml", "--config", f"configs/{config}")
+    return (*args, "--model.init_args.init_from", "null") if imagenet_start else args
+
+
+#: The released FCNs: name (the file's stem), what it is, size (an estimate: 4 bytes per weight),
+#: ``convert-caffe`` options, the config that scores it and whether that config starts from ImageNet.
+_RELEASED_FCNS = (
+    ("fcn32s-heavy-pascal", "VOC FCN-32s (63.6 mean IU)", "~540 MB",
+     "--variant fcn32s --num-classes 21", "voc/fcn32s.yaml", True),
+    ("fcn16s-heavy-pascal", "VOC FCN-16s (65.0 mean IU)", "~540 MB",
+     "--variant fcn16s --num-classes 21", "voc/fcn16s.yaml", False),
+    ("fcn8s-heavy-pascal", "VOC FCN-8s (65.5 mean IU)", "~540 MB",
+     "--variant fcn8s --num-classes 21", "voc/fcn8s.yaml", False),
+    ("fcn8s-atonce-pascal", "VOC FCN-8s at-once (65.4 mean IU)", "~540 MB",
+     "--variant fcn8s_atonce --num-classes 21", "voc/fcn8s_atonce.yaml", True),
+    ("fcn-alexnet-pascal", "VOC FCN-AlexNet (48.0 mean IU)", "~235 MB",
+     "--variant fcn_alexnet --num-classes 21", "voc/fcn_alexnet.yaml", True),
+    ("nyud-fcn32s-color-heavy", "NYUDv2 FCN-32s colour", "~540 MB",
+     "--variant fcn32s --num-classes 40", "nyud/fcn32s_rgb.yaml", True),
+    ("nyud-fcn32s-hha-heavy", "NYUDv2 FCN-32s HHA", "~540 MB",
+     "--variant fcn32s --num-classes 40", "nyud/fcn32s_hha.yaml", True),
+    ("nyud-fcn32s-color-hha-heavy", "NYUDv2 FCN-32s colour-HHA late fusion (32.8 mean IU)", "~1.1 GB",
+     "--variant fcn32s_rgb_hha --num-classes 40", "nyud/fcn32s_rgb_hha.yaml", False),
+    ("siftflow-fcn32s-heavy", "SIFT Flow FCN-32s, two heads", "~540 MB",
+     "--model-class fcn_lightning.SIFTFlowFCN32s --num-classes 33", "siftflow/fcn32s.yaml", True),
+    ("siftflow-fcn16s-heavy", "SIFT Flow FCN-16s, two heads (39.5 mean IU)", "~540 MB",
+     "--model-class fcn_lightning.SIFTFlowFCN16s --num-classes 33", "siftflow/fcn16s.yaml", False),
+    ("siftflow-fcn8s-heavy", "SIFT Flow FCN-8s, two heads", "~540 MB",
+     "--model-class fcn_lightning.SIFTFlowFCN8s --num-classes 33", "siftflow/fcn8s.yaml", False),
+    ("pascalcontext-fcn32s-heavy", "PASCAL-Context FCN-32s", "~540 MB",
+     "--variant fcn32s --num-classes 60", "context/fcn32s.yaml", True),
+    ("pascalcontext-fcn16s-heavy", "PASCAL-Context FCN-16s", "~540 MB",
+     "--variant fcn16s --num-classes 60", "context/fcn16s.yaml", False),
+    ("pascalcontext-fcn8s-heavy", "PASCAL-Context FCN-8s", "~540 MB",
+     "--variant fcn8s --num-classes 60", "context/fcn8s.yaml", False),
+)  # fmt: skip
+#: Published digests of released FCNs (the authors publish none).
+RELEASE_CHECKSUMS = {
+    "fcn8s-heavy-pascal": Checksum(
+        "sha1",
+        "c449ea74dd7d83751d1357d6a8c323fcf4038962",
+        "opencv/opencv_extra testdata/dnn/download_models.py",
+    ),
+}
+
+_ITEMS = (
+    Item(
+        name="voc2012",
+        title="PASCAL VOC2012 trainval (images, segmentation labels and lists)",
+        file="VOCtrainval_11-May-2012.tar",
+        urls=(
+            f"{VOC_HOST}/voc2012/VOCtrainval_11-May-2012.tar",
+            "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar",
+        ),
+        source="torchvision's voc.py; the second: the VOC mirror of pjreddie.com (its darknet VOC pages)",
+        dataset="voc",
+        size="2 GB",
+        checksum=Checksum("md5", "6cd6e144f989b92b3379bac3b3de84fd", TORCHVISION_VOC),
+        products=("VOCdevkit/VOC2012",),
+    ),
+    Item(
+        name="sbd",
+        title="SBD (Hariharan et al.): the 8,498 training images and their labels",
+        file="benchmark.tgz",
+        urls=(
+            "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
+        ),
+        source=f"{REFERENCE}, data/pascal/README.md (also torchvision's sbd.py)",
+        dataset="voc",
+        size="",
+        checksum=Checksum("md5", "82b4d87ceb2ed10f6038a1cba92111cb", TORCHVISION_SBD),
+        products=("benchmark_RELEASE/dataset",),
+    ),
+    Item(
+        name="voc2011",
+        title="PASCAL VOC2011 trainval: its segmentation lists (seg11valid = VOC2011 val minus SBD train)",
+        file="VOCtrainval_25-May-2011.tar",
+        urls=(f"{VOC_HOST}/voc2011/VOCtrainval_25-May-2011.tar",),
+        source="torchvision's voc.py",
+        dataset="voc",
+        size="1.7 GB",
+        checksum=Checksum("md5", "6c3384ef61512963050cb5d687e5bf1e", TORCHVISION_VOC),
+        products=(f"TrainVal/VOCdevkit/VOC2011/{VOC_SPLITS}",),
+    ),
+    Item(
+        name="nyud-prepared",
+        title="NYUDv2 as the authors prepared it (colour, filled depth, 40-class labels)",
+        file="nyud.tar.gz",
+        urls=(f"{RELEASES}/nyud.tar.gz",),
+        source=f"{REFERENCE}, data/nyud/README.md",
+        dataset="nyud",
+        size="",
+        products=("data/images", "data/depth", "segmentation"),
+        optional=("data/hha", "train.txt", "val.txt", "test.txt", "trainval.txt"),
+    ),
+    Item(
+        name="nyud-rawdepth",
+        title="NYUDv2 raw (unfilled) depth from Gupta et al.'s data, for HHA's missing pixels",
+        file="eccv14-data.tgz",
+        urls=(
+            "https://www.dropbox.com/s/upuvhbjh4nbji02/eccv14-data.tgz?dl=1",
+            "http://www.cs.berkeley.edu/~sgupta/eccv14/eccv14-data.tgz",
+        ),
+        source="README.md of s-gupta/rcnn-depth (Dropbox today, the Berkeley address until 2016)",
+        dataset="nyud",
+        size="",
+        products=("data/rawdepth",),
+    ),
+    Item(
+        name="siftflow",
+        title="SIFT Flow (2,688 images, semantic and geometric labels)",
+        file="SiftFlowDataset.zip",
+        urls=("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip",),
+        source=f"{REFERENCE}, data/sift-flow/README.md",
+        dataset="sift-flow",
+        size="~140 MB",
+        products=("Images", "SemanticLabels", "GeoLabels"),
+    ),
+    Item(
+        name="voc2010",
+        title="PASCAL VOC2010 trainval: PASCAL-Context's images and train / val lists",
+        file="VOCtrainval_03-May-2010.tar",
+        urls=(f"{VOC_HOST}/voc2010/VOCtrainval_03-May-2010.tar",),
+        source="torchvision's voc.py",
+        dataset="pascal-context",
+        size="1.3 GB",
+        checksum=Checksum("md5", "da459979d0c395079b5c75ee67908abb", TORCHVISION_VOC),
+        products=("VOCdevkit/VOC2010/JPEGImages", "VOCdevkit/VOC2010/ImageSets/Main"),
+    ),
+    Item(
+        name="context-labels",
+        title="PASCAL-Context annotations (trainval/*.mat) and labels.txt, the full label space",
+        file="trainval.tar.gz",
+        urls=("https://cs.stanford.edu/~roozbeh/pascal-context/trainval.tar.gz",),
+        source="the PASCAL-Context page (named in the authors' data/pascal-context/README.md)",
+        dataset="pascal-context",
+        size="31 MB",
+        products=("trainval", "labels.txt"),
+    ),
+    Item(
+        name="vgg16-caffe",
+        title="the Caffe ImageNet VGG16 every paper-table config starts from",
+        file=VGG16_CAFFEMODEL,
+        urls=(VGG16_CAFFEMODEL_URL,),
+        source="the VGG model zoo page, gist ksimonyan/211839e770f7b538e2d8 (in the authors' ilsvrc-nets)",
+        dataset=WEIGHTS,
+        size="553 MB",
+    ),
+    Item(
+        name="caffenet",
+        title="the Caffe ImageNet CaffeNet FCN-AlexNet starts from",
+        file=CAFFENET_CAFFEMODEL,
+        urls=(CAFFENET_CAFFEMODEL_URL,),
+        source="BVLC/caffe models/bvlc_reference_caffenet/readme.md (the authors' ilsvrc-nets/README.md)",
+        dataset=WEIGHTS,
+        size="~244 MB",
+        checksum=Checksum(
+            "sha1",
+            "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46",
+            "BVLC/caffe models/bvlc_reference_caffenet/readme.md",
+        ),
+    ),
+    *(
+        _release(name, title, size, tuple(convert.split()), *_validate(config, start))
+        for name, title, size, convert, config, start in _RELEASED_FCNS
+    ),
+)
+
+#: Every item by name, in the order ``--list`` prints them.
+ITEMS: dict[str, Item] = {item.name: item for item in _ITEMS}
+_RELEASED = tuple(name for name, item in ITEMS.items() if item.convert)
+_DATA = (
+    "voc2012",
+    "sbd",
+    "voc2011",
+    "nyud-prepared",
+    "nyud-rawdepth",
+    "siftflow",
+    "voc2010",
+    "context-labels",
+)
+
+#: Names for sets of items.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "voc": ("voc2012", "sbd", "voc2011"),
+    "nyud": ("nyud-prepared", "nyud-rawdepth"),
+    "pascal-context": ("voc2010", "context-labels"),
+    "paper": (*_DATA, "vgg16-caffe", "caffenet"),
+    "released": _RELEASED,
+}
+
+
+@dataclass(frozen=True)
+class DatasetUse:
+    """A dataset folder the items fill: what its loaders cannot do without, and how the suite reads it."""
+
+    configs: str  # its config folder; base.yaml reads the data from <data root>/<folder>
+    needs: tuple[str, ...]  # items without which its DataModule cannot run
+    data_module: str  # the DataModule check-data builds from base.yaml
+
+
+#: Every destination folder under the data root (an item's ``dataset``), by name.
+DATASETS: dict[str, DatasetUse] = {
+    "voc": DatasetUse("configs/voc", ("voc2012", "sbd"), "fcn_lightning.data.VOCDataModule"),
+    "nyud": DatasetUse("configs/nyud", ("nyud-prepared",), "fcn_lightning.data.NYUDv2DataModule"),
+    "sift-flow": DatasetUse("configs/siftflow", ("siftflow",), "fcn_lightning.data.SIFTFlowDataModule"),
+    "pascal-context": DatasetUse(
+        "configs/context", ("voc2010", "context-labels"), "fcn_lightning.data.PascalContextDataModule"
+    ),
+}
+
+
+class UnknownItemError(ValueError):
+    """A name that is neither an item nor a group."""
+
+
+def resolve_names(names: list[str] | tuple[str, ...]) -> list[Item]:
+    """The items ``names`` (items or groups) stand for, each once, in the order given."""
+    chosen: dict[str, Item] = {}
+    known = [*ITEMS, *GROUPS]
+    for name in names:
+        if name in GROUPS:
+            chosen.update((member, ITEMS[member]) for member in GROUPS[name])
+        elif name in ITEMS:
+            chosen[name] = ITEMS[name]
+        else:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownItemError(
+                f"unknown item {name!r}{hint} (fcn-lightning download --list shows them all: "
+                f"{', '.join(known)})"
+            )
+    return list(chosen.values())

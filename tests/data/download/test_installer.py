@@ -1,0 +1,176 @@
+"""One item into its place: atomic per item, a rerun that skips what is complete, data unpacked by hand left
+alone, the manifest route for files without a published checksum, the manual route, and a dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+import fcn_lightning.data.download.installer as install_module
+from fcn_lightning.data.download import (
+    MANIFEST_NAME,
+    AllSourcesFailed,
+    Checksum,
+    DownloadError,
+    Item,
+    Places,
+    install,
+    plan,
+)
+from tests.serving import LocalServer, tar_bytes
+
+LABELS = tar_bytes(
+    {"trainval/2008_000002.mat": b"mat", "labels.txt": b"1: aeroplane\n", "extra.txt": b"x"}, "w:gz"
+)
+
+
+def item_of(server: LocalServer, data: bytes = LABELS, checksum: bool = True, **changes) -> Item:
+    """An archive item like ``context-labels`` (two kept paths) served by ``server``."""
+    fields = {
+        "name": "labels",
+        "title": "test labels",
+        "file": "trainval.tar.gz",
+        "urls": (server.add("trainval.tar.gz", data),),
+        "source": "the test",
+        "dataset": "pascal-context",
+        "size": "",
+        "checksum": Checksum("md5", hashlib.md5(data).hexdigest(), "the test") if checksum else None,
+        "products": ("trainval", "labels.txt"),
+    }
+    return Item(**{**fields, **changes})
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+def places(tmp_path) -> Places:
+    return Places(tmp_path / "data", tmp_path / "weights")
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_an_archive_is_unpacked_into_place_its_download_deleted_and_a_rerun_fetches_nothing(server, places):
+    item = item_of(server)
+    assert install(item, places, say=quiet) == "installed"
+    folder = places.data / "pascal-context"
+    assert (folder / "trainval/2008_000002.mat").read_bytes() == b"mat"
+    assert (folder / "labels.txt").is_file() and not (folder / "extra.txt").exists()
+    assert not (folder / "trainval.tar.gz").exists()  # unpacked: the download is gone
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".fcn-downloads.lock",
+        MANIFEST_NAME,
+        "labels.txt",
+        "trainval",
+    ]
+    assert install(item, places, say=quiet) == "complete"
+    assert len(server.requests) == 1
+
+
+def test_an_archive_without_a_kept_path_leaves_nothing_half_unpacked(server, places):
+    item = item_of(server, products=("trainval", "labels.txt", "missing"))
+    with pytest.raises(DownloadError, match="holds no missing"):
+        install(item, places, say=quiet)
+    folder = places.data / "pascal-context"
+    assert not (folder / "trainval").exists() and not (folder / "labels.txt").exists()
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+    assert json.loads((folder / MANIFEST_NAME).read_text())["items"] == {}
+
+
+def test_a_run_stopped_while_placing_is_not_taken_for_complete_and_the_next_run_finishes(
+    server, places, monkeypatch
+):
+    item = item_of(server)
+    real_publish = install_module.publish
+
+    def stop_after_the_first(source, target):
+        if target.name == "labels.txt":
+            raise KeyboardInterrupt  # killed between the two renames
+        return real_publish(source, target)
+
+    monkeypatch.setattr(install_module, "publish", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        install(item, places, say=quiet)
+    folder = places.data / "pascal-context"
+    assert (folder / "trainval").is_dir() and not (folder / "labels.txt").exists()
+    assert json.loads((folder / MANIFEST_NAME).read_text())["items"]["labels"]["state"] == "placing"
+    monkeypatch.setattr(install_module, "publish", real_publish)
+    said: list[str] = []
+    assert install(item, places, say=said.append) == "installed"
+    assert any("did not finish" in line for line in said)
+    assert (folder / "labels.txt").is_file() and (folder / "trainval/2008_000002.mat").is_file()
+    assert len(server.requests) == 1  # the verified archive was still there: not fetched again
+
+
+def test_data_unpacked_by_hand_is_left_alone_and_half_of_it_is_named(server, places):
+    item = item_of(server)
+    folder = places.data / "pascal-context"
+    (folder / "trainval").mkdir(parents=True)
+    with pytest.raises(
+        DownloadError, match=r"trainval is there but was not unpacked by this command .* labels\.txt"
+    ):
+        install(item, places, say=quiet)
+    (folder / "labels.txt").write_text("1: mine\n")
+    assert install(item, places, say=quiet) == "in place"
+    assert (folder / "labels.txt").read_text() == "1: mine\n" and server.requests == []
+
+
+def test_the_manual_route_an_archive_put_in_place_by_hand_is_verified_used_and_kept(server, places):
+    item = item_of(server, urls=("http://127.0.0.1:9/unreachable/trainval.tar.gz",))
+    folder = places.data / "pascal-context"
+    folder.mkdir(parents=True)
+    (folder / "trainval.tar.gz").write_bytes(LABELS)
+    assert install(item, places, say=quiet) == "installed"
+    assert (folder / "labels.txt").is_file() and (folder / "trainval.tar.gz").is_file()
+
+
+def test_without_a_published_checksum_the_first_download_is_recorded_and_later_ones_must_match(
+    server, places
+):
+    weights = item_of(server, checksum=False, dataset="weights", products=(), file="w.caffemodel")
+    weights = Item(**{**weights.__dict__, "urls": (server.add("w.caffemodel", b"first"),)})
+    said: list[str] = []
+    install(weights, places, say=said.append)
+    record = json.loads((places.weights / MANIFEST_NAME).read_text())["files"]["w.caffemodel"]
+    assert record["sha256"] == hashlib.sha256(b"first").hexdigest()
+    assert any("no published checksum: its sha256 is recorded" in line for line in said)
+    assert install(weights, places, say=quiet) == "complete"  # unchanged since: not hashed again
+
+    (places.weights / "w.caffemodel").unlink()
+    server.add("w.caffemodel", b"changed on the server")
+    said.clear()
+    with pytest.raises(AllSourcesFailed):
+        install(weights, places, say=said.append)
+    assert any(record["sha256"] in line and "is not the expected" in line for line in said)
+    assert not (places.weights / "w.caffemodel").exists()
+
+
+def test_a_changed_weights_file_is_checked_again_and_replaced_by_a_verified_one(server, places):
+    data = b"the weights"
+    weights = Item(
+        name="w", title="w", file="w.caffemodel", urls=(server.add("w.caffemodel", data),), source="test",
+        dataset="weights", size="", checksum=Checksum("sha1", hashlib.sha1(data).hexdigest(), "test"),
+    )  # fmt: skip
+    install(weights, places, say=quiet)
+    (places.weights / "w.caffemodel").write_bytes(b"damaged")
+    assert install(weights, places, say=quiet) == "installed"
+    assert (places.weights / "w.caffemodel").read_bytes() == data and len(server.requests) == 2
+
+
+def test_a_dry_run_plan_names_the_sources_in_order_and_writes_nothing(server, places):
+    item = item_of(server, urls=("http://a.example/trainval.tar.gz", "http://b.example/trainval.tar.gz"))
+    lines = plan(item, places, mirror="http://lab.example/fcn")
+    text = "\n".join(lines)
+    assert (
+        text.index("http://lab.example/fcn/trainval.tar.gz")
+        < text.index("//a.example")
+        < text.index("//b.example")
+    )
+    assert "md5 checked against the test" in text and not places.data.exists()
