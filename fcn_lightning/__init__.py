@@ -2,7 +2,7 @@
 
 The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
 ``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
-``registry`` lists every model, and this module exports each model's LightningModule from it.
+``registry`` holds one row per model, and this module exports each row's LightningModule.
 """
 
 import importlib
@@ -11,12 +11,12 @@ import importlib.util
 import sys
 
 from fcn_lightning.registry import MODELS, ModelSpec
-from fcn_lightning.systems import FCNSystem, LateFusionSystem, SIFTFlowFCNSystem, ZooFCNSystem
+from fcn_lightning.systems import MODEL_CLASSES, FCNSystem, LateFusionSystem, SIFTFlowFCNSystem, ZooFCNSystem
 
 __version__ = "0.1.0"
 
-# Every registered model as ``fcn_lightning.<Class>``, the class path configs and checkpoints record.
-globals().update({spec.system.__name__: spec.system for spec in MODELS.values()})
+# Every model's class as ``fcn_lightning.<Class>``, the class path configs and checkpoints record.
+globals().update({cls.__name__: cls for cls in MODEL_CLASSES.values()})
 
 __all__ = [
     "MODELS",
@@ -26,7 +26,7 @@ __all__ = [
     "SIFTFlowFCNSystem",
     "ZooFCNSystem",
     "__version__",
-    *(spec.system.__name__ for spec in MODELS.values()),
+    *(cls.__name__ for cls in MODEL_CLASSES.values()),
 ]
 
 #: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B

@@ -27,7 +27,8 @@ from fcn_lightning.cli.errors import (
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import checkpoint_mismatches, refuse_contradicting_config
+from fcn_lightning.systems.checkpoints import checkpoint_mismatches
+from fcn_lightning.systems.classes import refuse_contradicting_config
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
