@@ -125,7 +125,8 @@ def refuse_contradicting_config(
     net settings contradict the config's, naming both values.
 
     Classes are compared by the registry (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are
-    one); paths it does not know are compared as written. A setting the config leaves at the model's
+    one); a checkpoint naming a class the registry does not know is refused (LightningCLI would import
+    it) unless the config names the same. A setting the config leaves at the model's
     default is not a contradiction: the checkpoint says what the net is (a converted Caffe model of width 1
     with Caffe inputs loads with any config of its dataset). ``num_classes`` comes from the data and is
     checked when the checkpoint is loaded (``checkpoints.refuse_mismatched_checkpoint``).
@@ -134,6 +135,9 @@ def refuse_contradicting_config(
     found = []
     saved_class = saved.get("_class_path")
     configured, trained = _registered(class_path_given), _registered(saved_class)
+    if saved_class and trained is None and saved_class != class_path_given:  # never imported: it could run
+        raise UnknownModelError(f"checkpoint {source}: its model {saved_class!r} is no model of this suite; "
+                                f"the models: {known_models()}")  # fmt: skip
     same = configured is trained if configured and trained else class_path_given == saved_class
     if class_path_given and saved_class and not same:
         found.append(f"model: checkpoint {saved_class}, config {class_path_given}")
