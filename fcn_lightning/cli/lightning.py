@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from fcn_lightning.cli import COMMANDS
 from fcn_lightning.cli.errors import (
     CommandError,
     clearer_parse_error,
@@ -50,8 +51,8 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-#: The commands LightningCLI parses, each with its own sub-parser.
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: The commands LightningCLI parses, each with its own sub-parser (those of the command table it runs).
+SUBCOMMANDS = tuple(name for name, command in COMMANDS.items() if command.lightning)
 #: Every parser of a command: no abbreviated options (``--trainer.max_step`` is not ``max_steps``).
 PARSER_KWARGS: dict[str, Any] = {"parser_mode": "omegaconf", "allow_abbrev": False}
 
