@@ -117,7 +117,7 @@ def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
         datamodule = DataCheckCLI(args=args, run=False).datamodule
-    datamodule.follow_normalization(model.input_normalization)
+    datamodule.follow_model(model)
     datamodule.setup("validate")
     return model, datamodule
 

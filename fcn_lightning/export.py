@@ -33,9 +33,9 @@ from torch import nn
 from fcn_lightning.data.nyud import LOG_DEPTH_MEAN, MODALITY_CHANNELS, modality_normalizers
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.upsampling import dense_upsampling
-from fcn_lightning.nets.weights import InputNormalization, get_normalization
+from fcn_lightning.nets.weights import InputNormalization
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import INPUT_KEY, RECORD_KEY
+from fcn_lightning.systems.checkpoints import UnrecordedMeanError, recorded_normalization
 from fcn_lightning.systems.classes import CheckpointError, load_model
 
 __all__ = [
@@ -87,29 +87,22 @@ class InputSpec:
 def input_specs(
     model: FCNSystem, checkpoint: Mapping[str, Any], mean_bgr: Sequence[float] | None = None
 ) -> list[InputSpec]:
-    """The inputs of ``model`` in the order its channels are stacked, each with its normaliser.
+    """The inputs of ``model`` in the order its channels are stacked, each with its data's normaliser.
 
-    The colour normalisation is the one the checkpoint recorded from its data (mean pixel included);
-    a checkpoint without that record has it from its name, which fixes it for torchvision's statistics
-    but not for Caffe's mean-pixel route, where ``mean_bgr`` must say the dataset's mean pixel.
+    The colour normalisation is the one the checkpoint recorded from its data
+    (:func:`~fcn_lightning.systems.checkpoints.recorded_normalization`; ``mean_bgr``: the dataset's mean
+    pixel for a Caffe-normalised checkpoint that does not record it); NYUDv2's other inputs follow it as
+    its data module's do (:func:`~fcn_lightning.data.nyud.modality_normalizers`).
     """
     modalities = getattr(model, "modalities", None)
     if modalities is None:
         data = checkpoint.get("datamodule_hyper_parameters") or {}
         modalities = data.get("modalities") or ("rgb",)
     modalities = tuple(modalities)
-    recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
-    if mean_bgr is not None:
-        rgb = get_normalization(model.input_normalization, mean=tuple(float(m) for m in mean_bgr))
-    elif recorded is not None:
-        rgb = InputNormalization(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
-    elif get_normalization(model.input_normalization).std == (1.0, 1.0, 1.0):
-        raise ExportError(
-            f"the model takes {model.input_normalization!r} inputs (minus its dataset's mean pixel) and the "
-            f"checkpoint does not record that mean: give it with --mean-bgr B G R"
-        )
-    else:
-        rgb = get_normalization(model.input_normalization)
+    try:
+        rgb = recorded_normalization(checkpoint, model.input_normalization, mean_bgr)
+    except UnrecordedMeanError as e:
+        raise ExportError(f"{e}: give it with --mean-bgr B G R") from None
     norms: dict[str, Callable[[np.ndarray], np.ndarray]] = {"rgb": rgb}
     if modalities != ("rgb",):
         norms = {**modality_normalizers(rgb.name, rgb.mean), "rgb": rgb}

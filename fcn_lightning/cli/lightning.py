@@ -183,12 +183,10 @@ class FCNLightningCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
             super().instantiate_classes()
-            # The data follow the weights' input normalisation; a contrary explicit setting fails here,
-            # before anything runs. (Plain ``trainer.fit(model, datamodule)`` gets the same in setup.)
-            self.datamodule.follow_normalization(self.model.input_normalization)
-            # A model these data cannot feed (channels, label maps) and a strategy that would share the
+            # The data follow the weights' input normalisation (a contrary explicit setting fails here);
+            # a model these data cannot feed (channels, label maps) and a strategy that would share the
             # parameters between processes fail here too, before any data is read or any step runs.
-            self.datamodule.check_model(self.model)
+            self.datamodule.follow_model(self.model)
             check_strategy(self.trainer, self.subcommand)
             check_deterministic(self.trainer)
 

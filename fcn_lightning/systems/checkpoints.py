@@ -10,14 +10,18 @@ configured model is refused with both values named: loaded anyway, it would eith
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
 __all__ = [
     "INPUT_KEY",
     "RECORD_KEY",
+    "UnrecordedMeanError",
     "checkpoint_mismatches",
     "model_record",
+    "recorded_normalization",
     "refuse_mismatched_checkpoint",
     "refuse_other_classes",
 ]
@@ -40,6 +44,31 @@ def model_record(model: Any) -> dict[str, Any]:
     if normalization is not None:
         record[INPUT_KEY] = dataclasses.asdict(normalization)
     return record
+
+
+class UnrecordedMeanError(ValueError):
+    """A checkpoint of a model that subtracts its dataset's mean pixel, which it does not record."""
+
+
+def recorded_normalization(
+    checkpoint: Mapping[str, Any], name: str, mean_bgr: Sequence[float] | None = None
+) -> InputNormalization:
+    """The input normalisation a checkpoint's model was trained with: what its data recorded (mean pixel
+    included, :func:`model_record`); with ``mean_bgr``, the model's normalisation ``name`` with that mean
+    pixel instead. Without a record, ``name``'s own, where it needs no dataset's mean pixel (torchvision's
+    statistics); else an :class:`UnrecordedMeanError`."""
+    if mean_bgr is not None:
+        return get_normalization(name, mean=tuple(float(m) for m in mean_bgr))
+    recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
+    if recorded is not None:
+        return InputNormalization(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+    normalization = get_normalization(name)
+    if normalization.std == (1.0, 1.0, 1.0):
+        raise UnrecordedMeanError(
+            f"the model takes {name!r} inputs (minus its dataset's mean pixel) and the checkpoint does not "
+            f"record that mean"
+        )
+    return normalization
 
 
 def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:
