@@ -10,24 +10,16 @@ import importlib.abc
 import importlib.util
 import sys
 
+from fcn_lightning import systems
 from fcn_lightning.registry import MODELS, ModelSpec
-from fcn_lightning.systems import MODEL_CLASSES, FCNSystem, LateFusionSystem, SIFTFlowFCNSystem, ZooFCNSystem
 
 __version__ = "0.1.0"
 
-# Every model's class as ``fcn_lightning.<Class>``, the class path configs and checkpoints record.
-globals().update({cls.__name__: cls for cls in MODEL_CLASSES.values()})
+# What the systems export, every model's class included: ``fcn_lightning.<Class>`` is the class path
+# configs and checkpoints record.
+globals().update({name: getattr(systems, name) for name in systems.__all__})
 
-__all__ = [
-    "MODELS",
-    "FCNSystem",
-    "LateFusionSystem",
-    "ModelSpec",
-    "SIFTFlowFCNSystem",
-    "ZooFCNSystem",
-    "__version__",
-    *(cls.__name__ for cls in MODEL_CLASSES.values()),
-]
+__all__ = ["MODELS", "ModelSpec", "__version__", *systems.__all__]
 
 #: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B
 #: runs and checkpoints that name them (``fcn_lightning.loggers.FCNWandbLogger``) keep working.

@@ -98,20 +98,14 @@ FCN_POOL3 = _row("fcn_pool3", "FCN-pool3", Wiring(source="pool3"), Recipe(1e-10)
 # CVPR Table 1's other trunks: the pixel-averaged loss, momentum 0.9, 20 images per update (the configs'
 # accumulate_grad_batches); 63 x 63 final upsampling.
 _TABLE1_NET = Wiring(final_kernel=ODD_UPSAMPLING_KERNEL)
-FCN_ALEXNET = _row(
-    "fcn_alexnet",
-    "FCN-AlexNet",
-    _TABLE1_NET,
-    Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True),
-    Trunk.CAFFENET,
-    describe="main",
-)
+_ALEXNET_SGD = Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True)
+FCN_ALEXNET = _row("fcn_alexnet", "FCN-AlexNet", _TABLE1_NET, _ALEXNET_SGD, Trunk.CAFFENET, describe="main")
+# Its solver as FCN-AlexNet's (the reference never had this one).
 FCN_ALEXNET_TORCHVISION = _row(
     "fcn_alexnet_torchvision",
     "FCN-AlexNet (torchvision)",
     _TABLE1_NET,
-    # as FCN-AlexNet (the reference never had this one)
-    Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True),
+    _ALEXNET_SGD,
     Trunk.TORCHVISION_ALEXNET,
     describe="main",
 )
