@@ -61,6 +61,8 @@ def test_every_row_has_one_class_which_names_its_row_where_it_is_defined():
         assert assigned == ["spec"], cls  # the row, in the class body: nothing writes it from outside
     every = {c for c in vars(fcn_lightning).values() if isinstance(c, type) and issubclass(c, FCNSystem)}
     assert {c for c in every if "spec" in vars(c)} == set(MODEL_CLASSES.values())
+    with pytest.raises(TypeError, match="FCNSystem names no model"):
+        FCNSystem()
 
 
 def test_the_registry_is_plain_data_below_the_systems_and_nets_import_no_lightning():

@@ -51,7 +51,7 @@ TORCHVISION_ALEXNET_LAYERS: dict[str, str] = {
 
 
 def transplant_torchvision_alexnet(trunk: AlexNetTrunk, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Copy torchvision's ImageNet AlexNet into a ``flavour="torchvision"`` trunk.
+    """Copy torchvision's ImageNet AlexNet into a trunk of its channels (``spec=TORCHVISION_ALEXNET``).
 
     The convs are copied as they are; fc6 (4096 x 9216) and fc7 (4096 x 4096) become 6x6 and 1x1 convs
     with the same element order (pool5's 256 x 6 x 6 flattened); the 1000-class fc8 is dropped.

@@ -273,6 +273,8 @@ class FCNSystem(L.LightningModule):
         **net_options: Any,
     ) -> None:
         super().__init__()
+        if not isinstance(getattr(type(self), "spec", None), ModelSpec):
+            raise TypeError(f"{type(self).__name__} names no model: give its class a row (spec = registry.X)")
         if loss_reduction not in ("reference", "sum", "mean"):
             raise ValueError(f"loss_reduction must be 'reference', 'sum' or 'mean', got {loss_reduction!r}")
         if not 0 < loss_sampling <= 1:
