@@ -70,6 +70,7 @@ MODELS: dict[str, ModelSpec] = {}
 
 
 def _row(*args: object, **kwargs: object) -> ModelSpec:
+    """A new row (``ModelSpec``'s arguments), added to :data:`MODELS`."""
     row = ModelSpec(*args, **kwargs)  # type: ignore[arg-type]
     MODELS[row.name] = row
     return row

@@ -20,7 +20,7 @@ from fcn_lightning.nets import Trunk, Wiring, build_fcn
 from fcn_lightning.registry import MODELS, ModelSpec, Recipe
 from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
 from fcn_lightning.systems.classes import class_path
-from tests.helpers import TINY_WIDTH, tiny_voc_config
+from tests.helpers import TINY_WIDTH, quiet_trainer, tiny_voc_config
 
 PACKAGE = Path(fcn_lightning.__file__).parent
 #: What the nets may import of the package: themselves and the plain-Python helpers.
@@ -143,16 +143,8 @@ def test_a_new_net_is_one_row_and_trains_a_step(tmp_path, one_thread):
     assert model.net.output_stride == 4 and model.net.final_name == "upscore4"
     assert {"upscore_pool3", "score_pool2"} <= {name for name, _ in model.net.named_children()}
     assert model.net(torch.randn(1, 3, 37, 45)).shape == (1, 21, 37, 45)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
+    settings = {"limit_val_batches": 0, "enable_checkpointing": False, "default_root_dir": str(tmp_path)}
+    trainer = L.Trainer(**quiet_trainer(val_every=1, steps=1, **settings), enable_model_summary=False)
     trainer.fit(model, datamodule=data)
     assert trainer.global_step == 1 and model.net.score_pool2.weight.any()  # zero-initialised, then learned
     assert FCN4S.name not in MODELS and FCN4s not in MODEL_CLASSES.values()  # the package is untouched

@@ -104,6 +104,8 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
     saved = checkpoint.get("hyper_parameters") or {}
     name = (checkpoint.get(RECORD_KEY) or {}).get("model") or saved.get("_class_path")
+    if not name:
+        raise CheckpointError(f"{path}: the checkpoint names no model (no model record, no class path)")
     try:
         cls = model_class(str(name))
     except UnknownModelError as e:

@@ -98,3 +98,17 @@ def test_export_of_such_a_checkpoint_says_so_in_one_line_and_runs_nothing(tmp_pa
         "fcn-lightning export: error: release.ckpt: the checkpoint's model 'release_model.FCN8s' is no model "
         "of this suite; the models: fcn32s (fcn_lightning.FCN32s), "
     ), line
+
+
+def test_a_checkpoint_naming_no_model_or_not_a_checkpoint_is_one_line(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "bare.ckpt")
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    for name, problem in [
+        ("bare.ckpt", "the checkpoint names no model"),
+        ("list.ckpt", "not a Lightning checkpoint"),
+        ("text.ckpt", "not a readable checkpoint"),
+        ("missing.ckpt", "no such checkpoint"),
+    ]:
+        with pytest.raises(CheckpointError, match=f"{name}: {problem}"):
+            load_model(tmp_path / name)
