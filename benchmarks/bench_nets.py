@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.metrics import SegmentationMetrics
-from fcn_lightning.nets import VARIANTS, build_fcn, dense_upsampling
+from fcn_lightning.nets import Trunk, build_fcn, dense_upsampling
+from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
 
 from report import command_line, cpu_name, emit, markdown_table
 
@@ -84,6 +85,13 @@ DDP_GPUS = (1, 2, 4, 8)
 GRAD_BYTES = 4
 #: The plain loop: fp32, batch 1, NCHW, no autotuning, the dense upsampling layers, SGD.
 PLAIN = "fp32 batch-1 NCHW loop"
+
+#: The one-head VGG16 nets (those whose net ``FCNSystem`` itself builds), by model name.
+VARIANTS = sorted(
+    name
+    for name, cls in MODEL_CLASSES.items()
+    if cls.spec.trunk is Trunk.VGG16 and cls.build_net is FCNSystem.build_net
+)
 
 
 @dataclass(frozen=True)
@@ -279,7 +287,7 @@ def count_flops(
     are the net's FLOPs, whichever way a fixed bilinear upsampler computes them.
     """
     with torch.device("meta"):
-        model = build_fcn(variant, num_classes, width=width, batch_norm=batch_norm)
+        model = build_fcn(MODEL_CLASSES[variant].spec.net, num_classes, width=width, batch_norm=batch_norm)
         x = torch.empty(1, 3, *size)
         target = torch.zeros(1, *size, dtype=torch.long)
     model.eval()
@@ -390,7 +398,9 @@ def measure_plain(
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False
     try:
-        model = build_fcn(variant, args.num_classes, width=args.width, batch_norm=args.batch_norm).to(device)
+        model = build_fcn(
+            MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
+        ).to(device)
         if args.compile == "on":
             model.compile(dynamic=False)  # one graph per input size and batch
         with dense_upsampling():
@@ -552,7 +562,9 @@ def main(argv: Sequence[str] | None = None) -> Report:
     gains: list[list[str]] = []
     overhead: list[list[str]] = []
     for variant in args.variants:
-        model = build_fcn(variant, args.num_classes, width=args.width, batch_norm=args.batch_norm).to(device)
+        model = build_fcn(
+            MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
+        ).to(device)
         if args.compile == "on":
             model.compile(dynamic=False)  # one graph per input size and batch
         params[variant] = (

@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.shift_stitch import shift_and_stitch
+from fcn_lightning.registry import MODELS
 
 from report import command_line, cpu_name, emit, markdown_table
 
@@ -68,7 +69,10 @@ def rows(args: argparse.Namespace) -> list[tuple]:
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(1, 3, args.size, args.size, device=device)
-    nets = {v: build_fcn(v, 21, width=args.width).to(device).eval() for v in ("fcn32s", "fcn16s", "fcn8s")}
+    nets = {
+        v: build_fcn(MODELS[v].net, 21, width=args.width).to(device).eval()
+        for v in ("fcn32s", "fcn16s", "fcn8s")
+    }
     runs: list[tuple[str, str, int, int, Callable[[], object]]] = []
     for f in args.factors:
         if f == 1:

@@ -2,7 +2,7 @@
 
 The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
 ``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
-``registry`` lists every model, and this module exports each model's LightningModule from it.
+``registry`` holds one row per model, and this module exports each row's LightningModule.
 """
 
 import importlib
@@ -10,24 +10,16 @@ import importlib.abc
 import importlib.util
 import sys
 
+from fcn_lightning import systems
 from fcn_lightning.registry import MODELS, ModelSpec
-from fcn_lightning.systems import FCNSystem, LateFusionSystem, SIFTFlowFCNSystem, ZooFCNSystem
 
 __version__ = "0.1.0"
 
-# Every registered model as ``fcn_lightning.<Class>``, the class path configs and checkpoints record.
-globals().update({spec.system.__name__: spec.system for spec in MODELS.values()})
+# What the systems export, every model's class included: ``fcn_lightning.<Class>`` is the class path
+# configs and checkpoints record.
+globals().update({name: getattr(systems, name) for name in systems.__all__})
 
-__all__ = [
-    "MODELS",
-    "FCNSystem",
-    "LateFusionSystem",
-    "ModelSpec",
-    "SIFTFlowFCNSystem",
-    "ZooFCNSystem",
-    "__version__",
-    *(spec.system.__name__ for spec in MODELS.values()),
-]
+__all__ = ["MODELS", "ModelSpec", "__version__", *systems.__all__]
 
 #: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B
 #: runs and checkpoints that name them (``fcn_lightning.loggers.FCNWandbLogger``) keep working.

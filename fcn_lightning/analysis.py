@@ -96,12 +96,12 @@ def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
 def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]:
     """The model (with the ``best`` or ``last`` checkpoint's weights) and data module of a fit run.
 
-    Built from the run's resolved ``config.yaml`` with the same parser as the CLI, so the data and net
-    are exactly the run's; the data module is set up for validation.
+    The model is the checkpoint's (:func:`~fcn_lightning.systems.load_model`); the data module is built
+    from the run's resolved ``config.yaml`` with the same parser as the CLI, so the data are exactly the
+    run's, and set up for validation.
     """
-    from fcn_lightning.cli.lightning import (
-        FCNLightningCLI,  # the CLI imports the whole package: only when used
-    )
+    from fcn_lightning.cli.lightning import DataCheckCLI  # the CLI imports the whole package: only when used
+    from fcn_lightning.systems import load_model
 
     run_dir = Path(run_dir)
     log_dir = _log_dir(run_dir)
@@ -111,17 +111,15 @@ def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]
     found = next((hits for folder in folders if (hits := sorted(folder.glob(pattern)))), [])
     if not found:
         raise FileNotFoundError(f"no {pattern} in {' or '.join(map(str, folders))}")
-    args = ["--config", str(log_dir / "config.yaml"), "--model.init_args.init_from", "null"]
+    model, _ = load_model(found[-1])
+    args = ["--config", str(log_dir / "config.yaml")]
     args += ["--trainer.logger", "false", "--trainer.default_root_dir", str(run_dir)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
-        cli = FCNLightningCLI(args=args, run=False)
-    state = torch.load(found[-1], map_location="cpu", weights_only=True)
-    cli.model.load_state_dict(state["state_dict"])
-    cli.model.eval()
-    cli.datamodule.follow_normalization(cli.model.input_normalization)
-    cli.datamodule.setup("validate")
-    return cli.model, cli.datamodule
+        datamodule = DataCheckCLI(args=args, run=False).datamodule
+    datamodule.follow_model(model)
+    datamodule.setup("validate")
+    return model, datamodule
 
 
 @torch.no_grad()

@@ -17,9 +17,9 @@ traced one on these nets.)
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,10 +31,12 @@ import torch
 from torch import nn
 
 from fcn_lightning.data.nyud import LOG_DEPTH_MEAN, MODALITY_CHANNELS, modality_normalizers
+from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.upsampling import dense_upsampling
-from fcn_lightning.nets.weights import InputNormalization, get_normalization
+from fcn_lightning.nets.weights import InputNormalization
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import INPUT_KEY, RECORD_KEY
+from fcn_lightning.systems.checkpoints import UnrecordedMeanError, recorded_normalization
+from fcn_lightning.systems.classes import CheckpointError, load_model
 
 __all__ = [
     "CHECK_SIZES",
@@ -44,9 +46,8 @@ __all__ = [
     "InputSpec",
     "check_onnx",
     "export_checkpoint",
-    "export_onnx",
     "input_specs",
-    "load_checkpoint_model",
+    "onnx_graph",
     "onnx_inputs",
 ]
 
@@ -65,52 +66,6 @@ OPSET = 17
 
 class ExportError(ValueError):
     """A checkpoint that cannot be exported, or an export that fails its check (the message says which)."""
-
-
-# ------------------------------------------------------------------------------------- the checkpoint
-
-
-def _model_class(checkpoint: Mapping[str, Any], source: str) -> type[FCNSystem]:
-    from fcn_lightning.registry import MODELS
-
-    name = (checkpoint.get(RECORD_KEY) or {}).get("model")
-    for row in MODELS.values():
-        if row.system.__qualname__ == name:
-            return row.system
-    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    if class_path:
-        import importlib
-
-        module, _, attribute = class_path.rpartition(".")
-        cls = getattr(importlib.import_module(module), attribute, None)
-        if isinstance(cls, type) and issubclass(cls, FCNSystem):
-            return cls
-    raise ExportError(f"{source}: the checkpoint names no model of the suite (record {name!r})")
-
-
-def load_checkpoint_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
-    """The model of a checkpoint with its weights, in eval mode, and the checkpoint itself (data only).
-
-    The model is built from the checkpoint's hyperparameters with ``init_from`` unset: its weights come
-    from the checkpoint, so the files it was started from need not exist any more.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ExportError(f"{path}: no such checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a damaged or foreign file: torch raises many kinds
-        raise ExportError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ExportError(f"{path}: not a Lightning checkpoint (no state_dict)")
-    cls = _model_class(checkpoint, str(path))
-    hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
-    hparams["init_from"] = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "starts from a trained ... but init_from is unset"
-        model = cls(**hparams)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint
 
 
 # ----------------------------------------------------------------------------------------- the inputs
@@ -132,29 +87,22 @@ class InputSpec:
 def input_specs(
     model: FCNSystem, checkpoint: Mapping[str, Any], mean_bgr: Sequence[float] | None = None
 ) -> list[InputSpec]:
-    """The inputs of ``model`` in the order its channels are stacked, each with its normaliser.
+    """The inputs of ``model`` in the order its channels are stacked, each with its data's normaliser.
 
-    The colour normalisation is the one the checkpoint recorded from its data (mean pixel included);
-    a checkpoint without that record has it from its name, which fixes it for torchvision's statistics
-    but not for Caffe's mean-pixel route, where ``mean_bgr`` must say the dataset's mean pixel.
+    The colour normalisation is the one the checkpoint recorded from its data
+    (:func:`~fcn_lightning.systems.checkpoints.recorded_normalization`; ``mean_bgr``: the dataset's mean
+    pixel for a Caffe-normalised checkpoint that does not record it); NYUDv2's other inputs follow it as
+    its data module's do (:func:`~fcn_lightning.data.nyud.modality_normalizers`).
     """
     modalities = getattr(model, "modalities", None)
     if modalities is None:
         data = checkpoint.get("datamodule_hyper_parameters") or {}
         modalities = data.get("modalities") or ("rgb",)
     modalities = tuple(modalities)
-    recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
-    if mean_bgr is not None:
-        rgb = get_normalization(model.input_normalization, mean=tuple(float(m) for m in mean_bgr))
-    elif recorded is not None:
-        rgb = InputNormalization(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
-    elif get_normalization(model.input_normalization).std == (1.0, 1.0, 1.0):
-        raise ExportError(
-            f"the model takes {model.input_normalization!r} inputs (minus its dataset's mean pixel) and the "
-            f"checkpoint does not record that mean: give it with --mean-bgr B G R"
-        )
-    else:
-        rgb = get_normalization(model.input_normalization)
+    try:
+        rgb = recorded_normalization(checkpoint, model.input_normalization, mean_bgr)
+    except UnrecordedMeanError as e:
+        raise ExportError(f"{e}: give it with --mean-bgr B G R") from None
     norms: dict[str, Callable[[np.ndarray], np.ndarray]] = {"rgb": rgb}
     if modalities != ("rgb",):
         norms = {**modality_normalizers(rgb.name, rgb.mean), "rgb": rgb}
@@ -244,13 +192,10 @@ def output_names(heads: Sequence[str] | None) -> list[str]:
     return [TASK_OUTPUTS[h] for h in heads] if heads else ["logits"]
 
 
-def export_onnx(
-    model: FCNSystem,
-    specs: Sequence[InputSpec],
-    out: str | Path,
-    metadata: Mapping[str, str] | None = None,
-) -> list[str]:
-    """Write ``model`` (eval mode, its normalisation inside) as ONNX to ``out``; returns the output names."""
+def onnx_graph(
+    model: FCNSystem, specs: Sequence[InputSpec], metadata: Mapping[str, str] | None = None
+) -> tuple[bytes, list[str]]:
+    """``model`` (eval mode, its normalisation inside) as a serialised ONNX graph, and its output names."""
     import onnx
 
     heads = output_heads(model)
@@ -259,23 +204,23 @@ def export_onnx(
     example = tuple(torch.rand(1, s.channels, 64, 64) * 255 for s in specs)
     dynamic = {"batch": 0, "height": 2, "width": 3}
     axes = {name: {i: a for a, i in dynamic.items()} for name in [*(s.name for s in specs), *names]}
+    buffer = io.BytesIO()
     with dense_upsampling(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice; constant checks
         torch.onnx.export(
             deployed,
             example,
-            str(out),
+            buffer,
             input_names=[s.name for s in specs],
             output_names=names,
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )
-    graph = onnx.load(str(out))
+    graph = onnx.load_from_string(buffer.getvalue())
     for key, value in (metadata or {}).items():
         graph.metadata_props.add(key=key, value=value)
-    onnx.save(graph, str(out))
-    return names
+    return graph.SerializeToString(), names
 
 
 def onnx_inputs(specs: Sequence[InputSpec], batch: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
@@ -308,16 +253,17 @@ def reference_logits(
 
 
 def check_onnx(
-    path: str | Path,
+    graph: str | Path | bytes,
     model: FCNSystem,
     specs: Sequence[InputSpec],
     sizes: Sequence[tuple[int, int]] = CHECK_SIZES,
 ) -> float:
     """The largest ONNX Runtime - PyTorch logit difference over ``sizes`` (batch 2 at the second), as a
-    fraction of the largest logit, on random decoded inputs."""
+    fraction of the largest logit, on random decoded inputs. ``graph``: an ONNX file or its bytes."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    graph = graph if isinstance(graph, bytes) else str(graph)
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     worst = 0.0
     for number, size in enumerate(sizes):
         arrays = onnx_inputs(specs, batch=1 + number % 2, size=size, seed=number)
@@ -352,10 +298,13 @@ def export_checkpoint(
 ) -> ExportReport:
     """Export a checkpoint to ``out`` and check it with ONNX Runtime at ``sizes``.
 
-    Written to a temporary file beside ``out`` and renamed only once the logits agree within
-    ``tolerance`` (of the largest logit): a failed export leaves no file and no earlier file changed.
+    Written (atomically) only once the logits agree within ``tolerance`` (of the largest logit): a failed
+    export leaves no file and no earlier file changed.
     """
-    model, checkpoint = load_checkpoint_model(ckpt)
+    try:
+        model, checkpoint = load_model(ckpt)
+    except CheckpointError as e:
+        raise ExportError(str(e)) from None
     if model.hparams.get("shift_and_stitch") is not None:
         raise ExportError(
             f"{ckpt}: the model evaluates by shift-and-stitch (factor {model.hparams['shift_and_stitch']}); "
@@ -375,19 +324,15 @@ def export_checkpoint(
     if geo is not None:
         metadata["geo_class_names"] = json.dumps(list(geo))
     out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        outputs = export_onnx(model, specs, temporary, metadata)
-        difference = check_onnx(temporary, model, specs, sizes)
-        if not difference < tolerance:
-            raise ExportError(
-                f"ONNX Runtime's logits differ from PyTorch's by {difference:.2e} of the largest logit "
-                f"(limit {tolerance:.0e}); nothing written to {out}"
-            )
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
+    graph, outputs = onnx_graph(model, specs, metadata)
+    difference = check_onnx(graph, model, specs, sizes)
+    if not difference < tolerance:
+        raise ExportError(
+            f"ONNX Runtime's logits differ from PyTorch's by {difference:.2e} of the largest logit "
+            f"(limit {tolerance:.0e}); nothing written to {out}"
+        )
+    with atomic_write(out) as f:
+        f.write(graph)
     return ExportReport(
         out, [s.name for s in specs], outputs, int(model.hparams.num_classes), difference, tuple(sizes)
     )

@@ -6,7 +6,7 @@ percent under the metric names of :data:`fcn_lightning.metrics.SCORE_NAMES` (plu
 Flow's geometric pixel accuracy); a score the project could not source is ``None`` (unknown), never a guess.
 
 A run is paired with a row by what it is: its dataset, its model (a name of
-:data:`fcn_lightning.registry.MODELS`), its input (``rgb``, ``hha``, ``rgbd``, ``rgb-hha``) and its recipe
+:data:`fcn_lightning.MODELS`), its input (``rgb``, ``hha``, ``rgbd``, ``rgb-hha``) and its recipe
 (``reference``: the reference solver; ``fixed``: only the classifier trained; ``cvpr``: the CVPR paper's
 minibatch recipe), each read from the config that trained it as the CLI resolved it (:func:`identify`; a
 staged stage: as its scored checkpoint records it, :func:`checkpoint_config`), never from the config files
@@ -20,6 +20,23 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from fcn_lightning.nets.trunks import Trunk
+from fcn_lightning.registry import (
+    FCN8S,
+    FCN8S_ATONCE,
+    FCN16S,
+    FCN16S_RGB_HHA,
+    FCN32S,
+    FCN32S_RGB_HHA,
+    FCN_ALEXNET,
+    FCN_GOOGLENET,
+    FCN_POOL3,
+    FCN_POOL4,
+    FCN_POOL5,
+    SIFTFLOW_FCN16S,
+    ModelSpec,
+)
 
 __all__ = [
     "DATASETS",
@@ -71,13 +88,14 @@ class RunIdentity:
 class PaperRow:
     """One row of one of the papers' tables.
 
-    ``title``: the row as the paper names it; ``table``: where it is (``"journal Table 2"``); ``source``:
+    ``model``: the suite's model it is (its registry row); ``title``: the row as the paper names it;
+    ``table``: where it is (``"journal Table 2"``); ``source``:
     ``"CVPR"``, ``"journal"`` or ``"reference README"``; ``split``: the images it was scored on; ``scores``:
     metric name -> percent (``None``: not known to this project).
     """
 
     dataset: str
-    model: str
+    model: ModelSpec
     title: str
     table: str
     source: str
@@ -88,7 +106,7 @@ class PaperRow:
 
     @property
     def identity(self) -> RunIdentity:
-        return RunIdentity(self.dataset, self.model, self.input, self.recipe)
+        return RunIdentity(self.dataset, self.model.name, self.input, self.recipe)
 
     @property
     def label(self) -> str:
@@ -98,7 +116,7 @@ class PaperRow:
 
 def _row(
     dataset: str,
-    model: str,
+    model: ModelSpec,
     title: str,
     table: str,
     split: str,
@@ -118,50 +136,50 @@ _UNKNOWN4 = (None, None, None, None)
 #: SBD train) unless the split says otherwise.
 PAPER_ROWS: tuple[PaperRow, ...] = (
     # Journal Table 2: the VGG16 FCNs, reference ("heavy", online) recipe.
-    _row("voc", "fcn32s", "FCN-32s", "journal Table 2", "seg11valid", (90.5, 76.5, 63.6, 83.5)),
-    _row("voc", "fcn16s", "FCN-16s", "journal Table 2", "seg11valid", (91.0, 78.1, 65.0, 84.3)),
-    _row("voc", "fcn8s_atonce", "FCN-8s at-once", "journal Table 2", "seg11valid", (91.1, 78.5, 65.4, 84.4)),
-    _row("voc", "fcn8s", "FCN-8s staged", "journal Table 2", "seg11valid", (91.2, 77.6, 65.5, 84.5)),
+    _row("voc", FCN32S, "FCN-32s", "journal Table 2", "seg11valid", (90.5, 76.5, 63.6, 83.5)),
+    _row("voc", FCN16S, "FCN-16s", "journal Table 2", "seg11valid", (91.0, 78.1, 65.0, 84.3)),
+    _row("voc", FCN8S_ATONCE, "FCN-8s at-once", "journal Table 2", "seg11valid", (91.1, 78.5, 65.4, 84.4)),
+    _row("voc", FCN8S, "FCN-8s staged", "journal Table 2", "seg11valid", (91.2, 77.6, 65.5, 84.5)),
     _row(
-        "voc", "fcn32s", "FCN-32s fixed", "journal Table 2", "seg11valid", (82.9, 64.6, 46.6, 72.3),
+        "voc", FCN32S, "FCN-32s fixed", "journal Table 2", "seg11valid", (82.9, 64.6, 46.6, 72.3),
         recipe="fixed",
     ),
-    _row("voc", "fcn_pool5", "FCN-pool5", "journal Table 2", "seg11valid", (87.4, 60.5, 50.0, 78.5)),
-    _row("voc", "fcn_pool4", "FCN-pool4", "journal Table 2", "seg11valid", (78.7, 31.7, 22.4, 67.0)),
-    _row("voc", "fcn_pool3", "FCN-pool3", "journal Table 2", "seg11valid", (70.9, 13.7, 9.2, 57.6)),
+    _row("voc", FCN_POOL5, "FCN-pool5", "journal Table 2", "seg11valid", (87.4, 60.5, 50.0, 78.5)),
+    _row("voc", FCN_POOL4, "FCN-pool4", "journal Table 2", "seg11valid", (78.7, 31.7, 22.4, 67.0)),
+    _row("voc", FCN_POOL3, "FCN-pool3", "journal Table 2", "seg11valid", (70.9, 13.7, 9.2, 57.6)),
     # CVPR Table 1 (mean IU only; the CVPR minibatch recipe; its timings are in TABLE1 below).
-    _row("voc", "fcn32s", "FCN-VGG16", "CVPR Table 1", "seg11valid", (56.0,), ("mean_iu",), recipe="cvpr"),
-    _row("voc", "fcn_googlenet", "FCN-GoogLeNet", "CVPR Table 1", "seg11valid", (42.5,), ("mean_iu",)),
+    _row("voc", FCN32S, "FCN-VGG16", "CVPR Table 1", "seg11valid", (56.0,), ("mean_iu",), recipe="cvpr"),
+    _row("voc", FCN_GOOGLENET, "FCN-GoogLeNet", "CVPR Table 1", "seg11valid", (42.5,), ("mean_iu",)),
     # The reference's released FCN-AlexNet, trained with its own solver (CVPR Table 1 lists 39.8 for the
     # CVPR paper's FCN-AlexNet, see TABLE1).
-    _row("voc", "fcn_alexnet", "FCN-AlexNet", "reference README", "seg11valid", (48.0,), ("mean_iu",)),
+    _row("voc", FCN_ALEXNET, "FCN-AlexNet", "reference README", "seg11valid", (48.0,), ("mean_iu",)),
     # VOC2012 test (scored by the evaluation server; listed, never paired with a validation run).
-    _row("voc", "fcn8s", "FCN-8s", "journal, VOC2012 test", "VOC2012 test", (67.2,), ("mean_iu",)),
+    _row("voc", FCN8S, "FCN-8s", "journal, VOC2012 test", "VOC2012 test", (67.2,), ("mean_iu",)),
     _row(
-        "voc", "fcn8s", "FCN-8s", "CVPR, VOC2012 test", "VOC2012 test", (62.2,), ("mean_iu",), recipe="cvpr"
+        "voc", FCN8S, "FCN-8s", "CVPR, VOC2012 test", "VOC2012 test", (62.2,), ("mean_iu",), recipe="cvpr"
     ),
     # CVPR Table 4: NYUDv2, 40 classes, trained on 795 images, scored on the 654 test images.
-    _row("nyud", "fcn32s", "FCN-32s RGB", "CVPR Table 4", "test", (60.0, 42.2, 29.2, 43.9)),
-    _row("nyud", "fcn32s", "FCN-32s RGBD", "CVPR Table 4", "test", (61.5, 42.4, 30.5, 45.5), input="rgbd"),
-    _row("nyud", "fcn32s", "FCN-32s HHA", "CVPR Table 4", "test", (57.1, 35.2, 24.2, 40.4), input="hha"),
+    _row("nyud", FCN32S, "FCN-32s RGB", "CVPR Table 4", "test", (60.0, 42.2, 29.2, 43.9)),
+    _row("nyud", FCN32S, "FCN-32s RGBD", "CVPR Table 4", "test", (61.5, 42.4, 30.5, 45.5), input="rgbd"),
+    _row("nyud", FCN32S, "FCN-32s HHA", "CVPR Table 4", "test", (57.1, 35.2, 24.2, 40.4), input="hha"),
     _row(
-        "nyud", "fcn32s_rgb_hha", "FCN-32s RGB-HHA", "CVPR Table 4", "test", (64.3, 44.9, 32.8, 48.0),
+        "nyud", FCN32S_RGB_HHA, "FCN-32s RGB-HHA", "CVPR Table 4", "test", (64.3, 44.9, 32.8, 48.0),
         input="rgb-hha",
     ),
     _row(
-        "nyud", "fcn16s_rgb_hha", "FCN-16s RGB-HHA", "CVPR Table 4", "test", (65.4, 46.1, 34.0, 49.5),
+        "nyud", FCN16S_RGB_HHA, "FCN-16s RGB-HHA", "CVPR Table 4", "test", (65.4, 46.1, 34.0, 49.5),
         input="rgb-hha",
     ),
     # CVPR Table 5: SIFT Flow, 33 semantic and 3 geometric classes, 200 test images; the two-headed FCN-16s.
     _row(
-        "siftflow", "siftflow_fcn16s", "FCN-16s", "CVPR Table 5", "test", (85.2, 51.7, 39.5, 76.1, 94.3),
+        "siftflow", SIFTFLOW_FCN16S, "FCN-16s", "CVPR Table 5", "test", (85.2, 51.7, 39.5, 76.1, 94.3),
         tuple(METRIC_TITLES),
     ),
     # PASCAL-Context, 59 classes + background: the journal reports these nets; their numbers could not be
     # sourced here, so they are unknown rather than quoted from memory.
-    _row("context", "fcn32s", "FCN-32s", "journal, PASCAL-Context", "val", _UNKNOWN4),
-    _row("context", "fcn16s", "FCN-16s", "journal, PASCAL-Context", "val", _UNKNOWN4),
-    _row("context", "fcn8s", "FCN-8s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+    _row("context", FCN32S, "FCN-32s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+    _row("context", FCN16S, "FCN-16s", "journal, PASCAL-Context", "val", _UNKNOWN4),
+    _row("context", FCN8S, "FCN-8s", "journal, PASCAL-Context", "val", _UNKNOWN4),
 )  # fmt: skip
 
 
@@ -169,7 +187,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
 class TrunkRow:
     """CVPR Table 1 for one trunk: its 32s net on VOC (500 x 500 inputs, forward time on a Tesla K40c)."""
 
-    model: str
+    model: ModelSpec
     title: str
     mean_iu: float
     ms: int
@@ -181,9 +199,12 @@ class TrunkRow:
 
 #: CVPR Table 1 (the 32s nets of each trunk), by model name.
 TABLE1: dict[str, TrunkRow] = {
-    "fcn_alexnet": TrunkRow("fcn_alexnet", "FCN-AlexNet", 39.8, 50, 57, 355, 32),
-    "fcn32s": TrunkRow("fcn32s", "FCN-VGG16", 56.0, 210, 134, 404, 32),
-    "fcn_googlenet": TrunkRow("fcn_googlenet", "FCN-GoogLeNet", 42.5, 59, 6, 907, 32),
+    row.model.name: row
+    for row in (
+        TrunkRow(FCN_ALEXNET, "FCN-AlexNet", 39.8, 50, 57, 355, 32),
+        TrunkRow(FCN32S, "FCN-VGG16", 56.0, 210, 134, 404, 32),
+        TrunkRow(FCN_GOOGLENET, "FCN-GoogLeNet", 42.5, 59, 6, 907, 32),
+    )
 }
 
 
@@ -207,7 +228,7 @@ def paper_row(identity: RunIdentity) -> PaperRow | None:
 def identify(config: Mapping[str, Any]) -> RunIdentity:
     """What a run trained, from its resolved config: the ``model`` and ``data`` sections (``class_path``,
     ``init_args``) as the CLI resolved them (a run's ``config.yaml``, or :func:`checkpoint_config`)."""
-    from fcn_lightning.registry import MODELS  # the registry imports every system: only when used
+    from fcn_lightning.systems.classes import UnknownModelError, model_class  # the systems: when used
 
     model = config.get("model") or {}
     data = config.get("data") or {}
@@ -215,8 +236,10 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
     data_args = data.get("init_args") or {}
     data_class = str(data.get("class_path", "")).rsplit(".", 1)[-1]
     dataset = next((name for name, (cls, _) in DATASETS.items() if cls == data_class), None)
-    model_class = str(model.get("class_path", "")).rsplit(".", 1)[-1]
-    spec = next((row for row in MODELS.values() if row.system.__name__ == model_class), None)
+    try:
+        spec: ModelSpec | None = model_class(str(model.get("class_path", ""))).spec
+    except UnknownModelError:
+        spec = None
     modalities = tuple(data_args.get("modalities") or ("rgb",))
     input_kind = {("rgb",): "rgb", ("hha",): "hha", ("rgb", "depth"): "rgbd", ("rgb", "hha"): "rgb-hha"}.get(
         modalities, "-".join(modalities)
@@ -224,7 +247,7 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
     recipe = "reference"
     if model_args.get("train_only"):
         recipe = "fixed"
-    elif spec is not None and spec.trunk == "VGG16" and model_args.get("loss_reduction") == "mean":
+    elif spec is not None and spec.trunk is Trunk.VGG16 and model_args.get("loss_reduction") == "mean":
         recipe = "cvpr"
     return RunIdentity(dataset, spec.name if spec else None, input_kind, recipe)
 
@@ -268,4 +291,4 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def row_key(row: PaperRow) -> str:
     """A short stable key of a row (``voc-fcn32s-rgb-reference``), for CSV files."""
-    return _SLUG.sub("-", f"{row.dataset} {row.model} {row.input} {row.recipe} {row.split}".lower())
+    return _SLUG.sub("-", f"{row.dataset} {row.model.name} {row.input} {row.recipe} {row.split}".lower())

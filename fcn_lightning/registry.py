@@ -1,191 +1,138 @@
-"""Every model the suite builds, in one table.
+"""Every model the suite builds, one row each: the one place a model's facts are written.
 
-A row names a model (what ``convert-caffe --variant`` and ``describe`` take), its LightningModule (what
-configs name as ``model.class_path``), the plain ``torch.nn`` builder of its net, the reference solver's
-learning rate, the model it starts from in the paper's schedule, and its row in the paper's tables. The
-package's exports, ``fcn-lightning --help``, ``describe`` and ``convert-caffe`` all read this table.
+A row names a model (what ``convert-caffe --variant`` and ``describe`` take) and gives its net (the
+blobs it scores and fuses, its upsampling), its trunk, the reference solver's recipe, and the model it
+starts from in the paper's schedule. Plain data below the systems: each LightningModule names its row
+where it is defined (``spec = registry.FCN8S``); the package's exports, ``fcn-lightning --help``,
+``describe``, ``convert-caffe`` and the paper's tables (``fcn_lightning.paper``) all read the rows.
 
-Adding a net: its builder in ``nets/`` (with its wiring in that module's variant table), a three-line
-LightningModule naming the variant in ``systems/``, and one row here.
+Adding a net of these trunks: one row here, a class naming it in ``systems/`` and a config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
-from torch import nn
+from fcn_lightning.nets.heads import Wiring
+from fcn_lightning.nets.trunks import Trunk
+from fcn_lightning.nets.zoo import ODD_UPSAMPLING_KERNEL
 
-from fcn_lightning import nets
-from fcn_lightning.nets.fusion import build_late_fusion
-from fcn_lightning.nets.multitask import build_multitask_fcn
-from fcn_lightning.systems import (
-    FCN8s,
-    FCN8sAtOnce,
-    FCN16s,
-    FCN16sRGBHHA,
-    FCN32s,
-    FCN32sRGBHHA,
-    FCNAlexNet,
-    FCNAlexNetTorchvision,
-    FCNGoogLeNet,
-    FCNPool3,
-    FCNPool4,
-    FCNPool5,
-    FCNSystem,
-    SIFTFlowFCN8s,
-    SIFTFlowFCN16s,
-    SIFTFlowFCN32s,
-)
+__all__ = ["MODELS", "ModelSpec", "Recipe"]
 
-__all__ = ["MODELS", "ModelSpec", "spec_of"]
+
+@dataclass(frozen=True)
+class Recipe:
+    """The reference solver of a model: SGD at a fixed learning rate ``lr`` with ``momentum`` and
+    ``weight_decay``, on the loss reduced as ``loss_reduction`` (``"sum"``: the reference VGG16 nets'
+    unnormalised loss, summed over pixels, hence their tiny rates; ``"mean"``: averaged over labelled
+    pixels). The bias rule: biases learn at ``bias_lr_mult`` times the rate with ``bias_weight_decay``;
+    ``trunk_biases_as_weights``: the trunk's biases learn as its weights do (1x, with decay), as the
+    reference FCN-AlexNet sets no per-layer factors on its trunk."""
+
+    lr: float
+    momentum: float = 0.99
+    weight_decay: float = 5e-4
+    loss_reduction: Literal["sum", "mean"] = "sum"
+    bias_lr_mult: float = 2.0
+    bias_weight_decay: float = 0.0
+    trunk_biases_as_weights: bool = False
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of the suite.
 
-    ``reference_lr`` is the reference solver's fixed learning rate: SGD at batch 1 on the summed,
-    unnormalised loss for the VGG16 nets (hence its size), on the pixel-averaged loss for the other
-    trunks. ``starts_from`` names the row whose trained weights this model starts from in the paper's
-    schedule (``None``: ImageNet weights). ``paper_row`` is the title of the model's row in the paper's
-    tables (``fcn_lightning.paper.PAPER_ROWS``; ``None``: not in them); runs are paired with rows by
-    dataset, model, input and recipe (:func:`fcn_lightning.paper.paper_row`). ``describe``: listed by
-    ``fcn-lightning describe`` (``"all"``: with ``--all``).
+    ``title``: the net as the paper names it. ``net``: what it scores and fuses, and how it upsamples.
+    ``starts_from``: the row whose trained weights this model starts from in the paper's schedule
+    (``None``: ImageNet weights). ``describe``: listed by ``fcn-lightning describe`` (``"all"``: with
+    ``--all``). ``note``: what sets the model apart from another of the same title.
     """
 
     name: str
-    system: type[FCNSystem]
-    builder: Callable[..., nn.Module]
-    reference_lr: float
-    trunk: str = "VGG16"
-    starts_from: str | None = None
-    paper_row: str | None = None
+    title: str
+    net: Wiring
+    recipe: Recipe
+    trunk: Trunk = Trunk.VGG16
+    starts_from: ModelSpec | None = None
     describe: Literal["main", "all"] | None = None
-    note: str = ""  # what sets the model apart from another of the same title
-    #: The trunk's biases learn as its weights do (1x, with decay) rather than by the bias rule (2x, no
-    #: decay: the reference VGG16 nets'); the reference FCN-AlexNet sets no per-layer factors on its trunk.
-    trunk_biases_as_weights: bool = False
+    note: str = ""
 
     @property
-    def title(self) -> str:
-        """The net's title with its trunk, e.g. ``FCN-8s (VGG16)``."""
-        title = self.system.variants[self.system.variant].title
-        trunk = ", ".join(filter(None, ("" if "(" in title else self.trunk, self.note)))
-        return f"{title} ({trunk})" if trunk else title
+    def full_title(self) -> str:
+        """The title with its trunk, e.g. ``FCN-8s (VGG16)``."""
+        trunk = ", ".join(filter(None, ("" if "(" in self.title else self.trunk.value, self.note)))
+        return f"{self.title} ({trunk})" if trunk else self.title
 
-    @property
-    def starts_from_spec(self) -> ModelSpec | None:
-        """The row of the model this one starts from in the paper's schedule (``None``: ImageNet)."""
-        return None if self.starts_from is None else MODELS[self.starts_from]
-
-    @property
-    def class_path(self) -> str:
-        """What a config names as ``model.class_path``."""
-        return f"fcn_lightning.{self.system.__name__}"
-
-
-SIFT_FLOW = "SIFT Flow: semantic and geometric heads"
-
-_ROWS = (
-    # PASCAL VOC / NYUDv2 / PASCAL-Context (one head): the staged schedule 32s -> 16s -> 8s.
-    ModelSpec("fcn32s", FCN32s, nets.fcn32s, 1e-10, paper_row="FCN-32s", describe="main"),
-    ModelSpec(
-        "fcn16s", FCN16s, nets.fcn16s, 1e-12, starts_from="fcn32s", paper_row="FCN-16s", describe="main"
-    ),
-    ModelSpec(
-        "fcn8s", FCN8s, nets.fcn8s, 1e-14, starts_from="fcn16s", paper_row="FCN-8s staged", describe="main"
-    ),
-    ModelSpec("fcn8s_atonce", FCN8sAtOnce, nets.fcn8s_atonce, 1e-10, paper_row="FCN-8s at-once"),
-    ModelSpec("fcn_pool5", FCNPool5, nets.fcn_pool5, 1e-10, paper_row="FCN-pool5", describe="all"),
-    ModelSpec("fcn_pool4", FCNPool4, nets.fcn_pool4, 1e-10, paper_row="FCN-pool4", describe="all"),
-    ModelSpec("fcn_pool3", FCNPool3, nets.fcn_pool3, 1e-10, paper_row="FCN-pool3", describe="all"),
-    # CVPR Table 1's other trunks: the pixel-averaged loss, 20 images per update.
-    ModelSpec(
-        "fcn_alexnet",
-        FCNAlexNet,
-        nets.fcn_alexnet,
-        1e-4,
-        "CaffeNet",
-        paper_row="FCN-AlexNet",
-        describe="main",
-        trunk_biases_as_weights=True,
-    ),
-    ModelSpec(
-        "fcn_alexnet_torchvision",
-        FCNAlexNetTorchvision,
-        nets.fcn_alexnet_torchvision,
-        1e-4,
-        "torchvision AlexNet",
-        describe="main",
-        trunk_biases_as_weights=True,  # as FCN-AlexNet (the reference never had this one)
-    ),
-    # The CVPR paper's line-searched rate (the reference released no solver).
-    ModelSpec(
-        "fcn_googlenet",
-        FCNGoogLeNet,
-        nets.fcn_googlenet,
-        5e-5,
-        "torchvision GoogLeNet",
-        paper_row="FCN-GoogLeNet",
-        describe="main",
-    ),
-    # NYUDv2 late fusion: two VGG16 streams (RGB, HHA). The reference has no FCN-16s RGB-HHA solver, so
-    # it keeps the rate of the net it starts from.
-    ModelSpec(
-        "fcn32s_rgb_hha",
-        FCN32sRGBHHA,
-        partial(build_late_fusion, "fcn32s_rgb_hha"),
-        1e-12,
-        starts_from="fcn32s",
-        paper_row="FCN-32s RGB-HHA",
-    ),
-    ModelSpec(
-        "fcn16s_rgb_hha",
-        FCN16sRGBHHA,
-        partial(build_late_fusion, "fcn16s_rgb_hha"),
-        1e-12,
-        starts_from="fcn32s_rgb_hha",
-        paper_row="FCN-16s RGB-HHA",
-    ),
-    # SIFT Flow: one trunk, semantic and geometric heads; FCN-8s keeps 1e-12 (VOC's is 1e-14).
-    ModelSpec(
-        "siftflow_fcn32s", SIFTFlowFCN32s, partial(build_multitask_fcn, "fcn32s"), 1e-10, note=SIFT_FLOW
-    ),
-    ModelSpec(
-        "siftflow_fcn16s",
-        SIFTFlowFCN16s,
-        partial(build_multitask_fcn, "fcn16s"),
-        1e-12,
-        starts_from="siftflow_fcn32s",
-        paper_row="FCN-16s",
-        note=SIFT_FLOW,
-    ),
-    ModelSpec(
-        "siftflow_fcn8s",
-        SIFTFlowFCN8s,
-        partial(build_multitask_fcn, "fcn8s"),
-        1e-12,
-        starts_from="siftflow_fcn16s",
-        note=SIFT_FLOW,
-    ),
-)
 
 #: The models by name, in the order of the paper's tables.
-MODELS: dict[str, ModelSpec] = {row.name: row for row in _ROWS}
+MODELS: dict[str, ModelSpec] = {}
 
 
-def spec_of(system: type[FCNSystem]) -> ModelSpec:
-    """The row of a LightningModule class, or of the nearest registered class it derives from."""
-    if system.spec is None:
-        raise LookupError(
-            f"{system.__name__} is no model of fcn_lightning.registry.MODELS: add its row there"
-        )
-    return system.spec
+def _row(*args: object, **kwargs: object) -> ModelSpec:
+    """A new row (``ModelSpec``'s arguments), added to :data:`MODELS`."""
+    row = ModelSpec(*args, **kwargs)  # type: ignore[arg-type]
+    MODELS[row.name] = row
+    return row
 
 
-# Each listed LightningModule reads its recipe from its row (the systems do not import this table).
-for _row in MODELS.values():
-    _row.system.spec = _row
+# PASCAL VOC / NYUDv2 / PASCAL-Context (one head): the staged schedule 32s -> 16s -> 8s.
+FCN32S = _row("fcn32s", "FCN-32s", Wiring(), Recipe(1e-10), describe="main")
+FCN16S = _row(
+    "fcn16s", "FCN-16s", Wiring(skips=("pool4",)), Recipe(1e-12), starts_from=FCN32S, describe="main"
+)
+FCN8S = _row(
+    "fcn8s", "FCN-8s", Wiring(skips=("pool4", "pool3")), Recipe(1e-14), starts_from=FCN16S, describe="main"
+)
+# At once: the skips scaled by fixed factors so they don't swamp the fc7 score at the start.
+FCN8S_ATONCE = _row(
+    "fcn8s_atonce",
+    "FCN-8s at-once",
+    Wiring(skips=("pool4", "pool3"), skip_scales={"pool4": 1e-2, "pool3": 1e-4}),
+    Recipe(1e-10),
+)
+# Journal Table 2: predicting from one pool alone (no fc6 / fc7, no fusion).
+FCN_POOL5 = _row("fcn_pool5", "FCN-pool5", Wiring(source="pool5"), Recipe(1e-10), describe="all")
+FCN_POOL4 = _row("fcn_pool4", "FCN-pool4", Wiring(source="pool4"), Recipe(1e-10), describe="all")
+FCN_POOL3 = _row("fcn_pool3", "FCN-pool3", Wiring(source="pool3"), Recipe(1e-10), describe="all")
+
+# CVPR Table 1's other trunks: the pixel-averaged loss, momentum 0.9, 20 images per update (the configs'
+# accumulate_grad_batches); 63 x 63 final upsampling.
+_TABLE1_NET = Wiring(final_kernel=ODD_UPSAMPLING_KERNEL)
+_ALEXNET_SGD = Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True)
+FCN_ALEXNET = _row("fcn_alexnet", "FCN-AlexNet", _TABLE1_NET, _ALEXNET_SGD, Trunk.CAFFENET, describe="main")
+# Its solver as FCN-AlexNet's (the reference never had this one).
+FCN_ALEXNET_TORCHVISION = _row(
+    "fcn_alexnet_torchvision",
+    "FCN-AlexNet (torchvision)",
+    _TABLE1_NET,
+    _ALEXNET_SGD,
+    Trunk.TORCHVISION_ALEXNET,
+    describe="main",
+)
+# The CVPR paper's line-searched rate (the reference released no solver).
+FCN_GOOGLENET = _row(
+    "fcn_googlenet",
+    "FCN-GoogLeNet",
+    _TABLE1_NET,
+    Recipe(5e-5, momentum=0.9, loss_reduction="mean"),
+    Trunk.GOOGLENET,
+    describe="main",
+)
+
+# NYUDv2 late fusion: two VGG16 streams (RGB, HHA). The reference has no FCN-16s RGB-HHA solver, so it
+# keeps the rate of the net it starts from.
+FCN32S_RGB_HHA = _row("fcn32s_rgb_hha", "FCN-32s RGB-HHA", FCN32S.net, Recipe(1e-12), starts_from=FCN32S)
+FCN16S_RGB_HHA = _row(
+    "fcn16s_rgb_hha", "FCN-16s RGB-HHA", FCN16S.net, Recipe(1e-12), starts_from=FCN32S_RGB_HHA
+)
+
+# SIFT Flow: one trunk, semantic and geometric heads; FCN-8s keeps 1e-12 (VOC's is 1e-14).
+_SIFT_FLOW = "SIFT Flow: semantic and geometric heads"
+SIFTFLOW_FCN32S = _row("siftflow_fcn32s", "FCN-32s", FCN32S.net, Recipe(1e-10), note=_SIFT_FLOW)
+SIFTFLOW_FCN16S = _row(
+    "siftflow_fcn16s", "FCN-16s", FCN16S.net, Recipe(1e-12), starts_from=SIFTFLOW_FCN32S, note=_SIFT_FLOW
+)
+SIFTFLOW_FCN8S = _row(
+    "siftflow_fcn8s", "FCN-8s", FCN8S.net, Recipe(1e-12), starts_from=SIFTFLOW_FCN16S, note=_SIFT_FLOW
+)

@@ -18,7 +18,10 @@ import numpy as np
 import torch
 
 from fcn_lightning.data import SyntheticVOCConfig
+from fcn_lightning.nets import Trunk, build_fcn
 from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet
+from fcn_lightning.registry import MODELS
+from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -107,6 +110,20 @@ def randomised(net: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch
             if param.requires_grad:
                 param.copy_(torch.randn(param.shape, generator=gen) * scale)
     return net
+
+
+def net_of(name: str, num_classes: int = 21, **options: Any) -> torch.nn.Module:
+    """The plain net of registry model ``name`` (its wiring and trunk), randomly initialised."""
+    row = MODELS[name]
+    return build_fcn(row.net, num_classes, trunk=row.trunk, **options)
+
+
+#: The one-head VGG16 nets (FCN-32s ... FCN-pool3): the models whose net ``FCNSystem`` itself builds.
+ONE_HEAD_VGG16 = tuple(
+    name
+    for name, cls in MODEL_CLASSES.items()
+    if cls.spec.trunk is Trunk.VGG16 and cls.build_net is FCNSystem.build_net
+)
 
 
 def quiet_trainer(*, val_every: int, steps: int | None = None, **settings: Any) -> dict[str, Any]:

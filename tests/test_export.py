@@ -16,8 +16,9 @@ from fcn_lightning.cli import main
 from fcn_lightning.data import NYUDv2DataModule
 from fcn_lightning.data.nyud import read_hha_png
 from fcn_lightning.data.readers import read_image
-from fcn_lightning.export import CHECK_SIZES, check_onnx, input_specs, load_checkpoint_model
+from fcn_lightning.export import CHECK_SIZES, check_onnx, input_specs
 from fcn_lightning.registry import MODELS
+from fcn_lightning.systems import MODEL_CLASSES, load_model
 
 onnx = pytest.importorskip("onnx")  # the [onnx] extra, which `make test` installs
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -57,7 +58,7 @@ def build(name: str, nyud_root: Path) -> tuple[L.LightningModule, L.LightningDat
     spec = MODELS[name]
     options = {"num_classes": CLASSES, "width": 0.0625, "class_names": [f"c{i}" for i in range(CLASSES)]}
     with pytest.warns(UserWarning, match="starts from a trained") if spec.starts_from else _nothing():
-        model = spec.system(**options)
+        model = MODEL_CLASSES[name](**options)
     random_weights(model, seed=len(name))
     data = NYUDv2DataModule(root=str(nyud_root), modalities=["rgb", "hha"]) if name in FUSION else None
     return model.eval(), data
@@ -99,7 +100,7 @@ def test_every_net_exports_with_logits_equal_to_pytorch(name, nyud_root, tmp_pat
         assert json.loads(metadata["geo_class_names"]) == ["sky", "horizontal", "vertical"]
 
     # ONNX Runtime again, on its own, at two sizes that are not multiples of 32, batch 1 and 2
-    loaded, checkpoint = load_checkpoint_model(ckpt)
+    loaded, checkpoint = load_model(ckpt)
     specs = input_specs(loaded, checkpoint)
     assert check_onnx(out, loaded, specs, sizes=((33, 95), (70, 41))) < 1e-4
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -216,7 +217,7 @@ def test_the_onnx_class_map_is_predicts_for_the_same_files(name, nyud_root, tmp_
 @pytest.mark.usefixtures("one_thread")
 def test_an_rgbd_net_takes_depth_in_millimetres(nyud_root, tmp_path, capsys):
     """Early fusion: colour and depth stacked into one trunk; depth's log normalisation in the graph."""
-    model = MODELS["fcn32s"].system(num_classes=CLASSES, width=0.0625, in_channels=4)
+    model = MODEL_CLASSES["fcn32s"](num_classes=CLASSES, width=0.0625, in_channels=4)
     random_weights(model, 4)
     data = NYUDv2DataModule(root=str(nyud_root), modalities=["rgb", "depth"])
     ckpt = save_checkpoint(model, tmp_path / "rgbd.ckpt", data)
@@ -231,7 +232,7 @@ def test_export_names_what_it_cannot_do(tmp_path, capsys):
     assert main_export([str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "m.onnx")]) == 2
     missing = f"fcn-lightning export: error: {tmp_path / 'missing.ckpt'}: no such checkpoint"
     assert capsys.readouterr().err.strip() == missing
-    model = MODELS["fcn32s"].system(num_classes=3, width=0.0625, input_normalization="caffe")
+    model = MODEL_CLASSES["fcn32s"](num_classes=3, width=0.0625, input_normalization="caffe")
     ckpt = save_checkpoint(model, tmp_path / "caffe.ckpt")  # no data module: no mean pixel recorded
     assert main_export([str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 2
     assert "does not record that mean: give it with --mean-bgr B G R" in capsys.readouterr().err
@@ -242,7 +243,7 @@ def test_export_names_what_it_cannot_do(tmp_path, capsys):
 
 
 def test_an_export_over_the_limit_writes_nothing(tmp_path, capsys):
-    model = MODELS["fcn32s"].system(num_classes=3, width=0.0625)
+    model = MODEL_CLASSES["fcn32s"](num_classes=3, width=0.0625)
     random_weights(model, 0)
     ckpt = save_checkpoint(model, tmp_path / "m.ckpt")
     (tmp_path / "m.onnx").write_bytes(b"an earlier export")

@@ -49,17 +49,17 @@ COMMANDS: dict[str, Command] = {
 
 def usage() -> str:
     """The top-level help: every command with its line, then every model (``fcn_lightning.registry``)."""
-    from fcn_lightning.registry import MODELS
+    from fcn_lightning.systems.classes import MODEL_CLASSES, class_path
 
     width = max(map(len, COMMANDS))
     lines = [f"usage: {PROG} <command> [options]   ({PROG} <command> --help: that command's options)", ""]
     lines += ["commands:"] + [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "models (--model CLASS in fit / validate / test / predict; convert-caffe --variant NAME):"]
-    name_width = max(map(len, MODELS))
-    path_width = max(len(row.class_path) for row in MODELS.values())
-    for row in MODELS.values():
-        lr = f"reference lr {row.reference_lr:g}"
-        lines.append(f"  {row.name:<{name_width}}  {row.class_path:<{path_width}}  {row.title}, {lr}")
+    paths = {name: class_path(cls) for name, cls in MODEL_CLASSES.items()}
+    name_width, path_width = max(map(len, paths)), max(map(len, paths.values()))
+    for name, cls in MODEL_CLASSES.items():
+        lr = f"reference lr {cls.spec.recipe.lr:g}"
+        lines.append(f"  {name:<{name_width}}  {paths[name]:<{path_width}}  {cls.spec.full_title}, {lr}")
     return "\n".join(lines)
 
 

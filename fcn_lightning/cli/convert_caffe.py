@@ -21,32 +21,15 @@ from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.caffe import fixed_upsamplers_with_other_kernels, load_caffe_weights
 from fcn_lightning.nets.caffe_proto import CaffeNet, read_caffemodel
+from fcn_lightning.nets.trunks import Trunk
 from fcn_lightning.nets.weights import CAFFE
-from fcn_lightning.registry import MODELS
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.zoo import ZooFCNSystem
+from fcn_lightning.systems.classes import MODEL_CLASSES, class_path, model_class
 
 #: The models ``--variant`` names: those whose trunk the reference trained in Caffe (VGG16, CaffeNet).
 CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
-    name: row.system for name, row in MODELS.items() if row.trunk in ("VGG16", "CaffeNet")
+    name: cls for name, cls in MODEL_CLASSES.items() if cls.spec.trunk.trained_in_caffe
 }
-
-
-def model_class(variant: str | None = None, class_path: str | None = None) -> type[FCNSystem]:
-    """The LightningModule of a model name (``fcn_lightning.registry``) or of a class path such as
-    ``fcn_lightning.SIFTFlowFCN16s``."""
-    if class_path:
-        module, _, name = class_path.rpartition(".")
-        try:
-            cls = getattr(__import__(module, fromlist=[name]), name)
-        except (ImportError, AttributeError, ValueError) as err:
-            raise ValueError(f"--model-class {class_path!r}: no such class ({err})") from err
-        if not (isinstance(cls, type) and issubclass(cls, FCNSystem)):
-            raise ValueError(f"--model-class {class_path!r} is not an FCN model (FCNSystem subclass)")
-        return cls
-    if variant not in CONVERT_SYSTEMS:
-        raise ValueError(f"unknown --variant {variant!r}; expected one of {sorted(CONVERT_SYSTEMS)}")
-    return CONVERT_SYSTEMS[variant]
 
 
 def _build(cls: type[FCNSystem], num_classes: int, options: Mapping[str, Any]) -> FCNSystem:
@@ -66,7 +49,7 @@ def converted_model(
     skip upsamplers differ, else ``true``), holding exactly the file's kernel.
     """
     options = dict(net_options)
-    if not issubclass(cls, ZooFCNSystem):  # VGG16 nets: explicit, so no config's setting overrides it
+    if cls.spec.trunk is Trunk.VGG16:  # explicit, so no config's setting overrides it
         options.setdefault("batch_norm", False)
     model = _build(cls, num_classes, options)
     learned = fixed_upsamplers_with_other_kernels(model.net, caffe)
@@ -99,9 +82,7 @@ def convert_caffe(
     # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
     # unset: the weights are in the checkpoint, whatever the config starts from.
     kept = {k: v for k, v in model.hparams.items() if (v is not None or k == "init_from") and k[0] != "_"}
-    registered = [row.class_path for row in MODELS.values() if row.system is cls]
-    class_path = registered[0] if registered else f"{cls.__module__}.{cls.__qualname__}"
-    hparams: Mapping[str, Any] = {"_class_path": class_path, **kept}
+    hparams: Mapping[str, Any] = {"_class_path": class_path(cls), **kept}
     checkpoint = {
         "state_dict": model.state_dict(),
         "hyper_parameters": dict(hparams),
@@ -119,8 +100,6 @@ def convert_caffe(
 
 def main(argv: Sequence[str]) -> Path:
     """``fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt``."""
-    from fcn_lightning.cli.convert_caffe import CONVERT_SYSTEMS, convert_caffe, model_class
-
     parser = OneLineArgumentParser(
         prog="fcn-lightning convert-caffe",
         description="Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
@@ -135,7 +114,7 @@ def main(argv: Sequence[str]) -> Path:
         help="the model (a name of fcn_lightning.registry.MODELS)",
     )
     parser.add_argument(
-        "--model-class", default=None, help="a model class path instead (a subclass of a registered model)"
+        "--model-class", default=None, help="a model's class path instead (fcn_lightning.SIFTFlowFCN16s)"
     )
     parser.add_argument("--num-classes", type=int, required=True, help="classes (VOC 21, Context 60, ...)")
     parser.add_argument("--out", required=True, help="the checkpoint to write (.ckpt)")
@@ -152,7 +131,7 @@ def main(argv: Sequence[str]) -> Path:
     options["learn_upsampling"] = args.learn_upsampling
     learned: list[str] = []
     try:
-        cls = model_class(args.variant, args.model_class)
+        cls = model_class(args.model_class or args.variant)
         out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, learned, **options)
     except (OSError, ValueError) as error:
         parser.error(f"{type(error).__name__}: {error}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,21 +19,24 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.cli.errors import OneLineArgumentParser
 from fcn_lightning.nets.geometry import receptive_field
-from fcn_lightning.nets.heads import FCN
+from fcn_lightning.nets.heads import FCN, build_fcn
 from fcn_lightning.nets.upsampling import dense_upsampling
 from fcn_lightning.paper import TABLE1
 from fcn_lightning.registry import MODELS
 
 #: Rows of the table: (model name, title). The single-layer nets come with ``--all``.
-NETS: tuple[tuple[str, str], ...] = tuple((n, r.title) for n, r in MODELS.items() if r.describe == "main")
+NETS: tuple[tuple[str, str], ...] = tuple(
+    (n, r.full_title) for n, r in MODELS.items() if r.describe == "main"
+)
 SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = tuple(
-    (n, r.title) for n, r in MODELS.items() if r.describe == "all"
+    (n, r.full_title) for n, r in MODELS.items() if r.describe == "all"
 )
 
 
-def builder(name: str) -> Callable[..., FCN]:
-    """The function that builds net ``name`` (``num_classes`` and ``width`` as its arguments)."""
-    return lambda num_classes, width: MODELS[name].builder(num_classes, width=width)
+def build(name: str, num_classes: int, width: float) -> FCN:
+    """The net of model ``name``, randomly initialised (its row's wiring and trunk)."""
+    row = MODELS[name]
+    return build_fcn(row.net, num_classes, width=width, trunk=row.trunk)
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,13 @@ def describe(
     is computed on the meta device, in seconds on any CPU)."""
     rows = []
     for name, title in nets:
-        build = builder(name)
         with torch.device("meta"):
-            net = build(num_classes, width).eval()
+            net = build(name, num_classes, width).eval()
         params, params_all, field, stride = _sizes(net)
         ms = None
         if device is not None:
             torch.manual_seed(0)
-            ms = time_forward(build(num_classes, width), size, device, repeats)
+            ms = time_forward(build(name, num_classes, width), size, device, repeats)
         rows.append(NetFacts(name, title, params, params_all, field, stride, count_gflops(net, size), ms))
     return rows
 

@@ -8,7 +8,6 @@ that names the setting and what is wrong with it.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import re
 import sys
@@ -17,8 +16,6 @@ from typing import Any, NoReturn
 
 import yaml
 
-#: The sections whose classes the suite provides: the module that exports them.
-_SECTIONS = {"model": "fcn_lightning", "data": "fcn_lightning.data"}
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
 
 
@@ -69,36 +66,51 @@ def check_config_file(path: str | Path) -> str | None:
     return None
 
 
-def known_classes(section: str) -> list[str]:
-    """The import paths of the suite's concrete classes for ``model`` or ``data``."""
+def suite_classes(section: str) -> dict[str, type]:
+    """The suite's concrete classes for ``model`` or ``data``, by import path."""
     if section == "model":
-        from fcn_lightning.registry import MODELS
+        from fcn_lightning.systems.classes import MODEL_CLASSES, class_path
 
-        return sorted(f"fcn_lightning.{row.system.__name__}" for row in MODELS.values())
+        return {class_path(cls): cls for cls in MODEL_CLASSES.values()}
+    from fcn_lightning import data
     from fcn_lightning.data.base import SegmentationDataModule
 
-    module = importlib.import_module(_SECTIONS[section])
-    names = [n for n in getattr(module, "__all__", ()) if inspect.isclass(getattr(module, n, None))]
-    return sorted(
-        f"{module.__name__}.{n}"
-        for n in names
-        if issubclass(getattr(module, n), SegmentationDataModule)
-        and getattr(module, n) is not SegmentationDataModule
-    )
+    found = {n: getattr(data, n) for n in data.__all__ if inspect.isclass(getattr(data, n, None))}
+    return {
+        f"{data.__name__}.{n}": cls
+        for n, cls in found.items()
+        if issubclass(cls, SegmentationDataModule) and cls is not SegmentationDataModule
+    }
 
 
-def class_options(class_path: str) -> list[str]:
-    """The init options of a class (what ``--<section>.init_args.<option>`` accepts); empty if unknown."""
+def known_classes(section: str) -> list[str]:
+    """The import paths of the suite's concrete classes for ``model`` or ``data``."""
+    return sorted(suite_classes(section))
+
+
+def class_options(section: str, class_path: str) -> list[str]:
+    """The init options of one of the suite's classes (what ``--<section>.init_args.<option>`` accepts),
+    found by its name (nothing is imported from it); empty if it is not one of them."""
     from jsonargparse import ArgumentParser
 
-    try:
-        module_name, name = class_path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module_name), name)
-        parser = ArgumentParser(exit_on_error=False)
-        parser.add_class_arguments(cls, "x")
-        keys = parser.get_defaults().keys()
-    except Exception:
+    if section == "model":
+        from fcn_lightning.systems.classes import UnknownModelError, model_class
+
+        try:
+            cls: type | None = model_class(class_path)
+        except UnknownModelError:
+            cls = None
+    else:
+        name = class_path.rpartition(".")[2]
+        cls = next((c for path, c in suite_classes(section).items() if path.rpartition(".")[2] == name), None)
+    if cls is None:
         return []
+    parser = ArgumentParser(exit_on_error=False)
+    try:
+        parser.add_class_arguments(cls, "x")
+    except Exception:  # the error being reported stays the message; the list is a help
+        return []
+    keys = parser.get_defaults().keys()  # a jsonargparse Namespace: iterating it is not iterating its keys
     return sorted({k.split(".")[1] for k in keys if k.startswith("x.")})
 
 
@@ -123,7 +135,7 @@ def clearer_parse_error(message: str) -> str:
         return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
     text = f"{key} {class_path}: {problem}"
     if "is not accepted" in problem:
-        text += f"; its options are: {', '.join(class_options(class_path))}"
+        text += f"; its options are: {', '.join(class_options(key, class_path))}"
     return text
 
 

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from fcn_lightning.cli import COMMANDS
 from fcn_lightning.cli.errors import (
     CommandError,
     check_config_file,
@@ -29,7 +30,8 @@ from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_row
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import checkpoint_mismatches, refuse_contradicting_config
+from fcn_lightning.systems.checkpoints import checkpoint_mismatches
+from fcn_lightning.systems.classes import refuse_contradicting_config
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
@@ -51,8 +53,8 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-#: The commands LightningCLI parses, each with its own sub-parser.
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: The commands LightningCLI parses, each with its own sub-parser (those of the command table it runs).
+SUBCOMMANDS = tuple(name for name, command in COMMANDS.items() if command.lightning)
 #: Every parser of a command: no abbreviated options (``--trainer.max_step`` is not ``max_steps``).
 PARSER_KWARGS: dict[str, Any] = {"parser_mode": "omegaconf", "allow_abbrev": False}
 
@@ -212,12 +214,10 @@ class FCNLightningCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
             super().instantiate_classes()
-            # The data follow the weights' input normalisation; a contrary explicit setting fails here,
-            # before anything runs. (Plain ``trainer.fit(model, datamodule)`` gets the same in setup.)
-            self.datamodule.follow_normalization(self.model.input_normalization)
-            # A model these data cannot feed (channels, label maps) and a strategy that would share the
+            # The data follow the weights' input normalisation (a contrary explicit setting fails here);
+            # a model these data cannot feed (channels, label maps) and a strategy that would share the
             # parameters between processes fail here too, before any data is read or any step runs.
-            self.datamodule.check_model(self.model)
+            self.datamodule.follow_model(self.model)
             check_strategy(self.trainer, self.subcommand)
             check_deterministic(self.trainer)
 

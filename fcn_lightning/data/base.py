@@ -232,7 +232,7 @@ class SegmentationDataModule(L.LightningDataModule):
         """A model these data cannot feed is an error naming both sides: its input channels, and the
         extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``).
 
-        The CLI calls this right after building both (before any data is read); ``setup`` calls it again.
+        Called by :meth:`follow_model`.
         """
         in_channels = getattr(model, "in_channels", None)
         if in_channels is not None and int(in_channels) != self.channels:
@@ -279,12 +279,17 @@ class SegmentationDataModule(L.LightningDataModule):
         )
         self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to, extra_masks=masks)
 
-    def follow_normalization(self, wanted: str) -> None:
-        """Normalise as a model's weights expect (``wanted``); an explicit contrary setting is an error.
+    def follow_model(self, model: Any) -> None:
+        """Feed ``model``: normalise as its weights expect (:meth:`follow_normalization`), then refuse what
+        these data cannot feed it (:meth:`check_model`). The one way a model reaches its data: the CLI
+        calls this right after building both (before any data is read), ``setup`` with the attached model,
+        so plain ``trainer.fit(model, datamodule)`` gets it too."""
+        if getattr(model, "input_normalization", None) is not None:
+            self.follow_normalization(model.input_normalization)
+        self.check_model(model)
 
-        The CLI calls this right after building the model and the data module; ``setup`` calls it with
-        the attached model's normalisation, so plain ``trainer.fit(model, datamodule)`` gets it too.
-        """
+    def follow_normalization(self, wanted: str) -> None:
+        """Normalise as a model's weights expect (``wanted``); an explicit contrary setting is an error."""
         if self.normalization is not None and self.normalization != wanted:
             raise ValueError(
                 f"data normalization={self.normalization!r} conflicts with the model's weights, which "
@@ -305,9 +310,7 @@ class SegmentationDataModule(L.LightningDataModule):
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is not None:
-            self.check_model(model)
-        if getattr(model, "input_normalization", None) is not None:
-            self.follow_normalization(model.input_normalization)
+            self.follow_model(model)
         if stage != "predict":
             self.layout.check_root()
         if stage in (None, "fit"):

@@ -23,22 +23,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, LearnUpsampling, Variant, _crop, _score_layer
+from fcn_lightning.nets.heads import FCN, LearnUpsampling, Wiring, _crop, _score_layer
 from fcn_lightning.nets.trunks import VGG16Trunk
 
-__all__ = [
-    "FUSION_VARIANTS",
-    "FusionStream",
-    "LateFusionFCN",
-    "build_late_fusion",
-    "stream_state",
-]
-
-#: The late-fusion nets of the paper's NYUDv2 table.
-FUSION_VARIANTS: dict[str, Variant] = {
-    "fcn32s_rgb_hha": Variant("FCN-32s RGB-HHA"),
-    "fcn16s_rgb_hha": Variant("FCN-16s RGB-HHA", skips=("pool4",)),
-}
+__all__ = ["FusionStream", "LateFusionFCN", "build_late_fusion", "stream_state"]
 
 
 class FusionStream(nn.Module):
@@ -106,9 +94,8 @@ class LateFusionFCN(nn.Module):
             }
         )
         # The head's geometry (upsamplers, crop offsets) is a single-stream FCN's: all streams are alike.
-        template = FCN(
-            next(iter(self.streams.values())).trunk, num_classes, "fc7", skips, None, learn_upsampling
-        )
+        first = next(iter(self.streams.values())).trunk
+        template = FCN(first, num_classes, Wiring(skips=tuple(skips)), learn_upsampling)
         self.fusions = [(up_name, skip) for up_name, skip, _ in template.fusions]
         self.crop_offsets = {
             skip: template.crop_offsets[score]
@@ -152,14 +139,13 @@ class LateFusionFCN(nn.Module):
 
 
 def build_late_fusion(
-    variant: str, num_classes: int, streams: Mapping[str, int], **options: object
+    wiring: Wiring, num_classes: int, streams: Mapping[str, int], **options: object
 ) -> LateFusionFCN:
-    """Build a late-fusion net by name (a key of :data:`FUSION_VARIANTS`), randomly initialised."""
-    if variant not in FUSION_VARIANTS:
-        raise ValueError(
-            f"unknown late-fusion variant {variant!r}; expected one of {sorted(FUSION_VARIANTS)}"
-        )
-    return LateFusionFCN(num_classes, streams, FUSION_VARIANTS[variant].skips, **options)  # type: ignore[arg-type]
+    """A late-fusion net of this wiring (VGG16 streams scoring ``fc7``, its skips fused), randomly
+    initialised."""
+    if wiring.source != "fc7" or wiring.skip_scales or wiring.final_kernel is not None:
+        raise ValueError(f"late fusion scores fc7 and fuses plain skips; it cannot be wired as {wiring}")
+    return LateFusionFCN(num_classes, streams, wiring.skips, **options)  # type: ignore[arg-type]
 
 
 def stream_state(net_state: Mapping[str, torch.Tensor], stream: str) -> dict[str, torch.Tensor]:

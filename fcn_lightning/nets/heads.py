@@ -1,4 +1,4 @@
-"""FCN heads: score layers, skip fusion and crops, and one builder per variant of the paper.
+"""FCN heads: score layers, skip fusion and crops, built to a model's :class:`Wiring` by :func:`build_fcn`.
 
 The head follows the reference nets layer for layer (names included): score the deepest blob, then for each
 skip upsample x2, score the skip blob, crop it into alignment and add; finally upsample to the input
@@ -8,25 +8,18 @@ resolution and crop to the input size. Crop offsets come from ``geometry``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, coord_map, crop_offset, layer_map
-from fcn_lightning.nets.surgery import load_vgg16_state_dict, transplant_vgg16
-from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.trunks import Trunk, make_trunk
 from fcn_lightning.nets.upsampling import Upsampler, make_upsampler
-from fcn_lightning.nets.weights import VGG16Weights
 
-#: At-once FCN-8s scales the skips by fixed factors so they don't swamp the fc7 score at the start.
-AT_ONCE_SKIP_SCALES: dict[str, float] = {"pool4": 1e-2, "pool3": 1e-4}
-
-TrunkWeights = VGG16Weights | str | os.PathLike | None
 #: ``learn_upsampling``: ``False`` fixed bilinear (the reference code), ``True`` every upsampler learned,
 #: ``"intermediate"`` the skip upsamplers learned and the final one fixed (the CVPR paper's text).
 LearnUpsampling = bool | Literal["intermediate"]
@@ -45,9 +38,25 @@ def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
 
 
 @dataclass(frozen=True)
+class Wiring:
+    """Which blobs an FCN scores and fuses and how it upsamples: a model's net, as its registry row gives it.
+
+    ``source``: the deepest blob scored (``fc7``; ``pool5`` ... for the single-layer nets). ``skips``:
+    shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s). ``skip_scales``: fixed factors
+    applied to skip blobs before scoring (FCN-8s at-once). ``final_kernel``: kernel size of the final
+    upsampler (default twice its stride).
+    """
+
+    source: str = "fc7"
+    skips: tuple[str, ...] = ()
+    skip_scales: Mapping[str, float] | None = None
+    final_kernel: int | None = None
+
+
+@dataclass(frozen=True)
 class HeadWiring:
-    """How a skip head's layers connect, by layer name (no parameters): what :class:`FCN` and each head of a
-    multi-task net run, so the two cannot differ."""
+    """How a built skip head's layers connect, by layer name (no parameters): what :class:`FCN` and each head
+    of a multi-task net run, so the two cannot differ."""
 
     score: str
     fusions: tuple[tuple[str, str, str], ...]  # (upsampler, skip blob, skip score layer)
@@ -93,24 +102,17 @@ class FCN(nn.Module):
     Args:
         trunk: the feature extractor (``VGG16Trunk``; ``AlexNetTrunk`` and ``GoogLeNetTrunk`` score ``fc7``).
         num_classes: output channels.
-        source: the deepest blob scored (``fc7`` for FCN-32s/16s/8s; ``pool5``/``pool4``/``pool3`` for the
-            single-layer nets of the journal version).
-        skips: shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s).
-        skip_scales: fixed factors applied to skip blobs before scoring (FCN-8s at-once).
+        wiring: the blobs scored and fused, and the final upsampler's kernel (:class:`Wiring`).
         learn_upsampling: learn the upsampling layers (all: ``True``; the skip ones only:
             ``"intermediate"``) instead of keeping them bilinear. Learned ones start bilinear too.
-        final_kernel: kernel size of the final upsampler (default twice its stride; FCN-AlexNet: 63).
     """
 
     def __init__(
         self,
-        trunk: VGG16Trunk,
+        trunk: nn.Module,
         num_classes: int,
-        source: str = "fc7",
-        skips: Sequence[str] = (),
-        skip_scales: Mapping[str, float] | None = None,
+        wiring: Wiring,
         learn_upsampling: LearnUpsampling = False,
-        final_kernel: int | None = None,
     ) -> None:
         super().__init__()
         if learn_upsampling not in (False, True, "intermediate"):
@@ -120,11 +122,14 @@ class FCN(nn.Module):
         learn_skips, learn_final = learn_upsampling in (True, "intermediate"), learn_upsampling is True
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        unknown = [blob for blob in (wiring.source, *wiring.skips) if blob not in trunk.blobs]
+        if unknown:
+            raise ValueError(f"no blob {unknown} in this {type(trunk).__name__}; it has {list(trunk.blobs)}")
         self.trunk = trunk
         self.num_classes = num_classes
-        self.source = source
-        self.skips = tuple(skips)
-        self.skip_scales = dict(skip_scales or {})
+        self.source = source = wiring.source
+        self.skips = tuple(wiring.skips)
+        self.skip_scales = dict(wiring.skip_scales or {})
         self.crop_offsets: dict[str, int] = {}
 
         self.score_name = "score_fr" if source == "fc7" else f"score_{source}"
@@ -151,7 +156,7 @@ class FCN(nn.Module):
         # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
         self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
-        final = make_upsampler(num_classes, self.output_stride, learn_final, final_kernel)
+        final = make_upsampler(num_classes, self.output_stride, learn_final, wiring.final_kernel)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(
@@ -179,104 +184,28 @@ class FCN(nn.Module):
         return self.wiring.coarse(self, self.trunk(x), self.source)
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One net of the paper: what it scores and fuses (how each model trains: ``fcn_lightning.registry``)."""
-
-    title: str
-    source: str = "fc7"
-    skips: tuple[str, ...] = ()
-    skip_scales: Mapping[str, float] | None = None
-
-
-#: The nets of the paper (and of its journal version's Table 2), by builder name.
-VARIANTS: dict[str, Variant] = {
-    "fcn32s": Variant("FCN-32s"),
-    "fcn16s": Variant("FCN-16s", skips=("pool4",)),
-    "fcn8s": Variant("FCN-8s", skips=("pool4", "pool3")),
-    "fcn8s_atonce": Variant("FCN-8s at-once", skips=("pool4", "pool3"), skip_scales=AT_ONCE_SKIP_SCALES),
-    "fcn_pool5": Variant("FCN-pool5", source="pool5"),
-    "fcn_pool4": Variant("FCN-pool4", source="pool4"),
-    "fcn_pool3": Variant("FCN-pool3", source="pool3"),
-}
-
-
 def build_fcn(
-    variant: str,
+    wiring: Wiring,
     num_classes: int = 21,
     in_channels: int = 3,
     width: float = 1.0,
     *,
+    trunk: Trunk = Trunk.VGG16,
     batch_norm: bool = False,
     learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> FCN:
-    """Build a VGG16 FCN by variant name (a key of ``VARIANTS``), randomly initialised.
+    """Build an FCN of this wiring (a registry row's ``net``) on a random trunk of kind ``trunk``.
 
     Args:
         num_classes: output classes.
         in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
         width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
-        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (not in the paper; helps
-            training from scratch).
+        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (VGG16 only; not in the paper,
+            helps training from scratch).
         learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear): ``True``
             all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
         dropout: element-wise dropout after fc6 and fc7.
     """
-    spec, trunk = variant_trunk(
-        variant, in_channels=in_channels, width=width, batch_norm=batch_norm, dropout=dropout
-    )
-    return FCN(trunk, num_classes, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
-
-
-def variant_trunk(variant: str, **trunk_options: Any) -> tuple[Variant, VGG16Trunk]:
-    """A variant of ``VARIANTS`` by name and a random VGG16 trunk up to its source blob
-    (``trunk_options``: :class:`~fcn_lightning.nets.trunks.VGG16Trunk`'s); an unknown name is an error
-    listing the known ones."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(VARIANTS)}")
-    spec = VARIANTS[variant]
-    return spec, VGG16Trunk(**trunk_options, upto=spec.source)
-
-
-def _with_trunk_weights(net: FCN, trunk_weights: TrunkWeights) -> FCN:
-    """``net`` with ImageNet VGG16 weights in its trunk: ``VGG16Weights.IMAGENET1K_V1`` (torchvision's
-    download) or the path of a torchvision-style VGG16 state dict; ``None`` leaves it random."""
-    if trunk_weights is not None:
-        transplant_vgg16(net.trunk, load_vgg16_state_dict(trunk_weights))
-    return net
-
-
-def fcn32s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-32s: score fc7, upsample x32 (kernel 64), crop. ``options``: see ``build_fcn``."""
-    return _with_trunk_weights(build_fcn("fcn32s", num_classes, **options), trunk_weights)
-
-
-def fcn16s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-16s: the fc7 score x2 fused with a pool4 score, upsampled x16. ``options``: see ``build_fcn``."""
-    return _with_trunk_weights(build_fcn("fcn16s", num_classes, **options), trunk_weights)
-
-
-def fcn8s(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-8s: FCN-16s's fusion x2 fused with a pool3 score, upsampled x8. ``options``: see ``build_fcn``."""
-    return _with_trunk_weights(build_fcn("fcn8s", num_classes, **options), trunk_weights)
-
-
-def fcn8s_atonce(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-8s trained at once: pool4 / pool3 scaled by fixed 0.01 / 0.0001 before scoring."""
-    return _with_trunk_weights(build_fcn("fcn8s_atonce", num_classes, **options), trunk_weights)
-
-
-def fcn_pool5(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-pool5 (journal Table 2): predicts from pool5 alone (no fc6/fc7, no fusion), upsampled x32."""
-    return _with_trunk_weights(build_fcn("fcn_pool5", num_classes, **options), trunk_weights)
-
-
-def fcn_pool4(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-pool4 (journal Table 2): predicts from pool4 alone, upsampled x16."""
-    return _with_trunk_weights(build_fcn("fcn_pool4", num_classes, **options), trunk_weights)
-
-
-def fcn_pool3(num_classes: int = 21, *, trunk_weights: TrunkWeights = None, **options: Any) -> FCN:
-    """FCN-pool3 (journal Table 2): predicts from pool3 alone, upsampled x8."""
-    return _with_trunk_weights(build_fcn("fcn_pool3", num_classes, **options), trunk_weights)
+    built = make_trunk(trunk, wiring.source, in_channels, width, batch_norm, dropout)
+    return FCN(built, num_classes, wiring, learn_upsampling)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, HeadWiring, LearnUpsampling, variant_trunk
-from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.heads import FCN, HeadWiring, LearnUpsampling, Wiring
+from fcn_lightning.nets.trunks import Trunk, make_trunk
 
 __all__ = ["MultiTaskFCN", "build_multitask_fcn"]
 
@@ -28,16 +28,14 @@ class MultiTaskFCN(nn.Module):
     Args:
         trunk: the shared feature extractor.
         tasks: task name -> number of classes, in output order (e.g. ``{"sem": 33, "geo": 3}``).
-        source, skips, skip_scales, learn_upsampling: as for :class:`FCN`, the same for every head.
+        wiring, learn_upsampling: as for :class:`FCN`, the same for every head.
     """
 
     def __init__(
         self,
-        trunk: VGG16Trunk,
+        trunk: nn.Module,
         tasks: Mapping[str, int],
-        source: str = "fc7",
-        skips: tuple[str, ...] = (),
-        skip_scales: Mapping[str, float] | None = None,
+        wiring: Wiring,
         learn_upsampling: LearnUpsampling = False,
     ) -> None:
         super().__init__()
@@ -45,13 +43,13 @@ class MultiTaskFCN(nn.Module):
             raise ValueError("a multi-task FCN needs at least one task")
         self.trunk = trunk
         self.tasks = dict(tasks)
-        self.source = source
+        self.source = wiring.source
         self.heads: dict[str, HeadWiring] = {}
         for task, num_classes in self.tasks.items():
             if not task.isidentifier():
                 raise ValueError(f"task names must be identifiers (they name layers), got {task!r}")
             # The one-task net's head, built on this trunk; only its head layers are kept (renamed).
-            template = FCN(trunk, num_classes, source, skips, skip_scales, learn_upsampling)
+            template = FCN(trunk, num_classes, wiring, learn_upsampling)
             for name, layer in template.named_children():
                 if name != "trunk":
                     self.add_module(f"{name}_{task}", layer)
@@ -80,12 +78,16 @@ class MultiTaskFCN(nn.Module):
 
 
 def build_multitask_fcn(
-    variant: str, tasks: Mapping[str, int], *, learn_upsampling: LearnUpsampling = False, **trunk_options: Any
+    wiring: Wiring,
+    tasks: Mapping[str, int],
+    *,
+    trunk: Trunk = Trunk.VGG16,
+    learn_upsampling: LearnUpsampling = False,
+    **trunk_options: Any,
 ) -> MultiTaskFCN:
-    """A multi-task VGG16 FCN of a variant of ``VARIANTS`` (its source and skips), randomly initialised.
+    """A multi-task FCN of this wiring on a random trunk of kind ``trunk``.
 
     ``trunk_options`` (``in_channels``, ``width``, ``batch_norm``, ``dropout``) and ``learn_upsampling``
     as :func:`~fcn_lightning.nets.build_fcn`'s.
     """
-    spec, trunk = variant_trunk(variant, **trunk_options)
-    return MultiTaskFCN(trunk, tasks, spec.source, spec.skips, spec.skip_scales, learn_upsampling)
+    return MultiTaskFCN(make_trunk(trunk, wiring.source, **trunk_options), tasks, wiring, learn_upsampling)

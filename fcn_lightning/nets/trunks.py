@@ -1,14 +1,16 @@
-"""The VGG16 trunk of the FCNs, as the reference Caffe nets define it.
+"""The trunks of the FCNs: VGG16 as the reference Caffe nets define it, CaffeNet / AlexNet and GoogLeNet.
 
 conv1_1 pads by 100 so that the coarse output can be cropped back into alignment with the input for any
 input size; pooling rounds up (Caffe's rule); fc6 / fc7 are convolutions (7x7 and 1x1) so the net takes any
-input size; dropout is element-wise, as Caffe's.
+input size; dropout is element-wise, as Caffe's. :class:`Trunk` names each kind and :func:`make_trunk`
+builds one.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 from torch import nn
@@ -22,8 +24,8 @@ VGG16_CHANNELS: tuple[tuple[int, ...], ...] = (
     (512, 512, 512),
 )
 VGG16_FC_CHANNELS = 4096
-#: The blobs the heads read, each with the number of conv stages it needs (fc7 also needs fc6 / fc7).
-BLOB_STAGES: dict[str, int] = {"pool3": 3, "pool4": 4, "pool5": 5, "fc7": 5}
+#: The blobs a head can read, each with the number of conv stages it needs (fc7 also needs fc6 / fc7).
+BLOB_STAGES: dict[str, int] = {**{f"pool{stage}": stage for stage in range(1, 6)}, "fc7": 5}
 #: Padding of conv1_1: the reference's 100 keeps every input size croppable.
 CONV1_1_PAD = 100
 
@@ -45,8 +47,8 @@ class VGG16Trunk(nn.Module):
     """VGG16 as a fully convolutional feature extractor.
 
     Parameter names are the reference layer names (``block1.conv1_1.weight`` ... ``fc.fc7.bias``) so published
-    weights map one to one. ``forward`` returns the blobs the FCN heads read: ``pool3``, ``pool4``, ``pool5``
-    and ``fc7``.
+    weights map one to one. ``forward`` returns every blob a head can read, ``pool1`` ... ``pool5`` and
+    ``fc7``, as far as built.
 
     Args:
         in_channels: 3 for RGB, 4 for RGB-D early fusion, 3 for HHA.
@@ -132,17 +134,10 @@ class VGG16Trunk(nn.Module):
         upto = upto or self.upto
         self._check_built(upto)
         out: dict[str, torch.Tensor] = {}
-        x = self.block3(self.block2(self.block1(x)))
-        out["pool3"] = x
-        if upto == "pool3":
-            return out
-        x = out["pool4"] = self.block4(x)
-        if upto == "pool4":
-            return out
-        x = out["pool5"] = self.block5(x)
-        if upto == "pool5":
-            return out
-        out["fc7"] = self.fc(x)
+        for stage in range(1, BLOB_STAGES[upto] + 1):
+            x = out[f"pool{stage}"] = getattr(self, f"block{stage}")(x)
+        if upto == "fc7":
+            out["fc7"] = self.fc(x)
         return out
 
 
@@ -163,7 +158,6 @@ class AlexNetSpec:
 CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), (11, 5, 3, 3, 3), lrn=True)
 #: torchvision's AlexNet (the "one weird trick" variant): no groups, no LRN, narrower conv1 / conv2.
 TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), (11, 5, 3, 3, 3), lrn=False)
-ALEXNET_SPECS: dict[str, AlexNetSpec] = {"caffenet": CAFFENET, "torchvision": TORCHVISION_ALEXNET}
 #: fc6 of AlexNet sees pool5's 6 x 6 cells.
 ALEXNET_FC6_KERNEL = 6
 
@@ -171,11 +165,11 @@ ALEXNET_FC6_KERNEL = 6
 class AlexNetTrunk(nn.Module):
     """AlexNet as a fully convolutional feature extractor (FCN-AlexNet's trunk).
 
-    ``flavour="caffenet"`` is the reference's: conv1 11x11 stride 4, ReLU, pool 3/2, LRN(5, 1e-4, 0.75),
+    ``spec=CAFFENET`` is the reference's: conv1 11x11 stride 4, ReLU, pool 3/2, LRN(5, 1e-4, 0.75),
     conv2 5x5 pad 2 in 2 groups, pool, LRN, conv3 3x3, conv4 / conv5 3x3 in 2 groups, pool5 3/2, fc6 as a
-    6x6 conv, fc7 1x1, each followed by ReLU and element-wise dropout. ``"torchvision"`` has torchvision's
-    channels (64 / 192 / 384 / 256 / 256), no groups and no LRN, so its ImageNet weights load. Both pad
-    conv1 by 100 (any input size stays croppable) and round pooling up, as Caffe.
+    6x6 conv, fc7 1x1, each followed by ReLU and element-wise dropout. ``TORCHVISION_ALEXNET`` has
+    torchvision's channels (64 / 192 / 384 / 256 / 256), no groups and no LRN, so its ImageNet weights load.
+    Both pad conv1 by 100 (any input size stays croppable) and round pooling up, as Caffe.
 
     Layers carry the Caffe names: ``features.conv1`` .. ``features.conv5``, ``fc.fc6``, ``fc.fc7``
     (:meth:`named_layers` lists them), so converted weights map by name. ``forward`` returns ``fc7``.
@@ -184,14 +178,10 @@ class AlexNetTrunk(nn.Module):
     blobs = ("fc7",)
 
     def __init__(
-        self, in_channels: int = 3, width: float = 1.0, dropout: float = 0.5, flavour: str = "caffenet"
+        self, in_channels: int = 3, width: float = 1.0, dropout: float = 0.5, spec: AlexNetSpec = CAFFENET
     ) -> None:
         super().__init__()
         check_trunk_options(in_channels, width)
-        if flavour not in ALEXNET_SPECS:
-            raise ValueError(f"unknown AlexNet flavour {flavour!r}; expected one of {sorted(ALEXNET_SPECS)}")
-        spec = ALEXNET_SPECS[flavour]
-        self.flavour = flavour
         self.in_channels = in_channels
         self.width = width
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -338,3 +328,49 @@ class GoogLeNetTrunk(nn.Module):
         for layer in self.children():
             x = layer(x)
         return {"fc7": x}
+
+
+# ------------------------------------------------------------------------------------------- the kinds
+
+
+class Trunk(Enum):
+    """The trunk an FCN is built on (a registry row's ``trunk``); the value is how tables name it."""
+
+    VGG16 = "VGG16"
+    CAFFENET = "CaffeNet"
+    TORCHVISION_ALEXNET = "torchvision AlexNet"
+    GOOGLENET = "torchvision GoogLeNet"
+
+    @property
+    def trained_in_caffe(self) -> bool:
+        """Whether the reference trained its nets on this trunk in Caffe (``convert-caffe`` reads them)."""
+        return self in (Trunk.VGG16, Trunk.CAFFENET)
+
+
+def make_trunk(
+    trunk: Trunk,
+    upto: str = "fc7",
+    in_channels: int = 3,
+    width: float = 1.0,
+    batch_norm: bool = False,
+    dropout: float = 0.5,
+) -> nn.Module:
+    """A randomly initialised trunk of kind ``trunk`` built up to blob ``upto``.
+
+    Args:
+        in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
+        width: channel multiplier, for fast tests and demos; 1.0 is the paper's net.
+        batch_norm: batch norm after each conv and after fc6 / fc7 (VGG16 only; not in the paper, helps
+            training from scratch).
+        dropout: element-wise dropout after fc6 and fc7 (GoogLeNet has none once its fc is gone).
+    """
+    if trunk is Trunk.VGG16:
+        return VGG16Trunk(in_channels, width, batch_norm, dropout, upto)
+    if batch_norm:
+        raise ValueError(f"batch_norm: the {trunk.value} trunk has no batch-norm variant (VGG16 has)")
+    if upto != "fc7":
+        raise ValueError(f"the {trunk.value} trunk has only the blob fc7, not {upto!r}")
+    if trunk is Trunk.GOOGLENET:
+        return GoogLeNetTrunk(in_channels, width, transform_input=in_channels == 3)
+    spec = CAFFENET if trunk is Trunk.CAFFENET else TORCHVISION_ALEXNET
+    return AlexNetTrunk(in_channels, width, dropout, spec)

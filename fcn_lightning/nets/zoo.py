@@ -1,79 +1,27 @@
-"""The paper's other trunks (CVPR Table 1): FCN-AlexNet and FCN-GoogLeNet, with the ImageNet surgery.
+"""The paper's other trunks (CVPR Table 1): the ImageNet surgery of FCN-AlexNet and FCN-GoogLeNet.
 
-Each is a 32s net (score the deepest blob, upsample x32, crop), built on the shared :class:`~.heads.FCN`
-head with its own trunk. FCN-AlexNet is the reference's (CaffeNet trunk, 63 x 63 upsampling, crop 18 from
-the geometry); its torchvision flavour and FCN-GoogLeNet take torchvision's ImageNet weights: the convs are
-copied, AlexNet's classifier Linear layers become 6x6 and 1x1 convs with the same element order, and
-GoogLeNet loses its auxiliary classifiers, final pooling, dropout and fc.
+Each is a 32s net (score the deepest blob, upsample x32, crop), built by :func:`~.heads.build_fcn` on its
+own trunk. FCN-AlexNet is the reference's (CaffeNet trunk, 63 x 63 upsampling, crop 18 from the geometry);
+its torchvision flavour and FCN-GoogLeNet take torchvision's ImageNet weights: the convs are copied,
+AlexNet's classifier Linear layers become 6x6 and 1x1 convs with the same element order, and GoogLeNet
+loses its auxiliary classifiers, final pooling, dropout and fc.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from fcn_lightning.nets.heads import FCN, Variant
-from fcn_lightning.nets.trunks import AlexNetTrunk, GoogLeNetTrunk
+from fcn_lightning.nets.heads import FCN
+from fcn_lightning.nets.trunks import AlexNetTrunk, GoogLeNetTrunk, Trunk
 
 #: FCN-AlexNet's final upsampler is 63 x 63 (stride 32), the reference's; an odd kernel centres the
 #: output on whole pixels, so FCN-GoogLeNet's (whose trunk lands on whole pixels too) is 63 as well.
 ODD_UPSAMPLING_KERNEL = 63
-
-
-@dataclass(frozen=True)
-class ZooVariant(Variant):
-    """A Table 1 net: its trunk, and the reference solver's momentum and loss normalisation (``"mean"``:
-    the loss averaged over labelled pixels, with 20 images accumulated per update)."""
-
-    trunk: str = "caffenet"
-    momentum: float = 0.9
-    loss_reduction: str = "mean"
-    torchvision_weights: str | None = None  # torchvision's weights enum for IMAGENET1K_V1
-
-
-#: CVPR Table 1's other trunks (their learning rates: ``fcn_lightning.registry``).
-ZOO_VARIANTS: dict[str, ZooVariant] = {
-    "fcn_alexnet": ZooVariant("FCN-AlexNet", trunk="caffenet"),
-    "fcn_alexnet_torchvision": ZooVariant(
-        "FCN-AlexNet (torchvision)", trunk="torchvision", torchvision_weights="AlexNet_Weights"
-    ),
-    "fcn_googlenet": ZooVariant("FCN-GoogLeNet", trunk="googlenet", torchvision_weights="GoogLeNet_Weights"),
-}
-
-
-def _trunk(kind: str, in_channels: int, width: float, dropout: float) -> nn.Module:
-    if kind == "googlenet":
-        return GoogLeNetTrunk(in_channels, width, transform_input=in_channels == 3)
-    return AlexNetTrunk(in_channels, width, dropout, flavour=kind)
-
-
-def build_zoo_fcn(
-    variant: str,
-    num_classes: int = 21,
-    in_channels: int = 3,
-    width: float = 1.0,
-    *,
-    learn_upsampling: bool = False,
-    dropout: float = 0.5,
-) -> FCN:
-    """Build a Table 1 net by name (a key of :data:`ZOO_VARIANTS`), randomly initialised.
-
-    Args:
-        width: channel multiplier of the trunk, for fast tests; 1.0 is the paper's net.
-        learn_upsampling: learn the upsampler (the reference keeps it fixed bilinear).
-        dropout: element-wise dropout after fc6 and fc7 (AlexNet; GoogLeNet has none once its fc is gone).
-    """
-    if variant not in ZOO_VARIANTS:
-        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(ZOO_VARIANTS)}")
-    spec = ZOO_VARIANTS[variant]
-    trunk = _trunk(spec.trunk, in_channels, width, dropout)
-    return FCN(trunk, num_classes, learn_upsampling=learn_upsampling, final_kernel=ODD_UPSAMPLING_KERNEL)
 
 
 # ------------------------------------------------------------------------------------- ImageNet surgery
@@ -103,7 +51,7 @@ TORCHVISION_ALEXNET_LAYERS: dict[str, str] = {
 
 
 def transplant_torchvision_alexnet(trunk: AlexNetTrunk, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Copy torchvision's ImageNet AlexNet into a ``flavour="torchvision"`` trunk.
+    """Copy torchvision's ImageNet AlexNet into a trunk of its channels (``spec=TORCHVISION_ALEXNET``).
 
     The convs are copied as they are; fc6 (4096 x 9216) and fc7 (4096 x 4096) become 6x6 and 1x1 convs
     with the same element order (pool5's 256 x 6 x 6 flattened); the 1000-class fc8 is dropped.
@@ -135,69 +83,44 @@ def transplant_torchvision_googlenet(trunk: GoogLeNetTrunk, state_dict: Mapping[
             _copy(tensor, kept[key], key.rsplit(".", 1)[0])
 
 
-#: The surgery of each trunk that takes torchvision weights.
-TRANSPLANTS: dict[str, Callable[[Any, Mapping[str, torch.Tensor]], None]] = {
-    "torchvision": transplant_torchvision_alexnet,
-    "googlenet": transplant_torchvision_googlenet,
+#: Each trunk that takes torchvision's ImageNet weights: the name of torchvision's weights enum, and the
+#: surgery that copies them in.
+TORCHVISION_TRUNKS: dict[Trunk, tuple[str, Callable[[Any, Mapping[str, torch.Tensor]], None]]] = {
+    Trunk.TORCHVISION_ALEXNET: ("AlexNet_Weights", transplant_torchvision_alexnet),
+    Trunk.GOOGLENET: ("GoogLeNet_Weights", transplant_torchvision_googlenet),
 }
 
 
-def load_torchvision_state_dict(variant: str, weights: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The ImageNet state dict of a variant's torchvision model: ``"IMAGENET1K_V1"`` (torchvision's download
+def load_torchvision_state_dict(trunk: Trunk, weights: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict of a trunk's torchvision model: ``"IMAGENET1K_V1"`` (torchvision's download
     or its cache) or the path of a torchvision-style state-dict file."""
-    spec = ZOO_VARIANTS[variant]
-    if spec.torchvision_weights is None:
+    if trunk not in TORCHVISION_TRUNKS:
         raise ValueError(
-            f"{spec.title} has no torchvision weights (its CaffeNet trunk differs from torchvision's "
-            "AlexNet): start it from a converted CaffeNet state dict or a checkpoint, or use "
-            "fcn_alexnet_torchvision"
+            f"the {trunk.value} trunk has no torchvision weights (torchvision has no such model): start it "
+            f"from a converted Caffe state dict or a checkpoint"
         )
     if str(weights) != "IMAGENET1K_V1":
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{spec.title} ImageNet weights file not found: {path}")
+            raise FileNotFoundError(f"{trunk.value} ImageNet weights file not found: {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         return state.get("state_dict", state)
     import torchvision.models
 
-    enum = getattr(torchvision.models, spec.torchvision_weights).IMAGENET1K_V1
+    weights_enum = TORCHVISION_TRUNKS[trunk][0]
+    enum = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
     try:
         return enum.get_state_dict(progress=False)
     except Exception as err:  # no network: urllib / http errors of several kinds
         hub = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         raise RuntimeError(
-            f"could not download torchvision's {spec.torchvision_weights}.IMAGENET1K_V1 ({err}). Offline, "
+            f"could not download torchvision's {weights_enum}.IMAGENET1K_V1 ({err}). Offline, "
             f"fetch {enum.url} elsewhere and put it at {hub}, or pass its path as init_from / trunk_weights."
         ) from err
 
 
-def transplant_imagenet(net: FCN, variant: str, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """ImageNet weights (torchvision-style state dict) into the trunk of a net of ``variant``."""
-    TRANSPLANTS[ZOO_VARIANTS[variant].trunk](net.trunk, state_dict)
-
-
-def _build(variant: str, num_classes: int, trunk_weights: str | os.PathLike | None, **options: Any) -> FCN:
-    net = build_zoo_fcn(variant, num_classes, **options)
-    if trunk_weights is not None:
-        transplant_imagenet(net, variant, load_torchvision_state_dict(variant, trunk_weights))
-    return net
-
-
-def fcn_alexnet(num_classes: int = 21, **options: Any) -> FCN:
-    """FCN-AlexNet on the CaffeNet trunk (the reference's): fc7 scored, upsampled x32 by a 63 x 63 kernel,
-    cropped at 18. ``options``: see :func:`build_zoo_fcn`."""
-    return _build("fcn_alexnet", num_classes, None, **options)
-
-
-def fcn_alexnet_torchvision(
-    num_classes: int = 21, *, trunk_weights: str | os.PathLike | None = None, **options: Any
-) -> FCN:
-    """FCN-AlexNet on torchvision's AlexNet; ``trunk_weights="IMAGENET1K_V1"`` for its ImageNet weights."""
-    return _build("fcn_alexnet_torchvision", num_classes, trunk_weights, **options)
-
-
-def fcn_googlenet(
-    num_classes: int = 21, *, trunk_weights: str | os.PathLike | None = None, **options: Any
-) -> FCN:
-    """FCN-GoogLeNet (32s) on torchvision's GoogLeNet; ``trunk_weights="IMAGENET1K_V1"`` for its weights."""
-    return _build("fcn_googlenet", num_classes, trunk_weights, **options)
+def transplant_imagenet(net: FCN, trunk: Trunk, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """ImageNet weights (torchvision-style state dict) into the trunk of kind ``trunk`` of ``net``."""
+    if trunk not in TORCHVISION_TRUNKS:
+        raise ValueError(f"not a state dict of the {trunk.value} trunk (its own parameter names)")
+    TORCHVISION_TRUNKS[trunk][1](net.trunk, state_dict)

@@ -1,11 +1,12 @@
-"""LightningModules: one per FCN variant, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init).
+"""LightningModules: one per model, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init).
 
-The defaults are the reference recipe: cross-entropy ignoring the void label, summed over pixels rather
-than averaged (the reference's unnormalised loss, which is why its learning rates are 1e-10 and below),
-SGD with momentum 0.99 and weight decay 5e-4 at the variant's fixed learning rate, biases at twice the
-learning rate without decay (FCN-AlexNet's trunk biases: as weights, as in its reference net), frozen
-upsampling layers left out of the optimiser. Any other optimiser comes in through LightningCLI as
-``optimizer: {class_path: ..., init_args: ...}``; the bias rule is applied to it too.
+Each model's class names its registry row (``spec``), which gives its net and its reference recipe
+(:class:`~fcn_lightning.registry.Recipe`); the defaults are that recipe: cross-entropy ignoring the void
+label, reduced as the recipe says (the VGG16 nets: summed over pixels, the reference's unnormalised loss,
+which is why their learning rates are 1e-10 and below), SGD at the recipe's fixed rate, momentum and
+weight decay, its bias rule, and frozen upsampling layers left out of the optimiser. Any other optimiser
+comes in through LightningCLI as ``optimizer: {class_path: ..., init_args: ...}``; the bias rule is
+applied to it too.
 """
 
 from __future__ import annotations
@@ -22,20 +23,21 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from fcn_lightning import registry
 from fcn_lightning.data.download.items import ITEMS
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats
-from fcn_lightning.nets import VARIANTS, VGG16Weights, build_fcn, get_normalization, transplant_vgg16
+from fcn_lightning.nets import VGG16Weights, build_fcn, get_normalization, transplant_vgg16
 from fcn_lightning.nets.caffe import (
     CAFFENET_CAFFEMODEL,
     IMAGENET_CAFFEMODELS,
     VGG16_CAFFEMODEL,
     cached_caffe_imagenet,
 )
-from fcn_lightning.nets.heads import Variant
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters, vgg16_state_for_input
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
+from fcn_lightning.registry import ModelSpec
 from fcn_lightning.systems.checkpoints import (
     RECORD_KEY,
     model_record,
@@ -44,11 +46,6 @@ from fcn_lightning.systems.checkpoints import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Reference solver settings shared by every variant (each variant's learning rate is in ``VARIANTS``).
-REFERENCE_MOMENTUM = 0.99
-REFERENCE_WEIGHT_DECAY = 5e-4
-
 
 #: Where the paper-table configs look for the Caffe ImageNet models: ``$FCN_WEIGHTS``, else
 #: ``$FCN_DATA/weights``, else ``./data/weights`` (the configs' ``init_from`` spells this out).
@@ -212,7 +209,7 @@ def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
 
 
 class FCNSystem(L.LightningModule):
-    """What every FCN LightningModule shares. Subclasses only name their variant (``nets.VARIANTS``).
+    """What every FCN LightningModule shares. Each model's class only names its registry row (``spec``).
 
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
@@ -226,6 +223,7 @@ class FCNSystem(L.LightningModule):
             data module normalises its inputs to match.
         loss_reduction: ``"sum"``: the reference's unnormalised loss, summed over pixels and divided by the
             batch size (its tiny learning rates assume it); ``"mean"``: averaged over labelled pixels.
+            ``"reference"``: the reference recipe's (the model's registry row).
         loss_sampling: p, the fraction of the training loss kept (paper section 4.4: patchwise training
             emulated by sampling the loss): each cell of the final score layer is kept with probability p,
             all pixels of its footprint together, drawn afresh each step; evaluation is never sampled.
@@ -234,11 +232,11 @@ class FCNSystem(L.LightningModule):
             batch is not grown here: give the data module ``ceil(batch / p)`` images, as
             ``fcn-lightning compare-sampling`` does. 1 (default): whole images, no sampling.
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
-            reference SGD at this variant's reference learning rate.
+            reference SGD of the model's recipe.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
-        bias_lr_mult: learning-rate factor of the biases (reference: 2; FCN-AlexNet's trunk biases: 1, see
-            the registry's ``trunk_biases_as_weights``).
-        bias_weight_decay: weight decay of the biases (reference: 0).
+        bias_lr_mult: learning-rate factor of the biases (``None``: the recipe's, 2; FCN-AlexNet's trunk
+            biases: 1, see the recipe's ``trunk_biases_as_weights``).
+        bias_weight_decay: weight decay of the biases (``None``: the recipe's, 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
         train_only: train only these layers (net module names or name prefixes, e.g. ``[score_fr]`` for the
@@ -255,30 +253,21 @@ class FCNSystem(L.LightningModule):
             paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
     """
 
-    #: Builder name in ``variants``, which also holds its reference learning rate.
-    variant: ClassVar[str]
-    #: The table ``variant`` is looked up in.
-    variants: ClassVar[Mapping[str, Variant]] = VARIANTS
-    #: This model's row of ``fcn_lightning.registry.MODELS`` (its recipe: reference learning rate, the
-    #: model it starts from, ...), set by the registry on the class it lists; a subclass inherits it.
-    spec: ClassVar[Any] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "variant" in vars(cls):  # another net: its own row, not its parent's recipe
-            cls.spec = None
+    #: This model's row of ``fcn_lightning.registry`` (its net, trunk, recipe and the model it starts
+    #: from), set where each model's class is defined; a subclass inherits it.
+    spec: ClassVar[ModelSpec]
 
     def __init__(
         self,
         num_classes: int = 21,
         init_from: str | list[str] | None = None,
         input_normalization: str | None = None,
-        loss_reduction: Literal["sum", "mean"] = "sum",
+        loss_reduction: Literal["reference", "sum", "mean"] = "reference",
         loss_sampling: float = 1.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        bias_lr_mult: float = 2.0,
-        bias_weight_decay: float = 0.0,
+        bias_lr_mult: float | None = None,
+        bias_weight_decay: float | None = None,
         class_names: list[str] | None = None,
         exclude_classes: list[int] | None = None,
         train_only: list[str] | None = None,
@@ -287,17 +276,25 @@ class FCNSystem(L.LightningModule):
         **net_options: Any,
     ) -> None:
         super().__init__()
-        if loss_reduction not in ("sum", "mean"):
-            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
+        if not isinstance(getattr(type(self), "spec", None), ModelSpec):
+            raise TypeError(f"{type(self).__name__} names no model: give its class a row (spec = registry.X)")
+        if loss_reduction not in ("reference", "sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'reference', 'sum' or 'mean', got {loss_reduction!r}")
         if not 0 < loss_sampling <= 1:
             raise ValueError(
                 f"loss_sampling must lie in (0, 1] (the fraction p of cells kept), got {loss_sampling}"
             )
-        spec = self.variants[self.variant]
         sources = init_sources(init_from)
         init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # The checkpoint records the loss and bias rule actually used: the recipe's where unset.
+        recipe = self.spec.recipe
+        if loss_reduction == "reference":
+            self.hparams.loss_reduction = recipe.loss_reduction
+        for key in ("bias_lr_mult", "bias_weight_decay"):
+            if self.hparams[key] is None:
+                self.hparams[key] = getattr(recipe, key)
         # The checkpoint records the normalisation actually used, not the (usually unset) argument.
         self.hparams.input_normalization = resolve_sources_normalization(
             sources, input_normalization, init_states
@@ -307,11 +304,11 @@ class FCNSystem(L.LightningModule):
         self.net = self.build_net(num_classes, **net_options)
         if sources:
             self.initialise_from_sources(sources, init_states)
-        elif (earlier := self.spec.starts_from_spec) is not None:
+        elif (earlier := self.spec.starts_from) is not None:
             rank_zero_warn(
-                f"{spec.title} starts from a trained {earlier.title} in the paper, but init_from is unset: "
-                f"training from a random trunk. Pass --model.init_args.init_from path/to/{earlier.name}.ckpt "
-                f"(the staged command does), or train the at-once variant."
+                f"{self.spec.title} starts from a trained {earlier.full_title} in the paper, but init_from "
+                f"is unset: training from a random trunk. Pass --model.init_args.init_from "
+                f"path/to/{earlier.name}.ckpt (the staged command does), or train the at-once variant."
             )
         if train_only is not None:
             freeze_all_but(self.net, train_only)
@@ -328,8 +325,8 @@ class FCNSystem(L.LightningModule):
 
     @property
     def reference_lr(self) -> float:
-        """The reference solver's learning rate for this model (its registry row)."""
-        return self.spec.reference_lr
+        """The reference solver's learning rate for this model (its registry row's recipe)."""
+        return self.spec.recipe.lr
 
     # ----------------------------------------------------------------------------------- initialisation
 
@@ -344,8 +341,8 @@ class FCNSystem(L.LightningModule):
         return int(self.net.in_channels)
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
-        """The randomly initialised net of this variant (a model with other heads overrides this)."""
-        return build_fcn(self.variant, num_classes, **net_options)
+        """The randomly initialised net of this model's row (a model with other heads overrides this)."""
+        return build_fcn(self.spec.net, num_classes, trunk=self.spec.trunk, **net_options)
 
     def initialise_from_sources(
         self, sources: Sequence[str], states: Mapping[str, Mapping[str, Any]]
@@ -353,7 +350,7 @@ class FCNSystem(L.LightningModule):
         """Initialise from ``init_from``: a single-stream net takes exactly one source."""
         if len(sources) != 1:
             raise ValueError(
-                f"init_from: {self.variants[self.variant].title} starts from one source, got {list(sources)} "
+                f"init_from: {self.spec.title} starts from one source, got {list(sources)} "
                 f"(a list is for the late-fusion nets, one source per stream)"
             )
         self.initialise_from(sources[0], states.get(sources[0]))
@@ -400,10 +397,10 @@ class FCNSystem(L.LightningModule):
         return transfer_parameters(select(net_state) if select else net_state, self.net)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[RECORD_KEY] = model_record(self)  # which variant wrote it, checked when it is loaded
+        checkpoint[RECORD_KEY] = model_record(self)  # which model wrote it, checked when it is loaded
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of other classes, another variant or normalisation, naming both values."""
+        """Refuse a checkpoint of other classes, another model or normalisation, naming both values."""
         trainer = self._trainer
         refuse_mismatched_checkpoint(self, checkpoint, getattr(trainer, "ckpt_path", None))
 
@@ -504,7 +501,7 @@ class FCNSystem(L.LightningModule):
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net, self.spec.trunk_biases_as_weights)
+        weights, biases = split_bias_groups(self.net, self.spec.recipe.trunk_biases_as_weights)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
         factory: Callable[[Iterable[Any]], torch.optim.Optimizer] = (
             self.optimizer_factory or self.reference_sgd
@@ -517,52 +514,56 @@ class FCNSystem(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def reference_sgd(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        """The reference solver: fixed lr, momentum 0.99, weight decay 5e-4."""
+        """The reference solver of this model's recipe: a fixed rate, its momentum and weight decay."""
+        recipe = self.spec.recipe
+        if self.hparams.loss_reduction != recipe.loss_reduction:
+            rank_zero_warn(
+                f"{self.spec.title}'s reference learning rate {recipe.lr} is for loss_reduction="
+                f"{recipe.loss_reduction!r}, not {self.hparams.loss_reduction!r}: set model.init_args."
+                f"loss_reduction: {recipe.loss_reduction} (the configs do) or give an optimizer"
+            )
         return torch.optim.SGD(
-            params,
-            lr=self.reference_lr,
-            momentum=REFERENCE_MOMENTUM,
-            weight_decay=REFERENCE_WEIGHT_DECAY,
+            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
 
 
 class FCN32s(FCNSystem):
     """FCN-32s: scores fc7, upsampled x32; from ImageNet VGG16."""
 
-    variant = "fcn32s"
+    spec = registry.FCN32S
 
 
 class FCN16s(FCNSystem):
     """FCN-16s: FCN-32s fused with a pool4 score; from a trained FCN-32s."""
 
-    variant = "fcn16s"
+    spec = registry.FCN16S
 
 
 class FCN8s(FCNSystem):
     """FCN-8s, staged: FCN-16s fused with a pool3 score; from a trained FCN-16s."""
 
-    variant = "fcn8s"
+    spec = registry.FCN8S
 
 
 class FCN8sAtOnce(FCNSystem):
     """FCN-8s trained at once from ImageNet VGG16, its skips scaled by fixed factors."""
 
-    variant = "fcn8s_atonce"
+    spec = registry.FCN8S_ATONCE
 
 
 class FCNPool5(FCNSystem):
     """FCN-pool5 of the journal's Table 2: predicts from pool5 alone (no fc6 / fc7, no fusion)."""
 
-    variant = "fcn_pool5"
+    spec = registry.FCN_POOL5
 
 
 class FCNPool4(FCNSystem):
     """FCN-pool4 of the journal's Table 2: predicts from pool4 alone."""
 
-    variant = "fcn_pool4"
+    spec = registry.FCN_POOL4
 
 
 class FCNPool3(FCNSystem):
     """FCN-pool3 of the journal's Table 2: predicts from pool3 alone."""
 
-    variant = "fcn_pool3"
+    spec = registry.FCN_POOL3

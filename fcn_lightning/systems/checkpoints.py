@@ -2,7 +2,7 @@
 
 Every file the suite reads weights from is opened with ``torch.load(weights_only=True)`` (no code runs
 while loading; hyperparameters, random states and the data module's state are plain data and tensors).
-A checkpoint trained for other classes, another variant or another input normalisation than the
+A checkpoint trained for other classes, another model or another input normalisation than the
 configured model is refused with both values named: loaded anyway, it would either fail deep inside
 ``load_state_dict`` with a list of tensor shapes or, for the normalisation, silently score wrong.
 """
@@ -10,16 +10,18 @@ configured model is refused with both values named: loaded anyway, it would eith
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
 __all__ = [
     "INPUT_KEY",
     "RECORD_KEY",
+    "UnrecordedMeanError",
     "checkpoint_mismatches",
     "model_record",
-    "refuse_contradicting_config",
+    "recorded_normalization",
     "refuse_mismatched_checkpoint",
     "refuse_other_classes",
 ]
@@ -33,10 +35,10 @@ MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width",
 
 
 def model_record(model: Any) -> dict[str, Any]:
-    """What a checkpoint records about its model beyond the hyperparameters: its class and variant, and
-    (when trained on a data module) the input normalisation its data used, mean pixel included, so that
-    the model can be deployed without the dataset (``fcn-lightning export``)."""
-    record: dict[str, Any] = {"model": type(model).__qualname__, "variant": str(model.variant)}
+    """What a checkpoint records about its model beyond the hyperparameters: its class and its registry row's
+    name (``variant``), and (when trained on a data module) the input normalisation its data used, mean
+    pixel included, so that the model can be deployed without the dataset (``fcn-lightning export``)."""
+    record: dict[str, Any] = {"model": type(model).__qualname__, "variant": model.spec.name}
     trainer = getattr(model, "_trainer", None)
     normalization = getattr(getattr(trainer, "datamodule", None), "input_normalization", None)
     if normalization is not None:
@@ -44,14 +46,43 @@ def model_record(model: Any) -> dict[str, Any]:
     return record
 
 
+class UnrecordedMeanError(ValueError):
+    """A checkpoint of a model that subtracts its dataset's mean pixel, which it does not record."""
+
+
+def recorded_normalization(
+    checkpoint: Mapping[str, Any], name: str, mean_bgr: Sequence[float] | None = None
+) -> InputNormalization:
+    """The input normalisation a checkpoint's model was trained with: what its data recorded (mean pixel
+    included, :func:`model_record`); with ``mean_bgr``, the model's normalisation ``name`` with that mean
+    pixel instead. Without a record, ``name``'s own, where it needs no dataset's mean pixel (torchvision's
+    statistics); else an :class:`UnrecordedMeanError`."""
+    if mean_bgr is not None:
+        return get_normalization(name, mean=tuple(float(m) for m in mean_bgr))
+    recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
+    if recorded is not None:
+        return InputNormalization(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+    normalization = get_normalization(name)
+    if normalization.std == (1.0, 1.0, 1.0):
+        raise UnrecordedMeanError(
+            f"the model takes {name!r} inputs (minus its dataset's mean pixel) and the checkpoint does not "
+            f"record that mean"
+        )
+    return normalization
+
+
 def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:
-    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ."""
+    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ.
+
+    A checkpoint is of the model's row when it names the same row or was written by the same class
+    (before a row's name was recorded, SIFT Flow's models recorded their nets' names, ``fcn8s``)."""
     found = []
     record = checkpoint.get(RECORD_KEY) or {}
-    if record.get("variant") not in (None, model.variant):
+    saved = record.get("variant")
+    if saved not in (None, model.spec.name) and record.get("model") != type(model).__qualname__:
         found.append(
-            f"variant: checkpoint {record['variant']!r} ({record.get('model')}), "
-            f"config {model.variant!r} ({type(model).__qualname__})"
+            f"variant: checkpoint {saved!r} ({record.get('model')}), "
+            f"config {model.spec.name!r} ({type(model).__qualname__})"
         )
     saved = checkpoint.get("hyper_parameters") or {}
     for key in MATCHED_HPARAMS:
@@ -73,63 +104,6 @@ def refuse_mismatched_checkpoint(model: Any, checkpoint: Mapping[str, Any], sour
         f"checkpoint {source or ''} does not match the configured model: {'; '.join(found)}. Load it with "
         f"the config it was trained with, or change the config to match{hint}"
     )
-
-
-def refuse_contradicting_config(
-    class_path: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
-) -> None:
-    """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
-    LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
-    net settings contradict the config's, naming both values.
-
-    A setting the config leaves at the model's default is not a contradiction: the checkpoint says what
-    the net is (a converted Caffe model of width 1 with Caffe inputs loads with any config of its
-    dataset). ``num_classes`` comes from the data and is checked when the checkpoint is loaded
-    (:func:`refuse_mismatched_checkpoint`)."""
-    saved = checkpoint.get("hyper_parameters") or {}
-    found = []
-    saved_class = saved.get("_class_path")
-    configured, trained = _import_class(class_path), _import_class(saved_class)
-    defaults: dict[str, Any] | None = None
-    same = configured is trained if configured and trained else class_path == saved_class
-    if class_path and saved_class and not same:
-        found.append(f"model: checkpoint {saved_class}, config {class_path}")
-    for key in MATCHED_HPARAMS:
-        given = init_args.get(key)
-        if key == "num_classes" or given is None or key not in saved or given == saved[key]:
-            continue
-        if configured is not None:
-            defaults = defaults if defaults is not None else _defaults(configured)
-            if key in defaults and given == defaults[key]:
-                continue
-        found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
-    if found:
-        raise ValueError(
-            f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
-            f"it was trained with, or change the config to match"
-        )
-
-
-def _import_class(path: str | None) -> type | None:
-    """The class a dotted path names (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are one),
-    or ``None`` when it cannot be imported (then paths are compared as written)."""
-    if not path or "." not in path:
-        return None
-    module, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    return found if isinstance(found, type) else None
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    """``cls``'s arguments and their defaults as the CLI resolves them (``**net_options`` included)."""
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_class_arguments(cls, fail_untyped=False)
-    return dict(parser.get_defaults())
 
 
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import nn
 
+from fcn_lightning import registry
 from fcn_lightning.data.nyud import MODALITY_CHANNELS, parse_modalities
-from fcn_lightning.nets import VARIANTS, VGG16Weights, transplant_vgg16
-from fcn_lightning.nets.fusion import FUSION_VARIANTS, LateFusionFCN, build_late_fusion, stream_state
-from fcn_lightning.nets.heads import Variant
+from fcn_lightning.nets import VGG16Weights, transplant_vgg16
+from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state
 from fcn_lightning.nets.surgery import load_vgg16_state_dict
 from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
 
@@ -41,8 +41,6 @@ class LateFusionSystem(FCNSystem):
         kwargs: as :class:`~fcn_lightning.systems.FCNSystem` (``width``, ``batch_norm``, ``dropout``,
             ``learn_upsampling`` shape each stream; ``fusion_weights`` the average, default equal).
     """
-
-    variants: ClassVar[Mapping[str, Variant]] = {**VARIANTS, **FUSION_VARIANTS}
 
     def __init__(
         self,
@@ -67,7 +65,7 @@ class LateFusionSystem(FCNSystem):
                 f"in_channels={self._in_channels} does not match the streams' {sum(streams.values())} "
                 f"channels (modalities {list(self.modalities)}); leave in_channels unset"
             )
-        return build_late_fusion(self.variant, num_classes, streams, **net_options)
+        return build_late_fusion(self.spec.net, num_classes, streams, **net_options)
 
     def initialise_from_sources(
         self, sources: Sequence[str], states: Mapping[str, Mapping[str, Any]]
@@ -118,11 +116,11 @@ class FCN32sRGBHHA(LateFusionSystem):
     """FCN-32s RGB-HHA: colour and HHA streams, ``score_fr`` averaged, upsampled x32; from the two
     single-stream FCN-32s nets (``init_from: [rgb.ckpt, hha.ckpt]``)."""
 
-    variant = "fcn32s_rgb_hha"
+    spec = registry.FCN32S_RGB_HHA
 
 
 class FCN16sRGBHHA(LateFusionSystem):
     """FCN-16s RGB-HHA (the paper's best NYUDv2 net): FCN-32s RGB-HHA plus averaged pool4 scores; from
     a trained FCN-32s RGB-HHA."""
 
-    variant = "fcn16s_rgb_hha"
+    spec = registry.FCN16S_RGB_HHA

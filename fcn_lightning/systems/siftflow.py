@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from fcn_lightning import registry
 from fcn_lightning.data.siftflow import SIFTFLOW_GEO_CLASSES
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
@@ -75,11 +76,11 @@ class SIFTFlowFCNSystem(FCNSystem):
         num_classes: int = 33,
         init_from: str | None = None,
         input_normalization: str | None = None,
-        loss_reduction: Literal["sum", "mean"] = "sum",
+        loss_reduction: Literal["reference", "sum", "mean"] = "reference",
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        bias_lr_mult: float = 2.0,
-        bias_weight_decay: float = 0.0,
+        bias_lr_mult: float | None = None,
+        bias_weight_decay: float | None = None,
         class_names: list[str] | None = None,
         exclude_classes: list[int | str] | None = None,
         **net_options: Any,
@@ -102,9 +103,8 @@ class SIFTFlowFCNSystem(FCNSystem):
         self.geo_metrics = nn.ModuleDict({s: SegmentationMetrics(**geo_args) for s in ("val", "test")})
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
-        return build_multitask_fcn(
-            self.variant, {"sem": num_classes, "geo": len(self.geo_class_names)}, **net_options
-        )
+        tasks = {"sem": num_classes, "geo": len(self.geo_class_names)}
+        return build_multitask_fcn(self.spec.net, tasks, trunk=self.spec.trunk, **net_options)
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -182,16 +182,16 @@ class SIFTFlowFCNSystem(FCNSystem):
 class SIFTFlowFCN32s(SIFTFlowFCNSystem):
     """Two-task FCN-32s for SIFT Flow; from ImageNet VGG16."""
 
-    variant = "fcn32s"
+    spec = registry.SIFTFLOW_FCN32S
 
 
 class SIFTFlowFCN16s(SIFTFlowFCNSystem):
     """Two-task FCN-16s for SIFT Flow (the paper's table); from the two-task FCN-32s."""
 
-    variant = "fcn16s"
+    spec = registry.SIFTFLOW_FCN16S
 
 
 class SIFTFlowFCN8s(SIFTFlowFCNSystem):
     """Two-task FCN-8s for SIFT Flow; from the two-task FCN-16s."""
 
-    variant = "fcn8s"
+    spec = registry.SIFTFLOW_FCN8S

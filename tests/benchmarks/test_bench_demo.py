@@ -11,8 +11,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from fcn_lightning.nets import build_fcn
-from tests.helpers import quiet_trainer, synthetic_voc_data
+from tests.helpers import net_of, quiet_trainer, synthetic_voc_data
 
 
 def tiny_plan(folder: Path, stages: dict[str, int]) -> Path:
@@ -42,7 +41,7 @@ def test_each_stage_is_counted_as_configured(bench: ModuleType, tmp_path: Path) 
         (4, 2, (32, 32), 3, 2),  # every 2 steps, and the selected checkpoint scored once more
         (2, 2, (32, 32), 2, 2),
     ]
-    net = build_fcn("fcn32s", 21, width=0.0625, batch_norm=True)
+    net = net_of("fcn32s", 21, width=0.0625, batch_norm=True)
     assert work[0].train_flops == 4 * bench.count_flops(net, 2, (32, 32), 3, train=True)
     assert work[0].val_flops == 3 * 2 * bench.count_flops(net, 1, (32, 32), 3, train=False)
     assert work[1].train_flops / 2 > work[0].train_flops / 4  # FCN-8s computes more per step than 32s

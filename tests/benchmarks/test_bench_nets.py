@@ -13,15 +13,15 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.nets import build_fcn, dense_upsampling
-from tests.helpers import TINY_BENCHMARK
+from fcn_lightning.nets import dense_upsampling
+from tests.helpers import TINY_BENCHMARK, net_of
 
 
 def _direct_flops(variant: str) -> tuple[int, int]:
     """Forward and forward+backward FLOPs of the real (CPU) net, counted without the script (the net as the
     paper counts it: dense upsampling layers)."""
     torch.manual_seed(0)
-    model = build_fcn(variant, 21, width=0.0625)
+    model = net_of(variant, 21, width=0.0625)
     x = torch.randn(1, 3, 32, 32)
     model.eval()
     with dense_upsampling():
@@ -71,7 +71,7 @@ def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pyt
     assert {(r.fwd_flops, r.train_flops) for r in report.rows} == {(fwd, train)}
 
     total, trainable = report.params["fcn8s"]
-    model = build_fcn("fcn8s", 21, width=0.0625)
+    model = net_of("fcn8s", 21, width=0.0625)
     assert total == sum(p.numel() for p in model.parameters()) > trainable > 0
 
     lines = report.text.splitlines()

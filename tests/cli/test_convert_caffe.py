@@ -94,11 +94,10 @@ def test_convert_caffe_takes_other_models_by_class_path(tmp_path):
     from fcn_lightning import SIFTFlowFCN16s
     from fcn_lightning.cli.convert_caffe import convert_caffe, model_class
 
-    assert model_class(class_path="fcn_lightning.SIFTFlowFCN16s") is SIFTFlowFCN16s
-    with pytest.raises(ValueError, match="not an FCN model"):
-        model_class(class_path="torch.nn.Conv2d")
-    with pytest.raises(ValueError, match="unknown --variant 'fcn4s'"):
-        model_class("fcn4s")
+    assert model_class("fcn_lightning.SIFTFlowFCN16s") is SIFTFlowFCN16s is model_class("siftflow_fcn16s")
+    for name in ("torch.nn.Conv2d", "fcn4s"):
+        with pytest.raises(ValueError, match=f"'{name}' is no model of this suite; the models: fcn32s"):
+            model_class(name)
     source = SIFTFlowFCN16s(num_classes=33, width=WIDTH)
     randomised(source.net, scale=0.05)
     caffemodel = write_caffemodel(

@@ -36,7 +36,7 @@ VOC_CASES = {
     ),
     "loss reduction": (
         ["--model.init_args.loss_reduction", "avg"],
-        r"loss_reduction.*Literal\['sum', 'mean'\]\. Got value: avg",
+        r"loss_reduction.*Literal\['reference', 'sum', 'mean'\]\. Got value: avg",
     ),
     "loss sampling": (["--model.init_args.loss_sampling", "1.5"], r"loss_sampling must lie in \(0, 1\]"),
     "excluded class": (["--model.init_args.exclude_classes", "[30]"], r"exclude_classes entry 30 is outside"),

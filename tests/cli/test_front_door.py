@@ -96,7 +96,10 @@ def test_an_unreadable_config_file_is_named_with_its_problem(content, problem, c
         (["--trainer.max_step", "3"], r"unrecognized arguments: --trainer\.max_step 3"),  # no abbreviations
         (["--trainer.foo", "1"], r"unrecognized arguments: --trainer\.foo 1"),
         (["--trainer.max_steps", "abc"], r"--trainer\.max_steps: Expected a <class 'int'>\. Got value: abc"),
-        (["--model.init_args.loss_reduction", "avg"], r"loss_reduction: .*Literal\['sum', 'mean'\]"),
+        (
+            ["--model.init_args.loss_reduction", "avg"],
+            r"loss_reduction: .*Literal\['reference', 'sum', 'mean'\]",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["fit", "staged"])

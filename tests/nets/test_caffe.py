@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcn_lightning.nets import build_fcn, transplant_vgg16
+from fcn_lightning.nets import transplant_vgg16
 from fcn_lightning.nets.caffe import (
     cached_caffe_imagenet,
     caffe_layer_table,
@@ -21,6 +21,8 @@ from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
 from fcn_lightning.nets.fusion import LateFusionFCN
 from fcn_lightning.nets.multitask import build_multitask_fcn
 from fcn_lightning.nets.weights import NORMALIZATION_KEY
+from fcn_lightning.registry import MODELS
+from tests.helpers import net_of
 from tests.helpers import randomised as random_weights
 
 WIDTH = 0.0625
@@ -46,10 +48,10 @@ def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 @pytest.mark.parametrize("style", STYLES)
 def test_an_fcn8s_round_trips_through_a_caffemodel_in_each_field_style(tmp_path, style):
-    source = randomised(build_fcn("fcn8s", 5, width=WIDTH))
+    source = randomised(net_of("fcn8s", 5, width=WIDTH))
     path = write_caffemodel(tmp_path / "fcn8s.caffemodel", export_caffe_net(source), **style)
     caffe = read_caffemodel(path)
-    target = build_fcn("fcn8s", 5, width=WIDTH).eval()
+    target = net_of("fcn8s", 5, width=WIDTH).eval()
     loaded = load_caffe_weights(target, caffe)
     assert len(loaded) == len(source.state_dict())
     for key, value in source.state_dict().items():
@@ -59,7 +61,7 @@ def test_an_fcn8s_round_trips_through_a_caffemodel_in_each_field_style(tmp_path,
 
 
 def test_every_voc_head_maps_by_the_reference_layer_names():
-    names = {v: set(caffe_layer_table(build_fcn(v, 3, width=WIDTH))) for v in ("fcn32s", "fcn16s", "fcn8s")}
+    names = {v: set(caffe_layer_table(net_of(v, 3, width=WIDTH))) for v in ("fcn32s", "fcn16s", "fcn8s")}
     trunk = {f"conv{s}_{i}" for s, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)} | {
         "fc6",
         "fc7",
@@ -74,11 +76,11 @@ def test_every_voc_head_maps_by_the_reference_layer_names():
         "score_pool3",
         "upscore8",
     }
-    assert set(caffe_layer_table(build_fcn("fcn_pool4", 3, width=WIDTH))) >= {"score_pool4", "upscore"}
+    assert set(caffe_layer_table(net_of("fcn_pool4", 3, width=WIDTH))) >= {"score_pool4", "upscore"}
 
 
 def test_siftflow_two_task_and_late_fusion_nets_round_trip(tmp_path):
-    two_task = randomised(build_multitask_fcn("fcn16s", {"sem": 4, "geo": 3}, width=WIDTH))
+    two_task = randomised(build_multitask_fcn(MODELS["fcn16s"].net, {"sem": 4, "geo": 3}, width=WIDTH))
     assert {"score_fr_sem", "upscore2_geo", "score_pool4_sem", "upscore16_geo"} <= set(
         caffe_layer_table(two_task)
     )
@@ -89,7 +91,7 @@ def test_siftflow_two_task_and_late_fusion_nets_round_trip(tmp_path):
     for source, fresh, x in (
         (
             two_task,
-            build_multitask_fcn("fcn16s", {"sem": 4, "geo": 3}, width=WIDTH),
+            build_multitask_fcn(MODELS["fcn16s"].net, {"sem": 4, "geo": 3}, width=WIDTH),
             torch.randn(1, 3, 36, 36),
         ),
         (fusion, LateFusionFCN(4, {"rgb": 3, "hha": 3}, width=WIDTH), torch.randn(1, 6, 36, 36)),
@@ -106,66 +108,66 @@ def test_siftflow_two_task_and_late_fusion_nets_round_trip(tmp_path):
 
 
 def test_rgbd_conv1_1_is_found_under_the_reference_name():
-    source = randomised(build_fcn("fcn32s", 4, in_channels=4, width=WIDTH))
+    source = randomised(net_of("fcn32s", 4, in_channels=4, width=WIDTH))
     caffe = export_caffe_net(source)
     for layer in caffe.layers:
         if layer.name == "conv1_1":
             layer.name = "conv1_1_bgrd"
-    target = build_fcn("fcn32s", 4, in_channels=4, width=WIDTH)
+    target = net_of("fcn32s", 4, in_channels=4, width=WIDTH)
     load_caffe_weights(target, caffe)
     torch.testing.assert_close(target.trunk.block1.conv1_1.weight, source.trunk.block1.conv1_1.weight)
 
 
 def test_a_missing_layer_and_a_mismatched_shape_are_errors_naming_the_layer_and_shapes():
-    caffe = export_caffe_net(randomised(build_fcn("fcn8s", 5, width=WIDTH)))
+    caffe = export_caffe_net(randomised(net_of("fcn8s", 5, width=WIDTH)))
     caffe.layers = [layer for layer in caffe.layers if layer.name != "score_pool3"]
     with pytest.raises(
         ValueError, match=r"no layer 'score_pool3' \(this net's score_pool3.weight has shape \(5, 16, 1, 1\)"
     ):
-        load_caffe_weights(build_fcn("fcn8s", 5, width=WIDTH), caffe)
+        load_caffe_weights(net_of("fcn8s", 5, width=WIDTH), caffe)
     with pytest.raises(
         ValueError,
         match=r"'score_fr' \(Convolution\) has a blob of shape \(5, 256, 1, 1\) "
         r"but this net's score_fr.weight has \(6, 256, 1, 1\)",
     ):
-        load_caffe_weights(build_fcn("fcn16s", 6, width=WIDTH), caffe)
+        load_caffe_weights(net_of("fcn16s", 6, width=WIDTH), caffe)
 
 
 def test_fixed_upsamplers_must_be_bilinear_and_learnable_ones_take_the_caffe_weights():
-    caffe = export_caffe_net(randomised(build_fcn("fcn32s", 3, width=WIDTH)))
+    caffe = export_caffe_net(randomised(net_of("fcn32s", 3, width=WIDTH)))
     upscore = next(layer for layer in caffe.layers if layer.name == "upscore")
     upscore.blobs[0] = upscore.blobs[0] * 2
     with pytest.raises(ValueError, match=r"'upscore' is not the bilinear kernel.*learn_upsampling=True"):
-        load_caffe_weights(build_fcn("fcn32s", 3, width=WIDTH), caffe)
-    learned = build_fcn("fcn32s", 3, width=WIDTH, learn_upsampling=True)
+        load_caffe_weights(net_of("fcn32s", 3, width=WIDTH), caffe)
+    learned = net_of("fcn32s", 3, width=WIDTH, learn_upsampling=True)
     load_caffe_weights(learned, caffe)
     np.testing.assert_array_equal(learned.upscore.weight.detach().numpy(), upscore.blobs[0])
 
 
 def test_at_once_scale_layers_must_match_the_nets_skip_scales():
-    net = randomised(build_fcn("fcn8s_atonce", 3, width=WIDTH))
+    net = randomised(net_of("fcn8s_atonce", 3, width=WIDTH))
     caffe = export_caffe_net(net)
     channels = {"pool4": 32, "pool3": 16}
     for blob, scale in (("pool4", 0.01), ("pool3", 1e-4)):
         caffe.layers.append(
             CaffeLayer(f"scale_{blob}", "Scale", [np.full(channels[blob], scale, np.float32)])
         )
-    load_caffe_weights(build_fcn("fcn8s_atonce", 3, width=WIDTH), caffe)
+    load_caffe_weights(net_of("fcn8s_atonce", 3, width=WIDTH), caffe)
     with pytest.raises(ValueError, match="at-once net, but this net is not one"):
-        load_caffe_weights(build_fcn("fcn8s", 3, width=WIDTH), caffe)
+        load_caffe_weights(net_of("fcn8s", 3, width=WIDTH), caffe)
     caffe.layers[-1].blobs[0][:] = 0.5
     with pytest.raises(ValueError, match="'scale_pool3' scales by"):
-        load_caffe_weights(build_fcn("fcn8s_atonce", 3, width=WIDTH), caffe)
+        load_caffe_weights(net_of("fcn8s_atonce", 3, width=WIDTH), caffe)
 
 
 def test_extra_caffe_layers_are_ignored_and_logged(caplog):
-    net = randomised(build_fcn("fcn32s", 3, width=WIDTH))
+    net = randomised(net_of("fcn32s", 3, width=WIDTH))
     caffe = export_caffe_net(net)
     caffe.layers.append(
         CaffeLayer("fc8", "InnerProduct", [np.zeros((10, 256), np.float32), np.zeros(10, np.float32)])
     )
     with caplog.at_level(logging.DEBUG, logger="fcn_lightning.nets.caffe"):
-        load_caffe_weights(build_fcn("fcn32s", 3, width=WIDTH), caffe)
+        load_caffe_weights(net_of("fcn32s", 3, width=WIDTH), caffe)
     assert "fc8" in caplog.text
 
 
@@ -192,18 +194,18 @@ def caffe_vgg16_classifier(trunk: torch.nn.Module, classes: int = 7) -> CaffeNet
 
 
 def test_the_caffe_vgg16_becomes_a_torchvision_state_dict_for_the_imagenet_surgery(tmp_path):
-    source = randomised(build_fcn("fcn32s", 3, width=WIDTH))
+    source = randomised(net_of("fcn32s", 3, width=WIDTH))
     path = write_caffemodel(tmp_path / "vgg.caffemodel", caffe_vgg16_classifier(source.trunk), legacy=True)
     state = vgg16_state_from_caffe(read_caffemodel(path))
     assert state["classifier.0.weight"].dim() == 2 and state["features.28.weight"].dim() == 4
-    target = build_fcn("fcn32s", 3, width=WIDTH)
+    target = net_of("fcn32s", 3, width=WIDTH)
     transplant_vgg16(target.trunk, state)
     for key, value in source.trunk.state_dict().items():
         torch.testing.assert_close(target.trunk.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_the_converted_vgg16_is_cached_beside_the_file_and_records_caffe_inputs(tmp_path, monkeypatch):
-    source = randomised(build_fcn("fcn32s", 3, width=WIDTH))
+    source = randomised(net_of("fcn32s", 3, width=WIDTH))
     path = write_caffemodel(tmp_path / "vgg.caffemodel", caffe_vgg16_classifier(source.trunk))
     cached = cached_caffe_imagenet(path)
     assert cached == tmp_path / "vgg.caffemodel.pt"
@@ -221,21 +223,21 @@ def test_a_missing_vgg16_caffemodel_says_where_to_get_it(tmp_path):
 
 
 def test_an_fcn_caffemodel_is_not_taken_for_the_imagenet_vgg16(tmp_path):
-    caffe = export_caffe_net(build_fcn("fcn32s", 3, width=WIDTH))
+    caffe = export_caffe_net(net_of("fcn32s", 3, width=WIDTH))
     with pytest.raises(ValueError, match=r"no layer 'fc8' .*convert-caffe"):
         vgg16_state_from_caffe(caffe, "fcn32s.caffemodel")
 
 
 def test_a_coarser_caffe_fcn_starts_a_finer_net_with_partial_loading():
-    fcn32s = randomised(build_fcn("fcn32s", 3, width=WIDTH))
+    fcn32s = randomised(net_of("fcn32s", 3, width=WIDTH))
     caffe = export_caffe_net(fcn32s)
     with pytest.raises(ValueError, match="no layer 'upscore2'"):
-        load_caffe_weights(build_fcn("fcn16s", 3, width=WIDTH), caffe)
-    fcn16s = build_fcn("fcn16s", 3, width=WIDTH)
+        load_caffe_weights(net_of("fcn16s", 3, width=WIDTH), caffe)
+    fcn16s = net_of("fcn16s", 3, width=WIDTH)
     loaded = load_caffe_weights(fcn16s, caffe, partial=True)  # the trunk and score_fr; upscore is 32x
     assert "score_fr.weight" in loaded and not any(k.startswith(("score_pool4", "upscore")) for k in loaded)
     torch.testing.assert_close(fcn16s.score_fr.weight, fcn32s.score_fr.weight)
     assert not fcn16s.score_pool4.weight.any()  # a new skip starts as a no-op, as in the staged schedule
     trunkless = CaffeNet("x", [layer for layer in caffe.layers if layer.name != "conv5_3"])
     with pytest.raises(ValueError, match="no layer 'conv5_3'"):
-        load_caffe_weights(build_fcn("fcn16s", 3, width=WIDTH), trunkless, partial=True)
+        load_caffe_weights(net_of("fcn16s", 3, width=WIDTH), trunkless, partial=True)

@@ -9,9 +9,9 @@ import itertools
 import pytest
 import torch
 
-from fcn_lightning.nets import build_fcn, dense_upsampling
-from fcn_lightning.nets.heads import VARIANTS
+from fcn_lightning.nets import dense_upsampling
 from fcn_lightning.nets.upsampling import Upsampler
+from tests.helpers import ONE_HEAD_VGG16, net_of
 
 pytestmark = pytest.mark.cuda
 
@@ -26,11 +26,11 @@ def _upsamplers(net: torch.nn.Module) -> list[Upsampler]:
 
 @pytest.mark.parametrize(
     ("variant", "size", "bf16", "channels_last"),
-    list(itertools.product(sorted(VARIANTS), SIZES, (False, True), (False, True))),
+    list(itertools.product(ONE_HEAD_VGG16, SIZES, (False, True), (False, True))),
 )
 def test_every_variant_trains_a_step_at_odd_sizes(cuda_device, variant, size, bf16, channels_last):
     torch.manual_seed(0)
-    net = build_fcn(variant, num_classes=21, width=0.25).to(cuda_device)
+    net = net_of(variant, num_classes=21, width=0.25).to(cuda_device)
     image = torch.randn(2, 3, *size, device=cuda_device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -85,7 +85,7 @@ def test_a_compiled_net_computes_the_same_without_graph_breaks_once_per_size(cud
     from torch._dynamo.utils import counters
 
     torch.manual_seed(0)
-    net = build_fcn("fcn8s", num_classes=21, width=0.25).to(cuda_device).eval()
+    net = net_of("fcn8s", num_classes=21, width=0.25).to(cuda_device).eval()
     sizes = [(96, 96), (97, 131), (128, 160)]
     explained = dynamo.explain(net)(torch.randn(1, 3, *sizes[0], device=cuda_device))
     assert explained.graph_break_count == 0, explained.break_reasons

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from fcn_lightning.nets import build_fcn, transfer_parameters
+from fcn_lightning.nets import transfer_parameters
 from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state
+from fcn_lightning.registry import MODELS
+from tests.helpers import net_of
 
 TINY = 0.0625
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,9 +27,9 @@ def _random_scores(net: nn.Module, seed: int) -> nn.Module:
 @pytest.mark.parametrize(("single", "fused"), [("fcn32s", "fcn32s_rgb_hha"), ("fcn16s", "fcn16s_rgb_hha")])
 def test_late_fusion_from_two_single_stream_nets_is_their_mean(single, fused):
     torch.manual_seed(0)
-    rgb = _random_scores(build_fcn(single, 5, width=TINY), 1)
-    hha = _random_scores(build_fcn(single, 5, width=TINY), 2)
-    net = build_late_fusion(fused, 5, {"rgb": 3, "hha": 3}, width=TINY).eval()
+    rgb = _random_scores(net_of(single, 5, width=TINY), 1)
+    hha = _random_scores(net_of(single, 5, width=TINY), 2)
+    net = build_late_fusion(MODELS[fused].net, 5, {"rgb": 3, "hha": 3}, width=TINY).eval()
     copied = transfer_parameters(stream_state(rgb.state_dict(), "rgb"), net)
     copied += transfer_parameters(stream_state(hha.state_dict(), "hha"), net)
     assert len(copied) == 2 * len([k for k in rgb.state_dict() if not k.startswith("upscore")])
@@ -42,7 +44,7 @@ def test_late_fusion_from_two_single_stream_nets_is_their_mean(single, fused):
 
 
 def test_late_fusion_layers_are_the_references():
-    net = build_late_fusion("fcn16s_rgb_hha", 40, {"rgb": 3, "hha": 3}, width=TINY)
+    net = build_late_fusion(MODELS["fcn16s_rgb_hha"].net, 40, {"rgb": 3, "hha": 3}, width=TINY)
     names = dict(net.named_parameters())
     for stream in ("rgb", "hha"):
         assert f"streams.{stream}.trunk.block1.conv1_1.weight" in names
@@ -50,7 +52,10 @@ def test_late_fusion_layers_are_the_references():
             assert not names[f"streams.{stream}.{layer}.weight"].any()  # zero-initialised
     assert {n.split(".")[0] for n in names if "upscore" in n} == {"upscore2", "upscore16"}  # one head
     assert net.crop_offsets == {"pool4": 5} and net.final_offset == 27  # the 16s geometry
-    assert build_late_fusion("fcn32s_rgb_hha", 40, {"rgb": 3, "hha": 3}, width=TINY).final_offset == 19
+    assert (
+        build_late_fusion(MODELS["fcn32s_rgb_hha"].net, 40, {"rgb": 3, "hha": 3}, width=TINY).final_offset
+        == 19
+    )
     with pytest.raises(ValueError, match="input has 7 channels"):
         net(torch.zeros(1, 7, 32, 32))
     with pytest.raises(ValueError, match="at least two streams"):

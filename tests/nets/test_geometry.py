@@ -5,8 +5,9 @@ from fractions import Fraction
 import pytest
 from torch import nn
 
-from fcn_lightning.nets import build_fcn, coord_map, crop_offset
+from fcn_lightning.nets import coord_map, crop_offset
 from fcn_lightning.nets.geometry import CoordMap, layer_map
+from tests.helpers import net_of
 
 
 @pytest.mark.parametrize(
@@ -20,7 +21,7 @@ from fcn_lightning.nets.geometry import CoordMap, layer_map
 )
 def test_vgg16_offsets_are_the_reference_ones(variant, offsets):
     # Width does not change geometry, so a thin net proves the paper-width offsets.
-    assert build_fcn(variant, 21, width=0.0625).crop_offsets == offsets
+    assert net_of(variant, 21, width=0.0625).crop_offsets == offsets
 
 
 def test_offsets_follow_the_trunk_geometry_fcn_alexnet():

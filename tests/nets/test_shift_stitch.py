@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.multitask import build_multitask_fcn
 from fcn_lightning.nets.shift_stitch import shift_and_stitch, stitch_scores, stitched_map
+from fcn_lightning.registry import MODELS
+from tests.helpers import net_of
 
 
 def random_net(variant: str, num_classes: int = 3) -> nn.Module:
@@ -19,7 +20,7 @@ def random_net(variant: str, num_classes: int = 3) -> nn.Module:
     init fades over 15 layers, leaving scores that hardly depend on where the image sits), random
     score layers."""
     torch.manual_seed(0)
-    net = build_fcn(variant, num_classes, width=0.0625).eval()
+    net = net_of(variant, num_classes, width=0.0625).eval()
     with torch.no_grad():
         for name, module in net.named_modules():
             if isinstance(module, nn.Conv2d):
@@ -82,7 +83,7 @@ def test_factor_one_is_the_nets_own_output(one_thread):
     for variant in ("fcn32s", "fcn8s"):
         net = random_net(variant)
         torch.testing.assert_close(shift_and_stitch(net, x, 1), net(x), rtol=1e-4, atol=1e-4)
-    multi = build_multitask_fcn("fcn16s", {"sem": 4, "geo": 3}, width=0.0625).eval()
+    multi = build_multitask_fcn(MODELS["fcn16s"].net, {"sem": 4, "geo": 3}, width=0.0625).eval()
     out, dense = multi(x), shift_and_stitch(multi, x, 1)
     assert dense.keys() == out.keys()
     for task in out:

@@ -8,15 +8,13 @@ from torchvision.models import vgg16, vgg16_bn
 from fcn_lightning.nets import (
     bilinear_kernel,
     expand_input_channels,
-    fcn8s,
-    fcn16s,
-    fcn32s,
     load_vgg16_state_dict,
     transfer_parameters,
     transplant_vgg16,
 )
 from fcn_lightning.nets.surgery import bilinear_upsampling_weight, make_upsampler, vgg16_state_for_input
 from fcn_lightning.nets.trunks import VGG16Trunk
+from tests.helpers import net_of
 
 
 def test_bilinear_kernel_is_the_references():
@@ -63,7 +61,8 @@ def test_imagenet_weights_from_a_local_file(tmp_path):
     state = vgg16().state_dict()
     path = tmp_path / "vgg16.pth"
     torch.save(state, path)
-    net = fcn32s(21, trunk_weights=str(path))
+    net = net_of("fcn32s", 21)
+    transplant_vgg16(net.trunk, load_vgg16_state_dict(str(path)))
     torch.testing.assert_close(net.trunk.block5.conv5_3.weight, state["features.28.weight"])
     torch.testing.assert_close(net.trunk.fc.fc6.weight.flatten(1), state["classifier.0.weight"])
     assert not net.score_fr.weight.any()  # fc8 dropped, new classifier at zero
@@ -108,10 +107,10 @@ def _trained_like(net: nn.Module) -> nn.Module:
     return net.eval()
 
 
-@pytest.mark.parametrize(("coarse_builder", "fine_builder"), [(fcn32s, fcn16s), (fcn16s, fcn8s)])
-def test_finer_stage_starts_at_the_coarser_predictions(coarse_builder, fine_builder):
-    coarse = _trained_like(coarse_builder(6, width=0.125))
-    fine = fine_builder(6, width=0.125).eval()
+@pytest.mark.parametrize(("coarser", "finer"), [("fcn32s", "fcn16s"), ("fcn16s", "fcn8s")])
+def test_finer_stage_starts_at_the_coarser_predictions(coarser, finer):
+    coarse = _trained_like(net_of(coarser, 6, width=0.125))
+    fine = net_of(finer, 6, width=0.125).eval()
     copied = transfer_parameters(coarse, fine)
     assert "score_fr.weight" in copied and "trunk.block1.conv1_1.weight" in copied
     new = set(fine.state_dict()) - set(coarse.state_dict())
@@ -126,14 +125,14 @@ def test_finer_stage_starts_at_the_coarser_predictions(coarse_builder, fine_buil
 
 def test_transfer_between_different_nets_is_refused():
     with pytest.raises(ValueError, match="different shapes"):
-        transfer_parameters(fcn32s(6, width=0.125), fcn16s(6, width=0.25))
+        transfer_parameters(net_of("fcn32s", 6, width=0.125), net_of("fcn16s", 6, width=0.25))
     with pytest.raises(ValueError, match="different shapes"):
-        transfer_parameters(fcn32s(6, width=0.125), fcn16s(7, width=0.125))
+        transfer_parameters(net_of("fcn32s", 6, width=0.125), net_of("fcn16s", 7, width=0.125))
 
 
 def test_rgb_to_rgbd_adds_the_mean_rgb_filter():
     torch.manual_seed(0)
-    net = fcn32s(3, width=0.125).eval()
+    net = net_of("fcn32s", 3, width=0.125).eval()
     nn.init.normal_(net.score_fr.weight)
     rgb = net.trunk.block1.conv1_1.weight.detach().clone()
     x = torch.randn(1, 3, 40, 40)
@@ -164,7 +163,7 @@ def _torchvision_style(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_rgbd_conv1_1_extra_channel_is_the_mean_rgb_filter():
-    state = _torchvision_style(fcn32s(3, width=0.0625))
+    state = _torchvision_style(net_of("fcn32s", 3, width=0.0625))
     grown = vgg16_state_for_input(state, 4)
     w = state["features.0.weight"]
     assert grown["features.0.weight"].shape == (w.shape[0], 4, 3, 3)

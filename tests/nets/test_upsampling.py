@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fcn_lightning.nets import build_fcn, build_zoo_fcn, dense_upsampling
+from fcn_lightning.nets import dense_upsampling
 from fcn_lightning.nets.upsampling import (
     Upsampler,
     bilinear_upsample,
@@ -13,6 +13,7 @@ from fcn_lightning.nets.upsampling import (
     holds_bilinear_kernel,
     make_upsampler,
 )
+from tests.helpers import net_of
 
 # (classes, input h x w, kernel, stride): FCN's x2 / x8 / x16 / x32, FCN-AlexNet's 63 / 32, odd kernels, and
 # strides that are no power of two (they stay dense: 1/3 is not exact in floating point).
@@ -121,8 +122,7 @@ def test_holds_bilinear_kernel_within_the_caffe_tolerance():
 @pytest.mark.parametrize("variant", ["fcn32s", "fcn8s", "fcn8s_atonce", "fcn_alexnet"])
 def test_nets_give_the_dense_outputs(variant):
     torch.manual_seed(3)
-    build = build_zoo_fcn if variant == "fcn_alexnet" else build_fcn
-    net = build(variant, 5, width=0.0625).eval()
+    net = net_of(variant, 5, width=0.0625).eval()
     for name in ("score_fr", "score_pool4", "score_pool3"):  # non-zero skips, so every upsampler counts
         if hasattr(net, name):
             nn.init.normal_(getattr(net, name).weight)

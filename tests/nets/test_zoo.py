@@ -7,15 +7,14 @@ import torch
 from torch import nn
 from torchvision.models import alexnet, googlenet
 
-from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.geometry import Footprint, coord_map, receptive_field
-from fcn_lightning.nets.zoo import (
-    ZOO_VARIANTS,
-    build_zoo_fcn,
-    fcn_alexnet,
-    transplant_torchvision_alexnet,
-    transplant_torchvision_googlenet,
-)
+from fcn_lightning.nets.trunks import Trunk
+from fcn_lightning.nets.zoo import transplant_torchvision_alexnet, transplant_torchvision_googlenet
+from fcn_lightning.registry import MODELS
+from tests.helpers import net_of
+
+#: The models of CVPR Table 1's other trunks.
+OTHER_TRUNKS = sorted(name for name, row in MODELS.items() if row.trunk is not Trunk.VGG16)
 
 TINY = 0.0625
 
@@ -30,9 +29,9 @@ def learned_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("variant", sorted(ZOO_VARIANTS))
+@pytest.mark.parametrize("variant", OTHER_TRUNKS)
 def test_output_has_the_input_size_for_every_size(variant, one_thread):
-    net = build_zoo_fcn(variant, num_classes=3, width=TINY).eval()
+    net = net_of(variant, num_classes=3, width=TINY).eval()
     rng = random.Random(0)
     sizes = [(1, 1), (1, 2), (2, 1), (3, 5), (31, 32), (33, 65), (64, 64)]
     sizes += [(rng.randint(1, 100), rng.randint(1, 100)) for _ in range(4)]
@@ -42,7 +41,7 @@ def test_output_has_the_input_size_for_every_size(variant, one_thread):
 
 
 def test_fcn_alexnet_is_the_reference_caffenet_net():
-    net = fcn_alexnet(21, width=TINY)
+    net = net_of("fcn_alexnet", 21, width=TINY)
     layers = net.trunk.named_layers()
     assert list(layers) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
     conv1 = layers["conv1"]
@@ -65,7 +64,7 @@ def test_fcn_alexnet_is_the_reference_caffenet_net():
 def test_paper_width_parameter_counts_and_receptive_fields():
     """CVPR Table 1: AlexNet 57M / rf 355, VGG16 134M / rf 404, GoogLeNet 6M; all stride 32 (21 classes)."""
     with torch.device("meta"):  # no memory, no time
-        nets = {v: build_zoo_fcn(v) for v in ZOO_VARIANTS} | {"fcn32s": build_fcn("fcn32s")}
+        nets = {v: net_of(v) for v in OTHER_TRUNKS} | {"fcn32s": net_of("fcn32s")}
     counts = {name: learned_parameters(net) for name, net in nets.items()}
     assert round(counts["fcn_alexnet"] / 1e6) == 57 and round(counts["fcn32s"] / 1e6) == 134
     assert round(counts["fcn_googlenet"] / 1e6) == 6
@@ -79,7 +78,7 @@ def test_paper_width_parameter_counts_and_receptive_fields():
 
 
 def test_inception_blocks_map_like_their_branches():
-    net = build_zoo_fcn("fcn_googlenet", 3, width=TINY)
+    net = net_of("fcn_googlenet", 3, width=TINY)
     block = net.trunk.inception3a
     assert coord_map([block]).scale == 1 and coord_map([block]).shift == 0
     block.branch2 = nn.Conv2d(4, 4, 3)  # no padding: this branch would be shifted by a pixel
@@ -89,7 +88,7 @@ def test_inception_blocks_map_like_their_branches():
 
 def test_torchvision_alexnet_surgery_is_exact(torchvision_alexnet, one_thread):
     source = torchvision_alexnet
-    net = build_zoo_fcn("fcn_alexnet_torchvision", 21).eval()
+    net = net_of("fcn_alexnet_torchvision", 21).eval()
     transplant_torchvision_alexnet(net.trunk, source.state_dict())
     net.trunk.features.conv1.padding = (2, 2)  # torchvision's padding: the same pool5 at 224 x 224
     x = torch.randn(1, 3, 224, 224)
@@ -109,7 +108,7 @@ def test_torchvision_googlenet_surgery_is_exact(one_thread):
         if isinstance(module, nn.BatchNorm2d):  # statistics that differ from the defaults
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 2.0)
-    net = build_zoo_fcn("fcn_googlenet", 21).eval()
+    net = net_of("fcn_googlenet", 21).eval()
     transplant_torchvision_googlenet(net.trunk, source.state_dict())
     net.trunk.conv1.conv.padding = (3, 3)  # torchvision's padding, for the same inception5b
     seen = {}
@@ -121,7 +120,7 @@ def test_torchvision_googlenet_surgery_is_exact(one_thread):
 
 
 def test_surgery_names_the_layer_that_does_not_fit(torchvision_alexnet):
-    thin = build_zoo_fcn("fcn_alexnet_torchvision", 21, width=TINY)
+    thin = net_of("fcn_alexnet_torchvision", 21, width=TINY)
     with pytest.raises(ValueError, match=r"conv1 have shape \(64, 3, 11, 11\)"):
         transplant_torchvision_alexnet(thin.trunk, torchvision_alexnet.state_dict())
     with pytest.raises(ValueError, match="not a torchvision AlexNet"):

@@ -17,7 +17,7 @@ from fcn_lightning import FCN16s, FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.nets.weights import IMAGENET
-from fcn_lightning.systems.checkpoints import refuse_contradicting_config
+from fcn_lightning.systems.classes import refuse_contradicting_config
 from fcn_lightning.training.checkpoint_io import AtomicCheckpointIO
 from fcn_lightning.training.divergence import GPU_CHECK_EVERY_N_STEPS, StopOnDivergence, TrainingDiverged
 from tests.helpers import quiet_trainer, synthetic_voc_data

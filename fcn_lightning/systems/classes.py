@@ -1,0 +1,176 @@
+"""Each registry row's LightningModule, and the one way from a name to it.
+
+The classes are found from the rows (each names its row where it is defined: ``spec = registry.FCN8S``);
+the package exports them from here. :func:`model_class` turns a model name (``fcn8s``), a class name
+(``FCN8s``, as checkpoints record it) or a class path (``fcn_lightning.FCN8s``, or any module path of the
+package it was ever exported under) into its class, from the registry alone: nothing is imported from a
+name a file or a checkpoint gives, so a checkpoint naming ``release_model.FCN8s`` cannot run
+``release_model.py``. :func:`load_model` is the one way from a checkpoint to a model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fcn_lightning.registry import MODELS, ModelSpec
+from fcn_lightning.systems import fusion, siftflow, zoo  # noqa: F401 (the modules defining the classes)
+from fcn_lightning.systems.base import FCNSystem
+from fcn_lightning.systems.checkpoints import MATCHED_HPARAMS, RECORD_KEY
+
+__all__ = [
+    "MODEL_CLASSES",
+    "CheckpointError",
+    "UnknownModelError",
+    "class_path",
+    "load_model",
+    "model_class",
+    "refuse_contradicting_config",
+]
+
+PACKAGE = "fcn_lightning"
+
+
+class UnknownModelError(ValueError):
+    """A name that is no model of the registry (the message names it and lists the models)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as a model of the suite (the message says why)."""
+
+
+def _model_classes() -> dict[str, type[FCNSystem]]:
+    """The package's class of each row, by model name in the registry's order."""
+    found: dict[str, type[FCNSystem]] = {}
+    pending: list[type[FCNSystem]] = [FCNSystem]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        spec = vars(cls).get("spec")
+        if (
+            isinstance(spec, ModelSpec)
+            and MODELS.get(spec.name) is spec
+            and cls.__module__.startswith(PACKAGE)
+        ):
+            found[spec.name] = cls
+    return {name: found[name] for name in MODELS if name in found}
+
+
+#: Each row's LightningModule, by model name.
+MODEL_CLASSES: dict[str, type[FCNSystem]] = _model_classes()
+_BY_CLASS_NAME = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
+
+
+def class_path(cls: type[FCNSystem]) -> str:
+    """What a config names as ``model.class_path``, e.g. ``fcn_lightning.FCN8s``."""
+    return f"{PACKAGE}.{cls.__name__}"
+
+
+def known_models() -> str:
+    """The models, for error messages: ``fcn32s (fcn_lightning.FCN32s), ...``."""
+    return ", ".join(f"{name} ({class_path(cls)})" for name, cls in MODEL_CLASSES.items())
+
+
+def model_class(name: str) -> type[FCNSystem]:
+    """The class of a model name, class name or class path of the package (see the module); anything else
+    is an :class:`UnknownModelError` naming it and the models there are."""
+    module, _, class_name = str(name).rpartition(".")
+    if not module and name in MODEL_CLASSES:
+        return MODEL_CLASSES[name]
+    if (not module or module == PACKAGE or module.startswith(f"{PACKAGE}.")) and class_name in _BY_CLASS_NAME:
+        return _BY_CLASS_NAME[class_name]
+    raise UnknownModelError(f"{name!r} is no model of this suite; the models: {known_models()}")
+
+
+def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
+    """The model of a checkpoint with its weights, in eval mode, and the checkpoint itself (data only).
+
+    Its class is the one the checkpoint records (:func:`model_class`); it is built from the checkpoint's
+    hyperparameters with ``init_from`` unset: its weights come from the checkpoint, so the files it was
+    started from need not exist any more. Every problem is a :class:`CheckpointError` naming the file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged or foreign file: torch raises many kinds
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    saved = checkpoint.get("hyper_parameters") or {}
+    name = (checkpoint.get(RECORD_KEY) or {}).get("model") or saved.get("_class_path")
+    if not name:
+        raise CheckpointError(f"{path}: the checkpoint names no model (no model record, no class path)")
+    try:
+        cls = model_class(str(name))
+    except UnknownModelError as e:
+        raise CheckpointError(f"{path}: the checkpoint's model {e}") from None
+    hparams = {k: v for k, v in saved.items() if not k.startswith("_")}
+    hparams["init_from"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "starts from a trained ... but init_from is unset"
+        model = cls(**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
+
+
+def refuse_contradicting_config(
+    class_path_given: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
+) -> None:
+    """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
+    LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
+    net settings contradict the config's, naming both values.
+
+    Classes are compared by the registry (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are
+    one); a checkpoint naming a class the registry does not know is refused (LightningCLI would import
+    it) unless the config names the same. A setting the config leaves at the model's
+    default is not a contradiction: the checkpoint says what the net is (a converted Caffe model of width 1
+    with Caffe inputs loads with any config of its dataset). ``num_classes`` comes from the data and is
+    checked when the checkpoint is loaded (``checkpoints.refuse_mismatched_checkpoint``).
+    """
+    saved = checkpoint.get("hyper_parameters") or {}
+    found = []
+    saved_class = saved.get("_class_path")
+    configured, trained = _registered(class_path_given), _registered(saved_class)
+    if saved_class and trained is None and saved_class != class_path_given:  # never imported: it could run
+        raise UnknownModelError(f"checkpoint {source}: its model {saved_class!r} is no model of this suite; "
+                                f"the models: {known_models()}")  # fmt: skip
+    same = configured is trained if configured and trained else class_path_given == saved_class
+    if class_path_given and saved_class and not same:
+        found.append(f"model: checkpoint {saved_class}, config {class_path_given}")
+    defaults: dict[str, Any] | None = None
+    for key in MATCHED_HPARAMS:
+        given = init_args.get(key)
+        if key == "num_classes" or given is None or key not in saved or given == saved[key]:
+            continue
+        if configured is not None:
+            defaults = defaults if defaults is not None else _defaults(configured)
+            if key in defaults and given == defaults[key]:
+                continue
+        found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
+    if found:
+        raise ValueError(
+            f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
+            f"it was trained with, or change the config to match"
+        )
+
+
+def _registered(name: str | None) -> type[FCNSystem] | None:
+    try:
+        return model_class(name) if name else None
+    except UnknownModelError:
+        return None
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """``cls``'s arguments and their defaults as the CLI resolves them (``**net_options`` included)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, fail_untyped=False)
+    return dict(parser.get_defaults())
