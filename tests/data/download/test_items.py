@@ -10,7 +10,6 @@ from urllib.parse import urlparse
 import pytest
 from omegaconf import OmegaConf
 
-from fcn_lightning.cli.convert_caffe import model_class
 from fcn_lightning.data import NYUDv2Layout, PascalContextLayout, SIFTFlowLayout, VOCLayout
 from fcn_lightning.data.download import (
     DATASETS,
@@ -22,6 +21,7 @@ from fcn_lightning.data.download import (
     resolve_names,
 )
 from fcn_lightning.data.prepare_nyud import RAW_DEPTH_FOLDER
+from fcn_lightning.systems.classes import model_class
 
 REPO = Path(__file__).parents[3]
 
@@ -131,7 +131,7 @@ def test_weights_land_where_the_configs_init_from_reads_them(env, monkeypatch, t
 def test_every_released_fcn_has_a_convert_and_validate_command_that_names_real_things(item):
     assert item.dataset == WEIGHTS and item.file.endswith(".caffemodel")
     options = dict(zip(item.convert[::2], item.convert[1::2], strict=True))
-    assert model_class(options.get("--variant"), options.get("--model-class"))
+    assert model_class(options.get("--model-class") or options["--variant"])
     configs = [item.validate[i + 1] for i, arg in enumerate(item.validate) if arg == "--config"]
     assert len(configs) == 2 and all((REPO / c).is_file() for c in configs)
     starts_from_imagenet = "init_from" in (REPO / configs[1]).read_text().split("model:")[-1]
