@@ -138,7 +138,8 @@ class StopOnSignal(L.Callback):
         if self._stopping is None:
             return
         stopping = self._stopping
-        trainer.strategy.barrier("requeue")
+        requeued = False
         if trainer.is_global_zero and (job := slurm_job_id()) is not None:
-            stopping.requeued = requeue_job(job)
+            requeued = requeue_job(job)
+        stopping.requeued = bool(trainer.strategy.broadcast(requeued, src=0))  # every process says the same
         raise stopping
