@@ -79,8 +79,9 @@ def test_a_sigterm_to_the_loaders_workers_too_still_ends_in_one_line(tmp_path, m
     # ... is killed by signal: Terminated" until now); last.ckpt holds its last periodic step.
     config = tiny_fit_config(tmp_path, tmp_path / "data", False)
     (tmp_path / "term_once.py").write_text(TERM_ONCE)
-    command = ["fit", "--config", str(config), "--trainer.max_steps", "5", "--resume.every_n_train_steps", "2"]
-    command += ["--data.init_args.num_workers", "2", "--trainer.default_root_dir", "run"]
+    command = ["fit", "--config", str(config), "--trainer.max_steps", "5"]
+    command += ["--resume.every_n_train_steps", "2", "--data.init_args.num_workers", "2"]
+    command += ["--trainer.default_root_dir", "run"]
     command += ["--trainer.callbacks+=term_once.TermOnce", "--trainer.callbacks.step=3"]
     command += ["--trainer.callbacks.group=true"]
     output = tmp_path / "stopped.txt"
