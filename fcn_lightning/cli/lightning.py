@@ -339,9 +339,8 @@ class FCNLightningCLI(LightningCLI):
     def resume_line(self, ckpt_path: str) -> str:
         """One line: which checkpoint a fit resumes, at which step, and how its length changed."""
         resumed = self.resumed if ckpt_path == self.resume_from else _brief(read_checkpoint(ckpt_path))
-        steps, epoch = int(resumed.get("global_step") or 0), int(resumed.get("epoch") or 0)
-        trainer = self.trainer
-        line = f"resuming {ckpt_path} at step {steps} (epoch {epoch})"
+        steps, trainer = int(resumed.get("global_step") or 0), self.trainer
+        line = f"resuming {ckpt_path} at step {steps}"
         if ckpt_path != self.resume_from:
             return line + " (--ckpt_path)"
         record = resumed.get(RUN_KEY) or {}

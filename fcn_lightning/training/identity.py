@@ -146,11 +146,22 @@ def differences(
             return
         if skip_unset and (a is None or b is None):
             return
-        if _normalised(a) != _normalised(b):
+        if not _same_value(a, b):
             found.append((path, a, b))
 
     walk(saved, current, ())
     return found
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal as settings: sequences whatever their type, and a size given as one number equal to the same
+    number as a pair (``crop_size: 24`` is ``[24, 24]``: the package reads sizes both ways)."""
+    a, b = _normalised(a), _normalised(b)
+    if isinstance(a, list) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return a == [b] * len(a)
+    if isinstance(b, list) and isinstance(a, (int, float)) and not isinstance(a, bool):
+        return b == [a] * len(b)
+    return a == b
 
 
 def _normalised(value: Any) -> Any:
