@@ -133,6 +133,9 @@ class FCNLightningCLI(LightningCLI):
             (the commands that run several fits: ``--out``).
         log_root: where a W&B logger left unset keeps its files (default: the run's folder; ``staged``:
             the staged run's, whose stages log into one W&B run).
+        resumable: a run built without a subcommand (:func:`build`) is a fit that continues the run its
+            folder holds, as ``fit`` does (``staged``'s stages); otherwise its folder is not looked at
+            before it is fitted.
     """
 
     #: Whether the runs built without a subcommand (:func:`build`) are fits (``check-data``: no).
@@ -145,10 +148,12 @@ class FCNLightningCLI(LightningCLI):
         parser_kwargs: dict[str, Any] | None = None,
         folder_option: str = "--trainer.default_root_dir",
         log_root: str | None = None,
+        resumable: bool = False,
         **kwargs: Any,
     ) -> None:
         self.folder_option = folder_option
         self.log_root = log_root
+        self.resumable = resumable
         self.command_line = list(sys.argv[1:] if args is None else args)
         #: What makes this fit that run (set before the classes are built; ``None`` for other commands).
         self.run_settings: dict[str, Any] | None = None
@@ -219,7 +224,8 @@ class FCNLightningCLI(LightningCLI):
         place_run(config, self.command_line, self.log_root)
         dumped = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False))
         self.run_settings = run_settings(dumped)
-        found = resume_checkpoint(config.resume.dirpath) if config.resume.auto else None
+        resumes = self.subcommand == "fit" or self.resumable
+        found = resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
         if found is None:
             return
         checkpoint = read_checkpoint(found)

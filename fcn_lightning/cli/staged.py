@@ -45,7 +45,7 @@ def _fit_stage(
             init_from if isinstance(init_from, str) else json.dumps(init_from),
         ]
     prog, log_root = "fcn-lightning staged", str(out_dir.parent)
-    cli = build(FCNLightningCLI, args, prog=prog, folder_option="--out", log_root=log_root)
+    cli = build(FCNLightningCLI, args, prog=prog, folder_option="--out", log_root=log_root, resumable=True)
     cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
     if cli.trainer.is_global_zero:  # where this stage's checkpoints and logs went (W&B runs included)
         print(run_summary("fit", cli))
