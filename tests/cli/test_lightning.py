@@ -14,6 +14,7 @@ from PIL import Image
 from fcn_lightning import FCN8s
 from fcn_lightning.analysis import load_stage
 from fcn_lightning.cli import main
+from fcn_lightning.cli.lightning import run_folder
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
@@ -376,3 +377,38 @@ def test_compare_sampling_needs_whole_images_in_its_configs(tmp_path, synthetic_
     with pytest.raises(ValueError, match=r"sets loss_sampling and crop_size itself.*crop_size=\(32, 32\)"):
         main([*args, "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "curves.csv").exists()
+
+
+def test_staged_again_with_other_settings_in_its_folder_is_refused_naming_them(
+    staged_run, monkeypatch, capsys
+):
+    monkeypatch.chdir(staged_run.parents[1])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["staged", "--config", "configs/tiny/staged.yaml", "--data.init_args.batch_size", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "fcn-lightning staged: error: runs/tiny-staged/FCN-32s holds a run with batch_size 2 (this command: "
+        "3); use --out NEW, or --resume.auto false to start afresh there"
+    )
+
+
+@pytest.mark.parametrize(
+    ("configs", "folder"),
+    [
+        (["voc/base.yaml", "voc/fcn32s.yaml"], "runs/voc-fcn32s"),
+        (["synthetic/base.yaml", "synthetic/fcn16s.yaml", "wandb.yaml"], "runs/synthetic-fcn16s"),
+        (["synthetic/base.yaml"], "runs/synthetic-base"),
+    ],
+)
+def test_a_fit_goes_to_the_folder_of_the_config_that_sets_its_model(configs, folder, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent)
+    for name in ("WANDB_SWEEP_ID", "WANDB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_folder([a for c in configs for a in ("--config", f"configs/{c}")]) == Path(folder)
+
+
+def test_each_run_of_a_wandb_sweep_gets_a_folder_of_its_own(monkeypatch):
+    monkeypatch.setenv("WANDB_SWEEP_ID", "ab12cd")  # what `wandb agent` sets for the command it runs
+    monkeypatch.setenv("WANDB_RUN_ID", "r1")
+    assert default_out_dir("configs/synthetic/staged.yaml") == Path("runs/sweep-ab12cd/r1")
+    assert run_folder(["--config", str(CONFIGS / "synthetic/base.yaml")]) == Path("runs/sweep-ab12cd/r1")
