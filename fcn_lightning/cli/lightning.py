@@ -222,8 +222,8 @@ class FCNLightningCLI(LightningCLI):
         if self.subcommand not in ("fit", None) or not self.fits:
             return
         place_run(config, self.command_line, self.log_root)
-        dumped = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False))
-        self.run_settings = run_settings(dumped)
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        self.run_settings = run_settings(dumped.get(self.subcommand, dumped) if self.subcommand else dumped)
         resumes = self.subcommand == "fit" or self.resumable
         found = resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
         if found is None:
@@ -250,14 +250,15 @@ class FCNLightningCLI(LightningCLI):
         """The trainer, with progress as plain lines when the output is not a terminal (a log file), a fit
         stopped by a signal at a step boundary (:class:`StopOnSignal`; under SLURM instead of Lightning's
         own requeue handler), and a resumed run's default logger writing on in its version folder."""
-        config = self._get(self.config_init, "trainer", default={})
+        built = self.config_init.get(str(self.subcommand), self.config_init)
+        config = built.get("trainer") or {}
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         wants_bar = config.get("enable_progress_bar") is not False
         extra: list[L.Callback] = [ProcessGroupCleanup()]
         if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
             extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
-        resumer = self._get(self.config_init, "resume")
+        resumer = built.get("resume")
         write_last = resumer.write_last if isinstance(resumer, ResumeCheckpoint) else None
         requeue_signal = None
         if SLURMEnvironment.detect():

@@ -412,3 +412,54 @@ def test_each_run_of_a_wandb_sweep_gets_a_folder_of_its_own(monkeypatch):
     monkeypatch.setenv("WANDB_RUN_ID", "r1")
     assert default_out_dir("configs/synthetic/staged.yaml") == Path("runs/sweep-ab12cd/r1")
     assert run_folder(["--config", str(CONFIGS / "synthetic/base.yaml")]) == Path("runs/sweep-ab12cd/r1")
+
+
+@pytest.mark.parametrize("typo", ["lst.ckpt", "best.ckpt"])
+def test_a_mistyped_ckpt_path_is_named_as_a_missing_checkpoint_first(typo, staged_run, monkeypatch, capsys):
+    offline(monkeypatch)  # were the model built first, torchvision's download would be the error
+    checkpoints = staged_out(staged_run) / "FCN-8s" / "checkpoints"
+    path = checkpoints / typo if typo == "lst.ckpt" else Path(typo)
+    args = ["validate", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--model.init_args.init_from", "IMAGENET1K_V1", "--ckpt_path", str(path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"fcn-lightning validate: error: --ckpt_path {path}: no such checkpoint file")
+    if typo == "lst.ckpt":  # what the folder holds
+        assert error.endswith(
+            f"({checkpoints} holds {', '.join(sorted(p.name for p in checkpoints.glob('*.ckpt')))})"
+        )
+
+
+def test_starting_from_a_thin_stage_without_its_width_names_the_width(staged_run, tmp_path, capsys):
+    best = next((staged_out(staged_run) / "FCN-32s").rglob("best-*.ckpt"))
+    args = ["fit", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn16s.yaml")]
+    args += ["--model.init_args.width", "0.125", "--model.init_args.init_from", str(best)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--trainer.default_root_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        f"init_from {best}: width 0.0625 in the checkpoint, 0.125 in this model: set "
+        in capsys.readouterr().err
+    )
+
+
+def test_a_resumed_fit_logs_on_into_the_logger_version_or_wandb_run_it_recorded():
+    from jsonargparse import Namespace
+
+    from fcn_lightning.cli.lightning import continue_logging
+
+    def config(class_path: str) -> Namespace:
+        return Namespace(
+            trainer=Namespace(logger=Namespace(class_path=class_path, init_args=Namespace(version=None)))
+        )
+
+    wandb = config("fcn_lightning.loggers.FCNWandbLogger")
+    continue_logging(wandb, {"logger": {"class": "FCNWandbLogger", "version": "fy0mtmyu"}})
+    assert wandb.trainer.logger.init_args == Namespace(version="fy0mtmyu", resume="allow")
+    csv_logger = config("lightning.pytorch.loggers.CSVLogger")
+    continue_logging(csv_logger, {"logger": {"class": "CSVLogger", "version": 3}})
+    assert csv_logger.trainer.logger.init_args == Namespace(version=3)
+    other = config("lightning.pytorch.loggers.CSVLogger")  # the run logged elsewhere: a logger of its own
+    continue_logging(other, {"logger": {"class": "FCNWandbLogger", "version": "fy0mtmyu"}})
+    assert other.trainer.logger.init_args == Namespace(version=None)

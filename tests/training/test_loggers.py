@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fcn_lightning import loggers
+from fcn_lightning.training.identity import RUN_KEY
 from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
 from tests.helpers import config_args, generator_args, tiny_run_args
 
@@ -100,7 +102,9 @@ def test_a_run_with_the_wandb_config_and_no_login_finishes_offline_with_everythi
     printed = done.stdout + done.stderr
     assert printed.count("wandb sync") == 1  # says how to upload it (W&B's own line), once
     assert f"wandb sync {run_dir}" in printed  # the folder as given: --trainer.default_root_dir is absolute
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    run_id = run_dir.name.rsplit("-", 1)[-1]
+    assert last[RUN_KEY]["logger"] == {"class": "FCNWandbLogger", "version": run_id}  # a resume continues it
     (summary,) = [line for line in done.stdout.splitlines() if line.startswith("fit: ")]
     assert f"Checkpoints in {tmp_path / 'run' / 'checkpoints'}" in summary, summary
     assert f"Logs in {run_dir}." in summary, summary
