@@ -24,7 +24,6 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from fcn_lightning.cli.errors import (
     CommandError,
     clearer_parse_error,
-    config_files,
     constructor_error,
     fail,
     refuse_bad_config_files,
@@ -154,7 +153,6 @@ class FCNLightningCLI(LightningCLI):
         self.folder_option = folder_option
         self.log_root = log_root
         self.resumable = resumable
-        self.command_line = list(sys.argv[1:] if args is None else args)
         #: What makes this fit that run (set before the classes are built; ``None`` for other commands).
         self.run_settings: dict[str, Any] | None = None
         #: The run folder's ``last.ckpt`` that this fit continues, and what it says of its run.
@@ -221,7 +219,7 @@ class FCNLightningCLI(LightningCLI):
             config.trainer.logger = False  # write nothing the user did not ask for
         if self.subcommand not in ("fit", None) or not self.fits:
             return
-        place_run(config, self.command_line, self.log_root)
+        place_run(config, self.log_root)
         dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         self.run_settings = run_settings(dumped.get(self.subcommand, dumped) if self.subcommand else dumped)
         resumes = self.subcommand == "fit" or self.resumable
@@ -443,12 +441,12 @@ def missing_checkpoint_message(ckpt_path: str) -> str:
     return f"--ckpt_path {ckpt_path}: no such checkpoint file{listing}"
 
 
-def run_folder(command_line: Sequence[str], model_class: str | None = None) -> Path:
+def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> Path:
     """Where a ``fit`` given no ``trainer.default_root_dir`` goes: ``runs/<config>``, named as ``staged``
-    names its folder (:func:`~fcn_lightning.training.staged.default_out_dir`) after the last ``--config``
-    that sets the model (else the last one; without any: ``runs/<model class>``), so that fits of other
-    configs in one working directory never share a folder. A W&B sweep agent's run gets its own."""
-    files = config_files(command_line)
+    names its folder (:func:`~fcn_lightning.training.staged.default_out_dir`) after the last of its config
+    files that sets the model (else the last one; without any: ``runs/<model class>``), so that fits of
+    other configs in one working directory never share a folder. A W&B sweep agent's run gets its own."""
+    files = [str(f) for f in config_files if isinstance(f, (str, os.PathLike)) or hasattr(f, "absolute")]
     naming = [f for f in files if "model" in (_read_yaml(f) or {})] or files
     if naming:
         return default_out_dir(naming[-1])
@@ -464,7 +462,7 @@ def _read_yaml(path: str) -> Any:
     return content if isinstance(content, dict) else None
 
 
-def place_run(config: Any, command_line: Sequence[str], log_root: str | None = None) -> None:
+def place_run(config: Any, log_root: str | None = None) -> None:
     """Fill in where a fit goes (what the user set stays): its folder (:func:`run_folder`), its checkpoints
     in ``<folder>/checkpoints`` (one folder for the ``checkpoint`` and ``resume`` sections: they share
     ``last.ckpt``), and a W&B logger's files under ``log_root`` (default: the folder; ``WANDB_DIR``, where
@@ -472,7 +470,8 @@ def place_run(config: Any, command_line: Sequence[str], log_root: str | None = N
     trainer = config.trainer
     if trainer.get("default_root_dir") is None:
         model = config.get("model")
-        trainer.default_root_dir = str(run_folder(command_line, model.get("class_path") if model else None))
+        files = config.get("config") or []  # the --config files, in order (jsonargparse keeps them)
+        trainer.default_root_dir = str(run_folder(files, model.get("class_path") if model else None))
     folder = config.checkpoint.get("dirpath") or config.resume.get("dirpath")
     folder = folder or os.path.join(str(trainer.default_root_dir), "checkpoints")
     config.checkpoint.dirpath = config.checkpoint.get("dirpath") or folder

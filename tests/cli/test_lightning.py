@@ -404,14 +404,14 @@ def test_a_fit_goes_to_the_folder_of_the_config_that_sets_its_model(configs, fol
     monkeypatch.chdir(CONFIGS.parent)
     for name in ("WANDB_SWEEP_ID", "WANDB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
-    assert run_folder([a for c in configs for a in ("--config", f"configs/{c}")]) == Path(folder)
+    assert run_folder([f"configs/{c}" for c in configs]) == Path(folder)
 
 
 def test_each_run_of_a_wandb_sweep_gets_a_folder_of_its_own(monkeypatch):
     monkeypatch.setenv("WANDB_SWEEP_ID", "ab12cd")  # what `wandb agent` sets for the command it runs
     monkeypatch.setenv("WANDB_RUN_ID", "r1")
     assert default_out_dir("configs/synthetic/staged.yaml") == Path("runs/sweep-ab12cd/r1")
-    assert run_folder(["--config", str(CONFIGS / "synthetic/base.yaml")]) == Path("runs/sweep-ab12cd/r1")
+    assert run_folder([str(CONFIGS / "synthetic/base.yaml")]) == Path("runs/sweep-ab12cd/r1")
 
 
 @pytest.mark.parametrize("typo", ["lst.ckpt", "best.ckpt"])
