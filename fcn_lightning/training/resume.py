@@ -169,10 +169,11 @@ class ResumeCheckpoint(ModelCheckpoint):
     Args:
         every_n_train_steps: write ``last.ckpt`` every so many optimisation steps (``None``: only where the
             validation checkpoints write it).
-        auto: ``fit`` continues from the run's ``last.ckpt`` when there is one (the same command, run
-            again after a kill or a requeue, picks up where the run stopped); ``False``: a fresh start
-            unless ``--ckpt_path`` says otherwise.
-        dirpath: the checkpoint folder (default: the one Lightning picks, as for ``checkpoint``).
+        auto: ``fit`` continues from the run's ``last.ckpt`` when there is one and it is the run the
+            command asks for (the same command, run again after a kill or a requeue, picks up where the
+            run stopped; another run there is refused); ``False``: a fresh start there unless
+            ``--ckpt_path`` says otherwise.
+        dirpath: the checkpoint folder (the CLI: ``<run folder>/checkpoints``, shared with ``checkpoint``).
     """
 
     def __init__(self, every_n_train_steps: int | None = None, auto: bool = True, dirpath: str | None = None):
