@@ -144,6 +144,8 @@ def test_a_fit_killed_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
     resumed, uninterrupted = logged(folder / "killed"), logged(folder / "uninterrupted")
     assert resumed == uninterrupted  # every step's training loss, both validations' scores
     assert (7, "val/mean_iu") in resumed and (6, "train/loss") in resumed  # CSV steps count from 0
+    # Lightning's default logger, built again with the version the checkpoint records: one log folder
+    assert [p.name for p in (folder / "killed" / "lightning_logs").iterdir()] == ["version_0"]
 
 
 @pytest.mark.usefixtures("one_thread")
