@@ -193,24 +193,37 @@ def caffe_vgg16(trunk: torch.nn.Module) -> CaffeNet:
     return CaffeNet("VGG_ILSVRC_16_layers", [*layers, CaffeLayer("fc8", "InnerProduct", [fc8, np.zeros(5)])])
 
 
-def fork_command(args: list[str], folder: Path, env: dict[str, str] | None = None) -> int:
+def fork_command(
+    args: list[str], folder: Path, env: dict[str, str] | None = None, output: Path | None = None
+) -> int:
     """``fcn-lightning <args>`` in a child forked from this process (modules already imported: a fresh
     interpreter spends most of a test's time importing torch), run in ``folder`` (importable, for the
-    callbacks a test writes there) with ``env`` added; returns the child's pid (exit 0, or 1 on an error)."""
+    callbacks a test writes there) with ``env`` added, its stdout and stderr into ``output`` if given;
+    returns the child's pid (exit 0, the command's own exit code, or 1 on an error)."""
     from fcn_lightning.cli import main
 
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
+            if output is not None:
+                stream = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(stream, 1)
+                os.dup2(stream, 2)
+                sys.stdout = os.fdopen(1, "w", buffering=1)
+                sys.stderr = os.fdopen(2, "w", buffering=1)
             os.environ.update(env or {})
             sys.path.insert(0, str(folder))
             os.chdir(folder)
             main(args)
             code = 0
+        except SystemExit as exit_:  # a command's own end (an error, a run stopped by a signal)
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
         except BaseException:
             traceback.print_exc()
         finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
             os._exit(code)
     return pid
 

@@ -46,7 +46,9 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
         plan,
         out_dir,
         overrides,
-        lambda fit_args: build(FCNLightningCLI, fit_args, prog="fcn-lightning compare-sampling"),
+        lambda fit_args: build(
+            FCNLightningCLI, fit_args, prog="fcn-lightning compare-sampling", folder_option="--out"
+        ),
         only=args.run,
     )
     write_curves(rows, out_dir / "curves.csv")

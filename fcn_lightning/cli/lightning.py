@@ -3,9 +3,12 @@ callbacks, and :func:`build` for the commands that run fits themselves (staged, 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,10 @@ import lightning as L
 import torch
 import yaml
 from jsonargparse import ActionConfigFile
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 from fcn_lightning.cli import COMMANDS
 from fcn_lightning.cli.errors import (
@@ -30,16 +34,25 @@ from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_row
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import checkpoint_mismatches
+from fcn_lightning.systems.checkpoints import RECORD_KEY, checkpoint_mismatches
 from fcn_lightning.systems.classes import refuse_contradicting_config
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.training.divergence import StopOnDivergence
+from fcn_lightning.training.identity import RUN_KEY, describe_differences, run_settings
+from fcn_lightning.training.interrupts import RunStopped, StopOnSignal, remove_mid_step_checkpoints
 from fcn_lightning.training.loggers import log_folder
 from fcn_lightning.training.progress import LineProgressBar, is_terminal
-from fcn_lightning.training.resume import ResumeCheckpoint, resume_checkpoint
+from fcn_lightning.training.resume import (
+    ResumeCheckpoint,
+    keep_earlier_metrics,
+    read_checkpoint,
+    resume_checkpoint,
+    run_differences,
+)
 from fcn_lightning.training.speed import SpeedSwitches, check_deterministic
+from fcn_lightning.training.staged import default_out_dir
 
 #: The checkpoints every run keeps: best validation mean IU (what staged hands on by default) and last.
 CHECKPOINT_DEFAULTS = {
@@ -127,19 +140,49 @@ class SaveAndLogConfig(SaveConfigCallback):
 
 
 class FCNLightningCLI(LightningCLI):
-    """LightningCLI with the data -> model links and the callbacks every run wants.
+    """LightningCLI with the data -> model links and the callbacks every run wants, one run per folder.
+
+    A fit's folder is ``trainer.default_root_dir`` (unset: ``runs/<config>``, see :func:`run_folder`); its
+    checkpoints go to ``<folder>/checkpoints`` and a W&B run's files to ``<folder>/wandb`` unless set
+    otherwise. The folder holds one run: a fit in a folder that holds a run continues it when the command
+    asks for the same run (:mod:`~fcn_lightning.training.identity`; a larger ``max_steps`` trains it on)
+    and is refused otherwise, in one line naming each setting that differs (:class:`CommandError`).
+    ``validate``, ``test`` and ``predict`` log nowhere unless a logger is configured.
 
     An error raised while the model or data module is built ends the command as a parser error naming
     its type and message (``exit_on_error=False`` in ``parser_kwargs``: raised as ``ArgumentError``).
+
+    Args:
+        folder_option: how a user gives a run another folder, named when a folder holds another run
+            (the commands that run several fits: ``--out``).
+        log_root: where a W&B logger left unset keeps its files (default: the run's folder; ``staged``:
+            the staged run's, whose stages log into one W&B run).
+        resumable: a run built without a subcommand (:func:`build`) is a fit that continues the run its
+            folder holds, as ``fit`` does (``staged``'s stages); otherwise its folder is not looked at
+            before it is fitted.
     """
+
+    #: Whether the runs built without a subcommand (:func:`build`) are fits (``check-data``: no).
+    fits = True
 
     def __init__(
         self,
         args: Sequence[str] | None = None,
         run: bool = True,
         parser_kwargs: dict[str, Any] | None = None,
+        folder_option: str = "--trainer.default_root_dir",
+        log_root: str | None = None,
+        resumable: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.folder_option = folder_option
+        self.log_root = log_root
+        self.resumable = resumable
+        #: What makes this fit that run (set before the classes are built; ``None`` for other commands).
+        self.run_settings: dict[str, Any] | None = None
+        #: The run folder's ``last.ckpt`` that this fit continues, and what it says of its run.
+        self.resume_from: str | None = None
+        self.resumed: dict[str, Any] = {}
         super().__init__(
             FCNSystem,
             SegmentationDataModule,
@@ -163,6 +206,12 @@ class FCNLightningCLI(LightningCLI):
         parser.add_argument("-c", "--config", action=ConfigFileAction, help="a YAML config file (repeatable)")
         return parser
 
+    @property
+    def prog(self) -> str:
+        """The command as a user typed it (``fcn-lightning fit``, ``fcn-lightning staged``)."""
+        subcommand = getattr(self, "subcommand", None) or self.config.get("subcommand")
+        return " ".join(filter(None, (self.parser.prog, subcommand)))
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
@@ -175,41 +224,192 @@ class FCNLightningCLI(LightningCLI):
             "data.class_names", "model.init_args.class_names", compute_fn=list, apply_on="instantiate"
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check a ``--ckpt_path`` before anything is built from it: a missing file is named as
+        such, and LightningCLI, which rebuilds the model from the checkpoint's hyperparameters (replacing
+        the config's model without a word), is stopped first where the checkpoint contradicts the
+        config."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config.get(str(subcommand), self.config)
+        ckpt_path = config.get("ckpt_path")
+        if not ckpt_path or "://" in str(ckpt_path) or ckpt_path in ("best", "last", "hpc"):
+            return  # remote files and Lightning's names for the checkpoints of this process's fit
+        if not Path(ckpt_path).is_file():
+            raise CommandError(missing_checkpoint_message(str(ckpt_path)))
+        model = config.get("model")
+        init_args = dict(model.get("init_args") or {}) if model is not None else {}
+        class_path = model.get("class_path") if model is not None else None
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        with self.constructor_errors_reported():
+            refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
+
+    def before_instantiate_classes(self) -> None:
+        """Where the run goes and whether its folder's run is continued, decided before anything is built
+        (a refusal costs no weights download and writes nothing)."""
+        config = self.config.get(str(self.subcommand), self.config)
+        if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
+            config.trainer.logger = False  # write nothing the user did not ask for
+        if self.subcommand not in ("fit", None) or not self.fits:
+            return
+        place_run(config, self.log_root)
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        self.run_settings = run_settings(dumped.get(self.subcommand, dumped) if self.subcommand else dumped)
+        resumes = self.subcommand == "fit" or self.resumable
+        found = resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
+        if found is None:
+            return
+        checkpoint = read_checkpoint(found)
+        self.resumed = _brief(checkpoint)
+        explicit = config.get("ckpt_path")
+        if not (explicit and Path(explicit).is_file() and os.path.samefile(explicit, found)):
+            found_differences, _ = run_differences(checkpoint, self.run_settings)
+            if found_differences:
+                raise CommandError(self.other_run_message(config, describe_differences(found_differences)))
+            if explicit:  # a checkpoint of elsewhere, continued in this folder of the same run
+                return
+        self.resume_from = found
+        continue_logging(config, self.resumed.get(RUN_KEY))
+
+    def other_run_message(self, config: Any, differences: str) -> str:
+        return (
+            f"{run_folder_name(config)} holds a run with {differences}; use {self.folder_option} NEW, or "
+            f"--resume.auto false to start afresh there"
+        )
+
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        """The trainer, with progress as plain lines when the output is not a terminal (a log file)."""
-        config = self._get(self.config_init, "trainer", default={})
+        """The trainer, with progress as plain lines when the output is not a terminal (a log file), a fit
+        stopped by a signal at a step boundary (:class:`StopOnSignal`; under SLURM instead of Lightning's
+        own requeue handler), and a resumed run's default logger writing on in its version folder."""
+        built = self.config_init.get(str(self.subcommand), self.config_init)
+        config = built.get("trainer") or {}
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         wants_bar = config.get("enable_progress_bar") is not False
         extra: list[L.Callback] = [ProcessGroupCleanup()]
         if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
             extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
+        resumer = built.get("resume")
+        write_last = resumer.write_last if isinstance(resumer, ResumeCheckpoint) else None
+        requeue_signal = None
+        if SLURMEnvironment.detect():
+            plugins = config.get("plugins") or []
+            plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+            environments = [p for p in plugins if isinstance(p, ClusterEnvironment)]
+            if not environments:
+                environments = [SLURMEnvironment()]
+                kwargs["plugins"] = [*plugins, *environments]
+            if isinstance(environments[0], SLURMEnvironment) and environments[0].auto_requeue:
+                environments[0].auto_requeue = False  # its handler saves mid-step: StopOnSignal instead
+                requeue_signal = environments[0].requeue_signal
+        extra.append(StopOnSignal(requeue_signal, write_last))
         defaults = self.trainer_defaults.get("callbacks", [])
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": [*defaults, *extra]}
+        if config.get("logger") in (None, True) and self.resume_from is not None:
+            logger = default_logger_continuing(config.get("default_root_dir"), self.resumed.get(RUN_KEY))
+            if logger is not None:
+                kwargs["logger"] = logger
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer)
         return trainer
 
     def fit(self, model: L.LightningModule, datamodule: Any = None, ckpt_path: Any = None, **kw: Any) -> None:
-        """``trainer.fit``, continuing from the run's ``last.ckpt`` when there is one and no ``--ckpt_path``
-        (``resume.auto``, on by default: the same command, run again after a kill, goes on from there)."""
-        if not ckpt_path and (ckpt_path := resume_checkpoint(self.trainer)):
-            refuse_other_run(model, self.trainer, ckpt_path)
-        self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
+        """``trainer.fit``, continuing the run its folder holds (``resume.auto``, on by default: the same
+        command, run again after a kill, goes on from ``last.ckpt``; ``--ckpt_path`` still wins), saying
+        so in one line. A fit stopped by SIGTERM or SLURM's requeue signal ends in one line saying where
+        ``last.ckpt`` is and that the same command resumes it."""
+        trainer = self.trainer
+        resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
+        if self.run_settings is not None:
+            settings = {**self.run_settings}
+            settings["trainer"] = {**settings["trainer"], "processes": trainer.world_size}
+            for resumer in resumers:
+                resumer.run_settings = settings
+            if not ckpt_path and self.resume_from:
+                ckpt_path = self.resume_from
+                self.refuse_other_run(model, settings)
+        if ckpt_path and trainer.is_global_zero:
+            print(f"{self.prog}: {self.resume_line(str(ckpt_path))}", file=sys.stderr, flush=True)
+        removed = remove_mid_step_checkpoints(trainer.default_root_dir) if SLURMEnvironment.detect() else []
+        if removed and trainer.is_global_zero:
+            print(
+                f"{self.prog}: removed {', '.join(map(str, removed))} (Lightning's SLURM checkpoints, "
+                f"written mid-step; the run resumes from last.ckpt)",
+                file=sys.stderr,
+            )
+        if ckpt_path == self.resume_from and trainer.loggers:
+            keep_earlier_metrics(trainer.loggers[0], trainer.is_global_zero)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
+        except BaseException as error:
+            if not (isinstance(error, RunStopped) or trainer.received_sigterm):
+                raise
+            if trainer.is_global_zero:
+                print(f"{self.prog}: {self.stop_line(error)}", file=sys.stderr, flush=True)
+            stopped = error if isinstance(error, RunStopped) else None
+            raise SystemExit(0 if stopped and stopped.requeued else 128 + signal.SIGTERM) from None
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI rebuilds the model from a ``--ckpt_path`` checkpoint's hyperparameters, replacing the
-        config's model without a word; a checkpoint that contradicts the config is refused first."""
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            model = self.config[subcommand].get("model")
-            init_args = dict(model.get("init_args") or {}) if model is not None else {}
-            class_path = model.get("class_path") if model is not None else None
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            with self.constructor_errors_reported():
-                refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
-        super()._parse_ckpt_path()
+    def refuse_other_run(self, model: L.LightningModule, settings: Mapping[str, Any]) -> None:
+        """What only the built run can tell: its number of processes, the net an older checkpoint (one
+        that records no run) holds, and whether the run went past this command's ``max_steps`` /
+        ``max_epochs``; refused in one line naming the folder and the ways out."""
+        resumed, trainer = self.resumed, self.trainer
+        found: list[str] = []
+        record = resumed.get(RUN_KEY) or {}
+        saved_processes = ((record.get("settings") or {}).get("trainer") or {}).get("processes")
+        if saved_processes not in (None, trainer.world_size):
+            found.append(describe_differences([(("processes",), saved_processes, trainer.world_size)]))
+        if not record:
+            found += [
+                m.replace(": checkpoint ", " ").replace(", config ", " (this command: ") + ")"
+                for m in checkpoint_mismatches(model, resumed)
+            ]
+        steps, epochs = int(resumed.get("global_step") or 0), int(resumed.get("epoch") or 0)
+        if 0 <= trainer.max_steps < steps:
+            found.append(f"{steps} steps trained (this command: --trainer.max_steps {trainer.max_steps})")
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
+        if 0 <= max_epochs < epochs:
+            found.append(f"{epochs} epochs trained (this command: --trainer.max_epochs {max_epochs})")
+        if found:
+            config = self.config.get(str(self.subcommand), self.config)
+            raise CommandError(self.other_run_message(config, ", ".join(found)))
+
+    def resume_line(self, ckpt_path: str) -> str:
+        """One line: which checkpoint a fit resumes, at which step, and how its length changed."""
+        resumed = self.resumed if ckpt_path == self.resume_from else _brief(read_checkpoint(ckpt_path))
+        steps, trainer = int(resumed.get("global_step") or 0), self.trainer
+        line = f"resuming {ckpt_path} at step {steps}"
+        if ckpt_path != self.resume_from:
+            return line + " (--ckpt_path)"
+        record = resumed.get(RUN_KEY) or {}
+        if trainer.max_steps >= 0 and steps >= trainer.max_steps:
+            return f"{ckpt_path} is at step {steps} of {trainer.max_steps}: the run is finished"
+        longer = [
+            f"{key} {record[key]} -> {new}"
+            for key, new in (("max_steps", trainer.max_steps), ("max_epochs", trainer.max_epochs))
+            if key in record and record[key] != new
+        ]
+        if longer:
+            line += f", the same run trained on ({', '.join(longer)})"
+        if not record:
+            line += "; an older version's checkpoint: only its model and data settings could be compared"
+        return line + " (--resume.auto false starts afresh)"
+
+    def stop_line(self, error: BaseException) -> str:
+        """One line on a fit stopped by a signal: where ``last.ckpt`` is, and how to go on."""
+        if isinstance(error, RunStopped):
+            where = f"stopped at step {error.step}; {error.checkpoint} holds it"
+            if error.reason == "SIGTERM":
+                return f"SIGTERM: {where}: the same command resumes the run"
+            if error.requeued:
+                return f"SLURM's requeue signal: {where}; the job is requeued and resumes from there"
+            return f"SLURM's requeue signal: {where}, but the job could not be requeued: submit it again"
+        config = self.config.get(str(self.subcommand), self.config)
+        last = resume_checkpoint(config.resume.dirpath)
+        if last is None:
+            return "SIGTERM: stopped before a last.ckpt was written: the same command starts the run again"
+        step = int(read_checkpoint(last).get("global_step") or 0)
+        return f"SIGTERM: stopped; {last} holds step {step}: the same command resumes the run from there"
 
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
@@ -233,7 +433,7 @@ class FCNLightningCLI(LightningCLI):
             message = f"{type(cause).__name__}: {cause}"
             if not self.parser.exit_on_error:
                 self.parser.error(message, ex=cause)
-            fail(" ".join(filter(None, (self.parser.prog, getattr(self, "subcommand", None)))), message)
+            fail(self.prog, message)
 
 
 class DataCheckCLI(FCNLightningCLI):
@@ -241,6 +441,8 @@ class DataCheckCLI(FCNLightningCLI):
 
     A model section is parsed (so training configs can be checked) but never built: no weights download.
     """
+
+    fits = False
 
     def add_core_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(self.trainer_class, "trainer")
@@ -254,23 +456,117 @@ class DataCheckCLI(FCNLightningCLI):
             self.datamodule = self.parser.instantiate_classes(config).data
 
 
-def refuse_other_run(model: L.LightningModule, trainer: L.Trainer, ckpt_path: str) -> None:
-    """Auto-resume continues only a run of this model that has not gone past this run's ``max_steps``;
-    anything else is refused in one line naming the way out (:class:`CommandError`)."""
-    # To the CPU: this runs before Lightning places the processes on their devices, and a run saved on a
-    # GPU would otherwise load onto the first GPU in every process (or fail where there is none).
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=True)
-    found = checkpoint_mismatches(model, checkpoint)
-    steps = int(checkpoint.get("global_step", 0))
-    if 0 <= trainer.max_steps < steps:
-        found.append(f"it trained {steps} steps, this run asks for --trainer.max_steps {trainer.max_steps}")
-    if found:
-        raise CommandError(
-            f"{ckpt_path} is the last checkpoint of an earlier run in this run's folder, and it is not "
-            f"one this run can continue ({'; '.join(found)}): give this run its own folder (--out for "
-            f"staged, --trainer.default_root_dir or the logger's save_dir for fit) or start afresh with "
-            f"--resume.auto false"
-        )
+#: What a resumed fit keeps of its checkpoint besides the step: the run record and the model's.
+RECORD_KEYS = (RECORD_KEY, "hyper_parameters")
+
+
+def _brief(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, *RECORD_KEYS)}
+
+
+def missing_checkpoint_message(ckpt_path: str) -> str:
+    """``--ckpt_path`` names no file: say so, with the checkpoints of the folder it names, if any."""
+    folder = Path(ckpt_path).parent
+    there = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+    listing = f" ({folder} holds {', '.join(there)})" if there else ""
+    return f"--ckpt_path {ckpt_path}: no such checkpoint file{listing}"
+
+
+def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> Path:
+    """Where a ``fit`` given no ``trainer.default_root_dir`` goes: ``runs/<config>``, named as ``staged``
+    names its folder (:func:`~fcn_lightning.training.staged.default_out_dir`) after the last of its config
+    files that sets the model (else the last one; without any: ``runs/<model class>``), so that fits of
+    other configs in one working directory never share a folder. A W&B sweep agent's run gets its own."""
+    files = [str(f) for f in config_files if isinstance(f, (str, os.PathLike)) or hasattr(f, "absolute")]
+    naming = [f for f in files if "model" in (_read_yaml(f) or {})] or files
+    if naming:
+        return default_out_dir(naming[-1])
+    name = (model_class or "fit").rsplit(".", 1)[-1].lower()
+    return default_out_dir(Path.cwd() / f"{name}.yaml")
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def place_run(config: Any, log_root: str | None = None) -> None:
+    """Fill in where a fit goes (what the user set stays): its folder (:func:`run_folder`), its checkpoints
+    in ``<folder>/checkpoints`` (one folder for the ``checkpoint`` and ``resume`` sections: they share
+    ``last.ckpt``), and a W&B logger's files under ``log_root`` (default: the folder; ``WANDB_DIR``, where
+    set, wins)."""
+    trainer = config.trainer
+    if trainer.get("default_root_dir") is None:
+        model = config.get("model")
+        files = config.get("config") or []  # the --config files, in order (jsonargparse keeps them)
+        trainer.default_root_dir = str(run_folder(files, model.get("class_path") if model else None))
+    folder = config.checkpoint.get("dirpath") or config.resume.get("dirpath")
+    folder = folder or os.path.join(str(trainer.default_root_dir), "checkpoints")
+    config.checkpoint.dirpath = config.checkpoint.get("dirpath") or folder
+    config.resume.dirpath = config.resume.get("dirpath") or folder
+    for logger in _logger_specs(trainer.get("logger")):
+        init_args = logger.get("init_args")
+        if init_args is None or not _is_wandb(logger.get("class_path")):
+            continue
+        # "." is WandbLogger's own default (the working directory): the run's folder instead
+        unset = init_args.get("save_dir") in (None, ".") and init_args.get("dir") is None
+        if unset and "WANDB_DIR" not in os.environ:
+            init_args.save_dir = log_root or str(trainer.default_root_dir)
+
+
+def _logger_specs(value: Any) -> list[Any]:
+    """The class specs (``class_path`` / ``init_args``) among a parsed ``trainer.logger`` value."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [v for v in values if hasattr(v, "get") and v.get("class_path")]
+
+
+def _is_wandb(class_path: str | None) -> bool:
+    module, _, name = str(class_path).rpartition(".")
+    try:  # the user's own config names it (never a checkpoint): jsonargparse imported it already
+        cls = getattr(sys.modules.get(module) or importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, WandbLogger)
+
+
+def continue_logging(config: Any, record: Mapping[str, Any] | None) -> None:
+    """A resumed fit's configured logger writes on where the run logged: the same version folder
+    (TensorBoard, CSV), the same W&B run (its id, resumed)."""
+    saved = (record or {}).get("logger") or {}
+    specs = _logger_specs(config.trainer.get("logger"))
+    if not saved or saved.get("version") is None or not specs:
+        return
+    spec = specs[0]
+    init_args = spec.get("init_args")
+    if init_args is None or str(spec.class_path).rsplit(".", 1)[-1] != saved.get("class"):
+        return
+    if init_args.get("version") is None and init_args.get("id") is None:
+        init_args.version = saved["version"]
+        if _is_wandb(spec.class_path):
+            init_args.resume = "allow"
+
+
+def default_logger_continuing(root: str | None, record: Mapping[str, Any] | None) -> Logger | None:
+    """The logger Lightning builds when none is configured (TensorBoard where it is installed, else CSV),
+    writing into the version folder of the run a fit resumes; ``None`` when the run logged otherwise."""
+    saved = (record or {}).get("logger") or {}
+    if saved.get("version") is None:
+        return None
+    tensorboard = any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+    cls: type[Logger] = TensorBoardLogger if tensorboard else CSVLogger
+    if saved.get("class") != cls.__name__:
+        return None
+    return cls(save_dir=root or ".", version=saved["version"])
+
+
+def run_folder_name(config: Any) -> str:
+    """The run's folder as a user named it: ``default_root_dir``, or the checkpoint folder elsewhere."""
+    root = str(config.trainer.get("default_root_dir"))
+    folder = str(config.resume.get("dirpath"))
+    return root if os.path.normpath(folder) == os.path.normpath(os.path.join(root, "checkpoints")) else folder
 
 
 def build(

@@ -34,18 +34,18 @@ def _fit_stage(
     select: Selection,
 ) -> tuple[str, Mapping[str, float], str]:
     args = [a for c in configs for a in ("--config", str(c))]
-    # Each stage's checkpoints in its own folder, whatever the logger: stages that log into one run (one
-    # W&B run per staged run) would otherwise share one, and a stage would resume from the previous
-    # stage's last.ckpt. A staged run started again resumes each stage from its own.
-    checkpoints = str(out_dir / "checkpoints")
-    args += ["--trainer.default_root_dir", str(out_dir)]
-    args += ["--checkpoint.dirpath", checkpoints, "--resume.dirpath", checkpoints, *overrides]
+    # Each stage in its own folder (its checkpoints in <stage>/checkpoints), whatever the logger: stages
+    # that log into one run (one W&B run per staged run, its files under the staged run's folder) would
+    # otherwise share one, and a stage would resume from the previous stage's last.ckpt. A staged run
+    # started again resumes each stage from its own, if it is the same run.
+    args += ["--trainer.default_root_dir", str(out_dir), *overrides]
     if init_from:  # several checkpoints (one per stream) as a YAML list
         args += [
             "--model.init_args.init_from",
             init_from if isinstance(init_from, str) else json.dumps(init_from),
         ]
-    cli = build(FCNLightningCLI, args, prog="fcn-lightning staged")
+    prog, log_root = "fcn-lightning staged", str(out_dir.parent)
+    cli = build(FCNLightningCLI, args, prog=prog, folder_option="--out", log_root=log_root, resumable=True)
     cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
     if cli.trainer.is_global_zero:  # where this stage's checkpoints and logs went (W&B runs included)
         print(run_summary("fit", cli))
@@ -53,7 +53,7 @@ def _fit_stage(
     ckpt, scored = (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
     if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last
         ckpt, scored = (
-            saved.last_model_path or _last_checkpoint(checkpoints),
+            saved.last_model_path or _last_checkpoint(str(saved.dirpath)),
             "last (not validated in training)",
         )
     if not ckpt:

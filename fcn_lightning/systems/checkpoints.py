@@ -106,11 +106,24 @@ def refuse_mismatched_checkpoint(model: Any, checkpoint: Mapping[str, Any], sour
     )
 
 
+#: The net options a stage checkpoint must share with the model it starts (other tensor shapes otherwise).
+STAGE_SHAPE_HPARAMS = ("width", "batch_norm")
+
+
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:
-    """``init_from`` a stage checkpoint: its classes must be the model's (both numbers named)."""
-    saved = (state.get("hyper_parameters") or {}).get("num_classes")
+    """``init_from`` a stage checkpoint: its classes and its net's shape options (``width``, ``batch_norm``)
+    must be the model's; both values named, and the option to set."""
+    saved_hparams = state.get("hyper_parameters") or {}
+    saved = saved_hparams.get("num_classes")
     if saved is not None and saved != model.hparams.num_classes:
         raise ValueError(
             f"init_from {source}: the checkpoint was trained for num_classes={saved}, this model has "
             f"num_classes={model.hparams.num_classes} (its score layers cannot be transferred)"
         )
+    for key in STAGE_SHAPE_HPARAMS:
+        if key in saved_hparams and key in model.hparams and saved_hparams[key] != model.hparams[key]:
+            raise ValueError(
+                f"init_from {source}: {key} {saved_hparams[key]} in the checkpoint, {model.hparams[key]} in "
+                f"this model: set --model.init_args.{key} {saved_hparams[key]} (the nets' layers differ in "
+                f"shape otherwise)"
+            )

@@ -26,6 +26,8 @@ import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy
 
+from fcn_lightning.training.interrupts import RunStopped
+
 __all__ = ["ProcessGroupCleanup", "check_strategy", "destroy_process_group"]
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ class ProcessGroupCleanup(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if dist.is_available() and dist.is_initialized():
+        stopped = isinstance(exception, RunStopped)  # every process stopped at the same step, as asked
+        if dist.is_available() and dist.is_initialized() and not stopped:
             log.error(
                 "rank %d failed (%s): leaving the process group", dist.get_rank(), type(exception).__name__
             )

@@ -2,8 +2,9 @@
 
 Lightning's ``WandbLogger`` asks for an API key (or waits for the server) when it cannot log online,
 which kills or hangs a run on a cluster node or a laptop without a login. :class:`FCNWandbLogger`
-decides up front: online when a key is configured and the server answers, else offline, saying why
-and how to upload the run later with ``wandb sync``.
+decides up front: online when a key is configured and the server answers, else offline, saying why.
+An offline run ends with W&B's own ``wandb sync <run folder>`` line, once per run (a staged run's
+stages log into one run).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import netrc
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import Logger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 
 __all__ = ["FCNWandbLogger", "log_folder", "wandb_offline_reason"]
 
@@ -71,6 +71,10 @@ class FCNWandbLogger(WandbLogger):
         args, kwargs: as ``WandbLogger`` (``project``, ``name``, ``save_dir``, ``group``, ...).
     """
 
+    #: The reasons for going offline already told in this process (a staged run builds one logger per
+    #: stage, all logging into one run).
+    _told: ClassVar[set[str]] = set()
+
     def __init__(self, *args: Any, offline: bool | None = None, log_model: bool | str = False, **kwargs: Any):
         self.offline_reason = wandb_offline_reason() if offline is None else None
         if offline is None:
@@ -79,22 +83,16 @@ class FCNWandbLogger(WandbLogger):
             log.warning("W&B: the run is offline, so checkpoints are not uploaded (log_model off)")
             log_model = False
         super().__init__(*args, offline=offline, log_model=log_model, **kwargs)
+        if self.offline_reason and not self._told:
+            log.warning("W&B: %s; logging offline (W&B's sync command uploads it later)", self.offline_reason)
         if self.offline_reason:
-            log.warning("W&B: %s; logging offline", self.offline_reason)
+            self._told.add(self.offline_reason)
 
     @property
     def run_dir(self) -> Path | None:
         """The local run folder (what ``wandb sync`` uploads), once the run exists."""
         run = self._experiment
         return Path(run.dir).parent if run is not None and getattr(run, "dir", None) else None
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        super().finalize(status)
-        if self._offline and self.run_dir is not None:
-            log.warning(
-                "W&B: offline run saved in %s; upload it with `wandb sync %s`", self.run_dir, self.run_dir
-            )
 
 
 def log_folder(logger: Logger) -> str | None:

@@ -13,14 +13,13 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
   and gives each process its own back before the first resumed step).
 
 Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
-has the
-``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into the
-version folder of the run it continues (:func:`resume_checkpoint`).
+has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores).
 
 :class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
-training (so a finished run is found finished), so a killed run
-loses at most that many, and :func:`resume_checkpoint` finds the run's ``last.ckpt`` for ``fit`` to
-continue from when the command is run again.
+training (so a finished run is found finished), so a killed run loses at most that many, and records in
+every checkpoint which run it is (:mod:`~fcn_lightning.training.identity`) and where it logged.
+:func:`resume_checkpoint` finds the run's ``last.ckpt`` for ``fit`` to continue from when the command is
+run again, and :func:`run_differences` says whether that run is the one the command asks for.
 """
 
 from __future__ import annotations
@@ -29,9 +28,8 @@ import csv
 import logging
 import os
 import random
-import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +38,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from fcn_lightning.training.identity import RUN_KEY, differences, record_from_hyperparameters
 
 __all__ = [
+    "LAST_NAME",
     "ResumeCheckpoint",
-    "continue_logger_version",
     "gathered_rng_states",
+    "keep_earlier_metrics",
+    "logger_record",
+    "read_checkpoint",
     "restore_rng_states",
     "resume_checkpoint",
     "rng_states",
     "rng_states_of_rank",
+    "run_differences",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,10 +169,11 @@ class ResumeCheckpoint(ModelCheckpoint):
     Args:
         every_n_train_steps: write ``last.ckpt`` every so many optimisation steps (``None``: only where the
             validation checkpoints write it).
-        auto: ``fit`` continues from the run's ``last.ckpt`` when there is one (the same command, run
-            again after a kill or a requeue, picks up where the run stopped); ``False``: a fresh start
-            unless ``--ckpt_path`` says otherwise.
-        dirpath: the checkpoint folder (default: the one Lightning picks, as for ``checkpoint``).
+        auto: ``fit`` continues from the run's ``last.ckpt`` when there is one and it is the run the
+            command asks for (the same command, run again after a kill or a requeue, picks up where the
+            run stopped; another run there is refused); ``False``: a fresh start there unless
+            ``--ckpt_path`` says otherwise.
+        dirpath: the checkpoint folder (the CLI: ``<run folder>/checkpoints``, shared with ``checkpoint``).
     """
 
     def __init__(self, every_n_train_steps: int | None = None, auto: bool = True, dirpath: str | None = None):
@@ -185,6 +190,9 @@ class ResumeCheckpoint(ModelCheckpoint):
             enable_version_counter=False,  # one last.ckpt, shared with the validation checkpoints
         )
         self.auto = auto
+        #: What makes this run that run (:func:`~fcn_lightning.training.identity.run_settings`), recorded
+        #: in every checkpoint of the run when set (the CLI sets it for every fit).
+        self.run_settings: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
 
     @property
@@ -213,67 +221,76 @@ class ResumeCheckpoint(ModelCheckpoint):
             for line in notes:
                 log.warning("resume: %s", line)
 
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Every checkpoint of the run (this callback's and the validation ones) says which run it is.
+        if self.run_settings is not None:
+            checkpoint[RUN_KEY] = {
+                "settings": self.run_settings,
+                "max_steps": trainer.max_steps,
+                "max_epochs": trainer.max_epochs,
+                "logger": logger_record(trainer),
+            }
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
         # last.ckpt of a finished run can be older than its end: the same command run again would train
         # its last steps once more instead of finding the run finished.
+        self.write_last(trainer)
+
+    def write_last(self, trainer: L.Trainer) -> str:
+        """Write ``last.ckpt`` at the current step unless it was written there already; its path."""
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return self.last_model_path or os.path.join(str(self.dirpath), LAST_NAME)
 
 
-def resume_checkpoint(trainer: L.Trainer) -> str | None:
-    """The run's ``last.ckpt`` for ``fit`` to continue from, or ``None`` (none yet, or ``auto`` off).
+#: The file auto-resume continues from.
+LAST_NAME = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
 
-    Looks where this run's checkpoints go: the ``dirpath`` of its checkpoint callbacks where set, else
-    every version folder of its first logger (``<save_dir>/<name>/<version>/checkpoints``; the newest
-    ``last.ckpt``), else ``<default_root_dir>/checkpoints``. A logger starts a new version folder on
-    every run, so the checkpoint callbacks are pointed at the folder found, and the logger at its version
-    folder: the resumed run's checkpoints (and its best-checkpoint bookkeeping) and logs continue there.
-    """
-    resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
-    if not resumers or not resumers[0].auto:
+
+def logger_record(trainer: L.Trainer) -> dict[str, Any] | None:
+    """The first logger's class and version (a W&B run's id), so that a resumed run logs on where the
+    run it continues logged (``None`` without a logger)."""
+    if not trainer.loggers:
         return None
-    callbacks = trainer.checkpoint_callbacks
-    last_name = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
-    explicit = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-    folder: str | None = None
-    if explicit:
-        candidates = [os.path.join(d, last_name) for d in explicit]
-    elif trainer.loggers:
-        logger = trainer.loggers[0]
-        save_dir = logger.save_dir if logger.save_dir is not None else trainer.default_root_dir
-        root = Path(save_dir, str(logger.name))
-        versions = sorted(p.parents[1].name for p in root.glob(f"*/checkpoints/{last_name}"))
-        # The folder exactly as Lightning spells it, so its callbacks recognise their saved state.
-        candidates = [os.path.join(save_dir, str(logger.name), v, "checkpoints", last_name) for v in versions]
-    else:
-        candidates = [os.path.join(trainer.default_root_dir, "checkpoints", last_name)]
-    found = [c for c in candidates if os.path.isfile(c)]
-    if not found:
+    logger = trainer.loggers[0]
+    return {"class": type(logger).__name__, "version": logger.version}
+
+
+def resume_checkpoint(folder: str | os.PathLike[str] | None) -> str | None:
+    """The ``last.ckpt`` in a run's checkpoint folder, for ``fit`` to continue from, or ``None``."""
+    if folder is None:
         return None
-    path = max(found, key=os.path.getmtime)
-    if not explicit:
-        folder = os.path.dirname(path)
-        for callback in callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                callback.dirpath = folder
-        if trainer.loggers:
-            continue_logger_version(trainer.loggers[0], Path(folder).parent.name, trainer.is_global_zero)
-    log.info("resuming from %s (resume.auto: false starts afresh)", path)
-    return path
+    path = os.path.join(os.fspath(folder), LAST_NAME)
+    return path if os.path.isfile(path) else None
 
 
-def continue_logger_version(logger: Logger, version: str, global_zero: bool = True) -> None:
-    """Make a TensorBoard or CSV logger write into the version folder ``version`` of the run a resumed run
-    continues, rather than a new one beside it (other loggers are left alone).
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint's contents as data, on the CPU, its tensors memory-mapped (only a few values are read:
+    loading a GPU run's tensors onto the first GPU in every process would fail where there is none)."""
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
 
-    The CSV logger deletes the ``metrics.csv`` it finds; the rows logged before the resume are put back
-    (the resumed steps' rows follow them: readers take a step's last value).
-    """
-    if not isinstance(logger, (TensorBoardLogger, CSVLogger)) or logger._experiment is not None:
-        return
-    number = re.fullmatch(r"version_(\d+)", version)
-    logger._version = int(number.group(1)) if number else version
+
+def run_differences(
+    checkpoint: Mapping[str, Any], settings: Mapping[str, Any]
+) -> tuple[list[tuple[tuple[str, ...], Any, Any]], bool]:
+    """The settings in which the run a checkpoint records differs from ``settings``
+    (:func:`~fcn_lightning.training.identity.differences`), and whether it records its run.
+
+    A checkpoint written before runs were recorded is compared on what it holds: its model's and data
+    module's hyperparameters, where both sides set them."""
+    record = checkpoint.get(RUN_KEY)
+    if isinstance(record, Mapping) and isinstance(record.get("settings"), Mapping):
+        return differences(record["settings"], settings), True
+    return differences(record_from_hyperparameters(checkpoint), settings, skip_unset=True), False
+
+
+def keep_earlier_metrics(logger: Logger, global_zero: bool = True) -> None:
+    """A CSV logger continuing the version folder of the run it resumes deletes the ``metrics.csv`` it
+    finds; the rows logged before the resume are put back (the resumed steps' rows follow them: readers
+    take a step's last value). Other loggers are left alone."""
     if not isinstance(logger, CSVLogger) or not global_zero:
         return
     metrics = Path(logger.log_dir, "metrics.csv")

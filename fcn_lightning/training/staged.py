@@ -131,7 +131,12 @@ def default_out_dir(config: str | Path) -> Path:
     directory, else from the root), ``.yaml`` dropped and folders joined by ``-``.
 
     ``configs/voc/staged.yaml`` -> ``runs/voc-staged``: configs that share a file name don't share a folder.
+    A W&B sweep agent's run (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` set by ``wandb agent``) goes to
+    ``runs/sweep-<sweep id>/<run id>``: the runs of a sweep never share a folder.
     """
+    sweep, run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+    if sweep and run:
+        return Path("runs") / f"sweep-{sweep}" / run
     path = Path(os.path.abspath(config))  # normalises ".." without resolving links
     configs = next((p for p in path.parents if p.name == "configs"), None)
     if configs is not None:

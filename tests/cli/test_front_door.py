@@ -175,28 +175,25 @@ def test_staged_finishes_with_any_max_steps_and_says_which_checkpoint_it_scored(
     assert [row["stage"] for row in rows] == ["FCN-32s", "FCN-16s"]
     assert all(row["checkpoint"] == "last (not validated in training)" for row in rows)
     assert "| FCN-16s |" in stdout
-    # Again into the same folder, validating now: the finished stages continue (nothing left to train).
+    # Again into the same folder: the finished stages are found finished (nothing left to train).
     code, _, err = run(
-        [
-            "staged",
-            "--config",
-            str(plan),
-            "--out",
-            str(out),
-            "--trainer.max_steps",
-            "2",
-            "--trainer.val_check_interval",
-            "1",
-        ],
-        capsys,
+        ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"], capsys
     )
     assert code == 0, err
+    assert f"{out}/FCN-16s/checkpoints/last.ckpt is at step 2 of 2: the run is finished" in err
+    # Validating now is another run (another best checkpoint to hand on): refused, naming the setting.
+    again = ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"]
+    error = one_line_error([*again, "--trainer.val_check_interval", "1"], capsys)
+    assert error.endswith(
+        f"{out}/FCN-32s holds a run with val_check_interval 100 (this command: 1); use --out NEW, or "
+        f"--resume.auto false to start afresh there"
+    )
     # A shorter run into that folder cannot continue it: refused in one line that names the way out.
     error = one_line_error(
         ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "1"], capsys
     )
-    assert "it trained 2 steps, this run asks for --trainer.max_steps 1" in error
-    assert "--out" in error and "--resume.auto false" in error
+    assert "holds a run with 2 steps trained (this command: --trainer.max_steps 1)" in error
+    assert "--out NEW" in error and "--resume.auto false" in error
 
 
 def write_prediction_folder(folder: Path) -> None:

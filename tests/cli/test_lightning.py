@@ -14,6 +14,7 @@ from PIL import Image
 from fcn_lightning import FCN8s
 from fcn_lightning.analysis import load_stage
 from fcn_lightning.cli import main
+from fcn_lightning.cli.lightning import run_folder
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
@@ -376,3 +377,89 @@ def test_compare_sampling_needs_whole_images_in_its_configs(tmp_path, synthetic_
     with pytest.raises(ValueError, match=r"sets loss_sampling and crop_size itself.*crop_size=\(32, 32\)"):
         main([*args, "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "curves.csv").exists()
+
+
+def test_staged_again_with_other_settings_in_its_folder_is_refused_naming_them(
+    staged_run, monkeypatch, capsys
+):
+    monkeypatch.chdir(staged_run.parents[1])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["staged", "--config", "configs/tiny/staged.yaml", "--data.init_args.batch_size", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "fcn-lightning staged: error: runs/tiny-staged/FCN-32s holds a run with batch_size 2 (this command: "
+        "3); use --out NEW, or --resume.auto false to start afresh there"
+    )
+
+
+@pytest.mark.parametrize(
+    ("configs", "folder"),
+    [
+        (["voc/base.yaml", "voc/fcn32s.yaml"], "runs/voc-fcn32s"),
+        (["synthetic/base.yaml", "synthetic/fcn16s.yaml", "wandb.yaml"], "runs/synthetic-fcn16s"),
+        (["synthetic/base.yaml"], "runs/synthetic-base"),
+    ],
+)
+def test_a_fit_goes_to_the_folder_of_the_config_that_sets_its_model(configs, folder, monkeypatch):
+    monkeypatch.chdir(CONFIGS.parent)
+    for name in ("WANDB_SWEEP_ID", "WANDB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_folder([f"configs/{c}" for c in configs]) == Path(folder)
+
+
+def test_each_run_of_a_wandb_sweep_gets_a_folder_of_its_own(monkeypatch):
+    monkeypatch.setenv("WANDB_SWEEP_ID", "ab12cd")  # what `wandb agent` sets for the command it runs
+    monkeypatch.setenv("WANDB_RUN_ID", "r1")
+    assert default_out_dir("configs/synthetic/staged.yaml") == Path("runs/sweep-ab12cd/r1")
+    assert run_folder([str(CONFIGS / "synthetic/base.yaml")]) == Path("runs/sweep-ab12cd/r1")
+
+
+@pytest.mark.parametrize("typo", ["lst.ckpt", "best.ckpt"])
+def test_a_mistyped_ckpt_path_is_named_as_a_missing_checkpoint_first(typo, staged_run, monkeypatch, capsys):
+    offline(monkeypatch)  # were the model built first, torchvision's download would be the error
+    checkpoints = staged_out(staged_run) / "FCN-8s" / "checkpoints"
+    path = checkpoints / typo if typo == "lst.ckpt" else Path(typo)
+    args = ["validate", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--model.init_args.init_from", "IMAGENET1K_V1", "--ckpt_path", str(path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"fcn-lightning validate: error: --ckpt_path {path}: no such checkpoint file")
+    if typo == "lst.ckpt":  # what the folder holds
+        assert error.endswith(
+            f"({checkpoints} holds {', '.join(sorted(p.name for p in checkpoints.glob('*.ckpt')))})"
+        )
+
+
+def test_starting_from_a_thin_stage_without_its_width_names_the_width(staged_run, tmp_path, capsys):
+    best = next((staged_out(staged_run) / "FCN-32s").rglob("best-*.ckpt"))
+    args = ["fit", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn16s.yaml")]
+    args += ["--model.init_args.width", "0.125", "--model.init_args.init_from", str(best)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--trainer.default_root_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        f"init_from {best}: width 0.0625 in the checkpoint, 0.125 in this model: set "
+        in capsys.readouterr().err
+    )
+
+
+def test_a_resumed_fit_logs_on_into_the_logger_version_or_wandb_run_it_recorded():
+    from jsonargparse import Namespace
+
+    from fcn_lightning.cli.lightning import continue_logging
+
+    def config(class_path: str) -> Namespace:
+        return Namespace(
+            trainer=Namespace(logger=Namespace(class_path=class_path, init_args=Namespace(version=None)))
+        )
+
+    wandb = config("fcn_lightning.loggers.FCNWandbLogger")
+    continue_logging(wandb, {"logger": {"class": "FCNWandbLogger", "version": "fy0mtmyu"}})
+    assert wandb.trainer.logger.init_args == Namespace(version="fy0mtmyu", resume="allow")
+    csv_logger = config("lightning.pytorch.loggers.CSVLogger")
+    continue_logging(csv_logger, {"logger": {"class": "CSVLogger", "version": 3}})
+    assert csv_logger.trainer.logger.init_args == Namespace(version=3)
+    other = config("lightning.pytorch.loggers.CSVLogger")  # the run logged elsewhere: a logger of its own
+    continue_logging(other, {"logger": {"class": "FCNWandbLogger", "version": "fy0mtmyu"}})
+    assert other.trainer.logger.init_args == Namespace(version=None)

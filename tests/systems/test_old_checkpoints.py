@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 import fcn_lightning
+from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
+from fcn_lightning.training.identity import RUN_KEY
 
 REPO = Path(__file__).parents[2]
 OLD_CHECKPOINT = REPO / "tests/fixtures/checkpoint_2026_12_05/fcn8s_thin.ckpt"
@@ -55,3 +58,40 @@ def test_the_class_paths_that_configs_and_sweeps_record_resolve():
     ):
         module, _, name = path.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), name), type), path
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_last_ckpt_written_before_runs_were_recorded_resumes_if_nothing_it_holds_differs(
+    tmp_path, monkeypatch, capsys
+):
+    # It records no run settings: auto-resume compares its model's and data's hyperparameters (Lightning
+    # saves both) and says so; a difference there is refused as for any run.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)
+    shutil.copy(OLD_CHECKPOINT, tmp_path / "old" / "checkpoints" / "last.ckpt")
+    args = ["fit", "--config", str(REPO / "configs/synthetic/base.yaml"), "--model", "fcn_lightning.FCN8s"]
+    args += ["--model.init_args.width", "0.015625", "--data.init_args.root", str(tmp_path / "data")]
+    for key, value in (("num_train", 8), ("num_val", 4), ("image_size", 48)):
+        args += [f"--data.init_args.generator.{key}", str(value)]
+    args += ["--data.init_args.batch_size", "2", "--trainer.val_check_interval", "2"]
+    args += ["--trainer.default_root_dir", "old", "--trainer.logger", "false"]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.max_steps", "3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--data.init_args.batch_size", "4"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "old holds a run with batch_size 2 (this command: 4); use --trainer.default_root_dir NEW, or "
+            "--resume.auto false to start afresh there"
+        )
+    )
+    main(args)
+    said = capsys.readouterr().err
+    assert (
+        "fcn-lightning fit: resuming old/checkpoints/last.ckpt at step 2; an older version's checkpoint: "
+        "only its model and data settings could be compared" in said
+    )
+    resumed = torch.load(tmp_path / "old" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 3 and resumed[RUN_KEY]["max_steps"] == 3  # recorded from now on

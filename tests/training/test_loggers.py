@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fcn_lightning import loggers
+from fcn_lightning.training.identity import RUN_KEY
 from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
 from tests.helpers import config_args, generator_args, tiny_run_args
 
@@ -31,6 +33,7 @@ def no_wandb_login(tmp_path, monkeypatch):
         raise AssertionError("the logger opened a connection")
 
     monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(FCNWandbLogger, "_told", set())  # each test's logger says why it is offline
 
 
 def test_without_a_key_it_goes_offline_without_touching_the_network(no_wandb_login, caplog):
@@ -94,10 +97,17 @@ def test_a_run_with_the_wandb_config_and_no_login_finishes_offline_with_everythi
         args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=None
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    [run_dir] = (tmp_path / "wandb").glob("offline-run-*")
-    assert f"wandb sync {run_dir.relative_to(tmp_path)}" in done.stderr  # says how to upload it
+    assert not (tmp_path / "wandb").exists()  # the W&B files go into the run's folder, as the checkpoints
+    [run_dir] = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    printed = done.stdout + done.stderr
+    assert printed.count("wandb sync") == 1  # says how to upload it (W&B's own line), once
+    assert f"wandb sync {run_dir}" in printed  # the folder as given: --trainer.default_root_dir is absolute
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    run_id = run_dir.name.rsplit("-", 1)[-1]
+    assert last[RUN_KEY]["logger"] == {"class": "FCNWandbLogger", "version": run_id}  # a resume continues it
     (summary,) = [line for line in done.stdout.splitlines() if line.startswith("fit: ")]
-    assert "Checkpoints in " in summary and f"Logs in {run_dir.relative_to(tmp_path)}." in summary, summary
+    assert f"Checkpoints in {tmp_path / 'run' / 'checkpoints'}" in summary, summary
+    assert f"Logs in {run_dir}." in summary, summary
     assert not (tmp_path / "config.yaml").exists()  # nothing dropped into the working directory
     assert (run_dir / "files" / "config.yaml").is_file()  # the resolved config travels with the run
 

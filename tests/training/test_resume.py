@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import signal
 from pathlib import Path
 
@@ -145,6 +144,8 @@ def test_a_fit_killed_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
     resumed, uninterrupted = logged(folder / "killed"), logged(folder / "uninterrupted")
     assert resumed == uninterrupted  # every step's training loss, both validations' scores
     assert (7, "val/mean_iu") in resumed and (6, "train/loss") in resumed  # CSV steps count from 0
+    # Lightning's default logger, built again with the version the checkpoint records: one log folder
+    assert [p.name for p in (folder / "killed" / "lightning_logs").iterdir()] == ["version_0"]
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -196,10 +197,10 @@ def test_auto_resume_names_a_folder_holding_another_models_run(tmp_path, monkeyp
         in_process([*base, "--config", "fcn16s.yaml"], folder, monkeypatch)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert re.fullmatch(
-        r"fcn-lightning fit: error: .*last.ckpt is the last checkpoint of an earlier run.*"
-        r"variant: checkpoint 'fcn32s'.*--resume.auto false",
-        error,
+    assert error == (
+        "fcn-lightning fit: error: shared holds a run with model fcn_lightning.FCN32s (this command: "
+        "fcn_lightning.FCN16s); use --trainer.default_root_dir NEW, or --resume.auto false to start afresh "
+        "there"
     ), error
 
 
@@ -308,3 +309,50 @@ def test_bucketed_order_with_too_few_images_for_a_whole_batch_each_is_an_error()
         ResumableSampler(
             list(range(5)), seed=0, num_replicas=2, rank=0, batch_size=4, buckets=[0] * 5, drop_last=True
         )
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_folder_holds_one_run_continued_only_by_the_same_command(tmp_path, monkeypatch, capsys):
+    # As a user would: a short fit, the same command with another lr and batch, with a larger max_steps,
+    # with a smaller one, and again once finished.
+    folder = tiny_configs(tmp_path / "cfg", tmp_path / "data", kill_step=99, logger=False)
+    (folder / "kill.marker").touch()
+    fit = ["fit", "--config", "base.yaml", "--config", "fcn32s.yaml", "--trainer.default_root_dir", "runs/x"]
+    in_process([*fit, "--trainer.max_steps", "2"], folder, monkeypatch)
+    last = folder / "runs" / "x" / "checkpoints" / "last.ckpt"
+    first = last.stat().st_mtime_ns
+
+    def refused(*extra: str) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            in_process([*fit, *extra], folder, monkeypatch)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    other = ["--model.init_args.optimizer.init_args.lr", "0.05", "--data.init_args.batch_size", "4"]
+    assert refused("--trainer.max_steps", "2", *other) == (
+        "fcn-lightning fit: error: runs/x holds a run with optimizer lr 0.001 (this command: 0.05), "
+        "batch_size 2 (4); use --trainer.default_root_dir NEW, or --resume.auto false to start afresh there"
+    )
+    assert last.stat().st_mtime_ns == first  # never silently reused, nor overwritten
+
+    # num_workers changes nothing a run computes: the same run
+    in_process([*fit, "--trainer.max_steps", "3", "--data.init_args.num_workers", "1"], folder, monkeypatch)
+    said = capsys.readouterr().err
+    assert (
+        "fcn-lightning fit: resuming runs/x/checkpoints/last.ckpt at step 2, the same run trained "
+        "on (max_steps 2 -> 3) (--resume.auto false starts afresh)\n" in said
+    )
+    assert load(last)["global_step"] == 3
+
+    assert refused("--trainer.max_steps", "2") == (
+        "fcn-lightning fit: error: runs/x holds a run with 3 steps trained (this command: "
+        "--trainer.max_steps 2); use --trainer.default_root_dir NEW, or --resume.auto false to start afresh "
+        "there"
+    )
+    in_process([*fit, "--trainer.max_steps", "3"], folder, monkeypatch)
+    assert "runs/x/checkpoints/last.ckpt is at step 3 of 3: the run is finished" in capsys.readouterr().err
+
+    # --resume.auto false: a new run there, as asked
+    in_process([*fit, "--trainer.max_steps", "1", *other, "--resume.auto", "false"], folder, monkeypatch)
+    assert load(last)["global_step"] == 1

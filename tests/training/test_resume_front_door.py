@@ -70,14 +70,14 @@ def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_
     with (run / "version_0" / "metrics.csv").open() as f:
         steps = {int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")}
     assert steps == {0, 1, 2, 3, 4}  # the first run's rows kept, the resumed run's after them
-    saved = torch.load(run / "version_0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # the run's folder (runs/<config>: no default_root_dir given) holds its checkpoints
+    checkpoints = tmp_path / "runs" / "fit" / "checkpoints"
+    saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == 5
     (loader_state,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # Lightning saves it
     assert loader_state.keys() == {"shuffle_seed", "epoch", "batches"}
     summary = capsys.readouterr().out
-    assert "Checkpoints in logs/lightning_logs/version_0/checkpoints" in summary.replace(
-        str(tmp_path) + "/", ""
-    )
+    assert "Checkpoints in runs/fit/checkpoints" in summary.replace(str(tmp_path) + "/", "")
     assert "Logs in logs/lightning_logs/version_0" in summary.replace(str(tmp_path) + "/", "")
     assert not (tmp_path / "config.yaml").exists()
     assert (run / "version_0" / "config.yaml").is_file()
@@ -108,7 +108,7 @@ def test_auto_resume_of_a_checkpoint_saved_on_a_gpu_loads_it_to_the_cpu(tmp_path
     config = tiny_fit_config(tmp_path, tmp_path / "data", CSV_LOGGER)
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", str(config), "--trainer.max_steps", "2"])
-    last = tmp_path / "logs" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    last = tmp_path / "runs" / "fit" / "checkpoints" / "last.ckpt"
     # Saved again with every storage tagged cuda:0, as torch.save writes a GPU run's tensors.
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     registry = list(torch.serialization._package_registry)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from argparse import ArgumentError
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_the_sbatch_template_runs_srun_fit_with_the_jobs_shape_and_folders(monke
     argv[gpu] = "cpu"  # this machine has no GPU; the rest as each task would run it
     argv += ["--data.init_args.root", str(tmp_path / "data"), "--model.init_args.width", "0.0625"]
     cli = build(FCNLightningCLI, argv[2:])
-    trainer, run = cli.trainer, tmp_path / "runs" / "voc-fcn32s"
+    trainer, run = cli.trainer, tmp_path / "runs" / "voc-fcn32s-4242"  # one folder per job
     assert (trainer.world_size, trainer.global_rank, trainer.node_rank) == (4, 2, 1)
     assert trainer.default_root_dir == str(run)
     assert trainer.checkpoint_callback.dirpath == str(run / "checkpoints")
@@ -122,13 +123,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_job(args: list[str], folder: Path, tasks: int = 2) -> list[int]:
+def run_job(args: list[str], folder: Path, tasks: int = 2, env: dict[str, str] | None = None) -> list[int]:
     """One SLURM job step: ``tasks`` tasks on one node, forked from this process (modules imported once),
-    each with srun's variables, running ``fcn-lightning <args>``. Returns the tasks' wait statuses."""
+    each with srun's variables (and ``env``), running ``fcn-lightning <args>``. Returns the tasks' wait
+    statuses."""
     port = str(free_port())
     pids = []
     for rank in range(tasks):
-        env = dict(
+        task = dict(
             SLURM_JOB_NAME="fcn-test",
             SLURM_JOB_ID="77",
             SLURM_NNODES="1",
@@ -141,7 +143,7 @@ def run_job(args: list[str], folder: Path, tasks: int = 2) -> list[int]:
             MASTER_ADDR="127.0.0.1",
             MASTER_PORT=port,
         )
-        pid = fork_command(args, folder, env)
+        pid = fork_command(args, folder, {**task, **(env or {})})
         pids.append(pid)
     statuses, start = {}, time.monotonic()
     while len(statuses) < tasks and time.monotonic() - start < BOUND_S:
@@ -163,15 +165,55 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-@pytest.mark.usefixtures("one_thread")
-def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_job(tmp_path):
-    # 8 training images, one per task and step: 4 steps an epoch. last.ckpt and validation every 3 steps;
-    # both tasks killed after step 5, so the job resumes from step 3, mid-epoch, in the data order the two
-    # ranks share out, and trains on to step 7 through an epoch boundary.
-    folder = tmp_path / "job"
+#: Sends a signal to its own process once per task, at a chosen point of a chosen training step, as SLURM
+#: does ``--signal=SIGUSR1@120`` before the time limit: in the middle of a step (after its backward pass,
+#: before the optimiser's update) or during the validation after it; only on the tasks ``ranks`` (SLURM
+#: signals every task, but not at the same instant).
+SIGNAL_ONCE = textwrap.dedent(
+    """
+    import os, signal
+    from pathlib import Path
+    import lightning as L
+
+    class SignalOnce(L.Callback):
+        def __init__(self, step: int, marker: str, when: str = "mid-step", ranks: list = (0, 1)):
+            self.step, self.marker, self.when, self.ranks = step, marker, when, list(ranks)
+
+        def fire(self, trainer):
+            marker = Path(f"{self.marker}.{trainer.global_rank}")
+            if trainer.global_rank in self.ranks and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            if self.when == "mid-step" and trainer.global_step == self.step - 1:  # step `step` in progress
+                self.fire(trainer)
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            if self.when == "validation" and not trainer.sanity_checking and trainer.global_step == self.step:
+                self.fire(trainer)
+    """
+)
+
+#: A stand-in for SLURM's ``scontrol``: records its arguments, one call a line.
+SCONTROL = '#!/bin/sh\necho "$@" >> "$(dirname "$0")/scontrol.calls"\n'
+
+
+@pytest.fixture(scope="module")
+def slurm_job(tmp_path_factory):
+    """A 2-task job's folder (``fit.yaml``, the killer and signaller callbacks, a stand-in ``scontrol``
+    on ``PATH``) and the ``last.ckpt`` of the job run uninterrupted (7 steps).
+
+    8 training images, one per task and step: 4 steps an epoch; validation every 3 steps; a periodic
+    last.ckpt every 3 steps (where the command asks for it)."""
+    folder = tmp_path_factory.mktemp("slurm") / "job"
     folder.mkdir()
-    # Its own module name: the parent process may hold another test's ``killer`` module already.
+    # Their own module names: the parent process may hold other tests' ``killer`` module already.
     (folder / "slurm_killer.py").write_text(KILL_ONCE)
+    (folder / "slurm_signal.py").write_text(SIGNAL_ONCE)
+    (folder / "bin").mkdir()
+    (folder / "bin" / "scontrol").write_text(SCONTROL)
+    (folder / "bin" / "scontrol").chmod(0o755)
     killer = {
         "class_path": "slurm_killer.KillOnce",
         "init_args": {"step": 5, "marker": str(folder / "kill"), "every_task": True},
@@ -206,7 +248,7 @@ def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_
         "data": {
             "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
             "init_args": {
-                "root": str(tmp_path / "data"),
+                "root": str(folder / "data"),
                 "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
                 "batch_size": 1,
                 "val_batch_size": 1,
@@ -217,30 +259,70 @@ def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_
         },
     }
     (folder / "fit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def command(run: str) -> list[str]:
-        return [
-            "fit",
-            "--config",
-            "fit.yaml",
-            "--resume.every_n_train_steps",
-            "3",
-            "--trainer.default_root_dir",
-            run,
-        ]
-
     for rank in range(2):
         (folder / f"kill.{rank}").touch()  # the killer never fires
-    assert run_job(command("uninterrupted"), folder) == [0, 0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run_job(job_command("uninterrupted"), folder) == [0, 0]
+    finally:
+        torch.set_num_threads(threads)
+    return folder, load(folder / "uninterrupted" / "checkpoints" / "last.ckpt")
+
+
+def job_command(run: str, *extra: str) -> list[str]:
+    return ["fit", "--config", "fit.yaml", "--trainer.default_root_dir", run, *extra]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_two_task_job_killed_mid_epoch_and_requeued_ends_as_the_uninterrupted_job(slurm_job):
+    # Both tasks killed after step 5 (last.ckpt every 3): the job resumes from step 3, mid-epoch, in the
+    # data order the two ranks share out, and trains on to step 7 through an epoch boundary.
+    folder, uninterrupted = slurm_job
+    command = job_command("killed", "--resume.every_n_train_steps", "3")
     for rank in range(2):
         (folder / f"kill.{rank}").unlink()
-
-    statuses = run_job(command("requeued"), folder)
+    statuses = run_job(command, folder)
     assert all(os.WIFSIGNALED(s) and os.WTERMSIG(s) == signal.SIGKILL for s in statuses), statuses
-    last = folder / "requeued" / "checkpoints" / "last.ckpt"
+    last = folder / "killed" / "checkpoints" / "last.ckpt"
     assert load(last)["global_step"] == 3  # killed after step 5: the step-3 checkpoint is the last
 
-    assert run_job(command("requeued"), folder) == [0, 0]  # the same job step, started again
-    resumed, uninterrupted = load(last), load(folder / "uninterrupted" / "checkpoints" / "last.ckpt")
+    assert run_job(command, folder) == [0, 0]  # the same job step, started again
     assert uninterrupted["global_step"] == 7
-    assert_same_run(resumed, uninterrupted)
+    assert_same_run(load(last), uninterrupted)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(
+    ("step", "when", "ranks", "stopped_at"),
+    [
+        # one task signalled mid-step, before any last.ckpt: both stop after step 3 and its validation
+        (3, "mid-step", [1], 3),
+        # both during step 3's validation: they stop after step 4, the epoch's last
+        (3, "validation", [0, 1], 4),
+    ],
+)
+def test_a_job_signalled_before_its_time_limit_requeues_itself_from_a_step_boundary(
+    slurm_job, step, when, ranks, stopped_at
+):
+    # SIGUSR1 (the sbatch template's --signal) mid-step or mid-validation: the tasks agree on the next step
+    # boundary, write last.ckpt there (Lightning's own handler would write hpc_ckpt_1.ckpt mid-step, and
+    # leave it), rank 0 requeues the job once, every task exits 0; the requeued job ends as one never
+    # signalled.
+    folder, uninterrupted = slurm_job
+    run = f"signalled-{step}-{when}"
+    signaller = ["--trainer.callbacks+=slurm_signal.SignalOnce", f"--trainer.callbacks.step={step}"]
+    signaller += [f"--trainer.callbacks.when={when}", f"--trainer.callbacks.ranks={ranks}"]
+    signaller += [f"--trainer.callbacks.marker={folder / run}.signal"]
+    calls = folder / "bin" / "scontrol.calls"
+    calls.unlink(missing_ok=True)
+    path = {"PATH": f"{folder / 'bin'}:{os.environ['PATH']}"}
+    assert run_job(job_command(run, *signaller), folder, env=path) == [0, 0]
+    assert calls.read_text() == "requeue 77\n"  # once, by rank 0
+    last = folder / run / "checkpoints" / "last.ckpt"
+    assert load(last)["global_step"] == stopped_at
+    assert not list((folder / run).glob("**/hpc_ckpt_*.ckpt"))
+
+    assert run_job(job_command(run), folder, env=path) == [0, 0]  # the requeued job: same command
+    assert calls.read_text() == "requeue 77\n"  # not requeued again
+    assert_same_run(load(last), uninterrupted)
