@@ -6,6 +6,7 @@ pyproject.toml).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -144,6 +146,39 @@ KILL_ONCE = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
     """
 )
+
+
+class StoppedAfter(Exception):
+    """What :class:`RecordSteps` raises to stop a fit in this process, as a kill would."""
+
+
+class RecordSteps(L.Callback):
+    """Appends each training step of a fit to ``path``, one JSON line: the step, the epoch, the images'
+    ids and the loss; with ``stop_after``, raises :class:`StoppedAfter` once that step and all it writes
+    (its validation, checkpoints, an epoch's end) are done, before the next step starts: where a kill
+    between two steps leaves a run."""
+
+    def __init__(self, path: str, stop_after: int | None = None):
+        self.path, self.stop_after = path, stop_after
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.stop_after:
+            raise StoppedAfter(f"stopped after step {self.stop_after}")
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        step = [trainer.global_step, trainer.current_epoch, list(batch["id"]), float(loss)]
+        with open(self.path, "a") as f:
+            f.write(json.dumps(step) + "\n")
+
+
+def recorded_steps(path: str | Path) -> dict[int, tuple[int, list[str], float]]:
+    """What :class:`RecordSteps` wrote, by step: (epoch, image ids, loss); a step trained again after a
+    resume replaces the one before."""
+    lines = Path(path).read_text().splitlines()
+    return {step: (epoch, ids, loss) for step, epoch, ids, loss in map(json.loads, lines)}
 
 
 def assert_same_run(resumed: dict, uninterrupted: dict) -> None:

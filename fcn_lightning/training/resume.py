@@ -4,7 +4,7 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
 
 - the training order (:class:`~fcn_lightning.data.order.ResumableSampler`): each epoch's permutation is
   drawn from (seed, epoch) alone, so a resumed run redraws it and skips the batches already trained on
-  (the data module saves where the epoch stands);
+  (the training loader's state, saved by Lightning's fit loop, says where the epoch stands);
 - the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
   permutation, not from a stream shared by the workers, so it depends neither on where a run was
   resumed nor on the number of workers;
@@ -12,10 +12,15 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
   set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
   and gives each process its own back before the first resumed step).
 
+- the fit loop's counters as they stood after the last step trained: Lightning's end of a fit (at
+  ``max_steps`` or ``max_epochs``) counts the epoch as finished even where it was not, and a run
+  continued from such counters with a larger ``max_steps`` or ``max_epochs`` would skip the rest of that
+  epoch or a whole one; :class:`ResumeCheckpoint` writes the counters of the last step into every
+  checkpoint written after it (the validation's, the epoch's and the fit's end).
+
 Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
-has the
-``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into the
-version folder of the run it continues (:func:`resume_checkpoint`).
+has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into
+the version folder of the run it continues (:func:`resume_checkpoint`).
 
 :class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
 training (so a finished run is found finished), so a killed run
@@ -25,6 +30,7 @@ continue from when the command is run again.
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import os
@@ -186,6 +192,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         )
         self.auto = auto
         self._pending_rng: dict[str, Any] | None = None
+        self._fit_loop_after_step: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
@@ -202,6 +209,7 @@ class ResumeCheckpoint(ModelCheckpoint):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
         if self._pending_rng is not None:
@@ -212,6 +220,25 @@ class ResumeCheckpoint(ModelCheckpoint):
                 notes.append(f"rank {trainer.global_rank}: {cuda_note}")
             for line in notes:
                 log.warning("resume: %s", line)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # Checkpoint callbacks come last, and this one after Lightning's: no checkpoint of this step has
+        # been written with other counters than these.
+        self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Every checkpoint of every callback passes here. One written after a step (at a validation, the
+        # epoch's end or the fit's end) gets the fit loop of that step: Lightning resumes from it exactly
+        # (a validation due at that step counts as run), whereas its end of a fit marks the epoch finished
+        # wherever max_steps stopped it, and a longer run resumed from there would skip the epoch's rest
+        # (Lightning issue #19617). Weights, optimiser and callback states are the same either way.
+        if self._fit_loop_after_step is not None and "loops" in checkpoint:
+            checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
