@@ -437,14 +437,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         workers = self.num_workers > 0
-        # Lightning saves where training stands with the training loader. Evaluation loaders draw their
-        # workers' base seed from a generator of their own (as the training loader does), not from the
-        # global stream: a validation inside fit would otherwise move the random state that dropout and
-        # loss sampling draw from, and a run resumed from a checkpoint written before that validation
-        # would draw other numbers than the uninterrupted one.
-        extra = (
-            {"position": self.training_position} if train else {"generator": torch.Generator().manual_seed(0)}
-        )
+        # Lightning saves where training stands with the training loader.
+        extra = {"position": self.training_position} if train else {}
         return (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=batch_size,

@@ -47,6 +47,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 
 __all__ = [
     "ResumeCheckpoint",
@@ -239,6 +240,16 @@ class ResumeCheckpoint(ModelCheckpoint):
         # (Lightning issue #19617). Weights, optimiser and callback states are the same either way.
         if self._fit_loop_after_step is not None and "loops" in checkpoint:
             checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        # A last.ckpt written at this step, before its validation, holds the random state from before it,
+        # and a validation draws from it (its loader's seed); a run resumed from there skips the
+        # validation and would draw other dropout and loss-sampling numbers than the uninterrupted one.
+        # Written again now, it holds what the next step draws from.
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if fitting and self._last_global_step_saved == trainer.global_step > 0:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
