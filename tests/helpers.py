@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,39 @@ def fork_command(args: list[str], folder: Path, env: dict[str, str] | None = Non
         finally:
             os._exit(code)
     return pid
+
+
+def launched_ranks(
+    args: list[str], bound_s: float, world_size: int = 2
+) -> tuple[list[int], list[str], list[float]]:
+    """``fcn-lightning <args>`` on ``world_size`` CPU processes started as a cluster launcher (torchrun,
+    SLURM) starts them: each its own process with ``RANK`` / ``LOCAL_RANK`` / ``WORLD_SIZE`` and a free
+    port set, so the test sees every exit code and output, and no launcher ends a process on another's
+    behalf. Returns each rank's exit code, output (stdout and stderr together) and seconds until it ended;
+    a rank still running after ``bound_s`` seconds is killed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size)}
+    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    start = time.monotonic()
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fcn_lightning.cli", *args],
+            env={**env, "LOCAL_RANK": str(rank), "RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world_size)
+    ]
+    outputs, ended = [], []
+    try:
+        for process in ranks:
+            outputs.append(process.communicate(timeout=max(1.0, bound_s - (time.monotonic() - start)))[0])
+            ended.append(time.monotonic() - start)
+    finally:
+        for process in ranks:
+            process.kill()  # no-op for a process that has exited
+    return [p.returncode for p in ranks], outputs, ended
