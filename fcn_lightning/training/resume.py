@@ -10,8 +10,7 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
   resumed nor on the number of workers;
 - the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from, one
   set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
-  and gives each process its own back before the first resumed step).
-
+  and gives each process its own back before the first resumed step);
 - the fit loop's counters as they stood after the last step trained: Lightning's end of a fit (at
   ``max_steps`` or ``max_epochs``) counts the epoch as finished even where it was not, and a run
   continued from such counters with a larger ``max_steps`` or ``max_epochs`` would skip the rest of that
@@ -22,10 +21,10 @@ Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.d
 has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores), and a resumed run logs into
 the version folder of the run it continues (:func:`resume_checkpoint`).
 
-:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
-training (so a finished run is found finished), so a killed run
-loses at most that many, and :func:`resume_checkpoint` finds the run's ``last.ckpt`` for ``fit`` to
-continue from when the command is run again.
+:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps (again after that
+step's validation, which draws from the random state) and at the end of training (so a finished run is
+found finished), so a killed run loses at most that many, and :func:`resume_checkpoint` finds the run's
+``last.ckpt`` for ``fit`` to continue from when the command is run again.
 """
 
 from __future__ import annotations
@@ -207,6 +206,10 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._pending_rng = state_dict.pop("rng_states", None)
         super().load_state_dict(state_dict)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._fit_loop_after_step = None  # nothing of an earlier fit
+
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -225,8 +228,8 @@ class ResumeCheckpoint(ModelCheckpoint):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # Checkpoint callbacks come last, and this one after Lightning's: no checkpoint of this step has
-        # been written with other counters than these.
+        # The loop as the step left it (no callback hook changes it): what every checkpoint written from
+        # now until the next step starts gets.
         self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
