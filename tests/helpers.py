@@ -6,14 +6,18 @@ pyproject.toml).
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -163,6 +167,39 @@ KILL_ONCE = textwrap.dedent(
 )
 
 
+class StoppedAfter(Exception):
+    """What :class:`RecordSteps` raises to stop a fit in this process, as a kill would."""
+
+
+class RecordSteps(L.Callback):
+    """Appends each training step of a fit to ``path``, one JSON line: the step, the epoch, the images'
+    ids and the loss; with ``stop_after``, raises :class:`StoppedAfter` once that step and all it writes
+    (its validation, checkpoints, an epoch's end) are done, before the next step starts: where a kill
+    between two steps leaves a run."""
+
+    def __init__(self, path: str, stop_after: int | None = None):
+        self.path, self.stop_after = path, stop_after
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.stop_after:
+            raise StoppedAfter(f"stopped after step {self.stop_after}")
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        step = [trainer.global_step, trainer.current_epoch, list(batch["id"]), float(loss)]
+        with open(self.path, "a") as f:
+            f.write(json.dumps(step) + "\n")
+
+
+def recorded_steps(path: str | Path) -> dict[int, tuple[int, list[str], float]]:
+    """What :class:`RecordSteps` wrote, by step: (epoch, image ids, loss); a step trained again after a
+    resume replaces the one before."""
+    lines = Path(path).read_text().splitlines()
+    return {step: (epoch, ids, loss) for step, epoch, ids, loss in map(json.loads, lines)}
+
+
 def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
     """Two checkpoints of one run: the same step, weights, optimiser state and best score, exactly."""
     assert resumed["global_step"] == uninterrupted["global_step"]
@@ -238,3 +275,39 @@ def run_command(args: list[str], capsys: Any) -> tuple[int, str, str]:
         code = exit_info.code
     out = capsys.readouterr()
     return int(code or 0), out.out, out.err
+
+
+def launched_ranks(
+    args: list[str], bound_s: float, world_size: int = 2
+) -> tuple[list[int], list[str], list[float]]:
+    """``fcn-lightning <args>`` on ``world_size`` CPU processes started as a cluster launcher (torchrun,
+    SLURM) starts them: each its own process with ``RANK`` / ``LOCAL_RANK`` / ``WORLD_SIZE`` and a free
+    port set, so the test sees every exit code and output, and no launcher ends a process on another's
+    behalf. Returns each rank's exit code, output (stdout and stderr together) and seconds until it ended;
+    a rank still running after ``bound_s`` seconds is killed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size)}
+    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    start = time.monotonic()
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fcn_lightning.cli", *args],
+            env={**env, "LOCAL_RANK": str(rank), "RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world_size)
+    ]
+    outputs, ended = [], []
+    try:
+        for process in ranks:
+            outputs.append(process.communicate(timeout=max(1.0, bound_s - (time.monotonic() - start)))[0])
+            ended.append(time.monotonic() - start)
+    finally:
+        for process in ranks:
+            process.kill()  # no-op for a process that has exited
+    return [p.returncode for p in ranks], outputs, ended

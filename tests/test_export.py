@@ -170,7 +170,7 @@ def test_a_trained_checkpoints_onnx_class_map_is_predicts(tmp_path, capsys):
     for stem in ("a", "b"):
         image = read_image(images / f"{stem}.png").transpose(2, 0, 1)[None].astype(np.float32)
         (logits,) = session.run(None, {"image": image})
-        argmax_agrees(logits[0], np.asarray(Image.open(predictions / f"{stem}.png")))
+        argmax_agrees(logits[0], np.asarray(Image.open(predictions / f"{stem}.png.png")))
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -638,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int | None:
     cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))
+    # Every process holds every process's unreadable files (PredictionWriter): named once, exit 1 on all.
     failed = [f for c in cli.trainer.callbacks if isinstance(c, PredictionWriter) for f in c.failed]
-    for path, reason in failed:
+    for path, reason in failed if cli.trainer.is_global_zero else ():
         print(f"fcn-lightning predict: could not read {path}: {reason}", file=sys.stderr)
     return 1 if failed else None

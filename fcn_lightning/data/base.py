@@ -209,9 +209,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.test_dataset: SegmentationDataset | None = None
         self.predict_dataset: ImageFolderDataset | None = None
         #: Seed of the training order and augmentation (``seed_everything`` makes it repeatable); saved
-        #: in checkpoints with where the epoch stands, so a resumed run continues the same order.
+        #: in checkpoints, so a resumed run continues the same order (where it stands: the training loader's
+        #: state, :class:`~fcn_lightning.data.order.ResumableLoader`).
         self.shuffle_seed = torch.initial_seed() % 2**31
-        self._resume_point: tuple[int, int] | None = None
 
     # --- what the dataset is --------------------------------------------------------------------
 
@@ -368,19 +368,23 @@ class SegmentationDataModule(L.LightningDataModule):
     # --- loaders ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The training order's seed and where the epoch stands (epoch, batches trained), for checkpoints."""
-        state: dict[str, Any] = {"shuffle_seed": self.shuffle_seed}
-        trainer = self.trainer
-        if trainer is not None and trainer.state.fn == "fit":  # also while validating within fit
-            state["epoch"] = trainer.current_epoch
-            state["batches"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return state
+        """The training order's seed, for checkpoints."""
+        return {"shuffle_seed": self.shuffle_seed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Continue a checkpoint's training order: the next training loader starts where it stopped."""
+        """Continue a checkpoint's training order (the training loader's state says where it stands)."""
         self.shuffle_seed = int(state_dict.get("shuffle_seed", self.shuffle_seed))
-        if "epoch" in state_dict:
-            self._resume_point = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+    def training_position(self) -> dict[str, int]:
+        """Where training stands in the order: ``epoch`` and the ``batches`` trained in it (empty outside a
+        fit). The training loader's state, which Lightning's fit loop saves in every checkpoint."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":  # "fit" also while validating within fit
+            return {}
+        return {
+            "epoch": trainer.current_epoch,
+            "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+        }
 
     #: The rounding of size buckets (:data:`SIZE_STEP`).
     size_step: int = SIZE_STEP
@@ -396,25 +400,20 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def train_sampler(self, dataset: Dataset) -> ResumableSampler:
         """The training order (:class:`~fcn_lightning.data.order.ResumableSampler`, by size buckets where
-        :attr:`bucketing`), entered where a resumed checkpoint stopped."""
+        :attr:`bucketing`)."""
         buckets = None
         if self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
             cap = self._largest_size(dataset)
             buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
             if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
                 buckets = None
-        sampler = ResumableSampler(
+        return ResumableSampler(
             dataset,
             seed=self.shuffle_seed,
             batch_size=self.batch_size,
             buckets=buckets,
             drop_last=self.drop_last,
         )
-        if self._resume_point is not None:
-            epoch, batches = self._resume_point
-            sampler.resume_at(epoch, batches * self.batch_size)
-            self._resume_point = None
-        return sampler
 
     def use_pinned_memory(self) -> bool:
         """``pin_memory`` as set, else whether the trainer runs on CUDA (no trainer: CUDA is available)."""
@@ -441,7 +440,9 @@ class SegmentationDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         workers = self.num_workers > 0
-        loader = (ResumableLoader if train else DataLoader)(
+        # Lightning saves where training stands with the training loader.
+        extra = {"position": self.training_position} if train else {}
+        return (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=self.train_sampler(dataset) if train else eval_sampler(dataset),
@@ -451,10 +452,8 @@ class SegmentationDataModule(L.LightningDataModule):
             drop_last=train and self.drop_last,
             persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
+            **extra,
         )
-        if isinstance(loader, ResumableLoader):  # Lightning saves where training stands with the loader
-            loader.position = self.state_dict
-        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, self.batch_size, train=True)

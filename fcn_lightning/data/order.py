@@ -1,9 +1,10 @@
 """The training order: a permutation drawn from (seed, epoch) alone, resumable part-way through an epoch.
 
-A killed run started again redraws its epoch's permutation and skips the batches already trained on
-(the data module saves where the epoch stands, and :class:`ResumableLoader` hands that to Lightning's
-fit loop, which saves it in every checkpoint). Each sample's augmentation seed is drawn with the
-permutation, so it depends neither on the workers nor on where a run resumed.
+A killed run started again redraws its epoch's permutation and skips the batches already trained on:
+:class:`ResumableLoader` gives Lightning's fit loop where the epoch stands (epoch, batches trained), which
+it saves in every checkpoint and hands back on resume, the one route into :meth:`ResumableSampler.resume_at`.
+Each sample's augmentation seed is drawn with the permutation, so it depends neither on the workers nor
+on where a run resumed.
 """
 
 from __future__ import annotations
@@ -64,10 +65,17 @@ class ResumableSampler(DistributedSampler):
             self.num_samples = sum(lengths[self.rank :: self.num_replicas])
             self.total_size = sum(lengths)
 
-    def resume_at(self, epoch: int, position: int) -> None:
-        """Make the next iteration epoch ``epoch`` from this process's ``position``-th sample on (an epoch
-        already finished continues with the next one)."""
-        self._resume = (int(epoch), int(position))
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Make the next iteration epoch ``epoch`` after this process's first ``batches`` batches (an epoch
+        whose batches were all trained continues with the next one, whole)."""
+        self._resume = (int(epoch), int(batches))
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """This process's batches in an epoch, as a DataLoader of ``batch_size`` and ``drop_last`` cuts them
+        (``drop_last``: a smaller last batch is no batch)."""
+        whole, rest = divmod(self.num_samples, self.batch_size)
+        return whole + (1 if rest and not self.drop_last_batch else 0)
 
     def _batch_lengths(self, n: int) -> list[int]:
         """The sizes of an epoch's bucketed batches, in the order :meth:`batches` deals them out."""
@@ -109,9 +117,11 @@ class ResumableSampler(DistributedSampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         skip = 0
         if self._resume is not None:
-            (self.epoch, skip), self._resume = self._resume, None
-            if skip >= self.num_samples:
-                self.epoch, skip = self.epoch + 1, 0
+            (self.epoch, batches), self._resume = self._resume, None
+            if batches >= self.batches_per_epoch:
+                self.epoch += 1
+            else:
+                skip = batches * self.batch_size
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         n = len(self.dataset)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=generator).tolist()
@@ -131,27 +141,35 @@ class ResumableLoader(DataLoader):
     that Lightning's fit loop saves in every checkpoint and hands back on resume.
 
     Without them Lightning takes the loader for one that restarts its epoch, and warns on every mid-epoch
-    resume that the results are unreliable. The state is where the training order stands, as the data
-    module tells it (:attr:`position`: ``epoch`` and ``batches`` trained in it); loading it enters the
-    sampler there, before the loader's first iteration.
+    resume that the results are unreliable. The state is where training stands in the order
+    (``{"epoch": .., "batches": ..}``: batches trained in that epoch, as :attr:`position` reports it);
+    loading it enters the sampler there, before the loader's first iteration.
     """
 
-    #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit); set by the data module.
-    position: Callable[[], dict[str, Any]] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, position: Callable[[], dict[str, int]] | None = None, **kwargs: Any
+    ) -> None:
         # The workers' base seed from a generator of its own: drawn from the global stream, as DataLoader
         # does by default, each epoch's new iterator would advance it, and a run resumed from a checkpoint
         # written at an epoch's end (before that draw) would drop out and sample other pixels than the
         # uninterrupted run. Augmentation does not depend on it (seeded per sample).
         kwargs.setdefault("generator", torch.Generator().manual_seed(0))
         super().__init__(*args, **kwargs)
+        sampler = self.sampler
+        if isinstance(sampler, ResumableSampler) and (sampler.batch_size, sampler.drop_last_batch) != (
+            self.batch_size,
+            self.drop_last,
+        ):
+            raise ValueError(  # the position saved counts the loader's batches, entered as the sampler's
+                f"the sampler's batch_size {sampler.batch_size} and drop_last {sampler.drop_last_batch} must "
+                f"be the loader's ({self.batch_size}, {self.drop_last})"
+            )
+        #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit): the data module's.
+        self.position = position
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.position()) if self.position is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "epoch" in state_dict and isinstance(self.sampler, ResumableSampler):
-            self.sampler.resume_at(
-                int(state_dict["epoch"]), int(state_dict["batches"]) * (self.batch_size or 1)
-            )
+            self.sampler.resume_at(int(state_dict["epoch"]), int(state_dict["batches"]))

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
@@ -23,18 +24,26 @@ from fcn_lightning.training.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write ``<id>.png`` (palette label, class indices) and ``<id>_overlay.png`` for each predicted image
-    (two-task nets, SIFT Flow: also ``<id>_geo.png``, the geometric classes).
+    """Write each predicted image's label map as a palette PNG of class indices, named after the input's
+    whole file name: ``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png`` (colours on the input image) and,
+    for two-task nets (SIFT Flow), ``geometric/a.jpg.png``. No two inputs of a folder share an output
+    (``a.jpg`` and ``a.png``, ``x.jpg`` and ``x_overlay.jpg`` are all kept); predictions of a dataset
+    split, without paths, are named after their ids (``<id>.png``).
 
     Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
     with a ``path`` (an image folder) get one. Files of an image folder that could not be read are
     collected in :attr:`failed` as (path, reason) pairs; the ``predict`` command names them at the end.
+    Under DDP each process writes its share, and at the end :attr:`written` and :attr:`failed` hold those
+    of every process, on every process.
 
     Args:
         output_dir: where the files go (created on first write).
         overlays: also write colour overlays on the input image.
         alpha: opacity of the overlay colours.
     """
+
+    #: The sub-folders of ``output_dir`` for overlays and geometric label maps.
+    OVERLAYS, GEOMETRIC = "overlays", "geometric"
 
     def __init__(self, output_dir: str = "predictions", overlays: bool = True, alpha: float = 0.5) -> None:
         super().__init__(write_interval="batch")
@@ -60,13 +69,15 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.failed += batch.get("failed", [])
         for i, sample_id in enumerate(prediction["id"]):
+            name = f"{Path(prediction['path'][i]).name if 'path' in prediction else sample_id}.png"
             h, w = prediction["size"][i].tolist()  # the image as stored: drops padding added to batch it
             label = np.ascontiguousarray(prediction["pred"][i, :h, :w].numpy())
-            save_label_png(self.output_dir / f"{sample_id}.png", label)
+            save_label_png(self.output_dir / name, label)
             self.written += 1
-            if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes, beside
+            if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes
                 geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
-                save_label_png(self.output_dir / f"{sample_id}_geo.png", geo)
+                (self.output_dir / self.GEOMETRIC).mkdir(exist_ok=True)
+                save_label_png(self.output_dir / self.GEOMETRIC / name, geo)
             if self.overlays and "path" in prediction:
                 picture = Image.fromarray(
                     overlay(
@@ -75,8 +86,17 @@ class PredictionWriter(BasePredictionWriter):
                         alpha=self.alpha,
                     )
                 )
-                with atomic_write(self.output_dir / f"{sample_id}_overlay.png") as f:
+                (self.output_dir / self.OVERLAYS).mkdir(exist_ok=True)
+                with atomic_write(self.output_dir / self.OVERLAYS / name) as f:
                     picture.save(f, format="PNG")
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Each process wrote its share of the images: the closing count and the exit code are all of them.
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, (self.written, self.failed))
+            self.written = sum(written for written, _ in gathered)
+            self.failed = sorted(failure for _, failed in gathered for failure in failed)
 
 
 class WandbValidationMedia(Callback):

@@ -4,26 +4,33 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
 
 - the training order (:class:`~fcn_lightning.data.order.ResumableSampler`): each epoch's permutation is
   drawn from (seed, epoch) alone, so a resumed run redraws it and skips the batches already trained on
-  (the data module saves where the epoch stands);
+  (the training loader's state, saved by Lightning's fit loop, says where the epoch stands);
 - the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
   permutation, not from a stream shared by the workers, so it depends neither on where a run was
   resumed nor on the number of workers;
 - the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from, one
   set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
-  and gives each process its own back before the first resumed step).
+  and gives each process its own back before the first resumed step);
+- the fit loop's counters as they stood after the last step trained: Lightning's end of a fit (at
+  ``max_steps`` or ``max_epochs``) counts the epoch as finished even where it was not, and a run
+  continued from such counters with a larger ``max_steps`` or ``max_epochs`` would skip the rest of that
+  epoch or a whole one; :class:`ResumeCheckpoint` writes the counters of the last step into every
+  checkpoint written after it (the validation's, the epoch's and the fit's end).
 
 Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
 has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores).
 
-:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps and at the end of
-training (so a finished run is found finished), so a killed run loses at most that many, and records in
-every checkpoint which run it is (:mod:`~fcn_lightning.training.identity`) and where it logged.
-:func:`resume_checkpoint` finds the run's ``last.ckpt`` for ``fit`` to continue from when the command is
-run again, and :func:`run_differences` says whether that run is the one the command asks for.
+:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps (again after that
+step's validation, which draws from the random state) and at the end of training (so a finished run is
+found finished), so a killed run loses at most that many, and records in every checkpoint which run it is
+(:mod:`~fcn_lightning.training.identity`) and where it logged. :func:`resume_checkpoint` finds the run's
+``last.ckpt`` for ``fit`` to continue from when the command is run again, and :func:`run_differences`
+says whether that run is the one the command asks for.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import os
@@ -39,6 +46,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.trainer.states import TrainerFn
 
 from fcn_lightning.training.identity import RUN_KEY, differences, record_from_hyperparameters
 
@@ -194,6 +202,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         #: in every checkpoint of the run when set (the CLI sets it for every fit).
         self.run_settings: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
+        self._fit_loop_after_step: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
@@ -207,9 +216,14 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._pending_rng = state_dict.pop("rng_states", None)
         super().load_state_dict(state_dict)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._fit_loop_after_step = None  # nothing of an earlier fit
+
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
         if self._pending_rng is not None:
@@ -220,6 +234,14 @@ class ResumeCheckpoint(ModelCheckpoint):
                 notes.append(f"rank {trainer.global_rank}: {cuda_note}")
             for line in notes:
                 log.warning("resume: %s", line)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # The loop as the step left it (no callback hook changes it): what every checkpoint written from
+        # now until the next step starts gets.
+        self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -232,6 +254,23 @@ class ResumeCheckpoint(ModelCheckpoint):
                 "max_epochs": trainer.max_epochs,
                 "logger": logger_record(trainer),
             }
+        # Every checkpoint of every callback passes here. One written after a step (at a validation, the
+        # epoch's end or the fit's end) gets the fit loop of that step: Lightning resumes from it exactly
+        # (a validation due at that step counts as run), whereas its end of a fit marks the epoch finished
+        # wherever max_steps stopped it, and a longer run resumed from there would skip the epoch's rest
+        # (Lightning issue #19617). Weights, optimiser and callback states are the same either way.
+        if self._fit_loop_after_step is not None and "loops" in checkpoint:
+            checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        # A last.ckpt written at this step, before its validation, holds the random state from before it,
+        # and a validation draws from it (its loader's seed); a run resumed from there skips the
+        # validation and would draw other dropout and loss-sampling numbers than the uninterrupted one.
+        # Written again now, it holds what the next step draws from.
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if fitting and self._last_global_step_saved == trainer.global_step > 0:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the

@@ -223,9 +223,10 @@ def test_predict_writes_every_readable_image_and_names_each_unreadable_one(
     args += ["--trainer.logger", "false"]
     code, stdout, err = run(args, capsys)
     assert code == 1
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == [f"{s}{e}.png" for s in ("a_good", "b_transparent", "e_good") for e in ("", "_overlay")]
-    assert Image.open(tmp_path / "out/b_transparent.png").size == (36, 44)
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
+    inputs = ("a_good.jpg", "b_transparent.png", "e_good.png")
+    assert written == sorted(f"{folder}{name}.png" for name in inputs for folder in ("", "overlays/"))
+    assert Image.open(tmp_path / "out/b_transparent.png.png").size == (36, 44)
     failed = [line for line in err.splitlines() if "could not read" in line]
     assert failed == [
         f"fcn-lightning predict: could not read {tmp_path / 'images/c_truncated.jpg'}: cannot decode image "

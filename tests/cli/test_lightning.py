@@ -165,10 +165,10 @@ def test_predict_writes_palette_labels_and_overlays(staged_run, tmp_path):
     args += ["--predictions.output_dir", str(out), "--trainer.default_root_dir", str(tmp_path)]
     main(args)
     for name, size in (("a", (40, 56)), ("b", (33, 21))):
-        label = Image.open(out / f"{name}.png")
+        label = Image.open(out / f"{name}.jpg.png")
         assert label.mode == "P" and label.size == size[::-1]
         assert np.asarray(label).max() < 21
-        assert Image.open(out / f"{name}_overlay.png").size == size[::-1]
+        assert Image.open(out / "overlays" / f"{name}.jpg.png").size == size[::-1]
 
 
 def test_check_data_lists_every_problem(tmp_path, capsys):
@@ -219,7 +219,7 @@ def test_predict_crops_padded_batches_to_each_image_size(staged_run, tmp_path, m
     args += ["--data.init_args.pad_to", "64", "--data.init_args.val_batch_size", "3"]
     args += ["--predictions.output_dir", str(out), "--predictions.overlays", "false"]
     main([*args, "--trainer.default_root_dir", str(tmp_path)])
-    assert {name: Image.open(out / f"{name}.png").size[::-1] for name in sizes} == sizes
+    assert {name: Image.open(out / f"{name}.png.png").size[::-1] for name in sizes} == sizes
 
 
 def test_predicting_a_split_without_paths_crops_to_each_image_size(synthetic_voc_jitter_root, tmp_path):

@@ -81,8 +81,10 @@ def test_bucketed_loader_resumes_with_the_remaining_batches(varied_root):
     dm = bucketed(varied_root, hflip=True)
     epoch = [(b["index"].tolist(), b["image"]) for b in dm.train_dataloader()]
     resumed = bucketed(varied_root, hflip=True)
-    resumed.load_state_dict({"shuffle_seed": dm.shuffle_seed, "epoch": 0, "batches": 2})
-    rest = [(b["index"].tolist(), b["image"]) for b in resumed.train_dataloader()]
+    resumed.load_state_dict({"shuffle_seed": dm.shuffle_seed})  # the data module's state: the seed
+    loader = resumed.train_dataloader()
+    loader.load_state_dict({"epoch": 0, "batches": 2})  # the loader's: where training stands
+    rest = [(b["index"].tolist(), b["image"]) for b in loader]
     assert [i for i, _ in rest] == [i for i, _ in epoch[2:]]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(rest, epoch[2:], strict=True))  # same flips
 

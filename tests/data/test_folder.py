@@ -150,7 +150,7 @@ def test_a_folder_of_two_sizes_trains_validates_and_predicts(image_folder, tmp_p
     predict = ["predict", *model, *common, "--data.init_args.predict_dir", str(images)]
     main([*predict, "--predictions.output_dir", str(out)])
     for image in images.iterdir():
-        label = Image.open(out / f"{image.stem}.png")
+        label = Image.open(out / f"{image.name}.png")
         assert label.size == Image.open(image).size and np.asarray(label).max() < 3
 
 

@@ -37,6 +37,7 @@ def test_siftflow_predict_writes_the_semantic_and_the_geometric_map(tmp_path):
     ]
     main(args)
     for name, (h, w) in sizes.items():
-        semantic, geometric = Image.open(out / f"{name}.png"), Image.open(out / f"{name}_geo.png")
+        semantic = Image.open(out / f"{name}.jpg.png")
+        geometric = Image.open(out / "geometric" / f"{name}.jpg.png")
         assert semantic.size == geometric.size == (w, h)
         assert np.asarray(geometric).max() <= 2  # sky, horizontal, vertical

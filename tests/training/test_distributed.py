@@ -8,17 +8,9 @@ images and one is corrupt: the distributed sampler gives each rank one, so exact
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 from fcn_lightning.data import VOCDataModule, write_synthetic_voc
-from tests.helpers import config_args, tiny_run_args, tiny_voc_config
+from tests.helpers import config_args, launched_ranks, tiny_run_args, tiny_voc_config
 
-REPO = Path(__file__).parents[2]
 #: Generous for a loaded 2-core machine; without the guarantee a survivor waits for gloo's 30 minutes.
 BOUND_S = 300
 
@@ -28,36 +20,12 @@ def test_one_failing_rank_ends_every_rank_without_a_hang(tmp_path):
     root = write_synthetic_voc(tmp_path / "voc", config)
     bad = VOCDataModule(root=str(root)).split_samples("sbd_train")[1].image
     bad.write_bytes(bad.read_bytes()[:300])  # truncated JPEG
-    args = [sys.executable, "-m", "fcn_lightning.cli", "fit", *config_args("synthetic/base.yaml")]
+    args = ["fit", *config_args("synthetic/base.yaml")]
     args += ["--data", "fcn_lightning.data.VOCDataModule", "--data.init_args.root", str(root)]
     args += ["--data.init_args.batch_size", "1"]
     args += ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     args += tiny_run_args(steps=2, progress_bar=False, root_dir=tmp_path / "run")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
-    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    start = time.monotonic()
-    ranks = [
-        subprocess.Popen(
-            args,
-            env={**env, "LOCAL_RANK": str(rank), "RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    outputs, ended = [], []
-    try:
-        for process in ranks:
-            outputs.append(process.communicate(timeout=max(1.0, BOUND_S - (time.monotonic() - start)))[0])
-            ended.append(time.monotonic() - start)
-    finally:
-        for process in ranks:
-            process.kill()  # no-op for a process that has exited
-    codes = [p.returncode for p in ranks]
+    codes, outputs, ended = launched_ranks(args, BOUND_S)
     assert all(code not in (0, None) for code in codes), (codes, outputs)
     assert all("terminate called" not in out for out in outputs), outputs
     failing = [i for i, out in enumerate(outputs) if "DatasetError" in out and str(bad) in out]
