@@ -99,11 +99,12 @@ def test_the_using_it_block_runs_as_written_in_one_directory(
     for run in ("voc-fcn32s", "voc-fcn16s", "voc-staged/FCN-8s"):
         assert len(list((runs / run / "checkpoints").glob("best-*.ckpt"))) == 1, run
     assert (runs / "voc-staged" / "results.csv").is_file()
-    assert sorted(p.name for p in (tmp_path / "predictions").glob("*.png")) == [
-        "kitchen.png",
-        "kitchen_overlay.png",
-        "street.png",
-        "street_overlay.png",
+    predictions = tmp_path / "predictions"
+    assert sorted(p.relative_to(predictions).as_posix() for p in predictions.rglob("*.png")) == [
+        "kitchen.jpg.png",
+        "overlays/kitchen.jpg.png",
+        "overlays/street.jpg.png",
+        "street.jpg.png",
     ]
     # nothing anywhere else: no lightning_logs, config.yaml or W&B folder in the working directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "my_images", "predictions", "runs"]
