@@ -26,6 +26,25 @@ CONFIGS = REPO / "configs"
 TINY_WIDTH = 0.0625
 
 
+def child_env(*paths: str | Path, **settings: str) -> dict[str, str]:
+    """The environment of a child process: this one's, with the checkout and ``paths`` (folders a test
+    writes modules to) put in front of ``PYTHONPATH``, and ``settings`` set. Put in front, never in place:
+    where packages are found only through ``PYTHONPATH`` (the GPU machine's wheels), a replaced
+    ``PYTHONPATH`` leaves the child without them."""
+    before = os.environ.get("PYTHONPATH")
+    search = os.pathsep.join([str(REPO), *map(str, paths), *([before] if before else [])])
+    return {**os.environ, "PYTHONPATH": search, **settings}
+
+
+def as_if_on_cuda(trainer: Any) -> Any:
+    """``trainer`` (a CPU one) with a strategy whose root device is ``cuda:0``: what a callback that
+    chooses by the run's device sees on a GPU (the strategy is not set up: nothing is moved)."""
+    strategy = type(trainer.strategy)
+    on_cuda = {"root_device": torch.device("cuda", 0)}
+    trainer.strategy.__class__ = type(f"OnCuda{strategy.__name__}", (strategy,), on_cuda)
+    return trainer
+
+
 def dead_pid() -> int:
     """The id of a process that has exited (and been reaped): what a killed writer leaves in its names."""
     child = subprocess.Popen([sys.executable, "-c", ""])
