@@ -117,14 +117,19 @@ def synthetic_voc_data(root: str | Path, generator: dict[str, Any], **init_args:
     }
 
 
-def randomised(net: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+def randomised(
+    net: torch.nn.Module, seed: int = 0, scale: float = 0.1, by_fan_in: bool = False
+) -> torch.nn.Module:
     """``net`` with every learnable parameter drawn at random (zero score layers would hide a mix-up of
-    layers); fixed upsamplers keep their bilinear kernels."""
+    layers); fixed upsamplers keep their bilinear kernels. ``by_fan_in``: each weight's standard deviation
+    is sqrt(2 / fan-in) instead of ``scale`` (He's), so that activations and gradients stay near 1 through
+    all the layers of a deep net (the loss then neither saturates nor vanishes)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in net.parameters():
             if param.requires_grad:
-                param.copy_(torch.randn(param.shape, generator=gen) * scale)
+                std = (2 / param[0].numel()) ** 0.5 if by_fan_in and param.dim() > 1 else scale
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
     return net
 
 

@@ -165,4 +165,3 @@ def test_only_settings_the_config_sets_can_contradict_a_ckpt_path():
         refuse_contradicting_config("fcn_lightning.FCN8s", {**defaults, "width": 0.125}, checkpoint, "a.ckpt")
     with pytest.raises(ValueError, match=re.escape("model: checkpoint fcn_lightning.systems.FCN8s, config")):
         refuse_contradicting_config("fcn_lightning.FCN16s", defaults, checkpoint, "a.ckpt")
-

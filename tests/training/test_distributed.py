@@ -8,17 +8,14 @@ images and one is corrupt: the distributed sampler gives each rank one, so exact
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from fcn_lightning.data import VOCDataModule, write_synthetic_voc
-from tests.helpers import config_args, tiny_run_args, tiny_voc_config
+from tests.helpers import child_env, config_args, tiny_run_args, tiny_voc_config
 
-REPO = Path(__file__).parents[2]
 #: Generous for a loaded 2-core machine; without the guarantee a survivor waits for gloo's 30 minutes.
 BOUND_S = 300
 
@@ -36,8 +33,8 @@ def test_one_failing_rank_ends_every_rank_without_a_hang(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
-    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    world = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "NODE_RANK": "0"}
+    env = child_env(**world, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     start = time.monotonic()
     ranks = [
         subprocess.Popen(
