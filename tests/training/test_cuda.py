@@ -18,7 +18,7 @@ import torch
 
 from fcn_lightning import FCN32s
 from fcn_lightning.metrics import SegmentationMetrics
-from tests.helpers import CONFIGS, KILL_ONCE, child_env
+from tests.helpers import CONFIGS, KILL_ONCE, TINY_WIDTH, child_env
 
 pytestmark = pytest.mark.cuda
 
@@ -65,7 +65,7 @@ def run_fit(folder: Path, device: torch.device, *extra: str, expect_kill: bool =
         "--config",
         str(CONFIGS / "synthetic/base.yaml"),
     ]
-    args += ["--config", str(CONFIGS / "synthetic/fcn32s.yaml"), "--model.init_args.width", "0.25"]
+    args += ["--config", str(CONFIGS / "synthetic/fcn32s.yaml"), "--model.init_args.width", str(TINY_WIDTH)]
     args += [
         "--data.init_args.root",
         str(folder.parent / "data"),
