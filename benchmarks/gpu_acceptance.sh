@@ -27,7 +27,7 @@
 # machine's (benchmarks/gpu_env.py rehearsal: a venv without those packages and without pip, their wheels
 # packed from this environment and unpacked as above); the CUDA test that runs the command line runs on
 # the CPU (FCN_CUDA_TESTS_ON=cpu); each step may take 5 times its GPU limit. Any plumbing fault shows
-# here. A test runs it (about 150 s of CPU time: 1 to 2 minutes on a quiet 2-core machine).
+# here. A test runs it (about 125 s of CPU time: some 2 minutes on a quiet 2-core machine).
 set -u -o pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

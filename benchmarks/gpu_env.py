@@ -11,9 +11,9 @@ CPU rehearsal, the same layout built from this environment.
 ``unpack`` does what ``pip install --no-deps --target`` does for these wheels (their importable files,
 executables kept executable), with the standard library alone: the GPU machine's image need not have pip.
 
-``rehearsal`` lays out, on any machine, what the GPU machine has: ``DIR/venv``, a venv without pip whose
-site-packages links to every entry of this environment's except the files of the distributions listed in
-``benchmarks/gpu_wheels.txt`` and of this project (which runs from the checkout); and ``DIR/wheels``,
+``rehearsal`` lays out, on any machine, what the GPU machine has: ``DIR/venv``, a venv whose site-packages
+links to every entry of this environment's except the files of the distributions listed in
+``benchmarks/gpu_wheels.txt``, of this project (which runs from the checkout) and of pip; and ``DIR/wheels``,
 those distributions as installed here, packed as wheels. The rehearsal then unpacks them as the real run
 does, so a package missing from the list, a replaced ``PYTHONPATH`` or a step that needs pip fails there.
 Only the standard library is imported at the top: ``unpack`` runs before the wheels are there.
@@ -193,10 +193,10 @@ def project_name() -> str:
 
 
 def rehearsal_venv(folder: Path, leave_out: Iterable[str]) -> Path:
-    """A venv without pip in ``folder`` that sees this environment's packages but the distributions
-    ``leave_out`` and this project; its python."""
+    """A venv in ``folder`` that sees this environment's packages but the distributions ``leave_out``,
+    this project and pip; its python."""
     leave = {importlib.metadata.distribution(n).metadata["Name"].lower() for n in leave_out}
-    leave.add(project_name().lower())
+    leave |= {project_name().lower(), "pip"}  # the project runs from the checkout; nothing may need pip
     site = Path(sysconfig.get_paths()["purelib"])
     dists = [d for d in importlib.metadata.distributions(path=[str(site)])]
     left_out = _prefixes(f for d in dists if d.metadata["Name"].lower() in leave for f in _files(d))
