@@ -8,7 +8,13 @@ GPU and, by a stated model, on several.
 
 Run from the repository root, e.g. ``python benchmarks/bench_nets.py --sizes 500 --batches 1 16 --device
 cuda``. Prints Markdown (a header, then one table per section); ``--out FILE`` also appends it to FILE.
-Columns that need CUDA (memory, host syncs) read "-" on other devices.
+Each row of the throughput table is printed as soon as it is measured (a run stopped at a time limit
+keeps what it measured). Columns that need CUDA (memory, host syncs) read "-" on other devices.
+
+Each configuration's first training step is timed on its own ("first step s"): it carries what a new
+input size costs once (cuDNN autotuning, torch.compile's compilation, the optimiser state), which is what
+``--cudnn-benchmark on`` / ``off`` and ``--compile on`` / ``off`` trade against the steady rate. The
+start-up of CUDA, cuDNN and cuBLAS is paid before the first measurement, untimed (and said).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from fcn_lightning.metrics import SegmentationMetrics
 from fcn_lightning.nets import Trunk, build_fcn, dense_upsampling
 from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
 
-from report import command_line, cpu_name, emit, markdown_table
+from report import append, command_line, cpu_name, markdown_row, markdown_table, peak_memory
 
 PRECISIONS = ("fp32", "bf16-mixed")
 IGNORE_INDEX = 255
@@ -43,6 +49,7 @@ COLUMNS = (
     "channels_last",
     "infer img/s",
     "train img/s",
+    "first step s",
     "peak mem (MiB)",
     "act. MiB/img",
     "GFLOP/img (fwd)",
@@ -105,6 +112,7 @@ class Row:
     channels_last: bool
     fwd_ips: float
     train_ips: float
+    first_s: float  # the configuration's first training step: autotuning, compilation, optimiser state
     peak_mib: float | None
     act_mib: float | None  # peak training memory above the weights and optimiser state, per image
     fwd_flops: int  # per image
@@ -133,6 +141,7 @@ class Row:
             "on" if self.channels_last else "off",
             f"{self.fwd_ips:.2f}",
             f"{self.train_ips:.2f}",
+            f"{self.first_s:.3f}",
             _opt(self.peak_mib, "{:.0f}"),
             _opt(self.act_mib, "{:.1f}"),
             f"{self.fwd_flops / 1e9:.1f}",
@@ -166,6 +175,7 @@ class Report:
     peak_tflops: float | None = None
     baselines: list[Baseline] = field(default_factory=list)
     tables: dict[str, list[list[str]]] = field(default_factory=dict)  # section -> body rows
+    start_up_s: float = 0.0  # untimed in the tables: CUDA, cuDNN and cuBLAS initialised
 
 
 def _opt(value: float | None, fmt: str) -> str:
@@ -263,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile", choices=("on", "off"), default="off", help="torch.compile the net (dynamic=False)"
     )
     p.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile's backend (eager: traced by dynamo, no code generated: a quick check on a CPU)",
+    )
+    p.add_argument(
         "--cudnn-benchmark",
         choices=("on", "off"),
         default="on",
@@ -352,6 +367,18 @@ def _steps(
     return forward, train_step
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One configuration's rates, its first training step, and on CUDA the training peak MiB and
+    activation MiB per image (the peak above what the weights and optimiser state hold between steps)."""
+
+    fwd_ips: float
+    train_ips: float
+    first_s: float
+    peak_mib: float | None
+    act_mib: float | None
+
+
 def measure(
     model: nn.Module,
     device: torch.device,
@@ -362,12 +389,12 @@ def measure(
     channels_last: bool,
     warmup: int,
     iters: int,
-) -> tuple[float, float, float | None, float | None]:
-    """Inference img/s, training img/s, and on CUDA the training peak MiB and activation MiB per image
-    (the peak above what the weights, gradients' absence and optimiser state hold between steps)."""
+) -> Measured:
+    """Time the configuration's first training step alone (what a new size costs once: autotuning,
+    compilation, the optimiser state), then ``warmup`` untimed and ``iters`` timed training steps, then
+    inference the same way."""
     forward, train_step = _steps(model, device, size, batch, num_classes, precision, channels_last)
-    fwd = batch / _seconds(forward, device, warmup, iters)
-    train_step()  # the optimiser state exists from here on
+    first = _seconds(train_step, device, 0, 1)
     model.zero_grad(set_to_none=True)
     peak = act = None
     if device.type == "cuda":
@@ -375,12 +402,29 @@ def measure(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         static = torch.cuda.memory_allocated(device)
-    train = batch / _seconds(train_step, device, max(warmup - 1, 0), iters)
+    train = batch / _seconds(train_step, device, warmup, iters)
     model.zero_grad(set_to_none=True)
     if device.type == "cuda":
         peak_bytes = torch.cuda.max_memory_allocated(device)
         peak, act = peak_bytes / 2**20, (peak_bytes - static) / 2**20 / batch
-    return fwd, train, peak, act
+    fwd = batch / _seconds(forward, device, warmup, iters)
+    return Measured(fwd, train, first, peak, act)
+
+
+def start_up(device: torch.device, args: argparse.Namespace) -> float:
+    """Seconds of one training step of the first net at 64 x 64 in each precision and layout, untimed in
+    the tables: the start-up of CUDA, cuDNN and cuBLAS (handles, kernels loaded) that would otherwise
+    fall on the first measured configuration. The net is not compiled: compiling stays in the first
+    steps, where it belongs."""
+    begin = time.perf_counter()
+    model = build_fcn(args.variants[0], args.num_classes, width=args.width, batch_norm=args.batch_norm)
+    model.to(device)
+    for precision in args.precision:
+        for channels_last in _layouts(args.channels_last):
+            _, train_step = _steps(model, device, (64, 64), 1, args.num_classes, precision, channels_last)
+            train_step()
+    _sync(device)
+    return time.perf_counter() - begin
 
 
 def matmul_peak_tflops(device: torch.device, n: int, iters: int = 10) -> float:
@@ -402,14 +446,14 @@ def measure_plain(
             MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
         ).to(device)
         if args.compile == "on":
-            model.compile(dynamic=False)  # one graph per input size and batch
+            model.compile(dynamic=False, backend=args.compile_backend)  # one graph per input size and batch
         with dense_upsampling():
-            fwd, train, _, _ = measure(
+            measured = measure(
                 model, device, size, 1, args.num_classes, "fp32", False, args.warmup, args.iters
             )
     finally:
         torch.backends.cudnn.benchmark = benchmark
-    return Baseline(variant, size, fwd, train)
+    return Baseline(variant, size, measured.fwd_ips, measured.train_ips)
 
 
 def upsampling_gain(
@@ -546,15 +590,40 @@ def _layouts(choice: str) -> list[bool]:
 
 def main(argv: Sequence[str] | None = None) -> Report:
     """Parse ``argv``, measure every variant x size x batch x precision x layout, print (and maybe append)
-    Markdown."""
+    Markdown: the throughput rows as they are measured, the other sections at the end."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    printed: list[str] = []
+
+    def say(*lines: str) -> None:
+        printed.extend(lines)
+        print("\n".join(lines), flush=True)
+
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    say(
+        f"Device: {device_name(device)}; torch {torch.__version__}; {now}",
+        "",
+        f"Command: `{command_line('bench_nets.py', argv)}`",
+        "",
+    )
     benchmark_before = torch.backends.cudnn.benchmark
     if cuda:  # on by default: the input size is fixed per measurement, so autotuning pays off
         torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
-    peak = matmul_peak_tflops(device, args.peak_size or (8192 if cuda else 512))
+    peak_n = args.peak_size or (8192 if cuda else 512)
+    peak = matmul_peak_tflops(device, peak_n)
+    warm = start_up(device, args)
+    say(
+        f"Measured bf16 matmul peak: {peak:.3f} TFLOP/s ({peak_n} x {peak_n} x {peak_n}).",
+        "",
+        f"Start-up, untimed in the tables: {warm:.2f} s (one training step per precision and layout at "
+        "64 x 64: CUDA, cuDNN and cuBLAS initialised before the first measurement).",
+        "",
+        "### Throughput",
+        "",
+        *markdown_table(COLUMNS, []),
+    )
 
     rows: list[Row] = []
     baselines: list[Baseline] = []
@@ -566,26 +635,28 @@ def main(argv: Sequence[str] | None = None) -> Report:
             MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
         ).to(device)
         if args.compile == "on":
-            model.compile(dynamic=False)  # one graph per input size and batch
+            model.compile(dynamic=False, backend=args.compile_backend)  # one graph per input size and batch
         params[variant] = (
             sum(p.numel() for p in model.parameters()),
             sum(p.numel() for p in model.parameters() if p.requires_grad),
         )
         for size in args.sizes:
             fwd_flops, train_flops = count_flops(variant, size, args.num_classes, args.width, args.batch_norm)
-            if not args.no_plain:
-                baselines.append(measure_plain(variant, device, size, args))
+            plain = None if args.no_plain else measure_plain(variant, device, size, args)
+            baselines += [plain] if plain else []
             for batch in args.batches:
                 for precision in args.precision:
                     for channels_last in _layouts(args.channels_last):
-                        fwd, train, peak_mib, act = measure(
+                        m = measure(
                             model, device, size, batch, args.num_classes,
                             precision, channels_last, args.warmup, args.iters,
                         )  # fmt: skip
-                        rows.append(
-                            Row(variant, size, batch, precision, channels_last, fwd, train, peak_mib, act,
-                                fwd_flops, train_flops)
+                        row = Row(
+                            variant, size, batch, precision, channels_last, m.fwd_ips, m.train_ips,
+                            m.first_s, m.peak_mib, m.act_mib, fwd_flops, train_flops,
                         )  # fmt: skip
+                        rows.append(row)
+                        say(markdown_row(row.cells(peak, plain)))
                     if args.compare_upsampling:
                         model.to(memory_format=torch.contiguous_format)
                         dense, fast = upsampling_gain(model, device, size, batch, precision, args)
@@ -608,8 +679,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
             torch.cuda.empty_cache()
     torch.backends.cudnn.benchmark = benchmark_before
 
-    plain = {(b.net, b.size): b for b in baselines}
-    main_body = [r.cells(peak, plain.get((r.net, r.size))) for r in rows]
+    plain_of = {(b.net, b.size): b for b in baselines}
+    main_body = [r.cells(peak, plain_of.get((r.net, r.size))) for r in rows]
     schedule, schedule_note = schedule_rows(rows)
     largest = max((r.size for r in rows), key=lambda s: s[0] * s[1])
     ddp_source = _best(
@@ -622,33 +693,28 @@ def main(argv: Sequence[str] | None = None) -> Report:
     ddp, ddp_note = ddp_rows(ddp_source, ddp_params, args.links)
     baseline_body = [[b.net, _size_text(b.size), f"{b.fwd_ips:.2f}", f"{b.train_ips:.2f}"] for b in baselines]
 
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    peak_n = args.peak_size or (8192 if cuda else 512)
     lines = [
-        f"Device: {device_name(device)}; torch {torch.__version__}; {now}",
         "",
-        f"Command: `{command_line('bench_nets.py', argv)}`",
+        f"warmup {args.warmup}, iters {args.iters}, width {args.width}, batch norm "
+        f"{'on' if args.batch_norm else 'off'}, {args.num_classes} classes, torch.compile {args.compile}"
+        + (f" ({args.compile_backend})" if args.compile == "on" else "")
+        + f", cudnn.benchmark {args.cudnn_benchmark if cuda else 'n/a'}. Infer: eval, inference mode. "
+        "Train: forward, cross-entropy (ignore 255), backward, SGD step (momentum 0.99). First step s: the "
+        "configuration's first training step, timed alone: what a new size, batch, precision or layout "
+        "costs once (cuDNN autotuning, compilation, the optimiser state); the rates are of the steps after "
+        "it. FLOPs: torch FlopCounterMode (2 per multiply-add), per image, the net's (upsamplers as dense "
+        "deconvolutions); train counted as autograd runs it. % peak: TFLOP/s / the measured bf16 matmul "
+        f"peak. x plain: img/s / the {PLAIN}'s (below). Peak mem: torch.cuda.max_memory_allocated in the "
+        "training loop; act. MiB/img: that peak less the memory held between steps (weights, optimiser "
+        "state), per image." + ("" if cuda else " Memory columns need CUDA: '-' here."),
         "",
-        f"Measured bf16 matmul peak: {peak:.3f} TFLOP/s ({peak_n} x {peak_n} x {peak_n}).",
+        f"First training steps: {sum(r.first_s for r in rows):.2f} s over {len(rows)} configurations; "
+        f"the timed steps after them: {sum(args.iters * r.batch / r.train_ips for r in rows):.2f} s.",
         "",
         *markdown_table(
             ("net", "params (M)", "trainable (M)"),
             ([n, f"{t / 1e6:.2f}", f"{tr / 1e6:.2f}"] for n, (t, tr) in params.items()),
         ),
-        "",
-        "### Throughput",
-        "",
-        *markdown_table(COLUMNS, main_body),
-        "",
-        f"warmup {args.warmup}, iters {args.iters}, width {args.width}, batch norm "
-        f"{'on' if args.batch_norm else 'off'}, {args.num_classes} classes, torch.compile {args.compile}, "
-        f"cudnn.benchmark {args.cudnn_benchmark if cuda else 'n/a'}. Infer: eval, inference mode. "
-        "Train: forward, cross-entropy (ignore 255), backward, SGD step (momentum 0.99). FLOPs: torch "
-        "FlopCounterMode (2 per multiply-add), per image, the net's (upsamplers as dense deconvolutions); "
-        "train counted as autograd runs it. % peak: TFLOP/s / the measured bf16 matmul peak. x plain: "
-        f"img/s / the {PLAIN}'s (below). Peak mem: torch.cuda.max_memory_allocated in the training loop; "
-        "act. MiB/img: that peak less the memory held between steps (weights, optimiser state), per image."
-        + ("" if cuda else " Memory columns need CUDA: '-' here."),
         "",
         f"### Plain loop ({PLAIN})",
         "",
@@ -688,13 +754,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
             "(fixed bilinear ones by interpolation, only the kept window), NCHW, timed in alternating "
             "rounds; medians.",
         ]
-    text = "\n".join(lines) + "\n"
-    emit(text, args.out)
+    say(*lines, "", peak_memory() + ".")
+    text = "\n".join(printed) + "\n"
+    append(text, args.out)
     tables = {
         "throughput": main_body, "plain": baseline_body, "schedule": schedule, "ddp": ddp,
         "metrics": overhead, "upsampling": gains,
     }  # fmt: skip
-    return Report(rows, params, text, peak, baselines, tables)
+    return Report(rows, params, text, peak, baselines, tables, start_up_s=warm)
 
 
 if __name__ == "__main__":

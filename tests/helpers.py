@@ -33,6 +33,25 @@ CONFIGS = REPO / "configs"
 TINY_WIDTH = 0.0625
 
 
+def child_env(*paths: str | Path, **settings: str) -> dict[str, str]:
+    """The environment of a child process: this one's, with the checkout and ``paths`` (folders a test
+    writes modules to) put in front of ``PYTHONPATH``, and ``settings`` set. Put in front, never in place:
+    where packages are found only through ``PYTHONPATH`` (the GPU machine's wheels), a replaced
+    ``PYTHONPATH`` leaves the child without them."""
+    before = os.environ.get("PYTHONPATH")
+    search = os.pathsep.join([str(REPO), *map(str, paths), *([before] if before else [])])
+    return {**os.environ, "PYTHONPATH": search, **settings}
+
+
+def as_if_on_cuda(trainer: Any) -> Any:
+    """``trainer`` (a CPU one) with a strategy whose root device is ``cuda:0``: what a callback that
+    chooses by the run's device sees on a GPU (the strategy is not set up: nothing is moved)."""
+    strategy = type(trainer.strategy)
+    on_cuda = {"root_device": torch.device("cuda", 0)}
+    trainer.strategy.__class__ = type(f"OnCuda{strategy.__name__}", (strategy,), on_cuda)
+    return trainer
+
+
 def dead_pid() -> int:
     """The id of a process that has exited (and been reaped): what a killed writer leaves in its names."""
     child = subprocess.Popen([sys.executable, "-c", ""])
@@ -105,14 +124,19 @@ def synthetic_voc_data(root: str | Path, generator: dict[str, Any], **init_args:
     }
 
 
-def randomised(net: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+def randomised(
+    net: torch.nn.Module, seed: int = 0, scale: float = 0.1, by_fan_in: bool = False
+) -> torch.nn.Module:
     """``net`` with every learnable parameter drawn at random (zero score layers would hide a mix-up of
-    layers); fixed upsamplers keep their bilinear kernels."""
+    layers); fixed upsamplers keep their bilinear kernels. ``by_fan_in``: each weight's standard deviation
+    is sqrt(2 / fan-in) instead of ``scale`` (He's), so that activations and gradients stay near 1 through
+    all the layers of a deep net (the loss then neither saturates nor vanishes)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in net.parameters():
             if param.requires_grad:
-                param.copy_(torch.randn(param.shape, generator=gen) * scale)
+                std = (2 / param[0].numel()) ** 0.5 if by_fan_in and param.dim() > 1 else scale
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
     return net
 
 
@@ -288,9 +312,8 @@ def launched_ranks(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size)}
-    env |= {"NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    world = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size)}
+    env = child_env(**world, NODE_RANK="0", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     start = time.monotonic()
     ranks = [
         subprocess.Popen(

@@ -1,6 +1,6 @@
-"""The real-dataset configs train on one GPU, as the paper's tables: none lets Lightning spread a run over
-every GPU of the machine (which would change images per step, and so the recipe), and the README says
-how to scale a recipe to N GPUs."""
+"""The configs of real data (the paper's datasets and your own folder) train on one GPU, as the paper's
+tables: none lets Lightning spread a run over every GPU of the machine (which would change images per
+step, and so the recipe), and the README says how to scale a recipe to N GPUs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import yaml
 
 REPO = Path(__file__).parents[1]
 CONFIGS = REPO / "configs"
-REAL_DATASETS = ("voc", "context", "nyud", "siftflow")
+#: Every folder of configs that is not a synthetic dataset's.
+REAL_DATASETS = tuple(sorted(d.name for d in CONFIGS.iterdir() if d.is_dir() and "synthetic" not in d.name))
 #: Every training config of the real datasets (staged plans only list them).
 REAL_CONFIGS = sorted(
     p
@@ -39,7 +40,8 @@ def test_real_dataset_configs_pin_one_device(path):
 
 
 def test_no_real_dataset_config_is_left_out():
-    assert len(REAL_CONFIGS) >= 20 and all("synthetic" not in p.parts[-2] for p in REAL_CONFIGS)
+    assert set(REAL_DATASETS) == {"voc", "context", "nyud", "siftflow", "folder"}
+    assert len(REAL_CONFIGS) >= 25 and all("synthetic" not in p.parts[-2] for p in REAL_CONFIGS)
 
 
 def test_the_readme_says_how_to_scale_to_several_gpus():

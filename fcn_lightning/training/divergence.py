@@ -78,8 +78,10 @@ class StopOnDivergence(Callback):
         self._loss: torch.Tensor | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # The strategy's device, not the module's: Lightning moves the module there only after setup.
         if self.check_every_n_steps is None:  # free on a CPU; on a GPU, no wait on most steps
-            self._every = 1 if pl_module.device.type == "cpu" else GPU_CHECK_EVERY_N_STEPS
+            on_cpu = trainer.strategy.root_device.type == "cpu"
+            self._every = 1 if on_cpu else GPU_CHECK_EVERY_N_STEPS
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

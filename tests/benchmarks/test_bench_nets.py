@@ -63,7 +63,11 @@ def test_tiny_run_table_and_flops(bench: ModuleType, tmp_path: Path, capsys: pyt
 
     combos = [(r.precision, r.channels_last) for r in report.rows]
     assert combos == [("fp32", False), ("fp32", True), ("bf16-mixed", False), ("bf16-mixed", True)]
-    assert all(r.fwd_ips > 0 and r.train_ips > 0 and r.peak_mib is None for r in report.rows)
+    assert all(
+        r.fwd_ips > 0 and r.train_ips > 0 and r.first_s > 0 and r.peak_mib is None for r in report.rows
+    )
+    assert report.start_up_s > 0 and "Start-up, untimed in the tables:" in report.text
+    assert "First training steps:" in report.text and "Peak memory: host" in report.text
     assert report.baselines == [] and "(skipped: --no-plain)" in report.text
 
     fwd, train = _direct_flops("fcn8s")
@@ -177,3 +181,63 @@ def test_plain_loop_runs_the_dense_upsampling_layers(
     args = bench.build_parser().parse_args(["--width", "0.0625", "--iters", "1", "--warmup", "0"])
     baseline = bench.measure_plain("fcn32s", torch.device("cpu"), (32, 32), args)
     assert seen == [True] and baseline.fwd_ips > 0 and baseline.train_ips > 0
+
+
+def test_each_row_is_printed_as_soon_as_it_is_measured(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A run stopped at its time limit (here: at its second measurement) has printed what it measured."""
+    real, calls = bench.measure, []
+
+    def stopped_at_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what the time limit's signal does to the run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "measure", stopped_at_the_second)
+    argv = [*TINY_BENCHMARK, "--variants", "fcn32s", "--precision", "fp32", "--channels-last", "both"]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*argv, "--no-plain", "--peak-size", "16"])
+    printed = capsys.readouterr().out
+    assert [row[:5] for row in _table_rows(printed, bench.COLUMNS)] == [
+        ["fcn32s", "32x32", "1", "fp32", "off"]
+    ]
+
+
+def test_a_configurations_first_training_step_is_timed_alone_before_any_other(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No untimed training step before the timing: the first step carries what a new size costs once
+    (cuDNN autotuning, compilation), which the autotuning and compile comparisons are there to show."""
+    events: list[tuple[str, ...]] = []
+    real_steps, real_seconds = bench._steps, bench._seconds
+
+    def steps(*args, **kwargs):
+        forward, train_step = real_steps(*args, **kwargs)
+
+        def counted(step, name):
+            def run():
+                events.append((name,))
+                step()
+
+            run.__name__ = name
+            return run
+
+        return counted(forward, "forward"), counted(train_step, "train")
+
+    def seconds(step, device, warmup, iters):
+        events.append(("timed", step.__name__, warmup, iters))
+        return real_seconds(step, device, warmup, iters)
+
+    monkeypatch.setattr(bench, "_steps", steps)
+    monkeypatch.setattr(bench, "_seconds", seconds)
+    model = net_of("fcn32s", 21, width=0.0625)
+    measured = bench.measure(model, torch.device("cpu"), (32, 32), 1, 21, "fp32", False, 1, 2)
+    assert events[0] == ("timed", "train", 0, 1) and events[1] == ("train",)  # the first step, alone
+    assert [e for e in events if e[0] == "timed"] == [
+        ("timed", "train", 0, 1),
+        ("timed", "train", 1, 2),
+        ("timed", "forward", 1, 2),
+    ]
+    assert events.count(("train",)) == 1 + 1 + 2 and measured.first_s > 0

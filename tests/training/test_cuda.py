@@ -8,7 +8,6 @@ has initialised it, and a killed run must be a process of its own.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,12 +18,10 @@ import torch
 
 from fcn_lightning import FCN32s
 from fcn_lightning.metrics import SegmentationMetrics
-from tests.helpers import KILL_ONCE
+from tests.helpers import CONFIGS, KILL_ONCE, TINY_WIDTH, child_env
 
 pytestmark = pytest.mark.cuda
 
-REPO = Path(__file__).parents[2]
-CONFIGS = REPO / "configs"
 #: Kill-and-resume: GPU kernels are not bit-deterministic (atomics in the backward of convolutions and
 #: interpolation), so the resumed weights agree with the uninterrupted run's to this, not exactly.
 RESUME_RTOL, RESUME_ATOL = 1e-3, 1e-4
@@ -68,7 +65,7 @@ def run_fit(folder: Path, device: torch.device, *extra: str, expect_kill: bool =
         "--config",
         str(CONFIGS / "synthetic/base.yaml"),
     ]
-    args += ["--config", str(CONFIGS / "synthetic/fcn32s.yaml"), "--model.init_args.width", "0.25"]
+    args += ["--config", str(CONFIGS / "synthetic/fcn32s.yaml"), "--model.init_args.width", str(TINY_WIDTH)]
     args += [
         "--data.init_args.root",
         str(folder.parent / "data"),
@@ -78,7 +75,7 @@ def run_fit(folder: Path, device: torch.device, *extra: str, expect_kill: bool =
     args += ["--data.init_args.generator.num_train", "16", "--data.init_args.generator.num_val", "4"]
     args += ["--data.init_args.batch_size", "4", "--data.init_args.crop_size", "48"]
     args += ["--trainer.enable_progress_bar", "false", *_device_args(device), *extra]
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{folder}", "PYTHONUNBUFFERED": "1"}
+    env = child_env(folder, PYTHONUNBUFFERED="1")
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     if expect_kill:
@@ -139,9 +136,9 @@ def test_a_bf16_mixed_fit_with_workers_and_pinned_memory_checkpoints_for_the_cpu
         "--trainer.precision",
         "bf16-mixed",
         "--trainer.max_steps",
-        "30",
+        "8",
         "--trainer.val_check_interval",
-        "15",
+        "4",
         "--data.init_args.num_workers",
         "2",
         "--data.init_args.pin_memory",
@@ -153,7 +150,7 @@ def test_a_bf16_mixed_fit_with_workers_and_pinned_memory_checkpoints_for_the_cpu
     model = FCN32s.load_from_checkpoint(last, map_location="cpu", weights_only=True)
     assert next(model.parameters()).device.type == "cpu"
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    assert saved["global_step"] == 30 and all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+    assert saved["global_step"] == 8 and all(torch.isfinite(v).all() for v in saved["state_dict"].values())
 
 
 def test_a_killed_fit_resumes_on_the_gpu_in_the_same_order_to_the_same_weights(tmp_path, cuda_device):

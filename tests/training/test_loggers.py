@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ import torch
 from fcn_lightning import loggers
 from fcn_lightning.training.identity import RUN_KEY
 from fcn_lightning.training.loggers import FCNWandbLogger, wandb_offline_reason
-from tests.helpers import config_args, generator_args, tiny_run_args
+from tests.helpers import child_env, config_args, generator_args, tiny_run_args
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -86,7 +85,7 @@ def read_wandb_records(path: Path) -> list:
 
 
 def test_a_run_with_the_wandb_config_and_no_login_finishes_offline_with_everything(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env = {k: v for k, v in child_env().items() if not k.startswith("WANDB_")}
     env |= {"HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "fcn_lightning.cli", "fit"]
     args += config_args("synthetic/base.yaml", "synthetic/fcn32s.yaml", "wandb.yaml")

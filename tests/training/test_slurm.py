@@ -21,7 +21,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
-from tests.helpers import KILL_ONCE, assert_same_run, fork_command
+from tests.helpers import KILL_ONCE, assert_same_run, child_env, fork_command
 
 REPO = Path(__file__).parents[2]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
@@ -94,7 +94,7 @@ def test_the_sbatch_template_runs_srun_fit_with_the_jobs_shape_and_folders(monke
         "--config",
         str(REPO / "configs/synthetic/fcn32s.yaml"),
     ]
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FCN_RUNS": str(tmp_path / "runs")}
+    env = child_env(PATH=f"{bin_dir}:{os.environ['PATH']}", FCN_RUNS=str(tmp_path / "runs"))
     subprocess.run(["bash", str(TEMPLATE), *configs], env=env, check=True, cwd=tmp_path, timeout=60)
     recorded = yaml.safe_load(record.read_text())
     assert recorded["wandb"] == "voc-fcn32s-4242"

@@ -13,7 +13,7 @@ from fcn_lightning import FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.training.speed import SpeedSwitches
-from tests.helpers import config_args, tiny_run_args
+from tests.helpers import as_if_on_cuda, config_args, tiny_run_args
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 TINY = {"num_classes": 3, "width": 0.0625, "batch_norm": True}
@@ -166,18 +166,9 @@ def test_channels_last_reaches_the_images_of_every_loop():
         assert not batch["image"].is_contiguous(), hook
 
 
-class _CudaStrategy:
-    """A strategy whose root device is CUDA (``resolve`` reads nothing else from it)."""
-
-    root_device = torch.device("cuda", 0)
-
-
 def _on_cuda(datamodule) -> L.Trainer:
     """A CPU trainer that SpeedSwitches takes for a CUDA one, with ``datamodule`` attached."""
-    trainer = _trainer()
-    trainer.strategy.__class__ = type(
-        "FakeCuda", (type(trainer.strategy),), {"root_device": _CudaStrategy.root_device}
-    )
+    trainer = as_if_on_cuda(_trainer())
     trainer._data_connector.attach_datamodule(FCN32s(**TINY), datamodule=datamodule)
     return trainer
 
