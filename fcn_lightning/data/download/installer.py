@@ -129,7 +129,11 @@ def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, l
     a kept path there without a record (only some of them) is an error naming it."""
     record = manifest.item(item.name)
     if record is not None:
-        placed = [folder / p for p in record.get("placed", ())]
+        own = (
+            *item.products,
+            *item.optional,
+        )  # what the record names beyond these is not the item's to clear
+        placed = [folder / p for p in own if p in record.get("placed", ())]
         if record.get("state") == "complete" and all(p.exists() for p in placed):
             return "complete", []
         return "again", [p for p in placed if p.exists() or p.is_symlink()]
@@ -155,8 +159,7 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
         missing = [p for p in item.products if not (scratch / p).exists()]
         if missing:
             raise DownloadError(
-                f"{archive} holds no {missing[0]} (at its top or inside one enclosing folder): not the "
-                f"archive {item.name} expects; delete it to fetch it again"
+                f"{archive} holds no {missing[0]} (at its top or inside one enclosing folder)"
             )
         kept = [
             *item.products,
@@ -170,6 +173,29 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return kept
+
+
+def _not_the_archive(item: Item, archive: Path, manifest: Manifest, error: DownloadError) -> DownloadError:
+    """The error for an archive that cannot be unpacked or lacks a kept path. Without a published checksum
+    its sha256 was recorded only as it came: it is forgotten (and a fetched copy deleted), so the record
+    never holds a later whole copy for a bad one."""
+    if item.checksum is not None:
+        return DownloadError(
+            f"{error}: it matches its published checksum ({item.checksum.source}), so this is not the layout "
+            f"{item.name} is known by; unpack it by hand into {archive.parent} and report it"
+        )
+    fetched = (manifest.file(item.file) or {}).get("fetched")
+    manifest.forget_file(item.file)
+    if fetched:
+        archive.unlink(missing_ok=True)
+        return DownloadError(
+            f"{error}: not the archive {item.name} expects (a bad copy or an error page from its source); "
+            f"it is deleted and its sha256 not kept: run the same command to fetch it again"
+        )
+    return DownloadError(
+        f"{error}: not the archive {item.name} expects; it was put there by hand: replace it with a whole "
+        f"copy"
+    )
 
 
 def install(
@@ -210,7 +236,10 @@ def install(
         archive = folder / item.file
         if not (archive.is_file() and _verify_present(item, archive, manifest, say)):
             _fetch(item, folder, manifest, mirror, say, timeout)
-        kept = _unpack(item, archive, folder, manifest)
+        try:
+            kept = _unpack(item, archive, folder, manifest)
+        except DownloadError as error:
+            raise _not_the_archive(item, archive, manifest, error) from error
         if (manifest.file(item.file) or {}).get("fetched"):
             archive.unlink()  # what it holds is in place; an archive put there by hand is kept
         say(f"  -> {', '.join(str(folder / p) for p in kept)}")

@@ -174,3 +174,56 @@ def test_a_dry_run_plan_names_the_sources_in_order_and_writes_nothing(server, pl
         < text.index("//b.example")
     )
     assert "md5 checked against the test" in text and not places.data.exists()
+
+
+def test_a_rerun_clears_only_the_items_own_paths_whatever_its_record_says(server, places, tmp_path):
+    item = item_of(server)
+    folder = places.data / "pascal-context"
+    folder.mkdir(parents=True)
+    (tmp_path / "precious").mkdir()
+    (folder / "mine.txt").write_text("mine")
+    record = {"items": {"labels": {"state": "placing", "placed": ["../../precious", "mine.txt", "trainval"]}}}
+    (folder / MANIFEST_NAME).write_text(json.dumps(record))
+    assert install(item, places, say=quiet) == "installed"
+    assert (tmp_path / "precious").is_dir() and (folder / "mine.txt").read_text() == "mine"
+    assert (folder / "trainval/2008_000002.mat").is_file()
+
+
+def test_a_first_download_that_is_not_the_archive_is_deleted_and_forgotten_so_the_next_run_can_fetch_it(
+    server, places
+):
+    page = b"<html>the host moved</html>"
+    item = item_of(server, data=page, checksum=False)
+    folder = places.data / "pascal-context"
+    with pytest.raises(
+        DownloadError, match=r"not the archive labels expects.* deleted .* run the same command"
+    ):
+        install(item, places, say=quiet)
+    assert not (folder / "trainval.tar.gz").exists()
+    assert json.loads((folder / MANIFEST_NAME).read_text())["files"] == {}  # its sha256 is not kept
+
+    server.add("trainval.tar.gz", LABELS)  # the host serves the archive again
+    assert install(item, places, say=quiet) == "installed"
+    assert (folder / "labels.txt").is_file()
+
+
+def test_an_archive_put_by_hand_that_is_not_the_one_is_kept_and_forgotten_and_named(server, places):
+    item = item_of(server, checksum=False, urls=("http://127.0.0.1:9/unreachable/trainval.tar.gz",))
+    folder = places.data / "pascal-context"
+    folder.mkdir(parents=True)
+    (folder / "trainval.tar.gz").write_bytes(LABELS[:100])
+    with pytest.raises(
+        DownloadError, match=r"cannot be unpacked.*put there by hand: replace it with a whole copy"
+    ):
+        install(item, places, say=quiet)
+    assert (folder / "trainval.tar.gz").is_file()
+    (folder / "trainval.tar.gz").write_bytes(LABELS)  # the whole copy is taken: nothing recorded the bad one
+    assert install(item, places, say=quiet) == "installed"
+
+
+def test_a_verified_archive_without_a_kept_path_is_kept_and_not_fetched_again_in_vain(server, places):
+    item = item_of(server, products=("trainval", "elsewhere"))
+    with pytest.raises(DownloadError, match=r"holds no elsewhere.*matches its published checksum") as raised:
+        install(item, places, say=quiet)
+    assert "fetch it again" not in str(raised.value)
+    assert (places.data / "pascal-context" / "trainval.tar.gz").is_file()
