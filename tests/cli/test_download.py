@@ -26,7 +26,7 @@ from fcn_lightning.data import (
 )
 from fcn_lightning.data.download import ITEMS, MANIFEST_NAME, Checksum
 from fcn_lightning.nets.caffe import export_caffe_net
-from fcn_lightning.nets.caffe_proto import write_caffemodel
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, encode_net, write_caffemodel
 from tests.helpers import TINY_WIDTH, caffe_vgg16, config_args, tiny_run_args
 from tests.helpers import run_command as run
 from tests.serving import LocalServer, md5, refused_url, tar_bytes, voc_archives, zip_bytes
@@ -288,11 +288,15 @@ def test_a_bad_first_copy_without_a_published_checksum_is_named_with_how_to_drop
     server, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)  # the default data root, ./data: no --root in the commands printed
-    server.add("VGG_ILSVRC_16_layers.caffemodel", b"<html>a login page</html>")
+
+    def caffemodel(name: str) -> bytes:
+        return encode_net(CaffeNet(name, [CaffeLayer("conv1_1", "Convolution", [np.ones(2, np.float32)])]))
+
+    server.add("VGG_ILSVRC_16_layers.caffemodel", caffemodel("another net"))
     args = ["download", "vgg16-caffe", "--mirror", server.base]
     assert run(args, capsys)[0] == 0  # taken as it came: the manifest route
     (tmp_path / "data/weights/VGG_ILSVRC_16_layers.caffemodel").unlink()
-    server.add("VGG_ILSVRC_16_layers.caffemodel", b"the real weights")
+    server.add("VGG_ILSVRC_16_layers.caffemodel", caffemodel("VGG_ILSVRC_16_layers"))
     code, _, err = run(args, capsys)
     assert code == 1
     (line,) = [line for line in err.splitlines() if line.startswith("fcn-lightning download: error:")]

@@ -225,11 +225,13 @@ def fetch(
     target: Path,
     expected: Checksum | None,
     *,
+    check: Callable[[Path], str | None] | None = None,
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> Fetched:
     """``target`` from the first of ``urls`` that delivers it whole and (when ``expected`` is given) with
     that digest; each failed source is one line through ``say``. Raises :class:`AllSourcesFailed`.
+    ``check``: what else the file must pass before it takes its name (it returns why not, or ``None``).
 
     A partial file from an earlier run is resumed. The digest is checked before ``target`` is renamed
     into place; on a mismatch the partial file is deleted (a resumed one is fetched once more from the
@@ -257,6 +259,9 @@ def fetch(
                     f"{expected.algorithm} {digests[expected.algorithm]} is not the expected "
                     f"{expected.digest} ({expected.source}); the partial file is deleted"
                 )
+            if check is not None and (problem := check(partial)) is not None:
+                discard_partial(target)
+                raise SourceFailed(f"{problem}; the partial file is deleted")
         except SourceFailed as error:
             say(f"  {url}: {error}")
             continue

@@ -19,8 +19,9 @@ from pathlib import Path
 from fcn_lightning.data.download.fetch import TIMEOUT, fetch, file_digests, mirror_url, partial_path
 from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
 from fcn_lightning.data.download.manifest import DownloadError, Manifest, fingerprint, folder_lock
-from fcn_lightning.data.download.unpack import unpack_kept
+from fcn_lightning.data.download.unpack import archive_problem, unpack_kept
 from fcn_lightning.io import publish, remove_stale_temporaries, temporary_path
+from fcn_lightning.nets.caffe_proto import CaffeFormatError, check_caffemodel
 
 __all__ = ["Places", "install", "plan", "sources"]
 
@@ -71,6 +72,19 @@ def _expected(item: Item, manifest: Manifest) -> Checksum | None:
     return None
 
 
+def _content_problem(item: Item, path: Path) -> str | None:
+    """Why a file with no checksum to hold it to is not even the kind of file the item is (an error page, an
+    empty or cut file): an archive of its kind, a whole ``.caffemodel``; ``None`` when it is."""
+    if item.is_archive:
+        return archive_problem(path, item.file)
+    if item.file.endswith(".caffemodel"):
+        try:
+            check_caffemodel(path)
+        except CaffeFormatError as error:
+            return str(error)
+    return None
+
+
 def _how(item: Item, manifest: Manifest) -> str:
     expected = _expected(item, manifest)
     if item.checksum is not None:
@@ -94,6 +108,9 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
             f"{expected.digest} ({expected.source}): fetching it again"
         )
         return False
+    if expected is None and (problem := _content_problem(item, path)) is not None:
+        say(f"  {path}: {problem}: fetching it again")
+        return False
     manifest.record_file(
         item.file,
         sha256=digests["sha256"],
@@ -112,7 +129,9 @@ def _fetch(
     urls = sources(item, mirror)
     say(f"  fetching {item.file} from {urls[0]}")
     how = _how(item, manifest)  # before the record: a first download has none to be checked against
-    fetched = fetch(urls, target, _expected(item, manifest), say=say, timeout=timeout)
+    expected = _expected(item, manifest)
+    check = None if expected is not None else (lambda path: _content_problem(item, path))
+    fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
     manifest.record_file(
         item.file,
         sha256=fetched.digests["sha256"],

@@ -27,7 +27,7 @@ from typing import IO, Any
 from fcn_lightning.data.download.manifest import DownloadError
 from fcn_lightning.data.progress import ByteProgress
 
-__all__ = ["UnsafeArchiveError", "unpack_kept"]
+__all__ = ["UnsafeArchiveError", "archive_problem", "unpack_kept"]
 
 #: Errors of the disk written to, not of the archive: raised as they are (the archive is not to blame).
 THIS_SIDE = frozenset(
@@ -229,6 +229,18 @@ def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
     tree.finish()
 
 
+def _is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why the file at ``path`` is not an archive of the kind its ``name`` says (``.zip``, else a tar), read
+    from its head; ``None`` when it is one (whether it is whole is known once it is unpacked)."""
+    if _is_zip(name):
+        return None if zipfile.is_zipfile(path) else "not a zip archive"
+    return None if tarfile.is_tarfile(path) else "not a tar archive"
+
+
 def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
     """Unpack the members of ``archive`` (a ``.zip``, else a tar) under the paths ``keep`` (each at the top
     of the archive or inside one enclosing folder) into the empty folder ``into``, at the same paths.
@@ -236,7 +248,7 @@ def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
     raises :class:`DownloadError`; the disk's own errors (full, read-only) are raised as they are."""
     paths = [PurePosixPath(p).parts for p in keep]
     try:
-        if archive.name.lower().endswith(".zip"):
+        if _is_zip(archive.name):
             _unpack_zip(archive, into, paths)
         else:
             _unpack_tar(archive, into, paths)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 import fcn_lightning.data.download.installer as install_module
@@ -19,11 +20,18 @@ from fcn_lightning.data.download import (
     install,
     plan,
 )
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, encode_net
 from tests.serving import LocalServer, tar_bytes
 
 LABELS = tar_bytes(
     {"trainval/2008_000002.mat": b"mat", "labels.txt": b"1: aeroplane\n", "extra.txt": b"x"}, "w:gz"
 )
+
+
+def caffemodel_bytes(name: str) -> bytes:
+    """A small whole ``.caffemodel``: one layer named ``name``."""
+    net = CaffeNet(name, [CaffeLayer(name, "Convolution", [np.ones((2, 3, 1, 1), np.float32)])])
+    return encode_net(net)
 
 
 def item_of(server: LocalServer, data: bytes = LABELS, checksum: bool = True, **changes) -> Item:
@@ -134,17 +142,18 @@ def test_the_manual_route_an_archive_put_in_place_by_hand_is_verified_used_and_k
 def test_without_a_published_checksum_the_first_download_is_recorded_and_later_ones_must_match(
     server, places
 ):
+    first = caffemodel_bytes("first")
     weights = item_of(server, checksum=False, dataset="weights", products=(), file="w.caffemodel")
-    weights = Item(**{**weights.__dict__, "urls": (server.add("w.caffemodel", b"first"),)})
+    weights = Item(**{**weights.__dict__, "urls": (server.add("w.caffemodel", first),)})
     said: list[str] = []
     install(weights, places, say=said.append)
     record = json.loads((places.weights / MANIFEST_NAME).read_text())["files"]["w.caffemodel"]
-    assert record["sha256"] == hashlib.sha256(b"first").hexdigest()
+    assert record["sha256"] == hashlib.sha256(first).hexdigest()
     assert any("no published checksum: its sha256 is recorded" in line for line in said)
     assert install(weights, places, say=quiet) == "complete"  # unchanged since: not hashed again
 
     (places.weights / "w.caffemodel").unlink()
-    server.add("w.caffemodel", b"changed on the server")
+    server.add("w.caffemodel", caffemodel_bytes("changed on the server"))
     said.clear()
     with pytest.raises(AllSourcesFailed):
         install(weights, places, say=said.append)
@@ -189,11 +198,35 @@ def test_a_rerun_clears_only_the_items_own_paths_whatever_its_record_says(server
     assert (folder / "trainval/2008_000002.mat").is_file()
 
 
-def test_a_first_download_that_is_not_the_archive_is_deleted_and_forgotten_so_the_next_run_can_fetch_it(
+def test_a_first_download_that_is_not_even_the_kind_of_file_is_refused_before_it_takes_its_name(
     server, places
 ):
     page = b"<html>the host moved</html>"
-    item = item_of(server, data=page, checksum=False)
+    mirror = server.add("mirror/w.caffemodel", page)
+    good = caffemodel_bytes("w")
+    weights = Item(
+        name="w", title="w", file="w.caffemodel", urls=(server.add("w.caffemodel", good),), source="test",
+        dataset="weights", size="",
+    )  # fmt: skip
+    said: list[str] = []
+    archive = item_of(server, data=page, checksum=False, urls=(mirror.replace("w.caffemodel", "t.tar.gz"),))
+    server.add("mirror/t.tar.gz", page)
+    with pytest.raises(AllSourcesFailed):
+        install(archive, places, say=said.append)
+    assert any("not a tar archive; the partial file is deleted" in line for line in said)
+    assert install(weights, places, mirror=mirror.rsplit("/", 1)[0], say=said.append) == "installed"
+    assert any("w.caffemodel.part is not a .caffemodel" in line for line in said)
+    assert (places.weights / "w.caffemodel").read_bytes() == good  # the next source's, and its sha256 kept
+    record = json.loads((places.weights / MANIFEST_NAME).read_text())["files"]["w.caffemodel"]
+    assert record["sha256"] == hashlib.sha256(good).hexdigest()
+    assert not (places.data / "pascal-context" / MANIFEST_NAME).exists()  # the page was never recorded
+
+
+def test_a_first_download_that_is_not_the_archive_is_deleted_and_forgotten_so_the_next_run_can_fetch_it(
+    server, places
+):
+    whole = tar_bytes({"trainval/a.mat": bytes(range(256)) * 800, "labels.txt": b"1: x\n"}, "w:gz")
+    item = item_of(server, data=whole[: len(whole) * 2 // 3], checksum=False)  # cut: a tar at its head
     folder = places.data / "pascal-context"
     with pytest.raises(
         DownloadError, match=r"not the archive labels expects.* deleted .* run the same command"
@@ -202,7 +235,7 @@ def test_a_first_download_that_is_not_the_archive_is_deleted_and_forgotten_so_th
     assert not (folder / "trainval.tar.gz").exists()
     assert json.loads((folder / MANIFEST_NAME).read_text())["files"] == {}  # its sha256 is not kept
 
-    server.add("trainval.tar.gz", LABELS)  # the host serves the archive again
+    server.add("trainval.tar.gz", LABELS)  # the host serves the whole archive again
     assert install(item, places, say=quiet) == "installed"
     assert (folder / "labels.txt").is_file()
 
