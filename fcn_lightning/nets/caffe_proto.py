@@ -276,9 +276,12 @@ def check_caffemodel(path: str | os.PathLike) -> None:
     with open(path, "rb") as f:
         while pos < size:
             f.seek(pos)
+            head = f.read(20)
             try:
-                number, wire, value, after = _field_head(f.read(20), 0)
+                number, wire, value, after = _field_head(head, 0)
             except CaffeFormatError as err:
+                if pos + len(head) == size and "truncated" in str(err):
+                    raise CaffeFormatError(f"{path} is cut short: it ends inside a field's key") from err
                 raise CaffeFormatError(f"{path} is not a .caffemodel: {err} at byte {pos}") from err
             pos += after + (0 if wire == VARINT else value)
             if pos > size:

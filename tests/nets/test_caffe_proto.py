@@ -112,6 +112,7 @@ def test_a_whole_caffemodel_passes_the_check_and_a_page_an_empty_or_a_cut_file_d
         (b"<html><body>moved</body></html>", "not a .caffemodel"),
         (b"", "holds no Caffe layers"),
         (whole[:-3], "cut short"),
+        (whole + b"\x0a", "cut short"),  # ends inside the next field's key
         (b"\x0a\x01n", "holds no Caffe layers"),  # a name and nothing else
     ]:
         path.write_bytes(bad)
