@@ -148,12 +148,10 @@ def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, l
     a kept path there without a record (only some of them) is an error naming it."""
     record = manifest.item(item.name)
     if record is not None:
-        own = (
-            *item.products,
-            *item.optional,
-        )  # what the record names beyond these is not the item's to clear
-        placed = [folder / p for p in own if p in record.get("placed", ())]
-        if record.get("state") == "complete" and all(p.exists() for p in placed):
+        # only the item's own paths: what a record names beyond them is not the item's to clear
+        placed = [folder / p for p in (*item.products, *item.optional) if p in record.get("placed", ())]
+        whole = all((folder / p).exists() for p in item.products) and all(p.exists() for p in placed)
+        if record.get("state") == "complete" and whole:
             return "complete", []
         return "again", [p for p in placed if p.exists() or p.is_symlink()]
     present = [folder / p for p in item.products if (folder / p).exists()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -196,6 +197,12 @@ def test_a_rerun_clears_only_the_items_own_paths_whatever_its_record_says(server
     assert install(item, places, say=quiet) == "installed"
     assert (tmp_path / "precious").is_dir() and (folder / "mine.txt").read_text() == "mine"
     assert (folder / "trainval/2008_000002.mat").is_file()
+
+    shutil.rmtree(folder / "trainval")
+    record = {"items": {"labels": {"state": "complete", "placed": ["mine.txt"]}}}  # names none of its paths
+    (folder / MANIFEST_NAME).write_text(json.dumps(record))
+    assert install(item, places, say=quiet) == "installed"  # not taken for complete
+    assert (folder / "trainval/2008_000002.mat").is_file() and (folder / "mine.txt").read_text() == "mine"
 
 
 def test_a_first_download_that_is_not_even_the_kind_of_file_is_refused_before_it_takes_its_name(
