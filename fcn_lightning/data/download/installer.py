@@ -38,10 +38,10 @@ class Places:
     @classmethod
     def resolve(cls, root: str | os.PathLike | None = None) -> Places:
         """``root`` (else ``$FCN_DATA``, else ``./data``) and ``$FCN_WEIGHTS`` (else ``<root>/weights``), as
-        the configs resolve them, made absolute."""
-        data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().absolute()
+        the configs resolve them, made absolute (``..`` steps resolved: no folder is made for them)."""
+        data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().resolve()
         weights = os.environ.get("FCN_WEIGHTS")
-        return cls(data, Path(weights).expanduser().absolute() if weights else data / "weights")
+        return cls(data, Path(weights).expanduser().resolve() if weights else data / "weights")
 
     def folder(self, item: Item) -> Path:
         """The folder an item's file or kept paths go into."""

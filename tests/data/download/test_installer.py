@@ -267,3 +267,11 @@ def test_a_verified_archive_without_a_kept_path_is_kept_and_not_fetched_again_in
         install(item, places, say=quiet)
     assert "fetch it again" not in str(raised.value)
     assert (places.data / "pascal-context" / "trainval.tar.gz").is_file()
+
+
+def test_a_root_with_a_dotdot_step_is_the_folder_it_names_and_makes_no_other(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    places = Places.resolve("gone/../data")
+    assert places.data == tmp_path / "data" and places.weights == tmp_path / "data" / "weights"
+    install(item_of(server), places, say=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
