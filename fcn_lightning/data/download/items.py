@@ -87,7 +87,8 @@ class Item:
 TORCHVISION_VOC = "torchvision/datasets/voc.py (pytorch/vision), DATASET_YEAR_DICT"
 TORCHVISION_SBD = "torchvision/datasets/sbd.py (pytorch/vision), SBDataset.md5"
 REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
-#: The VOC archives' addresses: torchvision's today, then the VOC pages' own host (torchvision's earlier one).
+#: The VOC archives' addresses: torchvision's today (the servers' long-term one), then the old host, which
+#: torchvision named before and which now redirects there.
 VOC_HOSTS = ("https://thor.robots.ox.ac.uk/pascal/VOC", "http://host.robots.ox.ac.uk/pascal/VOC")
 RELEASES = "http://dl.caffe.berkeleyvision.org"
 VOC_SPLITS = "ImageSets/Segmentation"
