@@ -27,6 +27,7 @@ from fcn_lightning.data.download import (
     AllSourcesFailed,
     DownloadError,
     Item,
+    Manifest,
     Places,
     UnknownItemError,
     install,
@@ -87,12 +88,21 @@ def check_dataset(name: str, folder: Path) -> list[str]:
     return datamodule.check()
 
 
+def download_command(names: Sequence[str], places: Places, mirror: str | None = None) -> str:
+    """``fcn-lightning download NAMES`` with the ``--root`` (and ``--mirror``) this run was given, so that it
+    fetches into the same places."""
+    root = [] if Places.resolve().data == places.data else ["--root", _quote(places.data)]
+    return " ".join([PROG, *names, *root, *(["--mirror", _quote(mirror)] if mirror else [])])
+
+
 def _env(places: Places) -> str:
     """``FCN_DATA=... `` when the configs would look elsewhere than where the data went."""
     return "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
 
 
-def next_steps(items: Sequence[Item], places: Places, failed: set[str]) -> tuple[list[str], int]:
+def next_steps(
+    items: Sequence[Item], places: Places, failed: set[str], mirror: str | None = None
+) -> tuple[list[str], int]:
     """Check each dataset the items belong to (once all it needs is there) and say what to run next:
     (lines, number of problems found)."""
     from fcn_lightning.cli.check_data import summarise_problems  # the check's words, and its CLI when needed
@@ -106,7 +116,7 @@ def next_steps(items: Sequence[Item], places: Places, failed: set[str]) -> tuple
         if missing:
             if not set(missing) & failed:
                 lines.append(
-                    f"{name}: still needs {', '.join(missing)} (fcn-lightning download {' '.join(missing)})"
+                    f"{name}: still needs {', '.join(missing)} ({download_command(missing, places, mirror)})"
                 )
             continue
         print(
@@ -126,7 +136,8 @@ def next_steps(items: Sequence[Item], places: Places, failed: set[str]) -> tuple
         lines.append(f"{name}: to train the paper's schedule: {' && '.join(steps)}")
         if not (places.weights / VGG16_CAFFEMODEL).is_file():
             lines.append(
-                f"{name}: its configs start from the Caffe VGG16: fcn-lightning download vgg16-caffe"
+                f"{name}: its configs start from the Caffe VGG16: "
+                f"{download_command(['vgg16-caffe'], places, mirror)}"
             )
     for item in items:
         if not item.convert or item.name in failed:
@@ -139,6 +150,23 @@ def next_steps(items: Sequence[Item], places: Places, failed: set[str]) -> tuple
             f"{' '.join(validate)}"
         )
     return lines, problems
+
+
+def _recorded(item: Item, places: Places) -> str:
+    """For an item without a published checksum whose first download was recorded: what a copy must match,
+    and how to drop that record when the first copy was the bad one."""
+    if item.checksum is not None:
+        return ""
+    try:
+        manifest = Manifest(places.folder(item))
+    except DownloadError:
+        return ""
+    if not (manifest.file(item.file) or {}).get("sha256"):
+        return ""
+    return (
+        f"; it must match the sha256 recorded at its first download: if that copy was a bad one, delete the "
+        f"entry {item.file!r} from {manifest.path}"
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -190,6 +218,7 @@ def main(argv: Sequence[str]) -> int:
                 code = 1
         return code
 
+    given_mirror = args.mirror if args.mirror != os.environ.get("FCN_MIRROR") else None  # $FCN_MIRROR stays
     failed: set[str] = set()
     for item in items:
         print(header(item, places), flush=True)
@@ -202,12 +231,17 @@ def main(argv: Sequence[str]) -> int:
             failed.add(item.name)
             error_line(
                 f"{item.name}: no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand "
-                f"and put it at {places.folder(item) / item.file}, then run {PROG} {item.name} again"
+                f"and put it at {places.folder(item) / item.file}, then run "
+                f"{download_command([item.name], places, given_mirror)} again{_recorded(item, places)}"
             )
-        except (DownloadError, OSError) as error:
+        except DownloadError as error:
             failed.add(item.name)
             error_line(f"{item.name}: {error}")
-    lines, problems = next_steps(items, places, failed)
+        except OSError as error:  # this side: a folder it cannot write into, a full disk
+            failed.add(item.name)
+            where = "" if error.filename else f" (writing into {places.folder(item)})"
+            error_line(f"{item.name}: {error}{where}")
+    lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))
     if failed:
@@ -215,4 +249,4 @@ def main(argv: Sequence[str]) -> int:
     return 1 if failed or problems else 0
 
 
-__all__ = ["check_dataset", "listing", "main", "next_steps"]
+__all__ = ["check_dataset", "download_command", "listing", "main", "next_steps"]

@@ -117,23 +117,28 @@ def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
             raise CaffeFormatError("varint longer than 10 bytes")
 
 
+def _field_head(buf: memoryview | bytes, pos: int) -> tuple[int, int, int, int]:
+    """The key of the field at ``buf[pos:]`` and what follows it: ``(number, wire type, the varint's value
+    or the size of the bytes that follow, position after the key and the varint or length)``."""
+    key, pos = decode_varint(buf, pos)
+    number, wire = key >> 3, key & 7
+    if wire in (VARINT, LENGTH_DELIMITED):
+        value, pos = decode_varint(buf, pos)
+        return number, wire, value, pos
+    if wire in (FIXED64, FIXED32):
+        return number, wire, 8 if wire == FIXED64 else 4, pos
+    raise CaffeFormatError(f"unsupported wire type {wire} (field {number})")
+
+
 def read_field(view: memoryview, pos: int) -> tuple[int, int, int | memoryview, int]:
     """The field at ``view[pos:]``: ``(number, wire type, value, position after it)``; the value is an int
     for varints, the raw bytes (a view, no copy) for the other wire types."""
-    key, pos = decode_varint(view, pos)
-    number, wire = key >> 3, key & 7
+    number, wire, value, pos = _field_head(view, pos)
     if wire == VARINT:
-        value, pos = decode_varint(view, pos)
         return number, wire, value, pos
-    if wire == LENGTH_DELIMITED:
-        size, pos = decode_varint(view, pos)
-    elif wire in (FIXED64, FIXED32):
-        size = 8 if wire == FIXED64 else 4
-    else:
-        raise CaffeFormatError(f"unsupported wire type {wire} (field {number})")
-    if pos + size > len(view):
+    if pos + value > len(view):
         raise CaffeFormatError(f"field {number} runs past the end of its message")
-    return number, wire, view[pos : pos + size], pos + size
+    return number, wire, view[pos : pos + value], pos + value
 
 
 def iter_fields(buf: memoryview | bytes) -> Iterator[tuple[int, int, int | memoryview]]:
@@ -260,6 +265,30 @@ def parse_net(buf: bytes | memoryview) -> CaffeNet:
         elif number in (NET_LAYER, NET_LAYERS_V1):
             layers.append(_parse_layer(value, legacy=number == NET_LAYERS_V1))
     return CaffeNet(name, layers)
+
+
+def check_caffemodel(path: str | os.PathLike) -> None:
+    """Whether a file is a whole ``.caffemodel``, read field by field at the top level of its message
+    without reading the blobs: raises :class:`CaffeFormatError` for one that is not a ``NetParameter`` (an
+    error page, an empty file), holds no layer, or is cut short (a field running past its end)."""
+    path = Path(path)
+    size, pos, layers = path.stat().st_size, 0, 0
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(20)
+            try:
+                number, wire, value, after = _field_head(head, 0)
+            except CaffeFormatError as err:
+                if pos + len(head) == size and "truncated" in str(err):
+                    raise CaffeFormatError(f"{path} is cut short: it ends inside a field's key") from err
+                raise CaffeFormatError(f"{path} is not a .caffemodel: {err} at byte {pos}") from err
+            pos += after + (0 if wire == VARINT else value)
+            if pos > size:
+                raise CaffeFormatError(f"{path} is cut short: its field {number} runs past the end")
+            layers += number in (NET_LAYER, NET_LAYERS_V1) and wire == LENGTH_DELIMITED
+    if not layers:
+        raise CaffeFormatError(f"{path} holds no Caffe layers: not a .caffemodel (NetParameter) file")
 
 
 def read_caffemodel(path: str | os.PathLike) -> CaffeNet:

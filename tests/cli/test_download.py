@@ -6,6 +6,7 @@ ones, behind ``--mirror``)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import re
 import shlex
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fcn_lightning.cli.download as download_cli
 from fcn_lightning import FCN8s, FCN32s
 from fcn_lightning.data import (
     SyntheticContextConfig,
@@ -24,7 +26,7 @@ from fcn_lightning.data import (
 )
 from fcn_lightning.data.download import ITEMS, MANIFEST_NAME, Checksum
 from fcn_lightning.nets.caffe import export_caffe_net
-from fcn_lightning.nets.caffe_proto import write_caffemodel
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, encode_net, write_caffemodel
 from tests.helpers import TINY_WIDTH, caffe_vgg16, config_args, tiny_run_args
 from tests.helpers import run_command as run
 from tests.serving import LocalServer, md5, refused_url, tar_bytes, voc_archives, zip_bytes
@@ -116,13 +118,15 @@ def test_every_source_failing_is_one_line_with_the_addresses_and_where_to_put_th
     gone = server.url("gone/benchmark.tgz")
     monkeypatch.setitem(ITEMS, "sbd", dataclasses.replace(ITEMS["sbd"], urls=(gone,)))
     refused = refused_url("benchmark.tgz")
-    args = ["download", "sbd", "--root", str(tmp_path / "data"), "--mirror", refused.rsplit("/", 1)[0]]
+    mirror = refused.rsplit("/", 1)[0]
+    args = ["download", "sbd", "--root", str(tmp_path / "data"), "--mirror", mirror]
     code, out, err = run(args, capsys)
     assert code == 1
     place = tmp_path / "data" / "voc" / "benchmark.tgz"
+    again = f"fcn-lightning download sbd --root {tmp_path / 'data'} --mirror {mirror}"  # the same places
     assert err.strip().splitlines() == [
         f"fcn-lightning download: error: sbd: no source delivered benchmark.tgz ({refused}, {gone}); fetch "
-        f"it by hand and put it at {place}, then run fcn-lightning download sbd again"
+        f"it by hand and put it at {place}, then run {again} again"
     ]
     assert f"{refused}: connection refused" in out and f"{gone}: HTTP 404" in out
 
@@ -130,7 +134,10 @@ def test_every_source_failing_is_one_line_with_the_addresses_and_where_to_put_th
     code, out, err = run(args, capsys)
     assert code == 0, err
     assert (tmp_path / "data/voc/benchmark_RELEASE/dataset/train.txt").is_file()
-    assert "voc: still needs voc2012 (fcn-lightning download voc2012)" in out
+    assert (
+        f"voc: still needs voc2012 (fcn-lightning download voc2012 --root {tmp_path / 'data'} "
+        f"--mirror {mirror})" in out
+    )
 
 
 def test_a_wrong_checksum_is_one_line_naming_the_address_and_both_digests(
@@ -275,3 +282,36 @@ def test_a_bad_command_line_is_one_line_exit_2(args, message, capsys):
     assert code == 2 and out == ""
     (line,) = err.strip().splitlines()
     assert line.startswith("fcn-lightning download: error: ") and message in line
+
+
+def test_a_bad_first_copy_without_a_published_checksum_is_named_with_how_to_drop_its_record(
+    server, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the default data root, ./data: no --root in the commands printed
+
+    def caffemodel(name: str) -> bytes:
+        return encode_net(CaffeNet(name, [CaffeLayer("conv1_1", "Convolution", [np.ones(2, np.float32)])]))
+
+    server.add("VGG_ILSVRC_16_layers.caffemodel", caffemodel("another net"))
+    args = ["download", "vgg16-caffe", "--mirror", server.base]
+    assert run(args, capsys)[0] == 0  # taken as it came: the manifest route
+    (tmp_path / "data/weights/VGG_ILSVRC_16_layers.caffemodel").unlink()
+    server.add("VGG_ILSVRC_16_layers.caffemodel", caffemodel("VGG_ILSVRC_16_layers"))
+    code, _, err = run(args, capsys)
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if line.startswith("fcn-lightning download: error:")]
+    assert f"then run fcn-lightning download vgg16-caffe --mirror {server.base} again" in line
+    assert f"delete the entry 'VGG_ILSVRC_16_layers.caffemodel' from {tmp_path / 'data/weights'}" in line
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_cli, "install", full)
+    code, _, err = run(["download", "caffenet", "--root", str(tmp_path)], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"fcn-lightning download: error: caffenet: [Errno {errno.ENOSPC}] No space left on device "
+        f"(writing into {tmp_path / 'weights'})"
+    ]

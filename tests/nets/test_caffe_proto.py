@@ -12,6 +12,7 @@ from fcn_lightning.nets.caffe_proto import (
     CaffeFormatError,
     CaffeLayer,
     CaffeNet,
+    check_caffemodel,
     encode_blob,
     encode_net,
     encode_varint,
@@ -99,3 +100,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space"):
         write_caffemodel(path, CaffeNet("new", []))
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["n.caffemodel"]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["layer", "layers-v1"])
+def test_a_whole_caffemodel_passes_the_check_and_a_page_an_empty_or_a_cut_file_does_not(tmp_path, legacy):
+    net = CaffeNet("n", [CaffeLayer("conv1", "Convolution", [np.ones((2, 3, 1, 1), np.float32)])])
+    path = write_caffemodel(tmp_path / "n.caffemodel", net, legacy=legacy)
+    check_caffemodel(path)  # whole: no error
+    whole = path.read_bytes()
+    for bad, why in [
+        (b"<html><body>moved</body></html>", "not a .caffemodel"),
+        (b"", "holds no Caffe layers"),
+        (whole[:-3], "cut short"),
+        (whole + b"\x0a", "cut short"),  # ends inside the next field's key
+        (b"\x0a\x01n", "holds no Caffe layers"),  # a name and nothing else
+    ]:
+        path.write_bytes(bad)
+        with pytest.raises(CaffeFormatError, match=why):
+            check_caffemodel(path)

@@ -225,26 +225,43 @@ def fetch(
     target: Path,
     expected: Checksum | None,
     *,
+    check: Callable[[Path], str | None] | None = None,
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> Fetched:
     """``target`` from the first of ``urls`` that delivers it whole and (when ``expected`` is given) with
     that digest; each failed source is one line through ``say``. Raises :class:`AllSourcesFailed`.
+    ``check``: what else the file must pass before it takes its name (it returns why not, or ``None``).
 
     A partial file from an earlier run is resumed. The digest is checked before ``target`` is renamed
-    into place; on a mismatch the partial file is deleted.
+    into place; on a mismatch the partial file is deleted (a resumed one is fetched once more from the
+    first byte first, as its older bytes may be another copy's).
     """
     algorithms = ["sha256"] + ([expected.algorithm] if expected else [])
     for url in urls:
         try:
+            partial = partial_path(target)
+            resumed = partial.is_file() and partial.stat().st_size > 0
             _fetch_source(url, target, timeout, say)
-            digests = file_digests(partial_path(target), algorithms)
+            digests = file_digests(partial, algorithms)
+            if expected is not None and digests[expected.algorithm] != expected.digest and resumed:
+                # the bytes kept from before may be another copy's: the whole file from this source, once
+                say(
+                    f"  {url}: {expected.algorithm} {digests[expected.algorithm]} is not the expected "
+                    f"{expected.digest} after resuming a partial file: from byte 0"
+                )
+                discard_partial(target)
+                _fetch_source(url, target, timeout, say)
+                digests = file_digests(partial, algorithms)
             if expected is not None and digests[expected.algorithm] != expected.digest:
                 discard_partial(target)
                 raise ChecksumMismatch(
                     f"{expected.algorithm} {digests[expected.algorithm]} is not the expected "
                     f"{expected.digest} ({expected.source}); the partial file is deleted"
                 )
+            if check is not None and (problem := check(partial)) is not None:
+                discard_partial(target)
+                raise SourceFailed(f"{problem}; the partial file is deleted")
         except SourceFailed as error:
             say(f"  {url}: {error}")
             continue

@@ -19,8 +19,9 @@ from pathlib import Path
 from fcn_lightning.data.download.fetch import TIMEOUT, fetch, file_digests, mirror_url, partial_path
 from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
 from fcn_lightning.data.download.manifest import DownloadError, Manifest, fingerprint, folder_lock
-from fcn_lightning.data.download.unpack import unpack_kept
+from fcn_lightning.data.download.unpack import archive_problem, unpack_kept
 from fcn_lightning.io import publish, remove_stale_temporaries, temporary_path
+from fcn_lightning.nets.caffe_proto import CaffeFormatError, check_caffemodel
 
 __all__ = ["Places", "install", "plan", "sources"]
 
@@ -37,10 +38,10 @@ class Places:
     @classmethod
     def resolve(cls, root: str | os.PathLike | None = None) -> Places:
         """``root`` (else ``$FCN_DATA``, else ``./data``) and ``$FCN_WEIGHTS`` (else ``<root>/weights``), as
-        the configs resolve them, made absolute."""
-        data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().absolute()
+        the configs resolve them, made absolute (``..`` steps resolved: no folder is made for them)."""
+        data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().resolve()
         weights = os.environ.get("FCN_WEIGHTS")
-        return cls(data, Path(weights).expanduser().absolute() if weights else data / "weights")
+        return cls(data, Path(weights).expanduser().resolve() if weights else data / "weights")
 
     def folder(self, item: Item) -> Path:
         """The folder an item's file or kept paths go into."""
@@ -71,6 +72,19 @@ def _expected(item: Item, manifest: Manifest) -> Checksum | None:
     return None
 
 
+def _content_problem(item: Item, path: Path) -> str | None:
+    """Why a file with no checksum to hold it to is not even the kind of file the item is (an error page, an
+    empty or cut file): an archive of its kind, a whole ``.caffemodel``; ``None`` when it is."""
+    if item.is_archive:
+        return archive_problem(path, item.file)
+    if item.file.endswith(".caffemodel"):
+        try:
+            check_caffemodel(path)
+        except CaffeFormatError as error:
+            return str(error)
+    return None
+
+
 def _how(item: Item, manifest: Manifest) -> str:
     expected = _expected(item, manifest)
     if item.checksum is not None:
@@ -94,6 +108,9 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
             f"{expected.digest} ({expected.source}): fetching it again"
         )
         return False
+    if expected is None and (problem := _content_problem(item, path)) is not None:
+        say(f"  {path}: {problem}: fetching it again")
+        return False
     manifest.record_file(
         item.file,
         sha256=digests["sha256"],
@@ -112,7 +129,9 @@ def _fetch(
     urls = sources(item, mirror)
     say(f"  fetching {item.file} from {urls[0]}")
     how = _how(item, manifest)  # before the record: a first download has none to be checked against
-    fetched = fetch(urls, target, _expected(item, manifest), say=say, timeout=timeout)
+    expected = _expected(item, manifest)
+    check = None if expected is not None else (lambda path: _content_problem(item, path))
+    fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
     manifest.record_file(
         item.file,
         sha256=fetched.digests["sha256"],
@@ -129,8 +148,10 @@ def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, l
     a kept path there without a record (only some of them) is an error naming it."""
     record = manifest.item(item.name)
     if record is not None:
-        placed = [folder / p for p in record.get("placed", ())]
-        if record.get("state") == "complete" and all(p.exists() for p in placed):
+        # only the item's own paths: what a record names beyond them is not the item's to clear
+        placed = [folder / p for p in (*item.products, *item.optional) if p in record.get("placed", ())]
+        whole = all((folder / p).exists() for p in item.products) and all(p.exists() for p in placed)
+        if record.get("state") == "complete" and whole:
             return "complete", []
         return "again", [p for p in placed if p.exists() or p.is_symlink()]
     present = [folder / p for p in item.products if (folder / p).exists()]
@@ -155,8 +176,7 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
         missing = [p for p in item.products if not (scratch / p).exists()]
         if missing:
             raise DownloadError(
-                f"{archive} holds no {missing[0]} (at its top or inside one enclosing folder): not the "
-                f"archive {item.name} expects; delete it to fetch it again"
+                f"{archive} holds no {missing[0]} (at its top or inside one enclosing folder)"
             )
         kept = [
             *item.products,
@@ -170,6 +190,29 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return kept
+
+
+def _not_the_archive(item: Item, archive: Path, manifest: Manifest, error: DownloadError) -> DownloadError:
+    """The error for an archive that cannot be unpacked or lacks a kept path. Without a published checksum
+    its sha256 was recorded only as it came: it is forgotten (and a fetched copy deleted), so the record
+    never holds a later whole copy for a bad one."""
+    if item.checksum is not None:
+        return DownloadError(
+            f"{error}: it matches its published checksum ({item.checksum.source}), so this is not the layout "
+            f"{item.name} is known by; unpack it by hand into {archive.parent} and report it"
+        )
+    fetched = (manifest.file(item.file) or {}).get("fetched")
+    manifest.forget_file(item.file)
+    if fetched:
+        archive.unlink(missing_ok=True)
+        return DownloadError(
+            f"{error}: not the archive {item.name} expects (a bad copy or an error page from its source); "
+            f"it is deleted and its sha256 not kept: run the same command to fetch it again"
+        )
+    return DownloadError(
+        f"{error}: not the archive {item.name} expects; it was put there by hand: replace it with a whole "
+        f"copy"
+    )
 
 
 def install(
@@ -210,7 +253,10 @@ def install(
         archive = folder / item.file
         if not (archive.is_file() and _verify_present(item, archive, manifest, say)):
             _fetch(item, folder, manifest, mirror, say, timeout)
-        kept = _unpack(item, archive, folder, manifest)
+        try:
+            kept = _unpack(item, archive, folder, manifest)
+        except DownloadError as error:
+            raise _not_the_archive(item, archive, manifest, error) from error
         if (manifest.file(item.file) or {}).get("fetched"):
             archive.unlink()  # what it holds is in place; an archive put there by hand is kept
         say(f"  -> {', '.join(str(folder / p) for p in kept)}")

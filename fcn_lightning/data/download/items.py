@@ -87,7 +87,9 @@ class Item:
 TORCHVISION_VOC = "torchvision/datasets/voc.py (pytorch/vision), DATASET_YEAR_DICT"
 TORCHVISION_SBD = "torchvision/datasets/sbd.py (pytorch/vision), SBDataset.md5"
 REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
-VOC_HOST = "http://host.robots.ox.ac.uk/pascal/VOC"
+#: The VOC archives' addresses: torchvision's today (the servers' long-term one), then the old host, which
+#: torchvision named before and which now redirects there.
+VOC_HOSTS = ("https://thor.robots.ox.ac.uk/pascal/VOC", "http://host.robots.ox.ac.uk/pascal/VOC")
 RELEASES = "http://dl.caffe.berkeleyvision.org"
 VOC_SPLITS = "ImageSets/Segmentation"
 
@@ -164,10 +166,11 @@ _ITEMS = (
         title="PASCAL VOC2012 trainval (images, segmentation labels and lists)",
         file="VOCtrainval_11-May-2012.tar",
         urls=(
-            f"{VOC_HOST}/voc2012/VOCtrainval_11-May-2012.tar",
+            *(f"{host}/voc2012/VOCtrainval_11-May-2012.tar" for host in VOC_HOSTS),
             "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar",
         ),
-        source="torchvision's voc.py; the second: the VOC mirror of pjreddie.com (its darknet VOC pages)",
+        source="torchvision's voc.py (today's host, then the VOC pages'); the last: the VOC mirror of "
+        "pjreddie.com (its darknet VOC pages)",
         dataset="voc",
         size="2 GB",
         checksum=Checksum("md5", "6cd6e144f989b92b3379bac3b3de84fd", TORCHVISION_VOC),
@@ -178,9 +181,10 @@ _ITEMS = (
         title="SBD (Hariharan et al.): the 8,498 training images and their labels",
         file="benchmark.tgz",
         urls=(
+            "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
             "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
         ),
-        source=f"{REFERENCE}, data/pascal/README.md (also torchvision's sbd.py)",
+        source=f"torchvision's sbd.py; then {REFERENCE}, data/pascal/README.md",
         dataset="voc",
         size="",
         checksum=Checksum("md5", "82b4d87ceb2ed10f6038a1cba92111cb", TORCHVISION_SBD),
@@ -190,8 +194,8 @@ _ITEMS = (
         name="voc2011",
         title="PASCAL VOC2011 trainval: its segmentation lists (seg11valid = VOC2011 val minus SBD train)",
         file="VOCtrainval_25-May-2011.tar",
-        urls=(f"{VOC_HOST}/voc2011/VOCtrainval_25-May-2011.tar",),
-        source="torchvision's voc.py",
+        urls=tuple(f"{host}/voc2011/VOCtrainval_25-May-2011.tar" for host in VOC_HOSTS),
+        source="torchvision's voc.py (today's host, then the VOC pages')",
         dataset="voc",
         size="1.7 GB",
         checksum=Checksum("md5", "6c3384ef61512963050cb5d687e5bf1e", TORCHVISION_VOC),
@@ -235,8 +239,8 @@ _ITEMS = (
         name="voc2010",
         title="PASCAL VOC2010 trainval: PASCAL-Context's images and train / val lists",
         file="VOCtrainval_03-May-2010.tar",
-        urls=(f"{VOC_HOST}/voc2010/VOCtrainval_03-May-2010.tar",),
-        source="torchvision's voc.py",
+        urls=tuple(f"{host}/voc2010/VOCtrainval_03-May-2010.tar" for host in VOC_HOSTS),
+        source="torchvision's voc.py (today's host, then the VOC pages')",
         dataset="pascal-context",
         size="1.3 GB",
         checksum=Checksum("md5", "da459979d0c395079b5c75ee67908abb", TORCHVISION_VOC),
@@ -330,10 +334,10 @@ class UnknownItemError(ValueError):
 
 
 def resolve_names(names: list[str] | tuple[str, ...]) -> list[Item]:
-    """The items ``names`` (items or groups) stand for, each once, in the order given."""
+    """The items ``names`` (items or groups, in any case) stand for, each once, in the order given."""
     chosen: dict[str, Item] = {}
     known = [*ITEMS, *GROUPS]
-    for name in names:
+    for name in (n.lower() for n in names):
         if name in GROUPS:
             chosen.update((member, ITEMS[member]) for member in GROUPS[name])
         elif name in ITEMS:

@@ -44,8 +44,7 @@ class Manifest:
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
+                _check_shape(data)
             except (OSError, ValueError) as error:
                 raise DownloadError(
                     f"{self.path} cannot be read ({error}); move it away to start the record afresh (files "
@@ -80,6 +79,23 @@ class Manifest:
         with atomic_write(self.path, "w") as f:
             json.dump(self.data, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def _check_shape(data: Any) -> None:
+    """Raise ``ValueError`` naming the first entry of a record that is not as this module writes it."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    for part in ("files", "items"):
+        entries = data.get(part, {})
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            raise ValueError(f"its {part!r} is not an object of objects")
+    for name, entry in data.get("files", {}).items():
+        if not isinstance(entry.get("sha256", ""), str):
+            raise ValueError(f"the sha256 of {name!r} is not text")
+    for name, entry in data.get("items", {}).items():
+        placed = entry.get("placed", [])
+        if not isinstance(placed, list) or not all(isinstance(p, str) for p in placed):
+            raise ValueError(f"the paths placed by {name!r} are not a list of names")
 
 
 def _now() -> str:

@@ -1,19 +1,25 @@
 """Unpacking an archive safely: only the paths an item keeps, never outside the folder, never half.
 
-Every member is checked before anything is written: an absolute name, a ``..`` step, a link (symbolic or
-hard) that resolves outside the folder, or a device or pipe refuses the whole archive, naming the member.
-The kept members go into a temporary folder beside the destination (named by ``fcn_lightning.io``, so a
+Every member is checked as it comes: an absolute name, a ``..`` step, a link (symbolic or hard) that leads
+outside the folder, or a device or pipe refuses the whole archive, naming the member. Files and folders are
+written as they come and symbolic links made only once every file is there, so nothing is ever written
+through a link; then every link made is resolved again (a later link can turn an earlier one outward) and
+one leading out refuses the archive. A later member of the same path replaces an earlier one, as tar has
+it. The kept members go into a temporary folder beside the destination (named by ``fcn_lightning.io``, so a
 killed run's leftovers are known and removed); the caller renames the kept paths into place once all are
-there. tar (plain, gzip, bzip2, xz) and zip.
+there. tar (plain, gzip, bzip2, xz) and zip, told apart by the file's name.
 """
 
 from __future__ import annotations
 
+import errno
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -21,7 +27,14 @@ from typing import IO, Any
 from fcn_lightning.data.download.manifest import DownloadError
 from fcn_lightning.data.progress import ByteProgress
 
-__all__ = ["UnsafeArchiveError", "unpack_kept"]
+__all__ = ["UnsafeArchiveError", "archive_problem", "unpack_kept"]
+
+#: Errors of the disk written to, not of the archive: raised as they are (the archive is not to blame).
+THIS_SIDE = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EMFILE", "ENFILE")
+    if hasattr(errno, name)
+)
 
 
 class UnsafeArchiveError(DownloadError):
@@ -56,7 +69,8 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) -> None:
-    """A link at ``out`` to ``target`` must resolve inside ``root`` (links already unpacked followed)."""
+    """A link at ``out`` to ``target`` must stay inside ``root`` as written (no link is on disk yet; once
+    all are, :meth:`_Tree.finish` resolves them again)."""
     if target.startswith("/") or not _inside(
         os.path.realpath(os.path.join(out.parent, target)), os.path.realpath(root)
     ):
@@ -65,35 +79,91 @@ def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) ->
         )
 
 
-def _destination(
-    parts: tuple[str, ...],
-    keep: Sequence[tuple[str, ...]],
-    into: Path,
-    is_dir: bool,
-    name: str,
-    archive: Path,
-) -> Path | None:
-    """Where a kept member is written (its folder made, never reached through a link); ``None`` for a member
-    not kept or a folder (made here)."""
-    relative = _kept(parts, keep)
-    if relative is None:
-        return None
-    out = into.joinpath(*relative)
-    if is_dir:
-        out.mkdir(parents=True, exist_ok=True)
-        return None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not _inside(os.path.realpath(out.parent), os.path.realpath(into)):
-        raise UnsafeArchiveError(
-            f"{archive}: member {name!r} would be written through a link; archive refused"
-        )
-    return out
-
-
 def _copy(source: IO[bytes], out: Path, mode: int) -> None:
     with open(out, "wb") as f:
         shutil.copyfileobj(source, f, 1 << 20)
     os.chmod(out, (mode & 0o777) | 0o600)
+
+
+class _Tree:
+    """The kept members placed under ``into``: files, hard links and folders as they come, symbolic links
+    once all of those are written (:meth:`finish`)."""
+
+    def __init__(self, archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
+        self.archive, self.into, self.keep = archive, into, keep
+        self.links: dict[Path, tuple[str, str]] = {}  # where -> (target, member name), made by finish()
+
+    def refuse(self, name: str, why: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(f"{self.archive}: member {name!r} {why}; archive refused")
+
+    def destination(self, parts: tuple[str, ...]) -> Path | None:
+        """Where a kept member goes (``None``: not kept). It replaces a link of that path, or of a folder
+        above it, that an earlier member asked for."""
+        relative = _kept(parts, self.keep)
+        if relative is None:
+            return None
+        out = self.into.joinpath(*relative)
+        for path in (out, *out.parents):
+            self.links.pop(path, None)
+            if path == self.into:
+                break
+        return out
+
+    def folder(self, parts: tuple[str, ...]) -> None:
+        out = self.destination(parts)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+
+    def file(self, parts: tuple[str, ...], source: IO[bytes], mode: int, mtime: float | None = None) -> None:
+        out = self.destination(parts)
+        if out is None:
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(
+            missing_ok=True
+        )  # an earlier member of this path (a hard link's other name stays as it is)
+        _copy(source, out, mode)
+        if mtime is not None:
+            os.utime(out, (mtime, mtime))
+
+    def hard_link(self, parts: tuple[str, ...], target: str, name: str) -> None:
+        out = self.destination(parts)
+        if out is None:
+            return
+        linked = _kept(_parts(target, self.archive), self.keep)
+        source = self.into.joinpath(*linked) if linked else None
+        if source is None or source.is_symlink() or not source.is_file():
+            raise self.refuse(name, f"is a hard link to {target!r}, which is not a file unpacked before it")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        os.link(source, out)
+
+    def symbolic_link(self, parts: tuple[str, ...], target: str, name: str) -> None:
+        _check_link(self.into.joinpath(*parts), target, self.into, name, self.archive)
+        relative = _kept(parts, self.keep)
+        if relative is None:
+            return
+        out = self.into.joinpath(*relative)
+        _check_link(out, target, self.into, name, self.archive)
+        self.links.pop(out, None)
+        self.links[out] = (target, name)  # a later member of the same path replaces it
+
+    def finish(self) -> None:
+        """Make the links asked for, then refuse the archive if any of them leads outside."""
+        root = os.path.realpath(self.into)
+        for out, (target, name) in self.links.items():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not _inside(os.path.realpath(out.parent), root):
+                raise self.refuse(name, "would be made through a link leading outside the folder")
+            if out.is_dir() and not out.is_symlink():
+                raise self.refuse(name, "is a link where the archive has a folder")
+            out.unlink(missing_ok=True)
+            os.symlink(target, out)
+        for out, (target, name) in self.links.items():
+            if not _inside(os.path.realpath(out), root):
+                for made in self.links:
+                    made.unlink(missing_ok=True)  # none left behind leading out
+                raise self.refuse(name, f"links to {target!r}, outside the folder")
 
 
 class _Counted:
@@ -112,6 +182,7 @@ class _Counted:
 
 
 def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
+    tree = _Tree(archive, into, keep)
     with (
         open(archive, "rb") as raw,
         ByteProgress(f"  unpacking {archive.name}", archive.stat().st_size) as shown,
@@ -119,37 +190,25 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
     ):
         for member in tar:
             parts = _parts(member.name, archive)
-            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                raise UnsafeArchiveError(
-                    f"{archive}: member {member.name!r} is a device or pipe; archive refused"
-                )
             if member.issym():
-                _check_link(into.joinpath(*parts), member.linkname, into, member.name, archive)
-            if member.islnk():
-                _parts(member.linkname, archive)
-            out = _destination(parts, keep, into, member.isdir(), member.name, archive)
-            if out is None:
-                continue
-            if member.issym():
-                _check_link(out, member.linkname, into, member.name, archive)
-                os.symlink(member.linkname, out)
+                tree.symbolic_link(parts, member.linkname, member.name)
             elif member.islnk():
-                linked = _kept(_parts(member.linkname, archive), keep)
-                source = into.joinpath(*linked) if linked else None
-                if source is None or not source.is_file() or source.is_symlink():
-                    raise UnsafeArchiveError(
-                        f"{archive}: member {member.name!r} is a hard link to {member.linkname!r}, which is "
-                        f"not a file unpacked before it; archive refused"
-                    )
-                os.link(source, out)
+                _parts(member.linkname, archive)
+                tree.hard_link(parts, member.linkname, member.name)
+            elif member.isdir():
+                tree.folder(parts)
+            elif member.isfile():
+                if _kept(parts, keep) is not None:
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    tree.file(parts, extracted, member.mode, member.mtime)
             else:
-                extracted = tar.extractfile(member)
-                assert extracted is not None
-                _copy(extracted, out, member.mode)
-                os.utime(out, (member.mtime, member.mtime))
+                raise tree.refuse(member.name, "is a device or pipe")
+    tree.finish()
 
 
 def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
+    tree = _Tree(archive, into, keep)
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:  # every name is checked before anything is written
@@ -158,30 +217,46 @@ def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
             for info in infos:
                 shown.update(info.file_size)
                 parts = _parts(info.filename, archive)
-                out = _destination(parts, keep, into, info.is_dir(), info.filename, archive)
-                if out is None:
-                    continue
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     target = zf.read(info).decode("utf-8", "surrogateescape")
-                    _check_link(out, target, into, info.filename, archive)
-                    os.symlink(target, out)
-                    continue
-                with zf.open(info) as source:
-                    _copy(source, out, mode or 0o644)
+                    tree.symbolic_link(parts, target, info.filename)
+                elif info.is_dir():
+                    tree.folder(parts)
+                elif _kept(parts, keep) is not None:
+                    with zf.open(info) as source:
+                        tree.file(parts, source, mode or 0o644)
+    tree.finish()
+
+
+def _is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why the file at ``path`` is not an archive of the kind its ``name`` says (``.zip``, else a tar), read
+    from its head; ``None`` when it is one (whether it is whole is known once it is unpacked)."""
+    if _is_zip(name):
+        return None if zipfile.is_zipfile(path) else "not a zip archive"
+    return None if tarfile.is_tarfile(path) else "not a tar archive"
 
 
 def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
-    """Unpack the members of ``archive`` under the paths ``keep`` (each at the top of the archive or inside
-    one enclosing folder) into the empty folder ``into``, at the same paths. Refuses, naming the member, an
-    archive with a member that would land outside ``into``; a damaged one raises :class:`DownloadError`."""
+    """Unpack the members of ``archive`` (a ``.zip``, else a tar) under the paths ``keep`` (each at the top
+    of the archive or inside one enclosing folder) into the empty folder ``into``, at the same paths.
+    Refuses, naming the member, an archive with a member that would land outside ``into``; a damaged one
+    raises :class:`DownloadError`; the disk's own errors (full, read-only) are raised as they are."""
     paths = [PurePosixPath(p).parts for p in keep]
     try:
-        if zipfile.is_zipfile(archive):
+        if _is_zip(archive.name):
             _unpack_zip(archive, into, paths)
         else:
             _unpack_tar(archive, into, paths)
     except UnsafeArchiveError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+    except OSError as error:
+        if error.errno in THIS_SIDE:
+            raise
+        raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, ValueError) as error:
         raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error

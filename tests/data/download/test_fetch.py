@@ -135,3 +135,15 @@ def test_a_partial_file_from_a_source_of_another_size_starts_again(server, tmp_p
     fetch([server.add("file.bin", DATA)], target, MD5, say=lambda _: None)
     assert target.read_bytes() == DATA
     assert server.requests[-1] == ("file.bin", None)  # the 500 bytes of another file were dropped
+
+
+def test_a_resumed_file_that_fails_its_check_is_fetched_once_more_from_the_first_byte(server, tmp_path, said):
+    """A partial file whose bytes are not this file's (another source's copy, a damaged disk) must not make
+    a good source fail: the whole file is fetched again from it before the next source is tried."""
+    url = server.add("file.bin", DATA)
+    target = tmp_path / "file.bin"
+    partial_path(target).write_bytes(b"x" * 1000)
+    assert fetch([url], target, MD5, say=said.append).url == url
+    assert target.read_bytes() == DATA
+    assert server.requests == [("file.bin", "bytes=1000-"), ("file.bin", None)]
+    assert any("is not the expected" in line and "from byte 0" in line for line in said)

@@ -61,6 +61,22 @@ def test_the_published_checksums_are_the_cited_ones():
     }
 
 
+def test_the_voc_and_sbd_items_hold_torchvisions_own_address_file_name_and_md5():
+    """torchvision's dataset code, the source the table cites, read as installed (its addresses move: the
+    VOC host its recent releases name is not the one older ones name, and the table holds both)."""
+    from torchvision.datasets import SBDataset
+    from torchvision.datasets.voc import DATASET_YEAR_DICT
+
+    for name, year in (("voc2012", "2012"), ("voc2011", "2011"), ("voc2010", "2010")):
+        published = DATASET_YEAR_DICT[year]
+        item = ITEMS[name]
+        assert published["url"] in item.urls and item.file == published["filename"], name
+        assert (item.checksum.algorithm, item.checksum.digest) == ("md5", published["md5"]), name
+    sbd = ITEMS["sbd"]
+    assert SBDataset.url in sbd.urls and sbd.file == SBDataset.filename
+    assert (sbd.checksum.algorithm, sbd.checksum.digest) == ("md5", SBDataset.md5)
+
+
 @pytest.mark.parametrize("name", DATASETS)
 def test_each_dataset_folder_is_where_its_base_config_reads_the_data(name, monkeypatch, tmp_path):
     use = DATASETS[name]
@@ -152,3 +168,4 @@ def test_names_resolve_to_items_once_in_order_and_a_typo_is_named_with_the_close
     ]  # fmt: skip
     with pytest.raises(UnknownItemError, match="unknown item 'vgg16'; did you mean 'vgg16-caffe'"):
         resolve_names(["vgg16"])
+    assert [i.name for i in resolve_names(["VOC2012", "Caffenet"])] == ["voc2012", "caffenet"]

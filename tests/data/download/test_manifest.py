@@ -25,6 +25,25 @@ def test_a_damaged_record_is_one_line_saying_what_to_do(tmp_path):
         Manifest(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"files": {"w.caffemodel": "x"}}',
+        '{"files": [], "items": {}}',
+        '{"items": {"voc2012": {"state": "complete", "placed": "VOCdevkit"}}}',
+        '{"items": {"voc2012": {"state": "complete", "placed": [3]}}}',
+        '{"items": {"voc2012": null}}',
+        '{"files": {"w.caffemodel": {"sha256": 5}}}',
+    ],
+    ids=["file-not-an-object", "files-not-an-object", "placed-a-string", "placed-not-names", "item-null",
+         "digest-not-text"],
+)  # fmt: skip
+def test_a_record_edited_into_another_shape_is_named_in_one_line_not_a_traceback_later(record, tmp_path):
+    (tmp_path / MANIFEST_NAME).write_text(record)
+    with pytest.raises(DownloadError, match=rf"{MANIFEST_NAME} cannot be read .*move it away"):
+        Manifest(tmp_path)
+
+
 def test_a_second_writer_of_a_folder_stops_in_one_line(tmp_path):
     with (
         folder_lock(tmp_path),

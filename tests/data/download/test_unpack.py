@@ -3,7 +3,10 @@ the item's paths (at the archive's top or in one enclosing folder) and names a d
 
 from __future__ import annotations
 
+import errno
 import io
+import re
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -127,3 +130,73 @@ def test_a_damaged_archive_is_one_error_naming_it(tmp_path):
     (tmp_path / "into").mkdir()
     with pytest.raises(DownloadError, match=rf"{archive}: cannot be unpacked"):
         unpack_kept(archive, tmp_path / "into", ["data"])
+
+
+@pytest.mark.parametrize(
+    ("members", "refused"),
+    [
+        ([("data/a", "sym", "b/../../x"), ("data/b", "sym", "."), ("data/a", "file", b"through")], False),
+        ([("data/a", "sym", "b/../../x"), ("data/b", "sym", "."), ("data/a/made/f", "file", b"f")], False),
+        ([("data/t", "file", b"t"), ("data/a", "sym", "t"), ("data/a", "file", b"through")], False),
+        ([("data/t", "file", b"t"), ("data/h", "hard", "data/t"), ("data/h", "file", b"through")], False),
+        ([("data/a", "sym", "b/../../x"), ("data/b", "sym", ".")], True),
+    ],
+    ids=["file-over-a-link-turned-out", "folder-through-it", "file-over-a-link", "file-over-a-hard-link",
+         "a-later-link-turns-an-earlier-one-out"],
+)  # fmt: skip
+def test_nothing_is_written_through_a_link_and_a_link_turned_outside_later_is_refused(
+    members, refused, tmp_path
+):
+    archive = tar_with(tmp_path / "evil.tar", *members)
+    into = tmp_path / "deep" / "into"
+    into.mkdir(parents=True)
+    if refused:
+        with pytest.raises(
+            UnsafeArchiveError, match=re.escape("'data/a' links to 'b/../../x', outside the folder")
+        ):
+            unpack_kept(archive, into, ["data"])
+    else:
+        unpack_kept(archive, into, ["data"])  # the later member wins, as tar has it
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["into"]  # nothing made beside it
+    assert not (into / "data/t").exists() or (into / "data/t").read_bytes() == b"t"
+    for link in (p for p in into.rglob("*") if p.is_symlink()):
+        assert into.resolve() in (link.resolve(), *link.resolve().parents), link
+
+
+def test_a_zip_with_damaged_compressed_data_is_one_error_naming_it(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data/a.txt", b"".join(b"line %d\n" % i for i in range(5000)))
+    damaged = bytearray(out.getvalue())
+    for i in range(60, 300):  # inside the deflated data of the only member
+        damaged[i] ^= 0x5A
+    archive = tmp_path / "damaged.zip"
+    archive.write_bytes(bytes(damaged))
+    (tmp_path / "into").mkdir()
+    with pytest.raises(DownloadError, match=rf"{archive}: cannot be unpacked"):
+        unpack_kept(archive, tmp_path / "into", ["data"])
+
+
+def test_a_tar_is_read_as_a_tar_even_when_its_last_member_is_a_zip(tmp_path):
+    archive = tmp_path / "with-zip.tar"
+    archive.write_bytes(tar_bytes({"data/a.txt": b"a", "data/bundle.zip": zip_bytes({"readme": b"r"})}))
+    assert zipfile.is_zipfile(archive)  # what a guess from the bytes would take it for
+    (tmp_path / "into").mkdir()
+    unpack_kept(archive, tmp_path / "into", ["data"])
+    assert (tmp_path / "into/data/a.txt").read_bytes() == b"a"
+
+
+def test_a_full_disk_while_unpacking_is_raised_as_it_is_not_taken_for_a_damaged_archive(
+    tmp_path, monkeypatch
+):
+    archive = tmp_path / "ok.tar"
+    archive.write_bytes(tar_bytes({"data/a.txt": b"a"}))
+    (tmp_path / "into").mkdir()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", full)
+    with pytest.raises(OSError, match="No space left") as raised:
+        unpack_kept(archive, tmp_path / "into", ["data"])
+    assert not isinstance(raised.value, DownloadError)
