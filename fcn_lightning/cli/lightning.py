@@ -21,10 +21,12 @@ from fcn_lightning.cli.errors import (
     CommandError,
     clearer_parse_error,
     constructor_error,
+    data_error,
     fail,
     refuse_bad_config_files,
 )
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import checkpoint_mismatches, refuse_contradicting_config
@@ -294,11 +296,16 @@ def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int | None:
     """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
-    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read."""
+    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read. A bad dataset file
+    met while running ends the command in one line (:func:`~fcn_lightning.cli.errors.data_error`)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in SUBCOMMANDS:
         refuse_bad_config_files(f"fcn-lightning {args[0]}", args[1:])
-    cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
+    try:
+        cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
+    except (DatasetError, SplitOverlapError) as error:  # a bad file, from the main process or a worker
+        predicting = bool(args) and args[0] == "predict"  # predict reads its folder, not the splits
+        raise data_error(error, None if predicting else args[1:]) from None
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))
     failed = [f for c in cli.trainer.callbacks if isinstance(c, PredictionWriter) for f in c.failed]
