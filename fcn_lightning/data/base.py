@@ -310,8 +310,9 @@ class SegmentationDataModule(L.LightningDataModule):
     def check_classes_present(self, dataset: SegmentationDataset, split: str, training: bool) -> None:
         """Masks holding fewer than two classes (a 0/255 export read as background and void, say) make
         every score 100 and teach nothing: an error for the training split, a warning for another
-        (masks are read until two classes occur, usually one or two)."""
-        problem = coverage_problem(self.layout, dataset.samples, split)
+        (masks are read until two classes occur, usually one or two; an unreadable one fails a training
+        split here and an evaluation split when its sample is loaded)."""
+        problem = coverage_problem(self.layout, dataset.samples, split, readable_only=not training)
         if problem is None:
             return
         if training:
