@@ -141,28 +141,36 @@ def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsy
     Image.open(turned).save(turned, exif=exif(6))
     coloured = masks / "photo_07.png"
     Image.open(coloured).convert("RGB").save(coloured)  # the palette's colours, as a colour picture
+    wide = masks / "photo_00.png"  # a 16-bit export whose values are no class ids
+    stored = np.array(Image.open(wide)).astype(np.uint16)
+    Image.fromarray(np.where(stored == 255, 255, stored * 1000).astype(np.uint16)).save(wide)
     with pytest.raises(SystemExit) as exit_info:
         main(["check-data", *folder_args(image_folder)])
     assert exit_info.value.code == 1
     lines = capsys.readouterr().out.strip().splitlines()
     expected = {
-        "JPEG mask (1): JPEG compression changes": f"  {jpeg}: mask is a JPEG (lossy)",
-        "RGB colour mask (1): give each class its colour in classes.txt": f"  {coloured}: RGB colour mask",
-        "label values out of range (1): a mask value must be a class id (0..2) or 255 (void); map": (
-            f"  {bad_value}: label values {{9}} outside the classes 0..2"
-        ),
-        "mask with an orientation tag (1): images are read turned": f"  {turned}: mask has the EXIF "
-        "orientation tag 6 (viewers show it turned 90 degrees clockwise; masks are read as stored)",
-        "missing file (1)": f"  {image_folder}/images/photo_01.jpg: image without a mask",
-        "size mismatch (1)": f"  {masks}/photo_06.png: size 10x10 differs",
+        "JPEG mask (1): JPEG compression changes": [f"  {jpeg}: mask is a JPEG (lossy)"],
+        "RGB colour mask (1): give each class its colour in classes.txt": [f"  {coloured}: RGB colour mask"],
+        "label values out of range (2): a mask value must be a class id (0..2) or 255 (void); map other "
+        "stored values (a 16-bit or 0/255 export, say) with --data.init_args.mask_values": [
+            f"  {wide}: label values {{1000, 2000}} outside the classes 0..2",
+            f"  {bad_value}: label values {{9}} outside the classes 0..2",
+        ],
+        "mask with an orientation tag (1): images are read turned": [
+            f"  {turned}: mask has the EXIF orientation tag 6 (viewers show it turned 90 degrees clockwise; "
+            "masks are read as stored)"
+        ],
+        "missing file (1)": [f"  {image_folder}/images/photo_01.jpg: image without a mask"],
+        "size mismatch (1)": [f"  {masks}/photo_06.png: size 10x10 differs"],
     }
-    for header, problem in expected.items():
+    for header, problems in expected.items():
         (at,) = [i for i, line in enumerate(lines) if line.startswith(header)]
-        assert lines[at + 1].startswith(problem), lines[at : at + 2]
-    assert sum(line.startswith("  /") for line in lines) == 6  # each problem once
+        group = lines[at + 1 : at + 1 + len(problems)]
+        assert all(any(line.startswith(p) for line in group) for p in problems), (header, group)
+    assert sum(line.startswith("  /") for line in lines) == 7  # each problem once
     assert any(line.startswith("training split 'train':") for line in lines)
     assert lines[-1] == (
-        "6 problem(s) found: 1 JPEG mask, 1 RGB colour mask, 1 label values out of range, 1 mask with an "
+        "7 problem(s) found: 2 label values out of range, 1 JPEG mask, 1 RGB colour mask, 1 mask with an "
         "orientation tag, 1 missing file, 1 size mismatch"
     )
 
