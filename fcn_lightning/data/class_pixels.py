@@ -101,7 +101,7 @@ class ClassPixels:
         if absent:
             found.append(
                 f"{len(absent)} class(es) never occur in the masks of split {split!r}: {', '.join(absent)}; "
-                f"the net cannot learn them, and a split that lacks them too leaves them out of its scores"
+                f"the net cannot learn them"
             )
         shares = self.shares()
         rare = [f"{self._name(i)} {100 * shares[i]:.3f}%" for i in self.present if shares[i] < RARE_SHARE]
