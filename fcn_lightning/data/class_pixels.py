@@ -45,7 +45,7 @@ class ClassPixels:
 
     def add(self, mask: np.ndarray) -> None:
         """Count one validated mask (values: class ids and the ignore index)."""
-        counts = np.bincount(np.asarray(mask).ravel(), minlength=max(len(self.pixels), IGNORE_INDEX + 1))
+        counts = np.bincount(np.asarray(mask).ravel(), minlength=IGNORE_INDEX + 1)  # classes < 255
         per_class = counts[: len(self.pixels)]
         present = per_class > 0
         self.pixels += per_class
