@@ -64,7 +64,8 @@ def runs(name: str) -> list[list[Path]]:
         has_model = "model" in yaml.safe_load(path.read_text())
         return [[path]] if has_model else [[path, default_model(path.parent)]]
     base = nearest_base(path)
-    stage = [] if "model" in yaml.safe_load(path.read_text()) else [default_model(base.parent)]
+    model = yaml.safe_load(path.read_text()).get("model") or {}  # a recipe added to a stage names no class
+    stage = [] if "class_path" in model else [default_model(base.parent)]
     return [[base, *stage, path]]
 
 

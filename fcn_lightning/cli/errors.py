@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -156,3 +158,42 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == "jsonargparse"
+
+
+def dataset_error_message(error: BaseException) -> str:
+    """A dataset error's own one-line message, also where a DataLoader worker raised it: torch re-raises a
+    worker's exception in the main process as the same type with the worker's whole traceback for
+    message, whose last line is ``module.Type: message``."""
+    text = str(error)
+    if "Original Traceback" in text:
+        lines = [line for line in text.splitlines() if line.strip()]
+        text = re.sub(r"^[\w.]+: ", "", lines[-1], count=1)
+    return text
+
+
+def check_data_command(args: Sequence[str]) -> str:
+    """``fcn-lightning check-data`` with the config files and ``--data`` options of a run's arguments."""
+    kept: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        name = arg.split("=", 1)[0]
+        if name in ("--config", "-c", "--data") or name.startswith("--data."):
+            kept.append(arg)
+            if "=" not in arg and position + 1 < len(args) and not args[position + 1].startswith("--"):
+                kept.append(args[position + 1])
+                position += 1
+        position += 1
+    return shlex.join(["fcn-lightning", "check-data", *kept])
+
+
+def data_error(error: BaseException, args: Sequence[str] | None) -> CommandError:
+    """A bad dataset file a run met (the file, what is wrong, what to do) as one line; with the run's
+    arguments, the ``check-data`` command that lists every problem of the same data."""
+    text = dataset_error_message(error)
+    advice = getattr(error, "advice", "")
+    if advice:
+        text += f"; {advice}"
+    if args is not None:
+        text += f". Every problem of the data: {check_data_command(args)}"
+    return CommandError(text)

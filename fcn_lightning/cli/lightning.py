@@ -28,9 +28,11 @@ from fcn_lightning.cli.errors import (
     check_config_file,
     clearer_parse_error,
     constructor_error,
+    data_error,
     fail,
 )
 from fcn_lightning.data.base import SegmentationDataModule
+from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_row
 from fcn_lightning.systems.base import FCNSystem
@@ -634,8 +636,14 @@ def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int | None:
     """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
-    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read."""
-    cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
+    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read. A bad dataset file
+    met while running ends the command in one line (:func:`~fcn_lightning.cli.errors.data_error`)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
+    except (DatasetError, SplitOverlapError) as error:  # a bad file, from the main process or a worker
+        predicting = bool(args) and args[0] == "predict"  # predict reads its folder, not the splits
+        raise data_error(error, None if predicting else args[1:]) from None
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))
     # Every process holds every process's unreadable files (PredictionWriter): named once, exit 1 on all.

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fcn_lightning.cli.errors import CommandError
+from fcn_lightning.cli.errors import CommandError, data_error
 from fcn_lightning.cli.lightning import FCNLightningCLI, build, run_summary
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
+from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.training.staged import (
@@ -107,7 +108,11 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     plan = load_plan(parser.prog, StagedPlan.load, args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
-    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
+    try:
+        rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
+    except (DatasetError, SplitOverlapError) as error:  # a bad file, from the main process or a worker
+        configs = [a for c in (*plan.base, plan.stages[0][1]) for a in ("--config", str(c))]
+        raise data_error(error, [*configs, *overrides]) from None
     csv_path, md_path = write_results(rows, out_dir)
     figure = save_figure(results_figure(rows), out_dir / "results.png")
     _log_staged_to_wandb(rows, figure)

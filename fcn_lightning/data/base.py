@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fcn_lightning.data.batching import SIZE_STEP, collate_segmentation, eval_sampler, padded_size
+from fcn_lightning.data.class_pixels import ClassPixels, count_class_pixels, coverage_problem
 from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.order import ResumableLoader, ResumableSampler
@@ -31,6 +32,7 @@ from fcn_lightning.data.progress import progress
 from fcn_lightning.data.readers import (
     DataProblem,
     DatasetError,
+    DatasetNotFoundError,
     EmptySplitError,
     SplitOverlapError,
     check_no_overlap,
@@ -248,8 +250,11 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"that provides them"
             )
 
-    def split_samples(self, split: str) -> list[Sample]:
-        """The samples of a split given by name or split-file path; an empty split is an error."""
+    def split_samples(self, split: str, check_files: bool = True) -> list[Sample]:
+        """The samples of a split given by name or split-file path; an empty split is an error, and so
+        (``check_files``) is any of the layout's :meth:`~DatasetLayout.file_problems` (the first)."""
+        if check_files and (problems := self.layout.file_problems()):
+            raise problems[0]
         samples = self.layout.split_samples(split)
         if not samples:
             raise EmptySplitError(f"split {split!r} of {self.layout.root} has no samples")
@@ -301,10 +306,24 @@ class SegmentationDataModule(L.LightningDataModule):
 
     # --- datasets ---------------------------------------------------------------------------------
 
-    def make_dataset(self, split: str, train: bool = False) -> SegmentationDataset:
+    def make_dataset(self, split: str, train: bool = False, check_files: bool = True) -> SegmentationDataset:
         """A dataset over ``split`` with the training or the evaluation transform."""
         transform = self.train_transform if train else self.eval_transform
-        return SegmentationDataset(self.split_samples(split), self.layout, transform, self.decoded_cache)
+        samples = self.split_samples(split, check_files)
+        return SegmentationDataset(samples, self.layout, transform, self.decoded_cache)
+
+    def check_classes_present(self, dataset: SegmentationDataset, split: str, training: bool) -> None:
+        """Masks holding fewer than two classes (a 0/255 export read as background and void, say) make
+        every score 100 and teach nothing: an error for the training split, a warning for another
+        (masks are read until two classes occur, usually one or two; an unreadable one fails a training
+        split here and an evaluation split when its sample is loaded)."""
+        problem = coverage_problem(self.layout, dataset.samples, split, readable_only=not training)
+        if problem is None:
+            return
+        if training:
+            raise problem
+        if self.trainer is None or self.trainer.is_global_zero:
+            logger.warning("%s%s", problem, f"; {problem.advice}" if problem.advice else "")
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs; for fitting, refuse training images in the validation set."""
@@ -317,6 +336,8 @@ class SegmentationDataModule(L.LightningDataModule):
             self.train_dataset = self.make_dataset(self.train_split, train=True)
             self.val_dataset = self.make_dataset(self.val_split)
             check_no_overlap(self.train_dataset.ids, self.val_dataset.ids, self.train_split, self.val_split)
+            self.check_classes_present(self.train_dataset, self.train_split, training=True)
+            self.check_classes_present(self.val_dataset, self.val_split, training=False)
             logger.info(
                 "train split %r: %d images; val split %r: %d images",
                 self.train_split,
@@ -326,44 +347,68 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         if stage == "validate":
             self.val_dataset = self.make_dataset(self.val_split)
+            self.check_classes_present(self.val_dataset, self.val_split, training=False)
         if stage in (None, "test"):
             self.test_dataset = self.make_dataset(self.test_split)
+            self.check_classes_present(self.test_dataset, self.test_split, training=False)
         if stage in (None, "predict") and self.predict_dir is not None:
             self.predict_dataset = ImageFolderDataset(self.predict_dir, self.eval_transform)
         if stage == "predict" and self.predict_dir is None:
-            raise ValueError("predict needs a folder of images: set predict_dir on the data module")
+            raise DatasetNotFoundError(
+                "predict needs a folder of images: set --data.init_args.predict_dir (the data module's "
+                "predict_dir)"
+            )
 
-    def check(self) -> list[str]:
-        """Validate the configured splits up front and return every problem found (empty: clean).
+    def check(self) -> list[DataProblem]:
+        """Validate the configured splits up front and return every problem found, each once (empty:
+        clean), with the layout's advice for its kind.
 
-        Covers the root and split files, every image and label (existence, decoding, value range,
-        size match) of the train, val and test splits, and train/val(/test) overlap.
+        Covers the root, the files as a whole (:meth:`~DatasetLayout.file_problems`) and split files,
+        every image and label (existence, decoding, value range, size match) of the train, val and test
+        splits, masks holding fewer than two classes, and train/val(/test) overlap.
         """
         try:
             self.layout.check_root()
+            found = [DataProblem.of(e) for e in self.layout.file_problems()]
         except DatasetError as e:
-            return [DataProblem.of(e)]
-        found: list[str] = []
+            return [self._advised(DataProblem.of(e))]
         splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
         split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
         for split in dict.fromkeys(splits.values()):
             try:
-                dataset = self.make_dataset(split)
+                dataset = self.make_dataset(split, check_files=False)
             except DatasetError as e:
                 found.append(DataProblem.of(e))
                 split_ids[split] = None
                 continue
             split_ids[split] = dataset.ids
             found.extend(dataset.check(f"checking {split}"))
+            if (
+                problem := coverage_problem(self.layout, dataset.samples, split, readable_only=True)
+            ) is not None:
+                found.append(DataProblem.of(problem))
         ids = {role: split_ids[split] for role, split in splits.items()}
         for role in ("val", "test"):
             if ids.get("train") and ids.get(role):
                 try:
                     check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
                 except SplitOverlapError as e:
-                    if str(e) not in found:
-                        found.append(DataProblem.of(e))
-        return found
+                    found.append(DataProblem.of(e))
+        return [self._advised(p) for p in dict.fromkeys(found)]
+
+    def _advised(self, problem: DataProblem) -> DataProblem:
+        advice = self.layout.advice(problem.kind)
+        return problem if advice is None else DataProblem(problem, problem.kind, advice)
+
+    def class_pixels(self, split: str | None = None, readable_only: bool = False) -> ClassPixels:
+        """Each class's pixels (and the images it occurs in) over a split's masks, the training split's by
+        default; every mask is read, and one that cannot be raises its :class:`DatasetError` (with
+        ``readable_only``: is passed over, for a check that names it anyway)."""
+        split = split or self.train_split
+        samples = self.split_samples(split, check_files=False)
+        return count_class_pixels(
+            self.layout, samples, f"counting the classes of {split}", None, readable_only
+        )
 
     # --- loaders ----------------------------------------------------------------------------------
 

@@ -2,34 +2,64 @@
 
 ::
 
-    root/images/<stem>.jpg | .jpeg | .png     RGB images, any size
-    root/masks/<stem>.png                     class ids: single-channel or palette PNG; 255 = ignored
-    root/classes.txt                          one class name a line; line order = class id
-    root/train.txt, root/val.txt (optional)   stems, one a line; root/test.txt optional too
+    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, ...;
+                                              any case), any size; turned as their EXIF tag says
+    root/masks/<stem>.png                     class ids (grey, palette or 16-bit grey PNG; 255 = void),
+                                              or RGB colours when classes.txt gives each class's colour
+    root/classes.txt                          one class a line, line order = class id: "road" or
+                                              "road 128,64,128" (its colour in RGB colour masks)
+    root/train.txt, root/val.txt (optional)   stems, one a line (spaces allowed); root/test.txt optional too
 
 Without split lists, the validation split is a seeded draw of ``val_fraction`` of the stems (sorted
-first), so it is the same on every process and in every run over the same files. Every image must have
-its mask and every mask its image; a mask value that is not a class id (nor 255) and a mask whose size
-differs from its image's are errors naming the file.
+first), so it is the same on every process and in every run over the same files. ``mask_values`` maps
+stored mask values (or colours) to class ids, e.g. ``{255: 1}`` for 0/255 binary masks; values it does
+not name stay as stored, so 255 stays void unless mapped.
+
+Every image must have its mask and every mask its image (:meth:`FolderLayout.file_problems` names each
+file that lacks its partner; such stems are left out of the splits, and training refuses to start while
+there are any); a mask value that is not a class id (nor 255), a JPEG or oriented mask and a mask whose
+size differs from its image's are errors naming the file.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
-from fcn_lightning.data.readers import IMAGE_SUFFIXES, DatasetError, DatasetNotFoundError, read_id_list
+from fcn_lightning.data.readers import (
+    ClassCoverageError,
+    ColourMaskError,
+    DatasetError,
+    DatasetNotFoundError,
+    DuplicateStemError,
+    EmptySplitError,
+    LabelValueError,
+    is_image_file,
+    read_id_list,
+    read_mask,
+    validate_label,
+)
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import CAFFE
 
-__all__ = ["FolderDataModule", "FolderLayout", "read_class_list"]
+__all__ = ["FolderDataModule", "FolderLayout", "parse_classes", "parse_mask_values", "read_class_list"]
 
 #: Stems listed in an error message before "... and N more".
 _SHOWN = 10
+#: A class line: its name, then optionally its colour in colour masks ("road 128,64,128").
+_CLASS_LINE = re.compile(r"^(?P<name>.*?)(?:\s+(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+))?$")
+_COLOUR = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
+#: The largest stored value a mask can hold (16-bit PNG).
+_MAX_STORED = 2**16 - 1
+
+Colour = tuple[int, int, int]
 
 
 def _listing(stems: Sequence[str]) -> str:
@@ -38,7 +68,8 @@ def _listing(stems: Sequence[str]) -> str:
 
 
 def read_class_list(path: Path) -> tuple[str, ...]:
-    """``classes.txt``: one name a line, line order = class id; blank lines only at the end."""
+    """``classes.txt``'s lines (stripped): one class a line, line order = class id; blank lines only at
+    the end (:func:`parse_classes` reads each line's name and colour)."""
     if not path.is_file():
         raise DatasetNotFoundError(
             f"{path}: class list not found (one class name a line, line order = class id; or give the "
@@ -51,6 +82,42 @@ def read_class_list(path: Path) -> tuple[str, ...]:
     if blank:
         raise DatasetError(f"{path}:{blank[0]}: empty line (one class name a line, line order = class id)")
     return tuple(lines)
+
+
+def parse_classes(lines: Sequence[str], source: str) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
+    """Class names and, where every line gives one (``road 128,64,128``), their colours in colour masks."""
+    names: list[str] = []
+    colours: list[Colour | None] = []
+    for number, line in enumerate(lines, start=1):
+        match = _CLASS_LINE.match(str(line).strip())
+        assert match is not None  # the pattern matches any line
+        names.append(match["name"].strip())
+        colour = None if match["colour"] is None else _colour(match["colour"])
+        if colour is not None and max(colour) > 255:
+            raise DatasetError(
+                f"{source}:{number}: colour {match['colour']} has a value above 255 (R,G,B, 0-255)"
+            )
+        colours.append(colour)
+    names_checked = check_classes(names, source)
+    given = [c for c in colours if c is not None]
+    if not given:
+        return names_checked, None
+    if len(given) < len(colours):
+        without = [n for n, c in zip(names, colours, strict=True) if c is None]
+        raise DatasetError(
+            f"{source}: classes {without} have no colour and the others do: give every class its colour "
+            f"('road 128,64,128') or none"
+        )
+    repeated = sorted({c for c in given if given.count(c) > 1})
+    if repeated:
+        shared = [n for n, c in zip(names, given, strict=True) if c in repeated]
+        raise DatasetError(f"{source}: classes {shared} share a colour: each class needs its own")
+    return names_checked, tuple(given)  # type: ignore[arg-type]
+
+
+def _colour(text: str) -> Colour:
+    r, g, b = (int(v) for v in text.split(","))
+    return r, g, b
 
 
 def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
@@ -71,16 +138,49 @@ def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
     return names
 
 
+def parse_mask_values(
+    mask_values: Mapping[Any, Any] | None, num_classes: int
+) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[Colour, int], ...]]:
+    """``mask_values`` as (stored value, class id) and (colour, class id) pairs; a key that is neither a
+    value 0..65535 nor a colour ``"R,G,B"``, or a class id that is neither a class nor 255, is an error."""
+    values: dict[int, int] = {}
+    colours: dict[Colour, int] = {}
+    for key, class_id in (mask_values or {}).items():
+        if (
+            isinstance(class_id, bool)
+            or not isinstance(class_id, int)
+            or not (0 <= class_id < num_classes or class_id == IGNORE_INDEX)
+        ):
+            raise ValueError(
+                f"mask_values: {key!r} maps to {class_id!r}, which is neither a class id "
+                f"(0..{num_classes - 1}) nor {IGNORE_INDEX} (void)"
+            )
+        text = str(key).strip()
+        if not isinstance(key, bool) and text.isdigit() and int(text) <= _MAX_STORED:
+            values[int(text)] = class_id
+        elif (match := _COLOUR.match(text)) and max(int(v) for v in match.groups()) <= 255:
+            colours[_colour(text)] = class_id
+        else:
+            raise ValueError(
+                f"mask_values: key {key!r} is neither a stored value (0..{_MAX_STORED}) nor a colour 'R,G,B' "
+                f"(0-255 each)"
+            )
+    return tuple(sorted(values.items())), tuple(sorted(colours.items()))
+
+
 class FolderLayout(DatasetLayout):
     """``images/``, ``masks/`` and ``classes.txt`` under ``root``; split names ``train``, ``val``, ``test``.
 
     Args:
         root: the folder.
-        classes: class names (index = id) instead of ``root/classes.txt``; if both exist they must agree.
+        classes: class names (index = id), each optionally with its colour (``"road 128,64,128"``),
+            instead of ``root/classes.txt``; if both exist they must agree.
         val_fraction: share of the stems drawn for validation where there are no split lists.
         split_seed: seed of that draw.
         mean_bgr: mean pixel (BGR, 0-255) subtracted on Caffe's input route; default: that of the Caffe
             ImageNet VGG16 (torchvision's route uses ImageNet's statistics whatever the dataset).
+        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id (or 255, void); values it
+            does not name stay as stored.
     """
 
     split_names = ("train", "val", "test")
@@ -96,6 +196,7 @@ class FolderLayout(DatasetLayout):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         mean_bgr: Sequence[float] | None = None,
+        mask_values: Mapping[Any, Any] | None = None,
     ) -> None:
         super().__init__(root)
         if not 0 < float(val_fraction) < 1:
@@ -109,24 +210,33 @@ class FolderLayout(DatasetLayout):
         self.images = self.root / "images"
         self.masks = self.root / "masks"
         self.class_list = self.root / "classes.txt"
-        self.class_names = self._classes(classes)  # type: ignore[misc]  # per folder, not per class
-        self._pairs: dict[str, Sample] | None = None
+        names, colours = self._classes(classes)
+        self.class_names = names  # type: ignore[misc]  # per folder, not per class
+        #: Each class's colour in RGB colour masks (``None``: the masks hold class ids).
+        self.class_colours = colours
+        # Plain tuples (part of the decoded cache's key, like every setting).
+        self.value_ids, self.colour_ids = parse_mask_values(mask_values, len(names))
+        self._scanned: tuple[dict[str, Sample], list[DatasetError], set[str]] | None = None
 
-    def _classes(self, classes: Sequence[str] | None) -> tuple[str, ...]:
+    def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
         if classes is None:
-            return check_classes(read_class_list(self.class_list), str(self.class_list))
-        names = check_classes(classes, "classes option")
+            return parse_classes(read_class_list(self.class_list), str(self.class_list))
+        given = parse_classes(classes, "classes option")
         if self.class_list.is_file():
-            listed = read_class_list(self.class_list)
-            if listed != names:
+            listed = parse_classes(read_class_list(self.class_list), str(self.class_list))
+            if listed != given:
                 raise DatasetError(
-                    f"the classes option {list(names)} differs from {self.class_list} {list(listed)}: "
-                    f"give the classes in one place"
+                    f"the classes option {list(classes)} differs from {self.class_list} "
+                    f"{list(read_class_list(self.class_list))}: give the classes in one place"
                 )
-        return names
+        return given
 
     def split_list(self, name: str) -> Path:
         return self.root / f"{name}.txt"
+
+    def read_ids(self, path: Path) -> list[str]:
+        """A split list's stems: whole lines, so that ``IMG 0001`` is one stem."""
+        return read_id_list(path, whole_lines=True)
 
     def check_root(self) -> None:
         super().check_root()
@@ -134,42 +244,73 @@ class FolderLayout(DatasetLayout):
             if not folder.is_dir():
                 raise DatasetNotFoundError(f"{folder}: folder not found (expected {self.expected_contents})")
 
-    def pairs(self) -> dict[str, Sample]:
-        """Every stem's image and mask (read from the folders once); an unpaired file is an error."""
-        if self._pairs is None:
-            self.check_root()
-            images: dict[str, Path] = {}
-            for path in sorted(self.images.iterdir()):
-                if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
-                    continue
-                if path.stem in images:
-                    raise DatasetError(
-                        f"{self.images}: two images of the stem {path.stem!r} ({images[path.stem].name}, "
-                        f"{path.name}): keep one"
-                    )
-                images[path.stem] = path
-            masks: dict[str, Path] = {}
-            for path in sorted(self.masks.iterdir()):
-                if path.name.startswith("."):
-                    continue
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".png":
-                    raise DatasetError(f"{path}: a mask must be a PNG (JPEG changes the class ids)")
-                if path.suffix.lower() == ".png":
-                    masks[path.stem] = path
-            no_mask = sorted(set(images) - set(masks))
-            if no_mask:
-                raise DatasetNotFoundError(
-                    f"{self.images}: image without a mask in {self.masks} for stem(s) {_listing(no_mask)}"
+    def _files(self, folder: Path, what: str, found: list[DatasetError]) -> tuple[dict[str, Path], set[str]]:
+        """``folder``'s image files by stem, and the stems of more than one file (each named in ``found``)."""
+        by_stem: dict[str, list[Path]] = {}
+        for path in sorted(folder.iterdir()):
+            if is_image_file(path):
+                by_stem.setdefault(path.stem, []).append(path)
+        repeated = {stem for stem, paths in by_stem.items() if len(paths) > 1}
+        for stem in sorted(repeated):
+            names = ", ".join(p.name for p in by_stem[stem])
+            found.append(
+                DuplicateStemError(
+                    f"{folder}: {len(by_stem[stem])} {what} of the stem {stem!r} ({names}): keep one"
                 )
-            no_image = sorted(set(masks) - set(images))
-            if no_image:
-                raise DatasetNotFoundError(
-                    f"{self.masks}: mask without an image in {self.images} for stem(s) {_listing(no_image)}"
+            )
+        return {stem: paths[0] for stem, paths in by_stem.items()}, repeated
+
+    def _scan(self) -> tuple[dict[str, Sample], list[DatasetError], set[str]]:
+        """The stems with one image and one mask, the problems of the others, and those stems (read once)."""
+        if self._scanned is None:
+            self.check_root()
+            found: list[DatasetError] = []
+            images, two_images = self._files(self.images, "images", found)
+            masks, two_masks = self._files(self.masks, "masks", found)
+            for stem in sorted(set(images) - set(masks)):
+                found.append(
+                    DatasetNotFoundError(
+                        f"{images[stem]}: image without a mask (no mask of the stem {stem!r} in {self.masks})"
+                    )
+                )
+            for stem in sorted(set(masks) - set(images)):
+                found.append(
+                    DatasetNotFoundError(
+                        f"{masks[stem]}: mask without an image (no image of the stem {stem!r} in "
+                        f"{self.images})"
+                    )
                 )
             if not images:
-                raise DatasetNotFoundError(f"{self.images}: no images ({', '.join(IMAGE_SUFFIXES)})")
-            self._pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in sorted(images)}
-        return self._pairs
+                found.append(
+                    DatasetNotFoundError(
+                        f"{self.images}: no images (files of a format Pillow reads: .jpg, .png, .webp, "
+                        f".tif, ...)"
+                    )
+                )
+            left_out = set(images) ^ set(masks) | two_images | two_masks
+            whole = sorted(set(images) & set(masks) - left_out)
+            pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in whole}
+            self._scanned = pairs, found, left_out
+        return self._scanned
+
+    def pairs(self) -> dict[str, Sample]:
+        """Every stem with one image and one mask (the others are :meth:`file_problems`)."""
+        return self._scan()[0]
+
+    def file_problems(self) -> list[DatasetError]:
+        """Each image without a mask, mask without an image, stem of two images (or masks), and each split
+        list's stems without files; an empty list when the folder is whole."""
+        pairs, found, left_out = self._scan()
+        found = list(found)
+        for name in self.split_names:
+            path = self.split_list(name)
+            if path.is_file():
+                unknown = [s for s in self.read_ids(path) if s not in pairs and s not in left_out]
+                if unknown:
+                    found.append(
+                        DatasetNotFoundError(f"{path}: no image and mask of the stem(s) {_listing(unknown)}")
+                    )
+        return found
 
     def sample(self, sample_id: str) -> Sample:
         pairs = self.pairs()
@@ -194,29 +335,68 @@ class FolderLayout(DatasetLayout):
         """``(train, val)`` stems: ``val_fraction`` of the sorted stems drawn with ``split_seed``."""
         stems = list(self.pairs())
         if len(stems) < 2:
-            raise DatasetError(
-                f"{self.root}: {len(stems)} image(s); a training and a validation split need at least 2"
+            raise EmptySplitError(
+                f"{self.root}: {len(stems)} image(s) with a mask; a training and a validation split need at "
+                f"least 2"
             )
         count = min(len(stems) - 1, max(1, round(self.val_fraction * len(stems))))
         val = set(random.Random(self.split_seed).sample(stems, count))
         return [s for s in stems if s not in val], [s for s in stems if s in val]
 
     def named_split(self, name: str) -> list[Sample]:
+        """A split's samples; stems of :meth:`file_problems` are left out."""
         if name == "test" or self.has_split_lists():
             path = self.split_list(name)
             if not path.is_file():
                 raise DatasetNotFoundError(f"{path}: split list not found (stems, one a line)")
-            return [self.sample(stem) for stem in read_id_list(path)]
+            pairs = self.pairs()
+            return [pairs[stem] for stem in self.read_ids(path) if stem in pairs]
         train, val = self.seeded_split()
         return [self.sample(stem) for stem in (train if name == "train" else val)]
+
+    def read_label(self, path: Path) -> np.ndarray:
+        """A mask as class ids (:func:`~fcn_lightning.data.readers.read_mask`: ids, 16-bit values or class
+        colours, mapped by ``mask_values``); every value a class or the ignore index."""
+        colours = dict(self.colour_ids)
+        if self.class_colours is not None:
+            colours = {colour: i for i, colour in enumerate(self.class_colours)} | colours
+        stored = read_mask(path, colours or None, dict(self.value_ids))
+        return validate_label(stored, path, self.num_classes, IGNORE_INDEX)
+
+    def advice(self, kind: str) -> str | None:
+        """What to set or export for the mask problems labelling tools' exports cause."""
+        top = self.num_classes - 1
+        if kind == LabelValueError.kind:
+            if self.class_colours is not None:
+                return (
+                    "give each colour its class in classes.txt ('road 128,64,128'), or map it with "
+                    "--data.init_args.mask_values, e.g. '{\"0,0,0\": 255}' for void; tools that smooth "
+                    "edges make in-between colours: export without anti-aliasing"
+                )
+            return (
+                f"a mask value must be a class id (0..{top}) or {IGNORE_INDEX} (void); map other stored "
+                f"values (a 16-bit or 0/255 export, say) with --data.init_args.mask_values '{{stored: id}}'"
+            )
+        if kind == ColourMaskError.kind:
+            return (
+                "give each class its colour in classes.txt, one 'name R,G,B' a line (e.g. 'road "
+                "128,64,128'), and colour masks are read by colour"
+            )
+        if kind == ClassCoverageError.kind:
+            return (
+                f"0/255 binary masks? {IGNORE_INDEX} is void unless mapped: --data.init_args.mask_values "
+                f"'{{{IGNORE_INDEX}: 1}}' makes it class 1 ({self.class_names[1]!r})"
+            )
+        return None
 
 
 class FolderDataModule(SegmentationDataModule):
     """Segmentation on one's own folder of images and masks (see :mod:`fcn_lightning.data.folder`).
 
-    The classes come from ``root/classes.txt`` or ``classes``; the CLI links their number and names to the
-    model. Splits: ``root/train.txt`` / ``val.txt`` (and ``test.txt``) where present, else a seeded
-    ``val_fraction`` of the images for validation (and testing).
+    The classes (and their colours in colour masks) come from ``root/classes.txt`` or ``classes``; the
+    CLI links their number and names to the model. Splits: ``root/train.txt`` / ``val.txt`` (and
+    ``test.txt``) where present, else a seeded ``val_fraction`` of the images for validation (and
+    testing).
 
     Args:
         root: the folder holding ``images/``, ``masks/`` and ``classes.txt``.
@@ -224,6 +404,8 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: share of the images validated on where there are no split lists (default 0.1).
         split_seed: seed of that draw (the same split on every process and in every run).
         mean_bgr: mean pixel (BGR, 0-255) of Caffe's input route (default: the Caffe VGG16's).
+        mask_values: stored mask values (or colours ``"R,G,B"``) mapped to class ids (or 255, void), e.g.
+            ``{255: 1}`` for 0/255 binary masks; values it does not name stay as stored.
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 
@@ -236,9 +418,10 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         mean_bgr: list[float] | None = None,
+        mask_values: dict[int | str, int] | None = None,
         **kwargs: Any,
     ) -> None:
-        layout = FolderLayout(root, classes, val_fraction, split_seed, mean_bgr)
+        layout = FolderLayout(root, classes, val_fraction, split_seed, mean_bgr, mask_values)
         if kwargs.get("test_split") is None and layout.split_list("test").is_file():
             kwargs["test_split"] = "test"
         super().__init__(layout, **kwargs)

@@ -114,7 +114,20 @@ class DatasetLayout:
         """The samples of a split given by name (:attr:`split_names`) or by split-file path."""
         if split in self.split_names:
             return self.named_split(split)
-        return [self.sample(i) for i in read_id_list(self.split_file(split))]
+        return [self.sample(i) for i in self.read_ids(self.split_file(split))]
+
+    def read_ids(self, path: Path) -> list[str]:
+        """The ids of a split file (its lines' first words)."""
+        return read_id_list(path)
+
+    def file_problems(self) -> list[DatasetError]:
+        """Problems of the dataset's files as a whole, found before any split is read (e.g. an image
+        without its mask); the splits leave such files out. None here."""
+        return []
+
+    def advice(self, kind: str) -> str | None:
+        """What this dataset's users can do about problems of ``kind`` (``None``: the error's own)."""
+        return None
 
     def load(self, sample: Sample) -> dict[str, np.ndarray]:
         """The validated arrays of one sample: ``image`` (H x W x 3 uint8 RGB) and, if labelled, ``mask``.

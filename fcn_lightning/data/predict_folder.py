@@ -1,13 +1,17 @@
 """A folder of new images to predict: every readable image is predicted, every unreadable one is named.
 
-A bad file (truncated, not an image, a 16-bit depth map) must not stop a folder of thousands: its sample
-carries the reason instead of the image, the batch carries it past the model (``batch["failed"]``), the
+Every file of a format Pillow reads (by its suffix, any case: .jpg, .png, .webp, .bmp, .tif, ...) is an
+image to predict, read as people see it (EXIF orientation applied, so the prediction is written in the
+displayed orientation); any other file is named as skipped when the folder is opened. A bad file
+(truncated, not an image, a 16-bit depth map) must not stop a folder of thousands: its sample carries
+the reason instead of the image, the batch carries it past the model (``batch["failed"]``), the
 prediction writer collects it and the command names each such file at the end and exits 1.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,17 +19,20 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from fcn_lightning.data.readers import IMAGE_SUFFIXES, DatasetError, DatasetNotFoundError, read_image
+from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, is_image_file, read_image
 from fcn_lightning.data.transforms import SegmentationTransform
 
-__all__ = ["IMAGE_SUFFIXES", "PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
+__all__ = ["PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
+
+logger = logging.getLogger(__name__)
 
 #: What transparent pixels of an image to predict are composited on: white, as image viewers show them.
 PREDICT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 
 
 class ImageFolderDataset(Dataset):
-    """Every .jpg / .jpeg / .png in a folder (sorted, not recursive), for prediction on new images.
+    """Every image in a folder (a format Pillow reads; sorted, not recursive), for prediction on new
+    images; the other files (not hidden ones) are :attr:`skipped` and named in a warning.
 
     A sample whose file cannot be read holds ``error`` (the reason) instead of ``image``.
     """
@@ -33,11 +40,22 @@ class ImageFolderDataset(Dataset):
     def __init__(self, directory: str | Path, transform: SegmentationTransform) -> None:
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
-            raise DatasetNotFoundError(f"prediction folder not found: {self.directory}")
-        self.paths = sorted(p for p in self.directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            raise DatasetNotFoundError(f"{self.directory}: prediction folder not found (predict_dir)")
+        files = sorted(p for p in self.directory.iterdir() if not p.name.startswith("."))
+        self.paths = [p for p in files if is_image_file(p)]
+        #: Files that are not images of a format Pillow reads (and sub-folders), left out.
+        self.skipped = [p for p in files if p not in self.paths]
+        if self.skipped:
+            logger.warning(
+                "%s: skipping %d file(s) of no image format Pillow reads: %s",
+                self.directory,
+                len(self.skipped),
+                ", ".join(p.name for p in self.skipped),
+            )
         if not self.paths:
             raise DatasetError(
-                f"{self.directory}: no images ({', '.join(IMAGE_SUFFIXES)}) in the prediction folder"
+                f"{self.directory}: no images in the prediction folder (files of a format Pillow reads: "
+                f".jpg, .png, .webp, .bmp, .tif, ...)"
             )
         self.transform = transform
 

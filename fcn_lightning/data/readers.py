@@ -10,6 +10,11 @@ What a reader guarantees about a damaged file: it returns the array that was wri
 carries a CRC-32 per chunk, which every PNG read here verifies, so any change to a written PNG's
 pixel data is an error. JPEG and MATLAB files carry no checksum: a changed byte that still decodes to
 valid values cannot be told from the original, so for them the guarantee is the value range and size.
+
+Images are read as people see them: an EXIF orientation tag (phone photos) is applied by every image
+read here (:func:`read_image`, :func:`read_image_size`), in one place (:func:`orientation_of`,
+:func:`apply_orientation`). A mask is read as stored; one that carries an orientation tag is refused,
+since a viewer would show it turned (:class:`OrientationTagError`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,22 +34,33 @@ from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
     "DECODERS",
+    "IMAGE_SUFFIXES",
+    "JPEG_FORMATS",
+    "ClassCoverageError",
+    "ColourMaskError",
     "DataProblem",
     "DatasetError",
     "DatasetNotFoundError",
+    "DuplicateStemError",
     "EmptySplitError",
     "ImageModeError",
     "LabelReader",
     "LabelValueError",
+    "LossyMaskError",
     "MatKeyError",
+    "OrientationTagError",
     "SizeMismatchError",
     "SplitOverlapError",
+    "apply_orientation",
     "check_no_overlap",
     "decode_image_file",
+    "is_image_file",
+    "orientation_of",
     "read_id_list",
     "read_image",
     "read_image_size",
     "read_label_png",
+    "read_mask",
     "read_mat_label",
     "validate_label",
 ]
@@ -57,10 +73,18 @@ class DatasetError(ValueError):
     """A dataset file is missing, unreadable or inconsistent; the message names the file and the problem.
 
     Each subclass is one kind of problem (:attr:`kind`, what ``check-data`` counts by); this class itself
-    is a file that cannot be decoded (truncated, corrupt, not the format its name says).
+    is a file that cannot be decoded (truncated, corrupt, not the format its name says). :attr:`advice`
+    says what to do about every problem of the kind (``check-data`` says it once per kind); a dataset
+    may give its own (``advice=``).
     """
 
     kind: ClassVar[str] = "undecodable file"
+    advice: str = ""
+
+    def __init__(self, message: str, advice: str | None = None) -> None:
+        super().__init__(message)
+        if advice is not None:
+            self.advice = advice
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
@@ -99,14 +123,55 @@ class EmptySplitError(DatasetError):
     kind: ClassVar[str] = "empty split"
 
 
+class LossyMaskError(DatasetError):
+    """A mask saved with lossy compression (JPEG): its values near every edge are no longer class ids."""
+
+    kind: ClassVar[str] = "JPEG mask"
+    advice = (
+        "JPEG compression changes the values at every class edge, so class ids cannot be read back: export "
+        "the masks as PNG (lossless)"
+    )
+
+
+class ColourMaskError(ImageModeError):
+    """An RGB colour mask where the dataset gives no colour per class."""
+
+    kind: ClassVar[str] = "RGB colour mask"
+
+
+class OrientationTagError(DatasetError):
+    """A mask with an EXIF orientation tag: viewers show it turned, the suite reads it as stored."""
+
+    kind: ClassVar[str] = "mask with an orientation tag"
+    advice = (
+        "images are read turned as their tag says (as viewers show them), masks as stored: save each such "
+        "mask turned as its tag says and without the tag (Pillow: ImageOps.exif_transpose(mask).save(path))"
+    )
+
+
+class DuplicateStemError(DatasetError):
+    """Two files of one stem where one is expected (``a.jpg`` and ``a.png``)."""
+
+    kind: ClassVar[str] = "two files of one stem"
+
+
+class ClassCoverageError(DatasetError):
+    """A split whose masks hold fewer than two classes: nothing to learn apart, and scores of 100."""
+
+    kind: ClassVar[str] = "split with fewer than 2 classes"
+
+
 class DataProblem(str):
-    """One problem a check found: its message (a ``str``, naming the file) and its :attr:`kind`."""
+    """One problem a check found: its message (a ``str``, naming the file), its :attr:`kind` and what to
+    do about problems of that kind (:attr:`advice`, may be empty)."""
 
     kind: str
+    advice: str
 
-    def __new__(cls, message: str, kind: str) -> DataProblem:
+    def __new__(cls, message: str, kind: str, advice: str = "") -> DataProblem:
         problem = super().__new__(cls, message)
         problem.kind = kind
+        problem.advice = advice
         return problem
 
     @classmethod
@@ -114,7 +179,7 @@ class DataProblem(str):
         """The problem an error describes (kind ``"split overlap"`` for a :class:`SplitOverlapError`)."""
         if isinstance(error, SplitOverlapError):
             return cls(str(error), "split overlap")
-        return cls(str(error), getattr(error, "kind", DatasetError.kind))
+        return cls(str(error), getattr(error, "kind", DatasetError.kind), getattr(error, "advice", ""))
 
 
 class SplitOverlapError(ValueError):
@@ -122,9 +187,13 @@ class SplitOverlapError(ValueError):
 
 
 def decode_image_file(
-    path: str | Path, what: str, to_array: Callable[[Image.Image], np.ndarray]
+    path: str | Path,
+    what: str,
+    to_array: Callable[[Image.Image], np.ndarray],
+    oriented: bool = False,
 ) -> np.ndarray:
-    """Open an image file and turn it into an array, with errors that name the file and the problem."""
+    """Open an image file and turn it into an array, with errors that name the file and the problem;
+    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing {what} file")
@@ -132,12 +201,57 @@ def decode_image_file(
         with Image.open(path) as img:
             if img.format == "PNG":
                 check_png_chunks(path, what)
+            orientation = orientation_of(img) if oriented else 1
             img.load()
-            return to_array(img)
+            return apply_orientation(to_array(img), orientation)
     except DatasetError:
         raise
     except Exception as e:  # a damaged file makes the decoders raise almost anything (struct.error, ...)
         raise DatasetError(f"{path}: cannot decode {what} ({type(e).__name__}: {e})") from e
+
+
+#: The EXIF orientation tag (TIFF tag 274); values 1..8, 1 = as stored.
+ORIENTATION_TAG = 0x0112
+#: What each orientation value asks a viewer to do to the stored pixels, in words.
+ORIENTATION_WORDS = {
+    2: "mirrored left-right",
+    3: "turned 180 degrees",
+    4: "mirrored top-bottom",
+    5: "mirrored along the diagonal",
+    6: "turned 90 degrees clockwise",
+    7: "mirrored along the other diagonal",
+    8: "turned 90 degrees anticlockwise",
+}
+
+
+def orientation_of(img: Image.Image) -> int:
+    """The EXIF orientation an opened image asks for (1: as stored), read from its header alone.
+
+    A PNG's tag counts where it comes before the pixel data (Pillow reads it on opening; reading one
+    written after would decode the image), so the sizes read from headers and the pixels agree.
+    """
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block: the pixels as stored
+        return 1
+    return int(value) if isinstance(value, int) and value in ORIENTATION_WORDS else 1
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` (H x W or H x W x C) turned and mirrored as the EXIF orientation asks (as Pillow's
+    ``ImageOps.exif_transpose`` does), contiguous."""
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return array if turned is None else np.ascontiguousarray(turned(array))
 
 
 def check_png_chunks(path: Path, what: str = "image") -> None:
@@ -167,8 +281,22 @@ def check_png_chunks(path: Path, what: str = "image") -> None:
         position = end + 4
 
 
-#: Image files the suite reads from folders of images (one's own data, images to predict).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+def _readable_suffixes() -> tuple[str, ...]:
+    Image.init()
+    return tuple(sorted(s for s, name in Image.registered_extensions().items() if name in Image.OPEN))
+
+
+#: File suffixes (lower case) of every image format Pillow reads: the images (and masks) of a folder and
+#: the images to predict. Compare with :func:`is_image_file`, which ignores the case (``.JPG``).
+IMAGE_SUFFIXES: tuple[str, ...] = _readable_suffixes()
+#: Pillow's names of the lossy formats a mask cannot be stored in.
+JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
+
+
+def is_image_file(path: Path) -> bool:
+    """A file with an image suffix (:data:`IMAGE_SUFFIXES`, any case), not hidden (``._x.jpg``, ...)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
 
 #: 8-bit image modes that convert to RGB without losing anything.
 _COLOUR_MODES = ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV")
@@ -184,8 +312,8 @@ _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 def _decode_jpeg_opencv(path: Path) -> np.ndarray | None:
-    """A colour or grey JPEG decoded by OpenCV as Pillow would (RGB, EXIF orientation not applied), or
-    ``None`` for Pillow to decode (and name what is wrong with) anything else.
+    """A colour or grey JPEG decoded by OpenCV as Pillow would (RGB, as stored) and its EXIF orientation,
+    or ``None`` for Pillow to decode (and name what is wrong with) anything else.
 
     A JPEG cut short still decodes in libjpeg (it makes up the missing end) where Pillow raises, so
     only a file ending in its end-of-image marker is taken here.
@@ -198,19 +326,21 @@ def _decode_jpeg_opencv(path: Path) -> np.ndarray | None:
             if img.format != "JPEG" or img.mode not in ("RGB", "L"):
                 return None
             width, height = img.size
+            orientation = orientation_of(img)
     except Exception:
         return None
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION  # turned below, as on Pillow's route
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None or image.shape != (height, width, 3):
         return None
-    return image
+    return apply_orientation(image, orientation)
 
 
 def read_image(
     path: str | Path, decoder: str = "opencv", background: tuple[int, int, int] | None = None
 ) -> np.ndarray:
-    """Decode an image file to H x W x 3 uint8 RGB; :class:`DatasetError` if missing or undecodable.
+    """Decode an image file to H x W x 3 uint8 RGB, turned as its EXIF orientation says (as people see
+    it); :class:`DatasetError` if missing or undecodable.
 
     Grey, palette and other 8-bit colour images are converted. An image with transparent pixels is
     composited on ``background`` (an RGB colour), or, when it is ``None`` (a dataset's images, where
@@ -246,18 +376,21 @@ def read_image(
             )
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
-    return decode_image_file(path, "image", rgb)
+    return decode_image_file(path, "image", rgb, oriented=True)
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image file from its header alone (nothing is decoded: cheap enough to
-    size a whole training set); :class:`DatasetError` naming the file if it is missing or no image."""
+    """``(height, width)`` of an image file as :func:`read_image` returns it (EXIF orientation applied),
+    from its header alone (nothing is decoded: cheap enough to size a whole training set);
+    :class:`DatasetError` naming the file if it is missing or no image."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing image file")
     try:
         with Image.open(path) as img:
             width, height = img.size
+            if orientation_of(img) in (5, 6, 7, 8):  # turned a quarter: the other way round
+                width, height = height, width
     except Exception as e:
         raise DatasetError(f"{path}: cannot decode image header ({type(e).__name__}: {e})") from e
     return int(height), int(width)
@@ -271,6 +404,7 @@ def read_label_png(path: str | Path) -> np.ndarray:
     """
 
     def indices(img: Image.Image) -> np.ndarray:
+        refuse_orientation_tag(img, path)
         if img.mode not in ("P", "L"):
             raise ImageModeError(
                 f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
@@ -279,6 +413,104 @@ def read_label_png(path: str | Path) -> np.ndarray:
         return np.array(img, dtype=np.uint8)
 
     return decode_image_file(path, "label image", indices)
+
+
+def refuse_orientation_tag(img: Image.Image, path: str | Path) -> None:
+    """:class:`OrientationTagError` for a mask whose EXIF orientation asks viewers to turn it."""
+    orientation = orientation_of(img)
+    if orientation != 1:
+        raise OrientationTagError(
+            f"{path}: mask has the EXIF orientation tag {orientation} (viewers show it "
+            f"{ORIENTATION_WORDS[orientation]}; masks are read as stored)"
+        )
+
+
+#: Index-mask modes: 8-bit grey / palette / 1-bit (values 0..255) and 16-bit or 32-bit grey.
+_INDEX_MODES = ("1", "L", "P")
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I")
+
+#: A colour mask's colours: (R, G, B) -> class id (or the ignore index).
+ColourIds = Mapping[tuple[int, int, int], int]
+
+
+def read_mask(
+    path: str | Path, colours: ColourIds | None = None, values: Mapping[int, int] | None = None
+) -> np.ndarray:
+    """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
+
+    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours),
+    16-bit grey its 16-bit values; ``values`` maps stored values to class ids (values it does not name
+    stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each pixel's
+    colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the colours);
+    without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`. JPEG
+    (lossy) is a :class:`LossyMaskError`, an EXIF orientation tag an :class:`OrientationTagError`.
+    """
+
+    def ids(img: Image.Image) -> np.ndarray:
+        if img.format in JPEG_FORMATS:
+            raise LossyMaskError(f"{path}: mask is a JPEG (lossy)")
+        refuse_orientation_tag(img, path)
+        mode = img.mode
+        if mode in ("LA", "RGBA"):  # a palette's transparency, like its colours, only says how to draw
+            opaque = np.asarray(img.getchannel("A")) == 255
+            if not opaque.all():
+                raise ImageModeError(
+                    f"{path}: mask has mode {mode!r} with {int((~opaque).sum())} transparent pixels, whose "
+                    f"class is undefined: save it without transparency (every pixel a class or void)"
+                )
+            mode = mode[:-1]
+            img = img.convert(mode)
+        if mode in _INDEX_MODES:
+            return map_values(np.array(img, dtype=np.uint8), values)
+        if mode in _WIDE_MODES:
+            return map_values(np.array(img), values)
+        if mode != "RGB":
+            raise ImageModeError(
+                f"{path}: mask has mode {mode!r}; expected class ids in a grey, palette or 16-bit grey "
+                f"image, or an RGB colour mask"
+            )
+        rgb = np.asarray(img.convert("RGB"))
+        if colours:
+            return colour_ids(rgb, colours, path)
+        if (rgb[..., :1] == rgb[..., 1:]).all():  # grey values saved as RGB
+            return map_values(np.ascontiguousarray(rgb[..., 0]), values)
+        raise ColourMaskError(f"{path}: RGB colour mask, and no colour is given for the classes")
+
+    return decode_image_file(path, "mask", ids)
+
+
+def map_values(stored: np.ndarray, values: Mapping[int, int] | None) -> np.ndarray:
+    """``stored`` with each value ``values`` names replaced by its class id; the others kept."""
+    if not values:
+        return stored
+    if stored.dtype in (np.uint8, np.uint16):
+        table = np.arange(np.iinfo(stored.dtype).max + 1, dtype=np.int64)
+        for value, class_id in values.items():
+            if 0 <= value < len(table):
+                table[value] = class_id
+        return table[stored]
+    unique, inverse = np.unique(stored, return_inverse=True)
+    mapped = np.array([values.get(int(v), int(v)) for v in unique], dtype=np.int64)
+    return mapped[inverse].reshape(stored.shape)
+
+
+def colour_ids(rgb: np.ndarray, colours: ColourIds, path: str | Path) -> np.ndarray:
+    """The class id of each pixel's colour (H x W x 3 uint8 -> H x W int64); :class:`LabelValueError`
+    naming the colours (and their pixel count) that ``colours`` does not list."""
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    keys = np.array(sorted((r << 16) | (g << 8) | b for r, g, b in colours), dtype=np.int32)
+    by_key = {(r << 16) | (g << 8) | b: class_id for (r, g, b), class_id in colours.items()}
+    ids = np.array([by_key[int(k)] for k in keys], dtype=np.int64)
+    position = np.searchsorted(keys, packed).clip(max=len(keys) - 1)
+    known = keys[position] == packed
+    if not known.all():
+        unknown = np.unique(packed[~known])
+        shown = ", ".join(f"{k >> 16},{(k >> 8) & 255},{k & 255}" for k in unknown[:10].tolist())
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise LabelValueError(
+            f"{path}: colours {{{shown}{more}}} are no class's colour ({int((~known).sum())} pixels)"
+        )
+    return ids[position]
 
 
 def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndarray]) -> np.ndarray:
@@ -329,8 +561,9 @@ def validate_label(
     return label.astype(np.uint8 if ignore_index < 256 else np.int64)
 
 
-def read_id_list(path: str | Path) -> list[str]:
-    """Read a split file: one id a line (first token; blank lines and ``#`` comments skipped)."""
+def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
+    """Read a split file: one id a line (its first word, or with ``whole_lines`` the whole line, for ids
+    with spaces such as ``IMG 0001``; blank lines and ``#`` comments skipped)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"split file not found: {path}")
@@ -338,7 +571,7 @@ def read_id_list(path: str | Path) -> list[str]:
     for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            ids.append(line.split()[0])
+            ids.append(line if whole_lines else line.split()[0])
     if not ids:
         raise EmptySplitError(f"{path}: split file lists no ids")
     return ids

@@ -94,3 +94,50 @@ def test_nyud_config_errors_are_refused_before_anything_runs(case, nyud_root, tm
     extra, message = NYUD_CASES[case]
     args = fit_args(nyud_root, tmp_path / "out", "fcn_lightning.data.NYUDv2DataModule")
     refused([*args, *extra], message, tmp_path / "out", capsys)
+
+
+def test_a_dataset_error_from_a_loader_worker_is_its_own_line_again():
+    """torch re-raises a worker's error as the same type with the worker's traceback as its message; the
+    command prints the original line, what to do, and the check-data command over the run's data."""
+    from torch.utils.data import DataLoader
+
+    from fcn_lightning.cli.errors import check_data_command, data_error
+    from fcn_lightning.data.readers import LossyMaskError
+
+    class JpegMasks:
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, index: int) -> None:
+            raise LossyMaskError("/data/masks/IMG 1.jpg: mask is a JPEG (lossy)")
+
+    with pytest.raises(LossyMaskError) as raised:
+        next(iter(DataLoader(JpegMasks(), num_workers=1)))
+    assert "Original Traceback" in str(raised.value)
+    args = [
+        "--config",
+        "configs/folder/base.yaml",
+        "--trainer.max_steps",
+        "9",
+        "--data.init_args.root=/my data",
+    ]
+    args += [
+        "--data",
+        "fcn_lightning.data.FolderDataModule",
+        "-c",
+        "extra.yaml",
+        "--model.init_args.width",
+        "1",
+    ]
+    assert check_data_command(args) == (
+        "fcn-lightning check-data --config configs/folder/base.yaml '--data.init_args.root=/my data' "
+        "--data fcn_lightning.data.FolderDataModule -c extra.yaml"
+    )
+    assert str(data_error(raised.value, args)) == (
+        f"/data/masks/IMG 1.jpg: mask is a JPEG (lossy); {LossyMaskError.advice}. Every problem of the data: "
+        f"{check_data_command(args)}"
+    )
+    assert (
+        str(data_error(raised.value, None))
+        == f"/data/masks/IMG 1.jpg: mask is a JPEG (lossy); {LossyMaskError.advice}"
+    )

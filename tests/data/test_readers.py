@@ -1,4 +1,5 @@
-"""The image decoders give Pillow's pixels (the reference's), and bad files are still named; header sizes."""
+"""The image decoders give Pillow's pixels (the reference's) turned as the EXIF tag says, and bad files are
+still named; header sizes; masks as labelling tools export them."""
 
 from __future__ import annotations
 
@@ -7,14 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fcn_lightning.data.readers import (
     DECODERS,
+    ColourMaskError,
     DatasetError,
     DatasetNotFoundError,
+    ImageModeError,
+    LabelValueError,
+    LossyMaskError,
+    OrientationTagError,
+    is_image_file,
     read_image,
     read_image_size,
+    read_label_png,
+    read_mask,
 )
 from fcn_lightning.data.readers import _decode_jpeg_opencv as opencv_or_none
 
@@ -35,9 +44,9 @@ def save(path: Path, image: Image.Image, **options) -> Path:
     return path
 
 
-def exif_rotated() -> bytes:
+def exif_oriented(orientation: int = 6) -> bytes:
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90": neither decoder applies it (the reference does not)
+    exif[0x0112] = orientation  # 6: "turn 90 degrees clockwise to display", as phones write it
     return exif.tobytes()
 
 
@@ -48,7 +57,7 @@ CASES = {
     "jpeg progressive": lambda: (Image.fromarray(scene()), {"format": "JPEG", "progressive": True}),
     "jpeg grey": lambda: (Image.fromarray(scene()).convert("L"), {"format": "JPEG"}),
     "jpeg cmyk": lambda: (Image.fromarray(scene()).convert("CMYK"), {"format": "JPEG"}),
-    "jpeg exif rotation": lambda: (Image.fromarray(scene()), {"format": "JPEG", "exif": exif_rotated()}),
+    "jpeg exif rotation": lambda: (Image.fromarray(scene()), {"format": "JPEG", "exif": exif_oriented()}),
     "png rgb": lambda: (Image.fromarray(scene()), {"format": "PNG"}),
     "png palette": lambda: (Image.fromarray(scene()).convert("P"), {"format": "PNG"}),
 }
@@ -58,7 +67,7 @@ CASES = {
 def test_every_decoder_gives_pillows_pixels(case, tmp_path):
     image, options = CASES[case]()
     path = save(tmp_path / "x", image, **options)
-    reference = np.asarray(Image.open(path).convert("RGB"))
+    reference = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))  # as people see it
     for decoder in DECODERS:
         decoded = read_image(path, decoder)
         assert decoded.dtype == np.uint8 and decoded.flags.c_contiguous
@@ -85,3 +94,67 @@ def test_bad_decoder_and_missing_or_broken_headers_are_named(tmp_path):
     (tmp_path / "text.jpg").write_text("not an image")
     with pytest.raises(DatasetError, match=r"text\.jpg: cannot decode image header"):
         read_image_size(tmp_path / "text.jpg")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("file_format", ["JPEG", "PNG"])
+def test_an_image_is_read_turned_as_its_exif_orientation_says(orientation, file_format, tmp_path):
+    """A phone photo's orientation tag is applied by every decoder (and the header size follows), as image
+    viewers and labelling tools show the photo."""
+    path = save(
+        tmp_path / "x", Image.fromarray(scene(20, 31)), format=file_format, exif=exif_oriented(orientation)
+    )
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    for decoder in DECODERS:
+        assert np.array_equal(read_image(path, decoder), shown), decoder
+    assert read_image_size(path) == shown.shape[:2] == ((31, 20) if orientation > 4 else (20, 31))
+
+
+def mask_file(path: Path, mask: np.ndarray, **options) -> Path:
+    Image.fromarray(mask).save(path, **options)
+    return path
+
+
+def test_masks_as_labelling_tools_export_them(tmp_path):
+    """Grey and 16-bit ids, 0/255 with a mapping, RGB colours with the classes' colours; JPEG, an orientation
+    tag, colours without class colours and unknown colours are named errors."""
+    ids = np.array([[0, 1, 2], [255, 1, 0]], np.uint8)
+    assert np.array_equal(read_mask(mask_file(tmp_path / "grey.png", ids)), ids)
+    stored = np.where(ids == 255, 65535, ids.astype(np.uint16) * 1000).astype(np.uint16)
+    wide = mask_file(tmp_path / "wide.png", stored)  # a 16-bit PNG (mode I;16)
+    assert Image.open(wide).mode == "I;16"
+    assert np.array_equal(read_mask(wide, values={1000: 1, 2000: 2, 65535: 255}), ids)
+    binary = mask_file(tmp_path / "binary.png", np.where(ids == 1, 255, 0).astype(np.uint8))
+    assert read_mask(binary).max() == 255  # void, unless mapped
+    assert np.array_equal(read_mask(binary, values={255: 1}), (ids == 1).astype(np.uint8))
+    palette = {(0, 0, 0): 0, (128, 64, 128): 1, (250, 170, 30): 2, (255, 255, 255): 255}
+    colours = np.array(list(palette), np.uint8)[np.array([[0, 1, 2], [3, 1, 0]])]
+    coloured = mask_file(tmp_path / "colour.png", colours)
+    assert np.array_equal(read_mask(coloured, palette), ids)
+    with pytest.raises(ColourMaskError, match=r"colour\.png: RGB colour mask, and no colour is given"):
+        read_mask(coloured)
+    with pytest.raises(LabelValueError, match=r"colours \{255,255,255\} are no class's colour \(1 pixels\)"):
+        read_mask(coloured, {c: i for c, i in palette.items() if i != 255})
+    grey_as_rgb = mask_file(tmp_path / "grey_rgb.png", np.repeat(ids[..., None], 3, axis=-1))
+    assert np.array_equal(read_mask(grey_as_rgb), ids)
+    jpeg = mask_file(tmp_path / "mask.JPG", ids, format="JPEG")
+    with pytest.raises(LossyMaskError, match=r"mask\.JPG: mask is a JPEG \(lossy\)"):
+        read_mask(jpeg)
+    turned = mask_file(tmp_path / "turned.png", ids, exif=exif_oriented(6))
+    for reader in (read_mask, read_label_png):
+        with pytest.raises(
+            OrientationTagError, match=r"turned\.png: mask has the EXIF orientation tag 6 .*clockwise"
+        ):
+            reader(turned)
+    transparent = np.zeros((2, 3, 4), np.uint8)
+    with pytest.raises(ImageModeError, match="6 transparent pixels"):
+        read_mask(mask_file(tmp_path / "rgba.png", transparent))
+
+
+def test_image_suffixes_are_pillows_in_any_case(tmp_path):
+    for name in ("a.JPG", "b.webp", "c.BMP", "d.tif", "e.TIFF", "f.png"):
+        (tmp_path / name).write_bytes(b"")
+        assert is_image_file(tmp_path / name), name
+    for name in ("notes.txt", ".hidden.jpg"):
+        (tmp_path / name).write_bytes(b"")
+        assert not is_image_file(tmp_path / name), name

@@ -1,0 +1,172 @@
+"""How much of each class a split's masks hold: pixels and images per class, void apart.
+
+:func:`count_class_pixels` reads a split's masks (only the masks: no image is decoded) into a
+:class:`ClassPixels`, what ``check-data`` prints for the training split and what class weighting builds
+on (median-frequency balancing needs each class's pixels and the pixels of the images it occurs in).
+:func:`coverage_problem` stops at the second class it meets: a cheap check that a split can be
+learned and scored at all (masks holding one class give scores of 100 that mean nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.progress import progress
+from fcn_lightning.data.readers import ClassCoverageError, DatasetError
+from fcn_lightning.labels import IGNORE_INDEX
+
+__all__ = ["RARE_SHARE", "ClassPixels", "count_class_pixels", "coverage_problem"]
+
+#: A class under this share of a split's labelled pixels is warned about (0.1%).
+RARE_SHARE = 1e-3
+
+
+@dataclass
+class ClassPixels:
+    """Counts over a set of masks: per class its pixels, the masks it occurs in and the labelled pixels
+    of those masks; the void (ignore index) pixels; the masks counted."""
+
+    class_names: tuple[str, ...]
+    pixels: np.ndarray = field(init=False)
+    images: np.ndarray = field(init=False)
+    image_pixels: np.ndarray = field(init=False)
+    void: int = 0
+    masks: int = 0
+
+    def __post_init__(self) -> None:
+        classes = len(self.class_names)
+        self.pixels = np.zeros(classes, np.int64)
+        self.images = np.zeros(classes, np.int64)
+        self.image_pixels = np.zeros(classes, np.int64)
+
+    def add(self, mask: np.ndarray) -> None:
+        """Count one validated mask (values: class ids and the ignore index)."""
+        counts = np.bincount(np.asarray(mask).ravel(), minlength=IGNORE_INDEX + 1)  # classes < 255
+        per_class = counts[: len(self.pixels)]
+        present = per_class > 0
+        self.pixels += per_class
+        self.images += present
+        self.image_pixels += present * int(per_class.sum())
+        self.void += int(counts[IGNORE_INDEX])
+        self.masks += 1
+
+    @property
+    def labelled(self) -> int:
+        return int(self.pixels.sum())
+
+    @property
+    def present(self) -> list[int]:
+        """The ids of the classes that occur."""
+        return [int(i) for i in np.flatnonzero(self.pixels)]
+
+    def shares(self) -> np.ndarray:
+        """Each class's share of the labelled pixels (zeros where none is labelled)."""
+        return self.pixels / max(self.labelled, 1)
+
+    def void_share(self) -> float:
+        """The void pixels' share of all pixels."""
+        return self.void / max(self.labelled + self.void, 1)
+
+    def table(self, title: str) -> list[str]:
+        """``title`` with the totals, then one line per class: id, name, pixels, share, images."""
+        lines = [
+            f"{title}: {self.masks} masks, {self.labelled + self.void:,} pixels, void {self.void:,} "
+            f"({100 * self.void_share():.1f}%); each class's share of the labelled pixels:"
+        ]
+        width = max(len("class"), *(len(n) for n in self.class_names))
+        lines.append(f"  {'id':>3}  {'class':<{width}}  {'pixels':>12}  {'share':>7}  {'images':>6}")
+        for i, (name, pixels, share, images) in enumerate(
+            zip(
+                self.class_names,
+                self.pixels.tolist(),
+                self.shares().tolist(),
+                self.images.tolist(),
+                strict=True,
+            )
+        ):
+            lines.append(f"  {i:>3}  {name:<{width}}  {pixels:>12,}  {100 * share:>6.2f}%  {images:>6}")
+        return lines
+
+    def warnings(self, split: str) -> list[str]:
+        """One line each for the classes that never occur and those under :data:`RARE_SHARE` (only
+        where at least two classes occur: fewer is a :class:`ClassCoverageError`)."""
+        if len(self.present) < 2:
+            return []
+        found = []
+        absent = [self._name(i) for i in range(len(self.pixels)) if self.pixels[i] == 0]
+        if absent:
+            found.append(
+                f"{len(absent)} class(es) never occur in the masks of split {split!r}: {', '.join(absent)}; "
+                f"the net cannot learn them"
+            )
+        shares = self.shares()
+        rare = [f"{self._name(i)} {100 * shares[i]:.3f}%" for i in self.present if shares[i] < RARE_SHARE]
+        if rare:
+            found.append(
+                f"{len(rare)} class(es) under {100 * RARE_SHARE:g}% of the labelled pixels of split "
+                f"{split!r}: {', '.join(rare)}; expect them to be learned late or not at all"
+            )
+        return found
+
+    def _name(self, class_id: int) -> str:
+        return f"{self.class_names[class_id]!r} ({class_id})"
+
+    def coverage_problem(self, split: str, advice: str = "") -> ClassCoverageError | None:
+        """The :class:`ClassCoverageError` of masks that hold no labelled pixel or a single class
+        (``split``: how the message names them)."""
+        present = self.present
+        if len(present) >= 2:
+            return None
+        void = f"void ({IGNORE_INDEX}) {100 * self.void_share():.1f}% of their pixels"
+        if not present:
+            held = f"no labelled pixel ({void})"
+        else:
+            held = f"one class only, {self._name(present[0])}, and {void}"
+        return ClassCoverageError(
+            f"split {split}: its {self.masks} mask(s) hold {held}: nothing to learn apart, and every score "
+            f"would read 100",
+            advice=advice,
+        )
+
+
+def count_class_pixels(
+    layout: DatasetLayout,
+    samples: Iterable[Sample],
+    description: str | None = None,
+    enough_classes: int | None = None,
+    readable_only: bool = False,
+) -> ClassPixels:
+    """Count the masks of ``samples`` (read with the layout's label reader), with progress under
+    ``description``; stop once ``enough_classes`` classes occur (``None``: count all). A mask that cannot
+    be read raises its :class:`~fcn_lightning.data.readers.DatasetError`, or with ``readable_only`` is
+    passed over (a check that names it anyway)."""
+    samples = [s for s in samples if s.label is not None]
+    counted = ClassPixels(tuple(layout.class_names))
+    shown: Iterable[Sample] = samples
+    if description is not None:
+        shown = progress(samples, len(samples), description)
+    for sample in shown:
+        try:
+            counted.add(layout.read_label(sample.label))  # type: ignore[arg-type]
+        except DatasetError:
+            if not readable_only:
+                raise
+        if enough_classes is not None and len(counted.present) >= enough_classes:
+            break
+    return counted
+
+
+def coverage_problem(
+    layout: DatasetLayout, samples: Sequence[Sample], split: str, readable_only: bool = False
+) -> ClassCoverageError | None:
+    """The :class:`ClassCoverageError` of a split whose masks hold fewer than two classes, else ``None``
+    (also where no mask could be read, with ``readable_only``); reads masks only until two classes occur
+    (usually one or two)."""
+    counted = count_class_pixels(layout, samples, enough_classes=2, readable_only=readable_only)
+    if counted.masks == 0:
+        return None
+    return counted.coverage_problem(f"{split!r} of {layout.root}", layout.advice(ClassCoverageError.kind))
