@@ -101,6 +101,13 @@ VARIANTS = sorted(
 )
 
 
+def args_net(variant: str, args: argparse.Namespace) -> torch.nn.Module:
+    """The net of model ``variant`` with the command line's classes, width and batch norm."""
+    return build_fcn(
+        MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
+    )
+
+
 @dataclass(frozen=True)
 class Row:
     """One measured configuration; memory figures are None where they are not measured (not CUDA)."""
@@ -417,7 +424,7 @@ def start_up(device: torch.device, args: argparse.Namespace) -> float:
     fall on the first measured configuration. The net is not compiled: compiling stays in the first
     steps, where it belongs."""
     begin = time.perf_counter()
-    model = build_fcn(args.variants[0], args.num_classes, width=args.width, batch_norm=args.batch_norm)
+    model = args_net(args.variants[0], args)
     model.to(device)
     for precision in args.precision:
         for channels_last in _layouts(args.channels_last):
@@ -442,9 +449,7 @@ def measure_plain(
     benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False
     try:
-        model = build_fcn(
-            MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
-        ).to(device)
+        model = args_net(variant, args).to(device)
         if args.compile == "on":
             model.compile(dynamic=False, backend=args.compile_backend)  # one graph per input size and batch
         with dense_upsampling():
@@ -631,9 +636,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     gains: list[list[str]] = []
     overhead: list[list[str]] = []
     for variant in args.variants:
-        model = build_fcn(
-            MODEL_CLASSES[variant].spec.net, args.num_classes, width=args.width, batch_norm=args.batch_norm
-        ).to(device)
+        model = args_net(variant, args).to(device)
         if args.compile == "on":
             model.compile(dynamic=False, backend=args.compile_backend)  # one graph per input size and batch
         params[variant] = (

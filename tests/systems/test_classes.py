@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from fcn_lightning import FCN8s, SIFTFlowFCN16s
 from fcn_lightning.cli import main
 from fcn_lightning.systems import MODEL_CLASSES, load_model, model_class
 from fcn_lightning.systems.classes import CheckpointError, UnknownModelError
-from tests.helpers import REPO, TINY_WIDTH, config_args, tiny_run_args
+from tests.helpers import TINY_WIDTH, child_env, config_args, tiny_run_args
 
 #: A module a crafted checkpoint names: importing it would leave a marker file beside it.
 RELEASE_MODEL = (
@@ -85,10 +84,7 @@ def test_loading_a_checkpoint_that_names_another_module_runs_nothing(tmp_path, m
 def test_export_of_such_a_checkpoint_says_so_in_one_line_and_runs_nothing(tmp_path, recwarn):
     """The reproduction: ``python -m fcn_lightning.cli export`` in the folder holding release_model.py."""
     ckpt = crafted_checkpoint(tmp_path)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    env = child_env()
     args = [sys.executable, "-m", "fcn_lightning.cli", "export", ckpt.name, "--out", "model.onnx"]
     done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and not (tmp_path / "ran.marker").exists()
