@@ -74,7 +74,8 @@ def run_fit(folder: Path, device: torch.device, *extra: str, expect_kill: bool =
     ]
     args += ["--data.init_args.generator.num_train", "16", "--data.init_args.generator.num_val", "4"]
     args += ["--data.init_args.batch_size", "4", "--data.init_args.crop_size", "48"]
-    args += ["--trainer.enable_progress_bar", "false", *_device_args(device), *extra]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder)]
+    args += [*_device_args(device), *extra]
     env = child_env(folder, PYTHONUNBUFFERED="1")
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
