@@ -20,6 +20,10 @@ HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
     ),
     (r"LightningCLI's args parameter is intended", "the commands hand their own arguments on"),
     (
+        r"\s*Dump of a value that does not round-trip: a tuple is serialized as list",
+        "a generator's tuple settings (image size, ranges) are read back as lists, which they accept",
+    ),
+    (
         r"Checkpoint directory .* exists and is not empty",
         "auto-resume continues the run in that folder, or refuses another model's run in one line",
     ),

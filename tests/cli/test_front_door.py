@@ -247,6 +247,14 @@ def test_known_harmless_notices_are_filtered_and_the_others_still_show(recwarn, 
     )
     warnings.warn("Checkpoint directory /x/checkpoints exists and is not empty.", UserWarning, stacklevel=1)
     warnings.warn("a warning the suite does not know", UserWarning, stacklevel=1)
+    # jsonargparse's own words on dumping a tuple it does not validate (a generator's image size)
+    from typing import Any
+
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_argument("--size", type=Any, default=(96, 96))
+    parser.dump(parser.get_defaults())
     assert [str(w.message) for w in recwarn] == ["a warning the suite does not know"]
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     with caplog.at_level(logging.INFO, logger=rank_zero.name):
