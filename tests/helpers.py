@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -199,14 +200,38 @@ class RecordSteps(L.Callback):
     """Appends each training step of a fit to ``path``, one JSON line: the step, the epoch, the images'
     ids and the loss; with ``stop_after``, raises :class:`StoppedAfter` once that step and all it writes
     (its validation, checkpoints, an epoch's end) are done, before the next step starts: where a kill
-    between two steps leaves a run."""
+    between two steps leaves a run; with ``stop_before_batch``, before this process's batch of that index
+    (counted from 0 in this process) starts, which with ``accumulate_grad_batches`` can fall part-way
+    through a step; with ``stop_in_validation``, as the fit's validation of that index (counted from 0,
+    the sanity check left out) starts its first batch: a kill during a validation."""
 
-    def __init__(self, path: str, stop_after: int | None = None):
-        self.path, self.stop_after = path, stop_after
+    def __init__(
+        self,
+        path: str,
+        stop_after: int | None = None,
+        stop_before_batch: int | None = None,
+        stop_in_validation: int | None = None,
+    ):
+        self.path, self.stop_after, self.stop_before_batch = path, stop_after, stop_before_batch
+        self.stop_in_validation = stop_in_validation
+        self.batches = self.validations = 0
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.validations += 1
+
+    def on_validation_batch_start(
+        self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not trainer.sanity_checking and self.validations - 1 == self.stop_in_validation:
+            raise StoppedAfter(f"stopped in validation {self.stop_in_validation}")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step == self.stop_after:
             raise StoppedAfter(f"stopped after step {self.stop_after}")
+        if self.batches == self.stop_before_batch:
+            raise StoppedAfter(f"stopped before batch {self.stop_before_batch} of this process")
+        self.batches += 1
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -215,6 +240,19 @@ class RecordSteps(L.Callback):
         step = [trainer.global_step, trainer.current_epoch, list(batch["id"]), float(loss)]
         with open(self.path, "a") as f:
             f.write(json.dumps(step) + "\n")
+
+
+class SigtermAt(L.Callback):
+    """Sends this process SIGTERM as its batch of index ``batch`` (counted from 0 in this process) starts,
+    as ``kill`` would during that batch."""
+
+    def __init__(self, batch: int):
+        self.batch, self.batches = batch, 0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self.batches == self.batch:
+            os.kill(os.getpid(), signal.SIGTERM)
+        self.batches += 1
 
 
 def recorded_steps(path: str | Path) -> dict[int, tuple[int, list[str], float]]:

@@ -399,7 +399,7 @@ class FCNLightningCLI(LightningCLI):
 
     def stop_line(self, error: BaseException) -> str:
         """One line on a fit stopped by a signal: where ``last.ckpt`` is, and how to go on."""
-        if isinstance(error, RunStopped):
+        if isinstance(error, RunStopped) and error.checkpoint is not None:
             where = f"stopped at step {error.step}; {error.checkpoint} holds it"
             if error.reason == "SIGTERM":
                 return f"SIGTERM: {where}: the same command resumes the run"

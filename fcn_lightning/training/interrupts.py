@@ -89,7 +89,8 @@ class StopOnSignal(L.Callback):
         requeue_signal: the signal SLURM sends before the time limit (``SLURMEnvironment.requeue_signal``);
             ``None``: not a SLURM job, SIGTERM only.
         write_last: writes ``last.ckpt`` at the current step (if not yet written there) and returns its
-            path (the resume section's :meth:`~fcn_lightning.training.resume.ResumeCheckpoint.write_last`).
+            path, or ``None`` at a batch's end followed by a validation (written after it) (the resume
+            section's :meth:`~fcn_lightning.training.resume.ResumeCheckpoint.write_last`).
     """
 
     def __init__(self, requeue_signal: int | None = None, write_last: Any = None) -> None:
@@ -125,9 +126,12 @@ class StopOnSignal(L.Callback):
         if not wanted or self._stopping is not None:
             return
         sigterm = trainer.strategy.reduce_boolean_decision(bool(trainer.received_sigterm), all=False)
+        # None: a validation is due after this step, and last.ckpt is written after it
         path = self.write_last(trainer) if self.write_last is not None else None
         self._stopping = RunStopped("SIGTERM" if sigterm else "requeue", trainer.global_step, path)
-        if sigterm:  # Lightning raises its SIGTERMException right after this step: stop here
+        if sigterm:
+            # Lightning stops a validation at its first batch after a SIGTERM, so none runs; where one was
+            # due, last.ckpt stays at the step before, from which the run resumes exactly.
             raise self._stopping
 
     def on_train_batch_start(
@@ -138,6 +142,8 @@ class StopOnSignal(L.Callback):
         if self._stopping is None:
             return
         stopping = self._stopping
+        if stopping.checkpoint is None and self.write_last is not None:  # written after the validation
+            stopping.checkpoint = self.write_last(trainer, batch_end=False)
         requeued = False
         if trainer.is_global_zero and (job := slurm_job_id()) is not None:
             requeued = requeue_job(job)

@@ -15,7 +15,11 @@ What a checkpoint must hold for that, beyond Lightning's weights, optimiser and 
   ``max_steps`` or ``max_epochs``) counts the epoch as finished even where it was not, and a run
   continued from such counters with a larger ``max_steps`` or ``max_epochs`` would skip the rest of that
   epoch or a whole one; :class:`ResumeCheckpoint` writes the counters of the last step into every
-  checkpoint written after it (the validation's, the epoch's and the fit's end).
+  checkpoint written after it (the validation's, the epoch's and the fit's end);
+- the gradients accumulated so far, in a checkpoint written part-way through an accumulation of
+  ``accumulate_grad_batches`` batches (a validation due there, a signal): Lightning saves none, and a run
+  resumed there would step with the gradients of the remaining batches alone (under DDP, their mean over
+  the processes, which is what the step uses: exact up to float rounding).
 
 Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
 has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores).
@@ -51,12 +55,15 @@ from lightning.pytorch.trainer.states import TrainerFn
 from fcn_lightning.training.identity import RUN_KEY, differences, record_from_hyperparameters
 
 __all__ = [
+    "ACCUMULATED_GRADIENTS_KEY",
     "LAST_NAME",
     "ResumeCheckpoint",
+    "accumulated_gradients",
     "gathered_rng_states",
     "keep_earlier_metrics",
     "logger_record",
     "read_checkpoint",
+    "restore_gradients",
     "restore_rng_states",
     "resume_checkpoint",
     "rng_states",
@@ -162,6 +169,45 @@ def restore_rng_states(states: dict[str, Any]) -> str:
     return note
 
 
+# ---------------------------------------------------------------------------------------------- gradients
+
+#: Where a checkpoint written part-way through a gradient accumulation keeps the gradients summed so far.
+ACCUMULATED_GRADIENTS_KEY = "fcn_lightning_accumulated_gradients"
+
+
+def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The gradients a module's parameters hold, by name, on the CPU (parameters without one left out).
+
+    Under DDP the processes accumulate apart (no gradient sync until the step) and the step takes their
+    mean: each process's share is that mean, gathered here (a collective: every process must call it).
+    """
+    params = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or not params:
+        return {name: p.grad.detach().cpu().clone() for name, p in params if p.grad is not None}
+    world = dist.get_world_size()
+    held = torch.tensor(
+        [p.grad is not None for _, p in params], dtype=torch.int32, device=params[0][1].device
+    )
+    dist.all_reduce(held)
+    gradients = {}
+    for (name, p), count in zip(params, held.tolist(), strict=True):
+        if count:
+            summed = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+            dist.all_reduce(summed)
+            gradients[name] = (summed / world).cpu()
+    return gradients
+
+
+def restore_gradients(module: torch.nn.Module, gradients: Mapping[str, torch.Tensor]) -> None:
+    """Put back what :func:`accumulated_gradients` saved, each in its parameter's device, type and layout
+    (the next backward adds to it, as it would have in the run never stopped)."""
+    params = dict(module.named_parameters())
+    for name, saved in gradients.items():
+        if name in params:
+            param = params[name]
+            param.grad = torch.empty_like(param).copy_(saved)
+
+
 # ------------------------------------------------------------------------------------------------ callback
 
 
@@ -202,7 +248,12 @@ class ResumeCheckpoint(ModelCheckpoint):
         #: in every checkpoint of the run when set (the CLI sets it for every fit).
         self.run_settings: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
+        self._pending_gradients: Mapping[str, torch.Tensor] | None = None
         self._fit_loop_after_step: dict[str, Any] | None = None
+        #: The step count when the batch in progress, or the last one, started (``None``: none yet).
+        self._step_at_batch_start: int | None = None
+        #: A last.ckpt due at this step waits for the validation due there (:meth:`write_last`).
+        self._write_after_validation = False
 
     @property
     def state_key(self) -> str:
@@ -216,14 +267,25 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._pending_rng = state_dict.pop("rng_states", None)
         super().load_state_dict(state_dict)
 
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._pending_gradients = checkpoint.get(ACCUMULATED_GRADIENTS_KEY)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._fit_loop_after_step = None  # nothing of an earlier fit
+        self._step_at_batch_start = None
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
+        self._step_at_batch_start = trainer.global_step
+        self._write_after_validation = False
+        if self._pending_gradients is not None:  # resumed part-way through an accumulation
+            restore_gradients(pl_module, self._pending_gradients)
+            self._pending_gradients = None
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
         if self._pending_rng is not None:
@@ -241,6 +303,11 @@ class ResumeCheckpoint(ModelCheckpoint):
         # The loop as the step left it (no callback hook changes it): what every checkpoint written from
         # now until the next step starts gets.
         self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
+        if _validation_due(trainer):  # written after it (write_last), if due at this step
+            every, step = self._every_n_train_steps, trainer.global_step
+            due = every >= 1 and step % every == 0 and not self._should_skip_saving_checkpoint(trainer)
+            self._write_after_validation = due
+            return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_save_checkpoint(
@@ -261,28 +328,55 @@ class ResumeCheckpoint(ModelCheckpoint):
         # (Lightning issue #19617). Weights, optimiser and callback states are the same either way.
         if self._fit_loop_after_step is not None and "loops" in checkpoint:
             checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
+        if self._accumulating(trainer):  # part-way through an accumulation: what it summed so far
+            checkpoint[ACCUMULATED_GRADIENTS_KEY] = accumulated_gradients(pl_module)
+
+    def _accumulating(self, trainer: L.Trainer) -> bool:
+        """Whether the batch in progress, or the last one, left its gradients in the parameters for the
+        next batches (it made no optimiser step: ``accumulate_grad_batches``)."""
+        started = self._step_at_batch_start
+        return trainer.accumulate_grad_batches > 1 and started is not None and trainer.global_step == started
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        # A last.ckpt written at this step, before its validation, holds the random state from before it,
-        # and a validation draws from it (its loader's seed); a run resumed from there skips the
-        # validation and would draw other dropout and loss-sampling numbers than the uninterrupted one.
-        # Written again now, it holds what the next step draws from.
+        # A last.ckpt due at this step was left for now (a run resumed from one written before the
+        # validation skips it: no validation checkpoint, and the random state it draws from, for its
+        # loader's seed, would be the one from before it). One written at this step all the same (by
+        # Lightning's validation checkpoints, before this one) is written again, with the state after.
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
-        if fitting and self._last_global_step_saved == trainer.global_step > 0:
+        due = self._write_after_validation or self._last_global_step_saved == trainer.global_step > 0
+        if fitting and due:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._write_after_validation = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
         # last.ckpt of a finished run can be older than its end: the same command run again would train
         # its last steps once more instead of finding the run finished.
-        self.write_last(trainer)
+        self._write_last_now(trainer)
 
-    def write_last(self, trainer: L.Trainer) -> str:
-        """Write ``last.ckpt`` at the current step unless it was written there already; its path."""
+    def write_last(self, trainer: L.Trainer, batch_end: bool = True) -> str | None:
+        """Write ``last.ckpt`` at the current step unless it was written there already, and return its
+        path; at a batch's end (``batch_end``) where a validation is due after the batch, leave it to the
+        validation's end (a kill during the validation leaves the last.ckpt before, from which a run
+        resumes exactly) and return ``None``."""
+        if batch_end and _validation_due(trainer):
+            self._write_after_validation = not self._should_skip_saving_checkpoint(trainer)
+            return None
+        return self._write_last_now(trainer)
+
+    def _write_last_now(self, trainer: L.Trainer) -> str:
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         return self.last_model_path or os.path.join(str(self.dirpath), LAST_NAME)
+
+
+def _validation_due(trainer: L.Trainer) -> bool:
+    """Whether Lightning runs a validation right after the training batch now ending (asked of its epoch
+    loop, which decides it there; ``False`` where a version has no such method)."""
+    loop = trainer.fit_loop
+    decide = getattr(loop.epoch_loop, "_should_check_val_fx", None)
+    return bool(decide(loop._data_fetcher)) if decide is not None and not trainer.sanity_checking else False
 
 
 #: The file auto-resume continues from.

@@ -339,6 +339,53 @@ def test_a_stopped_fit_resumed_trains_exactly_as_one_never_stopped(run, resume_d
     assert_same_run(load(parts / "checkpoints" / "last.ckpt"), load(whole / "checkpoints" / "last.ckpt"))
 
 
+#: Batches of 2 images, validation every 3 batches, last.ckpt every 3 steps. With steps of 2 batches
+#: (accumulate_grad_batches 2) the first validation falls part-way through step 2, the second at step 3.
+EVERY_THIRD_BATCH_VALIDATED = {
+    **{"images": 8, "batch": 2, "drop_last": False, "per_epoch": 4, "buckets": False, "workers": 0},
+    **{"limit": "max_steps", "val_every": 3, "steps": 4, "every": 3},
+}
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(
+    ("accumulate", "stop"),
+    [
+        # Killed after the validation part-way through step 2: the gradients of step 2's first batch
+        # were lost (the resumed run stepped on its second batch's alone).
+        (2, ["--trainer.callbacks.stop_before_batch", "3"]),
+        # SIGTERM in the batch before a validation: last.ckpt was written before the validation, which
+        # the resumed run skipped (another random state, no validation checkpoint).
+        (2, ["--trainer.callbacks+", "tests.helpers.SigtermAt", "--trainer.callbacks.batch", "2"]),
+        (1, ["--trainer.callbacks+", "tests.helpers.SigtermAt", "--trainer.callbacks.batch", "2"]),
+        # Killed during the validation of a step whose last.ckpt (every 3 steps) came before it.
+        (1, ["--trainer.callbacks.stop_in_validation", "0"]),
+        (2, ["--trainer.callbacks.stop_in_validation", "1"]),
+    ],
+    ids=["accumulating-killed", "accumulating-sigterm", "sigterm", "killed-in-validation", "both"],
+)
+def test_a_fit_stopped_at_a_validation_or_part_way_through_a_step_resumes_exactly(
+    accumulate, stop, resume_data, tmp_path
+):
+    def command(out: str, extra: list[str] = ()) -> list[str]:
+        args = fit_args(EVERY_THIRD_BATCH_VALIDATED, resume_data, tmp_path / out, tmp_path / f"{out}.jsonl")
+        return [*args, "--trainer.accumulate_grad_batches", str(accumulate), *extra]
+
+    main(command("whole"))
+    if "tests.helpers.SigtermAt" in stop:
+        with pytest.raises(SystemExit) as exit_info:
+            main(command("parts", stop))
+        assert exit_info.value.code == 128 + signal.SIGTERM
+    else:
+        with pytest.raises(StoppedAfter):
+            main(command("parts", stop))
+    main(command("parts"))  # the same command resumes it
+    resumed, uninterrupted = (recorded_steps(tmp_path / f"{run}.jsonl") for run in ("parts", "whole"))
+    assert resumed == uninterrupted  # every step's epoch, images and loss
+    last = "checkpoints/last.ckpt"
+    assert_same_run(load(tmp_path / "parts" / last), load(tmp_path / "whole" / last))
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_a_folder_holds_one_run_continued_only_by_the_same_command(tmp_path, monkeypatch, capsys):
     # As a user would: a short fit, the same command with another lr and batch, with a larger max_steps,
