@@ -5,7 +5,9 @@ only when the command asks for the same run. A run is its resolved configuration
 data, what "best" means) minus what cannot change what it computes:
 
 - where things go and how they are shown: folders (``default_root_dir``, checkpoint ``dirpath``, the
-  data's ``root``), loggers, callbacks, progress bars, summaries, profilers;
+  data's ``root``), loggers, the callbacks that only record or show (:data:`RECORDING_CALLBACKS`),
+  progress bars, summaries, profilers (any other callback, ``EarlyStopping`` or
+  ``StochasticWeightAveraging``, is part of the run);
 - how fast it runs: data loader workers, pinning and prefetching, the decoded-image cache (each
   sample's augmentation is seeded by the training order alone, not by the worker that reads it), the
   accelerator and strategy (a GPU run resumes on a CPU), the ``speed`` switches, determinism flags;
@@ -27,6 +29,7 @@ __all__ = [
     "describe_differences",
     "differences",
     "record_from_hyperparameters",
+    "run_callbacks",
     "run_settings",
     "setting_name",
 ]
@@ -66,6 +69,26 @@ TRAINER_EXCLUDED = frozenset(
         "model_registry",
     }
 )
+#: Callbacks (by class name) that write, log or show but never change what a run computes.
+RECORDING_CALLBACKS = frozenset(
+    {
+        "ModelCheckpoint",
+        "LearningRateMonitor",
+        "ProgressBar",
+        "TQDMProgressBar",
+        "RichProgressBar",
+        "ModelSummary",
+        "RichModelSummary",
+        "DeviceStatsMonitor",
+        "ThroughputMonitor",
+        "Timer",
+        "BasePredictionWriter",
+        "PredictionWriter",
+        "WandbValidationMedia",
+        "ValidationMedia",
+        "TrainingCurve",
+    }
+)
 #: Data module options that change where the files are or how fast they are read, not what is read.
 DATA_EXCLUDED = frozenset(
     {"root", "num_workers", "pin_memory", "prefetch_factor", "decoded_cache", "predict_dir"}
@@ -78,6 +101,7 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
     """The settings that make a run that run, from its resolved ``fit`` config (as dumped: plain data);
     ``world_size``: its number of processes, once the trainer knows it."""
     trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in TRAINER_EXCLUDED}
+    trainer["callbacks"] = run_callbacks(config.get("trainer") or {})
     if world_size is not None:
         trainer["processes"] = world_size
     settings: dict[str, Any] = {"seed_everything": config.get("seed_everything"), "trainer": trainer}
@@ -91,6 +115,19 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
     checkpoint = config.get("checkpoint") or {}
     settings["checkpoint"] = {k: checkpoint.get(k) for k in CHECKPOINT_INCLUDED if k in checkpoint}
     return settings
+
+
+def run_callbacks(trainer: Mapping[str, Any]) -> list[Any]:
+    """The trainer's callbacks that can change what a run computes (``EarlyStopping``, ``SWA``, a user's
+    own), in their order: all but :data:`RECORDING_CALLBACKS`."""
+    callbacks = trainer.get("callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS]
+
+
+def _class_name(callback: Any) -> str:
+    path = callback.get("class_path", "") if isinstance(callback, Mapping) else callback
+    return str(path).rsplit(".", 1)[-1] if isinstance(path, str) else type(callback).__name__
 
 
 def record_from_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,6 +224,10 @@ def setting_name(path: Sequence[str]) -> str:
 def _shown(value: Any) -> str:
     if isinstance(value, Mapping) and "class_path" in value:
         return str(value["class_path"]).rsplit(".", 1)[-1]
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) and "class_path" in v for v in value):
+        return "[" + ", ".join(_shown_call(v) for v in value) + "]"  # callbacks: each with its arguments
+    if isinstance(value, list) and not value:
+        return "none"
     if value is None:
         return "null"
     if isinstance(value, str):
@@ -194,6 +235,14 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(_normalised(value))
+
+
+def _shown_call(value: Mapping[str, Any]) -> str:
+    arguments = value.get("init_args") or {}
+    inside = (
+        ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items()) if isinstance(arguments, Mapping) else ""
+    )
+    return f"{_shown(value)}({inside})"
 
 
 def describe_differences(found: Sequence[tuple[tuple[str, ...], Any, Any]]) -> str:

@@ -142,3 +142,31 @@ def test_a_size_given_as_one_number_is_the_same_as_that_number_twice():
     saved = run_settings(fit_config(data__init_args__crop_size=[24, 24]))
     assert differences(saved, run_settings(fit_config(data__init_args__crop_size=24))) == []
     assert differences(saved, run_settings(fit_config(data__init_args__crop_size=32)))
+
+
+def test_a_callback_that_can_change_results_is_part_of_the_run_and_one_that_records_is_not():
+    base = run_settings(fit_config(), world_size=1)
+    recording = [
+        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+        {"class_path": "fcn_lightning.callbacks.WandbValidationMedia", "init_args": {"num_images": 4}},
+    ]
+    assert run_settings(fit_config(trainer__callbacks=recording), world_size=1) == base
+    stopping = {
+        "class_path": "lightning.pytorch.callbacks.EarlyStopping",
+        "init_args": {"monitor": "val/mean_iu", "patience": 3},
+    }
+    found = differences(
+        base, run_settings(fit_config(trainer__callbacks=[*recording, stopping]), world_size=1)
+    )
+    assert describe_differences(found) == (
+        "callbacks none (this command: [EarlyStopping(monitor=val/mean_iu, patience=3)])"
+    )
+    patient = {**stopping, "init_args": {**stopping["init_args"], "patience": 5}}
+    found = differences(
+        run_settings(fit_config(trainer__callbacks=[stopping])),
+        run_settings(fit_config(trainer__callbacks=[patient])),
+    )
+    assert describe_differences(found) == (
+        "callbacks [EarlyStopping(monitor=val/mean_iu, patience=3)] "
+        "(this command: [EarlyStopping(monitor=val/mean_iu, patience=5)])"
+    )
