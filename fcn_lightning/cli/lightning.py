@@ -240,10 +240,11 @@ class FCNLightningCLI(LightningCLI):
         defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_check=True))[
             "data"
         ]
-        args = ["--data.class_path", data["class_path"]]
-        for key, value in (data.get("init_args") or {}).items():
-            if key not in defaults or value != defaults[key]:
-                args += [f"--data.init_args.{key}", value if isinstance(value, str) else json.dumps(value)]
+        args = [
+            "--data.class_path",
+            data["class_path"],
+            *_changed(data.get("init_args"), defaults, "--data.init_args"),
+        ]
         return shlex.join(["fcn-lightning", "check-data", *args])
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -511,6 +512,21 @@ RECORD_KEYS = (RECORD_KEY, "hyper_parameters")
 
 def _brief(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return {k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, *RECORD_KEYS)}
+
+
+def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], prefix: str) -> list[str]:
+    """``--<prefix>.<key> <value>`` for each setting that differs from its default (of a nested class of the
+    same class, each of its own settings that does)."""
+    args: list[str] = []
+    for key, value in (settings or {}).items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict) and "class_path" in value:
+            if value["class_path"] == default.get("class_path"):
+                args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
+                continue
+        if key not in defaults or value != default:
+            args += [f"{prefix}.{key}", value if isinstance(value, str) else json.dumps(value)]
+    return args
 
 
 def missing_checkpoint_message(ckpt_path: str) -> str:

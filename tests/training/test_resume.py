@@ -384,3 +384,47 @@ def test_a_folder_holds_one_run_continued_only_by_the_same_command(tmp_path, mon
     # --resume.auto false: a new run there, as asked
     in_process([*fit, "--trainer.max_steps", "1", *other, "--resume.auto", "false"], folder, monkeypatch)
     assert load(last)["global_step"] == 1
+
+
+def test_the_lightning_internals_exact_resume_relies_on(tmp_path):
+    """Lightning has no public way for a callback to write last.ckpt at a step of its choice, nor to give a
+    checkpoint the fit loop of the last step: ResumeCheckpoint calls ModelCheckpoint's private
+    _should_skip_saving_checkpoint, _monitor_candidates, _save_last_checkpoint and reads
+    _last_global_step_saved, replaces the checkpoint's loops.fit_loop with trainer.fit_loop.state_dict(),
+    and data/base.py reads fit_loop.epoch_loop.batch_progress.current.processed. This fails, naming the one
+    that changed, on the upgrade that changes them."""
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from fcn_lightning.training.resume import LAST_NAME, ResumeCheckpoint
+
+    seen: dict[str, object] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            seen["loop"] = trainer.fit_loop.state_dict()
+            seen["processed"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    resume = ResumeCheckpoint(every_n_train_steps=2, dirpath=str(tmp_path))
+    trainer = L.Trainer(
+        max_steps=3, callbacks=[Probe(), resume], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    assert seen["processed"] == 3, "fit_loop.epoch_loop.batch_progress.current.processed: the batches trained"
+    last = torch.load(tmp_path / LAST_NAME, weights_only=True)
+    assert last["loops"]["fit_loop"].keys() == seen["loop"].keys(), "checkpoint['loops']['fit_loop']"
+    assert resume._last_global_step_saved == 3, (
+        "ModelCheckpoint._last_global_step_saved: step of the last save"
+    )
+    assert resume._should_skip_saving_checkpoint(trainer), "ModelCheckpoint._should_skip_saving_checkpoint"
+    resume._last_global_step_saved = 2
+    assert not resume._should_skip_saving_checkpoint(trainer), (
+        "ModelCheckpoint._should_skip_saving_checkpoint"
+    )
+    candidates = resume._monitor_candidates(trainer)
+    assert int(candidates["step"]) == 3, "ModelCheckpoint._monitor_candidates(trainer): step and epoch"
+    (tmp_path / LAST_NAME).unlink()
+    resume._save_last_checkpoint(trainer, candidates)
+    assert (tmp_path / LAST_NAME).is_file(), "ModelCheckpoint._save_last_checkpoint(trainer, candidates)"
+    assert resume.last_model_path == str(tmp_path / LAST_NAME) and resume._last_global_step_saved == 3

@@ -59,6 +59,8 @@ def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", str(config), "--trainer.max_steps", "3"])
     capsys.readouterr()
+    with (tmp_path / "logs" / "lightning_logs" / "version_0" / "metrics.csv").open() as f:
+        first = list(csv.DictReader(f))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(["fit", "--config", str(config), "--trainer.max_steps", "5"])  # from step 3: mid-epoch
@@ -69,6 +71,11 @@ def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_
     with (run / "version_0" / "metrics.csv").open() as f:
         steps = {int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")}
     assert steps == {0, 1, 2, 3, 4}  # the first run's rows kept, the resumed run's after them
+    with (run / "version_0" / "metrics.csv").open() as f:
+        kept = list(csv.DictReader(f))[: len(first)]
+    assert [{k: v for k, v in row.items() if v} for row in kept] == [  # as written, every value
+        {k: v for k, v in row.items() if v} for row in first
+    ]
     # the run's folder (runs/<config>: no default_root_dir given) holds its checkpoints
     checkpoints = tmp_path / "runs" / "fit" / "checkpoints"
     saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
