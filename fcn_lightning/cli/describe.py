@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import command_parser
 from fcn_lightning.nets.geometry import receptive_field
 from fcn_lightning.nets.heads import FCN, build_fcn
 from fcn_lightning.nets.upsampling import dense_upsampling
@@ -152,9 +152,9 @@ def model_list() -> str:
 
 def main(argv: Sequence[str]) -> list[NetFacts]:
     """``fcn-lightning describe``: print the table (``--models``: the list of models, nothing computed)."""
-    parser = OneLineArgumentParser(
-        prog="fcn-lightning describe",
-        description="Print each net's parameters (21 classes by default), receptive field, maximum stride, "
+    parser = command_parser(
+        "describe",
+        "Print each net's parameters (21 classes by default), receptive field, maximum stride, "
         "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "
         "paper's Table 1 next to them.",
     )

@@ -26,11 +26,21 @@ class CommandError(Exception):
     message in one line, exit 2, instead of a traceback."""
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Print ``<prog>: error: <message>`` (one line: newlines folded) to stderr and exit 2."""
+def error_line(prog: str, message: str) -> None:
+    """Print ``<prog>: error: <message>`` to stderr, in one line (newlines folded)."""
     text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
     print(f"{prog}: error: {text}", file=sys.stderr)
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """:func:`error_line`, then exit 2."""
+    error_line(prog, message)
     sys.exit(2)
+
+
+def command_parser(command: str, description: str) -> OneLineArgumentParser:
+    """The parser of ``fcn-lightning <command>``: its errors one line under that name."""
+    return OneLineArgumentParser(prog=f"fcn-lightning {command}", description=description)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

@@ -520,10 +520,13 @@ def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], pr
     args: list[str] = []
     for key, value in (settings or {}).items():
         default = defaults.get(key)
-        if isinstance(value, dict) and isinstance(default, dict) and "class_path" in value:
-            if value["class_path"] == default.get("class_path"):
-                args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
-                continue
+        if (
+            isinstance(value, dict)
+            and isinstance(default, dict)
+            and value.get("class_path") == default.get("class_path", "")
+        ):
+            args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
+            continue
         if key not in defaults or value != default:
             args += [f"{prefix}.{key}", value if isinstance(value, str) else json.dumps(value)]
     return args

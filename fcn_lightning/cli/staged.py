@@ -93,7 +93,7 @@ def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> Non
 def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
     parser = plan_parser(
-        "fcn-lightning staged",
+        "staged",
         "Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
         "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
         "staged YAML: base configs and one config per stage",
