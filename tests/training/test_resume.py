@@ -25,6 +25,8 @@ from tests.helpers import (
     fork_command,
     generator_args,
     recorded_steps,
+    stepped_trainer,
+    synthetic_voc_data,
     tiny_run_args,
 )
 
@@ -48,28 +50,16 @@ def tiny_configs(folder: Path, data_root: Path, kill_step: int, **trainer: objec
     }
     base = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": -1,
-            "check_val_every_n_epoch": None,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "log_every_n_steps": 1,
-            **trainer,
-        },
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(data_root),
-                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
-                "batch_size": 2,
-                "val_batch_size": 2,
-                "crop_size": 24,
-                "hflip": True,
-                "scale_range": [0.8, 1.2],
-            },
-        },
+        "trainer": stepped_trainer(**trainer),
+        "data": synthetic_voc_data(
+            data_root,
+            {"image_size": 32, "num_train": 8, "num_val": 2},
+            batch_size=2,
+            val_batch_size=2,
+            crop_size=24,
+            hflip=True,
+            scale_range=[0.8, 1.2],
+        ),
     }
     write_yaml(folder / "base.yaml", base)
     stages = {"FCN32s": {"max_steps": 2}, "FCN16s": {"max_steps": 4, "callbacks": [killer]}}

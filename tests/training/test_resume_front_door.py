@@ -12,36 +12,21 @@ import torch
 import yaml
 
 from fcn_lightning.cli import main
+from tests.helpers import stepped_trainer, synthetic_voc_data
 
 
 def tiny_fit_config(folder: Path, data_root: Path, logger: dict | bool) -> Path:
     """A CSV-logged fit of a thin FCN-32s: 4 batches an epoch, last.ckpt every step."""
     config = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": -1,
-            "check_val_every_n_epoch": None,
-            "val_check_interval": 100,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "log_every_n_steps": 1,
-            "logger": logger,
-        },
+        "trainer": stepped_trainer(val_check_interval=100, logger=logger),
         "model": {
             "class_path": "fcn_lightning.FCN32s",
             "init_args": {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"},
         },
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(data_root),
-                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
-                "batch_size": 2,
-                "crop_size": 24,
-            },
-        },
+        "data": synthetic_voc_data(
+            data_root, {"image_size": 32, "num_train": 8, "num_val": 2}, batch_size=2, crop_size=24
+        ),
         "resume": {"every_n_train_steps": 1},
     }
     folder.mkdir(parents=True, exist_ok=True)
