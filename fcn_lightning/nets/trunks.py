@@ -220,7 +220,7 @@ class AlexNetTrunk(nn.Module):
             name: m
             for seq in (self.features, self.fc)
             for name, m in seq.named_children()
-            if any(m.parameters(recurse=False))
+            if next(m.parameters(recurse=False), None) is not None
         }
 
     def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
