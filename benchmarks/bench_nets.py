@@ -34,8 +34,9 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lightning.metrics import SegmentationMetrics
-from fcn_lightning.nets import Trunk, build_fcn, dense_upsampling
-from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
+from fcn_lightning.nets import build_fcn, dense_upsampling
+from fcn_lightning.systems import MODEL_CLASSES
+from fcn_lightning.systems.classes import ONE_HEAD_VGG16
 
 from report import append, command_line, cpu_name, markdown_row, markdown_table, peak_memory
 
@@ -93,12 +94,8 @@ GRAD_BYTES = 4
 #: The plain loop: fp32, batch 1, NCHW, no autotuning, the dense upsampling layers, SGD.
 PLAIN = "fp32 batch-1 NCHW loop"
 
-#: The one-head VGG16 nets (those whose net ``FCNSystem`` itself builds), by model name.
-VARIANTS = sorted(
-    name
-    for name, cls in MODEL_CLASSES.items()
-    if cls.spec.trunk is Trunk.VGG16 and cls.build_net is FCNSystem.build_net
-)
+#: The one-head VGG16 nets, by model name.
+VARIANTS = sorted(ONE_HEAD_VGG16)
 
 
 def args_net(variant: str, args: argparse.Namespace) -> torch.nn.Module:

@@ -3,23 +3,44 @@
 The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
 ``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
 ``registry`` holds one row per model, and this module exports each row's LightningModule.
+
+The exports are imported when first read (``fcn_lightning.FCN8s``, ``from fcn_lightning import FCN8s``),
+not with the package: ``fcn-lightning --help`` imports neither torch nor Lightning.
 """
 
 import importlib
 import importlib.abc
 import importlib.util
+import pkgutil
 import sys
-
-from fcn_lightning import systems
-from fcn_lightning.registry import MODELS, ModelSpec
+from typing import Any
 
 __version__ = "0.1.0"
 
-# What the systems export, every model's class included: ``fcn_lightning.<Class>`` is the class path
-# configs and checkpoints record.
-globals().update({name: getattr(systems, name) for name in systems.__all__})
+#: Exports of the registry; every other export is one of the systems' (every model's class included:
+#: ``fcn_lightning.<Class>`` is the class path configs and checkpoints record).
+_REGISTRY_EXPORTS = ("MODELS", "ModelSpec")
+#: The package's own modules and folders: never exports (``from fcn_lightning import data`` imports it).
+_SUBMODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__))
 
-__all__ = ["MODELS", "ModelSpec", "__version__", *systems.__all__]
+
+def __getattr__(name: str) -> Any:
+    """An export, imported on first use (PEP 562)."""
+    if name in _REGISTRY_EXPORTS:
+        return getattr(importlib.import_module("fcn_lightning.registry"), name)
+    if (name.startswith("__") and name != "__all__") or name in _SUBMODULES or name in _MOVED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    systems = importlib.import_module("fcn_lightning.systems")
+    if name == "__all__":
+        return ["__version__", *_REGISTRY_EXPORTS, *systems.__all__]
+    if name not in systems.__all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(systems, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__getattr__("__all__")})
+
 
 #: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B
 #: runs and checkpoints that name them (``fcn_lightning.loggers.FCNWandbLogger``) keep working.
@@ -41,6 +62,8 @@ MOVED_MODULES: dict[str, str] = {
     "fcn_lightning.staged": "fcn_lightning.training.staged",
     "fcn_lightning.zoo": "fcn_lightning.systems.zoo",
 }
+
+_MOVED_NAMES = frozenset(path.rpartition(".")[2] for path in MOVED_MODULES)
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from fcn_lightning.data import SyntheticVOCConfig
-from fcn_lightning.nets import Trunk, build_fcn
+from fcn_lightning.nets import build_fcn
 from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet
 from fcn_lightning.registry import MODELS
-from fcn_lightning.systems import MODEL_CLASSES, FCNSystem
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -147,14 +146,6 @@ def net_of(name: str, num_classes: int = 21, **options: Any) -> torch.nn.Module:
     return build_fcn(row.net, num_classes, trunk=row.trunk, **options)
 
 
-#: The one-head VGG16 nets (FCN-32s ... FCN-pool3): the models whose net ``FCNSystem`` itself builds.
-ONE_HEAD_VGG16 = tuple(
-    name
-    for name, cls in MODEL_CLASSES.items()
-    if cls.spec.trunk is Trunk.VGG16 and cls.build_net is FCNSystem.build_net
-)
-
-
 def quiet_trainer(*, val_every: int, steps: int | None = None, **settings: Any) -> dict[str, Any]:
     """A config's ``trainer`` section for a tiny run on the CPU: validation every ``val_every`` steps (not
     at epoch ends), ``steps`` updates (``None``: each stage's config says), no logger and no progress
@@ -167,6 +158,21 @@ def quiet_trainer(*, val_every: int, steps: int | None = None, **settings: Any) 
         "check_val_every_n_epoch": None,
     }
     return trainer | ({} if steps is None else {"max_steps": steps}) | settings
+
+
+def stepped_trainer(**settings: Any) -> dict[str, Any]:
+    """A config's ``trainer`` section for a tiny fit on one CPU counted in steps (no epoch limit, no
+    validation at epoch ends), every step logged, no progress bar or summary; ``settings`` add to it."""
+    trainer = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": -1,
+        "check_val_every_n_epoch": None,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "log_every_n_steps": 1,
+    }
+    return trainer | settings
 
 
 #: The source of a callback module for fits a test kills: ``KillOnce`` SIGKILLs its own process after

@@ -11,9 +11,8 @@ import torch
 
 import fcn_lightning
 from fcn_lightning import registry, systems
-from fcn_lightning.cli import usage
 from fcn_lightning.cli.convert_caffe import CONVERT_SYSTEMS
-from fcn_lightning.cli.describe import NETS, SINGLE_LAYER_NETS
+from fcn_lightning.cli.describe import NETS, SINGLE_LAYER_NETS, model_list
 from fcn_lightning.cli.errors import known_classes
 from fcn_lightning.data import SyntheticVOCDataModule
 from fcn_lightning.nets import Trunk, Wiring, build_fcn
@@ -59,7 +58,8 @@ def test_every_row_has_one_class_which_names_its_row_where_it_is_defined():
         body = next(n for n in source.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
         assigned = [t.id for n in body.body if isinstance(n, ast.Assign) for t in n.targets]
         assert assigned == ["spec"], cls  # the row, in the class body: nothing writes it from outside
-    every = {c for c in vars(fcn_lightning).values() if isinstance(c, type) and issubclass(c, FCNSystem)}
+    exported = [getattr(fcn_lightning, name) for name in fcn_lightning.__all__]
+    every = {c for c in exported if isinstance(c, type) and issubclass(c, FCNSystem)}
     assert {c for c in every if "spec" in vars(c)} == set(MODEL_CLASSES.values())
     with pytest.raises(TypeError, match="FCNSystem names no model"):
         FCNSystem()
@@ -119,7 +119,7 @@ def test_describe_convert_caffe_and_the_cli_read_the_registry():
     assert {n for n, _ in NETS + SINGLE_LAYER_NETS} == {n for n, r in MODELS.items() if r.describe}
     assert set(CONVERT_SYSTEMS) == {n for n, r in MODELS.items() if r.trunk in (Trunk.VGG16, Trunk.CAFFENET)}
     assert known_classes("model") == sorted(class_path(c) for c in MODEL_CLASSES.values())
-    assert all(name in usage() and class_path(c) in usage() for name, c in MODEL_CLASSES.items())
+    assert all(name in model_list() and class_path(c) in model_list() for name, c in MODEL_CLASSES.items())
 
 
 # A new net of the VGG16 family is one row (and a class naming it): FCN-4s, fusing pool2 as well.

@@ -3,6 +3,9 @@
 fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
 fcn-lightning staged --config configs/synthetic/staged.yaml      # -> runs/synthetic-staged
 fcn-lightning --help                                             # every command, one line each
+
+A command's module (and torch, Lightning) is imported only when that command runs: the top-level help
+answers at once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fcn_lightning.cli.errors import CommandError, fail
-from fcn_lightning.training.notices import filter_harmless_notices
 
 PROG = "fcn-lightning"
 
@@ -42,24 +44,28 @@ COMMANDS: dict[str, Command] = {
     "prepare-nyud": Command("prepare_nyud", "write the HHA images of a NYUDv2 tree from its depth maps"),
     "compare-sampling": Command("compare_sampling", "whole images against sampled losses and patches"),
     "convert-caffe": Command("convert_caffe", "a released Caffe FCN (.caffemodel) as a checkpoint"),
-    "describe": Command("describe", "parameters, receptive field, stride, GFLOPs and speed of every net"),
+    "describe": Command("describe", "parameters, receptive field, GFLOPs, speed of every net; --models"),
     "export": Command("export", "a checkpoint as ONNX, normalisation inside, checked with ONNX Runtime"),
 }
 
 
-def usage() -> str:
-    """The top-level help: every command with its line, then every model (``fcn_lightning.registry``)."""
-    from fcn_lightning.systems.classes import MODEL_CLASSES, class_path
+#: What a new user runs first (in a clone of the repository, where ``configs/`` is), and why.
+FIRST_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("staged --config configs/synthetic/staged.yaml", "32s -> 16s -> 8s on generated data, no download"),
+    ("download voc vgg16-caffe", "the paper's VOC data and Caffe VGG16, checked"),
+    ("staged --config configs/voc/staged.yaml", "the same on VOC, beside the paper's numbers"),
+)
 
+
+def usage() -> str:
+    """The top-level help: every command with its line, where the models are listed, where to start."""
     width = max(map(len, COMMANDS))
     lines = [f"usage: {PROG} <command> [options]   ({PROG} <command> --help: that command's options)", ""]
     lines += ["commands:"] + [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
-    lines += ["", "models (--model CLASS in fit / validate / test / predict; convert-caffe --variant NAME):"]
-    paths = {name: class_path(cls) for name, cls in MODEL_CLASSES.items()}
-    name_width, path_width = max(map(len, paths)), max(map(len, paths.values()))
-    for name, cls in MODEL_CLASSES.items():
-        lr = f"reference lr {cls.spec.recipe.lr:g}"
-        lines.append(f"  {name:<{name_width}}  {paths[name]:<{path_width}}  {cls.spec.full_title}, {lr}")
+    lines += ["", f"models: {PROG} describe --models (names for --variant, classes for --model)", ""]
+    lines.append("start here (in a clone of the repository):")
+    command_width = max(len(command) for command, _ in FIRST_COMMANDS)
+    lines += [f"  {PROG} {command:<{command_width}}  # {why}" for command, why in FIRST_COMMANDS]
     return "\n".join(lines)
 
 
@@ -75,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         fail(PROG, f"unknown command {name!r}{hint} Commands: {', '.join(COMMANDS)} ({PROG} --help)")
     command = COMMANDS[name]
+    from fcn_lightning.training.notices import filter_harmless_notices
+
     filter_harmless_notices()
     module = importlib.import_module(f"fcn_lightning.cli.{command.module}")
     try:  # LightningCLI reads the command name itself (and sys.argv when not given)

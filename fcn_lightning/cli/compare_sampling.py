@@ -22,7 +22,7 @@ from fcn_lightning.training.staged import default_out_dir
 def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning compare-sampling``: whole images, sampled losses and patches; curves.csv / .png."""
     parser = plan_parser(
-        "fcn-lightning compare-sampling",
+        "compare-sampling",
         "Train the same configs on whole images, with the loss sampled at each p of the file "
         "(default 0.5 and 0.25; batch grown by 1/p) and on random patches, for the same number of steps "
         "(paper section 4.4); "

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import command_parser
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.caffe import fixed_upsamplers_with_other_kernels, load_caffe_weights
 from fcn_lightning.nets.caffe_proto import CaffeNet, read_caffemodel
@@ -100,9 +100,9 @@ def convert_caffe(
 
 def main(argv: Sequence[str]) -> Path:
     """``fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt``."""
-    parser = OneLineArgumentParser(
-        prog="fcn-lightning convert-caffe",
-        description="Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
+    parser = command_parser(
+        "convert-caffe",
+        "Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
         "that validate / test / predict load with --ckpt_path; its inputs are Caffe's (BGR, 0-255, mean "
         "subtracted) and the data follow them. Every layer of the net must be in the file, shapes equal; "
         "every weight is kept (an upsampler whose kernel is not bilinear becomes a learned one).",

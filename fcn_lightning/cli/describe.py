@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import command_parser
 from fcn_lightning.nets.geometry import receptive_field
 from fcn_lightning.nets.heads import FCN, build_fcn
 from fcn_lightning.nets.upsampling import dense_upsampling
@@ -136,11 +136,25 @@ def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str
     return "\n".join(lines)
 
 
+def model_list() -> str:
+    """Every model: its name (``convert-caffe --variant``), its class (``--model``), its title and reference
+    learning rate."""
+    from fcn_lightning.systems.classes import MODEL_CLASSES, class_path
+
+    paths = {name: class_path(cls) for name, cls in MODEL_CLASSES.items()}
+    name_width, path_width = max(map(len, paths)), max(map(len, paths.values()))
+    lines = ["models (--model CLASS in fit / validate / test / predict; convert-caffe --variant NAME):"]
+    for name, cls in MODEL_CLASSES.items():
+        lr = f"reference lr {cls.spec.recipe.lr:g}"
+        lines.append(f"  {name:<{name_width}}  {paths[name]:<{path_width}}  {cls.spec.full_title}, {lr}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str]) -> list[NetFacts]:
-    """``fcn-lightning describe``: print the table."""
-    parser = OneLineArgumentParser(
-        prog="fcn-lightning describe",
-        description="Print each net's parameters (21 classes by default), receptive field, maximum stride, "
+    """``fcn-lightning describe``: print the table (``--models``: the list of models, nothing computed)."""
+    parser = command_parser(
+        "describe",
+        "Print each net's parameters (21 classes by default), receptive field, maximum stride, "
         "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "
         "paper's Table 1 next to them.",
     )
@@ -155,12 +169,21 @@ def main(argv: Sequence[str]) -> list[NetFacts]:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
     parser.add_argument("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
     parser.add_argument(
+        "--models",
+        action="store_true",
+        help="list every model instead: its name (convert-caffe --variant), class (--model), title and "
+        "reference learning rate",
+    )
+    parser.add_argument(
         "--width",
         type=float,
         default=1.0,
         help="channel multiplier (default: 1, the paper's nets)",
     )
     args = parser.parse_args(argv)
+    if args.models:
+        print(model_list())
+        return []
     if args.size < 1 or args.repeats < 1 or args.num_classes < 1 or args.width <= 0:
         parser.error("--size, --repeats and --num-classes must be >= 1, --width > 0")
     device = None

@@ -14,11 +14,10 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fcn_lightning.cli.errors import OneLineArgumentParser
+from fcn_lightning.cli.errors import command_parser, error_line
 from fcn_lightning.data.download import (
     DATASETS,
     GROUPS,
@@ -37,12 +36,6 @@ from fcn_lightning.data.download import (
 from fcn_lightning.nets.caffe import VGG16_CAFFEMODEL
 
 PROG = "fcn-lightning download"
-
-
-def error_line(message: str) -> None:
-    """``fcn-lightning download: error: ...`` on one line (stderr); the command goes on with the next item."""
-    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"{PROG}: error: {text}", file=sys.stderr)
 
 
 def _quote(path: Path | str) -> str:
@@ -171,9 +164,9 @@ def _recorded(item: Item, places: Places) -> str:
 
 def main(argv: Sequence[str]) -> int:
     """``fcn-lightning download NAME... [--root DIR] [--mirror URL] [--dry-run] [--list]``."""
-    parser = OneLineArgumentParser(
-        prog=PROG,
-        description="Fetch the paper's datasets and weights into the places the configs read, each checked "
+    parser = command_parser(
+        "download",
+        "Fetch the paper's datasets and weights into the places the configs read, each checked "
         "against its published checksum (or the sha256 recorded at its first download), resumable, unpacked "
         "atomically; then check the data and print the command that trains on it.",
     )
@@ -214,7 +207,7 @@ def main(argv: Sequence[str]) -> int:
             try:
                 print("\n".join(plan(item, places, args.mirror)))
             except DownloadError as error:
-                error_line(f"{item.name}: {error}")
+                error_line(PROG, f"{item.name}: {error}")
                 code = 1
         return code
 
@@ -225,22 +218,25 @@ def main(argv: Sequence[str]) -> int:
         try:
             install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
-            error_line(f"{item.name}: interrupted; run the same command again to resume where it stopped")
+            error_line(
+                PROG, f"{item.name}: interrupted; run the same command again to resume where it stopped"
+            )
             return 130
         except AllSourcesFailed as error:
             failed.add(item.name)
             error_line(
+                PROG,
                 f"{item.name}: no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand "
                 f"and put it at {places.folder(item) / item.file}, then run "
-                f"{download_command([item.name], places, given_mirror)} again{_recorded(item, places)}"
+                f"{download_command([item.name], places, given_mirror)} again{_recorded(item, places)}",
             )
         except DownloadError as error:
             failed.add(item.name)
-            error_line(f"{item.name}: {error}")
+            error_line(PROG, f"{item.name}: {error}")
         except OSError as error:  # this side: a folder it cannot write into, a full disk
             failed.add(item.name)
             where = "" if error.filename else f" (writing into {places.folder(item)})"
-            error_line(f"{item.name}: {error}{where}")
+            error_line(PROG, f"{item.name}: {error}{where}")
     lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
-import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+
+from fcn_lightning.cli.help import with_suggestions
 
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
 
@@ -26,22 +26,33 @@ class CommandError(Exception):
     message in one line, exit 2, instead of a traceback."""
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Print ``<prog>: error: <message>`` (one line: newlines folded) to stderr and exit 2."""
+def error_line(prog: str, message: str) -> None:
+    """Print ``<prog>: error: <message>`` to stderr, in one line (newlines folded)."""
     text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
     print(f"{prog}: error: {text}", file=sys.stderr)
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """:func:`error_line`, then exit 2."""
+    error_line(prog, message)
     sys.exit(2)
 
 
+def command_parser(command: str, description: str) -> OneLineArgumentParser:
+    """The parser of ``fcn-lightning <command>``: its errors one line under that name."""
+    return OneLineArgumentParser(prog=f"fcn-lightning {command}", description=description)
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that refuses abbreviated options and reports errors in one line, no usage."""
+    """An argparse parser that refuses abbreviated options and reports errors in one line, no usage (an
+    unknown option with the one it resembles)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        fail(self.prog, message)
+        fail(self.prog, with_suggestions(message, self))
 
 
 def check_config_file(path: str | Path) -> str | None:
@@ -162,38 +173,22 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
 
 def dataset_error_message(error: BaseException) -> str:
     """A dataset error's own one-line message, also where a DataLoader worker raised it: torch re-raises a
-    worker's exception in the main process as the same type with the worker's whole traceback for
-    message, whose last line is ``module.Type: message``."""
+    worker's exception in the main process as the same type, with the worker's traceback (as Python
+    formats it) for message, whose last line is ``module.Type: message``."""
     text = str(error)
-    if "Original Traceback" in text:
-        lines = [line for line in text.splitlines() if line.strip()]
-        text = re.sub(r"^[\w.]+: ", "", lines[-1], count=1)
-    return text
+    last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
+    module, name = type(error).__module__, type(error).__qualname__
+    name = f"{name}: " if module in ("builtins", "__main__") else f"{module}.{name}: "
+    return last[len(name) :] if "\n" in text.strip() and last.startswith(name) else text
 
 
-def check_data_command(args: Sequence[str]) -> str:
-    """``fcn-lightning check-data`` with the config files and ``--data`` options of a run's arguments."""
-    kept: list[str] = []
-    position = 0
-    while position < len(args):
-        arg = args[position]
-        name = arg.split("=", 1)[0]
-        if name in ("--config", "-c", "--data") or name.startswith("--data."):
-            kept.append(arg)
-            if "=" not in arg and position + 1 < len(args) and not args[position + 1].startswith("--"):
-                kept.append(args[position + 1])
-                position += 1
-        position += 1
-    return shlex.join(["fcn-lightning", "check-data", *kept])
-
-
-def data_error(error: BaseException, args: Sequence[str] | None) -> CommandError:
-    """A bad dataset file a run met (the file, what is wrong, what to do) as one line; with the run's
-    arguments, the ``check-data`` command that lists every problem of the same data."""
+def data_error(error: BaseException, check_data: str | None) -> CommandError:
+    """A bad dataset file a run met (the file, what is wrong, what to do) as one line, with ``check_data``,
+    the command that lists every problem of the same data."""
     text = dataset_error_message(error)
     advice = getattr(error, "advice", "")
     if advice:
         text += f"; {advice}"
-    if args is not None:
-        text += f". Every problem of the data: {check_data_command(args)}"
+    if check_data is not None:
+        text += f". Every problem of the data: {check_data}"
     return CommandError(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fcn_lightning.cli.errors import OneLineArgumentParser, fail
+from fcn_lightning.cli.errors import command_parser, fail
 
 PROG = "fcn-lightning export"
 
@@ -13,9 +13,9 @@ def main(argv: Sequence[str]) -> int:
     """Export, check with ONNX Runtime at two sizes, print the largest logit difference (1: too large)."""
     from fcn_lightning.export import CHECK_SIZES, LOGIT_TOLERANCE
 
-    parser = OneLineArgumentParser(
-        prog=PROG,
-        description="Write a checkpoint as an ONNX model that takes decoded images (float32 N x 3 x H x W, "
+    parser = command_parser(
+        "export",
+        "Write a checkpoint as an ONNX model that takes decoded images (float32 N x 3 x H x W, "
         "RGB 0-255; any batch and size) and gives logits N x C x H x W, the model's input normalisation "
         "inside. Checked with ONNX Runtime against PyTorch at two sizes before it is written.",
     )

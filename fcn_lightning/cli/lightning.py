@@ -4,7 +4,9 @@ callbacks, and :func:`build` for the commands that run fits themselves (staged, 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -16,7 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from jsonargparse import ActionConfigFile
+from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -31,6 +33,7 @@ from fcn_lightning.cli.errors import (
     data_error,
     fail,
 )
+from fcn_lightning.cli.help import help_view, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
@@ -76,10 +79,20 @@ PARSER_KWARGS: dict[str, Any] = {"parser_mode": "omegaconf", "allow_abbrev": Fal
 
 class FCNArgumentParser(LightningArgumentParser):
     """LightningCLI's parser; a bad command line ends in one line (:func:`~fcn_lightning.cli.errors.fail`),
-    worded by :func:`clearer_parse_error`, instead of the usage block and a namespace dump."""
+    worded by :func:`clearer_parse_error` (an unknown option with the one it resembles), instead of the
+    usage block and a namespace dump. Its help shows what ``command`` uses (:mod:`~fcn_lightning.cli.help`).
+    """
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        self.command = command
+        super().__init__(*args, **kwargs)
+
+    def format_help(self, *args: Any) -> str:
+        with help_view(self, self.command):
+            return super().format_help(*args)
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
-        message = clearer_parse_error(message)
+        message = with_suggestions(clearer_parse_error(message), self)
         if not self.exit_on_error:
             return super().error(message, ex)
         fail(self.prog.replace(" [options]", ""), message)
@@ -166,6 +179,8 @@ class FCNLightningCLI(LightningCLI):
 
     #: Whether the runs built without a subcommand (:func:`build`) are fits (``check-data``: no).
     fits = True
+    #: The command whose options the main parser's help shows (``None``: all; the subcommands': theirs).
+    help_command: str | None = None
 
     def __init__(
         self,
@@ -185,20 +200,52 @@ class FCNLightningCLI(LightningCLI):
         #: The run folder's ``last.ckpt`` that this fit continues, and what it says of its run.
         self.resume_from: str | None = None
         self.resumed: dict[str, Any] = {}
-        super().__init__(
-            FCNSystem,
-            SegmentationDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            parser_kwargs=_parser_kwargs(parser_kwargs or {}),
-            parser_class=FCNArgumentParser,
-            save_config_callback=SaveAndLogConfig,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
-            args=args,
-            run=run,
-            **kwargs,
-        )
+        with self.data_errors_reported():  # a subcommand runs here
+            super().__init__(
+                FCNSystem,
+                SegmentationDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                parser_kwargs=_parser_kwargs(parser_kwargs or {}, self.help_command),
+                parser_class=FCNArgumentParser,
+                save_config_callback=SaveAndLogConfig,
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
+                args=args,
+                run=run,
+                **kwargs,
+            )
+
+    @contextmanager
+    def data_errors_reported(self) -> Iterator[None]:
+        """A bad dataset file met meanwhile (in this process or a loader worker) ends the command in one
+        line (:func:`~fcn_lightning.cli.errors.data_error`), with the :meth:`check_data_command` over the
+        same data (not for ``predict``, which reads a folder of its own)."""
+        try:
+            yield
+        except (DatasetError, SplitOverlapError) as error:
+            command = None if getattr(self, "subcommand", None) == "predict" else self.check_data_command()
+            raise data_error(error, command) from None
+
+    def check_data_command(self) -> str | None:
+        """``fcn-lightning check-data`` over the data this command was configured with: the data section as
+        the CLI resolved it, the settings left at their defaults left out (``None`` before it is parsed)."""
+        if getattr(self, "config", None) is None:
+            return None
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        data = (dumped[self.subcommand] if getattr(self, "subcommand", None) else dumped)["data"]
+        module, _, name = data["class_path"].rpartition(".")
+        parser = ArgumentParser(exit_on_error=False)  # the class's defaults, written as the CLI writes them
+        parser.add_class_arguments(getattr(importlib.import_module(module), name), "data", fail_untyped=False)
+        defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_check=True))[
+            "data"
+        ]
+        args = [
+            "--data.class_path",
+            data["class_path"],
+            *_changed(data.get("init_args"), defaults, "--data.init_args"),
+        ]
+        return shlex.join(["fcn-lightning", "check-data", *args])
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """LightningCLI's parser of the main command and of each subcommand, its ``--config`` checked
@@ -445,6 +492,7 @@ class DataCheckCLI(FCNLightningCLI):
     """
 
     fits = False
+    help_command = "check-data"
 
     def add_core_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(self.trainer_class, "trainer")
@@ -464,6 +512,24 @@ RECORD_KEYS = (RECORD_KEY, "hyper_parameters")
 
 def _brief(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return {k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, *RECORD_KEYS)}
+
+
+def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], prefix: str) -> list[str]:
+    """``--<prefix>.<key> <value>`` for each setting that differs from its default (of a nested class of the
+    same class, each of its own settings that does)."""
+    args: list[str] = []
+    for key, value in (settings or {}).items():
+        default = defaults.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(default, dict)
+            and value.get("class_path") == default.get("class_path", "")
+        ):
+            args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
+            continue
+        if key not in defaults or value != default:
+            args += [f"{prefix}.{key}", value if isinstance(value, str) else json.dumps(value)]
+    return args
 
 
 def missing_checkpoint_message(ckpt_path: str) -> str:
@@ -626,24 +692,34 @@ def published_scores(config: dict[str, Any]) -> str:
     return f". Paper, {row.label} on {row.split}: {numbers}"
 
 
-def _parser_kwargs(given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` (the main parser's) with :data:`PARSER_KWARGS` for the main parser and every sub-parser
-    (LightningCLI hands its sub-parsers only the keys named after them)."""
-    main = {**PARSER_KWARGS, **given}
-    sub = {k: v for k, v in main.items() if k not in ("prog", "description")}
-    return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
+def _parser_kwargs(given: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """``given`` (the main parser's, of ``command``) with :data:`PARSER_KWARGS` for the main parser and
+    every sub-parser (LightningCLI hands its sub-parsers only the keys named after them); each sub-parser
+    knows its command (its help) and says what it does."""
+    main = {**PARSER_KWARGS, "command": command, **given}
+    if command is not None:
+        main.setdefault("usage", _usage(main.get("prog") or f"fcn-lightning {command}"))
+    sub = {k: v for k, v in main.items() if k not in ("prog", "description", "command", "usage")}
+    for name in SUBCOMMANDS:
+        description = f"{name}: {COMMANDS[name].summary}"
+        main[name] = {
+            **sub,
+            "command": name,
+            "description": description,
+            "usage": _usage(f"fcn-lightning {name}"),
+        }
+    return main
+
+
+def _usage(prog: str) -> str:
+    return f"{prog} [--config FILE]... [--SECTION.OPTION VALUE]...  (--print_config: the config as parsed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int | None:
     """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
     name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read. A bad dataset file
-    met while running ends the command in one line (:func:`~fcn_lightning.cli.errors.data_error`)."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
-    except (DatasetError, SplitOverlapError) as error:  # a bad file, from the main process or a worker
-        predicting = bool(args) and args[0] == "predict"  # predict reads its folder, not the splits
-        raise data_error(error, None if predicting else args[1:]) from None
+    met while running ends the command in one line (:meth:`FCNLightningCLI.data_errors_reported`)."""
+    cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))
     # Every process holds every process's unreadable files (PredictionWriter): named once, exit 1 on all.

@@ -7,15 +7,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from fcn_lightning.cli.errors import OneLineArgumentParser, check_config_file, fail
+from fcn_lightning.cli.errors import check_config_file, command_parser, fail
 
 Plan = TypeVar("Plan")
 
 
-def plan_parser(prog: str, description: str, config_help: str, out_help: str) -> argparse.ArgumentParser:
+def plan_parser(command: str, description: str, config_help: str, out_help: str) -> argparse.ArgumentParser:
     """The options every multi-run command shares: its plan file, its output folder and configs added to
     every run (the remaining arguments go to every run's ``fit``, see :func:`parse_plan_args`)."""
-    parser = OneLineArgumentParser(prog=prog, description=description)
+    parser = command_parser(command, description)
     parser.add_argument("--config", required=True, help=config_help)
     parser.add_argument("--out", default=None, help=out_help)
     parser.add_argument(

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fcn_lightning.cli.errors import OneLineArgumentParser, fail
+from fcn_lightning.cli.errors import command_parser, fail
 from fcn_lightning.data.hha import NYU_KINECT, Camera
 from fcn_lightning.data.prepare_nyud import prepare_nyud
 from fcn_lightning.data.readers import DatasetError
@@ -23,9 +23,9 @@ def _camera(text: str) -> Camera:
 
 def main(argv: Sequence[str]) -> int:
     """``fcn-lightning prepare-nyud``: write the missing HHA PNGs of a NYUDv2 tree; returns 0."""
-    parser = OneLineArgumentParser(
-        prog="fcn-lightning prepare-nyud",
-        description="Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
+    parser = command_parser(
+        "prepare-nyud",
+        "Compute HHA (disparity, height, angle with gravity) from data/depth/img_<id>.png for "
         "every id whose data/hha/img_<id>.png is missing (holes from data/rawdepth/img_<id>.png where the "
         "tree has it). Resumable: rerun after an interruption.",
     )

@@ -9,10 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fcn_lightning.cli.errors import CommandError, data_error
+from fcn_lightning.cli.errors import CommandError
 from fcn_lightning.cli.lightning import FCNLightningCLI, build, run_summary
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
-from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
 from fcn_lightning.training.staged import (
@@ -47,21 +46,25 @@ def _fit_stage(
         ]
     prog, log_root = "fcn-lightning staged", str(out_dir.parent)
     cli = build(FCNLightningCLI, args, prog=prog, folder_option="--out", log_root=log_root, resumable=True)
-    cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
-    if cli.trainer.is_global_zero:  # where this stage's checkpoints and logs went (W&B runs included)
-        print(run_summary("fit", cli))
-    saved = cli.trainer.checkpoint_callback
-    ckpt, scored = (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
-    if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last
+    with cli.data_errors_reported():  # a bad file met while training or scoring: one line
+        cli.fit(cli.model, datamodule=cli.datamodule)  # a stage run before continues from its last.ckpt
+        if cli.trainer.is_global_zero:  # where this stage's checkpoints and logs went (W&B runs included)
+            print(run_summary("fit", cli))
+        saved = cli.trainer.checkpoint_callback
         ckpt, scored = (
-            saved.last_model_path or _last_checkpoint(str(saved.dirpath)),
-            "last (not validated in training)",
+            (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
         )
-    if not ckpt:
-        raise CommandError(f"stage in {out_dir} saved no checkpoint: did it train a step?")
-    # Every stage is scored at its end, whether or not it validated while training.
-    metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
-    save_stage_figures(cli.model, cli.datamodule, out_dir)
+        if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last
+            ckpt, scored = (
+                saved.last_model_path or _last_checkpoint(str(saved.dirpath)),
+                "last (not validated in training)",
+            )
+        if not ckpt:
+            raise CommandError(f"stage in {out_dir} saved no checkpoint: did it train a step?")
+        # Every stage is scored at its end, whether or not it validated while training.
+        validate = cli.trainer.validate
+        metrics = validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
+        save_stage_figures(cli.model, cli.datamodule, out_dir)
     # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
     return str(Path(ckpt).resolve()), metrics, scored
 
@@ -90,7 +93,7 @@ def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> Non
 def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning staged``: fit every stage, validate each one's selected checkpoint, print the table."""
     parser = plan_parser(
-        "fcn-lightning staged",
+        "staged",
         "Run the staged FCN-32s -> 16s -> 8s schedule and tabulate each stage's validation "
         "metrics. Other arguments (e.g. --trainer.max_steps 100) are passed to every stage.",
         "staged YAML: base configs and one config per stage",
@@ -108,11 +111,7 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     plan = load_plan(parser.prog, StagedPlan.load, args.config)
     out_dir = Path(args.out) if args.out else default_out_dir(args.config)
     start = time.perf_counter()
-    try:
-        rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
-    except (DatasetError, SplitOverlapError) as error:  # a bad file, from the main process or a worker
-        configs = [a for c in (*plan.base, plan.stages[0][1]) for a in ("--config", str(c))]
-        raise data_error(error, [*configs, *overrides]) from None
+    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
     csv_path, md_path = write_results(rows, out_dir)
     figure = save_figure(results_figure(rows), out_dir / "results.png")
     _log_staged_to_wandb(rows, figure)

@@ -81,84 +81,70 @@ class DatasetError(ValueError):
     kind: ClassVar[str] = "undecodable file"
     advice: str = ""
 
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        """``class SizeMismatchError(DatasetError, kind="size mismatch")``: each subclass names its kind."""
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message: str, advice: str | None = None) -> None:
         super().__init__(message)
         if advice is not None:
             self.advice = advice
 
 
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
+class DatasetNotFoundError(DatasetError, FileNotFoundError, kind="missing file"):
     """A dataset root, split list or sample file does not exist (also a ``FileNotFoundError``)."""
 
-    kind: ClassVar[str] = "missing file"
 
-
-class ImageModeError(DatasetError):
+class ImageModeError(DatasetError, kind="wrong image mode"):
     """An image of the wrong kind: an RGB label, an 8-bit depth map, a 16-bit or transparent image."""
 
-    kind: ClassVar[str] = "wrong image mode"
 
-
-class LabelValueError(DatasetError):
+class LabelValueError(DatasetError, kind="label values out of range"):
     """Label values outside the classes and the ignore index (or not integers, or not 2-D)."""
 
-    kind: ClassVar[str] = "label values out of range"
 
-
-class MatKeyError(DatasetError):
+class MatKeyError(DatasetError, kind="missing .mat variable"):
     """A MATLAB label file without the variable (or field) the dataset keeps its labels in."""
 
-    kind: ClassVar[str] = "missing .mat variable"
 
-
-class SizeMismatchError(DatasetError):
+class SizeMismatchError(DatasetError, kind="size mismatch"):
     """A label or extra input whose height and width differ from its image's."""
 
-    kind: ClassVar[str] = "size mismatch"
 
-
-class EmptySplitError(DatasetError):
+class EmptySplitError(DatasetError, kind="empty split"):
     """A split that lists no ids, or none left after the dataset's own exclusions."""
 
-    kind: ClassVar[str] = "empty split"
 
-
-class LossyMaskError(DatasetError):
+class LossyMaskError(DatasetError, kind="JPEG mask"):
     """A mask saved with lossy compression (JPEG): its values near every edge are no longer class ids."""
 
-    kind: ClassVar[str] = "JPEG mask"
     advice = (
         "JPEG compression changes the values at every class edge, so class ids cannot be read back: export "
         "the masks as PNG (lossless)"
     )
 
 
-class ColourMaskError(ImageModeError):
+class ColourMaskError(ImageModeError, kind="RGB colour mask"):
     """An RGB colour mask where the dataset gives no colour per class."""
 
-    kind: ClassVar[str] = "RGB colour mask"
 
-
-class OrientationTagError(DatasetError):
+class OrientationTagError(DatasetError, kind="mask with an orientation tag"):
     """A mask with an EXIF orientation tag: viewers show it turned, the suite reads it as stored."""
 
-    kind: ClassVar[str] = "mask with an orientation tag"
     advice = (
         "images are read turned as their tag says (as viewers show them), masks as stored: save each such "
         "mask turned as its tag says and without the tag (Pillow: ImageOps.exif_transpose(mask).save(path))"
     )
 
 
-class DuplicateStemError(DatasetError):
+class DuplicateStemError(DatasetError, kind="two files of one stem"):
     """Two files of one stem where one is expected (``a.jpg`` and ``a.png``)."""
 
-    kind: ClassVar[str] = "two files of one stem"
 
-
-class ClassCoverageError(DatasetError):
+class ClassCoverageError(DatasetError, kind="split with fewer than 2 classes"):
     """A split whose masks hold fewer than two classes: nothing to learn apart, and scores of 100."""
-
-    kind: ClassVar[str] = "split with fewer than 2 classes"
 
 
 class DataProblem(str):

@@ -217,7 +217,10 @@ class AlexNetTrunk(nn.Module):
     def named_layers(self) -> dict[str, nn.Conv2d]:
         """The layers with weights by their Caffe name: conv1 .. conv5, fc6, fc7."""
         return {
-            name: m for seq in (self.features, self.fc) for name, m in seq.named_children() if m._parameters
+            name: m
+            for seq in (self.features, self.fc)
+            for name, m in seq.named_children()
+            if next(m.parameters(recurse=False), None) is not None
         }
 
     def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:

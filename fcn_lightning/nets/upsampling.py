@@ -160,20 +160,20 @@ class Upsampler(nn.ConvTranspose2d):
         self._fast_route = interpolates(kernel, stride)
         self._bilinear = True
         self._seen: tuple | None = None
+        self.register_load_state_dict_post_hook(Upsampler._read_after_loading)
 
     def _check_weight(self, force: bool = False) -> bool:
         """Whether the weight holds the bilinear kernel, read again if it changed since the last reading."""
         w = self.weight
         if w.device.type == "meta":  # shapes only (FLOP counting): as built
             return self._bilinear
-        key = (w._version, w.data_ptr(), w.dtype)
+        key = (w._version, w.data_ptr(), w.dtype)  # _version: torch's in-place counter (no public API)
         if force or key != self._seen:
             self._bilinear = holds_bilinear_kernel(w)
             self._seen = key
         return self._bilinear
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super()._load_from_state_dict(*args, **kwargs)
+    def _read_after_loading(self, incompatible_keys: object) -> None:
         self._check_weight(force=True)  # compiled code reads the flag without looking at the weight
 
     def interpolating(self) -> bool:

@@ -401,8 +401,11 @@ class FCNSystem(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of other classes, another model or normalisation, naming both values."""
-        trainer = self._trainer
-        refuse_mismatched_checkpoint(self, checkpoint, getattr(trainer, "ckpt_path", None))
+        try:
+            source = getattr(self.trainer, "ckpt_path", None)
+        except RuntimeError:  # loaded without a trainer (load_from_checkpoint)
+            source = None
+        refuse_mismatched_checkpoint(self, checkpoint, source)
 
     # ------------------------------------------------------------------------------------------- steps
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from fcn_lightning.nets.trunks import Trunk
 from fcn_lightning.registry import MODELS, ModelSpec
 from fcn_lightning.systems import fusion, siftflow, zoo  # noqa: F401 (the modules defining the classes)
 from fcn_lightning.systems.base import FCNSystem
@@ -24,6 +25,7 @@ from fcn_lightning.systems.checkpoints import MATCHED_HPARAMS, RECORD_KEY
 
 __all__ = [
     "MODEL_CLASSES",
+    "ONE_HEAD_VGG16",
     "CheckpointError",
     "UnknownModelError",
     "class_path",
@@ -62,6 +64,12 @@ def _model_classes() -> dict[str, type[FCNSystem]]:
 
 #: Each row's LightningModule, by model name.
 MODEL_CLASSES: dict[str, type[FCNSystem]] = _model_classes()
+#: The one-head VGG16 models (FCN-32s ... FCN-pool3), whose net ``FCNSystem`` itself builds from the row.
+ONE_HEAD_VGG16 = tuple(
+    name
+    for name, cls in MODEL_CLASSES.items()
+    if cls.spec.trunk is Trunk.VGG16 and cls.build_net is FCNSystem.build_net
+)
 _BY_CLASS_NAME = {cls.__name__: cls for cls in MODEL_CLASSES.values()}
 
 

@@ -24,11 +24,12 @@ from fcn_lightning.training.plots import confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Write each predicted image's label map as a palette PNG of class indices, named after the input's
-    whole file name: ``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png`` (colours on the input image) and,
-    for two-task nets (SIFT Flow), ``geometric/a.jpg.png``. No two inputs of a folder share an output
-    (``a.jpg`` and ``a.png``, ``x.jpg`` and ``x_overlay.jpg`` are all kept); predictions of a dataset
-    split, without paths, are named after their ids (``<id>.png``).
+    """Each predicted image's label map as a palette PNG of class indices, and its overlay on the input.
+
+    Each is named after the input's whole file name: ``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png``
+    (colours on the input image) and, for two-task nets (SIFT Flow), ``geometric/a.jpg.png``. No two
+    inputs of a folder share an output (``a.jpg`` and ``a.png``, ``x.jpg`` and ``x_overlay.jpg`` are all
+    kept); predictions of a dataset split, without paths, are named after their ids (``<id>.png``).
 
     Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
     with a ``path`` (an image folder) get one. Files of an image folder that could not be read are

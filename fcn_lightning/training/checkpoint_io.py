@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 
 from fcn_lightning.io import atomic_write
 
@@ -20,14 +19,14 @@ __all__ = ["AtomicCheckpointIO", "use_atomic_checkpoints"]
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``torch.save`` checkpoints, written through :func:`~fcn_lightning.io.atomic_write`
-    (local paths), and loaded with ``weights_only=True``. Remote paths (``s3://`` ...) go to Lightning's
-    writer unchanged.
+    (local paths), and loaded with ``weights_only=True``. Paths with a protocol (``s3://``, ``file://``
+    ...) go to Lightning's writer unchanged.
     """
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
     ) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
+        if storage_options is not None or "://" in str(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         with atomic_write(path, "wb") as f:

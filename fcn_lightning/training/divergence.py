@@ -60,10 +60,12 @@ def likely_causes(trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]
 
 
 class StopOnDivergence(Callback):
-    """End training at the first non-finite loss with :class:`TrainingDiverged` naming the likely cause,
-    and refuse to write any checkpoint of non-finite loss or weights (the last good one stays).
+    """Stop at the first non-finite loss, naming the likely cause; never checkpoint non-finite weights.
 
-    The CLI's ``divergence`` section. Args:
+    The CLI's ``divergence`` section: ends training with :class:`TrainingDiverged`, and refuses to write any
+    checkpoint of non-finite loss or weights (the last good one stays).
+
+    Args:
         check_every_n_steps: read the accumulated non-finite flag every so many steps (1: stop at the
             very step; larger: fewer host-device waits on a GPU when the loss is not on the progress bar).
             Default: 1 on a CPU, ``GPU_CHECK_EVERY_N_STEPS`` (50) on a GPU.

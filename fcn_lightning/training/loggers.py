@@ -13,6 +13,7 @@ import logging
 import netrc
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -88,17 +89,12 @@ class FCNWandbLogger(WandbLogger):
         if self.offline_reason:
             self._told.add(self.offline_reason)
 
-    @property
-    def run_dir(self) -> Path | None:
-        """The local run folder (what ``wandb sync`` uploads), once the run exists."""
-        run = self._experiment
-        return Path(run.dir).parent if run is not None and getattr(run, "dir", None) else None
-
 
 def log_folder(logger: Logger) -> str | None:
     """Where ``logger`` writes on this machine: a TensorBoard / CSV logger's version folder, a W&B run's
-    local folder (what ``wandb sync`` uploads; ``None`` before the run exists)."""
+    local folder (what ``wandb sync`` uploads; ``None`` before the run exists: the run in progress,
+    ``wandb.run``, is another run or none)."""
     if isinstance(logger, WandbLogger):
-        run = logger._experiment
-        return str(Path(run.dir).parent) if run is not None and getattr(run, "dir", None) else None
+        run = getattr(sys.modules.get("wandb"), "run", None)  # wandb is imported once a run exists
+        return str(Path(run.dir).parent) if run is not None and run.id == logger.version else None
     return getattr(logger, "log_dir", None) or logger.save_dir

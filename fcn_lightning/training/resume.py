@@ -212,7 +212,7 @@ def restore_gradients(module: torch.nn.Module, gradients: Mapping[str, torch.Ten
 
 
 class ResumeCheckpoint(ModelCheckpoint):
-    """``last.ckpt`` every ``every_n_train_steps`` steps, with the random states an exact resume needs.
+    """A last.ckpt every so many steps, with the random states an exact resume needs; auto-resume.
 
     The CLI's ``resume`` section (``--resume.every_n_train_steps 500``): validation checkpoints (the
     ``checkpoint`` section) come only as often as validation runs; this one bounds what a killed run
@@ -427,10 +427,13 @@ def keep_earlier_metrics(logger: Logger, global_zero: bool = True) -> None:
     if not isinstance(logger, CSVLogger) or not global_zero:
         return
     metrics = Path(logger.log_dir, "metrics.csv")
-    earlier = metrics.read_text() if metrics.is_file() else None
+    earlier = list(csv.DictReader(metrics.open(newline=""))) if metrics.is_file() else []
     with warnings.catch_warnings():  # "... will be deleted": what follows keeps them
         warnings.filterwarnings("ignore", "Experiment logs directory", UserWarning)
         writer = logger.experiment
-    if earlier:
-        metrics.write_text(earlier)
-        writer.metrics_keys = list(next(csv.reader([earlier.splitlines()[0]])))
+    for row in earlier:  # logged again as they were (an empty cell: not logged at that step)
+        step = int(row.pop("step"))
+        writer.log_metrics(
+            {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in row.items() if v}, step
+        )
+    writer.save()

@@ -87,7 +87,9 @@ def repeating_shapes(datamodule: Any) -> dict[str, tuple[bool, str]]:
 
 
 class SpeedSwitches(Callback):
-    """Apply the fast paths to the run's model when it is set up (see the module docstring).
+    """Fast paths for the run's model: memory layout, cuDNN autotuning, torch.compile, CPU threads.
+
+    Each default is what pays off on the device the run lands on (see the module's documentation).
 
     Args:
         channels_last: NHWC parameters and input images; ``None``: on with CUDA, off otherwise.

@@ -11,27 +11,18 @@ import pytest
 import yaml
 from PIL import Image
 
-from fcn_lightning.cli import COMMANDS, main
+from fcn_lightning.cli import COMMANDS
 from fcn_lightning.training.notices import filter_harmless_notices
+from tests.helpers import run_command
 
 REPO = Path(__file__).parents[2]
 SYNTHETIC = REPO / "configs/synthetic/base.yaml"
 OLD_CHECKPOINT = REPO / "tests/fixtures/checkpoint_2026_12_05/fcn8s_thin.ckpt"
 
 
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    """The command in this process: (exit code, stdout, stderr)."""
-    try:
-        code = main(args)
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return int(code or 0), out.out, out.err
-
-
 def one_line_error(args: list[str], capsys) -> str:
     """The command's error: exit 2, one line on stderr under the command's name, no usage, no traceback."""
-    code, _, err = run(args, capsys)
+    code, _, err = run_command(args, capsys)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err
     assert lines and lines[-1].startswith(f"fcn-lightning {args[0]}: error: "), err
@@ -40,7 +31,7 @@ def one_line_error(args: list[str], capsys) -> str:
 
 
 def test_help_lists_every_command_in_one_line_each(capsys):
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_command(["--help"], capsys)
     assert code == 0
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()]
     assert listed[: len(COMMANDS)] == list(COMMANDS)
@@ -48,7 +39,7 @@ def test_help_lists_every_command_in_one_line_each(capsys):
 
 
 def test_an_unknown_command_names_the_close_one_and_lists_them_all(capsys):
-    code, _, err = run(["fti"], capsys)
+    code, _, err = run_command(["fti"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "unknown command 'fti'; did you mean 'fit'?" in err
     assert all(name in err for name in COMMANDS)
@@ -67,7 +58,7 @@ def test_a_config_given_inline_is_read_not_taken_for_a_missing_file(capsys):
     """The files are checked by the parser's own --config (no second reading of the command line), so a
     mapping given inline, which jsonargparse reads as a config, is not refused as a missing file."""
     args = ["fit", "--config", str(SYNTHETIC), "--config", "trainer: {max_steps: 7}", "--print_config"]
-    code, out, err = run(args, capsys)
+    code, out, err = run_command(args, capsys)
     assert code == 0, err
     assert yaml.safe_load(out)["trainer"]["max_steps"] == 7
 
@@ -167,7 +158,7 @@ def test_staged_finishes_with_any_max_steps_and_says_which_checkpoint_it_scored(
     monkeypatch.chdir(tmp_path)
     plan = tiny_staged_plan(tmp_path / "plan", val_check_interval=100)  # never validates in training
     out = tmp_path / "out"
-    code, stdout, err = run(
+    code, stdout, err = run_command(
         ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"], capsys
     )
     assert code == 0, err
@@ -176,7 +167,7 @@ def test_staged_finishes_with_any_max_steps_and_says_which_checkpoint_it_scored(
     assert all(row["checkpoint"] == "last (not validated in training)" for row in rows)
     assert "| FCN-16s |" in stdout
     # Again into the same folder: the finished stages are found finished (nothing left to train).
-    code, _, err = run(
+    code, _, err = run_command(
         ["staged", "--config", str(plan), "--out", str(out), "--trainer.max_steps", "2"], capsys
     )
     assert code == 0, err
@@ -221,7 +212,7 @@ def test_predict_writes_every_readable_image_and_names_each_unreadable_one(
     args += ["--data.init_args.root", str(tmp_path / "data"), "--data.init_args.val_batch_size", str(batch)]
     args += ["--data.init_args.predict_dir", str(tmp_path / "images"), "--predictions.output_dir", "out"]
     args += ["--trainer.logger", "false"]
-    code, stdout, err = run(args, capsys)
+    code, stdout, err = run_command(args, capsys)
     assert code == 1
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
     inputs = ("a_good.jpg", "b_transparent.png", "e_good.png")

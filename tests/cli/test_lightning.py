@@ -463,3 +463,25 @@ def test_a_resumed_fit_logs_on_into_the_logger_version_or_wandb_run_it_recorded(
     other = config("lightning.pytorch.loggers.CSVLogger")  # the run logged elsewhere: a logger of its own
     continue_logging(other, {"logger": {"class": "FCNWandbLogger", "version": "fy0mtmyu"}})
     assert other.trainer.logger.init_args == Namespace(version=None)
+
+
+def test_init_parser_repeats_lightnings_own():
+    """FCNLightningCLI.init_parser overrides LightningCLI.init_parser (it has no hook to change --config's
+    action) and repeats what it does: the dump header and -c / --config. This fails when Lightning's own
+    adds or changes anything, which the override would then leave out."""
+    from types import SimpleNamespace
+
+    from jsonargparse import ActionConfigFile
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+    from fcn_lightning.cli.lightning import ConfigFileAction, FCNArgumentParser, FCNLightningCLI
+
+    lightning = LightningCLI.init_parser(SimpleNamespace(parser_class=LightningArgumentParser), prog="x")
+    ours = FCNLightningCLI.init_parser(SimpleNamespace(parser_class=FCNArgumentParser), prog="x")
+    assert ours.dump_header == lightning.dump_header, "LightningCLI.init_parser's dump_header"
+    options = [(a.option_strings, a.dest) for a in lightning._actions]
+    assert options == [(a.option_strings, a.dest) for a in ours._actions], (
+        "LightningCLI.init_parser's options"
+    )
+    assert type(lightning._option_string_actions["--config"]) is ActionConfigFile
+    assert type(ours._option_string_actions["--config"]) is ConfigFileAction

@@ -25,3 +25,27 @@ def test_collate_pads_every_spatial_map_by_its_kind():
     assert out["id"] == ["a", "b"] and out["index"].tolist() == [0, 1]
     with pytest.raises(ValueError, match="different sizes"):
         collate_segmentation([a, b])
+
+
+def test_a_loader_worker_collates_into_shared_memory():
+    """In a DataLoader worker the batch is built in shared memory as torch's own collate builds it, with
+    torch's private Tensor._typed_storage()._new_shared (no public API allocates shared memory without a
+    copy). This fails on the upgrade that changes them."""
+    from torch.utils.data import DataLoader
+
+    class Two(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int) -> dict:
+            return {"image": torch.full((3, 4, 5 + index), float(index)), "mask": torch.zeros(4, 5 + index)}
+
+    def collate_and_say_where(samples: list) -> tuple[dict, bool]:
+        batch = collate_segmentation(samples, pad=True)
+        return batch, batch["image"].is_shared()  # read in the worker, before torch hands the batch over
+
+    loader = DataLoader(Two(), batch_size=2, num_workers=1, collate_fn=collate_and_say_where)
+    batch, shared = next(iter(loader))
+    assert batch["image"].shape == (2, 3, 4, 6) and batch["image"][1].eq(1).all()
+    assert shared, "Tensor._typed_storage()._new_shared: the batch in shared memory"
+    assert not collate_segmentation([Two()[0], Two()[1]], pad=True)["image"].is_shared()  # in this process

@@ -16,7 +16,8 @@ import torch
 
 from fcn_lightning.nets import dense_upsampling
 from fcn_lightning.nets.upsampling import Upsampler
-from tests.helpers import ONE_HEAD_VGG16, net_of, randomised
+from fcn_lightning.systems.classes import ONE_HEAD_VGG16
+from tests.helpers import net_of, randomised
 
 pytestmark = pytest.mark.cuda
 

@@ -8,7 +8,8 @@ from torch import nn
 
 from fcn_lightning.nets import Wiring, build_fcn
 from fcn_lightning.nets.trunks import CONV1_1_PAD
-from tests.helpers import ONE_HEAD_VGG16, net_of
+from fcn_lightning.systems.classes import ONE_HEAD_VGG16
+from tests.helpers import net_of
 
 TINY = 0.0625  # channel multiplier that keeps these tests fast; geometry is unchanged
 

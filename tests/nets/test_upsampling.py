@@ -96,7 +96,7 @@ def test_a_learned_kernel_in_a_fixed_upsampler_runs_dense_as_before():
     torch.testing.assert_close(up(x), _dense(x, learned, 2))
     up.load_state_dict({"weight": bilinear_upsampling_weight(3, 4)})
     assert up.interpolating()
-    with torch.no_grad():  # edited in place, not loaded: noticed too
+    with torch.no_grad():  # edited in place, not loaded: noticed too (torch's private Tensor._version)
         up.weight[0, 1, 0, 0] = 1.0
     assert not up.interpolating()
     torch.testing.assert_close(up(x), _dense(x, up.weight, 2))

@@ -108,3 +108,15 @@ def test_a_checkpoint_naming_no_model_or_not_a_checkpoint_is_one_line(tmp_path):
     ]:
         with pytest.raises(CheckpointError, match=f"{name}: {problem}"):
             load_model(tmp_path / name)
+
+
+def test_lightning_cli_records_each_class_path_in_the_hyperparameters(tmp_path):
+    """LightningCLI saves a built model's and data module's class path under the hyperparameter key
+    ``_class_path`` (its own key, no public API names it): load_model, refuse_contradicting_config, the run
+    record and paper.checkpoint_config read it from checkpoints. This fails on the upgrade that drops it."""
+    from fcn_lightning.cli.lightning import FCNLightningCLI, build
+
+    args = [*config_args("synthetic/base.yaml"), *tiny_run_args(random_init=True, root_dir=tmp_path / "run")]
+    cli = build(FCNLightningCLI, [*args, "--data.init_args.root", str(tmp_path / "data")])
+    assert cli.model.hparams["_class_path"] == "fcn_lightning.FCN32s", "LightningCLI's hparams['_class_path']"
+    assert cli.datamodule.hparams["_class_path"] == "fcn_lightning.data.SyntheticVOCDataModule"

@@ -25,6 +25,8 @@ from tests.helpers import (
     fork_command,
     generator_args,
     recorded_steps,
+    stepped_trainer,
+    synthetic_voc_data,
     tiny_run_args,
 )
 
@@ -48,28 +50,16 @@ def tiny_configs(folder: Path, data_root: Path, kill_step: int, **trainer: objec
     }
     base = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": -1,
-            "check_val_every_n_epoch": None,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "log_every_n_steps": 1,
-            **trainer,
-        },
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(data_root),
-                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
-                "batch_size": 2,
-                "val_batch_size": 2,
-                "crop_size": 24,
-                "hflip": True,
-                "scale_range": [0.8, 1.2],
-            },
-        },
+        "trainer": stepped_trainer(**trainer),
+        "data": synthetic_voc_data(
+            data_root,
+            {"image_size": 32, "num_train": 8, "num_val": 2},
+            batch_size=2,
+            val_batch_size=2,
+            crop_size=24,
+            hflip=True,
+            scale_range=[0.8, 1.2],
+        ),
     }
     write_yaml(folder / "base.yaml", base)
     stages = {"FCN32s": {"max_steps": 2}, "FCN16s": {"max_steps": 4, "callbacks": [killer]}}
@@ -431,3 +421,47 @@ def test_a_folder_holds_one_run_continued_only_by_the_same_command(tmp_path, mon
     # --resume.auto false: a new run there, as asked
     in_process([*fit, "--trainer.max_steps", "1", *other, "--resume.auto", "false"], folder, monkeypatch)
     assert load(last)["global_step"] == 1
+
+
+def test_the_lightning_internals_exact_resume_relies_on(tmp_path):
+    """Lightning has no public way for a callback to write last.ckpt at a step of its choice, nor to give a
+    checkpoint the fit loop of the last step: ResumeCheckpoint calls ModelCheckpoint's private
+    _should_skip_saving_checkpoint, _monitor_candidates, _save_last_checkpoint and reads
+    _last_global_step_saved, replaces the checkpoint's loops.fit_loop with trainer.fit_loop.state_dict(),
+    and data/base.py reads fit_loop.epoch_loop.batch_progress.current.processed. This fails, naming the one
+    that changed, on the upgrade that changes them."""
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from fcn_lightning.training.resume import LAST_NAME, ResumeCheckpoint
+
+    seen: dict[str, object] = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            seen["loop"] = trainer.fit_loop.state_dict()
+            seen["processed"] = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    resume = ResumeCheckpoint(every_n_train_steps=2, dirpath=str(tmp_path))
+    trainer = L.Trainer(
+        max_steps=3, callbacks=[Probe(), resume], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    assert seen["processed"] == 3, "fit_loop.epoch_loop.batch_progress.current.processed: the batches trained"
+    last = torch.load(tmp_path / LAST_NAME, weights_only=True)
+    assert last["loops"]["fit_loop"].keys() == seen["loop"].keys(), "checkpoint['loops']['fit_loop']"
+    assert resume._last_global_step_saved == 3, (
+        "ModelCheckpoint._last_global_step_saved: step of the last save"
+    )
+    assert resume._should_skip_saving_checkpoint(trainer), "ModelCheckpoint._should_skip_saving_checkpoint"
+    resume._last_global_step_saved = 2
+    assert not resume._should_skip_saving_checkpoint(trainer), (
+        "ModelCheckpoint._should_skip_saving_checkpoint"
+    )
+    candidates = resume._monitor_candidates(trainer)
+    assert int(candidates["step"]) == 3, "ModelCheckpoint._monitor_candidates(trainer): step and epoch"
+    (tmp_path / LAST_NAME).unlink()
+    resume._save_last_checkpoint(trainer, candidates)
+    assert (tmp_path / LAST_NAME).is_file(), "ModelCheckpoint._save_last_checkpoint(trainer, candidates)"
+    assert resume.last_model_path == str(tmp_path / LAST_NAME) and resume._last_global_step_saved == 3

@@ -12,36 +12,21 @@ import torch
 import yaml
 
 from fcn_lightning.cli import main
+from tests.helpers import stepped_trainer, synthetic_voc_data
 
 
 def tiny_fit_config(folder: Path, data_root: Path, logger: dict | bool) -> Path:
     """A CSV-logged fit of a thin FCN-32s: 4 batches an epoch, last.ckpt every step."""
     config = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "max_epochs": -1,
-            "check_val_every_n_epoch": None,
-            "val_check_interval": 100,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "log_every_n_steps": 1,
-            "logger": logger,
-        },
+        "trainer": stepped_trainer(val_check_interval=100, logger=logger),
         "model": {
             "class_path": "fcn_lightning.FCN32s",
             "init_args": {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"},
         },
-        "data": {
-            "class_path": "fcn_lightning.data.SyntheticVOCDataModule",
-            "init_args": {
-                "root": str(data_root),
-                "generator": {"image_size": 32, "num_train": 8, "num_val": 2},
-                "batch_size": 2,
-                "crop_size": 24,
-            },
-        },
+        "data": synthetic_voc_data(
+            data_root, {"image_size": 32, "num_train": 8, "num_val": 2}, batch_size=2, crop_size=24
+        ),
         "resume": {"every_n_train_steps": 1},
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,6 +44,8 @@ def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", str(config), "--trainer.max_steps", "3"])
     capsys.readouterr()
+    with (tmp_path / "logs" / "lightning_logs" / "version_0" / "metrics.csv").open() as f:
+        first = list(csv.DictReader(f))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(["fit", "--config", str(config), "--trainer.max_steps", "5"])  # from step 3: mid-epoch
@@ -69,6 +56,11 @@ def test_a_resumed_fit_is_resumable_to_lightning_and_logs_where_it_left_off(tmp_
     with (run / "version_0" / "metrics.csv").open() as f:
         steps = {int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")}
     assert steps == {0, 1, 2, 3, 4}  # the first run's rows kept, the resumed run's after them
+    with (run / "version_0" / "metrics.csv").open() as f:
+        kept = list(csv.DictReader(f))[: len(first)]
+    assert [{k: v for k, v in row.items() if v} for row in kept] == [  # as written, every value
+        {k: v for k, v in row.items() if v} for row in first
+    ]
     # the run's folder (runs/<config>: no default_root_dir given) holds its checkpoints
     checkpoints = tmp_path / "runs" / "fit" / "checkpoints"
     saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)

@@ -133,26 +133,22 @@ def render_context_sample(sample_id: str, config: SyntheticContextConfig) -> tup
     rng = np.random.default_rng([config.seed, int(year), int(number), GENERATOR_VERSION])
     scene = draw_scene(config, rng)
     index = {name: i for i, name in enumerate(synthetic_full_space(config.seed), start=1)}
-    h, w = scene.label.shape
-    rows = np.arange(h)[:, None] < h // 2
-    label = np.broadcast_to(np.where(rows, index[_BACKGROUND[0]], index[_BACKGROUND[1]]), (h, w)).copy()
-    image = scene.image.astype(np.float64)
-    background = scene.label == 0
-    image[background & rows] = image[background & rows] * 0.6 + 60.0
-    for k, name in enumerate(CONTEXT_SCENE_OBJECTS, start=1):
-        label[scene.label == k] = index[name]
+    horizon = scene.label.shape[0] // 2  # wall above, floor below
+    codes = [index[name] for name in CONTEXT_SCENE_OBJECTS]
+    label = scene.relabelled(horizon, index[_BACKGROUND[0]], index[_BACKGROUND[1]], codes, np.uint16)
     label[scene.outline(config.unlabelled_width)] = 0
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), label.astype(np.uint16)
+    return scene.tinted(horizon, (0.6, 150.0)), label
 
 
 write_synthetic_context = SyntheticContextConfig.writer()
 
 
 class SyntheticContextDataModule(GeneratedDatasetMixin, PascalContextDataModule):
-    """:class:`PascalContextDataModule` over a generated dataset in ``<root>/seed<seed>-<fingerprint>``.
+    """:class:`PascalContextDataModule` over generated scenes (written when absent), their labels in a
+    shuffled full label space that the task's classes are mapped from by name, as on the real data.
 
     Args:
-        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        root: the cache; the scenes go into ``<root>/seed<seed>-<fingerprint of the parameters>``.
         generator: the scenes and the split sizes (:class:`SyntheticContextConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """

@@ -8,7 +8,8 @@ function of the random generator passed in.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.ndimage
@@ -162,6 +163,10 @@ def _background(h: int, w: int, yy: np.ndarray, xx: np.ndarray, rng: np.random.G
     return base + (shade + grain)[..., None]
 
 
+#: How a part of the background is tinted: (weight of the image, colour, one value or RGB).
+Tint = tuple[float, Any]
+
+
 class Scene(NamedTuple):
     """One drawn scene: ``image`` uint8 H x W x 3 RGB, ``label`` uint8 class per pixel (0 background),
     ``instance`` int32 object number per pixel (0 background), for writers that mark outlines."""
@@ -177,6 +182,27 @@ class Scene(NamedTuple):
             return np.zeros(self.label.shape, bool)
         nearest = scipy.ndimage.maximum_filter(self.instance, size=2 * width + 1, mode="nearest")
         return nearest > self.instance
+
+    def tinted(self, horizon: int, upper: Tint, lower: Tint = (1.0, 0.0)) -> np.ndarray:
+        """The image, its background blended towards one colour above row ``horizon`` and another below
+        (each ``(weight of the image, colour)``): a two-part background, sky and ground, wall and floor."""
+        image = self.image.astype(np.float64)
+        background = self.label == 0
+        for rows, (weight, colour) in ((slice(None, horizon), upper), (slice(horizon, None), lower)):
+            part, where = image[rows], background[rows]
+            part[where] = part[where] * weight + np.asarray(colour) * (1 - weight)
+        return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+    def relabelled(
+        self, horizon: int, upper: int, lower: int, codes: Sequence[int], dtype: Any
+    ) -> np.ndarray:
+        """The labels in a dataset's codes: the background ``upper`` above row ``horizon`` and ``lower``
+        below it, object class k ``codes[k - 1]``."""
+        label = np.empty(self.label.shape, dtype)
+        label[:horizon], label[horizon:] = upper, lower
+        for k, code in enumerate(codes, start=1):
+            label[self.label == k] = code
+        return label
 
 
 def scene_size(config: SceneConfig, rng: np.random.Generator) -> tuple[int, int]:

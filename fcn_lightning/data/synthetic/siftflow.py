@@ -138,38 +138,32 @@ def render_siftflow_sample(
     seed = [c.seed, int.from_bytes(sample_id.encode(), "little") % 2**63, GENERATOR_VERSION]
     rng = np.random.default_rng(seed)
     scene = draw_scene(c, rng)
-    h, w = scene.label.shape
-    horizon = round(h * float(rng.uniform(*c.horizon)))
-    image = scene.image.astype(np.float64)
-    background = scene.label == 0
-    rows = np.arange(h)[:, None] < horizon
-    sky, ground = background & rows, background & ~rows
-    image[sky] = image[sky] * 0.5 + np.array([70.0, 120.0, 200.0]) * 0.5  # blue-ish sky
-    image[ground] = image[ground] * 0.5 + np.array([120.0, 95.0, 60.0]) * 0.5  # brown-ish ground
+    horizon = round(scene.label.shape[0] * float(rng.uniform(*c.horizon)))
+    image = scene.tinted(horizon, (0.5, (70.0, 120.0, 200.0)), (0.5, (120.0, 95.0, 60.0)))  # sky, ground
     code = {name: i + 1 for i, name in enumerate(SIFTFLOW_CLASSES)}
     geo_code = {name: i + 1 for i, name in enumerate(SIFTFLOW_GEO_CLASSES)}
-    semantic = np.where(rows, code["sky"], code["road"]).astype(np.int16)
-    geometric = np.where(rows, geo_code["sky"], geo_code["horizontal"]).astype(np.int16)
-    semantic = np.broadcast_to(semantic, (h, w)).copy()
-    geometric = np.broadcast_to(geometric, (h, w)).copy()
-    for k, (name, geo_name) in enumerate(SIFTFLOW_SCENE_OBJECTS, start=1):
-        semantic[scene.label == k] = code[name]
-        geometric[scene.label == k] = geo_code[geo_name]
+    objects, geo_objects = (
+        [code[n] for n, _ in SIFTFLOW_SCENE_OBJECTS],
+        [geo_code[g] for _, g in SIFTFLOW_SCENE_OBJECTS],
+    )
+    semantic = scene.relabelled(horizon, code["sky"], code["road"], objects, np.int16)
+    geometric = scene.relabelled(horizon, geo_code["sky"], geo_code["horizontal"], geo_objects, np.int16)
     band = scene.outline(c.void_width)
     semantic[band] = 0
     geometric[band] = -1
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), semantic, geometric
+    return image, semantic, geometric
 
 
 write_synthetic_siftflow = SyntheticSIFTFlowConfig.writer()
 
 
 class SyntheticSIFTFlowDataModule(GeneratedDatasetMixin, SIFTFlowDataModule):
-    """:class:`SIFTFlowDataModule` over a generated dataset in ``<root>/seed<seed>-<fingerprint>``.
+    """:class:`SIFTFlowDataModule` over generated outdoor scenes, written when absent: a semantic and a
+    geometric label map per image, some classes never in the test split (as on the real data).
 
     Args:
-        root: cache folder; the dataset goes into a subfolder named after its parameters.
-        generator: the scenes and the split sizes (:class:`SyntheticSIFTFlowConfig`).
+        root: the cache folder of every parameter set (its subfolder: ``seed<seed>-<fingerprint>``).
+        generator: the sky, the ground, the objects and the split sizes (:class:`SyntheticSIFTFlowConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 

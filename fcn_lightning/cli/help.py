@@ -1,0 +1,128 @@
+"""What a command's ``--help`` shows: the options the command uses, each with its description, in plain
+text (the docstrings it is read from are reStructuredText); and the option a mistyped one meant.
+
+Options a command does not use stay parseable (a run's ``config.yaml`` holds every section, and every
+command takes it), they are only left out of its help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+#: Trainer options only a fit reads.
+FIT_ONLY_TRAINER_OPTIONS = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "max_time",
+    "limit_train_batches",
+    "overfit_batches",
+    "val_check_interval",
+    "check_val_every_n_epoch",
+    "num_sanity_val_steps",
+    "enable_checkpointing",
+    "enable_model_summary",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "detect_anomaly",
+    "reload_dataloaders_every_n_epochs",
+)
+_FIT_ONLY = ("checkpoint", "resume", "divergence", *(f"trainer.{o}" for o in FIT_ONLY_TRAINER_OPTIONS))
+_LIMITS = {f"trainer.limit_{loop}_batches" for loop in ("val", "test", "predict")}
+
+#: What each command's help leaves out (a section, or one option of it).
+HIDDEN: dict[str, tuple[str, ...]] = {
+    "fit": ("predictions", *sorted(_LIMITS - {"trainer.limit_val_batches"})),
+    "validate": (*_FIT_ONLY, "predictions", *sorted(_LIMITS - {"trainer.limit_val_batches"})),
+    "test": (*_FIT_ONLY, "predictions", *sorted(_LIMITS - {"trainer.limit_test_batches"})),
+    "predict": (*_FIT_ONLY, *sorted(_LIMITS - {"trainer.limit_predict_batches"})),
+    "check-data": (
+        "seed_everything",
+        "trainer",
+        "model",
+        "checkpoint",
+        "predictions",
+        "resume",
+        "divergence",
+        "speed",
+    ),
+}
+
+#: Titles of the sections whose class's first docstring line is no title (Lightning's), by option.
+TITLES = {
+    "trainer": "How the command runs: devices, precision, loggers, callbacks (Lightning's Trainer)",
+    "checkpoint": "The best (by validation mean IU) and the last checkpoints of a fit (ModelCheckpoint)",
+    "ckpt_path": "The checkpoint the command loads (fit: by default its folder's last.ckpt, of the same run)",
+}
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")  # :class:`~a.B` -> a.B, :func:`text <x>` -> text
+_LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`_")  # `text <url>`_ -> text (url)
+_LITERAL = re.compile(r"``(.+?)``|`([^`]+)`", re.DOTALL)
+
+
+def plain_text(text: str) -> str:
+    """reStructuredText roles, links and literals as plain text: ``:class:`~x.Y``` -> ``Y``."""
+    text = _ROLE.sub(lambda m: m.group(1).rpartition(".")[2] if "~" in m.group(0) else m.group(1), text)
+    text = _LINK.sub(r"\1 (\2)", text)
+    return _LITERAL.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def _hidden(dest: str, hidden: Iterable[str]) -> bool:
+    return any(dest == key or dest.startswith(f"{key}.") for key in hidden)
+
+
+@contextmanager
+def help_view(parser: argparse.ArgumentParser, command: str | None) -> Iterator[None]:
+    """While the help of ``command``'s parser is formatted: only the options it uses, in plain text, each
+    section with a title. Reads argparse's lists of actions and groups (``_actions``, ``_action_groups``:
+    no public API lists them; ``tests/cli/test_help.py`` holds every command's help to this)."""
+    hidden = HIDDEN.get(command or "", ())
+    groups = {group: (group.title, group.description) for group in parser._action_groups}
+    listed = [*parser._actions, *(action for group in groups for action in group._group_actions)]
+    actions = {action: action.help for action in listed}  # the links are listed in their group only
+    shown_groups = parser._action_groups
+    description = parser.description
+    try:
+        for action in actions:
+            if _hidden(action.dest, hidden):
+                action.help = argparse.SUPPRESS
+            elif isinstance(action.help, str):
+                action.help = plain_text(action.help)
+        parser._action_groups = [
+            group
+            for group in shown_groups
+            if any(action.help is not argparse.SUPPRESS for action in group._group_actions)
+        ]
+        for group in parser._action_groups:
+            keys = [action.dest.split(".")[0] for action in group._group_actions]
+            title = next((TITLES[key] for key in keys if key in TITLES), group.title)
+            group.title = title and plain_text(title)
+            group.description = group.description and plain_text(group.description)
+        parser.description = description and plain_text(description)
+        yield
+    finally:
+        parser._action_groups = shown_groups
+        parser.description = description
+        for action, text in actions.items():
+            action.help = text
+        for group, (title, group_description) in groups.items():
+            group.title, group.description = title, group_description
+
+
+def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
+    """argparse's ``unrecognized arguments: ...`` with, for each unknown option, the parser's option it
+    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``. Any other message
+    is returned as it is. Reads argparse's table of options (``_option_string_actions``)."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return message
+    options = [o for o, action in parser._option_string_actions.items() if action.help != argparse.SUPPRESS]
+    unknown = [arg.split("=", 1)[0] for arg in message[len(prefix) :].split() if arg.startswith("-")]
+    close = [match for arg in unknown for match in difflib.get_close_matches(arg, options, n=1, cutoff=0.75)]
+    return message + (f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else "")
