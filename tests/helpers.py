@@ -186,6 +186,7 @@ KILL_ONCE = textwrap.dedent(
     import lightning as L
 
     class KillOnce(L.Callback):
+        changes_results = False  # a stand-in for a kill or a recorder: the same run
         def __init__(self, step: int, marker: str, every_task: bool = False):
             self.step, self.marker, self.every_task = step, marker, every_task
 
@@ -210,6 +211,8 @@ class RecordSteps(L.Callback):
     (counted from 0 in this process) starts, which with ``accumulate_grad_batches`` can fall part-way
     through a step; with ``stop_in_validation``, as the fit's validation of that index (counted from 0,
     the sanity check left out) starts its first batch: a kill during a validation."""
+
+    changes_results = False  # a stand-in for a kill or a recorder: the same run
 
     def __init__(
         self,
@@ -251,6 +254,8 @@ class RecordSteps(L.Callback):
 class SigtermAt(L.Callback):
     """Sends this process SIGTERM as its batch of index ``batch`` (counted from 0 in this process) starts,
     as ``kill`` would during that batch."""
+
+    changes_results = False  # a stand-in for a kill or a recorder: the same run
 
     def __init__(self, batch: int):
         self.batch, self.batches = batch, 0

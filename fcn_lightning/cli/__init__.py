@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from fcn_lightning.cli.errors import CommandError, fail
 
 PROG = "fcn-lightning"
+#: The environment variables that name places (data, weights, a mirror); empty counts as unset.
+PLACE_VARIABLES = ("FCN_DATA", "FCN_WEIGHTS", "FCN_MIRROR")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(usage())
         sys.exit(0 if args else 2)
     name, rest = args[0], args[1:]
+    for variable in PLACE_VARIABLES:  # set but empty is unset (the configs' ${oc.env:FCN_DATA,data} is not)
+        if os.environ.get(variable) == "":
+            del os.environ[variable]
     if name not in COMMANDS:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

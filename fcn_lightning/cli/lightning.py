@@ -674,7 +674,8 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
     if subcommand == "predict" and writers:
         text += f". Predictions of {writers[0].written} images in {writers[0].output_dir}"
         if writers[0].failed:
-            text += f"; {len(writers[0].failed)} files could not be read (named below)"
+            unread = len(writers[0].failed)
+            text += f"; {unread} file{'s' if unread != 1 else ''} could not be read (named below)"
     folders = [f for f in (log_folder(lg) for lg in trainer.loggers) if f]
     text += f". Logs in {', '.join(folders)}" if folders else ". No logger (trainer.logger: false)"
     return text + "."

@@ -5,9 +5,9 @@ only when the command asks for the same run. A run is its resolved configuration
 data, what "best" means) minus what cannot change what it computes:
 
 - where things go and how they are shown: folders (``default_root_dir``, checkpoint ``dirpath``, the
-  data's ``root``), loggers, the callbacks that only record or show (:data:`RECORDING_CALLBACKS`),
-  progress bars, summaries, profilers (any other callback, ``EarlyStopping`` or
-  ``StochasticWeightAveraging``, is part of the run);
+  data's ``root``), loggers, the callbacks that only record or show (:data:`RECORDING_CALLBACKS`, and
+  a user's own class that says so with ``changes_results = False``), progress bars, summaries,
+  profilers (any other callback, ``EarlyStopping`` or ``StochasticWeightAveraging``, is part of the run);
 - how fast it runs: data loader workers, pinning and prefetching, the decoded-image cache (each
   sample's augmentation is seeded by the training order alone, not by the worker that reads it), the
   accelerator and strategy (a GPU run resumes on a CPU), the ``speed`` switches, determinism flags;
@@ -21,6 +21,7 @@ The number of processes is part of a run (each step trains on every process's ba
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,15 +120,30 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
 
 def run_callbacks(trainer: Mapping[str, Any]) -> list[Any]:
     """The trainer's callbacks that can change what a run computes (``EarlyStopping``, ``SWA``, a user's
-    own), in their order: all but :data:`RECORDING_CALLBACKS`."""
+    own), in their order: all but :data:`RECORDING_CALLBACKS` and classes with ``changes_results = False``
+    (a user's logging callback, added to a run part-way, continues it)."""
     callbacks = trainer.get("callbacks") or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-    return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS]
+    return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS and _changes_results(c)]
 
 
 def _class_name(callback: Any) -> str:
     path = callback.get("class_path", "") if isinstance(callback, Mapping) else callback
     return str(path).rsplit(".", 1)[-1] if isinstance(path, str) else type(callback).__name__
+
+
+def _changes_results(callback: Any) -> bool:
+    """A class's own word (``changes_results``), read from its class path; one that cannot be imported
+    here counts as changing results (the CLI has imported it already when it instantiates it)."""
+    path = callback.get("class_path") if isinstance(callback, Mapping) else None
+    if not isinstance(path, str):
+        return bool(getattr(callback, "changes_results", True))
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return True
+    return bool(getattr(cls, "changes_results", True))
 
 
 def record_from_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -253,3 +253,23 @@ def test_known_harmless_notices_are_filtered_and_the_others_still_show(recwarn, 
         rank_zero.info("TPU available: False, using: 0 TPU cores")
         rank_zero.info("GPU available: False, used: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+
+
+def test_an_empty_fcn_data_is_unset_not_the_filesystem_root(monkeypatch, capsys):
+    # `export FCN_DATA=` (or FCN_DATA="" in a job script) left the configs reading /voc and /weights.
+    from fcn_lightning.cli import main
+
+    monkeypatch.setenv("FCN_DATA", "")
+    monkeypatch.setenv("FCN_WEIGHTS", "")
+    configs = [
+        "--config",
+        str(REPO / "configs/voc/base.yaml"),
+        "--config",
+        str(REPO / "configs/voc/fcn32s.yaml"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *configs, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["init_args"]["root"] == "data/voc"
+    assert printed["model"]["init_args"]["init_from"] == "data/weights/VGG_ILSVRC_16_layers.caffemodel"

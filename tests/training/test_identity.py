@@ -170,3 +170,25 @@ def test_a_callback_that_can_change_results_is_part_of_the_run_and_one_that_reco
         "callbacks [EarlyStopping(monitor=val/mean_iu, patience=3)] "
         "(this command: [EarlyStopping(monitor=val/mean_iu, patience=5)])"
     )
+
+
+class LogsSomething:
+    """A user's own callback that only records, and says so."""
+
+    changes_results = False
+
+
+class ChangesTheLoss:
+    """A user's own callback that says nothing: it may change results."""
+
+
+def test_a_users_callback_that_says_it_only_records_is_not_part_of_the_run():
+    base = run_settings(fit_config(), world_size=1)
+    says = {"class_path": f"{__name__}.LogsSomething", "init_args": {"every": 3}}
+    assert run_settings(fit_config(trainer__callbacks=[says]), world_size=1) == base
+    silent = {"class_path": f"{__name__}.ChangesTheLoss"}
+    unknown = {"class_path": "no_such_module.Callback"}  # cannot be asked: counted as changing results
+    found = differences(
+        base, run_settings(fit_config(trainer__callbacks=[says, silent, unknown]), world_size=1)
+    )
+    assert describe_differences(found) == "callbacks none (this command: [ChangesTheLoss(), Callback()])"

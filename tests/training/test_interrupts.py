@@ -22,6 +22,7 @@ TERM_ONCE = textwrap.dedent(
     import lightning as L
 
     class TermOnce(L.Callback):
+        changes_results = False  # a stand-in for a kill or a recorder: the same run
         def __init__(self, step: int, group: bool = False):
             self.step, self.group = step, group
 

@@ -428,12 +428,13 @@ def test_the_lightning_internals_exact_resume_relies_on(tmp_path):
     checkpoint the fit loop of the last step: ResumeCheckpoint calls ModelCheckpoint's private
     _should_skip_saving_checkpoint, _monitor_candidates, _save_last_checkpoint and reads
     _last_global_step_saved, replaces the checkpoint's loops.fit_loop with trainer.fit_loop.state_dict(),
-    and data/base.py reads fit_loop.epoch_loop.batch_progress.current.processed. This fails, naming the one
+    data/base.py reads fit_loop.epoch_loop.batch_progress.current.processed, and _validation_due asks
+    fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher). This fails, naming the one
     that changed, on the upgrade that changes them."""
     import lightning as L
     from lightning.pytorch.demos.boring_classes import BoringModel
 
-    from fcn_lightning.training.resume import LAST_NAME, ResumeCheckpoint
+    from fcn_lightning.training.resume import LAST_NAME, ResumeCheckpoint, _validation_due
 
     seen: dict[str, object] = {}
 
@@ -465,3 +466,22 @@ def test_the_lightning_internals_exact_resume_relies_on(tmp_path):
     resume._save_last_checkpoint(trainer, candidates)
     assert (tmp_path / LAST_NAME).is_file(), "ModelCheckpoint._save_last_checkpoint(trainer, candidates)"
     assert resume.last_model_path == str(tmp_path / LAST_NAME) and resume._last_global_step_saved == 3
+
+    # Whether a validation follows the batch now ending: the epoch loop's _should_check_val_fx, asked with
+    # the fit loop's _data_fetcher (a version without them would write last.ckpt before the validation).
+    due: list[bool] = []
+
+    class AskDue(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            due.append(_validation_due(trainer))
+
+    assert callable(L.Trainer().fit_loop.epoch_loop._should_check_val_fx), "epoch_loop._should_check_val_fx"
+    trainer = L.Trainer(
+        max_steps=4, val_check_interval=2, limit_val_batches=1, callbacks=[AskDue()], logger=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+        enable_checkpointing=False,
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    assert due == [False, True, False, True], (
+        "fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher)"
+    )

@@ -176,6 +176,7 @@ SIGNAL_ONCE = textwrap.dedent(
     import lightning as L
 
     class SignalOnce(L.Callback):
+        changes_results = False  # a stand-in for a kill or a recorder: the same run
         def __init__(self, step: int, marker: str, when: str = "mid-step", ranks: list = (0, 1)):
             self.step, self.marker, self.when, self.ranks = step, marker, when, list(ranks)
 
