@@ -85,6 +85,7 @@ RECORDING_CALLBACKS = frozenset(
         "BasePredictionWriter",
         "PredictionWriter",
         "WandbValidationMedia",
+        "TensorBoardValidationImages",
         "ValidationMedia",
         "TrainingCurve",
     }
