@@ -5,6 +5,7 @@ a folder with the median-frequency weights counted beside it, printed and logged
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +123,11 @@ def test_auto_fits_a_step_on_a_folder_with_its_median_frequency_weights(
     assert sorted(expected.weights)[0] < 1 < sorted(expected.weights)[-1]  # background weighs least
     (metrics,) = run.rglob("metrics.csv")
     assert "val/loss" in metrics.read_text().splitlines()[0]  # the weighted loss on validation too
+
+
+def test_no_shipped_config_weighs_the_classes():
+    """The paper's recipes (and every shipped config) use the reference's unweighted loss: loss_weights is
+    set on the command line only."""
+    configs = Path(__file__).parents[2] / "configs"
+    setting = [p for p in configs.rglob("*.yaml") if "loss_weights" in p.read_text()]
+    assert len(list(configs.rglob("*.yaml"))) > 20 and setting == []
