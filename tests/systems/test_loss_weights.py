@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ import yaml
 
 from fcn_lightning import FCN32s
 from fcn_lightning.cli import main
-from fcn_lightning.data import FolderDataModule
-from fcn_lightning.data.class_weights import CACHE_FOLDER
+from fcn_lightning.data import DatasetError, FolderDataModule
+from fcn_lightning.data.class_weights import CACHE_FOLDER, ClassWeights
 from fcn_lightning.labels import IGNORE_INDEX
 
 THIN = {"width": 0.0625, "init_from": None}
@@ -131,3 +132,64 @@ def test_no_shipped_config_weighs_the_classes():
     configs = Path(__file__).parents[2] / "configs"
     setting = [p for p in configs.rglob("*.yaml") if "loss_weights" in p.read_text()]
     assert len(list(configs.rglob("*.yaml"))) > 20 and setting == []
+
+
+class Counting:
+    """A data module whose weights only the first process may count."""
+
+    def __init__(self, weights: ClassWeights | Exception) -> None:
+        self.weights = weights
+        self.counted = 0
+
+    def class_weights(self) -> ClassWeights:
+        self.counted += 1
+        if isinstance(self.weights, Exception):
+            raise self.weights
+        return self.weights
+
+
+def process(rank: int, datamodule: Counting, sent: list) -> SimpleNamespace:
+    """The trainer of one process: its broadcast hands out what the first process sent."""
+
+    def broadcast(value, src=0):
+        if rank == src:
+            sent.append(value)
+        return sent[0]
+
+    return SimpleNamespace(
+        datamodule=datamodule,
+        is_global_zero=rank == 0,
+        strategy=SimpleNamespace(broadcast=broadcast),
+        loggers=[],
+    )
+
+
+def test_auto_weights_are_counted_by_the_first_process_and_taken_by_every_other():
+    found = ClassWeights((0.5, 1.0, 2.0), ("a", "b", "c"), "train", 3, None, False)
+    first, second = Counting(found), Counting(AssertionError("counted on a second process"))
+    sent: list = []
+    models = [FCN32s(num_classes=3, loss_weights="auto", **THIN) for _ in range(2)]
+    for rank, (model, datamodule) in enumerate(zip(models, (first, second), strict=True)):
+        model._trainer = process(rank, datamodule, sent)
+        model.setup("fit")
+    assert (first.counted, second.counted) == (1, 0)
+    assert [m.loss_class_weights.tolist() for m in models] == [[0.5, 1.0, 2.0]] * 2
+    # an error counting on the first process is raised on every process, none left waiting
+    sent.clear()
+    broken = DatasetError("masks/x.png: cannot be read")
+    models = [FCN32s(num_classes=3, loss_weights="auto", **THIN) for _ in range(2)]
+    for rank, model in enumerate(models):
+        model._trainer = process(rank, Counting(broken), sent)
+        with pytest.raises(DatasetError, match=r"masks/x\.png: cannot be read"):
+            model.setup("fit")
+
+
+def test_auto_without_a_data_module_that_counts_is_one_line():
+    model = FCN32s(num_classes=3, loss_weights="auto", **THIN)
+    model._trainer = SimpleNamespace(datamodule=None)
+    with pytest.raises(ValueError) as error:
+        model.setup("fit")
+    assert str(error.value).startswith(
+        "model.init_args.loss_weights: auto counts the training masks of the data module, and this run "
+        "has none"
+    )
