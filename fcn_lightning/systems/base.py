@@ -454,18 +454,16 @@ class FCNSystem(L.LightningModule):
         return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
 
     def loss(
-        self,
-        logits: torch.Tensor,
-        mask: torch.Tensor,
-        keep: torch.Tensor | None = None,
-        weight: torch.Tensor | None = None,
+        self, logits: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
 
         ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
-        ``batch x loss_sampling`` images. ``weight``: one per class (``loss_weights``); the mean is then
-        over the labelled pixels' weights, as torch's weighted cross-entropy.
+        ``batch x loss_sampling`` images. With class weights (``loss_weights``) each pixel counts its
+        class's weight, and the mean is over the labelled pixels' weights, as torch's weighted
+        cross-entropy.
         """
+        weight = self.loss_class_weights
         images = float(logits.shape[0])
         if keep is not None:
             mask = mask.masked_fill(~keep, IGNORE_INDEX)
@@ -527,7 +525,7 @@ class FCNSystem(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
         keep = self.sampled_pixels(logits) if self.hparams.loss_sampling < 1 else None
-        loss = self.loss(logits, batch["mask"], keep, self.loss_class_weights)
+        loss = self.loss(logits, batch["mask"], keep)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
@@ -536,7 +534,7 @@ class FCNSystem(L.LightningModule):
         metrics.update(logits, batch["mask"])
         self.log(
             f"{prefix}/loss",
-            self.loss(logits, batch["mask"], weight=self.loss_class_weights),
+            self.loss(logits, batch["mask"]),
             batch_size=logits.shape[0],
             sync_dist=True,
         )

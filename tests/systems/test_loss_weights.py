@@ -37,16 +37,17 @@ def test_a_list_of_weights_weighs_the_loss_as_torchs_weighted_cross_entropy(redu
     logits, mask = batch()
     weight = torch.tensor(weights)
     assert torch.equal(model.loss_class_weights, weight)
-    loss = model.loss(logits, mask, weight=model.loss_class_weights)
+    loss = model.loss(logits, mask)
     torchs = F.cross_entropy(logits, mask, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
     expected = torchs if reduction == "mean" else torchs / 2  # sum: per image, as unweighted
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     unweighted = F.cross_entropy(logits, mask, ignore_index=IGNORE_INDEX, reduction=reduction)
-    assert loss.item() != pytest.approx(unweighted.item() / (1 if reduction == "mean" else 2), rel=1e-3)
-    # equal weights leave the mean loss as it was
-    assert model.loss(logits, mask, weight=torch.full((3,), 4.0)).item() == pytest.approx(
-        model.loss(logits, mask).item() * (4.0 if reduction == "sum" else 1.0), rel=1e-6
-    )
+    unweighted_per_image = unweighted.item() / (1 if reduction == "mean" else 2)
+    assert loss.item() != pytest.approx(unweighted_per_image, rel=1e-3)
+    # equal weights leave the mean loss as it was and scale the sum
+    model.loss_class_weights = torch.full((3,), 4.0)
+    scale = 1.0 if reduction == "mean" else 4.0
+    assert model.loss(logits, mask).item() == pytest.approx(unweighted_per_image * scale, rel=1e-6)
 
 
 def test_unset_weights_are_the_reference_loss():
