@@ -41,7 +41,7 @@ from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_ro
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import RECORD_KEY, checkpoint_mismatches
 from fcn_lightning.systems.classes import refuse_contradicting_config
-from fcn_lightning.training.callbacks import PredictionWriter
+from fcn_lightning.training.callbacks import PredictionWriter, TensorBoardValidationImages
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
 from fcn_lightning.training.divergence import StopOnDivergence
@@ -329,7 +329,8 @@ class FCNLightningCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         """The trainer, with progress as plain lines when the output is not a terminal (a log file), a fit
         stopped by a signal at a step boundary (:class:`StopOnSignal`; under SLURM instead of Lightning's
-        own requeue handler), and a resumed run's default logger writing on in its version folder."""
+        own requeue handler), a resumed run's default logger writing on in its version folder, and fixed
+        validation images with their predictions in TensorBoard (:class:`TensorBoardValidationImages`)."""
         built = self.config_init.get(str(self.subcommand), self.config_init)
         config = built.get("trainer") or {}
         callbacks = config.get("callbacks") or []
@@ -338,6 +339,8 @@ class FCNLightningCLI(LightningCLI):
         extra: list[L.Callback] = [ProcessGroupCleanup()]
         if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
             extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
+        if not any(isinstance(c, TensorBoardValidationImages) for c in callbacks):
+            extra.append(TensorBoardValidationImages())  # acts only where a TensorBoard logger is
         resumer = built.get("resume")
         write_last = resumer.write_last if isinstance(resumer, ResumeCheckpoint) else None
         requeue_signal = None

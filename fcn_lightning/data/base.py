@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fcn_lightning.data.batching import SIZE_STEP, collate_segmentation, eval_sampler, padded_size
 from fcn_lightning.data.class_pixels import ClassPixels, count_class_pixels, coverage_problem
+from fcn_lightning.data.class_weights import ClassWeights, dataset_class_weights
 from fcn_lightning.data.decoded import DEFAULT_DECODED_CACHE, DecodedCache
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.order import ResumableLoader, ResumableSampler
@@ -408,6 +409,14 @@ class SegmentationDataModule(L.LightningDataModule):
         samples = self.split_samples(split, check_files=False)
         return count_class_pixels(
             self.layout, samples, f"counting the classes of {split}", None, readable_only
+        )
+
+    def class_weights(self) -> ClassWeights:
+        """Median-frequency class weights of the training split's masks, counted once per dataset and
+        kept beside it (:mod:`fcn_lightning.data.class_weights`)."""
+        samples = self.split_samples(self.train_split, check_files=False)
+        return dataset_class_weights(
+            self.layout, self.train_split, samples, f"counting the classes of {self.train_split}"
         )
 
     # --- loaders ----------------------------------------------------------------------------------

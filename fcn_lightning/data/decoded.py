@@ -26,7 +26,7 @@ import numpy as np
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.io import atomic_write
 
-__all__ = ["DEFAULT_DECODED_CACHE", "DecodedCache"]
+__all__ = ["DEFAULT_DECODED_CACHE", "DecodedCache", "layout_key"]
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,22 @@ DEFAULT_DECODED_CACHE = "~/.cache/fcn-lightning/decoded"
 CACHE_VERSION = 2  # 2: images turned as their EXIF orientation says
 
 
+def layout_key(layout: DatasetLayout) -> str:
+    """What decides how a layout reads its files: its class, its plain settings (root, mask mapping, ...),
+    classes and extra label maps; a cache of anything read through it is keyed by this."""
+    plain = (str, int, float, bool, tuple, list, Path, type(None))  # settings, not helpers
+    settings = sorted((k, repr(v)) for k, v in vars(layout).items() if isinstance(v, plain) and k[0] != "_")
+    described = (type(layout).__module__, type(layout).__qualname__, settings)
+    return repr((described, layout.class_names, layout.extra_masks))
+
+
 class DecodedCache:
     """``load(sample)``: ``layout.load(sample)``, from the cache folder where an entry exists."""
 
     def __init__(self, folder: str | Path, layout: DatasetLayout) -> None:
         self.folder = Path(folder).expanduser()
         self.layout = layout
-        plain = (str, int, float, bool, tuple, list, Path, type(None))  # settings, not helpers
-        settings = sorted(
-            (k, repr(v)) for k, v in vars(layout).items() if isinstance(v, plain) and k[0] != "_"
-        )
-        described = (CACHE_VERSION, type(layout).__module__, type(layout).__qualname__, settings)
-        self._layout_key = repr((described, layout.class_names, layout.extra_masks)).encode()
+        self._layout_key = repr((CACHE_VERSION, layout_key(layout))).encode()
         self._warned = False
 
     def path(self, sample: Sample) -> Path:

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from fcn_lightning import registry
@@ -208,6 +208,29 @@ def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
     return [k for k in named if listed(k)]
 
 
+def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
+    """``loss_weights`` given as a list, as a tensor after its checks (one weight >= 0 per class, not all
+    0); ``None`` for unweighted and for ``auto`` (counted from the data at setup)."""
+    if loss_weights is None or loss_weights == "auto":
+        return None
+    setting = "model.init_args.loss_weights"
+    if isinstance(loss_weights, str):
+        raise ValueError(f"{setting}: {loss_weights!r} is neither auto, null nor a list of weights")
+    weights = torch.tensor([float(w) for w in loss_weights], dtype=torch.float32)
+    if len(weights) != num_classes:
+        raise ValueError(
+            f"{setting}: {len(weights)} weight(s) for {num_classes} classes: give one per class, in the "
+            f"classes' order"
+        )
+    if not torch.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(
+            f"{setting}: {list(loss_weights)} has a negative or non-finite weight: each must be >= 0"
+        )
+    if not weights.any():
+        raise ValueError(f"{setting}: every weight is 0: nothing would be learned")
+    return weights
+
+
 class FCNSystem(L.LightningModule):
     """What every FCN LightningModule shares. Each model's class only names its registry row (``spec``).
 
@@ -231,6 +254,12 @@ class FCNSystem(L.LightningModule):
             stays an unbiased estimate of the whole-image loss; ``mean`` by the kept labelled pixels). The
             batch is not grown here: give the data module ``ceil(batch / p)`` images, as
             ``fcn-lightning compare-sampling`` does. 1 (default): whole images, no sampling.
+        loss_weights: a weight per class in the cross-entropy, for classes of very unequal size: ``None``
+            (the reference's, and every paper config's: unweighted), ``"auto"``: median-frequency balancing
+            (Eigen & Fergus; :mod:`fcn_lightning.data.class_weights`) over the training split's masks,
+            counted once per dataset and kept beside it, the weights printed and logged with the run's
+            hyperparameters; or a list, one weight >= 0 per class. ``mean`` then divides by the weights
+            of the labelled pixels (torch's weighted mean), ``sum`` by the batch as before.
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
             reference SGD of the model's recipe.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
@@ -264,6 +293,7 @@ class FCNSystem(L.LightningModule):
         input_normalization: str | None = None,
         loss_reduction: Literal["reference", "sum", "mean"] = "reference",
         loss_sampling: float = 1.0,
+        loss_weights: Literal["auto"] | list[float] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         bias_lr_mult: float | None = None,
@@ -284,6 +314,8 @@ class FCNSystem(L.LightningModule):
             raise ValueError(
                 f"loss_sampling must lie in (0, 1] (the fraction p of cells kept), got {loss_sampling}"
             )
+        #: The loss's weight per class (``loss_weights``); ``auto`` ones are counted in :meth:`setup`.
+        self.register_buffer("loss_class_weights", given_class_weights(loss_weights, num_classes), False)
         sources = init_sources(init_from)
         init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
@@ -427,16 +459,54 @@ class FCNSystem(L.LightningModule):
         """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
 
         ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
-        ``batch x loss_sampling`` images.
+        ``batch x loss_sampling`` images. With class weights (``loss_weights``) each pixel counts its
+        class's weight, and the mean is over the labelled pixels' weights, as torch's weighted
+        cross-entropy.
         """
+        weight = self.loss_class_weights
         images = float(logits.shape[0])
         if keep is not None:
             mask = mask.masked_fill(~keep, IGNORE_INDEX)
             images *= self.hparams.loss_sampling
-        total = F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX, reduction="sum")
+        total = F.cross_entropy(
+            logits.float(), mask, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum"
+        )
         if self.hparams.loss_reduction == "sum":
             return total / images
-        return total / (mask != IGNORE_INDEX).sum().clamp(min=1)
+        labelled = mask != IGNORE_INDEX
+        if weight is None:
+            return total / labelled.sum().clamp(min=1)
+        pixel_weights = weight[torch.where(labelled, mask, 0)] * labelled  # no boolean indexing: no sync
+        return total / pixel_weights.sum().clamp(min=torch.finfo(total.dtype).tiny)
+
+    def setup(self, stage: str) -> None:
+        """``loss_weights: auto``: the training split's median-frequency weights, counted (or read from
+        the cache beside the dataset) by the first process and handed to every other, so all agree."""
+        if self.hparams.get("loss_weights") != "auto" or self.loss_class_weights is not None:
+            return
+        if stage not in ("fit", "validate", "test"):
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not callable(getattr(datamodule, "class_weights", None)):
+            raise ValueError(
+                "model.init_args.loss_weights: auto counts the training masks of the data module, and "
+                f"this run has none that can ({type(datamodule).__name__}): give a list of weights instead"
+            )
+        found: Any = None
+        if self.trainer.is_global_zero:
+            try:
+                found = datamodule.class_weights()
+            except Exception as e:  # raised on every process below, not left waiting in the broadcast
+                found = e
+        found = self.trainer.strategy.broadcast(found, src=0)
+        if isinstance(found, BaseException):
+            raise found
+        self.loss_class_weights = torch.tensor(found.weights, dtype=torch.float32, device=self.device)
+        if self.trainer.is_global_zero:
+            rank_zero_info(found.describe())
+            logged = {"loss_class_weights": dict(zip(found.class_names, found.weights, strict=True))}
+            for logger in self.trainer.loggers:
+                logger.log_hyperparams(logged)
 
     def sampled_pixels(self, logits: torch.Tensor) -> torch.Tensor:
         """N x H x W bool: the pixels whose final-layer cell is kept this step (probability
@@ -463,7 +533,10 @@ class FCNSystem(L.LightningModule):
         logits = self.evaluation_logits(batch["image"])
         metrics.update(logits, batch["mask"])
         self.log(
-            f"{prefix}/loss", self.loss(logits, batch["mask"]), batch_size=logits.shape[0], sync_dist=True
+            f"{prefix}/loss",
+            self.loss(logits, batch["mask"]),
+            batch_size=logits.shape[0],
+            sync_dist=True,
         )
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:

@@ -1,4 +1,5 @@
-"""Callbacks: predictions as palette PNGs and overlays; W&B validation media; training curves."""
+"""Callbacks: predictions as palette PNGs and overlays; W&B and TensorBoard validation media; training
+curves."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
 from fcn_lightning.data.palette import overlay, save_label_png
@@ -151,6 +152,55 @@ class WandbValidationMedia(Callback):
         }
         for wandb_logger in loggers:
             wandb_logger.experiment.log(media)
+
+
+def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, gap: int = 4) -> np.ndarray:
+    """The image, the true labels on it and the predicted labels on it, side by side (H x (3W + 2 gap) x 3
+    uint8, white gaps): one picture to follow from one validation to the next."""
+    separator = np.full((image.shape[0], gap, 3), 255, np.uint8)
+    panels = (np.asarray(image, np.uint8), overlay(image, truth), overlay(image, prediction))
+    return np.concatenate([panels[0], separator, panels[1], separator, panels[2]], axis=1)
+
+
+class TensorBoardValidationImages(Callback):
+    """Fixed validation images with their true and predicted labels, and the confusion matrix, in
+    TensorBoard after a validation (any data module: the paper's datasets, generated ones, your folder).
+
+    At every ``every_n_validations``-th validation (sanity check excluded), on the first process: one
+    image per example under ``val/examples/<n>`` (:func:`example_strip`: image | truth | prediction, the
+    labels in the VOC colours over the image), the same ``num_images`` first validation images each time,
+    and ``val/confusion`` as a figure, at the trainer's global step. Does nothing without a TensorBoard
+    logger; the CLI adds it to every run.
+    """
+
+    def __init__(self, num_images: int = 4, every_n_validations: int = 1) -> None:
+        if num_images < 0 or every_n_validations < 1:
+            raise ValueError(
+                f"num_images must be >= 0 and every_n_validations >= 1, got {num_images} and "
+                f"{every_n_validations}"
+            )
+        self.num_images = num_images
+        self.every_n_validations = every_n_validations
+        self._validations = 0
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if trainer.sanity_checking or not loggers or not trainer.is_global_zero:
+            return
+        self._validations += 1
+        if (self._validations - 1) % self.every_n_validations:
+            return
+        images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
+        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
+        confusion = pl_module.last_evaluation["val"]["confmat"].numpy()
+        for logger in loggers:
+            for number, example in enumerate(zip(images, truths, preds, strict=True)):
+                logger.experiment.add_image(
+                    f"val/examples/{number}", example_strip(*example), trainer.global_step, dataformats="HWC"
+                )
+            logger.experiment.add_figure(
+                "val/confusion", confusion_figure(confusion, names), trainer.global_step
+            )
 
 
 class TrainingCurve(L.Callback):

@@ -86,6 +86,7 @@ RECORDING_CALLBACKS = frozenset(
         "BasePredictionWriter",
         "PredictionWriter",
         "WandbValidationMedia",
+        "TensorBoardValidationImages",
         "ValidationMedia",
         "TrainingCurve",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 import shlex
 import shutil
@@ -400,3 +401,64 @@ def test_the_readme_own_data_lines_run_as_written(image_folder, tmp_path, monkey
     assert [row[0] for row in rows[1:]] == ["FCN-32s", "FCN-16s", "FCN-8s"]
     mean_iu = [float(row[column]) for row in rows[1:]]
     assert mean_iu[0] < mean_iu[1] < mean_iu[2], mean_iu
+
+
+def readme_walk_through() -> list[list[str]]:
+    """The command lines of the README's own-data walk-through (its second bash block), as bash splits
+    them (comments dropped, continued lines joined)."""
+    section = README.read_text().split("### Your own data", 1)[1].split("\n### ", 1)[0]
+    block = section.split("```bash\n")[2].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines()]
+    return [c for c in commands if c]
+
+
+def test_the_readme_walk_through_runs_as_written(tmp_path, monkeypatch, capsys, caplog, one_thread):
+    """Phone photos (EXIF-rotated JPEGs, 0/255 masks) made, checked, trained in stages with class weights
+    and predicted upright, by the README's own lines; each shortened only by what is appended (smaller
+    photos, 2 steps a stage)."""
+    from fcn_lightning.data.synthetic import phone
+
+    make, export, check, mapped, trial, predict = readme_walk_through()
+    assert make[:3] == ["python", "-m", "fcn_lightning.data.synthetic.phone"] and export[0] == "export"
+    assert [c[:2] for c in (check, mapped, trial, predict)] == [
+        ["fcn-lightning", "check-data"],
+        ["fcn-lightning", "check-data"],
+        ["fcn-lightning", "staged"],
+        ["fcn-lightning", "predict"],
+    ]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").symlink_to(CONFIGS)
+    phone.main([*make[3:], "--photos", "8", "--size", "40", "32"])
+    variable, value = export[1].split("=", 1)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(check[1:])
+    assert exit_info.value.code == 1
+    assert "--data.init_args.mask_values '{255: 1}' makes it class 1 ('object')" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(mapped[1:])
+    assert exit_info.value.code == 0 and "no problems found" in capsys.readouterr().out
+    shorter = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2"]
+    shorter += [
+        "--model.init_args.lr_scheduler.init_args.T_max",
+        "2",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    main([*trial[1:], *shorter])
+    out = tmp_path / trial[trial.index("--out") + 1]
+    rows = (out / "results.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["FCN-32s", "FCN-16s", "FCN-8s"]
+    weights = [m for m in caplog.messages if m.startswith("loss_weights auto: ")]
+    assert len(weights) == 3 and "counted, kept in" in weights[0] and "read from" in weights[2]
+    (checkpoint,) = glob.glob(predict[predict.index("--ckpt_path") + 1])
+    predict[predict.index("--ckpt_path") + 1] = checkpoint
+    main([*predict[1:], "--trainer.enable_progress_bar", "false"])
+    assert "Predictions of 3 images" in capsys.readouterr().out
+    new = Path(predict[predict.index("--data.init_args.predict_dir") + 1])
+    predictions = Path(predict[predict.index("--predictions.output_dir") + 1])
+    for photo in sorted(new.iterdir()):
+        shown = ImageOps.exif_transpose(Image.open(photo)).size
+        assert Image.open(photo).size != shown or photo.name == "IMG_0010.JPG"  # IMG_0010: upright, tag 1
+        assert Image.open(predictions / f"{photo.name}.png").size == shown
+        assert Image.open(predictions / "overlays" / f"{photo.name}.png").size == shown
