@@ -1,8 +1,9 @@
 """Reading finished runs back: results tables, per-image scores, training curves (used by the notebooks).
 
 A staged run folder (``fcn-lightning staged``) holds ``results.csv`` and one folder per stage with its
-``checkpoints/`` and its Lightning log (``lightning_logs/version_*/metrics.csv`` and the resolved
-``config.yaml``); a ``fit`` run folder holds the log alone, its checkpoints inside it.
+``checkpoints/`` and its Lightning log (``lightning_logs/version_*/``: ``metrics.csv`` or TensorBoard's
+event files, and the resolved ``config.yaml``); a ``fit`` run folder holds the log alone, its checkpoints
+inside it.
 """
 
 from __future__ import annotations
@@ -83,13 +84,28 @@ def _log_dir(run_dir: Path) -> Path:
 
 
 def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """``train/loss`` and ``val/mean_iu`` of a fit run as ``(step, value)`` lists, from its CSV log."""
+    """``train/loss`` and ``val/mean_iu`` of a fit run as ``(step, value)`` lists, from its log: the CSV
+    log, or TensorBoard's event files (Lightning's default logger where TensorBoard is installed)."""
+    log_dir = _log_dir(Path(run_dir))
     curves: dict[str, list[tuple[int, float]]] = {"train/loss": [], "val/mean_iu": []}
-    with (_log_dir(Path(run_dir)) / "metrics.csv").open() as f:
-        for row in csv.DictReader(f):
-            for key, points in curves.items():
-                if row.get(key):
-                    points.append((int(row["step"]), float(row[key])))
+    if (log_dir / "metrics.csv").is_file():
+        with (log_dir / "metrics.csv").open() as f:
+            for row in csv.DictReader(f):
+                for key, points in curves.items():
+                    if row.get(key):
+                        points.append((int(row["step"]), float(row[key])))
+        return curves
+    if not list(log_dir.glob("events.out.tfevents.*")):
+        raise FileNotFoundError(
+            f"{log_dir}: no metrics.csv nor TensorBoard event file (a run without a logger?)"
+        )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})  # 0: every point, not a sample
+    events.Reload()
+    for key in curves:
+        if key in events.Tags()["scalars"]:
+            curves[key] = [(event.step, event.value) for event in events.Scalars(key)]
     return curves
 
 

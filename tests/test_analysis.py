@@ -50,3 +50,26 @@ def test_results_written_before_the_paper_columns_read_as_unpaired(tmp_path):
     [row] = read_results(tmp_path)
     assert row["paper"] == "" and row["paper_mean_iu"] is None
     assert len(results_markdown({"old": [row]}).splitlines()) == 3
+
+
+def test_training_curves_read_the_same_from_a_csv_log_and_a_tensorboard_log(tmp_path):
+    # Lightning's default logger is TensorBoard where it is installed: the notebooks' curves read it too.
+    import pytest
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from fcn_lightning.analysis import training_curves
+
+    pytest.importorskip("tensorboard")
+    points = [
+        ({"train/loss": 2.5}, 0),
+        ({"train/loss": 1.25}, 1),
+        ({"val/mean_iu": 0.5, "train/loss": 1.0}, 3),
+    ]
+    for name, cls in (("csv", CSVLogger), ("tb", TensorBoardLogger)):
+        logger = cls(save_dir=str(tmp_path / name), name="lightning_logs", version=0)
+        for metrics, step in points:
+            logger.log_metrics(metrics, step=step)
+        logger.finalize("success")
+    expected = {"train/loss": [(0, 2.5), (1, 1.25), (3, 1.0)], "val/mean_iu": [(3, 0.5)]}
+    assert training_curves(tmp_path / "csv") == expected
+    assert training_curves(tmp_path / "tb") == expected

@@ -104,14 +104,23 @@ def load(path: Path) -> dict:
 
 
 def logged(run: Path) -> dict[tuple[int, str], str]:
-    """Every value the run logged (CSV logs, as written: NaN compares equal), by step and name; a resumed
-    part's values replace the killed part's for the steps it trained again."""
+    """Every value the run logged (CSV logs as written, TensorBoard's as text: NaN compares equal), by step
+    and name; a resumed part's values replace the killed part's for the steps it trained again."""
     values: dict[tuple[int, str], str] = {}
     for path in sorted(run.rglob("metrics.csv"), key=lambda p: int(p.parent.name.removeprefix("version_"))):
         with path.open() as f:
             for row in csv.DictReader(f):
                 step = int(row.pop("step"))
                 values |= {(step, k): v for k, v in row.items() if v and k != "epoch"}
+    # Lightning's default logger where TensorBoard is installed: one event file a process, oldest first
+    for path in sorted(run.rglob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3])):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            if tag != "epoch":
+                values |= {(e.step, tag): str(e.value) for e in events.Scalars(tag)}
     return values
 
 
