@@ -13,8 +13,9 @@ valid values cannot be told from the original, so for them the guarantee is the 
 
 Images are read as people see them: an EXIF orientation tag (phone photos) is applied by every image
 read here (:func:`read_image`, :func:`read_image_size`), in one place (:func:`orientation_of`,
-:func:`apply_orientation`). A mask is read as stored; one that carries an orientation tag is refused,
-since a viewer would show it turned (:class:`OrientationTagError`).
+:func:`orientation_left`, :func:`apply_orientation`), once (newer Pillows turn a TIFF themselves). A mask
+is read as stored; one that carries an orientation tag is refused, since a viewer would show it turned
+(:class:`OrientationTagError`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "DECODERS",
     "IMAGE_SUFFIXES",
     "JPEG_FORMATS",
+    "TURNED_BY_PILLOW",
     "ClassCoverageError",
     "ColourMaskError",
     "DataProblem",
@@ -55,6 +57,7 @@ __all__ = [
     "check_no_overlap",
     "decode_image_file",
     "is_image_file",
+    "orientation_left",
     "orientation_of",
     "read_id_list",
     "read_image",
@@ -187,7 +190,7 @@ def decode_image_file(
         with Image.open(path) as img:
             if img.format == "PNG":
                 check_png_chunks(path, what)
-            orientation = orientation_of(img) if oriented else 1
+            orientation = orientation_left(img) if oriented else 1
             img.load()
             return apply_orientation(to_array(img), orientation)
     except DatasetError:
@@ -223,6 +226,31 @@ def orientation_of(img: Image.Image) -> int:
     except Exception:  # a damaged EXIF block: the pixels as stored
         return 1
     return int(value) if isinstance(value, int) and value in ORIENTATION_WORDS else 1
+
+
+def _pillow_turns_tiff() -> bool:
+    """Whether this Pillow turns a TIFF as its orientation tag says by itself (its size on opening and its
+    pixels on loading), as newer versions do: such a TIFF must not be turned a second time."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[ORIENTATION_TAG] = 6  # turned a quarter: 2 x 1 stored, 1 x 2 shown
+    buffer = io.BytesIO()
+    Image.new("L", (2, 1)).save(buffer, "TIFF", tiffinfo=tags)
+    with Image.open(buffer) as img:
+        opened = img.size
+        img.load()
+        return opened == img.size == (1, 2)
+
+
+#: Formats whose orientation tag this Pillow applies itself when it opens and decodes them.
+TURNED_BY_PILLOW: tuple[str, ...] = ("TIFF",) if _pillow_turns_tiff() else ()
+
+
+def orientation_left(img: Image.Image) -> int:
+    """The EXIF orientation still to apply to an opened image's size and pixels as Pillow gives them: its
+    :func:`orientation_of`, or 1 where Pillow turns the format itself (:data:`TURNED_BY_PILLOW`)."""
+    return 1 if img.format in TURNED_BY_PILLOW else orientation_of(img)
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -375,7 +403,7 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if orientation_of(img) in (5, 6, 7, 8):  # turned a quarter: the other way round
+            if orientation_left(img) in (5, 6, 7, 8):  # turned a quarter: the other way round
                 width, height = height, width
     except Exception as e:
         raise DatasetError(f"{path}: cannot decode image header ({type(e).__name__}: {e})") from e
