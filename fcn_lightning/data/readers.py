@@ -120,12 +120,13 @@ class EmptySplitError(DatasetError, kind="empty split"):
     """A split that lists no ids, or none left after the dataset's own exclusions."""
 
 
-class LossyMaskError(DatasetError, kind="JPEG mask"):
-    """A mask saved with lossy compression (JPEG): its values near every edge are no longer class ids."""
+class LossyMaskError(DatasetError, kind="lossy mask"):
+    """A mask saved with lossy compression (JPEG, lossy WebP): its values near every edge are no longer
+    class ids."""
 
     advice = (
-        "JPEG compression changes the values at every class edge, so class ids cannot be read back: export "
-        "the masks as PNG (lossless)"
+        "lossy compression (JPEG, lossy WebP) changes the values at every class edge, so class ids cannot be "
+        "read back: export the masks as PNG (lossless)"
     )
 
 
@@ -452,17 +453,20 @@ def read_mask(
 ) -> np.ndarray:
     """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
 
-    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours),
-    16-bit grey its 16-bit values; ``values`` maps stored values to class ids (values it does not name
+    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours, unless
+    ``colours`` are given: then a palette mask is a colour mask, as labelling tools save them), 16-bit grey
+    its 16-bit values; ``values`` maps stored values to class ids (values it does not name
     stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each pixel's
     colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the colours);
     without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`. JPEG
-    (lossy) is a :class:`LossyMaskError`, an EXIF orientation tag an :class:`OrientationTagError`.
+    and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an :class:`OrientationTagError`.
     """
 
     def ids(img: Image.Image) -> np.ndarray:
         if img.format in JPEG_FORMATS:
             raise LossyMaskError(f"{path}: mask is a JPEG (lossy)")
+        if img.format == "WEBP" and is_lossy_webp(Path(path)):
+            raise LossyMaskError(f"{path}: mask is a lossy WebP (saved without lossless=True)")
         refuse_orientation_tag(img, path)
         mode = img.mode
         if mode in ("LA", "RGBA"):  # a palette's transparency, like its colours, only says how to draw
@@ -474,6 +478,8 @@ def read_mask(
                 )
             mode = mode[:-1]
             img = img.convert(mode)
+        if mode == "P" and colours:  # a colour mask saved with a palette: its colours are the classes'
+            return colour_ids(np.asarray(img.convert("RGB")), colours, path)
         if mode in _INDEX_MODES:
             return map_values(np.array(img, dtype=np.uint8), values)
         if mode in _WIDE_MODES:
@@ -491,6 +497,22 @@ def read_mask(
         raise ColourMaskError(f"{path}: RGB colour mask, and no colour is given for the classes")
 
     return decode_image_file(path, "mask", ids)
+
+
+def is_lossy_webp(path: Path) -> bool:
+    """Whether a WebP file holds lossy (VP8) image data, read from its RIFF chunks (lossless is VP8L)."""
+    data = path.read_bytes()
+    position = 12  # after "RIFF", the size and "WEBP"
+    while position + 8 <= len(data):
+        kind = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8 "
+        if kind == b"ANMF":  # an animation frame: its image chunks follow its 16-byte header
+            position += 8 + 16
+            continue
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+    return False
 
 
 def map_values(stored: np.ndarray, values: Mapping[int, int] | None) -> np.ndarray:

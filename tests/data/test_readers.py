@@ -151,6 +151,34 @@ def test_masks_as_labelling_tools_export_them(tmp_path):
         read_mask(mask_file(tmp_path / "rgba.png", transparent))
 
 
+def test_a_palette_mask_is_read_by_its_colours_where_the_classes_have_colours(tmp_path):
+    """A labelling tool's colour mask saved with a palette (mode "P"): its indices are the tool's order,
+    not the class ids; its colours are the classes' (classes.txt). Without class colours, indices."""
+    ids = np.array([[0, 1, 2], [255, 1, 0]], np.uint8)
+    palette = {(0, 0, 0): 0, (128, 64, 128): 1, (250, 170, 30): 2, (255, 255, 255): 255}
+    order = [(255, 255, 255), (250, 170, 30), (0, 0, 0), (128, 64, 128)]  # the tool's palette order
+    indices = np.array([order.index(next(c for c, i in palette.items() if i == v)) for v in ids.ravel()])
+    mask = Image.fromarray(indices.reshape(ids.shape).astype(np.uint8), "P")
+    mask.putpalette([v for colour in order for v in colour])
+    path = tmp_path / "palette.png"
+    mask.save(path)
+    assert np.array_equal(read_mask(path, palette), ids)
+    assert np.array_equal(read_mask(path), indices.reshape(ids.shape))  # no class colours: the indices
+    with pytest.raises(LabelValueError, match=r"palette\.png: colours \{255,255,255\} are no class's colour"):
+        read_mask(path, {c: i for c, i in palette.items() if i != 255})
+
+
+def test_a_lossy_webp_mask_is_refused_as_a_jpeg_is_and_a_lossless_one_read(tmp_path):
+    ids = (np.arange(64 * 64).reshape(64, 64) % 7 == 0).astype(np.uint8) * 255
+    lossless = mask_file(tmp_path / "lossless.webp", ids, lossless=True)
+    assert np.array_equal(read_mask(lossless, values={255: 1}), ids // 255)
+    lossy = mask_file(tmp_path / "lossy.WEBP", ids, format="WEBP", quality=80)
+    assert set(np.unique(np.asarray(Image.open(lossy).convert("L")))) - {0, 255}  # what it would read
+    with pytest.raises(LossyMaskError, match=r"lossy\.WEBP: mask is a lossy WebP") as error:
+        read_mask(lossy)
+    assert "lossy WebP" in error.value.advice and "PNG" in error.value.advice
+
+
 def test_image_suffixes_are_pillows_in_any_case(tmp_path):
     for name in ("a.JPG", "b.webp", "c.BMP", "d.tif", "e.TIFF", "f.png"):
         (tmp_path / name).write_bytes(b"")
