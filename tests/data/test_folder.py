@@ -149,7 +149,7 @@ def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsy
     assert exit_info.value.code == 1
     lines = capsys.readouterr().out.strip().splitlines()
     expected = {
-        "JPEG mask (1): JPEG compression changes": [f"  {jpeg}: mask is a JPEG (lossy)"],
+        "lossy mask (1): lossy compression (JPEG, lossy WebP) changes": [f"  {jpeg}: mask is a JPEG (lossy)"],
         "RGB colour mask (1): give each class its colour in classes.txt": [f"  {coloured}: RGB colour mask"],
         "label values out of range (2): a mask value must be a class id (0..2) or 255 (void); map other "
         "stored values (a 16-bit or 0/255 export, say) with --data.init_args.mask_values": [
@@ -170,8 +170,8 @@ def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsy
     assert sum(line.startswith("  /") for line in lines) == 7  # each problem once
     assert any(line.startswith("training split 'train':") for line in lines)
     assert lines[-1] == (
-        "7 problem(s) found: 2 label values out of range, 1 JPEG mask, 1 RGB colour mask, 1 mask with an "
-        "orientation tag, 1 missing file, 1 size mismatch"
+        "7 problems found: label values out of range (2), RGB colour mask (1), lossy mask (1), mask with an "
+        "orientation tag (1), missing file (1), size mismatch (1)"
     )
 
 
@@ -220,7 +220,7 @@ def test_0_255_binary_masks_never_score_100_silently(image_folder, tmp_path, cap
     assert lines[1].startswith(
         f"  split 'train' of {root}: its 7 mask(s) hold one class only, 'background' (0)"
     )
-    assert lines[-1] == "2 problem(s) found: 2 split with fewer than 2 classes"
+    assert lines[-1] == "2 problems found: split with fewer than 2 classes (2)"
     plan = str(CONFIGS / "folder" / "staged.yaml")
     staged = ["staged", "--config", plan, "--out", str(tmp_path / "run"), *folder_args(root)[2:], *QUICK]
     with pytest.raises(SystemExit) as exit_info:
