@@ -23,6 +23,7 @@ size differs from its image's are errors naming the file.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ import numpy as np
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    IMAGE_SUFFIXES,
     ClassCoverageError,
     ColourMaskError,
     DatasetError,
@@ -44,6 +46,7 @@ from fcn_lightning.data.readers import (
     is_image_file,
     read_id_list,
     read_mask,
+    read_text_lines,
     validate_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
@@ -75,7 +78,7 @@ def read_class_list(path: Path) -> tuple[str, ...]:
             f"{path}: class list not found (one class name a line, line order = class id; or give the "
             f"data module's classes option)"
         )
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line.strip() for line in read_text_lines(path)]
     while lines and not lines[-1]:
         lines.pop()
     blank = [number for number, line in enumerate(lines, start=1) if not line]
@@ -235,8 +238,16 @@ class FolderLayout(DatasetLayout):
         return self.root / f"{name}.txt"
 
     def read_ids(self, path: Path) -> list[str]:
-        """A split list's stems: whole lines, so that ``IMG 0001`` is one stem."""
-        return read_id_list(path, whole_lines=True)
+        """A split list's stems: whole lines, so that ``IMG 0001`` is one stem; a file's name
+        (``IMG 0001.jpg``, as file managers copy them) stands for its stem."""
+        known = set(self.pairs()) | self._scan()[2]
+        return [self._stem(line, known) for line in read_id_list(path, whole_lines=True)]
+
+    @staticmethod
+    def _stem(line: str, known: set[str]) -> str:
+        """``line``'s stem where it names a known stem's file by its image suffix, else ``line``."""
+        stem, suffix = os.path.splitext(line)
+        return stem if line not in known and stem in known and suffix.lower() in IMAGE_SUFFIXES else line
 
     def check_root(self) -> None:
         super().check_root()

@@ -20,6 +20,7 @@ is read as stored; one that carries an orientation tag is refused, since a viewe
 
 from __future__ import annotations
 
+import codecs
 import io
 import struct
 import zlib
@@ -65,6 +66,7 @@ __all__ = [
     "read_label_png",
     "read_mask",
     "read_mat_label",
+    "read_text_lines",
     "validate_label",
 ]
 
@@ -597,6 +599,20 @@ def validate_label(
     return label.astype(np.uint8 if ignore_index < 256 else np.int64)
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """A text file's lines as Windows editors save them too: UTF-8 with or without a byte-order mark (which
+    would otherwise cling to the first line), or UTF-16 with its mark; :class:`DatasetError` naming the
+    file where it is none of these."""
+    data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        return data.decode(encoding).splitlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r}): save it as UTF-8"
+        ) from e
+
+
 def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
     """Read a split file: one id a line (its first word, or with ``whole_lines`` the whole line, for ids
     with spaces such as ``IMG 0001``; blank lines and ``#`` comments skipped)."""
@@ -604,7 +620,7 @@ def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
     if not path.is_file():
         raise DatasetNotFoundError(f"split file not found: {path}")
     ids = []
-    for line in path.read_text().splitlines():
+    for line in read_text_lines(path):
         line = line.strip()
         if line and not line.startswith("#"):
             ids.append(line if whole_lines else line.split()[0])

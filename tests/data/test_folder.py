@@ -290,6 +290,45 @@ def test_stems_with_spaces_and_uppercase_extensions_work(image_folder):
     assert problem == f"{image_folder / 'val.txt'}: no image and mask of the stem(s) IMG 099"
 
 
+def test_class_and_split_lists_as_windows_editors_save_them(image_folder):
+    """A UTF-8 byte-order mark (Notepad) stayed on the first class name ('\\ufeffbackground') and the first
+    stem; UTF-16 (Notepad's 'Unicode') and CRLF line ends read too; other text is named in one line."""
+    (image_folder / "classes.txt").write_bytes(
+        "background 0,0,0\r\ndisc 1,1,1\r\nbar 2,2,2\r\n".encode("utf-8-sig")
+    )
+    stems = sorted(p.stem for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join(stems[:6]), encoding="utf-8-sig")
+    (image_folder / "val.txt").write_text("\r\n".join(stems[6:]), encoding="utf-16")
+    layout = FolderLayout(image_folder)
+    assert layout.class_names == tuple(CLASSES) and layout.class_colours == ((0, 0, 0), (1, 1, 1), (2, 2, 2))
+    data = FolderDataModule(root=str(image_folder))
+    assert data.split_ids("train") == stems[:6] and data.split_ids("val") == stems[6:]
+    (image_folder / "classes.txt").write_bytes("fond\nd\xe9cor\nbar\n".encode("latin-1"))
+    with pytest.raises(DatasetError) as error:
+        FolderLayout(image_folder)
+    assert (
+        one_line(error.value)
+        == f"{image_folder / 'classes.txt'}: not UTF-8 text (byte 6: b'\\xe9'): save it as UTF-8"
+    )
+
+
+def test_split_lists_may_name_files_rather_than_stems(image_folder):
+    """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
+    as one of stems; a name of no file is still named."""
+    for path in [*(image_folder / "images").iterdir(), *(image_folder / "masks").iterdir()]:
+        path.rename(path.with_name(path.stem.replace("photo_", "IMG 0") + path.suffix.upper()))
+    names = sorted(p.name for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join(names[:6]) + "\n")
+    (image_folder / "val.txt").write_text("IMG 006.PNG\nIMG 007\n")  # a mask's name and a stem
+    data = FolderDataModule(root=str(image_folder))
+    assert data.check() == []
+    assert data.split_ids("train") == [f"IMG 00{i}" for i in range(6)]
+    assert data.split_ids("val") == ["IMG 006", "IMG 007"]
+    (image_folder / "val.txt").write_text("IMG 006.png\nIMG 099.jpg\n")
+    (problem,) = FolderDataModule(root=str(image_folder)).check()
+    assert problem == f"{image_folder / 'val.txt'}: no image and mask of the stem(s) IMG 099.jpg"
+
+
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
 def test_a_folder_of_two_sizes_trains_validates_and_predicts(
     image_folder, tmp_path, capsys, caplog, one_thread
