@@ -2,8 +2,8 @@
 
 ::
 
-    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, ...;
-                                              any case), any size; turned as their EXIF tag says
+    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, .bmp,
+                                              .tif, ...; any case), any size; turned as their EXIF tag says
     root/masks/<stem>.png                     class ids (grey, palette or 16-bit grey PNG; 255 = void),
                                               or RGB colours when classes.txt gives each class's colour
     root/classes.txt                          one class a line, line order = class id: "road" or
@@ -23,6 +23,7 @@ size differs from its image's are errors naming the file.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -35,6 +36,7 @@ import numpy as np
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    IMAGE_SUFFIX_EXAMPLES,
     IMAGE_SUFFIXES,
     ClassCoverageError,
     ColourMaskError,
@@ -43,7 +45,7 @@ from fcn_lightning.data.readers import (
     DuplicateStemError,
     EmptySplitError,
     LabelValueError,
-    is_image_file,
+    list_image_files,
     read_id_list,
     read_mask,
     read_text_lines,
@@ -53,6 +55,8 @@ from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import CAFFE
 
 __all__ = ["FolderDataModule", "FolderLayout", "parse_classes", "parse_mask_values", "read_class_list"]
+
+logger = logging.getLogger(__name__)
 
 #: Stems listed in an error message before "... and N more".
 _SHOWN = 10
@@ -256,11 +260,22 @@ class FolderLayout(DatasetLayout):
                 raise DatasetNotFoundError(f"{folder}: folder not found (expected {self.expected_contents})")
 
     def _files(self, folder: Path, what: str, found: list[DatasetError]) -> tuple[dict[str, Path], set[str]]:
-        """``folder``'s image files by stem, and the stems of more than one file (each named in ``found``)."""
+        """``folder``'s image files by stem, and the stems of more than one file (each named in ``found``);
+        its other files are named in a warning and kept in :attr:`_unreadable` (by stem)."""
         by_stem: dict[str, list[Path]] = {}
-        for path in sorted(folder.iterdir()):
-            if is_image_file(path):
-                by_stem.setdefault(path.stem, []).append(path)
+        images, others = list_image_files(folder)
+        for path in images:
+            by_stem.setdefault(path.stem, []).append(path)
+        others = [p for p in others if p.is_file()]
+        if others:
+            logger.warning(
+                "%s: leaving out %s of no image format Pillow reads: %s",
+                folder,
+                "1 file" if len(others) == 1 else f"{len(others)} files",
+                _listing([p.name for p in others]),
+            )
+        for path in others:
+            self._unreadable.setdefault((folder, path.stem), path)
         repeated = {stem for stem, paths in by_stem.items() if len(paths) > 1}
         for stem in sorted(repeated):
             names = ", ".join(p.name for p in by_stem[stem])
@@ -271,31 +286,37 @@ class FolderLayout(DatasetLayout):
             )
         return {stem: paths[0] for stem, paths in by_stem.items()}, repeated
 
+    def _partner(self, stem: str, what: str, folder: Path) -> str:
+        """Why ``folder`` has no ``what`` of ``stem``: no file of the stem, or one Pillow cannot read."""
+        other = self._unreadable.get((folder, stem))
+        if other is not None:
+            return f"{other.name} in {folder} is of no image format Pillow reads: save it as PNG or JPEG"
+        return f"no {what} of the stem {stem!r} in {folder}"
+
     def _scan(self) -> tuple[dict[str, Sample], list[DatasetError], set[str]]:
         """The stems with one image and one mask, the problems of the others, and those stems (read once)."""
         if self._scanned is None:
             self.check_root()
             found: list[DatasetError] = []
+            self._unreadable: dict[tuple[Path, str], Path] = {}
             images, two_images = self._files(self.images, "images", found)
             masks, two_masks = self._files(self.masks, "masks", found)
             for stem in sorted(set(images) - set(masks)):
                 found.append(
                     DatasetNotFoundError(
-                        f"{images[stem]}: image without a mask (no mask of the stem {stem!r} in {self.masks})"
+                        f"{images[stem]}: image without a mask ({self._partner(stem, 'mask', self.masks)})"
                     )
                 )
             for stem in sorted(set(masks) - set(images)):
                 found.append(
                     DatasetNotFoundError(
-                        f"{masks[stem]}: mask without an image (no image of the stem {stem!r} in "
-                        f"{self.images})"
+                        f"{masks[stem]}: mask without an image ({self._partner(stem, 'image', self.images)})"
                     )
                 )
             if not images:
                 found.append(
                     DatasetNotFoundError(
-                        f"{self.images}: no images (files of a format Pillow reads: .jpg, .png, .webp, "
-                        f".tif, ...)"
+                        f"{self.images}: no images (files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES})"
                     )
                 )
             left_out = set(images) ^ set(masks) | two_images | two_masks

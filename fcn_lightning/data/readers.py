@@ -37,6 +37,7 @@ from fcn_lightning.labels import IGNORE_INDEX
 __all__ = [
     "DECODERS",
     "IMAGE_SUFFIXES",
+    "IMAGE_SUFFIX_EXAMPLES",
     "JPEG_FORMATS",
     "TURNED_BY_PILLOW",
     "ClassCoverageError",
@@ -58,6 +59,7 @@ __all__ = [
     "check_no_overlap",
     "decode_image_file",
     "is_image_file",
+    "list_image_files",
     "orientation_left",
     "orientation_of",
     "read_id_list",
@@ -306,6 +308,8 @@ def _readable_suffixes() -> tuple[str, ...]:
 #: File suffixes (lower case) of every image format Pillow reads: the images (and masks) of a folder and
 #: the images to predict. Compare with :func:`is_image_file`, which ignores the case (``.JPG``).
 IMAGE_SUFFIXES: tuple[str, ...] = _readable_suffixes()
+#: How messages name :data:`IMAGE_SUFFIXES` (the common ones; Pillow reads some 60).
+IMAGE_SUFFIX_EXAMPLES = ".jpg, .png, .webp, .bmp, .tif, ..."
 #: Pillow's names of the lossy formats a mask cannot be stored in.
 JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
 
@@ -313,6 +317,14 @@ JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
 def is_image_file(path: Path) -> bool:
     """A file with an image suffix (:data:`IMAGE_SUFFIXES`, any case), not hidden (``._x.jpg``, ...)."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def list_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """``folder``'s image files (:func:`is_image_file`) and its other entries (files of no format Pillow
+    reads, sub-folders), both sorted; hidden ones (``.DS_Store``, ``._x.jpg``) are in neither."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if is_image_file(p)]
+    return images, [p for p in entries if not is_image_file(p)]
 
 
 #: 8-bit image modes that convert to RGB without losing anything.

@@ -312,6 +312,32 @@ def test_class_and_split_lists_as_windows_editors_save_them(image_folder):
     )
 
 
+def test_files_of_no_image_format_are_named_never_read(image_folder, caplog):
+    """What phones, operating systems and labelling tools leave in the folders: hidden files pass
+    unmentioned, other files are named once as left out, and an iPhone's HEIC photo or a labelme JSON
+    beside a mask (or an image) is named as the reason its partner stands alone."""
+    images, masks = image_folder / "images", image_folder / "masks"
+    for name in (".DS_Store", "._photo_00.png", "Thumbs.db", "notes.txt"):
+        (images / name).write_bytes(b"\x00junk")
+    (images / "originals").mkdir()
+    (images / "photo_03.jpg").rename(images / "photo_03.HEIC")
+    (masks / "photo_05.png").rename(masks / "photo_05.json")
+    layout = FolderLayout(image_folder)
+    with caplog.at_level("WARNING", logger="fcn_lightning.data.folder"):
+        problems = [one_line(e) for e in layout.file_problems()]
+    assert problems == [
+        f"{images / 'photo_05.jpg'}: image without a mask (photo_05.json in {masks} is of no image format "
+        "Pillow reads: save it as PNG or JPEG)",
+        f"{masks / 'photo_03.png'}: mask without an image (photo_03.HEIC in {images} is of no image format "
+        "Pillow reads: save it as PNG or JPEG)",
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{images}: leaving out 3 files of no image format Pillow reads: Thumbs.db, notes.txt, photo_03.HEIC",
+        f"{masks}: leaving out 1 file of no image format Pillow reads: photo_05.json",
+    ]
+    assert sorted(layout.pairs()) == [f"photo_0{i}" for i in (0, 1, 2, 4, 6, 7)]
+
+
 def test_split_lists_may_name_files_rather_than_stems(image_folder):
     """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
     as one of stems; a name of no file is still named."""
