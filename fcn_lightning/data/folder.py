@@ -146,21 +146,25 @@ def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
 
 
 def parse_mask_values(
-    mask_values: Mapping[Any, Any] | None, num_classes: int
+    mask_values: Mapping[Any, Any] | None, class_names: Sequence[str]
 ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[Colour, int], ...]]:
-    """``mask_values`` as (stored value, class id) and (colour, class id) pairs; a key that is neither a
-    value 0..65535 nor a colour ``"R,G,B"``, or a class id that is neither a class nor 255, is an error."""
+    """``mask_values`` as (stored value, class id) and (colour, class id) pairs. A key is a stored value
+    0..65535 or a colour ``"R,G,B"``; what it maps to, a class id, a class's name or ``void`` (255).
+    Anything else (a list, an unknown name, a key that is neither) is an error naming the entry."""
+    if mask_values is not None and not isinstance(mask_values, Mapping):
+        raise ValueError(
+            f"mask_values must map stored values (or colours 'R,G,B') to classes, e.g. {{255: 1}}; got "
+            f"{mask_values!r}"
+        )
     values: dict[int, int] = {}
     colours: dict[Colour, int] = {}
-    for key, class_id in (mask_values or {}).items():
-        if (
-            isinstance(class_id, bool)
-            or not isinstance(class_id, int)
-            or not (0 <= class_id < num_classes or class_id == IGNORE_INDEX)
-        ):
+    for key, target in (mask_values or {}).items():
+        class_id = _class_id(target, class_names)
+        if class_id is None:
             raise ValueError(
-                f"mask_values: {key!r} maps to {class_id!r}, which is neither a class id "
-                f"(0..{num_classes - 1}) nor {IGNORE_INDEX} (void)"
+                f"mask_values: {key!r} maps to {target!r}, which is neither a class id "
+                f"(0..{len(class_names) - 1}), a class name ({', '.join(class_names)}) nor void "
+                f"({IGNORE_INDEX})"
             )
         text = str(key).strip()
         if not isinstance(key, bool) and text.isdigit() and int(text) <= _MAX_STORED:
@@ -170,9 +174,22 @@ def parse_mask_values(
         else:
             raise ValueError(
                 f"mask_values: key {key!r} is neither a stored value (0..{_MAX_STORED}) nor a colour 'R,G,B' "
-                f"(0-255 each)"
+                f"(0-255 each, quoted in YAML: '\"128,64,128\"')"
             )
     return tuple(sorted(values.items())), tuple(sorted(colours.items()))
+
+
+def _class_id(target: Any, class_names: Sequence[str]) -> int | None:
+    """A ``mask_values`` target as a class id (or 255): an id, a class name, ``void``; ``None`` if none."""
+    if isinstance(target, str):
+        if target.strip() in class_names:
+            return class_names.index(target.strip())
+        if target.strip() == "void":
+            return IGNORE_INDEX
+        target = int(target) if target.strip().isdigit() else None
+    if isinstance(target, bool) or not isinstance(target, int):
+        return None
+    return target if 0 <= target < len(class_names) or target == IGNORE_INDEX else None
 
 
 class FolderLayout(DatasetLayout):
@@ -186,8 +203,8 @@ class FolderLayout(DatasetLayout):
         split_seed: seed of that draw.
         mean_bgr: mean pixel (BGR, 0-255) subtracted on Caffe's input route; default: that of the Caffe
             ImageNet VGG16 (torchvision's route uses ImageNet's statistics whatever the dataset).
-        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id (or 255, void); values it
-            does not name stay as stored.
+        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id, class name or ``void``
+            (255); values it does not name stay as stored.
     """
 
     split_names = ("train", "val", "test")
@@ -222,7 +239,7 @@ class FolderLayout(DatasetLayout):
         #: Each class's colour in RGB colour masks (``None``: the masks hold class ids).
         self.class_colours = colours
         # Plain tuples (part of the decoded cache's key, like every setting).
-        self.value_ids, self.colour_ids = parse_mask_values(mask_values, len(names))
+        self.value_ids, self.colour_ids = parse_mask_values(mask_values, names)
         self._scanned: tuple[dict[str, Sample], list[DatasetError], set[str]] | None = None
 
     def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
@@ -436,8 +453,8 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: share of the images validated on where there are no split lists (default 0.1).
         split_seed: seed of that draw (the same split on every process and in every run).
         mean_bgr: mean pixel (BGR, 0-255) of Caffe's input route (default: the Caffe VGG16's).
-        mask_values: stored mask values (or colours ``"R,G,B"``) mapped to class ids (or 255, void), e.g.
-            ``{255: 1}`` for 0/255 binary masks; values it does not name stay as stored.
+        mask_values: stored mask values (or colours ``"R,G,B"``) mapped to class ids, class names or
+            ``void`` (255), e.g. ``{255: 1}`` for 0/255 binary masks; values it does not name stay as stored.
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 
@@ -450,7 +467,7 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         mean_bgr: list[float] | None = None,
-        mask_values: dict[int | str, int] | None = None,
+        mask_values: dict[int | str, int | str] | None = None,
         **kwargs: Any,
     ) -> None:
         layout = FolderLayout(root, classes, val_fraction, split_seed, mean_bgr, mask_values)

@@ -246,6 +246,28 @@ def test_0_255_binary_masks_never_score_100_silently(image_folder, tmp_path, cap
     assert re.search(r"\n +1 +object +1,390 +10\.20% +7\n", printed) and "no problems found" in printed
 
 
+def test_mask_values_map_to_ids_names_or_void_and_anything_else_is_named(image_folder):
+    """``{255: 1}``, ``{255: disc}`` and ``{"255": "1"}`` (YAML and the command line write all three) are
+    one mapping; ``void`` is 255. A list, an unknown name or a key of neither kind is a one-line error
+    (a list was an AttributeError)."""
+    for given in ({255: 1}, {255: "disc"}, {"255": "1"}, {"255": 1, 0: "void"}):
+        values = FolderLayout(image_folder, mask_values=given).value_ids
+        assert dict(values) | {0: 255} == {0: 255, 255: 1}, given
+    assert FolderLayout(image_folder, mask_values={"128,64,128": "bar"}).colour_ids == (((128, 64, 128), 2),)
+    errors = [
+        (
+            [255, 1],
+            r"mask_values must map stored values \(or colours 'R,G,B'\) to classes, e\.g\. \{255: 1\}",
+        ),
+        ({255: "sky"}, r"mask_values: 255 maps to 'sky', which is neither a class id \(0\.\.2\), a class "),
+        ({"0,0": 1}, r"mask_values: key '0,0' is neither a stored value \(0\.\.65535\) nor a colour 'R,G,B'"),
+    ]
+    for given, message in errors:
+        with pytest.raises(ValueError) as error:
+            FolderDataModule(root=str(image_folder), mask_values=given)
+        assert re.match(message, one_line(error.value)), (given, str(error.value))
+
+
 def test_colour_masks_are_read_by_the_colours_in_classes_txt(image_folder):
     colours = {"background": (0, 0, 0), "disc": (128, 64, 128), "bar": (250, 170, 30)}
     (image_folder / "classes.txt").write_text(
