@@ -5,7 +5,8 @@
     root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, .bmp,
                                               .tif, ...; any case), any size; turned as their EXIF tag says
     root/masks/<stem>.png                     class ids (grey, palette or 16-bit grey PNG; 255 = void),
-                                              or RGB colours when classes.txt gives each class's colour
+                                              or RGB colours when classes.txt gives each class's colour;
+                                              or <stem>.<ext>.png, after the image's whole name
     root/classes.txt                          one class a line, line order = class id: "road" or
                                               "road 128,64,128" (its colour in RGB colour masks)
     root/train.txt, root/val.txt (optional)   stems, one a line (spaces allowed); root/test.txt optional too
@@ -308,6 +309,9 @@ class FolderLayout(DatasetLayout):
         other = self._unreadable.get((folder, stem))
         if other is not None:
             return f"{other.name} in {folder} is of no image format Pillow reads: save it as PNG or JPEG"
+        cased = sorted(s for s in self._stems[folder] if s.lower() == stem.lower())
+        if cased:  # names are compared with their case, as on Linux
+            return f"no {what} of the stem {stem!r} in {folder}; {cased[0]!r} differs in case: rename one"
         return f"no {what} of the stem {stem!r} in {folder}"
 
     def _scan(self) -> tuple[dict[str, Sample], list[DatasetError], set[str]]:
@@ -318,6 +322,10 @@ class FolderLayout(DatasetLayout):
             self._unreadable: dict[tuple[Path, str], Path] = {}
             images, two_images = self._files(self.images, "images", found)
             masks, two_masks = self._files(self.masks, "masks", found)
+            self._stems = {self.images: set(images), self.masks: set(masks)}
+            named = {path.name: stem for stem, path in images.items()}
+            for stem in [s for s in masks if s not in images and s in named and named[s] not in masks]:
+                masks[named[stem]] = masks.pop(stem)  # "a.jpg.png", named after its image's whole name
             for stem in sorted(set(images) - set(masks)):
                 found.append(
                     DatasetNotFoundError(

@@ -360,6 +360,22 @@ def test_files_of_no_image_format_are_named_never_read(image_folder, caplog):
     assert sorted(layout.pairs()) == [f"photo_0{i}" for i in (0, 1, 2, 4, 6, 7)]
 
 
+def test_a_mask_named_after_its_images_whole_name_pairs_and_a_case_slip_is_named(image_folder):
+    """Tools (and this suite's own predictions) name a mask after the image's whole name: 'photo_01.jpg.png'
+    pairs with 'photo_01.jpg'. A stem that differs only in case (a Windows export) is named as such."""
+    masks = image_folder / "masks"
+    (masks / "photo_01.png").rename(masks / "photo_01.jpg.png")
+    (masks / "photo_02.png").rename(masks / "PHOTO_02.png")
+    layout = FolderLayout(image_folder)
+    assert layout.pairs()["photo_01"].label == masks / "photo_01.jpg.png"
+    assert [one_line(e) for e in layout.file_problems()] == [
+        f"{image_folder / 'images' / 'photo_02.png'}: image without a mask (no mask of the stem 'photo_02' "
+        f"in {masks}; 'PHOTO_02' differs in case: rename one)",
+        f"{masks / 'PHOTO_02.png'}: mask without an image (no image of the stem 'PHOTO_02' in "
+        f"{image_folder / 'images'}; 'photo_02' differs in case: rename one)",
+    ]
+
+
 def test_split_lists_may_name_files_rather_than_stems(image_folder):
     """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
     as one of stems; a name of no file is still named."""
