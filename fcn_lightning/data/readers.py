@@ -69,6 +69,7 @@ __all__ = [
     "read_mask",
     "read_mat_label",
     "read_text_lines",
+    "stored_orientation",
     "validate_label",
 ]
 
@@ -256,6 +257,15 @@ def orientation_left(img: Image.Image) -> int:
     """The EXIF orientation still to apply to an opened image's size and pixels as Pillow gives them: its
     :func:`orientation_of`, or 1 where Pillow turns the format itself (:data:`TURNED_BY_PILLOW`)."""
     return 1 if img.format in TURNED_BY_PILLOW else orientation_of(img)
+
+
+def stored_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1: none, or unreadable), from its header alone."""
+    try:
+        with Image.open(path) as img:
+            return orientation_of(img)
+    except Exception:
+        return 1
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

@@ -124,6 +124,22 @@ def exif(orientation: int) -> bytes:
     return tags.tobytes()
 
 
+def test_a_mask_drawn_on_a_phone_photo_as_stored_says_so(image_folder):
+    """A labelling tool that ignores the EXIF tag draws the mask on the photo as stored: its size is the
+    shown photo's turned, and the error says why and what to do (was: a bare size mismatch)."""
+    image = image_folder / "images" / "photo_01.jpg"  # 48 x 36 stored, with its 48 x 36 mask
+    Image.open(image).save(image, exif=exif(8), quality=95)
+    layout = FolderLayout(image_folder)
+    with pytest.raises(DatasetError) as error:
+        layout.load(layout.sample("photo_01"))
+    assert one_line(error.value) == (
+        f"{image_folder / 'masks' / 'photo_01.png'}: size 48x36 differs from the image {image} size 36x48; "
+        "it fits the image as stored, before its EXIF orientation tag 8 turns it (a labelling tool that "
+        "ignores the tag?): turn the mask the same way (turned 90 degrees anticlockwise), or remove the tag "
+        "from the image"
+    )
+
+
 def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsys):
     """The issue's case (a missing mask and a bad label value in another file) and one file of each mask
     export that cannot be read: each listed once under its kind, the kind's advice said once."""
