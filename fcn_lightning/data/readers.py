@@ -478,12 +478,13 @@ def read_mask(
     """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
 
     Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours, unless
-    ``colours`` are given: then a palette mask is a colour mask, as labelling tools save them), 16-bit grey
-    its 16-bit values; ``values`` maps stored values to class ids (values it does not name
-    stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each pixel's
-    colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the colours);
-    without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`. JPEG
-    and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an :class:`OrientationTagError`.
+    ``colours`` are given: then a palette mask is a colour mask, as labelling tools save them, whose index
+    255 stays void), 16-bit grey its 16-bit values; ``values`` maps stored values to class ids (values it
+    does not name stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each
+    pixel's colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the
+    colours); without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`.
+    JPEG and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an
+    :class:`OrientationTagError`.
     """
 
     def ids(img: Image.Image) -> np.ndarray:
@@ -503,7 +504,12 @@ def read_mask(
             mode = mode[:-1]
             img = img.convert(mode)
         if mode == "P" and colours:  # a colour mask saved with a palette: its colours are the classes'
-            return colour_ids(np.asarray(img.convert("RGB")), colours, path)
+            palette = img.getpalette("RGB") or []
+            void = tuple(palette[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3])
+            by_colour = dict(colours)
+            if len(void) == 3:  # index 255 stays void (VOC's convention) unless its colour is a class's
+                by_colour = {void: IGNORE_INDEX, **by_colour}  # type: ignore[dict-item]
+            return colour_ids(np.asarray(img.convert("RGB")), by_colour, path)
         if mode in _INDEX_MODES:
             return map_values(np.array(img, dtype=np.uint8), values)
         if mode in _WIDE_MODES:

@@ -164,6 +164,10 @@ def test_a_palette_mask_is_read_by_its_colours_where_the_classes_have_colours(tm
     mask.save(path)
     assert np.array_equal(read_mask(path, palette), ids)
     assert np.array_equal(read_mask(path), indices.reshape(ids.shape))  # no class colours: the indices
+    voc = Image.fromarray(ids, "P")  # VOC's way: index = class, 255 void in a colour of no class
+    voc.putpalette([0, 0, 0, 128, 64, 128, 250, 170, 30] + [0] * 3 * 252 + [224, 224, 192])
+    voc.save(tmp_path / "voc.png")
+    assert np.array_equal(read_mask(tmp_path / "voc.png", palette), ids)
     with pytest.raises(LabelValueError, match=r"palette\.png: colours \{255,255,255\} are no class's colour"):
         read_mask(path, {c: i for c, i in palette.items() if i != 255})
 
