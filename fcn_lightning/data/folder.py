@@ -338,12 +338,12 @@ class FolderLayout(DatasetLayout):
                         f"{masks[stem]}: mask without an image ({self._partner(stem, 'image', self.images)})"
                     )
                 )
+            # An images/ folder without images: one problem, which an empty split then raises too.
+            self._no_images: DatasetError | None = None
             if not images:
-                found.append(
-                    DatasetNotFoundError(
-                        f"{self.images}: no images (files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES})"
-                    )
-                )
+                readable = f"files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES}"
+                self._no_images = DatasetNotFoundError(f"{self.images}: no images ({readable})")
+                found.append(self._no_images)
             left_out = set(images) ^ set(masks) | two_images | two_masks
             whole = sorted(set(images) & set(masks) - left_out)
             pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in whole}
@@ -391,6 +391,8 @@ class FolderLayout(DatasetLayout):
     def seeded_split(self) -> tuple[list[str], list[str]]:
         """``(train, val)`` stems: ``val_fraction`` of the sorted stems drawn with ``split_seed``."""
         stems = list(self.pairs())
+        if self._no_images is not None:  # one problem, not an empty split besides
+            raise self._no_images
         if len(stems) < 2:
             raise EmptySplitError(
                 f"{self.root}: {len(stems)} image(s) with a mask; a training and a validation split need at "

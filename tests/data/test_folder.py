@@ -392,6 +392,17 @@ def test_a_mask_named_after_its_images_whole_name_pairs_and_a_case_slip_is_named
     ]
 
 
+def test_an_empty_folder_is_one_problem(tmp_path):
+    """An images/ folder without images was two problems (no images; an empty split of 0 images)."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "classes.txt").write_text("background\nobject\n")
+    (problem,) = FolderDataModule(root=str(tmp_path)).check()
+    assert problem.kind == "missing file"
+    readable = "files of a format Pillow reads: .jpg, .png, .webp, .bmp, .tif, ..."
+    assert problem == f"{tmp_path / 'images'}: no images ({readable})"
+
+
 def test_split_lists_may_name_files_rather_than_stems(image_folder):
     """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
     as one of stems; a name of no file is still named."""
