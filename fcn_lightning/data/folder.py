@@ -356,16 +356,22 @@ class FolderLayout(DatasetLayout):
 
     def file_problems(self) -> list[DatasetError]:
         """Each image without a mask, mask without an image, stem of two images (or masks), and each split
-        list's stems without files; an empty list when the folder is whole."""
+        list's stems without files or listed twice; an empty list when the folder is whole."""
         pairs, found, left_out = self._scan()
         found = list(found)
         for name in self.split_names:
             path = self.split_list(name)
             if path.is_file():
-                unknown = [s for s in self.read_ids(path) if s not in pairs and s not in left_out]
+                stems = self.read_ids(path)
+                unknown = [s for s in stems if s not in pairs and s not in left_out]
                 if unknown:
                     found.append(
                         DatasetNotFoundError(f"{path}: no image and mask of the stem(s) {_listing(unknown)}")
+                    )
+                repeated = sorted({s for s in stems if stems.count(s) > 1})
+                if repeated:  # trained (or scored) twice as often as the others, silently
+                    found.append(
+                        DuplicateStemError(f"{path}: stem(s) listed more than once: {_listing(repeated)}")
                     )
         return found
 

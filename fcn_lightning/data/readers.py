@@ -148,8 +148,8 @@ class OrientationTagError(DatasetError, kind="mask with an orientation tag"):
     )
 
 
-class DuplicateStemError(DatasetError, kind="two files of one stem"):
-    """Two files of one stem where one is expected (``a.jpg`` and ``a.png``)."""
+class DuplicateStemError(DatasetError, kind="stem twice"):
+    """Two files of one stem where one is expected (``a.jpg`` and ``a.png``), or a stem listed twice."""
 
 
 class ClassCoverageError(DatasetError, kind="split with fewer than 2 classes"):

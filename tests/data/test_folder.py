@@ -403,6 +403,17 @@ def test_an_empty_folder_is_one_problem(tmp_path):
     assert problem == f"{tmp_path / 'images'}: no images ({readable})"
 
 
+def test_a_stem_listed_twice_is_named(image_folder):
+    """A stem listed twice in a split list (by stem and by file name, say) trained twice as often as the
+    others, and its class pixels counted twice, without a word."""
+    stems = sorted(p.stem for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join([*stems[:6], "photo_00.png"]))
+    (image_folder / "val.txt").write_text("\n".join(stems[6:]))
+    (problem,) = FolderDataModule(root=str(image_folder)).check()
+    assert problem.kind == "stem twice"
+    assert problem == f"{image_folder / 'train.txt'}: stem(s) listed more than once: photo_00"
+
+
 def test_split_lists_may_name_files_rather_than_stems(image_folder):
     """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
     as one of stems; a name of no file is still named."""
