@@ -186,16 +186,24 @@ def decode_image_file(
     what: str,
     to_array: Callable[[Image.Image], np.ndarray],
     oriented: bool = False,
+    check_opened: Callable[[Image.Image], None] | None = None,
 ) -> np.ndarray:
     """Open an image file and turn it into an array, with errors that name the file and the problem;
-    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding)."""
+    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding);
+    ``check_opened``: raises for what the header shows, before decoding (which drops a TIFF's tag).
+
+    The file is opened as a stream, not by name: Pillow memory-maps an uncompressed grey or palette TIFF
+    opened by name, and maps a turned one (orientation 5-8) with its turned size, scrambling its pixels.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing {what} file")
     try:
-        with Image.open(path) as img:
+        with path.open("rb") as file, Image.open(file) as img:
             if img.format == "PNG":
                 check_png_chunks(path, what)
+            if check_opened is not None:
+                check_opened(img)
             orientation = orientation_left(img) if oriented else 1
             img.load()
             return apply_orientation(to_array(img), orientation)
@@ -443,7 +451,6 @@ def read_label_png(path: str | Path) -> np.ndarray:
     """
 
     def indices(img: Image.Image) -> np.ndarray:
-        refuse_orientation_tag(img, path)
         if img.mode not in ("P", "L"):
             raise ImageModeError(
                 f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
@@ -451,7 +458,9 @@ def read_label_png(path: str | Path) -> np.ndarray:
             )
         return np.array(img, dtype=np.uint8)
 
-    return decode_image_file(path, "label image", indices)
+    return decode_image_file(
+        path, "label image", indices, check_opened=lambda img: refuse_orientation_tag(img, path)
+    )
 
 
 def refuse_orientation_tag(img: Image.Image, path: str | Path) -> None:
@@ -487,12 +496,14 @@ def read_mask(
     :class:`OrientationTagError`.
     """
 
-    def ids(img: Image.Image) -> np.ndarray:
+    def stored_as_mask(img: Image.Image) -> None:
         if img.format in JPEG_FORMATS:
             raise LossyMaskError(f"{path}: mask is a JPEG (lossy)")
         if img.format == "WEBP" and is_lossy_webp(Path(path)):
             raise LossyMaskError(f"{path}: mask is a lossy WebP (saved without lossless=True)")
         refuse_orientation_tag(img, path)
+
+    def ids(img: Image.Image) -> np.ndarray:
         mode = img.mode
         if mode in ("LA", "RGBA"):  # a palette's transparency, like its colours, only says how to draw
             opaque = np.asarray(img.getchannel("A")) == 255
@@ -526,7 +537,7 @@ def read_mask(
             return map_values(np.ascontiguousarray(rgb[..., 0]), values)
         raise ColourMaskError(f"{path}: RGB colour mask, and no colour is given for the classes")
 
-    return decode_image_file(path, "mask", ids)
+    return decode_image_file(path, "mask", ids, check_opened=stored_as_mask)
 
 
 def is_lossy_webp(path: Path) -> bool:

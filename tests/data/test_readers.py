@@ -97,14 +97,16 @@ def test_bad_decoder_and_missing_or_broken_headers_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-@pytest.mark.parametrize("file_format", ["JPEG", "PNG", "TIFF", "WEBP"])
+@pytest.mark.parametrize("file_format", ["JPEG", "PNG", "TIFF", "grey TIFF", "WEBP"])
 def test_an_image_is_read_turned_as_its_exif_orientation_says(orientation, file_format, tmp_path):
     """A phone photo's orientation tag is applied by every decoder (and the header size follows), as image
-    viewers and labelling tools show the photo; once, where Pillow turns the format itself (a TIFF)."""
-    path = save(
-        tmp_path / "x", Image.fromarray(scene(20, 31)), format=file_format, exif=exif_oriented(orientation)
-    )
-    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    viewers and labelling tools show the photo; once, where Pillow turns the format itself (a TIFF), and
+    unscrambled where Pillow would memory-map it (an uncompressed grey TIFF opened by name)."""
+    image = Image.fromarray(scene(20, 31))
+    if file_format.startswith("grey"):
+        image, file_format = image.convert("L"), file_format.split()[-1]
+    path = save(tmp_path / "x", image, format=file_format, exif=exif_oriented(orientation))
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(path.read_bytes()))).convert("RGB"))
     for decoder in DECODERS:
         assert np.array_equal(read_image(path, decoder), shown), decoder
     assert read_image_size(path) == shown.shape[:2] == ((31, 20) if orientation > 4 else (20, 31))
@@ -146,6 +148,9 @@ def test_masks_as_labelling_tools_export_them(tmp_path):
             OrientationTagError, match=r"turned\.png: mask has the EXIF orientation tag 6 .*clockwise"
         ):
             reader(turned)
+    turned_tiff = mask_file(tmp_path / "turned.tif", ids, exif=exif_oriented(6))  # Pillow drops its tag
+    with pytest.raises(OrientationTagError, match=r"turned\.tif: mask has the EXIF orientation tag 6"):
+        read_mask(turned_tiff)
     transparent = np.zeros((2, 3, 4), np.uint8)
     with pytest.raises(ImageModeError, match="6 transparent pixels"):
         read_mask(mask_file(tmp_path / "rgba.png", transparent))
