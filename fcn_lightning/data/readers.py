@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from fcn_lightning.labels import IGNORE_INDEX
 
@@ -209,6 +209,8 @@ def decode_image_file(
             return apply_orientation(to_array(img), orientation)
     except DatasetError:
         raise
+    except UnidentifiedImageError as e:  # its message names the stream, not the file
+        raise DatasetError(f"{path}: cannot decode {what} (no image of a format Pillow reads)") from e
     except Exception as e:  # a damaged file makes the decoders raise almost anything (struct.error, ...)
         raise DatasetError(f"{path}: cannot decode {what} ({type(e).__name__}: {e})") from e
 
