@@ -425,7 +425,8 @@ class FolderLayout(DatasetLayout):
         colours = dict(self.colour_ids)
         if self.class_colours is not None:
             colours = {colour: i for i, colour in enumerate(self.class_colours)} | colours
-        stored = read_mask(path, colours or None, dict(self.value_ids))
+        # palette masks are colour masks where the classes have colours, else ids (VOC's way)
+        stored = read_mask(path, colours or None, dict(self.value_ids), self.class_colours is not None)
         return validate_label(stored, path, self.num_classes, IGNORE_INDEX)
 
     def advice(self, kind: str) -> str | None:

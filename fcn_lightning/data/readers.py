@@ -484,16 +484,20 @@ ColourIds = Mapping[tuple[int, int, int], int]
 
 
 def read_mask(
-    path: str | Path, colours: ColourIds | None = None, values: Mapping[int, int] | None = None
+    path: str | Path,
+    colours: ColourIds | None = None,
+    values: Mapping[int, int] | None = None,
+    palette_colours: bool = True,
 ) -> np.ndarray:
     """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
 
     Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours, unless
-    ``colours`` are given: then a palette mask is a colour mask, as labelling tools save them, whose index
-    255 stays void), 16-bit grey its 16-bit values; ``values`` maps stored values to class ids (values it
-    does not name stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each
-    pixel's colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the
-    colours); without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`.
+    ``colours`` are given and ``palette_colours``: then a palette mask is a colour mask, as labelling tools
+    save them, whose index 255 stays void), 16-bit grey its 16-bit values; ``values`` maps stored values
+    to class ids (values it does not name stay as stored: 255 stays void unless mapped). An RGB (or opaque
+    RGBA) mask gives each pixel's colour's id in ``colours`` (a colour it lacks is a
+    :class:`LabelValueError` naming the colours); without ``colours`` it must be grey saved as RGB
+    (R = G = B), else :class:`ColourMaskError`.
     JPEG and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an
     :class:`OrientationTagError`.
     """
@@ -516,13 +520,8 @@ def read_mask(
                 )
             mode = mode[:-1]
             img = img.convert(mode)
-        if mode == "P" and colours:  # a colour mask saved with a palette: its colours are the classes'
-            palette = img.getpalette("RGB") or []
-            void = tuple(palette[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3])
-            by_colour = dict(colours)
-            if len(void) == 3:  # index 255 stays void (VOC's convention) unless its colour is a class's
-                by_colour = {void: IGNORE_INDEX, **by_colour}  # type: ignore[dict-item]
-            return colour_ids(np.asarray(img.convert("RGB")), by_colour, path)
+        if mode == "P" and colours and palette_colours:  # a colour mask saved with a palette
+            return palette_colour_ids(img, colours, path)
         if mode in _INDEX_MODES:
             return map_values(np.array(img, dtype=np.uint8), values)
         if mode in _WIDE_MODES:
@@ -540,6 +539,18 @@ def read_mask(
         raise ColourMaskError(f"{path}: RGB colour mask, and no colour is given for the classes")
 
     return decode_image_file(path, "mask", ids, check_opened=stored_as_mask)
+
+
+def palette_colour_ids(img: Image.Image, colours: ColourIds, path: str | Path) -> np.ndarray:
+    """A palette mask's class ids by its colours (:func:`colour_ids`); index 255 stays void (VOC's
+    convention) unless the palette gives it a class's colour."""
+    indices = np.asarray(img, dtype=np.uint8)
+    entry = tuple((img.getpalette("RGB") or [])[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3])
+    void = indices == IGNORE_INDEX if entry not in colours else np.zeros(indices.shape, bool)
+    ids = np.full(indices.shape, IGNORE_INDEX, np.int64)
+    coloured = np.asarray(img.convert("RGB"))[~void]
+    ids[~void] = colour_ids(coloured.reshape(1, -1, 3), colours, path).ravel()
+    return ids
 
 
 def is_lossy_webp(path: Path) -> bool:

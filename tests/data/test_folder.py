@@ -312,6 +312,31 @@ def test_colour_masks_are_read_by_the_colours_in_classes_txt(image_folder):
         FolderDataModule(root=str(image_folder))
 
 
+def test_palette_masks_are_colour_masks_only_where_the_classes_have_colours(image_folder):
+    """A labelling tool's palette export, its palette in the tool's order, reads by the classes' colours;
+    palette masks of ids (the example folder's, VOC's way) stay ids when mask_values maps a colour."""
+    colours = [(0, 0, 0), (128, 64, 128), (250, 170, 30)]
+    written = {}
+    for path in (image_folder / "masks").iterdir():
+        written[path.stem] = np.array(Image.open(path))
+    data = FolderDataModule(root=str(image_folder), mask_values={"9,9,9": 255})  # for RGB masks, say
+    assert data.check() == []
+    (image_folder / "classes.txt").write_text(
+        "".join(f"{n} {r},{g},{b}\n" for n, (r, g, b) in zip(CLASSES, colours, strict=True))
+    )
+    order = [colours[2], colours[0], colours[1]]  # the tool's palette: bar, background, disc
+    for stem, mask in written.items():
+        indices = np.select([mask == 2, mask == 0, mask == 1], [0, 1, 2], 255).astype(np.uint8)
+        tool = Image.fromarray(indices, "P")
+        tool.putpalette(
+            [v for colour in order for v in colour] + [0] * 3 * 252 + [224, 224, 192]
+        )  # 255: void
+        tool.save(image_folder / "masks" / f"{stem}.png")
+    layout = FolderDataModule(root=str(image_folder)).layout
+    for stem, mask in written.items():
+        assert np.array_equal(layout.load(layout.sample(stem))["mask"], mask), stem
+
+
 def test_stems_with_spaces_and_uppercase_extensions_work(image_folder):
     for path in [*(image_folder / "images").iterdir(), *(image_folder / "masks").iterdir()]:
         path.rename(path.with_name(path.stem.replace("photo_", "IMG 0") + path.suffix.upper()))
