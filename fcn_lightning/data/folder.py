@@ -8,7 +8,8 @@
                                               or RGB colours when classes.txt gives each class's colour;
                                               or <stem>.<ext>.png, after the image's whole name
     root/classes.txt                          one class a line, line order = class id: "road" or
-                                              "road 128,64,128" (its colour in RGB colour masks)
+                                              "road 128,64,128" (its colour in RGB colour masks), or
+                                              CVAT's labelmap.txt lines; "#" comments
     root/train.txt, root/val.txt (optional)   stems, one a line (spaces allowed); root/test.txt optional too
 
 Without split lists, the validation split is a seeded draw of ``val_fraction`` of the stems (sorted
@@ -63,6 +64,8 @@ logger = logging.getLogger(__name__)
 _SHOWN = 10
 #: A class line: its name, then optionally its colour in colour masks ("road 128,64,128").
 _CLASS_LINE = re.compile(r"^(?P<name>.*?)(?:\s+(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+))?$")
+#: CVAT's labelmap.txt line: "road:128,64,128:parts:actions" (its header is a "#" comment).
+_CVAT_LINE = re.compile(r"^(?P<name>[^:]*):(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+):[^:]*:[^:]*$")
 _COLOUR = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
 #: The largest stored value a mask can hold (16-bit PNG).
 _MAX_STORED = 2**16 - 1
@@ -76,34 +79,37 @@ def _listing(stems: Sequence[str]) -> str:
 
 
 def read_class_list(path: Path) -> tuple[str, ...]:
-    """``classes.txt``'s lines (stripped): one class a line, line order = class id; blank lines only at
-    the end (:func:`parse_classes` reads each line's name and colour)."""
+    """``classes.txt``'s lines (stripped): one class a line, line order = class id; lines starting with
+    ``#`` are comments (CVAT's labelmap.txt header); blank lines only at the end (:func:`parse_classes`
+    reads each line's name and colour)."""
     if not path.is_file():
         raise DatasetNotFoundError(
             f"{path}: class list not found (one class name a line, line order = class id; or give the "
             f"data module's classes option)"
         )
-    lines = [line.strip() for line in read_text_lines(path)]
-    while lines and not lines[-1]:
-        lines.pop()
-    blank = [number for number, line in enumerate(lines, start=1) if not line]
+    numbered = [(n, line.strip()) for n, line in enumerate(read_text_lines(path), start=1)]
+    numbered = [(n, line) for n, line in numbered if not line.startswith("#")]
+    while numbered and not numbered[-1][1]:
+        numbered.pop()
+    blank = [n for n, line in numbered if not line]
     if blank:
         raise DatasetError(f"{path}:{blank[0]}: empty line (one class name a line, line order = class id)")
-    return tuple(lines)
+    return tuple(line for _, line in numbered)
 
 
 def parse_classes(lines: Sequence[str], source: str) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
     """Class names and, where every line gives one (``road 128,64,128``), their colours in colour masks."""
     names: list[str] = []
     colours: list[Colour | None] = []
-    for number, line in enumerate(lines, start=1):
-        match = _CLASS_LINE.match(str(line).strip())
+    for line in lines:
+        match = _CVAT_LINE.match(str(line).strip()) or _CLASS_LINE.match(str(line).strip())
         assert match is not None  # the pattern matches any line
         names.append(match["name"].strip())
         colour = None if match["colour"] is None else _colour(match["colour"])
         if colour is not None and max(colour) > 255:
             raise DatasetError(
-                f"{source}:{number}: colour {match['colour']} has a value above 255 (R,G,B, 0-255)"
+                f"{source}: class {names[-1]!r}: colour {match['colour']} has a value above 255 "
+                "(R,G,B, 0-255)"
             )
         colours.append(colour)
     names_checked = check_classes(names, source)

@@ -439,6 +439,23 @@ def test_a_stem_listed_twice_is_named(image_folder):
     assert problem == f"{image_folder / 'train.txt'}: stem(s) listed more than once: photo_00"
 
 
+def test_cvats_labelmap_reads_as_classes_txt(image_folder):
+    """CVAT's labelmap.txt copied as classes.txt: its '# label:color_rgb:parts:actions' header was class 0
+    and 'background:0,0,0::' a class name with no colour (every id shifted by one, silently)."""
+    (image_folder / "classes.txt").write_text(
+        "# label:color_rgb:parts:actions\nbackground:0,0,0::\ndisc:128,64,128::\nbar:250,170,30::\n"
+    )
+    layout = FolderLayout(image_folder)
+    assert layout.class_names == tuple(CLASSES)
+    assert layout.class_colours == ((0, 0, 0), (128, 64, 128), (250, 170, 30))
+    (image_folder / "classes.txt").write_text("# comment\nbackground 0,0,0\ndisc 1,1,300\nbar 2,2,2\n")
+    with pytest.raises(DatasetError) as error:
+        FolderLayout(image_folder)
+    assert one_line(error.value).endswith(
+        "classes.txt: class 'disc': colour 1,1,300 has a value above 255 (R,G,B, 0-255)"
+    )
+
+
 def test_split_lists_may_name_files_rather_than_stems(image_folder):
     """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
     as one of stems; a name of no file is still named."""
