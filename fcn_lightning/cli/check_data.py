@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from fcn_lightning.cli.errors import counted
 from fcn_lightning.cli.lightning import DataCheckCLI, build
 from fcn_lightning.data.readers import DatasetError
 
@@ -51,9 +52,10 @@ def grouped_problems(problems: Sequence[str]) -> list[str]:
 
 
 def summarise_problems(problems: Sequence[str]) -> str:
-    """``"5 problem(s) found: 3 missing file, 2 size mismatch"`` (counted by kind, most first)."""
+    """``"5 problems found: missing file (3), size mismatch (2)"``: counted by kind (most first), as the
+    groups' headers count them."""
     if not problems:
         return "no problems found"
     kinds = Counter(getattr(p, "kind", "other") for p in problems)
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{len(problems)} problem(s) found: {counts}"
+    counts = ", ".join(f"{kind} ({n})" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{counted(len(problems), 'problem')} found: {counts}"

@@ -32,6 +32,11 @@ def error_line(prog: str, message: str) -> None:
     print(f"{prog}: error: {text}", file=sys.stderr)
 
 
+def counted(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``: a count with its noun in the number it takes (a regular plural)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def fail(prog: str, message: str) -> NoReturn:
     """:func:`error_line`, then exit 2."""
     error_line(prog, message)

@@ -30,6 +30,7 @@ from fcn_lightning.cli.errors import (
     check_config_file,
     clearer_parse_error,
     constructor_error,
+    counted,
     data_error,
     fail,
 )
@@ -675,10 +676,9 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
         text += f". Speed: {'; '.join(speed[0].reasons)}"
     writers = [c for c in trainer.callbacks if isinstance(c, PredictionWriter)]
     if subcommand == "predict" and writers:
-        text += f". Predictions of {writers[0].written} images in {writers[0].output_dir}"
+        text += f". Predictions of {counted(writers[0].written, 'image')} in {writers[0].output_dir}"
         if writers[0].failed:
-            unread = len(writers[0].failed)
-            text += f"; {unread} file{'s' if unread != 1 else ''} could not be read (named below)"
+            text += f"; {counted(len(writers[0].failed), 'file')} could not be read (named below)"
     folders = [f for f in (log_folder(lg) for lg in trainer.loggers) if f]
     text += f". Logs in {', '.join(folders)}" if folders else ". No logger (trainer.logger: false)"
     return text + "."

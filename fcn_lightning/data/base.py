@@ -134,7 +134,7 @@ class SegmentationDataModule(L.LightningDataModule):
         crop_size: random training crops of this size (padding first where the image is smaller).
         hflip: random horizontal flips in training (off: the reference used no augmentation).
         scale_range: random training rescale factor range, e.g. ``(0.5, 1.5)``.
-        predict_dir: folder of .jpg/.png images for ``trainer.predict``.
+        predict_dir: folder of images (every format Pillow reads) for ``trainer.predict``.
         pin_memory: pin host memory for GPU transfer; ``None``: when the trainer's accelerator is CUDA
             (without a trainer: when CUDA is available).
         bucket_by_size: whole-image training with ``batch_size`` > 1 (neither ``crop_size`` nor

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 #: Where ``decoded_cache: true`` keeps its entries.
 DEFAULT_DECODED_CACHE = "~/.cache/fcn-lightning/decoded"
 #: Bump when what an entry holds changes, so that entries written by older code are not read.
-CACHE_VERSION = 2  # 2: images turned as their EXIF orientation says
+CACHE_VERSION = 3  # 2: images turned as their EXIF orientation says; 3: TIFFs turned once, P masks
 
 
 def layout_key(layout: DatasetLayout) -> str:

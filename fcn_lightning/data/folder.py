@@ -2,12 +2,14 @@
 
 ::
 
-    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, ...;
-                                              any case), any size; turned as their EXIF tag says
+    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, .bmp,
+                                              .tif, ...; any case), any size; turned as their EXIF tag says
     root/masks/<stem>.png                     class ids (grey, palette or 16-bit grey PNG; 255 = void),
-                                              or RGB colours when classes.txt gives each class's colour
+                                              or RGB colours when classes.txt gives each class's colour;
+                                              or <stem>.<ext>.png, after the image's whole name
     root/classes.txt                          one class a line, line order = class id: "road" or
-                                              "road 128,64,128" (its colour in RGB colour masks)
+                                              "road 128,64,128" (its colour in RGB colour masks), or
+                                              CVAT's labelmap.txt lines; "#" comments
     root/train.txt, root/val.txt (optional)   stems, one a line (spaces allowed); root/test.txt optional too
 
 Without split lists, the validation split is a seeded draw of ``val_fraction`` of the stems (sorted
@@ -23,6 +25,8 @@ size differs from its image's are errors naming the file.
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +38,8 @@ import numpy as np
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.data.readers import (
+    IMAGE_SUFFIX_EXAMPLES,
+    IMAGE_SUFFIXES,
     ClassCoverageError,
     ColourMaskError,
     DatasetError,
@@ -41,9 +47,10 @@ from fcn_lightning.data.readers import (
     DuplicateStemError,
     EmptySplitError,
     LabelValueError,
-    is_image_file,
+    list_image_files,
     read_id_list,
     read_mask,
+    read_text_lines,
     validate_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
@@ -51,10 +58,14 @@ from fcn_lightning.nets.weights import CAFFE
 
 __all__ = ["FolderDataModule", "FolderLayout", "parse_classes", "parse_mask_values", "read_class_list"]
 
+logger = logging.getLogger(__name__)
+
 #: Stems listed in an error message before "... and N more".
 _SHOWN = 10
 #: A class line: its name, then optionally its colour in colour masks ("road 128,64,128").
 _CLASS_LINE = re.compile(r"^(?P<name>.*?)(?:\s+(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+))?$")
+#: CVAT's labelmap.txt line: "road:128,64,128:parts:actions" (its header is a "#" comment).
+_CVAT_LINE = re.compile(r"^(?P<name>[^:]*):(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+):[^:]*:[^:]*$")
 _COLOUR = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
 #: The largest stored value a mask can hold (16-bit PNG).
 _MAX_STORED = 2**16 - 1
@@ -68,34 +79,37 @@ def _listing(stems: Sequence[str]) -> str:
 
 
 def read_class_list(path: Path) -> tuple[str, ...]:
-    """``classes.txt``'s lines (stripped): one class a line, line order = class id; blank lines only at
-    the end (:func:`parse_classes` reads each line's name and colour)."""
+    """``classes.txt``'s lines (stripped): one class a line, line order = class id; lines starting with
+    ``#`` are comments (CVAT's labelmap.txt header); blank lines only at the end (:func:`parse_classes`
+    reads each line's name and colour)."""
     if not path.is_file():
         raise DatasetNotFoundError(
             f"{path}: class list not found (one class name a line, line order = class id; or give the "
             f"data module's classes option)"
         )
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    blank = [number for number, line in enumerate(lines, start=1) if not line]
+    numbered = [(n, line.strip()) for n, line in enumerate(read_text_lines(path), start=1)]
+    numbered = [(n, line) for n, line in numbered if not line.startswith("#")]
+    while numbered and not numbered[-1][1]:
+        numbered.pop()
+    blank = [n for n, line in numbered if not line]
     if blank:
         raise DatasetError(f"{path}:{blank[0]}: empty line (one class name a line, line order = class id)")
-    return tuple(lines)
+    return tuple(line for _, line in numbered)
 
 
 def parse_classes(lines: Sequence[str], source: str) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
     """Class names and, where every line gives one (``road 128,64,128``), their colours in colour masks."""
     names: list[str] = []
     colours: list[Colour | None] = []
-    for number, line in enumerate(lines, start=1):
-        match = _CLASS_LINE.match(str(line).strip())
+    for line in lines:
+        match = _CVAT_LINE.match(str(line).strip()) or _CLASS_LINE.match(str(line).strip())
         assert match is not None  # the pattern matches any line
         names.append(match["name"].strip())
         colour = None if match["colour"] is None else _colour(match["colour"])
         if colour is not None and max(colour) > 255:
             raise DatasetError(
-                f"{source}:{number}: colour {match['colour']} has a value above 255 (R,G,B, 0-255)"
+                f"{source}: class {names[-1]!r}: colour {match['colour']} has a value above 255 "
+                "(R,G,B, 0-255)"
             )
         colours.append(colour)
     names_checked = check_classes(names, source)
@@ -139,21 +153,25 @@ def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
 
 
 def parse_mask_values(
-    mask_values: Mapping[Any, Any] | None, num_classes: int
+    mask_values: Mapping[Any, Any] | None, class_names: Sequence[str]
 ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[Colour, int], ...]]:
-    """``mask_values`` as (stored value, class id) and (colour, class id) pairs; a key that is neither a
-    value 0..65535 nor a colour ``"R,G,B"``, or a class id that is neither a class nor 255, is an error."""
+    """``mask_values`` as (stored value, class id) and (colour, class id) pairs. A key is a stored value
+    0..65535 or a colour ``"R,G,B"``; what it maps to, a class id, a class's name or ``void`` (255).
+    Anything else (a list, an unknown name, a key that is neither) is an error naming the entry."""
+    if mask_values is not None and not isinstance(mask_values, Mapping):
+        raise ValueError(
+            f"mask_values must map stored values (or colours 'R,G,B') to classes, e.g. {{255: 1}}; got "
+            f"{mask_values!r}"
+        )
     values: dict[int, int] = {}
     colours: dict[Colour, int] = {}
-    for key, class_id in (mask_values or {}).items():
-        if (
-            isinstance(class_id, bool)
-            or not isinstance(class_id, int)
-            or not (0 <= class_id < num_classes or class_id == IGNORE_INDEX)
-        ):
+    for key, target in (mask_values or {}).items():
+        class_id = _class_id(target, class_names)
+        if class_id is None:
             raise ValueError(
-                f"mask_values: {key!r} maps to {class_id!r}, which is neither a class id "
-                f"(0..{num_classes - 1}) nor {IGNORE_INDEX} (void)"
+                f"mask_values: {key!r} maps to {target!r}, which is neither a class id "
+                f"(0..{len(class_names) - 1}), a class name ({', '.join(class_names)}) nor void "
+                f"({IGNORE_INDEX})"
             )
         text = str(key).strip()
         if not isinstance(key, bool) and text.isdigit() and int(text) <= _MAX_STORED:
@@ -163,9 +181,22 @@ def parse_mask_values(
         else:
             raise ValueError(
                 f"mask_values: key {key!r} is neither a stored value (0..{_MAX_STORED}) nor a colour 'R,G,B' "
-                f"(0-255 each)"
+                f"(0-255 each, quoted in YAML: '\"128,64,128\"')"
             )
     return tuple(sorted(values.items())), tuple(sorted(colours.items()))
+
+
+def _class_id(target: Any, class_names: Sequence[str]) -> int | None:
+    """A ``mask_values`` target as a class id (or 255): an id, a class name, ``void``; ``None`` if none."""
+    if isinstance(target, str):
+        if target.strip() in class_names:
+            return class_names.index(target.strip())
+        if target.strip() == "void":
+            return IGNORE_INDEX
+        target = int(target) if target.strip().isdigit() else None
+    if isinstance(target, bool) or not isinstance(target, int):
+        return None
+    return target if 0 <= target < len(class_names) or target == IGNORE_INDEX else None
 
 
 class FolderLayout(DatasetLayout):
@@ -179,8 +210,8 @@ class FolderLayout(DatasetLayout):
         split_seed: seed of that draw.
         mean_bgr: mean pixel (BGR, 0-255) subtracted on Caffe's input route; default: that of the Caffe
             ImageNet VGG16 (torchvision's route uses ImageNet's statistics whatever the dataset).
-        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id (or 255, void); values it
-            does not name stay as stored.
+        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id, class name or ``void``
+            (255); values it does not name stay as stored.
     """
 
     split_names = ("train", "val", "test")
@@ -215,7 +246,7 @@ class FolderLayout(DatasetLayout):
         #: Each class's colour in RGB colour masks (``None``: the masks hold class ids).
         self.class_colours = colours
         # Plain tuples (part of the decoded cache's key, like every setting).
-        self.value_ids, self.colour_ids = parse_mask_values(mask_values, len(names))
+        self.value_ids, self.colour_ids = parse_mask_values(mask_values, names)
         self._scanned: tuple[dict[str, Sample], list[DatasetError], set[str]] | None = None
 
     def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
@@ -235,8 +266,16 @@ class FolderLayout(DatasetLayout):
         return self.root / f"{name}.txt"
 
     def read_ids(self, path: Path) -> list[str]:
-        """A split list's stems: whole lines, so that ``IMG 0001`` is one stem."""
-        return read_id_list(path, whole_lines=True)
+        """A split list's stems: whole lines, so that ``IMG 0001`` is one stem; a file's name
+        (``IMG 0001.jpg``, as file managers copy them) stands for its stem."""
+        known = set(self.pairs()) | self._scan()[2]
+        return [self._stem(line, known) for line in read_id_list(path, whole_lines=True)]
+
+    @staticmethod
+    def _stem(line: str, known: set[str]) -> str:
+        """``line``'s stem where it names a known stem's file by its image suffix, else ``line``."""
+        stem, suffix = os.path.splitext(line)
+        return stem if line not in known and stem in known and suffix.lower() in IMAGE_SUFFIXES else line
 
     def check_root(self) -> None:
         super().check_root()
@@ -245,11 +284,22 @@ class FolderLayout(DatasetLayout):
                 raise DatasetNotFoundError(f"{folder}: folder not found (expected {self.expected_contents})")
 
     def _files(self, folder: Path, what: str, found: list[DatasetError]) -> tuple[dict[str, Path], set[str]]:
-        """``folder``'s image files by stem, and the stems of more than one file (each named in ``found``)."""
+        """``folder``'s image files by stem, and the stems of more than one file (each named in ``found``);
+        its other files are named in a warning and kept in :attr:`_unreadable` (by stem)."""
         by_stem: dict[str, list[Path]] = {}
-        for path in sorted(folder.iterdir()):
-            if is_image_file(path):
-                by_stem.setdefault(path.stem, []).append(path)
+        images, others = list_image_files(folder)
+        for path in images:
+            by_stem.setdefault(path.stem, []).append(path)
+        others = [p for p in others if p.is_file()]
+        if others:
+            logger.warning(
+                "%s: leaving out %s of no image format Pillow reads: %s",
+                folder,
+                "1 file" if len(others) == 1 else f"{len(others)} files",
+                _listing([p.name for p in others]),
+            )
+        for path in others:
+            self._unreadable.setdefault((folder, path.stem), path)
         repeated = {stem for stem, paths in by_stem.items() if len(paths) > 1}
         for stem in sorted(repeated):
             names = ", ".join(p.name for p in by_stem[stem])
@@ -260,33 +310,46 @@ class FolderLayout(DatasetLayout):
             )
         return {stem: paths[0] for stem, paths in by_stem.items()}, repeated
 
+    def _partner(self, stem: str, what: str, folder: Path) -> str:
+        """Why ``folder`` has no ``what`` of ``stem``: no file of the stem, or one Pillow cannot read."""
+        other = self._unreadable.get((folder, stem))
+        if other is not None:
+            return f"{other.name} in {folder} is of no image format Pillow reads: save it as PNG or JPEG"
+        cased = sorted(s for s in self._stems[folder] if s.lower() == stem.lower())
+        if cased:  # names are compared with their case, as on Linux
+            return f"no {what} of the stem {stem!r} in {folder}; {cased[0]!r} differs in case: rename one"
+        return f"no {what} of the stem {stem!r} in {folder}"
+
     def _scan(self) -> tuple[dict[str, Sample], list[DatasetError], set[str]]:
         """The stems with one image and one mask, the problems of the others, and those stems (read once)."""
         if self._scanned is None:
             self.check_root()
             found: list[DatasetError] = []
+            self._unreadable: dict[tuple[Path, str], Path] = {}
             images, two_images = self._files(self.images, "images", found)
             masks, two_masks = self._files(self.masks, "masks", found)
+            self._stems = {self.images: set(images), self.masks: set(masks)}
+            named = {path.name: stem for stem, path in images.items()}
+            for stem in [s for s in masks if s not in images and s in named and named[s] not in masks]:
+                masks[named[stem]] = masks.pop(stem)  # "a.jpg.png", named after its image's whole name
             for stem in sorted(set(images) - set(masks)):
                 found.append(
                     DatasetNotFoundError(
-                        f"{images[stem]}: image without a mask (no mask of the stem {stem!r} in {self.masks})"
+                        f"{images[stem]}: image without a mask ({self._partner(stem, 'mask', self.masks)})"
                     )
                 )
             for stem in sorted(set(masks) - set(images)):
                 found.append(
                     DatasetNotFoundError(
-                        f"{masks[stem]}: mask without an image (no image of the stem {stem!r} in "
-                        f"{self.images})"
+                        f"{masks[stem]}: mask without an image ({self._partner(stem, 'image', self.images)})"
                     )
                 )
+            # An images/ folder without images: one problem, which an empty split then raises too.
+            self._no_images: DatasetError | None = None
             if not images:
-                found.append(
-                    DatasetNotFoundError(
-                        f"{self.images}: no images (files of a format Pillow reads: .jpg, .png, .webp, "
-                        f".tif, ...)"
-                    )
-                )
+                readable = f"files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES}"
+                self._no_images = DatasetNotFoundError(f"{self.images}: no images ({readable})")
+                found.append(self._no_images)
             left_out = set(images) ^ set(masks) | two_images | two_masks
             whole = sorted(set(images) & set(masks) - left_out)
             pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in whole}
@@ -299,16 +362,22 @@ class FolderLayout(DatasetLayout):
 
     def file_problems(self) -> list[DatasetError]:
         """Each image without a mask, mask without an image, stem of two images (or masks), and each split
-        list's stems without files; an empty list when the folder is whole."""
+        list's stems without files or listed twice; an empty list when the folder is whole."""
         pairs, found, left_out = self._scan()
         found = list(found)
         for name in self.split_names:
             path = self.split_list(name)
             if path.is_file():
-                unknown = [s for s in self.read_ids(path) if s not in pairs and s not in left_out]
+                stems = self.read_ids(path)
+                unknown = [s for s in stems if s not in pairs and s not in left_out]
                 if unknown:
                     found.append(
                         DatasetNotFoundError(f"{path}: no image and mask of the stem(s) {_listing(unknown)}")
+                    )
+                repeated = sorted({s for s in stems if stems.count(s) > 1})
+                if repeated:  # trained (or scored) twice as often as the others, silently
+                    found.append(
+                        DuplicateStemError(f"{path}: stem(s) listed more than once: {_listing(repeated)}")
                     )
         return found
 
@@ -334,6 +403,8 @@ class FolderLayout(DatasetLayout):
     def seeded_split(self) -> tuple[list[str], list[str]]:
         """``(train, val)`` stems: ``val_fraction`` of the sorted stems drawn with ``split_seed``."""
         stems = list(self.pairs())
+        if self._no_images is not None:  # one problem, not an empty split besides
+            raise self._no_images
         if len(stems) < 2:
             raise EmptySplitError(
                 f"{self.root}: {len(stems)} image(s) with a mask; a training and a validation split need at "
@@ -360,7 +431,8 @@ class FolderLayout(DatasetLayout):
         colours = dict(self.colour_ids)
         if self.class_colours is not None:
             colours = {colour: i for i, colour in enumerate(self.class_colours)} | colours
-        stored = read_mask(path, colours or None, dict(self.value_ids))
+        # palette masks are colour masks where the classes have colours, else ids (VOC's way)
+        stored = read_mask(path, colours or None, dict(self.value_ids), self.class_colours is not None)
         return validate_label(stored, path, self.num_classes, IGNORE_INDEX)
 
     def advice(self, kind: str) -> str | None:
@@ -404,8 +476,8 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: share of the images validated on where there are no split lists (default 0.1).
         split_seed: seed of that draw (the same split on every process and in every run).
         mean_bgr: mean pixel (BGR, 0-255) of Caffe's input route (default: the Caffe VGG16's).
-        mask_values: stored mask values (or colours ``"R,G,B"``) mapped to class ids (or 255, void), e.g.
-            ``{255: 1}`` for 0/255 binary masks; values it does not name stay as stored.
+        mask_values: stored mask values (or colours ``"R,G,B"``) mapped to class ids, class names or
+            ``void`` (255), e.g. ``{255: 1}`` for 0/255 binary masks; values it does not name stay as stored.
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 
@@ -418,7 +490,7 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         mean_bgr: list[float] | None = None,
-        mask_values: dict[int | str, int] | None = None,
+        mask_values: dict[int | str, int | str] | None = None,
         **kwargs: Any,
     ) -> None:
         layout = FolderLayout(root, classes, val_fraction, split_seed, mean_bgr, mask_values)

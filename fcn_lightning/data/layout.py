@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from fcn_lightning.data.readers import (
+    ORIENTATION_WORDS,
     DataProblem,
     DatasetError,
     DatasetNotFoundError,
@@ -23,17 +24,26 @@ from fcn_lightning.data.readers import (
     read_id_list,
     read_image,
     read_label_png,
+    stored_orientation,
     validate_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
 
 
 def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray) -> None:
-    """:class:`DatasetError` naming ``path`` if ``array`` is not the size of the image it belongs to."""
+    """:class:`DatasetError` naming ``path`` if ``array`` is not the size of the image it belongs to (the
+    image as shown: where its EXIF orientation turned it, and ``array`` fits it as stored, says so)."""
     if array.shape[:2] != image.shape[:2]:
+        turned = ""
+        if array.shape[:2] == image.shape[1::-1] and (orientation := stored_orientation(image_path)) != 1:
+            turned = (
+                f"; it fits the image as stored, before its EXIF orientation tag {orientation} turns it "
+                f"(a labelling tool that ignores the tag?): turn the mask the same way "
+                f"({ORIENTATION_WORDS[orientation]}), or remove the tag from the image"
+            )
         raise SizeMismatchError(
             f"{path}: size {array.shape[0]}x{array.shape[1]} differs from the image {image_path} size "
-            f"{image.shape[0]}x{image.shape[1]}"
+            f"{image.shape[0]}x{image.shape[1]}{turned}"
         )
 
 

@@ -19,7 +19,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, is_image_file, read_image
+from fcn_lightning.data.readers import (
+    IMAGE_SUFFIX_EXAMPLES,
+    DatasetError,
+    DatasetNotFoundError,
+    list_image_files,
+    read_image,
+)
 from fcn_lightning.data.transforms import SegmentationTransform
 
 __all__ = ["PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
@@ -41,10 +47,8 @@ class ImageFolderDataset(Dataset):
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
             raise DatasetNotFoundError(f"{self.directory}: prediction folder not found (predict_dir)")
-        files = sorted(p for p in self.directory.iterdir() if not p.name.startswith("."))
-        self.paths = [p for p in files if is_image_file(p)]
-        #: Files that are not images of a format Pillow reads (and sub-folders), left out.
-        self.skipped = [p for p in files if p not in self.paths]
+        #: The images, and the files of no format Pillow reads (and sub-folders), left out.
+        self.paths, self.skipped = list_image_files(self.directory)
         if self.skipped:
             logger.warning(
                 "%s: skipping %d file(s) of no image format Pillow reads: %s",
@@ -55,7 +59,7 @@ class ImageFolderDataset(Dataset):
         if not self.paths:
             raise DatasetError(
                 f"{self.directory}: no images in the prediction folder (files of a format Pillow reads: "
-                f".jpg, .png, .webp, .bmp, .tif, ...)"
+                f"{IMAGE_SUFFIX_EXAMPLES})"
             )
         self.transform = transform
 

@@ -13,12 +13,14 @@ valid values cannot be told from the original, so for them the guarantee is the 
 
 Images are read as people see them: an EXIF orientation tag (phone photos) is applied by every image
 read here (:func:`read_image`, :func:`read_image_size`), in one place (:func:`orientation_of`,
-:func:`apply_orientation`). A mask is read as stored; one that carries an orientation tag is refused,
-since a viewer would show it turned (:class:`OrientationTagError`).
+:func:`orientation_left`, :func:`apply_orientation`), once (newer Pillows turn a TIFF themselves). A mask
+is read as stored; one that carries an orientation tag is refused, since a viewer would show it turned
+(:class:`OrientationTagError`).
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import struct
 import zlib
@@ -28,14 +30,16 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
     "DECODERS",
     "IMAGE_SUFFIXES",
+    "IMAGE_SUFFIX_EXAMPLES",
     "JPEG_FORMATS",
+    "TURNED_BY_PILLOW",
     "ClassCoverageError",
     "ColourMaskError",
     "DataProblem",
@@ -55,6 +59,8 @@ __all__ = [
     "check_no_overlap",
     "decode_image_file",
     "is_image_file",
+    "list_image_files",
+    "orientation_left",
     "orientation_of",
     "read_id_list",
     "read_image",
@@ -62,6 +68,8 @@ __all__ = [
     "read_label_png",
     "read_mask",
     "read_mat_label",
+    "read_text_lines",
+    "stored_orientation",
     "validate_label",
 ]
 
@@ -117,12 +125,13 @@ class EmptySplitError(DatasetError, kind="empty split"):
     """A split that lists no ids, or none left after the dataset's own exclusions."""
 
 
-class LossyMaskError(DatasetError, kind="JPEG mask"):
-    """A mask saved with lossy compression (JPEG): its values near every edge are no longer class ids."""
+class LossyMaskError(DatasetError, kind="lossy mask"):
+    """A mask saved with lossy compression (JPEG, lossy WebP): its values near every edge are no longer
+    class ids."""
 
     advice = (
-        "JPEG compression changes the values at every class edge, so class ids cannot be read back: export "
-        "the masks as PNG (lossless)"
+        "lossy compression (JPEG, lossy WebP) changes the values at every class edge, so class ids cannot be "
+        "read back: export the masks as PNG (lossless)"
     )
 
 
@@ -139,8 +148,8 @@ class OrientationTagError(DatasetError, kind="mask with an orientation tag"):
     )
 
 
-class DuplicateStemError(DatasetError, kind="two files of one stem"):
-    """Two files of one stem where one is expected (``a.jpg`` and ``a.png``)."""
+class DuplicateStemError(DatasetError, kind="stem twice"):
+    """Two files of one stem where one is expected (``a.jpg`` and ``a.png``), or a stem listed twice."""
 
 
 class ClassCoverageError(DatasetError, kind="split with fewer than 2 classes"):
@@ -177,21 +186,31 @@ def decode_image_file(
     what: str,
     to_array: Callable[[Image.Image], np.ndarray],
     oriented: bool = False,
+    check_opened: Callable[[Image.Image], None] | None = None,
 ) -> np.ndarray:
     """Open an image file and turn it into an array, with errors that name the file and the problem;
-    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding)."""
+    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding);
+    ``check_opened``: raises for what the header shows, before decoding (which drops a TIFF's tag).
+
+    The file is opened as a stream, not by name: Pillow memory-maps an uncompressed grey or palette TIFF
+    opened by name, and maps a turned one (orientation 5-8) with its turned size, scrambling its pixels.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing {what} file")
     try:
-        with Image.open(path) as img:
+        with path.open("rb") as file, Image.open(file) as img:
             if img.format == "PNG":
                 check_png_chunks(path, what)
-            orientation = orientation_of(img) if oriented else 1
+            if check_opened is not None:
+                check_opened(img)
+            orientation = orientation_left(img) if oriented else 1
             img.load()
             return apply_orientation(to_array(img), orientation)
     except DatasetError:
         raise
+    except UnidentifiedImageError as e:  # its message names the stream, not the file
+        raise DatasetError(f"{path}: cannot decode {what} (no image of a format Pillow reads)") from e
     except Exception as e:  # a damaged file makes the decoders raise almost anything (struct.error, ...)
         raise DatasetError(f"{path}: cannot decode {what} ({type(e).__name__}: {e})") from e
 
@@ -223,6 +242,40 @@ def orientation_of(img: Image.Image) -> int:
     except Exception:  # a damaged EXIF block: the pixels as stored
         return 1
     return int(value) if isinstance(value, int) and value in ORIENTATION_WORDS else 1
+
+
+def _pillow_turns_tiff() -> bool:
+    """Whether this Pillow turns a TIFF as its orientation tag says by itself (its size on opening and its
+    pixels on loading), as newer versions do: such a TIFF must not be turned a second time."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[ORIENTATION_TAG] = 6  # turned a quarter: 2 x 1 stored, 1 x 2 shown
+    buffer = io.BytesIO()
+    Image.new("L", (2, 1)).save(buffer, "TIFF", tiffinfo=tags)
+    with Image.open(buffer) as img:
+        opened = img.size
+        img.load()
+        return opened == img.size == (1, 2)
+
+
+#: Formats whose orientation tag this Pillow applies itself when it opens and decodes them.
+TURNED_BY_PILLOW: tuple[str, ...] = ("TIFF",) if _pillow_turns_tiff() else ()
+
+
+def orientation_left(img: Image.Image) -> int:
+    """The EXIF orientation still to apply to an opened image's size and pixels as Pillow gives them: its
+    :func:`orientation_of`, or 1 where Pillow turns the format itself (:data:`TURNED_BY_PILLOW`)."""
+    return 1 if img.format in TURNED_BY_PILLOW else orientation_of(img)
+
+
+def stored_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1: none, or unreadable), from its header alone."""
+    try:
+        with Image.open(path) as img:
+            return orientation_of(img)
+    except Exception:
+        return 1
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -275,6 +328,8 @@ def _readable_suffixes() -> tuple[str, ...]:
 #: File suffixes (lower case) of every image format Pillow reads: the images (and masks) of a folder and
 #: the images to predict. Compare with :func:`is_image_file`, which ignores the case (``.JPG``).
 IMAGE_SUFFIXES: tuple[str, ...] = _readable_suffixes()
+#: How messages name :data:`IMAGE_SUFFIXES` (the common ones; Pillow reads some 60).
+IMAGE_SUFFIX_EXAMPLES = ".jpg, .png, .webp, .bmp, .tif, ..."
 #: Pillow's names of the lossy formats a mask cannot be stored in.
 JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
 
@@ -282,6 +337,14 @@ JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
 def is_image_file(path: Path) -> bool:
     """A file with an image suffix (:data:`IMAGE_SUFFIXES`, any case), not hidden (``._x.jpg``, ...)."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def list_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """``folder``'s image files (:func:`is_image_file`) and its other entries (files of no format Pillow
+    reads, sub-folders), both sorted; hidden ones (``.DS_Store``, ``._x.jpg``) are in neither."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if is_image_file(p)]
+    return images, [p for p in entries if not is_image_file(p)]
 
 
 #: 8-bit image modes that convert to RGB without losing anything.
@@ -375,7 +438,7 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if orientation_of(img) in (5, 6, 7, 8):  # turned a quarter: the other way round
+            if orientation_left(img) in (5, 6, 7, 8):  # turned a quarter: the other way round
                 width, height = height, width
     except Exception as e:
         raise DatasetError(f"{path}: cannot decode image header ({type(e).__name__}: {e})") from e
@@ -390,7 +453,6 @@ def read_label_png(path: str | Path) -> np.ndarray:
     """
 
     def indices(img: Image.Image) -> np.ndarray:
-        refuse_orientation_tag(img, path)
         if img.mode not in ("P", "L"):
             raise ImageModeError(
                 f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
@@ -398,7 +460,9 @@ def read_label_png(path: str | Path) -> np.ndarray:
             )
         return np.array(img, dtype=np.uint8)
 
-    return decode_image_file(path, "label image", indices)
+    return decode_image_file(
+        path, "label image", indices, check_opened=lambda img: refuse_orientation_tag(img, path)
+    )
 
 
 def refuse_orientation_tag(img: Image.Image, path: str | Path) -> None:
@@ -420,22 +484,32 @@ ColourIds = Mapping[tuple[int, int, int], int]
 
 
 def read_mask(
-    path: str | Path, colours: ColourIds | None = None, values: Mapping[int, int] | None = None
+    path: str | Path,
+    colours: ColourIds | None = None,
+    values: Mapping[int, int] | None = None,
+    palette_colours: bool = True,
 ) -> np.ndarray:
     """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
 
-    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours),
-    16-bit grey its 16-bit values; ``values`` maps stored values to class ids (values it does not name
-    stay as stored: 255 stays void unless mapped). An RGB (or opaque RGBA) mask gives each pixel's
-    colour's id in ``colours`` (a colour it lacks is a :class:`LabelValueError` naming the colours);
-    without ``colours`` it must be grey saved as RGB (R = G = B), else :class:`ColourMaskError`. JPEG
-    (lossy) is a :class:`LossyMaskError`, an EXIF orientation tag an :class:`OrientationTagError`.
+    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours, unless
+    ``colours`` are given and ``palette_colours``: then a palette mask is a colour mask, as labelling tools
+    save them, whose index 255 stays void), 16-bit grey its 16-bit values; ``values`` maps stored values
+    to class ids (values it does not name stay as stored: 255 stays void unless mapped). An RGB (or opaque
+    RGBA) mask gives each pixel's colour's id in ``colours`` (a colour it lacks is a
+    :class:`LabelValueError` naming the colours); without ``colours`` it must be grey saved as RGB
+    (R = G = B), else :class:`ColourMaskError`.
+    JPEG and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an
+    :class:`OrientationTagError`.
     """
 
-    def ids(img: Image.Image) -> np.ndarray:
+    def stored_as_mask(img: Image.Image) -> None:
         if img.format in JPEG_FORMATS:
             raise LossyMaskError(f"{path}: mask is a JPEG (lossy)")
+        if img.format == "WEBP" and is_lossy_webp(Path(path)):
+            raise LossyMaskError(f"{path}: mask is a lossy WebP (saved without lossless=True)")
         refuse_orientation_tag(img, path)
+
+    def ids(img: Image.Image) -> np.ndarray:
         mode = img.mode
         if mode in ("LA", "RGBA"):  # a palette's transparency, like its colours, only says how to draw
             opaque = np.asarray(img.getchannel("A")) == 255
@@ -446,6 +520,8 @@ def read_mask(
                 )
             mode = mode[:-1]
             img = img.convert(mode)
+        if mode == "P" and colours and palette_colours:  # a colour mask saved with a palette
+            return palette_colour_ids(img, colours, path)
         if mode in _INDEX_MODES:
             return map_values(np.array(img, dtype=np.uint8), values)
         if mode in _WIDE_MODES:
@@ -462,7 +538,35 @@ def read_mask(
             return map_values(np.ascontiguousarray(rgb[..., 0]), values)
         raise ColourMaskError(f"{path}: RGB colour mask, and no colour is given for the classes")
 
-    return decode_image_file(path, "mask", ids)
+    return decode_image_file(path, "mask", ids, check_opened=stored_as_mask)
+
+
+def palette_colour_ids(img: Image.Image, colours: ColourIds, path: str | Path) -> np.ndarray:
+    """A palette mask's class ids by its colours (:func:`colour_ids`); index 255 stays void (VOC's
+    convention) unless the palette gives it a class's colour."""
+    indices = np.asarray(img, dtype=np.uint8)
+    entry = tuple((img.getpalette("RGB") or [])[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3])
+    void = indices == IGNORE_INDEX if entry not in colours else np.zeros(indices.shape, bool)
+    ids = np.full(indices.shape, IGNORE_INDEX, np.int64)
+    coloured = np.asarray(img.convert("RGB"))[~void]
+    ids[~void] = colour_ids(coloured.reshape(1, -1, 3), colours, path).ravel()
+    return ids
+
+
+def is_lossy_webp(path: Path) -> bool:
+    """Whether a WebP file holds lossy (VP8) image data, read from its RIFF chunks (lossless is VP8L)."""
+    data = path.read_bytes()
+    position = 12  # after "RIFF", the size and "WEBP"
+    while position + 8 <= len(data):
+        kind = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind == b"VP8 "
+        if kind == b"ANMF":  # an animation frame: its image chunks follow its 16-byte header
+            position += 8 + 16
+            continue
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+    return False
 
 
 def map_values(stored: np.ndarray, values: Mapping[int, int] | None) -> np.ndarray:
@@ -547,6 +651,20 @@ def validate_label(
     return label.astype(np.uint8 if ignore_index < 256 else np.int64)
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """A text file's lines as Windows editors save them too: UTF-8 with or without a byte-order mark (which
+    would otherwise cling to the first line), or UTF-16 with its mark; :class:`DatasetError` naming the
+    file where it is none of these."""
+    data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        return data.decode(encoding).splitlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r}): save it as UTF-8"
+        ) from e
+
+
 def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
     """Read a split file: one id a line (its first word, or with ``whole_lines`` the whole line, for ids
     with spaces such as ``IMG 0001``; blank lines and ``#`` comments skipped)."""
@@ -554,7 +672,7 @@ def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
     if not path.is_file():
         raise DatasetNotFoundError(f"split file not found: {path}")
     ids = []
-    for line in path.read_text().splitlines():
+    for line in read_text_lines(path):
         line = line.strip()
         if line and not line.startswith("#"):
             ids.append(line if whole_lines else line.split()[0])

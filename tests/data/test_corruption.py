@@ -329,5 +329,5 @@ def test_check_data_counts_every_problem_by_kind(trees, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert all(str(path) in printed for path in broken)
     assert printed.strip().splitlines()[-1] == (
-        "3 problem(s) found: 1 label values out of range, 1 missing .mat variable, 1 undecodable file"
+        "3 problems found: label values out of range (1), missing .mat variable (1), undecodable file (1)"
     )

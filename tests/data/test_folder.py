@@ -125,6 +125,22 @@ def exif(orientation: int) -> bytes:
     return tags.tobytes()
 
 
+def test_a_mask_drawn_on_a_phone_photo_as_stored_says_so(image_folder):
+    """A labelling tool that ignores the EXIF tag draws the mask on the photo as stored: its size is the
+    shown photo's turned, and the error says why and what to do (was: a bare size mismatch)."""
+    image = image_folder / "images" / "photo_01.jpg"  # 48 x 36 stored, with its 48 x 36 mask
+    Image.open(image).save(image, exif=exif(8), quality=95)
+    layout = FolderLayout(image_folder)
+    with pytest.raises(DatasetError) as error:
+        layout.load(layout.sample("photo_01"))
+    assert one_line(error.value) == (
+        f"{image_folder / 'masks' / 'photo_01.png'}: size 48x36 differs from the image {image} size 36x48; "
+        "it fits the image as stored, before its EXIF orientation tag 8 turns it (a labelling tool that "
+        "ignores the tag?): turn the mask the same way (turned 90 degrees anticlockwise), or remove the tag "
+        "from the image"
+    )
+
+
 def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsys):
     """The issue's case (a missing mask and a bad label value in another file) and one file of each mask
     export that cannot be read: each listed once under its kind, the kind's advice said once."""
@@ -150,7 +166,7 @@ def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsy
     assert exit_info.value.code == 1
     lines = capsys.readouterr().out.strip().splitlines()
     expected = {
-        "JPEG mask (1): JPEG compression changes": [f"  {jpeg}: mask is a JPEG (lossy)"],
+        "lossy mask (1): lossy compression (JPEG, lossy WebP) changes": [f"  {jpeg}: mask is a JPEG (lossy)"],
         "RGB colour mask (1): give each class its colour in classes.txt": [f"  {coloured}: RGB colour mask"],
         "label values out of range (2): a mask value must be a class id (0..2) or 255 (void); map other "
         "stored values (a 16-bit or 0/255 export, say) with --data.init_args.mask_values": [
@@ -171,8 +187,8 @@ def test_check_data_lists_every_problem_once_grouped_by_kind(image_folder, capsy
     assert sum(line.startswith("  /") for line in lines) == 7  # each problem once
     assert any(line.startswith("training split 'train':") for line in lines)
     assert lines[-1] == (
-        "7 problem(s) found: 2 label values out of range, 1 JPEG mask, 1 RGB colour mask, 1 mask with an "
-        "orientation tag, 1 missing file, 1 size mismatch"
+        "7 problems found: label values out of range (2), RGB colour mask (1), lossy mask (1), mask with an "
+        "orientation tag (1), missing file (1), size mismatch (1)"
     )
 
 
@@ -221,7 +237,7 @@ def test_0_255_binary_masks_never_score_100_silently(image_folder, tmp_path, cap
     assert lines[1].startswith(
         f"  split 'train' of {root}: its 7 mask(s) hold one class only, 'background' (0)"
     )
-    assert lines[-1] == "2 problem(s) found: 2 split with fewer than 2 classes"
+    assert lines[-1] == "2 problems found: split with fewer than 2 classes (2)"
     plan = str(CONFIGS / "folder" / "staged.yaml")
     staged = ["staged", "--config", plan, "--out", str(tmp_path / "run"), *folder_args(root)[2:], *QUICK]
     with pytest.raises(SystemExit) as exit_info:
@@ -245,6 +261,28 @@ def test_0_255_binary_masks_never_score_100_silently(image_folder, tmp_path, cap
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert re.search(r"\n +1 +object +1,390 +10\.20% +7\n", printed) and "no problems found" in printed
+
+
+def test_mask_values_map_to_ids_names_or_void_and_anything_else_is_named(image_folder):
+    """``{255: 1}``, ``{255: disc}`` and ``{"255": "1"}`` (YAML and the command line write all three) are
+    one mapping; ``void`` is 255. A list, an unknown name or a key of neither kind is a one-line error
+    (a list was an AttributeError)."""
+    for given in ({255: 1}, {255: "disc"}, {"255": "1"}, {"255": 1, 0: "void"}):
+        values = FolderLayout(image_folder, mask_values=given).value_ids
+        assert dict(values) | {0: 255} == {0: 255, 255: 1}, given
+    assert FolderLayout(image_folder, mask_values={"128,64,128": "bar"}).colour_ids == (((128, 64, 128), 2),)
+    errors = [
+        (
+            [255, 1],
+            r"mask_values must map stored values \(or colours 'R,G,B'\) to classes, e\.g\. \{255: 1\}",
+        ),
+        ({255: "sky"}, r"mask_values: 255 maps to 'sky', which is neither a class id \(0\.\.2\), a class "),
+        ({"0,0": 1}, r"mask_values: key '0,0' is neither a stored value \(0\.\.65535\) nor a colour 'R,G,B'"),
+    ]
+    for given, message in errors:
+        with pytest.raises(ValueError) as error:
+            FolderDataModule(root=str(image_folder), mask_values=given)
+        assert re.match(message, one_line(error.value)), (given, str(error.value))
 
 
 def test_colour_masks_are_read_by_the_colours_in_classes_txt(image_folder):
@@ -275,6 +313,31 @@ def test_colour_masks_are_read_by_the_colours_in_classes_txt(image_folder):
         FolderDataModule(root=str(image_folder))
 
 
+def test_palette_masks_are_colour_masks_only_where_the_classes_have_colours(image_folder):
+    """A labelling tool's palette export, its palette in the tool's order, reads by the classes' colours;
+    palette masks of ids (the example folder's, VOC's way) stay ids when mask_values maps a colour."""
+    colours = [(0, 0, 0), (128, 64, 128), (250, 170, 30)]
+    written = {}
+    for path in (image_folder / "masks").iterdir():
+        written[path.stem] = np.array(Image.open(path))
+    data = FolderDataModule(root=str(image_folder), mask_values={"9,9,9": 255})  # for RGB masks, say
+    assert data.check() == []
+    (image_folder / "classes.txt").write_text(
+        "".join(f"{n} {r},{g},{b}\n" for n, (r, g, b) in zip(CLASSES, colours, strict=True))
+    )
+    order = [colours[2], colours[0], colours[1]]  # the tool's palette: bar, background, disc
+    for stem, mask in written.items():
+        indices = np.select([mask == 2, mask == 0, mask == 1], [0, 1, 2], 255).astype(np.uint8)
+        tool = Image.fromarray(indices, "P")
+        tool.putpalette(
+            [v for colour in order for v in colour] + [0] * 3 * 252 + [224, 224, 192]
+        )  # 255: void
+        tool.save(image_folder / "masks" / f"{stem}.png")
+    layout = FolderDataModule(root=str(image_folder)).layout
+    for stem, mask in written.items():
+        assert np.array_equal(layout.load(layout.sample(stem))["mask"], mask), stem
+
+
 def test_stems_with_spaces_and_uppercase_extensions_work(image_folder):
     for path in [*(image_folder / "images").iterdir(), *(image_folder / "masks").iterdir()]:
         path.rename(path.with_name(path.stem.replace("photo_", "IMG 0") + path.suffix.upper()))
@@ -289,6 +352,126 @@ def test_stems_with_spaces_and_uppercase_extensions_work(image_folder):
     (image_folder / "val.txt").write_text("IMG 006\nIMG 099\n")
     (problem,) = FolderDataModule(root=str(image_folder)).check()
     assert problem == f"{image_folder / 'val.txt'}: no image and mask of the stem(s) IMG 099"
+
+
+def test_class_and_split_lists_as_windows_editors_save_them(image_folder):
+    """A UTF-8 byte-order mark (Notepad) stayed on the first class name ('\\ufeffbackground') and the first
+    stem; UTF-16 (Notepad's 'Unicode') and CRLF line ends read too; other text is named in one line."""
+    (image_folder / "classes.txt").write_bytes(
+        "background 0,0,0\r\ndisc 1,1,1\r\nbar 2,2,2\r\n".encode("utf-8-sig")
+    )
+    stems = sorted(p.stem for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join(stems[:6]), encoding="utf-8-sig")
+    (image_folder / "val.txt").write_text("\r\n".join(stems[6:]), encoding="utf-16")
+    layout = FolderLayout(image_folder)
+    assert layout.class_names == tuple(CLASSES) and layout.class_colours == ((0, 0, 0), (1, 1, 1), (2, 2, 2))
+    data = FolderDataModule(root=str(image_folder))
+    assert data.split_ids("train") == stems[:6] and data.split_ids("val") == stems[6:]
+    (image_folder / "classes.txt").write_bytes("fond\nd\xe9cor\nbar\n".encode("latin-1"))
+    with pytest.raises(DatasetError) as error:
+        FolderLayout(image_folder)
+    assert (
+        one_line(error.value)
+        == f"{image_folder / 'classes.txt'}: not UTF-8 text (byte 6: b'\\xe9'): save it as UTF-8"
+    )
+
+
+def test_files_of_no_image_format_are_named_never_read(image_folder, caplog):
+    """What phones, operating systems and labelling tools leave in the folders: hidden files pass
+    unmentioned, other files are named once as left out, and an iPhone's HEIC photo or a labelme JSON
+    beside a mask (or an image) is named as the reason its partner stands alone."""
+    images, masks = image_folder / "images", image_folder / "masks"
+    for name in (".DS_Store", "._photo_00.png", "Thumbs.db", "notes.txt"):
+        (images / name).write_bytes(b"\x00junk")
+    (images / "originals").mkdir()
+    (images / "photo_03.jpg").rename(images / "photo_03.HEIC")
+    (masks / "photo_05.png").rename(masks / "photo_05.json")
+    layout = FolderLayout(image_folder)
+    with caplog.at_level("WARNING", logger="fcn_lightning.data.folder"):
+        problems = [one_line(e) for e in layout.file_problems()]
+    assert problems == [
+        f"{images / 'photo_05.jpg'}: image without a mask (photo_05.json in {masks} is of no image format "
+        "Pillow reads: save it as PNG or JPEG)",
+        f"{masks / 'photo_03.png'}: mask without an image (photo_03.HEIC in {images} is of no image format "
+        "Pillow reads: save it as PNG or JPEG)",
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{images}: leaving out 3 files of no image format Pillow reads: Thumbs.db, notes.txt, photo_03.HEIC",
+        f"{masks}: leaving out 1 file of no image format Pillow reads: photo_05.json",
+    ]
+    assert sorted(layout.pairs()) == [f"photo_0{i}" for i in (0, 1, 2, 4, 6, 7)]
+
+
+def test_a_mask_named_after_its_images_whole_name_pairs_and_a_case_slip_is_named(image_folder):
+    """Tools (and this suite's own predictions) name a mask after the image's whole name: 'photo_01.jpg.png'
+    pairs with 'photo_01.jpg'. A stem that differs only in case (a Windows export) is named as such."""
+    masks = image_folder / "masks"
+    (masks / "photo_01.png").rename(masks / "photo_01.jpg.png")
+    (masks / "photo_02.png").rename(masks / "PHOTO_02.png")
+    layout = FolderLayout(image_folder)
+    assert layout.pairs()["photo_01"].label == masks / "photo_01.jpg.png"
+    assert [one_line(e) for e in layout.file_problems()] == [
+        f"{image_folder / 'images' / 'photo_02.png'}: image without a mask (no mask of the stem 'photo_02' "
+        f"in {masks}; 'PHOTO_02' differs in case: rename one)",
+        f"{masks / 'PHOTO_02.png'}: mask without an image (no image of the stem 'PHOTO_02' in "
+        f"{image_folder / 'images'}; 'photo_02' differs in case: rename one)",
+    ]
+
+
+def test_an_empty_folder_is_one_problem(tmp_path):
+    """An images/ folder without images was two problems (no images; an empty split of 0 images)."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "classes.txt").write_text("background\nobject\n")
+    (problem,) = FolderDataModule(root=str(tmp_path)).check()
+    assert problem.kind == "missing file"
+    readable = "files of a format Pillow reads: .jpg, .png, .webp, .bmp, .tif, ..."
+    assert problem == f"{tmp_path / 'images'}: no images ({readable})"
+
+
+def test_a_stem_listed_twice_is_named(image_folder):
+    """A stem listed twice in a split list (by stem and by file name, say) trained twice as often as the
+    others, and its class pixels counted twice, without a word."""
+    stems = sorted(p.stem for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join([*stems[:6], "photo_00.png"]))
+    (image_folder / "val.txt").write_text("\n".join(stems[6:]))
+    (problem,) = FolderDataModule(root=str(image_folder)).check()
+    assert problem.kind == "stem twice"
+    assert problem == f"{image_folder / 'train.txt'}: stem(s) listed more than once: photo_00"
+
+
+def test_cvats_labelmap_reads_as_classes_txt(image_folder):
+    """CVAT's labelmap.txt copied as classes.txt: its '# label:color_rgb:parts:actions' header was class 0
+    and 'background:0,0,0::' a class name with no colour (every id shifted by one, silently)."""
+    (image_folder / "classes.txt").write_text(
+        "# label:color_rgb:parts:actions\nbackground:0,0,0::\ndisc:128,64,128::\nbar:250,170,30::\n"
+    )
+    layout = FolderLayout(image_folder)
+    assert layout.class_names == tuple(CLASSES)
+    assert layout.class_colours == ((0, 0, 0), (128, 64, 128), (250, 170, 30))
+    (image_folder / "classes.txt").write_text("# comment\nbackground 0,0,0\ndisc 1,1,300\nbar 2,2,2\n")
+    with pytest.raises(DatasetError) as error:
+        FolderLayout(image_folder)
+    assert one_line(error.value).endswith(
+        "classes.txt: class 'disc': colour 1,1,300 has a value above 255 (R,G,B, 0-255)"
+    )
+
+
+def test_split_lists_may_name_files_rather_than_stems(image_folder):
+    """A split list of file names ('IMG 0001.jpg', as a file manager copies them) names the same images
+    as one of stems; a name of no file is still named."""
+    for path in [*(image_folder / "images").iterdir(), *(image_folder / "masks").iterdir()]:
+        path.rename(path.with_name(path.stem.replace("photo_", "IMG 0") + path.suffix.upper()))
+    names = sorted(p.name for p in (image_folder / "images").iterdir())
+    (image_folder / "train.txt").write_text("\n".join(names[:6]) + "\n")
+    (image_folder / "val.txt").write_text("IMG 006.PNG\nIMG 007\n")  # a mask's name and a stem
+    data = FolderDataModule(root=str(image_folder))
+    assert data.check() == []
+    assert data.split_ids("train") == [f"IMG 00{i}" for i in range(6)]
+    assert data.split_ids("val") == ["IMG 006", "IMG 007"]
+    (image_folder / "val.txt").write_text("IMG 006.png\nIMG 099.jpg\n")
+    (problem,) = FolderDataModule(root=str(image_folder)).check()
+    assert problem == f"{image_folder / 'val.txt'}: no image and mask of the stem(s) IMG 099.jpg"
 
 
 @pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")

@@ -293,7 +293,7 @@ def test_check_data_command_lists_every_problem(nyud_copy, capsys):
     with pytest.raises(SystemExit) as done:
         main([*args, "--data.init_args.root", str(nyud_copy)])
     out = capsys.readouterr().out
-    assert done.value.code == 1 and "2 problem(s) found" in out
+    assert done.value.code == 1 and "2 problems found" in out
     assert all(str(path) in out for path in broken)
 
 

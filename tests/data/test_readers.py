@@ -97,14 +97,16 @@ def test_bad_decoder_and_missing_or_broken_headers_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-@pytest.mark.parametrize("file_format", ["JPEG", "PNG"])
+@pytest.mark.parametrize("file_format", ["JPEG", "PNG", "TIFF", "grey TIFF", "WEBP"])
 def test_an_image_is_read_turned_as_its_exif_orientation_says(orientation, file_format, tmp_path):
     """A phone photo's orientation tag is applied by every decoder (and the header size follows), as image
-    viewers and labelling tools show the photo."""
-    path = save(
-        tmp_path / "x", Image.fromarray(scene(20, 31)), format=file_format, exif=exif_oriented(orientation)
-    )
-    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    viewers and labelling tools show the photo; once, where Pillow turns the format itself (a TIFF), and
+    unscrambled where Pillow would memory-map it (an uncompressed grey TIFF opened by name)."""
+    image = Image.fromarray(scene(20, 31))
+    if file_format.startswith("grey"):
+        image, file_format = image.convert("L"), file_format.split()[-1]
+    path = save(tmp_path / "x", image, format=file_format, exif=exif_oriented(orientation))
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(path.read_bytes()))).convert("RGB"))
     for decoder in DECODERS:
         assert np.array_equal(read_image(path, decoder), shown), decoder
     assert read_image_size(path) == shown.shape[:2] == ((31, 20) if orientation > 4 else (20, 31))
@@ -146,9 +148,44 @@ def test_masks_as_labelling_tools_export_them(tmp_path):
             OrientationTagError, match=r"turned\.png: mask has the EXIF orientation tag 6 .*clockwise"
         ):
             reader(turned)
+    turned_tiff = mask_file(tmp_path / "turned.tif", ids, exif=exif_oriented(6))  # Pillow drops its tag
+    with pytest.raises(OrientationTagError, match=r"turned\.tif: mask has the EXIF orientation tag 6"):
+        read_mask(turned_tiff)
     transparent = np.zeros((2, 3, 4), np.uint8)
     with pytest.raises(ImageModeError, match="6 transparent pixels"):
         read_mask(mask_file(tmp_path / "rgba.png", transparent))
+
+
+def test_a_palette_mask_is_read_by_its_colours_where_the_classes_have_colours(tmp_path):
+    """A labelling tool's colour mask saved with a palette (mode "P"): its indices are the tool's order,
+    not the class ids; its colours are the classes' (classes.txt). Without class colours, indices."""
+    ids = np.array([[0, 1, 2], [255, 1, 0]], np.uint8)
+    palette = {(0, 0, 0): 0, (128, 64, 128): 1, (250, 170, 30): 2, (255, 255, 255): 255}
+    order = [(255, 255, 255), (250, 170, 30), (0, 0, 0), (128, 64, 128)]  # the tool's palette order
+    indices = np.array([order.index(next(c for c, i in palette.items() if i == v)) for v in ids.ravel()])
+    mask = Image.fromarray(indices.reshape(ids.shape).astype(np.uint8), "P")
+    mask.putpalette([v for colour in order for v in colour])
+    path = tmp_path / "palette.png"
+    mask.save(path)
+    assert np.array_equal(read_mask(path, palette), ids)
+    assert np.array_equal(read_mask(path), indices.reshape(ids.shape))  # no class colours: the indices
+    voc = Image.fromarray(ids, "P")  # VOC's way: index = class, 255 void in a colour of no class
+    voc.putpalette([0, 0, 0, 128, 64, 128, 250, 170, 30] + [0] * 3 * 252 + [224, 224, 192])
+    voc.save(tmp_path / "voc.png")
+    assert np.array_equal(read_mask(tmp_path / "voc.png", palette), ids)
+    with pytest.raises(LabelValueError, match=r"palette\.png: colours \{255,255,255\} are no class's colour"):
+        read_mask(path, {c: i for c, i in palette.items() if i != 255})
+
+
+def test_a_lossy_webp_mask_is_refused_as_a_jpeg_is_and_a_lossless_one_read(tmp_path):
+    ids = (np.arange(64 * 64).reshape(64, 64) % 7 == 0).astype(np.uint8) * 255
+    lossless = mask_file(tmp_path / "lossless.webp", ids, lossless=True)
+    assert np.array_equal(read_mask(lossless, values={255: 1}), ids // 255)
+    lossy = mask_file(tmp_path / "lossy.WEBP", ids, format="WEBP", quality=80)
+    assert set(np.unique(np.asarray(Image.open(lossy).convert("L")))) - {0, 255}  # what it would read
+    with pytest.raises(LossyMaskError, match=r"lossy\.WEBP: mask is a lossy WebP") as error:
+        read_mask(lossy)
+    assert "lossy WebP" in error.value.advice and "PNG" in error.value.advice
 
 
 def test_image_suffixes_are_pillows_in_any_case(tmp_path):

@@ -77,6 +77,6 @@ def test_predict_on_two_processes_counts_every_image_and_names_each_unreadable_f
         f"fcn-lightning predict: could not read {images / 'x_bad.jpg'}: cannot decode image "
         "(OSError: Truncated File Read)"
     ], outputs
-    assert "Predictions of 4 images" in outputs[0] and "1 files could not be read" in outputs[0], outputs[0]
+    assert "Predictions of 4 images" in outputs[0] and "1 file could not be read" in outputs[0], outputs[0]
     assert "Predictions of" not in outputs[1]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(f"{n}.png" for n in COLLIDING)
