@@ -684,8 +684,6 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
 def published_scores(config: dict[str, Any]) -> str:
     """``. Paper, FCN-8s staged (journal Table 2) on seg11valid: pixel acc. 91.2, ...`` for a run scored on
     its paper row's split (the dataset's default validation split); empty when the papers have no row."""
-    if (config.get("data") or {}).get("init_args", {}).get("val_split") is not None:
-        return ""
     row = paper_row(identify(config))
     if row is None:
         return ""
