@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from fcn_lightning.cli.help import with_suggestions
+from fcn_lightning.cli.help import closest, did_you_mean, with_suggestions
 
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
 
@@ -59,7 +59,9 @@ def check_config_file(path: str | Path) -> str | None:
     """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
     path = Path(path)
     if not path.is_file():
-        return f"config file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "")
+        return f"config file {path} does not exist" + (
+            " (it is a folder)" if path.is_dir() else did_you_mean(str(path), _neighbours(path))
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -77,6 +79,24 @@ def check_config_file(path: str | Path) -> str | None:
             f"(e.g. 'trainer: ...', 'model: ...')"
         )
     return None
+
+
+def _neighbours(path: Path) -> list[str]:
+    """The YAML files a mistyped ``path`` may have meant: those of its folder, or (a mistyped folder) of
+    the folders beside it, spelled as ``path`` is."""
+    folder = path.parent
+    if not folder.is_dir():
+        if not folder.parent.is_dir() or (mistyped := closest(folder.name, _names(folder.parent))) is None:
+            return []
+        folder = folder.parent / mistyped
+    return [str(folder / name) for name in _names(folder) if name.endswith((".yaml", ".yml"))]
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in folder.iterdir())
+    except OSError:
+        return []
 
 
 def suite_classes(section: str) -> dict[str, type]:
@@ -137,7 +157,8 @@ def clearer_parse_error(message: str) -> str:
     key = section.group(1)
     known = ", ".join(known_classes(key))
     if m := re.search(r"Expected a dot import path string: (\S+)", message):
-        return f"{key}: unknown class {m.group(1)!r}; the suite's {key} classes are: {known}"
+        meant = _class_meant(key, m.group(1))
+        return f"{key}: unknown class {m.group(1)!r}{meant}; the suite's {key} classes are: {known}"
     m = _CLASS_PROBLEM.search(message)
     if m is None:
         return message
@@ -145,11 +166,29 @@ def clearer_parse_error(message: str) -> str:
     problem = " ".join(line.strip() for line in m.group(2).splitlines() if line.strip())
     problem = re.sub(r'Parser key "([^"]+)":\s*', r"\1: ", problem)
     if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
-        return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
+        return (
+            f"{key}: unknown class {class_path!r} ({problem}){_class_meant(key, class_path)}; "
+            f"the suite's {key} classes are: {known}"
+        )
     text = f"{key} {class_path}: {problem}"
-    if "is not accepted" in problem:
-        text += f"; its options are: {', '.join(class_options(key, class_path))}"
+    if m := re.search(r"Option '([^']+)' is not accepted", problem):
+        options = class_options(key, class_path)
+        text += f"{did_you_mean(m.group(1), options)}; its options are: {', '.join(options)}"
+    elif m := re.search(r"unrecognized arguments: --([\w.]+)", problem):
+        option, _, rest = m.group(1).partition(".")
+        meant = closest(option, class_options(key, class_path))
+        text += f" (did you mean --{key}.init_args.{meant}{'.' + rest if rest else ''}?)" if meant else ""
     return text
+
+
+def _class_meant(section: str, given: str) -> str:
+    """``" (did you mean fcn_lightning.FCN8s?)"`` for a mistyped class, by its path or its name alone."""
+    paths = suite_classes(section)
+    if "." not in given:
+        by_name = {path.rpartition(".")[2]: path for path in paths}
+        found = closest(given, by_name)
+        return f" (did you mean {by_name[found]}?)" if found else ""
+    return did_you_mean(given, paths)
 
 
 def constructor_error(error: BaseException) -> BaseException | None:

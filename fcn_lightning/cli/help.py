@@ -115,6 +115,18 @@ def help_view(parser: argparse.ArgumentParser, command: str | None) -> Iterator[
             group.title, group.description = title, group_description
 
 
+def closest(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str | None:
+    """The candidate ``word`` most resembles (a mistyped option, class or file name), or ``None``."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
+    """``" (did you mean X?)"`` for the candidate ``word`` most resembles; empty when none does."""
+    found = closest(word, candidates, cutoff)
+    return f" (did you mean {found}?)" if found else ""
+
+
 def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
     """argparse's ``unrecognized arguments: ...`` with, for each unknown option, the parser's option it
     most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``. Any other message
@@ -124,5 +136,5 @@ def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
         return message
     options = [o for o, action in parser._option_string_actions.items() if action.help != argparse.SUPPRESS]
     unknown = [arg.split("=", 1)[0] for arg in message[len(prefix) :].split() if arg.startswith("-")]
-    close = [match for arg in unknown for match in difflib.get_close_matches(arg, options, n=1, cutoff=0.75)]
+    close = [match for arg in unknown if (match := closest(arg, options)) is not None]
     return message + (f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else "")

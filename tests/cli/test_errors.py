@@ -178,3 +178,31 @@ def test_jsonargparse_raises_a_constructors_error_as_the_cause_of_its_own():
     assert _raised_by_jsonargparse(raised.value), "jsonargparse wraps the class's error in one of its own"
     own = constructor_error(raised.value)
     assert isinstance(own, ValueError) and str(own).startswith("loss_sampling must lie in (0, 1]")
+
+
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (["--model", "fcn_lightning.FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
+        (["--model", "FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
+        (["--data.init_args.batchsize", "2"], "is not accepted (did you mean batch_size?); its options are"),
+        (
+            ["--model.init_args.optimzer.init_args.lr", "0.1"],
+            "(did you mean --model.init_args.optimizer.init_args.lr?)",
+        ),
+        (
+            ["--config", str(CONFIGS / "synthetic/fcn8.yaml")],
+            f"(did you mean {CONFIGS}/synthetic/fcn8s.yaml?)",
+        ),
+        (
+            ["--config", str(CONFIGS / "synthetc/fcn8s.yaml")],
+            f"(did you mean {CONFIGS}/synthetic/fcn8s.yaml?)",
+        ),
+    ],
+)
+def test_a_mistyped_class_option_or_config_file_is_named_with_the_one_it_resembles(args, meant, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "synthetic/base.yaml"), *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert meant in err, err
