@@ -70,7 +70,12 @@ def test_staged_writes_the_results_table(staged_run, capsys):
     out = staged_out(staged_run)
     rows = read_results(out)
     assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
-    assert list(rows[0])[:6] == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
+    assert list(rows[0])[:7] == ["stage", "model", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
+    assert [r["model"] for r in rows] == [
+        "FCN-32s",
+        "FCN-16s",
+        "FCN-8s",
+    ]  # what each stage's checkpoint records
     assert {r["paper"] for r in rows} == {""}  # synthetic data: no paper row to stand beside
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
     assert {r["checkpoint"] for r in rows} == {"best"}
