@@ -81,6 +81,22 @@ def check_config_file(path: str | Path) -> str | None:
     return None
 
 
+#: The top-level keys that make a YAML file a plan of a command that runs several fits, by command.
+PLAN_KEYS = {"staged": "stages", "compare-sampling": "patch_size"}
+
+
+def plan_command(path: str | Path) -> str | None:
+    """The command whose plan a YAML file is (``staged`` for one with ``stages``, ``compare-sampling`` for
+    one with ``patch_size``), or ``None`` for a run's config (or a file :func:`check_config_file` refuses)."""
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(content, dict):
+        return None
+    return next((command for command, key in PLAN_KEYS.items() if key in content), None)
+
+
 def _neighbours(path: Path) -> list[str]:
     """The YAML files a mistyped ``path`` may have meant: those of its folder, or (a mistyped folder) of
     the folders beside it, spelled as ``path`` is."""

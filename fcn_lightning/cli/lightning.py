@@ -26,12 +26,14 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 
 from fcn_lightning.cli import COMMANDS
 from fcn_lightning.cli.errors import (
+    PLAN_KEYS,
     CommandError,
     check_config_file,
     clearer_parse_error,
     constructor_error,
     data_error,
     fail,
+    plan_command,
 )
 from fcn_lightning.cli.help import help_view, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
@@ -105,6 +107,11 @@ class ConfigFileAction(ActionConfigFile):
 
     def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
         problem = check_config_file(values) if isinstance(values, str) and not _inline(values) else None
+        if problem is None and isinstance(values, str) and (command := plan_command(values)) is not None:
+            problem = (
+                f"config file {values} is a plan of several fits ('{PLAN_KEYS[command]}:'), not a run's "
+                f"config: run it with fcn-lightning {command} --config {values}"
+            )
         if problem is not None:
             parser.error(problem)
         super().__call__(parser, cfg, values, option_string)

@@ -206,3 +206,23 @@ def test_a_mistyped_class_option_or_config_file_is_named_with_the_one_it_resembl
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert meant in err, err
+
+
+@pytest.mark.parametrize(
+    ("command", "plan", "runs_it"),
+    [
+        ("fit", "synthetic/staged.yaml", "staged"),
+        ("check-data", "synthetic/staged.yaml", "staged"),
+        ("validate", "synthetic/compare_sampling.yaml", "compare-sampling"),
+    ],
+)
+def test_a_plan_given_as_a_runs_config_names_the_command_that_runs_it(command, plan, runs_it, capsys):
+    """A plan's keys were refused as options ('Subcommand 'fit' does not accept option 'stages.FCN-32s''),
+    under the wrong command name and with no word of what the file is."""
+    path = str(CONFIGS / plan)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--config", path])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"fcn-lightning {command}: error: config file {path} is a plan of several fits")
+    assert err.endswith(f"run it with fcn-lightning {runs_it} --config {path}")
