@@ -173,7 +173,7 @@ def clearer_parse_error(message: str) -> str:
     key = section.group(1)
     known = ", ".join(known_classes(key))
     if m := re.search(r"Expected a dot import path string: (\S+)", message):
-        meant = _class_meant(key, m.group(1))
+        meant = class_meant(key, m.group(1))
         return f"{key}: unknown class {m.group(1)!r}{meant}; the suite's {key} classes are: {known}"
     m = _CLASS_PROBLEM.search(message)
     if m is None:
@@ -183,7 +183,7 @@ def clearer_parse_error(message: str) -> str:
     problem = re.sub(r'Parser key "([^"]+)":\s*', r"\1: ", problem)
     if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
         return (
-            f"{key}: unknown class {class_path!r} ({problem}){_class_meant(key, class_path)}; "
+            f"{key}: unknown class {class_path!r} ({problem}){class_meant(key, class_path)}; "
             f"the suite's {key} classes are: {known}"
         )
     text = f"{key} {class_path}: {problem}"
@@ -197,7 +197,7 @@ def clearer_parse_error(message: str) -> str:
     return text
 
 
-def _class_meant(section: str, given: str) -> str:
+def class_meant(section: str, given: str) -> str:
     """``" (did you mean fcn_lightning.FCN8s?)"`` for a mistyped class, by its path or its name alone."""
     paths = suite_classes(section)
     if "." not in given:

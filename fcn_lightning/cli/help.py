@@ -127,10 +127,17 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> 
     return f" (did you mean {found}?)" if found else ""
 
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
 def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
     """argparse's ``unrecognized arguments: ...`` with, for each unknown option, the parser's option it
-    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``. Any other message
-    is returned as it is. Reads argparse's table of options (``_option_string_actions``)."""
+    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``; its ``invalid
+    choice: 'fcn8' (choose from ...)`` with the choice it most resembles. Any other message is returned as
+    it is. Reads argparse's table of options (``_option_string_actions``)."""
+    if choice := _INVALID_CHOICE.search(message):
+        meant = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        return message + (f"; did you mean '{meant}'?" if meant else "")
     prefix = "unrecognized arguments: "
     if not message.startswith(prefix):
         return message
