@@ -140,8 +140,6 @@ def known_classes(section: str) -> list[str]:
 def class_options(section: str, class_path: str) -> list[str]:
     """The init options of one of the suite's classes (what ``--<section>.init_args.<option>`` accepts),
     found by its name (nothing is imported from it); empty if it is not one of them."""
-    from jsonargparse import ArgumentParser
-
     if section == "model":
         from fcn_lightning.systems.classes import UnknownModelError, model_class
 
@@ -152,8 +150,13 @@ def class_options(section: str, class_path: str) -> list[str]:
     else:
         name = class_path.rpartition(".")[2]
         cls = next((c for path, c in suite_classes(section).items() if path.rpartition(".")[2] == name), None)
-    if cls is None:
-        return []
+    return [] if cls is None else init_options(cls)
+
+
+def init_options(cls: type) -> list[str]:
+    """The init options of a class, as jsonargparse reads them (empty if it cannot)."""
+    from jsonargparse import ArgumentParser
+
     parser = ArgumentParser(exit_on_error=False)
     try:
         parser.add_class_arguments(cls, "x")
@@ -188,13 +191,28 @@ def clearer_parse_error(message: str) -> str:
         )
     text = f"{key} {class_path}: {problem}"
     if m := re.search(r"Option '([^']+)' is not accepted", problem):
-        options = class_options(key, class_path)
+        options = _nested_options(key, problem) if _NESTED.match(problem) else class_options(key, class_path)
         text += f"{did_you_mean(m.group(1), options)}; its options are: {', '.join(options)}"
     elif m := re.search(r"unrecognized arguments: --([\w.]+)", problem):
         option, _, rest = m.group(1).partition(".")
         meant = closest(option, class_options(key, class_path))
         text += f" (did you mean --{key}.init_args.{meant}{'.' + rest if rest else ''}?)" if meant else ""
     return text
+
+
+#: A problem of a class inside a class's option (``data.init_args.generator``'s config class).
+_NESTED = re.compile(r"--[\w.]+: Problem with given class_path '([^']+)'")
+
+
+def _nested_options(section: str, problem: str) -> list[str]:
+    """The options of the class inside an option that a problem names, when it is one the package exports
+    beside its ``data`` classes (a generator's config); empty for any other."""
+    from fcn_lightning import data
+
+    m = _NESTED.match(problem)
+    name = m.group(1).rpartition(".")[2] if m else ""
+    cls = getattr(data, name, None) if section == "data" and name in data.__all__ else None
+    return init_options(cls) if inspect.isclass(cls) else []
 
 
 def class_meant(section: str, given: str) -> str:

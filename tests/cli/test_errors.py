@@ -186,6 +186,11 @@ def test_jsonargparse_raises_a_constructors_error_as_the_cause_of_its_own():
         (["--model", "fcn_lightning.FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
         (["--model", "FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
         (["--data.init_args.batchsize", "2"], "is not accepted (did you mean batch_size?); its options are"),
+        # An option of the generator's config: its options, not the data module's, were listed.
+        (
+            ["--data.init_args.generator.num_trian", "2"],
+            "'num_trian' is not accepted (did you mean num_train?); its options are: image_size,",
+        ),
         (
             ["--model.init_args.optimzer.init_args.lr", "0.1"],
             "(did you mean --model.init_args.optimizer.init_args.lr?)",
