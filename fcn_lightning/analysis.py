@@ -19,7 +19,7 @@ import torch
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
 from fcn_lightning.paper import METRIC_TITLES, format_points
-from fcn_lightning.training.staged import PAPER_COLUMNS
+from fcn_lightning.training.staged import PAPER_COLUMNS, stage_label
 
 __all__ = [
     "find_staged_runs",
@@ -45,12 +45,13 @@ def _cell(key: str, value: str) -> Any:
 
 
 def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a staged run's ``results.csv``: ``stage``, the four scores (fractions), ``checkpoint``,
-    and the paper row the stage is paired with: ``paper`` (its label; empty for none) and ``paper_<score>``
-    (percent; ``None`` where unknown). Files written before the paper columns existed read as unpaired."""
+    """The rows of a staged run's ``results.csv``: ``stage``, ``model`` (the title of what it trained), the
+    four scores (fractions), ``checkpoint``, and the paper row the stage is paired with: ``paper`` (its
+    label; empty for none) and ``paper_<score>`` (percent; ``None`` where unknown). Files written before
+    the model and paper columns existed read as unpaired, their model unknown."""
     with (Path(run_dir) / "results.csv").open() as f:
         rows = [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
-    return [{"paper": "", **{f"paper_{k}": None for k in SCORE_NAMES}, **row} for row in rows]
+    return [{"model": "", "paper": "", **{f"paper_{k}": None for k in SCORE_NAMES}, **row} for row in rows]
 
 
 def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
@@ -62,7 +63,7 @@ def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     for run, rows in runs.items():
         for row in rows:
             ours = [None if math.isnan(row[k]) else 100 * row[k] for k in SCORE_NAMES]
-            lines.append(f"| {run} | {row['stage']} | " + " | ".join(map(format_points, ours)) + " |")
+            lines.append(f"| {run} | {stage_label(row)} | " + " | ".join(map(format_points, ours)) + " |")
             if row.get("paper"):
                 theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
                 diffs = [None if o is None or t is None else o - t for o, t in zip(ours, theirs, strict=True)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fcn_lightning.nets.trunks import Trunk
@@ -64,24 +64,27 @@ METRIC_TITLES: dict[str, str] = {
     "geo_pixel_acc": "geom. acc.",
 }
 
-#: Each dataset's data modules (the real ones; synthetic data pair with nothing) and the split its
-#: validation scores, which is the split a run's scores can be held against.
-DATASETS: dict[str, tuple[str, str]] = {
-    "voc": ("VOCDataModule", "seg11valid"),
-    "nyud": ("NYUDv2DataModule", "test"),
-    "siftflow": ("SIFTFlowDataModule", "test"),
-    "context": ("PascalContextDataModule", "val"),
+#: Each dataset's data module (the real ones; synthetic data pair with nothing), the split the papers
+#: trained on and the split their validation scores (the layout's defaults: a test holds them equal). A run
+#: trained or validated on other splits is held against no row.
+DATASETS: dict[str, tuple[str, str, str]] = {
+    "voc": ("VOCDataModule", "sbd_train", "seg11valid"),
+    "nyud": ("NYUDv2DataModule", "trainval", "test"),
+    "siftflow": ("SIFTFlowDataModule", "trainval", "test"),
+    "context": ("PascalContextDataModule", "train", "val"),
 }
 
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What a run is, for pairing it with a paper row."""
+    """What a run is, for pairing it with a paper row (``splits``: trained on, scored on; ``None``: the
+    dataset's default)."""
 
     dataset: str | None
     model: str | None
     input: str = "rgb"
     recipe: str = "reference"
+    splits: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -214,12 +217,15 @@ def rows_of(dataset: str) -> list[PaperRow]:
 
 
 def paper_row(identity: RunIdentity) -> PaperRow | None:
-    """The row a run is held against: same dataset, model, input and recipe, scored on the split the
-    suite validates that dataset on; ``None`` when the papers have no such row."""
+    """The row a run is held against: same dataset, model, input and recipe, trained and scored on the
+    papers' splits (the dataset's defaults); ``None`` when the papers have no such row."""
     if identity.dataset not in DATASETS:
         return None
-    split = DATASETS[identity.dataset][1]
-    return next((row for row in PAPER_ROWS if row.identity == identity and row.split == split), None)
+    papers = DATASETS[identity.dataset][1:]
+    if any(split not in (None, paper) for split, paper in zip(identity.splits, papers, strict=True)):
+        return None
+    identity = replace(identity, splits=(None, None))
+    return next((row for row in PAPER_ROWS if row.identity == identity and row.split == papers[1]), None)
 
 
 # ------------------------------------------------------------------------------ a run's identity
@@ -235,7 +241,8 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
     model_args = model.get("init_args") or {}
     data_args = data.get("init_args") or {}
     data_class = str(data.get("class_path", "")).rsplit(".", 1)[-1]
-    dataset = next((name for name, (cls, _) in DATASETS.items() if cls == data_class), None)
+    dataset = next((name for name, (cls, *_) in DATASETS.items() if cls == data_class), None)
+    splits = (data_args.get("train_split"), data_args.get("val_split"))
     try:
         spec: ModelSpec | None = model_class(str(model.get("class_path", ""))).spec
     except UnknownModelError:
@@ -249,7 +256,7 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
         recipe = "fixed"
     elif spec is not None and spec.trunk is Trunk.VGG16 and model_args.get("loss_reduction") == "mean":
         recipe = "cvpr"
-    return RunIdentity(dataset, spec.name if spec else None, input_kind, recipe)
+    return RunIdentity(dataset, spec.name if spec else None, input_kind, recipe, splits)
 
 
 def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from fcn_lightning.analysis import read_results, results_markdown
 from fcn_lightning.cli.lightning import FCNLightningCLI
 from fcn_lightning.paper import (
+    DATASETS,
     PAPER_ROWS,
     TABLE1,
     PaperRow,
@@ -80,10 +81,28 @@ def test_a_run_pairs_with_the_row_of_its_dataset_model_input_and_recipe(parser, 
         (("--model", "fcn_lightning.FCN16s"), "FCN-16s (journal Table 2)"),
         (("--config", str(CONFIGS / "voc/fcn32s_fixed.yaml")), "FCN-32s fixed (journal Table 2)"),
         (("--data", "fcn_lightning.data.SyntheticVOCDataModule"), None),
+        # Scored or trained on other splits than the paper's: no row (staged paired these with FCN-32s).
+        (("--data.init_args.val_split", "sbd_val"), None),
+        (("--data.init_args.train_split", "voc_train"), None),
+        (("--data.init_args.val_split", "seg11valid"), "FCN-32s (journal Table 2)"),
     ],
 )
 def test_every_override_the_cli_reads_counts(parser, overrides, label):
     assert pair(parser, "voc/base.yaml", "voc/fcn32s.yaml", overrides=overrides) == label
+
+
+def test_the_papers_splits_are_each_layouts_defaults():
+    from fcn_lightning.data import context, nyud, siftflow, voc
+
+    layouts = {
+        "voc": voc.VOCLayout,
+        "nyud": nyud.NYUDv2Layout,
+        "siftflow": siftflow.SIFTFlowLayout,
+        "context": context.PascalContextLayout,
+    }
+    assert {name: (layout.train_split, layout.val_split) for name, layout in layouts.items()} == {
+        name: (train, val) for name, (_, train, val) in DATASETS.items()
+    }
 
 
 def test_the_test_set_rows_never_pair():

@@ -17,14 +17,14 @@ from typing import Any
 import lightning as L
 import torch
 
-from fcn_lightning.cli.errors import command_parser
+from fcn_lightning.cli.errors import class_meant, command_parser
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.caffe import fixed_upsamplers_with_other_kernels, load_caffe_weights
 from fcn_lightning.nets.caffe_proto import CaffeNet, read_caffemodel
 from fcn_lightning.nets.trunks import Trunk
 from fcn_lightning.nets.weights import CAFFE
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.classes import MODEL_CLASSES, class_path, model_class
+from fcn_lightning.systems.classes import MODEL_CLASSES, UnknownModelError, class_path, model_class
 
 #: The models ``--variant`` names: those whose trunk the reference trained in Caffe (VGG16, CaffeNet).
 CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
@@ -132,6 +132,9 @@ def main(argv: Sequence[str]) -> Path:
     learned: list[str] = []
     try:
         cls = model_class(args.model_class or args.variant)
+    except UnknownModelError as error:
+        parser.error(f"--model-class: {error}{class_meant('model', args.model_class)}")
+    try:
         out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, learned, **options)
     except (OSError, ValueError) as error:
         parser.error(f"{type(error).__name__}: {error}")

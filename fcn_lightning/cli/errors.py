@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from fcn_lightning.cli.help import with_suggestions
+from fcn_lightning.cli.help import closest, did_you_mean, with_suggestions
 
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
 
@@ -64,7 +64,9 @@ def check_config_file(path: str | Path) -> str | None:
     """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
     path = Path(path)
     if not path.is_file():
-        return f"config file {path} does not exist" + (" (it is a folder)" if path.is_dir() else "")
+        return f"config file {path} does not exist" + (
+            " (it is a folder)" if path.is_dir() else did_you_mean(str(path), _neighbours(path))
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -82,6 +84,40 @@ def check_config_file(path: str | Path) -> str | None:
             f"(e.g. 'trainer: ...', 'model: ...')"
         )
     return None
+
+
+#: The top-level keys that make a YAML file a plan of a command that runs several fits, by command.
+PLAN_KEYS = {"staged": "stages", "compare-sampling": "patch_size"}
+
+
+def plan_command(path: str | Path) -> str | None:
+    """The command whose plan a YAML file is (``staged`` for one with ``stages``, ``compare-sampling`` for
+    one with ``patch_size``), or ``None`` for a run's config (or a file :func:`check_config_file` refuses)."""
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(content, dict):
+        return None
+    return next((command for command, key in PLAN_KEYS.items() if key in content), None)
+
+
+def _neighbours(path: Path) -> list[str]:
+    """The YAML files a mistyped ``path`` may have meant: those of its folder, or (a mistyped folder) of
+    the folders beside it, spelled as ``path`` is."""
+    folder = path.parent
+    if not folder.is_dir():
+        if not folder.parent.is_dir() or (mistyped := closest(folder.name, _names(folder.parent))) is None:
+            return []
+        folder = folder.parent / mistyped
+    return [str(folder / name) for name in _names(folder) if name.endswith((".yaml", ".yml"))]
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in folder.iterdir())
+    except OSError:
+        return []
 
 
 def suite_classes(section: str) -> dict[str, type]:
@@ -109,8 +145,6 @@ def known_classes(section: str) -> list[str]:
 def class_options(section: str, class_path: str) -> list[str]:
     """The init options of one of the suite's classes (what ``--<section>.init_args.<option>`` accepts),
     found by its name (nothing is imported from it); empty if it is not one of them."""
-    from jsonargparse import ArgumentParser
-
     if section == "model":
         from fcn_lightning.systems.classes import UnknownModelError, model_class
 
@@ -121,8 +155,13 @@ def class_options(section: str, class_path: str) -> list[str]:
     else:
         name = class_path.rpartition(".")[2]
         cls = next((c for path, c in suite_classes(section).items() if path.rpartition(".")[2] == name), None)
-    if cls is None:
-        return []
+    return [] if cls is None else init_options(cls)
+
+
+def init_options(cls: type) -> list[str]:
+    """The init options of a class, as jsonargparse reads them (empty if it cannot)."""
+    from jsonargparse import ArgumentParser
+
     parser = ArgumentParser(exit_on_error=False)
     try:
         parser.add_class_arguments(cls, "x")
@@ -142,7 +181,8 @@ def clearer_parse_error(message: str) -> str:
     key = section.group(1)
     known = ", ".join(known_classes(key))
     if m := re.search(r"Expected a dot import path string: (\S+)", message):
-        return f"{key}: unknown class {m.group(1)!r}; the suite's {key} classes are: {known}"
+        meant = class_meant(key, m.group(1))
+        return f"{key}: unknown class {m.group(1)!r}{meant}; the suite's {key} classes are: {known}"
     m = _CLASS_PROBLEM.search(message)
     if m is None:
         return message
@@ -150,11 +190,44 @@ def clearer_parse_error(message: str) -> str:
     problem = " ".join(line.strip() for line in m.group(2).splitlines() if line.strip())
     problem = re.sub(r'Parser key "([^"]+)":\s*', r"\1: ", problem)
     if "has no attribute" in problem or "No module named" in problem or "not a subclass" in problem:
-        return f"{key}: unknown class {class_path!r} ({problem}); the suite's {key} classes are: {known}"
+        return (
+            f"{key}: unknown class {class_path!r} ({problem}){class_meant(key, class_path)}; "
+            f"the suite's {key} classes are: {known}"
+        )
     text = f"{key} {class_path}: {problem}"
-    if "is not accepted" in problem:
-        text += f"; its options are: {', '.join(class_options(key, class_path))}"
+    if m := re.search(r"Option '([^']+)' is not accepted", problem):
+        options = _nested_options(key, problem) if _NESTED.match(problem) else class_options(key, class_path)
+        text += f"{did_you_mean(m.group(1), options)}; its options are: {', '.join(options)}"
+    elif m := re.search(r"unrecognized arguments: --([\w.]+)", problem):
+        option, _, rest = m.group(1).partition(".")
+        meant = closest(option, class_options(key, class_path))
+        text += f" (did you mean --{key}.init_args.{meant}{'.' + rest if rest else ''}?)" if meant else ""
     return text
+
+
+#: A problem of a class inside a class's option (``data.init_args.generator``'s config class).
+_NESTED = re.compile(r"--[\w.]+: Problem with given class_path '([^']+)'")
+
+
+def _nested_options(section: str, problem: str) -> list[str]:
+    """The options of the class inside an option that a problem names, when it is one the package exports
+    beside its ``data`` classes (a generator's config); empty for any other."""
+    from fcn_lightning import data
+
+    m = _NESTED.match(problem)
+    name = m.group(1).rpartition(".")[2] if m else ""
+    cls = getattr(data, name, None) if section == "data" and name in data.__all__ else None
+    return init_options(cls) if inspect.isclass(cls) else []
+
+
+def class_meant(section: str, given: str) -> str:
+    """``" (did you mean fcn_lightning.FCN8s?)"`` for a mistyped class, by its path or its name alone."""
+    paths = suite_classes(section)
+    if "." not in given:
+        by_name = {path.rpartition(".")[2]: path for path in paths}
+        found = closest(given, by_name)
+        return f" (did you mean {by_name[found]}?)" if found else ""
+    return did_you_mean(given, paths)
 
 
 def constructor_error(error: BaseException) -> BaseException | None:

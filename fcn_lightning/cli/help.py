@@ -115,14 +115,33 @@ def help_view(parser: argparse.ArgumentParser, command: str | None) -> Iterator[
             group.title, group.description = title, group_description
 
 
+def closest(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str | None:
+    """The candidate ``word`` most resembles (a mistyped option, class or file name), or ``None``."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
+    """``" (did you mean X?)"`` for the candidate ``word`` most resembles; empty when none does."""
+    found = closest(word, candidates, cutoff)
+    return f" (did you mean {found}?)" if found else ""
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
 def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
     """argparse's ``unrecognized arguments: ...`` with, for each unknown option, the parser's option it
-    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``. Any other message
-    is returned as it is. Reads argparse's table of options (``_option_string_actions``)."""
+    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``; its ``invalid
+    choice: 'fcn8' (choose from ...)`` with the choice it most resembles. Any other message is returned as
+    it is. Reads argparse's table of options (``_option_string_actions``)."""
+    if choice := _INVALID_CHOICE.search(message):
+        meant = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        return message + (f"; did you mean '{meant}'?" if meant else "")
     prefix = "unrecognized arguments: "
     if not message.startswith(prefix):
         return message
     options = [o for o, action in parser._option_string_actions.items() if action.help != argparse.SUPPRESS]
     unknown = [arg.split("=", 1)[0] for arg in message[len(prefix) :].split() if arg.startswith("-")]
-    close = [match for arg in unknown for match in difflib.get_close_matches(arg, options, n=1, cutoff=0.75)]
+    close = [match for arg in unknown if (match := closest(arg, options)) is not None]
     return message + (f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else "")

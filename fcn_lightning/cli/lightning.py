@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 
 from fcn_lightning.cli import COMMANDS
 from fcn_lightning.cli.errors import (
+    PLAN_KEYS,
     CommandError,
     check_config_file,
     clearer_parse_error,
@@ -33,6 +34,7 @@ from fcn_lightning.cli.errors import (
     counted,
     data_error,
     fail,
+    plan_command,
 )
 from fcn_lightning.cli.help import help_view, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
@@ -106,6 +108,11 @@ class ConfigFileAction(ActionConfigFile):
 
     def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
         problem = check_config_file(values) if isinstance(values, str) and not _inline(values) else None
+        if problem is None and isinstance(values, str) and (command := plan_command(values)) is not None:
+            problem = (
+                f"config file {values} is a plan of several fits ('{PLAN_KEYS[command]}:'), not a run's "
+                f"config: run it with fcn-lightning {command} --config {values}"
+            )
         if problem is not None:
             parser.error(problem)
         super().__call__(parser, cfg, values, option_string)
@@ -687,8 +694,6 @@ def run_summary(subcommand: str, cli: LightningCLI) -> str:
 def published_scores(config: dict[str, Any]) -> str:
     """``. Paper, FCN-8s staged (journal Table 2) on seg11valid: pixel acc. 91.2, ...`` for a run scored on
     its paper row's split (the dataset's default validation split); empty when the papers have no row."""
-    if (config.get("data") or {}).get("init_args", {}).get("val_split") is not None:
-        return ""
     row = paper_row(identify(config))
     if row is None:
         return ""

@@ -39,7 +39,10 @@ def model_record(model: Any) -> dict[str, Any]:
     name (``variant``), and (when trained on a data module) the input normalisation its data used, mean
     pixel included, so that the model can be deployed without the dataset (``fcn-lightning export``)."""
     record: dict[str, Any] = {"model": type(model).__qualname__, "variant": model.spec.name}
-    trainer = getattr(model, "_trainer", None)
+    try:
+        trainer = model.trainer
+    except RuntimeError:  # Lightning's word for a model attached to no Trainer (convert-caffe's)
+        trainer = None
     normalization = getattr(getattr(trainer, "datamodule", None), "input_normalization", None)
     if normalization is not None:
         record[INPUT_KEY] = dataclasses.asdict(normalization)

@@ -39,6 +39,7 @@ from omegaconf import OmegaConf
 from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, PaperRow, checkpoint_config, format_points, identify, paper_row
+from fcn_lightning.registry import MODELS
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
@@ -46,7 +47,7 @@ SELECTIONS: tuple[Selection, ...] = ("best", "last")
 #: The paper row a stage is held against (its label, empty for none) and its scores (percent, empty where
 #: unknown): ``fcn_lightning.paper``.
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
-RESULT_COLUMNS = ("stage", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS)
+RESULT_COLUMNS = ("stage", "model", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -176,18 +177,30 @@ def run_staged(
         )
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        paper = paper_columns(trained_row(checkpoint))
-        rows.append({"stage": name, **scores, "checkpoint": scored, **paper, "per_class_iu": per_class})
+        model, row = trained(checkpoint)
+        paper = paper_columns(row)
+        rows.append(
+            {
+                "stage": name,
+                "model": model,
+                **scores,
+                "checkpoint": scored,
+                **paper,
+                "per_class_iu": per_class,
+            }
+        )
         checkpoints[name] = checkpoint
     return rows
 
 
-def trained_row(checkpoint: str | Path) -> PaperRow | None:
-    """The paper row of the same dataset, model, input and recipe as the config that trained
-    ``checkpoint`` (what the checkpoint records of it: ``fcn_lightning.paper``), or ``None``."""
+def trained(checkpoint: str | Path) -> tuple[str, PaperRow | None]:
+    """What trained ``checkpoint``, as it records the config (``fcn_lightning.paper``): the model's title
+    (empty if it records none of the suite's) and the paper row of the same dataset, model, input and recipe,
+    or ``None``."""
     # Memory-mapped: only the recorded settings are read, not the weights.
     recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
-    return paper_row(identify(checkpoint_config(recorded)))
+    identity = identify(checkpoint_config(recorded))
+    return (MODELS[identity.model].title if identity.model else ""), paper_row(identity)
 
 
 def paper_columns(row: PaperRow | None) -> dict[str, Any]:
@@ -195,6 +208,13 @@ def paper_columns(row: PaperRow | None) -> dict[str, Any]:
     if row is None:
         return {"paper": ""} | {f"paper_{k}": None for k in SCORE_NAMES}
     return {"paper": row.label} | {f"paper_{k}": row.scores.get(k) for k in SCORE_NAMES}
+
+
+def stage_label(row: Mapping[str, Any]) -> str:
+    """A stage's name, and the model it trained where the name is not that model's title (a plan's own
+    names, or a model given on the command line): ``FCN-32s (FCN-16s)``."""
+    model = row.get("model") or ""
+    return row["stage"] if model in ("", row["stage"]) else f"{row['stage']} ({model})"
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -205,7 +225,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = [header, "|---" * (len(SCORE_NAMES) + 2) + "|"]
     for row in rows:
         cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]
-        lines.append(f"| {row['stage']} | " + " | ".join(cells) + f" | {row['checkpoint']} |")
+        lines.append(f"| {stage_label(row)} | " + " | ".join(cells) + f" | {row['checkpoint']} |")
         if row.get("paper"):
             theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
             diffs = [
@@ -233,7 +253,10 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
                 f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"] for k in SCORE_NAMES
             }
             paper["paper"] = row.get("paper") or ""
-            writer.writerow({"stage": row["stage"], **scores, "checkpoint": row["checkpoint"], **paper})
+            model = row.get("model") or ""
+            writer.writerow(
+                {"stage": row["stage"], "model": model, **scores, "checkpoint": row["checkpoint"], **paper}
+            )
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path

@@ -165,3 +165,27 @@ def test_convert_caffe_makes_every_upsampler_learned_when_the_final_one_is_not_b
     checkpoint = torch.load(out, weights_only=True)
     assert learned == ["upscore"] and checkpoint["hyper_parameters"]["learn_upsampling"] is True
     torch.testing.assert_close(checkpoint["state_dict"]["net.upscore.weight"], source.net.upscore.weight)
+
+
+@pytest.mark.parametrize(
+    ("option", "meant"),
+    [
+        (["--variant", "fcn8"], "; did you mean 'fcn8s'?"),
+        (["--model-class", "FCN8"], " (did you mean fcn_lightning.FCN8s?)"),
+    ],
+)
+def test_a_mistyped_model_is_named_with_the_one_it_resembles(tmp_path, option, meant, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "convert-caffe",
+                str(tmp_path / "x.caffemodel"),
+                *option,
+                "--num-classes",
+                "21",
+                "--out",
+                "x.ckpt",
+            ]
+        )
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.endswith(meant), err

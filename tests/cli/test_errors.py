@@ -178,3 +178,56 @@ def test_jsonargparse_raises_a_constructors_error_as_the_cause_of_its_own():
     assert _raised_by_jsonargparse(raised.value), "jsonargparse wraps the class's error in one of its own"
     own = constructor_error(raised.value)
     assert isinstance(own, ValueError) and str(own).startswith("loss_sampling must lie in (0, 1]")
+
+
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (["--model", "fcn_lightning.FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
+        (["--model", "FCN8"], "(did you mean fcn_lightning.FCN8s?)"),
+        (["--data.init_args.batchsize", "2"], "is not accepted (did you mean batch_size?); its options are"),
+        # An option of the generator's config: its options, not the data module's, were listed.
+        (
+            ["--data.init_args.generator.num_trian", "2"],
+            "'num_trian' is not accepted (did you mean num_train?); its options are: image_size,",
+        ),
+        (
+            ["--model.init_args.optimzer.init_args.lr", "0.1"],
+            "(did you mean --model.init_args.optimizer.init_args.lr?)",
+        ),
+        (
+            ["--config", str(CONFIGS / "synthetic/fcn8.yaml")],
+            f"(did you mean {CONFIGS}/synthetic/fcn8s.yaml?)",
+        ),
+        (
+            ["--config", str(CONFIGS / "synthetc/fcn8s.yaml")],
+            f"(did you mean {CONFIGS}/synthetic/fcn8s.yaml?)",
+        ),
+    ],
+)
+def test_a_mistyped_class_option_or_config_file_is_named_with_the_one_it_resembles(args, meant, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "synthetic/base.yaml"), *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert meant in err, err
+
+
+@pytest.mark.parametrize(
+    ("command", "plan", "runs_it"),
+    [
+        ("fit", "synthetic/staged.yaml", "staged"),
+        ("check-data", "synthetic/staged.yaml", "staged"),
+        ("validate", "synthetic/compare_sampling.yaml", "compare-sampling"),
+    ],
+)
+def test_a_plan_given_as_a_runs_config_names_the_command_that_runs_it(command, plan, runs_it, capsys):
+    """A plan's keys were refused as options ('Subcommand 'fit' does not accept option 'stages.FCN-32s''),
+    under the wrong command name and with no word of what the file is."""
+    path = str(CONFIGS / plan)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--config", path])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"fcn-lightning {command}: error: config file {path} is a plan of several fits")
+    assert err.endswith(f"run it with fcn-lightning {runs_it} --config {path}")

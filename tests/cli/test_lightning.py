@@ -14,7 +14,7 @@ from PIL import Image
 from fcn_lightning import FCN8s
 from fcn_lightning.analysis import load_stage
 from fcn_lightning.cli import main
-from fcn_lightning.cli.lightning import run_folder
+from fcn_lightning.cli.lightning import published_scores, run_folder
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
@@ -70,7 +70,12 @@ def test_staged_writes_the_results_table(staged_run, capsys):
     out = staged_out(staged_run)
     rows = read_results(out)
     assert [r["stage"] for r in rows] == ["FCN-32s", "FCN-16s", "FCN-8s"]
-    assert list(rows[0])[:6] == ["stage", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
+    assert list(rows[0])[:7] == ["stage", "model", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "checkpoint"]
+    assert [r["model"] for r in rows] == [
+        "FCN-32s",
+        "FCN-16s",
+        "FCN-8s",
+    ]  # what each stage's checkpoint records
     assert {r["paper"] for r in rows} == {""}  # synthetic data: no paper row to stand beside
     assert all(0 <= float(r[k]) <= 1 for r in rows for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu"))
     assert {r["checkpoint"] for r in rows} == {"best"}
@@ -485,3 +490,17 @@ def test_init_parser_repeats_lightnings_own():
     )
     assert type(lightning._option_string_actions["--config"]) is ActionConfigFile
     assert type(ours._option_string_actions["--config"]) is ConfigFileAction
+
+
+@pytest.mark.parametrize(
+    ("split", "shown"), [(None, True), ("seg11valid", True), ("sbd_val", False), ("voc_val", False)]
+)
+def test_the_summary_quotes_the_paper_only_for_a_run_scored_on_the_papers_split(split, shown):
+    data = {"class_path": "fcn_lightning.data.VOCDataModule", "init_args": {"val_split": split}}
+    config = {"model": {"class_path": "fcn_lightning.FCN8s", "init_args": {}}, "data": data}
+    quoted = published_scores(config)
+    assert (
+        quoted.startswith(". Paper, FCN-8s staged (journal Table 2) on seg11valid: ")
+        if shown
+        else quoted == ""
+    )

@@ -74,8 +74,13 @@ def test_nyud_demo_runs_end_to_end(tmp_path, one_thread):
     args += ["--data.init_args.generator.num_test", "1", "--model.init_args.width", "0.0625"]
     main(args)
     table = (out / "results.md").read_text()
-    for stage in ("RGB-32s", "HHA-32s", "RGB-HHA-32s", "RGB-HHA-16s"):
-        assert f"| {stage} |" in table
+    for stage, model in (
+        ("RGB-32s", "FCN-32s"),
+        ("HHA-32s", "FCN-32s"),
+        ("RGB-HHA-32s", "FCN-32s RGB-HHA"),
+        ("RGB-HHA-16s", "FCN-16s RGB-HHA"),
+    ):
+        assert f"| {stage} ({model}) |" in table
 
     def saved(stage: str) -> dict:
         return yaml.safe_load(next((out / stage).rglob("config.yaml")).read_text())
@@ -88,30 +93,43 @@ def test_nyud_demo_runs_end_to_end(tmp_path, one_thread):
 
 
 @pytest.mark.filterwarnings("ignore:The '.*_dataloader' does not have many workers")
-def test_a_stage_pairs_with_the_row_of_the_config_that_trained_it(tmp_path, one_thread):
-    """``--add-config`` makes the VOC FCN-32s stage the fixed variant (only score_fr trained). The old
-    pairing merged the plan's YAML files and scanned the --model.* / --data.* arguments, so it missed the
-    added config and put the stage beside FCN-32s; the stage's checkpoint records what trained."""
-    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=1))
+@pytest.mark.parametrize(
+    ("extra", "label", "paper", "mean_iu"),
+    [
+        # --add-config makes the stage the fixed variant (only score_fr trained). The old pairing merged the
+        # plan's YAML files and scanned the --model.* / --data.* arguments, so it missed the added config.
+        (
+            ["--add-config", str(CONFIGS / "voc/fcn32s_fixed.yaml")],
+            "FCN-32s",
+            "FCN-32s fixed (journal Table 2)",
+            46.6,
+        ),
+        # Another model on the command line: the stage named FCN-32s trained an FCN-16s, and says so.
+        (["--model", "fcn_lightning.FCN16s"], "FCN-32s (FCN-16s)", "FCN-16s (journal Table 2)", 65.0),
+        # Validated on another split than the paper's: beside no row (it was put beside seg11valid's).
+        (["--data.init_args.val_split", "sbd_val"], "FCN-32s", "", None),
+    ],
+)
+def test_a_stage_pairs_with_the_row_of_the_config_that_trained_it(
+    tmp_path, one_thread, extra, label, paper, mean_iu
+):
+    """Each stage is labelled and paired by what its checkpoint records of the config that trained it."""
+    root = write_synthetic_voc(tmp_path / "voc", SyntheticVOCConfig(image_size=32, num_train=4, num_val=2))
     plan = tmp_path / "plan.yaml"
     voc = CONFIGS / "voc"
     plan.write_text(
         yaml.safe_dump({"base": [str(voc / "base.yaml")], "stages": {"FCN-32s": str(voc / "fcn32s.yaml")}})
     )
     out = tmp_path / "out"
-    args = [
-        "staged",
-        "--config",
-        str(plan),
-        "--out",
-        str(out),
-        "--add-config",
-        str(voc / "fcn32s_fixed.yaml"),
-    ]
+    args = ["staged", "--config", str(plan), "--out", str(out), *extra]
     args += [*tiny_run_args(steps=1, val_every=1, random_init=True), "--trainer.num_sanity_val_steps", "0"]
     args += ["--data.init_args.root", str(root), "--data.init_args.num_workers", "0"]
     main(args)
     with (out / "results.csv").open() as f:
         [row] = list(csv.DictReader(f))
-    assert row["paper"] == "FCN-32s fixed (journal Table 2)" and float(row["paper_mean_iu"]) == 46.6
-    assert "| paper: FCN-32s fixed (journal Table 2) | 82.9 |" in (out / "results.md").read_text()
+    trained = "FCN-16s" if "--model" in extra else "FCN-32s"
+    assert row["paper"] == paper and row["model"] == trained
+    assert (float(row["paper_mean_iu"]) if row["paper_mean_iu"] else None) == mean_iu
+    table = (out / "results.md").read_text()
+    assert f"| {label} | " in table
+    assert (f"| paper: {paper} | " in table) == bool(paper)

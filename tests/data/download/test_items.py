@@ -4,10 +4,12 @@ published checksum or goes by the manifest route."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from fcn_lightning.data import NYUDv2Layout, PascalContextLayout, SIFTFlowLayout, VOCLayout
@@ -147,9 +149,11 @@ def test_weights_land_where_the_configs_init_from_reads_them(env, monkeypatch, t
 def test_every_released_fcn_has_a_convert_and_validate_command_that_names_real_things(item):
     assert item.dataset == WEIGHTS and item.file.endswith(".caffemodel")
     options = dict(zip(item.convert[::2], item.convert[1::2], strict=True))
-    assert model_class(options.get("--model-class") or options["--variant"])
     configs = [item.validate[i + 1] for i, arg in enumerate(item.validate) if arg == "--config"]
     assert len(configs) == 2 and all((REPO / c).is_file() for c in configs)
+    scored_by = yaml.safe_load((REPO / configs[1]).read_text())["model"]["class_path"]
+    assert model_class(options.get("--model-class") or options["--variant"]) is model_class(scored_by)
+    assert not re.search(r"\d\.\d", item.title), "paper scores live in paper.py"
     starts_from_imagenet = "init_from" in (REPO / configs[1]).read_text().split("model:")[-1]
     assert starts_from_imagenet == ("--model.init_args.init_from" in item.validate)
 
