@@ -454,16 +454,21 @@ class FCNSystem(L.LightningModule):
         return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
 
     def loss(
-        self, logits: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None
+        self,
+        logits: torch.Tensor,
+        mask: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        weighted: bool = True,
     ) -> torch.Tensor:
         """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
 
         ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
         ``batch x loss_sampling`` images. With class weights (``loss_weights``) each pixel counts its
         class's weight, and the mean is over the labelled pixels' weights, as torch's weighted
-        cross-entropy.
+        cross-entropy. ``weighted=False``: unweighted whatever ``loss_weights`` says, for logits of
+        other classes than ``num_classes`` (a second task's, which the weights are not of).
         """
-        weight = self.loss_class_weights
+        weight = self.loss_class_weights if weighted else None
         images = float(logits.shape[0])
         if keep is not None:
             mask = mask.masked_fill(~keep, IGNORE_INDEX)
