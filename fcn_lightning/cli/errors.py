@@ -226,7 +226,14 @@ def _union_value_problem(problem: str) -> str | None:
         if literal := re.fullmatch(r"(?:typing\.)?Literal\[(.*)\]", subtype):
             words += [v.strip().strip("'\"") for v in literal.group(1).split(",")]
         elif sequence := re.fullmatch(r"(list|tuple|dict)\[(.*)\]", subtype):
-            words.append(f"a {sequence.group(1)} of {sequence.group(2)}")
+            kind, inner = sequence.groups()
+            parts = [part.strip() for part in inner.split(",")]
+            if kind == "dict" and len(parts) == 2:
+                words.append(f"a mapping of {parts[0]} to {parts[1]}")
+            elif kind == "tuple" and len(parts) > 1 and parts[-1] != "...":
+                words.append(f"a tuple ({', '.join(parts)})")
+            else:
+                words.append(f"a {kind} of {parts[0]}")
         else:
             words.append({"NoneType": "null"}.get(subtype, subtype))
     return f"{option}: {given!r} is none of: {', '.join(words)}{did_you_mean(given, words)}"
