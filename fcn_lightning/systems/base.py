@@ -39,6 +39,7 @@ from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameter
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 from fcn_lightning.registry import ModelSpec
 from fcn_lightning.systems.checkpoints import (
+    AUTO_WEIGHTS_KEY,
     RECORD_KEY,
     model_record,
     refuse_mismatched_checkpoint,
@@ -229,10 +230,6 @@ def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes:
     if not weights.any():
         raise ValueError(f"{setting}: every weight is 0: nothing would be learned")
     return weights
-
-
-#: Where a checkpoint records the ``loss_weights: auto`` weights its model trained with (a plain list).
-AUTO_WEIGHTS_KEY = "fcn_lightning_loss_class_weights"
 
 
 class FCNSystem(L.LightningModule):

@@ -20,7 +20,7 @@ from fcn_lightning.cli import main
 from fcn_lightning.data import DatasetError, FolderDataModule
 from fcn_lightning.data.class_weights import CACHE_FOLDER, ClassWeights
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.systems.base import AUTO_WEIGHTS_KEY
+from fcn_lightning.systems.checkpoints import AUTO_WEIGHTS_KEY
 
 THIN = {"width": 0.0625, "init_from": None}
 
