@@ -61,6 +61,6 @@ def test_a_multi_task_output_is_averaged_task_by_task():
 
 @pytest.mark.parametrize("scales", [[0.0], [1.0, -0.5], []])
 def test_bad_scales_are_one_line_naming_the_setting(scales):
-    with pytest.raises(ValueError, match="tta.scales") as caught:
+    with pytest.raises(ValueError, match=r"tta\.scales") as caught:
         check_tta(TestTimeAugmentation(scales=scales))
     assert "\n" not in str(caught.value)
