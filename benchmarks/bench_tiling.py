@@ -175,19 +175,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out,
     )
     say(markdown_row(SIZE_COLUMNS) + "\n|" + "---|" * len(SIZE_COLUMNS), args.out)
-    rate: float | None = None  # seconds per input pixel of the last whole run, for the skipped rows
+    # seconds and MiB per input pixel of the last whole run and its memory before the forward: the
+    # estimates of the whole runs skipped
+    rate: tuple[float, float, float] | None = None
     for width, height in args.sizes:
         name, pixels = f"{width}x{height}", width * height
         if pixels > args.whole_max_pixels:
-            guess = f"~{rate * pixels:.0f} s" if rate else "?"
-            cells = [name, "whole", 1, pixels, f"not run ({guess})", "too large here", "-"]
+            seconds = f"not run (~{rate[0] * pixels:.0f} s)" if rate else "not run"
+            memory = f"~{rate[2] + rate[1] * pixels:.0f} (est.)" if rate else "too large here"
+            cells = [name, "whole", 1, pixels, seconds, memory, "-"]
             say(markdown_row(cells), args.out)
         else:
             result = in_child({**base, "size": [width, height]})
             if "error" in result:
                 say(markdown_row([name, "whole", 1, pixels, "failed", result["error"], "-"]), args.out)
             else:
-                rate = result["seconds"] / pixels
+                grown = (result["peak"] - result["before"]) / pixels
+                rate = (result["seconds"] / pixels, grown, result["before"])
                 row = [name, "whole", 1, pixels, f"{result['seconds']:.1f}", *memory_cells(result)]
                 say(markdown_row(row), args.out)
         for tile in args.tiles:
