@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 Scores = torch.Tensor | dict[str, torch.Tensor]
-#: Largest image run whole by default (2048 x 2048): an FCN-8s of full width needs about 1.1 kB of CPU
-#: memory per pixel at inference (benchmarks/RESULTS.md), so about 4.5 GB here.
+#: Largest image run whole by default (2048 x 2048): an FCN-8s of full width needs 0.9-1.1 kB of CPU
+#: memory per input pixel at inference (benchmarks/RESULTS.md), so 4-5 GB here with its weights.
 DEFAULT_MAX_PIXELS = 2048 * 2048
 
 
