@@ -332,3 +332,14 @@ def test_tiled_evaluation_scores_as_whole_images(one_thread):
 def test_bad_inference_settings_fail_when_the_model_is_built_naming_them(settings, named):
     with pytest.raises(ValueError, match=re.escape(named)):
         FCN32s(**TINY, **settings)
+
+
+def test_the_inference_settings_are_recorded_as_plain_data_and_rebuild_the_model():
+    model = FCN32s(**TINY, inference={"max_pixels": 10**6, "overlap": 400}, tta={"scales": [0.5, 1.0]})
+    recorded = {k: model.hparams[k] for k in ("inference", "tta")}
+    assert recorded == {
+        "inference": {"max_pixels": 10**6, "tile": None, "overlap": 400},
+        "tta": {"scales": [0.5, 1.0], "flip": False},
+    }
+    again = FCN32s(**TINY, **recorded)  # as a checkpoint's hyperparameters rebuild it (weights_only)
+    assert (again.inference, again.tta) == (model.inference, model.tta)
