@@ -39,6 +39,11 @@ class TestTimeAugmentation:
         """How many passes through the net each image takes."""
         return len(self.scales) * (2 if self.flip else 1)
 
+    @property
+    def augments(self) -> bool:
+        """Whether any view differs from the image as it is (one scale 1 without flip does not)."""
+        return self.views > 1 or self.scales[0] != 1
+
 
 def check_tta(tta: TestTimeAugmentation) -> None:
     """A one-line error naming the setting for scales that are none, zero or negative."""
@@ -61,7 +66,7 @@ def tta_logits(
     """The log of the mean softmax of ``infer`` (N x C x H x W -> logits, or ``{task: logits}``) over the
     views of ``tta``; ``infer(image)`` itself when the only view is the image as it is."""
     check_tta(tta)
-    if tta.views == 1 and tta.scales[0] == 1:
+    if not tta.augments:
         return infer(image)
     size = tuple(image.shape[-2:])
     total: Scores | None = None

@@ -453,7 +453,7 @@ class FCNSystem(L.LightningModule):
     @property
     def tta_active(self) -> bool:
         """Whether test-time augmentation adds views beyond the image as it is."""
-        return not (self.tta.views == 1 and self.tta.scales[0] == 1)
+        return self.tta.augments
 
     def single_view_logits(self, image: torch.Tensor) -> Any:
         """The net's output on ``image``, or its shift-and-stitch output (``shift_and_stitch``)."""
