@@ -190,6 +190,6 @@ def tiled_inference(
                     total[key] = logits.new_zeros((*logits.shape[:-2], height, width), dtype=torch.float32)
                 total[key][..., top:bottom, left:right] += logits.float() * weight
             weight_sum[top:bottom, left:right] += weight
-    if isinstance(scores, Mapping):
-        return {k: v / weight_sum for k, v in total.items()}
-    return total[""] / weight_sum
+    for logits in total.values():
+        logits /= weight_sum  # in place: no second C x H x W copy at the end
+    return total if isinstance(scores, Mapping) else total[""]
