@@ -19,7 +19,7 @@ import torch
 
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
 from fcn_lightning.paper import METRIC_TITLES, format_points
-from fcn_lightning.training.staged import PAPER_COLUMNS, stage_label
+from fcn_lightning.training.staged import PAPER_COLUMNS, TTA_COLUMN, stage_label
 
 __all__ = [
     "find_staged_runs",
@@ -39,16 +39,17 @@ def find_staged_runs(root: str | Path) -> list[Path]:
 def _cell(key: str, value: str) -> Any:
     if key in SCORE_NAMES:
         return float(value)
-    if key in PAPER_COLUMNS and key != "paper":
+    if (key in PAPER_COLUMNS and key != "paper") or key == TTA_COLUMN:
         return float(value) if value else None
     return value
 
 
 def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of a staged run's ``results.csv``: ``stage``, ``model`` (the title of what it trained), the
-    four scores (fractions), ``checkpoint``, and the paper row the stage is paired with: ``paper`` (its
-    label; empty for none) and ``paper_<score>`` (percent; ``None`` where unknown). Files written before
-    the model and paper columns existed read as unpaired, their model unknown."""
+    four scores (fractions), ``checkpoint``, the paper row the stage is paired with: ``paper`` (its label;
+    empty for none) and ``paper_<score>`` (percent; ``None`` where unknown), and ``tta_mean_iu`` (a
+    fraction; ``None`` for a stage scored without test-time augmentation). Files written before the model
+    and paper columns existed read as unpaired, their model unknown."""
     with (Path(run_dir) / "results.csv").open() as f:
         rows = [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
     return [{"model": "", "paper": "", **{f"paper_{k}": None for k in SCORE_NAMES}, **row} for row in rows]

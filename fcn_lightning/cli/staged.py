@@ -85,7 +85,7 @@ def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> Non
     if wandb is None or wandb.run is None:
         return
     columns = list(RESULT_COLUMNS)
-    table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+    table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
     wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
     wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
 

@@ -11,10 +11,11 @@ applied to it too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import lightning as L
 import torch
@@ -36,6 +37,8 @@ from fcn_lightning.nets.caffe import (
 )
 from fcn_lightning.nets.shift_stitch import check_factor, shift_and_stitch
 from fcn_lightning.nets.surgery import load_vgg16_state_dict, transfer_parameters, vgg16_state_for_input
+from fcn_lightning.nets.tiling import TilingOptions, net_tile_geometry, tile_plan, tiled_inference
+from fcn_lightning.nets.tta import TestTimeAugmentation, check_tta, tta_logits
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 from fcn_lightning.registry import ModelSpec
 from fcn_lightning.systems.checkpoints import (
@@ -47,6 +50,8 @@ from fcn_lightning.systems.checkpoints import (
 )
 
 log = logging.getLogger(__name__)
+
+Options = TypeVar("Options", TilingOptions, TestTimeAugmentation)
 
 #: Where the paper-table configs look for the Caffe ImageNet models: ``$FCN_WEIGHTS``, else
 #: ``$FCN_DATA/weights``, else ``./data/weights`` (the configs' ``init_from`` spells this out).
@@ -232,6 +237,16 @@ def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes:
     return weights
 
 
+def as_options(kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
+    """``given`` as a ``kind`` dataclass: as it is, from the plain dict a checkpoint records, or the
+    defaults for ``None``."""
+    if given is None:
+        return kind()
+    if isinstance(given, Mapping):
+        return kind(**given)
+    return given
+
+
 class FCNSystem(L.LightningModule):
     """What every FCN LightningModule shares. Each model's class only names its registry row (``spec``).
 
@@ -279,6 +294,12 @@ class FCNSystem(L.LightningModule):
             of the net's own upsampling (``nets.shift_stitch``: ``factor^2`` passes per image; the factor
             divides the output stride; 32 on FCN-32s is stride 1). ``None``: the net's own output.
         shift_and_stitch_batch: shifted copies of a batch run through the net together (memory vs speed).
+        inference: the memory budget of validation, test and predict (``nets.tiling.TilingOptions``:
+            ``max_pixels``, ``tile``, ``overlap``): an image within it runs whole, a larger one in
+            overlapping tiles whose weighted mean equals the whole image's logits (at the default overlap).
+        tta: test-time augmentation (``nets.tta.TestTimeAugmentation``: ``scales``, ``flip``): the mean
+            softmax over the views. Predictions use it; validation and test score it apart, under
+            ``val/tta/...`` and ``test/tta/...``, next to the plain single-scale ``val/...`` scores.
         net_options: the net's shape options, those of :func:`fcn_lightning.nets.build_fcn`:
             ``in_channels`` (3 RGB / HHA, 4 RGB-D), ``width`` (trunk channel multiplier; 1.0 is the
             paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
@@ -305,6 +326,8 @@ class FCNSystem(L.LightningModule):
         train_only: list[str] | None = None,
         shift_and_stitch: int | None = None,
         shift_and_stitch_batch: int = 1,
+        inference: TilingOptions | Mapping[str, Any] | None = None,
+        tta: TestTimeAugmentation | Mapping[str, Any] | None = None,
         **net_options: Any,
     ) -> None:
         super().__init__()
@@ -350,10 +373,24 @@ class FCNSystem(L.LightningModule):
             check_factor(self.net, shift_and_stitch)
         if shift_and_stitch_batch < 1:
             raise ValueError(f"shift_and_stitch_batch must be >= 1, got {shift_and_stitch_batch}")
+        self.inference = as_options(TilingOptions, inference)
+        self.tta = as_options(TestTimeAugmentation, tta)
+        # Plain data in the checkpoint (loadable with weights_only=True); bad values fail here, named.
+        self.hparams.inference = dataclasses.asdict(self.inference)
+        self.hparams.tta = dataclasses.asdict(self.tta)
+        # shift-and-stitch shifts its input by less than the output stride: that much more context
+        extra = 0 if shift_and_stitch is None else int(self.net.output_stride)
+        self.tile_geometry = net_tile_geometry(self.net, extra_context=extra)
+        tile_plan(self.inference, self.tile_geometry)
+        check_tta(self.tta)
         metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
         metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
         self.val_metrics = SegmentationMetrics(**metric_args)
         self.test_metrics = SegmentationMetrics(**metric_args)
+        #: Scores of the test-time augmented predictions, logged apart (``val/tta/...``); only with TTA on.
+        self.tta_metrics = nn.ModuleDict(
+            {p: SegmentationMetrics(**metric_args) for p in ("val", "test")} if self.tta_active else {}
+        )
         #: The last evaluation's scores and summed confusion matrix (CPU) per prefix, for plots and loggers.
         self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -471,13 +508,31 @@ class FCNSystem(L.LightningModule):
         """Logits N x num_classes x H x W."""
         return self.net(image)
 
-    def evaluation_logits(self, image: torch.Tensor) -> Any:
-        """What validation, test and predict score: the net's output, or its shift-and-stitch output
-        (``shift_and_stitch``). For a multi-task net, one per task."""
+    @property
+    def tta_active(self) -> bool:
+        """Whether test-time augmentation adds views beyond the image as it is."""
+        return self.tta.augments
+
+    def single_view_logits(self, image: torch.Tensor) -> Any:
+        """The net's output on ``image``, or its shift-and-stitch output (``shift_and_stitch``)."""
         factor = self.hparams.get("shift_and_stitch")
         if factor is None:
             return self.net(image)
         return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
+
+    def evaluation_logits(self, image: torch.Tensor, augmented: bool = False) -> Any:
+        """What validation, test and predict score: :meth:`single_view_logits`, whole or in tiles within
+        the memory budget (``inference``: ``nets.tiling``), and with ``augmented``, the log of the mean
+        softmax over the views of ``tta`` (``nets.tta``). For a multi-task net, one per task."""
+
+        def infer(view: torch.Tensor) -> Any:
+            return tiled_inference(self.single_view_logits, view, self.inference, self.tile_geometry)
+
+        return tta_logits(infer, image, self.tta) if augmented else infer(image)
+
+    def scored_logits(self, logits: Any) -> torch.Tensor:
+        """The logits the plain scores (``val/<score>``) are of; a multi-task model picks its task."""
+        return logits
 
     def loss(
         self,
@@ -569,6 +624,27 @@ class FCNSystem(L.LightningModule):
             batch_size=logits.shape[0],
             sync_dist=True,
         )
+        self._evaluate_tta(batch, prefix)
+
+    def _evaluate_tta(self, batch: dict[str, Any], prefix: str) -> None:
+        """With TTA on, the augmented prediction scored apart, under ``<prefix>/tta/``: the plain keys stay
+        single-scale (what checkpoints are selected by and the paper reports)."""
+        if not self.tta_active:
+            return
+        logits = self.scored_logits(self.evaluation_logits(batch["image"], augmented=True))
+        self.tta_metrics[prefix].update(logits, batch["mask"])
+        loss = self.loss(logits, batch["mask"])
+        self.log(f"{prefix}/tta/loss", loss, batch_size=logits.shape[0], sync_dist=True)
+
+    def _log_tta_metrics(self, prefix: str) -> None:
+        if not self.tta_active:
+            return
+        metrics = self.tta_metrics[prefix]
+        result = metrics.compute()
+        self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/tta/"))
+        self.log_dict(metrics.per_class(result, prefix=f"{prefix}/tta/iu/"))
+        self.last_evaluation[f"{prefix}/tta"] = {**result, "confmat": result["confmat"].detach().cpu()}
+        metrics.reset()
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         result = metrics.compute()  # syncs the confusion matrices across processes once per epoch
@@ -582,26 +658,32 @@ class FCNSystem(L.LightningModule):
         # Fresh, process-private states: ddp_spawn pickles the module into shared memory, so without this
         # the processes would add into one confusion matrix concurrently (racy, and summed twice on sync).
         self.val_metrics.reset()
+        if self.tta_active:
+            self.tta_metrics["val"].reset()
 
     def on_test_epoch_start(self) -> None:
         self.test_metrics.reset()
+        if self.tta_active:
+            self.tta_metrics["test"].reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")
+        self._log_tta_metrics("val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics(self.test_metrics, "test")
+        self._log_tta_metrics("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class indices per pixel (uint8 on the CPU) with the batch's ids, image sizes (to crop padding)
-        and, for image folders, paths."""
-        pred = self.evaluation_logits(batch["image"]).argmax(1).to(torch.uint8).cpu()
+        """Class indices per pixel (uint8 on the CPU; test-time augmented with ``tta``) with the batch's ids,
+        image sizes (to crop padding) and, for image folders, paths."""
+        pred = self.evaluation_logits(batch["image"], augmented=True).argmax(1).to(torch.uint8).cpu()
         out = {"pred": pred, "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 

@@ -17,7 +17,7 @@ The reference recipe differs from VOC's for FCN-8s (1e-12, VOC's 1e-14): see ``f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -29,6 +29,8 @@ from fcn_lightning.data.siftflow import SIFTFLOW_GEO_CLASSES
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
 from fcn_lightning.nets.multitask import build_multitask_fcn
+from fcn_lightning.nets.tiling import TilingOptions
+from fcn_lightning.nets.tta import TestTimeAugmentation
 from fcn_lightning.systems.base import FCNSystem
 
 __all__ = [
@@ -85,6 +87,8 @@ class SIFTFlowFCNSystem(FCNSystem):
         bias_weight_decay: float | None = None,
         class_names: list[str] | None = None,
         exclude_classes: list[int | str] | None = None,
+        inference: TilingOptions | Mapping[str, Any] | None = None,
+        tta: TestTimeAugmentation | Mapping[str, Any] | None = None,
         **net_options: Any,
     ) -> None:
         super().__init__(
@@ -98,6 +102,8 @@ class SIFTFlowFCNSystem(FCNSystem):
             bias_weight_decay=bias_weight_decay,
             class_names=class_names,
             exclude_classes=resolve_classes(exclude_classes, class_names),
+            inference=inference,
+            tta=tta,
             **net_options,
         )
         geo_args = {"num_classes": len(self.geo_class_names), "ignore_index": IGNORE_INDEX}
@@ -118,6 +124,10 @@ class SIFTFlowFCNSystem(FCNSystem):
     def task_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"sem": N x 33 x H x W, "geo": N x 3 x H x W}`` logits."""
         return self.net(image)
+
+    def scored_logits(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The semantic logits: what the plain scores (and their test-time augmented ones) are of."""
+        return logits["sem"]
 
     def task_losses(self, logits: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {
@@ -142,6 +152,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         self.log(f"{prefix}/loss", losses["sem"] + losses["geo"], batch_size=n, sync_dist=True)
         for task, value in losses.items():
             self.log(f"{prefix}/{task}/loss", value, batch_size=n, sync_dist=True)
+        self._evaluate_tta(batch, prefix)
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         sem = metrics.compute()
@@ -174,7 +185,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU, with the batch's
         image sizes (to crop padding), ids and, for image folders, paths."""
-        logits = self.evaluation_logits(batch["image"])
+        logits = self.evaluation_logits(batch["image"], augmented=True)
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
         out["size"] = batch["size"].cpu()  # the writer crops each map to its image

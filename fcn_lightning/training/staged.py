@@ -47,7 +47,10 @@ SELECTIONS: tuple[Selection, ...] = ("best", "last")
 #: The paper row a stage is held against (its label, empty for none) and its scores (percent, empty where
 #: unknown): ``fcn_lightning.paper``.
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
-RESULT_COLUMNS = ("stage", "model", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS)
+#: The test-time augmented mean IU (``val/tta/mean_iu``), a column of its own when the stages were scored
+#: with ``tta`` (``--model.init_args.tta.*``): never mixed with the single-scale scores beside the paper's.
+TTA_COLUMN = "tta_mean_iu"
+RESULT_COLUMNS = ("stage", "model", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS, TTA_COLUMN)
 
 
 @dataclass(frozen=True)
@@ -177,18 +180,10 @@ def run_staged(
         )
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        model, row = trained(checkpoint)
-        paper = paper_columns(row)
-        rows.append(
-            {
-                "stage": name,
-                "model": model,
-                **scores,
-                "checkpoint": scored,
-                **paper,
-                "per_class_iu": per_class,
-            }
-        )
+        model, paper_row = trained(checkpoint)
+        tta = {TTA_COLUMN: float(metrics["val/tta/mean_iu"])} if "val/tta/mean_iu" in metrics else {}
+        row = {"stage": name, "model": model, **scores, "checkpoint": scored, **paper_columns(paper_row)}
+        rows.append(row | {"per_class_iu": per_class} | tta)
         checkpoints[name] = checkpoint
     return rows
 
@@ -220,21 +215,31 @@ def stage_label(row: Mapping[str, Any]) -> str:
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored.
     A stage paired with a paper row is followed by that row and by the difference (ours minus the paper's,
-    in points; ``-`` where the paper's number is unknown)."""
+    in points; ``-`` where the paper's number is unknown). Stages scored with test-time augmentation add
+    its mean IU as a last column, after the checkpoint (the paper's rows are single-scale: empty there)."""
+    tta = any(TTA_COLUMN in row for row in rows)
     header = "| net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
-    lines = [header, "|---" * (len(SCORE_NAMES) + 2) + "|"]
+    header += f" {METRIC_TITLES['mean_iu']} (TTA) |" if tta else ""
+    lines = [header, "|---" * (len(SCORE_NAMES) + 2 + tta) + "|"]
     for row in rows:
         cells = ["-" if math.isnan(row[k]) else f"{100 * row[k]:.1f}" for k in SCORE_NAMES]
-        lines.append(f"| {stage_label(row)} | " + " | ".join(cells) + f" | {row['checkpoint']} |")
+        line = f"| {stage_label(row)} | " + " | ".join(cells) + f" | {row['checkpoint']} |"
+        if tta:
+            value = row.get(TTA_COLUMN)
+            line += " - |" if value is None or math.isnan(value) else f" {100 * value:.1f} |"
+        lines.append(line)
+        extra = " |" if tta else ""
         if row.get("paper"):
             theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
             diffs = [
                 None if t is None or math.isnan(row[k]) else 100 * row[k] - t
                 for k, t in zip(SCORE_NAMES, theirs, strict=True)
             ]
-            lines.append(f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs)) + " | |")
             lines.append(
-                "| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + " | |"
+                f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs)) + " | |" + extra
+            )
+            lines.append(
+                "| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + " | |" + extra
             )
     return "\n".join(lines)
 
@@ -253,10 +258,14 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
                 f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"] for k in SCORE_NAMES
             }
             paper["paper"] = row.get("paper") or ""
-            model = row.get("model") or ""
-            writer.writerow(
-                {"stage": row["stage"], "model": model, **scores, "checkpoint": row["checkpoint"], **paper}
-            )
+            tta = {TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
+            stage = {
+                "stage": row["stage"],
+                "model": row.get("model") or "",
+                **scores,
+                "checkpoint": row["checkpoint"],
+            }
+            writer.writerow(stage | paper | tta)
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path

@@ -14,11 +14,18 @@ from PIL import Image
 from fcn_lightning import FCN8s
 from fcn_lightning.analysis import load_stage
 from fcn_lightning.cli import main
-from fcn_lightning.cli.lightning import published_scores, run_folder
+from fcn_lightning.cli.lightning import FCNLightningCLI, build, published_scores, run_folder
 from fcn_lightning.data import SyntheticVOCConfig, VOCDataModule, write_synthetic_voc
 from fcn_lightning.training.callbacks import PredictionWriter
 from fcn_lightning.training.staged import default_out_dir
-from tests.helpers import config_args, generator_args, quiet_trainer, synthetic_voc_data, tiny_run_args
+from tests.helpers import (
+    TINY_WIDTH,
+    config_args,
+    generator_args,
+    quiet_trainer,
+    synthetic_voc_data,
+    tiny_run_args,
+)
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 TINY_MODEL = {"width": 0.0625, "batch_norm": True, "loss_reduction": "mean"}
@@ -504,3 +511,13 @@ def test_the_summary_quotes_the_paper_only_for_a_run_scored_on_the_papers_split(
         if shown
         else quoted == ""
     )
+
+
+def test_the_inference_and_tta_options_are_dotted_model_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = ["--model.init_args.tta.scales", "[0.5, 1.0]", "--model.init_args.tta.flip", "true"]
+    options += ["--model.init_args.inference.tile", "640", "--model.init_args.inference.overlap", "400"]
+    args = [*config_args("synthetic/base.yaml"), "--model.init_args.width", str(TINY_WIDTH), *options]
+    model = build(FCNLightningCLI, [*args, "--trainer.logger", "false"]).model
+    assert (model.tta.scales, model.tta.flip) == ([0.5, 1.0], True)
+    assert (model.inference.tile, model.inference.overlap) == (640, 400)

@@ -1,6 +1,7 @@
 """The LightningModules: reference recipe, loss, checkpoints, staged initialisation, DDP-exact evaluation."""
 
 import math
+import re
 from pathlib import Path
 
 import lightning as L
@@ -292,3 +293,53 @@ def test_loss_sampling_trains_and_evaluation_is_never_sampled(data_root, tmp_pat
 def test_loss_sampling_outside_0_1_is_refused_naming_it(p):
     with pytest.raises(ValueError, match=r"loss_sampling must lie in \(0, 1\]"):
         FCN32s(**TINY, loss_sampling=p)
+
+
+# ------------------------------------------------------------------- tiled inference, test-time augmentation
+
+
+def test_tta_scores_are_logged_apart_and_leave_the_plain_scores_as_they_were(data_root, tmp_path, one_thread):
+    torch.manual_seed(0)
+    plain = FCN32s(**TINY)
+    augmented = FCN32s(**TINY, tta={"scales": [0.75, 1.0], "flip": True})
+    augmented.load_state_dict(plain.state_dict())
+    before = tiny_trainer(tmp_path).validate(plain, datamodule=tiny_data(data_root), verbose=False)[0]
+    after = tiny_trainer(tmp_path).validate(augmented, datamodule=tiny_data(data_root), verbose=False)[0]
+    assert not any("/tta/" in k for k in before)
+    for key, value in before.items():
+        assert after[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+        assert f"val/tta/{key.removeprefix('val/')}" in after
+    assert "val/tta" in augmented.last_evaluation and "val/tta" not in plain.last_evaluation
+
+
+def test_tiled_evaluation_scores_as_whole_images(one_thread):
+    torch.manual_seed(0)
+    whole = FCN32s(**TINY).eval()
+    for name, param in whole.net.named_parameters():
+        if "score" in name:
+            nn.init.normal_(param, std=0.1)
+    tiled = FCN32s(**TINY, inference={"tile": 576}).eval()
+    tiled.load_state_dict(whole.state_dict())
+    image = torch.randn(1, 3, 600, 640)
+    with torch.no_grad():
+        torch.testing.assert_close(tiled.evaluation_logits(image), whole.evaluation_logits(image))
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [({"inference": {"tile": 300}}, "inference.tile 300"), ({"tta": {"scales": [1.0, 0]}}, "tta.scales")],
+)
+def test_bad_inference_settings_fail_when_the_model_is_built_naming_them(settings, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        FCN32s(**TINY, **settings)
+
+
+def test_the_inference_settings_are_recorded_as_plain_data_and_rebuild_the_model():
+    model = FCN32s(**TINY, inference={"max_pixels": 10**6, "overlap": 400}, tta={"scales": [0.5, 1.0]})
+    recorded = {k: model.hparams[k] for k in ("inference", "tta")}
+    assert recorded == {
+        "inference": {"max_pixels": 10**6, "tile": None, "overlap": 400},
+        "tta": {"scales": [0.5, 1.0], "flip": False},
+    }
+    again = FCN32s(**TINY, **recorded)  # as a checkpoint's hyperparameters rebuild it (weights_only)
+    assert (again.inference, again.tta) == (model.inference, model.tta)

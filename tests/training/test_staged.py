@@ -8,9 +8,10 @@ import pytest
 import torch
 import yaml
 
+from fcn_lightning.analysis import read_results
 from fcn_lightning.cli import main
 from fcn_lightning.data import SyntheticVOCConfig, write_synthetic_voc
-from fcn_lightning.training.staged import StagedPlan, run_staged
+from fcn_lightning.training.staged import StagedPlan, format_table, run_staged, write_results
 from tests.helpers import tiny_run_args
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -47,6 +48,30 @@ def test_stages_start_from_the_named_earlier_stages(tmp_path):
     ckpt = {name: str(tmp_path / f"{name}.ckpt") for name in "ABC"}
     assert calls == [("A", None), ("B", None), ("C", [ckpt["A"], ckpt["B"]]), ("D", ckpt["C"])]
     assert [row["paper"] for row in rows] == [""] * 4
+
+
+def test_tta_scores_get_a_column_of_their_own_only_when_the_stages_were_scored_with_them(tmp_path):
+    plan = StagedPlan.load(_plan(tmp_path, {"A": "a.yaml", "B": "b.yaml"}))
+    single = {f"val/{k}": 0.5 for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+
+    def stage_scoring(metrics):
+        def fake_stage(configs, overrides, out_dir, init_from, select):
+            checkpoint = tmp_path / f"{out_dir.name}.ckpt"
+            torch.save({}, checkpoint)
+            return str(checkpoint), metrics, select
+
+        return fake_stage
+
+    plain = run_staged(plan, tmp_path / "plain", [], stage_scoring(single))
+    assert "TTA" not in format_table(plain)
+    augmented = run_staged(plan, tmp_path / "tta", [], stage_scoring(single | {"val/tta/mean_iu": 0.625}))
+    header, _, first, _ = format_table(augmented).splitlines()
+    assert header.endswith("| checkpoint | mean IU (TTA) |")
+    assert first == "| A | 50.0 | 50.0 | 50.0 | 50.0 | best | 62.5 |"  # the plain scores stay single-scale
+    write_results(augmented, tmp_path / "tta")
+    assert [row["tta_mean_iu"] for row in read_results(tmp_path / "tta")] == [0.625, 0.625]
+    write_results(plain, tmp_path / "plain")
+    assert [row["tta_mean_iu"] for row in read_results(tmp_path / "plain")] == [None, None]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,66 @@
+"""Test-time augmentation: the mean softmax over scaled and flipped views."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fcn_lightning import registry
+from fcn_lightning.nets import build_fcn
+from fcn_lightning.nets.tta import TestTimeAugmentation, check_tta, tta_logits
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = build_fcn(registry.FCN8S.net, 4, width=0.0625)
+    for name, param in net.named_parameters():
+        if "score" in name:
+            nn.init.normal_(param, std=0.1)
+    return net.eval()
+
+
+def test_one_scale_without_flip_is_plain_inference_exactly(one_thread):
+    net, image = tiny_net(), torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(tta_logits(net, image, TestTimeAugmentation()), net(image))
+
+
+def test_flip_on_a_mirror_symmetric_image_gives_a_mirror_symmetric_prediction(one_thread):
+    net = tiny_net()
+    half = torch.randn(1, 3, 40, 24)
+    image = torch.cat([half, half.flip(-1)], dim=-1)
+    with torch.no_grad():
+        plain = net(image)
+        out = tta_logits(net, image, TestTimeAugmentation(scales=[1.0, 0.75], flip=True))
+    torch.testing.assert_close(out, out.flip(-1))
+    assert not torch.allclose(plain, plain.flip(-1), atol=1e-4)  # the net alone is not symmetric
+
+
+def test_the_result_is_the_log_of_the_mean_softmax_of_the_views():
+    image = torch.randn(1, 3, 20, 30)
+
+    def infer(x: torch.Tensor) -> torch.Tensor:  # per-pixel "logits": a position-dependent function
+        ramp = torch.linspace(0, 2, x.shape[-1])
+        return x * ramp
+
+    out = tta_logits(infer, image, TestTimeAugmentation(scales=[1.0, 0.5], flip=True))
+    half = F.interpolate(image, size=(10, 15), mode="bilinear", align_corners=False)
+    views = [infer(image), infer(image.flip(-1)).flip(-1), infer(half), infer(half.flip(-1)).flip(-1)]
+    back = [F.interpolate(v, size=(20, 30), mode="bilinear", align_corners=False) for v in views]
+    expected = torch.stack([v.softmax(1) for v in back]).mean(0).log()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 20, 30))
+
+
+def test_a_multi_task_output_is_averaged_task_by_task():
+    image = torch.randn(1, 3, 8, 8)
+    out = tta_logits(lambda x: {"a": x, "b": -x}, image, TestTimeAugmentation(flip=True))
+    torch.testing.assert_close(out["a"], image.log_softmax(1))
+    torch.testing.assert_close(out["b"], (-image).log_softmax(1))
+
+
+@pytest.mark.parametrize("scales", [[0.0], [1.0, -0.5], []])
+def test_bad_scales_are_one_line_naming_the_setting(scales):
+    with pytest.raises(ValueError, match=r"tta\.scales") as caught:
+        check_tta(TestTimeAugmentation(scales=scales))
+    assert "\n" not in str(caught.value)
