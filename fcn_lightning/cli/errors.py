@@ -194,7 +194,7 @@ def clearer_parse_error(message: str) -> str:
             f"{key}: unknown class {class_path!r} ({problem}){class_meant(key, class_path)}; "
             f"the suite's {key} classes are: {known}"
         )
-    text = f"{key} {class_path}: {problem}"
+    text = f"{key} {class_path}: {_union_value_problem(problem) or problem}"
     if m := re.search(r"Option '([^']+)' is not accepted", problem):
         options = _nested_options(key, problem) if _NESTED.match(problem) else class_options(key, class_path)
         text += f"{did_you_mean(m.group(1), options)}; its options are: {', '.join(options)}"
@@ -203,6 +203,40 @@ def clearer_parse_error(message: str) -> str:
         meant = closest(option, class_options(key, class_path))
         text += f" (did you mean --{key}.init_args.{meant}{'.' + rest if rest else ''}?)" if meant else ""
     return text
+
+
+#: jsonargparse's words for a value that none of an option's types takes (``loss_weights median``).
+_UNION_VALUE = re.compile(
+    r"^(--[\w.]+): Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*"
+    r"Given value: (.*)$"
+)
+
+
+def _union_value_problem(problem: str) -> str | None:
+    """An option's value of none of its types (``Literal['auto'] | list[float] | None``) as the value and
+    what the option takes, with the word it resembles: ``--loss_weights: 'median' is none of: auto, a
+    list of float, null``; ``None`` for any other problem."""
+    m = _UNION_VALUE.match(problem)
+    if m is None:
+        return None
+    option, subtypes, given = m.groups()
+    words: list[str] = []
+    for subtype in re.findall(r"(?:[^,\[]|\[[^\]]*\])+", subtypes):
+        subtype = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", subtype.strip())
+        if literal := re.fullmatch(r"(?:typing\.)?Literal\[(.*)\]", subtype):
+            words += [v.strip().strip("'\"") for v in literal.group(1).split(",")]
+        elif sequence := re.fullmatch(r"(list|tuple|dict)\[(.*)\]", subtype):
+            kind, inner = sequence.groups()
+            parts = [part.strip() for part in inner.split(",")]
+            if kind == "dict" and len(parts) == 2:
+                words.append(f"a mapping of {parts[0]} to {parts[1]}")
+            elif kind == "tuple" and len(parts) > 1 and parts[-1] != "...":
+                words.append(f"a tuple ({', '.join(parts)})")
+            else:
+                words.append(f"a {kind} of {parts[0]}")
+        else:
+            words.append({"NoneType": "null"}.get(subtype, subtype))
+    return f"{option}: {given!r} is none of: {', '.join(words)}{did_you_mean(given, words)}"
 
 
 #: A problem of a class inside a class's option (``data.init_args.generator``'s config class).

@@ -112,8 +112,17 @@ def _read_counts(path: Path, classes: int) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):  # not written yet, or unreadable: count again
         return None
-    if not isinstance(record, dict) or any(
-        len(record.get(k) or ()) != classes for k in ("pixels", "image_pixels")
+
+    def counts(value: Any, length: int | None) -> bool:
+        values = value if isinstance(value, list) else [value]
+        fits = length is None or len(values) == length
+        return fits and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+
+    # anything else than what this code writes (edited by hand, say): counted again, not a KeyError
+    if not isinstance(record, dict) or not (
+        counts(record.get("pixels"), classes)
+        and counts(record.get("image_pixels"), classes)
+        and counts(record.get("masks"), None)
     ):
         return None
     return record

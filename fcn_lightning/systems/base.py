@@ -42,6 +42,7 @@ from fcn_lightning.nets.tta import TestTimeAugmentation, check_tta, tta_logits
 from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, state_dict_normalization
 from fcn_lightning.registry import ModelSpec
 from fcn_lightning.systems.checkpoints import (
+    AUTO_WEIGHTS_KEY,
     RECORD_KEY,
     model_record,
     refuse_mismatched_checkpoint,
@@ -273,7 +274,8 @@ class FCNSystem(L.LightningModule):
             (the reference's, and every paper config's: unweighted), ``"auto"``: median-frequency balancing
             (Eigen & Fergus; :mod:`fcn_lightning.data.class_weights`) over the training split's masks,
             counted once per dataset and kept beside it, the weights printed and logged with the run's
-            hyperparameters; or a list, one weight >= 0 per class. ``mean`` then divides by the weights
+            hyperparameters and recorded in its checkpoints (a resumed run keeps them); or a list, one
+            weight >= 0 per class. ``mean`` then divides by the weights
             of the labelled pixels (torch's weighted mean), ``sum`` by the batch as before.
         optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
             reference SGD of the model's recipe.
@@ -467,14 +469,38 @@ class FCNSystem(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RECORD_KEY] = model_record(self)  # which model wrote it, checked when it is loaded
+        if self.hparams.get("loss_weights") == "auto" and self.loss_class_weights is not None:
+            checkpoint[AUTO_WEIGHTS_KEY] = self.loss_class_weights.tolist()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of other classes, another model or normalisation, naming both values."""
+        """Refuse a checkpoint of other classes, another model or normalisation, naming both values; take
+        the ``loss_weights: auto`` weights it trained with."""
         try:
-            source = getattr(self.trainer, "ckpt_path", None)
+            source, loggers = getattr(self.trainer, "ckpt_path", None), self.trainer.loggers
         except RuntimeError:  # loaded without a trainer (load_from_checkpoint)
-            source = None
+            source, loggers = None, []
         refuse_mismatched_checkpoint(self, checkpoint, source)
+        self._take_recorded_weights(checkpoint.get(AUTO_WEIGHTS_KEY), source, loggers)
+
+    def _take_recorded_weights(self, recorded: list[float] | None, source: Any, loggers: list[Any]) -> None:
+        """``loss_weights: auto`` from a checkpoint: the weights it trained with, not those the masks give
+        now (counted in :meth:`setup`, which runs first): a resumed run goes on with the weights it
+        started with, and is told where the masks changed since."""
+        if recorded is None or self.hparams.get("loss_weights") != "auto":
+            return
+        weights = torch.tensor(recorded, dtype=torch.float32)
+        counted = self.loss_class_weights
+        if counted is not None and not torch.allclose(counted.cpu(), weights):
+            names = self.hparams.get("class_names") or range(len(recorded))
+            listed = ", ".join(f"{n} {w:.4g}" for n, w in zip(names, recorded, strict=False))
+            rank_zero_info(
+                f"loss_weights auto: {source or 'the checkpoint'} trained with {listed}, kept (the masks "
+                f"as they are now give {', '.join(f'{w:.4g}' for w in counted.tolist())}; --resume.auto "
+                f"false starts afresh with those)"
+            )
+            for logger in loggers:  # the weights the run trains with, as setup logged the counted ones
+                logger.log_hyperparams({"loss_class_weights": dict(zip(names, recorded, strict=False))})
+        self.loss_class_weights = weights.to(self.device)
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -509,16 +535,21 @@ class FCNSystem(L.LightningModule):
         return logits
 
     def loss(
-        self, logits: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None
+        self,
+        logits: torch.Tensor,
+        mask: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        weighted: bool = True,
     ) -> torch.Tensor:
         """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
 
         ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
         ``batch x loss_sampling`` images. With class weights (``loss_weights``) each pixel counts its
         class's weight, and the mean is over the labelled pixels' weights, as torch's weighted
-        cross-entropy.
+        cross-entropy. ``weighted=False``: unweighted whatever ``loss_weights`` says, for logits of
+        other classes than ``num_classes`` (a second task's, which the weights are not of).
         """
-        weight = self.loss_class_weights
+        weight = self.loss_class_weights if weighted else None
         images = float(logits.shape[0])
         if keep is not None:
             mask = mask.masked_fill(~keep, IGNORE_INDEX)

@@ -16,6 +16,7 @@ from typing import Any
 from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
 __all__ = [
+    "AUTO_WEIGHTS_KEY",
     "INPUT_KEY",
     "RECORD_KEY",
     "UnrecordedMeanError",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Where a checkpoint records which model wrote it.
 RECORD_KEY = "fcn_lightning"
+#: Where a checkpoint records the ``loss_weights: auto`` weights its model trained with (a plain list).
+AUTO_WEIGHTS_KEY = "fcn_lightning_loss_class_weights"
 #: The key of that record holding the data's input normalisation (the fields of ``InputNormalization``).
 INPUT_KEY = "input_normalization"
 #: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).

@@ -1,6 +1,8 @@
 """The SIFT Flow models: one trunk, a semantic head (33 classes) and a geometric head (3 classes).
 
-Training minimises the sum of the two tasks' cross-entropies (each weighted 1, as the reference). Each
+Training minimises the sum of the two tasks' cross-entropies (each weighted 1, as the reference); class
+weights (``loss_weights``: a list of 33, or ``auto``, counted from the semantic masks) weigh the semantic
+task's classes, and the geometric task's 3 classes stay unweighted. Each
 task has its own metrics, logged under its own prefix (``val/sem/...``, ``val/geo/...``). The plain
 ``val/<score>`` and ``val/iu/<class>`` keys are the semantic task's, with its configured exclusions:
 they are what the staged table and figures show and what checkpoints are selected by (``val/mean_iu``),
@@ -130,7 +132,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     def task_losses(self, logits: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {
             "sem": self.loss(logits["sem"], batch["mask"]),
-            "geo": self.loss(logits["geo"], batch["geo_mask"]),
+            "geo": self.loss(logits["geo"], batch["geo_mask"], weighted=False),  # weights: semantic
         }
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -106,17 +106,19 @@ class WandbValidationMedia(Callback):
 
     At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
     class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
-    images with the predicted and true masks as W&B mask overlays. Does nothing without a W&B logger.
+    images with the predicted and true masks as W&B mask overlays, each shrunk to ``max_size`` pixels on
+    its longer side (:func:`within`). Does nothing without a W&B logger.
     """
 
-    def __init__(self, num_images: int = 4, every_n_validations: int = 1) -> None:
-        if num_images < 0 or every_n_validations < 1:
+    def __init__(self, num_images: int = 4, every_n_validations: int = 1, max_size: int = 512) -> None:
+        if num_images < 0 or every_n_validations < 1 or max_size < 1:
             raise ValueError(
-                f"num_images must be >= 0 and every_n_validations >= 1, got {num_images} and "
-                f"{every_n_validations}"
+                f"num_images must be >= 0, every_n_validations and max_size >= 1, got {num_images}, "
+                f"{every_n_validations} and {max_size}"
             )
         self.num_images = num_images
         self.every_n_validations = every_n_validations
+        self.max_size = max_size
         self._validations = 0
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -134,7 +136,8 @@ class WandbValidationMedia(Callback):
             names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
         )
         labels = {i: str(name) for i, name in enumerate(names)} | {IGNORE_INDEX: "void"}
-        images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
+        examples = validation_examples(pl_module, trainer.datamodule, self.num_images)
+        shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
         media = {
             "val/per_class": wandb.Table(columns=["class", "IU", "accuracy"], data=[list(r) for r in rows]),
             "val/confusion": wandb.Image(confusion_figure(evaluation["confmat"].numpy(), names)),
@@ -146,12 +149,31 @@ class WandbValidationMedia(Callback):
                         "truth": {"mask_data": truth, "class_labels": labels},
                     },
                 )
-                for image, truth, pred in zip(images, truths, preds, strict=True)
+                for image, truth, pred in shrunk
             ],
             "trainer/global_step": trainer.global_step,
         }
         for wandb_logger in loggers:
             wandb_logger.experiment.log(media)
+
+
+def within(
+    image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, max_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An example shrunk so that its longer side is at most ``max_size`` (the image smoothly, the labels
+    by nearest pixel, so they stay class ids); one that fits is returned as it is. A phone photo's
+    examples would otherwise be logged at full size at every validation (megabytes each)."""
+    h, w = truth.shape
+    scale = max_size / max(h, w)
+    if scale >= 1:
+        return image, truth, prediction
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    shrunk = np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize(size, Image.Resampling.BOX))
+    labels = (
+        np.asarray(Image.fromarray(np.asarray(lb, np.uint8)).resize(size, Image.Resampling.NEAREST))
+        for lb in (truth, prediction)
+    )
+    return (shrunk, *labels)
 
 
 def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -169,18 +191,20 @@ class TensorBoardValidationImages(Callback):
     At every ``every_n_validations``-th validation (sanity check excluded), on the first process: one
     image per example under ``val/examples/<n>`` (:func:`example_strip`: image | truth | prediction, the
     labels in the VOC colours over the image), the same ``num_images`` first validation images each time,
-    and ``val/confusion`` as a figure, at the trainer's global step. Does nothing without a TensorBoard
-    logger; the CLI adds it to every run.
+    each shrunk to ``max_size`` pixels on its longer side (:func:`within`), and ``val/confusion`` as a
+    figure, at the trainer's global step. Does nothing without a TensorBoard logger; the CLI adds it to
+    every run.
     """
 
-    def __init__(self, num_images: int = 4, every_n_validations: int = 1) -> None:
-        if num_images < 0 or every_n_validations < 1:
+    def __init__(self, num_images: int = 4, every_n_validations: int = 1, max_size: int = 512) -> None:
+        if num_images < 0 or every_n_validations < 1 or max_size < 1:
             raise ValueError(
-                f"num_images must be >= 0 and every_n_validations >= 1, got {num_images} and "
-                f"{every_n_validations}"
+                f"num_images must be >= 0, every_n_validations and max_size >= 1, got {num_images}, "
+                f"{every_n_validations} and {max_size}"
             )
         self.num_images = num_images
         self.every_n_validations = every_n_validations
+        self.max_size = max_size
         self._validations = 0
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -195,8 +219,9 @@ class TensorBoardValidationImages(Callback):
         confusion = pl_module.last_evaluation["val"]["confmat"].numpy()
         for logger in loggers:
             for number, example in enumerate(zip(images, truths, preds, strict=True)):
+                strip = example_strip(*within(*example, self.max_size))
                 logger.experiment.add_image(
-                    f"val/examples/{number}", example_strip(*example), trainer.global_step, dataformats="HWC"
+                    f"val/examples/{number}", strip, trainer.global_step, dataformats="HWC"
                 )
             logger.experiment.add_figure(
                 "val/confusion", confusion_figure(confusion, names), trainer.global_step

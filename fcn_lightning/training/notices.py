@@ -12,7 +12,10 @@ import warnings
 
 #: Warnings (message regex, why it is harmless here).
 HARMLESS_WARNINGS: tuple[tuple[str, str], ...] = (
-    (r"Starting from v1\.9\.0, `tensorboardX` has been removed", "the suite logs to CSV (or W&B) on purpose"),
+    (
+        r"Starting from v1\.9\.0, `tensorboardX` has been removed",
+        "without TensorBoard installed, Lightning's CSV logger is the default, which the suite reads as well",
+    ),
     (r".*isinstance\(treespec, LeafSpec\)", "a deprecation inside Lightning's own code"),
     (
         r"The number of training batches \(\d+\) is smaller than the logging interval",

@@ -140,16 +140,21 @@ def validation_examples(
     """Validation images (uint8 RGB), their labels and the model's predictions.
 
     ``indices`` (default: the first ``count``): always the same images, so that their predictions can be
-    compared from one validation to the next.
+    compared from one validation to the next. The predictions are those validation scores (an FCN
+    system's ``evaluation_logits``: shift-and-stitch, tiles within the memory budget, as configured),
+    made without gradients.
     """
     dataset = datamodule.val_dataset
     images, truths, preds = [], [], []
     was_training = model.training
     model.eval()
+    scored = getattr(model, "evaluation_logits", None)
     for index in indices if indices is not None else range(min(count, len(dataset))):
         sample = dataset[index]
         h, w = sample["size"].tolist()
-        logits = model(sample["image"][None].to(model.device))
+        with torch.no_grad():
+            image = sample["image"][None].to(model.device)
+            logits = model.scored_logits(scored(image)) if scored is not None else model(image)
         preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
         truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
         show = getattr(datamodule, "display_image", None)  # inputs other than colour (NYUD) say how

@@ -38,6 +38,18 @@ VOC_CASES = {
         ["--model.init_args.loss_reduction", "avg"],
         r"loss_reduction.*Literal\['reference', 'sum', 'mean'\]\. Got value: avg",
     ),
+    "loss weights misspelt": (
+        ["--model.init_args.loss_weights", "median"],
+        r"model fcn_lightning\.FCN32s: --loss_weights: 'median' is none of: auto, a list of float, null$",
+    ),
+    "loss weights capitalised": (
+        ["--model.init_args.loss_weights", "Auto"],
+        r"--loss_weights: 'Auto' is none of: auto, a list of float, null \(did you mean auto\?\)$",
+    ),
+    "crop size of no type it takes": (
+        ["--data.init_args.crop_size", "abc"],
+        r"--crop_size: 'abc' is none of: int, a tuple \(int, int\), null$",
+    ),
     "loss sampling": (["--model.init_args.loss_sampling", "1.5"], r"loss_sampling must lie in \(0, 1\]"),
     "excluded class": (["--model.init_args.exclude_classes", "[30]"], r"exclude_classes entry 30 is outside"),
     "4-channel net on 3-channel data": (

@@ -87,3 +87,21 @@ def test_the_counts_are_kept_beside_the_dataset_and_counted_again_when_a_mask_ch
     # another mask mapping reads the same files otherwise: counted under its own key
     mapped = FolderDataModule(root=str(root), mask_values={2: 1}).class_weights()
     assert not mapped.reused and mapped.weights[2] == 0.0
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"pixels": [18, 12, 10, 0], "image_pixels": [24, 32, 24, 0]},  # no mask count
+        {"pixels": [18, 12, 10, "x"], "image_pixels": [24, 32, 24, 0], "masks": 3},
+        {"pixels": [18, 12, 10, 0], "image_pixels": [24, 32, 24, 0], "masks": -1},
+        [1, 2, 3],
+    ],
+)
+def test_a_cache_file_of_another_shape_is_counted_again(tmp_path, record):
+    root = write_folder(tmp_path / "folder", MASKS)
+    first = FolderDataModule(root=str(root)).class_weights()
+    first.cache.write_text(json.dumps(record))
+    again = FolderDataModule(root=str(root)).class_weights()
+    assert not again.reused and again.weights == first.weights
+    assert json.loads(again.cache.read_text())["masks"] == 3  # and written anew

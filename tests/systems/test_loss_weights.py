@@ -8,16 +8,19 @@ import logging
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from PIL import Image
 
 from fcn_lightning import FCN32s
 from fcn_lightning.cli import main
 from fcn_lightning.data import DatasetError, FolderDataModule
 from fcn_lightning.data.class_weights import CACHE_FOLDER, ClassWeights
 from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.systems.checkpoints import AUTO_WEIGHTS_KEY
 
 THIN = {"width": 0.0625, "init_from": None}
 
@@ -125,6 +128,41 @@ def test_auto_fits_a_step_on_a_folder_with_its_median_frequency_weights(
     assert sorted(expected.weights)[0] < 1 < sorted(expected.weights)[-1]  # background weighs least
     (metrics,) = run.rglob("metrics.csv")
     assert "val/loss" in metrics.read_text().splitlines()[0]  # the weighted loss on validation too
+
+
+def test_a_resumed_run_goes_on_with_the_auto_weights_it_trained_with(
+    image_folder, tmp_path, caplog, one_thread
+):
+    """The checkpoint records the weights ``auto`` gave; resumed after a mask changed, the run keeps them
+    and says what the masks give now (it went on with weights recounted from the edited masks, its
+    hparams.yaml still listing the first ones, nothing said)."""
+    run = tmp_path / "run"
+    fit = ["fit", "--model", "fcn_lightning.FCN32s", "--model.init_args.width", "0.0625"]
+    fit += ["--model.init_args.init_from", "null", "--model.init_args.loss_weights", "auto"]
+    fit += ["--model.init_args.loss_reduction", "mean", "--model.init_args.optimizer", "torch.optim.AdamW"]
+    fit += ["--data.class_path", "fcn_lightning.data.FolderDataModule"]
+    fit += ["--data.init_args.root", str(image_folder), "--trainer.accelerator", "cpu"]
+    fit += ["--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run)]
+    fit += ["--trainer.limit_val_batches", "0"]
+    main([*fit, "--trainer.max_steps", "1"])
+    started = FolderDataModule(root=str(image_folder)).class_weights().weights
+    last = run / "checkpoints" / "last.ckpt"
+    recorded = torch.load(last, weights_only=True)[AUTO_WEIGHTS_KEY]
+    assert recorded == pytest.approx(started)
+
+    mask = image_folder / "masks" / "photo_02.png"  # a disc and a bar become all bar
+    values = np.asarray(Image.open(mask))
+    Image.fromarray(np.where(values == IGNORE_INDEX, values, 2).astype(np.uint8)).save(mask)
+    now = FolderDataModule(root=str(image_folder)).class_weights().weights
+    assert now != pytest.approx(started)
+    with caplog.at_level(logging.INFO):
+        main([*fit, "--trainer.max_steps", "2"])
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint[AUTO_WEIGHTS_KEY] == pytest.approx(started)  # trained on with the first weights
+    (line,) = [m for m in caplog.messages if "trained with" in m]
+    assert line.startswith(f"loss_weights auto: {last} trained with background {started[0]:.4g}")
+    assert f"the masks as they are now give {now[0]:.4g}" in line
 
 
 def test_no_shipped_config_weighs_the_classes():

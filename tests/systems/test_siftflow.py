@@ -166,3 +166,24 @@ def test_fit_validate_and_the_next_stage(data, tmp_path):
     assert (finer.net.score_pool4_sem.weight == 0).all()
     pred = finer.predict_step(next(iter(data.val_dataloader())), 0)
     assert pred["pred"].shape == pred["geo_pred"].shape == (1, 40, 40) and pred["geo_pred"].max() < 3
+
+
+def test_class_weights_weigh_the_semantic_task_and_leave_the_geometric_one_unweighted():
+    """``loss_weights`` are one per semantic class: the geometric head's 3 classes are not weighed by them
+    (a 33-weight tensor on its 3 logits was torch's 'weight tensor should be defined either for all or
+    no classes', ending every SIFT Flow run with loss_weights, auto or a list)."""
+    weights = [float(1 + i % 4) for i in range(len(SIFTFLOW_CLASSES))]
+    model = SIFTFlowFCN32s(**TINY, loss_reduction="mean", loss_weights=weights)
+    generator = torch.Generator().manual_seed(0)
+    logits = {
+        "sem": torch.randn(2, len(SIFTFLOW_CLASSES), 6, 5, generator=generator),
+        "geo": torch.randn(2, 3, 6, 5, generator=generator),
+    }
+    batch = {
+        "mask": torch.randint(0, len(SIFTFLOW_CLASSES), (2, 6, 5), generator=generator),
+        "geo_mask": torch.randint(0, 3, (2, 6, 5), generator=generator),
+    }
+    losses = model.task_losses(logits, batch)
+    semantic = F.cross_entropy(logits["sem"], batch["mask"], weight=torch.tensor(weights))
+    assert losses["sem"].item() == pytest.approx(semantic.item(), rel=1e-6)
+    assert losses["geo"].item() == pytest.approx(F.cross_entropy(logits["geo"], batch["geo_mask"]).item())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -103,3 +104,43 @@ def test_wandb_logs_a_folders_validation_images_with_its_class_names_offline(
     assert list((media / "images/mask/val").glob("examples_*.mask.png"))  # predicted and true masks
     (table,) = (media / "table/val").glob("per_class_*.table.json")
     assert [row[0] for row in json.loads(table.read_text())["data"]] == ["background", "disc", "bar"]
+
+
+def test_a_large_validation_photo_is_shown_shrunk_with_its_labels_still_class_ids(tmp_path, monkeypatch):
+    """A phone photo's example (here 400 x 600) is logged with its longer side at ``max_size``, every
+    validation (it was logged at full size: a 12-megapixel photo's strip is tens of megabytes, each time)."""
+    pytest.importorskip("tensorboard")
+    import torch
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+
+    from fcn_lightning.training import callbacks
+
+    yy, xx = np.mgrid[:400, :600]
+    image = np.stack([xx * 255 // 600, yy * 255 // 400, np.full_like(xx, 90)], -1).astype(np.uint8)
+    truth = (xx >= 300).astype(np.uint8)  # class 1 on the right half
+    truth[:10] = 255  # a void border
+    prediction = (yy >= 200).astype(np.uint8)  # class 1 on the lower half
+    monkeypatch.setattr(callbacks, "validation_examples", lambda *a: ([image], [truth], [prediction]))
+    logger = TensorBoardLogger(str(tmp_path))
+    trainer = SimpleNamespace(
+        loggers=[logger], sanity_checking=False, is_global_zero=True, datamodule=None, global_step=3
+    )
+    model = SimpleNamespace(
+        val_metrics=SimpleNamespace(class_names=["background", "object"]),
+        hparams=SimpleNamespace(num_classes=2),
+        last_evaluation={"val": {"confmat": torch.tensor([[5, 1], [2, 7]])}},
+    )
+    callbacks.TensorBoardValidationImages(max_size=150).on_validation_end(trainer, model)
+    logger.experiment.flush()
+    (events,) = tmp_path.rglob("events.out.tfevents.*")
+    logged = EventAccumulator(str(events), size_guidance={IMAGES: 0}).Reload()
+    (shown,) = logged.Images("val/examples/0")
+    strip = np.asarray(Image.open(io.BytesIO(shown.encoded_image_string)).convert("RGB")).astype(int)
+    assert shown.step == 3 and strip.shape == (100, 3 * 150 + 8, 3)
+    small, small_truth, small_prediction = callbacks.within(image, truth, prediction, 150)
+    assert set(np.unique(small_truth)) == {0, 1, 255} and set(np.unique(small_prediction)) == {0, 1}
+    assert (small_truth[20:, 76:] == 1).all() and (small_truth[20:, :74] == 0).all()
+    assert np.abs(strip[:, :150] - small).max() <= 2  # the photo, shrunk
+    assert np.abs(strip[:, 154:304] - overlay(small, small_truth)).max() <= 2  # its labels on it
+    assert callbacks.within(image, truth, prediction, 600)[0] is image  # one that fits: as it is

@@ -48,3 +48,31 @@ def test_results_plot_has_every_stage_and_class(tmp_path):
     assert drawn.shape == (2, 2) and np.isnan(drawn[0, 1]) and drawn[1, 1] == 20.0
     path = save_figure(figure, tmp_path / "sub" / "results.png")
     assert Image.open(path).format == "PNG" and not list((tmp_path / "sub").glob(".*tmp"))
+
+
+def test_validation_examples_show_what_validation_scores_without_gradients(image_folder, one_thread):
+    """The examples' predictions are the model's scored ones (its ``evaluation_logits``: shift-and-stitch,
+    tiles within the memory budget), not its plain forward (a whole-image pass that could differ from the
+    scores, and exceed the memory budget tiling keeps validation within), and build no autograd graph."""
+    import torch
+
+    from fcn_lightning import FCN32s
+    from fcn_lightning.data import FolderDataModule
+    from fcn_lightning.training.plots import validation_examples
+
+    data = FolderDataModule(root=str(image_folder), val_fraction=0.25)
+    data.setup("validate")
+    model = FCN32s(num_classes=3, width=0.0625, init_from=None).train()
+    calls = []
+
+    def evaluation_logits(image, augmented=False):
+        calls.append(torch.is_grad_enabled())
+        logits = torch.zeros(1, 3, *image.shape[-2:])
+        logits[:, 2] = 1  # 'bar' everywhere: no plain forward of a random net predicts that
+        return logits
+
+    model.evaluation_logits = evaluation_logits
+    images, truths, preds = validation_examples(model, data, 2)
+    assert calls == [False, False] and model.training  # no gradients; the mode given back
+    assert [p.shape for p in preds] == [t.shape for t in truths] and all((p == 2).all() for p in preds)
+    assert [i.shape for i in images] == [(*t.shape, 3) for t in truths]

@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         root = write_phone_photos(args.root, args.photos, tuple(args.size), args.new, args.seed)
     except (FileExistsError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
+    except OSError as e:  # a parent that is no folder, or not writable: the folder asked for, named
+        parser.exit(2, f"{parser.prog}: error: cannot write {args.root}: {e.strerror or e}\n")
     print(f"{args.photos} photos with masks in {root}/images and {root}/masks, {args.new} more in {root}/new")
 
 

@@ -46,3 +46,13 @@ def test_an_existing_folder_is_never_written_into(tmp_path, capsys):
         .endswith(f"error: {tmp_path / 'photos'} exists: the example is written into a new folder only")
     )
     assert list((tmp_path / "photos").iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    root = tmp_path / "notes.txt" / "photos"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root)])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(f"error: cannot write {root}: Not a directory")
