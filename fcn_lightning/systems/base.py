@@ -494,15 +494,18 @@ class FCNSystem(L.LightningModule):
             return self.net(image)
         return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
 
-    def evaluation_logits(self, image: torch.Tensor, augmented: bool = False) -> Any:
+    def evaluation_logits(
+        self, image: torch.Tensor, augmented: bool = False, sizes: torch.Tensor | None = None
+    ) -> Any:
         """What validation, test and predict score: :meth:`single_view_logits`, whole or in tiles within
         the memory budget (``inference``: ``nets.tiling``), and with ``augmented``, the log of the mean
-        softmax over the views of ``tta`` (``nets.tta``). For a multi-task net, one per task."""
+        softmax over the views of ``tta`` (``nets.tta``), each image's views of that image alone where
+        ``sizes`` (the batch's ``size``) says it is padded. For a multi-task net, one per task."""
 
         def infer(view: torch.Tensor) -> Any:
             return tiled_inference(self.single_view_logits, view, self.inference, self.tile_geometry)
 
-        return tta_logits(infer, image, self.tta) if augmented else infer(image)
+        return tta_logits(infer, image, self.tta, sizes) if augmented else infer(image)
 
     def scored_logits(self, logits: Any) -> torch.Tensor:
         """The logits the plain scores (``val/<score>``) are of; a multi-task model picks its task."""
@@ -600,7 +603,8 @@ class FCNSystem(L.LightningModule):
         single-scale (what checkpoints are selected by and the paper reports)."""
         if not self.tta_active:
             return
-        logits = self.scored_logits(self.evaluation_logits(batch["image"], augmented=True))
+        augmented = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+        logits = self.scored_logits(augmented)
         self.tta_metrics[prefix].update(logits, batch["mask"])
         loss = self.loss(logits, batch["mask"])
         self.log(f"{prefix}/tta/loss", loss, batch_size=logits.shape[0], sync_dist=True)
@@ -652,7 +656,8 @@ class FCNSystem(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class indices per pixel (uint8 on the CPU; test-time augmented with ``tta``) with the batch's ids,
         image sizes (to crop padding) and, for image folders, paths."""
-        pred = self.evaluation_logits(batch["image"], augmented=True).argmax(1).to(torch.uint8).cpu()
+        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+        pred = logits.argmax(1).to(torch.uint8).cpu()
         out = {"pred": pred, "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 

@@ -183,7 +183,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU, with the batch's
         image sizes (to crop padding), ids and, for image folders, paths."""
-        logits = self.evaluation_logits(batch["image"], augmented=True)
+        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
         out["size"] = batch["size"].cpu()  # the writer crops each map to its image

@@ -11,6 +11,7 @@ from torch import nn
 
 from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s, FCN32sRGBHHA, FCNGoogLeNet
 from fcn_lightning.data import SyntheticVOCConfig, SyntheticVOCDataModule
+from fcn_lightning.data.batching import collate_segmentation
 
 TINY = {"width": 0.0625, "batch_norm": True, "num_classes": 21}
 
@@ -343,3 +344,28 @@ def test_the_inference_settings_are_recorded_as_plain_data_and_rebuild_the_model
     }
     again = FCN32s(**TINY, **recorded)  # as a checkpoint's hyperparameters rebuild it (weights_only)
     assert (again.inference, again.tta) == (model.inference, model.tta)
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_a_tta_prediction_does_not_depend_on_the_images_padded_into_its_batch(one_thread):
+    torch.manual_seed(0)
+    model = FCN8s(**TINY, tta={"scales": [0.75, 1.0], "flip": True}).eval()
+    for name, param in model.net.named_parameters():
+        if "score" in name:
+            nn.init.normal_(param, std=0.1)
+    samples = [
+        {"image": torch.randn(3, h, w), "mask": torch.zeros(h, w, dtype=torch.long), "id": f"{h}x{w}"}
+        | {"size": torch.tensor([h, w])}
+        for h, w in ((40, 50), (64, 77))
+    ]
+    with torch.no_grad():
+        together = model.predict_step(collate_segmentation(samples, pad=True), 0)["pred"]
+        alone = model.predict_step(collate_segmentation(samples[:1]), 0)["pred"]
+        model.tta_metrics["val"].reset()
+        model._evaluate_tta(collate_segmentation(samples, pad=True), "val")
+        padded_scores = model.tta_metrics["val"].compute()["confmat"]
+        model.tta_metrics["val"].reset()
+        for sample in samples:
+            model._evaluate_tta(collate_segmentation([sample]), "val")
+    assert torch.equal(together[0, :40, :50], alone[0])
+    torch.testing.assert_close(padded_scores, model.tta_metrics["val"].compute()["confmat"])
