@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -236,14 +238,39 @@ def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes:
     return weights
 
 
-def as_options(kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
+def as_options(name: str, kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
     """``given`` as a ``kind`` dataclass: as it is, from the plain dict a checkpoint records, or the
-    defaults for ``None``."""
+    defaults for ``None``. An unknown setting or a value of another type is a one-line error naming
+    ``name.<setting>`` (the command line reaches here through the plain-dict route, unchecked)."""
     if given is None:
         return kind()
-    if isinstance(given, Mapping):
-        return kind(**given)
-    return given
+    values = dict(given) if isinstance(given, Mapping) else dataclasses.asdict(given)
+    hints = typing.get_type_hints(kind)
+    for key, value in values.items():
+        if key not in hints:
+            raise ValueError(f"{name}: no setting {key!r} (its settings: {', '.join(hints)})")
+        if not _fits(value, hints[key]):
+            hint = hints[key]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise ValueError(f"{name}.{key} must be {expected}, got {value!r}")
+    return kind(**values) if isinstance(given, Mapping) else given
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the type ``hint`` (the few kinds option dataclasses use)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
 
 
 class FCNSystem(L.LightningModule):
@@ -371,8 +398,8 @@ class FCNSystem(L.LightningModule):
             check_factor(self.net, shift_and_stitch)
         if shift_and_stitch_batch < 1:
             raise ValueError(f"shift_and_stitch_batch must be >= 1, got {shift_and_stitch_batch}")
-        self.inference = as_options(TilingOptions, inference)
-        self.tta = as_options(TestTimeAugmentation, tta)
+        self.inference = as_options("inference", TilingOptions, inference)
+        self.tta = as_options("tta", TestTimeAugmentation, tta)
         # Plain data in the checkpoint (loadable with weights_only=True); bad values fail here, named.
         self.hparams.inference = dataclasses.asdict(self.inference)
         self.hparams.tta = dataclasses.asdict(self.tta)

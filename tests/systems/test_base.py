@@ -369,3 +369,21 @@ def test_a_tta_prediction_does_not_depend_on_the_images_padded_into_its_batch(on
             model._evaluate_tta(collate_segmentation([sample]), "val")
     assert torch.equal(together[0, :40, :50], alone[0])
     torch.testing.assert_close(padded_scores, model.tta_metrics["val"].compute()["confmat"])
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"tta": {"scales": [1.0], "flip": "maybe"}}, "tta.flip must be bool, got 'maybe'"),
+        ({"tta": {"flipp": True}}, "tta: no setting 'flipp' (its settings: scales, flip)"),
+        ({"tta": {"scales": "abc"}}, "tta.scales must be list[float], got 'abc'"),
+        ({"inference": {"tile": "abc"}}, "inference.tile must be int | None, got 'abc'"),
+        ({"inference": {"max_pixels": 1.5e6}}, "inference.max_pixels must be int, got 1500000.0"),
+    ],
+)
+def test_inference_settings_of_another_type_or_name_are_one_line_naming_them(settings, named):
+    # the command line reaches the model through the options' plain-dict route, which jsonargparse
+    # leaves unchecked: "maybe" was a true flip, a mistyped key or a string a TypeError naming nothing
+    with pytest.raises(ValueError, match=re.escape(named)) as caught:
+        FCN32s(**TINY, **settings)
+    assert "\n" not in str(caught.value)
