@@ -58,19 +58,30 @@ def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
 def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """One markdown table of several runs' stages (percent). A stage paired with a paper row (same
     dataset, model, input and recipe: ``fcn_lightning.paper``) is followed by that row and the difference
-    (ours minus the paper's, in points); a stage that matches no row gets none."""
-    lines = ["| run | net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " |"]
-    lines.append("|---" * (len(SCORE_NAMES) + 2) + "|")
+    (ours minus the paper's, in points); a stage that matches no row gets none. Where any stage was scored
+    with test-time augmentation, its mean IU is a last column (``-`` for the others; empty on the paper's
+    single-scale rows), as in ``staged``'s own table."""
+    tta = any(row.get(TTA_COLUMN) is not None for rows in runs.values() for row in rows)
+    extra = " |" if tta else ""
+    header = "| run | net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " |"
+    lines = [header + (f" {METRIC_TITLES['mean_iu']} (TTA) |" if tta else "")]
+    lines.append("|---" * (len(SCORE_NAMES) + 2 + tta) + "|")
     for run, rows in runs.items():
         for row in rows:
             ours = [None if math.isnan(row[k]) else 100 * row[k] for k in SCORE_NAMES]
-            lines.append(f"| {run} | {stage_label(row)} | " + " | ".join(map(format_points, ours)) + " |")
+            line = f"| {run} | {stage_label(row)} | " + " | ".join(map(format_points, ours)) + " |"
+            if tta:
+                value = row.get(TTA_COLUMN)
+                line += f" {format_points(None if value is None else 100 * value)} |"
+            lines.append(line)
             if row.get("paper"):
                 theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
                 diffs = [None if o is None or t is None else o - t for o, t in zip(ours, theirs, strict=True)]
-                lines.append(f"| paper | {row['paper']} | " + " | ".join(map(format_points, theirs)) + " |")
+                lines.append(
+                    f"| paper | {row['paper']} | " + " | ".join(map(format_points, theirs)) + " |" + extra
+                )
                 diff_cells = " | ".join(format_points(d, signed=True) for d in diffs)
-                lines.append(f"| difference | {row['stage']} | {diff_cells} |")
+                lines.append(f"| difference | {row['stage']} | {diff_cells} |" + extra)
     return "\n".join(lines)
 
 

@@ -73,3 +73,17 @@ def test_training_curves_read_the_same_from_a_csv_log_and_a_tensorboard_log(tmp_
     expected = {"train/loss": [(0, 2.5), (1, 1.25), (3, 1.0)], "val/mean_iu": [(3, 0.5)]}
     assert training_curves(tmp_path / "csv") == expected
     assert training_curves(tmp_path / "tb") == expected
+
+
+def test_the_runs_table_shows_the_tta_column_of_stages_scored_with_it(tmp_path):
+    # staged's own table has a "mean IU (TTA)" column; the table of several runs read back dropped it
+    scores = {"pixel_acc": 0.9, "mean_acc": 0.7, "mean_iu": 0.6, "fw_iu": 0.8, "checkpoint": "best"}
+    write_results([{"stage": "FCN-32s", **scores, "tta_mean_iu": 0.625}], tmp_path / "tta")
+    write_results([{"stage": "FCN-32s", **scores}], tmp_path / "plain")
+    runs = {"tta": read_results(tmp_path / "tta"), "plain": read_results(tmp_path / "plain")}
+    table = results_markdown(runs).splitlines()
+    assert table[0].endswith("| f.w. IU | mean IU (TTA) |") and table[1].count("|---") == 7
+    assert table[2] == "| tta | FCN-32s | 90.0 | 70.0 | 60.0 | 80.0 | 62.5 |"
+    assert table[-1] == "| plain | FCN-32s | 90.0 | 70.0 | 60.0 | 80.0 | - |"
+    assert all(line.count("|") == table[0].count("|") for line in table)
+    assert "TTA" not in results_markdown({"plain": runs["plain"]})

@@ -3,6 +3,7 @@ callbacks, and :func:`build` for the commands that run fits themselves (staged, 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -42,7 +43,7 @@ from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_row
 from fcn_lightning.systems.base import FCNSystem
-from fcn_lightning.systems.checkpoints import RECORD_KEY, checkpoint_mismatches
+from fcn_lightning.systems.checkpoints import EVALUATION_HPARAMS, RECORD_KEY, checkpoint_mismatches
 from fcn_lightning.systems.classes import refuse_contradicting_config
 from fcn_lightning.training.callbacks import PredictionWriter, TensorBoardValidationImages
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
@@ -189,6 +190,8 @@ class FCNLightningCLI(LightningCLI):
     fits = True
     #: The command whose options the main parser's help shows (``None``: all; the subcommands': theirs).
     help_command: str | None = None
+    #: The command line's :data:`EVALUATION_HPARAMS` of a run given ``--ckpt_path`` (replaced, not edited).
+    evaluation_settings: Mapping[str, Any] = {}
 
     def __init__(
         self,
@@ -300,10 +303,27 @@ class FCNLightningCLI(LightningCLI):
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         with self.constructor_errors_reported():
             refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
+        # LightningCLI next replaces the model's arguments by the checkpoint's: this command's own way of
+        # evaluating (tiles, TTA, shift-and-stitch) is put back before the model is built
+        given = model.get("init_args") if model is not None else None
+        if given is not None:  # a Namespace: a nested setting (tta.scales) is found under its own key (tta)
+            self.evaluation_settings = {
+                k: copy.deepcopy(given.get(k)) for k in EVALUATION_HPARAMS if k in given
+            }
+
+    def restore_evaluation_settings(self) -> None:
+        """The command's evaluation settings (:data:`EVALUATION_HPARAMS`) over the ones LightningCLI took
+        from a ``--ckpt_path`` checkpoint's hyperparameters: a checkpoint trained without test-time
+        augmentation is validated with it when the command line asks."""
+        config = self.config.get(str(self.config.get("subcommand")), self.config)
+        init_args = config.model.get("init_args") if config.get("model") is not None else None
+        for key, value in self.evaluation_settings.items() if init_args is not None else ():
+            init_args[key] = value
 
     def before_instantiate_classes(self) -> None:
         """Where the run goes and whether its folder's run is continued, decided before anything is built
         (a refusal costs no weights download and writes nothing)."""
+        self.restore_evaluation_settings()
         config = self.config.get(str(self.subcommand), self.config)
         if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
             config.trainer.logger = False  # write nothing the user did not ask for

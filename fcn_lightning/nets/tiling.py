@@ -50,8 +50,9 @@ class TilingOptions:
     """How validation, test and predict run an image (``--model.init_args.inference.*``).
 
     Args:
-        max_pixels: the memory budget, in input pixels: an image of at most this many pixels runs whole;
-            a larger one in tiles (the largest square tile of at most this many pixels, unless ``tile``).
+        max_pixels: the memory budget of one pass through the net, in input pixels: an image of at most
+            this many pixels runs whole (a batch, as many of its images at a time as fit); a larger one in
+            tiles (the largest square tile of at most this many pixels, unless ``tile``).
         tile: tile side in pixels (rounded down to the net's stride); set, it tiles every image larger
             than a tile on either side, whatever ``max_pixels``. ``None``: from ``max_pixels``.
         overlap: pixels neighbouring tiles share at least. ``None``: twice the net's context, which
@@ -162,10 +163,22 @@ def tiled_inference(
     """``infer(image)`` (N x C x H x W -> logits, or ``{task: logits}``), run whole when ``options``
     allow, else tile by tile (:func:`tile_plan`) with the weighted mean of the tiles' logits.
 
+    ``max_pixels`` is the budget of one pass through the net: a batch of images that fit it one by one but
+    not together runs as many images at a time as fit (one at least, then tiled if need be).
+
     Peak memory: one tile through the net, plus the image and the accumulated logits (C x H x W floats).
     """
     height, width = image.shape[-2:]
     plan = tile_plan(options, geometry)
+    count = image.shape[0]
+    if options.tile is None and count > 1 and count * height * width > options.max_pixels:
+        step = max(1, options.max_pixels // (height * width))
+        parts = [
+            tiled_inference(infer, image[i : i + step], options, geometry) for i in range(0, count, step)
+        ]
+        if isinstance(parts[0], Mapping):
+            return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}  # type: ignore[index]
+        return torch.cat(parts)  # type: ignore[arg-type]
     if options.tile is None:
         whole = height * width <= options.max_pixels
     else:

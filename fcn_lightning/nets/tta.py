@@ -5,10 +5,16 @@ through the net, mirrored back, resized to the image's size, and turned into cla
 probabilities of the views are averaged. What comes back is the log of that mean, so it is scored and
 argmaxed as logits are (softmax of it is the mean). One view at scale 1 without flip is the net's own
 logits, unchanged.
+
+In a batch padded to its largest image (bottom / right), each image's views are of that image alone:
+mirrored, the padding of a smaller image would come first and shift the image against the net's stride;
+rescaled, it would be blended into the image's edge. So the augmented prediction of an image does not
+depend on the images it is batched with.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -61,13 +67,42 @@ def _each(scores: Scores, fn: Callable[[torch.Tensor], torch.Tensor]) -> Scores:
 
 
 def tta_logits(
-    infer: Callable[[torch.Tensor], Scores], image: torch.Tensor, tta: TestTimeAugmentation
+    infer: Callable[[torch.Tensor], Scores],
+    image: torch.Tensor,
+    tta: TestTimeAugmentation,
+    sizes: torch.Tensor | None = None,
 ) -> Scores:
     """The log of the mean softmax of ``infer`` (N x C x H x W -> logits, or ``{task: logits}``) over the
-    views of ``tta``; ``infer(image)`` itself when the only view is the image as it is."""
+    views of ``tta``; ``infer(image)`` itself when the only view is the image as it is.
+
+    ``sizes``: N x 2, each image's own height and width at the top left of a padded batch (a batch's
+    ``size``); the views are then of each image alone (images of one size together), and the padding gets
+    equal probabilities (it is cropped or ignored)."""
     check_tta(tta)
     if not tta.augments:
         return infer(image)
+    full = tuple(image.shape[-2:])
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, (height, width) in enumerate(sizes.tolist() if sizes is not None else []):
+        groups.setdefault((int(height), int(width)), []).append(index)
+    if not groups or list(groups) == [full]:
+        return _mean_of_views(infer, image, tta)
+    out: dict[str, torch.Tensor] = {}
+    for (height, width), indices in groups.items():
+        rows = torch.tensor(indices, device=image.device)
+        part = _mean_of_views(infer, image[rows, :, :height, :width], tta)
+        for key, logits in part.items() if isinstance(part, Mapping) else [("", part)]:
+            if key not in out:
+                uniform = -math.log(logits.shape[1])
+                out[key] = logits.new_full((image.shape[0], *logits.shape[1:-2], *full), uniform)
+            out[key][rows, ..., :height, :width] = logits
+    return out if isinstance(part, Mapping) else out[""]
+
+
+def _mean_of_views(
+    infer: Callable[[torch.Tensor], Scores], image: torch.Tensor, tta: TestTimeAugmentation
+) -> Scores:
+    """:func:`tta_logits` of images of one size (unpadded)."""
     size = tuple(image.shape[-2:])
     total: Scores | None = None
     for scale in tta.scales:

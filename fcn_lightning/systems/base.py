@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -237,14 +239,39 @@ def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes:
     return weights
 
 
-def as_options(kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
+def as_options(name: str, kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
     """``given`` as a ``kind`` dataclass: as it is, from the plain dict a checkpoint records, or the
-    defaults for ``None``."""
+    defaults for ``None``. An unknown setting or a value of another type is a one-line error naming
+    ``name.<setting>`` (the command line reaches here through the plain-dict route, unchecked)."""
     if given is None:
         return kind()
-    if isinstance(given, Mapping):
-        return kind(**given)
-    return given
+    values = dict(given) if isinstance(given, Mapping) else dataclasses.asdict(given)
+    hints = typing.get_type_hints(kind)
+    for key, value in values.items():
+        if key not in hints:
+            raise ValueError(f"{name}: no setting {key!r} (its settings: {', '.join(hints)})")
+        if not _fits(value, hints[key]):
+            hint = hints[key]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise ValueError(f"{name}.{key} must be {expected}, got {value!r}")
+    return kind(**values) if isinstance(given, Mapping) else given
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the type ``hint`` (the few kinds option dataclasses use)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
 
 
 class FCNSystem(L.LightningModule):
@@ -373,8 +400,8 @@ class FCNSystem(L.LightningModule):
             check_factor(self.net, shift_and_stitch)
         if shift_and_stitch_batch < 1:
             raise ValueError(f"shift_and_stitch_batch must be >= 1, got {shift_and_stitch_batch}")
-        self.inference = as_options(TilingOptions, inference)
-        self.tta = as_options(TestTimeAugmentation, tta)
+        self.inference = as_options("inference", TilingOptions, inference)
+        self.tta = as_options("tta", TestTimeAugmentation, tta)
         # Plain data in the checkpoint (loadable with weights_only=True); bad values fail here, named.
         self.hparams.inference = dataclasses.asdict(self.inference)
         self.hparams.tta = dataclasses.asdict(self.tta)
@@ -520,15 +547,18 @@ class FCNSystem(L.LightningModule):
             return self.net(image)
         return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
 
-    def evaluation_logits(self, image: torch.Tensor, augmented: bool = False) -> Any:
+    def evaluation_logits(
+        self, image: torch.Tensor, augmented: bool = False, sizes: torch.Tensor | None = None
+    ) -> Any:
         """What validation, test and predict score: :meth:`single_view_logits`, whole or in tiles within
         the memory budget (``inference``: ``nets.tiling``), and with ``augmented``, the log of the mean
-        softmax over the views of ``tta`` (``nets.tta``). For a multi-task net, one per task."""
+        softmax over the views of ``tta`` (``nets.tta``), each image's views of that image alone where
+        ``sizes`` (the batch's ``size``) says it is padded. For a multi-task net, one per task."""
 
         def infer(view: torch.Tensor) -> Any:
             return tiled_inference(self.single_view_logits, view, self.inference, self.tile_geometry)
 
-        return tta_logits(infer, image, self.tta) if augmented else infer(image)
+        return tta_logits(infer, image, self.tta, sizes) if augmented else infer(image)
 
     def scored_logits(self, logits: Any) -> torch.Tensor:
         """The logits the plain scores (``val/<score>``) are of; a multi-task model picks its task."""
@@ -631,7 +661,8 @@ class FCNSystem(L.LightningModule):
         single-scale (what checkpoints are selected by and the paper reports)."""
         if not self.tta_active:
             return
-        logits = self.scored_logits(self.evaluation_logits(batch["image"], augmented=True))
+        augmented = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+        logits = self.scored_logits(augmented)
         self.tta_metrics[prefix].update(logits, batch["mask"])
         loss = self.loss(logits, batch["mask"])
         self.log(f"{prefix}/tta/loss", loss, batch_size=logits.shape[0], sync_dist=True)
@@ -683,7 +714,8 @@ class FCNSystem(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class indices per pixel (uint8 on the CPU; test-time augmented with ``tta``) with the batch's ids,
         image sizes (to crop padding) and, for image folders, paths."""
-        pred = self.evaluation_logits(batch["image"], augmented=True).argmax(1).to(torch.uint8).cpu()
+        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+        pred = logits.argmax(1).to(torch.uint8).cpu()
         out = {"pred": pred, "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 

@@ -17,6 +17,7 @@ from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
 __all__ = [
     "AUTO_WEIGHTS_KEY",
+    "EVALUATION_HPARAMS",
     "INPUT_KEY",
     "RECORD_KEY",
     "UnrecordedMeanError",
@@ -35,6 +36,9 @@ AUTO_WEIGHTS_KEY = "fcn_lightning_loss_class_weights"
 INPUT_KEY = "input_normalization"
 #: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).
 MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width", "batch_norm")
+#: Hyperparameters that say how a command evaluates (tiles, test-time augmentation, shift-and-stitch),
+#: not what the net is: a command's own settings, never those recorded in the checkpoint it loads.
+EVALUATION_HPARAMS = ("inference", "tta", "shift_and_stitch", "shift_and_stitch_batch")
 
 
 def model_record(model: Any) -> dict[str, Any]:

@@ -154,6 +154,19 @@ class SIFTFlowFCNSystem(FCNSystem):
             self.log(f"{prefix}/{task}/loss", value, batch_size=n, sync_dist=True)
         self._evaluate_tta(batch, prefix)
 
+    def _evaluate_tta(self, batch: dict[str, Any], prefix: str) -> None:
+        """The test-time augmented semantic scores under ``<prefix>/tta/``, and its losses as the plain
+        ones are logged: ``<prefix>/tta/loss`` the sum of the two tasks', each task's under its name."""
+        if not self.tta_active:
+            return
+        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+        self.tta_metrics[prefix].update(logits["sem"], batch["mask"])
+        losses = self.task_losses(logits, batch)
+        n = batch["image"].shape[0]
+        self.log(f"{prefix}/tta/loss", losses["sem"] + losses["geo"], batch_size=n, sync_dist=True)
+        for task, value in losses.items():
+            self.log(f"{prefix}/tta/{task}/loss", value, batch_size=n, sync_dist=True)
+
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         sem = metrics.compute()
         every_class = scores_from_confmat(sem["confmat"])  # summed over the processes, as the scores
@@ -185,7 +198,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU, with the batch's
         image sizes (to crop padding), ids and, for image folders, paths."""
-        logits = self.evaluation_logits(batch["image"], augmented=True)
+        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
         out["size"] = batch["size"].cpu()  # the writer crops each map to its image

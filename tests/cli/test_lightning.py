@@ -521,3 +521,25 @@ def test_the_inference_and_tta_options_are_dotted_model_options(tmp_path, monkey
     model = build(FCNLightningCLI, [*args, "--trainer.logger", "false"]).model
     assert (model.tta.scales, model.tta.flip) == ([0.5, 1.0], True)
     assert (model.inference.tile, model.inference.overlap) == (640, 400)
+
+
+def test_a_checkpoint_trained_without_tta_is_evaluated_with_the_command_lines_tta_and_tiles(tmp_path):
+    # LightningCLI rebuilds a --ckpt_path model from the checkpoint's hyperparameters, which recorded no
+    # TTA, no tiles and no shift-and-stitch: the command's own evaluation settings must still apply
+    data = [
+        "--data.init_args.root",
+        str(tmp_path / "voc"),
+        *generator_args(image_size=32, num_train=4, num_val=1, num_leak=0),
+    ]
+    args = [*config_args("synthetic/base.yaml"), *data, *tiny_run_args(root_dir=tmp_path / "run")]
+    main(["fit", *args, "--trainer.max_steps", "1", "--trainer.val_check_interval", "1"])
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    evaluation = ["--model.init_args.tta.scales", "[0.5, 1.0]", "--model.init_args.tta.flip", "true"]
+    evaluation += ["--model.init_args.inference.tile", "640", "--model.init_args.shift_and_stitch", "2"]
+    cli = FCNLightningCLI(args=["validate", *args, "--ckpt_path", str(ckpt), *evaluation])
+    model = cli.model
+    assert (model.tta.scales, model.tta.flip, model.inference.tile) == ([0.5, 1.0], True, 640)
+    assert model.hparams.shift_and_stitch == 2
+    assert "val/tta/mean_iu" in cli.trainer.callback_metrics
+    plain = FCNLightningCLI(args=["validate", *args, "--ckpt_path", str(ckpt)])
+    assert not plain.model.tta.augments and "val/tta/mean_iu" not in plain.trainer.callback_metrics

@@ -107,3 +107,24 @@ def test_bad_settings_are_one_line_naming_the_setting(options, named):
     with pytest.raises(ValueError, match=re.escape(named)) as caught:
         tile_plan(options, geometry)
     assert "\n" not in str(caught.value)
+
+
+def test_a_batch_never_passes_more_than_the_budget_through_the_net_at_once():
+    # max_pixels bounds one pass: a batch of four images that fit it one by one but not together ran
+    # whole, four times the budget
+    geometry = net_tile_geometry(build_fcn(registry.FCN32S.net, 2, width=TINY_WIDTH))
+    seen: list[tuple[int, ...]] = []
+
+    def infer(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.append(tuple(x.shape))
+        return {"a": x[:, :2] * 2, "b": x[:, :1]}
+
+    batch = torch.randn(5, 3, 600, 700)
+    out = tiled_inference(infer, batch, TilingOptions(max_pixels=2 * 600 * 700), geometry)
+    assert [s[0] for s in seen] == [2, 2, 1] and all(s[-2:] == (600, 700) for s in seen)
+    torch.testing.assert_close(out["a"], batch[:, :2] * 2)
+    torch.testing.assert_close(out["b"], batch[:, :1])
+    seen.clear()
+    out = tiled_inference(infer, batch[:2], TilingOptions(max_pixels=800 * 600), geometry)  # tiles, by image
+    assert all(n == 1 and h * w <= 800 * 600 for n, _, h, w in seen)
+    torch.testing.assert_close(out["a"], batch[:2, :2] * 2)

@@ -1,5 +1,7 @@
 """Test-time augmentation: the mean softmax over scaled and flipped views."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,3 +66,31 @@ def test_bad_scales_are_one_line_naming_the_setting(scales):
     with pytest.raises(ValueError, match=r"tta\.scales") as caught:
         check_tta(TestTimeAugmentation(scales=scales))
     assert "\n" not in str(caught.value)
+
+
+def test_each_image_of_a_padded_batch_is_augmented_alone(one_thread):
+    # padding a smaller image to the batch's size, then mirroring it, would put the padding first and
+    # shift the image against the net's stride: its prediction would depend on the images beside it
+    net, tta = tiny_net(), TestTimeAugmentation(scales=[0.75, 1.0], flip=True)
+    small, large, same = torch.randn(1, 3, 40, 50), torch.randn(1, 3, 64, 77), torch.randn(1, 3, 40, 50)
+    batch = torch.zeros(3, 3, 64, 77)
+    batch[0, :, :40, :50], batch[1], batch[2, :, :40, :50] = small[0], large[0], same[0]
+    sizes = torch.tensor([[40, 50], [64, 77], [40, 50]])
+    with torch.no_grad():
+        together = tta_logits(net, batch, tta, sizes)
+        alone = [tta_logits(net, x, tta) for x in (small, large, same)]
+        padded = tta_logits(net, batch, tta)  # without sizes: views of the padded batch
+    for i, expected in enumerate(alone):
+        height, width = sizes[i].tolist()
+        torch.testing.assert_close(together[i : i + 1, :, :height, :width], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(together[0, :, 40:], torch.full_like(together[0, :, 40:], -math.log(4)))
+    assert (padded[0, :, :40, :50] - alone[0][0]).abs().max() > 1e-3  # what the sizes are for
+
+
+def test_a_padded_multi_task_batch_is_augmented_image_by_image():
+    image = torch.randn(2, 3, 6, 8)
+    sizes = torch.tensor([[6, 8], [4, 5]])
+    out = tta_logits(lambda x: {"a": x, "b": -x}, image, TestTimeAugmentation(flip=True), sizes)
+    torch.testing.assert_close(out["a"][1, :, :4, :5], image[1, :, :4, :5].log_softmax(0))
+    torch.testing.assert_close(out["b"][0], (-image[0]).log_softmax(0))
+    assert torch.all(out["b"][1, :, 4:] == -math.log(3))

@@ -11,6 +11,7 @@ from torch import nn
 
 from fcn_lightning import FCN8s, FCN8sAtOnce, FCN16s, FCN32s, FCN32sRGBHHA, FCNGoogLeNet
 from fcn_lightning.data import SyntheticVOCConfig, SyntheticVOCDataModule
+from fcn_lightning.data.batching import collate_segmentation
 
 TINY = {"width": 0.0625, "batch_norm": True, "num_classes": 21}
 
@@ -343,3 +344,46 @@ def test_the_inference_settings_are_recorded_as_plain_data_and_rebuild_the_model
     }
     again = FCN32s(**TINY, **recorded)  # as a checkpoint's hyperparameters rebuild it (weights_only)
     assert (again.inference, again.tta) == (model.inference, model.tta)
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_a_tta_prediction_does_not_depend_on_the_images_padded_into_its_batch(one_thread):
+    torch.manual_seed(0)
+    model = FCN8s(**TINY, tta={"scales": [0.75, 1.0], "flip": True}).eval()
+    for name, param in model.net.named_parameters():
+        if "score" in name:
+            nn.init.normal_(param, std=0.1)
+    samples = [
+        {"image": torch.randn(3, h, w), "mask": torch.zeros(h, w, dtype=torch.long), "id": f"{h}x{w}"}
+        | {"size": torch.tensor([h, w])}
+        for h, w in ((40, 50), (64, 77))
+    ]
+    with torch.no_grad():
+        together = model.predict_step(collate_segmentation(samples, pad=True), 0)["pred"]
+        alone = model.predict_step(collate_segmentation(samples[:1]), 0)["pred"]
+        model.tta_metrics["val"].reset()
+        model._evaluate_tta(collate_segmentation(samples, pad=True), "val")
+        padded_scores = model.tta_metrics["val"].compute()["confmat"]
+        model.tta_metrics["val"].reset()
+        for sample in samples:
+            model._evaluate_tta(collate_segmentation([sample]), "val")
+    assert torch.equal(together[0, :40, :50], alone[0])
+    torch.testing.assert_close(padded_scores, model.tta_metrics["val"].compute()["confmat"])
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"tta": {"scales": [1.0], "flip": "maybe"}}, "tta.flip must be bool, got 'maybe'"),
+        ({"tta": {"flipp": True}}, "tta: no setting 'flipp' (its settings: scales, flip)"),
+        ({"tta": {"scales": "abc"}}, "tta.scales must be list[float], got 'abc'"),
+        ({"inference": {"tile": "abc"}}, "inference.tile must be int | None, got 'abc'"),
+        ({"inference": {"max_pixels": 1.5e6}}, "inference.max_pixels must be int, got 1500000.0"),
+    ],
+)
+def test_inference_settings_of_another_type_or_name_are_one_line_naming_them(settings, named):
+    # the command line reaches the model through the options' plain-dict route, which jsonargparse
+    # leaves unchecked: "maybe" was a true flip, a mistyped key or a string a TypeError naming nothing
+    with pytest.raises(ValueError, match=re.escape(named)) as caught:
+        FCN32s(**TINY, **settings)
+    assert "\n" not in str(caught.value)

@@ -187,3 +187,23 @@ def test_class_weights_weigh_the_semantic_task_and_leave_the_geometric_one_unwei
     semantic = F.cross_entropy(logits["sem"], batch["mask"], weight=torch.tensor(weights))
     assert losses["sem"].item() == pytest.approx(semantic.item(), rel=1e-6)
     assert losses["geo"].item() == pytest.approx(F.cross_entropy(logits["geo"], batch["geo_mask"]).item())
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_the_tta_loss_is_of_both_tasks_as_the_plain_one(data):
+    # two views at scale 1: the log of their mean softmax scores as the plain logits do, so val/tta/loss
+    # must equal val/loss (it was the semantic task's alone, beside a plain loss of both tasks)
+    torch.manual_seed(0)
+    model = SIFTFlowFCN16s(**TINY, tta={"scales": [1.0, 1.0]}).eval()
+    with torch.no_grad():
+        for name, p in model.net.named_parameters():
+            if name.startswith("score"):
+                p.normal_(0, 0.1)
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    logged: dict[str, float] = {}
+    model.log = lambda key, value, **kwargs: logged.update({key: float(value)})
+    with torch.no_grad():
+        model._evaluate(batch, model.val_metrics, "val")
+    for key in ("val/loss", "val/sem/loss", "val/geo/loss"):
+        assert logged[key.replace("val/", "val/tta/")] == pytest.approx(logged[key], rel=1e-4), key
