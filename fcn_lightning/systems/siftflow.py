@@ -147,12 +147,14 @@ class SIFTFlowFCNSystem(FCNSystem):
         logits = self.evaluation_logits(batch["image"])
         metrics.update(logits["sem"], batch["mask"])
         self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
-        losses = self.task_losses(logits, batch)
-        n = batch["image"].shape[0]
+        self._log_losses(self.task_losses(logits, batch), prefix, batch["image"].shape[0])
+        self._evaluate_tta(batch, prefix)
+
+    def _log_losses(self, losses: dict[str, torch.Tensor], prefix: str, n: int) -> None:
+        """``<prefix>/loss``, the sum of the two tasks' losses, and each task's under its name."""
         self.log(f"{prefix}/loss", losses["sem"] + losses["geo"], batch_size=n, sync_dist=True)
         for task, value in losses.items():
             self.log(f"{prefix}/{task}/loss", value, batch_size=n, sync_dist=True)
-        self._evaluate_tta(batch, prefix)
 
     def _evaluate_tta(self, batch: dict[str, Any], prefix: str) -> None:
         """The test-time augmented semantic scores under ``<prefix>/tta/``, and its losses as the plain
@@ -161,11 +163,7 @@ class SIFTFlowFCNSystem(FCNSystem):
             return
         logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
         self.tta_metrics[prefix].update(logits["sem"], batch["mask"])
-        losses = self.task_losses(logits, batch)
-        n = batch["image"].shape[0]
-        self.log(f"{prefix}/tta/loss", losses["sem"] + losses["geo"], batch_size=n, sync_dist=True)
-        for task, value in losses.items():
-            self.log(f"{prefix}/tta/{task}/loss", value, batch_size=n, sync_dist=True)
+        self._log_losses(self.task_losses(logits, batch), f"{prefix}/tta", batch["image"].shape[0])
 
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
         sem = metrics.compute()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from PIL import Image
 
 from fcn_lightning.data.palette import overlay, save_label_png
@@ -101,14 +101,12 @@ class PredictionWriter(BasePredictionWriter):
             self.failed = sorted(failure for _, failed in gathered for failure in failed)
 
 
-class WandbValidationMedia(Callback):
-    """Log what a person looks at after a validation to W&B: per-class scores, confusion, masks.
+class ValidationMedia(Callback):
+    """What a validation shows a person, for the loggers of ``logger_class``: at every
+    ``every_n_validations``-th validation (sanity check excluded), on the first process, :meth:`show`
+    with ``num_images`` fixed validation images, each shrunk to ``max_size`` pixels on its longer side."""
 
-    At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
-    class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
-    images with the predicted and true masks as W&B mask overlays, each shrunk to ``max_size`` pixels on
-    its longer side (:func:`within`). Does nothing without a W&B logger.
-    """
+    logger_class: type[Logger] = Logger
 
     def __init__(self, num_images: int = 4, every_n_validations: int = 1, max_size: int = 512) -> None:
         if num_images < 0 or every_n_validations < 1 or max_size < 1:
@@ -122,12 +120,29 @@ class WandbValidationMedia(Callback):
         self._validations = 0
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, self.logger_class)]
         if trainer.sanity_checking or not loggers or not trainer.is_global_zero:
             return
         self._validations += 1
-        if (self._validations - 1) % self.every_n_validations:
-            return
+        if (self._validations - 1) % self.every_n_validations == 0:
+            self.show(trainer, pl_module, loggers)
+
+    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
+        raise NotImplementedError
+
+
+class WandbValidationMedia(ValidationMedia):
+    """Log what a person looks at after a validation to W&B: per-class scores, confusion, masks.
+
+    At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
+    class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
+    images with the predicted and true masks as W&B mask overlays, each shrunk to ``max_size`` pixels on
+    its longer side (:func:`within`). Does nothing without a W&B logger.
+    """
+
+    logger_class = WandbLogger
+
+    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
         import wandb
 
         evaluation = pl_module.last_evaluation["val"]
@@ -184,7 +199,7 @@ def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, 
     return np.concatenate([panels[0], separator, panels[1], separator, panels[2]], axis=1)
 
 
-class TensorBoardValidationImages(Callback):
+class TensorBoardValidationImages(ValidationMedia):
     """Fixed validation images with their true and predicted labels, and the confusion matrix, in
     TensorBoard after a validation (any data module: the paper's datasets, generated ones, your folder).
 
@@ -196,24 +211,9 @@ class TensorBoardValidationImages(Callback):
     every run.
     """
 
-    def __init__(self, num_images: int = 4, every_n_validations: int = 1, max_size: int = 512) -> None:
-        if num_images < 0 or every_n_validations < 1 or max_size < 1:
-            raise ValueError(
-                f"num_images must be >= 0, every_n_validations and max_size >= 1, got {num_images}, "
-                f"{every_n_validations} and {max_size}"
-            )
-        self.num_images = num_images
-        self.every_n_validations = every_n_validations
-        self.max_size = max_size
-        self._validations = 0
+    logger_class = TensorBoardLogger
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if trainer.sanity_checking or not loggers or not trainer.is_global_zero:
-            return
-        self._validations += 1
-        if (self._validations - 1) % self.every_n_validations:
-            return
+    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
         images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
         names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
         confusion = pl_module.last_evaluation["val"]["confmat"].numpy()

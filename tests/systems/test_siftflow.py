@@ -110,14 +110,21 @@ def data(tmp_path_factory):
     return dm
 
 
-@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
-def test_the_loss_is_the_sum_of_the_two_tasks(data):
+def scoring_model(**options: object) -> SIFTFlowFCN16s:
+    """A thin SIFT Flow FCN-16s in eval mode (no dropout: two forward passes agree) whose score layers
+    are random (zero-initialised ones give every class the same logit)."""
     torch.manual_seed(0)
-    model = SIFTFlowFCN16s(**TINY).eval()  # no dropout: two forward passes agree
+    model = SIFTFlowFCN16s(**TINY, **options).eval()
     with torch.no_grad():
         for name, p in model.net.named_parameters():
             if name.startswith("score"):
                 p.normal_(0, 0.1)
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:FCN-.* starts from a trained")
+def test_the_loss_is_the_sum_of_the_two_tasks(data):
+    model = scoring_model()
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     model.log = model.log_dict = lambda *args, **kwargs: None
@@ -193,12 +200,7 @@ def test_class_weights_weigh_the_semantic_task_and_leave_the_geometric_one_unwei
 def test_the_tta_loss_is_of_both_tasks_as_the_plain_one(data):
     # two views at scale 1: the log of their mean softmax scores as the plain logits do, so val/tta/loss
     # must equal val/loss (it was the semantic task's alone, beside a plain loss of both tasks)
-    torch.manual_seed(0)
-    model = SIFTFlowFCN16s(**TINY, tta={"scales": [1.0, 1.0]}).eval()
-    with torch.no_grad():
-        for name, p in model.net.named_parameters():
-            if name.startswith("score"):
-                p.normal_(0, 0.1)
+    model = scoring_model(tta={"scales": [1.0, 1.0]})
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
     logged: dict[str, float] = {}
