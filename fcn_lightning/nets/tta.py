@@ -57,7 +57,10 @@ def check_tta(tta: TestTimeAugmentation) -> None:
         raise ValueError("tta.scales is empty: give at least one scale, e.g. [1.0]")
     bad = [s for s in tta.scales if not s > 0]
     if bad:
-        raise ValueError(f"tta.scales must all be > 0, got {list(tta.scales)} ({bad} not)")
+        raise ValueError(
+            f"tta.scales must all be > 0: {bad} {'is' if len(bad) == 1 else 'are'} not "
+            f"(got {list(tta.scales)})"
+        )
 
 
 def _each(scores: Scores, fn: Callable[[torch.Tensor], torch.Tensor]) -> Scores:

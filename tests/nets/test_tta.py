@@ -66,6 +66,8 @@ def test_bad_scales_are_one_line_naming_the_setting(scales):
     with pytest.raises(ValueError, match=r"tta\.scales") as caught:
         check_tta(TestTimeAugmentation(scales=scales))
     assert "\n" not in str(caught.value)
+    if scales:  # the bad scale named alone, beside what was given
+        assert f"[{min(scales)}] is not (got {scales})" in str(caught.value)
 
 
 def test_each_image_of_a_padded_batch_is_augmented_alone(one_thread):
