@@ -1,21 +1,8 @@
-"""Reading dataset files with validation, so a bad file fails with its name and its problem.
+"""Reading dataset files so that a bad file fails with its name and its problem (a :class:`DatasetError`).
 
-A missing file, an undecodable image, a label value outside the classes or a split list without ids
-raises :class:`DatasetError` (or one of its subclasses, one per kind of problem) naming the file and
-what is wrong, instead of a shape error three layers down. Training ids found in an evaluation split
-raise :class:`SplitOverlapError`.
-
-What a reader guarantees about a damaged file: it returns the array that was written, or it raises a
-:class:`DatasetError`; it never returns a label value outside the classes and the ignore index. A PNG
-carries a CRC-32 per chunk, which every PNG read here verifies, so any change to a written PNG's
-pixel data is an error. JPEG and MATLAB files carry no checksum: a changed byte that still decodes to
-valid values cannot be told from the original, so for them the guarantee is the value range and size.
-
-Images are read as people see them: an EXIF orientation tag (phone photos) is applied by every image
-read here (:func:`read_image`, :func:`read_image_size`), in one place (:func:`orientation_of`,
-:func:`orientation_left`, :func:`apply_orientation`), once (newer Pillows turn a TIFF themselves). A mask
-is read as stored; one that carries an orientation tag is refused, since a viewer would show it turned
-(:class:`OrientationTagError`).
+A reader returns the array that was written or raises; never a label outside the classes and the ignore
+index (PNG chunks are CRC-checked; JPEG and .mat carry no checksum, so for them: value range and size).
+Images are turned as their EXIF orientation says, as viewers show them; masks are read as stored.
 """
 
 from __future__ import annotations
@@ -38,8 +25,7 @@ __all__ = [
     "DECODERS",
     "IMAGE_SUFFIXES",
     "IMAGE_SUFFIX_EXAMPLES",
-    "JPEG_FORMATS",
-    "TURNED_BY_PILLOW",
+    "ORIENTATION_WORDS",
     "ClassCoverageError",
     "ColourMaskError",
     "DataProblem",
@@ -55,13 +41,10 @@ __all__ = [
     "OrientationTagError",
     "SizeMismatchError",
     "SplitOverlapError",
-    "apply_orientation",
     "check_no_overlap",
     "decode_image_file",
     "is_image_file",
     "list_image_files",
-    "orientation_left",
-    "orientation_of",
     "read_id_list",
     "read_image",
     "read_image_size",
@@ -78,19 +61,13 @@ LabelReader = Callable[[Path], np.ndarray]
 
 
 class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent; the message names the file and the problem.
-
-    Each subclass is one kind of problem (:attr:`kind`, what ``check-data`` counts by); this class itself
-    is a file that cannot be decoded (truncated, corrupt, not the format its name says). :attr:`advice`
-    says what to do about every problem of the kind (``check-data`` says it once per kind); a dataset
-    may give its own (``advice=``).
-    """
+    """A dataset file that cannot be decoded; each subclass is one :attr:`kind` of problem (what
+    ``check-data`` counts by), with :attr:`advice` for all of the kind (a dataset may give its own)."""
 
     kind: ClassVar[str] = "undecodable file"
     advice: str = ""
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
-        """``class SizeMismatchError(DatasetError, kind="size mismatch")``: each subclass names its kind."""
         super().__init_subclass__(**kwargs)
         if kind is not None:
             cls.kind = kind
@@ -126,8 +103,7 @@ class EmptySplitError(DatasetError, kind="empty split"):
 
 
 class LossyMaskError(DatasetError, kind="lossy mask"):
-    """A mask saved with lossy compression (JPEG, lossy WebP): its values near every edge are no longer
-    class ids."""
+    """A mask saved with lossy compression (JPEG, lossy WebP): its edges are no longer class ids."""
 
     advice = (
         "lossy compression (JPEG, lossy WebP) changes the values at every class edge, so class ids cannot be "
@@ -157,8 +133,7 @@ class ClassCoverageError(DatasetError, kind="split with fewer than 2 classes"):
 
 
 class DataProblem(str):
-    """One problem a check found: its message (a ``str``, naming the file), its :attr:`kind` and what to
-    do about problems of that kind (:attr:`advice`, may be empty)."""
+    """One problem a check found: its message (naming the file), its :attr:`kind` and :attr:`advice`."""
 
     kind: str
     advice: str
@@ -188,12 +163,10 @@ def decode_image_file(
     oriented: bool = False,
     check_opened: Callable[[Image.Image], None] | None = None,
 ) -> np.ndarray:
-    """Open an image file and turn it into an array, with errors that name the file and the problem;
-    ``oriented``: turned as its EXIF orientation says (:func:`orientation_of`, read before decoding);
-    ``check_opened``: raises for what the header shows, before decoding (which drops a TIFF's tag).
+    """An image file through ``to_array``, errors naming the file; ``oriented``: turned as its EXIF tag
+    says; ``check_opened`` raises for what the header shows (before decoding drops a TIFF's tag).
 
-    The file is opened as a stream, not by name: Pillow memory-maps an uncompressed grey or palette TIFF
-    opened by name, and maps a turned one (orientation 5-8) with its turned size, scrambling its pixels.
+    Opened as a stream: Pillow memory-maps an uncompressed TIFF opened by name, scrambling a turned one.
     """
     path = Path(path)
     if not path.is_file():
@@ -230,11 +203,8 @@ ORIENTATION_WORDS = {
 
 
 def orientation_of(img: Image.Image) -> int:
-    """The EXIF orientation an opened image asks for (1: as stored), read from its header alone.
-
-    A PNG's tag counts where it comes before the pixel data (Pillow reads it on opening; reading one
-    written after would decode the image), so the sizes read from headers and the pixels agree.
-    """
+    """The EXIF orientation an opened image asks for (1: as stored), from its header alone (a PNG's only
+    where it precedes the pixel data, so that header sizes and pixels agree)."""
     if img.format == "PNG" and "exif" not in img.info:
         return 1
     try:
@@ -245,8 +215,7 @@ def orientation_of(img: Image.Image) -> int:
 
 
 def _pillow_turns_tiff() -> bool:
-    """Whether this Pillow turns a TIFF as its orientation tag says by itself (its size on opening and its
-    pixels on loading), as newer versions do: such a TIFF must not be turned a second time."""
+    """Whether this Pillow turns a TIFF by its tag itself (size and pixels), as newer versions do."""
     from PIL import TiffImagePlugin
 
     tags = TiffImagePlugin.ImageFileDirectory_v2()
@@ -259,13 +228,12 @@ def _pillow_turns_tiff() -> bool:
         return opened == img.size == (1, 2)
 
 
-#: Formats whose orientation tag this Pillow applies itself when it opens and decodes them.
+#: Formats whose orientation tag this Pillow applies itself (not to be turned a second time).
 TURNED_BY_PILLOW: tuple[str, ...] = ("TIFF",) if _pillow_turns_tiff() else ()
 
 
 def orientation_left(img: Image.Image) -> int:
-    """The EXIF orientation still to apply to an opened image's size and pixels as Pillow gives them: its
-    :func:`orientation_of`, or 1 where Pillow turns the format itself (:data:`TURNED_BY_PILLOW`)."""
+    """The EXIF orientation still to apply to an opened image as Pillow gives it."""
     return 1 if img.format in TURNED_BY_PILLOW else orientation_of(img)
 
 
@@ -279,8 +247,7 @@ def stored_orientation(path: str | Path) -> int:
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
-    """``array`` (H x W or H x W x C) turned and mirrored as the EXIF orientation asks (as Pillow's
-    ``ImageOps.exif_transpose`` does), contiguous."""
+    """``array`` (H x W [x C]) turned as the EXIF orientation asks (as ``ImageOps.exif_transpose``)."""
     turned = {
         2: lambda a: a[:, ::-1],
         3: lambda a: a[::-1, ::-1],
@@ -294,11 +261,8 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def check_png_chunks(path: Path, what: str = "image") -> None:
-    """Verify every chunk's CRC-32 up to ``IEND``: the decoder skips the image data's own CRCs.
-
-    A CRC-32 detects every change of up to 32 consecutive bits, so a flipped byte anywhere in a chunk is
-    an error, even one that would still decode to plausible pixels.
-    """
+    """Verify every chunk's CRC-32 up to ``IEND`` (the decoder skips the image data's own): any flipped
+    byte is an error, even one that would still decode to plausible pixels."""
     data = path.read_bytes()
     position = 8  # the signature, which the decoder has checked
     while True:
@@ -310,8 +274,7 @@ def check_png_chunks(path: Path, what: str = "image") -> None:
             raise DatasetError(
                 f"{path}: cannot decode {what}: PNG chunk {kind!r} runs past the end of the file"
             )
-        (stored,) = struct.unpack(">I", data[end : end + 4])
-        if zlib.crc32(data[position + 4 : end]) != stored:
+        if zlib.crc32(data[position + 4 : end]) != struct.unpack(">I", data[end : end + 4])[0]:
             raise DatasetError(
                 f"{path}: cannot decode {what}: PNG chunk {kind!r} fails its CRC check (corrupt file)"
             )
@@ -320,18 +283,13 @@ def check_png_chunks(path: Path, what: str = "image") -> None:
         position = end + 4
 
 
-def _readable_suffixes() -> tuple[str, ...]:
-    Image.init()
-    return tuple(sorted(s for s, name in Image.registered_extensions().items() if name in Image.OPEN))
-
-
-#: File suffixes (lower case) of every image format Pillow reads: the images (and masks) of a folder and
-#: the images to predict. Compare with :func:`is_image_file`, which ignores the case (``.JPG``).
-IMAGE_SUFFIXES: tuple[str, ...] = _readable_suffixes()
+Image.init()
+#: File suffixes (lower case) of every format Pillow reads: a folder's images and masks, images to predict.
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(
+    sorted(s for s, name in Image.registered_extensions().items() if name in Image.OPEN)
+)
 #: How messages name :data:`IMAGE_SUFFIXES` (the common ones; Pillow reads some 60).
 IMAGE_SUFFIX_EXAMPLES = ".jpg, .png, .webp, .bmp, .tif, ..."
-#: Pillow's names of the lossy formats a mask cannot be stored in.
-JPEG_FORMATS: tuple[str, ...] = ("JPEG", "MPO")
 
 
 def is_image_file(path: Path) -> bool:
@@ -340,36 +298,24 @@ def is_image_file(path: Path) -> bool:
 
 
 def list_image_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """``folder``'s image files (:func:`is_image_file`) and its other entries (files of no format Pillow
-    reads, sub-folders), both sorted; hidden ones (``.DS_Store``, ``._x.jpg``) are in neither."""
+    """``folder``'s image files and its other entries, both sorted; hidden ones in neither."""
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     images = [p for p in entries if is_image_file(p)]
     return images, [p for p in entries if not is_image_file(p)]
 
 
-#: 8-bit image modes that convert to RGB without losing anything.
-_COLOUR_MODES = ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV")
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
-
-#: Image decoders: ``pil`` (Pillow, what the reference's Python layers used) and ``opencv`` (OpenCV's
-#: libjpeg-turbo for colour and grey JPEGs, about 1.3x faster; every other file goes to Pillow). Both
-#: are libjpeg-turbo with the same settings and decode to identical pixels (shown by the tests).
+#: Image decoders: ``pil`` and ``opencv`` (OpenCV for colour and grey JPEGs, about 1.3x faster, the same
+#: libjpeg-turbo settings and so the same pixels; every other file goes to Pillow).
 DECODERS: tuple[str, ...] = ("opencv", "pil")
-
-_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 def _decode_jpeg_opencv(path: Path) -> np.ndarray | None:
-    """A colour or grey JPEG decoded by OpenCV as Pillow would (RGB, as stored) and its EXIF orientation,
-    or ``None`` for Pillow to decode (and name what is wrong with) anything else.
-
-    A JPEG cut short still decodes in libjpeg (it makes up the missing end) where Pillow raises, so
-    only a file ending in its end-of-image marker is taken here.
-    """
+    """A colour or grey JPEG decoded by OpenCV as Pillow would (RGB, turned), or ``None`` for Pillow to
+    decode (and name what is wrong with) anything else; libjpeg makes up the end of a JPEG cut short, so
+    only a file ending in its end-of-image marker is taken."""
     try:
         data = path.read_bytes()
-        if not (data.startswith(_JPEG_START) and data.endswith(_JPEG_END)):
+        if not (data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")):
             return None
         with Image.open(io.BytesIO(data)) as img:  # the header only: mode and size
             if img.format != "JPEG" or img.mode not in ("RGB", "L"):
@@ -388,14 +334,11 @@ def _decode_jpeg_opencv(path: Path) -> np.ndarray | None:
 def read_image(
     path: str | Path, decoder: str = "opencv", background: tuple[int, int, int] | None = None
 ) -> np.ndarray:
-    """Decode an image file to H x W x 3 uint8 RGB, turned as its EXIF orientation says (as people see
-    it); :class:`DatasetError` if missing or undecodable.
+    """An image file as H x W x 3 uint8 RGB, turned as its EXIF orientation says.
 
-    Grey, palette and other 8-bit colour images are converted. An image with transparent pixels is
-    composited on ``background`` (an RGB colour), or, when it is ``None`` (a dataset's images, where
-    transparency means a broken export), is an :class:`ImageModeError`; a fully opaque alpha channel is
-    dropped. More than 8 bits per channel (a depth map, say) is an :class:`ImageModeError`. ``decoder``:
-    one of :data:`DECODERS` (the same pixels; ``opencv`` is faster on JPEGs).
+    8-bit images of any mode are converted; transparent pixels are composited on ``background`` (RGB),
+    or without one are an :class:`ImageModeError`, as is more than 8 bits a channel. ``decoder``: one of
+    :data:`DECODERS`.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -405,8 +348,7 @@ def read_image(
             return image
 
     def rgb(img: Image.Image) -> np.ndarray:
-        alpha = img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info)
-        if alpha:
+        if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (img.mode == "P" and "transparency" in img.info):
             rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
             if background is not None:  # alpha-composited, rounded to the nearest level
                 opacity = rgba[..., 3:].astype(np.float32) / 255
@@ -418,7 +360,7 @@ def read_image(
                     f"undefined: save it without transparency (RGB)"
                 )
             return np.ascontiguousarray(rgba[..., :3])
-        if img.mode not in _COLOUR_MODES:
+        if img.mode not in ("1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV"):  # 8-bit colour modes
             raise ImageModeError(
                 f"{path}: image has mode {img.mode!r} (more than 8 bits a channel: a depth map?); expected "
                 f"an 8-bit colour or grey image"
@@ -429,9 +371,7 @@ def read_image(
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image file as :func:`read_image` returns it (EXIF orientation applied),
-    from its header alone (nothing is decoded: cheap enough to size a whole training set);
-    :class:`DatasetError` naming the file if it is missing or no image."""
+    """``(height, width)`` of an image as :func:`read_image` returns it, from its header alone."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing image file")
@@ -446,11 +386,8 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
-    """Read a palette ("P") or grey ("L") label PNG as its pixel values, i.e. the class indices.
-
-    Never converts to RGB: the palette only says how to draw the classes. An RGB label PNG (a
-    colourised label) cannot be mapped back reliably and is rejected.
-    """
+    """A palette ("P") or grey ("L") label PNG as its pixel values, the class indices (never its colours:
+    an RGB label cannot be mapped back reliably and is refused)."""
 
     def indices(img: Image.Image) -> np.ndarray:
         if img.mode not in ("P", "L"):
@@ -475,10 +412,6 @@ def refuse_orientation_tag(img: Image.Image, path: str | Path) -> None:
         )
 
 
-#: Index-mask modes: 8-bit grey / palette / 1-bit (values 0..255) and 16-bit or 32-bit grey.
-_INDEX_MODES = ("1", "L", "P")
-_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I")
-
 #: A colour mask's colours: (R, G, B) -> class id (or the ignore index).
 ColourIds = Mapping[tuple[int, int, int], int]
 
@@ -491,19 +424,13 @@ def read_mask(
 ) -> np.ndarray:
     """A mask as labelling tools export it, as class ids (range-checked later by :func:`validate_label`).
 
-    Grey, palette and 1-bit images give their pixel values (a palette's indices, not its colours, unless
-    ``colours`` are given and ``palette_colours``: then a palette mask is a colour mask, as labelling tools
-    save them, whose index 255 stays void), 16-bit grey its 16-bit values; ``values`` maps stored values
-    to class ids (values it does not name stay as stored: 255 stays void unless mapped). An RGB (or opaque
-    RGBA) mask gives each pixel's colour's id in ``colours`` (a colour it lacks is a
-    :class:`LabelValueError` naming the colours); without ``colours`` it must be grey saved as RGB
-    (R = G = B), else :class:`ColourMaskError`.
-    JPEG and lossy WebP are a :class:`LossyMaskError`, an EXIF orientation tag an
-    :class:`OrientationTagError`.
+    Grey, palette, 1-bit and 16-bit grey give their values (a palette mask is read by ``colours`` where
+    given and ``palette_colours``, index 255 staying void); ``values`` maps stored values to ids (the
+    others stay). RGB gives each colour's id in ``colours``, or without them must be grey saved as RGB.
     """
 
     def stored_as_mask(img: Image.Image) -> None:
-        if img.format in JPEG_FORMATS:
+        if img.format in ("JPEG", "MPO"):
             raise LossyMaskError(f"{path}: mask is a JPEG (lossy)")
         if img.format == "WEBP" and is_lossy_webp(Path(path)):
             raise LossyMaskError(f"{path}: mask is a lossy WebP (saved without lossless=True)")
@@ -522,9 +449,9 @@ def read_mask(
             img = img.convert(mode)
         if mode == "P" and colours and palette_colours:  # a colour mask saved with a palette
             return palette_colour_ids(img, colours, path)
-        if mode in _INDEX_MODES:
+        if mode in ("1", "L", "P"):
             return map_values(np.array(img, dtype=np.uint8), values)
-        if mode in _WIDE_MODES:
+        if mode in ("I;16", "I;16L", "I;16B", "I"):
             return map_values(np.array(img), values)
         if mode != "RGB":
             raise ImageModeError(
@@ -542,8 +469,8 @@ def read_mask(
 
 
 def palette_colour_ids(img: Image.Image, colours: ColourIds, path: str | Path) -> np.ndarray:
-    """A palette mask's class ids by its colours (:func:`colour_ids`); index 255 stays void (VOC's
-    convention) unless the palette gives it a class's colour."""
+    """A palette mask's class ids by its colours; index 255 stays void (VOC's convention) unless the
+    palette gives it a class's colour."""
     indices = np.asarray(img, dtype=np.uint8)
     entry = tuple((img.getpalette("RGB") or [])[3 * IGNORE_INDEX : 3 * IGNORE_INDEX + 3])
     void = indices == IGNORE_INDEX if entry not in colours else np.zeros(indices.shape, bool)
@@ -562,10 +489,8 @@ def is_lossy_webp(path: Path) -> bool:
         size = int.from_bytes(data[position + 4 : position + 8], "little")
         if kind in (b"VP8 ", b"VP8L"):
             return kind == b"VP8 "
-        if kind == b"ANMF":  # an animation frame: its image chunks follow its 16-byte header
-            position += 8 + 16
-            continue
-        position += 8 + size + (size & 1)  # chunks are padded to an even size
+        # an animation frame's image chunks follow its 16-byte header; chunks are padded to an even size
+        position += 8 + (16 if kind == b"ANMF" else size + (size & 1))
     return False
 
 
@@ -573,7 +498,7 @@ def map_values(stored: np.ndarray, values: Mapping[int, int] | None) -> np.ndarr
     """``stored`` with each value ``values`` names replaced by its class id; the others kept."""
     if not values:
         return stored
-    if stored.dtype in (np.uint8, np.uint16):
+    if stored.dtype in (np.uint8, np.uint16):  # a lookup table: faster than np.unique
         table = np.arange(np.iinfo(stored.dtype).max + 1, dtype=np.int64)
         for value, class_id in values.items():
             if 0 <= value < len(table):
@@ -588,8 +513,8 @@ def colour_ids(rgb: np.ndarray, colours: ColourIds, path: str | Path) -> np.ndar
     """The class id of each pixel's colour (H x W x 3 uint8 -> H x W int64); :class:`LabelValueError`
     naming the colours (and their pixel count) that ``colours`` does not list."""
     packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
-    keys = np.array(sorted((r << 16) | (g << 8) | b for r, g, b in colours), dtype=np.int32)
     by_key = {(r << 16) | (g << 8) | b: class_id for (r, g, b), class_id in colours.items()}
+    keys = np.array(sorted(by_key), dtype=np.int32)
     ids = np.array([by_key[int(k)] for k in keys], dtype=np.int64)
     position = np.searchsorted(keys, packed).clip(max=len(keys) - 1)
     known = keys[position] == packed
