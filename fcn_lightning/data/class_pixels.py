@@ -1,11 +1,5 @@
-"""How much of each class a split's masks hold: pixels and images per class, void apart.
-
-:func:`count_class_pixels` reads a split's masks (only the masks: no image is decoded) into a
-:class:`ClassPixels`, what ``check-data`` prints for the training split and what class weighting builds
-on (median-frequency balancing needs each class's pixels and the pixels of the images it occurs in).
-:func:`coverage_problem` stops at the second class it meets: a cheap check that a split can be
-learned and scored at all (masks holding one class give scores of 100 that mean nothing).
-"""
+"""How much of each class a split's masks hold (pixels and images per class, void apart): what
+``check-data`` prints and median-frequency class weights build on; a split of fewer than 2 classes."""
 
 from __future__ import annotations
 
@@ -38,19 +32,15 @@ class ClassPixels:
     masks: int = 0
 
     def __post_init__(self) -> None:
-        classes = len(self.class_names)
-        self.pixels = np.zeros(classes, np.int64)
-        self.images = np.zeros(classes, np.int64)
-        self.image_pixels = np.zeros(classes, np.int64)
+        self.pixels, self.images, self.image_pixels = np.zeros((3, len(self.class_names)), np.int64)
 
     def add(self, mask: np.ndarray) -> None:
         """Count one validated mask (values: class ids and the ignore index)."""
         counts = np.bincount(np.asarray(mask).ravel(), minlength=IGNORE_INDEX + 1)  # classes < 255
         per_class = counts[: len(self.pixels)]
-        present = per_class > 0
         self.pixels += per_class
-        self.images += present
-        self.image_pixels += present * int(per_class.sum())
+        self.images += per_class > 0
+        self.image_pixels += (per_class > 0) * int(per_class.sum())
         self.void += int(counts[IGNORE_INDEX])
         self.masks += 1
 
@@ -79,15 +69,8 @@ class ClassPixels:
         ]
         width = max(len("class"), *(len(n) for n in self.class_names))
         lines.append(f"  {'id':>3}  {'class':<{width}}  {'pixels':>12}  {'share':>7}  {'images':>6}")
-        for i, (name, pixels, share, images) in enumerate(
-            zip(
-                self.class_names,
-                self.pixels.tolist(),
-                self.shares().tolist(),
-                self.images.tolist(),
-                strict=True,
-            )
-        ):
+        for i, (name, share) in enumerate(zip(self.class_names, self.shares(), strict=True)):
+            pixels, images = int(self.pixels[i]), int(self.images[i])
             lines.append(f"  {i:>3}  {name:<{width}}  {pixels:>12,}  {100 * share:>6.2f}%  {images:>6}")
         return lines
 
@@ -122,10 +105,11 @@ class ClassPixels:
         if len(present) >= 2:
             return None
         void = f"void ({IGNORE_INDEX}) {100 * self.void_share():.1f}% of their pixels"
-        if not present:
-            held = f"no labelled pixel ({void})"
-        else:
-            held = f"one class only, {self._name(present[0])}, and {void}"
+        held = (
+            f"one class only, {self._name(present[0])}, and {void}"
+            if present
+            else f"no labelled pixel ({void})"
+        )
         return ClassCoverageError(
             f"split {split}: its {self.masks} mask(s) hold {held}: nothing to learn apart, and every score "
             f"would read 100",
@@ -140,16 +124,12 @@ def count_class_pixels(
     enough_classes: int | None = None,
     readable_only: bool = False,
 ) -> ClassPixels:
-    """Count the masks of ``samples`` (read with the layout's label reader), with progress under
-    ``description``; stop once ``enough_classes`` classes occur (``None``: count all). A mask that cannot
-    be read raises its :class:`~fcn_lightning.data.readers.DatasetError`, or with ``readable_only`` is
-    passed over (a check that names it anyway)."""
+    """Count the masks of ``samples`` (the layout's label reader; progress under ``description``) until
+    ``enough_classes`` occur (``None``: all); an unreadable mask raises, or with ``readable_only`` is
+    passed over."""
     samples = [s for s in samples if s.label is not None]
     counted = ClassPixels(tuple(layout.class_names))
-    shown: Iterable[Sample] = samples
-    if description is not None:
-        shown = progress(samples, len(samples), description)
-    for sample in shown:
+    for sample in samples if description is None else progress(samples, len(samples), description):
         try:
             counted.add(layout.read_label(sample.label))  # type: ignore[arg-type]
         except DatasetError:
@@ -164,8 +144,7 @@ def coverage_problem(
     layout: DatasetLayout, samples: Sequence[Sample], split: str, readable_only: bool = False
 ) -> ClassCoverageError | None:
     """The :class:`ClassCoverageError` of a split whose masks hold fewer than two classes, else ``None``
-    (also where no mask could be read, with ``readable_only``); reads masks only until two classes occur
-    (usually one or two)."""
+    (also where no mask could be read); reads masks only until two classes occur."""
     counted = count_class_pixels(layout, samples, enough_classes=2, readable_only=readable_only)
     if counted.masks == 0:
         return None

@@ -1,18 +1,7 @@
-"""Class weights for the loss by median-frequency balancing (Eigen & Fergus, 2015), cached beside the data.
-
-Each class's frequency is its pixels over the labelled pixels of the training masks it occurs in,
-``freq_c = pixels_c / image_pixels_c``; its weight is ``median(freq) / freq_c`` (the median over the
-classes that occur), so a class as frequent as the median class weighs 1 and a rarer one more. A class
-that never occurs in the training masks has no frequency: it gets weight 0 and is named (it cannot be
-learned, and weighing it would only change the validation loss).
-
-Counting reads every training mask once (:func:`~fcn_lightning.data.class_pixels.count_class_pixels`);
-the counts are kept in ``<root>/.fcn-lightning/class-pixels-<key>.json``, the key a hash of the layout's
-settings (:func:`~fcn_lightning.data.decoded.layout_key`: mask mapping, classes), the split and each
-mask's path, size and modification time, so a changed, added or removed mask is counted again under a
-new key and an unchanged dataset is read from the file. Written whole or not at all (``io.atomic_write``);
-a root that cannot be written to is counted every run, with a note. Files of earlier states of
-the masks are left: delete the folder to reclaim them (a few hundred bytes each).
+"""Class weights for the loss by median-frequency balancing (Eigen & Fergus, 2015). The counts are kept in
+``<root>/.fcn-lightning/class-pixels-<key>.json``, keyed by the layout's settings, the split and each
+mask's path, size and modification time, so a changed mask is counted again and an unchanged dataset read
+back; a root that cannot be written to is counted every run.
 """
 
 from __future__ import annotations
@@ -24,7 +13,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,8 +32,8 @@ CACHE_VERSION = 1
 
 
 def median_frequency_weights(counted: ClassPixels) -> np.ndarray:
-    """``median(freq) / freq_c`` per class, ``freq_c = pixels_c / image_pixels_c``; 0 for a class that
-    never occurs (float64, one per class). Fewer than one class present: a ``ValueError``."""
+    """``median(freq) / freq_c`` per class, ``freq_c = pixels_c / image_pixels_c`` (the labelled pixels
+    of the masks it occurs in); 0 for a class that never occurs, which cannot be learned."""
     present = counted.pixels > 0
     if not present.any():
         raise ValueError(
@@ -70,17 +58,9 @@ class ClassWeights:
     #: whether the counts were read from :attr:`cache` (``False``: the masks were counted now)
     reused: bool
 
-    def absent(self) -> list[str]:
-        """The classes that never occur in the counted masks (weight 0), as ``'name' (id)``."""
-        return [
-            f"{n!r} ({i})"
-            for i, (n, w) in enumerate(zip(self.class_names, self.weights, strict=True))
-            if w == 0
-        ]
-
     def describe(self) -> str:
         """One line: the weights by class name, the split and masks counted, the cache."""
-        listed = ", ".join(f"{n} {w:.4g}" for n, w in zip(self.class_names, self.weights, strict=True))
+        named = list(zip(self.class_names, self.weights, strict=True))
         where = (
             f"{'read from' if self.reused else 'counted, kept in'} {self.cache}"
             if self.cache is not None
@@ -88,9 +68,9 @@ class ClassWeights:
         )
         line = (
             f"loss_weights auto: median-frequency weights over the {self.masks} masks of split "
-            f"{self.split!r} ({where}): {listed}"
+            f"{self.split!r} ({where}): {', '.join(f'{n} {w:.4g}' for n, w in named)}"
         )
-        if absent := self.absent():
+        if absent := [f"{n!r} ({i})" for i, (n, w) in enumerate(named) if w == 0]:
             line += f"; weight 0 for the class(es) that never occur there: {', '.join(absent)}"
         return line
 
@@ -99,33 +79,30 @@ def cache_key(layout: DatasetLayout, split: str, samples: Sequence[Sample]) -> s
     """A hash of the layout's settings, the split and each mask as it is now (path, size, modification
     time); ``OSError`` where a mask is missing."""
     digest = hashlib.sha256(repr((CACHE_VERSION, layout_key(layout), split)).encode())
-    for sample in samples:
-        if sample.label is None:
-            continue
-        stat = os.stat(sample.label)
-        digest.update(repr((str(sample.label), stat.st_size, stat.st_mtime_ns)).encode())
+    for label in (s.label for s in samples if s.label is not None):
+        stat = os.stat(label)
+        digest.update(repr((str(label), stat.st_size, stat.st_mtime_ns)).encode())
     return digest.hexdigest()
 
 
-def _read_counts(path: Path, classes: int) -> dict[str, Any] | None:
+def _read_counts(path: Path, counted: ClassPixels) -> bool:
+    """Whether ``counted`` was filled from the file; not where it is missing or holds anything else than
+    what this code writes (edited by hand, say): those are counted again."""
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):  # not written yet, or unreadable: count again
-        return None
-
-    def counts(value: Any, length: int | None) -> bool:
-        values = value if isinstance(value, list) else [value]
-        fits = length is None or len(values) == length
-        return fits and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
-
-    # anything else than what this code writes (edited by hand, say): counted again, not a KeyError
-    if not isinstance(record, dict) or not (
-        counts(record.get("pixels"), classes)
-        and counts(record.get("image_pixels"), classes)
-        and counts(record.get("masks"), None)
-    ):
-        return None
-    return record
+        pixels, image_pixels = np.array(record["pixels"]), np.array(record["image_pixels"])
+        masks = record["masks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    arrays_fit = all(
+        a.shape == counted.pixels.shape and a.dtype.kind == "i" and (a >= 0).all()
+        for a in (pixels, image_pixels)
+    )
+    if not arrays_fit or type(masks) is not int or masks < 0:
+        return False
+    counted.pixels, counted.image_pixels = pixels.astype(np.int64), image_pixels.astype(np.int64)
+    counted.masks = masks
+    return True
 
 
 def dataset_class_weights(
@@ -134,17 +111,11 @@ def dataset_class_weights(
     """The median-frequency weights of ``samples`` (the training split ``split``), from the cache beside
     ``layout.root`` where it holds the masks as they are now, else counted (with progress under
     ``description``) and kept there."""
-    classes = layout.num_classes
     key = cache_key(layout, split, samples)
     path = layout.root / CACHE_FOLDER / f"class-pixels-{key[:20]}.json"
-    record = _read_counts(path, classes)
-    reused = record is not None
     counted = ClassPixels(tuple(layout.class_names))
-    if record is not None:
-        counted.pixels = np.asarray(record["pixels"], np.int64)
-        counted.image_pixels = np.asarray(record["image_pixels"], np.int64)
-        counted.masks = int(record["masks"])
-    else:
+    reused = _read_counts(path, counted)
+    if not reused:
         counted = count_class_pixels(layout, samples, description)
         record = {
             "split": split,

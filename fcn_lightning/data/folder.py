@@ -1,30 +1,12 @@
-"""One's own images and masks, by config alone: a folder of pairs, a class list, optional split lists.
-
-::
-
-    root/images/<stem>.<ext>                  images of any format Pillow reads (.jpg, .png, .webp, .bmp,
-                                              .tif, ...; any case), any size; turned as their EXIF tag says
-    root/masks/<stem>.png                     class ids (grey, palette or 16-bit grey PNG; 255 = void),
-                                              or RGB colours when classes.txt gives each class's colour;
-                                              or <stem>.<ext>.png, after the image's whole name
-    root/classes.txt                          one class a line, line order = class id: "road" or
-                                              "road 128,64,128" (its colour in RGB colour masks), or
-                                              CVAT's labelmap.txt lines; "#" comments
-    root/train.txt, root/val.txt (optional)   stems, one a line (spaces allowed); root/test.txt optional too
-
-Without split lists, the validation split is a seeded draw of ``val_fraction`` of the stems (sorted
-first), so it is the same on every process and in every run over the same files. ``mask_values`` maps
-stored mask values (or colours) to class ids, e.g. ``{255: 1}`` for 0/255 binary masks; values it does
-not name stay as stored, so 255 stays void unless mapped.
-
-Every image must have its mask and every mask its image (:meth:`FolderLayout.file_problems` names each
-file that lacks its partner; such stems are left out of the splits, and training refuses to start while
-there are any); a mask value that is not a class id (nor 255), a JPEG or oriented mask and a mask whose
-size differs from its image's are errors naming the file.
+"""One's own images and masks, by config alone: ``images/``, ``masks/``, ``classes.txt`` and optional split
+lists (the layout: README, "Your own data"). Without split lists, validation is a seeded draw of
+``val_fraction`` of the sorted stems, the same on every process and run; a stem without its partner is
+named by :meth:`FolderLayout.file_problems` and left out of the splits.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -79,9 +61,8 @@ def _listing(stems: Sequence[str]) -> str:
 
 
 def read_class_list(path: Path) -> tuple[str, ...]:
-    """``classes.txt``'s lines (stripped): one class a line, line order = class id; lines starting with
-    ``#`` are comments (CVAT's labelmap.txt header); blank lines only at the end (:func:`parse_classes`
-    reads each line's name and colour)."""
+    """``classes.txt``'s lines (stripped), line order = class id; ``#`` lines are comments (CVAT's
+    labelmap.txt header); blank lines only at the end."""
     if not path.is_file():
         raise DatasetNotFoundError(
             f"{path}: class list not found (one class name a line, line order = class id; or give the "
@@ -97,48 +78,28 @@ def read_class_list(path: Path) -> tuple[str, ...]:
     return tuple(line for _, line in numbered)
 
 
+def _colour(text: str) -> Colour:
+    r, g, b = (int(v) for v in text.split(","))
+    return r, g, b
+
+
 def parse_classes(lines: Sequence[str], source: str) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
-    """Class names and, where every line gives one (``road 128,64,128``), their colours in colour masks."""
+    """Class names and, where every line gives one (``road 128,64,128``), their colours in colour masks:
+    at least two distinct names, fewer than the ignore index (masks are 8-bit)."""
     names: list[str] = []
     colours: list[Colour | None] = []
     for line in lines:
         match = _CVAT_LINE.match(str(line).strip()) or _CLASS_LINE.match(str(line).strip())
         assert match is not None  # the pattern matches any line
         names.append(match["name"].strip())
-        colour = None if match["colour"] is None else _colour(match["colour"])
-        if colour is not None and max(colour) > 255:
+        colours.append(None if match["colour"] is None else _colour(match["colour"]))
+        if colours[-1] is not None and max(colours[-1]) > 255:
             raise DatasetError(
                 f"{source}: class {names[-1]!r}: colour {match['colour']} has a value above 255 "
                 "(R,G,B, 0-255)"
             )
-        colours.append(colour)
-    names_checked = check_classes(names, source)
-    given = [c for c in colours if c is not None]
-    if not given:
-        return names_checked, None
-    if len(given) < len(colours):
-        without = [n for n, c in zip(names, colours, strict=True) if c is None]
-        raise DatasetError(
-            f"{source}: classes {without} have no colour and the others do: give every class its colour "
-            f"('road 128,64,128') or none"
-        )
-    repeated = sorted({c for c in given if given.count(c) > 1})
-    if repeated:
-        shared = [n for n, c in zip(names, given, strict=True) if c in repeated]
-        raise DatasetError(f"{source}: classes {shared} share a colour: each class needs its own")
-    return names_checked, tuple(given)  # type: ignore[arg-type]
-
-
-def _colour(text: str) -> Colour:
-    r, g, b = (int(v) for v in text.split(","))
-    return r, g, b
-
-
-def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
-    """At least two distinct, non-empty names, fewer than the ignore index (masks are 8-bit)."""
-    names = tuple(str(n).strip() for n in names)
     if len(names) < 2:
-        raise DatasetError(f"{source}: {len(names)} class(es) {list(names)}; a segmentation needs at least 2")
+        raise DatasetError(f"{source}: {len(names)} class(es) {names}; a segmentation needs at least 2")
     if len(names) > IGNORE_INDEX:
         raise DatasetError(
             f"{source}: {len(names)} classes; masks are 8-bit with {IGNORE_INDEX} ignored, so at most "
@@ -149,15 +110,27 @@ def check_classes(names: Sequence[str], source: str) -> tuple[str, ...]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise DatasetError(f"{source}: class names {repeated} appear more than once")
-    return names
+    given = [c for c in colours if c is not None]
+    if not given:
+        return tuple(names), None
+    if len(given) < len(colours):
+        without = [n for n, c in zip(names, colours, strict=True) if c is None]
+        raise DatasetError(
+            f"{source}: classes {without} have no colour and the others do: give every class its colour "
+            f"('road 128,64,128') or none"
+        )
+    repeated = sorted({c for c in given if given.count(c) > 1})
+    if repeated:
+        shared = [n for n, c in zip(names, given, strict=True) if c in repeated]
+        raise DatasetError(f"{source}: classes {shared} share a colour: each class needs its own")
+    return tuple(names), tuple(given)
 
 
 def parse_mask_values(
     mask_values: Mapping[Any, Any] | None, class_names: Sequence[str]
 ) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[Colour, int], ...]]:
-    """``mask_values`` as (stored value, class id) and (colour, class id) pairs. A key is a stored value
-    0..65535 or a colour ``"R,G,B"``; what it maps to, a class id, a class's name or ``void`` (255).
-    Anything else (a list, an unknown name, a key that is neither) is an error naming the entry."""
+    """``mask_values`` as (stored value, class id) and (colour, class id) pairs; a key is a stored value
+    or a colour ``"R,G,B"``, its target a class id, a class's name or ``void``."""
     if mask_values is not None and not isinstance(mask_values, Mapping):
         raise ValueError(
             f"mask_values must map stored values (or colours 'R,G,B') to classes, e.g. {{255: 1}}; got "
@@ -200,19 +173,8 @@ def _class_id(target: Any, class_names: Sequence[str]) -> int | None:
 
 
 class FolderLayout(DatasetLayout):
-    """``images/``, ``masks/`` and ``classes.txt`` under ``root``; split names ``train``, ``val``, ``test``.
-
-    Args:
-        root: the folder.
-        classes: class names (index = id), each optionally with its colour (``"road 128,64,128"``),
-            instead of ``root/classes.txt``; if both exist they must agree.
-        val_fraction: share of the stems drawn for validation where there are no split lists.
-        split_seed: seed of that draw.
-        mean_bgr: mean pixel (BGR, 0-255) subtracted on Caffe's input route; default: that of the Caffe
-            ImageNet VGG16 (torchvision's route uses ImageNet's statistics whatever the dataset).
-        mask_values: stored mask value (or colour ``"R,G,B"``) -> class id, class name or ``void``
-            (255); values it does not name stay as stored.
-    """
+    """``images/``, ``masks/`` and ``classes.txt`` under ``root`` (arguments: :class:`FolderDataModule`'s;
+    ``classes`` and ``classes.txt`` must agree where both are given); splits ``train``, ``val``, ``test``."""
 
     split_names = ("train", "val", "test")
     train_split = "train"
@@ -247,7 +209,6 @@ class FolderLayout(DatasetLayout):
         self.class_colours = colours
         # Plain tuples (part of the decoded cache's key, like every setting).
         self.value_ids, self.colour_ids = parse_mask_values(mask_values, names)
-        self._scanned: tuple[dict[str, Sample], list[DatasetError], set[str]] | None = None
 
     def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
         if classes is None:
@@ -268,7 +229,7 @@ class FolderLayout(DatasetLayout):
     def read_ids(self, path: Path) -> list[str]:
         """A split list's stems: whole lines, so that ``IMG 0001`` is one stem; a file's name
         (``IMG 0001.jpg``, as file managers copy them) stands for its stem."""
-        known = set(self.pairs()) | self._scan()[2]
+        known = set(self.pairs()) | self._scan[2]
         return [self._stem(line, known) for line in read_id_list(path, whole_lines=True)]
 
     @staticmethod
@@ -320,50 +281,44 @@ class FolderLayout(DatasetLayout):
             return f"no {what} of the stem {stem!r} in {folder}; {cased[0]!r} differs in case: rename one"
         return f"no {what} of the stem {stem!r} in {folder}"
 
+    @functools.cached_property
     def _scan(self) -> tuple[dict[str, Sample], list[DatasetError], set[str]]:
         """The stems with one image and one mask, the problems of the others, and those stems (read once)."""
-        if self._scanned is None:
-            self.check_root()
-            found: list[DatasetError] = []
-            self._unreadable: dict[tuple[Path, str], Path] = {}
-            images, two_images = self._files(self.images, "images", found)
-            masks, two_masks = self._files(self.masks, "masks", found)
-            self._stems = {self.images: set(images), self.masks: set(masks)}
-            named = {path.name: stem for stem, path in images.items()}
-            for stem in [s for s in masks if s not in images and s in named and named[s] not in masks]:
-                masks[named[stem]] = masks.pop(stem)  # "a.jpg.png", named after its image's whole name
-            for stem in sorted(set(images) - set(masks)):
-                found.append(
-                    DatasetNotFoundError(
-                        f"{images[stem]}: image without a mask ({self._partner(stem, 'mask', self.masks)})"
-                    )
-                )
-            for stem in sorted(set(masks) - set(images)):
-                found.append(
-                    DatasetNotFoundError(
-                        f"{masks[stem]}: mask without an image ({self._partner(stem, 'image', self.images)})"
-                    )
-                )
-            # An images/ folder without images: one problem, which an empty split then raises too.
-            self._no_images: DatasetError | None = None
-            if not images:
-                readable = f"files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES}"
-                self._no_images = DatasetNotFoundError(f"{self.images}: no images ({readable})")
-                found.append(self._no_images)
-            left_out = set(images) ^ set(masks) | two_images | two_masks
-            whole = sorted(set(images) & set(masks) - left_out)
-            pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in whole}
-            self._scanned = pairs, found, left_out
-        return self._scanned
+        self.check_root()
+        found: list[DatasetError] = []
+        self._unreadable: dict[tuple[Path, str], Path] = {}
+        images, two_images = self._files(self.images, "images", found)
+        masks, two_masks = self._files(self.masks, "masks", found)
+        self._stems = {self.images: set(images), self.masks: set(masks)}
+        named = {path.name: stem for stem, path in images.items()}
+        for stem in [s for s in masks if s not in images and s in named and named[s] not in masks]:
+            masks[named[stem]] = masks.pop(stem)  # "a.jpg.png", named after its image's whole name
+        for own, other, without, lacks, folder in (
+            (images, masks, "image without a mask", "mask", self.masks),
+            (masks, images, "mask without an image", "image", self.images),
+        ):
+            for stem in sorted(set(own) - set(other)):
+                why = self._partner(stem, lacks, folder)
+                found.append(DatasetNotFoundError(f"{own[stem]}: {without} ({why})"))
+        # An images/ folder without images: one problem, which an empty split then raises too.
+        self._no_images: DatasetError | None = None
+        if not images:
+            readable = f"files of a format Pillow reads: {IMAGE_SUFFIX_EXAMPLES}"
+            self._no_images = DatasetNotFoundError(f"{self.images}: no images ({readable})")
+            found.append(self._no_images)
+        left_out = set(images) ^ set(masks) | two_images | two_masks
+        whole = sorted(set(images) & set(masks) - left_out)
+        pairs = {stem: Sample(stem, images[stem], masks[stem]) for stem in whole}
+        return pairs, found, left_out
 
     def pairs(self) -> dict[str, Sample]:
         """Every stem with one image and one mask (the others are :meth:`file_problems`)."""
-        return self._scan()[0]
+        return self._scan[0]
 
     def file_problems(self) -> list[DatasetError]:
         """Each image without a mask, mask without an image, stem of two images (or masks), and each split
         list's stems without files or listed twice; an empty list when the folder is whole."""
-        pairs, found, left_out = self._scan()
+        pairs, found, left_out = self._scan
         found = list(found)
         for name in self.split_names:
             path = self.split_list(name)
@@ -463,12 +418,8 @@ class FolderLayout(DatasetLayout):
 
 
 class FolderDataModule(SegmentationDataModule):
-    """Segmentation on one's own folder of images and masks (see :mod:`fcn_lightning.data.folder`).
-
-    The classes (and their colours in colour masks) come from ``root/classes.txt`` or ``classes``; the
-    CLI links their number and names to the model. Splits: ``root/train.txt`` / ``val.txt`` (and
-    ``test.txt``) where present, else a seeded ``val_fraction`` of the images for validation (and
-    testing).
+    """Segmentation on one's own folder of images and masks (see :mod:`fcn_lightning.data.folder`); the
+    CLI links the number and names of its classes to the model.
 
     Args:
         root: the folder holding ``images/``, ``masks/`` and ``classes.txt``.
