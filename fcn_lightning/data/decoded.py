@@ -1,15 +1,7 @@
-"""An optional cache of decoded samples: each sample's validated arrays stored once, read back ~5x faster.
-
-Decoding a VOC-sized JPEG and its PNG label takes about 1.4 ms of a worker's time, reading the same
-arrays back from an uncompressed file about 0.3 ms (``benchmarks/bench_data.py``). :class:`DecodedCache`
-keeps what a layout's ``load`` returned (image, labels, extra inputs; uint8 as decoded, about 0.75 MB
-per VOC image) in one file per sample under a folder, reused across epochs and runs.
-
-An entry is named by a hash of the layout (its class and settings), the sample's files and each file's
-size and modification time: a changed source file is decoded (and validated) again under a new name,
-never read stale. Entries are written to a temporary file and renamed, so a reader sees a whole entry
-or none; one that cannot be read (e.g. lost in a crash) is decoded again. Old entries are not removed:
-delete the folder to reclaim the space.
+"""An optional cache of decoded samples: each sample's validated arrays kept in one file, read back about
+5x faster than decoding. An entry is named by a hash of the layout and the sample's files with their sizes
+and modification times, so a changed file is decoded again, never read stale; entries are written whole
+(temporary file and rename), and one that cannot be read is decoded again.
 """
 
 from __future__ import annotations
@@ -19,7 +11,6 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -72,20 +63,12 @@ class DecodedCache:
         except OSError:  # a missing file: the layout names it
             return self.layout.load(sample)
         try:
-            return self._read(path)
+            with open(path, "rb") as f:
+                names = np.load(f, allow_pickle=False).tolist()
+                return {name: np.load(f, allow_pickle=False) for name in names}
         except (OSError, ValueError, EOFError):  # not cached yet, or unreadable: decode again
             pass
         arrays = self.layout.load(sample)
-        self._write(path, arrays)
-        return arrays
-
-    @staticmethod
-    def _read(path: Path) -> dict[str, np.ndarray]:
-        with open(path, "rb") as f:
-            names = np.load(f, allow_pickle=False).tolist()
-            return {name: np.load(f, allow_pickle=False) for name in names}
-
-    def _write(self, path: Path, arrays: dict[str, Any]) -> None:
         try:  # not durable (no fsync, unlike the suite's results): an entry lost in a crash is decoded again
             with atomic_write(path, durable=False) as f:
                 np.save(f, np.array(list(arrays)), allow_pickle=False)
@@ -97,3 +80,4 @@ class DecodedCache:
                 log.warning(
                     "decoded cache %s: cannot write entries (%s); decoding every time", self.folder, e
                 )
+        return arrays

@@ -1,9 +1,5 @@
-"""The PASCAL VOC colour palette and label-image helpers.
-
-VOC stores labels as palette PNGs: the pixel values are class indices and the palette only says how to
-show them. Writing labels the same way keeps them readable by every VOC tool, and reading them back as
-indices (never as RGB) is what makes the label exact.
-"""
+"""The PASCAL VOC colour palette; labels written as VOC's, palette PNGs whose pixel values are the class
+indices (the palette only says how to show them), and drawn over images."""
 
 from __future__ import annotations
 
@@ -18,21 +14,12 @@ __all__ = ["VOC_PALETTE", "VOID_COLOR", "colorize", "overlay", "save_label_png",
 
 
 def voc_palette(n: int = 256) -> np.ndarray:
-    """The VOC palette as an ``n x 3`` uint8 array, by the devkit's bit-interleaving rule.
-
-    Bit ``j`` of the red, green and blue components of colour ``i`` comes from bits ``3j``, ``3j+1`` and
-    ``3j+2`` of ``i``, most significant first; so index 1 is dark red, 15 (person) is pinkish and 255
-    (void) is the cream (224, 224, 192) that VOC draws object boundaries with.
-    """
+    """The VOC palette as an ``n x 3`` uint8 array, by the devkit's rule: bit ``7 - j`` of colour ``i``'s
+    red, green and blue is bit ``3j``, ``3j+1``, ``3j+2`` of ``i`` (255, void, is VOC's cream border)."""
+    index = np.arange(n)[:, None]
     palette = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
+    for j in range(8):
+        palette |= (((index >> (3 * j + np.arange(3))) & 1) << (7 - j)).astype(np.uint8)
     return palette
 
 
@@ -73,11 +60,8 @@ def overlay(
     palette: np.ndarray = VOC_PALETTE,
     background: int | None = 0,
 ) -> np.ndarray:
-    """Blend the label colours over an RGB image, for looking at predictions.
-
-    Pixels of class ``background`` keep the image so that objects stand out; void (255) is blended
-    with its own cream colour, so ignored pixels stay visible. Returns H x W x 3 uint8.
-    """
+    """The label colours blended over an RGB image (H x W x 3 uint8); pixels of class ``background`` keep
+    the image so that objects stand out; void (255) is blended in its cream, staying visible."""
     image = np.asarray(image_rgb)
     label = _as_label(label)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != label.shape:

@@ -1,11 +1,6 @@
-"""A folder of new images to predict: every readable image is predicted, every unreadable one is named.
-
-Every file of a format Pillow reads (by its suffix, any case: .jpg, .png, .webp, .bmp, .tif, ...) is an
-image to predict, read as people see it (EXIF orientation applied, so the prediction is written in the
-displayed orientation); any other file is named as skipped when the folder is opened. A bad file
-(truncated, not an image, a 16-bit depth map) must not stop a folder of thousands: its sample carries
-the reason instead of the image, the batch carries it past the model (``batch["failed"]``), the
-prediction writer collects it and the command names each such file at the end and exits 1.
+"""A folder of new images to predict: every image of a format Pillow reads, turned as its EXIF tag says.
+A bad file must not stop a folder of thousands: its sample carries the reason instead of the image, its
+batch carries it past the model (``batch["failed"]``), and the command names each such file at the end.
 """
 
 from __future__ import annotations
@@ -37,17 +32,13 @@ PREDICT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 
 
 class ImageFolderDataset(Dataset):
-    """Every image in a folder (a format Pillow reads; sorted, not recursive), for prediction on new
-    images; the other files (not hidden ones) are :attr:`skipped` and named in a warning.
-
-    A sample whose file cannot be read holds ``error`` (the reason) instead of ``image``.
-    """
+    """Every image in a folder (sorted, not recursive); the other files are :attr:`skipped`, named in a
+    warning. A sample whose file cannot be read holds ``error`` (the reason) instead of ``image``."""
 
     def __init__(self, directory: str | Path, transform: SegmentationTransform) -> None:
         self.directory = Path(directory).expanduser()
         if not self.directory.is_dir():
             raise DatasetNotFoundError(f"{self.directory}: prediction folder not found (predict_dir)")
-        #: The images, and the files of no format Pillow reads (and sub-folders), left out.
         self.paths, self.skipped = list_image_files(self.directory)
         if self.skipped:
             logger.warning(

@@ -1,7 +1,5 @@
-"""Progress of long data jobs (checking a dataset, writing one, computing HHA, downloading) that reads well
-in a terminal and in a log file: a tqdm bar on a terminal; on a log file, a pipe or a cluster job's output a
-plain line every so often instead of thousands of carriage-return updates.
-"""
+"""Progress of long data jobs (checking, writing, HHA, downloads): a tqdm bar on a terminal; in a log file
+or a cluster job's output a plain line every so often, not thousands of carriage-return updates."""
 
 from __future__ import annotations
 
@@ -61,11 +59,8 @@ def human_bytes(size: float) -> str:
 
 
 class ByteProgress:
-    """The bytes of a transfer: a tqdm bar (bytes, rate, time left) on a terminal; elsewhere a plain line at
-    each tenth of ``total`` (every 100 MB when the total is unknown) and one at the end.
-
-    ``done``: bytes already there (a resumed download): counted, not timed.
-    """
+    """The bytes of a transfer: a tqdm bar on a terminal; elsewhere a plain line at each tenth of ``total``
+    (every 100 MB when unknown) and at the end. ``done``: bytes already there (resumed): not timed."""
 
     def __init__(self, description: str, total: int | None, done: int = 0, lines: int = 10) -> None:
         self.description, self.total, self.done, self.start_done = description, total, done, done
@@ -75,13 +70,7 @@ class ByteProgress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
-                total=total,
-                initial=done,
-                desc=description,
-                unit="B",
-                unit_scale=True,
-                leave=False,
-                file=sys.stderr,
+                total=total, initial=done, desc=description, unit="B", unit_scale=True, leave=False
             )
         self.every = max(1, total // max(lines, 1)) if total else 100_000_000
         self.next_line = (done // self.every + 1) * self.every
