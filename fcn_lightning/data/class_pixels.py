@@ -13,8 +13,6 @@ from fcn_lightning.data.progress import progress
 from fcn_lightning.data.readers import ClassCoverageError, DatasetError
 from fcn_lightning.labels import IGNORE_INDEX
 
-__all__ = ["RARE_SHARE", "ClassPixels", "count_class_pixels", "coverage_problem"]
-
 #: A class under this share of a split's labelled pixels is warned about (0.1%).
 RARE_SHARE = 1e-3
 

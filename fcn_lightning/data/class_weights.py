@@ -21,8 +21,6 @@ from fcn_lightning.data.decoded import layout_key
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.io import atomic_write
 
-__all__ = ["CACHE_FOLDER", "ClassWeights", "dataset_class_weights", "median_frequency_weights"]
-
 log = logging.getLogger(__name__)
 
 #: The folder under a dataset's root where its counts are kept.

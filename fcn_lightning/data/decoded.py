@@ -17,8 +17,6 @@ import numpy as np
 from fcn_lightning.data.layout import DatasetLayout, Sample
 from fcn_lightning.io import atomic_write
 
-__all__ = ["DEFAULT_DECODED_CACHE", "DecodedCache", "layout_key"]
-
 log = logging.getLogger(__name__)
 
 #: Where ``decoded_cache: true`` keeps its entries.

@@ -38,8 +38,6 @@ from fcn_lightning.data.readers import (
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import CAFFE
 
-__all__ = ["FolderDataModule", "FolderLayout", "parse_classes", "parse_mask_values", "read_class_list"]
-
 logger = logging.getLogger(__name__)
 
 #: Stems listed in an error message before "... and N more".

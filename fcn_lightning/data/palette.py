@@ -10,8 +10,6 @@ from PIL import Image
 
 from fcn_lightning.io import write_atomically
 
-__all__ = ["VOC_PALETTE", "VOID_COLOR", "colorize", "overlay", "save_label_png", "voc_palette"]
-
 
 def voc_palette(n: int = 256) -> np.ndarray:
     """The VOC palette as an ``n x 3`` uint8 array, by the devkit's rule: bit ``7 - j`` of colour ``i``'s

@@ -23,8 +23,6 @@ from fcn_lightning.data.readers import (
 )
 from fcn_lightning.data.transforms import SegmentationTransform
 
-__all__ = ["PREDICT_BACKGROUND", "ImageFolderDataset", "collate_readable"]
-
 logger = logging.getLogger(__name__)
 
 #: What transparent pixels of an image to predict are composited on: white, as image viewers show them.

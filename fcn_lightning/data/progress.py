@@ -9,8 +9,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TextIO, TypeVar
 
-__all__ = ["ByteProgress", "duration", "human_bytes", "is_terminal", "progress"]
-
 T = TypeVar("T")
 
 

@@ -21,41 +21,6 @@ from PIL import Image, UnidentifiedImageError
 
 from fcn_lightning.labels import IGNORE_INDEX
 
-__all__ = [
-    "DECODERS",
-    "IMAGE_SUFFIXES",
-    "IMAGE_SUFFIX_EXAMPLES",
-    "ORIENTATION_WORDS",
-    "ClassCoverageError",
-    "ColourMaskError",
-    "DataProblem",
-    "DatasetError",
-    "DatasetNotFoundError",
-    "DuplicateStemError",
-    "EmptySplitError",
-    "ImageModeError",
-    "LabelReader",
-    "LabelValueError",
-    "LossyMaskError",
-    "MatKeyError",
-    "OrientationTagError",
-    "SizeMismatchError",
-    "SplitOverlapError",
-    "check_no_overlap",
-    "decode_image_file",
-    "is_image_file",
-    "list_image_files",
-    "read_id_list",
-    "read_image",
-    "read_image_size",
-    "read_label_png",
-    "read_mask",
-    "read_mat_label",
-    "read_text_lines",
-    "stored_orientation",
-    "validate_label",
-]
-
 #: Reads a label file into an H x W integer array of class indices (ignore index allowed).
 LabelReader = Callable[[Path], np.ndarray]
 
