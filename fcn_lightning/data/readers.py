@@ -179,27 +179,10 @@ def orientation_of(img: Image.Image) -> int:
     return int(value) if isinstance(value, int) and value in ORIENTATION_WORDS else 1
 
 
-def _pillow_turns_tiff() -> bool:
-    """Whether this Pillow turns a TIFF by its tag itself (size and pixels), as newer versions do."""
-    from PIL import TiffImagePlugin
-
-    tags = TiffImagePlugin.ImageFileDirectory_v2()
-    tags[ORIENTATION_TAG] = 6  # turned a quarter: 2 x 1 stored, 1 x 2 shown
-    buffer = io.BytesIO()
-    Image.new("L", (2, 1)).save(buffer, "TIFF", tiffinfo=tags)
-    with Image.open(buffer) as img:
-        opened = img.size
-        img.load()
-        return opened == img.size == (1, 2)
-
-
-#: Formats whose orientation tag this Pillow applies itself (not to be turned a second time).
-TURNED_BY_PILLOW: tuple[str, ...] = ("TIFF",) if _pillow_turns_tiff() else ()
-
-
 def orientation_left(img: Image.Image) -> int:
-    """The EXIF orientation still to apply to an opened image as Pillow gives it."""
-    return 1 if img.format in TURNED_BY_PILLOW else orientation_of(img)
+    """The EXIF orientation still to apply to an opened image: none for a TIFF, which Pillow (11 on) turns
+    itself, its size from opening on."""
+    return 1 if img.format == "TIFF" else orientation_of(img)
 
 
 def stored_orientation(path: str | Path) -> int:
