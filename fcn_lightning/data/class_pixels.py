@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,20 +16,14 @@ from fcn_lightning.labels import IGNORE_INDEX
 RARE_SHARE = 1e-3
 
 
-@dataclass
 class ClassPixels:
     """Counts over a set of masks: per class its pixels, the masks it occurs in and the labelled pixels
     of those masks; the void (ignore index) pixels; the masks counted."""
 
-    class_names: tuple[str, ...]
-    pixels: np.ndarray = field(init=False)
-    images: np.ndarray = field(init=False)
-    image_pixels: np.ndarray = field(init=False)
-    void: int = 0
-    masks: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = tuple(class_names)
         self.pixels, self.images, self.image_pixels = np.zeros((3, len(self.class_names)), np.int64)
+        self.void = self.masks = 0
 
     def add(self, mask: np.ndarray) -> None:
         """Count one validated mask (values: class ids and the ignore index)."""
@@ -126,7 +119,7 @@ def count_class_pixels(
     ``enough_classes`` occur (``None``: all); an unreadable mask raises, or with ``readable_only`` is
     passed over."""
     samples = [s for s in samples if s.label is not None]
-    counted = ClassPixels(tuple(layout.class_names))
+    counted = ClassPixels(layout.class_names)
     for sample in samples if description is None else progress(samples, len(samples), description):
         try:
             counted.add(layout.read_label(sample.label))  # type: ignore[arg-type]

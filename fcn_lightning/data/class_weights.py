@@ -73,16 +73,6 @@ class ClassWeights:
         return line
 
 
-def cache_key(layout: DatasetLayout, split: str, samples: Sequence[Sample]) -> str:
-    """A hash of the layout's settings, the split and each mask as it is now (path, size, modification
-    time); ``OSError`` where a mask is missing."""
-    digest = hashlib.sha256(repr((CACHE_VERSION, layout_key(layout), split)).encode())
-    for label in (s.label for s in samples if s.label is not None):
-        stat = os.stat(label)
-        digest.update(repr((str(label), stat.st_size, stat.st_mtime_ns)).encode())
-    return digest.hexdigest()
-
-
 def _read_counts(path: Path, counted: ClassPixels) -> bool:
     """Whether ``counted`` was filled from the file; not where it is missing or holds anything else than
     what this code writes (edited by hand, say): those are counted again."""
@@ -109,9 +99,12 @@ def dataset_class_weights(
     """The median-frequency weights of ``samples`` (the training split ``split``), from the cache beside
     ``layout.root`` where it holds the masks as they are now, else counted (with progress under
     ``description``) and kept there."""
-    key = cache_key(layout, split, samples)
-    path = layout.root / CACHE_FOLDER / f"class-pixels-{key[:20]}.json"
-    counted = ClassPixels(tuple(layout.class_names))
+    digest = hashlib.sha256(repr((CACHE_VERSION, layout_key(layout), split)).encode())
+    for label in (s.label for s in samples if s.label is not None):  # each mask as it is now
+        stat = os.stat(label)
+        digest.update(repr((str(label), stat.st_size, stat.st_mtime_ns)).encode())
+    path = layout.root / CACHE_FOLDER / f"class-pixels-{digest.hexdigest()[:20]}.json"
+    counted = ClassPixels(layout.class_names)
     reused = _read_counts(path, counted)
     if not reused:
         counted = count_class_pixels(layout, samples, description)

@@ -209,16 +209,14 @@ class FolderLayout(DatasetLayout):
         self.value_ids, self.colour_ids = parse_mask_values(mask_values, names)
 
     def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
-        if classes is None:
-            return parse_classes(read_class_list(self.class_list), str(self.class_list))
-        given = parse_classes(classes, "classes option")
-        if self.class_list.is_file():
-            listed = parse_classes(read_class_list(self.class_list), str(self.class_list))
-            if listed != given:
-                raise DatasetError(
-                    f"the classes option {list(classes)} differs from {self.class_list} "
-                    f"{list(read_class_list(self.class_list))}: give the classes in one place"
-                )
+        listed = read_class_list(self.class_list) if classes is None or self.class_list.is_file() else None
+        from_file = None if listed is None else parse_classes(listed, str(self.class_list))
+        given = from_file if classes is None else parse_classes(classes, "classes option")
+        if from_file is not None and from_file != given:
+            raise DatasetError(
+                f"the classes option {list(classes)} differs from {self.class_list} {list(listed)}: give "
+                f"the classes in one place"
+            )
         return given
 
     def split_list(self, name: str) -> Path:
@@ -228,13 +226,12 @@ class FolderLayout(DatasetLayout):
         """A split list's stems: whole lines, so that ``IMG 0001`` is one stem; a file's name
         (``IMG 0001.jpg``, as file managers copy them) stands for its stem."""
         known = set(self.pairs()) | self._scan[2]
-        return [self._stem(line, known) for line in read_id_list(path, whole_lines=True)]
-
-    @staticmethod
-    def _stem(line: str, known: set[str]) -> str:
-        """``line``'s stem where it names a known stem's file by its image suffix, else ``line``."""
-        stem, suffix = os.path.splitext(line)
-        return stem if line not in known and stem in known and suffix.lower() in IMAGE_SUFFIXES else line
+        stems = []
+        for line in read_id_list(path, whole_lines=True):
+            stem, suffix = os.path.splitext(line)
+            named = line not in known and stem in known and suffix.lower() in IMAGE_SUFFIXES
+            stems.append(stem if named else line)
+        return stems
 
     def check_root(self) -> None:
         super().check_root()
