@@ -201,12 +201,10 @@ class FolderLayout(DatasetLayout):
         self.images = self.root / "images"
         self.masks = self.root / "masks"
         self.class_list = self.root / "classes.txt"
-        names, colours = self._classes(classes)
-        self.class_names = names  # type: ignore[misc]  # per folder, not per class
-        #: Each class's colour in RGB colour masks (``None``: the masks hold class ids).
-        self.class_colours = colours
-        # Plain tuples (part of the decoded cache's key, like every setting).
-        self.value_ids, self.colour_ids = parse_mask_values(mask_values, names)
+        # class_names per folder, not per class; class_colours: in RGB colour masks (None: class ids)
+        self.class_names, self.class_colours = self._classes(classes)  # type: ignore[misc]
+        # plain tuples (part of the decoded cache's key, like every setting)
+        self.value_ids, self.colour_ids = parse_mask_values(mask_values, self.class_names)
 
     def _classes(self, classes: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[Colour, ...] | None]:
         listed = read_class_list(self.class_list) if classes is None or self.class_list.is_file() else None

@@ -155,16 +155,18 @@ def decode_image_file(
 
 #: The EXIF orientation tag (TIFF tag 274); values 1..8, 1 = as stored.
 ORIENTATION_TAG = 0x0112
-#: What each orientation value asks a viewer to do to the stored pixels, in words.
-ORIENTATION_WORDS = {
-    2: "mirrored left-right",
-    3: "turned 180 degrees",
-    4: "mirrored top-bottom",
-    5: "mirrored along the diagonal",
-    6: "turned 90 degrees clockwise",
-    7: "mirrored along the other diagonal",
-    8: "turned 90 degrees anticlockwise",
+#: What each orientation value asks a viewer to do to the stored pixels: in words, and done to an array
+#: (H x W [x C]) as ``ImageOps.exif_transpose`` does.
+_ORIENTATIONS: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    2: ("mirrored left-right", lambda a: a[:, ::-1]),
+    3: ("turned 180 degrees", lambda a: a[::-1, ::-1]),
+    4: ("mirrored top-bottom", lambda a: a[::-1]),
+    5: ("mirrored along the diagonal", lambda a: a.swapaxes(0, 1)),
+    6: ("turned 90 degrees clockwise", lambda a: np.rot90(a, -1)),
+    7: ("mirrored along the other diagonal", lambda a: a[::-1, ::-1].swapaxes(0, 1)),
+    8: ("turned 90 degrees anticlockwise", lambda a: np.rot90(a, 1)),
 }
+ORIENTATION_WORDS = {value: words for value, (words, _) in _ORIENTATIONS.items()}
 
 
 def orientation_of(img: Image.Image) -> int:
@@ -195,17 +197,10 @@ def stored_orientation(path: str | Path) -> int:
 
 
 def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
-    """``array`` (H x W [x C]) turned as the EXIF orientation asks (as ``ImageOps.exif_transpose``)."""
-    turned = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }.get(orientation)
-    return array if turned is None else np.ascontiguousarray(turned(array))
+    """``array`` turned as the EXIF orientation asks, contiguous."""
+    if orientation not in _ORIENTATIONS:
+        return array
+    return np.ascontiguousarray(_ORIENTATIONS[orientation][1](array))
 
 
 def check_png_chunks(path: Path, what: str = "image") -> None:
