@@ -40,8 +40,6 @@ from fcn_lightning.nets.weights import CAFFE
 
 logger = logging.getLogger(__name__)
 
-#: Stems listed in an error message before "... and N more".
-_SHOWN = 10
 #: A class line: its name, then optionally its colour in colour masks ("road 128,64,128").
 _CLASS_LINE = re.compile(r"^(?P<name>.*?)(?:\s+(?P<colour>\d+\s*,\s*\d+\s*,\s*\d+))?$")
 #: CVAT's labelmap.txt line: "road:128,64,128:parts:actions" (its header is a "#" comment).
@@ -53,9 +51,9 @@ _MAX_STORED = 2**16 - 1
 Colour = tuple[int, int, int]
 
 
-def _listing(stems: Sequence[str]) -> str:
-    shown = ", ".join(stems[:_SHOWN])
-    return shown + (f" ... and {len(stems) - _SHOWN} more" if len(stems) > _SHOWN else "")
+def _listing(names: Sequence[str], shown: int = 10) -> str:
+    more = f" ... and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def read_class_list(path: Path) -> tuple[str, ...]:

@@ -26,8 +26,8 @@ LabelReader = Callable[[Path], np.ndarray]
 
 
 class DatasetError(ValueError):
-    """A dataset file that cannot be decoded; each subclass is one :attr:`kind` of problem (what
-    ``check-data`` counts by), with :attr:`advice` for all of the kind (a dataset may give its own)."""
+    """A bad dataset file, named in the message: this class, one that cannot be decoded; each subclass
+    another :attr:`kind` (what ``check-data`` counts by), with :attr:`advice` for all of the kind."""
 
     kind: ClassVar[str] = "undecodable file"
     advice: str = ""
@@ -539,11 +539,8 @@ def read_id_list(path: str | Path, whole_lines: bool = False) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"split file not found: {path}")
-    ids = []
-    for line in read_text_lines(path):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            ids.append(line if whole_lines else line.split()[0])
+    lines = [line.strip() for line in read_text_lines(path)]
+    ids = [line if whole_lines else line.split()[0] for line in lines if line and not line.startswith("#")]
     if not ids:
         raise EmptySplitError(f"{path}: split file lists no ids")
     return ids
