@@ -96,11 +96,9 @@ class ClassPixels:
         if len(present) >= 2:
             return None
         void = f"void ({IGNORE_INDEX}) {100 * self.void_share():.1f}% of their pixels"
-        held = (
-            f"one class only, {self._name(present[0])}, and {void}"
-            if present
-            else f"no labelled pixel ({void})"
-        )
+        held = f"no labelled pixel ({void})"
+        if present:
+            held = f"one class only, {self._name(present[0])}, and {void}"
         return ClassCoverageError(
             f"split {split}: its {self.masks} mask(s) hold {held}: nothing to learn apart, and every score "
             f"would read 100",

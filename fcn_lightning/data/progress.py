@@ -49,11 +49,11 @@ def progress(items: Iterable[T], total: int, description: str, lines: int = 10) 
 
 def human_bytes(size: float) -> str:
     """``2.0 GB``, ``553.4 MB``, ``812 B`` (decimal units, as tqdm's)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in ("B", "kB", "MB"):
+        if abs(size) < 1000:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{size:.1f} TB"  # pragma: no cover  (the loop returns)
+    return f"{size:.1f} GB"
 
 
 class ByteProgress:
