@@ -1,12 +1,5 @@
-"""Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos.
-
-``template`` (a generator's parameters, fingerprinted, and how its files are written: each id drawn and
-saved where its layout reads it, the lists, the manifest) <- ``config`` (the drawn scenes' parameters)
-and ``scenes`` (drawing) <- one generator per layout (``voc``, ``siftflow``, ``context``; ``nyud``, which
-renders rooms with ``indoor``), each filling in the template's hooks and writing through that dataset's
-layout object so that the real reader reads it unchanged; ``cache`` writes a tree atomically, keyed by
-the parameters, and ``module`` makes a generated dataset's DataModule. Nothing lower imports a generator.
-"""
+"""Generated datasets in the real datasets' on-disk layouts, for the tests and the CPU demos: one generator
+per layout on the shared ``template``, written atomically by ``cache``."""
 
 from fcn_lightning.data.synthetic.cache import (
     MANIFEST_NAME,

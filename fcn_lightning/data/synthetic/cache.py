@@ -1,10 +1,5 @@
-"""Writing a generated dataset atomically, keyed and verified by its parameters.
-
-A writer's ``populate(tmp, config)`` fills a temporary sibling folder of the target; a manifest recording the
-generator, its version and every parameter is written last, and the folder is renamed into place. So
-an interrupted run never leaves a half-written tree, a finished tree is reused only with the same
-parameters, and concurrent writers of the same tree agree.
-"""
+"""A generated dataset written atomically (a temporary sibling renamed into place, its manifest last),
+keyed and verified by its parameters: never half-written, reused only with the same parameters."""
 
 from __future__ import annotations
 
@@ -32,8 +27,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Bump when the drawing changes, so that cached datasets made by older code are not reused (recorded in
-#: every manifest; hashed into the scenes' fingerprints).
+#: Bump when the drawing changes, so that datasets made by older code are not reused.
 GENERATOR_VERSION = 2
 #: Written last into a finished dataset: its presence marks the tree complete and records the parameters.
 MANIFEST_NAME = "fcn_synthetic.json"
@@ -44,8 +38,7 @@ class SyntheticDatasetMismatchError(ValueError):
 
 
 def dataset_folder(cache_root: str | Path, config: DatasetGenerator) -> Path:
-    """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint, so
-    another configuration never reuses a tree made with different parameters."""
+    """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint."""
     return Path(cache_root).expanduser() / f"seed{config.seed}-{config.fingerprint()}"
 
 
@@ -64,15 +57,13 @@ def _verify(root: Path, config: DatasetGenerator) -> None:
     manifest = _read_manifest(root) or {}
     wanted = config.to_dict()
     found = manifest.get("config", {})
-    diffs = []
-    if manifest.get("generator_version") != GENERATOR_VERSION:
-        diffs.append(
-            f"generator_version: existing {manifest.get('generator_version')}, requested {GENERATOR_VERSION}"
+    diffs = [
+        f"{key}: existing {had!r}, requested {value!r}"
+        for key, had, value in (
+            ("generator_version", manifest.get("generator_version"), GENERATOR_VERSION),
+            *((key, found.get(key), value) for key, value in wanted.items()),
         )
-    diffs += [
-        f"{key}: existing {found.get(key)!r}, requested {value!r}"
-        for key, value in wanted.items()
-        if found.get(key) != value
+        if had != value
     ]
     if diffs:
         raise SyntheticDatasetMismatchError(
@@ -89,13 +80,9 @@ def write_dataset(
     generator: str,
     overwrite: bool = False,
 ) -> Path:
-    """Write a dataset at ``root`` with ``populate`` unless a complete one with ``config`` is there.
-
-    ``populate(folder, config)`` writes every file into ``folder`` and returns counts for the manifest;
-    ``generator`` names the writer in it. A complete tree made with other parameters raises
-    :class:`SyntheticDatasetMismatchError` unless ``overwrite``; a folder that is not a complete
-    synthetic dataset is never overwritten.
-    """
+    """Write a dataset at ``root`` with ``populate(folder, config)`` (which returns the manifest's counts)
+    unless a complete one with ``config`` is there; one with other parameters raises
+    :class:`SyntheticDatasetMismatchError` unless ``overwrite``; other folders are never overwritten."""
     root = Path(root).expanduser().absolute()
     if _read_manifest(root) is not None:
         if not overwrite:

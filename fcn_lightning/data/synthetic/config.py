@@ -1,8 +1,4 @@
-"""The parameters of drawn scenes: what the VOC, SIFT Flow and PASCAL-Context generators share.
-
-:class:`SceneConfig` is a :class:`~fcn_lightning.data.synthetic.template.DatasetGenerator` (fingerprinted,
-recorded in the manifest) that each of those generators extends with its own lists and files.
-"""
+"""The parameters of drawn scenes, which the VOC, SIFT Flow and PASCAL-Context generators extend."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""A small generated dataset in the PASCAL-Context layout, for the tests and the CPU demo.
-
-:func:`write_synthetic_context` draws scenes and writes them through
-:class:`~fcn_lightning.data.context.PascalContextLayout`: VOC2010 JPEGs and split lists, ``LabelMap``
-``.mat`` files in a full label space, and that space's ``labels.txt``. The full space holds every task
-class in its full-space spelling ("table", "bedclothes", "cloth"), the task's own spellings as other
-labels, names that contain a task name ("pool table", "tableware", ...) and unrelated labels, in a
-shuffled order. Scene objects are drawn from both sides (task classes and look-alike names), so a
-by-name mapping that matched parts of names, or the wrong spelling, gets the labels wrong.
-:class:`~fcn_lightning.data.context.PascalContextDataModule` reads it unchanged.
-"""
+"""A small generated dataset in the PASCAL-Context layout: VOC2010 JPEGs and lists, ``LabelMap`` ``.mat``
+files in a shuffled full label space and its ``labels.txt``, which holds the task's classes in both
+spellings and names that contain them ("pool table"), so a by-name mapping that matched parts of names, or
+the wrong spelling, gets the labels wrong."""
 
 from __future__ import annotations
 
@@ -144,11 +137,10 @@ write_synthetic_context = SyntheticContextConfig.writer()
 
 
 class SyntheticContextDataModule(GeneratedDatasetMixin, PascalContextDataModule):
-    """:class:`PascalContextDataModule` over generated scenes (written when absent), their labels in a
-    shuffled full label space that the task's classes are mapped from by name, as on the real data.
+    """:class:`PascalContextDataModule` over generated scenes, written when absent.
 
     Args:
-        root: the cache; the scenes go into ``<root>/seed<seed>-<fingerprint of the parameters>``.
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the scenes and the split sizes (:class:`SyntheticContextConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """

@@ -1,5 +1,4 @@
-"""What every generated-data DataModule adds to the real one it reads with: the dataset is written on
-first use into a folder named after the generator's parameters."""
+"""What a generated dataset's DataModule adds to the real one: the dataset written on first use."""
 
 from __future__ import annotations
 
@@ -12,13 +11,9 @@ __all__ = ["GeneratedDatasetMixin"]
 
 
 class GeneratedDatasetMixin:
-    """Writes the generated dataset when it is absent, then defers to the real DataModule.
-
-    Listed before the real DataModule in the bases, so that ``prepare_data``, ``setup`` and ``check``
-    wrap the real ones. It defines no ``__init__``: each subclass keeps its own signature (its generator
-    type and default folder), which LightningCLI reads, and passes :meth:`generated_root` on as the
-    reader's ``root``.
-    """
+    """Writes the generated dataset when absent (listed before the real DataModule in the bases). No
+    ``__init__``: each subclass keeps its own signature, which LightningCLI reads, and passes
+    :meth:`generated_root` on as the real one's ``root``."""
 
     generator: DatasetGenerator
     cache_root: Path

@@ -1,12 +1,5 @@
-"""A small generated NYUDv2 in the prepared archive's layout, for the tests and the CPU demo.
-
-:func:`write_synthetic_nyud` renders rooms with a pinhole camera (``indoor.py``: floor, walls, ceiling
-and boxes of furniture classes) and writes them through :class:`~fcn_lightning.data.nyud.NYUDv2Layout`
-exactly as the prepared archive holds them: colour PNGs, 16-bit depth PNGs in millimetres (with a few
-holes of missing depth, as the Kinect leaves), HHA PNGs computed from that depth by
-:func:`~fcn_lightning.data.hha.depth_to_hha`, ``.mat`` labels (0 void, 1..40) and split lists.
-:class:`~fcn_lightning.data.nyud.NYUDv2DataModule` reads it unchanged.
-"""
+"""A small generated NYUDv2 in the prepared archive's layout: rooms rendered by ``indoor``, colour PNGs,
+16-bit depth PNGs in mm (with holes, as the Kinect leaves), HHA from that depth, ``.mat`` labels."""
 
 from __future__ import annotations
 
@@ -26,13 +19,13 @@ from fcn_lightning.data.synthetic.template import DatasetGenerator, save_mat, sa
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 
-#: Bump when the rendering changes, so that cached datasets made by older code are not reused.
+#: Bump when the rendering changes, so that datasets made by older code are not reused.
 NYUD_GENERATOR_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticNYUDConfig(DatasetGenerator):
-    """Generator parameters; every field defines the dataset (fingerprinted, recorded in the manifest).
+    """The rooms and the splits.
 
     Args:
         seed: generator seed (same seed, same files).
@@ -131,13 +124,10 @@ write_synthetic_nyud = SyntheticNYUDConfig.writer()
 
 
 class SyntheticNYUDv2DataModule(GeneratedDatasetMixin, NYUDv2DataModule):
-    """:class:`NYUDv2DataModule` over a generated dataset, written by ``prepare_data`` when absent.
-
-    The dataset lives in ``<root>/seed<seed>-<fingerprint>`` (the fingerprint hashes every parameter).
-    Trains on trainval and validates on test, as on the real data.
+    """:class:`NYUDv2DataModule` over generated rooms, written when absent.
 
     Args:
-        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the rooms and the split sizes (:class:`SyntheticNYUDConfig`).
         modalities, kwargs: as :class:`NYUDv2DataModule`.
     """

@@ -1,10 +1,5 @@
-"""Scene drawing shared by the synthetic writers: textured backgrounds and objects with thin parts.
-
-Each object class (label 1..``num_classes_used``) has its own colour, texture and body shape, plus thin
-parts 2-4 px wide (tails, legs, spokes, rings) that a stride-32 net cannot resolve but a stride-8 net
-can, so FCN-8s > 16s > 32s holds on these scenes as on the real data. Everything is a deterministic
-function of the random generator passed in.
-"""
+"""Drawn scenes: textured backgrounds and objects whose thin parts (2-4 px) only a fine stride resolves,
+so FCN-8s > 16s > 32s holds on them as on the real data; a deterministic function of the generator."""
 
 from __future__ import annotations
 
@@ -80,17 +75,8 @@ def _body(
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _thin(
-    kind: str,
-    yy: np.ndarray,
-    xx: np.ndarray,
-    cy: float,
-    cx: float,
-    s: float,
-    theta: float,
-    w: float,
-    extra: float,
-) -> np.ndarray:
+def _thin(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: float, theta: float, w: float,
+          extra: float) -> np.ndarray:  # fmt: skip
     """Thin parts of width ``w`` attached to a body of size ``s``; ``extra`` in [0, 1) varies lengths."""
     r = s / 2.0
 
@@ -110,12 +96,8 @@ def _thin(
         down = theta + np.pi / 2
         return ray(down - 0.45, 0.0, r + length) | ray(down + 0.45, 0.0, r + length)
     if kind == "spokes":  # a thin cross spanning the ring's hole
-        return (
-            ray(theta, 0.0, 0.6 * r)
-            | ray(theta + np.pi, 0.0, 0.6 * r)
-            | ray(theta + np.pi / 2, 0.0, 0.6 * r)
-            | (ray(theta - np.pi / 2, 0.0, 0.6 * r))
-        )
+        turns = (0.0, np.pi, np.pi / 2, -np.pi / 2)
+        return np.logical_or.reduce([ray(theta + turn, 0.0, 0.6 * r) for turn in turns])
     if kind == "halo":  # a thin ring around the body
         d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
         radius = r * (1.1 + 0.2 * extra)
@@ -125,8 +107,7 @@ def _thin(
 
 def _texture(kind: str, yy: np.ndarray, xx: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
     """Brightness factor (H x W) of a texture, around 0.6-1.1."""
-    u = xx * np.cos(theta) + yy * np.sin(theta)
-    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    u, v = _rotated(yy, xx, 0.0, 0.0, theta)
     if kind == "speckle":
         return 1.0 + rng.normal(0.0, 0.12, size=yy.shape)
     if kind == "stripes":
@@ -168,24 +149,23 @@ Tint = tuple[float, Any]
 
 
 class Scene(NamedTuple):
-    """One drawn scene: ``image`` uint8 H x W x 3 RGB, ``label`` uint8 class per pixel (0 background),
-    ``instance`` int32 object number per pixel (0 background), for writers that mark outlines."""
+    """A drawn scene: ``image`` (uint8 RGB), ``label`` (uint8 class, 0 background), ``instance`` (int32)."""
 
     image: np.ndarray
     label: np.ndarray
     instance: np.ndarray
 
     def outline(self, width: int) -> np.ndarray:
-        """The pixels up to ``width`` px outside each object, on what lies behind it (so thin parts keep
-        their pixels): where real annotations leave a void or unlabelled band. H x W bool."""
+        """The pixels up to ``width`` px outside each object, on what lies behind it (thin parts keep theirs):
+        where real annotations leave a void band."""
         if width <= 0 or not self.instance.any():
             return np.zeros(self.label.shape, bool)
         nearest = scipy.ndimage.maximum_filter(self.instance, size=2 * width + 1, mode="nearest")
         return nearest > self.instance
 
     def tinted(self, horizon: int, upper: Tint, lower: Tint = (1.0, 0.0)) -> np.ndarray:
-        """The image, its background blended towards one colour above row ``horizon`` and another below
-        (each ``(weight of the image, colour)``): a two-part background, sky and ground, wall and floor."""
+        """The image, its background blended towards ``upper`` above row ``horizon`` and ``lower`` below
+        (each ``(weight of the image, colour)``): sky and ground, wall and floor."""
         image = self.image.astype(np.float64)
         background = self.label == 0
         for rows, (weight, colour) in ((slice(None, horizon), upper), (slice(horizon, None), lower)):
@@ -196,8 +176,8 @@ class Scene(NamedTuple):
     def relabelled(
         self, horizon: int, upper: int, lower: int, codes: Sequence[int], dtype: Any
     ) -> np.ndarray:
-        """The labels in a dataset's codes: the background ``upper`` above row ``horizon`` and ``lower``
-        below it, object class k ``codes[k - 1]``."""
+        """The labels in a dataset's codes: background ``upper`` above ``horizon``, ``lower`` below, class k
+        ``codes[k - 1]``."""
         label = np.empty(self.label.shape, dtype)
         label[:horizon], label[horizon:] = upper, lower
         for k, code in enumerate(codes, start=1):

@@ -1,13 +1,7 @@
-"""The template every generated dataset is written by: its parameters, its ids, its files through its layout.
-
-A generated dataset is a frozen dataclass of parameters that subclasses :class:`DatasetGenerator` and fills
-in its hooks: the layout it is read with (:attr:`~DatasetGenerator.layout_class`), its id lists
-(:meth:`~DatasetGenerator.splits`), one id's files (:meth:`~DatasetGenerator.write_sample`, with the savers
-below) and where each list goes (:meth:`~DatasetGenerator.list_path`). :meth:`DatasetGenerator.write`
-does the rest: each id drawn and saved where the layout reads it, the lists, then the manifest, atomically
-(:func:`~fcn_lightning.data.synthetic.cache.write_dataset`). The savers fix what would make two runs'
-files differ (``.mat`` headers stamped with the time) and create folders as needed.
-"""
+"""The template every generated dataset is written by: a frozen dataclass of parameters subclassing
+:class:`DatasetGenerator` fills in its hooks, :meth:`DatasetGenerator.write` does the rest (each id drawn
+and saved where its layout reads it, the lists, the manifest, atomically), and the savers below write the
+same bytes for the same parameters."""
 
 from __future__ import annotations
 
@@ -31,15 +25,9 @@ __all__ = ["DatasetGenerator", "folder_made", "save_jpeg", "save_mat", "save_png
 
 
 class DatasetGenerator:
-    """The parameters of a generated dataset (a frozen dataclass subclassing this) and how it is written.
+    """A generated dataset's parameters (every field: the cache keys a tree by them) and how it is written."""
 
-    Every field defines the dataset: the cache keys a written tree by :meth:`fingerprint` and records
-    :meth:`to_dict` in its manifest, so a change of any parameter (or of the drawing code, via
-    :attr:`versions`) never reuses a stale tree.
-    """
-
-    #: The dataset's name in file and function names (``"voc"``: ``write_synthetic_voc``, recorded in the
-    #: manifest) and as the progress line shows it (``"VOC"``).
+    #: The dataset's name in file and function names (``write_synthetic_voc``) and as progress shows it.
     name: ClassVar[str]
     title: ClassVar[str]
     #: The layout the dataset is written through and read with.
@@ -56,19 +44,16 @@ class DatasetGenerator:
         text = json.dumps({**self.versions, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    # --- hooks -----------------------------------------------------------------------------------------
-
     def splits(self) -> dict[str, list[str]]:
         """The ids of each list (what the manifest counts)."""
         raise NotImplementedError
 
     def samples(self, splits: Mapping[str, Sequence[str]]) -> list[tuple[str, Any]]:
-        """The ids to write, each once, with what :meth:`write_sample` needs to know of it: by default
-        every id of every list, with its list's name."""
+        """The ids to write, each once, with what :meth:`write_sample` needs of it (default: its list)."""
         return [(sample_id, name) for name, ids in splits.items() for sample_id in ids]
 
     def write_sample(self, layout: DatasetLayout, sample_id: str, kind: Any) -> None:
-        """Draw one id and save its files where ``layout`` reads them (``kind``: from :meth:`samples`)."""
+        """Draw one id and save its files where ``layout`` reads them."""
         raise NotImplementedError
 
     def list_path(self, layout: DatasetLayout, name: str) -> Path:
@@ -82,8 +67,6 @@ class DatasetGenerator:
 
     def write_extras(self, layout: DatasetLayout) -> None:
         """Files besides the samples and the lists (none by default)."""
-
-    # --- the template ----------------------------------------------------------------------------------
 
     def populate(self, folder: Path) -> dict[str, int]:
         """Write every file of the dataset into ``folder``; the counts of each list, for the manifest."""
@@ -99,8 +82,7 @@ class DatasetGenerator:
 
     @classmethod
     def writer(cls) -> Callable[..., Path]:
-        """The dataset's ``write_synthetic_<name>(root, config=None, *, overwrite=False)``: :meth:`write`
-        of ``config``, by default of the default parameters (the name the manifest records)."""
+        """The dataset's ``write_synthetic_<name>(root, config=None, *, overwrite=False)``."""
 
         def write_synthetic(
             root: str | Path, config: DatasetGenerator | None = None, *, overwrite: bool = False
@@ -109,19 +91,11 @@ class DatasetGenerator:
 
         write_synthetic.__module__ = cls.__module__
         write_synthetic.__name__ = write_synthetic.__qualname__ = f"write_synthetic_{cls.name}"
-        write_synthetic.__doc__ = (
-            f"Write a synthetic {cls.title} dataset at ``root`` (parameters: ``config``, by default "
-            f"``{cls.__name__}()``) unless it is there; return ``root`` (:meth:`{cls.__name__}.write`)."
-        )
+        write_synthetic.__doc__ = f"Write a synthetic {cls.title} dataset at ``root`` unless it is there."
         return write_synthetic
 
     def write(self, root: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the dataset at ``root`` (if not already there) and return ``root``.
-
-        Atomic and verified by the parameters (:func:`~fcn_lightning.data.synthetic.cache.write_dataset`):
-        an existing complete dataset with the same parameters is left alone; with others it raises
-        :class:`~fcn_lightning.data.synthetic.cache.SyntheticDatasetMismatchError` unless ``overwrite``.
-        """
+        """Write the dataset at ``root`` unless it is there (:func:`~.cache.write_dataset`); ``root``."""
         generator = f"{type(self).__module__}.write_synthetic_{self.name}"
         return write_dataset(
             root, self, lambda folder, _: self.populate(folder), generator=generator, overwrite=overwrite
@@ -129,16 +103,12 @@ class DatasetGenerator:
 
 
 def unique_ids(count: int, draw: Callable[[], str], excluded: Collection[str] = ()) -> list[str]:
-    """``count`` distinct ids, in the order ``draw`` makes them (an id drawn again, or in ``excluded``, is
-    drawn anew)."""
+    """``count`` distinct ids in the order ``draw`` makes them (one drawn again or ``excluded``: anew)."""
     ids: dict[str, None] = {}
     while len(ids) < count:
         if (candidate := draw()) not in excluded:
             ids[candidate] = None
     return list(ids)
-
-
-# ------------------------------------------------------------------------------------------- savers
 
 
 def folder_made(path: Path) -> Path:
@@ -148,8 +118,7 @@ def folder_made(path: Path) -> Path:
 
 
 def save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    """An RGB image as a JPEG, without chroma subsampling: 4:2:0 would smear the colour of 2 px parts over
-    their neighbours."""
+    """An RGB JPEG without chroma subsampling (4:2:0 would smear the colour of 2 px parts)."""
     Image.fromarray(image).save(folder_made(path), format="JPEG", quality=quality, subsampling=0)
 
 
@@ -159,14 +128,12 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def save_mat(path: Path, variables: Mapping[str, Any], layout: str, compress: bool = True) -> None:
-    """A MATLAB 5 ``.mat`` file of ``variables``; its header names the layout instead of the time it was
-    written (which savemat stamps into it), so the same parameters write the same bytes."""
+    """A MATLAB 5 ``.mat`` file whose header names the layout, not the time savemat stamps (same bytes)."""
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, dict(variables), do_compression=compress)
     data = bytearray(buffer.getvalue())
-    data[:116] = f"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic ({layout})".encode().ljust(
-        116
-    )
+    header = f"MATLAB 5.0 MAT-file, written by fcn_lightning.data.synthetic ({layout})"
+    data[:116] = header.encode().ljust(116)
     folder_made(path).write_bytes(bytes(data))
 
 
