@@ -1,13 +1,6 @@
-"""``fcn-lightning download NAME...``: the paper's data and weights, verified, where the configs read them.
-
-fcn-lightning download voc vgg16-caffe          # then: fcn-lightning staged --config configs/voc/staged.yaml
-fcn-lightning download --list                   # every item and group: size, sources, checksum, destination
-fcn-lightning download paper --dry-run          # what would be fetched, from where, to where
-
-Ends by checking each dataset it completed (what ``check-data`` checks) and printing the command that
-trains on it; a released FCN gets the command that converts and scores it. Exit 0 when everything is in
-place and clean, 1 when an item could not be fetched or a check found problems, 2 for a bad command line.
-"""
+"""``fcn-lightning download NAME...``: the paper's data and weights, verified, where the configs read them;
+then each completed dataset checked (as ``check-data`` does) and the command that trains on it, or converts
+and scores a released FCN. Exit 0 when all is in place and clean, 1 when not, 2 for a bad command line."""
 
 from __future__ import annotations
 
@@ -42,9 +35,8 @@ def _quote(path: Path | str) -> str:
     return shlex.quote(str(path))
 
 
-def header(item: Item, places: Places) -> str:
-    size = f", {item.size}" if item.size else ""
-    return f"{item.name}: {item.title} ({item.file}{size})"
+def header(item: Item) -> str:
+    return f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})"
 
 
 def listing(places: Places) -> str:
@@ -133,13 +125,13 @@ def next_steps(
                 f"{download_command(['vgg16-caffe'], places, mirror)}"
             )
     for item in items:
-        if not item.convert or item.name in failed:
+        if not item.validate or item.name in failed:
             continue
-        checkpoint = places.weights / f"{Path(item.file).stem}.ckpt"
-        convert = [f"{env}fcn-lightning convert-caffe", _quote(places.weights / item.file), *item.convert]
-        validate = [f"{env}fcn-lightning validate", *item.validate, "--ckpt_path", _quote(checkpoint)]
+        checkpoint = _quote(places.weights / f"{Path(item.file).stem}.ckpt")
+        convert = [f"{env}fcn-lightning convert-caffe", _quote(places.weights / item.file), *item.configs]
+        validate = [f"{env}fcn-lightning validate", *item.validate, "--ckpt_path", checkpoint]
         lines.append(
-            f"{item.name}: to score it as published: {' '.join(convert)} --out {_quote(checkpoint)} && "
+            f"{item.name}: to score it as published: {' '.join(convert)} --out {checkpoint} && "
             f"{' '.join(validate)}"
         )
     return lines, problems
@@ -203,7 +195,7 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         code = 0
         for item in items:
-            print(header(item, places))
+            print(header(item))
             try:
                 print("\n".join(plan(item, places, args.mirror)))
             except DownloadError as error:
@@ -214,7 +206,7 @@ def main(argv: Sequence[str]) -> int:
     given_mirror = args.mirror if args.mirror != os.environ.get("FCN_MIRROR") else None  # $FCN_MIRROR stays
     failed: set[str] = set()
     for item in items:
-        print(header(item, places), flush=True)
+        print(header(item), flush=True)
         try:
             install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
