@@ -2,12 +2,12 @@
 per layout on the shared ``template``, written atomically by ``cache``."""
 
 from fcn_lightning.data.synthetic.cache import (
+    GENERATOR_VERSION,
     MANIFEST_NAME,
     SyntheticDatasetMismatchError,
     is_complete,
     write_dataset,
 )
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
 from fcn_lightning.data.synthetic.context import (
     SyntheticContextConfig,
     SyntheticContextDataModule,
@@ -19,7 +19,7 @@ from fcn_lightning.data.synthetic.nyud import (
     render_nyud_sample,
     write_synthetic_nyud,
 )
-from fcn_lightning.data.synthetic.scenes import Scene, draw_scene
+from fcn_lightning.data.synthetic.scenes import Scene, SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.siftflow import (
     SyntheticSIFTFlowConfig,
     SyntheticSIFTFlowDataModule,

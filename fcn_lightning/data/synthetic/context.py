@@ -17,9 +17,9 @@ from fcn_lightning.data.context import (
     PascalContextDataModule,
     PascalContextLayout,
 )
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
 __all__ = [
@@ -86,10 +86,8 @@ class SyntheticContextConfig(SceneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_train < 1 or self.num_val < 1:
-            raise ValueError("num_train and num_val must be >= 1")
-        if self.unlabelled_width < 0:
-            raise ValueError(f"unlabelled_width must be >= 0, got {self.unlabelled_width}")
+        self.require(1, "num_train", "num_val")
+        self.require(0, "unlabelled_width")
 
     name = "context"
     title = "PASCAL-Context"

@@ -55,11 +55,8 @@ class SyntheticNYUDConfig(DatasetGenerator):
         h, w = pair if len(pair) == 2 else (0, 0)
         if h < 24 or w < 32 or 4 * h > 3 * w:
             raise ValueError(f"image_size must be (H, W) with H >= 24, W >= 32 and H <= 3/4 W, got {size!r}")
-        for name in ("num_train", "num_val", "num_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_boxes < 0 or self.void_width < 0 or self.noise < 0:
-            raise ValueError("max_boxes, void_width and noise must be >= 0")
+        self.require(1, "num_train", "num_val", "num_test")
+        self.require(0, "max_boxes", "void_width", "noise")
         if not 0 <= self.hole_fraction < 0.5:
             raise ValueError(f"hole_fraction must lie in [0, 0.5), got {self.hole_fraction}")
 

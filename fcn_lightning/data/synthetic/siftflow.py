@@ -19,9 +19,9 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
 __all__ = [
@@ -77,13 +77,11 @@ class SyntheticSIFTFlowConfig(SceneConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "horizon", tuple(float(v) for v in self.horizon))
-        if self.num_train < 1 or self.num_test < 1:
-            raise ValueError("num_train and num_test must be >= 1")
         lo, hi = self.horizon
         if not 0 < lo <= hi < 1:
             raise ValueError(f"horizon must be fractions 0 < low <= high < 1, got {self.horizon}")
-        if self.void_width < 0:
-            raise ValueError(f"void_width must be >= 0, got {self.void_width}")
+        self.require(1, "num_train", "num_test")
+        self.require(0, "void_width")
 
     name = "siftflow"
     title = "SIFT Flow"

@@ -44,6 +44,12 @@ class DatasetGenerator:
         text = json.dumps({**self.versions, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def require(self, minimum: int, *names: str) -> None:
+        """Raise naming the first parameter of ``names`` below ``minimum``."""
+        for name in names:
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+
     def splits(self) -> dict[str, list[str]]:
         """The ids of each list (what the manifest counts)."""
         raise NotImplementedError

@@ -13,9 +13,9 @@ import scipy.ndimage
 import scipy.sparse
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
+from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
 from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.template import folder_made, save_jpeg, save_mat, unique_ids, write_list
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
@@ -51,16 +51,10 @@ class SyntheticVOCConfig(SceneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        counts = ("num_train", "num_val", "num_sbd_val", "num_voc_train", "num_leak", "num_voc12_extra_val")
-        for name in counts:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.num_train < 1 or self.num_val < 1:
-            raise ValueError("num_train and num_val must be >= 1")
+        self.require(0, "num_sbd_val", "num_voc_train", "num_leak", "num_voc12_extra_val", "void_width")
+        self.require(1, "num_train", "num_val")
         if self.num_leak > self.num_train:
             raise ValueError(f"num_leak ({self.num_leak}) cannot exceed num_train ({self.num_train})")
-        if self.void_width < 0:
-            raise ValueError(f"void_width must be >= 0, got {self.void_width}")
 
     def splits(self) -> dict[str, list[str]]:
         """The lists written (``sbd_*``, ``voc_*``, ``voc2011_val``, sorted) and the sets the reader must
