@@ -74,15 +74,9 @@ def check_dataset(name: str, folder: Path) -> list[str]:
 
 
 def download_command(names: Sequence[str], places: Places, mirror: str | None = None) -> str:
-    """``fcn-lightning download NAMES`` with the ``--root`` (and ``--mirror``) this run was given, so that it
-    fetches into the same places."""
+    """``fcn-lightning download NAMES`` into the same places as this run (its ``--root``, ``--mirror``)."""
     root = [] if Places.resolve().data == places.data else ["--root", _quote(places.data)]
     return " ".join([PROG, *names, *root, *(["--mirror", _quote(mirror)] if mirror else [])])
-
-
-def _env(places: Places) -> str:
-    """``FCN_DATA=... `` when the configs would look elsewhere than where the data went."""
-    return "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
 
 
 def next_steps(
@@ -94,7 +88,8 @@ def next_steps(
 
     lines: list[str] = []
     problems = 0
-    env = _env(places)
+    # where the configs look, when it is not where the data went
+    env = "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
     for name in dict.fromkeys(i.dataset for i in items if i.dataset != WEIGHTS):
         use, folder = DATASETS[name], places.data / name
         missing = [n for n in use.needs if not all(p.exists() for p in places.targets(ITEMS[n]))]
@@ -138,8 +133,7 @@ def next_steps(
 
 
 def _recorded(item: Item, places: Places) -> str:
-    """For an item without a published checksum whose first download was recorded: what a copy must match,
-    and how to drop that record when the first copy was the bad one."""
+    """For an item whose first download's sha256 is recorded: that a copy must match it; how to drop it."""
     if item.checksum is not None:
         return ""
     try:

@@ -20,7 +20,6 @@ __all__ = [
     "GENERATOR_VERSION",
     "MANIFEST_NAME",
     "SyntheticDatasetMismatchError",
-    "dataset_folder",
     "is_complete",
     "write_dataset",
 ]

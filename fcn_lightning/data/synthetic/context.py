@@ -22,15 +22,7 @@ from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
-__all__ = [
-    "CONTEXT_LOOKALIKES",
-    "CONTEXT_SCENE_OBJECTS",
-    "SyntheticContextConfig",
-    "SyntheticContextDataModule",
-    "render_context_sample",
-    "synthetic_full_space",
-    "write_synthetic_context",
-]
+__all__ = ["SyntheticContextConfig", "SyntheticContextDataModule", "write_synthetic_context"]
 
 #: Full-space labels that contain a task name, or spell a task class the task's way: all background.
 CONTEXT_LOOKALIKES: tuple[str, ...] = (

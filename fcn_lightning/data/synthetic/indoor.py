@@ -66,21 +66,16 @@ class IndoorScene:
     gravity: np.ndarray
 
 
-def _rotation(pitch: float, yaw: float) -> np.ndarray:
-    """Camera (X right, Y up, Z forward) to world: pitch down about X, then yaw about Y."""
-    p, y = np.radians(pitch), np.radians(yaw)
-    pitch_down = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    return turn @ pitch_down
-
-
 def render_room(
     room: Room, camera: Camera, size: tuple[int, int], rng: np.random.Generator | None = None
 ) -> IndoorScene:
     """Ray-cast ``room`` through ``camera`` at ``size`` (H, W); ``rng`` adds texture (none if ``None``)."""
     h, w = size
     a, b = camera.rays(h, w)
-    rot = _rotation(room.pitch, room.yaw)
+    p, y = np.radians(room.pitch), np.radians(room.yaw)  # camera to world: pitch down about X, then yaw
+    pitch_down = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rot = turn @ pitch_down
     # Ray directions in the world with camera depth 1 (so the hit distance t is the depth itself).
     ray_cam = np.stack([a, -b, np.ones_like(a)], axis=-1)  # image Y points down, the camera's Y up
     d = ray_cam @ rot.T

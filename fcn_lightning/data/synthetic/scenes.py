@@ -12,7 +12,7 @@ import scipy.ndimage
 
 from fcn_lightning.data.synthetic.template import DatasetGenerator
 
-__all__ = ["MAX_CLASSES_USED", "Scene", "SceneConfig", "draw_scene", "scene_size"]
+__all__ = ["Scene", "SceneConfig", "draw_scene"]
 
 #: Object classes the scene drawing knows (each its own colour, texture, shape and thin parts).
 MAX_CLASSES_USED = 8

@@ -24,13 +24,7 @@ from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
 from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
 
-__all__ = [
-    "SIFTFLOW_SCENE_OBJECTS",
-    "SyntheticSIFTFlowConfig",
-    "SyntheticSIFTFlowDataModule",
-    "render_siftflow_sample",
-    "write_synthetic_siftflow",
-]
+__all__ = ["SyntheticSIFTFlowConfig", "SyntheticSIFTFlowDataModule", "write_synthetic_siftflow"]
 
 #: Scene object class k (1..8) -> (semantic, geometric class); those absent from the real test split last.
 SIFTFLOW_SCENE_OBJECTS: tuple[tuple[str, str], ...] = (

@@ -21,7 +21,7 @@ from fcn_lightning.data.layout import DatasetLayout
 from fcn_lightning.data.progress import progress
 from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION, write_dataset
 
-__all__ = ["DatasetGenerator", "folder_made", "save_jpeg", "save_mat", "save_png", "unique_ids", "write_list"]
+__all__ = ["DatasetGenerator"]
 
 
 class DatasetGenerator:
