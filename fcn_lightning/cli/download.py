@@ -148,6 +148,19 @@ def _recorded(item: Item, places: Places) -> str:
     )
 
 
+def _failure(error: Exception, item: Item, places: Places, mirror: str | None) -> str:
+    """What went wrong with ``item``, and what to do about it."""
+    if isinstance(error, AllSourcesFailed):
+        return (
+            f"no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand and put it at "
+            f"{places.folder(item) / item.file}, then run {download_command([item.name], places, mirror)} "
+            f"again{_recorded(item, places)}"
+        )
+    if isinstance(error, OSError) and not error.filename:  # this side: a folder it cannot write into
+        return f"{error} (writing into {places.folder(item)})"
+    return str(error)
+
+
 def main(argv: Sequence[str]) -> int:
     """``fcn-lightning download NAME... [--root DIR] [--mirror URL] [--dry-run] [--list]``."""
     parser = command_parser(
@@ -208,21 +221,9 @@ def main(argv: Sequence[str]) -> int:
                 PROG, f"{item.name}: interrupted; run the same command again to resume where it stopped"
             )
             return 130
-        except AllSourcesFailed as error:
+        except (AllSourcesFailed, DownloadError, OSError) as error:
             failed.add(item.name)
-            error_line(
-                PROG,
-                f"{item.name}: no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand "
-                f"and put it at {places.folder(item) / item.file}, then run "
-                f"{download_command([item.name], places, given_mirror)} again{_recorded(item, places)}",
-            )
-        except DownloadError as error:
-            failed.add(item.name)
-            error_line(PROG, f"{item.name}: {error}")
-        except OSError as error:  # this side: a folder it cannot write into, a full disk
-            failed.add(item.name)
-            where = "" if error.filename else f" (writing into {places.folder(item)})"
-            error_line(PROG, f"{item.name}: {error}{where}")
+            error_line(PROG, f"{item.name}: {_failure(error, item, places, given_mirror)}")
     lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))

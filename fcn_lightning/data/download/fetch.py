@@ -166,10 +166,8 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
             )
         if have and start and meta.get("total") and total and total != meta["total"]:
             response.close()
-            say(
-                f"  {url}: its size ({total}) is not that of the partial file's source ({meta['total']}): "
-                "from byte 0"
-            )
+            source = f"the partial file's source ({meta['total']})"
+            say(f"  {url}: its size ({total}) is not that of {source}: from byte 0")
             discard_partial(target)
             return _attempt(url, target, timeout, say)
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")

@@ -34,6 +34,10 @@ class UnsafeArchiveError(DownloadError):
     """A member of the archive would land outside the folder it is unpacked into (or is a device)."""
 
 
+def _refused(archive: Path, name: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(f"{archive}: member {name!r} {why}; archive refused")
+
+
 def _parts(name: str, archive: Path) -> tuple[str, ...]:
     """The path steps of a member's name; refuses names that leave the folder."""
     unsafe = (
@@ -42,7 +46,7 @@ def _parts(name: str, archive: Path) -> tuple[str, ...]:
         or any(step == ".." for step in name.replace("\\", "/").split("/"))
     )
     if unsafe:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} would land outside the folder; archive refused")
+        raise _refused(archive, name, "would land outside the folder")
     return tuple(step for step in name.split("/") if step not in ("", "."))
 
 
@@ -67,9 +71,7 @@ def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) ->
     if target.startswith("/") or not _inside(
         os.path.realpath(os.path.join(out.parent, target)), os.path.realpath(root)
     ):
-        raise UnsafeArchiveError(
-            f"{archive}: member {name!r} links to {target!r}, outside the folder; archive refused"
-        )
+        raise _refused(archive, name, f"links to {target!r}, outside the folder")
 
 
 def _copy(source: IO[bytes], out: Path, mode: int) -> None:
@@ -84,9 +86,6 @@ class _Tree:
     def __init__(self, archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
         self.archive, self.into, self.keep = archive, into, keep
         self.links: dict[Path, tuple[str, str]] = {}  # where -> (target, member name), made by finish()
-
-    def refuse(self, name: str, why: str) -> UnsafeArchiveError:
-        return UnsafeArchiveError(f"{self.archive}: member {name!r} {why}; archive refused")
 
     def destination(self, parts: tuple[str, ...]) -> Path | None:
         """Where a kept member goes (``None``: not kept), replacing a link asked for at it or above it."""
@@ -122,7 +121,9 @@ class _Tree:
         linked = _kept(_parts(target, self.archive), self.keep)
         source = self.into.joinpath(*linked) if linked else None
         if source is None or source.is_symlink() or not source.is_file():
-            raise self.refuse(name, f"is a hard link to {target!r}, which is not a file unpacked before it")
+            raise _refused(
+                self.archive, name, f"is a hard link to {target!r}, which is not a file unpacked before it"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
         os.link(source, out)
@@ -143,16 +144,16 @@ class _Tree:
         for out, (target, name) in self.links.items():
             out.parent.mkdir(parents=True, exist_ok=True)
             if not _inside(os.path.realpath(out.parent), root):
-                raise self.refuse(name, "would be made through a link leading outside the folder")
+                raise _refused(self.archive, name, "would be made through a link leading outside the folder")
             if out.is_dir() and not out.is_symlink():
-                raise self.refuse(name, "is a link where the archive has a folder")
+                raise _refused(self.archive, name, "is a link where the archive has a folder")
             out.unlink(missing_ok=True)
             os.symlink(target, out)
         for out, (target, name) in self.links.items():
             if not _inside(os.path.realpath(out), root):
                 for made in self.links:
                     made.unlink(missing_ok=True)  # none left behind leading out
-                raise self.refuse(name, f"links to {target!r}, outside the folder")
+                raise _refused(self.archive, name, f"links to {target!r}, outside the folder")
 
 
 def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
@@ -178,7 +179,7 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
                     assert extracted is not None
                     tree.file(parts, extracted, member.mode, member.mtime)
             else:
-                raise tree.refuse(member.name, "is a device or pipe")
+                raise _refused(archive, member.name, "is a device or pipe")
     tree.finish()
 
 
