@@ -14,8 +14,12 @@ import scipy.ndimage
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.template import DatasetGenerator, save_mat, save_png
+from fcn_lightning.data.synthetic.template import (
+    DatasetGenerator,
+    GeneratedDatasetMixin,
+    save_mat,
+    save_png,
+)
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 

@@ -19,10 +19,14 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
-from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
+from fcn_lightning.data.synthetic.template import (
+    GENERATOR_VERSION,
+    GeneratedDatasetMixin,
+    save_jpeg,
+    save_mat,
+    unique_ids,
+)
 
 __all__ = ["SyntheticSIFTFlowConfig", "SyntheticSIFTFlowDataModule", "write_synthetic_siftflow"]
 

@@ -1,7 +1,8 @@
 """The template every generated dataset is written by: a frozen dataclass of parameters subclassing
 :class:`DatasetGenerator` fills in its hooks, :meth:`DatasetGenerator.write` does the rest (each id drawn
-and saved where its layout reads it, the lists, the manifest, atomically), and the savers below write the
-same bytes for the same parameters."""
+and saved where its layout reads it, the lists, then the manifest; atomically, keyed and verified by the
+parameters: :func:`write_dataset`), the savers write the same bytes for the same parameters, and
+:class:`GeneratedDatasetMixin` makes a DataModule that writes its dataset on first use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
+import os
+import shutil
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,9 +23,113 @@ from PIL import Image
 
 from fcn_lightning.data.layout import DatasetLayout
 from fcn_lightning.data.progress import progress
-from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION, write_dataset
+from fcn_lightning.io import remove_stale_temporaries, temporary_path
 
-__all__ = ["DatasetGenerator"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "MANIFEST_NAME",
+    "DatasetGenerator",
+    "SyntheticDatasetMismatchError",
+    "is_complete",
+    "write_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the drawing changes, so that datasets made by older code are not reused.
+GENERATOR_VERSION = 2
+#: Written last into a finished dataset: its presence marks the tree complete and records the parameters.
+MANIFEST_NAME = "fcn_synthetic.json"
+
+
+class SyntheticDatasetMismatchError(ValueError):
+    """A synthetic dataset already exists at the path but was made with other parameters."""
+
+
+def dataset_folder(cache_root: str | Path, config: DatasetGenerator) -> Path:
+    """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint."""
+    return Path(cache_root).expanduser() / f"seed{config.seed}-{config.fingerprint()}"
+
+
+def is_complete(root: str | Path) -> bool:
+    """Whether ``root`` holds a finished synthetic dataset (its manifest exists)."""
+    return (Path(root).expanduser() / MANIFEST_NAME).is_file()
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    path = root / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _verify(root: Path, config: DatasetGenerator) -> None:
+    """Raise :class:`SyntheticDatasetMismatchError` listing each parameter that differs from ``root``'s."""
+    manifest = _read_manifest(root) or {}
+    wanted = config.to_dict()
+    found = manifest.get("config", {})
+    diffs = [
+        f"{key}: existing {had!r}, requested {value!r}"
+        for key, had, value in (
+            ("generator_version", manifest.get("generator_version"), GENERATOR_VERSION),
+            *((key, found.get(key), value) for key, value in wanted.items()),
+        )
+        if had != value
+    ]
+    if diffs:
+        raise SyntheticDatasetMismatchError(
+            f"{root} holds a synthetic dataset made with other parameters ({'; '.join(diffs)}); "
+            f"use another root or pass overwrite=True"
+        )
+
+
+def write_dataset(
+    root: str | Path,
+    config: DatasetGenerator,
+    populate: Callable[[Path, Any], Mapping[str, int]],
+    *,
+    generator: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write a dataset at ``root`` with ``populate(folder, config)`` (which returns the manifest's counts)
+    unless a complete one with ``config`` is there; one with other parameters raises
+    :class:`SyntheticDatasetMismatchError` unless ``overwrite``; other folders are never overwritten."""
+    root = Path(root).expanduser().absolute()
+    if _read_manifest(root) is not None:
+        if not overwrite:
+            _verify(root, config)
+            return root
+        shutil.rmtree(root)
+    elif root.exists():
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        else:
+            raise FileExistsError(
+                f"{root} exists and is not a complete synthetic dataset (no {MANIFEST_NAME})"
+            )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root.parent, target=root.name)  # left by writers that died
+    tmp = temporary_path(root)
+    try:
+        tmp.mkdir()
+        counts = dict(populate(tmp, config))
+        manifest = {
+            "generator": generator,
+            "generator_version": GENERATOR_VERSION,
+            "config": config.to_dict(),
+            "counts": counts,
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if _read_manifest(root) is None:  # not a concurrent writer finishing first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            _verify(root, config)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote synthetic dataset (%s) to %s", counts, root)
+    return root
 
 
 class DatasetGenerator:
@@ -106,6 +214,47 @@ class DatasetGenerator:
         return write_dataset(
             root, self, lambda folder, _: self.populate(folder), generator=generator, overwrite=overwrite
         )
+
+
+class GeneratedDatasetMixin:
+    """Writes the generated dataset when absent (listed before the real DataModule in the bases). No
+    ``__init__``: each subclass keeps its own signature, which LightningCLI reads, and passes
+    :meth:`generated_root` on as the real one's ``root``."""
+
+    generator: DatasetGenerator
+    cache_root: Path
+
+    def generated_root(self, root: str, generator: DatasetGenerator) -> str:
+        """Remember the generator and return where its dataset lives under the cache folder ``root``."""
+        self.generator = generator
+        self.cache_root = Path(root).expanduser()
+        return str(dataset_folder(root, generator))
+
+    def record_generator(self) -> None:
+        """Store the generator as plain data in the hyper-parameters (checkpoints load with
+        ``weights_only=True``); call after the DataModule's ``__init__``."""
+        self.hparams["generator"] = self.generator.to_dict()  # type: ignore[attr-defined]
+
+    @property
+    def dataset_root(self) -> Path:
+        """Where the generated tree is (the reader's ``root``)."""
+        return self.layout.root  # type: ignore[attr-defined]
+
+    def prepare_data(self) -> None:
+        """Write the dataset if it is not there yet (Lightning calls this once per node)."""
+        self.generator.write(self.dataset_root)
+
+    def _ensure_written(self) -> None:
+        if not is_complete(self.dataset_root):  # used outside a Trainer, without prepare_data
+            self.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._ensure_written()
+        super().setup(stage)  # type: ignore[misc]
+
+    def check(self) -> list[str]:
+        self._ensure_written()
+        return super().check()  # type: ignore[misc]
 
 
 def unique_ids(count: int, draw: Callable[[], str], excluded: Collection[str] = ()) -> list[str]:

@@ -13,10 +13,16 @@ import scipy.ndimage
 import scipy.sparse
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.synthetic.cache import GENERATOR_VERSION
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
 from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
-from fcn_lightning.data.synthetic.template import folder_made, save_jpeg, save_mat, unique_ids, write_list
+from fcn_lightning.data.synthetic.template import (
+    GENERATOR_VERSION,
+    GeneratedDatasetMixin,
+    folder_made,
+    save_jpeg,
+    save_mat,
+    unique_ids,
+    write_list,
+)
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
 
