@@ -62,9 +62,8 @@ def convert_caffe(
     learned_upsamplers: list[str] | None = None,
     **net_options: Any,
 ) -> Path:
-    """Load every layer of ``caffemodel`` by name into ``cls`` (a missing layer or a shape mismatch is an
-    error naming it) and write it as a checkpoint; upsamplers made learnable to keep the file's kernels are
-    recorded in it and appended to ``learned_upsamplers``."""
+    """Load every layer of ``caffemodel`` by name into ``cls`` and write it as a checkpoint; the upsamplers
+    made learnable to keep the file's kernels are recorded in it and appended to ``learned_upsamplers``."""
     caffe = read_caffemodel(caffemodel)
     model, learned = converted_model(caffe, cls, num_classes, **net_options)
     if learned_upsamplers is not None:

@@ -218,10 +218,8 @@ def fetch(
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> Fetched:
-    """``target`` from the first of ``urls`` that delivers it whole, with the ``expected`` digest and
-    passing ``check`` (which says why not, or ``None``); each failed source is a line through ``say``; none:
-    :class:`AllSourcesFailed`. A partial file is resumed, and fetched again from byte 0 once when its digest
-    is wrong (its older bytes may be another copy's)."""
+    """``target`` from the first of ``urls`` that delivers it whole, with the ``expected`` digest and passing
+    ``check`` (why not, or ``None``); a partial file is resumed (from byte 0 again if its digest is wrong)."""
     partial = partial_path(target)
     for url in urls:
         try:

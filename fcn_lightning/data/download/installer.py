@@ -213,9 +213,7 @@ def install(
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> str:
-    """Put ``item`` in place: ``"complete"`` (verified before), ``"in place"`` (unpacked by hand) or
-    ``"installed"``; :class:`~.fetch.AllSourcesFailed` when no source delivers it, :class:`DownloadError`
-    for a problem on this side."""
+    """Put ``item`` in place: ``"complete"`` (verified before), ``"in place"`` (by hand), ``"installed"``."""
     folder = places.folder(item)
     with folder_lock(folder):
         manifest = Manifest(folder)

@@ -1,9 +1,5 @@
-"""Every file ``fcn-lightning download`` fetches, where it comes from and where it lands: one table.
-
-A checksum is taken only from a source the row names; an item without one is verified by the manifest
-route (the sha256 of its first download, recorded beside the data). Sizes are the hosts' own figures, else
-an estimate (``~``: 4 bytes per weight of the net) or unknown.
-"""
+"""Every file ``fcn-lightning download`` fetches, where from and where to; checksums only from a source the
+row names (else the manifest route), sizes the hosts' own figures or estimates (``~``: 4 bytes a weight)."""
 
 from __future__ import annotations
 
@@ -91,6 +87,7 @@ REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
 #: torchvision named before and which now redirects there.
 VOC_HOSTS = ("https://thor.robots.ox.ac.uk/pascal/VOC", "http://host.robots.ox.ac.uk/pascal/VOC")
 RELEASES = "http://dl.caffe.berkeleyvision.org"
+CAFFENET_README = "BVLC/caffe models/bvlc_reference_caffenet/readme.md"
 VOC_SPLITS = "ImageSets/Segmentation"
 
 
@@ -132,12 +129,9 @@ _RELEASED_FCNS = (
     ("pascalcontext-fcn8s-heavy", "PASCAL-Context FCN-8s", "~540 MB", "context/fcn8s.yaml", False),
 )  # fmt: skip
 #: Published digests of released FCNs (the authors publish none).
+OPENCV_EXTRA = "opencv/opencv_extra testdata/dnn/download_models.py"
 RELEASE_CHECKSUMS = {
-    "fcn8s-heavy-pascal": Checksum(
-        "sha1",
-        "c449ea74dd7d83751d1357d6a8c323fcf4038962",
-        "opencv/opencv_extra testdata/dnn/download_models.py",
-    ),
+    "fcn8s-heavy-pascal": Checksum("sha1", "c449ea74dd7d83751d1357d6a8c323fcf4038962", OPENCV_EXTRA)
 }
 
 _ITEMS = (
@@ -253,11 +247,7 @@ _ITEMS = (
         source="BVLC/caffe models/bvlc_reference_caffenet/readme.md (the authors' ilsvrc-nets/README.md)",
         dataset=WEIGHTS,
         size="~244 MB",
-        checksum=Checksum(
-            "sha1",
-            "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46",
-            "BVLC/caffe models/bvlc_reference_caffenet/readme.md",
-        ),
+        checksum=Checksum("sha1", "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46", CAFFENET_README),
     ),
     *(_release(*row) for row in _RELEASED_FCNS),
 )

@@ -1,7 +1,5 @@
-"""Unpacking only the paths an item keeps, never outside the folder: an absolute name, a ``..`` step, a link
-leading out or a device refuses the whole archive, naming the member. Symbolic links are made last (nothing
-is written through one), then resolved again; a later member of a path replaces an earlier one, as tar
-has it. Into a temporary folder the caller renames from. tar (plain, gz, bz2, xz) and zip, by the name."""
+"""Unpacking only the paths an item keeps (tar or zip), never outside the folder: a member that would land
+outside refuses the archive, naming it; symbolic links are made last, then resolved again."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""A small generated dataset in the PASCAL-Context layout: VOC2010 JPEGs and lists, ``LabelMap`` ``.mat``
-files in a shuffled full label space and its ``labels.txt``, which holds the task's classes in both
-spellings and names that contain them ("pool table"), so a by-name mapping that matched parts of names, or
-the wrong spelling, gets the labels wrong."""
+"""A small generated dataset in the PASCAL-Context layout, its labels in a shuffled full label space with
+the task's classes in both spellings and names that contain them ("pool table"), as traps for the mapping."""
 
 from __future__ import annotations
 

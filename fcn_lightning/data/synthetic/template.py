@@ -1,8 +1,6 @@
-"""The template every generated dataset is written by: a frozen dataclass of parameters subclassing
-:class:`DatasetGenerator` fills in its hooks, :meth:`DatasetGenerator.write` does the rest (each id drawn
-and saved where its layout reads it, the lists, then the manifest; atomically, keyed and verified by the
-parameters: :func:`write_dataset`), the savers write the same bytes for the same parameters, and
-:class:`GeneratedDatasetMixin` makes a DataModule that writes its dataset on first use."""
+"""The template every generated dataset is written by: a :class:`DatasetGenerator` fills in its hooks and
+:meth:`~DatasetGenerator.write` writes it atomically, keyed by its parameters; the savers write the same
+bytes for the same parameters; :class:`GeneratedDatasetMixin` writes the dataset of a DataModule."""
 
 from __future__ import annotations
 
