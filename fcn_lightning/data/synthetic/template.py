@@ -54,21 +54,15 @@ def is_complete(root: str | Path) -> bool:
     return (Path(root).expanduser() / MANIFEST_NAME).is_file()
 
 
-def _read_manifest(root: Path) -> dict[str, Any] | None:
-    path = root / MANIFEST_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _verify(root: Path, config: DatasetGenerator) -> None:
     """Raise :class:`SyntheticDatasetMismatchError` listing each parameter that differs from ``root``'s."""
-    manifest = _read_manifest(root) or {}
-    wanted = config.to_dict()
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
     found = manifest.get("config", {})
     diffs = [
         f"{key}: existing {had!r}, requested {value!r}"
         for key, had, value in (
             ("generator_version", manifest.get("generator_version"), GENERATOR_VERSION),
-            *((key, found.get(key), value) for key, value in wanted.items()),
+            *((key, found.get(key), value) for key, value in config.to_dict().items()),
         )
         if had != value
     ]
@@ -91,18 +85,15 @@ def write_dataset(
     unless a complete one with ``config`` is there; one with other parameters raises
     :class:`SyntheticDatasetMismatchError` unless ``overwrite``; other folders are never overwritten."""
     root = Path(root).expanduser().absolute()
-    if _read_manifest(root) is not None:
+    if is_complete(root):
         if not overwrite:
             _verify(root, config)
             return root
         shutil.rmtree(root)
+    elif root.exists() and not (root.is_dir() and not any(root.iterdir())):
+        raise FileExistsError(f"{root} exists and is not a complete synthetic dataset (no {MANIFEST_NAME})")
     elif root.exists():
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        else:
-            raise FileExistsError(
-                f"{root} exists and is not a complete synthetic dataset (no {MANIFEST_NAME})"
-            )
+        root.rmdir()  # an empty folder
     root.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root.parent, target=root.name)  # left by writers that died
     tmp = temporary_path(root)
@@ -119,7 +110,7 @@ def write_dataset(
         try:
             os.rename(tmp, root)
         except OSError:
-            if _read_manifest(root) is None:  # not a concurrent writer finishing first
+            if not is_complete(root):  # not a concurrent writer finishing first
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
             _verify(root, config)
