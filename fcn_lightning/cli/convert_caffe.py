@@ -1,10 +1,6 @@
-"""Released Caffe FCNs as Lightning checkpoints (``fcn-lightning convert-caffe``).
-
-The checkpoint holds the model's state dict and its hyperparameters as plain data (it loads with
-``torch.load(weights_only=True)``), with the model's class path, so ``fcn-lightning validate / test /
-predict --ckpt_path`` rebuild exactly this net (the Caffe input normalisation included: the data module
-follows it) from any config of the same dataset.
-"""
+"""Released Caffe FCNs as Lightning checkpoints (``fcn-lightning convert-caffe``): plain data with the
+model's class path, so ``validate / test / predict --ckpt_path`` rebuild exactly this net (Caffe inputs,
+which the data follow) from any config of the same dataset."""
 
 from __future__ import annotations
 
@@ -26,6 +22,7 @@ from fcn_lightning.nets.weights import CAFFE
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.classes import MODEL_CLASSES, UnknownModelError, class_path, model_class
 
+PROG = "fcn-lightning convert-caffe"
 #: The models ``--variant`` names: those whose trunk the reference trained in Caffe (VGG16, CaffeNet).
 CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
     name: cls for name, cls in MODEL_CLASSES.items() if cls.spec.trunk.trained_in_caffe
@@ -41,13 +38,9 @@ def _build(cls: type[FCNSystem], num_classes: int, options: Mapping[str, Any]) -
 def converted_model(
     caffe: CaffeNet, cls: type[FCNSystem], num_classes: int, **net_options: Any
 ) -> tuple[FCNSystem, list[str]]:
-    """``cls`` (Caffe inputs) holding every weight of ``caffe``, and the upsamplers made learnable for it.
-
-    A converter never changes a model's weights: where the file's upsampler kernel is not the bilinear one
-    the net's fixed upsampler would hold (a kernel learned in training, as the CVPR paper's skip upsamplers
-    were), the net is built with that upsampler learnable (``learn_upsampling: intermediate`` when only
-    skip upsamplers differ, else ``true``), holding exactly the file's kernel.
-    """
+    """``cls`` (Caffe inputs) holding every weight of ``caffe``, and the upsamplers made learnable for it:
+    a converter never changes a weight, so an upsampler whose kernel in the file is not bilinear (learned,
+    as the CVPR paper's skips) becomes learnable (``intermediate`` when only skips differ, else ``true``)."""
     options = dict(net_options)
     if cls.spec.trunk is Trunk.VGG16:  # explicit, so no config's setting overrides it
         options.setdefault("batch_norm", False)
@@ -69,12 +62,8 @@ def convert_caffe(
     learned_upsamplers: list[str] | None = None,
     **net_options: Any,
 ) -> Path:
-    """Build ``cls`` (random init, Caffe inputs), load every layer of ``caffemodel`` into its net by name
-    (a missing layer or a shape mismatch is an error naming it), and write a Lightning checkpoint.
-
-    Upsamplers made learnable to keep the file's kernels (:func:`converted_model`) are appended to
-    ``learned_upsamplers`` when given, and recorded in the checkpoint.
-    """
+    """Load every layer of ``caffemodel`` by name into ``cls`` and write it as a checkpoint; the upsamplers
+    made learnable to keep the file's kernels are recorded in it and appended to ``learned_upsamplers``."""
     caffe = read_caffemodel(caffemodel)
     model, learned = converted_model(caffe, cls, num_classes, **net_options)
     if learned_upsamplers is not None:
@@ -82,10 +71,9 @@ def convert_caffe(
     # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
     # unset: the weights are in the checkpoint, whatever the config starts from.
     kept = {k: v for k, v in model.hparams.items() if (v is not None or k == "init_from") and k[0] != "_"}
-    hparams: Mapping[str, Any] = {"_class_path": class_path(cls), **kept}
     checkpoint = {
         "state_dict": model.state_dict(),
-        "hyper_parameters": dict(hparams),
+        "hyper_parameters": {"_class_path": class_path(cls), **kept},
         "pytorch-lightning_version": L.__version__,
         "epoch": 0,
         "global_step": 0,
@@ -98,8 +86,18 @@ def convert_caffe(
     return path
 
 
+def model_of_configs(configs: Sequence[str]) -> tuple[str, int]:
+    """The model class path and the class count that ``configs`` train, as ``validate`` parses them."""
+    from fcn_lightning.cli.lightning import DataCheckCLI, build
+
+    cli = build(DataCheckCLI, [arg for config in configs for arg in ("--config", config)], prog=PROG)
+    if cli.config.get("model") is None:
+        cli.parser.error(f"no model in {', '.join(configs)}: give the config that names one, or --variant")
+    return cli.config.model.class_path, cli.datamodule.num_classes
+
+
 def main(argv: Sequence[str]) -> Path:
-    """``fcn-lightning convert-caffe MODEL.caffemodel --variant fcn8s --num-classes 21 --out OUT.ckpt``."""
+    """``fcn-lightning convert-caffe MODEL.caffemodel --config BASE --config MODEL --out OUT.ckpt``."""
     parser = command_parser(
         "convert-caffe",
         "Convert a Caffe FCN (e.g. the released fcn8s-heavy-pascal.caffemodel) into a checkpoint "
@@ -109,6 +107,14 @@ def main(argv: Sequence[str]) -> Path:
     )
     parser.add_argument("caffemodel", help="the .caffemodel file")
     parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a config that trains the model, as validate takes them (the dataset's base.yaml, then the "
+        "model's): the model and the class count are theirs",
+    )
+    parser.add_argument(
         "--variant",
         choices=sorted(CONVERT_SYSTEMS),
         help="the model (a name of fcn_lightning.registry.MODELS)",
@@ -116,7 +122,9 @@ def main(argv: Sequence[str]) -> Path:
     parser.add_argument(
         "--model-class", default=None, help="a model's class path instead (fcn_lightning.SIFTFlowFCN16s)"
     )
-    parser.add_argument("--num-classes", type=int, required=True, help="classes (VOC 21, Context 60, ...)")
+    parser.add_argument(
+        "--num-classes", type=int, help="classes (VOC 21, Context 60, ...; else the configs')"
+    )
     parser.add_argument("--out", required=True, help="the checkpoint to write (.ckpt)")
     parser.add_argument("--in-channels", type=int, default=None, help="4 for NYUDv2 RGB-D (default 3)")
     parser.add_argument("--width", type=float, default=None, help="trunk width (1.0, the paper's; tests)")
@@ -124,21 +132,34 @@ def main(argv: Sequence[str]) -> Path:
         "--learn-upsampling", action="store_true", help="learnable upsamplers (default: fixed bilinear)"
     )
     args = parser.parse_args(argv)
-    if not args.variant and not args.model_class:
-        parser.error("give --variant or --model-class")
-    options = {"in_channels": args.in_channels, "width": args.width}
-    options = {k: v for k, v in options.items() if v is not None}
-    options["learn_upsampling"] = args.learn_upsampling
+    if not (args.config or args.variant or args.model_class):
+        parser.error("give --config (the configs that train the model), --variant or --model-class")
+    if not (args.config or args.num_classes):
+        parser.error("give --num-classes or --config")
+    configured, num_classes = model_of_configs(args.config) if args.config else (None, None)
+    num_classes = args.num_classes or num_classes
+    options = {k: v for k, v in (("in_channels", args.in_channels), ("width", args.width)) if v is not None}
     learned: list[str] = []
     try:
-        cls = model_class(args.model_class or args.variant)
+        cls = model_class(args.model_class or args.variant or configured)
     except UnknownModelError as error:
-        parser.error(f"--model-class: {error}{class_meant('model', args.model_class)}")
+        given = args.model_class or configured
+        parser.error(
+            f"{'--model-class' if args.model_class else '--config'}: {error}{class_meant('model', given)}"
+        )
     try:
-        out = convert_caffe(args.caffemodel, args.out, cls, args.num_classes, learned, **options)
+        out = convert_caffe(
+            args.caffemodel,
+            args.out,
+            cls,
+            num_classes,
+            learned,
+            learn_upsampling=args.learn_upsampling,
+            **options,
+        )
     except (OSError, ValueError) as error:
         parser.error(f"{type(error).__name__}: {error}")
-    print(f"{args.caffemodel} -> {out} ({cls.__name__}, {args.num_classes} classes, Caffe inputs)")
+    print(f"{args.caffemodel} -> {out} ({cls.__name__}, {num_classes} classes, Caffe inputs)")
     if learned:
         setting = torch.load(out, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]
         print(

@@ -1,13 +1,6 @@
-"""``fcn-lightning download NAME...``: the paper's data and weights, verified, where the configs read them.
-
-fcn-lightning download voc vgg16-caffe          # then: fcn-lightning staged --config configs/voc/staged.yaml
-fcn-lightning download --list                   # every item and group: size, sources, checksum, destination
-fcn-lightning download paper --dry-run          # what would be fetched, from where, to where
-
-Ends by checking each dataset it completed (what ``check-data`` checks) and printing the command that
-trains on it; a released FCN gets the command that converts and scores it. Exit 0 when everything is in
-place and clean, 1 when an item could not be fetched or a check found problems, 2 for a bad command line.
-"""
+"""``fcn-lightning download NAME...``: the paper's data and weights, verified, where the configs read them;
+then each completed dataset checked (as ``check-data`` does) and the command that trains on it, or converts
+and scores a released FCN. Exit 0 when all is in place and clean, 1 when not, 2 for a bad command line."""
 
 from __future__ import annotations
 
@@ -42,9 +35,8 @@ def _quote(path: Path | str) -> str:
     return shlex.quote(str(path))
 
 
-def header(item: Item, places: Places) -> str:
-    size = f", {item.size}" if item.size else ""
-    return f"{item.name}: {item.title} ({item.file}{size})"
+def header(item: Item) -> str:
+    return f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})"
 
 
 def listing(places: Places) -> str:
@@ -82,15 +74,9 @@ def check_dataset(name: str, folder: Path) -> list[str]:
 
 
 def download_command(names: Sequence[str], places: Places, mirror: str | None = None) -> str:
-    """``fcn-lightning download NAMES`` with the ``--root`` (and ``--mirror``) this run was given, so that it
-    fetches into the same places."""
+    """``fcn-lightning download NAMES`` into the same places as this run (its ``--root``, ``--mirror``)."""
     root = [] if Places.resolve().data == places.data else ["--root", _quote(places.data)]
     return " ".join([PROG, *names, *root, *(["--mirror", _quote(mirror)] if mirror else [])])
-
-
-def _env(places: Places) -> str:
-    """``FCN_DATA=... `` when the configs would look elsewhere than where the data went."""
-    return "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
 
 
 def next_steps(
@@ -102,7 +88,8 @@ def next_steps(
 
     lines: list[str] = []
     problems = 0
-    env = _env(places)
+    # where the configs look, when it is not where the data went
+    env = "" if Places.resolve().data == places.data else f"FCN_DATA={_quote(places.data)} "
     for name in dict.fromkeys(i.dataset for i in items if i.dataset != WEIGHTS):
         use, folder = DATASETS[name], places.data / name
         missing = [n for n in use.needs if not all(p.exists() for p in places.targets(ITEMS[n]))]
@@ -133,21 +120,20 @@ def next_steps(
                 f"{download_command(['vgg16-caffe'], places, mirror)}"
             )
     for item in items:
-        if not item.convert or item.name in failed:
+        if not item.validate or item.name in failed:
             continue
-        checkpoint = places.weights / f"{Path(item.file).stem}.ckpt"
-        convert = [f"{env}fcn-lightning convert-caffe", _quote(places.weights / item.file), *item.convert]
-        validate = [f"{env}fcn-lightning validate", *item.validate, "--ckpt_path", _quote(checkpoint)]
+        checkpoint = _quote(places.weights / f"{Path(item.file).stem}.ckpt")
+        convert = [f"{env}fcn-lightning convert-caffe", _quote(places.weights / item.file), *item.configs]
+        validate = [f"{env}fcn-lightning validate", *item.validate, "--ckpt_path", checkpoint]
         lines.append(
-            f"{item.name}: to score it as published: {' '.join(convert)} --out {_quote(checkpoint)} && "
+            f"{item.name}: to score it as published: {' '.join(convert)} --out {checkpoint} && "
             f"{' '.join(validate)}"
         )
     return lines, problems
 
 
 def _recorded(item: Item, places: Places) -> str:
-    """For an item without a published checksum whose first download was recorded: what a copy must match,
-    and how to drop that record when the first copy was the bad one."""
+    """For an item whose first download's sha256 is recorded: that a copy must match it; how to drop it."""
     if item.checksum is not None:
         return ""
     try:
@@ -160,6 +146,19 @@ def _recorded(item: Item, places: Places) -> str:
         f"; it must match the sha256 recorded at its first download: if that copy was a bad one, delete the "
         f"entry {item.file!r} from {manifest.path}"
     )
+
+
+def _failure(error: Exception, item: Item, places: Places, mirror: str | None) -> str:
+    """What went wrong with ``item``, and what to do about it."""
+    if isinstance(error, AllSourcesFailed):
+        return (
+            f"no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand and put it at "
+            f"{places.folder(item) / item.file}, then run {download_command([item.name], places, mirror)} "
+            f"again{_recorded(item, places)}"
+        )
+    if isinstance(error, OSError) and not error.filename:  # this side: a folder it cannot write into
+        return f"{error} (writing into {places.folder(item)})"
+    return str(error)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -203,7 +202,7 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         code = 0
         for item in items:
-            print(header(item, places))
+            print(header(item))
             try:
                 print("\n".join(plan(item, places, args.mirror)))
             except DownloadError as error:
@@ -214,7 +213,7 @@ def main(argv: Sequence[str]) -> int:
     given_mirror = args.mirror if args.mirror != os.environ.get("FCN_MIRROR") else None  # $FCN_MIRROR stays
     failed: set[str] = set()
     for item in items:
-        print(header(item, places), flush=True)
+        print(header(item), flush=True)
         try:
             install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
@@ -222,21 +221,9 @@ def main(argv: Sequence[str]) -> int:
                 PROG, f"{item.name}: interrupted; run the same command again to resume where it stopped"
             )
             return 130
-        except AllSourcesFailed as error:
+        except (AllSourcesFailed, DownloadError, OSError) as error:
             failed.add(item.name)
-            error_line(
-                PROG,
-                f"{item.name}: no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand "
-                f"and put it at {places.folder(item) / item.file}, then run "
-                f"{download_command([item.name], places, given_mirror)} again{_recorded(item, places)}",
-            )
-        except DownloadError as error:
-            failed.add(item.name)
-            error_line(PROG, f"{item.name}: {error}")
-        except OSError as error:  # this side: a folder it cannot write into, a full disk
-            failed.add(item.name)
-            where = "" if error.filename else f" (writing into {places.folder(item)})"
-            error_line(PROG, f"{item.name}: {error}{where}")
+            error_line(PROG, f"{item.name}: {_failure(error, item, places, given_mirror)}")
     lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))

@@ -189,3 +189,16 @@ def test_a_mistyped_model_is_named_with_the_one_it_resembles(tmp_path, option, m
         )
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.endswith(meant), err
+
+
+def test_convert_caffe_takes_the_model_and_its_classes_from_the_configs_that_train_it(tmp_path, capsys):
+    from fcn_lightning.cli.convert_caffe import model_of_configs
+
+    configs = [str(CONFIGS / "siftflow/base.yaml"), str(CONFIGS / "siftflow/fcn16s.yaml")]
+    assert model_of_configs(configs) == ("fcn_lightning.SIFTFlowFCN16s", 33)
+    with pytest.raises(SystemExit):
+        main(["convert-caffe", "x.caffemodel", "--out", str(tmp_path / "x.ckpt")])
+    assert (
+        "give --config (the configs that train the model), --variant or --model-class"
+        in capsys.readouterr().err
+    )

@@ -1,12 +1,5 @@
-"""One file fetched from its sources in order: resumable, verified, renamed into place only when whole.
-
-The bytes go into ``.<file>.part`` beside the target (a fixed name, so a later run finds it); an interrupted
-transfer resumes with an HTTP ``Range`` request (``If-Range`` with the validator the server gave, so a file
-changed on the server starts again), and a server that answers a range request with the whole file makes
-it start again from the first byte. The finished file's digest is checked before the rename: a mismatch
-deletes the partial file and moves on to the next source. Standard library only (``urllib``: ``http``,
-``https`` and ``file`` addresses, the proxy variables).
-"""
+"""One file from its sources in order: resumable (``Range`` with ``If-Range``, into ``.<file>.part``), its
+digest checked before the rename; a mismatch deletes the partial file and moves on. ``urllib`` only."""
 
 from __future__ import annotations
 
@@ -19,7 +12,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,16 +21,7 @@ from fcn_lightning.data.download.items import Checksum
 from fcn_lightning.data.progress import ByteProgress
 from fcn_lightning.io import atomic_write, publish
 
-__all__ = [
-    "AllSourcesFailed",
-    "ChecksumMismatch",
-    "SourceFailed",
-    "discard_partial",
-    "fetch",
-    "file_digests",
-    "mirror_url",
-    "partial_path",
-]
+__all__ = ["AllSourcesFailed", "fetch", "file_digests", "mirror_url", "partial_path"]
 
 CHUNK = 1 << 20
 #: Seconds a connection may stay silent before the attempt counts as interrupted.
@@ -54,10 +38,6 @@ class SourceFailed(Exception):
     """One source could not deliver the file (the message says why, in a few words)."""
 
 
-class ChecksumMismatch(SourceFailed):
-    """The whole file arrived but its digest is not the expected one."""
-
-
 class AllSourcesFailed(Exception):
     """No source delivered a verified file; ``urls`` were tried in order."""
 
@@ -68,7 +48,7 @@ class AllSourcesFailed(Exception):
 
 @dataclass(frozen=True)
 class Fetched:
-    """A verified file: where it came from and its digests (``sha256`` and the checksum's algorithm)."""
+    """A verified file: where it came from and its digests (``sha256``, the checksum's)."""
 
     url: str
     digests: dict[str, str]
@@ -80,7 +60,7 @@ def partial_path(target: Path) -> Path:
 
 
 def _meta_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.part.json")
+    return target.with_name(f".{target.name}.part.json")  # the source, its validator and size
 
 
 def mirror_url(mirror: str, file: str) -> str:
@@ -98,6 +78,18 @@ def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
             for h in hashes.values():
                 h.update(chunk)
     return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def digests_for(path: Path, expected: Checksum | None) -> dict[str, str]:
+    """The file's sha256, and its digest of ``expected``'s algorithm."""
+    return file_digests(path, ["sha256"] + ([expected.algorithm] if expected else []))
+
+
+def mismatch(expected: Checksum | None, digests: Mapping[str, str]) -> str | None:
+    """Why ``digests`` are not what is ``expected`` (``None``: they are, or nothing is expected)."""
+    if expected is None or digests[expected.algorithm] == expected.digest:
+        return None
+    return f"{expected.algorithm} {digests[expected.algorithm]} is not the expected {expected.digest}"
 
 
 def _reason(error: BaseException) -> str:
@@ -126,7 +118,7 @@ def _read_meta(target: Path) -> dict[str, Any]:
 
 
 def discard_partial(target: Path) -> None:
-    """Delete the partial file of ``target`` and its notes (nothing if there are none)."""
+    """Delete the partial file of ``target`` and its notes."""
     partial_path(target).unlink(missing_ok=True)
     _meta_path(target).unlink(missing_ok=True)
 
@@ -160,8 +152,7 @@ def _open(url: str, start: int, meta: dict[str, Any], timeout: float) -> tuple[A
 
 
 def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
-    """One request: the partial file grows from where it is. True when it is whole (as long as the server
-    said); False when the transfer broke off (the caller resumes)."""
+    """One request growing the partial file: whether it is whole now (False: it broke off, to resume)."""
     partial = partial_path(target)
     meta = _read_meta(target)
     have = partial.stat().st_size if partial.is_file() else 0
@@ -175,10 +166,8 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
             )
         if have and start and meta.get("total") and total and total != meta["total"]:
             response.close()
-            say(
-                f"  {url}: its size ({total}) is not that of the partial file's source ({meta['total']}): "
-                "from byte 0"
-            )
+            source = f"the partial file's source ({meta['total']})"
+            say(f"  {url}: its size ({total}) is not that of {source}: from byte 0")
             discard_partial(target)
             return _attempt(url, target, timeout, say)
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
@@ -229,43 +218,28 @@ def fetch(
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> Fetched:
-    """``target`` from the first of ``urls`` that delivers it whole and (when ``expected`` is given) with
-    that digest; each failed source is one line through ``say``. Raises :class:`AllSourcesFailed`.
-    ``check``: what else the file must pass before it takes its name (it returns why not, or ``None``).
-
-    A partial file from an earlier run is resumed. The digest is checked before ``target`` is renamed
-    into place; on a mismatch the partial file is deleted (a resumed one is fetched once more from the
-    first byte first, as its older bytes may be another copy's).
-    """
-    algorithms = ["sha256"] + ([expected.algorithm] if expected else [])
+    """``target`` from the first of ``urls`` that delivers it whole, with the ``expected`` digest and passing
+    ``check`` (why not, or ``None``); a partial file is resumed (from byte 0 again if its digest is wrong)."""
+    partial = partial_path(target)
     for url in urls:
         try:
-            partial = partial_path(target)
             resumed = partial.is_file() and partial.stat().st_size > 0
             _fetch_source(url, target, timeout, say)
-            digests = file_digests(partial, algorithms)
-            if expected is not None and digests[expected.algorithm] != expected.digest and resumed:
-                # the bytes kept from before may be another copy's: the whole file from this source, once
-                say(
-                    f"  {url}: {expected.algorithm} {digests[expected.algorithm]} is not the expected "
-                    f"{expected.digest} after resuming a partial file: from byte 0"
-                )
+            digests = digests_for(partial, expected)
+            if resumed and (wrong := mismatch(expected, digests)):  # older bytes: maybe another copy's
+                say(f"  {url}: {wrong} after resuming a partial file: from byte 0")
                 discard_partial(target)
                 _fetch_source(url, target, timeout, say)
-                digests = file_digests(partial, algorithms)
-            if expected is not None and digests[expected.algorithm] != expected.digest:
-                discard_partial(target)
-                raise ChecksumMismatch(
-                    f"{expected.algorithm} {digests[expected.algorithm]} is not the expected "
-                    f"{expected.digest} ({expected.source}); the partial file is deleted"
-                )
-            if check is not None and (problem := check(partial)) is not None:
+                digests = digests_for(partial, expected)
+            wrong = mismatch(expected, digests)
+            problem = f"{wrong} ({expected.source})" if wrong and expected else check and check(partial)
+            if problem:
                 discard_partial(target)
                 raise SourceFailed(f"{problem}; the partial file is deleted")
         except SourceFailed as error:
             say(f"  {url}: {error}")
             continue
-        publish(partial_path(target), target)
+        publish(partial, target)
         with contextlib.suppress(OSError):
             _meta_path(target).unlink()
         return Fetched(url, digests)

@@ -1,12 +1,6 @@
-"""One item from its sources to its place: skip it when it is there and verified, else fetch, verify, unpack.
-
-Where items land is where the configs look: a dataset's archives unpack under ``<data root>/<dataset>``
-(the data root: ``--root``, else ``$FCN_DATA``, else ``./data``), weights files go to the weights folder
-(``$FCN_WEIGHTS``, else ``<data root>/weights``). An archive is downloaded beside what it unpacks into,
-unpacked into a temporary folder there, its kept paths renamed into place, and deleted; the record beside
-the data (:mod:`~fcn_lightning.data.download.manifest`) says what is complete, so a rerun fetches nothing
-that is, and data unpacked by hand is used, never overwritten.
-"""
+"""One item from its sources to its place (where the configs look): skipped when there and verified, else
+fetched beside its folder, verified, unpacked into a temporary folder and its kept paths renamed into place.
+The record beside the data (``manifest``) says what is complete; data unpacked by hand is used as it is."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fcn_lightning.data.download.fetch import TIMEOUT, fetch, file_digests, mirror_url, partial_path
+from fcn_lightning.data.download.fetch import TIMEOUT, digests_for, fetch, mirror_url, mismatch, partial_path
 from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
 from fcn_lightning.data.download.manifest import DownloadError, Manifest, fingerprint, folder_lock
 from fcn_lightning.data.download.unpack import archive_problem, unpack_kept
@@ -38,7 +32,7 @@ class Places:
     @classmethod
     def resolve(cls, root: str | os.PathLike | None = None) -> Places:
         """``root`` (else ``$FCN_DATA``, else ``./data``) and ``$FCN_WEIGHTS`` (else ``<root>/weights``), as
-        the configs resolve them, made absolute (``..`` steps resolved: no folder is made for them)."""
+        the configs resolve them, absolute (``..`` resolved: no folder is made for them)."""
         data = Path(root or os.environ.get("FCN_DATA") or "data").expanduser().resolve()
         weights = os.environ.get("FCN_WEIGHTS")
         return cls(data, Path(weights).expanduser().resolve() if weights else data / "weights")
@@ -53,8 +47,19 @@ class Places:
         return [folder / p for p in item.products] or [folder / item.file]
 
 
+#: What :func:`install` says of an archive item it leaves as it is, by its state.
+_LEFT = {
+    "complete": "unpacked and verified before, nothing to fetch",
+    "in place": "there (not unpacked by this command), left as it is",
+}
+
+
 def _targets(places: Places, item: Item) -> str:
     return ", ".join(map(str, places.targets(item)))
+
+
+def _record(manifest: Manifest, item: Item, path: Path, sha256: str, url: str, fetched: bool) -> None:
+    manifest.record_file(item.file, sha256=sha256, fingerprint=fingerprint(path), url=url, fetched=fetched)
 
 
 def sources(item: Item, mirror: str | None = None) -> list[str]:
@@ -73,8 +78,8 @@ def _expected(item: Item, manifest: Manifest) -> Checksum | None:
 
 
 def _content_problem(item: Item, path: Path) -> str | None:
-    """Why a file with no checksum to hold it to is not even the kind of file the item is (an error page, an
-    empty or cut file): an archive of its kind, a whole ``.caffemodel``; ``None`` when it is."""
+    """Why a file with no checksum to hold it to is not even of the item's kind (an error page, a cut file):
+    an archive of its kind, a whole ``.caffemodel``; ``None`` when it is."""
     if item.is_archive:
         return archive_problem(path, item.file)
     if item.file.endswith(".caffemodel"):
@@ -87,11 +92,11 @@ def _content_problem(item: Item, path: Path) -> str | None:
 
 def _how(item: Item, manifest: Manifest) -> str:
     expected = _expected(item, manifest)
-    if item.checksum is not None:
-        return f"{item.checksum.algorithm} checked against {item.checksum.source}"
-    if expected is not None:
-        return f"sha256 checked against the one {expected.source}"
-    return f"no published checksum: its sha256 is recorded in {manifest.path}; later downloads must match it"
+    if expected is None:
+        where = manifest.path
+        return f"no published checksum: its sha256 is recorded in {where}; later downloads must match it"
+    the_one = "the one " if item.checksum is None else ""
+    return f"{expected.algorithm} checked against {the_one}{expected.source}"
 
 
 def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> bool:
@@ -101,23 +106,15 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
         return True  # verified before and unchanged since
     expected = _expected(item, manifest)
     say(f"  checking {path}")
-    digests = file_digests(path, ["sha256"] + ([expected.algorithm] if expected else []))
-    if expected is not None and digests[expected.algorithm] != expected.digest:
-        say(
-            f"  {path}: {expected.algorithm} {digests[expected.algorithm]} is not the expected "
-            f"{expected.digest} ({expected.source}): fetching it again"
-        )
+    digests = digests_for(path, expected)
+    if expected is not None and (wrong := mismatch(expected, digests)):
+        say(f"  {path}: {wrong} ({expected.source}): fetching it again")
         return False
     if expected is None and (problem := _content_problem(item, path)) is not None:
         say(f"  {path}: {problem}: fetching it again")
         return False
-    manifest.record_file(
-        item.file,
-        sha256=digests["sha256"],
-        fingerprint=fingerprint(path),
-        url=recorded.get("url", "placed by hand"),
-        fetched=recorded.get("fetched", False),
-    )
+    url, fetched = recorded.get("url", "placed by hand"), recorded.get("fetched", False)
+    _record(manifest, item, path, digests["sha256"], url, fetched)
     return True
 
 
@@ -132,13 +129,7 @@ def _fetch(
     expected = _expected(item, manifest)
     check = None if expected is not None else (lambda path: _content_problem(item, path))
     fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
-    manifest.record_file(
-        item.file,
-        sha256=fetched.digests["sha256"],
-        fingerprint=fingerprint(target),
-        url=fetched.url,
-        fetched=True,
-    )
+    _record(manifest, item, target, fetched.digests["sha256"], fetched.url, True)
     say(f"  {item.file}: {how}")
     return target
 
@@ -193,9 +184,8 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
 
 
 def _not_the_archive(item: Item, archive: Path, manifest: Manifest, error: DownloadError) -> DownloadError:
-    """The error for an archive that cannot be unpacked or lacks a kept path. Without a published checksum
-    its sha256 was recorded only as it came: it is forgotten (and a fetched copy deleted), so the record
-    never holds a later whole copy for a bad one."""
+    """The error for an archive that cannot be unpacked or lacks a kept path; without a published checksum
+    its recorded sha256 is forgotten (and a fetched copy deleted), so no later whole copy is held to it."""
     if item.checksum is not None:
         return DownloadError(
             f"{error}: it matches its published checksum ({item.checksum.source}), so this is not the layout "
@@ -223,10 +213,7 @@ def install(
     say: Say = print,
     timeout: float = TIMEOUT,
 ) -> str:
-    """Put ``item`` in place; returns ``"complete"`` (there and verified before: nothing fetched),
-    ``"in place"`` (unpacked by hand: left as it is) or ``"installed"``. Raises
-    :class:`~fcn_lightning.data.download.fetch.AllSourcesFailed` when no source delivers it, and
-    :class:`~fcn_lightning.data.download.manifest.DownloadError` for a problem on this side."""
+    """Put ``item`` in place: ``"complete"`` (verified before), ``"in place"`` (by hand), ``"installed"``."""
     folder = places.folder(item)
     with folder_lock(folder):
         manifest = Manifest(folder)
@@ -239,12 +226,9 @@ def install(
             say(f"  -> {target}")
             return "installed"
         state, clear = _archive_state(item, folder, manifest)
-        if state == "complete":
-            say(f"  {_targets(places, item)}: unpacked and verified before, nothing to fetch")
-            return "complete"
-        if state == "in place":
-            say(f"  {_targets(places, item)}: there (not unpacked by this command), left as it is")
-            return "in place"
+        if state in _LEFT:
+            say(f"  {_targets(places, item)}: {_LEFT[state]}")
+            return state
         if clear:
             say(f"  an earlier unpacking did not finish or lost a part: unpacking again ({clear[0]} ...)")
             for path in clear:
@@ -267,15 +251,9 @@ def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
     """What :func:`install` would do, as lines, without fetching or writing anything."""
     folder = places.folder(item)
     manifest = Manifest(folder)
-    targets = ", ".join(map(str, places.targets(item)))
-    if item.is_archive:
-        state, clear = _archive_state(item, folder, manifest)
-        if state == "complete":
-            return [f"  {targets}: unpacked and verified before, nothing to fetch"]
-        if state == "in place":
-            return [f"  {targets}: there (not unpacked by this command), left as it is"]
-    else:
-        clear = []
+    state, clear = _archive_state(item, folder, manifest) if item.is_archive else ("file", [])
+    if state in _LEFT:
+        return [f"  {_targets(places, item)}: {_LEFT[state]}"]
     lines = [f"  would clear {path} (an unfinished unpacking)" for path in clear]
     if (folder / item.file).is_file():
         unpack = f", unpacked into {folder}" if item.is_archive else ""
@@ -290,5 +268,5 @@ def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
     lines.append(f"  check: {_how(item, manifest)}")
     if item.is_archive:
         lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {folder / item.file}")
-    lines.append(f"  -> {targets}")
+    lines.append(f"  -> {_targets(places, item)}")
     return lines

@@ -1,12 +1,5 @@
-"""Every file ``fcn-lightning download`` fetches, where it comes from and where it lands: one table.
-
-An :class:`Item` is one file: an archive whose kept paths (:attr:`Item.products`) are placed under a
-dataset's root, or a weights file placed in the weights folder. Mirrors are tried in their order. A
-checksum is taken only from a source the row names; an item without one (``checksum=None``) is verified
-by the manifest route: the sha256 of its first download is recorded beside the data and later runs check
-against it. :data:`GROUPS` name sets of items (``voc``: what the VOC configs read). Sizes are the hosts'
-own figures where one is published, else an estimate (4 bytes per weight of the net) or unknown.
-"""
+"""Every file ``fcn-lightning download`` fetches, where from and where to; checksums only from a source the
+row names (else the manifest route), sizes the hosts' own figures or estimates (``~``: 4 bytes a weight)."""
 
 from __future__ import annotations
 
@@ -55,15 +48,14 @@ class Item:
         file: the file's own name (what ``--mirror`` fetches, where the manual route puts it).
         urls: its sources, tried in this order.
         source: where those addresses are published.
-        dataset: the folder under the data root it unpacks into (``voc``, ``nyud``, ...), or
-            :data:`WEIGHTS`.
+        dataset: the folder under the data root it unpacks into (``voc``, ...), or :data:`WEIGHTS`.
         size: its size as the host states it, ``"~..."`` for an estimate, ``""`` unknown.
         checksum: a published digest, or ``None``: the manifest route.
-        products: for an archive, the paths kept (inside it, under at most one enclosing folder), each
-            placed at the same path under the dataset's root; empty for a file kept whole.
+        products: for an archive, the paths kept (at its top or inside one enclosing folder), each placed at
+            the same path under the dataset's root; empty for a file kept whole.
         optional: paths kept when the archive has them.
-        convert: for a released FCN, the ``convert-caffe`` options after the file name.
-        validate: for a released FCN, the ``validate`` configs and overrides that score it.
+        validate: for a released FCN, the configs (and overrides) that train and score it: ``convert-caffe``
+            takes its model from them, ``validate`` scores it with them.
     """
 
     name: str
@@ -76,12 +68,16 @@ class Item:
     checksum: Checksum | None = None
     products: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
-    convert: tuple[str, ...] = ()
     validate: tuple[str, ...] = ()
 
     @property
     def is_archive(self) -> bool:
         return bool(self.products)
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """A released FCN's ``--config`` arguments, which ``convert-caffe`` takes its model from."""
+        return self.validate[:4]
 
 
 TORCHVISION_VOC = "torchvision/datasets/voc.py (pytorch/vision), DATASET_YEAR_DICT"
@@ -91,12 +87,15 @@ REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
 #: torchvision named before and which now redirects there.
 VOC_HOSTS = ("https://thor.robots.ox.ac.uk/pascal/VOC", "http://host.robots.ox.ac.uk/pascal/VOC")
 RELEASES = "http://dl.caffe.berkeleyvision.org"
+CAFFENET_README = "BVLC/caffe models/bvlc_reference_caffenet/readme.md"
 VOC_SPLITS = "ImageSets/Segmentation"
 
 
-def _release(name: str, title: str, size: str, convert: tuple[str, ...], *validate: str) -> Item:
-    """An FCN the authors released: ``<model folder>/caffemodel-url`` of the reference repository."""
+def _release(name: str, title: str, size: str, config: str, imagenet_start: bool) -> Item:
+    """An FCN the authors released (``caffemodel-url`` of its model folder), scored by its folder's base.yaml
+    and ``config``; a config that starts from ImageNet gets ``init_from: null`` (the checkpoint holds all)."""
     file = f"{name}.caffemodel"
+    validate = ("--config", f"configs/{config.split('/')[0]}/base.yaml", "--config", f"configs/{config}")
     return Item(
         name=name,
         title=title,
@@ -106,60 +105,33 @@ def _release(name: str, title: str, size: str, convert: tuple[str, ...], *valida
         dataset=WEIGHTS,
         size=size,
         checksum=RELEASE_CHECKSUMS.get(name),
-        convert=convert,
-        validate=validate,
+        validate=(*validate, "--model.init_args.init_from", "null") if imagenet_start else validate,
     )
 
 
-def _validate(config: str, imagenet_start: bool) -> tuple[str, ...]:
-    """``validate``'s configs for a release: its folder's base.yaml, then ``config``; a config that starts
-    from ImageNet weights gets ``init_from: null`` (the checkpoint holds every weight)."""
-    folder = config.split("/")[0]
-    args = ("--config", f"configs/{folder}/base.yaml", "--config", f"configs/{config}")
-    return (*args, "--model.init_args.init_from", "null") if imagenet_start else args
-
-
-#: The released FCNs: name (the file's stem), what it is, size (an estimate: 4 bytes per weight),
-#: ``convert-caffe`` options, the config that scores it and whether that config starts from ImageNet.
-#: Their paper scores are paper.py's (validate's summary quotes them); a test holds each model to its
-#: config's.
+#: The released FCNs: name (the file's stem), what it is, size, the config that trains and scores it and
+#: whether that config starts from ImageNet. Their paper scores are paper.py's.
 _RELEASED_FCNS = (
-    ("fcn32s-heavy-pascal", "VOC FCN-32s", "~540 MB",
-     "--variant fcn32s --num-classes 21", "voc/fcn32s.yaml", True),
-    ("fcn16s-heavy-pascal", "VOC FCN-16s", "~540 MB",
-     "--variant fcn16s --num-classes 21", "voc/fcn16s.yaml", False),
-    ("fcn8s-heavy-pascal", "VOC FCN-8s", "~540 MB",
-     "--variant fcn8s --num-classes 21", "voc/fcn8s.yaml", False),
-    ("fcn8s-atonce-pascal", "VOC FCN-8s at-once", "~540 MB",
-     "--variant fcn8s_atonce --num-classes 21", "voc/fcn8s_atonce.yaml", True),
-    ("fcn-alexnet-pascal", "VOC FCN-AlexNet", "~235 MB",
-     "--variant fcn_alexnet --num-classes 21", "voc/fcn_alexnet.yaml", True),
-    ("nyud-fcn32s-color-heavy", "NYUDv2 FCN-32s colour", "~540 MB",
-     "--variant fcn32s --num-classes 40", "nyud/fcn32s_rgb.yaml", True),
-    ("nyud-fcn32s-hha-heavy", "NYUDv2 FCN-32s HHA", "~540 MB",
-     "--variant fcn32s --num-classes 40", "nyud/fcn32s_hha.yaml", True),
+    ("fcn32s-heavy-pascal", "VOC FCN-32s", "~540 MB", "voc/fcn32s.yaml", True),
+    ("fcn16s-heavy-pascal", "VOC FCN-16s", "~540 MB", "voc/fcn16s.yaml", False),
+    ("fcn8s-heavy-pascal", "VOC FCN-8s", "~540 MB", "voc/fcn8s.yaml", False),
+    ("fcn8s-atonce-pascal", "VOC FCN-8s at-once", "~540 MB", "voc/fcn8s_atonce.yaml", True),
+    ("fcn-alexnet-pascal", "VOC FCN-AlexNet", "~235 MB", "voc/fcn_alexnet.yaml", True),
+    ("nyud-fcn32s-color-heavy", "NYUDv2 FCN-32s colour", "~540 MB", "nyud/fcn32s_rgb.yaml", True),
+    ("nyud-fcn32s-hha-heavy", "NYUDv2 FCN-32s HHA", "~540 MB", "nyud/fcn32s_hha.yaml", True),
     ("nyud-fcn32s-color-hha-heavy", "NYUDv2 FCN-32s colour-HHA late fusion", "~1.1 GB",
-     "--variant fcn32s_rgb_hha --num-classes 40", "nyud/fcn32s_rgb_hha.yaml", False),
-    ("siftflow-fcn32s-heavy", "SIFT Flow FCN-32s, two heads", "~540 MB",
-     "--model-class fcn_lightning.SIFTFlowFCN32s --num-classes 33", "siftflow/fcn32s.yaml", True),
-    ("siftflow-fcn16s-heavy", "SIFT Flow FCN-16s, two heads", "~540 MB",
-     "--model-class fcn_lightning.SIFTFlowFCN16s --num-classes 33", "siftflow/fcn16s.yaml", False),
-    ("siftflow-fcn8s-heavy", "SIFT Flow FCN-8s, two heads", "~540 MB",
-     "--model-class fcn_lightning.SIFTFlowFCN8s --num-classes 33", "siftflow/fcn8s.yaml", False),
-    ("pascalcontext-fcn32s-heavy", "PASCAL-Context FCN-32s", "~540 MB",
-     "--variant fcn32s --num-classes 60", "context/fcn32s.yaml", True),
-    ("pascalcontext-fcn16s-heavy", "PASCAL-Context FCN-16s", "~540 MB",
-     "--variant fcn16s --num-classes 60", "context/fcn16s.yaml", False),
-    ("pascalcontext-fcn8s-heavy", "PASCAL-Context FCN-8s", "~540 MB",
-     "--variant fcn8s --num-classes 60", "context/fcn8s.yaml", False),
+     "nyud/fcn32s_rgb_hha.yaml", False),
+    ("siftflow-fcn32s-heavy", "SIFT Flow FCN-32s, two heads", "~540 MB", "siftflow/fcn32s.yaml", True),
+    ("siftflow-fcn16s-heavy", "SIFT Flow FCN-16s, two heads", "~540 MB", "siftflow/fcn16s.yaml", False),
+    ("siftflow-fcn8s-heavy", "SIFT Flow FCN-8s, two heads", "~540 MB", "siftflow/fcn8s.yaml", False),
+    ("pascalcontext-fcn32s-heavy", "PASCAL-Context FCN-32s", "~540 MB", "context/fcn32s.yaml", True),
+    ("pascalcontext-fcn16s-heavy", "PASCAL-Context FCN-16s", "~540 MB", "context/fcn16s.yaml", False),
+    ("pascalcontext-fcn8s-heavy", "PASCAL-Context FCN-8s", "~540 MB", "context/fcn8s.yaml", False),
 )  # fmt: skip
 #: Published digests of released FCNs (the authors publish none).
+OPENCV_EXTRA = "opencv/opencv_extra testdata/dnn/download_models.py"
 RELEASE_CHECKSUMS = {
-    "fcn8s-heavy-pascal": Checksum(
-        "sha1",
-        "c449ea74dd7d83751d1357d6a8c323fcf4038962",
-        "opencv/opencv_extra testdata/dnn/download_models.py",
-    ),
+    "fcn8s-heavy-pascal": Checksum("sha1", "c449ea74dd7d83751d1357d6a8c323fcf4038962", OPENCV_EXTRA)
 }
 
 _ITEMS = (
@@ -275,31 +247,14 @@ _ITEMS = (
         source="BVLC/caffe models/bvlc_reference_caffenet/readme.md (the authors' ilsvrc-nets/README.md)",
         dataset=WEIGHTS,
         size="~244 MB",
-        checksum=Checksum(
-            "sha1",
-            "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46",
-            "BVLC/caffe models/bvlc_reference_caffenet/readme.md",
-        ),
+        checksum=Checksum("sha1", "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46", CAFFENET_README),
     ),
-    *(
-        _release(name, title, size, tuple(convert.split()), *_validate(config, start))
-        for name, title, size, convert, config, start in _RELEASED_FCNS
-    ),
+    *(_release(*row) for row in _RELEASED_FCNS),
 )
 
 #: Every item by name, in the order ``--list`` prints them.
 ITEMS: dict[str, Item] = {item.name: item for item in _ITEMS}
-_RELEASED = tuple(name for name, item in ITEMS.items() if item.convert)
-_DATA = (
-    "voc2012",
-    "sbd",
-    "voc2011",
-    "nyud-prepared",
-    "nyud-rawdepth",
-    "siftflow",
-    "voc2010",
-    "context-labels",
-)
+_DATA = tuple(name for name, item in ITEMS.items() if item.dataset != WEIGHTS)
 
 #: Names for sets of items.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -307,7 +262,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "nyud": ("nyud-prepared", "nyud-rawdepth"),
     "pascal-context": ("voc2010", "context-labels"),
     "paper": (*_DATA, "vgg16-caffe", "caffenet"),
-    "released": _RELEASED,
+    "released": tuple(name for name, item in ITEMS.items() if item.validate),
 }
 
 

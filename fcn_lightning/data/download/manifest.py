@@ -1,11 +1,6 @@
-"""What ``download`` put into a folder, recorded beside it: ``fcn-downloads.json``.
-
-Per file: its sha256 (for an item without a published checksum, the first download's, which later runs
-verify against), its size and modification time (an unchanged file is not hashed again), where it came
-from. Per archive item: ``placing`` while its paths are renamed into place, ``complete`` once all are, so
-a run that stopped half-way is told from a finished one and from data unpacked by hand. Written
-atomically; one ``download`` at a time writes into a folder (a lock file beside the record).
-"""
+"""What ``download`` put into a folder, recorded beside it (``fcn-downloads.json``, written atomically, one
+``download`` at a time): each file's sha256, size and time (an unchanged file is not hashed again) and
+source; each archive item ``placing`` while its paths are renamed into place, then ``complete``."""
 
 from __future__ import annotations
 
@@ -107,14 +102,12 @@ def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's download lock (POSIX ``flock``; elsewhere nothing): a second ``download`` writing
     into the same folder stops with one line instead of racing the first."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         import fcntl
     except ImportError:  # pragma: no cover  (Windows)
         yield
         return
-    except OSError as error:
-        raise DownloadError(f"cannot write into {folder} ({error.strerror or error})") from error
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as error:
         raise DownloadError(f"cannot write into {folder} ({error.strerror or error})") from error

@@ -1,14 +1,5 @@
-"""Unpacking an archive safely: only the paths an item keeps, never outside the folder, never half.
-
-Every member is checked as it comes: an absolute name, a ``..`` step, a link (symbolic or hard) that leads
-outside the folder, or a device or pipe refuses the whole archive, naming the member. Files and folders are
-written as they come and symbolic links made only once every file is there, so nothing is ever written
-through a link; then every link made is resolved again (a later link can turn an earlier one outward) and
-one leading out refuses the archive. A later member of the same path replaces an earlier one, as tar has
-it. The kept members go into a temporary folder beside the destination (named by ``fcn_lightning.io``, so a
-killed run's leftovers are known and removed); the caller renames the kept paths into place once all are
-there. tar (plain, gzip, bzip2, xz) and zip, told apart by the file's name.
-"""
+"""Unpacking only the paths an item keeps (tar or zip), never outside the folder: a member that would land
+outside refuses the archive, naming it; symbolic links are made last, then resolved again."""
 
 from __future__ import annotations
 
@@ -22,14 +13,14 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO
 
 from fcn_lightning.data.download.manifest import DownloadError
 from fcn_lightning.data.progress import ByteProgress
 
 __all__ = ["UnsafeArchiveError", "archive_problem", "unpack_kept"]
 
-#: Errors of the disk written to, not of the archive: raised as they are (the archive is not to blame).
+#: Errors of the disk written to, not of the archive: raised as they are.
 THIS_SIDE = frozenset(
     getattr(errno, name)
     for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EMFILE", "ENFILE")
@@ -41,6 +32,10 @@ class UnsafeArchiveError(DownloadError):
     """A member of the archive would land outside the folder it is unpacked into (or is a device)."""
 
 
+def _refused(archive: Path, name: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(f"{archive}: member {name!r} {why}; archive refused")
+
+
 def _parts(name: str, archive: Path) -> tuple[str, ...]:
     """The path steps of a member's name; refuses names that leave the folder."""
     unsafe = (
@@ -49,13 +44,13 @@ def _parts(name: str, archive: Path) -> tuple[str, ...]:
         or any(step == ".." for step in name.replace("\\", "/").split("/"))
     )
     if unsafe:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} would land outside the folder; archive refused")
+        raise _refused(archive, name, "would land outside the folder")
     return tuple(step for step in name.split("/") if step not in ("", "."))
 
 
 def _kept(parts: tuple[str, ...], keep: Sequence[tuple[str, ...]]) -> tuple[str, ...] | None:
-    """The path a member takes in the unpacked tree, or ``None`` if no kept path holds it. A kept path may
-    sit at the top of the archive or inside one enclosing folder (``nyud/data/images``)."""
+    """The path a member takes in the unpacked tree (``None``: not kept); a kept path may sit at the top of
+    the archive or inside one enclosing folder (``nyud/data/images``)."""
     for path in keep:
         if parts[: len(path)] == path:
             return parts
@@ -69,14 +64,12 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) -> None:
-    """A link at ``out`` to ``target`` must stay inside ``root`` as written (no link is on disk yet; once
-    all are, :meth:`_Tree.finish` resolves them again)."""
+    """A link at ``out`` to ``target`` must stay inside ``root`` as written (:meth:`_Tree.finish` checks
+    again once all links are made)."""
     if target.startswith("/") or not _inside(
         os.path.realpath(os.path.join(out.parent, target)), os.path.realpath(root)
     ):
-        raise UnsafeArchiveError(
-            f"{archive}: member {name!r} links to {target!r}, outside the folder; archive refused"
-        )
+        raise _refused(archive, name, f"links to {target!r}, outside the folder")
 
 
 def _copy(source: IO[bytes], out: Path, mode: int) -> None:
@@ -86,19 +79,14 @@ def _copy(source: IO[bytes], out: Path, mode: int) -> None:
 
 
 class _Tree:
-    """The kept members placed under ``into``: files, hard links and folders as they come, symbolic links
-    once all of those are written (:meth:`finish`)."""
+    """The kept members placed under ``into``: symbolic links last (:meth:`finish`), the rest as they come."""
 
     def __init__(self, archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
         self.archive, self.into, self.keep = archive, into, keep
         self.links: dict[Path, tuple[str, str]] = {}  # where -> (target, member name), made by finish()
 
-    def refuse(self, name: str, why: str) -> UnsafeArchiveError:
-        return UnsafeArchiveError(f"{self.archive}: member {name!r} {why}; archive refused")
-
     def destination(self, parts: tuple[str, ...]) -> Path | None:
-        """Where a kept member goes (``None``: not kept). It replaces a link of that path, or of a folder
-        above it, that an earlier member asked for."""
+        """Where a kept member goes (``None``: not kept), replacing a link asked for at it or above it."""
         relative = _kept(parts, self.keep)
         if relative is None:
             return None
@@ -119,9 +107,7 @@ class _Tree:
         if out is None:
             return
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(
-            missing_ok=True
-        )  # an earlier member of this path (a hard link's other name stays as it is)
+        out.unlink(missing_ok=True)  # an earlier member of this path (a hard link's other name stays)
         _copy(source, out, mode)
         if mtime is not None:
             os.utime(out, (mtime, mtime))
@@ -133,7 +119,9 @@ class _Tree:
         linked = _kept(_parts(target, self.archive), self.keep)
         source = self.into.joinpath(*linked) if linked else None
         if source is None or source.is_symlink() or not source.is_file():
-            raise self.refuse(name, f"is a hard link to {target!r}, which is not a file unpacked before it")
+            raise _refused(
+                self.archive, name, f"is a hard link to {target!r}, which is not a file unpacked before it"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
         os.link(source, out)
@@ -154,31 +142,16 @@ class _Tree:
         for out, (target, name) in self.links.items():
             out.parent.mkdir(parents=True, exist_ok=True)
             if not _inside(os.path.realpath(out.parent), root):
-                raise self.refuse(name, "would be made through a link leading outside the folder")
+                raise _refused(self.archive, name, "would be made through a link leading outside the folder")
             if out.is_dir() and not out.is_symlink():
-                raise self.refuse(name, "is a link where the archive has a folder")
+                raise _refused(self.archive, name, "is a link where the archive has a folder")
             out.unlink(missing_ok=True)
             os.symlink(target, out)
         for out, (target, name) in self.links.items():
             if not _inside(os.path.realpath(out), root):
                 for made in self.links:
                     made.unlink(missing_ok=True)  # none left behind leading out
-                raise self.refuse(name, f"links to {target!r}, outside the folder")
-
-
-class _Counted:
-    """A binary file that reports the bytes read from it (the progress of unpacking)."""
-
-    def __init__(self, raw: IO[bytes], shown: ByteProgress) -> None:
-        self.raw, self.shown = raw, shown
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.shown.update(len(data))
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
+                raise _refused(self.archive, name, f"links to {target!r}, outside the folder")
 
 
 def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
@@ -186,9 +159,10 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
     with (
         open(archive, "rb") as raw,
         ByteProgress(f"  unpacking {archive.name}", archive.stat().st_size) as shown,
-        tarfile.open(fileobj=_Counted(raw, shown), mode="r|*") as tar,  # one pass, in archive order
+        tarfile.open(fileobj=raw, mode="r|*") as tar,  # one pass, in archive order
     ):
         for member in tar:
+            shown.update(raw.tell() - shown.done)
             parts = _parts(member.name, archive)
             if member.issym():
                 tree.symbolic_link(parts, member.linkname, member.name)
@@ -203,7 +177,7 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
                     assert extracted is not None
                     tree.file(parts, extracted, member.mode, member.mtime)
             else:
-                raise tree.refuse(member.name, "is a device or pipe")
+                raise _refused(archive, member.name, "is a device or pipe")
     tree.finish()
 
 
@@ -234,18 +208,16 @@ def _is_zip(name: str) -> bool:
 
 
 def archive_problem(path: Path, name: str) -> str | None:
-    """Why the file at ``path`` is not an archive of the kind its ``name`` says (``.zip``, else a tar), read
-    from its head; ``None`` when it is one (whether it is whole is known once it is unpacked)."""
+    """Why the file at ``path`` is not an archive of the kind its ``name`` says (``.zip``, else a tar), by
+    its head; ``None`` when it is one."""
     if _is_zip(name):
         return None if zipfile.is_zipfile(path) else "not a zip archive"
     return None if tarfile.is_tarfile(path) else "not a tar archive"
 
 
 def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
-    """Unpack the members of ``archive`` (a ``.zip``, else a tar) under the paths ``keep`` (each at the top
-    of the archive or inside one enclosing folder) into the empty folder ``into``, at the same paths.
-    Refuses, naming the member, an archive with a member that would land outside ``into``; a damaged one
-    raises :class:`DownloadError`; the disk's own errors (full, read-only) are raised as they are."""
+    """Unpack the members of ``archive`` under the paths ``keep`` into the empty folder ``into``, at the same
+    paths; a damaged archive raises :class:`DownloadError`, the disk's own errors are raised as they are."""
     paths = [PurePosixPath(p).parts for p in keep]
     try:
         if _is_zip(archive.name):
@@ -254,9 +226,15 @@ def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
             _unpack_tar(archive, into, paths)
     except UnsafeArchiveError:
         raise
-    except OSError as error:
-        if error.errno in THIS_SIDE:
+    except (
+        OSError,
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        ValueError,
+    ) as error:
+        if isinstance(error, OSError) and error.errno in THIS_SIDE:
             raise
-        raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, ValueError) as error:
         raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error

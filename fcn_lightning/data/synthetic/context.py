@@ -1,14 +1,5 @@
-"""A small generated dataset in the PASCAL-Context layout, for the tests and the CPU demo.
-
-:func:`write_synthetic_context` draws scenes and writes them through
-:class:`~fcn_lightning.data.context.PascalContextLayout`: VOC2010 JPEGs and split lists, ``LabelMap``
-``.mat`` files in a full label space, and that space's ``labels.txt``. The full space holds every task
-class in its full-space spelling ("table", "bedclothes", "cloth"), the task's own spellings as other
-labels, names that contain a task name ("pool table", "tableware", ...) and unrelated labels, in a
-shuffled order. Scene objects are drawn from both sides (task classes and look-alike names), so a
-by-name mapping that matched parts of names, or the wrong spelling, gets the labels wrong.
-:class:`~fcn_lightning.data.context.PascalContextDataModule` reads it unchanged.
-"""
+"""A small generated dataset in the PASCAL-Context layout, its labels in a shuffled full label space with
+the task's classes in both spellings and names that contain them ("pool table"), as traps for the mapping."""
 
 from __future__ import annotations
 
@@ -24,20 +15,16 @@ from fcn_lightning.data.context import (
     PascalContextDataModule,
     PascalContextLayout,
 )
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
-from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
+from fcn_lightning.data.synthetic.template import (
+    GENERATOR_VERSION,
+    GeneratedDatasetMixin,
+    save_jpeg,
+    save_mat,
+    unique_ids,
+)
 
-__all__ = [
-    "CONTEXT_LOOKALIKES",
-    "CONTEXT_SCENE_OBJECTS",
-    "SyntheticContextConfig",
-    "SyntheticContextDataModule",
-    "render_context_sample",
-    "synthetic_full_space",
-    "write_synthetic_context",
-]
+__all__ = ["SyntheticContextConfig", "SyntheticContextDataModule", "write_synthetic_context"]
 
 #: Full-space labels that contain a task name, or spell a task class the task's way: all background.
 CONTEXT_LOOKALIKES: tuple[str, ...] = (
@@ -93,10 +80,8 @@ class SyntheticContextConfig(SceneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_train < 1 or self.num_val < 1:
-            raise ValueError("num_train and num_val must be >= 1")
-        if self.unlabelled_width < 0:
-            raise ValueError(f"unlabelled_width must be >= 0, got {self.unlabelled_width}")
+        self.require(1, "num_train", "num_val")
+        self.require(0, "unlabelled_width")
 
     name = "context"
     title = "PASCAL-Context"
@@ -144,11 +129,10 @@ write_synthetic_context = SyntheticContextConfig.writer()
 
 
 class SyntheticContextDataModule(GeneratedDatasetMixin, PascalContextDataModule):
-    """:class:`PascalContextDataModule` over generated scenes (written when absent), their labels in a
-    shuffled full label space that the task's classes are mapped from by name, as on the real data.
+    """:class:`PascalContextDataModule` over generated scenes, written when absent.
 
     Args:
-        root: the cache; the scenes go into ``<root>/seed<seed>-<fingerprint of the parameters>``.
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the scenes and the split sizes (:class:`SyntheticContextConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """

@@ -1,13 +1,6 @@
-"""Indoor scenes rendered with a pinhole camera: a room (floor, walls, ceiling) with boxes standing in it.
-
-Every pixel's depth is the camera-frame depth of the first surface its ray meets, so depth, surface
-normals and heights are geometrically consistent, and HHA computed from the depth means what it means
-on real data (the floor is the lowest, horizontal surface; walls are vertical). Colours are per class,
-shaded by the angle to a light and lightly textured; labels are NYUDv2 classes (0-based).
-
-World frame: metres, X right, Y up, Z forward; the floor is ``Y = 0`` and the camera stands at
-``(0, camera_height, 0)``, pitched down by ``pitch`` degrees and turned by ``yaw`` degrees.
-"""
+"""Rooms (floor, walls, ceiling, boxes) ray-cast through a pinhole camera, so that depth, normals and heights
+agree and HHA means what it means on real data; labels are NYUDv2's (0-based). World frame: metres, X right,
+Y up, Z forward, floor ``Y = 0``, camera at ``(0, camera_height, 0)`` pitched down and turned (degrees)."""
 
 from __future__ import annotations
 
@@ -50,10 +43,7 @@ class Box:
 
 @dataclass(frozen=True)
 class Room:
-    """A room ``width`` x ``depth`` x ``height`` (m) around the camera, and what stands in it.
-
-    The camera is ``back`` metres in front of the back-of-room wall, centred left to right.
-    """
+    """A room ``width`` x ``depth`` x ``height`` (m), the camera ``back`` m before its back wall, centred."""
 
     width: float = 4.0
     depth: float = 5.0
@@ -67,21 +57,13 @@ class Room:
 
 @dataclass(frozen=True)
 class IndoorScene:
-    """A rendered room: ``depth`` (m, H x W float32), ``label`` (H x W uint8, NYUD 0-based classes),
-    ``image`` (H x W x 3 uint8 RGB), ``gravity`` (the down direction in the camera frame)."""
+    """A rendered room: ``depth`` (m, float32), ``label`` (uint8), ``image`` (uint8 RGB), ``gravity`` (the
+    down direction in the camera frame)."""
 
     depth: np.ndarray
     label: np.ndarray
     image: np.ndarray
     gravity: np.ndarray
-
-
-def _rotation(pitch: float, yaw: float) -> np.ndarray:
-    """Camera (X right, Y up, Z forward) to world: pitch down about X, then yaw about Y."""
-    p, y = np.radians(pitch), np.radians(yaw)
-    pitch_down = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    return turn @ pitch_down
 
 
 def render_room(
@@ -90,7 +72,10 @@ def render_room(
     """Ray-cast ``room`` through ``camera`` at ``size`` (H, W); ``rng`` adds texture (none if ``None``)."""
     h, w = size
     a, b = camera.rays(h, w)
-    rot = _rotation(room.pitch, room.yaw)
+    p, y = np.radians(room.pitch), np.radians(room.yaw)  # camera to world: pitch down about X, then yaw
+    pitch_down = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rot = turn @ pitch_down
     # Ray directions in the world with camera depth 1 (so the hit distance t is the depth itself).
     ray_cam = np.stack([a, -b, np.ones_like(a)], axis=-1)  # image Y points down, the camera's Y up
     d = ray_cam @ rot.T
@@ -100,11 +85,11 @@ def render_room(
     normal = np.zeros((h, w, 3))
     half = room.width / 2
 
-    def hit(candidate: np.ndarray, cls: int, n: tuple[float, float, float], inside: np.ndarray) -> None:
+    def hit(candidate: np.ndarray, cls: int, n: np.ndarray, inside: np.ndarray | bool = True) -> None:
         better = inside & (candidate > 1e-6) & (candidate < t)
         t[better] = candidate[better]
         label[better] = cls
-        normal[better] = n
+        normal[better] = np.broadcast_to(n, normal.shape)[better]
 
     with np.errstate(divide="ignore", invalid="ignore"):
         planes = (
@@ -116,25 +101,18 @@ def render_room(
             (2, -room.back, WALL, (0, 0, 1)),
         )
         for axis, value, cls, n in planes:
-            hit((value - origin[axis]) / d[..., axis], cls, n, np.ones((h, w), bool))
+            hit((value - origin[axis]) / d[..., axis], cls, np.asarray(n, float))
         for box in room.boxes:
             lo = np.array([box.x[0], 0.0, box.z[0]])
             hi = np.array([box.x[1], box.height, box.z[1]])
-            t0 = (lo - origin) / d
-            t1 = (hi - origin) / d
-            near = np.minimum(t0, t1)
-            far = np.maximum(t0, t1)
-            enter = near.max(-1)
-            axis = near.argmax(-1)
+            t0, t1 = (lo - origin) / d, (hi - origin) / d
+            near, far = np.minimum(t0, t1), np.maximum(t0, t1)
+            enter, axis = near.max(-1), near.argmax(-1)
             inside = (enter <= far.min(-1)) & np.isfinite(enter)
             for k in range(3):
-                sign = -np.sign(d[..., k])
                 n = np.zeros((h, w, 3))
-                n[..., k] = sign
-                better = inside & (axis == k) & (enter > 1e-6) & (enter < t)
-                t[better] = enter[better]
-                label[better] = box.label
-                normal[better] = n[better]
+                n[..., k] = -np.sign(d[..., k])
+                hit(enter, box.label, n, inside & (axis == k))
     depth = t.astype(np.float32)
     light = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
     shade = 0.55 + 0.45 * np.abs(normal @ light)
@@ -159,14 +137,8 @@ def random_room(rng: np.random.Generator, max_boxes: int = 3) -> Room:
         bw, bd = rng.uniform(0.4, 1.4, 2)
         x0 = float(rng.uniform(-width / 2, width / 2 - bw))
         z0 = float(rng.uniform(1.2, depth - 0.5 - bd - 0.1))
-        boxes.append(
-            Box(
-                (x0, x0 + float(bw)),
-                (z0, z0 + float(bd)),
-                float(rng.uniform(0.3, 1.8)),
-                int(rng.choice(BOX_CLASSES)),
-            )
-        )
+        height = float(rng.uniform(0.3, 1.8))
+        boxes.append(Box((x0, x0 + float(bw)), (z0, z0 + float(bd)), height, int(rng.choice(BOX_CLASSES))))
     return Room(
         width=width,
         depth=depth,

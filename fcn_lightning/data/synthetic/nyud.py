@@ -1,12 +1,5 @@
-"""A small generated NYUDv2 in the prepared archive's layout, for the tests and the CPU demo.
-
-:func:`write_synthetic_nyud` renders rooms with a pinhole camera (``indoor.py``: floor, walls, ceiling
-and boxes of furniture classes) and writes them through :class:`~fcn_lightning.data.nyud.NYUDv2Layout`
-exactly as the prepared archive holds them: colour PNGs, 16-bit depth PNGs in millimetres (with a few
-holes of missing depth, as the Kinect leaves), HHA PNGs computed from that depth by
-:func:`~fcn_lightning.data.hha.depth_to_hha`, ``.mat`` labels (0 void, 1..40) and split lists.
-:class:`~fcn_lightning.data.nyud.NYUDv2DataModule` reads it unchanged.
-"""
+"""A small generated NYUDv2 in the prepared archive's layout: rooms rendered by ``indoor``, colour PNGs,
+16-bit depth PNGs in mm (with holes, as the Kinect leaves), HHA from that depth, ``.mat`` labels."""
 
 from __future__ import annotations
 
@@ -21,18 +14,22 @@ import scipy.ndimage
 from fcn_lightning.data.hha import NYU_KINECT, Camera, depth_to_hha
 from fcn_lightning.data.nyud import NYUDv2DataModule, NYUDv2Layout
 from fcn_lightning.data.synthetic.indoor import random_room, render_room
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.template import DatasetGenerator, save_mat, save_png
+from fcn_lightning.data.synthetic.template import (
+    DatasetGenerator,
+    GeneratedDatasetMixin,
+    save_mat,
+    save_png,
+)
 
 __all__ = ["SyntheticNYUDConfig", "SyntheticNYUDv2DataModule", "render_nyud_sample", "write_synthetic_nyud"]
 
-#: Bump when the rendering changes, so that cached datasets made by older code are not reused.
+#: Bump when the rendering changes, so that datasets made by older code are not reused.
 NYUD_GENERATOR_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticNYUDConfig(DatasetGenerator):
-    """Generator parameters; every field defines the dataset (fingerprinted, recorded in the manifest).
+    """The rooms and the splits.
 
     Args:
         seed: generator seed (same seed, same files).
@@ -62,11 +59,8 @@ class SyntheticNYUDConfig(DatasetGenerator):
         h, w = pair if len(pair) == 2 else (0, 0)
         if h < 24 or w < 32 or 4 * h > 3 * w:
             raise ValueError(f"image_size must be (H, W) with H >= 24, W >= 32 and H <= 3/4 W, got {size!r}")
-        for name in ("num_train", "num_val", "num_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_boxes < 0 or self.void_width < 0 or self.noise < 0:
-            raise ValueError("max_boxes, void_width and noise must be >= 0")
+        self.require(1, "num_train", "num_val", "num_test")
+        self.require(0, "max_boxes", "void_width", "noise")
         if not 0 <= self.hole_fraction < 0.5:
             raise ValueError(f"hole_fraction must lie in [0, 0.5), got {self.hole_fraction}")
 
@@ -131,13 +125,10 @@ write_synthetic_nyud = SyntheticNYUDConfig.writer()
 
 
 class SyntheticNYUDv2DataModule(GeneratedDatasetMixin, NYUDv2DataModule):
-    """:class:`NYUDv2DataModule` over a generated dataset, written by ``prepare_data`` when absent.
-
-    The dataset lives in ``<root>/seed<seed>-<fingerprint>`` (the fingerprint hashes every parameter).
-    Trains on trainval and validates on test, as on the real data.
+    """:class:`NYUDv2DataModule` over generated rooms, written when absent.
 
     Args:
-        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the rooms and the split sizes (:class:`SyntheticNYUDConfig`).
         modalities, kwargs: as :class:`NYUDv2DataModule`.
     """

@@ -1,19 +1,6 @@
-"""A folder of phone-photo-like images with masks as a labelling tool exports them, to walk through "Your
-own data" (README) on something shaped like the real thing, in a minute on a CPU.
-
-``python -m fcn_lightning.data.synthetic.phone data/phone-photos`` writes under that folder:
-
-- ``images/IMG_0001.JPG`` ...: JPEGs stored as a phone's sensor saw them and carrying the EXIF orientation
-  tag that turns them upright (6, 8 and 3: portrait photos stored sideways, one upside down; 1: upright),
-  as phones write them;
-- ``masks/IMG_0001.png`` ...: one object (a red-orange blob) against the background, drawn on the photo
-  as a viewer shows it and exported as 0 / 255 (the usual binary export: 255 is void to the reader until
-  ``mask_values`` maps it to class 1);
-- ``classes.txt``: ``background`` and ``object``;
-- ``new/``: more photos of the same kind without masks, for ``predict``.
-
-Written into a temporary folder and renamed into place whole; an existing folder is never written into.
-"""
+"""A folder shaped like "Your own data" (README): phone-photo-like JPEGs stored sideways or upside down with
+the EXIF tag that turns them upright, 0 / 255 masks as a labelling tool exports them, ``classes.txt`` and
+``new/`` photos to predict. ``python -m fcn_lightning.data.synthetic.phone data/phone-photos``."""
 
 from __future__ import annotations
 
@@ -36,8 +23,7 @@ _ORIENTATION_TAG = 0x0112
 
 
 def draw_photo(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """A photo as shown (RGB uint8) and its mask (1: the object): a red-orange blob on a lit,
-    textured green-grey background."""
+    """A photo as shown (RGB uint8) and its mask (1: a red-orange blob on a green-grey background)."""
     yy, xx = np.mgrid[:height, :width].astype(np.float32)
     light = 0.75 + 0.35 * (yy / height) * rng.uniform(0.5, 1.0)
     ground = np.array([90, 120, 80], np.float32) * rng.uniform(0.8, 1.2, 3)
@@ -61,8 +47,8 @@ def save_phone_jpeg(path: Path, shown: np.ndarray, orientation: int) -> None:
 def write_phone_photos(
     root: str | Path, photos: int = 12, size: tuple[int, int] = (64, 48), new: int = 3, seed: int = 0
 ) -> Path:
-    """Write the example folder at ``root`` (which must not exist): ``photos`` photos with masks and
-    ``new`` without, each ``size`` (long side, short side) as shown, portrait or landscape by its tag."""
+    """Write the example folder at ``root`` (a new one, atomically): ``photos`` photos with masks and ``new``
+    without, each ``size`` (long side, short side) as shown, portrait or landscape by its tag."""
     root = Path(root)
     if root.exists():
         raise FileExistsError(f"{root} exists: the example is written into a new folder only")

@@ -1,22 +1,79 @@
-"""Scene drawing shared by the synthetic writers: textured backgrounds and objects with thin parts.
-
-Each object class (label 1..``num_classes_used``) has its own colour, texture and body shape, plus thin
-parts 2-4 px wide (tails, legs, spokes, rings) that a stride-32 net cannot resolve but a stride-8 net
-can, so FCN-8s > 16s > 32s holds on these scenes as on the real data. Everything is a deterministic
-function of the random generator passed in.
-"""
+"""Drawn scenes and their parameters (:class:`SceneConfig`): textured backgrounds and objects whose thin
+parts (2-4 px) only a fine stride resolves, so FCN-8s > 16s > 32s holds on them as on the real data."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.ndimage
 
-from fcn_lightning.data.synthetic.config import MAX_CLASSES_USED, SceneConfig
+from fcn_lightning.data.synthetic.template import DatasetGenerator
 
-__all__ = ["Scene", "draw_scene", "scene_size"]
+__all__ = ["Scene", "SceneConfig", "draw_scene"]
+
+#: Object classes the scene drawing knows (each its own colour, texture, shape and thin parts).
+MAX_CLASSES_USED = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneConfig(DatasetGenerator):
+    """How scenes are drawn: a low-saturation textured background with a few objects.
+
+    Args:
+        seed: generator seed (same seed, same files, byte for byte).
+        image_size: scene size, int or (H, W) (stored as (H, W)).
+        size_jitter: random +- px per side, so images differ in size as on the real data (0: all equal).
+        num_classes_used: object classes drawn (label values 1..n).
+        objects_per_image: (min, max) objects per scene.
+        object_size: (min, max) object size as a fraction of the short side.
+        thin_width: (min, max) px width of thin parts (what finer strides resolve).
+        thin_parts: draw thin parts at all.
+        noise: std of the pixel noise.
+        jpeg_quality: quality of the JPEG images written.
+    """
+
+    seed: int = 0
+    image_size: int | tuple[int, int] = (96, 96)
+    size_jitter: int = 0
+    num_classes_used: int = 5
+    objects_per_image: tuple[int, int] = (1, 3)
+    object_size: tuple[float, float] = (0.16, 0.47)
+    thin_width: tuple[int, int] = (2, 4)
+    thin_parts: bool = True
+    noise: float = 4.0
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        pair = (int(size), int(size)) if isinstance(size, int) else tuple(int(v) for v in size)
+        object.__setattr__(self, "image_size", pair)
+        for name in ("objects_per_image", "thin_width"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        object.__setattr__(self, "object_size", tuple(float(v) for v in self.object_size))
+        if len(pair) != 2 or min(pair) < 16:
+            raise ValueError(f"image_size must be >= 16 or (H, W) >= 16, got {size!r}")
+        if not 0 <= self.size_jitter < min(pair) // 2:
+            raise ValueError(f"size_jitter must lie in [0, {min(pair) // 2}), got {self.size_jitter}")
+        if not 1 <= self.num_classes_used <= MAX_CLASSES_USED:
+            raise ValueError(
+                f"num_classes_used must lie in 1..{MAX_CLASSES_USED}, got {self.num_classes_used}"
+            )
+        lo, hi = self.objects_per_image
+        if not 1 <= lo <= hi:
+            raise ValueError(f"objects_per_image must be (low, high) with 1 <= low <= high, got {(lo, hi)}")
+        lo_s, hi_s = self.object_size
+        if not 0 < lo_s <= hi_s <= 1:
+            raise ValueError(f"object_size must be fractions 0 < low <= high <= 1, got {(lo_s, hi_s)}")
+        if not 1 <= self.thin_width[0] <= self.thin_width[1]:
+            raise ValueError(
+                f"thin_width must be (low, high) px with 1 <= low <= high, got {self.thin_width}"
+            )
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
+
 
 # Object classes: base RGB colour (saturated, unlike the background), texture, body shape, thin parts.
 _STYLES: tuple[tuple[tuple[int, int, int], str, str, str], ...] = (
@@ -80,17 +137,8 @@ def _body(
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _thin(
-    kind: str,
-    yy: np.ndarray,
-    xx: np.ndarray,
-    cy: float,
-    cx: float,
-    s: float,
-    theta: float,
-    w: float,
-    extra: float,
-) -> np.ndarray:
+def _thin(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: float, theta: float, w: float,
+          extra: float) -> np.ndarray:  # fmt: skip
     """Thin parts of width ``w`` attached to a body of size ``s``; ``extra`` in [0, 1) varies lengths."""
     r = s / 2.0
 
@@ -110,12 +158,8 @@ def _thin(
         down = theta + np.pi / 2
         return ray(down - 0.45, 0.0, r + length) | ray(down + 0.45, 0.0, r + length)
     if kind == "spokes":  # a thin cross spanning the ring's hole
-        return (
-            ray(theta, 0.0, 0.6 * r)
-            | ray(theta + np.pi, 0.0, 0.6 * r)
-            | ray(theta + np.pi / 2, 0.0, 0.6 * r)
-            | (ray(theta - np.pi / 2, 0.0, 0.6 * r))
-        )
+        turns = (0.0, np.pi, np.pi / 2, -np.pi / 2)
+        return np.logical_or.reduce([ray(theta + turn, 0.0, 0.6 * r) for turn in turns])
     if kind == "halo":  # a thin ring around the body
         d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
         radius = r * (1.1 + 0.2 * extra)
@@ -125,8 +169,7 @@ def _thin(
 
 def _texture(kind: str, yy: np.ndarray, xx: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
     """Brightness factor (H x W) of a texture, around 0.6-1.1."""
-    u = xx * np.cos(theta) + yy * np.sin(theta)
-    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    u, v = _rotated(yy, xx, 0.0, 0.0, theta)
     if kind == "speckle":
         return 1.0 + rng.normal(0.0, 0.12, size=yy.shape)
     if kind == "stripes":
@@ -168,24 +211,23 @@ Tint = tuple[float, Any]
 
 
 class Scene(NamedTuple):
-    """One drawn scene: ``image`` uint8 H x W x 3 RGB, ``label`` uint8 class per pixel (0 background),
-    ``instance`` int32 object number per pixel (0 background), for writers that mark outlines."""
+    """A drawn scene: ``image`` (uint8 RGB), ``label`` (uint8 class, 0 background), ``instance`` (int32)."""
 
     image: np.ndarray
     label: np.ndarray
     instance: np.ndarray
 
     def outline(self, width: int) -> np.ndarray:
-        """The pixels up to ``width`` px outside each object, on what lies behind it (so thin parts keep
-        their pixels): where real annotations leave a void or unlabelled band. H x W bool."""
+        """The pixels up to ``width`` px outside each object, on what lies behind it (thin parts keep theirs):
+        where real annotations leave a void band."""
         if width <= 0 or not self.instance.any():
             return np.zeros(self.label.shape, bool)
         nearest = scipy.ndimage.maximum_filter(self.instance, size=2 * width + 1, mode="nearest")
         return nearest > self.instance
 
     def tinted(self, horizon: int, upper: Tint, lower: Tint = (1.0, 0.0)) -> np.ndarray:
-        """The image, its background blended towards one colour above row ``horizon`` and another below
-        (each ``(weight of the image, colour)``): a two-part background, sky and ground, wall and floor."""
+        """The image, its background blended towards ``upper`` above row ``horizon`` and ``lower`` below
+        (each ``(weight of the image, colour)``): sky and ground, wall and floor."""
         image = self.image.astype(np.float64)
         background = self.label == 0
         for rows, (weight, colour) in ((slice(None, horizon), upper), (slice(horizon, None), lower)):
@@ -196,8 +238,8 @@ class Scene(NamedTuple):
     def relabelled(
         self, horizon: int, upper: int, lower: int, codes: Sequence[int], dtype: Any
     ) -> np.ndarray:
-        """The labels in a dataset's codes: the background ``upper`` above row ``horizon`` and ``lower``
-        below it, object class k ``codes[k - 1]``."""
+        """The labels in a dataset's codes: background ``upper`` above ``horizon``, ``lower`` below, class k
+        ``codes[k - 1]``."""
         label = np.empty(self.label.shape, dtype)
         label[:horizon], label[horizon:] = upper, lower
         for k, code in enumerate(codes, start=1):

@@ -1,13 +1,6 @@
-"""A small generated dataset in the SIFT Flow archive's layout, for the tests and the CPU demo.
-
-:func:`write_synthetic_siftflow` draws outdoor-like scenes (a blue-ish sky above a horizon, brown-ish
-ground below, objects in front) and writes them through
-:class:`~fcn_lightning.data.siftflow.SIFTFlowLayout`: JPEG images, semantic and geometric ``.mat``
-labels with the archive's codes (semantic 0 void, 1..33; geometric -1 void, 1..3) and a void band
-around each object, split lists under the root, and the images of the two unannotated ids without
-labels. As on the real data, some classes (cow, moon and desert here) occur in training scenes only,
-never in the test split. :class:`~fcn_lightning.data.siftflow.SIFTFlowDataModule` reads it unchanged.
-"""
+"""A small generated dataset in the SIFT Flow archive's layout: outdoor-like scenes (sky above a horizon,
+ground below), semantic and geometric ``.mat`` labels in the archive's codes with a void band, the two
+unannotated ids as images alone; cow, moon and desert in training scenes only, as on the real data."""
 
 from __future__ import annotations
 
@@ -26,21 +19,18 @@ from fcn_lightning.data.siftflow import (
     SIFTFlowDataModule,
     SIFTFlowLayout,
 )
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
-from fcn_lightning.data.synthetic.template import save_jpeg, save_mat, unique_ids
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
+from fcn_lightning.data.synthetic.template import (
+    GENERATOR_VERSION,
+    GeneratedDatasetMixin,
+    save_jpeg,
+    save_mat,
+    unique_ids,
+)
 
-__all__ = [
-    "SIFTFLOW_SCENE_OBJECTS",
-    "SyntheticSIFTFlowConfig",
-    "SyntheticSIFTFlowDataModule",
-    "render_siftflow_sample",
-    "write_synthetic_siftflow",
-]
+__all__ = ["SyntheticSIFTFlowConfig", "SyntheticSIFTFlowDataModule", "write_synthetic_siftflow"]
 
-#: Scene object class k (1..8) -> (semantic class, geometric class). The classes absent from the real
-#: test split come last, so the test scenes draw only the classes before them.
+#: Scene object class k (1..8) -> (semantic, geometric class); those absent from the real test split last.
 SIFTFLOW_SCENE_OBJECTS: tuple[tuple[str, str], ...] = (
     ("car", "vertical"),
     ("tree", "vertical"),
@@ -85,13 +75,11 @@ class SyntheticSIFTFlowConfig(SceneConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "horizon", tuple(float(v) for v in self.horizon))
-        if self.num_train < 1 or self.num_test < 1:
-            raise ValueError("num_train and num_test must be >= 1")
         lo, hi = self.horizon
         if not 0 < lo <= hi < 1:
             raise ValueError(f"horizon must be fractions 0 < low <= high < 1, got {self.horizon}")
-        if self.void_width < 0:
-            raise ValueError(f"void_width must be >= 0, got {self.void_width}")
+        self.require(1, "num_train", "num_test")
+        self.require(0, "void_width")
 
     name = "siftflow"
     title = "SIFT Flow"
@@ -128,10 +116,8 @@ class SyntheticSIFTFlowConfig(SceneConfig):
 def render_siftflow_sample(
     sample_id: str, config: SyntheticSIFTFlowConfig, test: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One scene: ``(image uint8 H x W x 3, semantic S, geometric S)`` in the archive's codes.
-
-    ``test``: drawn without the classes absent from the real test split.
-    """
+    """One scene: ``(image, semantic S, geometric S)`` in the archive's codes (``test``: without the classes
+    absent from the real test split)."""
     c = config
     if test:
         c = dataclasses.replace(config, num_classes_used=min(config.num_classes_used, _PRESENT_IN_TEST))
@@ -142,10 +128,8 @@ def render_siftflow_sample(
     image = scene.tinted(horizon, (0.5, (70.0, 120.0, 200.0)), (0.5, (120.0, 95.0, 60.0)))  # sky, ground
     code = {name: i + 1 for i, name in enumerate(SIFTFLOW_CLASSES)}
     geo_code = {name: i + 1 for i, name in enumerate(SIFTFLOW_GEO_CLASSES)}
-    objects, geo_objects = (
-        [code[n] for n, _ in SIFTFLOW_SCENE_OBJECTS],
-        [geo_code[g] for _, g in SIFTFLOW_SCENE_OBJECTS],
-    )
+    objects = [code[n] for n, _ in SIFTFLOW_SCENE_OBJECTS]
+    geo_objects = [geo_code[g] for _, g in SIFTFLOW_SCENE_OBJECTS]
     semantic = scene.relabelled(horizon, code["sky"], code["road"], objects, np.int16)
     geometric = scene.relabelled(horizon, geo_code["sky"], geo_code["horizontal"], geo_objects, np.int16)
     band = scene.outline(c.void_width)
@@ -158,11 +142,10 @@ write_synthetic_siftflow = SyntheticSIFTFlowConfig.writer()
 
 
 class SyntheticSIFTFlowDataModule(GeneratedDatasetMixin, SIFTFlowDataModule):
-    """:class:`SIFTFlowDataModule` over generated outdoor scenes, written when absent: a semantic and a
-    geometric label map per image, some classes never in the test split (as on the real data).
+    """:class:`SIFTFlowDataModule` over generated outdoor scenes, written when absent.
 
     Args:
-        root: the cache folder of every parameter set (its subfolder: ``seed<seed>-<fingerprint>``).
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the sky, the ground, the objects and the split sizes (:class:`SyntheticSIFTFlowConfig`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """

@@ -1,11 +1,5 @@
-"""A small generated dataset in the VOC + SBD + VOC2011 on-disk layout, for the tests and the CPU demo.
-
-Real VOC / SBD cannot be downloaded here, so :func:`write_synthetic_voc` draws scenes and writes them
-through :class:`~fcn_lightning.data.voc.VOCLayout` exactly as the real archives unpack (JPEGs, palette
-PNGs with a void band, SBD ``.mat`` structs, split lists, a VOC2011 val list), with the same id
-structure: SBD train leaks into VOC val and the seg11valid derivation has to remove it.
-:class:`~fcn_lightning.data.voc.VOCDataModule` reads it unchanged.
-"""
+"""A small generated dataset in the VOC + SBD + VOC2011 layout (JPEGs, palette PNGs with a void band, SBD
+``.mat`` structs, the lists), whose SBD train leaks into VOC val as on the real data."""
 
 from __future__ import annotations
 
@@ -19,10 +13,16 @@ import scipy.ndimage
 import scipy.sparse
 
 from fcn_lightning.data.palette import save_label_png
-from fcn_lightning.data.synthetic.config import GENERATOR_VERSION, SceneConfig
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.scenes import draw_scene
-from fcn_lightning.data.synthetic.template import folder_made, save_jpeg, save_mat, unique_ids, write_list
+from fcn_lightning.data.synthetic.scenes import SceneConfig, draw_scene
+from fcn_lightning.data.synthetic.template import (
+    GENERATOR_VERSION,
+    GeneratedDatasetMixin,
+    folder_made,
+    save_jpeg,
+    save_mat,
+    unique_ids,
+    write_list,
+)
 from fcn_lightning.data.voc import VOC_CLASSES, VOCDataModule, VOCLayout
 from fcn_lightning.labels import IGNORE_INDEX
 
@@ -43,6 +43,10 @@ class SyntheticVOCConfig(SceneConfig):
         void_width: px of the 255 band around objects in the VOC PNGs.
     """
 
+    name = "voc"
+    title = "VOC"
+    layout_class = VOCLayout
+
     num_train: int = 32
     num_val: int = 16
     num_sbd_val: int = 4
@@ -53,28 +57,14 @@ class SyntheticVOCConfig(SceneConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        counts = ("num_train", "num_val", "num_sbd_val", "num_voc_train", "num_leak", "num_voc12_extra_val")
-        for name in counts:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.num_train < 1 or self.num_val < 1:
-            raise ValueError("num_train and num_val must be >= 1")
+        self.require(0, "num_sbd_val", "num_voc_train", "num_leak", "num_voc12_extra_val", "void_width")
+        self.require(1, "num_train", "num_val")
         if self.num_leak > self.num_train:
             raise ValueError(f"num_leak ({self.num_leak}) cannot exceed num_train ({self.num_train})")
-        if self.void_width < 0:
-            raise ValueError(f"void_width must be >= 0, got {self.void_width}")
-
-    name = "voc"
-    title = "VOC"
-    layout_class = VOCLayout
 
     def splits(self) -> dict[str, list[str]]:
-        """The id lists, mimicking VOC2012 / SBD / VOC2011 (each sorted, as the real lists are).
-
-        Keys: ``sbd_train``, ``sbd_val``, ``voc_train``, ``voc_val``, ``voc2011_val`` (files written), and
-        ``seg11valid`` (VOC2011 val minus SBD train) and ``voc_val_minus_sbd_train`` (the fallback without
-        VOC2011), the sets the reader must derive.
-        """
+        """The lists written (``sbd_*``, ``voc_*``, ``voc2011_val``, sorted) and the sets the reader must
+        derive (``seg11valid``, and ``voc_val_minus_sbd_train`` without VOC2011)."""
         rng = np.random.default_rng([self.seed, 20120511])
         half = self.num_voc_train // 2
         fresh_voc_train = self.num_voc_train - half
@@ -132,10 +122,7 @@ class SyntheticVOCConfig(SceneConfig):
 def render_sample(
     sample_id: str, config: SyntheticVOCConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw one scene: ``(image uint8 H x W x 3, VOC label with 255 band, SBD label without void)``.
-
-    The same id and config always give the same arrays (an id shared by SBD and VOC is one scene).
-    """
+    """One id's scene: ``(image, VOC label with 255 band, SBD label without void)``, one for SBD and VOC."""
     c = config or SyntheticVOCConfig()
     year, number = sample_id.split("_")
     scene = draw_scene(c, np.random.default_rng([c.seed, int(year), int(number), GENERATOR_VERSION]))
@@ -159,14 +146,10 @@ write_synthetic_voc = SyntheticVOCConfig.writer()
 
 
 class SyntheticVOCDataModule(GeneratedDatasetMixin, VOCDataModule):
-    """:class:`VOCDataModule` over a generated dataset, written by ``prepare_data`` when absent.
-
-    The dataset lives in ``<root>/seed<seed>-<fingerprint>``: the fingerprint hashes every generator
-    parameter, so another configuration never reuses a dataset made with different parameters (the
-    manifest inside is verified too).
+    """:class:`VOCDataModule` over a generated dataset, written when absent.
 
     Args:
-        root: cache folder; the dataset goes into a subfolder named after its parameters.
+        root: cache folder; the dataset goes into ``seed<seed>-<fingerprint of the parameters>``.
         generator: the generator's parameters (scene size, counts, classes, thin parts, ...).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """

@@ -145,14 +145,14 @@ def test_weights_land_where_the_configs_init_from_reads_them(env, monkeypatch, t
         )
 
 
-@pytest.mark.parametrize("item", [i for i in ITEMS.values() if i.convert], ids=lambda i: i.name)
-def test_every_released_fcn_has_a_convert_and_validate_command_that_names_real_things(item):
+@pytest.mark.parametrize("item", [i for i in ITEMS.values() if i.validate], ids=lambda i: i.name)
+def test_every_released_fcn_is_converted_and_scored_by_configs_that_name_a_caffe_trained_model(item):
     assert item.dataset == WEIGHTS and item.file.endswith(".caffemodel")
-    options = dict(zip(item.convert[::2], item.convert[1::2], strict=True))
     configs = [item.validate[i + 1] for i, arg in enumerate(item.validate) if arg == "--config"]
     assert len(configs) == 2 and all((REPO / c).is_file() for c in configs)
+    assert item.configs == ("--config", configs[0], "--config", configs[1])  # what convert-caffe takes
     scored_by = yaml.safe_load((REPO / configs[1]).read_text())["model"]["class_path"]
-    assert model_class(options.get("--model-class") or options["--variant"]) is model_class(scored_by)
+    assert model_class(scored_by).spec.trunk.trained_in_caffe
     assert not re.search(r"\d\.\d", item.title), "paper scores live in paper.py"
     starts_from_imagenet = "init_from" in (REPO / configs[1]).read_text().split("model:")[-1]
     assert starts_from_imagenet == ("--model.init_args.init_from" in item.validate)
@@ -163,7 +163,7 @@ def test_groups_name_items_and_paper_holds_every_dataset_and_both_imagenet_model
     assert set(GROUPS["voc"]) == {i.name for i in ITEMS.values() if i.dataset == "voc"}
     data_items = {i.name for i in ITEMS.values() if i.dataset != WEIGHTS}
     assert set(GROUPS["paper"]) == data_items | {"vgg16-caffe", "caffenet"}
-    assert set(GROUPS["released"]) == {i.name for i in ITEMS.values() if i.convert}
+    assert set(GROUPS["released"]) == {i.name for i in ITEMS.values() if i.validate}
 
 
 def test_names_resolve_to_items_once_in_order_and_a_typo_is_named_with_the_close_one():

@@ -16,8 +16,7 @@ from fcn_lightning import FCN32s
 from fcn_lightning.data import DatasetLayout, Sample, SegmentationDataModule
 from fcn_lightning.data.readers import read_id_list
 from fcn_lightning.data.synthetic import MANIFEST_NAME, SceneConfig, draw_scene
-from fcn_lightning.data.synthetic.module import GeneratedDatasetMixin
-from fcn_lightning.data.synthetic.template import save_png
+from fcn_lightning.data.synthetic.template import GeneratedDatasetMixin, save_png
 
 # ------------------------------------------------------------- the dataset: its layout and DataModule
 
