@@ -1,5 +1,4 @@
-"""Callbacks: predictions as palette PNGs and overlays; W&B and TensorBoard validation media; training
-curves."""
+"""Callbacks: predictions as palette PNGs and overlays; W&B and TensorBoard validation media; curves."""
 
 from __future__ import annotations
 
@@ -21,31 +20,22 @@ from fcn_lightning.data.predict_folder import PREDICT_BACKGROUND
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.training.plots import confusion_figure, validation_examples
+from fcn_lightning.training.plots import class_names_of, confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
     """Each predicted image's label map as a palette PNG of class indices, and its overlay on the input.
 
-    Each is named after the input's whole file name: ``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png``
-    (colours on the input image) and, for two-task nets (SIFT Flow), ``geometric/a.jpg.png``. No two
-    inputs of a folder share an output (``a.jpg`` and ``a.png``, ``x.jpg`` and ``x_overlay.jpg`` are all
-    kept); predictions of a dataset split, without paths, are named after their ids (``<id>.png``).
-
-    Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
-    with a ``path`` (an image folder) get one. Files of an image folder that could not be read are
-    collected in :attr:`failed` as (path, reason) pairs; the ``predict`` command names them at the end.
-    Under DDP each process writes its share, and at the end :attr:`written` and :attr:`failed` hold those
-    of every process, on every process.
+    Named after the input's whole file name (``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png``, SIFT
+    Flow's ``geometric/a.jpg.png``), so no two inputs of a folder share an output; a dataset split's after
+    its ids. :attr:`failed`: the (path, reason) of files that could not be read; under DDP, at the end,
+    :attr:`written` and :attr:`failed` hold those of every process.
 
     Args:
         output_dir: where the files go (created on first write).
         overlays: also write colour overlays on the input image.
         alpha: opacity of the overlay colours.
     """
-
-    #: The sub-folders of ``output_dir`` for overlays and geometric label maps.
-    OVERLAYS, GEOMETRIC = "overlays", "geometric"
 
     def __init__(self, output_dir: str = "predictions", overlays: bool = True, alpha: float = 0.5) -> None:
         super().__init__(write_interval="batch")
@@ -78,19 +68,13 @@ class PredictionWriter(BasePredictionWriter):
             self.written += 1
             if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes
                 geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
-                (self.output_dir / self.GEOMETRIC).mkdir(exist_ok=True)
-                save_label_png(self.output_dir / self.GEOMETRIC / name, geo)
-            if self.overlays and "path" in prediction:
-                picture = Image.fromarray(
-                    overlay(
-                        read_image(prediction["path"][i], background=PREDICT_BACKGROUND),
-                        label,
-                        alpha=self.alpha,
-                    )
-                )
-                (self.output_dir / self.OVERLAYS).mkdir(exist_ok=True)
-                with atomic_write(self.output_dir / self.OVERLAYS / name) as f:
-                    picture.save(f, format="PNG")
+                (self.output_dir / "geometric").mkdir(exist_ok=True)
+                save_label_png(self.output_dir / "geometric" / name, geo)
+            if self.overlays and "path" in prediction:  # overlays need the input file
+                image = read_image(prediction["path"][i], background=PREDICT_BACKGROUND)
+                (self.output_dir / "overlays").mkdir(exist_ok=True)
+                with atomic_write(self.output_dir / "overlays" / name) as f:
+                    Image.fromarray(overlay(image, label, alpha=self.alpha)).save(f, format="PNG")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Each process wrote its share of the images: the closing count and the exit code are all of them.
@@ -104,7 +88,7 @@ class PredictionWriter(BasePredictionWriter):
 class ValidationMedia(Callback):
     """What a validation shows a person, for the loggers of ``logger_class``: at every
     ``every_n_validations``-th validation (sanity check excluded), on the first process, :meth:`show`
-    with ``num_images`` fixed validation images, each shrunk to ``max_size`` pixels on its longer side."""
+    ``num_images`` fixed validation images, each shrunk to ``max_size`` pixels on its longer side."""
 
     logger_class: type[Logger] = Logger
 
@@ -132,13 +116,8 @@ class ValidationMedia(Callback):
 
 
 class WandbValidationMedia(ValidationMedia):
-    """Log what a person looks at after a validation to W&B: per-class scores, confusion, masks.
-
-    At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
-    class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
-    images with the predicted and true masks as W&B mask overlays, each shrunk to ``max_size`` pixels on
-    its longer side (:func:`within`). Does nothing without a W&B logger.
-    """
+    """Each class's IU and accuracy (a ``wandb.Table``), the confusion matrix and fixed validation images
+    with their predicted and true masks, in W&B after a validation."""
 
     logger_class = WandbLogger
 
@@ -146,7 +125,7 @@ class WandbValidationMedia(ValidationMedia):
         import wandb
 
         evaluation = pl_module.last_evaluation["val"]
-        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
+        names = class_names_of(pl_module)
         rows = zip(
             names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
         )
@@ -175,9 +154,8 @@ class WandbValidationMedia(ValidationMedia):
 def within(
     image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, max_size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An example shrunk so that its longer side is at most ``max_size`` (the image smoothly, the labels
-    by nearest pixel, so they stay class ids); one that fits is returned as it is. A phone photo's
-    examples would otherwise be logged at full size at every validation (megabytes each)."""
+    """An example shrunk so that its longer side is at most ``max_size`` (a phone photo's would be
+    megabytes at every validation); the labels by nearest pixel, so they stay class ids."""
     h, w = truth.shape
     scale = max_size / max(h, w)
     if scale >= 1:
@@ -192,30 +170,21 @@ def within(
 
 
 def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, gap: int = 4) -> np.ndarray:
-    """The image, the true labels on it and the predicted labels on it, side by side (H x (3W + 2 gap) x 3
-    uint8, white gaps): one picture to follow from one validation to the next."""
+    """The image, the true labels on it and the predicted labels on it, side by side, white gaps between."""
     separator = np.full((image.shape[0], gap, 3), 255, np.uint8)
     panels = (np.asarray(image, np.uint8), overlay(image, truth), overlay(image, prediction))
     return np.concatenate([panels[0], separator, panels[1], separator, panels[2]], axis=1)
 
 
 class TensorBoardValidationImages(ValidationMedia):
-    """Fixed validation images with their true and predicted labels, and the confusion matrix, in
-    TensorBoard after a validation (any data module: the paper's datasets, generated ones, your folder).
-
-    At every ``every_n_validations``-th validation (sanity check excluded), on the first process: one
-    image per example under ``val/examples/<n>`` (:func:`example_strip`: image | truth | prediction, the
-    labels in the VOC colours over the image), the same ``num_images`` first validation images each time,
-    each shrunk to ``max_size`` pixels on its longer side (:func:`within`), and ``val/confusion`` as a
-    figure, at the trainer's global step. Does nothing without a TensorBoard logger; the CLI adds it to
-    every run.
-    """
+    """Fixed validation images with their true and predicted labels (``val/examples/<n>``,
+    :func:`example_strip`) and the confusion matrix, in TensorBoard after a validation (every CLI run)."""
 
     logger_class = TensorBoardLogger
 
     def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
         images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
-        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
+        names = class_names_of(pl_module)
         confusion = pl_module.last_evaluation["val"]["confmat"].numpy()
         for logger in loggers:
             for number, example in enumerate(zip(images, truths, preds, strict=True)):
@@ -229,13 +198,9 @@ class TensorBoardValidationImages(ValidationMedia):
 
 
 class TrainingCurve(L.Callback):
-    """The training loss of every step against training wall-clock time, and validation mean IU where it ran.
-
-    ``seconds`` is the time since training started with validation left out, so runs that validate
-    differently compare on their training cost alone. Losses are kept on their device and read once, in
-    :attr:`rows`: recording adds no host-device sync per step (on a GPU the clock is the host's, exact
-    over many steps since the host cannot run far ahead of the device).
-    """
+    """The training loss of every step against training time (validation left out, so runs that validate
+    differently compare on their training cost), and validation mean IU where it ran. Losses stay on
+    their device until :attr:`rows` reads them: no host-device sync per step."""
 
     def __init__(self) -> None:
         self._steps: list[int] = []

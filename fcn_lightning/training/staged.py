@@ -1,26 +1,12 @@
-"""The staged schedule of the paper: FCN-32s -> FCN-16s -> FCN-8s, each from the previous stage's checkpoint.
-
-A staged file names shared configs and one config per stage; every stage is a normal ``fit`` with those
-configs, so each can also be run, resumed or swept on its own::
+"""The paper's staged schedule (FCN-32s -> FCN-16s -> FCN-8s), each stage a normal ``fit`` of its configs
+started from the previous stage's ``best`` or ``last`` checkpoint, and its results table::
 
     base: [base.yaml]            # paths relative to this file
     stages:
-      FCN-32s: fcn32s.yaml
-      FCN-16s: fcn16s.yaml
-      FCN-8s: fcn8s.yaml
-
-A stage starts from the previous stage's checkpoint. A stage given as a mapping names what it starts
-from instead: ``init_from`` lists earlier stages (several for a net with several streams, one
-checkpoint per stream in that order), or is empty to start from what the stage's own config says::
-
-    stages:
       RGB-32s: fcn32s_rgb.yaml
-      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}
-      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}
-      RGB-HHA-16s: fcn16s_rgb_hha.yaml
-
-Which checkpoint of a stage is validated, tabulated and handed on is chosen once for all stages: ``best``
-(highest validation mean IU) or ``last`` (``last.ckpt``).
+      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}   # from its own config's init_from
+      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}   # one per stream
+      RGB-HHA-16s: fcn16s_rgb_hha.yaml                    # from the previous stage
 """
 
 from __future__ import annotations
@@ -33,33 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from omegaconf import OmegaConf
 
 from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, PaperRow, checkpoint_config, format_points, identify, paper_row
 from fcn_lightning.registry import MODELS
+from fcn_lightning.training.resume import read_checkpoint
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
 SELECTIONS: tuple[Selection, ...] = ("best", "last")
-#: The paper row a stage is held against (its label, empty for none) and its scores (percent, empty where
-#: unknown): ``fcn_lightning.paper``.
+#: The paper row a stage is held against (its label, empty for none) and its scores (percent).
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
-#: The test-time augmented mean IU (``val/tta/mean_iu``), a column of its own when the stages were scored
-#: with ``tta`` (``--model.init_args.tta.*``): never mixed with the single-scale scores beside the paper's.
+#: The test-time augmented mean IU (``val/tta/mean_iu``): never mixed with the paper's single-scale scores.
 TTA_COLUMN = "tta_mean_iu"
 RESULT_COLUMNS = ("stage", "model", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS, TTA_COLUMN)
 
 
 @dataclass(frozen=True)
 class StagedPlan:
-    """The configs of each stage, in order, and the earlier stages each one starts from.
-
-    ``starts_from[name]``: the stages whose checkpoints ``name`` starts from; a stage not in it starts
-    from the previous stage (the first from its own config).
-    """
+    """The configs of each stage, in order, and the earlier stages those given ``init_from`` start from."""
 
     base: tuple[Path, ...]
     stages: tuple[tuple[str, Path], ...]
@@ -83,10 +63,6 @@ class StagedPlan:
         unknown = set(spec) - {"base", "stages"}
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'base' and 'stages'")
-
-        def resolve(name: str) -> Path:
-            return plan_config(path, name)
-
         stages: list[tuple[str, Path]] = []
         starts_from: dict[str, tuple[str, ...]] = {}
         for name, entry in spec["stages"].items():
@@ -109,10 +85,10 @@ class StagedPlan:
                     )
                 starts_from[name] = tuple(sources)
                 entry = entry["config"]
-            stages.append((name, resolve(entry)))
+            stages.append((name, plan_config(path, entry)))
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
-        return cls(tuple(map(resolve, base)), tuple(stages), starts_from)
+        return cls(tuple(plan_config(path, name) for name in base), tuple(stages), starts_from)
 
 
 def read_plan(path: Path, what: str) -> Any:
@@ -132,12 +108,8 @@ def plan_config(plan: Path, name: str) -> Path:
 
 def default_out_dir(config: str | Path) -> Path:
     """``runs/<name>``: the config's path below the nearest ``configs/`` folder (else below the working
-    directory, else from the root), ``.yaml`` dropped and folders joined by ``-``.
-
-    ``configs/voc/staged.yaml`` -> ``runs/voc-staged``: configs that share a file name don't share a folder.
-    A W&B sweep agent's run (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` set by ``wandb agent``) goes to
-    ``runs/sweep-<sweep id>/<run id>``: the runs of a sweep never share a folder.
-    """
+    directory, else from the root), folders joined by ``-`` (``configs/voc/staged.yaml`` ->
+    ``runs/voc-staged``); a W&B sweep agent's run: ``runs/sweep-<sweep id>/<run id>``."""
     sweep, run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
     if sweep and run:
         return Path("runs") / f"sweep-{sweep}" / run
@@ -189,12 +161,9 @@ def run_staged(
 
 
 def trained(checkpoint: str | Path) -> tuple[str, PaperRow | None]:
-    """What trained ``checkpoint``, as it records the config (``fcn_lightning.paper``): the model's title
-    (empty if it records none of the suite's) and the paper row of the same dataset, model, input and recipe,
-    or ``None``."""
-    # Memory-mapped: only the recorded settings are read, not the weights.
-    recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
-    identity = identify(checkpoint_config(recorded))
+    """What trained ``checkpoint``, as it records the config: the model's title (empty if none of the
+    suite's) and the paper row of the same dataset, model, input and recipe, or ``None``."""
+    identity = identify(checkpoint_config(read_checkpoint(checkpoint)))
     return (MODELS[identity.model].title if identity.model else ""), paper_row(identity)
 
 
@@ -206,17 +175,15 @@ def paper_columns(row: PaperRow | None) -> dict[str, Any]:
 
 
 def stage_label(row: Mapping[str, Any]) -> str:
-    """A stage's name, and the model it trained where the name is not that model's title (a plan's own
-    names, or a model given on the command line): ``FCN-32s (FCN-16s)``."""
+    """A stage's name, and the model it trained where the name is not that model's title:
+    ``FCN-32s (FCN-16s)``."""
     model = row.get("model") or ""
     return row["stage"] if model in ("", row["stage"]) else f"{row['stage']} ({model})"
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored.
-    A stage paired with a paper row is followed by that row and by the difference (ours minus the paper's,
-    in points; ``-`` where the paper's number is unknown). Stages scored with test-time augmentation add
-    its mean IU as a last column, after the checkpoint (the paper's rows are single-scale: empty there)."""
+    """The paper's table layout (the four metrics in percent), then the checkpoint scored, then the TTA mean
+    IU where scored; a stage paired with a paper row is followed by that row and the difference in points."""
     tta = any(TTA_COLUMN in row for row in rows)
     header = "| net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
     header += f" {METRIC_TITLES['mean_iu']} (TTA) |" if tta else ""
@@ -253,19 +220,17 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
-            paper = {
-                f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"] for k in SCORE_NAMES
-            }
-            paper["paper"] = row.get("paper") or ""
-            tta = {TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
-            stage = {
-                "stage": row["stage"],
-                "model": row.get("model") or "",
-                **scores,
-                "checkpoint": row["checkpoint"],
-            }
-            writer.writerow(stage | paper | tta)
+            own = {"stage": row["stage"], "model": row.get("model") or "", "checkpoint": row["checkpoint"]}
+            writer.writerow(
+                own
+                | {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
+                | {"paper": row.get("paper") or ""}
+                | {
+                    f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"]
+                    for k in SCORE_NAMES
+                }
+                | {TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
+            )
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path
