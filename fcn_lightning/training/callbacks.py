@@ -10,7 +10,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from PIL import Image
@@ -20,6 +19,7 @@ from fcn_lightning.data.predict_folder import PREDICT_BACKGROUND
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
+from fcn_lightning.training.distributed import all_gathered
 from fcn_lightning.training.plots import class_names_of, confusion_figure, validation_examples
 
 
@@ -78,9 +78,8 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Each process wrote its share of the images: the closing count and the exit code are all of them.
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (self.written, self.failed))
+        gathered = all_gathered((self.written, self.failed))
+        if len(gathered) > 1:
             self.written = sum(written for written, _ in gathered)
             self.failed = sorted(failure for _, failed in gathered for failure in failed)
 
@@ -154,8 +153,7 @@ class WandbValidationMedia(ValidationMedia):
 def within(
     image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, max_size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An example shrunk so that its longer side is at most ``max_size`` (a phone photo's would be
-    megabytes at every validation); the labels by nearest pixel, so they stay class ids."""
+    """An example shrunk to at most ``max_size`` on its longer side, the labels by nearest pixel."""
     h, w = truth.shape
     scale = max_size / max(h, w)
     if scale >= 1:
@@ -198,9 +196,8 @@ class TensorBoardValidationImages(ValidationMedia):
 
 
 class TrainingCurve(L.Callback):
-    """The training loss of every step against training time (validation left out, so runs that validate
-    differently compare on their training cost), and validation mean IU where it ran. Losses stay on
-    their device until :attr:`rows` reads them: no host-device sync per step."""
+    """The training loss of every step against training time (validation left out) and validation mean IU
+    where it ran; losses stay on their device until :attr:`rows` reads them (no sync per step)."""
 
     def __init__(self) -> None:
         self._steps: list[int] = []
@@ -236,8 +233,7 @@ class TrainingCurve(L.Callback):
 
     @property
     def rows(self) -> list[dict[str, float | None]]:
-        """One row per step: ``step`` (after it), ``seconds``, ``train_loss``, ``val_mean_iu`` (``None``
-        where validation did not run after that step)."""
+        """A row per step: ``step``, ``seconds``, ``train_loss``, ``val_mean_iu`` (``None``: not run)."""
         losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
         val = {step: float(v) for step, v in self._val_mean_iu.items()}
         return [

@@ -34,7 +34,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def use_atomic_checkpoints(trainer: Any) -> None:
-    """Give ``trainer`` an :class:`AtomicCheckpointIO` where it would use Lightning's default writer (not
-    where the user configured a checkpoint IO plugin)."""
+    """Give ``trainer`` an :class:`AtomicCheckpointIO` where it would use Lightning's default writer."""
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()

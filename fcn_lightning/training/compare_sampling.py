@@ -84,20 +84,16 @@ def comparison_runs(plan: ComparisonPlan, batch_size: int) -> list[Run]:
     return runs
 
 
-#: Parses fit arguments and builds the run without fitting: an object with ``model``, ``datamodule``
-#: and ``trainer`` (the CLI's ``FCNLightningCLI(args=..., run=False)``).
-Builder = Callable[[Sequence[str]], Any]
-
-
 def run_comparison(
     plan: ComparisonPlan,
     out_dir: Path,
     overrides: Sequence[str],
-    build: Builder,
+    build: Callable[[Sequence[str]], Any],
     only: Sequence[str] = (),
 ) -> tuple[list[Run], list[dict[str, Any]]]:
     """Fit every run (``only``: those named) into ``out_dir/<run>``, ``overrides`` before each run's own;
-    return the runs and their curves (rows of ``CURVE_COLUMNS``)."""
+    return the runs and their curves (rows of ``CURVE_COLUMNS``). ``build``: fit arguments -> the run
+    built, not fitted (``model``, ``datamodule``, ``trainer``: the CLI's ``build``)."""
     configs = [a for c in plan.base for a in ("--config", str(c))]
 
     def build_run(run_name: str, run_overrides: Sequence[str]) -> Any:

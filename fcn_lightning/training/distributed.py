@@ -8,6 +8,7 @@ ends (docs/RELIABILITY.md).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import lightning as L
 import torch.distributed as dist
@@ -21,9 +22,22 @@ log = logging.getLogger(__name__)
 PICKLING_START_METHODS = ("spawn", "forkserver")
 
 
+def world_size() -> int:
+    """The processes of the default process group (1 without one)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_gathered(value: Any) -> list[Any]:
+    """``value`` of every process, by rank (a collective: every process must call it)."""
+    if world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def destroy_process_group(synchronise: bool) -> None:
-    """Destroy the default process group if it is a gloo one; first wait for every process if
-    ``synchronise``."""
+    """Destroy a gloo default process group, first waiting for every process if ``synchronise``."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_backend() != "gloo":
         return
     if synchronise:

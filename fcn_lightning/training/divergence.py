@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 #: A learning rate this many times the net's reference rate for the summed loss is a mean-loss rate.
 MEAN_LOSS_RATE_FACTOR = 1e3
@@ -102,13 +102,8 @@ class StopOnDivergence(Callback):
         self._stop(trainer, pl_module, "the training loss of another process is not finite")
 
     def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, what: str) -> None:
-        kept = sorted(
-            {
-                c.last_model_path
-                for c in trainer.checkpoint_callbacks
-                if isinstance(c, ModelCheckpoint) and c.last_model_path and os.path.isfile(c.last_model_path)
-            }
-        )
+        written = {getattr(c, "last_model_path", "") for c in trainer.checkpoint_callbacks}
+        kept = sorted(path for path in written if path and os.path.isfile(path))
         causes = likely_causes(trainer, pl_module)
         raise TrainingDiverged(
             f"training diverged at step {trainer.global_step}: {what}. Likely cause: {causes[0]}. "

@@ -96,8 +96,7 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
 
 
 def run_callbacks(trainer: Mapping[str, Any]) -> list[Any]:
-    """The trainer's callbacks that can change what a run computes, in their order: all but
-    :data:`RECORDING_CALLBACKS` and classes that say ``changes_results = False``."""
+    """The trainer's callbacks but :data:`RECORDING_CALLBACKS` and those with ``changes_results = False``."""
     callbacks = trainer.get("callbacks") or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
     return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS and _changes_results(c)]
@@ -139,8 +138,7 @@ def record_from_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _same_class(a: Any, b: Any) -> bool:
-    """Class paths naming one class: equal, or the same class name in the same package (a class moved
-    between modules), compared as text: nothing a checkpoint names is imported."""
+    """Equal class paths, or one class name in one package (moved between modules); nothing is imported."""
     if a == b:
         return True
     if not (isinstance(a, str) and isinstance(b, str)):
@@ -151,12 +149,8 @@ def _same_class(a: Any, b: Any) -> bool:
 def differences(
     saved: Mapping[str, Any], current: Mapping[str, Any], *, skip_unset: bool = False
 ) -> list[tuple[tuple[str, ...], Any, Any]]:
-    """``(key path, saved value, current value)`` for every setting both records hold and disagree on.
-
-    ``skip_unset``: nor one that either side leaves ``None`` (an older checkpoint's hyperparameters hold
-    resolved values where a config leaves them to be derived). Under a class that differs, its arguments
-    are not listed.
-    """
+    """``(key path, saved value, current value)`` for every setting both records hold and disagree on (not
+    the arguments of a class that differs; ``skip_unset``: nor one that either side leaves ``None``)."""
     found: list[tuple[tuple[str, ...], Any, Any]] = []
 
     def walk(a: Any, b: Any, path: tuple[str, ...]) -> None:

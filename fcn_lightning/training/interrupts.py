@@ -52,8 +52,7 @@ def requeue_job(job_id: str) -> bool:
 
 
 def remove_mid_step_checkpoints(folder: str | Path) -> list[Path]:
-    """Delete the ``hpc_ckpt_N.ckpt`` files Lightning's own SLURM handler wrote mid-step in ``folder``
-    (under SLURM Lightning would resume from one whenever a fit is given no checkpoint); returns them."""
+    """Delete the ``hpc_ckpt_N.ckpt`` files Lightning's own SLURM handler wrote mid-step in ``folder``."""
     removed = sorted(Path(folder).glob("hpc_ckpt_*.ckpt"))
     for path in removed:
         path.unlink(missing_ok=True)

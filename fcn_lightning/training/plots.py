@@ -42,9 +42,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 
 def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None) -> Figure:
-    """The four scores per stage (left) and each class's IU per stage (right, when rows carry
-    ``per_class_iu``); a stage paired with a paper row (``staged.paper_columns``) gets the paper's numbers
-    as ticks on its bars."""
+    """The four scores per stage (ticks: its paper row's), and each class's IU per stage where given."""
     per_class = [row.get("per_class_iu") or {} for row in rows]
     names = list(class_names or (per_class[0] if per_class else []))
     has_classes = bool(names) and any(per_class)
@@ -68,9 +66,7 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
             )
             marked = True
     ax.set_xticks(x, [METRIC_TITLES[k] for k in SCORE_NAMES])
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("%")
-    ax.set_title("validation scores per stage")
+    ax.set(ylim=(0, 100), ylabel="%", title="validation scores per stage")
     ax.legend()
     if has_classes:
         ax = axes[0, 1]
@@ -95,9 +91,7 @@ def confusion_figure(confmat: np.ndarray, class_names: Sequence[str] | None = No
     image = ax.imshow(100 * normalised, vmin=0, vmax=100, cmap="Blues")
     ax.set_xticks(range(n), names, rotation=90)
     ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion (% of each true class's pixels)")
+    ax.set(xlabel="predicted", ylabel="true", title="confusion (% of each true class's pixels)")
     fig.colorbar(image, ax=ax)
     return fig
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
+from fcn_lightning.training.distributed import all_gathered, world_size
 from fcn_lightning.training.identity import RUN_KEY, differences, record_from_hyperparameters
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 ACCUMULATED_GRADIENTS_KEY = "fcn_lightning_accumulated_gradients"
 #: The file auto-resume continues from.
 LAST_NAME = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def rng_states() -> dict[str, Any]:
@@ -59,13 +56,8 @@ def rng_states() -> dict[str, Any]:
 
 
 def gathered_rng_states() -> dict[str, Any]:
-    """Every process's :func:`rng_states` by global rank (a collective: every process assembles a
-    checkpoint, rank 0 writes it)."""
-    if _world_size() == 1:
-        return {"per_rank": [rng_states()]}
-    gathered: list[Any] = [None] * _world_size()
-    dist.all_gather_object(gathered, rng_states())
-    return {"per_rank": gathered}
+    """Every process's :func:`rng_states` by global rank (a collective)."""
+    return {"per_rank": all_gathered(rng_states())}
 
 
 def rng_states_of_rank(
@@ -76,27 +68,24 @@ def rng_states_of_rank(
     own). Checkpoints of older versions hold rank 0's states for every process."""
     if "per_rank" not in saved:
         return saved, ""
-    per_rank = saved["per_rank"]
-    note = ""
-    if len(per_rank) != world_size:
-        note = (
-            f"the checkpoint holds the random states of {len(per_rank)} processes and this run has "
-            f"{world_size}: "
-            + (
-                f"those of ranks {world_size}-{len(per_rank) - 1} are not used"
-                if len(per_rank) > world_size
-                else f"ranks {len(per_rank)}-{world_size - 1} start from their seeded states"
-            )
-            + " (their dropout and loss sampling differ from an uninterrupted run's)"
-        )
-    return (per_rank[rank] if rank < len(per_rank) else None), note
+    per_rank, saved_size = saved["per_rank"], len(saved["per_rank"])
+    mine = per_rank[rank] if rank < saved_size else None
+    if saved_size == world_size:
+        return mine, ""
+    if saved_size > world_size:
+        what = f"those of ranks {world_size}-{saved_size - 1} are not used"
+    else:
+        what = f"ranks {saved_size}-{world_size - 1} start from their seeded states"
+    return mine, (
+        f"the checkpoint holds the random states of {saved_size} processes and this run has {world_size}: "
+        f"{what} (their dropout and loss sampling differ from an uninterrupted run's)"
+    )
 
 
 def cuda_states_for_devices(
     saved: Sequence[torch.Tensor], device_count: int
 ) -> tuple[list[torch.Tensor], str]:
-    """The saved per-device CUDA states this machine can take, and a line on what was left over or
-    missing (empty when the counts agree)."""
+    """The saved per-device CUDA states this machine can take, and a line on those left over or missing."""
     if len(saved) == device_count:
         return list(saved), ""
     return list(saved[:device_count]), (
@@ -126,7 +115,7 @@ def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The gradients a module's parameters hold, by name, on the CPU. Under DDP each process accumulates
     apart and the step takes their mean, which is gathered here (a collective)."""
     params = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-    world = _world_size()
+    world = world_size()
     if world == 1 or not params:
         return {name: p.grad.detach().cpu().clone() for name, p in params if p.grad is not None}
     held = torch.tensor(
@@ -140,14 +129,6 @@ def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
             dist.all_reduce(summed)
             gradients[name] = (summed / world).cpu()
     return gradients
-
-
-def restore_gradients(module: torch.nn.Module, gradients: Mapping[str, torch.Tensor]) -> None:
-    """Put back what :func:`accumulated_gradients` saved, in each parameter's device, type and layout."""
-    params = dict(module.named_parameters())
-    for name, saved in gradients.items():
-        if name in params:
-            params[name].grad = torch.empty_like(params[name]).copy_(saved)
 
 
 class ResumeCheckpoint(ModelCheckpoint):
@@ -217,8 +198,11 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         self._step_at_batch_start = trainer.global_step
         self._write_after_validation = False
-        if self._pending_gradients is not None:  # resumed part-way through an accumulation
-            restore_gradients(pl_module, self._pending_gradients)
+        if self._pending_gradients is not None:  # resumed part-way through an accumulation: the next
+            params = dict(pl_module.named_parameters())  # backward adds to the gradients summed so far
+            for name, saved in self._pending_gradients.items():
+                if name in params:
+                    params[name].grad = torch.empty_like(params[name]).copy_(saved)
             self._pending_gradients = None
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
@@ -249,13 +233,14 @@ class ResumeCheckpoint(ModelCheckpoint):
         # Every checkpoint of every callback passes here: each says which run it is and where it logged.
         if self.run_settings is not None:
             logger = trainer.loggers[0] if trainer.loggers else None
+            logged = (
+                {"class": type(logger).__name__, "version": logger.version} if logger is not None else None
+            )
             checkpoint[RUN_KEY] = {
                 "settings": self.run_settings,
                 "max_steps": trainer.max_steps,
                 "max_epochs": trainer.max_epochs,
-                "logger": None
-                if logger is None
-                else {"class": type(logger).__name__, "version": logger.version},
+                "logger": logged,
             }
         # One written after a step gets the fit loop of that step: Lightning's end of a fit marks the epoch
         # finished wherever max_steps stopped it (Lightning issue #19617).

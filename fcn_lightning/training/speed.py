@@ -97,10 +97,8 @@ class SpeedSwitches(Callback):
         self._restore: dict[str, Any] = {}
 
     def resolve(self, trainer: L.Trainer) -> dict[str, Any]:
-        """The settings for this trainer's device and data, defaults filled in (and :attr:`reasons` set).
-
-        ``cudnn_benchmark`` is the training loop's; ``eval_cudnn_benchmark`` the evaluation loops'.
-        """
+        """The settings for this trainer's device and data, defaults filled in (and :attr:`reasons` set);
+        ``cudnn_benchmark`` is the training loop's, ``eval_cudnn_benchmark`` the evaluation loops'."""
         cuda = trainer.strategy.root_device.type == "cuda"
         deterministic = torch.are_deterministic_algorithms_enabled()  # trainer.deterministic sets it
         if self.cudnn_benchmark and deterministic:
@@ -110,28 +108,24 @@ class SpeedSwitches(Callback):
             )
         shapes = repeating_shapes(getattr(trainer, "datamodule", None))
         (train_repeat, train_why), (eval_repeat, eval_why) = shapes["train"], shapes["eval"]
+        tune = cuda and not deterministic
+        train_bench, eval_bench = (tune and train_repeat, tune and eval_repeat)
+        compile_net = cuda and train_repeat and eval_repeat
+        on = {True: "on", False: "off"}
         self.reasons = []
-        if self.cudnn_benchmark is None:
-            train_bench = cuda and not deterministic and train_repeat
-            eval_bench = cuda and not deterministic and eval_repeat
-            if cuda and not deterministic:
-                self.reasons.append(
-                    f"cuDNN autotuning {'on' if train_bench else 'off'} in training ({train_why}), "
-                    f"{'on' if eval_bench else 'off'} in evaluation ({eval_why})"
-                )
-        else:
+        if self.cudnn_benchmark is not None:
             train_bench = eval_bench = self.cudnn_benchmark
-        if self.compile is None:
-            compile_net = cuda and train_repeat and eval_repeat
-            if cuda:
-                why = train_why if not train_repeat else eval_why
-                self.reasons.append(
-                    f"torch.compile {'on' if compile_net else 'off'} ({why}"
-                    + ("" if compile_net else ": each new shape compiles again")
-                    + ")"
-                )
-        else:
+        elif tune:
+            self.reasons.append(
+                f"cuDNN autotuning {on[train_bench]} in training ({train_why}), "
+                f"{on[eval_bench]} in evaluation ({eval_why})"
+            )
+        if self.compile is not None:
             compile_net = self.compile
+        elif cuda:
+            why = train_why if not train_repeat else eval_why
+            again = "" if compile_net else ": each new shape compiles again"
+            self.reasons.append(f"torch.compile {on[compile_net]} ({why}{again})")
         return {
             "channels_last": cuda if self.channels_last is None else self.channels_last,
             "cudnn_benchmark": train_bench,

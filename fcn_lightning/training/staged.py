@@ -140,8 +140,7 @@ def run_staged(
     run_stage: StageRunner,
     select: Selection = "best",
 ) -> list[dict[str, Any]]:
-    """Run the stages in order, each initialised from the ``select`` checkpoint of the stage(s) it
-    starts from (:meth:`StagedPlan.sources`)."""
+    """Run the stages in order, each from the ``select`` checkpoint of the stage(s) it starts from."""
     rows: list[dict[str, Any]] = []
     checkpoints: dict[str, str] = {}
     for index, (name, config) in enumerate(plan.stages):
@@ -175,8 +174,7 @@ def paper_columns(row: PaperRow | None) -> dict[str, Any]:
 
 
 def stage_label(row: Mapping[str, Any]) -> str:
-    """A stage's name, and the model it trained where the name is not that model's title:
-    ``FCN-32s (FCN-16s)``."""
+    """A stage's name, and the model it trained where that is not the name: ``FCN-32s (FCN-16s)``."""
     model = row.get("model") or ""
     return row["stage"] if model in ("", row["stage"]) else f"{row['stage']} ({model})"
 
@@ -195,41 +193,28 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
             value = row.get(TTA_COLUMN)
             line += " - |" if value is None or math.isnan(value) else f" {100 * value:.1f} |"
         lines.append(line)
-        extra = " |" if tta else ""
         if row.get("paper"):
-            theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
-            diffs = [
-                None if t is None or math.isnan(row[k]) else 100 * row[k] - t
-                for k, t in zip(SCORE_NAMES, theirs, strict=True)
-            ]
+            theirs = {k: row.get(f"paper_{k}") for k in SCORE_NAMES}
+            diffs = [None if t is None or math.isnan(row[k]) else 100 * row[k] - t for k, t in theirs.items()]
+            end = " | |" + (" |" if tta else "")
             lines.append(
-                f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs)) + " | |" + extra
+                f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs.values())) + end
             )
-            lines.append(
-                "| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + " | |" + extra
-            )
+            lines.append("| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + end)
     return "\n".join(lines)
 
 
 def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """``results.csv`` (metrics as fractions, the paired paper row's in percent) and ``results.md`` (the
-    paper's layout, percent)."""
+    """``results.csv`` (ours as fractions, the paper's in percent) and ``results.md`` (format_table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            own = {"stage": row["stage"], "model": row.get("model") or "", "checkpoint": row["checkpoint"]}
+        for row in rows:  # a missing or None cell is written empty
+            scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
             writer.writerow(
-                own
-                | {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
-                | {"paper": row.get("paper") or ""}
-                | {
-                    f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"]
-                    for k in SCORE_NAMES
-                }
-                | {TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
+                {**row, **scores, TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
             )
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
