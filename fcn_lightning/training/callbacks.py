@@ -108,9 +108,15 @@ class ValidationMedia(Callback):
             return
         self._validations += 1
         if (self._validations - 1) % self.every_n_validations == 0:
-            self.show(trainer, pl_module, loggers)
+            examples = validation_examples(pl_module, trainer.datamodule, self.num_images)
+            shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
+            evaluation = pl_module.last_evaluation["val"]
+            self.show(trainer.global_step, loggers, evaluation, class_names_of(pl_module), shrunk)
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
+        """Show the validation's scores, its class names and the (image, truth, prediction) examples."""
         raise NotImplementedError
 
 
@@ -120,17 +126,15 @@ class WandbValidationMedia(ValidationMedia):
 
     logger_class = WandbLogger
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
         import wandb
 
-        evaluation = pl_module.last_evaluation["val"]
-        names = class_names_of(pl_module)
         rows = zip(
             names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
         )
         labels = {i: str(name) for i, name in enumerate(names)} | {IGNORE_INDEX: "void"}
-        examples = validation_examples(pl_module, trainer.datamodule, self.num_images)
-        shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
         media = {
             "val/per_class": wandb.Table(columns=["class", "IU", "accuracy"], data=[list(r) for r in rows]),
             "val/confusion": wandb.Image(confusion_figure(evaluation["confmat"].numpy(), names)),
@@ -142,9 +146,9 @@ class WandbValidationMedia(ValidationMedia):
                         "truth": {"mask_data": truth, "class_labels": labels},
                     },
                 )
-                for image, truth, pred in shrunk
+                for image, truth, pred in examples
             ],
-            "trainer/global_step": trainer.global_step,
+            "trainer/global_step": step,
         }
         for wandb_logger in loggers:
             wandb_logger.experiment.log(media)
@@ -180,19 +184,15 @@ class TensorBoardValidationImages(ValidationMedia):
 
     logger_class = TensorBoardLogger
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
-        images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
-        names = class_names_of(pl_module)
-        confusion = pl_module.last_evaluation["val"]["confmat"].numpy()
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
+        strips = [example_strip(*example) for example in examples]
         for logger in loggers:
-            for number, example in enumerate(zip(images, truths, preds, strict=True)):
-                strip = example_strip(*within(*example, self.max_size))
-                logger.experiment.add_image(
-                    f"val/examples/{number}", strip, trainer.global_step, dataformats="HWC"
-                )
-            logger.experiment.add_figure(
-                "val/confusion", confusion_figure(confusion, names), trainer.global_step
-            )
+            for number, strip in enumerate(strips):
+                logger.experiment.add_image(f"val/examples/{number}", strip, step, dataformats="HWC")
+            confusion = confusion_figure(evaluation["confmat"].numpy(), names)  # add_figure closes it
+            logger.experiment.add_figure("val/confusion", confusion, step)
 
 
 class TrainingCurve(L.Callback):

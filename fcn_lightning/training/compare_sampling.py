@@ -53,8 +53,7 @@ class ComparisonPlan:
         expected = "'base: [config.yaml, ...]', 'patch_size: <px>' (and optional 'sampling: [p, ...]')"
         if not isinstance(spec, dict) or not spec.get("base") or not isinstance(spec.get("patch_size"), int):
             raise ValueError(f"{path}: expected a mapping with {expected}")
-        unknown = set(spec) - {"base", "patch_size", "sampling"}
-        if unknown:
+        if unknown := set(spec) - {"base", "patch_size", "sampling"}:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {expected}")
         base = [spec["base"]] if isinstance(spec["base"], str) else spec["base"]
         configs = [plan_config(path, name) for name in base]
@@ -108,8 +107,7 @@ def run_comparison(
             f"loss_sampling={sampling}, crop_size={crop}: leave them at 1 and unset (the whole-image run)"
         )
     runs = comparison_runs(plan, whole.datamodule.batch_size)
-    unknown = sorted(set(only) - {run.name for run in runs})
-    if unknown:
+    if unknown := sorted(set(only) - {run.name for run in runs}):
         raise ValueError(f"--run {unknown}: no such run; this comparison has {[run.name for run in runs]}")
     runs = [run for run in runs if not only or run.name in only]
     rows: list[dict[str, Any]] = []

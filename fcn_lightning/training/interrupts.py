@@ -92,9 +92,7 @@ class StopOnSignal(L.Callback):
             signal.signal(self.requeue_signal, self._previous)  # type: ignore[arg-type]
             self._previous = None
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         # Every process decides together (one collective a step), so all stop at the same step.
         wanted = trainer.strategy.reduce_boolean_decision(
             bool(self._requested or trainer.received_sigterm), all=False
@@ -107,9 +105,7 @@ class StopOnSignal(L.Callback):
         if sigterm:  # Lightning runs no validation after a SIGTERM: last.ckpt stays before one due
             raise self._stopping
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         # The requeue waits for this boundary: the previous step's validation has run, as if never stopped.
         if self._stopping is None:
             return

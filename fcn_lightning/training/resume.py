@@ -192,9 +192,7 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._fit_loop_after_step = None  # nothing of an earlier fit
         self._step_at_batch_start = None
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         self._step_at_batch_start = trainer.global_step
         self._write_after_validation = False
@@ -209,11 +207,10 @@ class ResumeCheckpoint(ModelCheckpoint):
         if self._pending_rng is not None:
             states, note = rng_states_of_rank(self._pending_rng, trainer.global_rank, trainer.world_size)
             self._pending_rng = None
-            notes = [note] if note and trainer.is_global_zero else []
+            if note and trainer.is_global_zero:
+                log.warning("resume: %s", note)
             if states is not None and (cuda_note := restore_rng_states(states)):
-                notes.append(f"rank {trainer.global_rank}: {cuda_note}")
-            for line in notes:
-                log.warning("resume: %s", line)
+                log.warning("resume: rank %d: %s", trainer.global_rank, cuda_note)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -222,8 +219,8 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
         if _validation_due(trainer):  # a last.ckpt due at this step is written after it (write_last)
             every, step = self._every_n_train_steps, trainer.global_step
-            due = every >= 1 and step % every == 0 and not self._should_skip_saving_checkpoint(trainer)
-            self._write_after_validation = due
+            skip = self._should_skip_saving_checkpoint(trainer)
+            self._write_after_validation = every >= 1 and step % every == 0 and not skip
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 

@@ -141,9 +141,8 @@ class SpeedSwitches(Callback):
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "threads": torch.get_num_threads(),
         }
-        torch.backends.cudnn.benchmark = settings[
-            "cudnn_benchmark" if stage == "fit" else "eval_cudnn_benchmark"
-        ]
+        fitting = stage == "fit"
+        torch.backends.cudnn.benchmark = settings["cudnn_benchmark" if fitting else "eval_cudnn_benchmark"]
         if settings["threads"] is not None:
             torch.set_num_threads(settings["threads"])
         if settings["channels_last"]:
@@ -170,12 +169,7 @@ class SpeedSwitches(Callback):
             self._restore = {}
 
     def on_train_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, *_: Any
     ) -> None:
         """The batch's images in NHWC, in place (the step receives the same dict)."""
         if not (self.applied.get("channels_last") and isinstance(batch, Mapping)):
@@ -184,5 +178,5 @@ class SpeedSwitches(Callback):
         if isinstance(image, torch.Tensor) and image.dim() == 4:
             batch["image"] = image.contiguous(memory_format=torch.channels_last)
 
-    # Every loop's batches the same way (the evaluation hooks also take ``dataloader_idx``).
+    # Every loop's batches the same way.
     on_validation_batch_start = on_test_batch_start = on_predict_batch_start = on_train_batch_start

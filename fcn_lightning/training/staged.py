@@ -60,16 +60,14 @@ class StagedPlan:
             raise ValueError(
                 f"{path}: expected a mapping 'stages: {{name: config.yaml, ...}}' (and optional 'base')"
             )
-        unknown = set(spec) - {"base", "stages"}
-        if unknown:
+        if unknown := set(spec) - {"base", "stages"}:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'base' and 'stages'")
         stages: list[tuple[str, Path]] = []
         starts_from: dict[str, tuple[str, ...]] = {}
         for name, entry in spec["stages"].items():
             name = str(name)
             if isinstance(entry, dict):
-                extra = set(entry) - {"config", "init_from"}
-                if "config" not in entry or extra:
+                if "config" not in entry or set(entry) - {"config", "init_from"}:
                     raise ValueError(
                         f"{path}: stage {name!r}: expected {{config: file.yaml, init_from: [earlier "
                         f"stages]}}, got keys {sorted(entry)}"
@@ -77,14 +75,12 @@ class StagedPlan:
                 sources = entry.get("init_from") or []
                 sources = [sources] if isinstance(sources, str) else [str(s) for s in sources]
                 earlier = [n for n, _ in stages]
-                unknown = [s for s in sources if s not in earlier]
-                if unknown:
+                if unknown := [s for s in sources if s not in earlier]:
                     raise ValueError(
                         f"{path}: stage {name!r} starts from {unknown}, which are not earlier stages "
                         f"(earlier: {earlier})"
                     )
-                starts_from[name] = tuple(sources)
-                entry = entry["config"]
+                starts_from[name], entry = tuple(sources), entry["config"]
             stages.append((name, plan_config(path, entry)))
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
