@@ -85,9 +85,11 @@ class PredictionWriter(BasePredictionWriter):
 
 
 class ValidationMedia(Callback):
-    """What a validation shows a person, for the loggers of ``logger_class``: at every
-    ``every_n_validations``-th validation (sanity check excluded), on the first process, :meth:`show`
-    ``num_images`` fixed validation images, each shrunk to ``max_size`` pixels on its longer side."""
+    """What a validation shows a person, for the loggers of ``logger_class``.
+
+    At every ``every_n_validations``-th validation (sanity check excluded), on the first process,
+    :meth:`show` ``num_images`` fixed validation images, shrunk to ``max_size`` pixels on their longer side.
+    """
 
     logger_class: type[Logger] = Logger
 
@@ -121,8 +123,7 @@ class ValidationMedia(Callback):
 
 
 class WandbValidationMedia(ValidationMedia):
-    """Each class's IU and accuracy (a ``wandb.Table``), the confusion matrix and fixed validation images
-    with their predicted and true masks, in W&B after a validation."""
+    """Per-class scores, the confusion matrix and fixed validation images with their masks, in W&B."""
 
     logger_class = WandbLogger
 
@@ -179,8 +180,7 @@ def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, 
 
 
 class TensorBoardValidationImages(ValidationMedia):
-    """Fixed validation images with their true and predicted labels (``val/examples/<n>``,
-    :func:`example_strip`) and the confusion matrix, in TensorBoard after a validation (every CLI run)."""
+    """Validation images with their true and predicted labels, and the confusion matrix, in TensorBoard."""
 
     logger_class = TensorBoardLogger
 
@@ -196,8 +196,10 @@ class TensorBoardValidationImages(ValidationMedia):
 
 
 class TrainingCurve(L.Callback):
-    """The training loss of every step against training time (validation left out) and validation mean IU
-    where it ran; losses stay on their device until :attr:`rows` reads them (no sync per step)."""
+    """The training loss of every step against training time, and validation mean IU where it ran.
+
+    Validation time is left out; losses stay on their device until :attr:`rows` reads them (no sync per step).
+    """
 
     def __init__(self) -> None:
         self._steps: list[int] = []

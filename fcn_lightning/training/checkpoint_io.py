@@ -13,8 +13,7 @@ from fcn_lightning.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoints written through :func:`~fcn_lightning.io.atomic_write` (paths with a
-    protocol, ``s3://`` ..., by Lightning's writer) and loaded with ``weights_only=True``."""
+    """Lightning's checkpoints written atomically (local paths) and loaded with ``weights_only=True``."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None

@@ -46,8 +46,7 @@ def likely_causes(trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]
 
 
 class StopOnDivergence(Callback):
-    """Stop at the first non-finite loss with :class:`TrainingDiverged` naming the likely cause; refuse
-    every checkpoint of non-finite loss or weights (the last good one stays).
+    """Stop at the first non-finite loss, naming the likely cause; never checkpoint non-finite weights.
 
     Args:
         check_every_n_steps: read the accumulated non-finite flag every so many steps (1: stop at the

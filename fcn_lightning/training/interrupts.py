@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class RunStopped(Exception):
-    """A fit stopped by a signal (``reason``: ``"SIGTERM"`` or ``"requeue"``) once ``last.ckpt`` held the
-    step it stopped at; ``requeued``: the job was put back in SLURM's queue."""
+    """A fit stopped by a signal once ``last.ckpt`` held the step it stopped at.
+
+    ``reason``: ``"SIGTERM"`` or ``"requeue"``; ``requeued``: the job was put back in SLURM's queue.
+    """
 
     def __init__(self, reason: str, step: int, checkpoint: str | None, requeued: bool = False) -> None:
         self.reason, self.step, self.checkpoint, self.requeued = reason, step, checkpoint, requeued

@@ -16,8 +16,10 @@ __all__ = ["LineProgressBar", "is_terminal", "progress"]  # the data jobs' displ
 
 
 class LineProgressBar(ProgressBar):
-    """One line every ``every_n_steps`` training steps and one per validation: the step, how far the run
-    is, the speed, the time left and the progress-bar metrics (loss, validation scores)."""
+    """Lightning progress as one line every ``every_n_steps`` training steps and one per validation.
+
+    Each says the step, how far the run is, the speed, the time left and the progress-bar metrics.
+    """
 
     def __init__(self, every_n_steps: int = 50) -> None:
         super().__init__()
