@@ -202,12 +202,10 @@ class TrainingCurve(L.Callback):
     """
 
     def __init__(self) -> None:
-        self._steps: list[int] = []
-        self._seconds: list[float] = []
+        self._steps: list[tuple[int, float]] = []  # (step, seconds)
         self._losses: list[torch.Tensor] = []
         self._val_mean_iu: dict[int, torch.Tensor] = {}
-        self._start = self._val_start = 0.0
-        self._paused = 0.0
+        self._start = self._val_start = self._paused = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._paused = time.perf_counter(), 0.0
@@ -218,8 +216,7 @@ class TrainingCurve(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
         if loss is None:  # the step was skipped (training_step returned None)
             return
-        self._steps.append(trainer.global_step)
-        self._seconds.append(time.perf_counter() - self._start - self._paused)
+        self._steps.append((trainer.global_step, time.perf_counter() - self._start - self._paused))
         self._losses.append(loss.detach())
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -240,5 +237,5 @@ class TrainingCurve(L.Callback):
         val = {step: float(v) for step, v in self._val_mean_iu.items()}
         return [
             {"step": step, "seconds": seconds, "train_loss": loss, "val_mean_iu": val.get(step)}
-            for step, seconds, loss in zip(self._steps, self._seconds, losses, strict=True)
+            for (step, seconds), loss in zip(self._steps, losses, strict=True)
         ]

@@ -49,7 +49,7 @@ class ComparisonPlan:
     @classmethod
     def load(cls, path: str | Path) -> ComparisonPlan:
         path = Path(path)
-        spec = read_plan(path, "compare-sampling")
+        spec = read_plan(path)
         expected = "'base: [config.yaml, ...]', 'patch_size: <px>' (and optional 'sampling: [p, ...]')"
         if not isinstance(spec, dict) or not spec.get("base") or not isinstance(spec.get("patch_size"), int):
             raise ValueError(f"{path}: expected a mapping with {expected}")

@@ -196,9 +196,9 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         self._step_at_batch_start = trainer.global_step
         self._write_after_validation = False
-        if self._pending_gradients is not None:  # resumed part-way through an accumulation: the next
-            params = dict(pl_module.named_parameters())  # backward adds to the gradients summed so far
-            for name, saved in self._pending_gradients.items():
+        if self._pending_gradients is not None:  # resumed part-way through an accumulation
+            params = dict(pl_module.named_parameters())
+            for name, saved in self._pending_gradients.items():  # the next backward adds to them
                 if name in params:
                     params[name].grad = torch.empty_like(params[name]).copy_(saved)
             self._pending_gradients = None

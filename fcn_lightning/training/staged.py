@@ -55,7 +55,7 @@ class StagedPlan:
     @classmethod
     def load(cls, path: str | Path) -> StagedPlan:
         path = Path(path)
-        spec = read_plan(path, "staged")
+        spec = read_plan(path)
         if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
             raise ValueError(
                 f"{path}: expected a mapping 'stages: {{name: config.yaml, ...}}' (and optional 'base')"
@@ -87,10 +87,8 @@ class StagedPlan:
         return cls(tuple(plan_config(path, name) for name in base), tuple(stages), starts_from)
 
 
-def read_plan(path: Path, what: str) -> Any:
-    """A plan file's content (``what``: the command, for the message), interpolations resolved."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} config not found: {path}")
+def read_plan(path: Path) -> Any:
+    """A plan file's content, interpolations resolved (the CLI has checked the file: ``load_plan``)."""
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
