@@ -79,9 +79,7 @@ class StopOnDivergence(Callback):
         if trainer.global_step % self._every == 0:
             self._check_loss(trainer, pl_module)
 
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         self._check_loss(trainer, pl_module)
         finite = [torch.isfinite(p).all() for p in pl_module.parameters()]
         if finite and not bool(torch.stack(finite).all()):

@@ -169,8 +169,7 @@ def differences(
 
 
 def _same_value(a: Any, b: Any) -> bool:
-    """Equal as settings: sequences whatever their type, and one number equal to the same number as a
-    pair (``crop_size: 24`` is ``[24, 24]``)."""
+    """Equal as settings: sequences whatever their type, and a number equal to it repeated (24: [24, 24])."""
     a, b = _normalised(a), _normalised(b)
     for seq, one in ((a, b), (b, a)):
         if isinstance(seq, list) and isinstance(one, (int, float)) and not isinstance(one, bool):
@@ -223,8 +222,7 @@ def _shown_call(value: Mapping[str, Any]) -> str:
 
 
 def describe_differences(found: Sequence[tuple[tuple[str, ...], Any, Any]]) -> str:
-    """``optimizer lr 0.001 (this command: 0.05), batch_size 8 (2)``: the run's value, then this
-    command's."""
+    """``optimizer lr 0.001 (this command: 0.05), batch_size 8 (2)``: the run's value, then the command's."""
     return ", ".join(
         f"{setting_name(path)} {_shown(saved)} ({'this command: ' if i == 0 else ''}{_shown(current)})"
         for i, (path, saved, current) in enumerate(found)

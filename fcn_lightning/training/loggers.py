@@ -52,10 +52,9 @@ class FCNWandbLogger(WandbLogger):
     """``WandbLogger`` that goes offline by itself when it cannot log online, saying why once a process.
 
     Args:
-        offline: ``None`` (default): decide from the environment (see :func:`wandb_offline_reason`);
-            ``True`` / ``False``: as ``WandbLogger``.
-        log_model: as ``WandbLogger``; turned off (with a warning) when the run is offline, where
-            checkpoints cannot be uploaded.
+        offline: ``None`` (default): decide from the environment (:func:`wandb_offline_reason`); ``True`` /
+            ``False``: as ``WandbLogger``.
+        log_model: as ``WandbLogger``; off (with a warning) when offline, where nothing can be uploaded.
         args, kwargs: as ``WandbLogger`` (``project``, ``name``, ``save_dir``, ``group``, ...).
     """
 

@@ -53,17 +53,14 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
     ax = axes[0, 0]
     marked = False
     for i, row in enumerate(rows):
-        values = [100 * float(row[k]) for k in SCORE_NAMES]
         offsets = x + (i - (len(rows) - 1) / 2) * width
-        ax.bar(offsets, values, width, label=stages[i])
+        ax.bar(offsets, [100 * float(row[k]) for k in SCORE_NAMES], width, label=stages[i])
         # The stage's own paper row, as a black tick across its bar (no row, or an unknown number: none).
-        paper = [row.get(f"paper_{k}") for k in SCORE_NAMES]
-        known = [j for j, v in enumerate(paper) if v is not None]
+        known = [j for j, k in enumerate(SCORE_NAMES) if row.get(f"paper_{k}") is not None]
         if row.get("paper") and known:
+            theirs = [row[f"paper_{SCORE_NAMES[j]}"] for j in known]
             label = None if marked else "paper (each stage's own row)"
-            ax.scatter(
-                offsets[known], [paper[j] for j in known], marker="_", s=400, c="k", label=label, zorder=3
-            )
+            ax.scatter(offsets[known], theirs, marker="_", s=400, c="k", label=label, zorder=3)
             marked = True
     ax.set_xticks(x, [METRIC_TITLES[k] for k in SCORE_NAMES])
     ax.set(ylim=(0, 100), ylabel="%", title="validation scores per stage")

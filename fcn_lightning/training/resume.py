@@ -95,8 +95,7 @@ def cuda_states_for_devices(
 
 
 def restore_rng_states(states: dict[str, Any]) -> str:
-    """Put back what :func:`rng_states` saved; returns a line on CUDA states that did not fit this
-    machine's devices (empty when all did)."""
+    """Put back what :func:`rng_states` saved; returns a line on CUDA states that did not fit (or ``""``)."""
     torch.set_rng_state(states["torch"])
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))

@@ -17,19 +17,19 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import torch
 from omegaconf import OmegaConf
 
 from fcn_lightning.io import atomic_write
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES, PaperRow, checkpoint_config, format_points, identify, paper_row
 from fcn_lightning.registry import MODELS
-from fcn_lightning.training.resume import read_checkpoint
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
-SELECTIONS: tuple[Selection, ...] = ("best", "last")
+SELECTIONS: tuple[Selection, ...] = get_args(Selection)
 #: The paper row a stage is held against (its label, empty for none) and its scores (percent).
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
 #: The test-time augmented mean IU (``val/tta/mean_iu``): never mixed with the paper's single-scale scores.
@@ -108,14 +108,9 @@ def default_out_dir(config: str | Path) -> Path:
     if sweep and run:
         return Path("runs") / f"sweep-{sweep}" / run
     path = Path(os.path.abspath(config))  # normalises ".." without resolving links
-    configs = next((p for p in path.parents if p.name == "configs"), None)
-    if configs is not None:
-        relative = path.relative_to(configs)
-    elif path.is_relative_to(Path.cwd()):
-        relative = path.relative_to(Path.cwd())
-    else:
-        relative = path.relative_to(path.anchor)
-    return Path("runs") / "-".join(relative.with_suffix("").parts)
+    outside = Path.cwd() if path.is_relative_to(Path.cwd()) else Path(path.anchor)
+    below = next((p for p in path.parents if p.name == "configs"), outside)
+    return Path("runs") / "-".join(path.relative_to(below).with_suffix("").parts)
 
 
 #: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint(s), selection)
@@ -156,7 +151,8 @@ def run_staged(
 def trained(checkpoint: str | Path) -> tuple[str, PaperRow | None]:
     """What trained ``checkpoint``, as it records the config: the model's title (empty if none of the
     suite's) and the paper row of the same dataset, model, input and recipe, or ``None``."""
-    identity = identify(checkpoint_config(read_checkpoint(checkpoint)))
+    recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)  # weights not read
+    identity = identify(checkpoint_config(recorded))
     return (MODELS[identity.model].title if identity.model else ""), paper_row(identity)
 
 
