@@ -26,10 +26,9 @@ from fcn_lightning.training.plots import class_names_of, confusion_figure, valid
 class PredictionWriter(BasePredictionWriter):
     """Each predicted image's label map as a palette PNG of class indices, and its overlay on the input.
 
-    Named after the input's whole file name (``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png``, SIFT
-    Flow's ``geometric/a.jpg.png``), so no two inputs of a folder share an output; a dataset split's after
-    its ids. :attr:`failed`: the (path, reason) of files that could not be read; under DDP, at the end,
-    :attr:`written` and :attr:`failed` hold those of every process.
+    Named after the input's whole file name (``a.jpg.png``, ``overlays/a.jpg.png``, SIFT Flow's
+    ``geometric/a.jpg.png``) or a split's ids. :attr:`failed`: (path, reason) of files that could not be
+    read; :attr:`written` and :attr:`failed` hold those of every process at the end.
 
     Args:
         output_dir: where the files go (created on first write).
@@ -87,9 +86,8 @@ class PredictionWriter(BasePredictionWriter):
 class ValidationMedia(Callback):
     """What a validation shows a person, for the loggers of ``logger_class``.
 
-    At every ``every_n_validations``-th validation (sanity check excluded), on the first process,
-    :meth:`show` ``num_images`` fixed validation images, shrunk to ``max_size`` pixels on their longer side.
-    """
+    Every ``every_n_validations``-th validation (not the sanity check), on the first process, with
+    ``num_images`` fixed validation images shrunk to ``max_size`` pixels on their longer side."""
 
     logger_class: type[Logger] = Logger
 
@@ -132,9 +130,8 @@ class WandbValidationMedia(ValidationMedia):
     ) -> None:
         import wandb
 
-        rows = zip(
-            names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
-        )
+        scores = (evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist())
+        rows = zip(names, *scores, strict=True)
         labels = {i: str(name) for i, name in enumerate(names)} | {IGNORE_INDEX: "void"}
         media = {
             "val/per_class": wandb.Table(columns=["class", "IU", "accuracy"], data=[list(r) for r in rows]),
@@ -196,10 +193,7 @@ class TensorBoardValidationImages(ValidationMedia):
 
 
 class TrainingCurve(L.Callback):
-    """The training loss of every step against training time, and validation mean IU where it ran.
-
-    Validation time is left out; losses stay on their device until :attr:`rows` reads them (no sync per step).
-    """
+    """The training loss of each step against training time (validation left out), and validation mean IU."""
 
     def __init__(self) -> None:
         self._steps: list[tuple[int, float]] = []  # (step, seconds)

@@ -42,9 +42,7 @@ class ComparisonPlan:
             raise ValueError(f"patch_size must be >= 1 (px), got {self.patch_size}")
         bad = [p for p in self.sampling if not 0 < p < 1]
         if bad or not self.sampling:
-            raise ValueError(
-                f"sampling: each p must lie in (0, 1) (1 is the whole-image run), got {bad or []}"
-            )
+            raise ValueError(f"sampling: each p must lie in (0, 1) (1 is the whole-image run), got {bad}")
 
     @classmethod
     def load(cls, path: str | Path) -> ComparisonPlan:
@@ -90,9 +88,8 @@ def run_comparison(
     build: Callable[[Sequence[str]], Any],
     only: Sequence[str] = (),
 ) -> tuple[list[Run], list[dict[str, Any]]]:
-    """Fit every run (``only``: those named) into ``out_dir/<run>``, ``overrides`` before each run's own;
-    return the runs and their curves (rows of ``CURVE_COLUMNS``). ``build``: fit arguments -> the run
-    built, not fitted (``model``, ``datamodule``, ``trainer``: the CLI's ``build``)."""
+    """Fit every run (``only``: those named) into ``out_dir/<run>``, ``overrides`` before each run's own, each
+    built unfitted by ``build`` (the CLI's); return the runs and their curves (rows of ``CURVE_COLUMNS``)."""
     configs = [a for c in plan.base for a in ("--config", str(c))]
 
     def build_run(run_name: str, run_overrides: Sequence[str]) -> Any:
@@ -124,14 +121,12 @@ def write_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """``curves.csv`` (``CURVE_COLUMNS``), ``val_mean_iu`` empty where validation did not run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            values = {k: row[k] for k in CURVE_COLUMNS}
-            values["seconds"] = f"{row['seconds']:.3f}"
-            values["train_loss"] = f"{row['train_loss']:.6f}"
-            values["val_mean_iu"] = "" if row["val_mean_iu"] is None else f"{row['val_mean_iu']:.6f}"
-            writer.writerow(values)
+            iu = row["val_mean_iu"]
+            formatted = {"seconds": f"{row['seconds']:.3f}", "train_loss": f"{row['train_loss']:.6f}"}
+            writer.writerow({**row, **formatted, "val_mean_iu": "" if iu is None else f"{iu:.6f}"})
     return path
 
 

@@ -1,8 +1,6 @@
 """Multi-process runs that neither hang, nor abort at exit, nor share parameters between processes.
 
-A gloo process group alive at interpreter exit aborts the process ("terminate called without an active
-exception"), and Lightning destroys only NCCL groups: :class:`ProcessGroupCleanup` destroys it when a run
-ends (docs/RELIABILITY.md).
+Lightning destroys only NCCL process groups, and a gloo one alive at interpreter exit aborts the process.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Stop a diverged run at once, say why it probably diverged, and never checkpoint its NaN weights.
 
-The usual cause here: a learning rate for the mean loss (1e-3 ...) on the loss summed over every pixel
-(the reference's 1e-10 ...). The check's cost and its reduction across processes: docs/RELIABILITY.md.
+The usual cause here: a learning rate for the mean loss (1e-3 ...) on the loss summed over every pixel.
 """
 
 from __future__ import annotations

@@ -76,8 +76,7 @@ CHECKPOINT_INCLUDED = ("monitor", "mode")
 
 
 def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> dict[str, Any]:
-    """The settings that make a run that run, from its resolved ``fit`` config (as dumped: plain data);
-    ``world_size``: its number of processes, once the trainer knows it."""
+    """The settings that make a run that run, from its resolved ``fit`` config and number of processes."""
     trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in TRAINER_EXCLUDED}
     trainer["callbacks"] = run_callbacks(config.get("trainer") or {})
     if world_size is not None:
@@ -108,8 +107,7 @@ def _class_name(callback: Any) -> str:
 
 
 def _changes_results(callback: Any) -> bool:
-    """A class's own word, read from its class path; one that cannot be imported here counts as changing
-    results (the CLI has imported it already when it instantiates it)."""
+    """A class's own ``changes_results``, read from its class path (not importable here: ``True``)."""
     path = callback.get("class_path") if isinstance(callback, Mapping) else None
     if not isinstance(path, str):
         return bool(getattr(callback, "changes_results", True))
@@ -214,11 +212,9 @@ def _shown(value: Any) -> str:
 
 
 def _shown_call(value: Mapping[str, Any]) -> str:
-    arguments = value.get("init_args") or {}
-    inside = (
-        ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items()) if isinstance(arguments, Mapping) else ""
-    )
-    return f"{_shown(value)}({inside})"
+    arguments = value.get("init_args")
+    arguments = arguments if isinstance(arguments, Mapping) else {}
+    return f"{_shown(value)}({', '.join(f'{k}={_shown(v)}' for k, v in arguments.items())})"
 
 
 def describe_differences(found: Sequence[tuple[tuple[str, ...], Any, Any]]) -> str:

@@ -1,8 +1,7 @@
 """SIGTERM and SLURM's requeue signal stop a fit at a step boundary with ``last.ckpt`` holding that step.
 
-The signal handler only notes the signal; at the end of the step in progress (every process at the same
-step) ``last.ckpt`` is written, after that step's validation if one is due, a SLURM job is requeued and
-the fit ends with :class:`RunStopped`, which the CLI turns into one line (docs/RELIABILITY.md).
+The handler only notes the signal; at the end of the step in progress (every process at the same step)
+``last.ckpt`` is written (after a validation due there), a SLURM job requeued, and :class:`RunStopped` raised.
 """
 
 from __future__ import annotations
@@ -23,10 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class RunStopped(Exception):
-    """A fit stopped by a signal once ``last.ckpt`` held the step it stopped at.
-
-    ``reason``: ``"SIGTERM"`` or ``"requeue"``; ``requeued``: the job was put back in SLURM's queue.
-    """
+    """A fit stopped by a signal (``reason``) once ``last.ckpt`` held its step; ``requeued``: by SLURM."""
 
     def __init__(self, reason: str, step: int, checkpoint: str | None, requeued: bool = False) -> None:
         self.reason, self.step, self.checkpoint, self.requeued = reason, step, checkpoint, requeued
@@ -96,9 +92,8 @@ class StopOnSignal(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         # Every process decides together (one collective a step), so all stop at the same step.
-        wanted = trainer.strategy.reduce_boolean_decision(
-            bool(self._requested or trainer.received_sigterm), all=False
-        )
+        asked = bool(self._requested or trainer.received_sigterm)
+        wanted = trainer.strategy.reduce_boolean_decision(asked, all=False)
         if not wanted or self._stopping is not None:
             return
         sigterm = trainer.strategy.reduce_boolean_decision(bool(trainer.received_sigterm), all=False)

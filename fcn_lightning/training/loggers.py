@@ -63,8 +63,7 @@ class FCNWandbLogger(WandbLogger):
 
     def __init__(self, *args: Any, offline: bool | None = None, log_model: bool | str = False, **kwargs: Any):
         self.offline_reason = wandb_offline_reason() if offline is None else None
-        if offline is None:
-            offline = self.offline_reason is not None
+        offline = self.offline_reason is not None if offline is None else offline
         if offline and log_model:
             log.warning("W&B: the run is offline, so checkpoints are not uploaded (log_model off)")
             log_model = False

@@ -157,8 +157,7 @@ def save_stage_figures(
 
 
 def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> Figure:
-    """Training loss and validation mean IU against steps, one colour per run, each starting where the
-    previous ended (``curves`` as :func:`fcn_lightning.analysis.training_curves` reads them)."""
+    """Training loss and validation mean IU against steps, one colour per run, one run after another."""
     fig, (loss_ax, iu_ax) = plt.subplots(1, 2, figsize=(12, 4))
     offset = 0
     for name, run in curves.items():

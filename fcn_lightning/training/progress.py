@@ -16,10 +16,7 @@ __all__ = ["LineProgressBar", "is_terminal", "progress"]  # the data jobs' displ
 
 
 class LineProgressBar(ProgressBar):
-    """Lightning progress as one line every ``every_n_steps`` training steps and one per validation.
-
-    Each says the step, how far the run is, the speed, the time left and the progress-bar metrics.
-    """
+    """A line every ``every_n_steps`` steps and per validation: step, progress, speed, time left, metrics."""
 
     def __init__(self, every_n_steps: int = 50) -> None:
         super().__init__()
@@ -27,8 +24,7 @@ class LineProgressBar(ProgressBar):
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self._enabled = True
-        self._start = 0.0
-        self._start_step = 0
+        self._start, self._start_step = 0.0, 0
 
     def disable(self) -> None:
         self._enabled = False

@@ -37,8 +37,7 @@ LAST_NAME = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSIO
 
 
 def rng_states() -> dict[str, Any]:
-    """This process's global random states (torch CPU, CUDA per device, numpy, Python) as plain data and
-    tensors, so a checkpoint holding them loads with ``torch.load(weights_only=True)``."""
+    """This process's random states (torch, CUDA per device, numpy, Python) as ``weights_only`` data."""
     numpy_state = np.random.get_state(legacy=False)
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -63,9 +62,8 @@ def gathered_rng_states() -> dict[str, Any]:
 def rng_states_of_rank(
     saved: dict[str, Any], rank: int, world_size: int
 ) -> tuple[dict[str, Any] | None, str]:
-    """This process's states out of :func:`gathered_rng_states`' (``None``: resumed on more processes,
-    seeded states), and a line saying what could not be given back (empty when each process gets its
-    own). Checkpoints of older versions hold rank 0's states for every process."""
+    """This process's saved states (``None``: resumed on more processes) and a line on what could not be
+    given back (empty: nothing); checkpoints of older versions hold rank 0's states for every process."""
     if "per_rank" not in saved:
         return saved, ""
     per_rank, saved_size = saved["per_rank"], len(saved["per_rank"])
@@ -117,9 +115,8 @@ def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     world = world_size()
     if world == 1 or not params:
         return {name: p.grad.detach().cpu().clone() for name, p in params if p.grad is not None}
-    held = torch.tensor(
-        [p.grad is not None for _, p in params], dtype=torch.int32, device=params[0][1].device
-    )
+    device = params[0][1].device
+    held = torch.tensor([p.grad is not None for _, p in params], dtype=torch.int32, device=device)
     dist.all_reduce(held)
     gradients = {}
     for (name, p), count in zip(params, held.tolist(), strict=True):
@@ -211,9 +208,7 @@ class ResumeCheckpoint(ModelCheckpoint):
             if states is not None and (cuda_note := restore_rng_states(states)):
                 log.warning("resume: rank %d: %s", trainer.global_rank, cuda_note)
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         # The loop as the step left it: what every checkpoint written before the next step gets.
         self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
         if _validation_due(trainer):  # a last.ckpt due at this step is written after it (write_last)
@@ -221,7 +216,7 @@ class ResumeCheckpoint(ModelCheckpoint):
             skip = self._should_skip_saving_checkpoint(trainer)
             self._write_after_validation = every >= 1 and step % every == 0 and not skip
             return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        super().on_train_batch_end(trainer, pl_module, *args)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -229,17 +224,14 @@ class ResumeCheckpoint(ModelCheckpoint):
         # Every checkpoint of every callback passes here: each says which run it is and where it logged.
         if self.run_settings is not None:
             logger = trainer.loggers[0] if trainer.loggers else None
-            logged = (
-                {"class": type(logger).__name__, "version": logger.version} if logger is not None else None
-            )
+            logged = None if logger is None else {"class": type(logger).__name__, "version": logger.version}
             checkpoint[RUN_KEY] = {
                 "settings": self.run_settings,
                 "max_steps": trainer.max_steps,
                 "max_epochs": trainer.max_epochs,
                 "logger": logged,
             }
-        # One written after a step gets the fit loop of that step: Lightning's end of a fit marks the epoch
-        # finished wherever max_steps stopped it (Lightning issue #19617).
+        # One written after a step gets that step's loop (Lightning's end of a fit ends its epoch: #19617)
         if self._fit_loop_after_step is not None and "loops" in checkpoint:
             checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
         started = self._step_at_batch_start
@@ -249,8 +241,8 @@ class ResumeCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        # A last.ckpt due at this step waited for the validation (whose loader seed draws from the random
-        # state); one Lightning's validation checkpoints wrote at this step before it is written again.
+        # A last.ckpt due at this step waited for the validation (which draws from the random state);
+        # one Lightning's validation checkpoints wrote at this step before it is written again.
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         due = self._write_after_validation or self._last_global_step_saved == trainer.global_step > 0
         if fitting and due:
@@ -273,8 +265,7 @@ class ResumeCheckpoint(ModelCheckpoint):
 
 
 def _validation_due(trainer: L.Trainer) -> bool:
-    """Whether Lightning runs a validation right after the training batch now ending (its epoch loop
-    decides it there; ``False`` where a version has no such method)."""
+    """Whether Lightning validates right after the training batch now ending (its epoch loop decides)."""
     loop = trainer.fit_loop
     decide = getattr(loop.epoch_loop, "_should_check_val_fx", None)
     return bool(decide(loop._data_fetcher)) if decide is not None and not trainer.sanity_checking else False
@@ -316,7 +307,6 @@ def keep_earlier_metrics(logger: Logger, global_zero: bool = True) -> None:
         writer = logger.experiment
     for row in earlier:  # logged again as they were (an empty cell: not logged at that step)
         step = int(row.pop("step"))
-        writer.log_metrics(
-            {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in row.items() if v}, step
-        )
+        values = {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in row.items() if v}
+        writer.log_metrics(values, step)
     writer.save()

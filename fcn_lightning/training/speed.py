@@ -97,8 +97,7 @@ class SpeedSwitches(Callback):
         self._restore: dict[str, Any] = {}
 
     def resolve(self, trainer: L.Trainer) -> dict[str, Any]:
-        """The settings for this trainer's device and data, defaults filled in (and :attr:`reasons` set);
-        ``cudnn_benchmark`` is the training loop's, ``eval_cudnn_benchmark`` the evaluation loops'."""
+        """The settings for this trainer's device and data (``eval_cudnn_benchmark``: evaluation loops')."""
         cuda = trainer.strategy.root_device.type == "cuda"
         deterministic = torch.are_deterministic_algorithms_enabled()  # trainer.deterministic sets it
         if self.cudnn_benchmark and deterministic:

@@ -101,9 +101,8 @@ def plan_config(plan: Path, name: str) -> Path:
 
 
 def default_out_dir(config: str | Path) -> Path:
-    """``runs/<name>``: the config's path below the nearest ``configs/`` folder (else below the working
-    directory, else from the root), folders joined by ``-`` (``configs/voc/staged.yaml`` ->
-    ``runs/voc-staged``); a W&B sweep agent's run: ``runs/sweep-<sweep id>/<run id>``."""
+    """``runs/<path>``: the config's path below ``configs/`` (else the working directory, else the root)
+    joined by ``-`` (``runs/voc-staged``); a W&B sweep agent's run: ``runs/sweep-<sweep id>/<run id>``."""
     sweep, run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
     if sweep and run:
         return Path("runs") / f"sweep-{sweep}" / run
@@ -135,22 +134,19 @@ def run_staged(
     for index, (name, config) in enumerate(plan.stages):
         sources = [checkpoints[s] for s in plan.sources(index)]
         init_from = None if not sources else sources[0] if len(sources) == 1 else sources
-        checkpoint, metrics, scored = run_stage(
-            [*plan.base, config], overrides, out_dir / name, init_from, select
-        )
+        path, metrics, scored = run_stage([*plan.base, config], overrides, out_dir / name, init_from, select)
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        model, paper_row = trained(checkpoint)
+        model, paper_row = trained(path)
         tta = {TTA_COLUMN: float(metrics["val/tta/mean_iu"])} if "val/tta/mean_iu" in metrics else {}
         row = {"stage": name, "model": model, **scores, "checkpoint": scored, **paper_columns(paper_row)}
         rows.append(row | {"per_class_iu": per_class} | tta)
-        checkpoints[name] = checkpoint
+        checkpoints[name] = path
     return rows
 
 
 def trained(checkpoint: str | Path) -> tuple[str, PaperRow | None]:
-    """What trained ``checkpoint``, as it records the config: the model's title (empty if none of the
-    suite's) and the paper row of the same dataset, model, input and recipe, or ``None``."""
+    """The title of the model that trained ``checkpoint`` and its paper row, from the config it records."""
     recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)  # weights not read
     identity = identify(checkpoint_config(recorded))
     return (MODELS[identity.model].title if identity.model else ""), paper_row(identity)
@@ -203,9 +199,8 @@ def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
         writer.writeheader()
         for row in rows:  # a missing or None cell is written empty
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
-            writer.writerow(
-                {**row, **scores, TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
-            )
+            tta = f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""
+            writer.writerow({**row, **scores, TTA_COLUMN: tta})
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path
