@@ -1,5 +1,4 @@
-"""Callbacks: predictions as palette PNGs and overlays; W&B and TensorBoard validation media; training
-curves."""
+"""Callbacks: predictions as palette PNGs and overlays; W&B and TensorBoard validation media; curves."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from PIL import Image
@@ -21,31 +19,22 @@ from fcn_lightning.data.predict_folder import PREDICT_BACKGROUND
 from fcn_lightning.data.readers import read_image
 from fcn_lightning.io import atomic_write
 from fcn_lightning.labels import IGNORE_INDEX
-from fcn_lightning.training.plots import confusion_figure, validation_examples
+from fcn_lightning.training.distributed import all_gathered
+from fcn_lightning.training.plots import class_names_of, confusion_figure, validation_examples
 
 
 class PredictionWriter(BasePredictionWriter):
     """Each predicted image's label map as a palette PNG of class indices, and its overlay on the input.
 
-    Each is named after the input's whole file name: ``a.jpg`` -> ``a.jpg.png``, ``overlays/a.jpg.png``
-    (colours on the input image) and, for two-task nets (SIFT Flow), ``geometric/a.jpg.png``. No two
-    inputs of a folder share an output (``a.jpg`` and ``a.png``, ``x.jpg`` and ``x_overlay.jpg`` are all
-    kept); predictions of a dataset split, without paths, are named after their ids (``<id>.png``).
-
-    Labels are cropped to each sample's ``size``; overlays need the input file, so only predictions
-    with a ``path`` (an image folder) get one. Files of an image folder that could not be read are
-    collected in :attr:`failed` as (path, reason) pairs; the ``predict`` command names them at the end.
-    Under DDP each process writes its share, and at the end :attr:`written` and :attr:`failed` hold those
-    of every process, on every process.
+    Named after the input's whole file name (``a.jpg.png``, ``overlays/a.jpg.png``, SIFT Flow's
+    ``geometric/a.jpg.png``) or a split's ids. :attr:`failed`: (path, reason) of files that could not be
+    read; :attr:`written` and :attr:`failed` hold those of every process at the end.
 
     Args:
         output_dir: where the files go (created on first write).
         overlays: also write colour overlays on the input image.
         alpha: opacity of the overlay colours.
     """
-
-    #: The sub-folders of ``output_dir`` for overlays and geometric label maps.
-    OVERLAYS, GEOMETRIC = "overlays", "geometric"
 
     def __init__(self, output_dir: str = "predictions", overlays: bool = True, alpha: float = 0.5) -> None:
         super().__init__(write_interval="batch")
@@ -78,33 +67,27 @@ class PredictionWriter(BasePredictionWriter):
             self.written += 1
             if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes
                 geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
-                (self.output_dir / self.GEOMETRIC).mkdir(exist_ok=True)
-                save_label_png(self.output_dir / self.GEOMETRIC / name, geo)
-            if self.overlays and "path" in prediction:
-                picture = Image.fromarray(
-                    overlay(
-                        read_image(prediction["path"][i], background=PREDICT_BACKGROUND),
-                        label,
-                        alpha=self.alpha,
-                    )
-                )
-                (self.output_dir / self.OVERLAYS).mkdir(exist_ok=True)
-                with atomic_write(self.output_dir / self.OVERLAYS / name) as f:
-                    picture.save(f, format="PNG")
+                (self.output_dir / "geometric").mkdir(exist_ok=True)
+                save_label_png(self.output_dir / "geometric" / name, geo)
+            if self.overlays and "path" in prediction:  # overlays need the input file
+                image = read_image(prediction["path"][i], background=PREDICT_BACKGROUND)
+                (self.output_dir / "overlays").mkdir(exist_ok=True)
+                with atomic_write(self.output_dir / "overlays" / name) as f:
+                    Image.fromarray(overlay(image, label, alpha=self.alpha)).save(f, format="PNG")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Each process wrote its share of the images: the closing count and the exit code are all of them.
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (self.written, self.failed))
+        gathered = all_gathered((self.written, self.failed))
+        if len(gathered) > 1:
             self.written = sum(written for written, _ in gathered)
             self.failed = sorted(failure for _, failed in gathered for failure in failed)
 
 
 class ValidationMedia(Callback):
-    """What a validation shows a person, for the loggers of ``logger_class``: at every
-    ``every_n_validations``-th validation (sanity check excluded), on the first process, :meth:`show`
-    with ``num_images`` fixed validation images, each shrunk to ``max_size`` pixels on its longer side."""
+    """What a validation shows a person, for the loggers of ``logger_class``.
+
+    Every ``every_n_validations``-th validation (not the sanity check), on the first process, with
+    ``num_images`` fixed validation images shrunk to ``max_size`` pixels on their longer side."""
 
     logger_class: type[Logger] = Logger
 
@@ -125,34 +108,31 @@ class ValidationMedia(Callback):
             return
         self._validations += 1
         if (self._validations - 1) % self.every_n_validations == 0:
-            self.show(trainer, pl_module, loggers)
+            examples = validation_examples(pl_module, trainer.datamodule, self.num_images)
+            shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
+            evaluation = pl_module.last_evaluation["val"]
+            self.show(trainer.global_step, loggers, evaluation, class_names_of(pl_module), shrunk)
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
+        """Show the validation's scores, its class names and the (image, truth, prediction) examples."""
         raise NotImplementedError
 
 
 class WandbValidationMedia(ValidationMedia):
-    """Log what a person looks at after a validation to W&B: per-class scores, confusion, masks.
-
-    At every ``every_n_validations``-th validation (sanity check excluded): a ``wandb.Table`` of each
-    class's IU and accuracy, the confusion matrix as a figure, and ``num_images`` fixed validation
-    images with the predicted and true masks as W&B mask overlays, each shrunk to ``max_size`` pixels on
-    its longer side (:func:`within`). Does nothing without a W&B logger.
-    """
+    """Per-class scores, the confusion matrix and fixed validation images with their masks, in W&B."""
 
     logger_class = WandbLogger
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
         import wandb
 
-        evaluation = pl_module.last_evaluation["val"]
-        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
-        rows = zip(
-            names, evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist(), strict=True
-        )
+        scores = (evaluation["per_class_iu"].tolist(), evaluation["per_class_acc"].tolist())
+        rows = zip(names, *scores, strict=True)
         labels = {i: str(name) for i, name in enumerate(names)} | {IGNORE_INDEX: "void"}
-        examples = validation_examples(pl_module, trainer.datamodule, self.num_images)
-        shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
         media = {
             "val/per_class": wandb.Table(columns=["class", "IU", "accuracy"], data=[list(r) for r in rows]),
             "val/confusion": wandb.Image(confusion_figure(evaluation["confmat"].numpy(), names)),
@@ -164,9 +144,9 @@ class WandbValidationMedia(ValidationMedia):
                         "truth": {"mask_data": truth, "class_labels": labels},
                     },
                 )
-                for image, truth, pred in shrunk
+                for image, truth, pred in examples
             ],
-            "trainer/global_step": trainer.global_step,
+            "trainer/global_step": step,
         }
         for wandb_logger in loggers:
             wandb_logger.experiment.log(media)
@@ -175,9 +155,7 @@ class WandbValidationMedia(ValidationMedia):
 def within(
     image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, max_size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An example shrunk so that its longer side is at most ``max_size`` (the image smoothly, the labels
-    by nearest pixel, so they stay class ids); one that fits is returned as it is. A phone photo's
-    examples would otherwise be logged at full size at every validation (megabytes each)."""
+    """An example shrunk to at most ``max_size`` on its longer side, the labels by nearest pixel."""
     h, w = truth.shape
     scale = max_size / max(h, w)
     if scale >= 1:
@@ -192,58 +170,36 @@ def within(
 
 
 def example_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, gap: int = 4) -> np.ndarray:
-    """The image, the true labels on it and the predicted labels on it, side by side (H x (3W + 2 gap) x 3
-    uint8, white gaps): one picture to follow from one validation to the next."""
+    """The image, the true labels on it and the predicted labels on it, side by side, white gaps between."""
     separator = np.full((image.shape[0], gap, 3), 255, np.uint8)
     panels = (np.asarray(image, np.uint8), overlay(image, truth), overlay(image, prediction))
     return np.concatenate([panels[0], separator, panels[1], separator, panels[2]], axis=1)
 
 
 class TensorBoardValidationImages(ValidationMedia):
-    """Fixed validation images with their true and predicted labels, and the confusion matrix, in
-    TensorBoard after a validation (any data module: the paper's datasets, generated ones, your folder).
-
-    At every ``every_n_validations``-th validation (sanity check excluded), on the first process: one
-    image per example under ``val/examples/<n>`` (:func:`example_strip`: image | truth | prediction, the
-    labels in the VOC colours over the image), the same ``num_images`` first validation images each time,
-    each shrunk to ``max_size`` pixels on its longer side (:func:`within`), and ``val/confusion`` as a
-    figure, at the trainer's global step. Does nothing without a TensorBoard logger; the CLI adds it to
-    every run.
-    """
+    """Validation images with their true and predicted labels, and the confusion matrix, in TensorBoard."""
 
     logger_class = TensorBoardLogger
 
-    def show(self, trainer: L.Trainer, pl_module: L.LightningModule, loggers: list[Any]) -> None:
-        images, truths, preds = validation_examples(pl_module, trainer.datamodule, self.num_images)
-        names = list(pl_module.val_metrics.class_names or range(pl_module.hparams.num_classes))
-        confusion = pl_module.last_evaluation["val"]["confmat"].numpy()
+    def show(
+        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
+    ) -> None:
+        strips = [example_strip(*example) for example in examples]
         for logger in loggers:
-            for number, example in enumerate(zip(images, truths, preds, strict=True)):
-                strip = example_strip(*within(*example, self.max_size))
-                logger.experiment.add_image(
-                    f"val/examples/{number}", strip, trainer.global_step, dataformats="HWC"
-                )
-            logger.experiment.add_figure(
-                "val/confusion", confusion_figure(confusion, names), trainer.global_step
-            )
+            for number, strip in enumerate(strips):
+                logger.experiment.add_image(f"val/examples/{number}", strip, step, dataformats="HWC")
+            confusion = confusion_figure(evaluation["confmat"].numpy(), names)  # add_figure closes it
+            logger.experiment.add_figure("val/confusion", confusion, step)
 
 
 class TrainingCurve(L.Callback):
-    """The training loss of every step against training wall-clock time, and validation mean IU where it ran.
-
-    ``seconds`` is the time since training started with validation left out, so runs that validate
-    differently compare on their training cost alone. Losses are kept on their device and read once, in
-    :attr:`rows`: recording adds no host-device sync per step (on a GPU the clock is the host's, exact
-    over many steps since the host cannot run far ahead of the device).
-    """
+    """The training loss of each step against training time (validation left out), and validation mean IU."""
 
     def __init__(self) -> None:
-        self._steps: list[int] = []
-        self._seconds: list[float] = []
+        self._steps: list[tuple[int, float]] = []  # (step, seconds)
         self._losses: list[torch.Tensor] = []
         self._val_mean_iu: dict[int, torch.Tensor] = {}
-        self._start = self._val_start = 0.0
-        self._paused = 0.0
+        self._start = self._val_start = self._paused = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._paused = time.perf_counter(), 0.0
@@ -254,8 +210,7 @@ class TrainingCurve(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
         if loss is None:  # the step was skipped (training_step returned None)
             return
-        self._steps.append(trainer.global_step)
-        self._seconds.append(time.perf_counter() - self._start - self._paused)
+        self._steps.append((trainer.global_step, time.perf_counter() - self._start - self._paused))
         self._losses.append(loss.detach())
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -271,11 +226,10 @@ class TrainingCurve(L.Callback):
 
     @property
     def rows(self) -> list[dict[str, float | None]]:
-        """One row per step: ``step`` (after it), ``seconds``, ``train_loss``, ``val_mean_iu`` (``None``
-        where validation did not run after that step)."""
+        """A row per step: ``step``, ``seconds``, ``train_loss``, ``val_mean_iu`` (``None``: not run)."""
         losses = torch.stack(self._losses).float().cpu().tolist() if self._losses else []
         val = {step: float(v) for step, v in self._val_mean_iu.items()}
         return [
             {"step": step, "seconds": seconds, "train_loss": loss, "val_mean_iu": val.get(step)}
-            for step, seconds, loss in zip(self._steps, self._seconds, losses, strict=True)
+            for (step, seconds), loss in zip(self._steps, losses, strict=True)
         ]

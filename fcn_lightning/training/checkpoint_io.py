@@ -1,8 +1,5 @@
-"""Lightning checkpoints written through :func:`fcn_lightning.io.atomic_write` and loaded as data only.
-
-Lightning's own writer serialises to memory first but then writes the target file in place, so a crash or
-a full disk during the write leaves a truncated ``last.ckpt`` that no run can resume from.
-"""
+"""Checkpoints written atomically (Lightning's own writer leaves a truncated ``last.ckpt`` after a crash
+or a full disk mid-write) and loaded as data only."""
 
 from __future__ import annotations
 
@@ -14,14 +11,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from fcn_lightning.io import atomic_write
 
-__all__ = ["AtomicCheckpointIO", "use_atomic_checkpoints"]
-
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``torch.save`` checkpoints, written through :func:`~fcn_lightning.io.atomic_write`
-    (local paths), and loaded with ``weights_only=True``. Paths with a protocol (``s3://``, ``file://``
-    ...) go to Lightning's writer unchanged.
-    """
+    """Lightning's checkpoints written atomically (local paths) and loaded with ``weights_only=True``."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
@@ -35,17 +27,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: str | os.PathLike[str], *args: Any, weights_only: bool | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """Lightning's loader (tensors kept on the CPU unless ``map_location`` says otherwise), data only
-        (``weights_only=True``) unless the caller asks otherwise."""
+        """Lightning's loader, data only (``weights_only=True``) unless the caller asks otherwise."""
         weights_only = True if weights_only is None else weights_only
         return super().load_checkpoint(path, *args, weights_only=weights_only, **kwargs)
 
 
 def use_atomic_checkpoints(trainer: Any) -> None:
-    """Give ``trainer`` an :class:`AtomicCheckpointIO` where it would use Lightning's default writer.
-
-    A checkpoint IO plugin the user configured is left alone.
-    """
-    strategy = trainer.strategy
-    if type(strategy.checkpoint_io) is TorchCheckpointIO:
-        strategy.checkpoint_io = AtomicCheckpointIO()
+    """Give ``trainer`` an :class:`AtomicCheckpointIO` where it would use Lightning's default writer."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()

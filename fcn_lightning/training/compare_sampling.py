@@ -1,16 +1,6 @@
-"""Patch sampling vs whole images (paper section 4.4): the same training four ways, and its curves.
-
-The paper asks whether training on sampled patches beats training on whole images. It emulates patches by
-sampling the loss (each final-layer cell kept with probability p, the batch grown by 1/p so that as many
-pixels count per step) and finds that sampling hardly changes convergence per iteration but costs more
-wall-clock time per iteration, so whole images are the choice. ``fcn-lightning compare-sampling`` runs:
-
-* ``whole``: whole images, the configs as they are;
-* ``p0.5``, ``p0.25``: the loss sampled (``model.init_args.loss_sampling``), batch ``ceil(batch / p)``;
-* ``patch<size>``: true random crops (``data.init_args.crop_size``) at the configs' batch size;
-
-each a normal ``fit`` of the same configs for the same number of steps, then writes ``curves.csv`` and
-``curves.png``. A comparison file names the configs and the patch size::
+"""Patch sampling against whole images (paper section 4.4): the same training run whole, with the loss
+sampled (``p0.5``, ``p0.25``: batch ``ceil(batch / p)``) and on random crops (``patch<size>``), and the
+curves of the four. A comparison file::
 
     base: [base.yaml, fcn32s.yaml]   # fit configs every run shares (paths relative to this file)
     patch_size: 64                   # crop size of the patchwise run
@@ -26,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+
 from fcn_lightning.io import atomic_write
 from fcn_lightning.training.callbacks import TrainingCurve
+from fcn_lightning.training.plots import save_figure
 from fcn_lightning.training.staged import plan_config, read_plan
 
 #: The columns of ``curves.csv``: one row per run and training step.
@@ -49,19 +42,16 @@ class ComparisonPlan:
             raise ValueError(f"patch_size must be >= 1 (px), got {self.patch_size}")
         bad = [p for p in self.sampling if not 0 < p < 1]
         if bad or not self.sampling:
-            raise ValueError(
-                f"sampling: each p must lie in (0, 1) (1 is the whole-image run), got {bad or []}"
-            )
+            raise ValueError(f"sampling: each p must lie in (0, 1) (1 is the whole-image run), got {bad}")
 
     @classmethod
     def load(cls, path: str | Path) -> ComparisonPlan:
         path = Path(path)
-        spec = read_plan(path, "compare-sampling")
+        spec = read_plan(path)
         expected = "'base: [config.yaml, ...]', 'patch_size: <px>' (and optional 'sampling: [p, ...]')"
         if not isinstance(spec, dict) or not spec.get("base") or not isinstance(spec.get("patch_size"), int):
             raise ValueError(f"{path}: expected a mapping with {expected}")
-        unknown = set(spec) - {"base", "patch_size", "sampling"}
-        if unknown:
+        if unknown := set(spec) - {"base", "patch_size", "sampling"}:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {expected}")
         base = [spec["base"]] if isinstance(spec["base"], str) else spec["base"]
         configs = [plan_config(path, name) for name in base]
@@ -91,23 +81,15 @@ def comparison_runs(plan: ComparisonPlan, batch_size: int) -> list[Run]:
     return runs
 
 
-#: Parses fit arguments and builds the run without fitting: an object with ``model``, ``datamodule``
-#: and ``trainer`` (the CLI's ``FCNLightningCLI(args=..., run=False)``).
-Builder = Callable[[Sequence[str]], Any]
-
-
 def run_comparison(
     plan: ComparisonPlan,
     out_dir: Path,
     overrides: Sequence[str],
-    build: Builder,
+    build: Callable[[Sequence[str]], Any],
     only: Sequence[str] = (),
 ) -> tuple[list[Run], list[dict[str, Any]]]:
-    """Fit every run into ``out_dir/<run>``; return the runs and their curves (rows of ``CURVE_COLUMNS``).
-
-    ``overrides`` (extra fit arguments) apply to every run, before each run's own. ``only``: the names
-    of the runs to fit (default all; e.g. one per agent run of a sweep); an unknown name is an error.
-    """
+    """Fit every run (``only``: those named) into ``out_dir/<run>``, ``overrides`` before each run's own, each
+    built unfitted by ``build`` (the CLI's); return the runs and their curves (rows of ``CURVE_COLUMNS``)."""
     configs = [a for c in plan.base for a in ("--config", str(c))]
 
     def build_run(run_name: str, run_overrides: Sequence[str]) -> Any:
@@ -115,10 +97,14 @@ def run_comparison(
         return build([*configs, *overrides, *run_overrides, *root])
 
     whole = build_run("whole", ())  # the reference: the other runs are derived from its batch size
-    _check_whole_images(whole)
+    sampling, crop = whole.model.hparams.get("loss_sampling", 1.0), whole.datamodule.crop_size
+    if sampling != 1 or crop is not None:
+        raise ValueError(
+            f"compare-sampling sets loss_sampling and crop_size itself, but the configs already give "
+            f"loss_sampling={sampling}, crop_size={crop}: leave them at 1 and unset (the whole-image run)"
+        )
     runs = comparison_runs(plan, whole.datamodule.batch_size)
-    unknown = sorted(set(only) - {run.name for run in runs})
-    if unknown:
+    if unknown := sorted(set(only) - {run.name for run in runs}):
         raise ValueError(f"--run {unknown}: no such run; this comparison has {[run.name for run in runs]}")
     runs = [run for run in runs if not only or run.name in only]
     rows: list[dict[str, Any]] = []
@@ -131,28 +117,16 @@ def run_comparison(
     return runs, rows
 
 
-def _check_whole_images(cli: Any) -> None:
-    """The configs must train on whole, unsampled images: the other runs are the ones that change that."""
-    sampling, crop = cli.model.hparams.get("loss_sampling", 1.0), cli.datamodule.crop_size
-    if sampling != 1 or crop is not None:
-        raise ValueError(
-            f"compare-sampling sets loss_sampling and crop_size itself, but the configs already give "
-            f"loss_sampling={sampling}, crop_size={crop}: leave them at 1 and unset (the whole-image run)"
-        )
-
-
 def write_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """``curves.csv`` (``CURVE_COLUMNS``), ``val_mean_iu`` empty where validation did not run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            values = {k: row[k] for k in CURVE_COLUMNS}
-            values["seconds"] = f"{row['seconds']:.3f}"
-            values["train_loss"] = f"{row['train_loss']:.6f}"
-            values["val_mean_iu"] = "" if row["val_mean_iu"] is None else f"{row['val_mean_iu']:.6f}"
-            writer.writerow(values)
+            iu = row["val_mean_iu"]
+            formatted = {"seconds": f"{row['seconds']:.3f}", "train_loss": f"{row['train_loss']:.6f}"}
+            writer.writerow({**row, **formatted, "val_mean_iu": "" if iu is None else f"{iu:.6f}"})
     return path
 
 
@@ -167,11 +141,6 @@ def smooth(values: Sequence[float], window: int) -> list[float]:
 
 def plot_curves(runs: Sequence[Run], rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """The paper's two panels: training loss against iterations and against wall-clock time."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
-
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for run in runs:
         mine = [r for r in rows if r["run"] == run.name]
@@ -187,12 +156,7 @@ def plot_curves(runs: Sequence[Run], rows: Sequence[Mapping[str, Any]], path: Pa
     for axes in (by_step, by_time):
         axes.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with atomic_write(path) as f:
-            fig.savefig(f, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summarise(runs: Sequence[Run], rows: Sequence[Mapping[str, Any]], out_dir: Path, seconds: float) -> str:

@@ -1,19 +1,6 @@
 """Stop a diverged run at once, say why it probably diverged, and never checkpoint its NaN weights.
 
-The usual cause in this suite is a learning rate meant for the other loss reduction: the reference's
-rates (1e-10 for FCN-32s down to 1e-14) are for the loss summed over every pixel (``loss_reduction:
-sum``), the rates of common optimisers (1e-3 ...) for the loss averaged over them (``mean``); a mean-loss
-rate on the summed loss is hundreds of thousands of times too large for a 500 x 500 image.
-
-Cost: the check reads one flag on the host every ``check_every_n_steps`` steps. On the CPU that is free;
-on a GPU the read waits for the step to finish (the host cannot queue the next step meanwhile), so a
-larger interval waits less often and stops up to that many steps late. Between two reads the flag
-accumulates on the device (no wait), and every checkpoint is checked before it is written, whatever
-the interval: a NaN loss or a NaN weight is never saved as ``last.ckpt`` or best.
-
-Under DDP the flag is reduced across the processes at each read (one all-reduce of one number), so a NaN
-that only one process sees stops every process at the same step: a process stopping alone would leave
-the others waiting in their next gradient all-reduce until the process group's timeout.
+The usual cause here: a learning rate for the mean loss (1e-3 ...) on the loss summed over every pixel.
 """
 
 from __future__ import annotations
@@ -24,9 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-
-__all__ = ["StopOnDivergence", "TrainingDiverged", "likely_causes"]
+from lightning.pytorch.callbacks import Callback
 
 #: A learning rate this many times the net's reference rate for the summed loss is a mean-loss rate.
 MEAN_LOSS_RATE_FACTOR = 1e3
@@ -62,9 +47,6 @@ def likely_causes(trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]
 class StopOnDivergence(Callback):
     """Stop at the first non-finite loss, naming the likely cause; never checkpoint non-finite weights.
 
-    The CLI's ``divergence`` section: ends training with :class:`TrainingDiverged`, and refuses to write any
-    checkpoint of non-finite loss or weights (the last good one stays).
-
     Args:
         check_every_n_steps: read the accumulated non-finite flag every so many steps (1: stop at the
             very step; larger: fewer host-device waits on a GPU when the loss is not on the progress bar).
@@ -82,8 +64,7 @@ class StopOnDivergence(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # The strategy's device, not the module's: Lightning moves the module there only after setup.
         if self.check_every_n_steps is None:  # free on a CPU; on a GPU, no wait on most steps
-            on_cpu = trainer.strategy.root_device.type == "cpu"
-            self._every = 1 if on_cpu else GPU_CHECK_EVERY_N_STEPS
+            self._every = 1 if trainer.strategy.root_device.type == "cpu" else GPU_CHECK_EVERY_N_STEPS
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -97,9 +78,7 @@ class StopOnDivergence(Callback):
         if trainer.global_step % self._every == 0:
             self._check_loss(trainer, pl_module)
 
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         self._check_loss(trainer, pl_module)
         finite = [torch.isfinite(p).all() for p in pl_module.parameters()]
         if finite and not bool(torch.stack(finite).all()):
@@ -107,8 +86,7 @@ class StopOnDivergence(Callback):
             self._stop(trainer, pl_module, f"weights {', '.join(bad[:3])} are not finite")
 
     def _check_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Stop where any process has seen a non-finite loss since the last check (every process calls
-        this at the same step: the flag is reduced across them)."""
+        """Stop where any process has seen a non-finite loss since the last check (a collective)."""
         mine = self._nonfinite is not None and self._nonfinite
         flag = mine if isinstance(mine, torch.Tensor) else torch.tensor(mine, device=pl_module.device)
         if trainer.world_size > 1:
@@ -120,13 +98,8 @@ class StopOnDivergence(Callback):
         self._stop(trainer, pl_module, "the training loss of another process is not finite")
 
     def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, what: str) -> None:
-        kept = sorted(
-            {
-                c.last_model_path
-                for c in trainer.checkpoint_callbacks
-                if isinstance(c, ModelCheckpoint) and c.last_model_path and os.path.isfile(c.last_model_path)
-            }
-        )
+        written = {getattr(c, "last_model_path", "") for c in trainer.checkpoint_callbacks}
+        kept = sorted(path for path in written if path and os.path.isfile(path))
         causes = likely_causes(trainer, pl_module)
         raise TrainingDiverged(
             f"training diverged at step {trainer.global_step}: {what}. Likely cause: {causes[0]}. "

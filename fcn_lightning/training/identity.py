@@ -1,22 +1,8 @@
 """One run per folder: what makes a run that run, recorded in each of its checkpoints.
 
-Auto-resume (:func:`~fcn_lightning.training.resume.resume_checkpoint`) continues the run a folder holds
-only when the command asks for the same run. A run is its resolved configuration (seed, trainer, model,
-data, what "best" means) minus what cannot change what it computes:
-
-- where things go and how they are shown: folders (``default_root_dir``, checkpoint ``dirpath``, the
-  data's ``root``), loggers, the callbacks that only record or show (:data:`RECORDING_CALLBACKS`, and
-  a user's own class that says so with ``changes_results = False``), progress bars, summaries,
-  profilers (any other callback, ``EarlyStopping`` or ``StochasticWeightAveraging``, is part of the run);
-- how fast it runs: data loader workers, pinning and prefetching, the decoded-image cache (each
-  sample's augmentation is seeded by the training order alone, not by the worker that reads it), the
-  accelerator and strategy (a GPU run resumes on a CPU), the ``speed`` switches, determinism flags;
-- the run-time sections ``resume``, ``divergence``, ``predictions``;
-- ``max_steps`` / ``max_epochs``: how long the run goes, compared on their own (a larger one continues
-  the run).
-
-The number of processes is part of a run (each step trains on every process's batch), whatever the
-``devices`` setting that gives it.
+A run is its resolved configuration less where things go and how they are shown, how fast it runs, the
+run-time sections and ``max_steps`` / ``max_epochs`` (compared on their own: a larger one continues the
+run); its number of processes is part of it. Auto-resume continues only the same run (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -24,16 +10,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-__all__ = [
-    "RUN_KEY",
-    "describe_differences",
-    "differences",
-    "record_from_hyperparameters",
-    "run_callbacks",
-    "run_settings",
-    "setting_name",
-]
 
 #: Where a checkpoint of a CLI fit records its run: ``{"settings": run_settings(...), "max_steps": ..,
 #: "max_epochs": .., "logger": {"class": .., "version": ..}}``.
@@ -100,8 +76,7 @@ CHECKPOINT_INCLUDED = ("monitor", "mode")
 
 
 def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> dict[str, Any]:
-    """The settings that make a run that run, from its resolved ``fit`` config (as dumped: plain data);
-    ``world_size``: its number of processes, once the trainer knows it."""
+    """The settings that make a run that run, from its resolved ``fit`` config and number of processes."""
     trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in TRAINER_EXCLUDED}
     trainer["callbacks"] = run_callbacks(config.get("trainer") or {})
     if world_size is not None:
@@ -120,9 +95,7 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
 
 
 def run_callbacks(trainer: Mapping[str, Any]) -> list[Any]:
-    """The trainer's callbacks that can change what a run computes (``EarlyStopping``, ``SWA``, a user's
-    own), in their order: all but :data:`RECORDING_CALLBACKS` and classes with ``changes_results = False``
-    (a user's logging callback, added to a run part-way, continues it)."""
+    """The trainer's callbacks but :data:`RECORDING_CALLBACKS` and those with ``changes_results = False``."""
     callbacks = trainer.get("callbacks") or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
     return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS and _changes_results(c)]
@@ -134,8 +107,7 @@ def _class_name(callback: Any) -> str:
 
 
 def _changes_results(callback: Any) -> bool:
-    """A class's own word (``changes_results``), read from its class path; one that cannot be imported
-    here counts as changing results (the CLI has imported it already when it instantiates it)."""
+    """A class's own ``changes_results``, read from its class path (not importable here: ``True``)."""
     path = callback.get("class_path") if isinstance(callback, Mapping) else None
     if not isinstance(path, str):
         return bool(getattr(callback, "changes_results", True))
@@ -148,28 +120,23 @@ def _changes_results(callback: Any) -> bool:
 
 
 def record_from_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """What a checkpoint written before runs were recorded says of its run: the model's and the data
-    module's hyperparameters (Lightning saves both), in :func:`run_settings`' layout. Its optimiser,
-    trainer and seed are not there, so they cannot be compared."""
+    """What a checkpoint written before runs were recorded says of its run, in :func:`run_settings`'
+    layout: the model's and the data module's hyperparameters (no optimiser, trainer or seed)."""
     settings: dict[str, Any] = {}
     for section, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         saved = checkpoint.get(key)
         if not isinstance(saved, Mapping):
             continue
-        init_args = {k: v for k, v in saved.items() if not str(k).startswith("_")}
-        if section == "data":
-            init_args = {k: v for k, v in init_args.items() if k not in DATA_EXCLUDED}
-        value: dict[str, Any] = {"init_args": init_args}
+        excluded = DATA_EXCLUDED if section == "data" else ()
+        init_args = {k: v for k, v in saved.items() if not str(k).startswith("_") and k not in excluded}
+        settings[section] = {"init_args": init_args}
         if saved.get("_class_path"):
-            value["class_path"] = saved["_class_path"]
-        settings[section] = value
+            settings[section]["class_path"] = saved["_class_path"]
     return settings
 
 
 def _same_class(a: Any, b: Any) -> bool:
-    """Class paths naming one class: equal, or the same class name in the same package (a class moved
-    between modules, ``fcn_lightning.systems.FCN8s`` and ``fcn_lightning.FCN8s``), compared as text:
-    nothing a checkpoint names is imported."""
+    """Equal class paths, or one class name in one package (moved between modules); nothing is imported."""
     if a == b:
         return True
     if not (isinstance(a, str) and isinstance(b, str)):
@@ -180,13 +147,8 @@ def _same_class(a: Any, b: Any) -> bool:
 def differences(
     saved: Mapping[str, Any], current: Mapping[str, Any], *, skip_unset: bool = False
 ) -> list[tuple[tuple[str, ...], Any, Any]]:
-    """``(key path, saved value, current value)`` for every setting the two records hold and disagree on.
-
-    A setting only one side records (an option added or removed by another version of the package) is
-    not compared; ``skip_unset``: nor is one that either side leaves ``None`` (an older checkpoint's
-    hyperparameters hold resolved values where a config leaves them to be derived). Under a class that
-    differs, its arguments are not listed.
-    """
+    """``(key path, saved value, current value)`` for every setting both records hold and disagree on (not
+    the arguments of a class that differs; ``skip_unset``: nor one that either side leaves ``None``)."""
     found: list[tuple[tuple[str, ...], Any, Any]] = []
 
     def walk(a: Any, b: Any, path: tuple[str, ...]) -> None:
@@ -197,10 +159,7 @@ def differences(
             for key in a:
                 if key in b and key != "class_path":
                     walk(a[key], b[key], (*path, str(key)))
-            return
-        if skip_unset and (a is None or b is None):
-            return
-        if not _same_value(a, b):
+        elif not (skip_unset and (a is None or b is None)) and not _same_value(a, b):
             found.append((path, a, b))
 
     walk(saved, current, ())
@@ -208,13 +167,11 @@ def differences(
 
 
 def _same_value(a: Any, b: Any) -> bool:
-    """Equal as settings: sequences whatever their type, and a size given as one number equal to the same
-    number as a pair (``crop_size: 24`` is ``[24, 24]``: the package reads sizes both ways)."""
+    """Equal as settings: sequences whatever their type, and a number equal to it repeated (24: [24, 24])."""
     a, b = _normalised(a), _normalised(b)
-    if isinstance(a, list) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        return a == [b] * len(a)
-    if isinstance(b, list) and isinstance(a, (int, float)) and not isinstance(a, bool):
-        return b == [a] * len(b)
+    for seq, one in ((a, b), (b, a)):
+        if isinstance(seq, list) and isinstance(one, (int, float)) and not isinstance(one, bool):
+            return seq == [one] * len(seq)
     return a == b
 
 
@@ -255,18 +212,14 @@ def _shown(value: Any) -> str:
 
 
 def _shown_call(value: Mapping[str, Any]) -> str:
-    arguments = value.get("init_args") or {}
-    inside = (
-        ", ".join(f"{k}={_shown(v)}" for k, v in arguments.items()) if isinstance(arguments, Mapping) else ""
-    )
-    return f"{_shown(value)}({inside})"
+    arguments = value.get("init_args")
+    arguments = arguments if isinstance(arguments, Mapping) else {}
+    return f"{_shown(value)}({', '.join(f'{k}={_shown(v)}' for k, v in arguments.items())})"
 
 
 def describe_differences(found: Sequence[tuple[tuple[str, ...], Any, Any]]) -> str:
-    """``optimizer lr 0.001 (this command: 0.05), batch_size 8 (2)``: the run's value, then this
-    command's."""
-    parts = []
-    for index, (path, saved, current) in enumerate(found):
-        label = "this command: " if index == 0 else ""
-        parts.append(f"{setting_name(path)} {_shown(saved)} ({label}{_shown(current)})")
-    return ", ".join(parts)
+    """``optimizer lr 0.001 (this command: 0.05), batch_size 8 (2)``: the run's value, then the command's."""
+    return ", ".join(
+        f"{setting_name(path)} {_shown(saved)} ({'this command: ' if i == 0 else ''}{_shown(current)})"
+        for i, (path, saved, current) in enumerate(found)
+    )

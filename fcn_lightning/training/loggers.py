@@ -1,11 +1,5 @@
-"""Weights & Biases logging that never stops a run for want of a login or a network.
-
-Lightning's ``WandbLogger`` asks for an API key (or waits for the server) when it cannot log online,
-which kills or hangs a run on a cluster node or a laptop without a login. :class:`FCNWandbLogger`
-decides up front: online when a key is configured and the server answers, else offline, saying why.
-An offline run ends with W&B's own ``wandb sync <run folder>`` line, once per run (a staged run's
-stages log into one run).
-"""
+"""Weights & Biases logging that never stops a run for want of a login or a network: online when a key is
+configured and the server answers, else offline, saying why (``wandb sync`` uploads it later)."""
 
 from __future__ import annotations
 
@@ -20,23 +14,12 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-__all__ = ["FCNWandbLogger", "log_folder", "wandb_offline_reason"]
-
 log = logging.getLogger(__name__)
 
 #: The W&B server unless ``WANDB_BASE_URL`` names another.
 DEFAULT_WANDB_HOST = "https://api.wandb.ai"
 #: Seconds to wait for the server before logging offline.
 CONNECT_TIMEOUT_S = 3.0
-
-
-def _has_api_key(host: str) -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:  # where `wandb login` stores the key
-        return netrc.netrc().authenticators(urlparse(host).hostname or host) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
 
 
 def _reachable(host: str, timeout: float = CONNECT_TIMEOUT_S) -> bool:
@@ -54,7 +37,11 @@ def wandb_offline_reason() -> str | None:
     if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun"):
         return "WANDB_MODE is offline"
     host = os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)
-    if not _has_api_key(host):
+    try:  # where `wandb login` stores the key
+        logged_in = netrc.netrc().authenticators(urlparse(host).hostname or host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        logged_in = False
+    if not (os.environ.get("WANDB_API_KEY") or logged_in):
         return "no W&B API key is configured (WANDB_API_KEY, or `wandb login`)"
     if not _reachable(host):
         return f"the W&B server {host} cannot be reached"
@@ -62,24 +49,21 @@ def wandb_offline_reason() -> str | None:
 
 
 class FCNWandbLogger(WandbLogger):
-    """``WandbLogger`` that goes offline by itself when it cannot log online, and says how to sync.
+    """``WandbLogger`` that goes offline by itself when it cannot log online, saying why once a process.
 
     Args:
-        offline: ``None`` (default): decide from the environment (see :func:`wandb_offline_reason`);
-            ``True`` / ``False``: as ``WandbLogger``.
-        log_model: as ``WandbLogger``; turned off (with a warning) when the run is offline, where
-            checkpoints cannot be uploaded.
+        offline: ``None`` (default): decide from the environment (:func:`wandb_offline_reason`); ``True`` /
+            ``False``: as ``WandbLogger``.
+        log_model: as ``WandbLogger``; off (with a warning) when offline, where nothing can be uploaded.
         args, kwargs: as ``WandbLogger`` (``project``, ``name``, ``save_dir``, ``group``, ...).
     """
 
-    #: The reasons for going offline already told in this process (a staged run builds one logger per
-    #: stage, all logging into one run).
+    #: The reasons for going offline already told (a staged run's stages log into one run).
     _told: ClassVar[set[str]] = set()
 
     def __init__(self, *args: Any, offline: bool | None = None, log_model: bool | str = False, **kwargs: Any):
         self.offline_reason = wandb_offline_reason() if offline is None else None
-        if offline is None:
-            offline = self.offline_reason is not None
+        offline = self.offline_reason is not None if offline is None else offline
         if offline and log_model:
             log.warning("W&B: the run is offline, so checkpoints are not uploaded (log_model off)")
             log_model = False
@@ -92,8 +76,7 @@ class FCNWandbLogger(WandbLogger):
 
 def log_folder(logger: Logger) -> str | None:
     """Where ``logger`` writes on this machine: a TensorBoard / CSV logger's version folder, a W&B run's
-    local folder (what ``wandb sync`` uploads; ``None`` before the run exists: the run in progress,
-    ``wandb.run``, is another run or none)."""
+    local folder (what ``wandb sync`` uploads; ``None`` before that run exists)."""
     if isinstance(logger, WandbLogger):
         run = getattr(sys.modules.get("wandb"), "run", None)  # wandb is imported once a run exists
         return str(Path(run.dir).parent) if run is not None and run.id == logger.version else None

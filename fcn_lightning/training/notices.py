@@ -1,8 +1,5 @@
-"""Third-party notices the suite knows to be harmless for its runs, filtered; every other warning shows.
-
-Each entry says why the user can ignore it: a run prints these at every stage, and a notice that never
-asks anything of the user hides the ones that do.
-"""
+"""Third-party notices known to be harmless for the suite's runs, filtered (each with why); every other
+warning shows: a notice that never asks anything of the user hides the ones that do."""
 
 from __future__ import annotations
 

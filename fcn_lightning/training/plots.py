@@ -1,8 +1,5 @@
-"""Figures people would rather look at than read: metrics per stage, confusion matrices, predictions.
-
-Plain matplotlib (the Agg backend: no display needed) returning ``Figure`` objects, so the staged
-command can save them as PNGs and the W&B callback can log the same figures.
-"""
+"""Figures people would rather look at than read: metrics per stage, confusion matrices, predictions
+(matplotlib ``Figure`` objects, Agg backend: saved as PNGs by ``staged``, logged by the media callbacks)."""
 
 from __future__ import annotations
 
@@ -27,19 +24,14 @@ from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES
 
-__all__ = [
-    "confusion_figure",
-    "curves_figure",
-    "predictions_figure",
-    "results_figure",
-    "save_figure",
-    "save_stage_figures",
-    "validation_examples",
-]
+
+def class_names_of(model: L.LightningModule) -> list[Any]:
+    """The validation classes' names of a model (their indices where it has none)."""
+    return list(model.val_metrics.class_names or range(model.hparams.num_classes))
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG (atomically: a temporary file renamed into place) and close it."""
+    """Write ``figure`` as a PNG (atomically) and close it."""
     path = Path(path)
     try:
         with atomic_write(path) as f:
@@ -50,12 +42,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 
 def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None) -> Figure:
-    """The four scores per stage (left) and each class's IU per stage (right, when rows carry it).
-
-    ``rows``: one mapping per stage with ``stage``, the four scores (fractions) and optionally
-    ``per_class_iu`` (class name -> IU); a stage paired with a paper row (``paper``, ``paper_<score>``
-    in percent: ``training.staged.paper_columns``) gets the paper's numbers as ticks on its bars.
-    """
+    """The four scores per stage (ticks: its paper row's), and each class's IU per stage where given."""
     per_class = [row.get("per_class_iu") or {} for row in rows]
     names = list(class_names or (per_class[0] if per_class else []))
     has_classes = bool(names) and any(per_class)
@@ -66,22 +53,17 @@ def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
     ax = axes[0, 0]
     marked = False
     for i, row in enumerate(rows):
-        values = [100 * float(row[k]) for k in SCORE_NAMES]
         offsets = x + (i - (len(rows) - 1) / 2) * width
-        ax.bar(offsets, values, width, label=stages[i])
+        ax.bar(offsets, [100 * float(row[k]) for k in SCORE_NAMES], width, label=stages[i])
         # The stage's own paper row, as a black tick across its bar (no row, or an unknown number: none).
-        paper = [row.get(f"paper_{k}") for k in SCORE_NAMES]
-        known = [j for j, v in enumerate(paper) if v is not None]
+        known = [j for j, k in enumerate(SCORE_NAMES) if row.get(f"paper_{k}") is not None]
         if row.get("paper") and known:
+            theirs = [row[f"paper_{SCORE_NAMES[j]}"] for j in known]
             label = None if marked else "paper (each stage's own row)"
-            ax.scatter(
-                offsets[known], [paper[j] for j in known], marker="_", s=400, c="k", label=label, zorder=3
-            )
+            ax.scatter(offsets[known], theirs, marker="_", s=400, c="k", label=label, zorder=3)
             marked = True
     ax.set_xticks(x, [METRIC_TITLES[k] for k in SCORE_NAMES])
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("%")
-    ax.set_title("validation scores per stage")
+    ax.set(ylim=(0, 100), ylabel="%", title="validation scores per stage")
     ax.legend()
     if has_classes:
         ax = axes[0, 1]
@@ -106,9 +88,7 @@ def confusion_figure(confmat: np.ndarray, class_names: Sequence[str] | None = No
     image = ax.imshow(100 * normalised, vmin=0, vmax=100, cmap="Blues")
     ax.set_xticks(range(n), names, rotation=90)
     ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion (% of each true class's pixels)")
+    ax.set(xlabel="predicted", ylabel="true", title="confusion (% of each true class's pixels)")
     fig.colorbar(image, ax=ax)
     return fig
 
@@ -137,13 +117,8 @@ def predictions_figure(
 def validation_examples(
     model: L.LightningModule, datamodule: Any, count: int, indices: Sequence[int] | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Validation images (uint8 RGB), their labels and the model's predictions.
-
-    ``indices`` (default: the first ``count``): always the same images, so that their predictions can be
-    compared from one validation to the next. The predictions are those validation scores (an FCN
-    system's ``evaluation_logits``: shift-and-stitch, tiles within the memory budget, as configured),
-    made without gradients.
-    """
+    """Validation images (uint8 RGB), their labels and the model's predictions as validation scores them
+    (``evaluation_logits``); ``indices`` (default: the first ``count``): the same images each time."""
     dataset = datamodule.val_dataset
     images, truths, preds = [], [], []
     was_training = model.training
@@ -152,9 +127,8 @@ def validation_examples(
     for index in indices if indices is not None else range(min(count, len(dataset))):
         sample = dataset[index]
         h, w = sample["size"].tolist()
-        with torch.no_grad():
-            image = sample["image"][None].to(model.device)
-            logits = model.scored_logits(scored(image)) if scored is not None else model(image)
+        image = sample["image"][None].to(model.device)
+        logits = model.scored_logits(scored(image)) if scored is not None else model(image)
         preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
         truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
         show = getattr(datamodule, "display_image", None)  # inputs other than colour (NYUD) say how
@@ -170,28 +144,20 @@ def validation_examples(
 def save_stage_figures(
     model: L.LightningModule, datamodule: Any, out_dir: Path, num_images: int = 4
 ) -> list[Path]:
-    """``confusion.png`` of the model's last validation and ``predictions.png`` of fixed validation images.
-
-    Written by the first process only (under DDP every process calls this; the others return ``[]``); the
-    confusion matrix is the one summed over the processes.
-    """
+    """``confusion.png`` of the model's last validation (summed over the processes) and
+    ``predictions.png`` of fixed validation images, written by the first process (the others: ``[]``)."""
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return []
-    evaluation = model.last_evaluation["val"]
-    names = list(model.val_metrics.class_names or range(model.hparams.num_classes))
+    confmat = model.last_evaluation["val"]["confmat"].numpy()
     images, truths, preds = validation_examples(model, datamodule, num_images)
     return [
-        save_figure(confusion_figure(evaluation["confmat"].numpy(), names), out_dir / "confusion.png"),
+        save_figure(confusion_figure(confmat, class_names_of(model)), out_dir / "confusion.png"),
         save_figure(predictions_figure(images, truths, preds), out_dir / "predictions.png"),
     ]
 
 
 def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> Figure:
-    """Training loss and validation mean IU against steps, one colour per run (stages one after another).
-
-    ``curves``: run name -> ``{"train/loss": [(step, value), ...], "val/mean_iu": [...]}`` (as
-    :func:`fcn_lightning.analysis.training_curves` reads them); each run starts where the previous ended.
-    """
+    """Training loss and validation mean IU against steps, one colour per run, one run after another."""
     fig, (loss_ax, iu_ax) = plt.subplots(1, 2, figsize=(12, 4))
     offset = 0
     for name, run in curves.items():

@@ -1,6 +1,5 @@
 """Training progress that reads well in a log file: one plain line every so many steps (a terminal keeps
-Lightning's bar). The same display for data jobs is :mod:`fcn_lightning.data.progress`.
-"""
+Lightning's bar)."""
 
 from __future__ import annotations
 
@@ -13,15 +12,11 @@ from lightning.pytorch.callbacks import ProgressBar
 
 from fcn_lightning.data.progress import duration, is_terminal, progress
 
-__all__ = ["LineProgressBar", "is_terminal", "progress"]
+__all__ = ["LineProgressBar", "is_terminal", "progress"]  # the data jobs' display, for the CLI
 
 
 class LineProgressBar(ProgressBar):
-    """Lightning progress as one line every ``every_n_steps`` training steps and one per validation.
-
-    Each line says the step, how far the run is, the speed, the time left and the progress-bar metrics
-    (loss, validation scores), so a log file shows the run's course at a glance.
-    """
+    """A line every ``every_n_steps`` steps and per validation: step, progress, speed, time left, metrics."""
 
     def __init__(self, every_n_steps: int = 50) -> None:
         super().__init__()
@@ -29,8 +24,7 @@ class LineProgressBar(ProgressBar):
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self._enabled = True
-        self._start = 0.0
-        self._start_step = 0
+        self._start, self._start_step = 0.0, 0
 
     def disable(self) -> None:
         self._enabled = False

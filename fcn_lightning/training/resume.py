@@ -1,35 +1,8 @@
 """Exact resume: a run killed at any step and started again with the same command ends as if never stopped.
 
-What a checkpoint must hold for that, beyond Lightning's weights, optimiser and loop counters:
-
-- the training order (:class:`~fcn_lightning.data.order.ResumableSampler`): each epoch's permutation is
-  drawn from (seed, epoch) alone, so a resumed run redraws it and skips the batches already trained on
-  (the training loader's state, saved by Lightning's fit loop, says where the epoch stands);
-- the augmentation: every sample's random crop / flip / scale comes from a seed drawn with that
-  permutation, not from a stream shared by the workers, so it depends neither on where a run was
-  resumed nor on the number of workers;
-- the global random states (torch, CUDA, numpy, Python) that dropout and loss sampling draw from, one
-  set per process and, for CUDA, per device (:class:`ResumeCheckpoint` gathers them from every process,
-  and gives each process its own back before the first resumed step);
-- the fit loop's counters as they stood after the last step trained: Lightning's end of a fit (at
-  ``max_steps`` or ``max_epochs``) counts the epoch as finished even where it was not, and a run
-  continued from such counters with a larger ``max_steps`` or ``max_epochs`` would skip the rest of that
-  epoch or a whole one; :class:`ResumeCheckpoint` writes the counters of the last step into every
-  checkpoint written after it (the validation's, the epoch's and the fit's end);
-- the gradients accumulated so far, in a checkpoint written part-way through an accumulation of
-  ``accumulate_grad_batches`` batches (a validation due there, a signal): Lightning saves none, and a run
-  resumed there would step with the gradients of the remaining batches alone (under DDP, their mean over
-  the processes, which is what the step uses: exact up to float rounding).
-
-Lightning itself sees the training loader as resumable (:class:`~fcn_lightning.data.order.ResumableLoader`
-has the ``state_dict`` / ``load_state_dict`` its fit loop saves and restores).
-
-:class:`ResumeCheckpoint` also writes ``last.ckpt`` every ``every_n_train_steps`` steps (again after that
-step's validation, which draws from the random state) and at the end of training (so a finished run is
-found finished), so a killed run loses at most that many, and records in every checkpoint which run it is
-(:mod:`~fcn_lightning.training.identity`) and where it logged. :func:`resume_checkpoint` finds the run's
-``last.ckpt`` for ``fit`` to continue from when the command is run again, and :func:`run_differences`
-says whether that run is the one the command asks for.
+Beyond Lightning's weights, optimiser and loops, every checkpoint of a run holds each process's random
+states, the fit loop as the last step left it and the gradients of an accumulation under way; ``last.ckpt``
+comes every so many steps, after a validation due there, and at the end (why each: docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -52,34 +25,19 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
+from fcn_lightning.training.distributed import all_gathered, world_size
 from fcn_lightning.training.identity import RUN_KEY, differences, record_from_hyperparameters
-
-__all__ = [
-    "ACCUMULATED_GRADIENTS_KEY",
-    "LAST_NAME",
-    "ResumeCheckpoint",
-    "accumulated_gradients",
-    "gathered_rng_states",
-    "keep_earlier_metrics",
-    "logger_record",
-    "read_checkpoint",
-    "restore_gradients",
-    "restore_rng_states",
-    "resume_checkpoint",
-    "rng_states",
-    "rng_states_of_rank",
-    "run_differences",
-]
 
 log = logging.getLogger(__name__)
 
-
-# -------------------------------------------------------------------------------------------- random states
+#: Where a checkpoint written part-way through a gradient accumulation keeps the gradients summed so far.
+ACCUMULATED_GRADIENTS_KEY = "fcn_lightning_accumulated_gradients"
+#: The file auto-resume continues from.
+LAST_NAME = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
 
 
 def rng_states() -> dict[str, Any]:
-    """This process's global random states (torch CPU, CUDA per device, numpy, Python) as plain data and
-    tensors, so a checkpoint holding them loads with ``torch.load(weights_only=True)``."""
+    """This process's random states (torch, CUDA per device, numpy, Python) as ``weights_only`` data."""
     numpy_state = np.random.get_state(legacy=False)
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -97,53 +55,35 @@ def rng_states() -> dict[str, Any]:
 
 
 def gathered_rng_states() -> dict[str, Any]:
-    """Every process's :func:`rng_states`, by global rank (``{"per_rank": [...]}``).
-
-    A collective where a process group runs: every process must call it (a checkpoint is assembled on
-    every process, and only rank 0 writes it).
-    """
-    local = rng_states()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return {"per_rank": [local]}
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, local)
-    return {"per_rank": gathered}
+    """Every process's :func:`rng_states` by global rank (a collective)."""
+    return {"per_rank": all_gathered(rng_states())}
 
 
 def rng_states_of_rank(
     saved: dict[str, Any], rank: int, world_size: int
 ) -> tuple[dict[str, Any] | None, str]:
-    """This process's states out of what :func:`gathered_rng_states` saved, and a line saying what could
-    not be given back (empty when every process gets its own).
-
-    Checkpoints of older versions hold one set (rank 0's) for every process. A run resumed on fewer
-    processes than saved leaves the states of the others unused; one resumed on more starts the extra
-    processes from their seeded states (``None``): their dropout and loss sampling then differ from an
-    uninterrupted run's, the rest of the run does not.
-    """
+    """This process's saved states (``None``: resumed on more processes) and a line on what could not be
+    given back (empty: nothing); checkpoints of older versions hold rank 0's states for every process."""
     if "per_rank" not in saved:
         return saved, ""
-    per_rank = saved["per_rank"]
-    note = ""
-    if len(per_rank) != world_size:
-        note = (
-            f"the checkpoint holds the random states of {len(per_rank)} processes and this run has "
-            f"{world_size}: "
-            + (
-                f"those of ranks {world_size}-{len(per_rank) - 1} are not used"
-                if len(per_rank) > world_size
-                else f"ranks {len(per_rank)}-{world_size - 1} start from their seeded states"
-            )
-            + " (their dropout and loss sampling differ from an uninterrupted run's)"
-        )
-    return (per_rank[rank] if rank < len(per_rank) else None), note
+    per_rank, saved_size = saved["per_rank"], len(saved["per_rank"])
+    mine = per_rank[rank] if rank < saved_size else None
+    if saved_size == world_size:
+        return mine, ""
+    if saved_size > world_size:
+        what = f"those of ranks {world_size}-{saved_size - 1} are not used"
+    else:
+        what = f"ranks {saved_size}-{world_size - 1} start from their seeded states"
+    return mine, (
+        f"the checkpoint holds the random states of {saved_size} processes and this run has {world_size}: "
+        f"{what} (their dropout and loss sampling differ from an uninterrupted run's)"
+    )
 
 
 def cuda_states_for_devices(
     saved: Sequence[torch.Tensor], device_count: int
 ) -> tuple[list[torch.Tensor], str]:
-    """The saved per-device CUDA states this machine can take (its first ``device_count``), and a line
-    saying what was left over or missing (empty when the counts agree)."""
+    """The saved per-device CUDA states this machine can take, and a line on those left over or missing."""
     if len(saved) == device_count:
         return list(saved), ""
     return list(saved[:device_count]), (
@@ -153,8 +93,7 @@ def cuda_states_for_devices(
 
 
 def restore_rng_states(states: dict[str, Any]) -> str:
-    """Put back what :func:`rng_states` saved (CUDA states where CUDA is in use, device by device); returns
-    a line on CUDA states that did not fit this machine's devices (empty when all did)."""
+    """Put back what :func:`rng_states` saved; returns a line on CUDA states that did not fit (or ``""``)."""
     torch.set_rng_state(states["torch"])
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -169,25 +108,15 @@ def restore_rng_states(states: dict[str, Any]) -> str:
     return note
 
 
-# ---------------------------------------------------------------------------------------------- gradients
-
-#: Where a checkpoint written part-way through a gradient accumulation keeps the gradients summed so far.
-ACCUMULATED_GRADIENTS_KEY = "fcn_lightning_accumulated_gradients"
-
-
 def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The gradients a module's parameters hold, by name, on the CPU (parameters without one left out).
-
-    Under DDP the processes accumulate apart (no gradient sync until the step) and the step takes their
-    mean: each process's share is that mean, gathered here (a collective: every process must call it).
-    """
+    """The gradients a module's parameters hold, by name, on the CPU. Under DDP each process accumulates
+    apart and the step takes their mean, which is gathered here (a collective)."""
     params = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or not params:
+    world = world_size()
+    if world == 1 or not params:
         return {name: p.grad.detach().cpu().clone() for name, p in params if p.grad is not None}
-    world = dist.get_world_size()
-    held = torch.tensor(
-        [p.grad is not None for _, p in params], dtype=torch.int32, device=params[0][1].device
-    )
+    device = params[0][1].device
+    held = torch.tensor([p.grad is not None for _, p in params], dtype=torch.int32, device=device)
     dist.all_reduce(held)
     gradients = {}
     for (name, p), count in zip(params, held.tolist(), strict=True):
@@ -198,27 +127,12 @@ def accumulated_gradients(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return gradients
 
 
-def restore_gradients(module: torch.nn.Module, gradients: Mapping[str, torch.Tensor]) -> None:
-    """Put back what :func:`accumulated_gradients` saved, each in its parameter's device, type and layout
-    (the next backward adds to it, as it would have in the run never stopped)."""
-    params = dict(module.named_parameters())
-    for name, saved in gradients.items():
-        if name in params:
-            param = params[name]
-            param.grad = torch.empty_like(param).copy_(saved)
-
-
-# ------------------------------------------------------------------------------------------------ callback
-
-
 class ResumeCheckpoint(ModelCheckpoint):
     """A last.ckpt every so many steps, with the random states an exact resume needs; auto-resume.
 
-    The CLI's ``resume`` section (``--resume.every_n_train_steps 500``): validation checkpoints (the
-    ``checkpoint`` section) come only as often as validation runs; this one bounds what a killed run
-    loses. Every checkpoint of the run (this one's and the validation ones) carries the global random
-    states of every process, each put back into its own process before the first step a resumed run
-    trains (a run resumed on fewer or more processes or GPUs says in one line what it could not restore).
+    Validation checkpoints (the ``checkpoint`` section) come only as often as validation runs; this one
+    bounds what a killed run loses. Every checkpoint of the run carries the random states of every process,
+    each put back into its own process before the first step a resumed run trains.
 
     Args:
         every_n_train_steps: write ``last.ckpt`` every so many optimisation steps (``None``: only where the
@@ -244,15 +158,12 @@ class ResumeCheckpoint(ModelCheckpoint):
             enable_version_counter=False,  # one last.ckpt, shared with the validation checkpoints
         )
         self.auto = auto
-        #: What makes this run that run (:func:`~fcn_lightning.training.identity.run_settings`), recorded
-        #: in every checkpoint of the run when set (the CLI sets it for every fit).
+        #: What makes this run that run (``identity.run_settings``), recorded in its checkpoints when set.
         self.run_settings: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
         self._pending_gradients: Mapping[str, torch.Tensor] | None = None
         self._fit_loop_after_step: dict[str, Any] | None = None
-        #: The step count when the batch in progress, or the last one, started (``None``: none yet).
         self._step_at_batch_start: int | None = None
-        #: A last.ckpt due at this step waits for the validation due there (:meth:`write_last`).
         self._write_after_validation = False
 
     @property
@@ -277,72 +188,61 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._fit_loop_after_step = None  # nothing of an earlier fit
         self._step_at_batch_start = None
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         self._fit_loop_after_step = None  # a step under way: checkpoints take the loop as it stands
         self._step_at_batch_start = trainer.global_step
         self._write_after_validation = False
         if self._pending_gradients is not None:  # resumed part-way through an accumulation
-            restore_gradients(pl_module, self._pending_gradients)
+            params = dict(pl_module.named_parameters())
+            for name, saved in self._pending_gradients.items():  # the next backward adds to them
+                if name in params:
+                    params[name].grad = torch.empty_like(params[name]).copy_(saved)
             self._pending_gradients = None
         # Here, not on load: between loading and this step the resumed run draws what the uninterrupted
         # one drew before the checkpoint (loader seeds, the sanity check), which must not count.
         if self._pending_rng is not None:
             states, note = rng_states_of_rank(self._pending_rng, trainer.global_rank, trainer.world_size)
             self._pending_rng = None
-            notes = [note] if note and trainer.is_global_zero else []
+            if note and trainer.is_global_zero:
+                log.warning("resume: %s", note)
             if states is not None and (cuda_note := restore_rng_states(states)):
-                notes.append(f"rank {trainer.global_rank}: {cuda_note}")
-            for line in notes:
-                log.warning("resume: %s", line)
+                log.warning("resume: rank %d: %s", trainer.global_rank, cuda_note)
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        # The loop as the step left it (no callback hook changes it): what every checkpoint written from
-        # now until the next step starts gets.
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        # The loop as the step left it: what every checkpoint written before the next step gets.
         self._fit_loop_after_step = copy.deepcopy(trainer.fit_loop.state_dict())
-        if _validation_due(trainer):  # written after it (write_last), if due at this step
+        if _validation_due(trainer):  # a last.ckpt due at this step is written after it (write_last)
             every, step = self._every_n_train_steps, trainer.global_step
-            due = every >= 1 and step % every == 0 and not self._should_skip_saving_checkpoint(trainer)
-            self._write_after_validation = due
+            skip = self._should_skip_saving_checkpoint(trainer)
+            self._write_after_validation = every >= 1 and step % every == 0 and not skip
             return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        super().on_train_batch_end(trainer, pl_module, *args)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        # Every checkpoint of the run (this callback's and the validation ones) says which run it is.
+        # Every checkpoint of every callback passes here: each says which run it is and where it logged.
         if self.run_settings is not None:
+            logger = trainer.loggers[0] if trainer.loggers else None
+            logged = None if logger is None else {"class": type(logger).__name__, "version": logger.version}
             checkpoint[RUN_KEY] = {
                 "settings": self.run_settings,
                 "max_steps": trainer.max_steps,
                 "max_epochs": trainer.max_epochs,
-                "logger": logger_record(trainer),
+                "logger": logged,
             }
-        # Every checkpoint of every callback passes here. One written after a step (at a validation, the
-        # epoch's end or the fit's end) gets the fit loop of that step: Lightning resumes from it exactly
-        # (a validation due at that step counts as run), whereas its end of a fit marks the epoch finished
-        # wherever max_steps stopped it, and a longer run resumed from there would skip the epoch's rest
-        # (Lightning issue #19617). Weights, optimiser and callback states are the same either way.
+        # One written after a step gets that step's loop (Lightning's end of a fit ends its epoch: #19617)
         if self._fit_loop_after_step is not None and "loops" in checkpoint:
             checkpoint["loops"]["fit_loop"] = self._fit_loop_after_step
-        if self._accumulating(trainer):  # part-way through an accumulation: what it summed so far
-            checkpoint[ACCUMULATED_GRADIENTS_KEY] = accumulated_gradients(pl_module)
-
-    def _accumulating(self, trainer: L.Trainer) -> bool:
-        """Whether the batch in progress, or the last one, left its gradients in the parameters for the
-        next batches (it made no optimiser step: ``accumulate_grad_batches``)."""
         started = self._step_at_batch_start
-        return trainer.accumulate_grad_batches > 1 and started is not None and trainer.global_step == started
+        if trainer.accumulate_grad_batches > 1 and started is not None and trainer.global_step == started:
+            # part-way through an accumulation (the batch made no optimiser step): what it summed so far
+            checkpoint[ACCUMULATED_GRADIENTS_KEY] = accumulated_gradients(pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        # A last.ckpt due at this step was left for now (a run resumed from one written before the
-        # validation skips it: no validation checkpoint, and the random state it draws from, for its
-        # loader's seed, would be the one from before it). One written at this step all the same (by
-        # Lightning's validation checkpoints, before this one) is written again, with the state after.
+        # A last.ckpt due at this step waited for the validation (which draws from the random state);
+        # one Lightning's validation checkpoints wrote at this step before it is written again.
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         due = self._write_after_validation or self._last_global_step_saved == trainer.global_step > 0
         if fitting and due:
@@ -350,46 +250,25 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._write_after_validation = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning's validation checkpoints rewrite last.ckpt only with a new best, so without this the
-        # last.ckpt of a finished run can be older than its end: the same command run again would train
-        # its last steps once more instead of finding the run finished.
-        self._write_last_now(trainer)
+        # A finished run's last.ckpt holds its end, so the same command run again finds it finished.
+        self.write_last(trainer, batch_end=False)
 
     def write_last(self, trainer: L.Trainer, batch_end: bool = True) -> str | None:
-        """Write ``last.ckpt`` at the current step unless it was written there already, and return its
-        path; at a batch's end (``batch_end``) where a validation is due after the batch, leave it to the
-        validation's end (a kill during the validation leaves the last.ckpt before, from which a run
-        resumes exactly) and return ``None``."""
+        """Write ``last.ckpt`` at the current step unless written there already, and return its path; at a
+        batch's end with a validation due after it, leave it to the validation's end and return ``None``."""
         if batch_end and _validation_due(trainer):
             self._write_after_validation = not self._should_skip_saving_checkpoint(trainer)
             return None
-        return self._write_last_now(trainer)
-
-    def _write_last_now(self, trainer: L.Trainer) -> str:
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         return self.last_model_path or os.path.join(str(self.dirpath), LAST_NAME)
 
 
 def _validation_due(trainer: L.Trainer) -> bool:
-    """Whether Lightning runs a validation right after the training batch now ending (asked of its epoch
-    loop, which decides it there; ``False`` where a version has no such method)."""
+    """Whether Lightning validates right after the training batch now ending (its epoch loop decides)."""
     loop = trainer.fit_loop
     decide = getattr(loop.epoch_loop, "_should_check_val_fx", None)
     return bool(decide(loop._data_fetcher)) if decide is not None and not trainer.sanity_checking else False
-
-
-#: The file auto-resume continues from.
-LAST_NAME = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
-
-
-def logger_record(trainer: L.Trainer) -> dict[str, Any] | None:
-    """The first logger's class and version (a W&B run's id), so that a resumed run logs on where the
-    run it continues logged (``None`` without a logger)."""
-    if not trainer.loggers:
-        return None
-    logger = trainer.loggers[0]
-    return {"class": type(logger).__name__, "version": logger.version}
 
 
 def resume_checkpoint(folder: str | os.PathLike[str] | None) -> str | None:
@@ -400,20 +279,16 @@ def resume_checkpoint(folder: str | os.PathLike[str] | None) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint's contents as data, on the CPU, its tensors memory-mapped (only a few values are read:
-    loading a GPU run's tensors onto the first GPU in every process would fail where there is none)."""
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's contents as data, on the CPU, memory-mapped (only a few values are read)."""
     return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
 
 
 def run_differences(
     checkpoint: Mapping[str, Any], settings: Mapping[str, Any]
 ) -> tuple[list[tuple[tuple[str, ...], Any, Any]], bool]:
-    """The settings in which the run a checkpoint records differs from ``settings``
-    (:func:`~fcn_lightning.training.identity.differences`), and whether it records its run.
-
-    A checkpoint written before runs were recorded is compared on what it holds: its model's and data
-    module's hyperparameters, where both sides set them."""
+    """Where the run a checkpoint records differs from ``settings``, and whether it records its run (an
+    older checkpoint is compared on its model's and data module's hyperparameters, where both set them)."""
     record = checkpoint.get(RUN_KEY)
     if isinstance(record, Mapping) and isinstance(record.get("settings"), Mapping):
         return differences(record["settings"], settings), True
@@ -421,9 +296,8 @@ def run_differences(
 
 
 def keep_earlier_metrics(logger: Logger, global_zero: bool = True) -> None:
-    """A CSV logger continuing the version folder of the run it resumes deletes the ``metrics.csv`` it
-    finds; the rows logged before the resume are put back (the resumed steps' rows follow them: readers
-    take a step's last value). Other loggers are left alone."""
+    """Put back the rows a CSV logger deletes when it continues the version folder of the run it resumes
+    (the resumed steps' rows follow them: readers take a step's last value). Other loggers: left alone."""
     if not isinstance(logger, CSVLogger) or not global_zero:
         return
     metrics = Path(logger.log_dir, "metrics.csv")
@@ -433,7 +307,6 @@ def keep_earlier_metrics(logger: Logger, global_zero: bool = True) -> None:
         writer = logger.experiment
     for row in earlier:  # logged again as they were (an empty cell: not logged at that step)
         step = int(row.pop("step"))
-        writer.log_metrics(
-            {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in row.items() if v}, step
-        )
+        values = {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in row.items() if v}
+        writer.log_metrics(values, step)
     writer.save()

@@ -1,45 +1,20 @@
-"""Fast paths as switches: memory layout, cuDNN autotuning, ``torch.compile`` of the net, CPU threads.
-
-The CLI's ``speed`` section (``--speed.channels_last true`` ...). Each switch is a setting of torch that
-changes how fast, not what, the net computes (up to float rounding); the defaults are what pays off on the
-device the run lands on:
-
-- ``channels_last`` (default: on with CUDA, off on the CPU): the net's parameters and every batch's images
-  in NHWC. Tensor-core convolutions (bf16, fp16, TF32) read NHWC natively; NCHW costs a transpose per
-  layer. On CPUs the gain varies by machine (``benchmarks/RESULTS.md``: none in training on an AMD EPYC,
-  about 1.3x on a Xeon with AMX), so there it is a switch to try.
-- ``cudnn_benchmark`` (default: on with CUDA in the loops whose input shapes repeat): cuDNN times its
-  algorithms for each new input shape and keeps the fastest. Pays off when shapes repeat (fixed crops,
-  ``pad_to``, size buckets); every new shape costs one slow step, so on whole images of hundreds of
-  sizes (VOC at batch 1) it re-tunes about 15 convolutions for every new size. The default is decided per
-  loop: training (crops, ``pad_to`` or size buckets) and evaluation (``pad_to``) separately.
-- ``compile`` (default: on with CUDA where every loop's shapes repeat, i.e. ``pad_to``; else off):
-  ``torch.compile`` the net in place (its state dict keys stay the same). Each input shape compiles once
-  (``dynamic=False``; seconds to minutes), and past torch's limit of 8 shapes the net runs uncompiled.
-  ``compile_mode`` is torch.compile's ``mode``.
-
-Where a default was decided by the shapes, :attr:`SpeedSwitches.reasons` says why, and the run's
-closing summary prints it. :func:`check_deterministic` refuses ``trainer.deterministic: true`` on CUDA.
-- ``threads`` (default: torch's own choice): intra-op CPU threads of the training process.
-
-Global settings (cuDNN autotuning, threads) are put back when the run ends.
-"""
+"""Fast paths as switches (the CLI's ``speed`` section): memory layout, cuDNN autotuning, ``torch.compile``
+of the net, CPU threads. Each changes how fast, not what, the net computes; the defaults are what pays off
+on the device the run lands on and the data's input shapes (README "Fast paths")."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["COMPILE_MODES", "SpeedSwitches", "check_deterministic", "repeating_shapes"]
-
 #: torch.compile's modes (``None``: its default).
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 
 
 def runs_on_cuda(trainer: L.Trainer) -> bool:
@@ -48,18 +23,9 @@ def runs_on_cuda(trainer: L.Trainer) -> bool:
 
 
 def check_deterministic(trainer: L.Trainer) -> None:
-    """Refuse ``trainer.deterministic: true`` on CUDA at build time, rather than at the first step.
-
-    Torch has no deterministic CUDA kernel for two things every FCN here runs: the backward of bilinear
-    interpolation (the fixed upsamplers) and the 4-D cross-entropy summed or averaged over the pixels.
-    ``deterministic: warn`` runs and names them; on a CPU ``true`` works.
-    """
-    if not runs_on_cuda(trainer):
-        return
-    if (
-        torch.are_deterministic_algorithms_enabled()
-        and not torch.is_deterministic_algorithms_warn_only_enabled()
-    ):
+    """Refuse ``trainer.deterministic: true`` on CUDA at build time, rather than at the first step."""
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if runs_on_cuda(trainer) and torch.are_deterministic_algorithms_enabled() and not warn_only:
         raise ValueError(
             "trainer.deterministic=true cannot run on CUDA: torch has no deterministic CUDA kernel for the "
             "backward of bilinear upsampling (the fixed upsamplers) nor for the per-pixel cross-entropy; use "
@@ -89,8 +55,6 @@ def repeating_shapes(datamodule: Any) -> dict[str, tuple[bool, str]]:
 class SpeedSwitches(Callback):
     """Fast paths for the run's model: memory layout, cuDNN autotuning, torch.compile, CPU threads.
 
-    Each default is what pays off on the device the run lands on (see the module's documentation).
-
     Args:
         channels_last: NHWC parameters and input images; ``None``: on with CUDA, off otherwise.
         cudnn_benchmark: ``torch.backends.cudnn.benchmark`` for the run; ``None``: on with CUDA in the
@@ -109,11 +73,10 @@ class SpeedSwitches(Callback):
         compile_mode: CompileMode | None = None,
         threads: int | None = None,
     ) -> None:
-        for name, value in (("channels_last", channels_last), ("cudnn_benchmark", cudnn_benchmark)):
+        switches = {"channels_last": channels_last, "cudnn_benchmark": cudnn_benchmark, "compile": compile}
+        for name, value in switches.items():
             if value is not None and not isinstance(value, bool):
                 raise ValueError(f"speed.{name} must be true, false or null (auto), got {value!r}")
-        if compile is not None and not isinstance(compile, bool):
-            raise ValueError(f"speed.compile must be true, false or null (auto), got {compile!r}")
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise ValueError(
                 f"speed.compile_mode must be one of {list(COMPILE_MODES)} or null, got {compile_mode!r}"
@@ -127,18 +90,14 @@ class SpeedSwitches(Callback):
         self.compile = compile
         self.compile_mode = compile_mode
         self.threads = threads
-        #: What was applied to the run (resolved defaults), for the logs and the tests.
+        #: What was applied to the run (resolved defaults).
         self.applied: dict[str, Any] = {}
         #: Why the defaults decided by the input shapes came out as they did (for the run's summary).
         self.reasons: list[str] = []
         self._restore: dict[str, Any] = {}
-        self._eval_benchmark = False
 
     def resolve(self, trainer: L.Trainer) -> dict[str, Any]:
-        """The settings for this trainer's device and data, defaults filled in (and :attr:`reasons` set).
-
-        ``cudnn_benchmark`` is the training loop's; ``eval_cudnn_benchmark`` the evaluation loops'.
-        """
+        """The settings for this trainer's device and data (``eval_cudnn_benchmark``: evaluation loops')."""
         cuda = trainer.strategy.root_device.type == "cuda"
         deterministic = torch.are_deterministic_algorithms_enabled()  # trainer.deterministic sets it
         if self.cudnn_benchmark and deterministic:
@@ -148,28 +107,24 @@ class SpeedSwitches(Callback):
             )
         shapes = repeating_shapes(getattr(trainer, "datamodule", None))
         (train_repeat, train_why), (eval_repeat, eval_why) = shapes["train"], shapes["eval"]
+        tune = cuda and not deterministic
+        train_bench, eval_bench = (tune and train_repeat, tune and eval_repeat)
+        compile_net = cuda and train_repeat and eval_repeat
+        on = {True: "on", False: "off"}
         self.reasons = []
-        if self.cudnn_benchmark is None:
-            train_bench = cuda and not deterministic and train_repeat
-            eval_bench = cuda and not deterministic and eval_repeat
-            if cuda and not deterministic:
-                self.reasons.append(
-                    f"cuDNN autotuning {'on' if train_bench else 'off'} in training ({train_why}), "
-                    f"{'on' if eval_bench else 'off'} in evaluation ({eval_why})"
-                )
-        else:
+        if self.cudnn_benchmark is not None:
             train_bench = eval_bench = self.cudnn_benchmark
-        if self.compile is None:
-            compile_net = cuda and train_repeat and eval_repeat
-            if cuda:
-                why = train_why if not train_repeat else eval_why
-                self.reasons.append(
-                    f"torch.compile {'on' if compile_net else 'off'} ({why}"
-                    + ("" if compile_net else ": each new shape compiles again")
-                    + ")"
-                )
-        else:
+        elif tune:
+            self.reasons.append(
+                f"cuDNN autotuning {on[train_bench]} in training ({train_why}), "
+                f"{on[eval_bench]} in evaluation ({eval_why})"
+            )
+        if self.compile is not None:
             compile_net = self.compile
+        elif cuda:
+            why = train_why if not train_repeat else eval_why
+            again = "" if compile_net else ": each new shape compiles again"
+            self.reasons.append(f"torch.compile {on[compile_net]} ({why}{again})")
         return {
             "channels_last": cuda if self.channels_last is None else self.channels_last,
             "cudnn_benchmark": train_bench,
@@ -212,22 +167,15 @@ class SpeedSwitches(Callback):
             torch.set_num_threads(self._restore["threads"])
             self._restore = {}
 
-    def _images_channels_last(self, batch: Any) -> None:
-        """The batch's images in NHWC, in place (the step receives the same dict)."""
-        if self.applied.get("channels_last") and isinstance(batch, Mapping):
-            image = batch.get("image")
-            if isinstance(image, torch.Tensor) and image.dim() == 4:
-                batch["image"] = image.contiguous(memory_format=torch.channels_last)  # type: ignore[index]
-
     def on_train_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, *_: Any
     ) -> None:
-        self._images_channels_last(batch)
+        """The batch's images in NHWC, in place (the step receives the same dict)."""
+        if not (self.applied.get("channels_last") and isinstance(batch, Mapping)):
+            return
+        image = batch.get("image")
+        if isinstance(image, torch.Tensor) and image.dim() == 4:
+            batch["image"] = image.contiguous(memory_format=torch.channels_last)
 
-    # Every loop's batches the same way (the evaluation hooks also take ``dataloader_idx``).
+    # Every loop's batches the same way.
     on_validation_batch_start = on_test_batch_start = on_predict_batch_start = on_train_batch_start

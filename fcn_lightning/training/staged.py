@@ -1,26 +1,12 @@
-"""The staged schedule of the paper: FCN-32s -> FCN-16s -> FCN-8s, each from the previous stage's checkpoint.
-
-A staged file names shared configs and one config per stage; every stage is a normal ``fit`` with those
-configs, so each can also be run, resumed or swept on its own::
+"""The paper's staged schedule (FCN-32s -> FCN-16s -> FCN-8s), each stage a normal ``fit`` of its configs
+started from the previous stage's ``best`` or ``last`` checkpoint, and its results table::
 
     base: [base.yaml]            # paths relative to this file
     stages:
-      FCN-32s: fcn32s.yaml
-      FCN-16s: fcn16s.yaml
-      FCN-8s: fcn8s.yaml
-
-A stage starts from the previous stage's checkpoint. A stage given as a mapping names what it starts
-from instead: ``init_from`` lists earlier stages (several for a net with several streams, one
-checkpoint per stream in that order), or is empty to start from what the stage's own config says::
-
-    stages:
       RGB-32s: fcn32s_rgb.yaml
-      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}
-      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}
-      RGB-HHA-16s: fcn16s_rgb_hha.yaml
-
-Which checkpoint of a stage is validated, tabulated and handed on is chosen once for all stages: ``best``
-(highest validation mean IU) or ``last`` (``last.ckpt``).
+      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}   # from its own config's init_from
+      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}   # one per stream
+      RGB-HHA-16s: fcn16s_rgb_hha.yaml                    # from the previous stage
 """
 
 from __future__ import annotations
@@ -31,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from omegaconf import OmegaConf
@@ -43,23 +29,17 @@ from fcn_lightning.registry import MODELS
 
 #: Which checkpoint of each stage counts: best validation mean IU, or the last saved.
 Selection = Literal["best", "last"]
-SELECTIONS: tuple[Selection, ...] = ("best", "last")
-#: The paper row a stage is held against (its label, empty for none) and its scores (percent, empty where
-#: unknown): ``fcn_lightning.paper``.
+SELECTIONS: tuple[Selection, ...] = get_args(Selection)
+#: The paper row a stage is held against (its label, empty for none) and its scores (percent).
 PAPER_COLUMNS = ("paper", *(f"paper_{k}" for k in SCORE_NAMES))
-#: The test-time augmented mean IU (``val/tta/mean_iu``), a column of its own when the stages were scored
-#: with ``tta`` (``--model.init_args.tta.*``): never mixed with the single-scale scores beside the paper's.
+#: The test-time augmented mean IU (``val/tta/mean_iu``): never mixed with the paper's single-scale scores.
 TTA_COLUMN = "tta_mean_iu"
 RESULT_COLUMNS = ("stage", "model", *SCORE_NAMES, "checkpoint", *PAPER_COLUMNS, TTA_COLUMN)
 
 
 @dataclass(frozen=True)
 class StagedPlan:
-    """The configs of each stage, in order, and the earlier stages each one starts from.
-
-    ``starts_from[name]``: the stages whose checkpoints ``name`` starts from; a stage not in it starts
-    from the previous stage (the first from its own config).
-    """
+    """The configs of each stage, in order, and the earlier stages those given ``init_from`` start from."""
 
     base: tuple[Path, ...]
     stages: tuple[tuple[str, Path], ...]
@@ -75,25 +55,19 @@ class StagedPlan:
     @classmethod
     def load(cls, path: str | Path) -> StagedPlan:
         path = Path(path)
-        spec = read_plan(path, "staged")
+        spec = read_plan(path)
         if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
             raise ValueError(
                 f"{path}: expected a mapping 'stages: {{name: config.yaml, ...}}' (and optional 'base')"
             )
-        unknown = set(spec) - {"base", "stages"}
-        if unknown:
+        if unknown := set(spec) - {"base", "stages"}:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'base' and 'stages'")
-
-        def resolve(name: str) -> Path:
-            return plan_config(path, name)
-
         stages: list[tuple[str, Path]] = []
         starts_from: dict[str, tuple[str, ...]] = {}
         for name, entry in spec["stages"].items():
             name = str(name)
             if isinstance(entry, dict):
-                extra = set(entry) - {"config", "init_from"}
-                if "config" not in entry or extra:
+                if "config" not in entry or set(entry) - {"config", "init_from"}:
                     raise ValueError(
                         f"{path}: stage {name!r}: expected {{config: file.yaml, init_from: [earlier "
                         f"stages]}}, got keys {sorted(entry)}"
@@ -101,24 +75,20 @@ class StagedPlan:
                 sources = entry.get("init_from") or []
                 sources = [sources] if isinstance(sources, str) else [str(s) for s in sources]
                 earlier = [n for n, _ in stages]
-                unknown = [s for s in sources if s not in earlier]
-                if unknown:
+                if unknown := [s for s in sources if s not in earlier]:
                     raise ValueError(
                         f"{path}: stage {name!r} starts from {unknown}, which are not earlier stages "
                         f"(earlier: {earlier})"
                     )
-                starts_from[name] = tuple(sources)
-                entry = entry["config"]
-            stages.append((name, resolve(entry)))
+                starts_from[name], entry = tuple(sources), entry["config"]
+            stages.append((name, plan_config(path, entry)))
         base = spec.get("base") or []
         base = [base] if isinstance(base, str) else base
-        return cls(tuple(map(resolve, base)), tuple(stages), starts_from)
+        return cls(tuple(plan_config(path, name) for name in base), tuple(stages), starts_from)
 
 
-def read_plan(path: Path, what: str) -> Any:
-    """A plan file's content (``what``: the command, for the message), interpolations resolved."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} config not found: {path}")
+def read_plan(path: Path) -> Any:
+    """A plan file's content, interpolations resolved (the CLI has checked the file: ``load_plan``)."""
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
@@ -131,25 +101,15 @@ def plan_config(plan: Path, name: str) -> Path:
 
 
 def default_out_dir(config: str | Path) -> Path:
-    """``runs/<name>``: the config's path below the nearest ``configs/`` folder (else below the working
-    directory, else from the root), ``.yaml`` dropped and folders joined by ``-``.
-
-    ``configs/voc/staged.yaml`` -> ``runs/voc-staged``: configs that share a file name don't share a folder.
-    A W&B sweep agent's run (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` set by ``wandb agent``) goes to
-    ``runs/sweep-<sweep id>/<run id>``: the runs of a sweep never share a folder.
-    """
+    """``runs/<path>``: the config's path below ``configs/`` (else the working directory, else the root)
+    joined by ``-`` (``runs/voc-staged``); a W&B sweep agent's run: ``runs/sweep-<sweep id>/<run id>``."""
     sweep, run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
     if sweep and run:
         return Path("runs") / f"sweep-{sweep}" / run
     path = Path(os.path.abspath(config))  # normalises ".." without resolving links
-    configs = next((p for p in path.parents if p.name == "configs"), None)
-    if configs is not None:
-        relative = path.relative_to(configs)
-    elif path.is_relative_to(Path.cwd()):
-        relative = path.relative_to(Path.cwd())
-    else:
-        relative = path.relative_to(path.anchor)
-    return Path("runs") / "-".join(relative.with_suffix("").parts)
+    outside = Path.cwd() if path.is_relative_to(Path.cwd()) else Path(path.anchor)
+    below = next((p for p in path.parents if p.name == "configs"), outside)
+    return Path("runs") / "-".join(path.relative_to(below).with_suffix("").parts)
 
 
 #: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint(s), selection)
@@ -168,32 +128,26 @@ def run_staged(
     run_stage: StageRunner,
     select: Selection = "best",
 ) -> list[dict[str, Any]]:
-    """Run the stages in order, each initialised from the ``select`` checkpoint of the stage(s) it
-    starts from (:meth:`StagedPlan.sources`)."""
+    """Run the stages in order, each from the ``select`` checkpoint of the stage(s) it starts from."""
     rows: list[dict[str, Any]] = []
     checkpoints: dict[str, str] = {}
     for index, (name, config) in enumerate(plan.stages):
         sources = [checkpoints[s] for s in plan.sources(index)]
         init_from = None if not sources else sources[0] if len(sources) == 1 else sources
-        checkpoint, metrics, scored = run_stage(
-            [*plan.base, config], overrides, out_dir / name, init_from, select
-        )
+        path, metrics, scored = run_stage([*plan.base, config], overrides, out_dir / name, init_from, select)
         scores = {k: float(metrics[f"val/{k}"]) for k in SCORE_NAMES}
         per_class = {k[len("val/iu/") :]: float(v) for k, v in metrics.items() if k.startswith("val/iu/")}
-        model, paper_row = trained(checkpoint)
+        model, paper_row = trained(path)
         tta = {TTA_COLUMN: float(metrics["val/tta/mean_iu"])} if "val/tta/mean_iu" in metrics else {}
         row = {"stage": name, "model": model, **scores, "checkpoint": scored, **paper_columns(paper_row)}
         rows.append(row | {"per_class_iu": per_class} | tta)
-        checkpoints[name] = checkpoint
+        checkpoints[name] = path
     return rows
 
 
 def trained(checkpoint: str | Path) -> tuple[str, PaperRow | None]:
-    """What trained ``checkpoint``, as it records the config (``fcn_lightning.paper``): the model's title
-    (empty if it records none of the suite's) and the paper row of the same dataset, model, input and recipe,
-    or ``None``."""
-    # Memory-mapped: only the recorded settings are read, not the weights.
-    recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    """The title of the model that trained ``checkpoint`` and its paper row, from the config it records."""
+    recorded = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)  # weights not read
     identity = identify(checkpoint_config(recorded))
     return (MODELS[identity.model].title if identity.model else ""), paper_row(identity)
 
@@ -206,17 +160,14 @@ def paper_columns(row: PaperRow | None) -> dict[str, Any]:
 
 
 def stage_label(row: Mapping[str, Any]) -> str:
-    """A stage's name, and the model it trained where the name is not that model's title (a plan's own
-    names, or a model given on the command line): ``FCN-32s (FCN-16s)``."""
+    """A stage's name, and the model it trained where that is not the name: ``FCN-32s (FCN-16s)``."""
     model = row.get("model") or ""
     return row["stage"] if model in ("", row["stage"]) else f"{row['stage']} ({model})"
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The paper's table layout (one row per net, the four metrics in percent), then the checkpoint scored.
-    A stage paired with a paper row is followed by that row and by the difference (ours minus the paper's,
-    in points; ``-`` where the paper's number is unknown). Stages scored with test-time augmentation add
-    its mean IU as a last column, after the checkpoint (the paper's rows are single-scale: empty there)."""
+    """The paper's table layout (the four metrics in percent), then the checkpoint scored, then the TTA mean
+    IU where scored; a stage paired with a paper row is followed by that row and the difference in points."""
     tta = any(TTA_COLUMN in row for row in rows)
     header = "| net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " | checkpoint |"
     header += f" {METRIC_TITLES['mean_iu']} (TTA) |" if tta else ""
@@ -228,44 +179,28 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
             value = row.get(TTA_COLUMN)
             line += " - |" if value is None or math.isnan(value) else f" {100 * value:.1f} |"
         lines.append(line)
-        extra = " |" if tta else ""
         if row.get("paper"):
-            theirs = [row.get(f"paper_{k}") for k in SCORE_NAMES]
-            diffs = [
-                None if t is None or math.isnan(row[k]) else 100 * row[k] - t
-                for k, t in zip(SCORE_NAMES, theirs, strict=True)
-            ]
+            theirs = {k: row.get(f"paper_{k}") for k in SCORE_NAMES}
+            diffs = [None if t is None or math.isnan(row[k]) else 100 * row[k] - t for k, t in theirs.items()]
+            end = " | |" + (" |" if tta else "")
             lines.append(
-                f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs)) + " | |" + extra
+                f"| paper: {row['paper']} | " + " | ".join(map(format_points, theirs.values())) + end
             )
-            lines.append(
-                "| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + " | |" + extra
-            )
+            lines.append("| difference | " + " | ".join(format_points(d, signed=True) for d in diffs) + end)
     return "\n".join(lines)
 
 
 def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """``results.csv`` (metrics as fractions, the paired paper row's in percent) and ``results.md`` (the
-    paper's layout, percent)."""
+    """``results.csv`` (ours as fractions, the paper's in percent) and ``results.md`` (format_table)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
+        for row in rows:  # a missing or None cell is written empty
             scores = {k: f"{row[k]:.6f}" for k in SCORE_NAMES}
-            paper = {
-                f"paper_{k}": "" if row.get(f"paper_{k}") is None else row[f"paper_{k}"] for k in SCORE_NAMES
-            }
-            paper["paper"] = row.get("paper") or ""
-            tta = {TTA_COLUMN: f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""}
-            stage = {
-                "stage": row["stage"],
-                "model": row.get("model") or "",
-                **scores,
-                "checkpoint": row["checkpoint"],
-            }
-            writer.writerow(stage | paper | tta)
+            tta = f"{row[TTA_COLUMN]:.6f}" if TTA_COLUMN in row else ""
+            writer.writerow({**row, **scores, TTA_COLUMN: tta})
     with atomic_write(md_path, "w") as f:
         f.write(format_table(rows) + "\n")
     return csv_path, md_path
