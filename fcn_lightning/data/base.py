@@ -1,21 +1,16 @@
-"""What every segmentation dataset of the suite shares: datasets and one DataModule (batching:
-:mod:`fcn_lightning.data.batching`).
+"""What every segmentation dataset shares: its samples as a dataset, and one DataModule holding every
+loader option once, over a :class:`~fcn_lightning.data.layout.DatasetLayout`.
 
-:class:`SegmentationDataModule` holds every loader option once; a dataset is a
-:class:`~fcn_lightning.data.layout.DatasetLayout` (its files, splits, label reading, classes) and its
-DataModule is a few lines that build the layout and pass the options through.
-
-Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, 255 = ignored), ``id`` (file
-stem), ``index`` (position in its dataset), ``size`` (int64 ``[H, W]`` of the image as stored, before
-padding / cropping; a prediction on a padded input is cut back with ``[:H, :W]``). Prediction samples
-have ``path`` and no ``mask``.
+Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, 255 = ignored), ``id``,
+``index`` and ``size`` (int64 ``[H, W]`` as stored: a prediction on a padded input is cut back with
+``[:H, :W]``); prediction samples have ``path`` and no ``mask``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -50,9 +45,6 @@ from fcn_lightning.nets.weights import DEFAULT_NORMALIZATION, InputNormalization
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
 logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------------
-# Datasets
 
 
 class SegmentationDataset(Dataset):
@@ -106,10 +98,6 @@ class SegmentationDataset(Dataset):
         """Validate every sample; return all problems (empty list: clean). Shows progress."""
         samples = progress(self.samples, len(self.samples), description)
         return [problem for sample in samples for problem in self.layout.problems(sample)]
-
-
-# --------------------------------------------------------------------------------------------------
-# DataModule
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -177,11 +165,14 @@ class SegmentationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["layout"])
-        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        limits = {
+            "batch_size": (batch_size, 1),
+            "val_batch_size": (val_batch_size, 1),
+            "num_workers": (num_workers, 0),
+        }
+        for name, (value, low) in limits.items():
+            if int(value) < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
         if prefetch_factor is not None and int(prefetch_factor) < 1:
             raise ValueError(
                 f"prefetch_factor must be >= 1 (or null: PyTorch's default), got {prefetch_factor}"
@@ -211,12 +202,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None
         self.predict_dataset: ImageFolderDataset | None = None
-        #: Seed of the training order and augmentation (``seed_everything`` makes it repeatable); saved
-        #: in checkpoints, so a resumed run continues the same order (where it stands: the training loader's
-        #: state, :class:`~fcn_lightning.data.order.ResumableLoader`).
+        #: Seed of the training order and augmentation, saved in checkpoints (where the order stands: the
+        #: training loader's state).
         self.shuffle_seed = torch.initial_seed() % 2**31
-
-    # --- what the dataset is --------------------------------------------------------------------
 
     @property
     def num_classes(self) -> int:
@@ -231,18 +219,18 @@ class SegmentationDataModule(L.LightningDataModule):
         """Channels of a sample's ``image`` (3, RGB): what the net's ``in_channels`` must be."""
         return 3
 
-    def check_model(self, model: Any) -> None:
-        """A model these data cannot feed is an error naming both sides: its input channels, and the
-        extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``).
-
-        Called by :meth:`follow_model`.
-        """
-        in_channels = getattr(model, "in_channels", None)
+    def check_channels(self, in_channels: int | None) -> None:
+        """A net whose input channels differ from the data's is an error naming both."""
         if in_channels is not None and int(in_channels) != self.channels:
             raise ValueError(
                 f"the model's in_channels={in_channels} does not match the data's {self.channels} channels "
                 f"({type(self).__name__}); set model in_channels to {self.channels}"
             )
+
+    def check_model(self, model: Any) -> None:
+        """A model these data cannot feed is an error naming both sides: its input channels, and the
+        extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``)."""
+        self.check_channels(getattr(model, "in_channels", None))
         missing = [t for t in getattr(model, "extra_targets", ()) if t not in self.layout.extra_masks]
         if missing:
             raise ValueError(
@@ -265,8 +253,6 @@ class SegmentationDataModule(L.LightningDataModule):
         """The ids of a split (name or path), in file order."""
         return [s.id for s in self.split_samples(split)]
 
-    # --- normalisation and transforms -----------------------------------------------------------
-
     def build_transforms(self, normalization: str) -> None:
         """Build the training and evaluation pipelines for inputs normalised as ``normalization``."""
         try:
@@ -274,16 +260,21 @@ class SegmentationDataModule(L.LightningDataModule):
         except ValueError as e:
             raise ValueError(f"normalization={normalization!r}: {e}") from None
         self.input_normalization: InputNormalization = norm
-        masks = self.layout.extra_masks
-        self.train_transform = build_train_transform(
-            norm,
+        self.train_transform, self.eval_transform = self.pipelines(norm, extra_masks=self.layout.extra_masks)
+
+    def pipelines(
+        self, normalization: InputNormalization | Callable, **inputs: Any
+    ) -> tuple[SegmentationTransform, SegmentationTransform]:
+        """The training and evaluation pipelines with this module's options (``inputs``: the builders')."""
+        train = build_train_transform(
+            normalization,
             pad_to=self.pad_to,
             crop_size=self.crop_size,
             hflip=self.hflip,
             scale_range=self.scale_range,
-            extra_masks=masks,
+            **inputs,
         )
-        self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to, extra_masks=masks)
+        return train, build_eval_transform(normalization, pad_to=self.pad_to, **inputs)
 
     def follow_model(self, model: Any) -> None:
         """Feed ``model``: normalise as its weights expect (:meth:`follow_normalization`), then refuse what
@@ -304,8 +295,6 @@ class SegmentationDataModule(L.LightningDataModule):
             )
         if wanted != self.input_normalization.name:
             self.build_transforms(wanted)
-
-    # --- datasets ---------------------------------------------------------------------------------
 
     def make_dataset(self, split: str, train: bool = False, check_files: bool = True) -> SegmentationDataset:
         """A dataset over ``split`` with the training or the evaluation transform."""
@@ -331,6 +320,11 @@ class SegmentationDataModule(L.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is not None:
             self.follow_model(model)
+        if stage == "predict" and self.predict_dir is None:
+            raise DatasetNotFoundError(
+                "predict needs a folder of images: set --data.init_args.predict_dir (the data module's "
+                "predict_dir)"
+            )
         if stage != "predict":
             self.layout.check_root()
         if stage in (None, "fit"):
@@ -338,63 +332,48 @@ class SegmentationDataModule(L.LightningDataModule):
             self.val_dataset = self.make_dataset(self.val_split)
             check_no_overlap(self.train_dataset.ids, self.val_dataset.ids, self.train_split, self.val_split)
             self.check_classes_present(self.train_dataset, self.train_split, training=True)
-            self.check_classes_present(self.val_dataset, self.val_split, training=False)
-            logger.info(
-                "train split %r: %d images; val split %r: %d images",
-                self.train_split,
-                len(self.train_dataset),
-                self.val_split,
-                len(self.val_dataset),
-            )
+            logger.info(f"train split {self.train_split!r}: {len(self.train_dataset)} images")
         if stage == "validate":
             self.val_dataset = self.make_dataset(self.val_split)
+        if stage in (None, "fit", "validate"):
             self.check_classes_present(self.val_dataset, self.val_split, training=False)
         if stage in (None, "test"):
             self.test_dataset = self.make_dataset(self.test_split)
             self.check_classes_present(self.test_dataset, self.test_split, training=False)
         if stage in (None, "predict") and self.predict_dir is not None:
             self.predict_dataset = ImageFolderDataset(self.predict_dir, self.eval_transform)
-        if stage == "predict" and self.predict_dir is None:
-            raise DatasetNotFoundError(
-                "predict needs a folder of images: set --data.init_args.predict_dir (the data module's "
-                "predict_dir)"
-            )
 
     def check(self) -> list[DataProblem]:
-        """Validate the configured splits up front and return every problem found, each once (empty:
-        clean), with the layout's advice for its kind.
-
-        Covers the root, the files as a whole (:meth:`~DatasetLayout.file_problems`) and split files,
-        every image and label (existence, decoding, value range, size match) of the train, val and test
-        splits, masks holding fewer than two classes, and train/val(/test) overlap.
-        """
+        """Every problem of the configured splits, each once (empty: clean), with the layout's advice: the
+        root, the files as a whole and split files, every image and label of the train, val and test
+        splits, masks of fewer than two classes, and train/val(/test) overlap."""
         try:
             self.layout.check_root()
             found = [DataProblem.of(e) for e in self.layout.file_problems()]
         except DatasetError as e:
-            return [self._advised(DataProblem.of(e))]
+            found = [DataProblem.of(e)]
+            return [self._advised(p) for p in found]
         splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
-        split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
+        ids: dict[str, list[str]] = {}  # a split used in two roles is checked once
         for split in dict.fromkeys(splits.values()):
             try:
                 dataset = self.make_dataset(split, check_files=False)
             except DatasetError as e:
                 found.append(DataProblem.of(e))
-                split_ids[split] = None
                 continue
-            split_ids[split] = dataset.ids
+            ids[split] = dataset.ids
             found.extend(dataset.check(f"checking {split}"))
             if (
                 problem := coverage_problem(self.layout, dataset.samples, split, readable_only=True)
             ) is not None:
                 found.append(DataProblem.of(problem))
-        ids = {role: split_ids[split] for role, split in splits.items()}
         for role in ("val", "test"):
-            if ids.get("train") and ids.get(role):
-                try:
-                    check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
-                except SplitOverlapError as e:
-                    found.append(DataProblem.of(e))
+            try:
+                check_no_overlap(
+                    ids.get(self.train_split, []), ids.get(splits[role], []), self.train_split, splits[role]
+                )
+            except SplitOverlapError as e:
+                found.append(DataProblem.of(e))
         return [self._advised(p) for p in dict.fromkeys(found)]
 
     def _advised(self, problem: DataProblem) -> DataProblem:
@@ -403,8 +382,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def class_pixels(self, split: str | None = None, readable_only: bool = False) -> ClassPixels:
         """Each class's pixels (and the images it occurs in) over a split's masks, the training split's by
-        default; every mask is read, and one that cannot be raises its :class:`DatasetError` (with
-        ``readable_only``: is passed over, for a check that names it anyway)."""
+        default; a mask that cannot be read raises its :class:`DatasetError` (``readable_only``: skipped)."""
         split = split or self.train_split
         samples = self.split_samples(split, check_files=False)
         return count_class_pixels(
@@ -415,11 +393,8 @@ class SegmentationDataModule(L.LightningDataModule):
         """Median-frequency class weights of the training split's masks, counted once per dataset and
         kept beside it (:mod:`fcn_lightning.data.class_weights`)."""
         samples = self.split_samples(self.train_split, check_files=False)
-        return dataset_class_weights(
-            self.layout, self.train_split, samples, f"counting the classes of {self.train_split}"
-        )
-
-    # --- loaders ----------------------------------------------------------------------------------
+        description = f"counting the classes of {self.train_split}"
+        return dataset_class_weights(self.layout, self.train_split, samples, description)
 
     def state_dict(self) -> dict[str, Any]:
         """The training order's seed, for checkpoints."""
@@ -448,41 +423,25 @@ class SegmentationDataModule(L.LightningDataModule):
         """Whether training batches are bucketed by size (``bucket_by_size`` where sizes vary in a batch)."""
         return self.bucket_by_size and self.batch_size > 1 and self.crop_size is None and self.pad_to is None
 
-    def _largest_size(self, dataset: SegmentationDataset) -> tuple[int, int]:
-        sizes = dataset.image_sizes()
-        return max(h for h, _ in sizes), max(w for _, w in sizes)
-
-    def train_sampler(self, dataset: Dataset) -> ResumableSampler:
-        """The training order (:class:`~fcn_lightning.data.order.ResumableSampler`, by size buckets where
-        :attr:`bucketing`)."""
-        buckets = None
-        if self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
-            cap = self._largest_size(dataset)
-            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
-            if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
-                buckets = None
-        return ResumableSampler(
-            dataset,
-            seed=self.shuffle_seed,
-            batch_size=self.batch_size,
-            buckets=buckets,
-            drop_last=self.drop_last,
-        )
-
     def use_pinned_memory(self) -> bool:
         """``pin_memory`` as set, else whether the trainer runs on CUDA (no trainer: CUDA is available)."""
         if self.pin_memory is not None:
             return bool(self.pin_memory)
-        trainer = self.trainer
-        if trainer is not None:
+        if self.trainer is not None:
             from lightning.pytorch.accelerators import CUDAAccelerator
 
-            return isinstance(trainer.accelerator, CUDAAccelerator)
+            return isinstance(self.trainer.accelerator, CUDAAccelerator)
         return torch.cuda.is_available()
 
+    def _bucket_cap(self, dataset: Dataset) -> tuple[int, int] | None:
+        """The largest image's size where training batches are bucketed by size, else ``None``."""
+        if not (self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset)):
+            return None
+        sizes = dataset.image_sizes()
+        return max(h for h, _ in sizes), max(w for _, w in sizes)
+
     def _collate(self, dataset: Dataset, batch_size: int, train: bool) -> Any:
-        if train and self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
-            cap = self._largest_size(dataset)
+        if train and (cap := self._bucket_cap(dataset)) is not None:
             return functools.partial(collate_segmentation, pad=True, multiple=self.size_step, cap=cap)
         collate: Any = collate_segmentation
         if not train and self.bucket_by_size and batch_size > 1 and self.pad_to is None:
@@ -494,19 +453,27 @@ class SegmentationDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         workers = self.num_workers > 0
-        # Lightning saves where training stands with the training loader.
-        extra = {"position": self.training_position} if train else {}
-        return (ResumableLoader if train else DataLoader)(
-            dataset,
+        options: dict[str, Any] = dict(
             batch_size=batch_size,
-            sampler=self.train_sampler(dataset) if train else eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=self._collate(dataset, batch_size, train),
             pin_memory=self.use_pinned_memory(),
-            drop_last=train and self.drop_last,
             persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
-            **extra,
+        )
+        if not train:
+            return DataLoader(dataset, sampler=eval_sampler(dataset), **options)
+        buckets = None
+        if (cap := self._bucket_cap(dataset)) is not None:
+            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]  # type: ignore[attr-defined]
+            if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
+                buckets = None
+        sampler = ResumableSampler(
+            dataset, seed=self.shuffle_seed, batch_size=batch_size, buckets=buckets, drop_last=self.drop_last
+        )
+        # Lightning saves where training stands with the training loader.
+        return ResumableLoader(
+            dataset, sampler=sampler, drop_last=self.drop_last, position=self.training_position, **options
         )
 
     def train_dataloader(self) -> DataLoader:

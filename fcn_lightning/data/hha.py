@@ -1,42 +1,18 @@
-"""HHA from depth: horizontal disparity, height above the lowest point, angle with gravity (Gupta et al.).
+"""HHA from depth (Gupta, Girshick, Arbelaez, Malik, ECCV 2014): horizontal disparity ``31000 / depth_cm``
+(depth at least 100 cm), height above the lowest point along gravity (cm; the floor 130 cm below the
+camera when the lowest point is less than 90 cm below it) and the angle of the surface normal with
+gravity plus 38 degrees, each clipped to 8 bits, as the reference's HHA PNGs hold.
 
-Gupta, Girshick, Arbelaez, Malik, "Learning Rich Features from RGB-D Images for Object Detection and
-Segmentation" (ECCV 2014) encode a depth map as three 8-bit channels, which is what the reference's
-HHA PNGs hold and what :func:`depth_to_hha` computes, vectorised with numpy and OpenCV box filters:
+Normals are least-squares planes ``n . (X/Z, Y/Z, 1) = 1/Z`` over square windows (radius 3 for the
+angle, 10 for gravity, at 640 px width), pointing away from the camera. Gravity starts at the camera's
+down axis; twice five iterations (45 then 15 degrees) take the smallest eigenvector of ``sum n n^T``
+over the normals nearly orthogonal to it minus that over those nearly parallel.
 
-1. **Disparity**: ``31000 / depth_cm`` with depth clamped to at least 100 cm (so 1 m and closer is
-   310, saturating at 255; 2 m is 155; 5 m is 62).
-2. **Height** above the lowest point, in cm (saturating at 255 cm): each point's height along the
-   estimated gravity direction, minus the lowest point's. When the lowest point is less than 90 cm
-   below the camera (no floor in view), the floor is taken to be 130 cm below the camera instead.
-3. **Angle** between the local surface normal and gravity, in degrees, plus 38 (floor-like surfaces
-   about 38, walls about 128, ceilings about 218).
-
-Normals are least-squares planes fitted to the points of a square window around each pixel (radius 3
-for the angle channel, radius 10 for the gravity estimate, at 640 px width), in the original's form
-``n . (X/Z, Y/Z, 1) = 1/Z``, and point away from the camera. Gravity is estimated as in the original:
-starting from the camera's down direction, twice five iterations (angle thresholds 45 and 15 degrees)
-take the direction most parallel to the normals nearly parallel to the current estimate (floors, table
-tops) and most orthogonal to the normals nearly orthogonal to it (walls): the eigenvector of the
-smallest eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``.
-
-Where this simplifies or departs from the original code:
-
-- As in the original, the geometry comes from the filled (in-painted) depth map and the missing pixels
-  from the raw one when it is given (``raw_depth_m``); without it, one map serves as both, and its
-  missing depth (0) is left out of the geometry. Missing pixels are 0 in all three channels; the lowest
-  point is the lowest point of the geometry's map.
-- The camera is that of the image as stored. The NYUDv2 archive's 425 x 560 frames are the 640 x 480
-  Kinect frame cut at rows 45-469 and columns 40-599 (0-based), as Gupta et al. crop it, so their
-  principal point is the Kinect's moved by (-40, -45) (:data:`NYU_ARCHIVE_CROP`, the default camera's
-  known crop); any other size needs its camera given.
-- Images of a coarser camera (a smaller ``fx``, e.g. a resized frame) get proportionally smaller
-  windows (:func:`window_radii`); a crop keeps the original's 3 and 10 px.
-- Normal windows have no superpixel support (the original's HHA call passes none either) and pixel
-  coordinates are 0-based (the original's are 1-based, a shift of one pixel in the principal point).
-- The gravity estimate uses the radius-10 normals at every 4th pixel each way instead of at every
-  pixel (neighbouring windows overlap almost entirely; this makes it 16 times cheaper).
-- Rounding to uint8 is round-half-to-even instead of MATLAB's half-away-from-zero.
+Departures from the original code: without a raw (unfilled) map, missing depth (0) is left out of the
+geometry; the camera is that of the image as stored (the archive's 425 x 560 frames are the Kinect's
+640 x 480 cut at rows 45-469 and columns 40-599, :data:`NYU_ARCHIVE_CROP`; other sizes need their
+camera); a coarser camera gets proportionally smaller windows; no superpixels; 0-based pixel
+coordinates; gravity from every 4th pixel's normals each way (16 times cheaper); rounding half to even.
 """
 
 from __future__ import annotations
@@ -56,7 +32,7 @@ __all__ = [
     "window_radii",
 ]
 
-#: Disparity numerator (cm) and the closest depth (cm) it is computed for.
+#: Disparity numerator (cm) and the closest depth (cm) it is computed for (1 m and closer: 310, saturated).
 DISPARITY_SCALE = 31000.0
 MIN_DEPTH_CM = 100.0
 #: Added to the angle (degrees) so that floors (0) and ceilings (180) both stay inside 0-255.
@@ -68,20 +44,15 @@ DEFAULT_FLOOR_DROP_CM = 130.0
 #: Window radii (px at 640 px width) of the normals for the angle channel and for the gravity estimate.
 NORMAL_RADIUS = 3
 GRAVITY_RADIUS = 10
-#: The gravity estimate takes the radius-10 normals at every 4th pixel each way (their windows overlap
-#: by four fifths, so the rest add little but time).
+#: The gravity estimate's normals at every 4th pixel each way (their windows overlap by four fifths).
 GRAVITY_STRIDE = 4
 #: The width the radii are given for; narrower images get proportionally smaller windows.
 REFERENCE_WIDTH = 640
 
 
 def window_radii(width: int) -> tuple[int, int, int]:
-    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide.
-
-    The original's 3 and 10 px at 640 px; a narrower image of the same field of view gets windows of
-    the same angular size (at least 1 and 2 px), so that on a small image the gravity windows do not
-    straddle floor and walls.
-    """
+    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide: the original's at
+    640 px, windows of the same angular size (at least 1 and 2 px) at other widths of the same view."""
     scale = width / REFERENCE_WIDTH
     return (
         max(1, round(NORMAL_RADIUS * scale)),
@@ -92,8 +63,6 @@ def window_radii(width: int) -> tuple[int, int, int]:
 
 #: Gravity refinement: (angle threshold in degrees, iterations), in order.
 GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
-
-
 #: A crop of a camera's image: (top, left, height, width) in pixels, 0-based.
 Crop = tuple[int, int, int, int]
 
@@ -104,12 +73,8 @@ NYU_ARCHIVE_CROP: Crop = (45, 40, 425, 560)
 
 @dataclass(frozen=True)
 class Camera:
-    """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to.
-
-    ``size`` is the (height, width) they are calibrated for; ``known_crops`` are the crops of that image
-    whose size names them (:meth:`for_size`). ``size=None``: the intrinsics of the images as they are,
-    any size.
-    """
+    """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to, for
+    images of ``size`` (``None``: any) and the ``known_crops`` of it their size names (:meth:`for_size`)."""
 
     fx: float
     fy: float
@@ -146,8 +111,8 @@ class Camera:
         return self.crop((self.size[0] - height) // 2, (self.size[1] - width) // 2, height, width)
 
     def for_size(self, height: int, width: int) -> Camera:
-        """The camera of a depth map of this size: itself for its own size (or for any, without one), its
-        known crop of that size; any other size is an error (its camera cannot be guessed)."""
+        """The camera of a depth map of this size: itself, or its known crop of that size; any other size is
+        an error (its principal point cannot be guessed)."""
         if self.size is None or (height, width) == self.size:
             return self
         for top, left, crop_h, crop_w in self.known_crops:
@@ -163,8 +128,8 @@ class Camera:
 
     @property
     def reference_width(self) -> float:
-        """The width of the Kinect frame at this camera's resolution (640 for the Kinect and its crops):
-        what the normal windows scale with."""
+        """The Kinect frame's width at this camera's resolution (640 for it and its crops): what windows
+        scale with."""
         return REFERENCE_WIDTH * self.fx / NYU_KINECT.fx
 
     def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +139,8 @@ class Camera:
         return np.broadcast_to(u, (height, width)), np.broadcast_to(v[:, None], (height, width))
 
 
-#: The NYU Depth v2 Kinect colour camera (the depth maps of the dataset are registered to it), from
-#: the dataset toolbox's calibration, for the full 640 x 480 frame, and the archive's 425 x 560 crop of it.
+#: The NYU Depth v2 Kinect colour camera (the depth maps are registered to it), from the dataset
+#: toolbox's calibration, for the 640 x 480 frame and the archive's 425 x 560 crop of it.
 NYU_KINECT = Camera(
     fx=518.857901,
     fy=519.469611,
@@ -195,12 +160,9 @@ def _window_sums(stack: np.ndarray, radius: int) -> np.ndarray:
 def surface_normals(
     depth_m: np.ndarray, camera: Camera, radius: int, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals H x W x 3 (camera frame, pointing away from the camera) and where they are defined.
-
-    Each is the least-squares plane ``n . (X/Z, Y/Z, 1) = 1/Z`` through the measured points of the
-    window; pixels without depth or with a degenerate window are not defined. ``stride`` > 1: only at
-    every ``stride``-th pixel each way (the windows still see every pixel).
-    """
+    """Unit normals H x W x 3 (camera frame, away from the camera) of the least-squares planes through
+    each window's measured points, and where they are defined (depth and a non-degenerate window); at
+    every ``stride``-th pixel each way."""
     z = np.asarray(depth_m, np.float64)
     h, w = z.shape
     a, b = camera.rays(h, w)
@@ -240,19 +202,15 @@ def surface_normals(
 
 
 def estimate_gravity(normals: np.ndarray) -> np.ndarray:
-    """The gravity direction (unit, camera frame, pointing down) from a set of N x 3 unit normals.
-
-    Starts from the camera's down axis (0, 1, 0); see the module for the iterations.
-    """
+    """The gravity direction (unit, camera frame, pointing down) from N x 3 unit normals (see the module)."""
     normals = np.asarray(normals, np.float64).reshape(-1, 3)
     g = np.array([0.0, 1.0, 0.0])
     for threshold, iterations in GRAVITY_SCHEDULE:
         cos_t, sin_t = np.cos(np.radians(threshold)), np.sin(np.radians(threshold))
         for _ in range(iterations):
             similarity = np.abs(normals @ g)
-            weight = (similarity < sin_t).astype(np.float64) - (
-                similarity > cos_t
-            )  # +1 orthogonal, -1 parallel
+            # +1 orthogonal, -1 parallel
+            weight = (similarity < sin_t).astype(np.float64) - (similarity > cos_t)
             if np.count_nonzero(weight) < 3:
                 break
             values, vectors = np.linalg.eigh((normals * weight[:, None]).T @ normals)
@@ -278,11 +236,9 @@ def depth_to_hha(
 ) -> np.ndarray:
     """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle).
 
-    ``camera``: the intrinsics of the image (default the NYU Kinect colour camera, for 640 x 480 frames
-    and the archive's 425 x 560 crop of them; other sizes need their own). ``gravity``: the down
-    direction in the camera frame, if known; else it is estimated from the depth. ``raw_depth_m``: the
-    raw (unfilled) map of the same frame: its missing pixels are the output's, while the geometry
-    comes from ``depth_m`` (the filled map), as in Gupta et al.'s code.
+    ``gravity``: the down direction in the camera frame if known, else estimated. ``raw_depth_m``: the
+    raw (unfilled) map of the same frame, whose missing pixels are the output's (the geometry comes from
+    the filled ``depth_m``, as in Gupta et al.'s code).
     """
     z = _check_depth(depth_m, "depth")
     h, w = z.shape
@@ -294,9 +250,8 @@ def depth_to_hha(
         if raw.shape != z.shape:
             raise ValueError(f"raw depth {raw.shape[0]}x{raw.shape[1]} is not the depth map's {h}x{w}")
         measured = raw > 0
-    out = np.zeros((h, w, 3), np.uint8)
     if not valid.any():
-        return out
+        return np.zeros((h, w, 3), np.uint8)
     z_cm = z * 100.0
     normal_radius, gravity_radius, stride = window_radii(round(camera.reference_width))
     normals, defined = surface_normals(z, camera, normal_radius)
@@ -314,6 +269,6 @@ def depth_to_hha(
     angle = np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET
     angle = np.where(defined, angle, 0.0)
     hha = np.stack([disparity, height, angle], axis=-1)
-    out[:] = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
     out[~(valid & measured)] = 0
     return out

@@ -1,6 +1,4 @@
-"""PASCAL VOC 2012 + SBD, split as in the paper: train on SBD train, validate on seg11valid.
-
-The archives unpack under one ``root``::
+"""PASCAL VOC 2012 + SBD, split as in the paper: train on SBD train, validate on seg11valid::
 
     root/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
     root/VOCdevkit/VOC2012/SegmentationClass/<id>.png        palette PNG, 0..20 and 255 (void)
@@ -8,9 +6,7 @@ The archives unpack under one ``root``::
     root/benchmark_RELEASE/dataset/{img/<id>.jpg, cls/<id>.mat, train.txt, val.txt}     (SBD)
     root/TrainVal/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt                       (optional)
 
-seg11valid (the paper's 736 validation images) is the VOC2011 segmentation val list minus the SBD
-train ids: SBD train contains about half of VOC val, so validating on plain VOC val after training on
-SBD leaks training images into the scores.
+seg11valid (736 images) is VOC2011 segmentation val minus SBD train, which holds half of VOC val.
 """
 
 from __future__ import annotations
@@ -55,19 +51,13 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 
-def _sbd_segmentation(mat: dict[str, Any]) -> np.ndarray:
-    return mat["GTcls"][0]["Segmentation"][0]
-
-
 def read_sbd_label(path: str | Path) -> np.ndarray:
     """Read an SBD ``cls/<id>.mat`` label: ``GTcls.Segmentation``, uint8 0..20 (SBD has no void)."""
-    return read_mat_label(path, _sbd_segmentation)
+    return read_mat_label(path, lambda mat: mat["GTcls"][0]["Segmentation"][0])
 
 
 class VOCLayout(DatasetLayout):
-    """VOC2012, SBD and VOC2011 files under one root, as the archives unpack; the paper's splits.
-
-    Split names:
+    """VOC2012, SBD and VOC2011 files under one root, as the archives unpack; the paper's splits:
 
     - ``"sbd_train"`` / ``"sbd_val"``: SBD lists; images ``img/``, labels ``cls/*.mat``.
     - ``"voc_train"`` / ``"voc_val"`` / ``"voc_trainval"``: VOC2012 segmentation lists, JPEG + PNG.
@@ -135,10 +125,8 @@ class VOCLayout(DatasetLayout):
         source = self.voc2011_val if self.voc2011_val.is_file() else self.voc_list("val")
         ids = read_id_list(source)
         sbd_train_list = self.sbd_list("train")
-        if sbd_train_list.is_file():
-            sbd_train = set(read_id_list(sbd_train_list))
-        else:
-            sbd_train = set()
+        sbd_train = set(read_id_list(sbd_train_list)) if sbd_train_list.is_file() else set()
+        if not sbd_train_list.is_file():
             self._warn_once(
                 f"seg11valid: SBD train list {sbd_train_list} not found, so no SBD training ids are excluded "
                 f"from {source}"
