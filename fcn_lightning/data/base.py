@@ -114,10 +114,9 @@ class SegmentationDataModule(L.LightningDataModule):
         val_batch_size: validation / test / predict batch (> 1: padded within the batch as
             ``bucket_by_size`` says, or to ``pad_to``).
         num_workers: DataLoader worker processes (kept alive between epochs).
-        normalization: leave unset: the inputs are normalised as the model's weights expect
-            (``"imagenet"``: RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean
-            pixel). Set it only to use the module without a model; a value the model's weights
-            contradict is an error.
+        normalization: leave unset: inputs are normalised as the model's weights expect (``"imagenet"``:
+            RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean pixel). Set it only
+            without a model; a value the model's weights contradict is an error.
         pad_to: pad images (0 after normalisation) and labels (255) bottom/right to this size.
         crop_size: random training crops of this size (padding first where the image is smaller).
         hflip: random horizontal flips in training (off: the reference used no augmentation).
@@ -125,20 +124,16 @@ class SegmentationDataModule(L.LightningDataModule):
         predict_dir: folder of images (every format Pillow reads) for ``trainer.predict``.
         pin_memory: pin host memory for GPU transfer; ``None``: when the trainer's accelerator is CUDA
             (without a trainer: when CUDA is available).
-        bucket_by_size: whole-image training with ``batch_size`` > 1 (neither ``crop_size`` nor
-            ``pad_to``) batches images of similar size (their sizes rounded up to :data:`SIZE_STEP`,
-            read from the file headers) and pads each batch to its bucket's size, image 0 and label
-            255, so padded pixels are ignored as in the paper's whole-image training, with few
-            shapes; evaluation batches > 1 are padded to their largest image. On by default: without
-            it such batches cannot be stacked at all. Off: batch > 1 needs ``pad_to`` or
-            ``crop_size``. With batch 1 (the paper's) the order is the plain shuffle either way.
+        bucket_by_size: whole-image training with ``batch_size`` > 1 (no ``crop_size`` or ``pad_to``)
+            batches images of similar size (rounded up to :data:`SIZE_STEP`) padded to their bucket's
+            size (image 0, label 255: ignored); evaluation batches > 1 are padded to their largest
+            image. Off: batch > 1 needs ``pad_to`` or ``crop_size``. Batch 1: the plain shuffle.
         drop_last: drop an epoch's last training batch when it is smaller than ``batch_size``.
         prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2; ignored without
             workers).
-        decoded_cache: keep every sample's decoded, validated arrays in a cache folder (``true``:
-            ``~/.cache/fcn-lightning/decoded``; or the folder) and read them back from there, about
-            5x faster than decoding, in later epochs and runs (see :mod:`fcn_lightning.data.decoded`;
-            about 0.75 MB per VOC image). A source file that changes is decoded again.
+        decoded_cache: keep every sample's decoded, validated arrays in a folder (``true``:
+            ``~/.cache/fcn-lightning/decoded``) and read them back in later epochs and runs, about 5x
+            faster than decoding (about 0.75 MB per VOC image); a changed source file is decoded again.
     """
 
     def __init__(
@@ -277,10 +272,8 @@ class SegmentationDataModule(L.LightningDataModule):
         return train, build_eval_transform(normalization, pad_to=self.pad_to, **inputs)
 
     def follow_model(self, model: Any) -> None:
-        """Feed ``model``: normalise as its weights expect (:meth:`follow_normalization`), then refuse what
-        these data cannot feed it (:meth:`check_model`). The one way a model reaches its data: the CLI
-        calls this right after building both (before any data is read), ``setup`` with the attached model,
-        so plain ``trainer.fit(model, datamodule)`` gets it too."""
+        """Feed ``model``: normalise as its weights expect, then refuse what these data cannot feed it. The
+        one way a model reaches its data: the CLI calls it on building both, ``setup`` on the attached one."""
         if getattr(model, "input_normalization", None) is not None:
             self.follow_normalization(model.input_normalization)
         self.check_model(model)
@@ -303,10 +296,8 @@ class SegmentationDataModule(L.LightningDataModule):
         return SegmentationDataset(samples, self.layout, transform, self.decoded_cache)
 
     def check_classes_present(self, dataset: SegmentationDataset, split: str, training: bool) -> None:
-        """Masks holding fewer than two classes (a 0/255 export read as background and void, say) make
-        every score 100 and teach nothing: an error for the training split, a warning for another
-        (masks are read until two classes occur, usually one or two; an unreadable one fails a training
-        split here and an evaluation split when its sample is loaded)."""
+        """Masks of fewer than two classes (a 0/255 export read as background and void, say) make every
+        score 100 and teach nothing: an error for the training split, a warning for another."""
         problem = coverage_problem(self.layout, dataset.samples, split, readable_only=not training)
         if problem is None:
             return
@@ -332,7 +323,10 @@ class SegmentationDataModule(L.LightningDataModule):
             self.val_dataset = self.make_dataset(self.val_split)
             check_no_overlap(self.train_dataset.ids, self.val_dataset.ids, self.train_split, self.val_split)
             self.check_classes_present(self.train_dataset, self.train_split, training=True)
-            logger.info(f"train split {self.train_split!r}: {len(self.train_dataset)} images")
+            logger.info(
+                f"train split {self.train_split!r}: {len(self.train_dataset)} images; "
+                f"val split {self.val_split!r}: {len(self.val_dataset)} images"
+            )
         if stage == "validate":
             self.val_dataset = self.make_dataset(self.val_split)
         if stage in (None, "fit", "validate"):
@@ -351,11 +345,9 @@ class SegmentationDataModule(L.LightningDataModule):
             self.layout.check_root()
             found = [DataProblem.of(e) for e in self.layout.file_problems()]
         except DatasetError as e:
-            found = [DataProblem.of(e)]
-            return [self._advised(p) for p in found]
-        splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
-        ids: dict[str, list[str]] = {}  # a split used in two roles is checked once
-        for split in dict.fromkeys(splits.values()):
+            return [self._advised(DataProblem.of(e))]
+        ids: dict[str, list[str]] = {}
+        for split in dict.fromkeys((self.train_split, self.val_split, self.test_split)):  # each once
             try:
                 dataset = self.make_dataset(split, check_files=False)
             except DatasetError as e:
@@ -363,15 +355,12 @@ class SegmentationDataModule(L.LightningDataModule):
                 continue
             ids[split] = dataset.ids
             found.extend(dataset.check(f"checking {split}"))
-            if (
-                problem := coverage_problem(self.layout, dataset.samples, split, readable_only=True)
-            ) is not None:
+            problem = coverage_problem(self.layout, dataset.samples, split, readable_only=True)
+            if problem is not None:
                 found.append(DataProblem.of(problem))
-        for role in ("val", "test"):
+        for split in (self.val_split, self.test_split):
             try:
-                check_no_overlap(
-                    ids.get(self.train_split, []), ids.get(splits[role], []), self.train_split, splits[role]
-                )
+                check_no_overlap(ids.get(self.train_split, []), ids.get(split, []), self.train_split, split)
             except SplitOverlapError as e:
                 found.append(DataProblem.of(e))
         return [self._advised(p) for p in dict.fromkeys(found)]
@@ -405,8 +394,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.shuffle_seed = int(state_dict.get("shuffle_seed", self.shuffle_seed))
 
     def training_position(self) -> dict[str, int]:
-        """Where training stands in the order: ``epoch`` and the ``batches`` trained in it (empty outside a
-        fit). The training loader's state, which Lightning's fit loop saves in every checkpoint."""
+        """Where training stands: ``epoch`` and the ``batches`` trained in it (empty outside a fit), the
+        training loader's state that Lightning saves in every checkpoint."""
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":  # "fit" also while validating within fit
             return {}

@@ -41,27 +41,30 @@ def to_pair(size: int | tuple[int, int] | list[int] | None, name: str = "size") 
 class SegmentationTransform:
     """``t(image=..., mask=..., **extra) -> dict`` of tensors: float32 C x H x W images, int64 H x W masks.
 
-    ``extra``: further inputs with their normaliser in ``extra_normalizers`` (default: float32), or label
-    maps named in ``extra_masks`` (treated as ``mask``). The inputs named in ``stack`` are concatenated to
-    ``image`` after augmentation, in order. An image larger than ``output_size`` is an error.
+    ``ops``: albumentations' geometric ops, applied to every array. ``extra``: further inputs named in
+    ``additional_targets`` (their normaliser in ``extra_normalizers``, default float32; concatenated to
+    ``image`` after augmentation where named in ``stack``), or label maps named in ``extra_masks``
+    (treated as ``mask``). An image larger than ``output_size`` is an error.
     """
 
     def __init__(
         self,
         normalization: InputNormalization | None,
-        augment: A.Compose | None = None,
+        ops: Sequence[A.BasicTransform] = (),
         *,
+        additional_targets: Mapping[str, str] | None = None,
         extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
         extra_masks: Collection[str] = (),
         output_size: tuple[int, int] | None = None,
         stack: Sequence[str] = (),
     ) -> None:
+        targets = {**dict(additional_targets or {}), **{name: "mask" for name in extra_masks}}
+        self.augment = A.Compose(list(ops), additional_targets=targets) if ops else None
         self.normalization = normalization
-        self.stack = tuple(stack)
-        self.augment = augment
         self.extra_normalizers = dict(extra_normalizers or {})
         self.extra_masks = frozenset(extra_masks)
         self.output_size = output_size
+        self.stack = tuple(stack)
         self._seed_key: tuple[int, int | None] | None = None
         self._lut: np.ndarray | None = None
 
@@ -131,11 +134,6 @@ class SegmentationTransform:
         return out
 
 
-def _targets(additional_targets: Mapping[str, str] | None, extra_masks: Collection[str]) -> dict[str, str]:
-    """albumentations' ``additional_targets``: the extra inputs, and the extra label maps as masks."""
-    return {**dict(additional_targets or {}), **{name: "mask" for name in extra_masks}}
-
-
 def _pad(size: tuple[int, int], position: str) -> A.PadIfNeeded:
     return A.PadIfNeeded(
         min_height=size[0],
@@ -154,14 +152,12 @@ def build_train_transform(
     crop_size: int | tuple[int, int] | None = None,
     hflip: bool = False,
     scale_range: tuple[float, float] | None = None,
-    additional_targets: Mapping[str, str] | None = None,
-    extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
-    extra_masks: Collection[str] = (),
-    stack: Sequence[str] = (),
+    **inputs: Any,
 ) -> SegmentationTransform:
     """Training pipeline: optional flip and random scale, then a random ``crop_size`` crop (padded where
     smaller) or padding bottom/right to ``pad_to`` (a larger image randomly cropped to it); neither: sizes
-    vary. Nothing random unless asked for (the reference trains without augmentation)."""
+    vary. Nothing random unless asked for (the reference trains without augmentation). ``inputs``: the
+    further inputs and label maps (:class:`SegmentationTransform`)."""
     crop = to_pair(crop_size, "crop_size")
     pad = to_pair(pad_to, "pad_to")
     ops: list[A.BasicTransform] = []
@@ -183,34 +179,15 @@ def build_train_transform(
     if target is not None:
         ops.append(_pad(target, "center" if crop else "top_left"))
         ops.append(A.RandomCrop(height=target[0], width=target[1]))
-    targets = _targets(additional_targets, extra_masks)
-    augment = A.Compose(ops, additional_targets=targets) if ops else None
-    return SegmentationTransform(
-        normalization, augment, extra_normalizers=extra_normalizers, extra_masks=extra_masks, stack=stack
-    )
+    return SegmentationTransform(normalization, ops, **inputs)
 
 
 def build_eval_transform(
-    normalization: InputNormalization | None,
-    *,
-    pad_to: int | tuple[int, int] | None = None,
-    additional_targets: Mapping[str, str] | None = None,
-    extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
-    extra_masks: Collection[str] = (),
-    stack: Sequence[str] = (),
+    normalization: InputNormalization | None, *, pad_to: int | tuple[int, int] | None = None, **inputs: Any
 ) -> SegmentationTransform:
     """Evaluation / prediction pipeline: nothing random; with ``pad_to``, padded bottom/right (a prediction
     is cut back with ``[:h, :w]``); a larger image is an error, never cropped."""
     pad = to_pair(pad_to, "pad_to")
-    augment = None
-    if pad is not None:
-        targets = _targets(additional_targets, extra_masks)
-        augment = A.Compose([_pad(pad, "top_left")], additional_targets=targets)
     return SegmentationTransform(
-        normalization,
-        augment,
-        extra_normalizers=extra_normalizers,
-        extra_masks=extra_masks,
-        output_size=pad,
-        stack=stack,
+        normalization, [] if pad is None else [_pad(pad, "top_left")], output_size=pad, **inputs
     )
