@@ -211,8 +211,8 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def channels(self) -> int:
-        """Channels of a sample's ``image`` (3, RGB): what the net's ``in_channels`` must be."""
-        return 3
+        """Channels of a sample's ``image``: what the net's ``in_channels`` must be."""
+        return self.layout.channels
 
     def check_channels(self, in_channels: int | None) -> None:
         """A net whose input channels differ from the data's is an error naming both."""
@@ -453,8 +453,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if not train:
             return DataLoader(dataset, sampler=eval_sampler(dataset), **options)
         buckets = None
-        if (cap := self._bucket_cap(dataset)) is not None:
-            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]  # type: ignore[attr-defined]
+        if (cap := self._bucket_cap(dataset)) is not None and isinstance(dataset, SegmentationDataset):
+            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
             if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
                 buckets = None
         sampler = ResumableSampler(

@@ -37,9 +37,8 @@ DISPARITY_SCALE = 31000.0
 MIN_DEPTH_CM = 100.0
 #: Added to the angle (degrees) so that floors (0) and ceilings (180) both stay inside 0-255.
 ANGLE_OFFSET = 128.0 - 90.0
-#: The lowest point must be at least this far (cm) below the camera, else the floor is assumed at ...
+#: The lowest point must be at least 90 cm below the camera, else the floor is taken to be 130 cm below.
 FLOOR_MIN_DROP_CM = 90.0
-#: ... this far below it.
 DEFAULT_FLOOR_DROP_CM = 130.0
 #: Window radii (px at 640 px width) of the normals for the angle channel and for the gravity estimate.
 NORMAL_RADIUS = 3
@@ -66,8 +65,7 @@ GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
 #: A crop of a camera's image: (top, left, height, width) in pixels, 0-based.
 Crop = tuple[int, int, int, int]
 
-#: The NYUDv2 archive's frames: the 640 x 480 Kinect frame cut at rows 45-469 and columns 40-599
-#: (0-based, Gupta et al.'s crop), 425 x 560.
+#: The NYUDv2 archive's 425 x 560 frames: the Kinect frame's rows 45-469, columns 40-599 (Gupta et al.).
 NYU_ARCHIVE_CROP: Crop = (45, 40, 425, 560)
 
 
@@ -128,8 +126,7 @@ class Camera:
 
     @property
     def reference_width(self) -> float:
-        """The Kinect frame's width at this camera's resolution (640 for it and its crops): what windows
-        scale with."""
+        """The Kinect frame's width at this camera's resolution (640 for it and its crops)."""
         return REFERENCE_WIDTH * self.fx / NYU_KINECT.fx
 
     def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,12 +148,6 @@ NYU_KINECT = Camera(
 )
 
 
-def _window_sums(stack: np.ndarray, radius: int) -> np.ndarray:
-    """Sum of every channel over the (2 radius + 1)^2 window around each pixel (0 outside the image)."""
-    size = 2 * radius + 1
-    return cv2.boxFilter(stack, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
-
-
 def surface_normals(
     depth_m: np.ndarray, camera: Camera, radius: int, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -170,10 +161,10 @@ def surface_normals(
     one = valid.astype(np.float64)
     inv_z = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0.0)
     a_, b_ = a * one, b * one
-    moments = np.stack(
-        [a_ * a, a_ * b, a_, b_ * b, b_, one, a_ * inv_z, b_ * inv_z, inv_z], axis=-1
-    )  # AtA (6 unique entries) and Atb (3)
-    s = _window_sums(moments, radius)[::stride, ::stride]
+    # AtA (6 unique entries) and Atb (3), summed over each window (0 outside the image)
+    moments = np.stack([a_ * a, a_ * b, a_, b_ * b, b_, one, a_ * inv_z, b_ * inv_z, inv_z], axis=-1)
+    size = (2 * radius + 1,) * 2
+    s = cv2.boxFilter(moments, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)[::stride, ::stride]
     a, b, valid = a[::stride, ::stride], b[::stride, ::stride], valid[::stride, ::stride]
     aa, ab, a1, bb, b1, n, az, bz, z1 = np.moveaxis(s, -1, 0)
     # The inverse of the symmetric AtA = [[aa, ab, a1], [ab, bb, b1], [a1, b1, n]] by cofactors.

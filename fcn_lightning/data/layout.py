@@ -101,6 +101,8 @@ class DatasetLayout:
     label_readers: ClassVar[Mapping[str, LabelReader]] = {".png": read_label_png}
     #: Further label maps :meth:`load` returns besides ``mask`` (SIFT Flow's ``geo_mask``), treated as masks.
     extra_masks: ClassVar[tuple[str, ...]] = ()
+    #: Channels of a sample's ``image`` (RGB): what a net's ``in_channels`` must be.
+    channels: int = 3
     #: What :meth:`check_root` says should be under the root.
     expected_contents: ClassVar[str] = ""
     #: The image decoder (:data:`~fcn_lightning.data.readers.DECODERS`: the same pixels either way).

@@ -176,7 +176,7 @@ class NYUDv2Layout(DatasetLayout):
         self.modalities = parse_modalities(modalities)
 
     @property
-    def channels(self) -> int:
+    def channels(self) -> int:  # type: ignore[override]
         """Input channels of a stacked sample (3 rgb + 1 depth + 3 hha, as chosen)."""
         return sum(MODALITY_CHANNELS[m] for m in self.modalities)
 
@@ -239,11 +239,6 @@ class NYUDv2DataModule(SegmentationDataModule):
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.layout.modalities
-
-    @property
-    def channels(self) -> int:
-        """Channels of ``image``: what the net's ``in_channels`` must be."""
-        return self.layout.channels
 
     def build_transforms(self, normalization: str) -> None:
         """Per-modality normalisers, one joint augmentation, stacking in order afterwards."""

@@ -131,10 +131,10 @@ class ResumableLoader(DataLoader):
         # advance it, and a run resumed at an epoch's end would draw other pixels than an uninterrupted one.
         kwargs.setdefault("generator", torch.Generator().manual_seed(0))
         super().__init__(*args, **kwargs)
-        sampler = self.sampler
-        if isinstance(sampler, ResumableSampler) and (sampler.batch_size, sampler.drop_last_batch) != (
-            self.batch_size,
-            self.drop_last,
+        sampler, batching = self.sampler, (self.batch_size, self.drop_last)
+        if (
+            isinstance(sampler, ResumableSampler)
+            and (sampler.batch_size, sampler.drop_last_batch) != batching
         ):
             raise ValueError(  # the position saved counts the loader's batches, entered as the sampler's
                 f"the sampler's batch_size {sampler.batch_size} and drop_last {sampler.drop_last_batch} must "

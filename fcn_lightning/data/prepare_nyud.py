@@ -36,8 +36,7 @@ def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
             f"{depth_dir}: no depth folder (expected data/depth/img_<id>.png under the root)"
         )
     ids = sorted(p.stem.removeprefix("img_") for p in depth_dir.glob("img_*.png"))
-    samples = [layout.sample(i) for i in ids]
-    return [s for s in samples if s.hha is not None and not s.hha.is_file()]
+    return [s for s in map(layout.sample, ids) if s.hha is not None and not s.hha.is_file()]
 
 
 def raw_depth_path(sample: NYUDSample) -> Path | None:

@@ -26,13 +26,10 @@ def to_pair(size: int | tuple[int, int] | list[int] | None, name: str = "size") 
     """``500 -> (500, 500)``; ``(h, w)`` unchanged; ``None`` unchanged. Rejects non-positive sizes."""
     if size is None:
         return None
-    if isinstance(size, int):
-        pair = (size, size)
-    else:
-        values = tuple(size)
-        if len(values) != 2:
-            raise ValueError(f"{name} must be an int or (height, width), got {size!r}")
-        pair = (int(values[0]), int(values[1]))
+    values = (size, size) if isinstance(size, int) else tuple(size)
+    if len(values) != 2:
+        raise ValueError(f"{name} must be an int or (height, width), got {size!r}")
+    pair = (int(values[0]), int(values[1]))
     if min(pair) <= 0:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return pair

@@ -102,11 +102,9 @@ class VOCLayout(DatasetLayout):
         return Sample(sample_id, self.sbd / "img" / f"{sample_id}.jpg", self.sbd / "cls" / f"{sample_id}.mat")
 
     def sample(self, sample_id: str) -> Sample:
-        voc = self.voc_sample(sample_id)
-        if voc.label is not None and voc.label.is_file():
-            return voc
-        sbd = self.sbd_sample(sample_id)
-        return sbd if sbd.label is not None and sbd.label.is_file() else voc
+        """VOC's files where its label exists, else SBD's where its label exists, else VOC's."""
+        voc, sbd = self.voc_sample(sample_id), self.sbd_sample(sample_id)
+        return sbd if not voc.label.is_file() and sbd.label.is_file() else voc  # type: ignore[union-attr]
 
     def named_split(self, name: str) -> list[Sample]:
         if name in ("sbd_train", "sbd_val"):
