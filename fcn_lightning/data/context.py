@@ -11,6 +11,7 @@ aside); every other label and the unlabelled 0 are class 0, background, scored l
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_id_list, read_mat_label
+from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_mat_label
 from fcn_lightning.data.voc import VOC_CLASSES
 
 __all__ = [
@@ -142,7 +143,6 @@ class PascalContextLayout(DatasetLayout):
         self.voc = self.root / "VOCdevkit" / "VOC2010"
         self.labels = self.root / "trainval"
         self.label_list = self.root / "labels.txt"
-        self._lookup: np.ndarray | None = None
 
     def list_file(self, name: str) -> Path:
         return self.voc / "ImageSets" / "Main" / f"{name}.txt"
@@ -152,15 +152,10 @@ class PascalContextLayout(DatasetLayout):
             sample_id, self.voc / "JPEGImages" / f"{sample_id}.jpg", self.labels / f"{sample_id}.mat"
         )
 
-    def named_split(self, name: str) -> list[Sample]:
-        return [self.sample(i) for i in read_id_list(self.list_file(name))]
-
-    @property
+    @functools.cached_property
     def lookup(self) -> np.ndarray:
         """Full-space label -> task class, from ``labels.txt`` (read once)."""
-        if self._lookup is None:
-            self._lookup = context_lookup(read_full_space(self.label_list), self.label_list)
-        return self._lookup
+        return context_lookup(read_full_space(self.label_list), self.label_list)
 
     def check_root(self) -> None:
         """The root exists and its ``labels.txt`` names every task class exactly once."""

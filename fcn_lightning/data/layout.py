@@ -86,7 +86,8 @@ class Sample:
 
 class DatasetLayout:
     """A dataset's files under ``root``, its split names, label reading and classes. Subclasses set the
-    class attributes and implement :meth:`named_split` and :meth:`sample` (one id's files)."""
+    class attributes and implement :meth:`sample` (one id's files) and :meth:`list_file` or
+    :meth:`named_split`."""
 
     #: Class names; index = label value after reading.
     class_names: ClassVar[tuple[str, ...]] = ()
@@ -122,9 +123,13 @@ class DatasetLayout:
                 f"dataset root not found: {self.root} (expected {self.expected_contents})"
             )
 
-    def named_split(self, name: str) -> list[Sample]:
-        """The samples of one of :attr:`split_names`."""
+    def list_file(self, name: str) -> Path:
+        """The id list of one of :attr:`split_names`."""
         raise NotImplementedError
+
+    def named_split(self, name: str) -> list[Sample]:
+        """The samples of one of :attr:`split_names` (by default, of its :meth:`list_file`)."""
+        return [self.sample(i) for i in read_id_list(self.list_file(name))]
 
     def sample(self, sample_id: str) -> Sample:
         """The image and label files of one id (used for split files)."""

@@ -38,7 +38,6 @@ from fcn_lightning.nets.weights import IMAGENET, get_normalization
 __all__ = [
     "HHA_MEAN",
     "LOG_DEPTH_MEAN",
-    "MODALITIES",
     "MODALITY_CHANNELS",
     "NYUD_CLASSES",
     "NYUDSample",
@@ -54,7 +53,6 @@ __all__ = [
 
 #: The inputs a sample can have, and their channels.
 MODALITY_CHANNELS: dict[str, int] = {"rgb": 3, "depth": 1, "hha": 3}
-MODALITIES: tuple[str, ...] = tuple(MODALITY_CHANNELS)
 #: The reference's NYUD colour mean (BGR, 0-255).
 NYUD_MEAN_BGR = (116.190, 97.203, 92.318)
 #: The reference's HHA mean, in the PNG's own channel order (disparity, height, angle); never flipped.
@@ -139,13 +137,13 @@ def modality_normalizers(
 
 
 def parse_modalities(modalities: str | Sequence[str]) -> tuple[str, ...]:
-    """Check an ordered, non-empty, duplicate-free subset of :data:`MODALITIES` (a string is one)."""
+    """Check an ordered, non-empty, duplicate-free subset of :data:`MODALITY_CHANNELS` (a string is one)."""
     names = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     unknown = [m for m in names if m not in MODALITY_CHANNELS]
     if not names or unknown or len(set(names)) != len(names):
         raise ValueError(
-            f"modalities must be an ordered, non-empty list of distinct names from {list(MODALITIES)}, "
-            f"got {list(names)}"
+            f"modalities must be an ordered, non-empty list of distinct names from "
+            f"{list(MODALITY_CHANNELS)}, got {list(names)}"
         )
     return names
 
@@ -218,11 +216,9 @@ class NYUDv2Layout(DatasetLayout):
 
 
 class NYUDv2DataModule(SegmentationDataModule):
-    """NYUDv2, 40 classes (255 = void), any ordered subset of colour, depth and HHA stacked as input.
-
-    Trains on ``trainval`` (795) and validates / tests on ``test`` (654) by default, as the reference;
-    any split can be a name or a file of ids. Samples: ``image`` (3 + 1 + 3 channels as chosen, in
-    order), ``mask``, ``id``. The net's ``in_channels`` must match: setup refuses a model that differs.
+    """NYUDv2, 40 classes (255 = void), any ordered subset of colour, depth and HHA stacked as input
+    (3 + 1 + 3 channels as chosen, in order; the net's ``in_channels`` must match). Trains on
+    ``trainval`` (795) and validates / tests on ``test`` (654) by default, as the reference.
 
     Args:
         root: folder holding ``data/`` and ``segmentation/`` of the prepared archive.

@@ -21,7 +21,7 @@ import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values, shipped_list
-from fcn_lightning.data.readers import read_id_list, read_mat_label
+from fcn_lightning.data.readers import read_mat_label
 from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
@@ -138,9 +138,6 @@ class SIFTFlowLayout(DatasetLayout):
     def geo_label(self, sample: Sample) -> Path:
         """The geometric label file of a sample."""
         return self.geometric / f"{sample.id}.mat"
-
-    def named_split(self, name: str) -> list[Sample]:
-        return [self.sample(i) for i in read_id_list(self.list_file(name))]
 
     def split_samples(self, split: str) -> list[Sample]:
         samples = super().split_samples(split)

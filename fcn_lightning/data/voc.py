@@ -58,14 +58,9 @@ def read_sbd_label(path: str | Path) -> np.ndarray:
 
 class VOCLayout(DatasetLayout):
     """VOC2012, SBD and VOC2011 files under one root, as the archives unpack; the paper's splits:
-
-    - ``"sbd_train"`` / ``"sbd_val"``: SBD lists; images ``img/``, labels ``cls/*.mat``.
-    - ``"voc_train"`` / ``"voc_val"`` / ``"voc_trainval"``: VOC2012 segmentation lists, JPEG + PNG.
-    - ``"seg11valid"``: VOC2011 val ids not in SBD train (736 on the real data), VOC2012 files. Without
-      the VOC2011 list, VOC2012 val minus SBD train is used and a warning says so.
-
-    In a split file, each id's label is the VOC PNG if it exists, else the SBD ``.mat``.
-    """
+    ``sbd_train`` / ``sbd_val`` (SBD's lists and files), ``voc_train`` / ``voc_val`` / ``voc_trainval``
+    (VOC2012's), ``seg11valid`` (VOC2011 val minus SBD train, VOC2012 files; without the VOC2011 list,
+    VOC2012 val minus SBD train, with a warning)."""
 
     class_names = VOC_CLASSES
     split_names = ("sbd_train", "sbd_val", "voc_train", "voc_val", "voc_trainval", "seg11valid")
@@ -144,9 +139,8 @@ class VOCLayout(DatasetLayout):
 class VOCDataModule(SegmentationDataModule):
     """PASCAL VOC semantic segmentation (21 classes, 255 ignored) with the paper's splits.
 
-    Trains on SBD train and validates on seg11valid by default (see :class:`VOCLayout` for the split
-    names); setup refuses to fit if a training id is in the validation split. Whole images at batch 1
-    by default, as the paper.
+    Trains on SBD train and validates on seg11valid by default (split names: :class:`VOCLayout`); setup
+    refuses to fit if a training id is in the validation split. Whole images at batch 1, as the paper.
 
     Args:
         root: folder holding ``VOCdevkit/``, ``benchmark_RELEASE/`` and optionally ``TrainVal/``.
