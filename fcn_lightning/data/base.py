@@ -95,7 +95,7 @@ class SegmentationDataset(Dataset):
         return out
 
     def check(self, description: str = "checking") -> list[str]:
-        """Validate every sample; return all problems (empty list: clean). Shows progress."""
+        """Every problem of every sample (empty: clean), with progress."""
         samples = progress(self.samples, len(self.samples), description)
         return [problem for sample in samples for problem in self.layout.problems(sample)]
 
@@ -104,15 +104,14 @@ class SegmentationDataModule(L.LightningDataModule):
     """Splits, transforms, loaders and checks of any dataset given as a layout.
 
     Args:
-        layout: the dataset's files, splits, label reading and classes (a dataset's own DataModule
-            builds it from ``root``).
+        layout: the dataset's files, splits, label reading and classes (built from a DataModule's ``root``).
         train_split: training split, a name of the dataset's or a split-file path (one id a line;
             relative paths also under the root). ``None``: the paper's training split.
         val_split: validation split, likewise. ``None``: the paper's.
         test_split: split for ``trainer.test``; ``None``: the validation split.
         batch_size: training batch (paper: 1 whole image; > 1 whole images: see ``bucket_by_size``).
-        val_batch_size: validation / test / predict batch (> 1: padded within the batch as
-            ``bucket_by_size`` says, or to ``pad_to``).
+        val_batch_size: validation / test / predict batch (> 1: padded as ``bucket_by_size`` says or to
+            ``pad_to``).
         num_workers: DataLoader worker processes (kept alive between epochs).
         normalization: leave unset: inputs are normalised as the model's weights expect (``"imagenet"``:
             RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean pixel). Set it only
@@ -122,15 +121,13 @@ class SegmentationDataModule(L.LightningDataModule):
         hflip: random horizontal flips in training (off: the reference used no augmentation).
         scale_range: random training rescale factor range, e.g. ``(0.5, 1.5)``.
         predict_dir: folder of images (every format Pillow reads) for ``trainer.predict``.
-        pin_memory: pin host memory for GPU transfer; ``None``: when the trainer's accelerator is CUDA
-            (without a trainer: when CUDA is available).
+        pin_memory: pin host memory for GPU transfer; ``None``: when the trainer runs on CUDA.
         bucket_by_size: whole-image training with ``batch_size`` > 1 (no ``crop_size`` or ``pad_to``)
             batches images of similar size (rounded up to :data:`SIZE_STEP`) padded to their bucket's
             size (image 0, label 255: ignored); evaluation batches > 1 are padded to their largest
             image. Off: batch > 1 needs ``pad_to`` or ``crop_size``. Batch 1: the plain shuffle.
         drop_last: drop an epoch's last training batch when it is smaller than ``batch_size``.
-        prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2; ignored without
-            workers).
+        prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2).
         decoded_cache: keep every sample's decoded, validated arrays in a folder (``true``:
             ``~/.cache/fcn-lightning/decoded``) and read them back in later epochs and runs, about 5x
             faster than decoding (about 0.75 MB per VOC image); a changed source file is decoded again.

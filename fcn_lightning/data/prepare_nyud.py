@@ -22,7 +22,7 @@ from fcn_lightning.data.progress import progress as show_progress
 from fcn_lightning.data.readers import DatasetNotFoundError
 from fcn_lightning.io import atomic_write, remove_stale_temporaries
 
-__all__ = ["RAW_DEPTH_FOLDER", "hha_todo", "prepare_nyud", "raw_depth_path", "write_hha"]
+__all__ = ["RAW_DEPTH_FOLDER", "hha_todo", "prepare_nyud", "write_hha"]
 
 #: Where a tree keeps its raw (unfilled) depth maps, if it has them: ``data/rawdepth/img_<id>.png``.
 RAW_DEPTH_FOLDER = "rawdepth"
@@ -39,20 +39,13 @@ def hha_todo(layout: NYUDv2Layout) -> list[NYUDSample]:
     return [s for s in map(layout.sample, ids) if s.hha is not None and not s.hha.is_file()]
 
 
-def raw_depth_path(sample: NYUDSample) -> Path | None:
-    """The raw depth PNG beside a sample's (filled) depth PNG, ``data/rawdepth/<name>``, if there is one."""
-    assert sample.depth is not None
-    raw = sample.depth.parent.parent / RAW_DEPTH_FOLDER / sample.depth.name
-    return raw if raw.is_file() else None
-
-
 def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
     """Compute one sample's HHA from its depth PNG (holes from its raw depth PNG, where the tree has
     one) and write it atomically."""
     assert sample.depth is not None and sample.hha is not None
     depth_m = read_depth_png(sample.depth).astype(np.float64) / 1000.0
-    raw = raw_depth_path(sample)
-    raw_m = None if raw is None else read_depth_png(raw).astype(np.float64) / 1000.0
+    raw = sample.depth.parent.parent / RAW_DEPTH_FOLDER / sample.depth.name
+    raw_m = read_depth_png(raw).astype(np.float64) / 1000.0 if raw.is_file() else None
     try:
         if raw_m is None:
             hha = hha_module.depth_to_hha(depth_m, camera)

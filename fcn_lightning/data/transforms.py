@@ -59,7 +59,7 @@ class SegmentationTransform:
         self.augment = A.Compose(list(ops), additional_targets=targets) if ops else None
         self.normalization = normalization
         self.extra_normalizers = dict(extra_normalizers or {})
-        self.extra_masks = frozenset(extra_masks)
+        self.masks = frozenset({"mask", *extra_masks})
         self.output_size = output_size
         self.stack = tuple(stack)
         self._seed_key: tuple[int, int | None] | None = None
@@ -97,35 +97,28 @@ class SegmentationTransform:
     def __call__(
         self, *, image: np.ndarray, mask: np.ndarray | None = None, **extra: np.ndarray
     ) -> dict[str, torch.Tensor]:
-        x = self.normalize(image)
-        arrays: dict[str, Any] = {"image": np.ascontiguousarray(x, dtype=np.float32)}
-        if mask is not None:
-            arrays["mask"] = np.ascontiguousarray(mask, dtype=np.uint8)
-        for name, value in extra.items():
-            if name in self.extra_masks:
+        arrays: dict[str, Any] = {"image": np.ascontiguousarray(self.normalize(image), dtype=np.float32)}
+        for name, value in {"mask": mask, **extra}.items():
+            if name in self.masks and value is not None:
                 arrays[name] = np.ascontiguousarray(value, dtype=np.uint8)
-                continue
-            norm = self.extra_normalizers.get(name)
-            value = norm(value) if norm is not None else value.astype(np.float32)
-            arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+            elif value is not None:
+                value = self.extra_normalizers.get(name, lambda v: v.astype(np.float32))(value)
+                arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
         if self.augment is not None:
             self.seed_augmentation()
             arrays = self.augment(**arrays)
         if self.output_size is not None and tuple(arrays["image"].shape[:2]) != self.output_size:
-            h, w = image.shape[:2]
-            oh, ow = self.output_size
+            (h, w), (oh, ow) = image.shape[:2], self.output_size
             raise ValueError(
                 f"image of size {h}x{w} does not fit pad_to={oh}x{ow}; "
                 f"set pad_to to at least the largest image size"
             )
         out: dict[str, torch.Tensor] = {}
         for name, value in arrays.items():
-            if name == "mask" or name in self.extra_masks:
+            if name in self.masks:
                 out[name] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
-            else:
-                if value.ndim == 2:
-                    value = value[..., None]
-                out[name] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 0, 1)))
+            else:  # H x W (depth) or H x W x C -> C x H x W
+                out[name] = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(value).transpose(2, 0, 1)))
         if self.stack:
             out["image"] = torch.cat([out["image"], *(out.pop(name) for name in self.stack)])
         return out
