@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset
 
 from fcn_lightning.data.batching import SIZE_STEP, collate_segmentation, eval_sampler, padded_size
@@ -89,10 +90,7 @@ class SegmentationDataset(Dataset):
             out: dict[str, Any] = self.transform(**arrays)
         except ValueError as e:
             raise ValueError(f"{sample.image}: {e}") from e
-        out["id"] = sample.id
-        out["index"] = index
-        out["size"] = torch.tensor([h, w], dtype=torch.int64)
-        return out
+        return {**out, "id": sample.id, "index": index, "size": torch.tensor([h, w], dtype=torch.int64)}
 
     def check(self, description: str = "checking") -> list[str]:
         """Every problem of every sample (empty: clean), with progress."""
@@ -414,8 +412,6 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.pin_memory is not None:
             return bool(self.pin_memory)
         if self.trainer is not None:
-            from lightning.pytorch.accelerators import CUDAAccelerator
-
             return isinstance(self.trainer.accelerator, CUDAAccelerator)
         return torch.cuda.is_available()
 

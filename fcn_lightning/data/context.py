@@ -1,12 +1,5 @@
-"""PASCAL-Context: VOC2010 images labelled densely, trained and scored on 59 classes plus background::
-
-    root/VOCdevkit/VOC2010/JPEGImages/<id>.jpg
-    root/VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt     4,998 / 5,105 ids
-    root/trainval/<id>.mat                                    key LabelMap: full-space labels, 0 unlabelled
-    root/labels.txt                                           the full space, one ``idx: name`` a line
-
-Each of the 59 task classes is the one full-space label of its name (whole, :data:`CONTEXT_RENAMES`
-aside); every other label and the unlabelled 0 are class 0, background, scored like any other.
+"""PASCAL-Context: VOC2010 images labelled densely (README, "Data"), trained and scored on 59 classes,
+each the one full-space label of its name (:data:`CONTEXT_RENAMES` aside), plus background (the rest).
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""HHA from depth (Gupta, Girshick, Arbelaez, Malik, ECCV 2014): horizontal disparity ``31000 / depth_cm``
-(depth at least 100 cm), height above the lowest point along gravity (cm; the floor 130 cm below the
-camera when the lowest point is less than 90 cm below it) and the angle of the surface normal with
-gravity plus 38 degrees, each clipped to 8 bits, as the reference's HHA PNGs hold.
-
-Normals are least-squares planes ``n . (X/Z, Y/Z, 1) = 1/Z`` over square windows (radius 3 for the
-angle, 10 for gravity, at 640 px width), pointing away from the camera. Gravity starts at the camera's
-down axis; twice five iterations (45 then 15 degrees) take the smallest eigenvector of ``sum n n^T``
-over the normals nearly orthogonal to it minus that over those nearly parallel.
-
-Departures from the original code: without a raw (unfilled) map, missing depth (0) is left out of the
-geometry; the camera is that of the image as stored (the archive's 425 x 560 frames are the Kinect's
-640 x 480 cut at rows 45-469 and columns 40-599, :data:`NYU_ARCHIVE_CROP`; other sizes need their
-camera); a coarser camera gets proportionally smaller windows; no superpixels; 0-based pixel
-coordinates; gravity from every 4th pixel's normals each way (16 times cheaper); rounding half to even.
+"""HHA from depth (Gupta et al., ECCV 2014): horizontal disparity, height above the lowest point and angle
+with gravity, 8 bits each, as the reference's HHA PNGs (the algorithm and its camera: README, "Data").
+Departures from the original code besides those the README names: pixel coordinates are 0-based, uint8
+rounding is half to even, and without a raw map the missing depth (0) is left out of the geometry.
 """
 
 from __future__ import annotations
@@ -29,7 +18,6 @@ __all__ = [
     "depth_to_hha",
     "estimate_gravity",
     "surface_normals",
-    "window_radii",
 ]
 
 #: Disparity numerator (cm) and the closest depth (cm) it is computed for (1 m and closer: 310, saturated).
@@ -47,24 +35,10 @@ GRAVITY_RADIUS = 10
 GRAVITY_STRIDE = 4
 #: The width the radii are given for; narrower images get proportionally smaller windows.
 REFERENCE_WIDTH = 640
-
-
-def window_radii(width: int) -> tuple[int, int, int]:
-    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide: the original's at
-    640 px, windows of the same angular size (at least 1 and 2 px) at other widths of the same view."""
-    scale = width / REFERENCE_WIDTH
-    return (
-        max(1, round(NORMAL_RADIUS * scale)),
-        max(2, round(GRAVITY_RADIUS * scale)),
-        max(1, round(GRAVITY_STRIDE * scale)),
-    )
-
-
 #: Gravity refinement: (angle threshold in degrees, iterations), in order.
 GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
 #: A crop of a camera's image: (top, left, height, width) in pixels, 0-based.
 Crop = tuple[int, int, int, int]
-
 #: The NYUDv2 archive's 425 x 560 frames: the Kinect frame's rows 45-469, columns 40-599 (Gupta et al.).
 NYU_ARCHIVE_CROP: Crop = (45, 40, 425, 560)
 
@@ -124,10 +98,15 @@ class Camera:
             "(prepare-nyud --camera fx,fy,cx,cy)"
         )
 
-    @property
-    def reference_width(self) -> float:
-        """The Kinect frame's width at this camera's resolution (640 for it and its crops)."""
-        return REFERENCE_WIDTH * self.fx / NYU_KINECT.fx
+    def window_radii(self) -> tuple[int, int, int]:
+        """Normal radius, gravity radius and gravity stride: the original's at the Kinect's resolution (and
+        its crops'), windows of the same angular size (at least 1 and 2 px) at others."""
+        scale = round(REFERENCE_WIDTH * self.fx / NYU_KINECT.fx) / REFERENCE_WIDTH
+        return (
+            max(1, round(NORMAL_RADIUS * scale)),
+            max(2, round(GRAVITY_RADIUS * scale)),
+            max(1, round(GRAVITY_STRIDE * scale)),
+        )
 
     def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X/Z, Y/Z)`` of every pixel: the viewing ray at depth 1 (X right, Y down)."""
@@ -244,7 +223,7 @@ def depth_to_hha(
     if not valid.any():
         return np.zeros((h, w, 3), np.uint8)
     z_cm = z * 100.0
-    normal_radius, gravity_radius, stride = window_radii(round(camera.reference_width))
+    normal_radius, gravity_radius, stride = camera.window_radii()
     normals, defined = surface_normals(z, camera, normal_radius)
     if gravity is None:
         coarse, coarse_defined = surface_normals(z, camera, gravity_radius, stride)
@@ -257,8 +236,7 @@ def depth_to_hha(
         lowest = -DEFAULT_FLOOR_DROP_CM
     height = height - lowest
     disparity = DISPARITY_SCALE / np.maximum(z_cm, MIN_DEPTH_CM)
-    angle = np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET
-    angle = np.where(defined, angle, 0.0)
+    angle = np.where(defined, np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET, 0.0)
     hha = np.stack([disparity, height, angle], axis=-1)
     out = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
     out[~(valid & measured)] = 0

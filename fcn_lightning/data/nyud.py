@@ -1,14 +1,6 @@
-"""NYU Depth v2 (40 classes): colour, depth and HHA inputs, as the reference's prepared archive unpacks::
-
-    root/data/images/img_<id>.png      colour, 8-bit RGB
-    root/data/depth/img_<id>.png       depth, 16-bit grey, millimetres (0: no measurement)
-    root/data/hha/img_<id>.png         HHA, 8-bit, three channels (``fcn-lightning prepare-nyud`` writes it)
-    root/segmentation/img_<id>.mat     key ``segmentation``: 0 void, 1..40 the classes
-    root/{train,val,test,trainval}.txt optional split lists, one id a line (``5001`` or ``img_5001``)
-
-The archive has no split lists, so the package ships the reference's (train 381, val 414, test 654;
-trainval = train + val); a list under the root wins. Each of the ``modalities`` is read, normalised on
-its own (:func:`modality_normalizers`), augmented jointly and only then stacked, in order, into ``image``.
+"""NYU Depth v2 (40 classes) in the layout of the reference's prepared archive (README, "Data"), with
+the reference's split lists shipped. Each of the ``modalities`` (colour, depth, HHA) is read, normalised
+on its own (:func:`modality_normalizers`), augmented jointly and then stacked, in order, into ``image``.
 """
 
 from __future__ import annotations

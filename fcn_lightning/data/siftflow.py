@@ -1,14 +1,6 @@
-"""SIFT Flow: 2,688 outdoor scenes of 256 x 256 px, each labelled semantically (33 classes) and
-geometrically (3), as ``SiftFlowDataset.zip`` unpacks under one ``root``::
-
-    root/Images/spatial_envelope_256x256_static_8outdoorcategories/<id>.jpg
-    root/SemanticLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat   key S: 0 void, 1..33
-    root/GeoLabels/spatial_envelope_256x256_static_8outdoorcategories/<id>.mat        key S: -1 void, 1..3
-    root/{trainval,test}.txt                                                           optional split lists
-
-Both label maps are shifted down by one, void to the ignore index. Without ``root/<split>.txt`` the
-package's copies of the paper's lists are used (2,486 training and 200 test ids). The models leave the
-classes absent from the test split out of the semantic means (:data:`SIFTFLOW_ABSENT_FROM_TEST`).
+"""SIFT Flow: 2,688 outdoor scenes of 256 x 256 px labelled semantically (33 classes) and geometrically
+(3), as ``SiftFlowDataset.zip`` unpacks (README, "Data"); both label maps shifted down by one, void to
+the ignore index; the paper's split lists shipped for an archive without them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""PASCAL VOC 2012 + SBD, split as in the paper: train on SBD train, validate on seg11valid::
-
-    root/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-    root/VOCdevkit/VOC2012/SegmentationClass/<id>.png        palette PNG, 0..20 and 255 (void)
-    root/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
-    root/benchmark_RELEASE/dataset/{img/<id>.jpg, cls/<id>.mat, train.txt, val.txt}     (SBD)
-    root/TrainVal/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt                       (optional)
-
-seg11valid (736 images) is VOC2011 segmentation val minus SBD train, which holds half of VOC val.
+"""PASCAL VOC 2012 + SBD as the archives unpack (README, "Data"), split as in the paper: train on SBD
+train, validate on seg11valid (VOC2011 segmentation val minus SBD train, which holds half of VOC val).
 """
 
 from __future__ import annotations
