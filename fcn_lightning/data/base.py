@@ -1,16 +1,15 @@
-"""What every segmentation dataset shares: its samples as a dataset, and one DataModule holding every
-loader option once, over a :class:`~fcn_lightning.data.layout.DatasetLayout`.
-
-Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, 255 = ignored), ``id``,
-``index`` and ``size`` (int64 ``[H, W]`` as stored: a prediction on a padded input is cut back with
-``[:H, :W]``); prediction samples have ``path`` and no ``mask``.
+"""What every segmentation dataset shares: one DataModule holding every loader option once, over a
+:class:`~fcn_lightning.data.layout.DatasetLayout`. Samples are dicts: ``image`` (float32 C x H x W),
+``mask`` (int64 H x W, 255 = ignored), ``id``, ``index`` and ``size`` (int64 ``[H, W]`` as stored: a
+prediction on a padded input is cut back with ``[:H, :W]``); prediction samples: ``path``, no ``mask``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -48,21 +47,15 @@ __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 logger = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class SegmentationDataset(Dataset):
     """The samples of one split, read and validated by their layout on every access (or from ``cache``,
     where they were stored once so), then transformed."""
 
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        layout: DatasetLayout,
-        transform: SegmentationTransform,
-        cache: DecodedCache | None = None,
-    ) -> None:
-        self.samples = list(samples)
-        self.layout = layout
-        self.transform = transform
-        self.cache = cache
+    samples: list[Sample]
+    layout: DatasetLayout
+    transform: SegmentationTransform
+    cache: DecodedCache | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -294,11 +287,9 @@ class SegmentationDataModule(L.LightningDataModule):
         """Masks of fewer than two classes (a 0/255 export read as background and void, say) make every
         score 100 and teach nothing: an error for the training split, a warning for another."""
         problem = coverage_problem(self.layout, dataset.samples, split, readable_only=not training)
-        if problem is None:
-            return
-        if training:
+        if problem is not None and training:
             raise problem
-        if self.trainer is None or self.trainer.is_global_zero:
+        if problem is not None and (self.trainer is None or self.trainer.is_global_zero):
             logger.warning("%s%s", problem, f"; {problem.advice}" if problem.advice else "")
 
     def setup(self, stage: str | None = None) -> None:

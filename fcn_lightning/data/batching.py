@@ -46,10 +46,8 @@ def collate_segmentation(
     cap: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Stack sample dicts into a batch dict: tensors stacked, ints as an int64 tensor, the rest as lists.
-
-    With ``pad``, the maps (tensors of 2 or more dimensions) are padded bottom / right to the batch's
-    largest size (:func:`padded_size`): float inputs with 0 (the mean pixel after normalisation), label
-    maps with 255 (ignored). Without ``pad``, different sizes are an error naming the sizes and ids.
+    With ``pad``, maps are padded bottom / right to the batch's largest size (:func:`padded_size`), float
+    inputs with 0 (the mean pixel), label maps with 255; without, different sizes are an error naming them.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")

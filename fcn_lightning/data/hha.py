@@ -204,12 +204,9 @@ def depth_to_hha(
     gravity: np.ndarray | None = None,
     raw_depth_m: np.ndarray | None = None,
 ) -> np.ndarray:
-    """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle).
-
-    ``gravity``: the down direction in the camera frame if known, else estimated. ``raw_depth_m``: the
-    raw (unfilled) map of the same frame, whose missing pixels are the output's (the geometry comes from
-    the filled ``depth_m``, as in Gupta et al.'s code).
-    """
+    """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle). ``gravity``:
+    the down direction if known, else estimated; ``raw_depth_m``: the unfilled map, whose holes are the
+    output's (the geometry comes from the filled ``depth_m``, as in Gupta et al.'s code)."""
     z = _check_depth(depth_m, "depth")
     h, w = z.shape
     camera = camera.for_size(h, w)

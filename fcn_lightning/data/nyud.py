@@ -214,8 +214,7 @@ class NYUDv2DataModule(SegmentationDataModule):
 
     Args:
         root: folder holding ``data/`` and ``segmentation/`` of the prepared archive.
-        modalities: ordered subset of ``rgb``, ``depth``, ``hha`` (normalisations: see
-            :func:`modality_normalizers`).
+        modalities: ordered subset of ``rgb``, ``depth``, ``hha`` (see :func:`modality_normalizers`).
         kwargs: the loader options of :class:`~fcn_lightning.data.base.SegmentationDataModule`.
     """
 

@@ -17,13 +17,11 @@ __all__ = ["ResumableLoader", "ResumableSampler"]
 
 
 class ResumableSampler(DistributedSampler):
-    """A permutation of the dataset drawn from ``(seed, epoch)`` alone, shared out among the processes as
-    ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch.
-
-    Yields ``(index, augmentation seed)`` pairs, the seeds drawn with the permutation, so augmentation
-    depends neither on the workers nor on where a run resumed. With ``buckets`` (one sortable key per
-    sample, e.g. its size rounded up) the order comes in whole batches of one bucket (:meth:`batches`).
-    """
+    """A permutation drawn from ``(seed, epoch)`` alone, shared out among the processes as
+    ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch. Yields
+    ``(index, augmentation seed)`` pairs (the seeds drawn with the permutation, so augmentation depends
+    neither on the workers nor on where a run resumed). With ``buckets`` (a sortable key per sample, e.g.
+    its size rounded up) the order comes in whole batches of one bucket (:meth:`batches`)."""
 
     def __init__(
         self,
@@ -78,13 +76,10 @@ class ResumableSampler(DistributedSampler):
         return order, seeds, generator
 
     def batches(self, epoch: int) -> list[list[int]]:
-        """All processes' bucketed batches of ``epoch``; process ``r`` trains on ``[r::num_replicas]``.
-
-        The permutation, stably sorted by bucket, cut into consecutive batches (each one bucket's but for
-        at most one per boundary); the whole batches shuffled, a smaller last one after them (dropped with
-        ``drop_last``), then padded by repeating the first ones (``drop_last``: cut) to a multiple of the
-        processes, as ``DistributedSampler``.
-        """
+        """All processes' bucketed batches of ``epoch`` (process ``r``'s: ``[r::num_replicas]``): the
+        permutation stably sorted by bucket and cut into batches, the whole ones shuffled, a smaller last
+        one after them, padded by repeating the first ones (``drop_last``: the smaller and the extra ones
+        dropped) to a multiple of the processes, as ``DistributedSampler``."""
         order, _, generator = self._draw(epoch)
         assert self.buckets is not None
         order.sort(key=self.buckets.__getitem__)
@@ -118,11 +113,8 @@ class ResumableSampler(DistributedSampler):
 
 
 class ResumableLoader(DataLoader):
-    """The training loader over a :class:`ResumableSampler`, with the ``state_dict`` / ``load_state_dict``
-    Lightning's fit loop saves and hands back (without them it warns that a mid-epoch resume is unreliable).
-
-    The state is ``position()``: ``{"epoch": .., "batches": ..}`` trained in that epoch.
-    """
+    """The training loader over a :class:`ResumableSampler`, whose state (``position()``: ``{"epoch": ..,
+    "batches": ..}`` trained in it) Lightning's fit loop saves and hands back (else it warns on resume)."""
 
     def __init__(
         self, *args: Any, position: Callable[[], dict[str, int]] | None = None, **kwargs: Any

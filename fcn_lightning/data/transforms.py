@@ -36,13 +36,10 @@ def to_pair(size: int | tuple[int, int] | list[int] | None, name: str = "size") 
 
 
 class SegmentationTransform:
-    """``t(image=..., mask=..., **extra) -> dict`` of tensors: float32 C x H x W images, int64 H x W masks.
-
-    ``ops``: albumentations' geometric ops, applied to every array. ``extra``: further inputs named in
-    ``additional_targets`` (their normaliser in ``extra_normalizers``, default float32; concatenated to
-    ``image`` after augmentation where named in ``stack``), or label maps named in ``extra_masks``
-    (treated as ``mask``). An image larger than ``output_size`` is an error.
-    """
+    """``t(image=..., mask=..., **extra) -> dict`` of tensors: float32 C x H x W images, int64 H x W masks,
+    through the albumentations ``ops``. ``extra``: inputs named in ``additional_targets`` (normalised by
+    ``extra_normalizers``, default float32; joined to ``image`` after augmentation where in ``stack``) or
+    label maps named in ``extra_masks``. An image larger than ``output_size`` is an error."""
 
     def __init__(
         self,
@@ -80,11 +77,8 @@ class SegmentationTransform:
         return cv2.LUT(source, self._lut)
 
     def seed_augmentation(self, seed: int | None = None) -> None:
-        """Draw the next sample's augmentation from ``seed`` (the training sampler gives each sample one).
-
-        ``None``: seed each process / worker once from torch (albumentations' own generator would be
-        shared by forked workers), so ``seed_everything`` makes runs repeatable.
-        """
+        """Draw the next sample's augmentation from ``seed`` (the training sampler gives each sample one);
+        ``None``: seed each process / worker once from torch (forked workers would share albumentations')."""
         info = torch.utils.data.get_worker_info()
         key = (os.getpid(), None if info is None else info.id)
         if self.augment is None or (seed is None and key == self._seed_key):
