@@ -40,10 +40,7 @@ def _empty_batch(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 
 def collate_segmentation(
-    batch: Sequence[Mapping[str, Any]],
-    pad: bool = False,
-    multiple: int = 1,
-    cap: Sequence[int] | None = None,
+    batch: Sequence[Mapping[str, Any]], pad: bool = False, multiple: int = 1, cap: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """Stack sample dicts into a batch dict: tensors stacked, ints as an int64 tensor, the rest as lists.
     With ``pad``, maps are padded bottom / right to the batch's largest size (:func:`padded_size`), float

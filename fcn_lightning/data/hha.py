@@ -11,14 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-__all__ = [
-    "NYU_ARCHIVE_CROP",
-    "NYU_KINECT",
-    "Camera",
-    "depth_to_hha",
-    "estimate_gravity",
-    "surface_normals",
-]
+__all__ = ["NYU_ARCHIVE_CROP", "NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals"]
 
 #: Disparity numerator (cm) and the closest depth (cm) it is computed for (1 m and closer: 310, saturated).
 DISPARITY_SCALE = 31000.0

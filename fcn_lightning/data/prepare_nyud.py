@@ -59,11 +59,7 @@ def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
 
 
 def prepare_nyud(
-    root: str | Path,
-    *,
-    workers: int | None = None,
-    camera: Camera = NYU_KINECT,
-    progress: bool = True,
+    root: str | Path, *, workers: int | None = None, camera: Camera = NYU_KINECT, progress: bool = True
 ) -> int:
     """Write every missing HHA PNG under ``root`` (``workers`` processes; ``None``: one per CPU; 0 or 1:
     in this process); returns how many were written."""
