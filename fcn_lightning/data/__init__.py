@@ -1,14 +1,6 @@
-"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, SIFT Flow,
-PASCAL-Context, and synthetic stand-ins.
-
-A dataset is a layout (``layout.py``: its files, splits, label reading, classes) plus a few-line
-DataModule over the shared :class:`SegmentationDataModule` (``base.py``: every loader option, once;
-``batching.py``: padding collate and samplers).
-``VOCDataModule(root)`` reads the archives as they unpack; ``FolderDataModule(root)`` one's own
-images and masks; ``NYUDv2DataModule(root, modalities)`` reads
-NYUDv2's colour, depth and HHA; ``SyntheticVOCDataModule()`` writes and reads
-a small generated dataset in the same layout (tests, CPU demo). File reading and its errors are in
-``readers.py``, pipelines in ``transforms.py``, colours in ``palette.py``, generators in ``synthetic/``.
+"""Datasets and LightningDataModules: VOC + SBD with the paper's splits, SIFT Flow, PASCAL-Context,
+NYUDv2, one's own folder, and synthetic stand-ins in the same layouts. A dataset is a layout
+(``layout.py``) plus a few-line DataModule over :class:`SegmentationDataModule` (``base.py``).
 """
 
 from fcn_lightning.data import synthetic

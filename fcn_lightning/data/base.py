@@ -1,25 +1,20 @@
-"""What every segmentation dataset of the suite shares: datasets and one DataModule (batching:
-:mod:`fcn_lightning.data.batching`).
-
-:class:`SegmentationDataModule` holds every loader option once; a dataset is a
-:class:`~fcn_lightning.data.layout.DatasetLayout` (its files, splits, label reading, classes) and its
-DataModule is a few lines that build the layout and pass the options through.
-
-Samples are dicts: ``image`` (float32 C x H x W), ``mask`` (int64 H x W, 255 = ignored), ``id`` (file
-stem), ``index`` (position in its dataset), ``size`` (int64 ``[H, W]`` of the image as stored, before
-padding / cropping; a prediction on a padded input is cut back with ``[:H, :W]``). Prediction samples
-have ``path`` and no ``mask``.
+"""What every segmentation dataset shares: one DataModule holding every loader option once, over a
+:class:`~fcn_lightning.data.layout.DatasetLayout`. Samples are dicts: ``image`` (float32 C x H x W),
+``mask`` (int64 H x W, 255 = ignored), ``id``, ``index`` and ``size`` (int64 ``[H, W]`` as stored: a
+prediction on a padded input is cut back with ``[:H, :W]``); prediction samples: ``path``, no ``mask``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset
 
 from fcn_lightning.data.batching import SIZE_STEP, collate_segmentation, eval_sampler, padded_size
@@ -51,25 +46,16 @@ __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
 logger = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------------------------------
-# Datasets
 
-
+@dataclass(eq=False)
 class SegmentationDataset(Dataset):
     """The samples of one split, read and validated by their layout on every access (or from ``cache``,
     where they were stored once so), then transformed."""
 
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        layout: DatasetLayout,
-        transform: SegmentationTransform,
-        cache: DecodedCache | None = None,
-    ) -> None:
-        self.samples = list(samples)
-        self.layout = layout
-        self.transform = transform
-        self.cache = cache
+    samples: list[Sample]
+    layout: DatasetLayout
+    transform: SegmentationTransform
+    cache: DecodedCache | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -97,60 +83,45 @@ class SegmentationDataset(Dataset):
             out: dict[str, Any] = self.transform(**arrays)
         except ValueError as e:
             raise ValueError(f"{sample.image}: {e}") from e
-        out["id"] = sample.id
-        out["index"] = index
-        out["size"] = torch.tensor([h, w], dtype=torch.int64)
-        return out
+        return {**out, "id": sample.id, "index": index, "size": torch.tensor([h, w], dtype=torch.int64)}
 
     def check(self, description: str = "checking") -> list[str]:
-        """Validate every sample; return all problems (empty list: clean). Shows progress."""
+        """Every problem of every sample (empty: clean), with progress."""
         samples = progress(self.samples, len(self.samples), description)
         return [problem for sample in samples for problem in self.layout.problems(sample)]
-
-
-# --------------------------------------------------------------------------------------------------
-# DataModule
 
 
 class SegmentationDataModule(L.LightningDataModule):
     """Splits, transforms, loaders and checks of any dataset given as a layout.
 
     Args:
-        layout: the dataset's files, splits, label reading and classes (a dataset's own DataModule
-            builds it from ``root``).
+        layout: the dataset's files, splits, label reading and classes (built from a DataModule's ``root``).
         train_split: training split, a name of the dataset's or a split-file path (one id a line;
             relative paths also under the root). ``None``: the paper's training split.
         val_split: validation split, likewise. ``None``: the paper's.
         test_split: split for ``trainer.test``; ``None``: the validation split.
         batch_size: training batch (paper: 1 whole image; > 1 whole images: see ``bucket_by_size``).
-        val_batch_size: validation / test / predict batch (> 1: padded within the batch as
-            ``bucket_by_size`` says, or to ``pad_to``).
+        val_batch_size: validation / test / predict batch (> 1: padded as ``bucket_by_size`` says or to
+            ``pad_to``).
         num_workers: DataLoader worker processes (kept alive between epochs).
-        normalization: leave unset: the inputs are normalised as the model's weights expect
-            (``"imagenet"``: RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean
-            pixel). Set it only to use the module without a model; a value the model's weights
-            contradict is an error.
+        normalization: leave unset: inputs are normalised as the model's weights expect (``"imagenet"``:
+            RGB in [0, 1], mean / std; ``"caffe"``: BGR 0-255 minus the dataset's mean pixel). Set it only
+            without a model; a value the model's weights contradict is an error.
         pad_to: pad images (0 after normalisation) and labels (255) bottom/right to this size.
         crop_size: random training crops of this size (padding first where the image is smaller).
         hflip: random horizontal flips in training (off: the reference used no augmentation).
         scale_range: random training rescale factor range, e.g. ``(0.5, 1.5)``.
         predict_dir: folder of images (every format Pillow reads) for ``trainer.predict``.
-        pin_memory: pin host memory for GPU transfer; ``None``: when the trainer's accelerator is CUDA
-            (without a trainer: when CUDA is available).
-        bucket_by_size: whole-image training with ``batch_size`` > 1 (neither ``crop_size`` nor
-            ``pad_to``) batches images of similar size (their sizes rounded up to :data:`SIZE_STEP`,
-            read from the file headers) and pads each batch to its bucket's size, image 0 and label
-            255, so padded pixels are ignored as in the paper's whole-image training, with few
-            shapes; evaluation batches > 1 are padded to their largest image. On by default: without
-            it such batches cannot be stacked at all. Off: batch > 1 needs ``pad_to`` or
-            ``crop_size``. With batch 1 (the paper's) the order is the plain shuffle either way.
+        pin_memory: pin host memory for GPU transfer; ``None``: when the trainer runs on CUDA.
+        bucket_by_size: whole-image training with ``batch_size`` > 1 (no ``crop_size`` or ``pad_to``)
+            batches images of similar size (rounded up to :data:`SIZE_STEP`) padded to their bucket's
+            size (image 0, label 255: ignored); evaluation batches > 1 are padded to their largest
+            image. Off: batch > 1 needs ``pad_to`` or ``crop_size``. Batch 1: the plain shuffle.
         drop_last: drop an epoch's last training batch when it is smaller than ``batch_size``.
-        prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2; ignored without
-            workers).
-        decoded_cache: keep every sample's decoded, validated arrays in a cache folder (``true``:
-            ``~/.cache/fcn-lightning/decoded``; or the folder) and read them back from there, about
-            5x faster than decoding, in later epochs and runs (see :mod:`fcn_lightning.data.decoded`;
-            about 0.75 MB per VOC image). A source file that changes is decoded again.
+        prefetch_factor: batches each worker loads ahead (``None``: PyTorch's 2).
+        decoded_cache: keep every sample's decoded, validated arrays in a folder (``true``:
+            ``~/.cache/fcn-lightning/decoded``) and read them back in later epochs and runs, about 5x
+            faster than decoding (about 0.75 MB per VOC image); a changed source file is decoded again.
     """
 
     def __init__(
@@ -177,11 +148,14 @@ class SegmentationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["layout"])
-        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        limits = {
+            "batch_size": (batch_size, 1),
+            "val_batch_size": (val_batch_size, 1),
+            "num_workers": (num_workers, 0),
+        }
+        for name, (value, low) in limits.items():
+            if int(value) < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
         if prefetch_factor is not None and int(prefetch_factor) < 1:
             raise ValueError(
                 f"prefetch_factor must be >= 1 (or null: PyTorch's default), got {prefetch_factor}"
@@ -211,12 +185,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None
         self.predict_dataset: ImageFolderDataset | None = None
-        #: Seed of the training order and augmentation (``seed_everything`` makes it repeatable); saved
-        #: in checkpoints, so a resumed run continues the same order (where it stands: the training loader's
-        #: state, :class:`~fcn_lightning.data.order.ResumableLoader`).
+        #: Seed of the training order and augmentation, saved in checkpoints (where the order stands: the
+        #: training loader's state).
         self.shuffle_seed = torch.initial_seed() % 2**31
-
-    # --- what the dataset is --------------------------------------------------------------------
 
     @property
     def num_classes(self) -> int:
@@ -228,21 +199,21 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def channels(self) -> int:
-        """Channels of a sample's ``image`` (3, RGB): what the net's ``in_channels`` must be."""
-        return 3
+        """Channels of a sample's ``image``: what the net's ``in_channels`` must be."""
+        return self.layout.channels
 
-    def check_model(self, model: Any) -> None:
-        """A model these data cannot feed is an error naming both sides: its input channels, and the
-        extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``).
-
-        Called by :meth:`follow_model`.
-        """
-        in_channels = getattr(model, "in_channels", None)
+    def check_channels(self, in_channels: int | None) -> None:
+        """A net whose input channels differ from the data's is an error naming both."""
         if in_channels is not None and int(in_channels) != self.channels:
             raise ValueError(
                 f"the model's in_channels={in_channels} does not match the data's {self.channels} channels "
                 f"({type(self).__name__}); set model in_channels to {self.channels}"
             )
+
+    def check_model(self, model: Any) -> None:
+        """A model these data cannot feed is an error naming both sides: its input channels, and the
+        extra label maps its loss needs (``model.extra_targets``, e.g. SIFT Flow's ``geo_mask``)."""
+        self.check_channels(getattr(model, "in_channels", None))
         missing = [t for t in getattr(model, "extra_targets", ()) if t not in self.layout.extra_masks]
         if missing:
             raise ValueError(
@@ -265,8 +236,6 @@ class SegmentationDataModule(L.LightningDataModule):
         """The ids of a split (name or path), in file order."""
         return [s.id for s in self.split_samples(split)]
 
-    # --- normalisation and transforms -----------------------------------------------------------
-
     def build_transforms(self, normalization: str) -> None:
         """Build the training and evaluation pipelines for inputs normalised as ``normalization``."""
         try:
@@ -274,22 +243,25 @@ class SegmentationDataModule(L.LightningDataModule):
         except ValueError as e:
             raise ValueError(f"normalization={normalization!r}: {e}") from None
         self.input_normalization: InputNormalization = norm
-        masks = self.layout.extra_masks
-        self.train_transform = build_train_transform(
-            norm,
+        self.train_transform, self.eval_transform = self.pipelines(norm, extra_masks=self.layout.extra_masks)
+
+    def pipelines(
+        self, normalization: InputNormalization | Callable, **inputs: Any
+    ) -> tuple[SegmentationTransform, SegmentationTransform]:
+        """The training and evaluation pipelines with this module's options (``inputs``: the builders')."""
+        train = build_train_transform(
+            normalization,
             pad_to=self.pad_to,
             crop_size=self.crop_size,
             hflip=self.hflip,
             scale_range=self.scale_range,
-            extra_masks=masks,
+            **inputs,
         )
-        self.eval_transform = build_eval_transform(norm, pad_to=self.pad_to, extra_masks=masks)
+        return train, build_eval_transform(normalization, pad_to=self.pad_to, **inputs)
 
     def follow_model(self, model: Any) -> None:
-        """Feed ``model``: normalise as its weights expect (:meth:`follow_normalization`), then refuse what
-        these data cannot feed it (:meth:`check_model`). The one way a model reaches its data: the CLI
-        calls this right after building both (before any data is read), ``setup`` with the attached model,
-        so plain ``trainer.fit(model, datamodule)`` gets it too."""
+        """Feed ``model``: normalise as its weights expect, then refuse what these data cannot feed it. The
+        one way a model reaches its data: the CLI calls it on building both, ``setup`` on the attached one."""
         if getattr(model, "input_normalization", None) is not None:
             self.follow_normalization(model.input_normalization)
         self.check_model(model)
@@ -305,8 +277,6 @@ class SegmentationDataModule(L.LightningDataModule):
         if wanted != self.input_normalization.name:
             self.build_transforms(wanted)
 
-    # --- datasets ---------------------------------------------------------------------------------
-
     def make_dataset(self, split: str, train: bool = False, check_files: bool = True) -> SegmentationDataset:
         """A dataset over ``split`` with the training or the evaluation transform."""
         transform = self.train_transform if train else self.eval_transform
@@ -314,16 +284,12 @@ class SegmentationDataModule(L.LightningDataModule):
         return SegmentationDataset(samples, self.layout, transform, self.decoded_cache)
 
     def check_classes_present(self, dataset: SegmentationDataset, split: str, training: bool) -> None:
-        """Masks holding fewer than two classes (a 0/255 export read as background and void, say) make
-        every score 100 and teach nothing: an error for the training split, a warning for another
-        (masks are read until two classes occur, usually one or two; an unreadable one fails a training
-        split here and an evaluation split when its sample is loaded)."""
+        """Masks of fewer than two classes (a 0/255 export read as background and void, say) make every
+        score 100 and teach nothing: an error for the training split, a warning for another."""
         problem = coverage_problem(self.layout, dataset.samples, split, readable_only=not training)
-        if problem is None:
-            return
-        if training:
+        if problem is not None and training:
             raise problem
-        if self.trainer is None or self.trainer.is_global_zero:
+        if problem is not None and (self.trainer is None or self.trainer.is_global_zero):
             logger.warning("%s%s", problem, f"; {problem.advice}" if problem.advice else "")
 
     def setup(self, stage: str | None = None) -> None:
@@ -331,6 +297,11 @@ class SegmentationDataModule(L.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is not None:
             self.follow_model(model)
+        if stage == "predict" and self.predict_dir is None:
+            raise DatasetNotFoundError(
+                "predict needs a folder of images: set --data.init_args.predict_dir (the data module's "
+                "predict_dir)"
+            )
         if stage != "predict":
             self.layout.check_root()
         if stage in (None, "fit"):
@@ -338,63 +309,46 @@ class SegmentationDataModule(L.LightningDataModule):
             self.val_dataset = self.make_dataset(self.val_split)
             check_no_overlap(self.train_dataset.ids, self.val_dataset.ids, self.train_split, self.val_split)
             self.check_classes_present(self.train_dataset, self.train_split, training=True)
-            self.check_classes_present(self.val_dataset, self.val_split, training=False)
             logger.info(
-                "train split %r: %d images; val split %r: %d images",
-                self.train_split,
-                len(self.train_dataset),
-                self.val_split,
-                len(self.val_dataset),
+                f"train split {self.train_split!r}: {len(self.train_dataset)} images; "
+                f"val split {self.val_split!r}: {len(self.val_dataset)} images"
             )
         if stage == "validate":
             self.val_dataset = self.make_dataset(self.val_split)
+        if stage in (None, "fit", "validate"):
             self.check_classes_present(self.val_dataset, self.val_split, training=False)
         if stage in (None, "test"):
             self.test_dataset = self.make_dataset(self.test_split)
             self.check_classes_present(self.test_dataset, self.test_split, training=False)
         if stage in (None, "predict") and self.predict_dir is not None:
             self.predict_dataset = ImageFolderDataset(self.predict_dir, self.eval_transform)
-        if stage == "predict" and self.predict_dir is None:
-            raise DatasetNotFoundError(
-                "predict needs a folder of images: set --data.init_args.predict_dir (the data module's "
-                "predict_dir)"
-            )
 
     def check(self) -> list[DataProblem]:
-        """Validate the configured splits up front and return every problem found, each once (empty:
-        clean), with the layout's advice for its kind.
-
-        Covers the root, the files as a whole (:meth:`~DatasetLayout.file_problems`) and split files,
-        every image and label (existence, decoding, value range, size match) of the train, val and test
-        splits, masks holding fewer than two classes, and train/val(/test) overlap.
-        """
+        """Every problem of the configured splits, each once (empty: clean), with the layout's advice: the
+        root, the files as a whole and split files, every image and label of the train, val and test
+        splits, masks of fewer than two classes, and train/val(/test) overlap."""
         try:
             self.layout.check_root()
             found = [DataProblem.of(e) for e in self.layout.file_problems()]
         except DatasetError as e:
             return [self._advised(DataProblem.of(e))]
-        splits = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
-        split_ids: dict[str, list[str] | None] = {}  # a split used in two roles is checked once
-        for split in dict.fromkeys(splits.values()):
+        ids: dict[str, list[str]] = {}
+        for split in dict.fromkeys((self.train_split, self.val_split, self.test_split)):  # each once
             try:
                 dataset = self.make_dataset(split, check_files=False)
             except DatasetError as e:
                 found.append(DataProblem.of(e))
-                split_ids[split] = None
                 continue
-            split_ids[split] = dataset.ids
+            ids[split] = dataset.ids
             found.extend(dataset.check(f"checking {split}"))
-            if (
-                problem := coverage_problem(self.layout, dataset.samples, split, readable_only=True)
-            ) is not None:
+            problem = coverage_problem(self.layout, dataset.samples, split, readable_only=True)
+            if problem is not None:
                 found.append(DataProblem.of(problem))
-        ids = {role: split_ids[split] for role, split in splits.items()}
-        for role in ("val", "test"):
-            if ids.get("train") and ids.get(role):
-                try:
-                    check_no_overlap(ids["train"], ids[role], self.train_split, splits[role])
-                except SplitOverlapError as e:
-                    found.append(DataProblem.of(e))
+        for split in (self.val_split, self.test_split):
+            try:
+                check_no_overlap(ids.get(self.train_split, []), ids.get(split, []), self.train_split, split)
+            except SplitOverlapError as e:
+                found.append(DataProblem.of(e))
         return [self._advised(p) for p in dict.fromkeys(found)]
 
     def _advised(self, problem: DataProblem) -> DataProblem:
@@ -403,8 +357,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def class_pixels(self, split: str | None = None, readable_only: bool = False) -> ClassPixels:
         """Each class's pixels (and the images it occurs in) over a split's masks, the training split's by
-        default; every mask is read, and one that cannot be raises its :class:`DatasetError` (with
-        ``readable_only``: is passed over, for a check that names it anyway)."""
+        default; a mask that cannot be read raises its :class:`DatasetError` (``readable_only``: skipped)."""
         split = split or self.train_split
         samples = self.split_samples(split, check_files=False)
         return count_class_pixels(
@@ -415,11 +368,8 @@ class SegmentationDataModule(L.LightningDataModule):
         """Median-frequency class weights of the training split's masks, counted once per dataset and
         kept beside it (:mod:`fcn_lightning.data.class_weights`)."""
         samples = self.split_samples(self.train_split, check_files=False)
-        return dataset_class_weights(
-            self.layout, self.train_split, samples, f"counting the classes of {self.train_split}"
-        )
-
-    # --- loaders ----------------------------------------------------------------------------------
+        description = f"counting the classes of {self.train_split}"
+        return dataset_class_weights(self.layout, self.train_split, samples, description)
 
     def state_dict(self) -> dict[str, Any]:
         """The training order's seed, for checkpoints."""
@@ -430,8 +380,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.shuffle_seed = int(state_dict.get("shuffle_seed", self.shuffle_seed))
 
     def training_position(self) -> dict[str, int]:
-        """Where training stands in the order: ``epoch`` and the ``batches`` trained in it (empty outside a
-        fit). The training loader's state, which Lightning's fit loop saves in every checkpoint."""
+        """Where training stands: ``epoch`` and the ``batches`` trained in it (empty outside a fit), the
+        training loader's state that Lightning saves in every checkpoint."""
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":  # "fit" also while validating within fit
             return {}
@@ -448,41 +398,23 @@ class SegmentationDataModule(L.LightningDataModule):
         """Whether training batches are bucketed by size (``bucket_by_size`` where sizes vary in a batch)."""
         return self.bucket_by_size and self.batch_size > 1 and self.crop_size is None and self.pad_to is None
 
-    def _largest_size(self, dataset: SegmentationDataset) -> tuple[int, int]:
-        sizes = dataset.image_sizes()
-        return max(h for h, _ in sizes), max(w for _, w in sizes)
-
-    def train_sampler(self, dataset: Dataset) -> ResumableSampler:
-        """The training order (:class:`~fcn_lightning.data.order.ResumableSampler`, by size buckets where
-        :attr:`bucketing`)."""
-        buckets = None
-        if self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
-            cap = self._largest_size(dataset)
-            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
-            if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
-                buckets = None
-        return ResumableSampler(
-            dataset,
-            seed=self.shuffle_seed,
-            batch_size=self.batch_size,
-            buckets=buckets,
-            drop_last=self.drop_last,
-        )
-
     def use_pinned_memory(self) -> bool:
         """``pin_memory`` as set, else whether the trainer runs on CUDA (no trainer: CUDA is available)."""
         if self.pin_memory is not None:
             return bool(self.pin_memory)
-        trainer = self.trainer
-        if trainer is not None:
-            from lightning.pytorch.accelerators import CUDAAccelerator
-
-            return isinstance(trainer.accelerator, CUDAAccelerator)
+        if self.trainer is not None:
+            return isinstance(self.trainer.accelerator, CUDAAccelerator)
         return torch.cuda.is_available()
 
+    def _bucket_cap(self, dataset: Dataset) -> tuple[int, int] | None:
+        """The largest image's size where training batches are bucketed by size, else ``None``."""
+        if not (self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset)):
+            return None
+        sizes = dataset.image_sizes()
+        return max(h for h, _ in sizes), max(w for _, w in sizes)
+
     def _collate(self, dataset: Dataset, batch_size: int, train: bool) -> Any:
-        if train and self.bucketing and isinstance(dataset, SegmentationDataset) and len(dataset):
-            cap = self._largest_size(dataset)
+        if train and (cap := self._bucket_cap(dataset)) is not None:
             return functools.partial(collate_segmentation, pad=True, multiple=self.size_step, cap=cap)
         collate: Any = collate_segmentation
         if not train and self.bucket_by_size and batch_size > 1 and self.pad_to is None:
@@ -494,19 +426,27 @@ class SegmentationDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() for this stage first (the Trainer does)")
         workers = self.num_workers > 0
-        # Lightning saves where training stands with the training loader.
-        extra = {"position": self.training_position} if train else {}
-        return (ResumableLoader if train else DataLoader)(
-            dataset,
+        options: dict[str, Any] = dict(
             batch_size=batch_size,
-            sampler=self.train_sampler(dataset) if train else eval_sampler(dataset),
             num_workers=self.num_workers,
             collate_fn=self._collate(dataset, batch_size, train),
             pin_memory=self.use_pinned_memory(),
-            drop_last=train and self.drop_last,
             persistent_workers=workers,
             prefetch_factor=self.prefetch_factor if workers else None,
-            **extra,
+        )
+        if not train:
+            return DataLoader(dataset, sampler=eval_sampler(dataset), **options)
+        buckets = None
+        if (cap := self._bucket_cap(dataset)) is not None and isinstance(dataset, SegmentationDataset):
+            buckets = [padded_size(size, self.size_step, cap) for size in dataset.image_sizes()]
+            if len(set(buckets)) < 2:  # one size: the plain order, as without bucketing
+                buckets = None
+        sampler = ResumableSampler(
+            dataset, seed=self.shuffle_seed, batch_size=batch_size, buckets=buckets, drop_last=self.drop_last
+        )
+        # Lightning saves where training stands with the training loader.
+        return ResumableLoader(
+            dataset, sampler=sampler, drop_last=self.drop_last, position=self.training_position, **options
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -1,10 +1,6 @@
-"""Batching segmentation samples: padding collate for images of different sizes, the size buckets' rounding,
-and the evaluation sampler under DDP.
-
-The training order (shuffled, by size buckets where batches hold whole images of different sizes, and
-resumable mid-epoch) is :class:`~fcn_lightning.data.order.ResumableSampler`; the buckets it draws
-from are the images' sizes rounded by :func:`padded_size` to :data:`SIZE_STEP`.
-"""
+"""Batching segmentation samples: padding collate for images of different sizes, the size buckets'
+rounding (:func:`padded_size`; the training order itself: :mod:`fcn_lightning.data.order`) and the
+evaluation sampler under DDP."""
 
 from __future__ import annotations
 
@@ -28,13 +24,10 @@ SIZE_STEP = 32
 def padded_size(size: Sequence[int], multiple: int = 1, cap: Sequence[int] | None = None) -> tuple[int, int]:
     """``(height, width)`` rounded up to a multiple of ``multiple``, but no larger than ``cap`` (e.g. the
     largest image's size: VOC's 500 stays 500) where the size itself is not."""
-    out = []
-    for i, value in enumerate(size):
-        rounded = -(-int(value) // multiple) * multiple
-        if cap is not None and value <= cap[i]:
-            rounded = min(rounded, int(cap[i]))
-        out.append(rounded)
-    return out[0], out[1]
+    rounded = [-(-int(v) // multiple) * multiple for v in size]
+    if cap is not None:
+        rounded = [min(r, int(c)) if v <= c else r for r, v, c in zip(rounded, size, cap, strict=True)]
+    return rounded[0], rounded[1]
 
 
 def _empty_batch(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
@@ -47,19 +40,11 @@ def _empty_batch(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 
 def collate_segmentation(
-    batch: Sequence[Mapping[str, Any]],
-    pad: bool = False,
-    multiple: int = 1,
-    cap: Sequence[int] | None = None,
+    batch: Sequence[Mapping[str, Any]], pad: bool = False, multiple: int = 1, cap: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """Stack sample dicts into a batch dict: tensors stacked, ints as an int64 tensor, the rest as lists.
-
-    With ``pad``, images and label maps (the tensors of 2 or more dimensions) of different sizes are
-    padded bottom / right to the batch's largest size (:func:`padded_size` with ``multiple`` and
-    ``cap``): images and other float inputs with 0 (the mean pixel after normalisation, as ``pad_to``),
-    label maps with 255 (ignored by the loss and the metrics); ``size`` keeps each sample's own.
-    Without ``pad``, samples of different sizes are an error that names the sizes and ids and says how
-    to fix it, instead of torch's bare shape error.
+    With ``pad``, maps are padded bottom / right to the batch's largest size (:func:`padded_size`), float
+    inputs with 0 (the mean pixel), label maps with 255; without, different sizes are an error naming them.
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
@@ -78,12 +63,9 @@ def collate_segmentation(
         if isinstance(first, torch.Tensor):
             if target is not None and first.ndim >= 2:
                 fill = 0 if first.is_floating_point() else IGNORE_INDEX
-                stacked = _empty_batch(first, (len(values), *first.shape[:-2], *target))
+                stacked = _empty_batch(first, (len(values), *first.shape[:-2], *target)).fill_(fill)
                 for i, v in enumerate(values):
-                    h, w = v.shape[-2:]
-                    stacked[i, ..., :h, :w] = v
-                    stacked[i, ..., h:, :] = fill
-                    stacked[i, ..., :h, w:] = fill
+                    stacked[i, ..., : v.shape[-2], : v.shape[-1]] = v
                 out[key] = stacked
                 continue
             shapes = {tuple(v.shape) for v in values}
@@ -106,15 +88,9 @@ def collate_segmentation(
 
 
 def eval_sampler(dataset: Dataset) -> Sampler | None:
-    """An unrepeated distributed sampler under multi-process DDP, else ``None`` (the default sampler).
-
-    Lightning's own DistributedSampler pads the last round by repeating samples, so metrics would count
-    some images twice; ``UnrepeatedDistributedSampler`` gives each image to exactly one rank, and
-    Lightning leaves a DataLoader alone whose sampler already is a DistributedSampler.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return None
-    world = dist.get_world_size()
+    """Under multi-process DDP each image to exactly one rank (Lightning's sampler would repeat some and
+    count them twice in the metrics), else ``None`` (the default sampler)."""
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     if world <= 1:
         return None
     from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler

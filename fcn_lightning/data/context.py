@@ -1,22 +1,10 @@
-"""PASCAL-Context: VOC2010 images labelled densely, trained and scored on 59 classes plus background.
-
-The VOC2010 archive and the Context annotations unpack under one ``root``::
-
-    root/VOCdevkit/VOC2010/JPEGImages/<id>.jpg
-    root/VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt     4,998 / 5,105 ids
-    root/trainval/<id>.mat                                    key LabelMap: full-space labels, 0 unlabelled
-    root/labels.txt                                           the full space, one ``idx: name`` a line
-
-The annotations use a full space of 459 labels; the task keeps 59 of them. The task's classes are found
-in ``labels.txt`` **by name**: each of the 59 names must equal exactly one full-space name as a whole
-("table" is not "pool table" or "tableware"), and three task names are spelled differently in the full
-space (:data:`CONTEXT_RENAMES`). A task name that matches no label, or two, is an error naming it.
-Every other label, and the unlabelled 0, is class 0 "background", which is trained and scored like any
-other class: there is no ignore label.
+"""PASCAL-Context: VOC2010 images labelled densely (README, "Data"), trained and scored on 59 classes,
+each the one full-space label of its name (:data:`CONTEXT_RENAMES` aside), plus background (the rest).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -24,14 +12,8 @@ from typing import Any
 import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.data.layout import DatasetLayout, Sample
-from fcn_lightning.data.readers import (
-    DatasetError,
-    DatasetNotFoundError,
-    LabelValueError,
-    read_id_list,
-    read_mat_label,
-)
+from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values
+from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_mat_label
 from fcn_lightning.data.voc import VOC_CLASSES
 
 __all__ = [
@@ -115,11 +97,8 @@ def read_full_space(path: str | Path) -> dict[int, str]:
 
 
 def context_lookup(full_space: dict[int, str], path: str | Path = "labels.txt") -> np.ndarray:
-    """The table ``full-space label -> task class`` (0..59), of length ``max index + 1``.
-
-    Each task class name (renamed per :data:`CONTEXT_RENAMES`) must equal exactly one full-space name,
-    compared whole (case and surrounding spaces aside). Everything not matched maps to 0, background.
-    """
+    """The table ``full-space label -> task class`` (0..59, unmatched labels 0), of length ``max index + 1``;
+    each task class name (:data:`CONTEXT_RENAMES`) must equal exactly one full-space name (case aside)."""
     by_name: dict[str, list[int]] = {}
     for index, name in full_space.items():
         by_name.setdefault(" ".join(name.lower().split()), []).append(index)
@@ -157,7 +136,6 @@ class PascalContextLayout(DatasetLayout):
         self.voc = self.root / "VOCdevkit" / "VOC2010"
         self.labels = self.root / "trainval"
         self.label_list = self.root / "labels.txt"
-        self._lookup: np.ndarray | None = None
 
     def list_file(self, name: str) -> Path:
         return self.voc / "ImageSets" / "Main" / f"{name}.txt"
@@ -167,15 +145,10 @@ class PascalContextLayout(DatasetLayout):
             sample_id, self.voc / "JPEGImages" / f"{sample_id}.jpg", self.labels / f"{sample_id}.mat"
         )
 
-    def named_split(self, name: str) -> list[Sample]:
-        return [self.sample(i) for i in read_id_list(self.list_file(name))]
-
-    @property
+    @functools.cached_property
     def lookup(self) -> np.ndarray:
         """Full-space label -> task class, from ``labels.txt`` (read once)."""
-        if self._lookup is None:
-            self._lookup = context_lookup(read_full_space(self.label_list), self.label_list)
-        return self._lookup
+        return context_lookup(read_full_space(self.label_list), self.label_list)
 
     def check_root(self) -> None:
         """The root exists and its ``labels.txt`` names every task class exactly once."""
@@ -185,26 +158,16 @@ class PascalContextLayout(DatasetLayout):
     def read_label(self, path: Path) -> np.ndarray:
         """A ``LabelMap`` mapped to the task: 0..59; a value not in ``labels.txt`` (nor 0) is an error."""
         raw = read_mat_label(path, lambda mat: mat["LabelMap"])
-        if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
-            raise LabelValueError(f"{path}: label has non-integer values")
-        raw = raw.astype(np.int64)
-        lookup = self.lookup
-        bad = (raw < 0) | (raw >= len(lookup))
-        if bad.any():
-            values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
-            raise LabelValueError(
-                f"{path}: label values {{{values}}} outside the label space 0..{len(lookup) - 1} of "
-                f"{self.label_list} ({int(bad.sum())} pixels)"
-            )
-        return lookup[raw]
+        top = len(self.lookup) - 1
+        raw = checked_label_values(path, raw, 0, top, f"the label space 0..{top} of {self.label_list}")
+        return self.lookup[raw]
 
 
 class PascalContextDataModule(SegmentationDataModule):
     """PASCAL-Context, 60 classes (0 background, scored; no ignored label), the reference's splits.
 
-    Trains on VOC2010 ``train`` (4,998 images) and validates on ``val`` (5,105) by default. Labels are
-    mapped from the full label space by name (see the module docstring); a ``labels.txt`` that does not
-    name every task class exactly once fails at setup, naming the class.
+    Trains on VOC2010 ``train`` (4,998 images) and validates on ``val`` (5,105) by default. A
+    ``labels.txt`` that does not name every task class exactly once fails at setup, naming the class.
 
     Args:
         root: folder holding ``VOCdevkit/VOC2010``, ``trainval/`` and ``labels.txt``.

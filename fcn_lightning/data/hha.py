@@ -1,42 +1,7 @@
-"""HHA from depth: horizontal disparity, height above the lowest point, angle with gravity (Gupta et al.).
-
-Gupta, Girshick, Arbelaez, Malik, "Learning Rich Features from RGB-D Images for Object Detection and
-Segmentation" (ECCV 2014) encode a depth map as three 8-bit channels, which is what the reference's
-HHA PNGs hold and what :func:`depth_to_hha` computes, vectorised with numpy and OpenCV box filters:
-
-1. **Disparity**: ``31000 / depth_cm`` with depth clamped to at least 100 cm (so 1 m and closer is
-   310, saturating at 255; 2 m is 155; 5 m is 62).
-2. **Height** above the lowest point, in cm (saturating at 255 cm): each point's height along the
-   estimated gravity direction, minus the lowest point's. When the lowest point is less than 90 cm
-   below the camera (no floor in view), the floor is taken to be 130 cm below the camera instead.
-3. **Angle** between the local surface normal and gravity, in degrees, plus 38 (floor-like surfaces
-   about 38, walls about 128, ceilings about 218).
-
-Normals are least-squares planes fitted to the points of a square window around each pixel (radius 3
-for the angle channel, radius 10 for the gravity estimate, at 640 px width), in the original's form
-``n . (X/Z, Y/Z, 1) = 1/Z``, and point away from the camera. Gravity is estimated as in the original:
-starting from the camera's down direction, twice five iterations (angle thresholds 45 and 15 degrees)
-take the direction most parallel to the normals nearly parallel to the current estimate (floors, table
-tops) and most orthogonal to the normals nearly orthogonal to it (walls): the eigenvector of the
-smallest eigenvalue of ``sum n n^T (orthogonal set) - sum n n^T (parallel set)``.
-
-Where this simplifies or departs from the original code:
-
-- As in the original, the geometry comes from the filled (in-painted) depth map and the missing pixels
-  from the raw one when it is given (``raw_depth_m``); without it, one map serves as both, and its
-  missing depth (0) is left out of the geometry. Missing pixels are 0 in all three channels; the lowest
-  point is the lowest point of the geometry's map.
-- The camera is that of the image as stored. The NYUDv2 archive's 425 x 560 frames are the 640 x 480
-  Kinect frame cut at rows 45-469 and columns 40-599 (0-based), as Gupta et al. crop it, so their
-  principal point is the Kinect's moved by (-40, -45) (:data:`NYU_ARCHIVE_CROP`, the default camera's
-  known crop); any other size needs its camera given.
-- Images of a coarser camera (a smaller ``fx``, e.g. a resized frame) get proportionally smaller
-  windows (:func:`window_radii`); a crop keeps the original's 3 and 10 px.
-- Normal windows have no superpixel support (the original's HHA call passes none either) and pixel
-  coordinates are 0-based (the original's are 1-based, a shift of one pixel in the principal point).
-- The gravity estimate uses the radius-10 normals at every 4th pixel each way instead of at every
-  pixel (neighbouring windows overlap almost entirely; this makes it 16 times cheaper).
-- Rounding to uint8 is round-half-to-even instead of MATLAB's half-away-from-zero.
+"""HHA from depth (Gupta et al., ECCV 2014): horizontal disparity, height above the lowest point and angle
+with gravity, 8 bits each, as the reference's HHA PNGs (the algorithm and its camera: README, "Data").
+Departures from the original code besides those the README names: pixel coordinates are 0-based, uint8
+rounding is half to even, and without a raw map the missing depth (0) is left out of the geometry.
 """
 
 from __future__ import annotations
@@ -46,70 +11,35 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-__all__ = [
-    "NYU_ARCHIVE_CROP",
-    "NYU_KINECT",
-    "Camera",
-    "depth_to_hha",
-    "estimate_gravity",
-    "surface_normals",
-    "window_radii",
-]
+__all__ = ["NYU_ARCHIVE_CROP", "NYU_KINECT", "Camera", "depth_to_hha", "estimate_gravity", "surface_normals"]
 
-#: Disparity numerator (cm) and the closest depth (cm) it is computed for.
+#: Disparity numerator (cm) and the closest depth (cm) it is computed for (1 m and closer: 310, saturated).
 DISPARITY_SCALE = 31000.0
 MIN_DEPTH_CM = 100.0
 #: Added to the angle (degrees) so that floors (0) and ceilings (180) both stay inside 0-255.
 ANGLE_OFFSET = 128.0 - 90.0
-#: The lowest point must be at least this far (cm) below the camera, else the floor is assumed at ...
+#: The lowest point must be at least 90 cm below the camera, else the floor is taken to be 130 cm below.
 FLOOR_MIN_DROP_CM = 90.0
-#: ... this far below it.
 DEFAULT_FLOOR_DROP_CM = 130.0
 #: Window radii (px at 640 px width) of the normals for the angle channel and for the gravity estimate.
 NORMAL_RADIUS = 3
 GRAVITY_RADIUS = 10
-#: The gravity estimate takes the radius-10 normals at every 4th pixel each way (their windows overlap
-#: by four fifths, so the rest add little but time).
+#: The gravity estimate's normals at every 4th pixel each way (their windows overlap by four fifths).
 GRAVITY_STRIDE = 4
 #: The width the radii are given for; narrower images get proportionally smaller windows.
 REFERENCE_WIDTH = 640
-
-
-def window_radii(width: int) -> tuple[int, int, int]:
-    """Normal radius, gravity radius and gravity stride for an image ``width`` px wide.
-
-    The original's 3 and 10 px at 640 px; a narrower image of the same field of view gets windows of
-    the same angular size (at least 1 and 2 px), so that on a small image the gravity windows do not
-    straddle floor and walls.
-    """
-    scale = width / REFERENCE_WIDTH
-    return (
-        max(1, round(NORMAL_RADIUS * scale)),
-        max(2, round(GRAVITY_RADIUS * scale)),
-        max(1, round(GRAVITY_STRIDE * scale)),
-    )
-
-
 #: Gravity refinement: (angle threshold in degrees, iterations), in order.
 GRAVITY_SCHEDULE: tuple[tuple[float, int], ...] = ((45.0, 5), (15.0, 5))
-
-
 #: A crop of a camera's image: (top, left, height, width) in pixels, 0-based.
 Crop = tuple[int, int, int, int]
-
-#: The NYUDv2 archive's frames: the 640 x 480 Kinect frame cut at rows 45-469 and columns 40-599
-#: (0-based, Gupta et al.'s crop), 425 x 560.
+#: The NYUDv2 archive's 425 x 560 frames: the Kinect frame's rows 45-469, columns 40-599 (Gupta et al.).
 NYU_ARCHIVE_CROP: Crop = (45, 40, 425, 560)
 
 
 @dataclass(frozen=True)
 class Camera:
-    """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to.
-
-    ``size`` is the (height, width) they are calibrated for; ``known_crops`` are the crops of that image
-    whose size names them (:meth:`for_size`). ``size=None``: the intrinsics of the images as they are,
-    any size.
-    """
+    """Pinhole intrinsics in pixels (0-based pixel centres) of the image the depth map is aligned to, for
+    images of ``size`` (``None``: any) and the ``known_crops`` of it their size names (:meth:`for_size`)."""
 
     fx: float
     fy: float
@@ -146,8 +76,8 @@ class Camera:
         return self.crop((self.size[0] - height) // 2, (self.size[1] - width) // 2, height, width)
 
     def for_size(self, height: int, width: int) -> Camera:
-        """The camera of a depth map of this size: itself for its own size (or for any, without one), its
-        known crop of that size; any other size is an error (its camera cannot be guessed)."""
+        """The camera of a depth map of this size: itself, or its known crop of that size; any other size is
+        an error (its principal point cannot be guessed)."""
         if self.size is None or (height, width) == self.size:
             return self
         for top, left, crop_h, crop_w in self.known_crops:
@@ -161,11 +91,15 @@ class Camera:
             "(prepare-nyud --camera fx,fy,cx,cy)"
         )
 
-    @property
-    def reference_width(self) -> float:
-        """The width of the Kinect frame at this camera's resolution (640 for the Kinect and its crops):
-        what the normal windows scale with."""
-        return REFERENCE_WIDTH * self.fx / NYU_KINECT.fx
+    def window_radii(self) -> tuple[int, int, int]:
+        """Normal radius, gravity radius and gravity stride: the original's at the Kinect's resolution (and
+        its crops'), windows of the same angular size (at least 1 and 2 px) at others."""
+        scale = round(REFERENCE_WIDTH * self.fx / NYU_KINECT.fx) / REFERENCE_WIDTH
+        return (
+            max(1, round(NORMAL_RADIUS * scale)),
+            max(2, round(GRAVITY_RADIUS * scale)),
+            max(1, round(GRAVITY_STRIDE * scale)),
+        )
 
     def rays(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(X/Z, Y/Z)`` of every pixel: the viewing ray at depth 1 (X right, Y down)."""
@@ -174,8 +108,8 @@ class Camera:
         return np.broadcast_to(u, (height, width)), np.broadcast_to(v[:, None], (height, width))
 
 
-#: The NYU Depth v2 Kinect colour camera (the depth maps of the dataset are registered to it), from
-#: the dataset toolbox's calibration, for the full 640 x 480 frame, and the archive's 425 x 560 crop of it.
+#: The NYU Depth v2 Kinect colour camera (the depth maps are registered to it), from the dataset
+#: toolbox's calibration, for the 640 x 480 frame and the archive's 425 x 560 crop of it.
 NYU_KINECT = Camera(
     fx=518.857901,
     fy=519.469611,
@@ -186,21 +120,12 @@ NYU_KINECT = Camera(
 )
 
 
-def _window_sums(stack: np.ndarray, radius: int) -> np.ndarray:
-    """Sum of every channel over the (2 radius + 1)^2 window around each pixel (0 outside the image)."""
-    size = 2 * radius + 1
-    return cv2.boxFilter(stack, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
-
-
 def surface_normals(
     depth_m: np.ndarray, camera: Camera, radius: int, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals H x W x 3 (camera frame, pointing away from the camera) and where they are defined.
-
-    Each is the least-squares plane ``n . (X/Z, Y/Z, 1) = 1/Z`` through the measured points of the
-    window; pixels without depth or with a degenerate window are not defined. ``stride`` > 1: only at
-    every ``stride``-th pixel each way (the windows still see every pixel).
-    """
+    """Unit normals H x W x 3 (camera frame, away from the camera) of the least-squares planes through
+    each window's measured points, and where they are defined (depth and a non-degenerate window); at
+    every ``stride``-th pixel each way."""
     z = np.asarray(depth_m, np.float64)
     h, w = z.shape
     a, b = camera.rays(h, w)
@@ -208,10 +133,10 @@ def surface_normals(
     one = valid.astype(np.float64)
     inv_z = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0.0)
     a_, b_ = a * one, b * one
-    moments = np.stack(
-        [a_ * a, a_ * b, a_, b_ * b, b_, one, a_ * inv_z, b_ * inv_z, inv_z], axis=-1
-    )  # AtA (6 unique entries) and Atb (3)
-    s = _window_sums(moments, radius)[::stride, ::stride]
+    # AtA (6 unique entries) and Atb (3), summed over each window (0 outside the image)
+    moments = np.stack([a_ * a, a_ * b, a_, b_ * b, b_, one, a_ * inv_z, b_ * inv_z, inv_z], axis=-1)
+    size = (2 * radius + 1,) * 2
+    s = cv2.boxFilter(moments, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)[::stride, ::stride]
     a, b, valid = a[::stride, ::stride], b[::stride, ::stride], valid[::stride, ::stride]
     aa, ab, a1, bb, b1, n, az, bz, z1 = np.moveaxis(s, -1, 0)
     # The inverse of the symmetric AtA = [[aa, ab, a1], [ab, bb, b1], [a1, b1, n]] by cofactors.
@@ -240,19 +165,15 @@ def surface_normals(
 
 
 def estimate_gravity(normals: np.ndarray) -> np.ndarray:
-    """The gravity direction (unit, camera frame, pointing down) from a set of N x 3 unit normals.
-
-    Starts from the camera's down axis (0, 1, 0); see the module for the iterations.
-    """
+    """The gravity direction (unit, camera frame, pointing down) from N x 3 unit normals (see the module)."""
     normals = np.asarray(normals, np.float64).reshape(-1, 3)
     g = np.array([0.0, 1.0, 0.0])
     for threshold, iterations in GRAVITY_SCHEDULE:
         cos_t, sin_t = np.cos(np.radians(threshold)), np.sin(np.radians(threshold))
         for _ in range(iterations):
             similarity = np.abs(normals @ g)
-            weight = (similarity < sin_t).astype(np.float64) - (
-                similarity > cos_t
-            )  # +1 orthogonal, -1 parallel
+            # +1 orthogonal, -1 parallel
+            weight = (similarity < sin_t).astype(np.float64) - (similarity > cos_t)
             if np.count_nonzero(weight) < 3:
                 break
             values, vectors = np.linalg.eigh((normals * weight[:, None]).T @ normals)
@@ -276,14 +197,9 @@ def depth_to_hha(
     gravity: np.ndarray | None = None,
     raw_depth_m: np.ndarray | None = None,
 ) -> np.ndarray:
-    """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle).
-
-    ``camera``: the intrinsics of the image (default the NYU Kinect colour camera, for 640 x 480 frames
-    and the archive's 425 x 560 crop of them; other sizes need their own). ``gravity``: the down
-    direction in the camera frame, if known; else it is estimated from the depth. ``raw_depth_m``: the
-    raw (unfilled) map of the same frame: its missing pixels are the output's, while the geometry
-    comes from ``depth_m`` (the filled map), as in Gupta et al.'s code.
-    """
+    """HHA of a depth map in metres (0 = missing): H x W x 3 uint8 (disparity, height, angle). ``gravity``:
+    the down direction if known, else estimated; ``raw_depth_m``: the unfilled map, whose holes are the
+    output's (the geometry comes from the filled ``depth_m``, as in Gupta et al.'s code)."""
     z = _check_depth(depth_m, "depth")
     h, w = z.shape
     camera = camera.for_size(h, w)
@@ -294,11 +210,10 @@ def depth_to_hha(
         if raw.shape != z.shape:
             raise ValueError(f"raw depth {raw.shape[0]}x{raw.shape[1]} is not the depth map's {h}x{w}")
         measured = raw > 0
-    out = np.zeros((h, w, 3), np.uint8)
     if not valid.any():
-        return out
+        return np.zeros((h, w, 3), np.uint8)
     z_cm = z * 100.0
-    normal_radius, gravity_radius, stride = window_radii(round(camera.reference_width))
+    normal_radius, gravity_radius, stride = camera.window_radii()
     normals, defined = surface_normals(z, camera, normal_radius)
     if gravity is None:
         coarse, coarse_defined = surface_normals(z, camera, gravity_radius, stride)
@@ -311,9 +226,8 @@ def depth_to_hha(
         lowest = -DEFAULT_FLOOR_DROP_CM
     height = height - lowest
     disparity = DISPARITY_SCALE / np.maximum(z_cm, MIN_DEPTH_CM)
-    angle = np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET
-    angle = np.where(defined, angle, 0.0)
+    angle = np.where(defined, np.degrees(np.arccos(np.clip(normals @ g, -1.0, 1.0))) + ANGLE_OFFSET, 0.0)
     hha = np.stack([disparity, height, angle], axis=-1)
-    out[:] = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(hha), 0, 255).astype(np.uint8)
     out[~(valid & measured)] = 0
     return out

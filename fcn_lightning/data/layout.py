@@ -1,14 +1,13 @@
-"""A dataset as a layout: where its files are under one root, how its labels are read, its classes.
-
-A :class:`DatasetLayout` is all that differs between datasets; the loaders, transforms and checks of
-:class:`~fcn_lightning.data.base.SegmentationDataModule` are shared. The synthetic writers write
-through the same layout objects, so the reader and the writer never disagree on a path.
-"""
+"""A dataset as a layout: where its files are under one root, how its labels are read, its classes: all
+that differs between datasets. The synthetic writers write through the same layouts, so the reader and
+the writer never disagree on a path."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +19,7 @@ from fcn_lightning.data.readers import (
     DatasetError,
     DatasetNotFoundError,
     LabelReader,
+    LabelValueError,
     SizeMismatchError,
     read_id_list,
     read_image,
@@ -28,6 +28,34 @@ from fcn_lightning.data.readers import (
     validate_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
+
+__all__ = ["DatasetLayout", "Sample", "check_same_size", "checked_label_values", "shipped_list"]
+
+
+def shipped_list(name: str) -> Path:
+    """A list shipped with the package, ``fcn_lightning/data/lists/<name>.txt`` (what archives lack)."""
+    return Path(str(resources.files("fcn_lightning.data").joinpath("lists", f"{name}.txt")))
+
+
+def checked_label_values(
+    path: Path,
+    raw: np.ndarray,
+    low: int,
+    high: int,
+    expected: str,
+    void: tuple[int, ...] = (),
+    what: str = "label values",
+) -> np.ndarray:
+    """A label file's raw values as int64; a non-integer value, or one outside ``low..high`` and ``void``,
+    is a :class:`LabelValueError` naming the file, the values, what was ``expected`` and the pixels."""
+    if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
+        raise LabelValueError(f"{path}: label has non-integer values")
+    raw = raw.astype(np.int64)
+    bad = ~np.isin(raw, void) & ((raw < low) | (raw > high))
+    if bad.any():
+        values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
+        raise LabelValueError(f"{path}: {what} {{{values}}} outside {expected} ({int(bad.sum())} pixels)")
+    return raw
 
 
 def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray) -> None:
@@ -47,9 +75,6 @@ def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.n
         )
 
 
-__all__ = ["DatasetLayout", "Sample", "check_same_size"]
-
-
 @dataclass(frozen=True)
 class Sample:
     """Where one example lives on disk. ``label`` is ``None`` for unlabelled (prediction) data."""
@@ -60,11 +85,9 @@ class Sample:
 
 
 class DatasetLayout:
-    """A dataset's files under ``root``, its split names, label reading and classes.
-
-    Subclasses set the class attributes and implement :meth:`named_split` (a split of the dataset's own
-    lists) and :meth:`sample` (the files of one id, for split files given by path).
-    """
+    """A dataset's files under ``root``, its split names, label reading and classes. Subclasses set the
+    class attributes and implement :meth:`sample` (one id's files) and :meth:`list_file` or
+    :meth:`named_split`."""
 
     #: Class names; index = label value after reading.
     class_names: ClassVar[tuple[str, ...]] = ()
@@ -77,13 +100,13 @@ class DatasetLayout:
     mean_bgr: ClassVar[tuple[float, float, float]]
     #: Label file suffix -> reader (validated against the classes afterwards).
     label_readers: ClassVar[Mapping[str, LabelReader]] = {".png": read_label_png}
-    #: Further label maps :meth:`load` returns besides ``mask`` (e.g. SIFT Flow's ``geo_mask``): the
-    #: transforms treat them as masks (padded with the ignore index, int64 tensors).
+    #: Further label maps :meth:`load` returns besides ``mask`` (SIFT Flow's ``geo_mask``), treated as masks.
     extra_masks: ClassVar[tuple[str, ...]] = ()
+    #: Channels of a sample's ``image`` (RGB): what a net's ``in_channels`` must be.
+    channels: int = 3
     #: What :meth:`check_root` says should be under the root.
     expected_contents: ClassVar[str] = ""
-    #: The image decoder of :meth:`load` (see :data:`~fcn_lightning.data.readers.DECODERS`: the same
-    #: pixels either way; an instance may set ``"pil"``, the reference's, e.g. to compare speeds).
+    #: The image decoder (:data:`~fcn_lightning.data.readers.DECODERS`: the same pixels either way).
     image_decoder: str = "opencv"
 
     def __init__(self, root: str | Path) -> None:
@@ -100,9 +123,13 @@ class DatasetLayout:
                 f"dataset root not found: {self.root} (expected {self.expected_contents})"
             )
 
-    def named_split(self, name: str) -> list[Sample]:
-        """The samples of one of :attr:`split_names`."""
+    def list_file(self, name: str) -> Path:
+        """The id list of one of :attr:`split_names`."""
         raise NotImplementedError
+
+    def named_split(self, name: str) -> list[Sample]:
+        """The samples of one of :attr:`split_names` (by default, of its :meth:`list_file`)."""
+        return [self.sample(i) for i in read_id_list(self.list_file(name))]
 
     def sample(self, sample_id: str) -> Sample:
         """The image and label files of one id (used for split files)."""
@@ -131,43 +158,44 @@ class DatasetLayout:
         return read_id_list(path)
 
     def file_problems(self) -> list[DatasetError]:
-        """Problems of the dataset's files as a whole, found before any split is read (e.g. an image
-        without its mask); the splits leave such files out. None here."""
+        """Problems of the files as a whole, found before any split is read (an image without its mask)."""
         return []
 
     def advice(self, kind: str) -> str | None:
         """What this dataset's users can do about problems of ``kind`` (``None``: the error's own)."""
         return None
 
-    def load(self, sample: Sample) -> dict[str, np.ndarray]:
-        """The validated arrays of one sample: ``image`` (H x W x 3 uint8 RGB) and, if labelled, ``mask``.
-
-        A dataset with more inputs or targets (depth, a second label map) overrides this and
-        :meth:`problems`; every array must have the image's height and width.
-        """
-        image = read_image(sample.image, self.image_decoder)
-        arrays = {"image": image}
+    def files(self, sample: Sample) -> dict[str, tuple[Path, Callable[[Path], np.ndarray]]]:
+        """Each array :meth:`load` returns, by name: its file and reader (``image``, then ``mask``)."""
+        files = {"image": (sample.image, functools.partial(read_image, decoder=self.image_decoder))}
         if sample.label is not None:
-            arrays["mask"] = self.read_label(sample.label)
-            check_same_size(sample.label, arrays["mask"], sample.image, image)
+            files["mask"] = (sample.label, self.read_label)
+        return files
+
+    def read(self, sample: Sample) -> tuple[dict[str, np.ndarray], list[DatasetError]]:
+        """Every array of :meth:`files`, each of the image's size, and every problem (reading goes on)."""
+        files = self.files(sample)
+        arrays: dict[str, np.ndarray] = {}
+        found: list[DatasetError] = []
+        for name, (path, reader) in files.items():
+            try:
+                arrays[name] = reader(path)
+                if name != "image" and "image" in arrays:
+                    check_same_size(path, arrays[name], files["image"][0], arrays["image"])
+            except DatasetError as e:
+                found.append(e)
+        return arrays, found
+
+    def load(self, sample: Sample) -> dict[str, np.ndarray]:
+        """The validated arrays of one sample: ``image`` (H x W x 3 uint8 RGB), ``mask`` if labelled."""
+        arrays, found = self.read(sample)
+        if found:
+            raise found[0]
         return arrays
 
     def problems(self, sample: Sample) -> list[str]:
         """Everything wrong with one sample's files (missing, undecodable, bad values, size mismatch)."""
-        found: list[str] = []
-        image = label = None
-        try:
-            image = read_image(sample.image, self.image_decoder)
-        except DatasetError as e:
-            found.append(DataProblem.of(e))
-        if sample.label is not None:
-            try:
-                label = self.read_label(sample.label)
-                if image is not None:
-                    check_same_size(sample.label, label, sample.image, image)
-            except DatasetError as e:
-                found.append(DataProblem.of(e))
-        return found
+        return [DataProblem.of(e) for e in self.read(sample)[1]]
 
     def read_label(self, path: Path) -> np.ndarray:
         """Read one label file with the reader for its suffix; every value a class or the ignore index."""

@@ -1,10 +1,7 @@
 """The training order: a permutation drawn from (seed, epoch) alone, resumable part-way through an epoch.
 
-A killed run started again redraws its epoch's permutation and skips the batches already trained on:
-:class:`ResumableLoader` gives Lightning's fit loop where the epoch stands (epoch, batches trained), which
-it saves in every checkpoint and hands back on resume, the one route into :meth:`ResumableSampler.resume_at`.
-Each sample's augmentation seed is drawn with the permutation, so it depends neither on the workers nor
-on where a run resumed.
+:class:`ResumableLoader` hands Lightning's fit loop where the epoch stands, which it saves in every
+checkpoint and gives back on resume: the one route into :meth:`ResumableSampler.resume_at`.
 """
 
 from __future__ import annotations
@@ -20,17 +17,11 @@ __all__ = ["ResumableLoader", "ResumableSampler"]
 
 
 class ResumableSampler(DistributedSampler):
-    """The training order: a permutation of the dataset drawn from ``(seed, epoch)`` alone, shared out among
-    the processes as ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch.
-
-    Yields ``(index, augmentation seed)`` pairs (``SegmentationDataset`` takes either an index or such a
-    pair): the seeds are drawn with the permutation, one per sample and epoch. One process: the whole
-    permutation. Lightning leaves a ``DistributedSampler`` in place and calls :meth:`set_epoch`.
-
-    With ``buckets`` (one sortable key per sample, e.g. its size rounded up) the order comes in whole
-    batches of ``batch_size`` samples of one bucket (see :meth:`batches`), for a DataLoader of that
-    ``batch_size`` to cut them out again: images of similar size are batched together.
-    """
+    """A permutation drawn from ``(seed, epoch)`` alone, shared out among the processes as
+    ``DistributedSampler`` does, which a resumed run can enter part-way through an epoch. Yields
+    ``(index, augmentation seed)`` pairs (the seeds drawn with the permutation, so augmentation depends
+    neither on the workers nor on where a run resumed). With ``buckets`` (a sortable key per sample, e.g.
+    its size rounded up) the order comes in whole batches of one bucket (:meth:`batches`)."""
 
     def __init__(
         self,
@@ -56,7 +47,7 @@ class ResumableSampler(DistributedSampler):
             n = len(dataset)  # type: ignore[arg-type]
             if len(self.buckets) != n:
                 raise ValueError(f"buckets has {len(self.buckets)} keys for {n} samples")
-            lengths = self._batch_lengths(n)
+            lengths = [len(batch) for batch in self.batches(0)]  # the same every epoch
             if n and not lengths:
                 raise ValueError(
                     f"{n} training samples make no whole batch of {self.batch_size} for each of the "
@@ -72,45 +63,33 @@ class ResumableSampler(DistributedSampler):
 
     @property
     def batches_per_epoch(self) -> int:
-        """This process's batches in an epoch, as a DataLoader of ``batch_size`` and ``drop_last`` cuts them
-        (``drop_last``: a smaller last batch is no batch)."""
+        """This process's batches in an epoch, as a DataLoader of ``batch_size`` and ``drop_last`` cuts it."""
         whole, rest = divmod(self.num_samples, self.batch_size)
         return whole + (1 if rest and not self.drop_last_batch else 0)
 
-    def _batch_lengths(self, n: int) -> list[int]:
-        """The sizes of an epoch's bucketed batches, in the order :meth:`batches` deals them out."""
-        size, world = self.batch_size, self.num_replicas
-        full, rest = divmod(n, size)
-        if self.drop_last_batch:
-            return [size] * (full // world * world)
-        lengths = [size] * full + ([rest] if rest else [])
-        filler = size if full else rest
-        return lengths + [filler] * (-len(lengths) % world)
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        """All processes' bucketed batches of ``epoch``; process ``r`` trains on ``[r::num_replicas]``.
-
-        The epoch's permutation, stably sorted by bucket (so the order within a bucket is random), cut
-        into consecutive batches: each is one bucket's, but for at most one per boundary between two
-        buckets. The whole batches are shuffled; a last, smaller one comes after them (``drop_last``:
-        dropped), where it is the last batch of the process that gets it. As ``DistributedSampler``, the
-        batches are padded by repeating the first ones (``drop_last``: cut) to a multiple of the
-        processes, so each trains on as many.
-        """
+    def _draw(self, epoch: int) -> tuple[list[int], list[int], torch.Generator]:
+        """The epoch's permutation and augmentation seeds, and the generator that drew them."""
         generator = torch.Generator().manual_seed(self.seed + epoch)
         n = len(self.dataset)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=generator).tolist()
-        torch.randint(0, 2**31 - 1, (n,), generator=generator)  # the augmentation seeds, as in __iter__
+        seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
+        return order, seeds, generator
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """All processes' bucketed batches of ``epoch`` (process ``r``'s: ``[r::num_replicas]``): the
+        permutation stably sorted by bucket and cut into batches, the whole ones shuffled, a smaller last
+        one after them, padded by repeating the first ones (``drop_last``: the smaller and the extra ones
+        dropped) to a multiple of the processes, as ``DistributedSampler``."""
+        order, _, generator = self._draw(epoch)
         assert self.buckets is not None
         order.sort(key=self.buckets.__getitem__)
-        cut = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        cut = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         whole = [b for b in cut if len(b) == self.batch_size]
         shuffled = [whole[k] for k in torch.randperm(len(whole), generator=generator).tolist()]
-        rest = cut[len(whole) :]
         if self.drop_last_batch:
             return shuffled[: len(shuffled) // self.num_replicas * self.num_replicas]
-        batches = shuffled + rest
-        filler = shuffled or rest
+        batches = shuffled + cut[len(whole) :]
+        filler = shuffled or batches
         padding = -len(batches) % self.num_replicas
         return batches + (filler * (padding // max(len(filler), 1) + 1))[:padding]
 
@@ -122,49 +101,37 @@ class ResumableSampler(DistributedSampler):
                 self.epoch += 1
             else:
                 skip = batches * self.batch_size
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        n = len(self.dataset)  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=generator).tolist()
-        seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator).tolist()
+        order, seeds, _ = self._draw(self.epoch)
         if self.buckets is not None:
             mine = [i for batch in self.batches(self.epoch)[self.rank :: self.num_replicas] for i in batch]
         else:
-            padding = self.total_size - n  # every process gets as many samples (as DistributedSampler)
+            padding = self.total_size - len(order)  # every process gets as many (as DistributedSampler)
             if padding:
-                order += (order * (padding // n + 1))[:padding]
+                order += (order * (padding // len(order) + 1))[:padding]
             mine = order[self.rank : self.total_size : self.num_replicas]
         return iter([(index, seeds[index]) for index in mine[skip:]])
 
 
 class ResumableLoader(DataLoader):
-    """The training loader over a :class:`ResumableSampler`, with the ``state_dict`` / ``load_state_dict``
-    that Lightning's fit loop saves in every checkpoint and hands back on resume.
-
-    Without them Lightning takes the loader for one that restarts its epoch, and warns on every mid-epoch
-    resume that the results are unreliable. The state is where training stands in the order
-    (``{"epoch": .., "batches": ..}``: batches trained in that epoch, as :attr:`position` reports it);
-    loading it enters the sampler there, before the loader's first iteration.
-    """
+    """The training loader over a :class:`ResumableSampler`, whose state (``position()``: ``{"epoch": ..,
+    "batches": ..}`` trained in it) Lightning's fit loop saves and hands back (else it warns on resume)."""
 
     def __init__(
         self, *args: Any, position: Callable[[], dict[str, int]] | None = None, **kwargs: Any
     ) -> None:
-        # The workers' base seed from a generator of its own: drawn from the global stream, as DataLoader
-        # does by default, each epoch's new iterator would advance it, and a run resumed from a checkpoint
-        # written at an epoch's end (before that draw) would drop out and sample other pixels than the
-        # uninterrupted run. Augmentation does not depend on it (seeded per sample).
+        # Workers' base seed from a generator of its own: drawn from the global stream, each epoch would
+        # advance it, and a run resumed at an epoch's end would draw other pixels than an uninterrupted one.
         kwargs.setdefault("generator", torch.Generator().manual_seed(0))
         super().__init__(*args, **kwargs)
-        sampler = self.sampler
-        if isinstance(sampler, ResumableSampler) and (sampler.batch_size, sampler.drop_last_batch) != (
-            self.batch_size,
-            self.drop_last,
+        sampler, batching = self.sampler, (self.batch_size, self.drop_last)
+        if (
+            isinstance(sampler, ResumableSampler)
+            and (sampler.batch_size, sampler.drop_last_batch) != batching
         ):
             raise ValueError(  # the position saved counts the loader's batches, entered as the sampler's
                 f"the sampler's batch_size {sampler.batch_size} and drop_last {sampler.drop_last_batch} must "
                 f"be the loader's ({self.batch_size}, {self.drop_last})"
             )
-        #: Where training stands (``{"epoch": .., "batches": ..}``, empty outside a fit): the data module's.
         self.position = position
 
     def state_dict(self) -> dict[str, Any]:

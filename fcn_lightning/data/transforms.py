@@ -1,16 +1,11 @@
-"""Image / label pipelines shared by every dataset: normalise, augment geometrically, make tensors.
-
-Order: decoded uint8 RGB -> the backbone's normalisation (float32) -> albumentations geometric ops ->
-CHW tensor. Normalising first means padding fills the image with 0, the mean pixel in the network's
-input space, whatever the normalisation; the label is padded with the ignore index so padding never
-counts in the loss or the metrics. Extra image-like inputs (depth, HHA) go through the same geometric
-ops via albumentations' ``additional_targets``.
-"""
+"""Image / label pipelines of every dataset: normalise, then augment geometrically (albumentations),
+then CHW tensors. Normalised first, padding fills images with 0 (the mean pixel whatever the weights) and
+labels with the ignore index; extra inputs (depth, HHA) follow through ``additional_targets``."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 # albumentations asks the package index for a newer release at import unless told not to.
@@ -24,72 +19,56 @@ import torch
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.nets.weights import InputNormalization
 
-__all__ = [
-    "SegmentationTransform",
-    "build_eval_transform",
-    "build_train_transform",
-    "to_pair",
-]
+__all__ = ["SegmentationTransform", "build_eval_transform", "build_train_transform", "to_pair"]
 
 
 def to_pair(size: int | tuple[int, int] | list[int] | None, name: str = "size") -> tuple[int, int] | None:
     """``500 -> (500, 500)``; ``(h, w)`` unchanged; ``None`` unchanged. Rejects non-positive sizes."""
     if size is None:
         return None
-    if isinstance(size, int):
-        pair = (size, size)
-    else:
-        values = tuple(size)
-        if len(values) != 2:
-            raise ValueError(f"{name} must be an int or (height, width), got {size!r}")
-        pair = (int(values[0]), int(values[1]))
+    values = (size, size) if isinstance(size, int) else tuple(size)
+    if len(values) != 2:
+        raise ValueError(f"{name} must be an int or (height, width), got {size!r}")
+    pair = (int(values[0]), int(values[1]))
     if min(pair) <= 0:
         raise ValueError(f"{name} must be positive, got {size!r}")
     return pair
 
 
 class SegmentationTransform:
-    """Callable turning numpy arrays into tensors: ``t(image=..., mask=..., **extra) -> dict``.
-
-    ``image`` is H x W x 3 uint8 RGB, ``mask`` H x W integer labels (optional, e.g. for prediction),
-    ``extra`` further H x W x C arrays named in ``additional_targets`` with their own normaliser in
-    ``extra_normalizers`` (default: cast to float32), or further label maps named in ``extra_masks``
-    (treated as ``mask``: never normalised, padded with the ignore index, nearest-neighbour scaled).
-    Returns float32 C x H x W tensors for images, int64 H x W tensors for the masks. With
-    ``output_size`` set, the result must have that size (padding cannot shrink an image): a larger input
-    raises ``ValueError``.
-    """
+    """``t(image=..., mask=..., **extra) -> dict`` of tensors: float32 C x H x W images, int64 H x W masks,
+    through the albumentations ``ops``. ``extra``: inputs named in ``additional_targets`` (normalised by
+    ``extra_normalizers``, default float32; joined to ``image`` after augmentation where in ``stack``) or
+    label maps named in ``extra_masks``. An image larger than ``output_size`` is an error."""
 
     def __init__(
         self,
         normalization: InputNormalization | None,
-        augment: A.Compose | None = None,
+        ops: Sequence[A.BasicTransform] = (),
         *,
+        additional_targets: Mapping[str, str] | None = None,
         extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
         extra_masks: Collection[str] = (),
         output_size: tuple[int, int] | None = None,
+        stack: Sequence[str] = (),
     ) -> None:
+        targets = {**dict(additional_targets or {}), **{name: "mask" for name in extra_masks}}
+        self.augment = A.Compose(list(ops), additional_targets=targets) if ops else None
         self.normalization = normalization
-        self.augment = augment
         self.extra_normalizers = dict(extra_normalizers or {})
-        self.extra_masks = frozenset(extra_masks)
+        self.masks = frozenset({"mask", *extra_masks})
         self.output_size = output_size
+        self.stack = tuple(stack)
         self._seed_key: tuple[int, int | None] | None = None
         self._lut: np.ndarray | None = None
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
-        """``normalization(image)`` as float32, through a lookup table where the image is uint8 RGB.
-
-        A uint8 pixel takes 256 values per channel, so the table holds every result the arithmetic can
-        give, computed by the same arithmetic: the output is identical, about 8x faster than computing
-        it per pixel (what the worker processes spent most of their time on after decoding).
-        """
+        """``normalization(image)`` as float32; for uint8 RGB through a table of the same arithmetic's 256
+        results per channel (identical output, about 8x faster)."""
         norm = self.normalization
         if norm is None:
             return image.astype(np.float32)
-        if not (isinstance(norm, InputNormalization) and image.dtype == np.uint8 and image.ndim == 3):
-            return norm(image)
-        if image.shape[2] != 3 or len(norm.mean) != 3:
+        if not isinstance(norm, InputNormalization) or image.dtype != np.uint8 or image.shape[2:] != (3,):
             return norm(image)
         if self._lut is None:
             ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
@@ -97,68 +76,46 @@ class SegmentationTransform:
         source = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if norm.bgr else np.ascontiguousarray(image)
         return cv2.LUT(source, self._lut)
 
-    def _ensure_seeded(self) -> None:
-        """Give every process / DataLoader worker its own augmentation stream, reproducibly.
-
-        albumentations draws from its own generator, which forked workers would otherwise share
-        (identical "random" augmentations in every worker). Seeds come from torch, so
-        ``seed_everything`` makes runs repeatable.
-        """
+    def seed_augmentation(self, seed: int | None = None) -> None:
+        """Draw the next sample's augmentation from ``seed`` (the training sampler gives each sample one);
+        ``None``: seed each process / worker once from torch (forked workers would share albumentations')."""
         info = torch.utils.data.get_worker_info()
         key = (os.getpid(), None if info is None else info.id)
-        if key == self._seed_key or self.augment is None:
+        if self.augment is None or (seed is None and key == self._seed_key):
             return
-        seed = info.seed if info is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        self.augment.set_random_seed(seed % 2**32)
-        self._seed_key = key
-
-    def seed_augmentation(self, seed: int) -> None:
-        """Draw the next sample's augmentation from ``seed`` (the training sampler gives each sample one,
-        so augmentation depends neither on the number of workers nor on where a resumed run started)."""
-        if self.augment is None:
-            return
+        if seed is None:
+            seed = (info.seed if info is not None else int(torch.randint(0, 2**31 - 1, ()).item())) % 2**32
         self.augment.set_random_seed(seed)
-        info = torch.utils.data.get_worker_info()
-        self._seed_key = (os.getpid(), None if info is None else info.id)
+        self._seed_key = key
 
     def __call__(
         self, *, image: np.ndarray, mask: np.ndarray | None = None, **extra: np.ndarray
     ) -> dict[str, torch.Tensor]:
-        x = self.normalize(image)
-        arrays: dict[str, Any] = {"image": np.ascontiguousarray(x, dtype=np.float32)}
-        if mask is not None:
-            arrays["mask"] = np.ascontiguousarray(mask, dtype=np.uint8)
-        for name, value in extra.items():
-            if name in self.extra_masks:
+        arrays: dict[str, Any] = {"image": np.ascontiguousarray(self.normalize(image), dtype=np.float32)}
+        for name, value in {"mask": mask, **extra}.items():
+            if name in self.masks and value is not None:
                 arrays[name] = np.ascontiguousarray(value, dtype=np.uint8)
-                continue
-            norm = self.extra_normalizers.get(name)
-            value = norm(value) if norm is not None else value.astype(np.float32)
-            arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+            elif value is not None:
+                value = self.extra_normalizers.get(name, lambda v: v.astype(np.float32))(value)
+                arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
         if self.augment is not None:
-            self._ensure_seeded()
+            self.seed_augmentation()
             arrays = self.augment(**arrays)
         if self.output_size is not None and tuple(arrays["image"].shape[:2]) != self.output_size:
-            h, w = image.shape[:2]
-            oh, ow = self.output_size
+            (h, w), (oh, ow) = image.shape[:2], self.output_size
             raise ValueError(
                 f"image of size {h}x{w} does not fit pad_to={oh}x{ow}; "
                 f"set pad_to to at least the largest image size"
             )
         out: dict[str, torch.Tensor] = {}
         for name, value in arrays.items():
-            if name == "mask" or name in self.extra_masks:
+            if name in self.masks:
                 out[name] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
-            else:
-                if value.ndim == 2:
-                    value = value[..., None]
-                out[name] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 0, 1)))
+            else:  # H x W (depth) or H x W x C -> C x H x W
+                out[name] = torch.from_numpy(np.ascontiguousarray(np.atleast_3d(value).transpose(2, 0, 1)))
+        if self.stack:
+            out["image"] = torch.cat([out["image"], *(out.pop(name) for name in self.stack)])
         return out
-
-
-def _targets(additional_targets: Mapping[str, str] | None, extra_masks: Collection[str]) -> dict[str, str]:
-    """albumentations' ``additional_targets``: the extra inputs, and the extra label maps as masks."""
-    return {**dict(additional_targets or {}), **{name: "mask" for name in extra_masks}}
 
 
 def _pad(size: tuple[int, int], position: str) -> A.PadIfNeeded:
@@ -179,17 +136,12 @@ def build_train_transform(
     crop_size: int | tuple[int, int] | None = None,
     hflip: bool = False,
     scale_range: tuple[float, float] | None = None,
-    additional_targets: Mapping[str, str] | None = None,
-    extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
-    extra_masks: Collection[str] = (),
+    **inputs: Any,
 ) -> SegmentationTransform:
-    """Training pipeline: optional flip, random scale, then a random crop (``crop_size``) or padding.
-
-    ``crop_size``: pad (image 0, label 255) where the image is smaller, then crop at a
-    random place, so every sample has that size. Else ``pad_to``: pad bottom/right to that size (a
-    larger, e.g. up-scaled, image is randomly cropped to it). Neither: sizes vary (batch 1, as the paper).
-    Nothing random is on unless asked for (the paper's reference trains without augmentation).
-    """
+    """Training pipeline: optional flip and random scale, then a random ``crop_size`` crop (padded where
+    smaller) or padding bottom/right to ``pad_to`` (a larger image randomly cropped to it); neither: sizes
+    vary. Nothing random unless asked for (the reference trains without augmentation). ``inputs``: the
+    further inputs and label maps (:class:`SegmentationTransform`)."""
     crop = to_pair(crop_size, "crop_size")
     pad = to_pair(pad_to, "pad_to")
     ops: list[A.BasicTransform] = []
@@ -211,32 +163,15 @@ def build_train_transform(
     if target is not None:
         ops.append(_pad(target, "center" if crop else "top_left"))
         ops.append(A.RandomCrop(height=target[0], width=target[1]))
-    targets = _targets(additional_targets, extra_masks)
-    augment = A.Compose(ops, additional_targets=targets) if ops else None
-    return SegmentationTransform(
-        normalization, augment, extra_normalizers=extra_normalizers, extra_masks=extra_masks
-    )
+    return SegmentationTransform(normalization, ops, **inputs)
 
 
 def build_eval_transform(
-    normalization: InputNormalization | None,
-    *,
-    pad_to: int | tuple[int, int] | None = None,
-    additional_targets: Mapping[str, str] | None = None,
-    extra_normalizers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
-    extra_masks: Collection[str] = (),
+    normalization: InputNormalization | None, *, pad_to: int | tuple[int, int] | None = None, **inputs: Any
 ) -> SegmentationTransform:
-    """Evaluation / prediction pipeline: nothing random; with ``pad_to``, pad bottom/right to that size.
-
-    Padding at the bottom/right keeps every original pixel at its place, so a prediction is cropped
-    back with ``[:h, :w]``. An image larger than ``pad_to`` is an error, never silently cropped (that
-    would drop pixels from the evaluation).
-    """
+    """Evaluation / prediction pipeline: nothing random; with ``pad_to``, padded bottom/right (a prediction
+    is cut back with ``[:h, :w]``); a larger image is an error, never cropped."""
     pad = to_pair(pad_to, "pad_to")
-    augment = None
-    if pad is not None:
-        targets = _targets(additional_targets, extra_masks)
-        augment = A.Compose([_pad(pad, "top_left")], additional_targets=targets)
     return SegmentationTransform(
-        normalization, augment, extra_normalizers=extra_normalizers, extra_masks=extra_masks, output_size=pad
+        normalization, [] if pad is None else [_pad(pad, "top_left")], output_size=pad, **inputs
     )

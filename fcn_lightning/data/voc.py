@@ -1,16 +1,5 @@
-"""PASCAL VOC 2012 + SBD, split as in the paper: train on SBD train, validate on seg11valid.
-
-The archives unpack under one ``root``::
-
-    root/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-    root/VOCdevkit/VOC2012/SegmentationClass/<id>.png        palette PNG, 0..20 and 255 (void)
-    root/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
-    root/benchmark_RELEASE/dataset/{img/<id>.jpg, cls/<id>.mat, train.txt, val.txt}     (SBD)
-    root/TrainVal/VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt                       (optional)
-
-seg11valid (the paper's 736 validation images) is the VOC2011 segmentation val list minus the SBD
-train ids: SBD train contains about half of VOC val, so validating on plain VOC val after training on
-SBD leaks training images into the scores.
+"""PASCAL VOC 2012 + SBD as the archives unpack (README, "Data"), split as in the paper: train on SBD
+train, validate on seg11valid (VOC2011 segmentation val minus SBD train, which holds half of VOC val).
 """
 
 from __future__ import annotations
@@ -55,27 +44,16 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 
-def _sbd_segmentation(mat: dict[str, Any]) -> np.ndarray:
-    return mat["GTcls"][0]["Segmentation"][0]
-
-
 def read_sbd_label(path: str | Path) -> np.ndarray:
     """Read an SBD ``cls/<id>.mat`` label: ``GTcls.Segmentation``, uint8 0..20 (SBD has no void)."""
-    return read_mat_label(path, _sbd_segmentation)
+    return read_mat_label(path, lambda mat: mat["GTcls"][0]["Segmentation"][0])
 
 
 class VOCLayout(DatasetLayout):
-    """VOC2012, SBD and VOC2011 files under one root, as the archives unpack; the paper's splits.
-
-    Split names:
-
-    - ``"sbd_train"`` / ``"sbd_val"``: SBD lists; images ``img/``, labels ``cls/*.mat``.
-    - ``"voc_train"`` / ``"voc_val"`` / ``"voc_trainval"``: VOC2012 segmentation lists, JPEG + PNG.
-    - ``"seg11valid"``: VOC2011 val ids not in SBD train (736 on the real data), VOC2012 files. Without
-      the VOC2011 list, VOC2012 val minus SBD train is used and a warning says so.
-
-    In a split file, each id's label is the VOC PNG if it exists, else the SBD ``.mat``.
-    """
+    """VOC2012, SBD and VOC2011 files under one root, as the archives unpack; the paper's splits:
+    ``sbd_train`` / ``sbd_val`` (SBD's lists and files), ``voc_train`` / ``voc_val`` / ``voc_trainval``
+    (VOC2012's), ``seg11valid`` (VOC2011 val minus SBD train, VOC2012 files; without the VOC2011 list,
+    VOC2012 val minus SBD train, with a warning)."""
 
     class_names = VOC_CLASSES
     split_names = ("sbd_train", "sbd_val", "voc_train", "voc_val", "voc_trainval", "seg11valid")
@@ -112,11 +90,9 @@ class VOCLayout(DatasetLayout):
         return Sample(sample_id, self.sbd / "img" / f"{sample_id}.jpg", self.sbd / "cls" / f"{sample_id}.mat")
 
     def sample(self, sample_id: str) -> Sample:
-        voc = self.voc_sample(sample_id)
-        if voc.label is not None and voc.label.is_file():
-            return voc
-        sbd = self.sbd_sample(sample_id)
-        return sbd if sbd.label is not None and sbd.label.is_file() else voc
+        """VOC's files where its label exists, else SBD's where its label exists, else VOC's."""
+        voc, sbd = self.voc_sample(sample_id), self.sbd_sample(sample_id)
+        return sbd if not voc.label.is_file() and sbd.label.is_file() else voc  # type: ignore[union-attr]
 
     def named_split(self, name: str) -> list[Sample]:
         if name in ("sbd_train", "sbd_val"):
@@ -135,10 +111,8 @@ class VOCLayout(DatasetLayout):
         source = self.voc2011_val if self.voc2011_val.is_file() else self.voc_list("val")
         ids = read_id_list(source)
         sbd_train_list = self.sbd_list("train")
-        if sbd_train_list.is_file():
-            sbd_train = set(read_id_list(sbd_train_list))
-        else:
-            sbd_train = set()
+        sbd_train = set(read_id_list(sbd_train_list)) if sbd_train_list.is_file() else set()
+        if not sbd_train_list.is_file():
             self._warn_once(
                 f"seg11valid: SBD train list {sbd_train_list} not found, so no SBD training ids are excluded "
                 f"from {source}"
@@ -158,9 +132,8 @@ class VOCLayout(DatasetLayout):
 class VOCDataModule(SegmentationDataModule):
     """PASCAL VOC semantic segmentation (21 classes, 255 ignored) with the paper's splits.
 
-    Trains on SBD train and validates on seg11valid by default (see :class:`VOCLayout` for the split
-    names); setup refuses to fit if a training id is in the validation split. Whole images at batch 1
-    by default, as the paper.
+    Trains on SBD train and validates on seg11valid by default (split names: :class:`VOCLayout`); setup
+    refuses to fit if a training id is in the validation split. Whole images at batch 1, as the paper.
 
     Args:
         root: folder holding ``VOCdevkit/``, ``benchmark_RELEASE/`` and optionally ``TrainVal/``.

@@ -11,14 +11,15 @@ import torch
 from PIL import Image
 
 from fcn_lightning.data import DatasetError, SplitOverlapError
+from fcn_lightning.data.layout import shipped_list
 from fcn_lightning.data.nyud import (
     HHA_MEAN,
     NYUD_CLASSES,
     NYUDv2DataModule,
     NYUDv2Layout,
     normalize_depth,
-    shipped_list,
 )
+from fcn_lightning.data.readers import read_id_list
 
 CAFFE_MEAN_BGR = np.array((116.190, 97.203, 92.318), np.float32)
 IMAGENET_MEAN = np.array((0.485, 0.456, 0.406), np.float32)
@@ -51,7 +52,7 @@ def test_shipped_lists_are_the_references(tmp_path):
     assert layout.split_ids("trainval") == train + val and len(set(train + val)) == 795
     assert not set(train + val) & set(test)
     assert min(map(int, train + val + test)) == 5001 and max(map(int, train + val + test)) == 6449
-    assert train[:3] == ["5449", "6140", "5902"] and shipped_list("nyud_val")[0] == "5010"
+    assert train[:3] == ["5449", "6140", "5902"] and read_id_list(shipped_list("nyud_val"))[0] == "5010"
     sample = layout.named_split("test")[0]
     assert sample.image == tmp_path / "data/images/img_5133.png"
     assert sample.depth == tmp_path / "data/depth/img_5133.png"

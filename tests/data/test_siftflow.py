@@ -20,7 +20,8 @@ from fcn_lightning.data import (
     SIFTFlowLayout,
     SplitOverlapError,
 )
-from fcn_lightning.data.siftflow import SIFTFLOW_UNANNOTATED, packaged_list
+from fcn_lightning.data.layout import shipped_list
+from fcn_lightning.data.siftflow import SIFTFLOW_UNANNOTATED
 
 SIZE = 24
 
@@ -118,7 +119,7 @@ def test_splits_from_the_root_else_the_packaged_lists(tree, tmp_path):
     train, test = layout.split_samples("trainval"), layout.split_samples("test")
     assert len(train) == 2486 and len(test) == 200
     assert not {s.id for s in train} & {s.id for s in test}
-    assert layout.list_file("test") == packaged_list("siftflow_test.txt")
+    assert layout.list_file("test") == shipped_list("siftflow_test")
     assert not {s.id for s in train + test} & set(SIFTFLOW_UNANNOTATED)
 
 
