@@ -19,6 +19,7 @@ from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
 from fcn_lightning.nets.caffe_proto import write_caffemodel as write_caffemodel  # re-exported
 from fcn_lightning.nets.trunks import VGG16_CHANNELS
 from fcn_lightning.nets.upsampling import BILINEAR_ATOL
+from fcn_lightning.nets.weights import CAFFE, NORMALIZATION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def caffe_state_dict(net: nn.Module, caffe: CaffeNet, *, partial: bool = False) 
     """The tensors of ``net``'s state dict that the Caffe net holds, mapped by layer name: every conv / deconv
     (``partial``: only the trunk's); a fixed upsampler must hold the bilinear kernel it holds, an at-once
     net's skip scales must be the reference's ``scale_pool4`` / ``scale_pool3``; unused layers are logged."""
-    norms = [path for path, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [path for path, m in net.named_modules() if isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm))]
     if norms:
         raise ValueError(f"Caffe nets have no batch norm, but this net has {norms[0]} (batch_norm=True)")
     layers = caffe.by_name()
@@ -218,11 +219,7 @@ VGG16_KEYS: dict[str, str] = {
     **{fc: f"classifier.{3 * i}" for i, fc in enumerate(("fc6", "fc7", "fc8"))},
 }
 #: CaffeNet's (the FCN-AlexNet trunk's) layers with weights, and where ``AlexNetTrunk`` keeps each.
-CAFFENET_KEYS: dict[str, str] = {
-    **{f"conv{i}": f"features.conv{i}" for i in range(1, 6)},
-    "fc6": "fc.fc6",
-    "fc7": "fc.fc7",
-}
+CAFFENET_KEYS = {f"conv{i}": f"features.conv{i}" for i in range(1, 6)} | {"fc6": "fc.fc6", "fc7": "fc.fc7"}
 
 
 def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torch.Tensor]:
@@ -271,8 +268,6 @@ def cached_caffe_imagenet(path: str | os.PathLike, cache_dir: str | os.PathLike 
     """The Caffe ImageNet classifier at ``path`` converted once (:func:`imagenet_state_from_caffe`) into a
     state-dict file recording the Caffe input normalisation: ``<file>.pt`` beside it, else under
     ``cache_dir`` (``~/.cache/fcn-lightning/caffe``); rebuilt when the source's size or mtime change."""
-    from fcn_lightning.nets.weights import CAFFE, NORMALIZATION_KEY
-
     source = Path(path).expanduser()
     if not source.is_file():
         what, published = IMAGENET_CAFFEMODELS[VGG16_CAFFEMODEL]

@@ -71,8 +71,8 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
     """The varint at ``buf[pos:]`` and the position after it."""
-    result = shift = 0
-    while True:
+    result = 0
+    for shift in range(0, 64, 7):
         if pos >= len(buf):
             raise CaffeFormatError("truncated varint")
         byte = buf[pos]
@@ -80,9 +80,7 @@ def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos
-        shift += 7
-        if shift > 63:
-            raise CaffeFormatError("varint longer than 10 bytes")
+    raise CaffeFormatError("varint longer than 10 bytes")
 
 
 def _field_head(buf: memoryview | bytes, pos: int) -> tuple[int, int, int, int]:
@@ -137,9 +135,9 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
 
 
 def _packed_varints(value: int | memoryview) -> list[int]:
-    out, pos = [], 0
     if isinstance(value, int):
         return [value]
+    out, pos = [], 0
     while pos < len(value):
         number, pos = decode_varint(value, pos)
         out.append(number)
@@ -248,9 +246,8 @@ def read_caffemodel(path: str | os.PathLike) -> CaffeNet:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no such .caffemodel file: {path}")
-    data = path.read_bytes()
     try:
-        net = parse_net(data)
+        net = parse_net(path.read_bytes())
     except CaffeFormatError as err:
         raise CaffeFormatError(f"{path} is not a readable .caffemodel: {err}") from err
     if not net.layers:

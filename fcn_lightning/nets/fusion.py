@@ -37,13 +37,10 @@ class FusionStream(nn.Module):
 
 
 class LateFusionFCN(nn.Module):
-    """Late fusion: one VGG16 stream per input kind, scores averaged, one upsampling head.
-
-    ``streams``: stream name -> input channels, in the order they are stacked in the input (``{"rgb": 3,
-    "hha": 3}``: channels 0-2 colour, 3-5 HHA); ``skips`` fused as in the single-stream heads
-    (``("pool4",)`` for the 16s net); ``fusion_weights``: one per stream (the reference: 0.5 each); the
-    other options as :func:`~fcn_lightning.nets.heads.build_fcn`'s, for every stream.
-    """
+    """Late fusion: one VGG16 stream per input kind, scores averaged, one upsampling head. ``streams``:
+    name -> input channels, in their order in the input (``{"rgb": 3, "hha": 3}``: channels 0-2 colour, 3-5
+    HHA); ``skips`` fused as in the single-stream heads (16s: ``("pool4",)``); ``fusion_weights``: one per
+    stream (the reference: 0.5 each); the other options as :func:`~fcn_lightning.nets.build_fcn`'s."""
 
     def __init__(
         self,
@@ -66,12 +63,10 @@ class LateFusionFCN(nn.Module):
             raise ValueError(f"fusion_weights {list(weights)} do not match the streams {list(streams)}")
         self.fusion_weights = tuple(float(w) for w in weights)
         self.num_classes = num_classes
-        self.streams = nn.ModuleDict(
-            {
-                name: FusionStream(VGG16Trunk(channels, width, batch_norm, dropout), num_classes, skips)
-                for name, channels in self.stream_channels.items()
-            }
-        )
+        self.streams = nn.ModuleDict()
+        for name, channels in self.stream_channels.items():
+            trunk = VGG16Trunk(channels, width, batch_norm, dropout)
+            self.streams[name] = FusionStream(trunk, num_classes, skips)
         # The head's geometry (upsamplers, crop offsets) is a single-stream FCN's: all streams are alike.
         first = next(iter(self.streams.values())).trunk
         template = FCN(first, num_classes, Wiring(skips=tuple(skips)), learn_upsampling)

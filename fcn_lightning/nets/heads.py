@@ -15,7 +15,7 @@ from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, coord_map, crop_offset, layer_map
 from fcn_lightning.nets.trunks import Trunk, make_trunk
-from fcn_lightning.nets.upsampling import Upsampler, cropped, make_upsampler
+from fcn_lightning.nets.upsampling import cropped, make_upsampler
 
 #: ``learn_upsampling``: ``False`` fixed bilinear (the reference code), ``True`` every upsampler learned,
 #: ``"intermediate"`` the skip upsamplers learned and the final one fixed (the CVPR paper's text).
@@ -68,10 +68,8 @@ class HeadWiring:
         self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
     ) -> torch.Tensor:
         """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
-        final, coarse = getattr(net, self.final), self.coarse(net, blobs, source)
-        if isinstance(final, Upsampler):  # computes only the window kept
-            return final(coarse, crop=(self.offsets[self.final], size))
-        return cropped(final(coarse), self.offsets[self.final], size)
+        final = getattr(net, self.final)  # an Upsampler: it computes only the window kept
+        return final(self.coarse(net, blobs, source), crop=(self.offsets[self.final], size))
 
     def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
         """The fused score map before the final upsampling (at the net's output stride)."""

@@ -50,9 +50,8 @@ class TilingOptions:
 
 @dataclass(frozen=True)
 class TileGeometry:
-    """What tiles of a net need: ``align``, the deepest stride (tiles start at its multiples, so every
-    pooling grid of a tile lies on the whole image's), and ``context``, the pixels on each side an output
-    pixel depends on at most."""
+    """What tiles of a net need: ``align``, the deepest stride (tiles start at its multiples), and
+    ``context``, the pixels on each side an output pixel depends on at most."""
 
     align: int
     context: int

@@ -139,14 +139,13 @@ class AlexNetSpec:
 
     channels: tuple[int, ...]
     groups: tuple[int, ...]
-    kernels: tuple[int, ...]
     lrn: bool
 
 
 #: Caffe's CaffeNet (the reference FCN-AlexNet's trunk): grouped convs (two GPUs' halves) and LRN.
-CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), (11, 5, 3, 3, 3), lrn=True)
+CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), lrn=True)
 #: torchvision's AlexNet (the "one weird trick" variant): no groups, no LRN, narrower conv1 / conv2.
-TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), (11, 5, 3, 3, 3), lrn=False)
+TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), lrn=False)
 
 
 class AlexNetTrunk(_Trunk):
@@ -161,7 +160,7 @@ class AlexNetTrunk(_Trunk):
         super().__init__(in_channels, width)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
-        convs = zip(spec.channels, spec.groups, spec.kernels, strict=True)
+        convs = zip(spec.channels, spec.groups, (11, 5, 3, 3, 3), strict=True)  # kernels
         for i, (out, groups, kernel) in enumerate(convs, start=1):
             out = groups * scaled(out // groups, width)  # whole groups at any width
             pad = CONV1_1_PAD if i == 1 else kernel // 2

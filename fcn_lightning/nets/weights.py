@@ -58,12 +58,9 @@ def get_normalization(name: str, mean: tuple[float, ...] | None = None) -> Input
     """Look up a normalisation by name, with an error listing the known ones. ``mean`` replaces the mean of
     one without std division (``caffe``: the reference nets subtract each dataset's own mean pixel), while
     torchvision's statistics are ImageNet's whatever the dataset."""
-    try:
-        norm = NORMALIZATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}"
-        ) from None
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}")
+    norm = NORMALIZATIONS[name]
     if mean is not None and norm.std == (1.0, 1.0, 1.0):
         norm = replace(norm, mean=tuple(float(m) for m in mean))
     return norm
