@@ -24,12 +24,10 @@ def _vgg16_sequence(state_dict: Mapping[str, torch.Tensor]) -> tuple[list[dict],
         m = re.fullmatch(r"(features|classifier)\.(\d+)\.(\w+)", key)
         if m:
             found.setdefault((m[1], int(m[2])), {})[m[3]] = value
-    convs, norms, linears = [], [], []
-    for (part, _), params in sorted(found.items()):
-        if part == "classifier":
-            linears.append(params)
-        else:
-            (convs if params["weight"].dim() == 4 else norms).append(params)
+    by_dims: dict[int, list[dict[str, torch.Tensor]]] = {4: [], 1: [], 2: []}  # by index within each part
+    for _, params in sorted(found.items()):
+        by_dims.setdefault(params["weight"].dim(), []).append(params)
+    convs, norms, linears = by_dims[4], by_dims[1], by_dims[2]
     if len(convs) != 13 or len(linears) != 3:
         raise ValueError(
             f"not a torchvision VGG16 state dict: found {len(convs)} convs and {len(linears)} linear layers "
