@@ -1,19 +1,7 @@
-"""Caffe layers mapped into the nets, and Caffe's ImageNet classifiers as the trunks' starting weights.
-
-The file format itself (reading and writing ``.caffemodel`` files) is :mod:`fcn_lightning.nets.caffe_proto`;
-its names are re-exported here.
-
-Blobs are C-ordered like torch tensors: a Convolution's weight is ``out x in/group x kh x kw`` and a
-Deconvolution's ``in x out/group x kh x kw``, exactly ``nn.Conv2d`` / ``nn.ConvTranspose2d``'s; the bias is
-the second blob. An InnerProduct weight is ``out x in`` (legacy files pad it to ``1 x 1 x out x in``), its
-input the flattened ``C x H x W`` blob, so it becomes a ``C x H x W`` convolution by a reshape.
-
-Caffe layers map into this suite's nets by name (:func:`caffe_layer_table`): a conv or deconv module is
-the Caffe layer of its attribute name (``trunk.block1.conv1_1`` is ``conv1_1``, ``score_fr_sem`` is
-``score_fr_sem``, an AlexNet trunk's ``conv1`` is ``conv1``), a late-fusion stream appends its suffix
-(the reference's ``conv1_1color`` / ``conv1_1hha``), and RGB-D's 4-channel ``conv1_1`` is also found as
-the reference's ``conv1_1_bgrd``.
-"""
+"""Caffe layers mapped into the nets by the reference's layer names (a conv / deconv is the Caffe layer of
+its attribute name; a late-fusion stream appends its suffix, ``conv1_1color``; RGB-D's ``conv1_1`` is also
+``conv1_1_bgrd``), and Caffe's ImageNet classifiers as the trunks' starting weights. Blobs are C-ordered as
+torch's, so an InnerProduct becomes a convolution by a reshape."""
 
 from __future__ import annotations
 
@@ -27,40 +15,32 @@ import torch
 from torch import nn
 
 from fcn_lightning.io import atomic_write
-from fcn_lightning.nets.caffe_proto import (
-    CaffeFormatError,
-    CaffeLayer,
-    CaffeNet,
-    read_caffemodel,
-    write_caffemodel,
-)
-
-__all__ = [  # the file format's names too: ``nets.caffe`` reads and writes .caffemodel files
-    "CaffeFormatError",
-    "CaffeLayer",
-    "CaffeNet",
-    "cached_caffe_imagenet",
-    "caffe_layer_table",
-    "caffe_state_dict",
-    "export_caffe_net",
-    "imagenet_state_from_caffe",
-    "load_caffe_weights",
-    "read_caffemodel",
-    "write_caffemodel",
-]
+from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
+from fcn_lightning.nets.caffe_proto import write_caffemodel as write_caffemodel  # re-exported
+from fcn_lightning.nets.trunks import VGG16_CHANNELS
+from fcn_lightning.nets.upsampling import BILINEAR_ATOL
+from fcn_lightning.nets.weights import CAFFE, NORMALIZATION_KEY
 
 log = logging.getLogger(__name__)
 
-#: Where the Caffe VGG16 the reference FCNs start from is published (for the missing-file error).
+#: The Caffe ImageNet classifiers the reference FCNs start from (the authors' ``ilsvrc-nets`` list).
 VGG16_CAFFEMODEL = "VGG_ILSVRC_16_layers.caffemodel"
 VGG16_CAFFEMODEL_URL = f"http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/{VGG16_CAFFEMODEL}"
-VGG16_CAFFEMODEL_SOURCE = (
-    "the VGG model zoo page (https://gist.github.com/ksimonyan/211839e770f7b538e2d8, linked from Caffe's "
-    f"Model Zoo), file {VGG16_CAFFEMODEL_URL}"
-)
-
-
-# ---------------------------------------------------------------------------------------- name mapping
+CAFFENET_CAFFEMODEL = "bvlc_reference_caffenet.caffemodel"
+CAFFENET_CAFFEMODEL_URL = f"http://dl.caffe.berkeleyvision.org/{CAFFENET_CAFFEMODEL}"
+#: File name -> what it is and where it is published.
+IMAGENET_CAFFEMODELS: dict[str, tuple[str, str]] = {
+    VGG16_CAFFEMODEL: (
+        "the Caffe ImageNet VGG16",
+        "the VGG model zoo page (https://gist.github.com/ksimonyan/211839e770f7b538e2d8, linked from Caffe's "
+        f"Model Zoo), file {VGG16_CAFFEMODEL_URL}",
+    ),
+    CAFFENET_CAFFEMODEL: (
+        "CaffeNet, the Caffe ImageNet AlexNet",
+        "the BVLC model zoo (models/bvlc_reference_caffenet in the BVLC/caffe repository), file "
+        f"{CAFFENET_CAFFEMODEL_URL}",
+    ),
+}
 
 #: Modules whose parameters Caffe layers hold, and their Caffe types.
 CAFFE_TYPES: dict[type[nn.Module], str] = {nn.Conv2d: "Convolution", nn.ConvTranspose2d: "Deconvolution"}
@@ -71,8 +51,8 @@ STREAM_SUFFIXES: dict[str, str] = {"rgb": "color"}
 
 
 def caffe_type(module: nn.Module) -> str | None:
-    """The Caffe type of a module that holds a Caffe layer's parameters (subclasses included: the nets'
-    ``Upsampler`` is a deconvolution), else None."""
+    """The Caffe type of a module that holds a Caffe layer's parameters (an ``Upsampler`` is a
+    deconvolution), else None."""
     return next((name for cls, name in CAFFE_TYPES.items() if isinstance(module, cls)), None)
 
 
@@ -92,12 +72,8 @@ def caffe_layer_table(net: nn.Module) -> dict[str, str]:
     return table
 
 
-def _skip_scales(net: nn.Module) -> dict[str, float]:
-    """The fixed skip scales of at-once nets (one head, or every head of a multi-task net)."""
-    scales = dict(getattr(net, "skip_scales", {}) or {})
-    for head in getattr(net, "heads", {}).values():
-        scales |= dict(getattr(head, "skip_scales", {}) or {})
-    return scales
+def _find(layers: dict[str, CaffeLayer], name: str) -> CaffeLayer | None:
+    return next((layers[n] for n in (name, *CAFFE_ALIASES.get(name, ())) if n in layers), None)
 
 
 def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -108,80 +84,70 @@ def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape[i:]
 
 
-def _fit_blob(name: str, kind: str, blob: np.ndarray, target: torch.Tensor, what: str) -> torch.Tensor:
+def _fit_blob(layer: CaffeLayer, blob: np.ndarray, target: torch.Tensor, what: str) -> torch.Tensor:
     """``blob`` in ``target``'s shape: as is, without a legacy shape's leading 1s, or an InnerProduct's
     ``out x in`` weight as an ``out x C x H x W`` convolution; anything else is an error naming both."""
     shape, want = tuple(blob.shape), tuple(target.shape)
     tensor = torch.from_numpy(np.array(blob, dtype=np.float32))
-    if shape == want:
-        return tensor
-
     core = _without_leading_ones
-    if core(shape) == core(want):
+    if shape == want or core(shape) == core(want):
         return tensor.reshape(want)
-    if kind == "InnerProduct" and len(core(shape)) == 2 and len(want) == 4:
-        out, inputs = core(shape)
-        if out == want[0] and inputs == int(np.prod(want[1:])):
-            return tensor.reshape(want)
+    if layer.type == "InnerProduct" and len(want) == 4 and core(shape) == (want[0], int(np.prod(want[1:]))):
+        return tensor.reshape(want)
     raise ValueError(
-        f"Caffe layer {name!r} ({kind}) has a blob of shape {shape} but this net's {what} has {want}"
+        f"Caffe layer {layer.name!r} ({layer.type}) has a blob of shape {shape} but this net's {what} has "
+        f"{want}"
     )
 
 
 def caffe_state_dict(net: nn.Module, caffe: CaffeNet, *, partial: bool = False) -> dict[str, torch.Tensor]:
-    """The tensors of ``net``'s state dict that the Caffe net holds, mapped by layer name.
-
-    Every conv / deconv of ``net`` must be in ``caffe`` (``partial``: only the trunk's; the others keep
-    their initialisation). A fixed (not learnable) upsampler must hold what it holds already, the
-    bilinear kernel; a learnable one takes the Caffe weights. An at-once net's fixed skip scales must
-    equal the reference's ``scale_pool4`` / ``scale_pool3`` layers. Caffe layers the net has no use for
-    (fc8, losses, ...) are listed in the debug log.
-    """
-    norms = [path for path, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """The tensors of ``net``'s state dict that the Caffe net holds, mapped by layer name: every conv / deconv
+    (``partial``: only the trunk's); a fixed upsampler must hold the bilinear kernel it holds, an at-once
+    net's skip scales must be the reference's ``scale_pool4`` / ``scale_pool3``; unused layers are logged."""
+    norms = [path for path, m in net.named_modules() if isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm))]
     if norms:
         raise ValueError(f"Caffe nets have no batch norm, but this net has {norms[0]} (batch_norm=True)")
     layers = caffe.by_name()
-    table = caffe_layer_table(net)
     state = net.state_dict()
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
-    for name, path in table.items():
+    for name, path in caffe_layer_table(net).items():
         module = net.get_submodule(path)
-        found = next((n for n in (name, *CAFFE_ALIASES.get(name, ())) if n in layers), None)
-        if found is None:
-            in_trunk = path.startswith("trunk.") or ".trunk." in path
-            if partial and not in_trunk:
+        layer = _find(layers, name)
+        if layer is None:
+            if partial and not (path.startswith("trunk.") or ".trunk." in path):
                 continue
             raise ValueError(
                 f"the Caffe net {caffe.name!r} has no layer {name!r} (this net's {path}.weight has shape "
                 f"{tuple(module.weight.shape)})"
             )
-        layer = layers[found]
-        used.add(found)
-        params = [("weight", module.weight)] + ([("bias", module.bias)] if module.bias is not None else [])
+        used.add(layer.name)
+        params = list(module.named_parameters(recurse=False))
         if len(layer.blobs) != len(params):
             raise ValueError(
-                f"Caffe layer {found!r} has {len(layer.blobs)} blobs but this net's {path} has "
+                f"Caffe layer {layer.name!r} has {len(layer.blobs)} blobs but this net's {path} has "
                 f"{len(params)} parameters ({', '.join(p for p, _ in params)})"
             )
         for (param, tensor), blob in zip(params, layer.blobs, strict=True):
             what = f"{path}.{param}"
-            value = _fit_blob(found, layer.type, blob, tensor, what)
-            fixed = isinstance(module, nn.ConvTranspose2d) and not tensor.requires_grad
+            value = _fit_blob(layer, blob, tensor, what)
             current = tensor.detach().cpu().float()
-            if fixed and not torch.allclose(value, current, atol=1e-6):
+            fixed = isinstance(module, nn.ConvTranspose2d) and not tensor.requires_grad
+            if fixed and not torch.allclose(value, current, atol=BILINEAR_ATOL):
                 raise ValueError(
-                    f"Caffe layer {found!r} is not the bilinear kernel of this net's fixed upsampler {path} "
-                    f"(largest difference {(value - current).abs().max().item():.3g}): build the net with "
-                    "learn_upsampling=True to load it"
+                    f"Caffe layer {layer.name!r} is not the bilinear kernel of this net's fixed upsampler "
+                    f"{path} (largest difference {(value - current).abs().max().item():.3g}): build the net "
+                    "with learn_upsampling=True to load it"
                 )
             out[what] = value.to(state[what].dtype)
-    scales = _skip_scales(net)
+    scales = dict(getattr(net, "skip_scales", {}))  # an at-once net's (or each head's of a multi-task one)
+    for head in getattr(net, "heads", {}).values():
+        scales |= head.skip_scales
     for blob_name, scale in scales.items():
         layer = layers.get(f"scale_{blob_name}")
+        if layer is None and partial:
+            continue
         if layer is None:
-            if partial:
-                continue
             raise ValueError(
                 f"the net scales {blob_name} by {scale} (at once), but the Caffe net has no layer "
                 f"'scale_{blob_name}': it is not an at-once net"
@@ -205,32 +171,28 @@ def caffe_state_dict(net: nn.Module, caffe: CaffeNet, *, partial: bool = False) 
 
 def fixed_upsamplers_with_other_kernels(net: nn.Module, caffe: CaffeNet) -> list[str]:
     """Module paths of ``net``'s fixed upsamplers whose Caffe layer holds another kernel than the bilinear
-    one they hold (a kernel that was learned): built learnable, the net can carry it over unchanged.
-    Layers missing from the file or of another shape are left to :func:`caffe_state_dict` to report."""
+    one (a learned kernel: built learnable, the net carries it over unchanged). Layers missing or of
+    another shape are left to :func:`caffe_state_dict` to report."""
     layers = caffe.by_name()
     found = []
     for name, path in caffe_layer_table(net).items():
         module = net.get_submodule(path)
-        if not isinstance(module, nn.ConvTranspose2d) or module.weight.requires_grad:
-            continue
-        layer = next((layers[n] for n in (name, *CAFFE_ALIASES.get(name, ())) if n in layers), None)
-        if layer is None or not layer.blobs:
+        layer = _find(layers, name)
+        fixed = isinstance(module, nn.ConvTranspose2d) and not module.weight.requires_grad
+        if not fixed or layer is None or not layer.blobs:
             continue
         try:
-            value = _fit_blob(layer.name, layer.type, layer.blobs[0], module.weight, f"{path}.weight")
+            value = _fit_blob(layer, layer.blobs[0], module.weight, f"{path}.weight")
         except ValueError:
             continue
-        if not torch.allclose(value, module.weight.detach().cpu().float(), atol=1e-6):
+        if not torch.allclose(value, module.weight.detach().cpu().float(), atol=BILINEAR_ATOL):
             found.append(path)
     return found
 
 
 def load_caffe_weights(net: nn.Module, caffe: CaffeNet | str | os.PathLike, **options: bool) -> list[str]:
-    """Copy a Caffe net's weights into ``net`` by layer name (options: :func:`caffe_state_dict`).
-
-    Returns:
-        The state-dict keys loaded.
-    """
+    """Copy a Caffe net's weights into ``net`` by layer name (options: :func:`caffe_state_dict`); returns
+    the state-dict keys loaded."""
     if not isinstance(caffe, CaffeNet):
         caffe = read_caffemodel(caffe)
     state = caffe_state_dict(net, caffe, **options)
@@ -240,42 +202,34 @@ def load_caffe_weights(net: nn.Module, caffe: CaffeNet | str | os.PathLike, **op
 
 def export_caffe_net(net: nn.Module, name: str = "fcn") -> CaffeNet:
     """``net``'s conv / deconv layers as a Caffe net of the reference's layer names (for
-    :func:`~fcn_lightning.nets.caffe_proto.write_caffemodel`); Caffe then needs the matching prototxt to
-    run it."""
+    :func:`~fcn_lightning.nets.caffe_proto.write_caffemodel`; Caffe needs the matching prototxt to run it)."""
     layers = []
     for caffe_name, path in caffe_layer_table(net).items():
         module = net.get_submodule(path)
-        blobs = [module.weight.detach().cpu().numpy()]
-        if module.bias is not None:
-            blobs.append(module.bias.detach().cpu().numpy())
+        blobs = [p.detach().cpu().numpy() for _, p in module.named_parameters(recurse=False)]
         layers.append(CaffeLayer(caffe_name, caffe_type(module), blobs))
     return CaffeNet(name, layers)
 
 
-# ---------------------------------------------------------------- ImageNet VGG16 / CaffeNet for init_from
-
-#: The VGG16 classifier's Caffe layers in order, and where torchvision's ``vgg16`` keeps each one.
-VGG16_CONV_NAMES: tuple[str, ...] = tuple(
-    f"conv{stage}_{i}" for stage, count in enumerate((2, 2, 3, 3, 3), start=1) for i in range(1, count + 1)
-)
-VGG16_FC_NAMES: tuple[str, ...] = ("fc6", "fc7", "fc8")
-
-
-def _torchvision_vgg16_keys() -> dict[str, str]:
-    """Caffe name -> torchvision module prefix (``features.<i>``: each conv is followed by a ReLU, each
-    stage by a pooling; ``classifier.0 / .3 / .6``: linear, ReLU, dropout, ...)."""
-    keys, index = {}, 0
-    for name in VGG16_CONV_NAMES:
-        keys[name] = f"features.{index}"
-        index += 2 + (name in ("conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"))
-    return keys | {fc: f"classifier.{3 * i}" for i, fc in enumerate(VGG16_FC_NAMES)}
+_VGG16_CONVS = [f"conv{s}_{i}" for s, convs in enumerate(VGG16_CHANNELS, 1) for i in range(1, len(convs) + 1)]
+#: The Caffe ImageNet VGG16's layers and where torchvision's ``vgg16`` keeps each: ``features.<i>`` (a ReLU
+#: after every conv, a pool after every stage), ``classifier.0 / 3 / 6`` (linear, ReLU, dropout).
+VGG16_KEYS: dict[str, str] = {
+    **{name: f"features.{2 * i + int(name[4]) - 1}" for i, name in enumerate(_VGG16_CONVS)},
+    **{fc: f"classifier.{3 * i}" for i, fc in enumerate(("fc6", "fc7", "fc8"))},
+}
+#: CaffeNet's (the FCN-AlexNet trunk's) layers with weights, and where ``AlexNetTrunk`` keeps each.
+CAFFENET_KEYS = {f"conv{i}": f"features.conv{i}" for i in range(1, 6)} | {"fc6": "fc.fc6", "fc7": "fc.fc7"}
 
 
-def vgg16_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torch.Tensor]:
-    """The Caffe ImageNet VGG16 (``VGG_ILSVRC_16_layers``) as a torchvision-style VGG16 state dict, fully
-    connected layers as ``out x in`` matrices, so the ImageNet surgery takes it as it takes torchvision's."""
+def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torch.Tensor]:
+    """A Caffe ImageNet classifier as the state dict a trunk starts from: VGG16 (``conv1_1`` ...) in
+    torchvision's names, its fc layers ``out x in`` matrices as torchvision's Linear layers (for the
+    ImageNet surgery); CaffeNet (``conv1`` ...) in ``AlexNetTrunk``'s, fc6 / fc7 its 6x6 and 1x1 convs."""
     layers = caffe.by_name()
-    missing = [n for n in (*VGG16_CONV_NAMES, *VGG16_FC_NAMES) if n not in layers]
+    vgg16 = "conv1_1" in layers or "conv1" not in layers
+    keys, what = (VGG16_KEYS, "VGG16 classifier") if vgg16 else (CAFFENET_KEYS, "CaffeNet")
+    missing = [n for n in keys if n not in layers]
     if missing:
         hint = (
             " (it has score layers: a trained FCN; convert it with `fcn-lightning convert-caffe` and start "
@@ -283,49 +237,18 @@ def vgg16_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torc
             if any(n.startswith("score") for n in layers)
             else ""
         )
-        raise ValueError(
-            f"{source} is not the Caffe ImageNet VGG16 classifier: no layer {missing[0]!r}{hint}"
-        )
-    state = {}
-    for name, prefix in _torchvision_vgg16_keys().items():
-        layer = layers[name]
-        if len(layer.blobs) != 2:
-            raise ValueError(f"{source}: Caffe layer {name!r} has {len(layer.blobs)} blobs, expected 2")
-        weight, bias = (torch.from_numpy(np.array(b, dtype=np.float32)) for b in layer.blobs)
-        weight = weight.reshape(_without_leading_ones(tuple(weight.shape)))
-        if name in VGG16_FC_NAMES:  # InnerProduct out x in (a convolution's out x C x H x W flattened)
-            weight = weight.reshape(weight.shape[0], -1)
-        elif weight.dim() != 4:
-            raise ValueError(f"{source}: Caffe layer {name!r} has a weight of shape {tuple(weight.shape)}")
-        state[f"{prefix}.weight"] = weight
-        state[f"{prefix}.bias"] = bias.reshape(-1)
-    return state
-
-
-#: CaffeNet's (the FCN-AlexNet trunk's) Caffe layers with weights, and where ``AlexNetTrunk`` keeps each.
-CAFFENET_KEYS: dict[str, str] = {
-    **{f"conv{i}": f"features.conv{i}" for i in range(1, 6)},
-    "fc6": "fc.fc6",
-    "fc7": "fc.fc7",
-}
-
-
-def caffenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torch.Tensor]:
-    """The Caffe ImageNet CaffeNet (``bvlc_reference_caffenet``) as an ``AlexNetTrunk`` state dict (the
-    trunk's own names), its InnerProduct fc6 / fc7 reshaped into the trunk's 6x6 and 1x1 convolutions."""
-    layers = caffe.by_name()
-    missing = [n for n in CAFFENET_KEYS if n not in layers]
-    if missing:
-        raise ValueError(f"{source} is not the Caffe ImageNet CaffeNet: no layer {missing[0]!r}")
+        raise ValueError(f"{source} is not the Caffe ImageNet {what}: no layer {missing[0]!r}{hint}")
     state: dict[str, torch.Tensor] = {}
-    channels = None  # the previous layer's outputs: what a flattened InnerProduct input is made of
-    for name, prefix in CAFFENET_KEYS.items():
-        layer = layers[name]
-        if len(layer.blobs) != 2:
-            raise ValueError(f"{source}: Caffe layer {name!r} has {len(layer.blobs)} blobs, expected 2")
-        weight, bias = (torch.from_numpy(np.array(b, dtype=np.float32)) for b in layer.blobs)
+    channels = 0  # the previous layer's outputs: what a flattened InnerProduct input is made of
+    for name, prefix in keys.items():
+        blobs = layers[name].blobs
+        if len(blobs) != 2:
+            raise ValueError(f"{source}: Caffe layer {name!r} has {len(blobs)} blobs, expected 2")
+        weight, bias = (torch.from_numpy(np.array(b, dtype=np.float32)) for b in blobs)
         weight = weight.reshape(_without_leading_ones(tuple(weight.shape)))
-        if weight.dim() == 2:  # InnerProduct: out x (C * k * k), a k x k convolution flattened
+        if vgg16 and name.startswith("fc"):  # InnerProduct out x in (a convolution's out x C x H x W flat)
+            weight = weight.reshape(weight.shape[0], -1)
+        elif not vgg16 and weight.dim() == 2:  # InnerProduct: out x (C * k * k), a k x k conv flattened
             side = round((weight.shape[1] / channels) ** 0.5) if channels else 0
             if not channels or channels * side * side != weight.shape[1]:
                 raise ValueError(
@@ -341,56 +264,20 @@ def caffenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, t
     return state
 
 
-def imagenet_state_from_caffe(caffe: CaffeNet, source: str = "?") -> dict[str, torch.Tensor]:
-    """A Caffe ImageNet classifier as the state dict this suite starts a trunk from: VGG16 (its layers
-    named ``conv1_1`` ...) in torchvision's names, CaffeNet (``conv1`` ...) in ``AlexNetTrunk``'s."""
-    layers = caffe.by_name()
-    if "conv1_1" not in layers and "conv1" in layers:
-        return caffenet_state_from_caffe(caffe, source)
-    return vgg16_state_from_caffe(caffe, source)
-
-
-#: The Caffe ImageNet AlexNet (CaffeNet) the reference FCN-AlexNet starts from, and where it is published.
-CAFFENET_CAFFEMODEL = "bvlc_reference_caffenet.caffemodel"
-CAFFENET_CAFFEMODEL_URL = f"http://dl.caffe.berkeleyvision.org/{CAFFENET_CAFFEMODEL}"
-CAFFENET_CAFFEMODEL_SOURCE = (
-    "the BVLC model zoo (models/bvlc_reference_caffenet in the BVLC/caffe repository), file "
-    f"{CAFFENET_CAFFEMODEL_URL}"
-)
-#: The ImageNet classifiers the reference FCNs start from (the authors' ``ilsvrc-nets`` list): file name ->
-#: what it is and where it is published.
-IMAGENET_CAFFEMODELS: dict[str, tuple[str, str]] = {
-    VGG16_CAFFEMODEL: ("the Caffe ImageNet VGG16", VGG16_CAFFEMODEL_SOURCE),
-    CAFFENET_CAFFEMODEL: ("CaffeNet, the Caffe ImageNet AlexNet", CAFFENET_CAFFEMODEL_SOURCE),
-}
-
-
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}-{stat.st_mtime_ns}"
-
-
 def cached_caffe_imagenet(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The Caffe ImageNet classifier at ``path`` (VGG16 or CaffeNet) as a state dict
-    (:func:`imagenet_state_from_caffe`), converted on first use and cached.
-
-    The cache is ``<file>.pt`` next to the caffemodel, or under ``cache_dir`` (default
-    ``~/.cache/fcn-lightning/caffe``) where that folder is not writable; it records the source's size and
-    modification time and is rebuilt when they change. It carries the Caffe input normalisation under
-    ``weights.NORMALIZATION_KEY``, so whatever loads it feeds BGR 0-255 mean-subtracted inputs.
-    """
-    from fcn_lightning.nets.weights import CAFFE, NORMALIZATION_KEY
-
+    """The Caffe ImageNet classifier at ``path`` converted once (:func:`imagenet_state_from_caffe`) into a
+    state-dict file recording the Caffe input normalisation: ``<file>.pt`` beside it, else under
+    ``cache_dir`` (``~/.cache/fcn-lightning/caffe``); rebuilt when the source's size or mtime change."""
     source = Path(path).expanduser()
     if not source.is_file():
+        what, published = IMAGENET_CAFFEMODELS[VGG16_CAFFEMODEL]
         raise FileNotFoundError(
-            f"Caffe model not found: {source}. The Caffe ImageNet VGG16 ({VGG16_CAFFEMODEL}) comes from "
-            f"{VGG16_CAFFEMODEL_SOURCE}"
+            f"Caffe model not found: {source}; {what} ({VGG16_CAFFEMODEL}) comes from {published}"
         )
-    fingerprint = _fingerprint(source)
-    beside = source.with_name(source.name + ".pt")
+    stat = source.stat()
+    fingerprint = f"{stat.st_size}-{stat.st_mtime_ns}"
     fallback = Path(cache_dir or "~/.cache/fcn-lightning/caffe").expanduser()
-    candidates = [beside, fallback / f"{source.stem}-{fingerprint}.pt"]
+    candidates = [source.with_name(source.name + ".pt"), fallback / f"{source.stem}-{fingerprint}.pt"]
     for cached in candidates:
         if cached.is_file():
             state = torch.load(cached, map_location="cpu", weights_only=True, mmap=True)

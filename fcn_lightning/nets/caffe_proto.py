@@ -1,28 +1,7 @@
-"""Caffe's ``.caffemodel`` format without Caffe: a small protobuf wire-format codec for Caffe nets.
-
-A ``.caffemodel`` is one protobuf message, Caffe's ``NetParameter``, in the protobuf wire format: a
-sequence of fields, each a key ``(field_number << 3) | wire_type`` written as a varint (7 bits a byte,
-least significant group first, high bit set on every byte but the last) followed by its value: a varint
-(wire type 0), 8 little-endian bytes (1), a varint length and that many bytes (2: strings, nested
-messages and packed repeated numbers), or 4 little-endian bytes (5: a ``float``). A repeated number is
-stored either packed (one type-2 field holding the values back to back) or unpacked (one field per
-value); a reader must accept both. Fields a reader does not know are skipped.
-
-The parts of Caffe's message definitions read and written here (field numbers as in Caffe's
-``caffe.proto``):
-
-- ``NetParameter``: ``name`` 1 (string); ``layer`` 100 (repeated ``LayerParameter``, the current
-  style); ``layers`` 2 (repeated ``V1LayerParameter``, the legacy style of older files such as
-  ``VGG_ILSVRC_16_layers.caffemodel``).
-- ``LayerParameter``: ``name`` 1 (string), ``type`` 2 (string, e.g. ``"Convolution"``), ``blobs`` 7.
-- ``V1LayerParameter``: ``name`` 4 (string), ``type`` 5 (an enum, :data:`V1_LAYER_TYPES`), ``blobs`` 6.
-- ``BlobProto``: ``shape`` 7 (a ``BlobShape``: ``dim`` 1, repeated int64, packed); the legacy 4-D
-  shape ``num`` 1, ``channels`` 2, ``height`` 3, ``width`` 4 (int32); ``data`` 5 (repeated float,
-  packed) and ``double_data`` 8 (repeated double, packed).
-
-:func:`read_caffemodel` / :func:`write_caffemodel` read and write a file as a :class:`CaffeNet` (its
-layers' names, types and blobs); :mod:`fcn_lightning.nets.caffe` maps those layers into the nets.
-"""
+"""Caffe's ``.caffemodel`` format without Caffe: a ``NetParameter`` in protobuf's wire format (varint
+keys and values, fixed 4 / 8 bytes, length-delimited strings, messages and packed numbers; unknown fields
+skipped), with the field numbers of Caffe's ``caffe.proto``, in the current ``layer`` and the legacy
+``layers`` (V1, as in ``VGG_ILSVRC_16_layers.caffemodel``) styles alike."""
 
 from __future__ import annotations
 
@@ -35,14 +14,11 @@ import numpy as np
 
 from fcn_lightning.io import atomic_write
 
-# Wire types.
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
-
-# Field numbers (see the module docstring).
 NET_NAME, NET_LAYERS_V1, NET_LAYER = 1, 2, 100
-LAYER_NAME, LAYER_TYPE, LAYER_BLOBS = 1, 2, 7
-V1_NAME, V1_TYPE, V1_BLOBS = 4, 5, 6
-BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH = 1, 2, 3, 4
+#: A layer's name, type and blobs fields: ``LayerParameter`` (type a string), ``V1LayerParameter`` (an enum).
+LAYER_FIELDS = {NET_LAYER: (1, 2, 7), NET_LAYERS_V1: (4, 5, 6)}
+BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH = 1, 2, 3, 4  # the legacy 4-D shape
 BLOB_DATA, BLOB_SHAPE, BLOB_DOUBLE_DATA = 5, 7, 8
 SHAPE_DIM = 1
 
@@ -74,7 +50,7 @@ class CaffeLayer:
 
 @dataclass
 class CaffeNet:
-    """A ``NetParameter``'s name and the layers that matter here (all of them, blobs or not)."""
+    """A ``NetParameter``'s name and its layers (all of them, blobs or not)."""
 
     name: str
     layers: list[CaffeLayer]
@@ -83,28 +59,20 @@ class CaffeNet:
         return {layer.name: layer for layer in self.layers}
 
 
-# ------------------------------------------------------------------------------------------ wire format
-
-
 def encode_varint(value: int) -> bytes:
-    """The varint of a non-negative integer (negative int32 / int64 as their 64-bit two's complement)."""
-    if value < 0:
-        value += 1 << 64
+    """The varint of an integer (a negative int32 / int64 as its 64-bit two's complement)."""
+    value &= (1 << 64) - 1
     out = bytearray()
-    while True:
-        low = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
+    return bytes([*out, value])
 
 
 def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
     """The varint at ``buf[pos:]`` and the position after it."""
-    result = shift = 0
-    while True:
+    result = 0
+    for shift in range(0, 64, 7):
         if pos >= len(buf):
             raise CaffeFormatError("truncated varint")
         byte = buf[pos]
@@ -112,19 +80,16 @@ def decode_varint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos
-        shift += 7
-        if shift > 63:
-            raise CaffeFormatError("varint longer than 10 bytes")
+    raise CaffeFormatError("varint longer than 10 bytes")
 
 
 def _field_head(buf: memoryview | bytes, pos: int) -> tuple[int, int, int, int]:
-    """The key of the field at ``buf[pos:]`` and what follows it: ``(number, wire type, the varint's value
-    or the size of the bytes that follow, position after the key and the varint or length)``."""
+    """The field at ``buf[pos:]``: ``(number, wire type, the varint or the size of the bytes that follow,
+    position after the key and the varint or length)``."""
     key, pos = decode_varint(buf, pos)
     number, wire = key >> 3, key & 7
     if wire in (VARINT, LENGTH_DELIMITED):
-        value, pos = decode_varint(buf, pos)
-        return number, wire, value, pos
+        return number, wire, *decode_varint(buf, pos)
     if wire in (FIXED64, FIXED32):
         return number, wire, 8 if wire == FIXED64 else 4, pos
     raise CaffeFormatError(f"unsupported wire type {wire} (field {number})")
@@ -143,8 +108,7 @@ def read_field(view: memoryview, pos: int) -> tuple[int, int, int | memoryview, 
 
 def iter_fields(buf: memoryview | bytes) -> Iterator[tuple[int, int, int | memoryview]]:
     """``(field number, wire type, value)`` of each field of a message (see :func:`read_field`)."""
-    view = memoryview(buf)
-    pos = 0
+    view, pos = memoryview(buf), 0
     while pos < len(view):
         number, wire, value, pos = read_field(view, pos)
         yield number, wire, value
@@ -170,20 +134,7 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _key(number, LENGTH_DELIMITED) + encode_varint(len(payload)) + payload
 
 
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def _numbers(wire: int, value: int | memoryview, dtype: str, size: int) -> np.ndarray:
-    """The values of one field of a repeated float / double: packed (type 2) or a single unpacked value."""
-    fixed = FIXED32 if size == 4 else FIXED64
-    if wire not in (LENGTH_DELIMITED, fixed) or isinstance(value, int):
-        raise CaffeFormatError(f"a repeated {dtype} field has wire type {wire}")
-    if len(value) % size:
-        raise CaffeFormatError(f"packed {dtype} data of {len(value)} bytes is not a whole number of values")
-    return np.frombuffer(value, dtype=f"<{dtype}")
-
-
-def _packed_varints(wire: int, value: int | memoryview) -> list[int]:
+def _packed_varints(value: int | memoryview) -> list[int]:
     if isinstance(value, int):
         return [value]
     out, pos = [], 0
@@ -196,39 +147,40 @@ def _packed_varints(wire: int, value: int | memoryview) -> list[int]:
 def parse_blob(buf: memoryview | bytes, layer: str = "?") -> np.ndarray:
     """A ``BlobProto`` as a float32 array of its shape (``shape``, else the legacy 4-D one)."""
     dims: list[int] | None = None
-    legacy = {BLOB_NUM: 0, BLOB_CHANNELS: 0, BLOB_HEIGHT: 0, BLOB_WIDTH: 0}
-    has_legacy = False
-    floats: list[np.ndarray] = []
-    doubles: list[np.ndarray] = []
+    legacy: dict[int, int] = {}
+    parts: dict[int, list[np.ndarray]] = {BLOB_DATA: [], BLOB_DOUBLE_DATA: []}
     view, pos = memoryview(buf), 0
     while pos < len(view):
         start = pos
         number, wire, value, pos = read_field(view, pos)
         if number == BLOB_SHAPE and not isinstance(value, int):
             dims = dims or []
-            for dim_number, dim_wire, dim_value in iter_fields(value):
+            for dim_number, _, dim_value in iter_fields(value):
                 if dim_number == SHAPE_DIM:
-                    dims += _packed_varints(dim_wire, dim_value)
-        elif number in legacy and isinstance(value, int):
+                    dims += _packed_varints(dim_value)
+        elif number in (BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH) and isinstance(value, int):
             legacy[number] = value
-            has_legacy = True
-        elif number in (BLOB_DATA, BLOB_DOUBLE_DATA):
-            dtype, size = ("f4", 4) if number == BLOB_DATA else ("f8", 8)
-            if wire == LENGTH_DELIMITED:
-                values = _numbers(wire, value, dtype, size)
-            elif wire == (FIXED32 if size == 4 else FIXED64):
+        elif number in parts:
+            dtype, size, fixed = ("f4", 4, FIXED32) if number == BLOB_DATA else ("f8", 8, FIXED64)
+            if wire == fixed:
                 values, pos = _unpacked_run(view, start, _key(number, wire), size, dtype)
-            else:
+            elif wire != LENGTH_DELIMITED or isinstance(value, int):
                 raise CaffeFormatError(f"layer {layer!r}: blob data field with wire type {wire}")
-            (floats if number == BLOB_DATA else doubles).append(values)
-    if floats and doubles:
+            elif len(value) % size:
+                raise CaffeFormatError(
+                    f"packed {dtype} data of {len(value)} bytes is not a whole number of values"
+                )
+            else:
+                values = np.frombuffer(value, dtype=f"<{dtype}")
+            parts[number].append(values)
+    if parts[BLOB_DATA] and parts[BLOB_DOUBLE_DATA]:
         raise CaffeFormatError(f"layer {layer!r}: a blob with both float and double data")
-    parts = floats or doubles
-    data = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    values = parts[BLOB_DATA] or parts[BLOB_DOUBLE_DATA]
+    data = np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32)
     if dims is not None:
         shape = tuple(dims)
-    elif has_legacy:
-        shape = tuple(legacy[k] for k in (BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH))
+    elif legacy:
+        shape = tuple(legacy.get(k, 0) for k in (BLOB_NUM, BLOB_CHANNELS, BLOB_HEIGHT, BLOB_WIDTH))
     else:
         shape = (data.size,)
     if int(np.prod(shape)) != data.size:
@@ -236,34 +188,32 @@ def parse_blob(buf: memoryview | bytes, layer: str = "?") -> np.ndarray:
     return data.reshape(shape)
 
 
-def _parse_layer(buf: memoryview, legacy: bool) -> CaffeLayer:
-    name_field, type_field, blobs_field = (V1_NAME, V1_TYPE, V1_BLOBS) if legacy else (
-        LAYER_NAME, LAYER_TYPE, LAYER_BLOBS
-    )  # fmt: skip
-    name, kind, raw_blobs = "", "", []
+def _parse_layer(buf: memoryview, fields: tuple[int, int, int]) -> CaffeLayer:
+    name_field, type_field, blobs_field = fields
+    layer, blobs = CaffeLayer("", ""), []
     for number, _, value in iter_fields(buf):
-        if number == name_field and not isinstance(value, int):
-            name = bytes(value).decode("utf-8")
+        if number == type_field and isinstance(value, int):  # a V1 enum
+            layer.type = V1_LAYER_TYPES.get(value, f"V1:{value}")
+        elif isinstance(value, int):
+            continue
+        elif number == name_field:
+            layer.name = bytes(value).decode("utf-8")
         elif number == type_field:
-            if isinstance(value, int):
-                kind = V1_LAYER_TYPES.get(value, f"V1:{value}")
-            else:
-                kind = bytes(value).decode("utf-8")
-        elif number == blobs_field and not isinstance(value, int):
-            raw_blobs.append(value)
-    return CaffeLayer(name, kind, [parse_blob(b, name) for b in raw_blobs])
+            layer.type = bytes(value).decode("utf-8")
+        elif number == blobs_field:
+            blobs.append(value)
+    layer.blobs = [parse_blob(b, layer.name) for b in blobs]
+    return layer
 
 
 def parse_net(buf: bytes | memoryview) -> CaffeNet:
     """A serialised ``NetParameter``: its name and its layers, from ``layer`` and legacy ``layers`` alike."""
     name, layers = "", []
     for number, _, value in iter_fields(buf):
-        if isinstance(value, int):
-            continue
-        if number == NET_NAME:
+        if number == NET_NAME and not isinstance(value, int):
             name = bytes(value).decode("utf-8")
-        elif number in (NET_LAYER, NET_LAYERS_V1):
-            layers.append(_parse_layer(value, legacy=number == NET_LAYERS_V1))
+        elif number in LAYER_FIELDS and not isinstance(value, int):
+            layers.append(_parse_layer(value, LAYER_FIELDS[number]))
     return CaffeNet(name, layers)
 
 
@@ -286,7 +236,7 @@ def check_caffemodel(path: str | os.PathLike) -> None:
             pos += after + (0 if wire == VARINT else value)
             if pos > size:
                 raise CaffeFormatError(f"{path} is cut short: its field {number} runs past the end")
-            layers += number in (NET_LAYER, NET_LAYERS_V1) and wire == LENGTH_DELIMITED
+            layers += number in LAYER_FIELDS and wire == LENGTH_DELIMITED
     if not layers:
         raise CaffeFormatError(f"{path} holds no Caffe layers: not a .caffemodel (NetParameter) file")
 
@@ -296,17 +246,13 @@ def read_caffemodel(path: str | os.PathLike) -> CaffeNet:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no such .caffemodel file: {path}")
-    data = path.read_bytes()
     try:
-        net = parse_net(data)
+        net = parse_net(path.read_bytes())
     except CaffeFormatError as err:
         raise CaffeFormatError(f"{path} is not a readable .caffemodel: {err}") from err
     if not net.layers:
         raise CaffeFormatError(f"{path} holds no Caffe layers: not a .caffemodel (NetParameter) file")
     return net
-
-
-# ---------------------------------------------------------------------------------------------- writing
 
 
 def encode_blob(
@@ -342,20 +288,20 @@ def encode_net(net: CaffeNet, *, legacy: bool = False, packed: bool = True, doub
     """A ``NetParameter`` with every layer in the ``layer`` field (or the legacy ``layers`` field, whose
     type is an enum and whose blobs take the legacy 4-D shape)."""
     out = bytearray(_length_delimited(NET_NAME, net.name.encode()))
+    layer_field = NET_LAYERS_V1 if legacy else NET_LAYER
+    name_field, type_field, blobs_field = LAYER_FIELDS[layer_field]
     for layer in net.layers:
-        blobs = [encode_blob(b, legacy_shape=legacy, packed=packed, double=double) for b in layer.blobs]
-        if legacy:
-            if layer.type not in V1_TYPE_NUMBERS:
-                raise ValueError(f"layer {layer.name!r}: type {layer.type!r} has no legacy (V1) enum value")
-            body = _length_delimited(V1_NAME, layer.name.encode())
-            body += _key(V1_TYPE, VARINT) + encode_varint(V1_TYPE_NUMBERS[layer.type])
-            body += b"".join(_length_delimited(V1_BLOBS, b) for b in blobs)
-            out += _length_delimited(NET_LAYERS_V1, body)
+        body = _length_delimited(name_field, layer.name.encode())
+        if not legacy:
+            body += _length_delimited(type_field, layer.type.encode())
+        elif layer.type in V1_TYPE_NUMBERS:
+            body += _key(type_field, VARINT) + encode_varint(V1_TYPE_NUMBERS[layer.type])
         else:
-            body = _length_delimited(LAYER_NAME, layer.name.encode())
-            body += _length_delimited(LAYER_TYPE, layer.type.encode())
-            body += b"".join(_length_delimited(LAYER_BLOBS, b) for b in blobs)
-            out += _length_delimited(NET_LAYER, body)
+            raise ValueError(f"layer {layer.name!r}: type {layer.type!r} has no legacy (V1) enum value")
+        for blob in layer.blobs:
+            encoded = encode_blob(blob, legacy_shape=legacy, packed=packed, double=double)
+            body += _length_delimited(blobs_field, encoded)
+        out += _length_delimited(layer_field, body)
     return bytes(out)
 
 

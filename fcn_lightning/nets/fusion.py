@@ -1,20 +1,7 @@
-"""Fusing inputs of several kinds (NYUDv2's colour, depth and HHA), early and late.
-
-- **Early fusion** (the paper's "RGBD"): the inputs are stacked along the channels into one VGG16, whose
-  ``conv1_1`` grows an input channel per extra input. Started from ImageNet weights, each new channel's
-  filters are the mean of the three RGB filters
-  (:func:`~fcn_lightning.nets.surgery.vgg16_state_for_input`), so the net starts as
-  the RGB net plus a small, colour-blind response to the new channels.
-- **Late fusion** (the paper's "RGB-HHA"): :class:`LateFusionFCN`, one full VGG16 stream per input kind,
-  each scoring its own ``fc7``; the scores are averaged with weights 0.5 / 0.5 (the reference's
-  element-wise sum with coefficients 0.5, 0.5) and one upsampler brings the fused score to the input
-  size. Each stream starts from a trained single-stream net of its input (:func:`stream_state`).
-
-The reference repository has the 32s late-fusion net only. The 16s version here gives each stream a
-zero-initialised ``score_pool4`` and fuses the two pool4 scores with the same 0.5 / 0.5 weights before
-adding them to the upsampled fused ``fc7`` score, so FCN-16s RGB-HHA starts exactly at the FCN-32s
-RGB-HHA it is made from (the paper's rule for every finer stage).
-"""
+"""Late fusion of input kinds (NYUDv2's RGB-HHA): one VGG16 stream per kind, each scoring its own ``fc7``,
+the scores averaged 0.5 / 0.5 (the reference's weighted sum) and upsampled once. The reference has the 32s
+net only; the 16s one here fuses the streams' zero-initialised ``score_pool4`` alike, so it starts exactly at
+the 32s net it is made from. (Early fusion, RGB-D: ``surgery.vgg16_state_for_input``.)"""
 
 from __future__ import annotations
 
@@ -23,18 +10,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, LearnUpsampling, Wiring, _crop, _score_layer
+from fcn_lightning.nets.heads import FCN, LearnUpsampling, Wiring, _score_layer
 from fcn_lightning.nets.trunks import VGG16Trunk
-
-__all__ = ["FusionStream", "LateFusionFCN", "build_late_fusion", "stream_state"]
+from fcn_lightning.nets.upsampling import cropped
 
 
 class FusionStream(nn.Module):
-    """One input kind's stream: a VGG16 trunk and the score layers of the blobs the head fuses.
-
-    Parameter names are a single-stream FCN's (``trunk.*``, ``score_fr``, ``score_pool4``), so a trained
-    single-stream net's weights load into it by name.
-    """
+    """One input kind's stream: a VGG16 trunk and the score layers of the blobs the head fuses, named as a
+    single-stream FCN's (``trunk.*``, ``score_fr``, ``score_pool4``) so that its weights load by name."""
 
     def __init__(self, trunk: VGG16Trunk, num_classes: int, skips: Sequence[str] = ()) -> None:
         super().__init__()
@@ -54,17 +37,10 @@ class FusionStream(nn.Module):
 
 
 class LateFusionFCN(nn.Module):
-    """Late fusion: one VGG16 stream per input kind, scores averaged, one upsampling head.
-
-    Args:
-        num_classes: output classes.
-        streams: stream name -> input channels, in the order the channels are stacked in the input
-            (``{"rgb": 3, "hha": 3}``: channels 0-2 go to the colour stream, 3-5 to the HHA stream).
-        skips: blobs fused as in the single-stream heads (``("pool4",)`` for the 16s net).
-        fusion_weights: one weight per stream (the reference: 0.5 each).
-        width, batch_norm, dropout: each trunk's (see :class:`~fcn_lightning.nets.trunks.VGG16Trunk`).
-        learn_upsampling: learn the upsampling layers instead of keeping them bilinear (see :class:`FCN`).
-    """
+    """Late fusion: one VGG16 stream per input kind, scores averaged, one upsampling head. ``streams``:
+    name -> input channels, in their order in the input (``{"rgb": 3, "hha": 3}``: channels 0-2 colour, 3-5
+    HHA); ``skips`` fused as in the single-stream heads (16s: ``("pool4",)``); ``fusion_weights``: one per
+    stream (the reference: 0.5 each); the other options as :func:`~fcn_lightning.nets.build_fcn`'s."""
 
     def __init__(
         self,
@@ -87,27 +63,21 @@ class LateFusionFCN(nn.Module):
             raise ValueError(f"fusion_weights {list(weights)} do not match the streams {list(streams)}")
         self.fusion_weights = tuple(float(w) for w in weights)
         self.num_classes = num_classes
-        self.streams = nn.ModuleDict(
-            {
-                name: FusionStream(VGG16Trunk(channels, width, batch_norm, dropout), num_classes, skips)
-                for name, channels in self.stream_channels.items()
-            }
-        )
+        self.streams = nn.ModuleDict()
+        for name, channels in self.stream_channels.items():
+            trunk = VGG16Trunk(channels, width, batch_norm, dropout)
+            self.streams[name] = FusionStream(trunk, num_classes, skips)
         # The head's geometry (upsamplers, crop offsets) is a single-stream FCN's: all streams are alike.
         first = next(iter(self.streams.values())).trunk
         template = FCN(first, num_classes, Wiring(skips=tuple(skips)), learn_upsampling)
         self.fusions = [(up_name, skip) for up_name, skip, _ in template.fusions]
-        self.crop_offsets = {
-            skip: template.crop_offsets[score]
-            for (_, skip), (_, _, score) in zip(self.fusions, template.fusions, strict=True)
-        }
+        self.crop_offsets = {skip: template.crop_offsets[score] for _, skip, score in template.fusions}
         self.final_name = template.final_name
         self.final_offset = template.crop_offsets[template.final_name]
         self.output_stride = template.output_stride
         self.coarse_map = template.coarse_map
-        for up_name, _ in self.fusions:
-            self.add_module(up_name, getattr(template, up_name))
-        self.add_module(self.final_name, getattr(template, self.final_name))
+        for name in [up_name for up_name, _ in self.fusions] + [self.final_name]:
+            self.add_module(name, getattr(template, name))
 
     @property
     def in_channels(self) -> int:
@@ -121,7 +91,7 @@ class LateFusionFCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
         out = getattr(self, self.final_name)(self.coarse_scores(x))
-        return _crop(out, self.final_offset, x.shape[-2:])
+        return cropped(out, self.final_offset, x.shape[-2:])
 
     def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
         """The fused score map before the final upsampling (at ``coarse_map``)."""
@@ -134,7 +104,7 @@ class LateFusionFCN(nn.Module):
         score = self.fuse(scores, "fc7")
         for up_name, skip in self.fusions:
             score = getattr(self, up_name)(score)
-            score = score + _crop(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
+            score = score + cropped(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
         return score
 
 
@@ -149,9 +119,6 @@ def build_late_fusion(
 
 
 def stream_state(net_state: Mapping[str, torch.Tensor], stream: str) -> dict[str, torch.Tensor]:
-    """A single-stream FCN's trunk and score layers, renamed for stream ``stream`` of a late-fusion net.
-
-    The reference copies each single-stream net into the fused net under a per-stream suffix; here the
-    stream is a prefix (``streams.<name>.trunk...``). Upsamplers are left out: the fused net has its own.
-    """
+    """A single-stream FCN's trunk and score layers, renamed for stream ``stream`` of a late-fusion net
+    (``streams.<name>.trunk...``: the reference's per-stream suffix as a prefix); no upsamplers."""
     return {f"streams.{stream}.{k}": v for k, v in net_state.items() if k.startswith(("trunk.", "score_"))}

@@ -1,14 +1,8 @@
-"""Crop offsets derived from layer geometry.
+"""Where one blob sits inside another, from the layers' geometry: crop offsets and receptive fields.
 
-Every conv, pool and transposed conv maps coordinates affinely: a position ``x`` of its input lands at
-``scale * x + shift`` of its output. Composing those maps along two paths from the input tells where
-one blob sits inside another, which is the crop offset of the FCN skips. Computing it (instead of typing
-19 / 27 / 31 in) keeps it right for any trunk; a wrong offset shifts every prediction.
-
-A module that declares ``parallel = True`` (an inception block) runs its children side by side on the same
-input and concatenates them: its map is that of its branches, which must agree, and its receptive field is
-the widest branch's.
-"""
+Each conv, pool and deconv maps input position ``x`` to ``scale * x + shift``; composing the maps along two
+paths gives a skip's crop offset for any trunk. A ``parallel = True`` module (an inception block)
+concatenates its children: its map is its branches' (which must agree), its field the widest branch's."""
 
 from __future__ import annotations
 
@@ -19,14 +13,7 @@ from fractions import Fraction
 from torch import nn
 
 # Layers that change neither resolution nor alignment (a module may also declare ``pointwise = True``).
-_POINTWISE = (
-    nn.ReLU,
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.BatchNorm2d,
-    nn.Identity,
-    nn.LocalResponseNorm,
-)
+_POINTWISE = (nn.ReLU, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.Identity, nn.LocalResponseNorm)
 
 
 @dataclass(frozen=True)
@@ -44,39 +31,27 @@ class CoordMap:
         return CoordMap(1 / self.scale, -self.shift / self.scale)
 
 
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+def _geometry(layer: nn.Module) -> tuple[int, int, int]:
+    """A conv's or pool's extent (dilated kernel), stride and padding: the same along both axes, which FCN
+    trunks guarantee."""
+    pairs = [getattr(layer, a, 1) for a in ("kernel_size", "stride", "padding", "dilation")]
+    pairs = [(v, v) if isinstance(v, int) else (int(v[0]), int(v[1])) for v in pairs]
+    if any(h != w for h, w in pairs):
+        raise ValueError(f"{layer} has different geometry along height and width")
+    (kernel, _), (stride, _), (pad, _), (dilation, _) = pairs
+    return (kernel - 1) * dilation + 1, stride, pad
 
 
 def layer_map(layer: nn.Module) -> CoordMap:
-    """The coordinate map of one leaf layer (the same along both axes, which FCN trunks guarantee).
-
-    Containers are chains: use :func:`coord_map`.
-    """
+    """The coordinate map of one leaf layer (containers are chains: use :func:`coord_map`)."""
     if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ConvTranspose2d)):
-        kernel, stride, pad = (_pair(getattr(layer, a)) for a in ("kernel_size", "stride", "padding"))
-        dilation = _pair(getattr(layer, "dilation", 1))
-        if not (kernel[0] == kernel[1] and stride[0] == stride[1] and pad[0] == pad[1]):
-            raise ValueError(f"{layer} has different geometry along height and width")
-        if dilation[0] != dilation[1]:
-            raise ValueError(f"{layer} has different dilation along height and width")
-        extent = Fraction((kernel[0] - 1) * dilation[0] + 1)
-        s, p = Fraction(stride[0]), Fraction(pad[0])
+        extent, stride, pad = _geometry(layer)
         if isinstance(layer, nn.ConvTranspose2d):
-            return CoordMap(s, (extent - 1) / 2 - p)
-        return CoordMap(1 / s, (p - (extent - 1) / 2) / s)
+            return CoordMap(Fraction(stride), Fraction(extent - 1, 2) - pad)
+        return CoordMap(Fraction(1, stride), (pad - Fraction(extent - 1, 2)) / stride)
     if isinstance(layer, _POINTWISE) or getattr(layer, "pointwise", False):
         return CoordMap()
     raise TypeError(f"no coordinate map known for layer {type(layer).__name__}")
-
-
-def _parallel_map(block: nn.Module) -> CoordMap:
-    """The map of a block whose children are parallel branches (they must all agree to be concatenated)."""
-    maps = {name: coord_map([branch]) for name, branch in block.named_children()}
-    if len(set(maps.values())) != 1:
-        listing = ", ".join(f"{name}: scale {m.scale}, shift {m.shift}" for name, m in maps.items())
-        raise ValueError(f"the branches of {type(block).__name__} are not aligned ({listing})")
-    return next(iter(maps.values()))
 
 
 def coord_map(layers: Iterable[nn.Module]) -> CoordMap:
@@ -84,11 +59,15 @@ def coord_map(layers: Iterable[nn.Module]) -> CoordMap:
     ``parallel = True`` is one step, the common map of its branches)."""
     result = CoordMap()
     for layer in layers:
-        children = list(layer.children())
+        children = dict(layer.named_children())
         if getattr(layer, "parallel", False):
-            step = _parallel_map(layer)
+            maps = {name: coord_map([branch]) for name, branch in children.items()}
+            if len(set(maps.values())) != 1:
+                listing = ", ".join(f"{name}: scale {m.scale}, shift {m.shift}" for name, m in maps.items())
+                raise ValueError(f"the branches of {type(layer).__name__} are not aligned ({listing})")
+            step = next(iter(maps.values()))
         else:
-            step = coord_map(children) if children else layer_map(layer)
+            step = coord_map(children.values()) if children else layer_map(layer)
         result = result.then(step)
     return result
 
@@ -106,19 +85,15 @@ class Footprint:
         if isinstance(layer, nn.ConvTranspose2d):
             raise ValueError("receptive fields are computed for trunks; an upsampling layer has no footprint")
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            kernel, stride = _pair(layer.kernel_size), _pair(layer.stride)
-            extent = (kernel[0] - 1) * _pair(getattr(layer, "dilation", 1))[0] + 1
-            return Footprint(self.size + (extent - 1) * self.stride, self.stride * stride[0])
+            extent, stride, _ = _geometry(layer)
+            return Footprint(self.size + (extent - 1) * self.stride, self.stride * stride)
         layer_map(layer)  # pointwise layers pass; unknown ones are an error, as for coordinate maps
         return self
 
 
 def receptive_field(layers: Iterable[nn.Module], start: Footprint | None = None) -> Footprint:
-    """The receptive field (side, input pixels) and stride of the last blob of a chain of layers.
-
-    The side is the extent of the input that can influence one cell, padding included, counted as the
-    paper's Table 1 does (VGG16's fc7: 404). A parallel block takes its widest branch.
-    """
+    """The receptive field (side, input pixels, padding included, as the paper's Table 1 counts it: VGG16's
+    fc7 404) and stride of the last blob of a chain of layers; a parallel block takes its widest branch."""
     result = start or Footprint()
     for layer in layers:
         children = list(layer.children())
@@ -133,11 +108,8 @@ def receptive_field(layers: Iterable[nn.Module], start: Footprint | None = None)
 
 
 def crop_offset(cropped: CoordMap, reference: CoordMap) -> int:
-    """Offset at which a blob (map ``cropped`` from the input) is cropped to align with ``reference``.
-
-    Both maps start at the network input; the blobs must have the same resolution, and the cropped
-    blob must start at or before the reference one by a whole number of cells.
-    """
+    """Offset at which a blob (map ``cropped`` from the input) is cropped to align with ``reference``: both
+    at the same resolution, the cropped blob starting at or before the reference one by whole cells."""
     between = cropped.inverse().then(reference)  # cropped coordinate -> reference coordinate
     if between.scale != 1:
         raise ValueError(f"blobs at different resolutions (relative scale {between.scale}) cannot be cropped")

@@ -1,9 +1,6 @@
-"""FCN heads: score layers, skip fusion and crops, built to a model's :class:`Wiring` by :func:`build_fcn`.
-
-The head follows the reference nets layer for layer (names included): score the deepest blob, then for each
-skip upsample x2, score the skip blob, crop it into alignment and add; finally upsample to the input
-resolution and crop to the input size. Crop offsets come from ``geometry``.
-"""
+"""FCN heads, layer for layer the reference's (names included): score the deepest blob, then for each skip
+upsample x2, score the skip blob, crop it into alignment and add; finally upsample to the input resolution
+and crop to the input size. Built to a model's :class:`Wiring` by :func:`build_fcn`."""
 
 from __future__ import annotations
 
@@ -18,15 +15,11 @@ from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, coord_map, crop_offset, layer_map
 from fcn_lightning.nets.trunks import Trunk, make_trunk
-from fcn_lightning.nets.upsampling import Upsampler, make_upsampler
+from fcn_lightning.nets.upsampling import cropped, make_upsampler
 
 #: ``learn_upsampling``: ``False`` fixed bilinear (the reference code), ``True`` every upsampler learned,
 #: ``"intermediate"`` the skip upsamplers learned and the final one fixed (the CVPR paper's text).
 LearnUpsampling = bool | Literal["intermediate"]
-
-
-def _crop(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
-    return x[..., offset : offset + size[0], offset : offset + size[1]]
 
 
 def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
@@ -40,12 +33,9 @@ def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
 @dataclass(frozen=True)
 class Wiring:
     """Which blobs an FCN scores and fuses and how it upsamples: a model's net, as its registry row gives it.
-
-    ``source``: the deepest blob scored (``fc7``; ``pool5`` ... for the single-layer nets). ``skips``:
-    shallower blobs fused in order (``("pool4", "pool3")`` for FCN-8s). ``skip_scales``: fixed factors
-    applied to skip blobs before scoring (FCN-8s at-once). ``final_kernel``: kernel size of the final
-    upsampler (default twice its stride).
-    """
+    ``source``: the deepest blob scored (``fc7``; ``pool5`` ... for the single-layer nets); ``skips``: blobs
+    fused in order (FCN-8s: ``("pool4", "pool3")``); ``skip_scales``: fixed factors of skip blobs before
+    scoring (FCN-8s at-once); ``final_kernel``: the final upsampler's (default twice its stride)."""
 
     source: str = "fc7"
     skips: tuple[str, ...] = ()
@@ -55,8 +45,8 @@ class Wiring:
 
 @dataclass(frozen=True)
 class HeadWiring:
-    """How a built skip head's layers connect, by layer name (no parameters): what :class:`FCN` and each head
-    of a multi-task net run, so the two cannot differ."""
+    """How a built head's layers connect, by layer name: what :class:`FCN` and each head of a multi-task
+    net run, so the two cannot differ."""
 
     score: str
     fusions: tuple[tuple[str, str, str], ...]  # (upsampler, skip blob, skip score layer)
@@ -78,10 +68,8 @@ class HeadWiring:
         self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
     ) -> torch.Tensor:
         """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
-        final, coarse = getattr(net, self.final), self.coarse(net, blobs, source)
-        if isinstance(final, Upsampler):  # computes only the window kept
-            return final(coarse, crop=(self.offsets[self.final], size))
-        return _crop(final(coarse), self.offsets[self.final], size)
+        final = getattr(net, self.final)  # an Upsampler: it computes only the window kept
+        return final(self.coarse(net, blobs, source), crop=(self.offsets[self.final], size))
 
     def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
         """The fused score map before the final upsampling (at the net's output stride)."""
@@ -92,20 +80,14 @@ class HeadWiring:
             if skip in self.skip_scales:
                 feature = feature * self.skip_scales[skip]
             fused = getattr(net, skip_score)(feature)
-            score = score + _crop(fused, self.offsets[skip_score], score.shape[-2:])
+            score = score + cropped(fused, self.offsets[skip_score], score.shape[-2:])
         return score
 
 
 class FCN(nn.Module):
-    """A fully convolutional net: a trunk and a skip head.
-
-    Args:
-        trunk: the feature extractor (``VGG16Trunk``; ``AlexNetTrunk`` and ``GoogLeNetTrunk`` score ``fc7``).
-        num_classes: output channels.
-        wiring: the blobs scored and fused, and the final upsampler's kernel (:class:`Wiring`).
-        learn_upsampling: learn the upsampling layers (all: ``True``; the skip ones only:
-            ``"intermediate"``) instead of keeping them bilinear. Learned ones start bilinear too.
-    """
+    """A fully convolutional net: a trunk (``VGG16Trunk``; ``AlexNetTrunk`` and ``GoogLeNetTrunk`` score
+    ``fc7``) and a skip head of ``num_classes`` outputs wired as ``wiring``; ``learn_upsampling``: see
+    :data:`LearnUpsampling` (learned upsamplers start bilinear too)."""
 
     def __init__(
         self,
@@ -119,7 +101,6 @@ class FCN(nn.Module):
             raise ValueError(
                 f"learn_upsampling must be true, false or 'intermediate', got {learn_upsampling!r}"
             )
-        learn_skips, learn_final = learn_upsampling in (True, "intermediate"), learn_upsampling is True
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         unknown = [blob for blob in (wiring.source, *wiring.skips) if blob not in trunk.blobs]
@@ -131,7 +112,6 @@ class FCN(nn.Module):
         self.skips = tuple(wiring.skips)
         self.skip_scales = dict(wiring.skip_scales or {})
         self.crop_offsets: dict[str, int] = {}
-
         self.score_name = "score_fr" if source == "fc7" else f"score_{source}"
         self.add_module(self.score_name, _score_layer(trunk.out_channels[source], num_classes))
         score_map = coord_map(trunk.layers_to(source))  # a 1x1 score layer keeps the map
@@ -140,8 +120,10 @@ class FCN(nn.Module):
         for i, skip in enumerate(self.skips):
             up_name = "upscore2" if i == 0 else f"upscore_{self.skips[i - 1]}"
             skip_map = coord_map(trunk.layers_to(skip))
-            factor = self._factor(score_map, skip_map)
-            upsampler = make_upsampler(num_classes, factor, learn_skips)
+            factor = skip_map.scale / score_map.scale
+            if factor.denominator != 1 or factor < 1:
+                raise ValueError(f"skip resolution ratio {factor} is not a whole upsampling factor")
+            upsampler = make_upsampler(num_classes, int(factor), learn_upsampling in (True, "intermediate"))
             self.add_module(up_name, upsampler)
             score_map = score_map.then(layer_map(upsampler))
             skip_score = f"score_{skip}"
@@ -151,12 +133,11 @@ class FCN(nn.Module):
         self.output_stride = int(1 / score_map.scale)
         #: Where the fused score map before the final upsampling sits in the input (shift-and-stitch).
         self.coarse_map = score_map
-        # The footprint of each final score cell in the output: pixel y (and likewise x) lies in cell
-        # (y + cell_offset) // output_stride, the cell whose centre is nearest (what loss sampling keeps or
-        # drops as one). score_map.inverse().shift is where cell 0's centre falls in the input.
+        # Output pixel y (and likewise x) lies in final score cell (y + cell_offset) // output_stride, the
+        # cell whose centre is nearest (what loss sampling keeps or drops as one).
         self.cell_offset = math.floor(Fraction(self.output_stride, 2) - score_map.inverse().shift)
         self.final_name = f"upscore{self.output_stride}" if self.skips else "upscore"
-        final = make_upsampler(num_classes, self.output_stride, learn_final, wiring.final_kernel)
+        final = make_upsampler(num_classes, self.output_stride, learn_upsampling is True, wiring.final_kernel)
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(
@@ -167,13 +148,6 @@ class FCN(nn.Module):
     def in_channels(self) -> int:
         """Input channels (the trunk's conv1_1)."""
         return self.trunk.in_channels
-
-    @staticmethod
-    def _factor(coarse: CoordMap, fine: CoordMap) -> int:
-        ratio = fine.scale / coarse.scale
-        if ratio.denominator != 1 or ratio < 1:
-            raise ValueError(f"skip resolution ratio {ratio} is not a whole upsampling factor")
-        return int(ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> logits N x num_classes x H x W."""
@@ -195,17 +169,10 @@ def build_fcn(
     learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> FCN:
-    """Build an FCN of this wiring (a registry row's ``net``) on a random trunk of kind ``trunk``.
-
-    Args:
-        num_classes: output classes.
-        in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
-        width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
-        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (VGG16 only; not in the paper,
-            helps training from scratch).
-        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear): ``True``
-            all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
-        dropout: element-wise dropout after fc6 and fc7.
-    """
+    """An FCN of this wiring (a registry row's ``net``) on a random trunk of kind ``trunk``: ``in_channels``
+    3 (RGB / HHA), 4 (RGB-D) or 1 (depth); ``width`` the trunk's channel multiplier (1.0 the paper's net,
+    less for fast tests and demos); ``batch_norm`` after each trunk conv and fc6 / fc7 (VGG16 only; not in
+    the paper, helps from scratch); ``learn_upsampling``: :data:`LearnUpsampling`; ``dropout`` after fc6 /
+    fc7, element-wise."""
     built = make_trunk(trunk, wiring.source, in_channels, width, batch_norm, dropout)
     return FCN(built, num_classes, wiring, learn_upsampling)

@@ -1,12 +1,6 @@
-"""FCNs with one trunk and several heads, one per task (SIFT Flow: semantic and geometric labels).
-
-Each task gets a full skip head of its own, exactly the head a one-task net of the same variant has
-(score layers, fixed bilinear upsamplers, crops from the layer geometry), built by :class:`FCN` itself
-so the two can never disagree. Its layers are named as in the reference's two-task nets: the
-one-task name with the task as a suffix (``score_fr_sem``, ``upscore2_sem``, ``score_pool4_sem``,
-``upscore16_sem``; ``score_fr_geo``, ...), so a coarser stage's checkpoint initialises a finer one by
-name (new score layers stay zero) and published weights map one to one.
-"""
+"""FCNs with one trunk and one head per task (SIFT Flow: semantic and geometric labels). Each head is the
+one-task net's, built by :class:`FCN`, its layers named as in the reference's two-task nets (``score_fr_sem``,
+``upscore2_geo``), so a coarser stage initialises a finer one by name and published weights map."""
 
 from __future__ import annotations
 
@@ -19,17 +13,11 @@ from torch import nn
 from fcn_lightning.nets.heads import FCN, HeadWiring, LearnUpsampling, Wiring
 from fcn_lightning.nets.trunks import Trunk, make_trunk
 
-__all__ = ["MultiTaskFCN", "build_multitask_fcn"]
-
 
 class MultiTaskFCN(nn.Module):
-    """One trunk, one skip head per task; ``forward`` returns ``{task: logits N x C_task x H x W}``.
-
-    Args:
-        trunk: the shared feature extractor.
-        tasks: task name -> number of classes, in output order (e.g. ``{"sem": 33, "geo": 3}``).
-        wiring, learn_upsampling: as for :class:`FCN`, the same for every head.
-    """
+    """One trunk, one skip head per task (``tasks``: name -> classes, in output order, e.g. ``{"sem": 33,
+    "geo": 3}``; ``wiring`` and ``learn_upsampling`` as :class:`FCN`'s, for every head); ``forward``
+    returns ``{task: logits N x C_task x H x W}``."""
 
     def __init__(
         self,
@@ -85,9 +73,6 @@ def build_multitask_fcn(
     learn_upsampling: LearnUpsampling = False,
     **trunk_options: Any,
 ) -> MultiTaskFCN:
-    """A multi-task FCN of this wiring on a random trunk of kind ``trunk``.
-
-    ``trunk_options`` (``in_channels``, ``width``, ``batch_norm``, ``dropout``) and ``learn_upsampling``
-    as :func:`~fcn_lightning.nets.build_fcn`'s.
-    """
+    """A multi-task FCN of this wiring on a random trunk of kind ``trunk``; ``trunk_options`` and
+    ``learn_upsampling`` as :func:`~fcn_lightning.nets.build_fcn`'s."""
     return MultiTaskFCN(make_trunk(trunk, wiring.source, **trunk_options), tasks, wiring, learn_upsampling)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -12,37 +11,23 @@ import torch
 from torch import nn
 
 from fcn_lightning.nets.trunks import VGG16Trunk
-from fcn_lightning.nets.upsampling import (  # noqa: F401  (re-exported: their home before upsampling.py)
-    bilinear_kernel,
-    bilinear_upsampling_weight,
-    make_upsampler,
+from fcn_lightning.nets.upsampling import (  # re-exported: their home before upsampling.py
+    bilinear_upsampling_weight as bilinear_upsampling_weight,
 )
 from fcn_lightning.nets.weights import VGG16Weights
-
-log = logging.getLogger(__name__)
-
-#: Where torchvision's VGG16 ImageNet weights come from, for the offline error message.
-TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
-
-
-# --------------------------------------------------------------------------------------- ImageNet VGG16
 
 
 def _vgg16_sequence(state_dict: Mapping[str, torch.Tensor]) -> tuple[list[dict], list[dict], list[dict]]:
     """Split a torchvision vgg16 / vgg16_bn state dict into convs, batch norms and linears, in order."""
-
-    def modules(prefix: str) -> list[tuple[int, dict[str, torch.Tensor]]]:
-        found: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in state_dict.items():
-            m = re.fullmatch(rf"{prefix}\.(\d+)\.(\w+)", key)
-            if m:
-                found.setdefault(int(m[1]), {})[m[2]] = value
-        return sorted(found.items())
-
-    convs, norms = [], []
-    for _, params in modules("features"):
-        (convs if params["weight"].dim() == 4 else norms).append(params)
-    linears = [params for _, params in modules("classifier")]
+    found: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        m = re.fullmatch(r"(features|classifier)\.(\d+)\.(\w+)", key)
+        if m:
+            found.setdefault((m[1], int(m[2])), {})[m[3]] = value
+    by_dims: dict[int, list[dict[str, torch.Tensor]]] = {4: [], 1: [], 2: []}  # by index within each part
+    for _, params in sorted(found.items()):
+        by_dims.setdefault(params["weight"].dim(), []).append(params)
+    convs, norms, linears = by_dims[4], by_dims[1], by_dims[2]
     if len(convs) != 13 or len(linears) != 3:
         raise ValueError(
             f"not a torchvision VGG16 state dict: found {len(convs)} convs and {len(linears)} linear layers "
@@ -51,86 +36,74 @@ def _vgg16_sequence(state_dict: Mapping[str, torch.Tensor]) -> tuple[list[dict],
     return convs, norms, linears
 
 
-def transplant_vgg16(trunk: VGG16Trunk, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Copy an ImageNet VGG16 classifier into an FCN trunk.
+def copy_weight(target: torch.Tensor, source: torch.Tensor, name: str, reshape: bool = False) -> None:
+    """Copy ``source`` into ``target``; a shape (or, reshaping a Linear, size) mismatch names the layer."""
+    if source.numel() != target.numel() if reshape else source.shape != target.shape:
+        raise ValueError(
+            f"ImageNet weights for {name} have shape {tuple(source.shape)} but the trunk's is "
+            f"{tuple(target.shape)}: ImageNet weights need width=1.0 and in_channels=3"
+        )
+    target.copy_(source.reshape(target.shape))
 
-    The convs are copied as they are; fc6 (4096 x 25088) and fc7 (4096 x 4096) become 7x7 and 1x1
-    convolutions with the same element order; the ImageNet classifier fc8 is dropped. Batch-norm
-    statistics are copied too when both the trunk and the state dict (``vgg16_bn``) have them.
-    """
+
+def transplant_vgg16(trunk: VGG16Trunk, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Copy an ImageNet VGG16 classifier into an FCN trunk, as far as built: fc6 and fc7 become 7x7 and 1x1
+    convs with the same element order, fc8 is dropped; batch-norm statistics too, from ``vgg16_bn``."""
     convs, norms, linears = _vgg16_sequence(state_dict)
-    targets = trunk.convs  # fewer than 13 for the single-layer nets
-    for i, (conv, params) in enumerate(zip(targets, convs, strict=False)):
-        if conv.weight.shape != params["weight"].shape:
-            raise ValueError(
-                f"VGG16 conv {i} has shape {tuple(params['weight'].shape)} but the trunk's has "
-                f"{tuple(conv.weight.shape)}: ImageNet weights need width=1.0 and in_channels=3"
-            )
     trunk_norms = [m for block in trunk.blocks() for m in block if isinstance(m, nn.BatchNorm2d)]
     if trunk_norms and not norms:
         raise ValueError("the trunk has batch norm but the state dict is not a vgg16_bn state dict")
-    fcs = [(trunk.fc.fc6, linears[0]), (trunk.fc.fc7, linears[1])] if hasattr(trunk, "fc") else []
-    with torch.no_grad():
-        for conv, params in zip(targets, convs, strict=False):
-            conv.weight.copy_(params["weight"])
-            conv.bias.copy_(params["bias"])
+    layers = [(path.rsplit(".", 1)[-1], m) for path, m in trunk.named_modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():  # conv1_1 ... conv5_3, fc6, fc7
+        for (name, layer), params in zip(layers, convs + linears[:2], strict=False):
+            copy_weight(layer.weight, params["weight"], name, reshape=name.startswith("fc"))
+            copy_weight(layer.bias, params["bias"], name)
         for bn, params in zip(trunk_norms, norms, strict=False):
             bn.load_state_dict(params)
-        for fc, params in fcs:
-            weight = params["weight"]
-            if weight.numel() != fc.weight.numel():
-                raise ValueError(
-                    f"ImageNet {fc} weight has {weight.numel()} elements, expected {fc.weight.numel()}"
-                )
-            fc.weight.copy_(weight.reshape(fc.weight.shape))
-            fc.bias.copy_(params["bias"])
 
 
-def load_vgg16_state_dict(weights: VGG16Weights | str | os.PathLike) -> dict[str, torch.Tensor]:
-    """An ImageNet VGG16 state dict: torchvision's download (or its cache), or a local file.
-
-    Offline with nothing cached, the error says how to provide the file.
-    """
-    if isinstance(weights, (str, os.PathLike)) and not (
-        isinstance(weights, str) and weights in VGG16Weights.__members__
-    ):
+def load_imagenet_state_dict(model: str, weights: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict of torchvision's ``model`` (``"VGG16"``, ``"AlexNet"``, ``"GoogLeNet"``):
+    ``"IMAGENET1K_V1"``, torchvision's download (or its cache; offline, the error says how to provide
+    the file), or the path of a torchvision-style state-dict file."""
+    if str(weights) != "IMAGENET1K_V1":
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"VGG16 weights file not found: {path}")
+            raise FileNotFoundError(f"{model} ImageNet weights file not found: {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         return state.get("state_dict", state) if isinstance(state, dict) else state
-    member = VGG16Weights[weights] if isinstance(weights, str) else weights
-    if member is not VGG16Weights.IMAGENET1K_V1:
-        raise ValueError(
-            f"{member.name} weights have no download; pass the path of a converted torchvision-style file"
-        )
-    from torchvision.models import VGG16_Weights
+    import torchvision.models
 
+    enum = getattr(torchvision.models, f"{model}_Weights").IMAGENET1K_V1
     try:
-        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        return enum.get_state_dict(progress=False)
     except Exception as err:  # no network: urllib / http errors of several kinds
-        hub = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG16_FILE
+        hub = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         raise RuntimeError(
-            f"could not download torchvision's VGG16 ImageNet weights ({err.__class__.__name__}: {err}). "
-            f"Offline, fetch {VGG16_Weights.IMAGENET1K_V1.url} elsewhere and either put it at {hub} "
-            "or pass its path (init_from / trunk_weights = '/path/to/vgg16-397923af.pth')."
+            f"could not download torchvision's {model} ImageNet weights ({err.__class__.__name__}: {err}). "
+            f"Offline, fetch {enum.url} elsewhere and either put it at {hub} or pass its path "
+            f"(init_from / trunk_weights = '/path/to/{hub.name}')."
         ) from err
 
 
-# --------------------------------------------------------------------------------------- stage to stage
+def load_vgg16_state_dict(weights: VGG16Weights | str | os.PathLike) -> dict[str, torch.Tensor]:
+    """An ImageNet VGG16 state dict: a :class:`VGG16Weights` member (torchvision's download) or a file."""
+    if isinstance(weights, str) and weights in VGG16Weights.__members__:
+        weights = VGG16Weights[weights]
+    if isinstance(weights, VGG16Weights):
+        if weights is not VGG16Weights.IMAGENET1K_V1:
+            raise ValueError(
+                f"{weights.name} weights have no download; pass the path of a converted torchvision-style "
+                "file"
+            )
+        weights = weights.name
+    return load_imagenet_state_dict("VGG16", weights)
 
 
 def transfer_parameters(source: nn.Module | Mapping[str, torch.Tensor], target: nn.Module) -> list[str]:
-    """Copy every parameter and buffer of ``source`` whose name exists in ``target`` (FCN-32s -> 16s -> 8s).
-
-    ``source`` is a net or its state dict. Layers only the target has (new score layers, new upsamplers)
-    keep their initialisation: zero score layers, so the finer net starts from the coarser net's
-    predictions. A name present in both with different shapes is an error (different width, classes or
-    input channels).
-
-    Returns:
-        The names copied.
-    """
+    """Copy every parameter and buffer of ``source`` (a net or its state dict) whose name exists in
+    ``target`` (FCN-32s -> 16s -> 8s) and return the names. Layers only the target has keep their zero
+    initialisation, so the finer net starts at the coarser one; a shape mismatch is an error."""
     src = source.state_dict() if isinstance(source, nn.Module) else dict(source)
     dst = target.state_dict()
     mismatched = [
@@ -145,9 +118,6 @@ def transfer_parameters(source: nn.Module | Mapping[str, torch.Tensor], target: 
         raise ValueError("the source net shares no trunk parameters with the target net")
     target.load_state_dict({k: src[k] for k in copied}, strict=False)
     return copied
-
-
-# --------------------------------------------------------------------------------------- RGB to RGB-D
 
 
 def _with_mean_rgb_filters(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
@@ -174,11 +144,8 @@ def expand_input_channels(trunk: VGG16Trunk, in_channels: int = 4) -> None:
 
 
 def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
-    """A torchvision VGG16 state dict whose first conv takes ``in_channels`` inputs (early fusion).
-
-    Channels beyond the three RGB ones get the mean of the RGB filters (the paper's RGB-D init);
-    ``in_channels == 3`` returns the state unchanged. Fewer than 3 input channels is an error.
-    """
+    """A torchvision VGG16 state dict whose first conv takes ``in_channels`` inputs (early fusion): the
+    channels beyond RGB get the mean of the RGB filters (the paper's RGB-D init); fewer than 3 is an error."""
     state = dict(state)
     key = "features.0.weight"
     if key not in state:

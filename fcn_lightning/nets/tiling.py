@@ -1,19 +1,14 @@
 """Sliding-window (tiled) inference: an FCN on images larger than fit in memory at once.
 
-Why tiles agree with the whole image. An FCN's output at a pixel depends only on the input within its
-``context`` (:class:`TileGeometry`: half the deepest blob's receptive field, plus the reach of the
-bilinear upsamplers, at most twice the deepest stride, plus any shift-and-stitch shift), and every layer
-is a convolution or pooling whose grid starts at the input's origin. A tile that starts at a multiple of
-the deepest stride (``align``: 32 for VGG16) therefore computes every layer on the same grid as the whole
-image, and a pixel at least ``context`` away from each of the tile's inner edges (those inside the image;
-at an image border the tile is padded as the whole image is) sees exactly the input the whole image gives
-it. Each tile's logits are weighted per axis by a ramp that is 0 within ``margin = min(context,
-overlap // 2)`` of an inner edge and rises linearly to 1 across the rest of the overlap; the weights of
-two neighbours sum to 1 there, and every pixel has weight somewhere because neighbouring tiles overlap by
-at least ``overlap``. With ``overlap >= 2 * context`` (the default) every weighted value equals the
-whole image's, so the weighted mean does too, to float rounding (convolutions over other sizes may sum in
-another order: 3e-7 of the largest logit measured on the thin test nets; the tests allow 1e-4). A
-smaller overlap is cheaper and only approximately equal near tile seams.
+Why tiles agree with the whole image: an output pixel depends only on the input within the net's
+``context`` (:class:`TileGeometry`: half the deepest receptive field, plus the upsamplers' reach and any
+shift-and-stitch shift), and every layer's grid starts at the input's origin. A tile starting at a multiple
+of the deepest stride (``align``) thus computes every layer on the whole image's grid, and a pixel at least
+``context`` from the tile's inner edges sees exactly the input the whole image gives it. Each tile's logits
+are weighted per axis by a ramp, 0 within ``margin = min(context, overlap // 2)`` of an inner edge and rising
+to 1 across the rest of the overlap, so that neighbours' weights sum to 1. With ``overlap >= 2 * context``
+(the default) the weighted mean equals the whole image's logits to float rounding (3e-7 of the largest logit
+on the thin test nets); a smaller overlap is cheaper and approximate near the seams.
 """
 
 from __future__ import annotations
@@ -21,23 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 from torch import nn
 
 from fcn_lightning.nets.geometry import receptive_field
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "TileGeometry",
-    "TilePlan",
-    "TilingOptions",
-    "axis_weights",
-    "net_tile_geometry",
-    "tile_plan",
-    "tile_starts",
-    "tiled_inference",
-]
 
 Scores = torch.Tensor | dict[str, torch.Tensor]
 #: Largest image run whole by default (2048 x 2048): an FCN-8s of full width needs 0.9-1.1 kB of CPU
@@ -66,9 +50,8 @@ class TilingOptions:
 
 @dataclass(frozen=True)
 class TileGeometry:
-    """What tiles of a net need: ``align``, the deepest stride (tiles start at its multiples, so every
-    pooling grid of a tile lies on the whole image's), and ``context``, the pixels on each side an output
-    pixel depends on at most."""
+    """What tiles of a net need: ``align``, the deepest stride (tiles start at its multiples), and
+    ``context``, the pixels on each side an output pixel depends on at most."""
 
     align: int
     context: int
@@ -135,10 +118,7 @@ def tile_starts(length: int, tile: int, overlap: int, align: int) -> list[int]:
     units, step = last // align, (tile - overlap) // align
     gaps = math.ceil(units / step)
     base, extra = divmod(units, gaps)
-    starts = [0]
-    for i in range(gaps):
-        starts.append(starts[-1] + (base + (i < extra)) * align)
-    return starts
+    return list(accumulate(((base + (i < extra)) * align for i in range(gaps)), initial=0))
 
 
 def axis_weights(start: int, end: int, length: int, plan: TilePlan) -> torch.Tensor:
@@ -160,14 +140,9 @@ def tiled_inference(
     options: TilingOptions,
     geometry: TileGeometry,
 ) -> Scores:
-    """``infer(image)`` (N x C x H x W -> logits, or ``{task: logits}``), run whole when ``options``
-    allow, else tile by tile (:func:`tile_plan`) with the weighted mean of the tiles' logits.
-
-    ``max_pixels`` is the budget of one pass through the net: a batch of images that fit it one by one but
-    not together runs as many images at a time as fit (one at least, then tiled if need be).
-
-    Peak memory: one tile through the net, plus the image and the accumulated logits (C x H x W floats).
-    """
+    """``infer(image)`` (N x C x H x W -> logits, or ``{task: logits}``), run whole when ``options`` allow,
+    else tile by tile (:func:`tile_plan`), the tiles' logits averaged by weight. A batch over ``max_pixels``
+    runs as many images at a time as fit; peak memory: a tile through the net, the image and its logits."""
     height, width = image.shape[-2:]
     plan = tile_plan(options, geometry)
     count = image.shape[0]
@@ -179,11 +154,7 @@ def tiled_inference(
         if isinstance(parts[0], Mapping):
             return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}  # type: ignore[index]
         return torch.cat(parts)  # type: ignore[arg-type]
-    if options.tile is None:
-        whole = height * width <= options.max_pixels
-    else:
-        whole = height <= plan.tile and width <= plan.tile
-    if whole:
+    if height * width <= options.max_pixels if options.tile is None else max(height, width) <= plan.tile:
         return infer(image)
     rows = tile_starts(height, plan.tile, plan.overlap, plan.align)
     cols = tile_starts(width, plan.tile, plan.overlap, plan.align)
@@ -197,8 +168,7 @@ def tiled_inference(
             wx = axis_weights(left, right, width, plan)
             weight = (wy[:, None] * wx[None, :]).to(device=image.device, dtype=torch.float32)
             scores = infer(image[..., top:bottom, left:right])
-            parts = scores.items() if isinstance(scores, Mapping) else [("", scores)]
-            for key, logits in parts:
+            for key, logits in scores.items() if isinstance(scores, Mapping) else [("", scores)]:
                 if key not in total:
                     total[key] = logits.new_zeros((*logits.shape[:-2], height, width), dtype=torch.float32)
                 total[key][..., top:bottom, left:right] += logits.float() * weight

@@ -1,10 +1,6 @@
-"""The trunks of the FCNs: VGG16 as the reference Caffe nets define it, CaffeNet / AlexNet and GoogLeNet.
-
-conv1_1 pads by 100 so that the coarse output can be cropped back into alignment with the input for any
-input size; pooling rounds up (Caffe's rule); fc6 / fc7 are convolutions (7x7 and 1x1) so the net takes any
-input size; dropout is element-wise, as Caffe's. :class:`Trunk` names each kind and :func:`make_trunk`
-builds one.
-"""
+"""The FCN trunks: VGG16 as the reference Caffe nets define it, CaffeNet / AlexNet and GoogLeNet. The first
+conv pads so that any input size stays croppable (VGG16's conv1_1 by 100), pooling rounds up (Caffe's
+rule), fc6 / fc7 are convolutions and dropout is element-wise, as Caffe's."""
 
 from __future__ import annotations
 
@@ -16,13 +12,7 @@ import torch
 from torch import nn
 
 #: Output channels of conv1_1 .. conv5_3, stage by stage.
-VGG16_CHANNELS: tuple[tuple[int, ...], ...] = (
-    (64, 64),
-    (128, 128),
-    (256, 256, 256),
-    (512, 512, 512),
-    (512, 512, 512),
-)
+VGG16_CHANNELS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 3, (512,) * 3, (512,) * 3)
 VGG16_FC_CHANNELS = 4096
 #: The blobs a head can read, each with the number of conv stages it needs (fc7 also needs fc6 / fc7).
 BLOB_STAGES: dict[str, int] = {**{f"pool{stage}": stage for stage in range(1, 6)}, "fc7": 5}
@@ -35,30 +25,52 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def check_trunk_options(in_channels: int, width: float) -> None:
-    """The options every trunk shares: at least one input channel, a positive width."""
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+def _fc6_fc7(channels: int, fc_channels: int, kernel: int, dropout: float, batch_norm: bool) -> nn.Sequential:
+    """fc6 (a ``kernel`` x ``kernel`` conv) and fc7 (1x1), each followed by ReLU and dropout."""
+    fc: OrderedDict[str, nn.Module] = OrderedDict()
+    for name, in_channels, size in (("6", channels, kernel), ("7", fc_channels, 1)):
+        fc[f"fc{name}"] = nn.Conv2d(in_channels, fc_channels, size)
+        if batch_norm:  # unlike vgg16_bn's classifier: from scratch, fc6/fc7 need it as much
+            fc[f"bn{name}"] = nn.BatchNorm2d(fc_channels)
+        fc[f"relu{name}"] = nn.ReLU(inplace=True)
+        fc[f"drop{name}"] = nn.Dropout(dropout)
+    return nn.Sequential(fc)
 
 
-class VGG16Trunk(nn.Module):
-    """VGG16 as a fully convolutional feature extractor.
+class _Trunk(nn.Module):
+    """What every trunk has: ``in_channels``, ``width`` and ``blobs`` (what a head can read); this default
+    has one blob, ``fc7``, the output of its children in order."""
 
-    Parameter names are the reference layer names (``block1.conv1_1.weight`` ... ``fc.fc7.bias``) so published
-    weights map one to one. ``forward`` returns every blob a head can read, ``pool1`` ... ``pool5`` and
-    ``fc7``, as far as built.
+    blobs: tuple[str, ...] = ("fc7",)
 
-    Args:
-        in_channels: 3 for RGB, 4 for RGB-D early fusion, 3 for HHA.
-        width: channel multiplier, for fast tests and demos only.
-        batch_norm: a BatchNorm after each conv and after fc6 / fc7; off in the paper, useful
-            to train from scratch.
-        dropout: element-wise dropout probability after fc6 and fc7.
-        upto: the last blob built; the single-layer nets (FCN-pool4, ...) have no deeper layers, so no
-            parameters go unused (which DDP would reject).
-    """
+    def __init__(self, in_channels: int, width: float) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        self.in_channels = in_channels
+        self.width = width
+
+    def layers_to(self, blob: str) -> list[nn.Module]:
+        """The chain of layers from the input to ``blob`` (for coordinate maps)."""
+        if blob not in self.blobs:
+            raise KeyError(f"blob {blob!r} not in this trunk, which has {self.blobs}")
+        return list(self.children())
+
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """The ``fc7`` blob (the only one the head reads)."""
+        for layer in self.layers_to(upto or "fc7"):
+            x = layer(x)
+        return {"fc7": x}
+
+
+class VGG16Trunk(_Trunk):
+    """VGG16 as a fully convolutional feature extractor; ``forward`` returns every blob a head can read,
+    ``pool1`` ... ``pool5`` and ``fc7``, as far as built. Parameters have the reference layer names
+    (``block1.conv1_1.weight`` ... ``fc.fc7.bias``), so published weights map one to one. Options as
+    :func:`~fcn_lightning.nets.heads.build_fcn`'s; ``upto``: the last blob built (the single-layer nets
+    have no deeper layers, so no parameters go unused, which DDP would reject)."""
 
     blobs = tuple(BLOB_STAGES)
 
@@ -70,20 +82,16 @@ class VGG16Trunk(nn.Module):
         dropout: float = 0.5,
         upto: str = "fc7",
     ) -> None:
-        super().__init__()
-        check_trunk_options(in_channels, width)
+        super().__init__(in_channels, width)
         if upto not in self.blobs:
             raise ValueError(f"unknown blob {upto!r}; expected one of {self.blobs}")
         self.upto = upto
-        self.in_channels = in_channels
-        self.width = width
         self.batch_norm = batch_norm
         channels = in_channels
         for stage, stage_channels in enumerate(VGG16_CHANNELS[: BLOB_STAGES[upto]], start=1):
             layers: OrderedDict[str, nn.Module] = OrderedDict()
             for i, out in enumerate(stage_channels, start=1):
-                name = f"{stage}_{i}"
-                out = scaled(out, width)
+                name, out = f"{stage}_{i}", scaled(out, width)
                 pad = CONV1_1_PAD if name == "1_1" else 1
                 layers[f"conv{name}"] = nn.Conv2d(channels, out, 3, padding=pad)
                 if batch_norm:
@@ -97,26 +105,14 @@ class VGG16Trunk(nn.Module):
             blob: fc_channels if blob == "fc7" else scaled(VGG16_CHANNELS[stages - 1][-1], width)
             for blob, stages in BLOB_STAGES.items()
         }
-        if upto != "fc7":
-            return
-        fc: OrderedDict[str, nn.Module] = OrderedDict()
-        for name, in_ch, kernel in (("6", channels, 7), ("7", fc_channels, 1)):
-            fc[f"fc{name}"] = nn.Conv2d(in_ch, fc_channels, kernel)
-            if batch_norm:  # unlike vgg16_bn's classifier: from scratch, fc6/fc7 need it as much
-                fc[f"bn{name}"] = nn.BatchNorm2d(fc_channels)
-            fc[f"relu{name}"] = nn.ReLU(inplace=True)
-            fc[f"drop{name}"] = nn.Dropout(dropout)
-        self.fc = nn.Sequential(fc)
-
-    def _check_built(self, blob: str) -> None:
-        if blob not in self.blobs or self.blobs.index(blob) > self.blobs.index(self.upto):
-            raise KeyError(
-                f"blob {blob!r} not in this trunk, which has {self.blobs[: self.blobs.index(self.upto) + 1]}"
-            )
+        if upto == "fc7":
+            self.fc = _fc6_fc7(channels, fc_channels, 7, dropout, batch_norm)
 
     def layers_to(self, blob: str) -> list[nn.Module]:
         """The chain of layers from the input to ``blob`` (for coordinate maps)."""
-        self._check_built(blob)
+        if blob not in self.blobs or self.blobs.index(blob) > self.blobs.index(self.upto):
+            built = self.blobs[: self.blobs.index(self.upto) + 1]
+            raise KeyError(f"blob {blob!r} not in this trunk, which has {built}")
         chain: list[nn.Module] = self.blocks()[: BLOB_STAGES[blob]]
         return [*chain, self.fc] if blob == "fc7" else chain
 
@@ -131,17 +127,10 @@ class VGG16Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
         """Run the trunk up to blob ``upto`` (default: as far as built) and return the blobs on the way."""
-        upto = upto or self.upto
-        self._check_built(upto)
         out: dict[str, torch.Tensor] = {}
-        for stage in range(1, BLOB_STAGES[upto] + 1):
-            x = out[f"pool{stage}"] = getattr(self, f"block{stage}")(x)
-        if upto == "fc7":
-            out["fc7"] = self.fc(x)
+        for blob, layer in zip(self.blobs, self.layers_to(upto or self.upto), strict=False):
+            x = out[blob] = layer(x)  # block1 -> pool1, ..., fc -> fc7
         return out
-
-
-# ------------------------------------------------------------------------------------------------ AlexNet
 
 
 @dataclass(frozen=True)
@@ -150,43 +139,28 @@ class AlexNetSpec:
 
     channels: tuple[int, ...]
     groups: tuple[int, ...]
-    kernels: tuple[int, ...]
     lrn: bool
 
 
 #: Caffe's CaffeNet (the reference FCN-AlexNet's trunk): grouped convs (two GPUs' halves) and LRN.
-CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), (11, 5, 3, 3, 3), lrn=True)
+CAFFENET = AlexNetSpec((96, 256, 384, 384, 256), (1, 2, 1, 2, 2), lrn=True)
 #: torchvision's AlexNet (the "one weird trick" variant): no groups, no LRN, narrower conv1 / conv2.
-TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), (11, 5, 3, 3, 3), lrn=False)
-#: fc6 of AlexNet sees pool5's 6 x 6 cells.
-ALEXNET_FC6_KERNEL = 6
+TORCHVISION_ALEXNET = AlexNetSpec((64, 192, 384, 256, 256), (1, 1, 1, 1, 1), lrn=False)
 
 
-class AlexNetTrunk(nn.Module):
-    """AlexNet as a fully convolutional feature extractor (FCN-AlexNet's trunk).
-
-    ``spec=CAFFENET`` is the reference's: conv1 11x11 stride 4, ReLU, pool 3/2, LRN(5, 1e-4, 0.75),
-    conv2 5x5 pad 2 in 2 groups, pool, LRN, conv3 3x3, conv4 / conv5 3x3 in 2 groups, pool5 3/2, fc6 as a
-    6x6 conv, fc7 1x1, each followed by ReLU and element-wise dropout. ``TORCHVISION_ALEXNET`` has
-    torchvision's channels (64 / 192 / 384 / 256 / 256), no groups and no LRN, so its ImageNet weights load.
-    Both pad conv1 by 100 (any input size stays croppable) and round pooling up, as Caffe.
-
-    Layers carry the Caffe names: ``features.conv1`` .. ``features.conv5``, ``fc.fc6``, ``fc.fc7``
-    (:meth:`named_layers` lists them), so converted weights map by name. ``forward`` returns ``fc7``.
-    """
-
-    blobs = ("fc7",)
+class AlexNetTrunk(_Trunk):
+    """AlexNet as a fully convolutional feature extractor (FCN-AlexNet's trunk): conv1 11x11 stride 4 (pad
+    100), pools 3/2, ``spec``'s LRN(5, 1e-4, 0.75) after pool1 / pool2 and groups, fc6 a 6x6 conv over
+    pool5, fc7 1x1. Layers carry the Caffe names (``features.conv1`` .. ``fc.fc7``), so converted weights
+    map by name; ``TORCHVISION_ALEXNET`` has torchvision's channels, so its ImageNet weights load."""
 
     def __init__(
         self, in_channels: int = 3, width: float = 1.0, dropout: float = 0.5, spec: AlexNetSpec = CAFFENET
     ) -> None:
-        super().__init__()
-        check_trunk_options(in_channels, width)
-        self.in_channels = in_channels
-        self.width = width
+        super().__init__(in_channels, width)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
-        convs = zip(spec.channels, spec.groups, spec.kernels, strict=True)
+        convs = zip(spec.channels, spec.groups, (11, 5, 3, 3, 3), strict=True)  # kernels
         for i, (out, groups, kernel) in enumerate(convs, start=1):
             out = groups * scaled(out // groups, width)  # whole groups at any width
             pad = CONV1_1_PAD if i == 1 else kernel // 2
@@ -200,19 +174,8 @@ class AlexNetTrunk(nn.Module):
             channels = out
         self.features = nn.Sequential(layers)
         fc_channels = scaled(VGG16_FC_CHANNELS, width)
-        fc: OrderedDict[str, nn.Module] = OrderedDict()
-        for name, in_ch, kernel in (("6", channels, ALEXNET_FC6_KERNEL), ("7", fc_channels, 1)):
-            fc[f"fc{name}"] = nn.Conv2d(in_ch, fc_channels, kernel)
-            fc[f"relu{name}"] = nn.ReLU(inplace=True)
-            fc[f"drop{name}"] = nn.Dropout(dropout)
-        self.fc = nn.Sequential(fc)
+        self.fc = _fc6_fc7(channels, fc_channels, 6, dropout, batch_norm=False)
         self.out_channels = {"fc7": fc_channels}
-
-    def layers_to(self, blob: str) -> list[nn.Module]:
-        """The chain of layers from the input to ``blob`` (for coordinate maps)."""
-        if blob not in self.blobs:
-            raise KeyError(f"blob {blob!r} not in this trunk, which has {self.blobs}")
-        return [self.features, self.fc]
 
     def named_layers(self) -> dict[str, nn.Conv2d]:
         """The layers with weights by their Caffe name: conv1 .. conv5, fc6, fc7."""
@@ -220,17 +183,8 @@ class AlexNetTrunk(nn.Module):
             name: m
             for seq in (self.features, self.fc)
             for name, m in seq.named_children()
-            if next(m.parameters(recurse=False), None) is not None
+            if isinstance(m, nn.Conv2d)
         }
-
-    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
-        """The ``fc7`` blob (the only one the FCN-AlexNet head reads)."""
-        if upto not in (None, *self.blobs):
-            raise KeyError(f"blob {upto!r} not in this trunk, which has {self.blobs}")
-        return {"fc7": self.fc(self.features(x))}
-
-
-# ---------------------------------------------------------------------------------------------- GoogLeNet
 
 
 #: torchvision's inception blocks: (name, in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj),
@@ -249,14 +203,14 @@ GOOGLENET_BLOCKS: tuple[tuple[str, int, int, int, int, int, int, int] | str, ...
     ("inception5b", 832, 384, 192, 384, 48, 128, 128),
 )
 #: Padding of conv1 (torchvision: 3, with which inputs under about 25 px are too small for the pools or
-#: for the crop). 18 is the smallest with which every input size from 1 px up is covered by the upsampled
-#: output, as pad 100 does for VGG16 (the tests check sizes from 1 px; the weights do not depend on it).
+#: for the crop): 18 is the smallest with which the upsampled output covers every input size from 1 px up,
+#: as pad 100 does for VGG16 (the weights do not depend on it).
 GOOGLENET_CONV1_PAD = 18
 
 
 class ImageNetToGoogLeNetInput(nn.Module):
-    """torchvision's GoogLeNet weights were trained on inputs scaled to [-1, 1]; its ``transform_input`` maps
-    ImageNet-normalised inputs to that range. Per channel and pointwise: no change of geometry."""
+    """ImageNet-normalised inputs mapped to the [-1, 1] range torchvision's GoogLeNet weights were trained on
+    (its ``transform_input``); pointwise, no change of geometry."""
 
     pointwise = True
 
@@ -270,33 +224,18 @@ class ImageNetToGoogLeNetInput(nn.Module):
         return x * self.scale + self.shift
 
 
-class GoogLeNetTrunk(nn.Module):
-    """torchvision's GoogLeNet as a fully convolutional feature extractor (FCN-GoogLeNet's trunk).
-
-    The classifier end is gone as in the paper: no auxiliary classifiers (final loss only), no final
-    average pooling, dropout or fc; the 1024-channel output of ``inception5b`` is the scored blob (named
-    ``fc7`` like every trunk's deepest blob, so the FCN head is shared). Module names are torchvision's, so
-    its ImageNet state dict loads as is. conv1 pads by :data:`GOOGLENET_CONV1_PAD` (see there); inception
-    blocks declare ``parallel`` so the geometry code maps them.
-
-    Args:
-        in_channels: input channels (3 for RGB).
-        width: channel multiplier, for fast tests only.
-        transform_input: map ImageNet-normalised inputs to the [-1, 1] range torchvision's weights expect
-            (torchvision does the same when its weights are loaded).
-    """
-
-    blobs = ("fc7",)
+class GoogLeNetTrunk(_Trunk):
+    """torchvision's GoogLeNet without auxiliary classifiers, final pooling, dropout and fc, as in the paper
+    (FCN-GoogLeNet's trunk): ``inception5b``'s output is the scored blob, named ``fc7``. Module names are
+    torchvision's, so its ImageNet state dict loads; ``transform_input``: map ImageNet-normalised inputs
+    to the [-1, 1] torchvision's weights expect."""
 
     def __init__(self, in_channels: int = 3, width: float = 1.0, transform_input: bool = True) -> None:
-        super().__init__()
         from torchvision.models.googlenet import BasicConv2d, Inception
 
-        check_trunk_options(in_channels, width)
+        super().__init__(in_channels, width)
         if transform_input and in_channels != 3:
             raise ValueError(f"transform_input needs 3 (RGB) input channels, got {in_channels}")
-        self.in_channels = in_channels
-        self.width = width
         self.input_transform = ImageNetToGoogLeNetInput() if transform_input else nn.Identity()
         c64, c192 = scaled(64, width), scaled(192, width)
         self.conv1 = BasicConv2d(in_channels, c64, kernel_size=7, stride=2, padding=GOOGLENET_CONV1_PAD)
@@ -317,23 +256,6 @@ class GoogLeNetTrunk(nn.Module):
             self.add_module(name, inception)
             channels = widths[0] + widths[2] + widths[4] + widths[5]
         self.out_channels = {"fc7": channels}
-
-    def layers_to(self, blob: str) -> list[nn.Module]:
-        """The chain of layers from the input to ``blob`` (for coordinate maps)."""
-        if blob not in self.blobs:
-            raise KeyError(f"blob {blob!r} not in this trunk, which has {self.blobs}")
-        return list(self.children())
-
-    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
-        """The ``fc7`` blob: inception5b's output."""
-        if upto not in (None, *self.blobs):
-            raise KeyError(f"blob {upto!r} not in this trunk, which has {self.blobs}")
-        for layer in self.children():
-            x = layer(x)
-        return {"fc7": x}
-
-
-# ------------------------------------------------------------------------------------------- the kinds
 
 
 class Trunk(Enum):
@@ -358,15 +280,8 @@ def make_trunk(
     batch_norm: bool = False,
     dropout: float = 0.5,
 ) -> nn.Module:
-    """A randomly initialised trunk of kind ``trunk`` built up to blob ``upto``.
-
-    Args:
-        in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
-        width: channel multiplier, for fast tests and demos; 1.0 is the paper's net.
-        batch_norm: batch norm after each conv and after fc6 / fc7 (VGG16 only; not in the paper, helps
-            training from scratch).
-        dropout: element-wise dropout after fc6 and fc7 (GoogLeNet has none once its fc is gone).
-    """
+    """A randomly initialised trunk of kind ``trunk`` built up to blob ``upto`` (options: ``build_fcn``'s;
+    batch norm only for VGG16, and GoogLeNet has no dropout once its fc is gone)."""
     if trunk is Trunk.VGG16:
         return VGG16Trunk(in_channels, width, batch_norm, dropout, upto)
     if batch_norm:

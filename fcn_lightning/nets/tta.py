@@ -1,16 +1,6 @@
-"""Test-time augmentation: the mean softmax of an FCN over rescaled and horizontally flipped views.
-
-Each view's image is resized bilinearly by its scale (and mirrored left-right for a flipped view), run
-through the net, mirrored back, resized to the image's size, and turned into class probabilities; the
-probabilities of the views are averaged. What comes back is the log of that mean, so it is scored and
-argmaxed as logits are (softmax of it is the mean). One view at scale 1 without flip is the net's own
-logits, unchanged.
-
-In a batch padded to its largest image (bottom / right), each image's views are of that image alone:
-mirrored, the padding of a smaller image would come first and shift the image against the net's stride;
-rescaled, it would be blended into the image's edge. So the augmented prediction of an image does not
-depend on the images it is batched with.
-"""
+"""Test-time augmentation: the log of the mean softmax of an FCN over rescaled and mirrored views (each
+resized and mirrored back to the image); one view at scale 1 without flip is the net's own logits. In a
+padded batch each image's views are of that image alone (padding would shift or blur it)."""
 
 from __future__ import annotations
 
@@ -20,8 +10,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-
-__all__ = ["TestTimeAugmentation", "check_tta", "tta_logits"]
 
 Scores = torch.Tensor | dict[str, torch.Tensor]
 
@@ -63,12 +51,6 @@ def check_tta(tta: TestTimeAugmentation) -> None:
         )
 
 
-def _each(scores: Scores, fn: Callable[[torch.Tensor], torch.Tensor]) -> Scores:
-    if isinstance(scores, Mapping):
-        return {k: fn(v) for k, v in scores.items()}
-    return fn(scores)
-
-
 def tta_logits(
     infer: Callable[[torch.Tensor], Scores],
     image: torch.Tensor,
@@ -76,11 +58,8 @@ def tta_logits(
     sizes: torch.Tensor | None = None,
 ) -> Scores:
     """The log of the mean softmax of ``infer`` (N x C x H x W -> logits, or ``{task: logits}``) over the
-    views of ``tta``; ``infer(image)`` itself when the only view is the image as it is.
-
-    ``sizes``: N x 2, each image's own height and width at the top left of a padded batch (a batch's
-    ``size``); the views are then of each image alone (images of one size together), and the padding gets
-    equal probabilities (it is cropped or ignored)."""
+    views of ``tta``; ``infer(image)`` itself when the only view is the image as it is. ``sizes``: N x 2,
+    each image's own height and width in a padded batch; the padding gets equal probabilities."""
     check_tta(tta)
     if not tta.augments:
         return infer(image)
@@ -107,26 +86,20 @@ def _mean_of_views(
 ) -> Scores:
     """:func:`tta_logits` of images of one size (unpadded)."""
     size = tuple(image.shape[-2:])
-    total: Scores | None = None
+    total: dict[str, torch.Tensor] = {}
     for scale in tta.scales:
         scaled_size = tuple(max(1, round(side * scale)) for side in size)
         scaled = image
         if scaled_size != size:
             scaled = F.interpolate(image, size=scaled_size, mode="bilinear", align_corners=False)
         for flipped in (False, True) if tta.flip else (False,):
-
-            def probabilities(logits: torch.Tensor, flipped: bool = flipped) -> torch.Tensor:
+            scores = infer(scaled.flip(-1) if flipped else scaled)
+            for key, logits in scores.items() if isinstance(scores, Mapping) else [("", scores)]:
                 logits = logits.flip(-1) if flipped else logits
                 if tuple(logits.shape[-2:]) != size:
                     logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-                return logits.float().softmax(1)
-
-            probs = _each(infer(scaled.flip(-1) if flipped else scaled), probabilities)
-            if total is None:
-                total = probs
-            elif isinstance(total, Mapping):
-                total = {k: v + probs[k] for k, v in total.items()}  # type: ignore[index]
-            else:
-                total = total + probs  # type: ignore[operator]
+                probs = logits.float().softmax(1)
+                total[key] = total[key] + probs if key in total else probs
     tiny = torch.finfo(torch.float32).tiny  # a class no view gives any probability: finite, not -inf
-    return _each(total, lambda p: (p / tta.views).clamp_min(tiny).log())  # type: ignore[arg-type]
+    out = {key: (p / tta.views).clamp_min(tiny).log() for key, p in total.items()}
+    return out if isinstance(scores, Mapping) else out[""]

@@ -1,17 +1,6 @@
-"""Bilinear upsampling layers: the reference's fixed deconvolutions, computed at the cost they need.
-
-The reference upsamples scores with a ``C -> C`` deconvolution (``ConvTranspose2d``) whose weight is the
-bilinear kernel on the diagonal (class i -> class i) and zero elsewhere. Run densely, that costs C^2
-kernel products per input cell, C times more than the per-class work, and the final upsampler writes
-the whole padded map (296 x 296 for a 96 x 96 image) before the net crops it to the image.
-
-:class:`Upsampler` keeps the deconvolution's parameter (``weight``, C x C x k x k, so checkpoints, the Caffe
-import / export and every state dict stay as they are) and, while that weight is fixed and holds the
-bilinear kernel, computes the same numbers as a separable bilinear interpolation of the zero-padded
-input (``F.interpolate``), only over the window the net keeps. Any other weight (a learnable upsampler, a
-learned kernel loaded into a fixed one, a kernel size the interpolation cannot express) runs the dense
-deconvolution as before.
-"""
+"""Bilinear upsampling layers: the reference's fixed ``C -> C`` deconvolutions (C^2 kernel products per
+cell, over the whole padded map), computed while fixed and bilinear as the same numbers by bilinear
+interpolation of the zero-padded input over the kept window only; parameters and state dict unchanged."""
 
 from __future__ import annotations
 
@@ -24,23 +13,22 @@ from torch.nn import functional as F
 
 #: A window of an upsampled map: offset (the same along both axes, as the nets' crops) and (h, w).
 Crop = tuple[int, Sequence[int]]
-
-#: How far a fixed upsampler's weight may be from the bilinear kernel and still count as holding it (the
-#: Caffe import's tolerance: a kernel written by Caffe's own filler differs in the last bits at most).
+#: How far a fixed upsampler's weight may be from the bilinear kernel and still count as holding it (a
+#: kernel written by Caffe's own filler differs in the last bits at most).
 BILINEAR_ATOL = 1e-6
-
 
 _dense_only = False
 
 
+def cropped(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
+    """The ``size`` window of ``x`` at ``(offset, offset)``: the nets' crops."""
+    return x[..., offset : offset + size[0], offset : offset + size[1]]
+
+
 @contextlib.contextmanager
 def dense_upsampling() -> Iterator[None]:
-    """Run every :class:`Upsampler` as the reference's dense deconvolution while inside.
-
-    What the paper's cost figures count (FCN-8s: 363 GFLOP per 500 x 500 forward): ``describe`` and the
-    benchmark count FLOPs inside it, so their figures are the net's, whichever route computes it; the
-    benchmark also times both routes with it.
-    """
+    """Run every :class:`Upsampler` as the reference's dense deconvolution while inside: what the paper's
+    cost figures count (``describe`` and the benchmark count FLOPs inside it)."""
     global _dense_only
     before, _dense_only = _dense_only, True
     try:
@@ -67,10 +55,8 @@ def bilinear_upsampling_weight(channels: int, size: int) -> torch.Tensor:
 
 
 def holds_bilinear_kernel(weight: torch.Tensor) -> bool:
-    """Whether a C x C x k x k deconvolution weight is the bilinear kernel on the diagonal, zero elsewhere.
-
-    Reads the values (a host-device wait on a GPU): call it when the weight changes, not every step.
-    """
+    """Whether a C x C x k x k deconvolution weight is the bilinear kernel on the diagonal, zero elsewhere
+    (reads the values, a host-device wait on a GPU: call it when the weight changes, not every step)."""
     channels, out, kh, kw = weight.shape
     if channels != out or kh != kw:
         return False
@@ -81,11 +67,10 @@ def holds_bilinear_kernel(weight: torch.Tensor) -> bool:
 
 
 def interpolates(kernel: int, stride: int) -> bool:
-    """Whether the bilinear deconvolution (``kernel``, ``stride``) is, exactly, a bilinear interpolation
-    of its zero-padded input sampled at whole output pixels: the kernel's factor is the stride, its centre
-    falls on a pixel (odd kernels) or half-way with an even stride (even ones), and the stride is a power
-    of two, so that every sampling coordinate and weight is exact in binary floating point. FCN's x2,
-    x8, x16 and x32 (kernel 2s) and FCN-AlexNet's 63 / 32 all are."""
+    """Whether the bilinear deconvolution (``kernel``, ``stride``) is exactly a bilinear interpolation of
+    its zero-padded input: the kernel's factor is the stride, its centre on a pixel (odd kernels) or
+    half-way with an even stride, and the stride a power of two, so that every coordinate and weight is
+    exact in binary floating point (FCN's x2 ... x32 with kernel 2s, FCN-AlexNet's 63 / 32)."""
     if (kernel + 1) // 2 != stride or stride & (stride - 1):
         return False
     return kernel % 2 == 1 or stride % 2 == 0
@@ -93,13 +78,8 @@ def interpolates(kernel: int, stride: int) -> bool:
 
 def _axis_window(length: int, kernel: int, stride: int, offset: int, size: int) -> tuple[int, int, int, int]:
     """For one axis: the padded-input rows ``[a, b)`` to interpolate, the interpolated length, and where
-    the deconvolution's output ``[offset, offset + size)`` starts in it.
-
-    The deconvolution's output o is interpolation index ``p = o + shift`` over the input padded with one
-    zero each side: source coordinate ``p / s`` (odd kernels, ``align_corners``) or ``(p + 0.5) / s - 0.5``
-    (even). Only the rows around the window's coordinates are interpolated; a slice starting at row a
-    shifts every index by ``a * s`` and changes no coordinate.
-    """
+    the output ``[offset, offset + size)`` starts in it. Output o is interpolation index ``p = o + shift``
+    of source coordinate ``p / s`` (odd kernels, ``align_corners``) or ``(p + 0.5) / s - 0.5`` (even)."""
     align = kernel % 2 == 1
     shift = stride - (kernel - 1) // 2 if align else stride // 2
     first, last = offset + shift, offset + size - 1 + shift
@@ -121,11 +101,8 @@ def bilinear_upsample(
     size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """``conv_transpose2d(x, bilinear_upsampling_weight(C, kernel), stride=stride)``, cropped to ``size``
-    at ``offset`` (default: the whole output), by bilinear interpolation: no C^2 products, and only the
-    window is computed. Equal to the deconvolution to float rounding (about 1e-7 relative).
-
-    Needs ``interpolates(kernel, stride)``.
-    """
+    at ``offset`` (default: the whole output), by bilinear interpolation of that window alone; equal to
+    the deconvolution to float rounding (about 1e-7 relative). Needs ``interpolates(kernel, stride)``."""
     if not interpolates(kernel, stride):
         raise ValueError(f"a {kernel} x {kernel} bilinear kernel at stride {stride} is not an interpolation")
     full = [(n - 1) * stride + kernel for n in x.shape[-2:]]
@@ -143,14 +120,9 @@ def bilinear_upsample(
 
 
 class Upsampler(nn.ConvTranspose2d):
-    """A bias-free ``C -> C`` deconvolution that upsamples by its stride, bilinear at the start.
-
-    Same parameter, state dict and layer geometry as ``nn.ConvTranspose2d``. While the weight is fixed
-    (``requires_grad`` false) and holds the bilinear kernel, ``forward`` interpolates
-    instead (:func:`bilinear_upsample`); otherwise it runs the dense deconvolution. Whether the weight
-    holds the kernel is read again whenever it changes (in place, by loading, by moving it), never
-    every step; inside ``torch.compile`` the last reading is used.
-    """
+    """A bias-free ``C -> C`` deconvolution that upsamples by its stride, bilinear at the start; while fixed
+    and bilinear it interpolates (:func:`bilinear_upsample`). Whether the weight holds the kernel is read
+    again when it changes (in place, loaded, moved), never every step; compiled code uses the last reading."""
 
     def __init__(self, channels: int, kernel: int, stride: int, learnable: bool = False) -> None:
         super().__init__(channels, channels, kernel, stride=stride, bias=False)
@@ -193,18 +165,12 @@ class Upsampler(nn.ConvTranspose2d):
             offset, size = crop if crop is not None else (0, None)
             return bilinear_upsample(x, self.kernel_size[0], self.stride[0], (offset, offset), size)
         out = super().forward(x, output_size)
-        if crop is None:
-            return out
-        offset, size = crop
-        return out[..., offset : offset + size[0], offset : offset + size[1]]
+        return out if crop is None else cropped(out, *crop)
 
 
 def make_upsampler(
     channels: int, factor: int, learnable: bool = False, kernel: int | None = None
 ) -> Upsampler:
-    """A bias-free ``factor``x upsampling layer (kernel 2 * factor unless given: FCN-AlexNet's is 63)
-    initialised to bilinear interpolation.
-
-    Frozen by default, as in the reference code (learning rate 0).
-    """
+    """A bias-free ``factor``x upsampling layer (kernel 2 * factor unless given: FCN-AlexNet's is 63),
+    bilinear, frozen by default as in the reference code (learning rate 0)."""
     return Upsampler(channels, 2 * factor if kernel is None else kernel, factor, learnable)

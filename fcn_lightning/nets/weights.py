@@ -1,9 +1,5 @@
-"""Backbone weights and the input normalisation each of them was trained with.
-
-Feeding weights the wrong normalisation (e.g. torchvision weights with Caffe's BGR 0-255 input) costs
-mean IU silently, so the normalisation travels with the weights, as in torchvision's weights enums, and
-data pipelines look it up by name.
-"""
+"""Backbone weights and the input normalisation each was trained with: it travels with the weights (as in
+torchvision's weights enums), since the wrong one costs mean IU silently."""
 
 from __future__ import annotations
 
@@ -16,10 +12,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class InputNormalization:
-    """How an RGB uint8 image becomes the float input a set of weights expects.
-
-    ``x = (channels(rgb) * scale - mean) / std`` with ``channels`` reversing to BGR when ``bgr``.
-    """
+    """How an RGB uint8 image becomes the float input a set of weights expects: ``x = (channels(rgb) *
+    scale - mean) / std``, ``channels`` reversing to BGR when ``bgr``."""
 
     name: str
     mean: tuple[float, ...]
@@ -54,8 +48,6 @@ CAFFE = InputNormalization(
 )
 
 NORMALIZATIONS: dict[str, InputNormalization] = {n.name: n for n in (IMAGENET, CAFFE)}
-
-
 #: What weights without a record of their normalisation expect: torchvision's (its files carry none).
 DEFAULT_NORMALIZATION = IMAGENET.name
 #: The key under which a converted state-dict file records its normalisation.
@@ -63,29 +55,20 @@ NORMALIZATION_KEY = "input_normalization"
 
 
 def get_normalization(name: str, mean: tuple[float, ...] | None = None) -> InputNormalization:
-    """Look up a normalisation by name, with an error listing the known ones.
-
-    ``mean`` replaces the mean of a normalisation without std division (``caffe``): the reference nets
-    subtract each dataset's own mean pixel (the layouts carry it), while torchvision's statistics are
-    ImageNet's whatever the dataset.
-    """
-    try:
-        norm = NORMALIZATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}"
-        ) from None
+    """Look up a normalisation by name, with an error listing the known ones. ``mean`` replaces the mean of
+    one without std division (``caffe``: the reference nets subtract each dataset's own mean pixel), while
+    torchvision's statistics are ImageNet's whatever the dataset."""
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"unknown input normalization {name!r}; expected one of {sorted(NORMALIZATIONS)}")
+    norm = NORMALIZATIONS[name]
     if mean is not None and norm.std == (1.0, 1.0, 1.0):
         norm = replace(norm, mean=tuple(float(m) for m in mean))
     return norm
 
 
 def state_dict_normalization(state: Mapping[str, object]) -> str:
-    """The normalisation a VGG16 state-dict file expects: its own record, else torchvision's.
-
-    torchvision's files record nothing; a converted file (e.g. from Caffe) stores its normalisation's
-    name under :data:`NORMALIZATION_KEY` next to the tensors.
-    """
+    """The normalisation a VGG16 state-dict file expects: its own record under :data:`NORMALIZATION_KEY`
+    (a converted file's, e.g. from Caffe), else torchvision's (whose files record nothing)."""
     name = state.get(NORMALIZATION_KEY, DEFAULT_NORMALIZATION)
     get_normalization(str(name))  # a record this version does not know is an error, not a guess
     return str(name)

@@ -14,8 +14,8 @@ from fcn_lightning.nets.caffe import (
     cached_caffe_imagenet,
     caffe_layer_table,
     export_caffe_net,
+    imagenet_state_from_caffe,
     load_caffe_weights,
-    vgg16_state_from_caffe,
 )
 from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel, write_caffemodel
 from fcn_lightning.nets.fusion import LateFusionFCN
@@ -196,7 +196,7 @@ def caffe_vgg16_classifier(trunk: torch.nn.Module, classes: int = 7) -> CaffeNet
 def test_the_caffe_vgg16_becomes_a_torchvision_state_dict_for_the_imagenet_surgery(tmp_path):
     source = randomised(net_of("fcn32s", 3, width=WIDTH))
     path = write_caffemodel(tmp_path / "vgg.caffemodel", caffe_vgg16_classifier(source.trunk), legacy=True)
-    state = vgg16_state_from_caffe(read_caffemodel(path))
+    state = imagenet_state_from_caffe(read_caffemodel(path))
     assert state["classifier.0.weight"].dim() == 2 and state["features.28.weight"].dim() == 4
     target = net_of("fcn32s", 3, width=WIDTH)
     transplant_vgg16(target.trunk, state)
@@ -225,7 +225,7 @@ def test_a_missing_vgg16_caffemodel_says_where_to_get_it(tmp_path):
 def test_an_fcn_caffemodel_is_not_taken_for_the_imagenet_vgg16(tmp_path):
     caffe = export_caffe_net(net_of("fcn32s", 3, width=WIDTH))
     with pytest.raises(ValueError, match=r"no layer 'fc8' .*convert-caffe"):
-        vgg16_state_from_caffe(caffe, "fcn32s.caffemodel")
+        imagenet_state_from_caffe(caffe, "fcn32s.caffemodel")
 
 
 def test_a_coarser_caffe_fcn_starts_a_finer_net_with_partial_loading():

@@ -12,8 +12,9 @@ from fcn_lightning.nets import (
     transfer_parameters,
     transplant_vgg16,
 )
-from fcn_lightning.nets.surgery import bilinear_upsampling_weight, make_upsampler, vgg16_state_for_input
+from fcn_lightning.nets.surgery import bilinear_upsampling_weight, vgg16_state_for_input
 from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.upsampling import make_upsampler
 from tests.helpers import net_of
 
 
