@@ -114,7 +114,7 @@ def nyud_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for sample_id in ids:
             write_nyud_sample(layout, sample_id, nyud_arrays(sample_id))
         layout.root.mkdir(parents=True, exist_ok=True)
-        layout.list_path(name).write_text("".join(f"{i}\n" for i in ids))
+        layout.root_list(name).write_text("".join(f"{i}\n" for i in ids))
     return layout.root
 
 

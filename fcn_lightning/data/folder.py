@@ -215,9 +215,6 @@ class FolderLayout(DatasetLayout):
             )
         return given
 
-    def split_list(self, name: str) -> Path:
-        return self.root / f"{name}.txt"
-
     def read_ids(self, path: Path) -> list[str]:
         """A split list's stems: whole lines, so that ``IMG 0001`` is one stem; a file's name
         (``IMG 0001.jpg``, as file managers copy them) stands for its stem."""
@@ -312,7 +309,7 @@ class FolderLayout(DatasetLayout):
         pairs, found, left_out = self._scan
         found = list(found)
         for name in self.split_names:
-            path = self.split_list(name)
+            path = self.root_list(name)
             if path.is_file():
                 stems = self.read_ids(path)
                 unknown = [s for s in stems if s not in pairs and s not in left_out]
@@ -337,7 +334,7 @@ class FolderLayout(DatasetLayout):
 
     def has_split_lists(self) -> bool:
         """Whether ``train.txt`` and ``val.txt`` give the splits (one without the other is an error)."""
-        train, val = self.split_list("train"), self.split_list("val")
+        train, val = self.root_list("train"), self.root_list("val")
         if train.is_file() != val.is_file():
             present, missing = (train, val) if train.is_file() else (val, train)
             raise DatasetNotFoundError(
@@ -363,7 +360,7 @@ class FolderLayout(DatasetLayout):
     def named_split(self, name: str) -> list[Sample]:
         """A split's samples; stems of :meth:`file_problems` are left out."""
         if name == "test" or self.has_split_lists():
-            path = self.split_list(name)
+            path = self.root_list(name)
             if not path.is_file():
                 raise DatasetNotFoundError(f"{path}: split list not found (stems, one a line)")
             pairs = self.pairs()
@@ -436,6 +433,6 @@ class FolderDataModule(SegmentationDataModule):
         **kwargs: Any,
     ) -> None:
         layout = FolderLayout(root, classes, val_fraction, split_seed, mean_bgr, mask_values)
-        if kwargs.get("test_split") is None and layout.split_list("test").is_file():
+        if kwargs.get("test_split") is None and layout.root_list("test").is_file():
             kwargs["test_split"] = "test"
         super().__init__(layout, **kwargs)

@@ -127,6 +127,10 @@ class DatasetLayout:
         """The id list of one of :attr:`split_names`."""
         raise NotImplementedError
 
+    def root_list(self, name: str) -> Path:
+        """``root/<name>.txt``: a split list kept at the root (read in preference to a shipped one)."""
+        return self.root / f"{name}.txt"
+
     def named_split(self, name: str) -> list[Sample]:
         """The samples of one of :attr:`split_names` (by default, of its :meth:`list_file`)."""
         return [self.sample(i) for i in read_id_list(self.list_file(name))]

@@ -170,9 +170,6 @@ class NYUDv2Layout(DatasetLayout):
         """Input channels of a stacked sample (3 rgb + 1 depth + 3 hha, as chosen)."""
         return sum(MODALITY_CHANNELS[m] for m in self.modalities)
 
-    def list_path(self, name: str) -> Path:
-        return self.root / f"{name}.txt"
-
     def sample(self, sample_id: str) -> NYUDSample:
         sample_id = sample_id.removeprefix("img_")
         name = f"img_{sample_id}.png"
@@ -186,7 +183,7 @@ class NYUDv2Layout(DatasetLayout):
 
     def split_ids(self, name: str) -> list[str]:
         """The ids of a named split: the root's list if there is one, else the shipped one."""
-        path = self.list_path(name)
+        path = self.root_list(name)
         if path.is_file():
             return [i.removeprefix("img_") for i in read_id_list(path)]
         if name == "trainval":

@@ -115,10 +115,6 @@ class SIFTFlowLayout(DatasetLayout):
         self.semantic = self.root / "SemanticLabels" / _FOLDER
         self.geometric = self.root / "GeoLabels" / _FOLDER
 
-    def root_list(self, name: str) -> Path:
-        """``root/<name>.txt``: a named split's own list, read in preference to the packaged one."""
-        return self.root / f"{name}.txt"
-
     def list_file(self, name: str) -> Path:
         """Where a named split's list is read from: ``root/<name>.txt``, else the packaged list."""
         local = self.root_list(name)

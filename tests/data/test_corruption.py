@@ -176,7 +176,7 @@ def training_list(dm) -> Path:
         "voc": lambda: layout.sbd_list("train"),
         "siftflow": lambda: layout.root_list("trainval"),
         "context": lambda: layout.list_file("train"),
-        "nyud": lambda: layout.list_path("trainval"),
+        "nyud": lambda: layout.root_list("trainval"),
     }[kind_of(dm)]()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,9 +88,6 @@ class SyntheticNYUDConfig(DatasetGenerator):
         save_png(sample.depth, arrays["depth"])
         save_png(sample.hha, arrays["hha"])
         save_mat(sample.label, {"segmentation": arrays["raw_label"]}, "NYUD segmentation layout")
-
-    def list_path(self, layout: NYUDv2Layout, name: str) -> Path:
-        return layout.list_path(name)
 
 
 def render_nyud_sample(sample_id: str, config: SyntheticNYUDConfig) -> dict[str, np.ndarray]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,9 +107,6 @@ class SyntheticSIFTFlowConfig(SceneConfig):
             assert sample.label is not None
             save_mat(sample.label, {"S": semantic}, "SIFT Flow layout")
             save_mat(layout.geo_label(sample), {"S": geometric}, "SIFT Flow layout")
-
-    def list_path(self, layout: SIFTFlowLayout, name: str) -> Path:
-        return layout.root_list(name)
 
 
 def render_siftflow_sample(

@@ -160,8 +160,8 @@ class DatasetGenerator:
         raise NotImplementedError
 
     def list_path(self, layout: DatasetLayout, name: str) -> Path:
-        """Where the list ``name`` of :meth:`splits` is read from."""
-        raise NotImplementedError
+        """Where the list ``name`` of :meth:`splits` is read from (default: at the root)."""
+        return layout.root_list(name)
 
     def write_lists(self, layout: DatasetLayout, splits: Mapping[str, Sequence[str]]) -> None:
         """The list files: by default each list of :meth:`splits` at its :meth:`list_path`."""
