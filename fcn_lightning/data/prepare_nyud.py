@@ -47,10 +47,7 @@ def write_hha(sample: NYUDSample, camera: Camera = NYU_KINECT) -> Path:
     raw = sample.depth.parent.parent / RAW_DEPTH_FOLDER / sample.depth.name
     raw_m = read_depth_png(raw).astype(np.float64) / 1000.0 if raw.is_file() else None
     try:
-        if raw_m is None:
-            hha = hha_module.depth_to_hha(depth_m, camera)
-        else:
-            hha = hha_module.depth_to_hha(depth_m, camera, raw_depth_m=raw_m)
+        hha = hha_module.depth_to_hha(depth_m, camera, raw_depth_m=raw_m)
     except ValueError as error:
         raise ValueError(f"{sample.depth}: {error}") from None
     with atomic_write(sample.hha) as f:

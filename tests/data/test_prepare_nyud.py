@@ -51,11 +51,11 @@ def test_a_run_killed_half_way_resumes(tree, monkeypatch):
     calls = {"n": 0}
     real = prepare_module.hha_module.depth_to_hha
 
-    def dies_on_the_fourth(depth, camera):
+    def dies_on_the_fourth(depth, camera, raw_depth_m=None):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt  # as if killed while computing the fourth image
-        return real(depth, camera)
+        return real(depth, camera, raw_depth_m=raw_depth_m)
 
     monkeypatch.setattr(prepare_module.hha_module, "depth_to_hha", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):

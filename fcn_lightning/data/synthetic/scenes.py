@@ -4,7 +4,7 @@ parts (2-4 px) only a fine stride resolves, so FCN-8s > 16s > 32s holds on them 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -114,27 +114,22 @@ def _body(
 ) -> np.ndarray:
     u, v = _rotated(yy, xx, cy, cx, theta)
     r = s / 2.0
-    if shape == "disk":
-        return u * u + v * v <= r * r
-    if shape == "box":
-        return (np.abs(u) <= r) & (np.abs(v) <= 0.6 * r)
     if shape == "triangle":
         inside = np.ones_like(u, dtype=bool)
         for k in range(3):  # three half-planes of an equilateral triangle of circumradius r
             a = theta + np.pi / 2 + k * 2 * np.pi / 3
             inside &= (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a) <= r / 2
         return inside
-    if shape == "ring":
-        d = np.sqrt(u * u + v * v)
-        return (d <= r) & (d >= 0.55 * r)
-    if shape == "plus":
-        arm = max(0.22 * r, 2.5)
-        return ((np.abs(u) <= r) & (np.abs(v) <= arm)) | ((np.abs(v) <= r) & (np.abs(u) <= arm))
-    if shape == "ellipse":
-        return (u / r) ** 2 + (v / (0.55 * r)) ** 2 <= 1
-    if shape == "diamond":
-        return np.abs(u) / r + np.abs(v) / (0.6 * r) <= 1
-    raise ValueError(f"unknown shape {shape!r}")
+    d, arm = np.sqrt(u * u + v * v), max(0.22 * r, 2.5)
+    bodies: dict[str, Callable[[], np.ndarray]] = {
+        "disk": lambda: u * u + v * v <= r * r,
+        "box": lambda: (np.abs(u) <= r) & (np.abs(v) <= 0.6 * r),
+        "ring": lambda: (d <= r) & (d >= 0.55 * r),
+        "plus": lambda: ((np.abs(u) <= r) & (np.abs(v) <= arm)) | ((np.abs(v) <= r) & (np.abs(u) <= arm)),
+        "ellipse": lambda: (u / r) ** 2 + (v / (0.55 * r)) ** 2 <= 1,
+        "diamond": lambda: np.abs(u) / r + np.abs(v) / (0.6 * r) <= 1,
+    }
+    return bodies[shape]()
 
 
 def _thin(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: float, theta: float, w: float,
@@ -147,46 +142,34 @@ def _thin(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, s: fl
         p1 = (cy + end * np.sin(angle), cx + end * np.cos(angle))
         return _bar(yy, xx, p0, p1, w)
 
-    length = r * (0.6 + 0.6 * extra)
-    if kind == "tail":
-        return ray(theta + np.pi, 0.0, r + length)
-    if kind == "antenna":
-        return ray(theta, 0.0, r + length)
-    if kind == "tails":
-        return ray(theta, 0.0, r + length) | ray(theta + np.pi, 0.0, r + length * 0.8)
-    if kind == "legs":
-        down = theta + np.pi / 2
-        return ray(down - 0.45, 0.0, r + length) | ray(down + 0.45, 0.0, r + length)
-    if kind == "spokes":  # a thin cross spanning the ring's hole
-        turns = (0.0, np.pi, np.pi / 2, -np.pi / 2)
-        return np.logical_or.reduce([ray(theta + turn, 0.0, 0.6 * r) for turn in turns])
-    if kind == "halo":  # a thin ring around the body
-        d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
-        radius = r * (1.1 + 0.2 * extra)
-        return np.abs(d - radius) <= w / 2.0
-    raise ValueError(f"unknown thin part {kind!r}")
+    length, down, turns = r * (0.6 + 0.6 * extra), theta + np.pi / 2, (0.0, np.pi, np.pi / 2, -np.pi / 2)
+    parts: dict[str, Callable[[], np.ndarray]] = {
+        "tail": lambda: ray(theta + np.pi, 0.0, r + length),
+        "antenna": lambda: ray(theta, 0.0, r + length),
+        "tails": lambda: ray(theta, 0.0, r + length) | ray(theta + np.pi, 0.0, r + length * 0.8),
+        "legs": lambda: ray(down - 0.45, 0.0, r + length) | ray(down + 0.45, 0.0, r + length),
+        # a thin cross spanning the ring's hole
+        "spokes": lambda: np.logical_or.reduce([ray(theta + turn, 0.0, 0.6 * r) for turn in turns]),
+        # a thin ring around the body
+        "halo": lambda: np.abs(np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) - r * (1.1 + 0.2 * extra)) <= w / 2.0,
+    }
+    return parts[kind]()
 
 
 def _texture(kind: str, yy: np.ndarray, xx: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
     """Brightness factor (H x W) of a texture, around 0.6-1.1."""
     u, v = _rotated(yy, xx, 0.0, 0.0, theta)
-    if kind == "speckle":
-        return 1.0 + rng.normal(0.0, 0.12, size=yy.shape)
-    if kind == "stripes":
-        return np.where(np.sin(2 * np.pi * u / 6.0) > 0, 1.0, 0.62)
-    if kind == "checker":
-        return np.where((np.floor(u / 5.0) + np.floor(v / 5.0)) % 2 == 0, 1.0, 0.65)
-    if kind == "smooth":
-        return 0.85 + 0.15 * np.sin(u / 9.0)
-    if kind == "dots":
-        return np.where((np.mod(u, 5.0) < 2.0) & (np.mod(v, 5.0) < 2.0), 0.6, 1.0)
-    if kind == "grid":
-        return np.where((np.mod(u, 6.0) < 1.5) | (np.mod(v, 6.0) < 1.5), 0.6, 1.0)
-    if kind == "waves":
-        return 0.8 + 0.2 * np.sin(2 * np.pi * (u + 3.0 * np.sin(v / 4.0)) / 8.0)
-    if kind == "plain":
-        return np.ones_like(yy)
-    raise ValueError(f"unknown texture {kind!r}")
+    textures: dict[str, Callable[[], np.ndarray]] = {
+        "speckle": lambda: 1.0 + rng.normal(0.0, 0.12, size=yy.shape),
+        "stripes": lambda: np.where(np.sin(2 * np.pi * u / 6.0) > 0, 1.0, 0.62),
+        "checker": lambda: np.where((np.floor(u / 5.0) + np.floor(v / 5.0)) % 2 == 0, 1.0, 0.65),
+        "smooth": lambda: 0.85 + 0.15 * np.sin(u / 9.0),
+        "dots": lambda: np.where((np.mod(u, 5.0) < 2.0) & (np.mod(v, 5.0) < 2.0), 0.6, 1.0),
+        "grid": lambda: np.where((np.mod(u, 6.0) < 1.5) | (np.mod(v, 6.0) < 1.5), 0.6, 1.0),
+        "waves": lambda: 0.8 + 0.2 * np.sin(2 * np.pi * (u + 3.0 * np.sin(v / 4.0)) / 8.0),
+        "plain": lambda: np.ones_like(yy),
+    }
+    return textures[kind]()
 
 
 def _background(h: int, w: int, yy: np.ndarray, xx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
