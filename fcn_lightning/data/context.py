@@ -12,8 +12,13 @@ from typing import Any
 import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values
-from fcn_lightning.data.readers import DatasetError, DatasetNotFoundError, read_mat_label
+from fcn_lightning.data.layout import DatasetLayout, Sample
+from fcn_lightning.data.readers import (
+    DatasetError,
+    DatasetNotFoundError,
+    checked_label_values,
+    read_mat_label,
+)
 from fcn_lightning.data.voc import VOC_CLASSES
 
 __all__ = [

@@ -19,7 +19,6 @@ from fcn_lightning.data.readers import (
     DatasetError,
     DatasetNotFoundError,
     LabelReader,
-    LabelValueError,
     SizeMismatchError,
     read_id_list,
     read_image,
@@ -29,33 +28,12 @@ from fcn_lightning.data.readers import (
 )
 from fcn_lightning.labels import IGNORE_INDEX
 
-__all__ = ["DatasetLayout", "Sample", "check_same_size", "checked_label_values", "shipped_list"]
+__all__ = ["DatasetLayout", "Sample", "check_same_size", "shipped_list"]
 
 
 def shipped_list(name: str) -> Path:
     """A list shipped with the package, ``fcn_lightning/data/lists/<name>.txt`` (what archives lack)."""
     return Path(str(resources.files("fcn_lightning.data").joinpath("lists", f"{name}.txt")))
-
-
-def checked_label_values(
-    path: Path,
-    raw: np.ndarray,
-    low: int,
-    high: int,
-    expected: str,
-    void: tuple[int, ...] = (),
-    what: str = "label values",
-) -> np.ndarray:
-    """A label file's raw values as int64; a non-integer value, or one outside ``low..high`` and ``void``,
-    is a :class:`LabelValueError` naming the file, the values, what was ``expected`` and the pixels."""
-    if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
-        raise LabelValueError(f"{path}: label has non-integer values")
-    raw = raw.astype(np.int64)
-    bad = ~np.isin(raw, void) & ((raw < low) | (raw > high))
-    if bad.any():
-        values = ", ".join(str(v) for v in np.unique(raw[bad])[:10].tolist())
-        raise LabelValueError(f"{path}: {what} {{{values}}} outside {expected} ({int(bad.sum())} pixels)")
-    return raw
 
 
 def check_same_size(path: Path, array: np.ndarray, image_path: Path, image: np.ndarray) -> None:

@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values, shipped_list
+from fcn_lightning.data.layout import DatasetLayout, Sample, shipped_list
 from fcn_lightning.data.readers import (
     ImageModeError,
     LabelReader,
-    decode_image_file,
+    checked_label_values,
     read_id_list,
     read_image,
+    read_image_of_mode,
     read_mat_label,
 )
 from fcn_lightning.labels import IGNORE_INDEX
@@ -60,37 +60,22 @@ def read_nyud_label(path: str | Path) -> np.ndarray:
     outside 0..40 is an error naming the file and the values."""
     raw = read_mat_label(path, lambda mat: mat["segmentation"])
     top = len(NYUD_CLASSES)
-    raw = checked_label_values(Path(path), raw, 0, top, f"0 (void) .. {top}", what="raw label values")
+    raw = checked_label_values(path, raw, 0, top, f"0 (void) .. {top}", what="raw label values")
     return np.where(raw == 0, IGNORE_INDEX, raw - 1).astype(np.uint8)
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:
     """Read a 16-bit depth PNG (millimetres) as uint16 H x W; any other kind of image is an error."""
-
-    def depth(img: Image.Image) -> np.ndarray:
-        if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
-            raise ImageModeError(
-                f"{path}: depth image has mode {img.mode!r}; it must be a 16-bit grey PNG of millimetres"
-            )
-        values = np.asarray(img)
-        if values.ndim != 2 or values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise ImageModeError(f"{path}: depth image is not a 16-bit single-channel image")
-        return values.astype(np.uint16)
-
-    return decode_image_file(path, "depth image", depth)
+    modes = ("I;16", "I;16B", "I;16L", "I")
+    values = read_image_of_mode(path, "depth image", modes, "a 16-bit grey PNG of millimetres")
+    if values.ndim != 2 or values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+        raise ImageModeError(f"{path}: depth image is not a 16-bit single-channel image")
+    return values.astype(np.uint16)
 
 
 def read_hha_png(path: str | Path) -> np.ndarray:
     """Read an HHA PNG as uint8 H x W x 3, channels as stored (disparity, height, angle)."""
-
-    def hha(img: Image.Image) -> np.ndarray:
-        if img.mode != "RGB":
-            raise ImageModeError(
-                f"{path}: HHA image has mode {img.mode!r}; it must be an 8-bit 3-channel PNG"
-            )
-        return np.asarray(img, dtype=np.uint8)
-
-    return decode_image_file(path, "HHA image", hha)
+    return read_image_of_mode(path, "HHA image", ("RGB",), "an 8-bit 3-channel PNG")
 
 
 def normalize_depth(depth_mm: np.ndarray) -> np.ndarray:

@@ -8,10 +8,11 @@ Images are turned as their EXIF orientation says, as viewers show them; masks ar
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -111,14 +112,14 @@ class DataProblem(str):
 
     @classmethod
     def of(cls, error: Exception) -> DataProblem:
-        """The problem an error describes (kind ``"split overlap"`` for a :class:`SplitOverlapError`)."""
-        if isinstance(error, SplitOverlapError):
-            return cls(str(error), "split overlap")
+        """The problem an error describes: its kind and advice."""
         return cls(str(error), getattr(error, "kind", DatasetError.kind), getattr(error, "advice", ""))
 
 
 class SplitOverlapError(ValueError):
     """Training images appear in the evaluation split: the scores would be inflated by leakage."""
+
+    kind = "split overlap"
 
 
 def decode_image_file(
@@ -328,21 +329,29 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def read_image_of_mode(
+    path: str | Path, what: str, modes: Collection[str], required: str, **options: Any
+) -> np.ndarray:
+    """An image file of one of ``modes`` as its pixel values; another mode is an :class:`ImageModeError`
+    saying what the ``what`` must be (``required``). ``options``: :func:`decode_image_file`'s."""
+
+    def values(img: Image.Image) -> np.ndarray:
+        if img.mode not in modes:
+            raise ImageModeError(f"{path}: {what} has mode {img.mode!r}; it must be {required}")
+        return np.array(img)
+
+    return decode_image_file(path, what, values, **options)
+
+
 def read_label_png(path: str | Path) -> np.ndarray:
     """A palette ("P") or grey ("L") label PNG as its pixel values, the class indices (never its colours:
     an RGB label cannot be mapped back reliably and is refused)."""
-
-    def indices(img: Image.Image) -> np.ndarray:
-        if img.mode not in ("P", "L"):
-            raise ImageModeError(
-                f"{path}: label image has mode {img.mode!r}; it must be a palette or index PNG "
-                f"(mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) picture"
-            )
-        return np.array(img, dtype=np.uint8)
-
-    return decode_image_file(
-        path, "label image", indices, check_opened=lambda img: refuse_orientation_tag(img, path)
+    required = (
+        "a palette or index PNG (mode 'P' or 'L') whose pixel values are class indices, not a colour (RGB) "
+        "picture"
     )
+    check = functools.partial(refuse_orientation_tag, path=path)
+    return read_image_of_mode(path, "label image", ("P", "L"), required, check_opened=check)
 
 
 def refuse_orientation_tag(img: Image.Image, path: str | Path) -> None:
@@ -496,6 +505,28 @@ def read_mat_label(path: str | Path, extract: Callable[[dict[str, Any]], np.ndar
     return label
 
 
+def checked_label_values(
+    path: str | Path,
+    raw: np.ndarray,
+    low: int,
+    high: int,
+    expected: str,
+    void: tuple[int, ...] = (),
+    what: str = "label values",
+) -> np.ndarray:
+    """A label file's raw values as int64; a non-integer value, or one outside ``low..high`` and ``void``,
+    is a :class:`LabelValueError` naming the file, the values, what was ``expected`` and the pixels."""
+    if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
+        raise LabelValueError(f"{path}: label has non-integer values")
+    raw = raw.astype(np.int64)
+    bad = ~np.isin(raw, void) & ((raw < low) | (raw > high))
+    if bad.any():
+        values = np.unique(raw[bad])
+        shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
+        raise LabelValueError(f"{path}: {what} {{{shown}}} outside {expected} ({int(bad.sum())} pixels)")
+    return raw
+
+
 def validate_label(
     label: np.ndarray, path: str | Path, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> np.ndarray:
@@ -508,14 +539,8 @@ def validate_label(
         and (not np.all(np.isfinite(label)) or not np.all(label == np.round(label)))
     ):
         raise LabelValueError(f"{path}: label has non-integer values")
-    bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
-    if bad.any():
-        values = np.unique(label[bad])
-        shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
-        raise LabelValueError(
-            f"{path}: label values {{{shown}}} outside the classes 0..{num_classes - 1} "
-            f"and the ignore index {ignore_index} ({int(bad.sum())} pixels)"
-        )
+    expected = f"the classes 0..{num_classes - 1} and the ignore index {ignore_index}"
+    checked_label_values(path, label, 0, num_classes - 1, expected, (ignore_index,))
     return label.astype(np.uint8 if ignore_index < 256 else np.int64)
 
 

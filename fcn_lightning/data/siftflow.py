@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fcn_lightning.data.base import SegmentationDataModule
-from fcn_lightning.data.layout import DatasetLayout, Sample, checked_label_values, shipped_list
-from fcn_lightning.data.readers import read_mat_label
+from fcn_lightning.data.layout import DatasetLayout, Sample, shipped_list
+from fcn_lightning.data.readers import checked_label_values, read_mat_label
 from fcn_lightning.labels import IGNORE_INDEX
 
 __all__ = [
@@ -80,7 +80,7 @@ def _shifted(path: str | Path, void: tuple[int, ...], num_classes: int) -> np.nd
     """Key ``S`` minus 1 as uint8, the ``void`` values the ignore index; other values must be classes."""
     raw = read_mat_label(path, lambda mat: mat["S"])
     expected = f"the classes 1..{num_classes} and the void {', '.join(str(v) for v in void)}"
-    raw = checked_label_values(Path(path), raw, 1, num_classes, expected, void)
+    raw = checked_label_values(path, raw, 1, num_classes, expected, void)
     return np.where(np.isin(raw, void), IGNORE_INDEX, raw - 1).astype(np.uint8)
 
 
