@@ -39,9 +39,7 @@ def _as_label(label: np.ndarray) -> np.ndarray:
 
 def save_label_png(path: str | Path, label: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> Path:
     """Write ``label`` (H x W class indices, 255 = void) as a palette PNG (mode "P"), as VOC does."""
-    label = _as_label(label)
-    h, w = label.shape
-    image = Image.frombytes("P", (w, h), np.ascontiguousarray(label).tobytes())
+    image = Image.fromarray(_as_label(label))
     image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
     return write_atomically(path, lambda f: image.save(f, format="PNG"))
 

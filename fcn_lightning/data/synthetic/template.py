@@ -44,11 +44,6 @@ class SyntheticDatasetMismatchError(ValueError):
     """A synthetic dataset already exists at the path but was made with other parameters."""
 
 
-def dataset_folder(cache_root: str | Path, config: DatasetGenerator) -> Path:
-    """Where a generator's dataset lives under a cache folder: named after its seed and fingerprint."""
-    return Path(cache_root).expanduser() / f"seed{config.seed}-{config.fingerprint()}"
-
-
 def is_complete(root: str | Path) -> bool:
     """Whether ``root`` holds a finished synthetic dataset (its manifest exists)."""
     return (Path(root).expanduser() / MANIFEST_NAME).is_file()
@@ -211,13 +206,12 @@ class GeneratedDatasetMixin:
     :meth:`generated_root` on as the real one's ``root``."""
 
     generator: DatasetGenerator
-    cache_root: Path
 
     def generated_root(self, root: str, generator: DatasetGenerator) -> str:
-        """Remember the generator and return where its dataset lives under the cache folder ``root``."""
+        """Remember the generator and return where its dataset lives under the cache folder ``root``: named
+        after its seed and fingerprint."""
         self.generator = generator
-        self.cache_root = Path(root).expanduser()
-        return str(dataset_folder(root, generator))
+        return str(Path(root).expanduser() / f"seed{generator.seed}-{generator.fingerprint()}")
 
     def record_generator(self) -> None:
         """Store the generator as plain data in the hyper-parameters (checkpoints load with
