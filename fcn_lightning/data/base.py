@@ -202,12 +202,13 @@ class SegmentationDataModule(L.LightningDataModule):
         """Channels of a sample's ``image``: what the net's ``in_channels`` must be."""
         return self.layout.channels
 
-    def check_channels(self, in_channels: int | None) -> None:
-        """A net whose input channels differ from the data's is an error naming both."""
+    def check_channels(self, in_channels: int | None, described: str = "", or_else: str = "") -> None:
+        """A net whose input channels differ from the data's is an error naming both (and how the data
+        make theirs: ``described``; what else to change: ``or_else``)."""
         if in_channels is not None and int(in_channels) != self.channels:
             raise ValueError(
                 f"the model's in_channels={in_channels} does not match the data's {self.channels} channels "
-                f"({type(self).__name__}); set model in_channels to {self.channels}"
+                f"({described or type(self).__name__}); set model in_channels to {self.channels}{or_else}"
             )
 
     def check_model(self, model: Any) -> None:

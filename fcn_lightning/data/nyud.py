@@ -247,15 +247,11 @@ class NYUDv2DataModule(SegmentationDataModule):
                 f"in the same order: set data modalities to {list(streams)}"
             )
 
-    def check_channels(self, in_channels: int | None) -> None:
-        """A net whose input channels differ from the chosen modalities' is an error naming both."""
-        if in_channels is not None and in_channels != self.channels:
-            per = " + ".join(f"{MODALITY_CHANNELS[m]} {m}" for m in self.modalities)
-            raise ValueError(
-                f"the model's in_channels={in_channels} does not match the data's {self.channels} channels "
-                f"(modalities {list(self.modalities)}: {per}); set model in_channels to {self.channels} "
-                f"or change data modalities"
-            )
+    def check_channels(self, in_channels: int | None, described: str = "", or_else: str = "") -> None:
+        """As the base, naming the modalities' channels."""
+        per = " + ".join(f"{MODALITY_CHANNELS[m]} {m}" for m in self.modalities)
+        described = f"modalities {list(self.modalities)}: {per}"
+        super().check_channels(in_channels, described, " or change data modalities")
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" and self.modalities != ("rgb",):
