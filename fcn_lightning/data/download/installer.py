@@ -217,15 +217,7 @@ def install(
     folder = places.folder(item)
     with folder_lock(folder):
         manifest = Manifest(folder)
-        if not item.is_archive:
-            target = folder / item.file
-            if target.is_file() and _verify_present(item, target, manifest, say):
-                say(f"  {target}: there and verified, nothing to fetch")
-                return "complete"
-            _fetch(item, folder, manifest, mirror, say, timeout)
-            say(f"  -> {target}")
-            return "installed"
-        state, clear = _archive_state(item, folder, manifest)
+        state, clear = _archive_state(item, folder, manifest) if item.is_archive else ("file", [])
         if state in _LEFT:
             say(f"  {_targets(places, item)}: {_LEFT[state]}")
             return state
@@ -234,15 +226,20 @@ def install(
             for path in clear:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             manifest.forget_item(item.name)
-        archive = folder / item.file
-        if not (archive.is_file() and _verify_present(item, archive, manifest, say)):
+        file = folder / item.file
+        if not (file.is_file() and _verify_present(item, file, manifest, say)):
             _fetch(item, folder, manifest, mirror, say, timeout)
-        try:
-            kept = _unpack(item, archive, folder, manifest)
-        except DownloadError as error:
-            raise _not_the_archive(item, archive, manifest, error) from error
-        if (manifest.file(item.file) or {}).get("fetched"):
-            archive.unlink()  # what it holds is in place; an archive put there by hand is kept
+        elif not item.is_archive:
+            say(f"  {file}: there and verified, nothing to fetch")
+            return "complete"
+        kept = [item.file]
+        if item.is_archive:
+            try:
+                kept = _unpack(item, file, folder, manifest)
+            except DownloadError as error:
+                raise _not_the_archive(item, file, manifest, error) from error
+            if (manifest.file(item.file) or {}).get("fetched"):
+                file.unlink()  # what it holds is in place; an archive put there by hand is kept
         say(f"  -> {', '.join(str(folder / p) for p in kept)}")
         return "installed"
 
