@@ -35,10 +35,6 @@ def _quote(path: Path | str) -> str:
     return shlex.quote(str(path))
 
 
-def header(item: Item) -> str:
-    return f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})"
-
-
 def listing(places: Places) -> str:
     """Every item (size, sources in order, checksum or the manifest route, destination) and every group."""
     lines = [f"items (data root {places.data}, weights folder {places.weights}):"]
@@ -185,23 +181,15 @@ def main(argv: Sequence[str]) -> int:
         items = resolve_names(args.names)
     except UnknownItemError as error:
         parser.error(str(error))
-    if args.dry_run:
-        code = 0
-        for item in items:
-            print(header(item))
-            try:
-                print("\n".join(plan(item, places, args.mirror)))
-            except DownloadError as error:
-                error_line(PROG, f"{item.name}: {error}")
-                code = 1
-        return code
-
     given_mirror = args.mirror if args.mirror != os.environ.get("FCN_MIRROR") else None  # $FCN_MIRROR stays
     failed: set[str] = set()
     for item in items:
-        print(header(item), flush=True)
+        print(f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})", flush=True)
         try:
-            install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
+            if args.dry_run:
+                print("\n".join(plan(item, places, args.mirror)))
+            else:
+                install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
             error_line(
                 PROG, f"{item.name}: interrupted; run the same command again to resume where it stopped"
@@ -210,6 +198,8 @@ def main(argv: Sequence[str]) -> int:
         except (AllSourcesFailed, DownloadError, OSError) as error:
             failed.add(item.name)
             error_line(PROG, f"{item.name}: {_failure(error, item, places, given_mirror)}")
+    if args.dry_run:
+        return 1 if failed else 0
     lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fcn_lightning.data.download.fetch import TIMEOUT, digests_for, fetch, mirror_url, mismatch, partial_path
 from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
@@ -58,8 +59,8 @@ def _targets(places: Places, item: Item) -> str:
     return ", ".join(map(str, places.targets(item)))
 
 
-def _record(manifest: Manifest, item: Item, path: Path, sha256: str, url: str, fetched: bool) -> None:
-    manifest.record_file(item.file, sha256=sha256, fingerprint=fingerprint(path), url=url, fetched=fetched)
+def _record(manifest: Manifest, item: Item, path: Path, **entry: Any) -> None:
+    manifest.record("files", item.file, fingerprint=fingerprint(path), **entry)
 
 
 def sources(item: Item, mirror: str | None = None) -> list[str]:
@@ -114,7 +115,7 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
         say(f"  {path}: {problem}: fetching it again")
         return False
     url, fetched = recorded.get("url", "placed by hand"), recorded.get("fetched", False)
-    _record(manifest, item, path, digests["sha256"], url, fetched)
+    _record(manifest, item, path, sha256=digests["sha256"], url=url, fetched=fetched)
     return True
 
 
@@ -129,7 +130,7 @@ def _fetch(
     expected = _expected(item, manifest)
     check = None if expected is not None else (lambda path: _content_problem(item, path))
     fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
-    _record(manifest, item, target, fetched.digests["sha256"], fetched.url, True)
+    _record(manifest, item, target, sha256=fetched.digests["sha256"], url=fetched.url, fetched=True)
     say(f"  {item.file}: {how}")
     return target
 
@@ -174,10 +175,10 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
             *(p for p in item.optional if (scratch / p).exists() and not (folder / p).exists()),
         ]
         sha256 = (manifest.file(item.file) or {}).get("sha256")
-        manifest.record_item(item.name, state="placing", placed=kept, file=item.file, sha256=sha256)
+        manifest.record("items", item.name, state="placing", placed=kept, file=item.file, sha256=sha256)
         for path in kept:
             publish(scratch / path, folder / path)
-        manifest.record_item(item.name, state="complete", placed=kept, file=item.file, sha256=sha256)
+        manifest.record("items", item.name, state="complete", placed=kept, file=item.file, sha256=sha256)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return kept
@@ -192,7 +193,7 @@ def _not_the_archive(item: Item, archive: Path, manifest: Manifest, error: Downl
             f"{item.name} is known by; unpack it by hand into {archive.parent} and report it"
         )
     fetched = (manifest.file(item.file) or {}).get("fetched")
-    manifest.forget_file(item.file)
+    manifest.forget("files", item.file)
     if fetched:
         archive.unlink(missing_ok=True)
         return DownloadError(
@@ -225,7 +226,7 @@ def install(
             say(f"  an earlier unpacking did not finish or lost a part: unpacking again ({clear[0]} ...)")
             for path in clear:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            manifest.forget_item(item.name)
+            manifest.forget("items", item.name)
         file = folder / item.file
         if not (file.is_file() and _verify_present(item, file, manifest, say)):
             _fetch(item, folder, manifest, mirror, say, timeout)
