@@ -146,7 +146,8 @@ def _open(url: str, start: int, meta: dict[str, Any], timeout: float) -> tuple[A
 
 
 def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
-    """One request growing the partial file: whether it is whole now (False: it broke off, to resume)."""
+    """One request growing the partial file: whether it is whole now (False: it broke off further on, to
+    resume; a break with no progress fails the source)."""
     partial = partial_path(target)
     meta = _read_meta(target)
     have = partial.stat().st_size if partial.is_file() else 0
@@ -163,6 +164,7 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
     validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
     with atomic_write(_meta_path(target), "w", durable=False) as f:
         json.dump({"url": url, "validator": validator, "total": total}, f)
+    broke = None
     with (
         response,
         open(partial, "ab" if start else "wb") as out,
@@ -172,29 +174,26 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
             try:
                 chunk = response.read(CHUNK)
             except (OSError, http.client.HTTPException) as error:  # the connection, not this side
-                say(f"  {url}: {_reason(error)} after {shown.done} of {total or '?'} bytes")
-                return False
+                broke = _reason(error)
+                break
             if not chunk:
                 break
             out.write(chunk)  # a full disk is raised: no other source would help
             shown.update(len(chunk))
-    if total is not None and shown.done < total:
-        say(f"  {url}: the connection closed after {shown.done} of {total} bytes")
-        return False
-    return True
+    if broke is None and (total is None or shown.done >= total):
+        return True
+    say(f"  {url}: {broke or 'the connection closed'} after {shown.done} of {total or '?'} bytes")
+    if shown.done <= have:
+        raise SourceFailed("the transfer broke off without progress")
+    return False
 
 
 def _fetch_source(url: str, target: Path, timeout: float, say: Say) -> None:
     """Bring the partial file of ``target`` to the whole file at ``url``, resuming while it gets further."""
-    partial = partial_path(target)
     for _ in range(ATTEMPTS):
-        before = partial.stat().st_size if partial.is_file() else 0
         if _attempt(url, target, timeout, say):
             return
-        after = partial.stat().st_size if partial.is_file() else 0
-        if after <= before:
-            raise SourceFailed("the transfer broke off without progress")
-        say(f"  {url}: resuming at byte {after}")
+        say(f"  {url}: resuming at byte {partial_path(target).stat().st_size}")
     raise SourceFailed(f"the transfer broke off {ATTEMPTS} times")
 
 

@@ -108,11 +108,9 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
     expected = _expected(item, manifest)
     say(f"  checking {path}")
     digests = digests_for(path, expected)
-    if expected is not None and (wrong := mismatch(expected, digests)):
-        say(f"  {path}: {wrong} ({expected.source}): fetching it again")
-        return False
-    if expected is None and (problem := _content_problem(item, path)) is not None:
-        say(f"  {path}: {problem}: fetching it again")
+    problem = _content_problem(item, path) if expected is None else mismatch(expected, digests)
+    if problem:
+        say(f"  {path}: {problem}{f' ({expected.source})' if expected else ''}: fetching it again")
         return False
     url, fetched = recorded.get("url", "placed by hand"), recorded.get("fetched", False)
     _record(manifest, item, path, sha256=digests["sha256"], url=url, fetched=fetched)
