@@ -251,18 +251,16 @@ def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
     if state in _LEFT:
         return [f"  {_targets(places, item)}: {_LEFT[state]}"]
     lines = [f"  would clear {path} (an unfinished unpacking)" for path in clear]
-    if (folder / item.file).is_file():
+    file = folder / item.file
+    if file.is_file():
         unpack = f", unpacked into {folder}" if item.is_archive else ""
-        return [
-            *lines,
-            f"  {folder / item.file} is there: it would be checked ({_how(item, manifest)}){unpack}",
-        ]
-    partial = partial_path(folder / item.file)
+        return [*lines, f"  {file} is there: it would be checked ({_how(item, manifest)}){unpack}"]
+    partial = partial_path(file)
     resume = f", resuming {partial} ({partial.stat().st_size} bytes)" if partial.is_file() else ""
     lines.append(f"  would fetch {item.file}{f' ({item.size})' if item.size else ''}{resume} from, in order:")
     lines += [f"    {url}" for url in sources(item, mirror)]
     lines.append(f"  check: {_how(item, manifest)}")
     if item.is_archive:
-        lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {folder / item.file}")
+        lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {file}")
     lines.append(f"  -> {_targets(places, item)}")
     return lines
