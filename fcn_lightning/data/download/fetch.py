@@ -156,7 +156,8 @@ def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
     response, start, total = _open(url, have, meta, timeout)
     if start and meta.get("total") and total and total != meta["total"]:
         response.close()
-        say(f"  {url}: its size ({total}) is not its partial file's source's ({meta['total']}): from byte 0")
+        source = f"the partial file's source ({meta['total']})"
+        say(f"  {url}: its size ({total}) is not that of {source}: from byte 0")
         discard_partial(target)
         return _attempt(url, target, timeout, say)
     if have and not start:
