@@ -119,7 +119,7 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
 
 def _fetch(
     item: Item, folder: Path, manifest: Manifest, mirror: str | None, say: Say, timeout: float
-) -> Path:
+) -> None:
     """Fetch the item's file into ``folder`` (verified before it takes its name) and record it."""
     target = folder / item.file
     urls = sources(item, mirror)
@@ -130,7 +130,6 @@ def _fetch(
     fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
     _record(manifest, item, target, sha256=fetched.digests["sha256"], url=fetched.url, fetched=True)
     say(f"  {item.file}: {how}")
-    return target
 
 
 def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, list[Path]]:
