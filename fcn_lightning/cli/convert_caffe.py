@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 from fcn_lightning.cli.errors import class_meant, command_parser
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.caffe import fixed_upsamplers_with_other_kernels, load_caffe_weights
-from fcn_lightning.nets.caffe_proto import CaffeNet, read_caffemodel
+from fcn_lightning.nets.caffe_proto import read_caffemodel
 from fcn_lightning.nets.trunks import Trunk
 from fcn_lightning.nets.weights import CAFFE
 from fcn_lightning.systems.base import FCNSystem
@@ -29,31 +29,6 @@ CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
 }
 
 
-def _build(cls: type[FCNSystem], num_classes: int, options: Mapping[str, Any]) -> FCNSystem:
-    with warnings.catch_warnings():  # "starts from a trained FCN-16s ...": its weights come next
-        warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
-        return cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
-
-
-def converted_model(
-    caffe: CaffeNet, cls: type[FCNSystem], num_classes: int, **net_options: Any
-) -> tuple[FCNSystem, list[str]]:
-    """``cls`` (Caffe inputs) holding every weight of ``caffe``, and the upsamplers made learnable for it:
-    a converter never changes a weight, so an upsampler whose kernel in the file is not bilinear (learned,
-    as the CVPR paper's skips) becomes learnable (``intermediate`` when only skips differ, else ``true``)."""
-    options = dict(net_options)
-    if cls.spec.trunk is Trunk.VGG16:  # explicit, so no config's setting overrides it
-        options.setdefault("batch_norm", False)
-    model = _build(cls, num_classes, options)
-    learned = fixed_upsamplers_with_other_kernels(model.net, caffe)
-    for setting in ("intermediate", True):
-        if not fixed_upsamplers_with_other_kernels(model.net, caffe):
-            break
-        model = _build(cls, num_classes, options | {"learn_upsampling": setting})
-    load_caffe_weights(model.net, caffe)
-    return model, learned
-
-
 def convert_caffe(
     caffemodel: str | os.PathLike,
     out: str | os.PathLike,
@@ -62,10 +37,23 @@ def convert_caffe(
     learned_upsamplers: list[str] | None = None,
     **net_options: Any,
 ) -> Path:
-    """Load every layer of ``caffemodel`` by name into ``cls`` and write it as a checkpoint; the upsamplers
-    made learnable to keep the file's kernels are recorded in it and appended to ``learned_upsamplers``."""
+    """Load every layer of ``caffemodel`` by name into ``cls`` (Caffe inputs) and write it as a checkpoint. A
+    converter never changes a weight: an upsampler whose kernel in the file is not bilinear (learned, as the
+    CVPR paper's skips) makes the model's upsamplers learnable (``intermediate`` when only skips differ,
+    else ``true``); those are recorded in the checkpoint and appended to ``learned_upsamplers``."""
     caffe = read_caffemodel(caffemodel)
-    model, learned = converted_model(caffe, cls, num_classes, **net_options)
+    if cls.spec.trunk is Trunk.VGG16:  # explicit, so no config's setting overrides it
+        net_options.setdefault("batch_norm", False)
+    with warnings.catch_warnings():  # "starts from a trained FCN-16s ...": its weights come next
+        warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
+        model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **net_options)
+        learned = fixed_upsamplers_with_other_kernels(model.net, caffe)
+        for setting in ("intermediate", True):
+            if not fixed_upsamplers_with_other_kernels(model.net, caffe):
+                break
+            options = net_options | {"learn_upsampling": setting}
+            model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
+    load_caffe_weights(model.net, caffe)
     if learned_upsamplers is not None:
         learned_upsamplers.extend(learned)
     # Unset arguments are left out so the config's stand (SIFT Flow's exclude_classes); init_from stays,
@@ -138,7 +126,8 @@ def main(argv: Sequence[str]) -> Path:
         parser.error("give --num-classes or --config")
     configured, num_classes = model_of_configs(args.config) if args.config else (None, None)
     num_classes = args.num_classes or num_classes
-    options = {k: v for k, v in (("in_channels", args.in_channels), ("width", args.width)) if v is not None}
+    names = ("in_channels", "width", "learn_upsampling")
+    options = {name: value for name in names if (value := getattr(args, name)) is not None}
     learned: list[str] = []
     try:
         cls = model_class(args.model_class or args.variant or configured)
@@ -148,15 +137,7 @@ def main(argv: Sequence[str]) -> Path:
             f"{'--model-class' if args.model_class else '--config'}: {error}{class_meant('model', given)}"
         )
     try:
-        out = convert_caffe(
-            args.caffemodel,
-            args.out,
-            cls,
-            num_classes,
-            learned,
-            learn_upsampling=args.learn_upsampling,
-            **options,
-        )
+        out = convert_caffe(args.caffemodel, args.out, cls, num_classes, learned, **options)
     except (OSError, ValueError) as error:
         parser.error(f"{type(error).__name__}: {error}")
     print(f"{args.caffemodel} -> {out} ({cls.__name__}, {num_classes} classes, Caffe inputs)")

@@ -4,8 +4,8 @@ and scores a released FCN. Exit 0 when all is in place and clean, 1 when not, 2 
 
 from __future__ import annotations
 
-import importlib
 import os
+import pkgutil
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +15,11 @@ from fcn_lightning.data.download import (
     DATASETS,
     GROUPS,
     ITEMS,
+    MANIFEST_NAME,
     WEIGHTS,
     AllSourcesFailed,
     DownloadError,
     Item,
-    Manifest,
     Places,
     UnknownItemError,
     install,
@@ -33,10 +33,6 @@ PROG = "fcn-lightning download"
 
 def _quote(path: Path | str) -> str:
     return shlex.quote(str(path))
-
-
-def header(item: Item) -> str:
-    return f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})"
 
 
 def listing(places: Places) -> str:
@@ -62,9 +58,7 @@ def listing(places: Places) -> str:
 
 def check_dataset(name: str, folder: Path) -> list[str]:
     """What ``check-data`` finds in a dataset folder, built as its ``base.yaml`` builds it."""
-    use = DATASETS[name]
-    module_name, _, class_name = use.data_module.rpartition(".")
-    data_class = getattr(importlib.import_module(module_name), class_name)
+    data_class = pkgutil.resolve_name(DATASETS[name].data_module)
     options = {}
     if name == "nyud":  # what the archives hold; HHA once prepare-nyud has written it
         options["modalities"] = ["rgb", "depth", *(["hha"] if (folder / "data" / "hha").is_dir() else [])]
@@ -132,29 +126,17 @@ def next_steps(
     return lines, problems
 
 
-def _recorded(item: Item, places: Places) -> str:
-    """For an item whose first download's sha256 is recorded: that a copy must match it; how to drop it."""
-    if item.checksum is not None:
-        return ""
-    try:
-        manifest = Manifest(places.folder(item))
-    except DownloadError:
-        return ""
-    if not (manifest.file(item.file) or {}).get("sha256"):
-        return ""
-    return (
-        f"; it must match the sha256 recorded at its first download: if that copy was a bad one, delete the "
-        f"entry {item.file!r} from {manifest.path}"
-    )
-
-
 def _failure(error: Exception, item: Item, places: Places, mirror: str | None) -> str:
     """What went wrong with ``item``, and what to do about it."""
     if isinstance(error, AllSourcesFailed):
+        recorded = (
+            f"; it must match the sha256 recorded at its first download: if that copy was a bad one, delete "
+            f"the entry {item.file!r} from {places.folder(item) / MANIFEST_NAME}"
+        )
         return (
             f"no source delivered {item.file} ({', '.join(error.urls)}); fetch it by hand and put it at "
             f"{places.folder(item) / item.file}, then run {download_command([item.name], places, mirror)} "
-            f"again{_recorded(item, places)}"
+            f"again{recorded if error.expected and not item.checksum else ''}"
         )
     if isinstance(error, OSError) and not error.filename:  # this side: a folder it cannot write into
         return f"{error} (writing into {places.folder(item)})"
@@ -199,23 +181,15 @@ def main(argv: Sequence[str]) -> int:
         items = resolve_names(args.names)
     except UnknownItemError as error:
         parser.error(str(error))
-    if args.dry_run:
-        code = 0
-        for item in items:
-            print(header(item))
-            try:
-                print("\n".join(plan(item, places, args.mirror)))
-            except DownloadError as error:
-                error_line(PROG, f"{item.name}: {error}")
-                code = 1
-        return code
-
     given_mirror = args.mirror if args.mirror != os.environ.get("FCN_MIRROR") else None  # $FCN_MIRROR stays
     failed: set[str] = set()
     for item in items:
-        print(header(item), flush=True)
+        print(f"{item.name}: {item.title} ({item.file}{f', {item.size}' if item.size else ''})", flush=True)
         try:
-            install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
+            if args.dry_run:
+                print("\n".join(plan(item, places, args.mirror)))
+            else:
+                install(item, places, mirror=args.mirror, say=lambda line: print(line, flush=True))
         except KeyboardInterrupt:
             error_line(
                 PROG, f"{item.name}: interrupted; run the same command again to resume where it stopped"
@@ -224,6 +198,8 @@ def main(argv: Sequence[str]) -> int:
         except (AllSourcesFailed, DownloadError, OSError) as error:
             failed.add(item.name)
             error_line(PROG, f"{item.name}: {_failure(error, item, places, given_mirror)}")
+    if args.dry_run:
+        return 1 if failed else 0
     lines, problems = next_steps(items, places, failed, given_mirror)
     if lines:
         print("\n".join(lines))

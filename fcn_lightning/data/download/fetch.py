@@ -3,7 +3,6 @@ digest checked before the rename; a mismatch deletes the partial file and moves 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
@@ -12,7 +11,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from fcn_lightning.data.download.items import Checksum
 from fcn_lightning.data.progress import ByteProgress
 from fcn_lightning.io import atomic_write, publish
 
-__all__ = ["AllSourcesFailed", "fetch", "file_digests", "mirror_url", "partial_path"]
+__all__ = ["AllSourcesFailed", "fetch", "mirror_url", "partial_path"]
 
 CHUNK = 1 << 20
 #: Seconds a connection may stay silent before the attempt counts as interrupted.
@@ -39,11 +38,11 @@ class SourceFailed(Exception):
 
 
 class AllSourcesFailed(Exception):
-    """No source delivered a verified file; ``urls`` were tried in order."""
+    """No source delivered a verified file; ``urls`` were tried in order, held to ``expected``."""
 
-    def __init__(self, urls: Sequence[str]) -> None:
+    def __init__(self, urls: Sequence[str], expected: Checksum | None) -> None:
         super().__init__(", ".join(urls))
-        self.urls = list(urls)
+        self.urls, self.expected = list(urls), expected
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,14 @@ def mirror_url(mirror: str, file: str) -> str:
     return f"{mirror.rstrip('/')}/{urllib.parse.quote(file)}"
 
 
-def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
-    """The hex digests of a file, every algorithm in one pass."""
-    hashes = {name: hashlib.new(name) for name in dict.fromkeys(algorithms)}
+def digests_for(path: Path, expected: Checksum | None) -> dict[str, str]:
+    """The file's sha256, and its digest of ``expected``'s algorithm, in one pass."""
+    hashes = {name: hashlib.new(name) for name in {"sha256", expected.algorithm if expected else "sha256"}}
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             for h in hashes.values():
                 h.update(chunk)
     return {name: h.hexdigest() for name, h in hashes.items()}
-
-
-def digests_for(path: Path, expected: Checksum | None) -> dict[str, str]:
-    """The file's sha256, and its digest of ``expected``'s algorithm."""
-    return file_digests(path, ["sha256"] + ([expected.algorithm] if expected else []))
 
 
 def mismatch(expected: Checksum | None, digests: Mapping[str, str]) -> str | None:
@@ -96,11 +90,11 @@ def _reason(error: BaseException) -> str:
     """A few words for a failed connection or transfer."""
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        error = error.reason if isinstance(error.reason, BaseException) else OSError(str(error.reason))
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+        error = error.reason
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(error, (TimeoutError, socket.timeout)):
+    if isinstance(error, TimeoutError):
         return "no answer (timed out)"
     if isinstance(error, socket.gaierror):
         return f"host not found ({error.strerror or error})"
@@ -152,60 +146,55 @@ def _open(url: str, start: int, meta: dict[str, Any], timeout: float) -> tuple[A
 
 
 def _attempt(url: str, target: Path, timeout: float, say: Say) -> bool:
-    """One request growing the partial file: whether it is whole now (False: it broke off, to resume)."""
+    """One request growing the partial file: whether it is whole now (False: it broke off further on, to
+    resume; a break with no progress fails the source)."""
     partial = partial_path(target)
     meta = _read_meta(target)
     have = partial.stat().st_size if partial.is_file() else 0
     if have and meta.get("total") and have >= meta["total"] and meta.get("url") == url:
         return True  # whole already (a run stopped between the last byte and the check)
     response, start, total = _open(url, have, meta, timeout)
-    with response:
-        if have and start == 0:
-            say(
-                f"  {url}: the server sent the whole file (no range support or the file changed): from byte 0"
-            )
-        if have and start and meta.get("total") and total and total != meta["total"]:
-            response.close()
-            source = f"the partial file's source ({meta['total']})"
-            say(f"  {url}: its size ({total}) is not that of {source}: from byte 0")
-            discard_partial(target)
-            return _attempt(url, target, timeout, say)
-        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
-        with atomic_write(_meta_path(target), "w", durable=False) as f:
-            json.dump({"url": url, "validator": validator, "total": total}, f)
-        done = start
-        with (
-            open(partial, "ab" if start else "wb") as out,
-            ByteProgress(f"  {target.name}", total, done=start) as shown,
-        ):
-            while True:
-                try:
-                    chunk = response.read(CHUNK)
-                except (OSError, http.client.HTTPException) as error:  # the connection, not this side
-                    say(f"  {url}: {_reason(error)} after {done} of {total or '?'} bytes")
-                    return False
-                if not chunk:
-                    break
-                out.write(chunk)  # a full disk is raised: no other source would help
-                done += len(chunk)
-                shown.update(len(chunk))
-    if total is not None and done < total:
-        say(f"  {url}: the connection closed after {done} of {total} bytes")
-        return False
-    return True
+    if start and meta.get("total") and total and total != meta["total"]:
+        response.close()
+        source = f"the partial file's source ({meta['total']})"
+        say(f"  {url}: its size ({total}) is not that of {source}: from byte 0")
+        discard_partial(target)
+        return _attempt(url, target, timeout, say)
+    if have and not start:
+        say(f"  {url}: the server sent the whole file (no range support or the file changed): from byte 0")
+    validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+    with atomic_write(_meta_path(target), "w", durable=False) as f:
+        json.dump({"url": url, "validator": validator, "total": total}, f)
+    broke = None
+    with (
+        response,
+        open(partial, "ab" if start else "wb") as out,
+        ByteProgress(f"  {target.name}", total, done=start) as shown,
+    ):
+        while True:
+            try:
+                chunk = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as error:  # the connection, not this side
+                broke = _reason(error)
+                break
+            if not chunk:
+                break
+            out.write(chunk)  # a full disk is raised: no other source would help
+            shown.update(len(chunk))
+    if broke is None and (total is None or shown.done >= total):
+        return True
+    say(f"  {url}: {broke or 'the connection closed'} after {shown.done} of {total or '?'} bytes")
+    if shown.done <= have:
+        raise SourceFailed("the transfer broke off without progress")
+    return False
 
 
 def _fetch_source(url: str, target: Path, timeout: float, say: Say) -> None:
     """Bring the partial file of ``target`` to the whole file at ``url``, resuming while it gets further."""
-    partial = partial_path(target)
     for _ in range(ATTEMPTS):
-        before = partial.stat().st_size if partial.is_file() else 0
         if _attempt(url, target, timeout, say):
             return
-        after = partial.stat().st_size if partial.is_file() else 0
-        if after <= before:
-            raise SourceFailed("the transfer broke off without progress")
-        say(f"  {url}: resuming at byte {after}")
+        say(f"  {url}: resuming at byte {partial_path(target).stat().st_size}")
     raise SourceFailed(f"the transfer broke off {ATTEMPTS} times")
 
 
@@ -240,7 +229,6 @@ def fetch(
             say(f"  {url}: {error}")
             continue
         publish(partial, target)
-        with contextlib.suppress(OSError):
-            _meta_path(target).unlink()
+        _meta_path(target).unlink(missing_ok=True)
         return Fetched(url, digests)
-    raise AllSourcesFailed(urls)
+    raise AllSourcesFailed(urls, expected)

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fcn_lightning.data.download.fetch import TIMEOUT, digests_for, fetch, mirror_url, mismatch, partial_path
 from fcn_lightning.data.download.items import WEIGHTS, Checksum, Item
@@ -58,8 +59,8 @@ def _targets(places: Places, item: Item) -> str:
     return ", ".join(map(str, places.targets(item)))
 
 
-def _record(manifest: Manifest, item: Item, path: Path, sha256: str, url: str, fetched: bool) -> None:
-    manifest.record_file(item.file, sha256=sha256, fingerprint=fingerprint(path), url=url, fetched=fetched)
+def _record(manifest: Manifest, item: Item, path: Path, **entry: Any) -> None:
+    manifest.record("files", item.file, fingerprint=fingerprint(path), **entry)
 
 
 def sources(item: Item, mirror: str | None = None) -> list[str]:
@@ -107,20 +108,18 @@ def _verify_present(item: Item, path: Path, manifest: Manifest, say: Say) -> boo
     expected = _expected(item, manifest)
     say(f"  checking {path}")
     digests = digests_for(path, expected)
-    if expected is not None and (wrong := mismatch(expected, digests)):
-        say(f"  {path}: {wrong} ({expected.source}): fetching it again")
-        return False
-    if expected is None and (problem := _content_problem(item, path)) is not None:
-        say(f"  {path}: {problem}: fetching it again")
+    problem = _content_problem(item, path) if expected is None else mismatch(expected, digests)
+    if problem:
+        say(f"  {path}: {problem}{f' ({expected.source})' if expected else ''}: fetching it again")
         return False
     url, fetched = recorded.get("url", "placed by hand"), recorded.get("fetched", False)
-    _record(manifest, item, path, digests["sha256"], url, fetched)
+    _record(manifest, item, path, sha256=digests["sha256"], url=url, fetched=fetched)
     return True
 
 
 def _fetch(
     item: Item, folder: Path, manifest: Manifest, mirror: str | None, say: Say, timeout: float
-) -> Path:
+) -> None:
     """Fetch the item's file into ``folder`` (verified before it takes its name) and record it."""
     target = folder / item.file
     urls = sources(item, mirror)
@@ -129,9 +128,8 @@ def _fetch(
     expected = _expected(item, manifest)
     check = None if expected is not None else (lambda path: _content_problem(item, path))
     fetched = fetch(urls, target, expected, check=check, say=say, timeout=timeout)
-    _record(manifest, item, target, fetched.digests["sha256"], fetched.url, True)
+    _record(manifest, item, target, sha256=fetched.digests["sha256"], url=fetched.url, fetched=True)
     say(f"  {item.file}: {how}")
-    return target
 
 
 def _archive_state(item: Item, folder: Path, manifest: Manifest) -> tuple[str, list[Path]]:
@@ -174,10 +172,10 @@ def _unpack(item: Item, archive: Path, folder: Path, manifest: Manifest) -> list
             *(p for p in item.optional if (scratch / p).exists() and not (folder / p).exists()),
         ]
         sha256 = (manifest.file(item.file) or {}).get("sha256")
-        manifest.record_item(item.name, state="placing", placed=kept, file=item.file, sha256=sha256)
+        manifest.record("items", item.name, state="placing", placed=kept, file=item.file, sha256=sha256)
         for path in kept:
             publish(scratch / path, folder / path)
-        manifest.record_item(item.name, state="complete", placed=kept, file=item.file, sha256=sha256)
+        manifest.record("items", item.name, state="complete", placed=kept, file=item.file, sha256=sha256)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return kept
@@ -192,7 +190,7 @@ def _not_the_archive(item: Item, archive: Path, manifest: Manifest, error: Downl
             f"{item.name} is known by; unpack it by hand into {archive.parent} and report it"
         )
     fetched = (manifest.file(item.file) or {}).get("fetched")
-    manifest.forget_file(item.file)
+    manifest.forget("files", item.file)
     if fetched:
         archive.unlink(missing_ok=True)
         return DownloadError(
@@ -217,15 +215,7 @@ def install(
     folder = places.folder(item)
     with folder_lock(folder):
         manifest = Manifest(folder)
-        if not item.is_archive:
-            target = folder / item.file
-            if target.is_file() and _verify_present(item, target, manifest, say):
-                say(f"  {target}: there and verified, nothing to fetch")
-                return "complete"
-            _fetch(item, folder, manifest, mirror, say, timeout)
-            say(f"  -> {target}")
-            return "installed"
-        state, clear = _archive_state(item, folder, manifest)
+        state, clear = _archive_state(item, folder, manifest) if item.is_archive else ("file", [])
         if state in _LEFT:
             say(f"  {_targets(places, item)}: {_LEFT[state]}")
             return state
@@ -233,16 +223,21 @@ def install(
             say(f"  an earlier unpacking did not finish or lost a part: unpacking again ({clear[0]} ...)")
             for path in clear:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            manifest.forget_item(item.name)
-        archive = folder / item.file
-        if not (archive.is_file() and _verify_present(item, archive, manifest, say)):
+            manifest.forget("items", item.name)
+        file = folder / item.file
+        if not (file.is_file() and _verify_present(item, file, manifest, say)):
             _fetch(item, folder, manifest, mirror, say, timeout)
-        try:
-            kept = _unpack(item, archive, folder, manifest)
-        except DownloadError as error:
-            raise _not_the_archive(item, archive, manifest, error) from error
-        if (manifest.file(item.file) or {}).get("fetched"):
-            archive.unlink()  # what it holds is in place; an archive put there by hand is kept
+        elif not item.is_archive:
+            say(f"  {file}: there and verified, nothing to fetch")
+            return "complete"
+        kept = [item.file]
+        if item.is_archive:
+            try:
+                kept = _unpack(item, file, folder, manifest)
+            except DownloadError as error:
+                raise _not_the_archive(item, file, manifest, error) from error
+            if (manifest.file(item.file) or {}).get("fetched"):
+                file.unlink()  # what it holds is in place; an archive put there by hand is kept
         say(f"  -> {', '.join(str(folder / p) for p in kept)}")
         return "installed"
 
@@ -255,18 +250,16 @@ def plan(item: Item, places: Places, mirror: str | None = None) -> list[str]:
     if state in _LEFT:
         return [f"  {_targets(places, item)}: {_LEFT[state]}"]
     lines = [f"  would clear {path} (an unfinished unpacking)" for path in clear]
-    if (folder / item.file).is_file():
+    file = folder / item.file
+    if file.is_file():
         unpack = f", unpacked into {folder}" if item.is_archive else ""
-        return [
-            *lines,
-            f"  {folder / item.file} is there: it would be checked ({_how(item, manifest)}){unpack}",
-        ]
-    partial = partial_path(folder / item.file)
+        return [*lines, f"  {file} is there: it would be checked ({_how(item, manifest)}){unpack}"]
+    partial = partial_path(file)
     resume = f", resuming {partial} ({partial.stat().st_size} bytes)" if partial.is_file() else ""
     lines.append(f"  would fetch {item.file}{f' ({item.size})' if item.size else ''}{resume} from, in order:")
     lines += [f"    {url}" for url in sources(item, mirror)]
     lines.append(f"  check: {_how(item, manifest)}")
     if item.is_archive:
-        lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {folder / item.file}")
+        lines.append(f"  unpack {', '.join(item.products)} into {folder}, then delete {file}")
     lines.append(f"  -> {_targets(places, item)}")
     return lines

@@ -40,34 +40,21 @@ class Checksum:
 
 @dataclass(frozen=True)
 class Item:
-    """One file to fetch.
-
-    Args:
-        name: what ``download`` takes.
-        title: what it is.
-        file: the file's own name (what ``--mirror`` fetches, where the manual route puts it).
-        urls: its sources, tried in this order.
-        source: where those addresses are published.
-        dataset: the folder under the data root it unpacks into (``voc``, ...), or :data:`WEIGHTS`.
-        size: its size as the host states it, ``"~..."`` for an estimate, ``""`` unknown.
-        checksum: a published digest, or ``None``: the manifest route.
-        products: for an archive, the paths kept (at its top or inside one enclosing folder), each placed at
-            the same path under the dataset's root; empty for a file kept whole.
-        optional: paths kept when the archive has them.
-        validate: for a released FCN, the configs (and overrides) that train and score it: ``convert-caffe``
-            takes its model from them, ``validate`` scores it with them.
-    """
+    """One file to fetch: the name ``download`` takes, what it is, its sources, where it goes."""
 
     name: str
     title: str
-    file: str
-    urls: tuple[str, ...]
-    source: str
-    dataset: str
-    size: str
-    checksum: Checksum | None = None
+    file: str  # the file's own name (what ``--mirror`` fetches, where the manual route puts it)
+    urls: tuple[str, ...]  # tried in this order
+    source: str  # where those addresses are published
+    dataset: str  # the folder under the data root it unpacks into (``voc``, ...), or WEIGHTS
+    size: str  # as the host states it, ``"~..."`` for an estimate, ``""`` unknown
+    checksum: Checksum | None = None  # a published digest, or None: the manifest route
+    #: An archive's kept paths (at its top or inside one enclosing folder), each placed at the same path
+    #: under the dataset's root; empty for a file kept whole. ``optional``: kept when the archive has them.
     products: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    #: A released FCN's configs (and overrides) that train and score it (``convert-caffe``, ``validate``).
     validate: tuple[str, ...] = ()
 
     @property
@@ -88,7 +75,6 @@ REFERENCE = "the authors' repository shelhamer/fcn.berkeleyvision.org"
 VOC_HOSTS = ("https://thor.robots.ox.ac.uk/pascal/VOC", "http://host.robots.ox.ac.uk/pascal/VOC")
 RELEASES = "http://dl.caffe.berkeleyvision.org"
 CAFFENET_README = "BVLC/caffe models/bvlc_reference_caffenet/readme.md"
-VOC_SPLITS = "ImageSets/Segmentation"
 
 
 def _release(name: str, title: str, size: str, config: str, imagenet_start: bool) -> Item:
@@ -173,7 +159,7 @@ _ITEMS = (
         dataset="voc",
         size="1.7 GB",
         checksum=Checksum("md5", "6c3384ef61512963050cb5d687e5bf1e", TORCHVISION_VOC),
-        products=(f"TrainVal/VOCdevkit/VOC2011/{VOC_SPLITS}",),
+        products=("TrainVal/VOCdevkit/VOC2011/ImageSets/Segmentation",),
     ),
     Item(
         name="nyud-prepared",

@@ -54,20 +54,16 @@ class Manifest:
     def item(self, name: str) -> dict[str, Any] | None:
         return self.data["items"].get(name)
 
-    def record_file(self, name: str, **entry: Any) -> None:
-        self.data["files"][name] = {**entry, "recorded": _now()}
+    def record(self, part: str, name: str, **entry: Any) -> None:
+        """Record ``entry`` under ``name`` in ``part`` (``files`` or ``items``), stamped with the time."""
+        self.data[part][name] = {
+            **entry,
+            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         self._save()
 
-    def record_item(self, name: str, **entry: Any) -> None:
-        self.data["items"][name] = {**entry, "recorded": _now()}
-        self._save()
-
-    def forget_file(self, name: str) -> None:
-        if self.data["files"].pop(name, None) is not None:
-            self._save()
-
-    def forget_item(self, name: str) -> None:
-        if self.data["items"].pop(name, None) is not None:
+    def forget(self, part: str, name: str) -> None:
+        if self.data[part].pop(name, None) is not None:
             self._save()
 
     def _save(self) -> None:
@@ -91,10 +87,6 @@ def _check_shape(data: Any) -> None:
         placed = entry.get("placed", [])
         if not isinstance(placed, list) or not all(isinstance(p, str) for p in placed):
             raise ValueError(f"the paths placed by {name!r} are not a list of names")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager

@@ -1,17 +1,19 @@
 """Unpacking only the paths an item keeps (tar or zip), never outside the folder: a member that would land
-outside refuses the archive, naming it; symbolic links are made last, then resolved again."""
+outside refuses the archive, naming it. Files and folders are written first and symbolic links made last
+(nothing is written through a link), then every link is resolved again."""
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import lzma
 import os
+import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -20,12 +22,10 @@ from fcn_lightning.data.progress import ByteProgress
 
 __all__ = ["UnsafeArchiveError", "archive_problem", "unpack_kept"]
 
-#: Errors of the disk written to, not of the archive: raised as they are.
-THIS_SIDE = frozenset(
-    getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EMFILE", "ENFILE")
-    if hasattr(errno, name)
-)
+#: A member as either format gives it: name, kind (file, dir, sym, hard), link target, opener, mode, mtime.
+Member = tuple[str, str, str, Callable[[], IO[bytes]], int, float | None]
+#: What a damaged archive raises, besides an ``OSError`` without an ``errno`` (a gzip stream's).
+DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, ValueError)
 
 
 class UnsafeArchiveError(DownloadError):
@@ -63,99 +63,13 @@ def _inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
 
 
-def _check_link(out: Path, target: str, root: Path, name: str, archive: Path) -> None:
-    """A link at ``out`` to ``target`` must stay inside ``root`` as written (:meth:`_Tree.finish` checks
-    again once all links are made)."""
-    if target.startswith("/") or not _inside(
-        os.path.realpath(os.path.join(out.parent, target)), os.path.realpath(root)
-    ):
-        raise _refused(archive, name, f"links to {target!r}, outside the folder")
+def _leaves(path: str) -> bool:
+    """Whether ``path``, relative to the folder and read as written, leads out of it."""
+    path = posixpath.normpath(path)
+    return path.startswith("/") or path == ".." or path.startswith("../")
 
 
-def _copy(source: IO[bytes], out: Path, mode: int) -> None:
-    with open(out, "wb") as f:
-        shutil.copyfileobj(source, f, 1 << 20)
-    os.chmod(out, (mode & 0o777) | 0o600)
-
-
-class _Tree:
-    """The kept members placed under ``into``: symbolic links last (:meth:`finish`), the rest as they come."""
-
-    def __init__(self, archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
-        self.archive, self.into, self.keep = archive, into, keep
-        self.links: dict[Path, tuple[str, str]] = {}  # where -> (target, member name), made by finish()
-
-    def destination(self, parts: tuple[str, ...]) -> Path | None:
-        """Where a kept member goes (``None``: not kept), replacing a link asked for at it or above it."""
-        relative = _kept(parts, self.keep)
-        if relative is None:
-            return None
-        out = self.into.joinpath(*relative)
-        for path in (out, *out.parents):
-            self.links.pop(path, None)
-            if path == self.into:
-                break
-        return out
-
-    def folder(self, parts: tuple[str, ...]) -> None:
-        out = self.destination(parts)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-
-    def file(self, parts: tuple[str, ...], source: IO[bytes], mode: int, mtime: float | None = None) -> None:
-        out = self.destination(parts)
-        if out is None:
-            return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(missing_ok=True)  # an earlier member of this path (a hard link's other name stays)
-        _copy(source, out, mode)
-        if mtime is not None:
-            os.utime(out, (mtime, mtime))
-
-    def hard_link(self, parts: tuple[str, ...], target: str, name: str) -> None:
-        out = self.destination(parts)
-        if out is None:
-            return
-        linked = _kept(_parts(target, self.archive), self.keep)
-        source = self.into.joinpath(*linked) if linked else None
-        if source is None or source.is_symlink() or not source.is_file():
-            raise _refused(
-                self.archive, name, f"is a hard link to {target!r}, which is not a file unpacked before it"
-            )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(missing_ok=True)
-        os.link(source, out)
-
-    def symbolic_link(self, parts: tuple[str, ...], target: str, name: str) -> None:
-        _check_link(self.into.joinpath(*parts), target, self.into, name, self.archive)
-        relative = _kept(parts, self.keep)
-        if relative is None:
-            return
-        out = self.into.joinpath(*relative)
-        _check_link(out, target, self.into, name, self.archive)
-        self.links.pop(out, None)
-        self.links[out] = (target, name)  # a later member of the same path replaces it
-
-    def finish(self) -> None:
-        """Make the links asked for, then refuse the archive if any of them leads outside."""
-        root = os.path.realpath(self.into)
-        for out, (target, name) in self.links.items():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not _inside(os.path.realpath(out.parent), root):
-                raise _refused(self.archive, name, "would be made through a link leading outside the folder")
-            if out.is_dir() and not out.is_symlink():
-                raise _refused(self.archive, name, "is a link where the archive has a folder")
-            out.unlink(missing_ok=True)
-            os.symlink(target, out)
-        for out, (target, name) in self.links.items():
-            if not _inside(os.path.realpath(out), root):
-                for made in self.links:
-                    made.unlink(missing_ok=True)  # none left behind leading out
-                raise _refused(self.archive, name, f"links to {target!r}, outside the folder")
-
-
-def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
-    tree = _Tree(archive, into, keep)
+def _tar_members(archive: Path) -> Iterator[Member]:
     with (
         open(archive, "rb") as raw,
         ByteProgress(f"  unpacking {archive.name}", archive.stat().st_size) as shown,
@@ -163,26 +77,16 @@ def _unpack_tar(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
     ):
         for member in tar:
             shown.update(raw.tell() - shown.done)
-            parts = _parts(member.name, archive)
-            if member.issym():
-                tree.symbolic_link(parts, member.linkname, member.name)
-            elif member.islnk():
-                _parts(member.linkname, archive)
-                tree.hard_link(parts, member.linkname, member.name)
-            elif member.isdir():
-                tree.folder(parts)
-            elif member.isfile():
-                if _kept(parts, keep) is not None:
-                    extracted = tar.extractfile(member)
-                    assert extracted is not None
-                    tree.file(parts, extracted, member.mode, member.mtime)
-            else:
+            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
                 raise _refused(archive, member.name, "is a device or pipe")
-    tree.finish()
+            kind = (
+                "sym" if member.issym() else "hard" if member.islnk() else "dir" if member.isdir() else "file"
+            )
+            read = lambda member=member: tar.extractfile(member)  # noqa: E731
+            yield member.name, kind, member.linkname, read, member.mode, member.mtime
 
 
-def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
-    tree = _Tree(archive, into, keep)
+def _zip_members(archive: Path) -> Iterator[Member]:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:  # every name is checked before anything is written
@@ -190,17 +94,28 @@ def _unpack_zip(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> N
         with ByteProgress(f"  unpacking {archive.name}", sum(i.file_size for i in infos)) as shown:
             for info in infos:
                 shown.update(info.file_size)
-                parts = _parts(info.filename, archive)
                 mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    target = zf.read(info).decode("utf-8", "surrogateescape")
-                    tree.symbolic_link(parts, target, info.filename)
-                elif info.is_dir():
-                    tree.folder(parts)
-                elif _kept(parts, keep) is not None:
-                    with zf.open(info) as source:
-                        tree.file(parts, source, mode or 0o644)
-    tree.finish()
+                kind = "sym" if stat.S_ISLNK(mode) else "dir" if info.is_dir() else "file"
+                target = zf.read(info).decode("utf-8", "surrogateescape") if kind == "sym" else ""
+                yield info.filename, kind, target, lambda info=info: zf.open(info), mode or 0o644, None
+
+
+def _make_links(archive: Path, into: Path, links: dict[Path, tuple[str, str]]) -> None:
+    """Make the symbolic links asked for, then refuse the archive if any of them leads outside."""
+    root = os.path.realpath(into)
+    for out, (target, name) in links.items():
+        if not _inside(os.path.realpath(out.parent), root):
+            raise _refused(archive, name, "would be made through a link leading outside the folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir() and not out.is_symlink():
+            raise _refused(archive, name, "is a link where the archive has a folder")
+        out.unlink(missing_ok=True)
+        os.symlink(target, out)
+    for out, (target, name) in links.items():
+        if not _inside(os.path.realpath(out), root):
+            for made in links:
+                made.unlink(missing_ok=True)  # none left behind leading out
+            raise _refused(archive, name, f"links to {target!r}, outside the folder")
 
 
 def _is_zip(name: str) -> bool:
@@ -215,26 +130,50 @@ def archive_problem(path: Path, name: str) -> str | None:
     return None if tarfile.is_tarfile(path) else "not a tar archive"
 
 
+def _unpack(archive: Path, into: Path, keep: Sequence[tuple[str, ...]]) -> None:
+    links: dict[Path, tuple[str, str]] = {}  # where -> (target, member name): made once all else is
+    members = (_zip_members if _is_zip(archive.name) else _tar_members)(archive)
+    with contextlib.closing(members):
+        for name, kind, target, read, mode, mtime in members:
+            parts = _parts(name, archive)
+            if kind == "sym" and _leaves(posixpath.join(*parts[:-1], target)):
+                raise _refused(archive, name, f"links to {target!r}, outside the folder")
+            linked = _kept(_parts(target, archive), keep) if kind == "hard" else None
+            relative = _kept(parts, keep)
+            if relative is None:
+                continue
+            out = into.joinpath(*relative)
+            if kind == "sym":
+                links.pop(out, None)  # a later member of the same path replaces it
+                links[out] = (target, name)
+                continue
+            for depth in range(len(relative)):  # a file or folder replaces a link at or above its path
+                links.pop(into.joinpath(*relative[: depth + 1]), None)
+            if kind == "dir":
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.unlink(missing_ok=True)  # an earlier member of this path (a hard link's other name stays)
+            if kind == "hard":
+                if linked is None or not into.joinpath(*linked).is_file():
+                    why = f"is a hard link to {target!r}, which is not a file unpacked before it"
+                    raise _refused(archive, name, why)
+                os.link(into.joinpath(*linked), out)
+                continue
+            with read() as source, open(out, "wb") as f:
+                shutil.copyfileobj(source, f, 1 << 20)
+            os.chmod(out, (mode & 0o777) | 0o600)
+            if mtime is not None:
+                os.utime(out, (mtime, mtime))
+    _make_links(archive, into, links)
+
+
 def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
     """Unpack the members of ``archive`` under the paths ``keep`` into the empty folder ``into``, at the same
     paths; a damaged archive raises :class:`DownloadError`, the disk's own errors are raised as they are."""
-    paths = [PurePosixPath(p).parts for p in keep]
     try:
-        if _is_zip(archive.name):
-            _unpack_zip(archive, into, paths)
-        else:
-            _unpack_tar(archive, into, paths)
-    except UnsafeArchiveError:
-        raise
-    except (
-        OSError,
-        tarfile.TarError,
-        zipfile.BadZipFile,
-        EOFError,
-        zlib.error,
-        lzma.LZMAError,
-        ValueError,
-    ) as error:
-        if isinstance(error, OSError) and error.errno in THIS_SIDE:
-            raise
+        _unpack(archive, into, [PurePosixPath(p).parts for p in keep])
+    except (OSError, *DAMAGED) as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            raise  # the disk's own (full, read-only, ...), not the archive's
         raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error

@@ -11,8 +11,8 @@ from fcn_lightning.data.download.manifest import folder_lock
 
 
 def test_the_record_keeps_files_and_items_across_runs(tmp_path):
-    Manifest(tmp_path).record_file("a.tar", sha256="0" * 64)
-    Manifest(tmp_path).record_item("a", state="complete", placed=["A"])
+    Manifest(tmp_path).record("files", "a.tar", sha256="0" * 64)
+    Manifest(tmp_path).record("items", "a", state="complete", placed=["A"])
     again = Manifest(tmp_path)
     assert again.file("a.tar")["sha256"] == "0" * 64 and again.item("a")["placed"] == ["A"]
     assert json.loads((tmp_path / MANIFEST_NAME).read_text())["items"]["a"]["state"] == "complete"
