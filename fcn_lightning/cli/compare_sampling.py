@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from fcn_lightning.cli.lightning import FCNLightningCLI, build
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
-from fcn_lightning.training.compare_sampling import (
-    ComparisonPlan,
-    plot_curves,
-    run_comparison,
-    summarise,
-    write_curves,
-)
-from fcn_lightning.training.staged import default_out_dir
 
 
 def main(argv: Sequence[str]) -> list[dict[str, Any]]:
@@ -39,19 +29,20 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
         help="fit only this run (repeatable: whole, p0.5, p0.25, patch48, ...), as a sweep does per agent",
     )
     args, overrides = parse_plan_args(parser, argv)
-    plan = load_plan(parser.prog, ComparisonPlan.load, args.config)
-    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
+    # Lightning and torch only now: the help answers at once.
+    from fcn_lightning.cli.lightning import FCNLightningCLI, build
+    from fcn_lightning.training import compare_sampling as comparison
+
+    plan, out_dir = load_plan(parser.prog, comparison.ComparisonPlan.load, args)
     start = time.perf_counter()
-    runs, rows = run_comparison(
+    runs, rows = comparison.run_comparison(
         plan,
         out_dir,
         overrides,
-        lambda fit_args: build(
-            FCNLightningCLI, fit_args, prog="fcn-lightning compare-sampling", folder_option="--out"
-        ),
+        lambda fit_args: build(FCNLightningCLI, fit_args, prog=parser.prog, folder_option="--out"),
         only=args.run,
     )
-    write_curves(rows, out_dir / "curves.csv")
-    plot_curves(runs, rows, out_dir / "curves.png")
-    print("\n" + summarise(runs, rows, out_dir, time.perf_counter() - start))
+    comparison.write_curves(rows, out_dir / "curves.csv")
+    comparison.plot_curves(runs, rows, out_dir / "curves.png")
+    print("\n" + comparison.summarise(runs, rows, out_dir, time.perf_counter() - start))
     return rows

@@ -1,10 +1,6 @@
-"""``fcn-lightning describe``: the paper's Table 1 columns for every net of the suite, computed.
-
-Parameters, receptive field and maximum stride come from the nets themselves (the receptive field and
-stride from layer geometry, :func:`~fcn_lightning.nets.geometry.receptive_field`); GFLOPs are counted on
-the meta device (shapes only: no memory, no time); the forward time is measured on the chosen device with
-random weights (the time does not depend on them).
-"""
+"""``fcn-lightning describe``: the paper's Table 1 columns for every net of the suite, computed: parameters,
+receptive field and stride from the nets' layers, GFLOPs on the meta device (shapes only: no memory, no
+time), the forward time on a device with random weights (the time does not depend on them)."""
 
 from __future__ import annotations
 
@@ -25,12 +21,8 @@ from fcn_lightning.paper import TABLE1
 from fcn_lightning.registry import MODELS
 
 #: Rows of the table: (model name, title). The single-layer nets come with ``--all``.
-NETS: tuple[tuple[str, str], ...] = tuple(
-    (n, r.full_title) for n, r in MODELS.items() if r.describe == "main"
-)
-SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = tuple(
-    (n, r.full_title) for n, r in MODELS.items() if r.describe == "all"
-)
+NETS = tuple((n, r.full_title) for n, r in MODELS.items() if r.describe == "main")
+SINGLE_LAYER_NETS = tuple((n, r.full_title) for n, r in MODELS.items() if r.describe == "all")
 
 
 def build(name: str, num_classes: int, width: float) -> FCN:
@@ -41,9 +33,8 @@ def build(name: str, num_classes: int, width: float) -> FCN:
 
 @dataclass(frozen=True)
 class NetFacts:
-    """One row: parameters learned (fixed bilinear upsamplers excluded, as Table 1 counts) and all,
-    receptive field and stride of the deepest scored blob, GFLOPs (2 x multiply-accumulates of the convs
-    and transposed convs) and forward milliseconds (``None`` when not timed)."""
+    """One row: parameters learned (as Table 1 counts: no fixed upsampler) and all, receptive field and
+    stride of the deepest scored blob, GFLOPs, forward milliseconds (``None`` when not timed)."""
 
     name: str
     title: str
@@ -55,19 +46,9 @@ class NetFacts:
     ms: float | None = None
 
 
-def _sizes(net: FCN) -> tuple[int, int, int, int]:
-    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    params_all = sum(p.numel() for p in net.parameters())
-    field = receptive_field(net.trunk.layers_to(net.source))
-    return params, params_all, field.size, field.stride
-
-
 def count_gflops(net: nn.Module, size: int) -> float:
-    """GFLOPs of one forward pass of a ``size`` x ``size`` image; ``net`` may live on the meta device.
-
-    The net's FLOPs as the paper counts them: upsamplers as dense deconvolutions (``dense_upsampling``),
-    though a fixed bilinear one computes far less.
-    """
+    """GFLOPs (2 x multiply-accumulates) of a forward pass of a ``size`` x ``size`` image, the upsamplers
+    as dense deconvolutions, as the paper counts them; ``net`` may live on the meta device."""
     device = next(net.parameters()).device
     with FlopCounterMode(display=False) as counter, torch.no_grad(), dense_upsampling():
         net(torch.empty(1, net.in_channels, size, size, device=device))
@@ -78,18 +59,16 @@ def time_forward(net: nn.Module, size: int, device: torch.device, repeats: int) 
     """Median milliseconds of a forward pass (batch 1, ``size`` x ``size``) after one warm-up pass."""
     net = net.to(device).eval()
     x = torch.randn(1, net.in_channels, size, size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda device: None
     times = []
     with torch.no_grad():
-        for i in range(repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        for _ in range(repeats + 1):
+            sync(device)
             start = time.perf_counter()
             net(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i:  # the first pass warms up (allocations, kernel selection)
-                times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+            sync(device)
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[1:])  # the first pass warms up (allocations, kernel selection)
 
 
 def describe(
@@ -106,12 +85,15 @@ def describe(
     for name, title in nets:
         with torch.device("meta"):
             net = build(name, num_classes, width).eval()
-        params, params_all, field, stride = _sizes(net)
+        params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        params_all = sum(p.numel() for p in net.parameters())
+        field = receptive_field(net.trunk.layers_to(net.source))
         ms = None
         if device is not None:
             torch.manual_seed(0)
             ms = time_forward(build(name, num_classes, width), size, device, repeats)
-        rows.append(NetFacts(name, title, params, params_all, field, stride, count_gflops(net, size), ms))
+        gflops = count_gflops(net, size)
+        rows.append(NetFacts(name, title, params, params_all, field.size, field.stride, gflops, ms))
     return rows
 
 
@@ -124,10 +106,8 @@ def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str
     )
     lines = [header, "|---" * 8 + "|"]
     for row in rows:
-        paper = TABLE1.get(row.name)
-        cited = (
-            f"{paper.params_m}M / {paper.receptive_field} / {paper.max_stride} / {paper.ms}" if paper else ""
-        )
+        p = TABLE1.get(row.name)
+        cited = f"{p.params_m}M / {p.receptive_field} / {p.max_stride} / {p.ms}" if p else ""
         ms = "-" if row.ms is None else f"{row.ms:.1f}"
         lines.append(
             f"| {row.title} | {row.params / 1e6:.1f} | {row.params_all / 1e6:.1f} | {row.receptive_field} | "
@@ -158,28 +138,20 @@ def main(argv: Sequence[str]) -> list[NetFacts]:
         "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "
         "paper's Table 1 next to them.",
     )
-    parser.add_argument(
-        "--size", type=int, default=500, help="input side in pixels (default: 500, Table 1's)"
-    )
-    parser.add_argument("--num-classes", type=int, default=21, help="output classes (default: 21, VOC)")
-    parser.add_argument(
-        "--device", default=None, help="device to time on (default: cuda if available, else cpu)"
-    )
-    parser.add_argument("--no-time", action="store_true", help="skip the forward timing")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
-    parser.add_argument("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--size", type=int, default=500, help="input side in pixels (default: 500, Table 1's)")
+    add("--num-classes", type=int, default=21, help="output classes (default: 21, VOC)")
+    add("--device", default=None, help="device to time on (default: cuda if available, else cpu)")
+    add("--no-time", action="store_true", help="skip the forward timing")
+    add("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
+    add("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
+    add(
         "--models",
         action="store_true",
         help="list every model instead: its name (convert-caffe --variant), class (--model), title and "
         "reference learning rate",
     )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=1.0,
-        help="channel multiplier (default: 1, the paper's nets)",
-    )
+    add("--width", type=float, default=1.0, help="channel multiplier (default: 1, the paper's nets)")
     args = parser.parse_args(argv)
     if args.models:
         print(model_list())
