@@ -60,7 +60,7 @@ def usage() -> str:
     lines = [f"usage: {PROG} <command> [options]   ({PROG} <command> --help: that command's options)", ""]
     lines += ["commands:"] + [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", f"models: {PROG} describe --models (names for --variant, classes for --model)", ""]
-    lines.append("start here (in a clone of the repository):")
+    lines += ["start here (in a clone of the repository):"]
     command_width = max(len(command) for command, _ in FIRST_COMMANDS)
     lines += [f"  {PROG} {command:<{command_width}}  # {why}" for command, why in FIRST_COMMANDS]
     return "\n".join(lines)

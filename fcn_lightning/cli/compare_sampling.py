@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
@@ -13,10 +14,9 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     """``fcn-lightning compare-sampling``: whole images, sampled losses and patches; curves.csv / .png."""
     parser = plan_parser(
         "compare-sampling",
-        "Train the same configs on whole images, with the loss sampled at each p of the file "
-        "(default 0.5 and 0.25; batch grown by 1/p) and on random patches, for the same number of steps "
-        "(paper section 4.4); "
-        "write curves.csv and curves.png (loss against iterations and against wall-clock time). Other "
+        "Train the same configs on whole images, with the loss sampled at each p of the file (default 0.5 "
+        "and 0.25; batch grown by 1/p) and on random patches, for the same number of steps (paper section "
+        "4.4); write curves.csv and curves.png (loss against iterations and against wall-clock time). Other "
         "arguments (e.g. --trainer.max_steps 100) are passed to every run.",
         "comparison YAML: base (fit configs), patch_size, optional sampling",
         "output folder (default: runs/ + the config's path, as for staged)",
@@ -35,13 +35,8 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
 
     plan, out_dir = load_plan(parser.prog, comparison.ComparisonPlan.load, args)
     start = time.perf_counter()
-    runs, rows = comparison.run_comparison(
-        plan,
-        out_dir,
-        overrides,
-        lambda fit_args: build(FCNLightningCLI, fit_args, prog=parser.prog, folder_option="--out"),
-        only=args.run,
-    )
+    build_run = partial(build, FCNLightningCLI, prog=parser.prog, folder_option="--out")
+    runs, rows = comparison.run_comparison(plan, out_dir, overrides, build_run, only=args.run)
     comparison.write_curves(rows, out_dir / "curves.csv")
     comparison.plot_curves(runs, rows, out_dir / "curves.png")
     print("\n" + comparison.summarise(runs, rows, out_dir, time.perf_counter() - start))

@@ -46,15 +46,6 @@ class NetFacts:
     ms: float | None = None
 
 
-def count_gflops(net: nn.Module, size: int) -> float:
-    """GFLOPs (2 x multiply-accumulates) of a forward pass of a ``size`` x ``size`` image, the upsamplers
-    as dense deconvolutions, as the paper counts them; ``net`` may live on the meta device."""
-    device = next(net.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), dense_upsampling():
-        net(torch.empty(1, net.in_channels, size, size, device=device))
-    return counter.get_total_flops() / 1e9
-
-
 def time_forward(net: nn.Module, size: int, device: torch.device, repeats: int) -> float:
     """Median milliseconds of a forward pass (batch 1, ``size`` x ``size``) after one warm-up pass."""
     net = net.to(device).eval()
@@ -92,7 +83,10 @@ def describe(
         if device is not None:
             torch.manual_seed(0)
             ms = time_forward(build(name, num_classes, width), size, device, repeats)
-        gflops = count_gflops(net, size)
+        # GFLOPs (2 x multiply-accumulates), the upsamplers as dense deconvolutions, as the paper counts
+        with FlopCounterMode(display=False) as flops, torch.no_grad(), dense_upsampling():
+            net(torch.empty(1, net.in_channels, size, size, device="meta"))
+        gflops = flops.get_total_flops() / 1e9
         rows.append(NetFacts(name, title, params, params_all, field.size, field.stride, gflops, ms))
     return rows
 

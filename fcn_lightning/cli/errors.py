@@ -95,15 +95,13 @@ def yaml_mapping(path: str | Path) -> dict[str, Any] | None:
 def plan_problem(path: str) -> str | None:
     """A plan of several fits (:data:`PLAN_KEYS`) given as a run's config: the command that runs it."""
     content = yaml_mapping(path) or {}
-    return next(
-        (
-            f"config file {path} is a plan of several fits ('{key}:'), not a run's config: run it with "
-            f"fcn-lightning {command} --config {path}"
-            for command, key in PLAN_KEYS.items()
-            if key in content
-        ),
-        None,
-    )
+    for command, key in PLAN_KEYS.items():
+        if key in content:
+            return (
+                f"config file {path} is a plan of several fits ('{key}:'), not a run's config: run it with "
+                f"fcn-lightning {command} --config {path}"
+            )
+    return None
 
 
 def _neighbours(path: Path) -> list[str]:

@@ -25,18 +25,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-from fcn_lightning.cli import COMMANDS
-from fcn_lightning.cli.errors import (
-    CommandError,
-    check_config_file,
-    clearer_parse_error,
-    constructor_error,
-    counted,
-    data_error,
-    fail,
-    plan_problem,
-    yaml_mapping,
-)
+from fcn_lightning.cli import COMMANDS, errors
+from fcn_lightning.cli.errors import CommandError, clearer_parse_error, counted, fail
 from fcn_lightning.cli.help import show_used_options, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.readers import DatasetError, SplitOverlapError
@@ -45,6 +35,7 @@ from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_ro
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import EVALUATION_HPARAMS, RECORD_KEY, checkpoint_mismatches
 from fcn_lightning.systems.classes import refuse_contradicting_config
+from fcn_lightning.training import resume
 from fcn_lightning.training.callbacks import PredictionWriter, TensorBoardValidationImages
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
@@ -53,13 +44,7 @@ from fcn_lightning.training.identity import RUN_KEY, describe_differences, run_s
 from fcn_lightning.training.interrupts import RunStopped, StopOnSignal, remove_mid_step_checkpoints
 from fcn_lightning.training.loggers import log_folder
 from fcn_lightning.training.progress import LineProgressBar, is_terminal
-from fcn_lightning.training.resume import (
-    ResumeCheckpoint,
-    keep_earlier_metrics,
-    read_checkpoint,
-    resume_checkpoint,
-    run_differences,
-)
+from fcn_lightning.training.resume import ResumeCheckpoint, read_checkpoint
 from fcn_lightning.training.speed import SpeedSwitches, check_deterministic
 from fcn_lightning.training.staged import default_out_dir
 
@@ -105,7 +90,7 @@ class ConfigFileAction(ActionConfigFile):
 
     def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
         if isinstance(values, str) and not _inline(values):
-            problem = check_config_file(values) or plan_problem(values)
+            problem = errors.check_config_file(values) or errors.plan_problem(values)
             if problem is not None:
                 parser.error(problem)
         super().__call__(parser, cfg, values, option_string)
@@ -206,7 +191,7 @@ class FCNLightningCLI(LightningCLI):
             yield
         except (DatasetError, SplitOverlapError) as error:
             command = None if getattr(self, "subcommand", None) == "predict" else self.check_data_command()
-            raise data_error(error, command) from None
+            raise errors.data_error(error, command) from None
 
     def check_data_command(self) -> str | None:
         """``fcn-lightning check-data`` over this command's data section as resolved, its settings at their
@@ -259,12 +244,11 @@ class FCNLightningCLI(LightningCLI):
             there = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
             listing = f" ({folder} holds {', '.join(there)})" if there else ""
             raise CommandError(f"--ckpt_path {ckpt_path}: no such checkpoint file{listing}")
-        model = config.get("model")
-        given = model.get("init_args") if model is not None else None
-        class_path = model.get("class_path") if model is not None else None
+        model = config.get("model") or {}
+        given = model.get("init_args")
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         with self.constructor_errors_reported():
-            refuse_contradicting_config(class_path, dict(given or {}), checkpoint, ckpt_path)
+            refuse_contradicting_config(model.get("class_path"), dict(given or {}), checkpoint, ckpt_path)
         # LightningCLI next replaces the model's arguments by the checkpoint's: this command's own way of
         # evaluating (tiles, TTA, shift-and-stitch) is put back before the model is built
         if given is not None:  # a Namespace: a nested setting (tta.scales) is found under its own key (tta)
@@ -286,14 +270,17 @@ class FCNLightningCLI(LightningCLI):
         place_run(config, self.log_root)
         self.run_settings = run_settings(self.resolved())
         resumes = self.subcommand == "fit" or self.resumable
-        found = resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
+        found = resume.resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
         if found is None:
             return
         checkpoint = read_checkpoint(found)
-        self.resumed = _brief(checkpoint)
+        # what a resumed fit keeps of it: the step, the run record and the model's
+        self.resumed = {
+            k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, RECORD_KEY, "hyper_parameters")
+        }
         explicit = config.get("ckpt_path")
         if not (explicit and Path(explicit).is_file() and os.path.samefile(explicit, found)):
-            found_differences, _ = run_differences(checkpoint, self.run_settings)
+            found_differences, _ = resume.run_differences(checkpoint, self.run_settings)
             if found_differences:
                 raise CommandError(self.other_run_message(describe_differences(found_differences)))
             if explicit:  # a checkpoint of elsewhere, continued in this folder of the same run
@@ -354,11 +341,10 @@ class FCNLightningCLI(LightningCLI):
         """``trainer.fit``, continuing the run its folder holds (``resume.auto``; ``--ckpt_path`` wins), said
         in one line; stopped by SIGTERM or SLURM's requeue signal, one line on where and how to go on."""
         trainer = self.trainer
-        resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
         if self.run_settings is not None:
             settings = {**self.run_settings}
             settings["trainer"] = {**settings["trainer"], "processes": trainer.world_size}
-            for resumer in resumers:
+            for resumer in (c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)):  # type: ignore[attr-defined]
                 resumer.run_settings = settings
             if not ckpt_path and self.resume_from:
                 ckpt_path = self.resume_from
@@ -367,13 +353,10 @@ class FCNLightningCLI(LightningCLI):
             print(f"{self.prog}: {self.resume_line(str(ckpt_path))}", file=sys.stderr, flush=True)
         removed = remove_mid_step_checkpoints(trainer.default_root_dir) if SLURMEnvironment.detect() else []
         if removed and trainer.is_global_zero:
-            print(
-                f"{self.prog}: removed {', '.join(map(str, removed))} (Lightning's SLURM checkpoints, "
-                f"written mid-step; the run resumes from last.ckpt)",
-                file=sys.stderr,
-            )
+            why = "Lightning's SLURM checkpoints, written mid-step; the run resumes from last.ckpt"
+            print(f"{self.prog}: removed {', '.join(map(str, removed))} ({why})", file=sys.stderr)
         if ckpt_path == self.resume_from and trainer.loggers:
-            keep_earlier_metrics(trainer.loggers[0], trainer.is_global_zero)
+            resume.keep_earlier_metrics(trainer.loggers[0], trainer.is_global_zero)
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
         except BaseException as error:
@@ -401,15 +384,14 @@ class FCNLightningCLI(LightningCLI):
         steps, epochs = int(resumed.get("global_step") or 0), int(resumed.get("epoch") or 0)
         if 0 <= trainer.max_steps < steps:
             found.append(f"{steps} steps trained (this command: --trainer.max_steps {trainer.max_steps})")
-        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
-        if 0 <= max_epochs < epochs:
-            found.append(f"{epochs} epochs trained (this command: --trainer.max_epochs {max_epochs})")
+        if trainer.max_epochs is not None and 0 <= trainer.max_epochs < epochs:
+            found.append(f"{epochs} epochs trained (this command: --trainer.max_epochs {trainer.max_epochs})")
         if found:
             raise CommandError(self.other_run_message(", ".join(found)))
 
     def resume_line(self, ckpt_path: str) -> str:
         """One line: which checkpoint a fit resumes, at which step, and how its length changed."""
-        resumed = self.resumed if ckpt_path == self.resume_from else _brief(read_checkpoint(ckpt_path))
+        resumed = self.resumed if ckpt_path == self.resume_from else read_checkpoint(ckpt_path)
         steps, trainer = int(resumed.get("global_step") or 0), self.trainer
         line = f"resuming {ckpt_path} at step {steps}"
         if ckpt_path != self.resume_from:
@@ -437,7 +419,7 @@ class FCNLightningCLI(LightningCLI):
             if error.requeued:
                 return f"SLURM's requeue signal: {where}; the job is requeued and resumes from there"
             return f"SLURM's requeue signal: {where}, but the job could not be requeued: submit it again"
-        last = resume_checkpoint(self.section.resume.dirpath)
+        last = resume.resume_checkpoint(self.section.resume.dirpath)
         if last is None:
             return "SIGTERM: stopped before a last.ckpt was written: the same command starts the run again"
         step = int(read_checkpoint(last).get("global_step") or 0)
@@ -446,9 +428,8 @@ class FCNLightningCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
             super().instantiate_classes()
-            # The data follow the weights' input normalisation (a contrary explicit setting fails here);
-            # a model these data cannot feed (channels, label maps) and a strategy that would share the
-            # parameters between processes fail here too, before any data is read or any step runs.
+            # The data follow the weights' normalisation; a contrary setting, a model these data cannot feed
+            # and a strategy sharing parameters between processes fail here, before any data is read.
             self.datamodule.follow_model(self.model)
             check_strategy(self.trainer, self.subcommand)
             check_deterministic(self.trainer)
@@ -459,7 +440,7 @@ class FCNLightningCLI(LightningCLI):
         try:
             yield
         except (TypeError, ValueError) as error:
-            cause = constructor_error(error)
+            cause = errors.constructor_error(error)
             if cause is None:
                 raise
             message = f"{type(cause).__name__}: {cause}"
@@ -487,22 +468,14 @@ class DataCheckCLI(FCNLightningCLI):
             self.datamodule = self.parser.instantiate_classes(config).data
 
 
-def _brief(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """What a resumed fit keeps of its checkpoint: the step, the run record and the model's."""
-    return {k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, RECORD_KEY, "hyper_parameters")}
-
-
 def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], prefix: str) -> list[str]:
     """``--<prefix>.<key> <value>`` for each setting that differs from its default (in a nested class of
     the default's class, each of its settings)."""
     args: list[str] = []
     for key, value in (settings or {}).items():
         default = defaults.get(key)
-        if (
-            isinstance(value, dict)
-            and isinstance(default, dict)
-            and value.get("class_path") == default.get("class_path", "")
-        ):
+        nested = isinstance(value, dict) and isinstance(default, dict)
+        if nested and value.get("class_path") == default.get("class_path", ""):
             args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
             continue
         if key not in defaults or value != default:
@@ -515,7 +488,7 @@ def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> P
     (:func:`~fcn_lightning.training.staged.default_out_dir`), after the last config file that sets the
     model (else the last one; none: ``runs/<model class>``): fits of other configs never share one."""
     files = [str(f) for f in config_files if isinstance(f, (str, os.PathLike)) or hasattr(f, "absolute")]
-    naming = [f for f in files if "model" in (yaml_mapping(f) or {})] or files
+    naming = [f for f in files if "model" in (errors.yaml_mapping(f) or {})] or files
     if naming:
         return default_out_dir(naming[-1])
     name = (model_class or "fit").rsplit(".", 1)[-1].lower()
@@ -564,13 +537,11 @@ def continue_logging(config: Any, record: Mapping[str, Any] | None) -> None:
     """A resumed fit's configured logger writes on where the run logged (version folder, W&B run)."""
     saved = (record or {}).get("logger") or {}
     specs = _logger_specs(config.trainer.get("logger"))
-    if not saved or saved.get("version") is None or not specs:
+    if saved.get("version") is None or not specs or specs[0].get("init_args") is None:
         return
-    spec = specs[0]
-    init_args = spec.get("init_args")
-    if init_args is None or str(spec.class_path).rsplit(".", 1)[-1] != saved.get("class"):
-        return
-    if init_args.get("version") is None and init_args.get("id") is None:
+    spec, init_args = specs[0], specs[0].init_args
+    same_class = str(spec.class_path).rsplit(".", 1)[-1] == saved.get("class")
+    if same_class and init_args.get("version") is None and init_args.get("id") is None:
         init_args.version = saved["version"]
         if _is_wandb(spec.class_path):
             init_args.resume = "allow"

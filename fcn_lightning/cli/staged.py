@@ -13,16 +13,8 @@ from fcn_lightning.cli.errors import CommandError
 from fcn_lightning.cli.lightning import FCNLightningCLI, build, run_summary
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
 from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.training import staged as schedule
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
-from fcn_lightning.training.staged import (
-    RESULT_COLUMNS,
-    SELECTIONS,
-    Selection,
-    StagedPlan,
-    format_table,
-    run_staged,
-    write_results,
-)
 
 
 def _fit_stage(
@@ -30,7 +22,7 @@ def _fit_stage(
     overrides: Sequence[str],
     out_dir: Path,
     init_from: str | list[str] | None,
-    select: Selection,
+    select: schedule.Selection,
 ) -> tuple[str, Mapping[str, float], str]:
     # Each stage in its own folder, whatever the logger: stages that log into one run (one W&B run per
     # staged run) would otherwise share one, and a stage would resume from the previous stage's last.ckpt.
@@ -68,7 +60,7 @@ def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> Non
     wandb = sys.modules.get("wandb")
     if wandb is None or wandb.run is None:
         return
-    columns = list(RESULT_COLUMNS)
+    columns = list(schedule.RESULT_COLUMNS)
     table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
     wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
     wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
@@ -86,20 +78,20 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     )
     parser.add_argument(
         "--select",
-        choices=SELECTIONS,
+        choices=schedule.SELECTIONS,
         default="best",
         help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
     args, overrides = parse_plan_args(parser, argv)
-    plan, out_dir = load_plan(parser.prog, StagedPlan.load, args)
+    plan, out_dir = load_plan(parser.prog, schedule.StagedPlan.load, args)
     start = time.perf_counter()
-    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
-    csv_path, md_path = write_results(rows, out_dir)
+    rows = schedule.run_staged(plan, out_dir, overrides, _fit_stage, args.select)
+    csv_path, md_path = schedule.write_results(rows, out_dir)
     figure = save_figure(results_figure(rows), out_dir / "results.png")
     _log_staged_to_wandb(rows, figure)
     print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"\n{schedule.format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
         f"{time.perf_counter() - start:.0f} s, each scored on its validation split at the checkpoint the "
         f"table names. Results: {csv_path}, {md_path} and {figure}; per stage, the checkpoints, "
         f"confusion.png and predictions.png under {out_dir}/<stage>/."
