@@ -27,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 
 from fcn_lightning.cli import COMMANDS, errors
 from fcn_lightning.cli.errors import CommandError, clearer_parse_error, counted, fail
-from fcn_lightning.cli.help import show_used_options, with_suggestions
+from fcn_lightning.cli.help import HIDDEN, show_used_options, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
@@ -66,15 +66,16 @@ USAGE = "{} [--config FILE]... [--SECTION.OPTION VALUE]...  (--print_config: the
 
 
 class FCNArgumentParser(LightningArgumentParser):
-    """LightningCLI's parser: a bad command line ends in one line (:func:`clearer_parse_error`), its help
-    shows what ``command`` uses (:mod:`~fcn_lightning.cli.help`)."""
-
-    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
-        self.command = command
-        super().__init__(*args, **kwargs)
+    """LightningCLI's parser: a bad command line ends in one line (:func:`clearer_parse_error`); a command's
+    help (its name: the last word of ``prog``) says what it does and shows the options it uses."""
 
     def format_help(self, *args: Any) -> str:
-        show_used_options(self, self.command)
+        command = self.prog.split()[-1]
+        if command in HIDDEN:
+            self.usage = USAGE.format(f"fcn-lightning {command}")
+        if command in SUBCOMMANDS:
+            self.description = f"{command}: {COMMANDS[command].summary}"
+        show_used_options(self, command)
         return super().format_help(*args)
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
@@ -142,8 +143,6 @@ class FCNLightningCLI(LightningCLI):
 
     #: Whether the runs built without a subcommand (:func:`build`) are fits (``check-data``: no).
     fits = True
-    #: The command whose options the main parser's help shows (``None``: all; the subcommands': theirs).
-    help_command: str | None = None
     #: The command line's :data:`EVALUATION_HPARAMS` of a run given ``--ckpt_path`` (replaced, not edited).
     evaluation_settings: Mapping[str, Any] = {}
 
@@ -165,7 +164,7 @@ class FCNLightningCLI(LightningCLI):
                 SegmentationDataModule,
                 subclass_mode_model=True,
                 subclass_mode_data=True,
-                parser_kwargs=parser_kwargs_of(parser_kwargs or {}, self.help_command),
+                parser_kwargs=parser_kwargs_of(parser_kwargs or {}),
                 parser_class=FCNArgumentParser,
                 save_config_callback=SaveAndLogConfig,
                 save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
@@ -454,7 +453,6 @@ class DataCheckCLI(FCNLightningCLI):
     download): only the data module."""
 
     fits = False
-    help_command = "check-data"
 
     def add_core_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(self.trainer_class, "trainer")
@@ -611,18 +609,13 @@ def published_scores(config: dict[str, Any]) -> str:
     return f". Paper, {row.label} on {row.split}: {numbers}"
 
 
-def parser_kwargs_of(given: dict[str, Any], command: str | None) -> dict[str, Any]:
-    """``given`` (the main parser's, of ``command``) for the main parser and every sub-parser (LightningCLI
-    hands its sub-parsers only the keys named after them): no abbreviated options (``--trainer.max_step``
-    is not ``max_steps``); each sub-parser knows its command (its help) and says what it does."""
-    main = {"parser_mode": "omegaconf", "allow_abbrev": False, "command": command, **given}
-    if command is not None:
-        main.setdefault("usage", USAGE.format(main.get("prog") or f"fcn-lightning {command}"))
-    sub = {k: v for k, v in main.items() if k not in ("prog", "description", "command", "usage")}
-    for name in SUBCOMMANDS:
-        description, usage = f"{name}: {COMMANDS[name].summary}", USAGE.format(f"fcn-lightning {name}")
-        main[name] = {**sub, "command": name, "description": description, "usage": usage}
-    return main
+def parser_kwargs_of(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (the main parser's) for the main parser and every sub-parser (LightningCLI hands its
+    sub-parsers only the keys named after them), with no abbreviated options (``--trainer.max_step`` is
+    not ``max_steps``)."""
+    main = {"parser_mode": "omegaconf", "allow_abbrev": False, **given}
+    sub = {k: v for k, v in main.items() if k not in ("prog", "description")}
+    return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
 
 
 def main(argv: Sequence[str] | None = None) -> int | None:
