@@ -1,6 +1,5 @@
-"""The ``fcn-lightning`` command: one table of commands, each in its own module, dispatched by :func:`main`.
-A command's module (and torch, Lightning) is imported only when that command runs: the top-level help
-answers at once."""
+"""The ``fcn-lightning`` command: one table of commands, each in its own module, imported (with torch and
+Lightning) only when that command runs, so that the top-level help answers at once."""
 
 from __future__ import annotations
 

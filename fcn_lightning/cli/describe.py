@@ -1,6 +1,5 @@
-"""``fcn-lightning describe``: the paper's Table 1 columns for every net of the suite, computed: parameters,
-receptive field and stride from the nets' layers, GFLOPs on the meta device (shapes only: no memory, no
-time), the forward time on a device with random weights (the time does not depend on them)."""
+"""``fcn-lightning describe``: the paper's Table 1 columns for every net, computed from the nets' layers,
+on the meta device (shapes only: no memory, no time) but for the forward time (random weights)."""
 
 from __future__ import annotations
 
@@ -93,10 +92,9 @@ def describe(
 
 def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str:
     """A Markdown table, with Table 1's numbers next to the computed ones where the paper gives them."""
-    time_title = f"ms ({device})" if device else "ms"
     header = (
         f"| net | params (M) | with upsamplers (M) | rf | max stride | GFLOPs at {size}x{size} "
-        f"| {time_title} | paper: params / rf / stride / ms (K40c) |"
+        f"| {f'ms ({device})' if device else 'ms'} | paper: params / rf / stride / ms (K40c) |"
     )
     lines = [header, "|---" * 8 + "|"]
     for row in rows:
@@ -152,9 +150,8 @@ def main(argv: Sequence[str]) -> list[NetFacts]:
         return []
     if args.size < 1 or args.repeats < 1 or args.num_classes < 1 or args.width <= 0:
         parser.error("--size, --repeats and --num-classes must be >= 1, --width > 0")
-    device = None
-    if not args.no_time:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default = "cuda" if torch.cuda.is_available() else "cpu"
+    device = None if args.no_time else torch.device(args.device or default)
     nets = NETS + SINGLE_LAYER_NETS if args.all else NETS
     rows = describe(nets, args.size, args.num_classes, device, args.repeats, args.width)
     print(format_facts(rows, args.size, None if device is None else str(device)))

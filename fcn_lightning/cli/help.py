@@ -62,9 +62,8 @@ def plain_text(text: str) -> str:
 
 
 def show_used_options(parser: argparse.ArgumentParser, command: str | None) -> None:
-    """Before ``command``'s help is formatted (and the command ends): only the options it uses, in plain
-    text, each section titled. Edits argparse's ``_actions`` and ``_action_groups`` (no public API lists
-    them; tests/cli/test_help.py)."""
+    """Before ``command``'s help is printed (and the command ends): only its options, in plain text, each
+    section titled. Edits argparse's ``_actions``, ``_action_groups`` (no public API lists them)."""
     hidden = HIDDEN.get(command or "", ())
     for action in {*parser._actions, *(a for group in parser._action_groups for a in group._group_actions)}:
         if any(action.dest == key or action.dest.startswith(f"{key}.") for key in hidden):
@@ -96,9 +95,8 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> 
 
 
 def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
-    """argparse's ``unrecognized arguments`` and ``invalid choice`` messages with the option or choice each
-    unknown one most resembles (``; did you mean --trainer.max_steps?``); any other message as it is.
-    Reads argparse's table of options (``_option_string_actions``)."""
+    """argparse's ``unrecognized arguments`` / ``invalid choice`` with the option or choice each unknown one
+    most resembles (read from argparse's ``_option_string_actions``); any other message as it is."""
     if choice := _INVALID_CHOICE.search(message):
         meant = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
         return message + (f"; did you mean '{meant}'?" if meant else "")

@@ -106,10 +106,8 @@ def _inline(value: str) -> bool:
 
 
 class SaveAndLogConfig(SaveConfigCallback):
-    """The resolved config as ``config.yaml`` in the run's log folder (a TensorBoard / CSV version, the W&B
-    run's files) and in each W&B run's config; never in the working directory unasked (without a logger:
-    in ``trainer.default_root_dir`` where that is another folder; LightningCLI's own callback writes it
-    wherever ``trainer.log_dir`` points)."""
+    """The resolved config as ``config.yaml`` in the run's log folder (TensorBoard / CSV version, W&B run
+    files) and in each W&B run's config; unlike LightningCLI's own, never in the working directory unasked."""
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for wandb_logger in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
@@ -230,9 +228,8 @@ class FCNLightningCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then check a ``--ckpt_path`` before anything is built from it: a missing file is named as
-        such, a checkpoint that contradicts the config is refused (LightningCLI rebuilds the model from its
-        hyperparameters, replacing the config's without a word)."""
+        """Parse, then refuse a missing ``--ckpt_path`` or one that contradicts the config, before
+        LightningCLI silently rebuilds the model from its hyperparameters."""
         super().parse_arguments(parser, args)
         config = self.section
         ckpt_path = config.get("ckpt_path")
@@ -299,9 +296,8 @@ class FCNLightningCLI(LightningCLI):
         )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        """The trainer, with progress as plain lines in a log file, a fit stopped by a signal at a step
-        boundary (:class:`StopOnSignal`, under SLURM too), a resumed run's default logger writing on in its
-        version folder, and validation images in TensorBoard."""
+        """The trainer, with progress as lines in a log file, a stop on a signal at a step boundary (SLURM's
+        too), a resumed run's default logger writing on in its version folder, validation images."""
         built = self.config_init.get(str(self.subcommand), self.config_init)
         config = built.get("trainer") or {}
         callbacks = config.get("callbacks") or []
@@ -482,9 +478,8 @@ def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], pr
 
 
 def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> Path:
-    """Where a ``fit`` given no ``trainer.default_root_dir`` goes: ``runs/<config>`` as ``staged`` names it
-    (:func:`~fcn_lightning.training.staged.default_out_dir`), after the last config file that sets the
-    model (else the last one; none: ``runs/<model class>``): fits of other configs never share one."""
+    """A ``fit``'s folder when ``trainer.default_root_dir`` is unset: ``runs/<config>`` (as ``staged`` names
+    it) of the last config file that sets the model (else the last; none: ``runs/<model class>``)."""
     files = [str(f) for f in config_files if isinstance(f, (str, os.PathLike)) or hasattr(f, "absolute")]
     naming = [f for f in files if "model" in (errors.yaml_mapping(f) or {})] or files
     if naming:
@@ -494,9 +489,8 @@ def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> P
 
 
 def place_run(config: Any, log_root: str | None = None) -> None:
-    """Fill in where a fit goes (what the user set stays): its folder (:func:`run_folder`), its checkpoints
-    in ``<folder>/checkpoints`` (the ``checkpoint`` and ``resume`` sections share ``last.ckpt``), a W&B
-    logger's files under ``log_root`` (default: the folder; ``WANDB_DIR``, where set, wins)."""
+    """Fill in where a fit goes (what the user set stays): its folder, ``<folder>/checkpoints`` (shared by
+    the ``checkpoint`` and ``resume`` sections), a W&B logger's files (``log_root``, else the folder)."""
     trainer = config.trainer
     if trainer.get("default_root_dir") is None:
         model = config.get("model")
@@ -610,9 +604,8 @@ def published_scores(config: dict[str, Any]) -> str:
 
 
 def parser_kwargs_of(given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` (the main parser's) for the main parser and every sub-parser (LightningCLI hands its
-    sub-parsers only the keys named after them), with no abbreviated options (``--trainer.max_step`` is
-    not ``max_steps``)."""
+    """``given`` for the main parser and every sub-parser (LightningCLI hands these only the keys named after
+    them), with no abbreviated options (``--trainer.max_step`` is not ``max_steps``)."""
     main = {"parser_mode": "omegaconf", "allow_abbrev": False, **given}
     sub = {k: v for k, v in main.items() if k not in ("prog", "description")}
     return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
