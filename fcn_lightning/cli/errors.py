@@ -59,8 +59,9 @@ def command_parser(command: str, description: str) -> OneLineArgumentParser:
     return OneLineArgumentParser(prog=f"fcn-lightning {command}", description=description, allow_abbrev=False)
 
 
-def check_config_file(path: str | Path) -> str | None:
-    """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
+def check_config_file(path: str | Path, run_config: bool = False) -> str | None:
+    """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping; for a
+    ``run_config``, a plan of several fits, :data:`PLAN_KEYS`), or ``None``."""
     path = Path(path)
     if not path.is_file():
         return f"config file {path} does not exist" + (
@@ -80,6 +81,12 @@ def check_config_file(path: str | Path) -> str | None:
             f"config file {path} holds a {type(content).__name__}, not a mapping of settings "
             f"(e.g. 'trainer: ...', 'model: ...')"
         )
+    plan = next((c for c, key in PLAN_KEYS.items() if key in (content or {})), None) if run_config else None
+    if plan is not None:
+        return (
+            f"config file {path} is a plan of several fits ('{PLAN_KEYS[plan]}:'), not a run's config: run "
+            f"it with fcn-lightning {plan} --config {path}"
+        )
     return None
 
 
@@ -90,18 +97,6 @@ def yaml_mapping(path: str | Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return content if isinstance(content, dict) else None
-
-
-def plan_problem(path: str) -> str | None:
-    """A plan of several fits (:data:`PLAN_KEYS`) given as a run's config: the command that runs it."""
-    content = yaml_mapping(path) or {}
-    for command, key in PLAN_KEYS.items():
-        if key in content:
-            return (
-                f"config file {path} is a plan of several fits ('{key}:'), not a run's config: run it with "
-                f"fcn-lightning {command} --config {path}"
-            )
-    return None
 
 
 def _neighbours(path: Path) -> list[str]:

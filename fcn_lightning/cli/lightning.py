@@ -90,10 +90,9 @@ class ConfigFileAction(ActionConfigFile):
     YAML mapping or a plan of several fits ends the command in one line naming the file and the problem."""
 
     def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
-        if isinstance(values, str) and not _inline(values):
-            problem = errors.check_config_file(values) or errors.plan_problem(values)
-            if problem is not None:
-                parser.error(problem)
+        file = isinstance(values, str) and not _inline(values)
+        if file and (problem := errors.check_config_file(values, run_config=True)) is not None:
+            parser.error(problem)
         super().__call__(parser, cfg, values, option_string)
 
 
