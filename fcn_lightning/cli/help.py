@@ -8,25 +8,12 @@ import difflib
 import re
 from collections.abc import Iterable
 
-#: Trainer options only a fit reads.
+#: Trainer options only a fit reads: how long it trains, when it validates, how it steps, what it keeps.
 FIT_ONLY_TRAINER_OPTIONS = (
-    "max_epochs",
-    "min_epochs",
-    "max_steps",
-    "min_steps",
-    "max_time",
-    "limit_train_batches",
-    "overfit_batches",
-    "val_check_interval",
-    "check_val_every_n_epoch",
-    "num_sanity_val_steps",
-    "enable_checkpointing",
-    "enable_model_summary",
-    "accumulate_grad_batches",
-    "gradient_clip_val",
-    "gradient_clip_algorithm",
-    "detect_anomaly",
-    "reload_dataloaders_every_n_epochs",
+    *("max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches"),
+    *("overfit_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps"),
+    *("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "detect_anomaly"),
+    *("enable_checkpointing", "enable_model_summary", "reload_dataloaders_every_n_epochs"),
 )
 _FIT_SECTIONS = ("checkpoint", "resume", "divergence")
 _FIT_ONLY = (*_FIT_SECTIONS, *(f"trainer.{o}" for o in FIT_ONLY_TRAINER_OPTIONS))
