@@ -1,16 +1,8 @@
-"""The ``fcn-lightning`` command: one table of commands, each in its own module, dispatched by :func:`main`.
-
-fcn-lightning fit --config configs/voc/base.yaml --config configs/voc/fcn32s.yaml
-fcn-lightning staged --config configs/synthetic/staged.yaml      # -> runs/synthetic-staged
-fcn-lightning --help                                             # every command, one line each
-
-A command's module (and torch, Lightning) is imported only when that command runs: the top-level help
-answers at once.
-"""
+"""The ``fcn-lightning`` command: one table of commands, each in its own module, imported (with torch and
+Lightning) only when that command runs, so that the top-level help answers at once."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -18,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fcn_lightning.cli.errors import CommandError, fail
+from fcn_lightning.cli.help import closest
 
 PROG = "fcn-lightning"
 #: The environment variables that name places (data, weights, a mirror); empty counts as unset.
@@ -66,7 +59,7 @@ def usage() -> str:
     lines = [f"usage: {PROG} <command> [options]   ({PROG} <command> --help: that command's options)", ""]
     lines += ["commands:"] + [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", f"models: {PROG} describe --models (names for --variant, classes for --model)", ""]
-    lines.append("start here (in a clone of the repository):")
+    lines += ["start here (in a clone of the repository):"]
     command_width = max(len(command) for command, _ in FIRST_COMMANDS)
     lines += [f"  {PROG} {command:<{command_width}}  # {why}" for command, why in FIRST_COMMANDS]
     return "\n".join(lines)
@@ -83,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if os.environ.get(variable) == "":
             del os.environ[variable]
     if name not in COMMANDS:
-        close = difflib.get_close_matches(name, COMMANDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {meant!r}?" if (meant := closest(name, COMMANDS, cutoff=0.6)) else ""
         fail(PROG, f"unknown command {name!r}{hint} Commands: {', '.join(COMMANDS)} ({PROG} --help)")
     command = COMMANDS[name]
     from fcn_lightning.training.notices import filter_harmless_notices

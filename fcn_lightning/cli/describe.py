@@ -1,10 +1,5 @@
-"""``fcn-lightning describe``: the paper's Table 1 columns for every net of the suite, computed.
-
-Parameters, receptive field and maximum stride come from the nets themselves (the receptive field and
-stride from layer geometry, :func:`~fcn_lightning.nets.geometry.receptive_field`); GFLOPs are counted on
-the meta device (shapes only: no memory, no time); the forward time is measured on the chosen device with
-random weights (the time does not depend on them).
-"""
+"""``fcn-lightning describe``: the paper's Table 1 columns for every net, computed from the nets' layers,
+on the meta device (shapes only: no memory, no time) but for the forward time (random weights)."""
 
 from __future__ import annotations
 
@@ -25,12 +20,8 @@ from fcn_lightning.paper import TABLE1
 from fcn_lightning.registry import MODELS
 
 #: Rows of the table: (model name, title). The single-layer nets come with ``--all``.
-NETS: tuple[tuple[str, str], ...] = tuple(
-    (n, r.full_title) for n, r in MODELS.items() if r.describe == "main"
-)
-SINGLE_LAYER_NETS: tuple[tuple[str, str], ...] = tuple(
-    (n, r.full_title) for n, r in MODELS.items() if r.describe == "all"
-)
+NETS = tuple((n, r.full_title) for n, r in MODELS.items() if r.describe == "main")
+SINGLE_LAYER_NETS = tuple((n, r.full_title) for n, r in MODELS.items() if r.describe == "all")
 
 
 def build(name: str, num_classes: int, width: float) -> FCN:
@@ -41,9 +32,8 @@ def build(name: str, num_classes: int, width: float) -> FCN:
 
 @dataclass(frozen=True)
 class NetFacts:
-    """One row: parameters learned (fixed bilinear upsamplers excluded, as Table 1 counts) and all,
-    receptive field and stride of the deepest scored blob, GFLOPs (2 x multiply-accumulates of the convs
-    and transposed convs) and forward milliseconds (``None`` when not timed)."""
+    """One row: parameters learned (as Table 1 counts: no fixed upsampler) and all, receptive field and
+    stride of the deepest scored blob, GFLOPs, forward milliseconds (``None`` when not timed)."""
 
     name: str
     title: str
@@ -55,41 +45,20 @@ class NetFacts:
     ms: float | None = None
 
 
-def _sizes(net: FCN) -> tuple[int, int, int, int]:
-    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    params_all = sum(p.numel() for p in net.parameters())
-    field = receptive_field(net.trunk.layers_to(net.source))
-    return params, params_all, field.size, field.stride
-
-
-def count_gflops(net: nn.Module, size: int) -> float:
-    """GFLOPs of one forward pass of a ``size`` x ``size`` image; ``net`` may live on the meta device.
-
-    The net's FLOPs as the paper counts them: upsamplers as dense deconvolutions (``dense_upsampling``),
-    though a fixed bilinear one computes far less.
-    """
-    device = next(net.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), dense_upsampling():
-        net(torch.empty(1, net.in_channels, size, size, device=device))
-    return counter.get_total_flops() / 1e9
-
-
 def time_forward(net: nn.Module, size: int, device: torch.device, repeats: int) -> float:
     """Median milliseconds of a forward pass (batch 1, ``size`` x ``size``) after one warm-up pass."""
     net = net.to(device).eval()
     x = torch.randn(1, net.in_channels, size, size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda device: None
     times = []
     with torch.no_grad():
-        for i in range(repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+        for _ in range(repeats + 1):
+            sync(device)
             start = time.perf_counter()
             net(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i:  # the first pass warms up (allocations, kernel selection)
-                times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+            sync(device)
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[1:])  # the first pass warms up (allocations, kernel selection)
 
 
 def describe(
@@ -106,28 +75,31 @@ def describe(
     for name, title in nets:
         with torch.device("meta"):
             net = build(name, num_classes, width).eval()
-        params, params_all, field, stride = _sizes(net)
+        params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        params_all = sum(p.numel() for p in net.parameters())
+        field = receptive_field(net.trunk.layers_to(net.source))
         ms = None
         if device is not None:
             torch.manual_seed(0)
             ms = time_forward(build(name, num_classes, width), size, device, repeats)
-        rows.append(NetFacts(name, title, params, params_all, field, stride, count_gflops(net, size), ms))
+        # GFLOPs (2 x multiply-accumulates), the upsamplers as dense deconvolutions, as the paper counts
+        with FlopCounterMode(display=False) as flops, torch.no_grad(), dense_upsampling():
+            net(torch.empty(1, net.in_channels, size, size, device="meta"))
+        gflops = flops.get_total_flops() / 1e9
+        rows.append(NetFacts(name, title, params, params_all, field.size, field.stride, gflops, ms))
     return rows
 
 
 def format_facts(rows: Sequence[NetFacts], size: int, device: str | None) -> str:
     """A Markdown table, with Table 1's numbers next to the computed ones where the paper gives them."""
-    time_title = f"ms ({device})" if device else "ms"
     header = (
         f"| net | params (M) | with upsamplers (M) | rf | max stride | GFLOPs at {size}x{size} "
-        f"| {time_title} | paper: params / rf / stride / ms (K40c) |"
+        f"| {f'ms ({device})' if device else 'ms'} | paper: params / rf / stride / ms (K40c) |"
     )
     lines = [header, "|---" * 8 + "|"]
     for row in rows:
-        paper = TABLE1.get(row.name)
-        cited = (
-            f"{paper.params_m}M / {paper.receptive_field} / {paper.max_stride} / {paper.ms}" if paper else ""
-        )
+        p = TABLE1.get(row.name)
+        cited = f"{p.params_m}M / {p.receptive_field} / {p.max_stride} / {p.ms}" if p else ""
         ms = "-" if row.ms is None else f"{row.ms:.1f}"
         lines.append(
             f"| {row.title} | {row.params / 1e6:.1f} | {row.params_all / 1e6:.1f} | {row.receptive_field} | "
@@ -158,37 +130,28 @@ def main(argv: Sequence[str]) -> list[NetFacts]:
         "GFLOPs (2 x multiply-accumulates of the convolutions) and forward time on a device, with the "
         "paper's Table 1 next to them.",
     )
-    parser.add_argument(
-        "--size", type=int, default=500, help="input side in pixels (default: 500, Table 1's)"
-    )
-    parser.add_argument("--num-classes", type=int, default=21, help="output classes (default: 21, VOC)")
-    parser.add_argument(
-        "--device", default=None, help="device to time on (default: cuda if available, else cpu)"
-    )
-    parser.add_argument("--no-time", action="store_true", help="skip the forward timing")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
-    parser.add_argument("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--size", type=int, default=500, help="input side in pixels (default: 500, Table 1's)")
+    add("--num-classes", type=int, default=21, help="output classes (default: 21, VOC)")
+    add("--device", default=None, help="device to time on (default: cuda if available, else cpu)")
+    add("--no-time", action="store_true", help="skip the forward timing")
+    add("--repeats", type=int, default=3, help="timed passes per net, median (default: 3)")
+    add("--all", action="store_true", help="add the single-layer nets (FCN-pool5/4/3)")
+    add(
         "--models",
         action="store_true",
         help="list every model instead: its name (convert-caffe --variant), class (--model), title and "
         "reference learning rate",
     )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=1.0,
-        help="channel multiplier (default: 1, the paper's nets)",
-    )
+    add("--width", type=float, default=1.0, help="channel multiplier (default: 1, the paper's nets)")
     args = parser.parse_args(argv)
     if args.models:
         print(model_list())
         return []
     if args.size < 1 or args.repeats < 1 or args.num_classes < 1 or args.width <= 0:
         parser.error("--size, --repeats and --num-classes must be >= 1, --width > 0")
-    device = None
-    if not args.no_time:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default = "cuda" if torch.cuda.is_available() else "cpu"
+    device = None if args.no_time else torch.device(args.device or default)
     nets = NETS + SINGLE_LAYER_NETS if args.all else NETS
     rows = describe(nets, args.size, args.num_classes, device, args.repeats, args.width)
     print(format_facts(rows, args.size, None if device is None else str(device)))

@@ -1,9 +1,5 @@
-"""How every command reports a bad command line: one line, ``fcn-lightning <command>: error: ...``, exit 2.
-
-argparse and jsonargparse print the whole usage block before the message, and jsonargparse words a bad
-``model`` / ``data`` value as a dump of every union member and the namespace; users need the one line
-that names the setting and what is wrong with it.
-"""
+"""How every command reports a bad command line: one line, ``fcn-lightning <command>: error: ...``, exit 2,
+naming the setting and what is wrong (not argparse's usage block or jsonargparse's namespace dump)."""
 
 from __future__ import annotations
 
@@ -19,22 +15,25 @@ import yaml
 from fcn_lightning.cli.help import closest, did_you_mean, with_suggestions
 
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)':\n((?:\s{6,}.*(?:\n|$))+)")
+#: A problem of a class inside a class's option (``data.init_args.generator``'s config class).
+_NESTED = re.compile(r"--[\w.]+: Problem with given class_path '([^']+)'")
+#: jsonargparse's words for a value that none of an option's types takes (``loss_weights median``).
+_UNION_VALUE = re.compile(
+    r"^(--[\w.]+): Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*"
+    r"Given value: (.*)$"
+)
+#: The top-level key that makes a YAML file the plan of a command that runs several fits, by command.
+PLAN_KEYS = {"staged": "stages", "compare-sampling": "patch_size"}
 
 
 class CommandError(Exception):
-    """A problem the user can fix (a run folder of another run, a bad input): the command ends with its
-    message in one line, exit 2, instead of a traceback."""
+    """A problem the user can fix: the command ends with its message in one line, exit 2."""
 
 
 def error_line(prog: str, message: str) -> None:
-    """Print ``<prog>: error: <message>`` to stderr, in one line (newlines folded)."""
+    """Print ``<prog>: error: <message>`` to stderr, its newlines folded."""
     text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
     print(f"{prog}: error: {text}", file=sys.stderr)
-
-
-def counted(number: int, noun: str) -> str:
-    """``"1 file"``, ``"2 files"``: a count with its noun in the number it takes (a regular plural)."""
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -43,36 +42,35 @@ def fail(prog: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
-def command_parser(command: str, description: str) -> OneLineArgumentParser:
-    """The parser of ``fcn-lightning <command>``: its errors one line under that name."""
-    return OneLineArgumentParser(prog=f"fcn-lightning {command}", description=description)
+def counted(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that refuses abbreviated options and reports errors in one line, no usage (an
-    unknown option with the one it resembles)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
+    """argparse with one-line errors, an unknown option named with the one it resembles."""
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, with_suggestions(message, self))
 
 
-def check_config_file(path: str | Path) -> str | None:
-    """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping), or ``None``."""
+def command_parser(command: str, description: str) -> OneLineArgumentParser:
+    """The parser of ``fcn-lightning <command>`` (no abbreviated options)."""
+    return OneLineArgumentParser(prog=f"fcn-lightning {command}", description=description, allow_abbrev=False)
+
+
+def check_config_file(path: str | Path, run_config: bool = False) -> str | None:
+    """What is wrong with a YAML config file (missing, unreadable, not YAML, not a mapping; for a
+    ``run_config``, a plan of several fits, :data:`PLAN_KEYS`), or ``None``."""
     path = Path(path)
     if not path.is_file():
         return f"config file {path} does not exist" + (
             " (it is a folder)" if path.is_dir() else did_you_mean(str(path), _neighbours(path))
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         return f"config file {path} cannot be read ({type(error).__name__}: {error})"
-    try:
-        content = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -83,28 +81,26 @@ def check_config_file(path: str | Path) -> str | None:
             f"config file {path} holds a {type(content).__name__}, not a mapping of settings "
             f"(e.g. 'trainer: ...', 'model: ...')"
         )
+    plan = next((c for c, key in PLAN_KEYS.items() if key in (content or {})), None) if run_config else None
+    if plan is not None:
+        return (
+            f"config file {path} is a plan of several fits ('{PLAN_KEYS[plan]}:'), not a run's config: run "
+            f"it with fcn-lightning {plan} --config {path}"
+        )
     return None
 
 
-#: The top-level keys that make a YAML file a plan of a command that runs several fits, by command.
-PLAN_KEYS = {"staged": "stages", "compare-sampling": "patch_size"}
-
-
-def plan_command(path: str | Path) -> str | None:
-    """The command whose plan a YAML file is (``staged`` for one with ``stages``, ``compare-sampling`` for
-    one with ``patch_size``), or ``None`` for a run's config (or a file :func:`check_config_file` refuses)."""
+def yaml_mapping(path: str | Path) -> dict[str, Any] | None:
+    """A YAML file's mapping; ``None`` for a file that is missing, unreadable or no mapping."""
     try:
         content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    if not isinstance(content, dict):
-        return None
-    return next((command for command, key in PLAN_KEYS.items() if key in content), None)
+    return content if isinstance(content, dict) else None
 
 
 def _neighbours(path: Path) -> list[str]:
-    """The YAML files a mistyped ``path`` may have meant: those of its folder, or (a mistyped folder) of
-    the folders beside it, spelled as ``path`` is."""
+    """The YAML files a mistyped ``path`` may have meant: of its folder, or of the folder it resembles."""
     folder = path.parent
     if not folder.is_dir():
         if not folder.parent.is_dir() or (mistyped := closest(folder.name, _names(folder.parent))) is None:
@@ -143,19 +139,20 @@ def known_classes(section: str) -> list[str]:
 
 
 def class_options(section: str, class_path: str) -> list[str]:
-    """The init options of one of the suite's classes (what ``--<section>.init_args.<option>`` accepts),
-    found by its name (nothing is imported from it); empty if it is not one of them."""
+    """The init options of one of the suite's classes, or of a class the package exports for a data
+    option (a generator's config), found by its name; empty for any other."""
     if section == "model":
         from fcn_lightning.systems.classes import UnknownModelError, model_class
 
         try:
-            cls: type | None = model_class(class_path)
+            return init_options(model_class(class_path))
         except UnknownModelError:
-            cls = None
-    else:
-        name = class_path.rpartition(".")[2]
-        cls = next((c for path, c in suite_classes(section).items() if path.rpartition(".")[2] == name), None)
-    return [] if cls is None else init_options(cls)
+            return []
+    from fcn_lightning import data
+
+    name = class_path.rpartition(".")[2]
+    cls = getattr(data, name, None) if name in data.__all__ else None
+    return init_options(cls) if inspect.isclass(cls) else []
 
 
 def init_options(cls: type) -> list[str]:
@@ -173,8 +170,7 @@ def init_options(cls: type) -> list[str]:
 
 def clearer_parse_error(message: str) -> str:
     """jsonargparse's message for a bad ``model`` / ``data`` value, without the union and namespace dump:
-    an unknown class with the suite's classes listed, an unknown option with the class's options listed,
-    any other problem of a class's option as jsonargparse words it (a ``Literal`` lists its values)."""
+    an unknown class or option with the ones there are, any other problem as jsonargparse words it."""
     section = re.search(r'Parser key "(model|data)"', message)
     if section is None or "Union subtypes" not in message:
         return re.sub(r'Parser key "([^"]+)":\s*', r"--\1: ", message)
@@ -196,7 +192,8 @@ def clearer_parse_error(message: str) -> str:
         )
     text = f"{key} {class_path}: {_union_value_problem(problem) or problem}"
     if m := re.search(r"Option '([^']+)' is not accepted", problem):
-        options = _nested_options(key, problem) if _NESTED.match(problem) else class_options(key, class_path)
+        nested = _NESTED.match(problem)
+        options = class_options(key, nested.group(1) if nested else class_path)
         text += f"{did_you_mean(m.group(1), options)}; its options are: {', '.join(options)}"
     elif m := re.search(r"unrecognized arguments: --([\w.]+)", problem):
         option, _, rest = m.group(1).partition(".")
@@ -205,17 +202,9 @@ def clearer_parse_error(message: str) -> str:
     return text
 
 
-#: jsonargparse's words for a value that none of an option's types takes (``loss_weights median``).
-_UNION_VALUE = re.compile(
-    r"^(--[\w.]+): Does not validate against any of the Union subtypes Subtypes: \[(.*)\] Errors: .*"
-    r"Given value: (.*)$"
-)
-
-
 def _union_value_problem(problem: str) -> str | None:
-    """An option's value of none of its types (``Literal['auto'] | list[float] | None``) as the value and
-    what the option takes, with the word it resembles: ``--loss_weights: 'median' is none of: auto, a
-    list of float, null``; ``None`` for any other problem."""
+    """A value of none of an option's types, with what the option takes: ``--loss_weights: 'median' is
+    none of: auto, a list of float, null``; ``None`` for any other problem."""
     m = _UNION_VALUE.match(problem)
     if m is None:
         return None
@@ -239,21 +228,6 @@ def _union_value_problem(problem: str) -> str | None:
     return f"{option}: {given!r} is none of: {', '.join(words)}{did_you_mean(given, words)}"
 
 
-#: A problem of a class inside a class's option (``data.init_args.generator``'s config class).
-_NESTED = re.compile(r"--[\w.]+: Problem with given class_path '([^']+)'")
-
-
-def _nested_options(section: str, problem: str) -> list[str]:
-    """The options of the class inside an option that a problem names, when it is one the package exports
-    beside its ``data`` classes (a generator's config); empty for any other."""
-    from fcn_lightning import data
-
-    m = _NESTED.match(problem)
-    name = m.group(1).rpartition(".")[2] if m else ""
-    cls = getattr(data, name, None) if section == "data" and name in data.__all__ else None
-    return init_options(cls) if inspect.isclass(cls) else []
-
-
 def class_meant(section: str, given: str) -> str:
     """``" (did you mean fcn_lightning.FCN8s?)"`` for a mistyped class, by its path or its name alone."""
     paths = suite_classes(section)
@@ -265,12 +239,8 @@ def class_meant(section: str, given: str) -> str:
 
 
 def constructor_error(error: BaseException) -> BaseException | None:
-    """The exception a class raised while jsonargparse built it, under the errors jsonargparse wrapped it in
-    (e.g. "Does not validate against any of the Union subtypes", which dumps the whole namespace).
-
-    Follows ``__cause__`` while jsonargparse raised the exception; ``None`` when jsonargparse itself raised
-    the innermost one (nothing clearer to show).
-    """
+    """The exception a class raised while jsonargparse built it, under the errors jsonargparse wrapped it
+    in (following ``__cause__``); ``None`` when jsonargparse itself raised the innermost one."""
     while _raised_by_jsonargparse(error) and error.__cause__ is not None:
         error = error.__cause__
     return None if _raised_by_jsonargparse(error) else error
@@ -284,9 +254,8 @@ def _raised_by_jsonargparse(error: BaseException) -> bool:
 
 
 def dataset_error_message(error: BaseException) -> str:
-    """A dataset error's own one-line message, also where a DataLoader worker raised it: torch re-raises a
-    worker's exception in the main process as the same type, with the worker's traceback (as Python
-    formats it) for message, whose last line is ``module.Type: message``."""
+    """A dataset error's own message, also where torch re-raised a DataLoader worker's as the same type
+    with the worker's formatted traceback for message (whose last line is ``module.Type: message``)."""
     text = str(error)
     last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     module, name = type(error).__module__, type(error).__qualname__
@@ -295,11 +264,10 @@ def dataset_error_message(error: BaseException) -> str:
 
 
 def data_error(error: BaseException, check_data: str | None) -> CommandError:
-    """A bad dataset file a run met (the file, what is wrong, what to do) as one line, with ``check_data``,
-    the command that lists every problem of the same data."""
+    """A bad dataset file a run met as one line: the file, what is wrong, what to do, and ``check_data``
+    (the command that lists every problem of the same data)."""
     text = dataset_error_message(error)
-    advice = getattr(error, "advice", "")
-    if advice:
+    if advice := getattr(error, "advice", ""):
         text += f"; {advice}"
     if check_data is not None:
         text += f". Every problem of the data: {check_data}"

@@ -1,39 +1,22 @@
-"""What a command's ``--help`` shows: the options the command uses, each with its description, in plain
-text (the docstrings it is read from are reStructuredText); and the option a mistyped one meant.
-
-Options a command does not use stay parseable (a run's ``config.yaml`` holds every section, and every
-command takes it), they are only left out of its help.
-"""
+"""What a command's ``--help`` shows: the options the command uses (the others stay parseable: a run's
+``config.yaml`` holds every section), each described in plain text; and the option a mistyped one meant."""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
-#: Trainer options only a fit reads.
+#: Trainer options only a fit reads: how long it trains, when it validates, how it steps, what it keeps.
 FIT_ONLY_TRAINER_OPTIONS = (
-    "max_epochs",
-    "min_epochs",
-    "max_steps",
-    "min_steps",
-    "max_time",
-    "limit_train_batches",
-    "overfit_batches",
-    "val_check_interval",
-    "check_val_every_n_epoch",
-    "num_sanity_val_steps",
-    "enable_checkpointing",
-    "enable_model_summary",
-    "accumulate_grad_batches",
-    "gradient_clip_val",
-    "gradient_clip_algorithm",
-    "detect_anomaly",
-    "reload_dataloaders_every_n_epochs",
+    *("max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches"),
+    *("overfit_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps"),
+    *("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "detect_anomaly"),
+    *("enable_checkpointing", "enable_model_summary", "reload_dataloaders_every_n_epochs"),
 )
-_FIT_ONLY = ("checkpoint", "resume", "divergence", *(f"trainer.{o}" for o in FIT_ONLY_TRAINER_OPTIONS))
+_FIT_SECTIONS = ("checkpoint", "resume", "divergence")
+_FIT_ONLY = (*_FIT_SECTIONS, *(f"trainer.{o}" for o in FIT_ONLY_TRAINER_OPTIONS))
 _LIMITS = {f"trainer.limit_{loop}_batches" for loop in ("val", "test", "predict")}
 
 #: What each command's help leaves out (a section, or one option of it).
@@ -42,16 +25,7 @@ HIDDEN: dict[str, tuple[str, ...]] = {
     "validate": (*_FIT_ONLY, "predictions", *sorted(_LIMITS - {"trainer.limit_val_batches"})),
     "test": (*_FIT_ONLY, "predictions", *sorted(_LIMITS - {"trainer.limit_test_batches"})),
     "predict": (*_FIT_ONLY, *sorted(_LIMITS - {"trainer.limit_predict_batches"})),
-    "check-data": (
-        "seed_everything",
-        "trainer",
-        "model",
-        "checkpoint",
-        "predictions",
-        "resume",
-        "divergence",
-        "speed",
-    ),
+    "check-data": ("seed_everything", "trainer", "model", "predictions", "speed", *_FIT_SECTIONS),
 }
 
 #: Titles of the sections whose class's first docstring line is no title (Lightning's), by option.
@@ -64,6 +38,7 @@ TITLES = {
 _ROLE = re.compile(r":[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")  # :class:`~a.B` -> a.B, :func:`text <x>` -> text
 _LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`_")  # `text <url>`_ -> text (url)
 _LITERAL = re.compile(r"``(.+?)``|`([^`]+)`", re.DOTALL)
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
 def plain_text(text: str) -> str:
@@ -73,52 +48,31 @@ def plain_text(text: str) -> str:
     return _LITERAL.sub(lambda m: m.group(1) or m.group(2), text)
 
 
-def _hidden(dest: str, hidden: Iterable[str]) -> bool:
-    return any(dest == key or dest.startswith(f"{key}.") for key in hidden)
-
-
-@contextmanager
-def help_view(parser: argparse.ArgumentParser, command: str | None) -> Iterator[None]:
-    """While the help of ``command``'s parser is formatted: only the options it uses, in plain text, each
-    section with a title. Reads argparse's lists of actions and groups (``_actions``, ``_action_groups``:
-    no public API lists them; ``tests/cli/test_help.py`` holds every command's help to this)."""
+def show_used_options(parser: argparse.ArgumentParser, command: str | None) -> None:
+    """Before ``command``'s help is printed (and the command ends): only its options, in plain text, each
+    section titled. Edits argparse's ``_actions``, ``_action_groups`` (no public API lists them)."""
     hidden = HIDDEN.get(command or "", ())
-    groups = {group: (group.title, group.description) for group in parser._action_groups}
-    listed = [*parser._actions, *(action for group in groups for action in group._group_actions)]
-    actions = {action: action.help for action in listed}  # the links are listed in their group only
-    shown_groups = parser._action_groups
-    description = parser.description
-    try:
-        for action in actions:
-            if _hidden(action.dest, hidden):
-                action.help = argparse.SUPPRESS
-            elif isinstance(action.help, str):
-                action.help = plain_text(action.help)
-        parser._action_groups = [
-            group
-            for group in shown_groups
-            if any(action.help is not argparse.SUPPRESS for action in group._group_actions)
-        ]
-        for group in parser._action_groups:
-            keys = [action.dest.split(".")[0] for action in group._group_actions]
-            title = next((TITLES[key] for key in keys if key in TITLES), group.title)
-            group.title = title and plain_text(title)
-            group.description = group.description and plain_text(group.description)
-        parser.description = description and plain_text(description)
-        yield
-    finally:
-        parser._action_groups = shown_groups
-        parser.description = description
-        for action, text in actions.items():
-            action.help = text
-        for group, (title, group_description) in groups.items():
-            group.title, group.description = title, group_description
+    for action in {*parser._actions, *(a for group in parser._action_groups for a in group._group_actions)}:
+        if any(action.dest == key or action.dest.startswith(f"{key}.") for key in hidden):
+            action.help = argparse.SUPPRESS
+        elif isinstance(action.help, str):
+            action.help = plain_text(action.help)
+    parser._action_groups = [
+        group
+        for group in parser._action_groups
+        if any(action.help is not argparse.SUPPRESS for action in group._group_actions)
+    ]
+    for group in parser._action_groups:
+        keys = [action.dest.split(".")[0] for action in group._group_actions]
+        title = next((TITLES[key] for key in keys if key in TITLES), group.title)
+        group.title = title and plain_text(title)
+        group.description = group.description and plain_text(group.description)
+    parser.description = parser.description and plain_text(parser.description)
 
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str | None:
     """The candidate ``word`` most resembles (a mistyped option, class or file name), or ``None``."""
-    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
-    return found[0] if found else None
+    return next(iter(difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)), None)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
@@ -127,14 +81,9 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.75) -> 
     return f" (did you mean {found}?)" if found else ""
 
 
-_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
-
-
 def with_suggestions(message: str, parser: argparse.ArgumentParser) -> str:
-    """argparse's ``unrecognized arguments: ...`` with, for each unknown option, the parser's option it
-    most resembles: ``--trainer.max_step 4`` -> ``; did you mean --trainer.max_steps?``; its ``invalid
-    choice: 'fcn8' (choose from ...)`` with the choice it most resembles. Any other message is returned as
-    it is. Reads argparse's table of options (``_option_string_actions``)."""
+    """argparse's ``unrecognized arguments`` / ``invalid choice`` with the option or choice each unknown one
+    most resembles (read from argparse's ``_option_string_actions``); any other message as it is."""
     if choice := _INVALID_CHOICE.search(message):
         meant = closest(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
         return message + (f"; did you mean '{meant}'?" if meant else "")

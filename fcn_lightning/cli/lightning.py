@@ -25,19 +25,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-from fcn_lightning.cli import COMMANDS
-from fcn_lightning.cli.errors import (
-    PLAN_KEYS,
-    CommandError,
-    check_config_file,
-    clearer_parse_error,
-    constructor_error,
-    counted,
-    data_error,
-    fail,
-    plan_command,
-)
-from fcn_lightning.cli.help import help_view, with_suggestions
+from fcn_lightning.cli import COMMANDS, errors
+from fcn_lightning.cli.errors import CommandError, clearer_parse_error, counted, fail
+from fcn_lightning.cli.help import HIDDEN, show_used_options, with_suggestions
 from fcn_lightning.data.base import SegmentationDataModule
 from fcn_lightning.data.readers import DatasetError, SplitOverlapError
 from fcn_lightning.metrics import SCORE_NAMES
@@ -45,6 +35,7 @@ from fcn_lightning.paper import METRIC_TITLES, format_points, identify, paper_ro
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import EVALUATION_HPARAMS, RECORD_KEY, checkpoint_mismatches
 from fcn_lightning.systems.classes import refuse_contradicting_config
+from fcn_lightning.training import resume
 from fcn_lightning.training.callbacks import PredictionWriter, TensorBoardValidationImages
 from fcn_lightning.training.checkpoint_io import use_atomic_checkpoints
 from fcn_lightning.training.distributed import ProcessGroupCleanup, check_strategy
@@ -53,13 +44,7 @@ from fcn_lightning.training.identity import RUN_KEY, describe_differences, run_s
 from fcn_lightning.training.interrupts import RunStopped, StopOnSignal, remove_mid_step_checkpoints
 from fcn_lightning.training.loggers import log_folder
 from fcn_lightning.training.progress import LineProgressBar, is_terminal
-from fcn_lightning.training.resume import (
-    ResumeCheckpoint,
-    keep_earlier_metrics,
-    read_checkpoint,
-    resume_checkpoint,
-    run_differences,
-)
+from fcn_lightning.training.resume import ResumeCheckpoint, read_checkpoint
 from fcn_lightning.training.speed import SpeedSwitches, check_deterministic
 from fcn_lightning.training.staged import default_out_dir
 
@@ -77,23 +62,21 @@ CHECKPOINT_DEFAULTS = {
 
 #: The commands LightningCLI parses, each with its own sub-parser (those of the command table it runs).
 SUBCOMMANDS = tuple(name for name, command in COMMANDS.items() if command.lightning)
-#: Every parser of a command: no abbreviated options (``--trainer.max_step`` is not ``max_steps``).
-PARSER_KWARGS: dict[str, Any] = {"parser_mode": "omegaconf", "allow_abbrev": False}
+USAGE = "{} [--config FILE]... [--SECTION.OPTION VALUE]...  (--print_config: the config as parsed)"
 
 
 class FCNArgumentParser(LightningArgumentParser):
-    """LightningCLI's parser; a bad command line ends in one line (:func:`~fcn_lightning.cli.errors.fail`),
-    worded by :func:`clearer_parse_error` (an unknown option with the one it resembles), instead of the
-    usage block and a namespace dump. Its help shows what ``command`` uses (:mod:`~fcn_lightning.cli.help`).
-    """
-
-    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
-        self.command = command
-        super().__init__(*args, **kwargs)
+    """LightningCLI's parser: a bad command line ends in one line (:func:`clearer_parse_error`); a command's
+    help (its name: the last word of ``prog``) says what it does and shows the options it uses."""
 
     def format_help(self, *args: Any) -> str:
-        with help_view(self, self.command):
-            return super().format_help(*args)
+        command = self.prog.split()[-1]
+        if command in HIDDEN:
+            self.usage = USAGE.format(f"fcn-lightning {command}")
+        if command in SUBCOMMANDS:
+            self.description = f"{command}: {COMMANDS[command].summary}"
+        show_used_options(self, command)
+        return super().format_help(*args)
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
         message = with_suggestions(clearer_parse_error(message), self)
@@ -103,46 +86,30 @@ class FCNArgumentParser(LightningArgumentParser):
 
 
 class ConfigFileAction(ActionConfigFile):
-    """``--config`` as jsonargparse reads it, except that a file that is missing or not a YAML mapping ends
-    the command in one line naming the file and what is wrong (:func:`check_config_file`). A value that is
-    no file but a mapping is a config given inline, which jsonargparse reads as such."""
+    """``--config`` as jsonargparse reads it (a mapping given inline too), but a file that is missing, no
+    YAML mapping or a plan of several fits ends the command in one line naming the file and the problem."""
 
     def __call__(self, parser: Any, cfg: Any, values: Any, option_string: str | None = None) -> None:
-        problem = check_config_file(values) if isinstance(values, str) and not _inline(values) else None
-        if problem is None and isinstance(values, str) and (command := plan_command(values)) is not None:
-            problem = (
-                f"config file {values} is a plan of several fits ('{PLAN_KEYS[command]}:'), not a run's "
-                f"config: run it with fcn-lightning {command} --config {values}"
-            )
-        if problem is not None:
+        file = isinstance(values, str) and not _inline(values)
+        if file and (problem := errors.check_config_file(values, run_config=True)) is not None:
             parser.error(problem)
         super().__call__(parser, cfg, values, option_string)
 
 
 def _inline(value: str) -> bool:
-    if Path(value).exists():
-        return False
+    """A ``--config`` value that is no file but a YAML mapping: a config given inline."""
     try:
-        return isinstance(yaml.safe_load(value), dict)
+        return not Path(value).exists() and isinstance(yaml.safe_load(value), dict)
     except yaml.YAMLError:
         return False
 
 
 class SaveAndLogConfig(SaveConfigCallback):
-    """The resolved config as ``config.yaml`` in the run's log folder (a TensorBoard / CSV version folder,
-    or the W&B run's files, uploaded with it), and in each W&B run's config.
-
-    Never in the working directory unasked: without a logger it goes to ``trainer.default_root_dir`` only
-    where that was set to another folder (LightningCLI's own callback writes it wherever
-    ``trainer.log_dir`` points, the working directory for W&B runs and runs without a logger).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**kwargs, "save_to_log_dir": False})
+    """The resolved config as ``config.yaml`` in the run's log folder (TensorBoard / CSV version, W&B run
+    files) and in each W&B run's config; unlike LightningCLI's own, never in the working directory unasked."""
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        for wandb_logger in loggers:
+        for wandb_logger in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
             config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
             wandb_logger.experiment.config.update(config, allow_val_change=True)
         if trainer.loggers:
@@ -154,62 +121,39 @@ class SaveAndLogConfig(SaveConfigCallback):
             folder = None if root == Path.cwd().resolve() else str(root)
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
+            path = str(Path(folder, self.config_filename))
             self.parser.save(
-                self.config,
-                str(Path(folder, self.config_filename)),
-                skip_none=False,
-                overwrite=self.overwrite,
-                multifile=self.multifile,
+                self.config, path, skip_none=False, overwrite=self.overwrite, multifile=self.multifile
             )
 
 
 class FCNLightningCLI(LightningCLI):
-    """LightningCLI with the data -> model links and the callbacks every run wants, one run per folder.
+    """LightningCLI with the data -> model links and the callbacks every run wants, one run per folder
+    (:func:`place_run`): a fit continues the run its folder holds if it is the same run
+    (:mod:`~fcn_lightning.training.identity`) and is refused in one line otherwise. ``validate``, ``test``
+    and ``predict`` log nowhere unless a logger is configured. A constructor's error is one line too.
 
-    A fit's folder is ``trainer.default_root_dir`` (unset: ``runs/<config>``, see :func:`run_folder`); its
-    checkpoints go to ``<folder>/checkpoints`` and a W&B run's files to ``<folder>/wandb`` unless set
-    otherwise. The folder holds one run: a fit in a folder that holds a run continues it when the command
-    asks for the same run (:mod:`~fcn_lightning.training.identity`; a larger ``max_steps`` trains it on)
-    and is refused otherwise, in one line naming each setting that differs (:class:`CommandError`).
-    ``validate``, ``test`` and ``predict`` log nowhere unless a logger is configured.
-
-    An error raised while the model or data module is built ends the command as a parser error naming
-    its type and message (``exit_on_error=False`` in ``parser_kwargs``: raised as ``ArgumentError``).
-
-    Args:
-        folder_option: how a user gives a run another folder, named when a folder holds another run
-            (the commands that run several fits: ``--out``).
-        log_root: where a W&B logger left unset keeps its files (default: the run's folder; ``staged``:
-            the staged run's, whose stages log into one W&B run).
-        resumable: a run built without a subcommand (:func:`build`) is a fit that continues the run its
-            folder holds, as ``fit`` does (``staged``'s stages); otherwise its folder is not looked at
-            before it is fitted.
+    ``folder_option``: how a user gives a run another folder (``staged``: ``--out``); ``log_root``: where a
+    W&B logger left unset keeps its files (default: the run's folder); ``resumable``: a run built without
+    a subcommand (:func:`build`) continues the run its folder holds, as ``fit`` does (``staged``'s stages).
     """
 
     #: Whether the runs built without a subcommand (:func:`build`) are fits (``check-data``: no).
     fits = True
-    #: The command whose options the main parser's help shows (``None``: all; the subcommands': theirs).
-    help_command: str | None = None
     #: The command line's :data:`EVALUATION_HPARAMS` of a run given ``--ckpt_path`` (replaced, not edited).
     evaluation_settings: Mapping[str, Any] = {}
 
     def __init__(
         self,
-        args: Sequence[str] | None = None,
-        run: bool = True,
         parser_kwargs: dict[str, Any] | None = None,
         folder_option: str = "--trainer.default_root_dir",
         log_root: str | None = None,
         resumable: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.folder_option = folder_option
-        self.log_root = log_root
-        self.resumable = resumable
-        #: What makes this fit that run (set before the classes are built; ``None`` for other commands).
-        self.run_settings: dict[str, Any] | None = None
-        #: The run folder's ``last.ckpt`` that this fit continues, and what it says of its run.
-        self.resume_from: str | None = None
+        self.folder_option, self.log_root, self.resumable = folder_option, log_root, resumable
+        self.run_settings: dict[str, Any] | None = None  # what makes this fit that run (None: no fit)
+        self.resume_from: str | None = None  # the folder's last.ckpt this fit continues, and its record:
         self.resumed: dict[str, Any] = {}
         with self.data_errors_reported():  # a subcommand runs here
             super().__init__(
@@ -217,50 +161,49 @@ class FCNLightningCLI(LightningCLI):
                 SegmentationDataModule,
                 subclass_mode_model=True,
                 subclass_mode_data=True,
-                parser_kwargs=_parser_kwargs(parser_kwargs or {}, self.help_command),
+                parser_kwargs=parser_kwargs_of(parser_kwargs or {}),
                 parser_class=FCNArgumentParser,
                 save_config_callback=SaveAndLogConfig,
-                save_config_kwargs={"overwrite": True},
+                save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
                 auto_configure_optimizers=False,  # the model's ``optimizer`` argument keeps the bias groups
-                args=args,
-                run=run,
                 **kwargs,
             )
 
+    @property
+    def section(self) -> Any:
+        """The parsed config of the command that runs (a subcommand's own section)."""
+        return self.config.get(str(self.config.get("subcommand")), self.config)
+
+    def resolved(self) -> dict[str, Any]:
+        """:attr:`section` as the CLI resolved it, as plain data."""
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        return dumped.get(str(self.config.get("subcommand")), dumped)
+
     @contextmanager
     def data_errors_reported(self) -> Iterator[None]:
-        """A bad dataset file met meanwhile (in this process or a loader worker) ends the command in one
-        line (:func:`~fcn_lightning.cli.errors.data_error`), with the :meth:`check_data_command` over the
-        same data (not for ``predict``, which reads a folder of its own)."""
+        """A bad dataset file met meanwhile (here or in a loader worker) ends the command in one line, with
+        the :meth:`check_data_command` over the same data (not for ``predict``'s folder of its own)."""
         try:
             yield
         except (DatasetError, SplitOverlapError) as error:
             command = None if getattr(self, "subcommand", None) == "predict" else self.check_data_command()
-            raise data_error(error, command) from None
+            raise errors.data_error(error, command) from None
 
     def check_data_command(self) -> str | None:
-        """``fcn-lightning check-data`` over the data this command was configured with: the data section as
-        the CLI resolved it, the settings left at their defaults left out (``None`` before it is parsed)."""
+        """``fcn-lightning check-data`` over this command's data section as resolved, its settings at their
+        defaults left out (``None`` before it is parsed)."""
         if getattr(self, "config", None) is None:
             return None
-        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        data = (dumped[self.subcommand] if getattr(self, "subcommand", None) else dumped)["data"]
+        data = self.resolved()["data"]
         module, _, name = data["class_path"].rpartition(".")
         parser = ArgumentParser(exit_on_error=False)  # the class's defaults, written as the CLI writes them
         parser.add_class_arguments(getattr(importlib.import_module(module), name), "data", fail_untyped=False)
-        defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_check=True))[
-            "data"
-        ]
-        args = [
-            "--data.class_path",
-            data["class_path"],
-            *_changed(data.get("init_args"), defaults, "--data.init_args"),
-        ]
-        return shlex.join(["fcn-lightning", "check-data", *args])
+        dumped = parser.dump(parser.get_defaults(), skip_none=False, skip_check=True)
+        changed = _changed(data.get("init_args"), yaml.safe_load(dumped)["data"], "--data.init_args")
+        return shlex.join(["fcn-lightning", "check-data", "--data.class_path", data["class_path"], *changed])
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
-        """LightningCLI's parser of the main command and of each subcommand, its ``--config`` checked
-        (:class:`ConfigFileAction`)."""
+        """LightningCLI's own, its ``--config`` checked (:class:`ConfigFileAction`)."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={L.__version__}"])
         parser = self.parser_class(**kwargs)
         parser.add_argument("-c", "--config", action=ConfigFileAction, help="a YAML config file (repeatable)")
@@ -269,8 +212,7 @@ class FCNLightningCLI(LightningCLI):
     @property
     def prog(self) -> str:
         """The command as a user typed it (``fcn-lightning fit``, ``fcn-lightning staged``)."""
-        subcommand = getattr(self, "subcommand", None) or self.config.get("subcommand")
-        return " ".join(filter(None, (self.parser.prog, subcommand)))
+        return " ".join(filter(None, (self.parser.prog, self.config.get("subcommand"))))
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -285,86 +227,82 @@ class FCNLightningCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then check a ``--ckpt_path`` before anything is built from it: a missing file is named as
-        such, and LightningCLI, which rebuilds the model from the checkpoint's hyperparameters (replacing
-        the config's model without a word), is stopped first where the checkpoint contradicts the
-        config."""
+        """Parse, then refuse a missing ``--ckpt_path`` or one that contradicts the config, before
+        LightningCLI silently rebuilds the model from its hyperparameters."""
         super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        config = self.config.get(str(subcommand), self.config)
+        config = self.section
         ckpt_path = config.get("ckpt_path")
         if not ckpt_path or "://" in str(ckpt_path) or ckpt_path in ("best", "last", "hpc"):
             return  # remote files and Lightning's names for the checkpoints of this process's fit
         if not Path(ckpt_path).is_file():
-            raise CommandError(missing_checkpoint_message(str(ckpt_path)))
-        model = config.get("model")
-        init_args = dict(model.get("init_args") or {}) if model is not None else {}
-        class_path = model.get("class_path") if model is not None else None
+            folder = Path(ckpt_path).parent
+            there = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+            listing = f" ({folder} holds {', '.join(there)})" if there else ""
+            raise CommandError(f"--ckpt_path {ckpt_path}: no such checkpoint file{listing}")
+        model = config.get("model") or {}
+        given = model.get("init_args")
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         with self.constructor_errors_reported():
-            refuse_contradicting_config(class_path, init_args, checkpoint, ckpt_path)
+            refuse_contradicting_config(model.get("class_path"), dict(given or {}), checkpoint, ckpt_path)
         # LightningCLI next replaces the model's arguments by the checkpoint's: this command's own way of
         # evaluating (tiles, TTA, shift-and-stitch) is put back before the model is built
-        given = model.get("init_args") if model is not None else None
         if given is not None:  # a Namespace: a nested setting (tta.scales) is found under its own key (tta)
             self.evaluation_settings = {
                 k: copy.deepcopy(given.get(k)) for k in EVALUATION_HPARAMS if k in given
             }
 
-    def restore_evaluation_settings(self) -> None:
-        """The command's evaluation settings (:data:`EVALUATION_HPARAMS`) over the ones LightningCLI took
-        from a ``--ckpt_path`` checkpoint's hyperparameters: a checkpoint trained without test-time
-        augmentation is validated with it when the command line asks."""
-        config = self.config.get(str(self.config.get("subcommand")), self.config)
-        init_args = config.model.get("init_args") if config.get("model") is not None else None
-        for key, value in self.evaluation_settings.items() if init_args is not None else ():
-            init_args[key] = value
-
     def before_instantiate_classes(self) -> None:
         """Where the run goes and whether its folder's run is continued, decided before anything is built
         (a refusal costs no weights download and writes nothing)."""
-        self.restore_evaluation_settings()
-        config = self.config.get(str(self.subcommand), self.config)
+        config = self.section
+        init_args = config.model.get("init_args") if config.get("model") is not None else None
+        for key, value in self.evaluation_settings.items() if init_args is not None else ():
+            init_args[key] = value  # the command's own over the --ckpt_path checkpoint's (parse_arguments)
         if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
             config.trainer.logger = False  # write nothing the user did not ask for
         if self.subcommand not in ("fit", None) or not self.fits:
             return
         place_run(config, self.log_root)
-        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        self.run_settings = run_settings(dumped.get(self.subcommand, dumped) if self.subcommand else dumped)
+        self.run_settings = run_settings(self.resolved())
         resumes = self.subcommand == "fit" or self.resumable
-        found = resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
+        found = resume.resume_checkpoint(config.resume.dirpath) if config.resume.auto and resumes else None
         if found is None:
             return
         checkpoint = read_checkpoint(found)
-        self.resumed = _brief(checkpoint)
+        # what a resumed fit keeps of it: the step, the run record and the model's
+        self.resumed = {
+            k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, RECORD_KEY, "hyper_parameters")
+        }
         explicit = config.get("ckpt_path")
         if not (explicit and Path(explicit).is_file() and os.path.samefile(explicit, found)):
-            found_differences, _ = run_differences(checkpoint, self.run_settings)
+            found_differences, _ = resume.run_differences(checkpoint, self.run_settings)
             if found_differences:
-                raise CommandError(self.other_run_message(config, describe_differences(found_differences)))
+                raise CommandError(self.other_run_message(describe_differences(found_differences)))
             if explicit:  # a checkpoint of elsewhere, continued in this folder of the same run
                 return
         self.resume_from = found
         continue_logging(config, self.resumed.get(RUN_KEY))
 
-    def other_run_message(self, config: Any, differences: str) -> str:
+    def other_run_message(self, differences: str) -> str:
+        """The folder (as the user named it) holds another run: what differs, and the ways out."""
+        config = self.section
+        root, folder = str(config.trainer.get("default_root_dir")), str(config.resume.get("dirpath"))
+        if os.path.normpath(folder) == os.path.normpath(os.path.join(root, "checkpoints")):
+            folder = root
         return (
-            f"{run_folder_name(config)} holds a run with {differences}; use {self.folder_option} NEW, or "
-            f"--resume.auto false to start afresh there"
+            f"{folder} holds a run with {differences}; use {self.folder_option} NEW, or --resume.auto false "
+            "to start afresh there"
         )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        """The trainer, with progress as plain lines when the output is not a terminal (a log file), a fit
-        stopped by a signal at a step boundary (:class:`StopOnSignal`; under SLURM instead of Lightning's
-        own requeue handler), a resumed run's default logger writing on in its version folder, and fixed
-        validation images with their predictions in TensorBoard (:class:`TensorBoardValidationImages`)."""
+        """The trainer, with progress as lines in a log file, a stop on a signal at a step boundary (SLURM's
+        too), a resumed run's default logger writing on in its version folder, validation images."""
         built = self.config_init.get(str(self.subcommand), self.config_init)
         config = built.get("trainer") or {}
         callbacks = config.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        wants_bar = config.get("enable_progress_bar") is not False
         extra: list[L.Callback] = [ProcessGroupCleanup()]
+        wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not is_terminal() and not any(isinstance(c, ProgressBar) for c in callbacks):
             extra.append(LineProgressBar(config.get("log_every_n_steps") or 50))
         if not any(isinstance(c, TensorBoardValidationImages) for c in callbacks):
@@ -394,16 +332,13 @@ class FCNLightningCLI(LightningCLI):
         return trainer
 
     def fit(self, model: L.LightningModule, datamodule: Any = None, ckpt_path: Any = None, **kw: Any) -> None:
-        """``trainer.fit``, continuing the run its folder holds (``resume.auto``, on by default: the same
-        command, run again after a kill, goes on from ``last.ckpt``; ``--ckpt_path`` still wins), saying
-        so in one line. A fit stopped by SIGTERM or SLURM's requeue signal ends in one line saying where
-        ``last.ckpt`` is and that the same command resumes it."""
+        """``trainer.fit``, continuing the run its folder holds (``resume.auto``; ``--ckpt_path`` wins), said
+        in one line; stopped by SIGTERM or SLURM's requeue signal, one line on where and how to go on."""
         trainer = self.trainer
-        resumers = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]  # type: ignore[attr-defined]
         if self.run_settings is not None:
             settings = {**self.run_settings}
             settings["trainer"] = {**settings["trainer"], "processes": trainer.world_size}
-            for resumer in resumers:
+            for resumer in (c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)):  # type: ignore[attr-defined]
                 resumer.run_settings = settings
             if not ckpt_path and self.resume_from:
                 ckpt_path = self.resume_from
@@ -412,13 +347,10 @@ class FCNLightningCLI(LightningCLI):
             print(f"{self.prog}: {self.resume_line(str(ckpt_path))}", file=sys.stderr, flush=True)
         removed = remove_mid_step_checkpoints(trainer.default_root_dir) if SLURMEnvironment.detect() else []
         if removed and trainer.is_global_zero:
-            print(
-                f"{self.prog}: removed {', '.join(map(str, removed))} (Lightning's SLURM checkpoints, "
-                f"written mid-step; the run resumes from last.ckpt)",
-                file=sys.stderr,
-            )
+            why = "Lightning's SLURM checkpoints, written mid-step; the run resumes from last.ckpt"
+            print(f"{self.prog}: removed {', '.join(map(str, removed))} ({why})", file=sys.stderr)
         if ckpt_path == self.resume_from and trainer.loggers:
-            keep_earlier_metrics(trainer.loggers[0], trainer.is_global_zero)
+            resume.keep_earlier_metrics(trainer.loggers[0], trainer.is_global_zero)
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kw)
         except BaseException as error:
@@ -430,9 +362,8 @@ class FCNLightningCLI(LightningCLI):
             raise SystemExit(0 if stopped and stopped.requeued else 128 + signal.SIGTERM) from None
 
     def refuse_other_run(self, model: L.LightningModule, settings: Mapping[str, Any]) -> None:
-        """What only the built run can tell: its number of processes, the net an older checkpoint (one
-        that records no run) holds, and whether the run went past this command's ``max_steps`` /
-        ``max_epochs``; refused in one line naming the folder and the ways out."""
+        """Refuse what only the built run can tell differs: its processes, the net of an older checkpoint
+        (that records no run), a run past this command's ``max_steps`` / ``max_epochs``."""
         resumed, trainer = self.resumed, self.trainer
         found: list[str] = []
         record = resumed.get(RUN_KEY) or {}
@@ -447,16 +378,14 @@ class FCNLightningCLI(LightningCLI):
         steps, epochs = int(resumed.get("global_step") or 0), int(resumed.get("epoch") or 0)
         if 0 <= trainer.max_steps < steps:
             found.append(f"{steps} steps trained (this command: --trainer.max_steps {trainer.max_steps})")
-        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
-        if 0 <= max_epochs < epochs:
-            found.append(f"{epochs} epochs trained (this command: --trainer.max_epochs {max_epochs})")
+        if trainer.max_epochs is not None and 0 <= trainer.max_epochs < epochs:
+            found.append(f"{epochs} epochs trained (this command: --trainer.max_epochs {trainer.max_epochs})")
         if found:
-            config = self.config.get(str(self.subcommand), self.config)
-            raise CommandError(self.other_run_message(config, ", ".join(found)))
+            raise CommandError(self.other_run_message(", ".join(found)))
 
     def resume_line(self, ckpt_path: str) -> str:
         """One line: which checkpoint a fit resumes, at which step, and how its length changed."""
-        resumed = self.resumed if ckpt_path == self.resume_from else _brief(read_checkpoint(ckpt_path))
+        resumed = self.resumed if ckpt_path == self.resume_from else read_checkpoint(ckpt_path)
         steps, trainer = int(resumed.get("global_step") or 0), self.trainer
         line = f"resuming {ckpt_path} at step {steps}"
         if ckpt_path != self.resume_from:
@@ -484,8 +413,7 @@ class FCNLightningCLI(LightningCLI):
             if error.requeued:
                 return f"SLURM's requeue signal: {where}; the job is requeued and resumes from there"
             return f"SLURM's requeue signal: {where}, but the job could not be requeued: submit it again"
-        config = self.config.get(str(self.subcommand), self.config)
-        last = resume_checkpoint(config.resume.dirpath)
+        last = resume.resume_checkpoint(self.section.resume.dirpath)
         if last is None:
             return "SIGTERM: stopped before a last.ckpt was written: the same command starts the run again"
         step = int(read_checkpoint(last).get("global_step") or 0)
@@ -494,9 +422,8 @@ class FCNLightningCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported():
             super().instantiate_classes()
-            # The data follow the weights' input normalisation (a contrary explicit setting fails here);
-            # a model these data cannot feed (channels, label maps) and a strategy that would share the
-            # parameters between processes fail here too, before any data is read or any step runs.
+            # The data follow the weights' normalisation; a contrary setting, a model these data cannot feed
+            # and a strategy sharing parameters between processes fail here, before any data is read.
             self.datamodule.follow_model(self.model)
             check_strategy(self.trainer, self.subcommand)
             check_deterministic(self.trainer)
@@ -507,7 +434,7 @@ class FCNLightningCLI(LightningCLI):
         try:
             yield
         except (TypeError, ValueError) as error:
-            cause = constructor_error(error)
+            cause = errors.constructor_error(error)
             if cause is None:
                 raise
             message = f"{type(cause).__name__}: {cause}"
@@ -517,13 +444,10 @@ class FCNLightningCLI(LightningCLI):
 
 
 class DataCheckCLI(FCNLightningCLI):
-    """The ``fit`` parser (same configs and overrides) with the model optional; builds only the data module.
-
-    A model section is parsed (so training configs can be checked) but never built: no weights download.
-    """
+    """The ``fit`` parser (same configs and overrides), the model parsed but never built (no weights
+    download): only the data module."""
 
     fits = False
-    help_command = "check-data"
 
     def add_core_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(self.trainer_class, "trainer")
@@ -537,25 +461,14 @@ class DataCheckCLI(FCNLightningCLI):
             self.datamodule = self.parser.instantiate_classes(config).data
 
 
-#: What a resumed fit keeps of its checkpoint besides the step: the run record and the model's.
-RECORD_KEYS = (RECORD_KEY, "hyper_parameters")
-
-
-def _brief(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: checkpoint.get(k) for k in ("global_step", "epoch", RUN_KEY, *RECORD_KEYS)}
-
-
 def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], prefix: str) -> list[str]:
-    """``--<prefix>.<key> <value>`` for each setting that differs from its default (of a nested class of the
-    same class, each of its own settings that does)."""
+    """``--<prefix>.<key> <value>`` for each setting that differs from its default (in a nested class of
+    the default's class, each of its settings)."""
     args: list[str] = []
     for key, value in (settings or {}).items():
         default = defaults.get(key)
-        if (
-            isinstance(value, dict)
-            and isinstance(default, dict)
-            and value.get("class_path") == default.get("class_path", "")
-        ):
+        nested = isinstance(value, dict) and isinstance(default, dict)
+        if nested and value.get("class_path") == default.get("class_path", ""):
             args += _changed(value.get("init_args"), default.get("init_args") or {}, f"{prefix}.{key}")
             continue
         if key not in defaults or value != default:
@@ -563,40 +476,20 @@ def _changed(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any], pr
     return args
 
 
-def missing_checkpoint_message(ckpt_path: str) -> str:
-    """``--ckpt_path`` names no file: say so, with the checkpoints of the folder it names, if any."""
-    folder = Path(ckpt_path).parent
-    there = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
-    listing = f" ({folder} holds {', '.join(there)})" if there else ""
-    return f"--ckpt_path {ckpt_path}: no such checkpoint file{listing}"
-
-
 def run_folder(config_files: Sequence[Any], model_class: str | None = None) -> Path:
-    """Where a ``fit`` given no ``trainer.default_root_dir`` goes: ``runs/<config>``, named as ``staged``
-    names its folder (:func:`~fcn_lightning.training.staged.default_out_dir`) after the last of its config
-    files that sets the model (else the last one; without any: ``runs/<model class>``), so that fits of
-    other configs in one working directory never share a folder. A W&B sweep agent's run gets its own."""
+    """A ``fit``'s folder when ``trainer.default_root_dir`` is unset: ``runs/<config>`` (as ``staged`` names
+    it) of the last config file that sets the model (else the last; none: ``runs/<model class>``)."""
     files = [str(f) for f in config_files if isinstance(f, (str, os.PathLike)) or hasattr(f, "absolute")]
-    naming = [f for f in files if "model" in (_read_yaml(f) or {})] or files
+    naming = [f for f in files if "model" in (errors.yaml_mapping(f) or {})] or files
     if naming:
         return default_out_dir(naming[-1])
     name = (model_class or "fit").rsplit(".", 1)[-1].lower()
     return default_out_dir(Path.cwd() / f"{name}.yaml")
 
 
-def _read_yaml(path: str) -> Any:
-    try:
-        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    return content if isinstance(content, dict) else None
-
-
 def place_run(config: Any, log_root: str | None = None) -> None:
-    """Fill in where a fit goes (what the user set stays): its folder (:func:`run_folder`), its checkpoints
-    in ``<folder>/checkpoints`` (one folder for the ``checkpoint`` and ``resume`` sections: they share
-    ``last.ckpt``), and a W&B logger's files under ``log_root`` (default: the folder; ``WANDB_DIR``, where
-    set, wins)."""
+    """Fill in where a fit goes (what the user set stays): its folder, ``<folder>/checkpoints`` (shared by
+    the ``checkpoint`` and ``resume`` sections), a W&B logger's files (``log_root``, else the folder)."""
     trainer = config.trainer
     if trainer.get("default_root_dir") is None:
         model = config.get("model")
@@ -632,25 +525,22 @@ def _is_wandb(class_path: str | None) -> bool:
 
 
 def continue_logging(config: Any, record: Mapping[str, Any] | None) -> None:
-    """A resumed fit's configured logger writes on where the run logged: the same version folder
-    (TensorBoard, CSV), the same W&B run (its id, resumed)."""
+    """A resumed fit's configured logger writes on where the run logged (version folder, W&B run)."""
     saved = (record or {}).get("logger") or {}
     specs = _logger_specs(config.trainer.get("logger"))
-    if not saved or saved.get("version") is None or not specs:
+    if saved.get("version") is None or not specs or specs[0].get("init_args") is None:
         return
-    spec = specs[0]
-    init_args = spec.get("init_args")
-    if init_args is None or str(spec.class_path).rsplit(".", 1)[-1] != saved.get("class"):
-        return
-    if init_args.get("version") is None and init_args.get("id") is None:
+    spec, init_args = specs[0], specs[0].init_args
+    same_class = str(spec.class_path).rsplit(".", 1)[-1] == saved.get("class")
+    if same_class and init_args.get("version") is None and init_args.get("id") is None:
         init_args.version = saved["version"]
         if _is_wandb(spec.class_path):
             init_args.resume = "allow"
 
 
 def default_logger_continuing(root: str | None, record: Mapping[str, Any] | None) -> Logger | None:
-    """The logger Lightning builds when none is configured (TensorBoard where it is installed, else CSV),
-    writing into the version folder of the run a fit resumes; ``None`` when the run logged otherwise."""
+    """The logger Lightning builds when none is configured (TensorBoard if installed, else CSV), writing
+    into the version folder of the run a fit resumes; ``None`` when the run logged otherwise."""
     saved = (record or {}).get("logger") or {}
     if saved.get("version") is None:
         return None
@@ -661,19 +551,11 @@ def default_logger_continuing(root: str | None, record: Mapping[str, Any] | None
     return cls(save_dir=root or ".", version=saved["version"])
 
 
-def run_folder_name(config: Any) -> str:
-    """The run's folder as a user named it: ``default_root_dir``, or the checkpoint folder elsewhere."""
-    root = str(config.trainer.get("default_root_dir"))
-    folder = str(config.resume.get("dirpath"))
-    return root if os.path.normpath(folder) == os.path.normpath(os.path.join(root, "checkpoints")) else folder
-
-
 def build(
     cli_class: type[FCNLightningCLI], args: Sequence[str], prog: str = "fcn-lightning", **kwargs: Any
 ) -> FCNLightningCLI:
-    """Parse ``args`` (a ``fit`` command line without ``fit``) and build the objects without running; errors
-    end the command in one line under ``prog``. The commands that run fits pass on part of their command
-    line on purpose, so LightningCLI's warning against giving both ``args`` and ``sys.argv`` is silenced."""
+    """Parse ``args`` (a ``fit`` command line without ``fit``) and build the objects without running, errors
+    in one line under ``prog`` (LightningCLI's warning against ``args`` beside ``sys.argv`` silenced)."""
     kwargs["parser_kwargs"] = {"prog": prog, **kwargs.get("parser_kwargs", {})}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "LightningCLI's args parameter", UserWarning)
@@ -681,9 +563,8 @@ def build(
 
 
 def run_summary(subcommand: str, cli: LightningCLI) -> str:
-    """One paragraph on what a fit / validate / test / predict run did and where its results are: for a
-    fit the checkpoint folder, and for every run the folders its loggers wrote (W&B: the local run
-    folder), the ones actually used (a resumed fit's are those of the run it continued)."""
+    """One paragraph on what a fit / validate / test / predict run did and where its checkpoints and the
+    folders its loggers actually wrote are."""
     trainer = cli.trainer
     text = f"\n{subcommand}: {type(cli.model).__name__} on {type(cli.datamodule).__name__}"
     if subcommand == "fit":
@@ -721,33 +602,17 @@ def published_scores(config: dict[str, Any]) -> str:
     return f". Paper, {row.label} on {row.split}: {numbers}"
 
 
-def _parser_kwargs(given: dict[str, Any], command: str | None) -> dict[str, Any]:
-    """``given`` (the main parser's, of ``command``) with :data:`PARSER_KWARGS` for the main parser and
-    every sub-parser (LightningCLI hands its sub-parsers only the keys named after them); each sub-parser
-    knows its command (its help) and says what it does."""
-    main = {**PARSER_KWARGS, "command": command, **given}
-    if command is not None:
-        main.setdefault("usage", _usage(main.get("prog") or f"fcn-lightning {command}"))
-    sub = {k: v for k, v in main.items() if k not in ("prog", "description", "command", "usage")}
-    for name in SUBCOMMANDS:
-        description = f"{name}: {COMMANDS[name].summary}"
-        main[name] = {
-            **sub,
-            "command": name,
-            "description": description,
-            "usage": _usage(f"fcn-lightning {name}"),
-        }
-    return main
-
-
-def _usage(prog: str) -> str:
-    return f"{prog} [--config FILE]... [--SECTION.OPTION VALUE]...  (--print_config: the config as parsed)"
+def parser_kwargs_of(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` for the main parser and every sub-parser (LightningCLI hands these only the keys named after
+    them), with no abbreviated options (``--trainer.max_step`` is not ``max_steps``)."""
+    main = {"parser_mode": "omegaconf", "allow_abbrev": False, **given}
+    sub = {k: v for k, v in main.items() if k not in ("prog", "description")}
+    return {**main, **{name: dict(sub) for name in SUBCOMMANDS}}
 
 
 def main(argv: Sequence[str] | None = None) -> int | None:
-    """``fcn-lightning fit / validate / test / predict`` (``argv``: the command line after the program
-    name; ``None`` reads ``sys.argv``); 1 when a file to predict could not be read. A bad dataset file
-    met while running ends the command in one line (:meth:`FCNLightningCLI.data_errors_reported`)."""
+    """``fcn-lightning fit / validate / test / predict`` (``argv`` ``None``: ``sys.argv``); 1 when a file to
+    predict could not be read."""
     cli = FCNLightningCLI(args=argv, parser_kwargs={"prog": "fcn-lightning"})
     if cli.subcommand and cli.trainer.is_global_zero:
         print(run_summary(cli.subcommand, cli))

@@ -8,17 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fcn_lightning.cli.errors import command_parser, fail
-from fcn_lightning.data.hha import NYU_KINECT, Camera
-from fcn_lightning.data.prepare_nyud import prepare_nyud
-from fcn_lightning.data.readers import DatasetError
 
 
-def _camera(text: str) -> Camera:
+def _camera(text: str) -> tuple[float, ...]:
     try:
         fx, fy, cx, cy = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected fx,fy,cx,cy (pixels), got {text!r}") from None
-    return Camera(fx, fy, cx, cy, size=None)  # the camera of the images as they are, whatever their size
+    return fx, fy, cx, cy
 
 
 def main(argv: Sequence[str]) -> int:
@@ -40,9 +37,14 @@ def main(argv: Sequence[str]) -> int:
         "40-599, principal point moved by (-40, -45); any other size needs this option)",
     )
     args = parser.parse_args(argv)
+    from fcn_lightning.data.hha import NYU_KINECT, Camera  # torch: after --help has answered
+    from fcn_lightning.data.prepare_nyud import prepare_nyud
+    from fcn_lightning.data.readers import DatasetError
+
+    camera = Camera(*args.camera, size=None) if args.camera else NYU_KINECT
     start = time.perf_counter()
     try:
-        written = prepare_nyud(args.root, workers=args.workers, camera=args.camera or NYU_KINECT)
+        written = prepare_nyud(args.root, workers=args.workers, camera=camera)
     except (DatasetError, ValueError) as error:
         fail(parser.prog, str(error))
     seconds = time.perf_counter() - start

@@ -13,17 +13,8 @@ from fcn_lightning.cli.errors import CommandError
 from fcn_lightning.cli.lightning import FCNLightningCLI, build, run_summary
 from fcn_lightning.cli.plans import load_plan, parse_plan_args, plan_parser
 from fcn_lightning.metrics import SCORE_NAMES
+from fcn_lightning.training import staged as schedule
 from fcn_lightning.training.plots import results_figure, save_figure, save_stage_figures
-from fcn_lightning.training.staged import (
-    RESULT_COLUMNS,
-    SELECTIONS,
-    Selection,
-    StagedPlan,
-    default_out_dir,
-    format_table,
-    run_staged,
-    write_results,
-)
 
 
 def _fit_stage(
@@ -31,19 +22,15 @@ def _fit_stage(
     overrides: Sequence[str],
     out_dir: Path,
     init_from: str | list[str] | None,
-    select: Selection,
+    select: schedule.Selection,
 ) -> tuple[str, Mapping[str, float], str]:
-    args = [a for c in configs for a in ("--config", str(c))]
-    # Each stage in its own folder (its checkpoints in <stage>/checkpoints), whatever the logger: stages
-    # that log into one run (one W&B run per staged run, its files under the staged run's folder) would
-    # otherwise share one, and a stage would resume from the previous stage's last.ckpt. A staged run
-    # started again resumes each stage from its own, if it is the same run.
-    args += ["--trainer.default_root_dir", str(out_dir), *overrides]
+    # Each stage in its own folder, whatever the logger: stages that log into one run (one W&B run per
+    # staged run) would otherwise share one, and a stage would resume from the previous stage's last.ckpt.
+    args = [*(a for c in configs for a in ("--config", str(c))), "--trainer.default_root_dir", str(out_dir)]
+    args += overrides
     if init_from:  # several checkpoints (one per stream) as a YAML list
-        args += [
-            "--model.init_args.init_from",
-            init_from if isinstance(init_from, str) else json.dumps(init_from),
-        ]
+        init = init_from if isinstance(init_from, str) else json.dumps(init_from)
+        args += ["--model.init_args.init_from", init]
     prog, log_root = "fcn-lightning staged", str(out_dir.parent)
     cli = build(FCNLightningCLI, args, prog=prog, folder_option="--out", log_root=log_root, resumable=True)
     with cli.data_errors_reported():  # a bad file met while training or scoring: one line
@@ -55,10 +42,9 @@ def _fit_stage(
             (saved.best_model_path, "best") if select == "best" else (saved.last_model_path, "last")
         )
         if not ckpt:  # never validated during training (e.g. max_steps below val_check_interval): its last
-            ckpt, scored = (
-                saved.last_model_path or _last_checkpoint(str(saved.dirpath)),
-                "last (not validated in training)",
-            )
+            last = Path(saved.dirpath, "last.ckpt")  # written at the end of training by the resume section
+            ckpt = saved.last_model_path or (str(last) if last.is_file() else "")
+            scored = "last (not validated in training)"
         if not ckpt:
             raise CommandError(f"stage in {out_dir} saved no checkpoint: did it train a step?")
         # Every stage is scored at its end, whether or not it validated while training.
@@ -69,22 +55,12 @@ def _fit_stage(
     return str(Path(ckpt).resolve()), metrics, scored
 
 
-def _last_checkpoint(folder: str) -> str:
-    """The folder's ``last.ckpt`` (written at the end of training by the resume section), or ``""``."""
-    path = Path(folder) / "last.ckpt"
-    return str(path) if path.is_file() else ""
-
-
 def _log_staged_to_wandb(rows: Sequence[Mapping[str, Any]], figure: Path) -> None:
-    """With W&B logging, the staged table, its plot and a summary go into the run the stages logged to.
-
-    All stages of one process log into one W&B run (Lightning's logger joins the run in progress), so a
-    sweep agent's run is one whole staged run.
-    """
+    """The table, its plot and a summary into the W&B run the stages logged to (one per process)."""
     wandb = sys.modules.get("wandb")
     if wandb is None or wandb.run is None:
         return
-    columns = list(RESULT_COLUMNS)
+    columns = list(schedule.RESULT_COLUMNS)
     table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
     wandb.run.log({"staged/results": table, "staged/results_plot": wandb.Image(str(figure))})
     wandb.run.summary.update({f"staged/{row['stage']}/{k}": row[k] for row in rows for k in SCORE_NAMES})
@@ -102,24 +78,22 @@ def main(argv: Sequence[str]) -> list[dict[str, Any]]:
     )
     parser.add_argument(
         "--select",
-        choices=SELECTIONS,
+        choices=schedule.SELECTIONS,
         default="best",
         help="the checkpoint of each stage that is validated, tabulated and handed on to the next stage: "
         "best (highest validation mean IU) or last (last.ckpt) (default: best)",
     )
     args, overrides = parse_plan_args(parser, argv)
-    plan = load_plan(parser.prog, StagedPlan.load, args.config)
-    out_dir = Path(args.out) if args.out else default_out_dir(args.config)
+    plan, out_dir = load_plan(parser.prog, schedule.StagedPlan.load, args)
     start = time.perf_counter()
-    rows = run_staged(plan, out_dir, overrides, _fit_stage, args.select)
-    csv_path, md_path = write_results(rows, out_dir)
+    rows = schedule.run_staged(plan, out_dir, overrides, _fit_stage, args.select)
+    csv_path, md_path = schedule.write_results(rows, out_dir)
     figure = save_figure(results_figure(rows), out_dir / "results.png")
     _log_staged_to_wandb(rows, figure)
-    seconds = time.perf_counter() - start
     print(
-        f"\n{format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
-        f"{seconds:.0f} s, each scored on its validation split at the checkpoint the table names. Results: "
-        f"{csv_path}, {md_path} and {figure}; per stage, the checkpoints, confusion.png and predictions.png "
-        f"under {out_dir}/<stage>/."
+        f"\n{schedule.format_table(rows)}\n\n{len(rows)} stages ({', '.join(r['stage'] for r in rows)}) in "
+        f"{time.perf_counter() - start:.0f} s, each scored on its validation split at the checkpoint the "
+        f"table names. Results: {csv_path}, {md_path} and {figure}; per stage, the checkpoints, "
+        f"confusion.png and predictions.png under {out_dir}/<stage>/."
     )
     return rows
