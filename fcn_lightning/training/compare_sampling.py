@@ -119,7 +119,6 @@ def run_comparison(
 
 def write_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """``curves.csv`` (``CURVE_COLUMNS``), ``val_mean_iu`` empty where validation did not run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
