@@ -120,12 +120,11 @@ def validation_examples(
     images, truths, preds = [], [], []
     was_training = model.training
     model.eval()
-    scored = getattr(model, "evaluation_logits", None)
     for index in indices if indices is not None else range(min(count, len(dataset))):
         sample = dataset[index]
         h, w = sample["size"].tolist()
         image = sample["image"][None].to(model.device)
-        logits = model.scored_logits(scored(image)) if scored is not None else model(image)
+        logits = model.scored_logits(model.evaluation_logits(image))
         preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
         truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
         show = getattr(datamodule, "display_image", None)  # inputs other than colour (NYUD) say how

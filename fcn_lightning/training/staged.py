@@ -1,13 +1,5 @@
 """The paper's staged schedule (FCN-32s -> FCN-16s -> FCN-8s), each stage a normal ``fit`` of its configs
-started from the previous stage's ``best`` or ``last`` checkpoint, and its results table::
-
-    base: [base.yaml]            # paths relative to this file
-    stages:
-      RGB-32s: fcn32s_rgb.yaml
-      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}   # from its own config's init_from
-      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}   # one per stream
-      RGB-HHA-16s: fcn16s_rgb_hha.yaml                    # from the previous stage
-"""
+started from the stage(s) before it (a plan file: ``configs/nyud/staged.yaml``), and its results table."""
 
 from __future__ import annotations
 
