@@ -57,7 +57,6 @@ class PredictionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.failed += batch.get("failed", [])
         for i, sample_id in enumerate(prediction["id"]):
             name = f"{Path(prediction['path'][i]).name if 'path' in prediction else sample_id}.png"
@@ -67,11 +66,9 @@ class PredictionWriter(BasePredictionWriter):
             self.written += 1
             if "geo_pred" in prediction:  # SIFT Flow's second task: the geometric classes
                 geo = np.ascontiguousarray(prediction["geo_pred"][i, :h, :w].numpy())
-                (self.output_dir / "geometric").mkdir(exist_ok=True)
                 save_label_png(self.output_dir / "geometric" / name, geo)
             if self.overlays and "path" in prediction:  # overlays need the input file
                 image = read_image(prediction["path"][i], background=PREDICT_BACKGROUND)
-                (self.output_dir / "overlays").mkdir(exist_ok=True)
                 with atomic_write(self.output_dir / "overlays" / name) as f:
                     Image.fromarray(overlay(image, label, alpha=self.alpha)).save(f, format="PNG")
 
@@ -87,9 +84,11 @@ class ValidationMedia(Callback):
     """What a validation shows a person, for the loggers of ``logger_class``.
 
     Every ``every_n_validations``-th validation (not the sanity check), on the first process, with
-    ``num_images`` fixed validation images shrunk to ``max_size`` pixels on their longer side."""
+    ``num_images`` fixed validation images shrunk to ``max_size`` pixels on their longer side; each
+    subclass's ``show(step, loggers, evaluation, class_names, examples)`` shows them."""
 
     logger_class: type[Logger] = Logger
+    changes_results = False  # only shows: not part of what makes a run (training/identity.py)
 
     def __init__(self, num_images: int = 4, every_n_validations: int = 1, max_size: int = 512) -> None:
         if num_images < 0 or every_n_validations < 1 or max_size < 1:
@@ -112,12 +111,6 @@ class ValidationMedia(Callback):
             shrunk = [within(*example, self.max_size) for example in zip(*examples, strict=True)]
             evaluation = pl_module.last_evaluation["val"]
             self.show(trainer.global_step, loggers, evaluation, class_names_of(pl_module), shrunk)
-
-    def show(
-        self, step: int, loggers: list[Any], evaluation: dict[str, Any], names: list[Any], examples: list
-    ) -> None:
-        """Show the validation's scores, its class names and the (image, truth, prediction) examples."""
-        raise NotImplementedError
 
 
 class WandbValidationMedia(ValidationMedia):
@@ -194,6 +187,8 @@ class TensorBoardValidationImages(ValidationMedia):
 
 class TrainingCurve(L.Callback):
     """The training loss of each step against training time (validation left out), and validation mean IU."""
+
+    changes_results = False  # only records
 
     def __init__(self) -> None:
         self._steps: list[tuple[int, float]] = []  # (step, seconds)

@@ -1,11 +1,6 @@
 """Patch sampling against whole images (paper section 4.4): the same training run whole, with the loss
 sampled (``p0.5``, ``p0.25``: batch ``ceil(batch / p)``) and on random crops (``patch<size>``), and the
-curves of the four. A comparison file::
-
-    base: [base.yaml, fcn32s.yaml]   # fit configs every run shares (paths relative to this file)
-    patch_size: 64                   # crop size of the patchwise run
-    sampling: [0.5, 0.25]            # p of the loss-sampled runs (optional; the paper's)
-"""
+curves of the four (a comparison file: ``configs/synthetic/compare_sampling.yaml``)."""
 
 from __future__ import annotations
 
@@ -119,7 +114,6 @@ def run_comparison(
 
 def write_curves(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """``curves.csv`` (``CURVE_COLUMNS``), ``val_mean_iu`` empty where validation did not run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -87,13 +87,11 @@ class StopOnDivergence(Callback):
 
     def _check_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Stop where any process has seen a non-finite loss since the last check (a collective)."""
-        mine = self._nonfinite is not None and self._nonfinite
-        flag = mine if isinstance(mine, torch.Tensor) else torch.tensor(mine, device=pl_module.device)
-        if trainer.world_size > 1:
-            flag = trainer.strategy.reduce(flag.to(torch.float32), reduce_op="max")
+        mine = torch.tensor(False, device=pl_module.device) if self._nonfinite is None else self._nonfinite
+        flag = trainer.strategy.reduce(mine.float(), reduce_op="max") if trainer.world_size > 1 else mine
         if not bool(flag):
             return
-        if isinstance(mine, torch.Tensor) and bool(mine):
+        if bool(mine):
             self._stop(trainer, pl_module, f"the training loss is {float(self._loss):g}")  # type: ignore[arg-type]
         self._stop(trainer, pl_module, "the training loss of another process is not finite")
 

@@ -11,6 +11,17 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    Checkpoint,
+    DeviceStatsMonitor,
+    LearningRateMonitor,
+    ModelSummary,
+    ProgressBar,
+    ThroughputMonitor,
+    Timer,
+)
+
 #: Where a checkpoint of a CLI fit records its run: ``{"settings": run_settings(...), "max_steps": ..,
 #: "max_epochs": .., "logger": {"class": .., "version": ..}}``.
 RUN_KEY = "fcn_lightning_run"
@@ -46,26 +57,17 @@ TRAINER_EXCLUDED = frozenset(
         "model_registry",
     }
 )
-#: Callbacks (by class name) that write, log or show but never change what a run computes.
-RECORDING_CALLBACKS = frozenset(
-    {
-        "ModelCheckpoint",
-        "LearningRateMonitor",
-        "ProgressBar",
-        "TQDMProgressBar",
-        "RichProgressBar",
-        "ModelSummary",
-        "RichModelSummary",
-        "DeviceStatsMonitor",
-        "ThroughputMonitor",
-        "Timer",
-        "BasePredictionWriter",
-        "PredictionWriter",
-        "WandbValidationMedia",
-        "TensorBoardValidationImages",
-        "ValidationMedia",
-        "TrainingCurve",
-    }
+#: Lightning's callbacks (and their subclasses) that write, log or show but never change what a run
+#: computes; any other class says so with ``changes_results = False``.
+RECORDING_CALLBACKS = (
+    Checkpoint,
+    LearningRateMonitor,
+    ProgressBar,
+    ModelSummary,
+    DeviceStatsMonitor,
+    ThroughputMonitor,
+    Timer,
+    BasePredictionWriter,
 )
 #: Data module options that change where the files are or how fast they are read, not what is read.
 DATA_EXCLUDED = frozenset(
@@ -95,28 +97,25 @@ def run_settings(config: Mapping[str, Any], world_size: int | None = None) -> di
 
 
 def run_callbacks(trainer: Mapping[str, Any]) -> list[Any]:
-    """The trainer's callbacks but :data:`RECORDING_CALLBACKS` and those with ``changes_results = False``."""
+    """The trainer's callbacks that can change what the run computes (:func:`_changes_results`)."""
     callbacks = trainer.get("callbacks") or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-    return [c for c in callbacks if _class_name(c) not in RECORDING_CALLBACKS and _changes_results(c)]
-
-
-def _class_name(callback: Any) -> str:
-    path = callback.get("class_path", "") if isinstance(callback, Mapping) else callback
-    return str(path).rsplit(".", 1)[-1] if isinstance(path, str) else type(callback).__name__
+    return [c for c in callbacks if _changes_results(c)]
 
 
 def _changes_results(callback: Any) -> bool:
-    """A class's own ``changes_results``, read from its class path (not importable here: ``True``)."""
-    path = callback.get("class_path") if isinstance(callback, Mapping) else None
-    if not isinstance(path, str):
-        return bool(getattr(callback, "changes_results", True))
-    module, _, name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return True
-    return bool(getattr(cls, "changes_results", True))
+    """Neither one of :data:`RECORDING_CALLBACKS` nor a class saying ``changes_results = False``, read from
+    its class path (a class that cannot be imported here: it may change results)."""
+    path = callback.get("class_path") if isinstance(callback, Mapping) else callback
+    cls = type(callback)
+    if isinstance(path, str):
+        module, _, name = path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            return True
+    recording = isinstance(cls, type) and issubclass(cls, RECORDING_CALLBACKS)
+    return not recording and bool(getattr(cls, "changes_results", True))
 
 
 def record_from_hyperparameters(checkpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,13 +34,11 @@ HARMLESS_LOG_LINES: tuple[tuple[str, str], ...] = (
     (r"(TPU|HPU) available: ", "the suite runs on CPUs and GPUs; the GPU line stays"),
 )
 _LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_HARMLESS_LINE = re.compile("|".join(f"(?:{p})" for p, _ in HARMLESS_LOG_LINES))
 
 
-class _HarmlessLines(logging.Filter):
-    pattern = re.compile("|".join(f"(?:{p})" for p, _ in HARMLESS_LOG_LINES))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.pattern.match(record.getMessage()) is None
+def _not_harmless(record: logging.LogRecord) -> bool:
+    return _HARMLESS_LINE.match(record.getMessage()) is None
 
 
 def filter_harmless_notices() -> None:
@@ -48,6 +46,4 @@ def filter_harmless_notices() -> None:
     for pattern, _ in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     for name in _LIGHTNING_INFO_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _HarmlessLines) for f in logger.filters):
-            logger.addFilter(_HarmlessLines())
+        logging.getLogger(name).addFilter(_not_harmless)  # added once: addFilter skips a filter it has

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from matplotlib.figure import Figure
 
 from fcn_lightning.data.palette import colorize
-from fcn_lightning.io import atomic_write
+from fcn_lightning.io import write_atomically
 from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES
 from fcn_lightning.paper import METRIC_TITLES
@@ -32,13 +32,10 @@ def class_names_of(model: L.LightningModule) -> list[Any]:
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write ``figure`` as a PNG (atomically) and close it."""
-    path = Path(path)
     try:
-        with atomic_write(path) as f:
-            figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
+        return write_atomically(path, lambda f: figure.savefig(f, format="png", dpi=100, bbox_inches="tight"))
     finally:
         plt.close(figure)
-    return path
 
 
 def results_figure(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str] | None = None) -> Figure:
@@ -123,12 +120,11 @@ def validation_examples(
     images, truths, preds = [], [], []
     was_training = model.training
     model.eval()
-    scored = getattr(model, "evaluation_logits", None)
     for index in indices if indices is not None else range(min(count, len(dataset))):
         sample = dataset[index]
         h, w = sample["size"].tolist()
         image = sample["image"][None].to(model.device)
-        logits = model.scored_logits(scored(image)) if scored is not None else model(image)
+        logits = model.scored_logits(model.evaluation_logits(image))
         preds.append(logits[0].argmax(0)[:h, :w].to(torch.uint8).cpu().numpy())
         truths.append(sample["mask"][:h, :w].numpy().astype(np.uint8))
         show = getattr(datamodule, "display_image", None)  # inputs other than colour (NYUD) say how

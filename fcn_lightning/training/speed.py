@@ -33,23 +33,21 @@ def check_deterministic(trainer: L.Trainer) -> None:
         )
 
 
-def repeating_shapes(datamodule: Any) -> dict[str, tuple[bool, str]]:
+def repeating_shapes(datamodule: Any) -> tuple[tuple[bool, str], tuple[bool, str]]:
     """Whether the input shapes of the training and of the evaluation loops repeat, with why, read from
     the data module's settings (``crop_size``, ``pad_to``, size buckets); unknown data: not repeating."""
     if datamodule is None or not hasattr(datamodule, "pad_to"):
-        unknown = (False, "input shapes unknown (no fcn_lightning data module)")
-        return {"train": unknown, "eval": unknown}
-    pad_to, crop = datamodule.pad_to, getattr(datamodule, "crop_size", None)
-    if pad_to is not None:
-        fixed = (True, f"every image padded to {pad_to[0]}x{pad_to[1]}")
-        return {"train": fixed, "eval": fixed}
+        return ((False, "input shapes unknown (no fcn_lightning data module)"),) * 2
+    if (pad_to := datamodule.pad_to) is not None:
+        return ((True, f"every image padded to {pad_to[0]}x{pad_to[1]}"),) * 2
+    crop = getattr(datamodule, "crop_size", None)
     if crop is not None:
         train = (True, f"random crops of {crop[0]}x{crop[1]}")
     elif getattr(datamodule, "bucketing", False):
         train = (True, "batches padded to size buckets")
     else:
         train = (False, "whole images of varying sizes")
-    return {"train": train, "eval": (False, "whole images of varying sizes (pad_to fixes them)")}
+    return train, (False, "whole images of varying sizes (pad_to fixes them)")
 
 
 class SpeedSwitches(Callback):
@@ -105,31 +103,27 @@ class SpeedSwitches(Callback):
                 "speed.cudnn_benchmark=true conflicts with trainer.deterministic=true (autotuning picks "
                 "algorithms by timing): set one of them false"
             )
-        shapes = repeating_shapes(getattr(trainer, "datamodule", None))
-        (train_repeat, train_why), (eval_repeat, eval_why) = shapes["train"], shapes["eval"]
+        datamodule = getattr(trainer, "datamodule", None)
+        (train_repeat, train_why), (eval_repeat, eval_why) = repeating_shapes(datamodule)
         tune = cuda and not deterministic
-        train_bench, eval_bench = (tune and train_repeat, tune and eval_repeat)
         compile_net = cuda and train_repeat and eval_repeat
         on = {True: "on", False: "off"}
         self.reasons = []
-        if self.cudnn_benchmark is not None:
-            train_bench = eval_bench = self.cudnn_benchmark
-        elif tune:
+        if self.cudnn_benchmark is None and tune:
             self.reasons.append(
-                f"cuDNN autotuning {on[train_bench]} in training ({train_why}), "
-                f"{on[eval_bench]} in evaluation ({eval_why})"
+                f"cuDNN autotuning {on[train_repeat]} in training ({train_why}), "
+                f"{on[eval_repeat]} in evaluation ({eval_why})"
             )
-        if self.compile is not None:
-            compile_net = self.compile
-        elif cuda:
+        if self.compile is None and cuda:
             why = train_why if not train_repeat else eval_why
             again = "" if compile_net else ": each new shape compiles again"
             self.reasons.append(f"torch.compile {on[compile_net]} ({why}{again})")
+        benchmark = self.cudnn_benchmark
         return {
             "channels_last": cuda if self.channels_last is None else self.channels_last,
-            "cudnn_benchmark": train_bench,
-            "eval_cudnn_benchmark": eval_bench,
-            "compile": compile_net,
+            "cudnn_benchmark": tune and train_repeat if benchmark is None else benchmark,
+            "eval_cudnn_benchmark": tune and eval_repeat if benchmark is None else benchmark,
+            "compile": compile_net if self.compile is None else self.compile,
             "compile_mode": self.compile_mode,
             "threads": self.threads,
         }

@@ -1,13 +1,5 @@
 """The paper's staged schedule (FCN-32s -> FCN-16s -> FCN-8s), each stage a normal ``fit`` of its configs
-started from the previous stage's ``best`` or ``last`` checkpoint, and its results table::
-
-    base: [base.yaml]            # paths relative to this file
-    stages:
-      RGB-32s: fcn32s_rgb.yaml
-      HHA-32s: {config: fcn32s_hha.yaml, init_from: []}   # from its own config's init_from
-      RGB-HHA-32s: {config: fcn32s_rgb_hha.yaml, init_from: [RGB-32s, HHA-32s]}   # one per stream
-      RGB-HHA-16s: fcn16s_rgb_hha.yaml                    # from the previous stage
-"""
+started from the stage(s) before it (a plan file: ``configs/nyud/staged.yaml``), and its results table."""
 
 from __future__ import annotations
 
@@ -112,23 +104,18 @@ def default_out_dir(config: str | Path) -> Path:
     return Path("runs") / "-".join(path.relative_to(below).with_suffix("").parts)
 
 
-#: Runs one stage: (config files, extra CLI arguments, output dir, init checkpoint(s), selection)
-#: -> (the checkpoint scored, its validation metrics, which checkpoint it is, e.g. "best"). Several
-#: init checkpoints come as a list.
-StageRunner = Callable[
-    [Sequence[Path], Sequence[str], Path, str | list[str] | None, Selection],
-    tuple[str, Mapping[str, float], str],
-]
-
-
 def run_staged(
     plan: StagedPlan,
     out_dir: Path,
     overrides: Sequence[str],
-    run_stage: StageRunner,
+    run_stage: Callable[..., tuple[str, Mapping[str, float], str]],
     select: Selection = "best",
 ) -> list[dict[str, Any]]:
-    """Run the stages in order, each from the ``select`` checkpoint of the stage(s) it starts from."""
+    """Run the stages in order, each from the ``select`` checkpoint of the stage(s) it starts from.
+
+    ``run_stage(configs, overrides, out_dir, init_from, select)`` fits one stage from ``init_from`` (a list
+    where it starts from several) and returns the checkpoint scored, its validation metrics and which
+    checkpoint it is (``"best"``)."""
     rows: list[dict[str, Any]] = []
     checkpoints: dict[str, str] = {}
     for index, (name, config) in enumerate(plan.stages):
@@ -192,7 +179,6 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def write_results(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
     """``results.csv`` (ours as fractions, the paper's in percent) and ``results.md`` (format_table)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
     with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
