@@ -78,10 +78,7 @@ def _find(layers: dict[str, CaffeLayer], name: str) -> CaffeLayer | None:
 
 def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A shape without the leading 1s legacy blobs pad to 4-D (``1 x 1 x 1 x N`` is ``N``)."""
-    i = 0
-    while i < len(shape) - 1 and shape[i] == 1:
-        i += 1
-    return shape[i:]
+    return shape[next((i for i, dim in enumerate(shape[:-1]) if dim != 1), len(shape) - 1) :]
 
 
 def _fit_blob(layer: CaffeLayer, blob: np.ndarray, target: torch.Tensor, what: str) -> torch.Tensor:

@@ -5,7 +5,7 @@ and crop to the input size. Built to a model's :class:`Wiring` by :func:`build_f
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -43,12 +43,17 @@ class Wiring:
     final_kernel: int | None = None
 
 
+#: Scores of one blob by one score layer: ``(score layer name, blob) -> N x C x h x w``.
+Scorer = Callable[[str, str], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class HeadWiring:
-    """How a built head's layers connect, by layer name: what :class:`FCN` and each head of a multi-task
-    net run, so the two cannot differ."""
+    """How a built head's layers connect, by layer name: what :class:`FCN`, each head of a multi-task net
+    and the late-fusion net run, so that they cannot differ."""
 
     score: str
+    source: str
     fusions: tuple[tuple[str, str, str], ...]  # (upsampler, skip blob, skip score layer)
     final: str
     offsets: Mapping[str, int]  # crop offset of each skip score layer and of the final upsampler
@@ -58,29 +63,35 @@ class HeadWiring:
         """The same wiring over layers named ``<name>_<suffix>``."""
         return HeadWiring(
             f"{self.score}_{suffix}",
+            self.source,
             tuple((f"{up}_{suffix}", skip, f"{score}_{suffix}") for up, skip, score in self.fusions),
             f"{self.final}_{suffix}",
             {f"{name}_{suffix}": offset for name, offset in self.offsets.items()},
             self.skip_scales,
         )
 
-    def __call__(
-        self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str, size: Sequence[int]
-    ) -> torch.Tensor:
-        """Score ``blobs[source]``, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
-        final = getattr(net, self.final)  # an Upsampler: it computes only the window kept
-        return final(self.coarse(net, blobs, source), crop=(self.offsets[self.final], size))
+    def scorer(self, net: nn.Module, blobs: Mapping[str, torch.Tensor]) -> Scorer:
+        """``net``'s score layers over the trunk's ``blobs`` (a skip scaled first, at once)."""
 
-    def coarse(self, net: nn.Module, blobs: Mapping[str, torch.Tensor], source: str) -> torch.Tensor:
+        def scored(layer: str, blob: str) -> torch.Tensor:
+            feature = blobs[blob]
+            if blob in self.skip_scales:
+                feature = feature * self.skip_scales[blob]
+            return getattr(net, layer)(feature)
+
+        return scored
+
+    def __call__(self, net: nn.Module, scored: Scorer, size: Sequence[int]) -> torch.Tensor:
+        """Score the source blob, fuse each skip, upsample and crop to ``size``; layers are ``net``'s."""
+        final = getattr(net, self.final)  # an Upsampler: it computes only the window kept
+        return final(self.coarse(net, scored), crop=(self.offsets[self.final], size))
+
+    def coarse(self, net: nn.Module, scored: Scorer) -> torch.Tensor:
         """The fused score map before the final upsampling (at the net's output stride)."""
-        score = getattr(net, self.score)(blobs[source])
+        score = scored(self.score, self.source)
         for up_name, skip, skip_score in self.fusions:
             score = getattr(net, up_name)(score)
-            feature = blobs[skip]
-            if skip in self.skip_scales:
-                feature = feature * self.skip_scales[skip]
-            fused = getattr(net, skip_score)(feature)
-            score = score + cropped(fused, self.offsets[skip_score], score.shape[-2:])
+            score = score + cropped(scored(skip_score, skip), self.offsets[skip_score], score.shape[-2:])
         return score
 
 
@@ -141,7 +152,7 @@ class FCN(nn.Module):
         self.add_module(self.final_name, final)
         self.crop_offsets[self.final_name] = crop_offset(score_map.then(layer_map(final)), CoordMap())
         self.wiring = HeadWiring(
-            self.score_name, tuple(self.fusions), self.final_name, self.crop_offsets, self.skip_scales
+            self.score_name, source, tuple(self.fusions), self.final_name, self.crop_offsets, self.skip_scales
         )
 
     @property
@@ -151,11 +162,11 @@ class FCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N x C_in x H x W -> logits N x num_classes x H x W."""
-        return self.wiring(self, self.trunk(x), self.source, x.shape[-2:])
+        return self.wiring(self, self.wiring.scorer(self, self.trunk(x)), x.shape[-2:])
 
     def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
         """The fused score map before the final upsampling: N x num_classes x h x w, at ``coarse_map``."""
-        return self.wiring.coarse(self, self.trunk(x), self.source)
+        return self.wiring.coarse(self, self.wiring.scorer(self, self.trunk(x)))
 
 
 def build_fcn(

@@ -57,12 +57,12 @@ class MultiTaskFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         blobs = self.trunk(x)
-        return {task: head(self, blobs, self.source, x.shape[-2:]) for task, head in self.heads.items()}
+        return {task: head(self, head.scorer(self, blobs), x.shape[-2:]) for task, head in self.heads.items()}
 
     def coarse_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each task's fused score map before the final upsampling (all at ``coarse_map``)."""
         blobs = self.trunk(x)
-        return {task: head.coarse(self, blobs, self.source) for task, head in self.heads.items()}
+        return {task: head.coarse(self, head.scorer(self, blobs)) for task, head in self.heads.items()}
 
 
 def build_multitask_fcn(

@@ -129,18 +129,12 @@ def _with_mean_rgb_filters(weight: torch.Tensor, in_channels: int) -> torch.Tens
 
 def expand_input_channels(trunk: VGG16Trunk, in_channels: int = 4) -> None:
     """Give conv1_1 extra input channels initialised to the mean of its RGB filters (early fusion RGB-D)."""
-    old: nn.Conv2d = trunk.block1.conv1_1
-    if in_channels <= old.in_channels:
-        raise ValueError(f"conv1_1 already has {old.in_channels} input channels, asked for {in_channels}")
-    new = nn.Conv2d(
-        in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
-        device=old.weight.device, dtype=old.weight.dtype,
-    )  # fmt: skip
+    conv: nn.Conv2d = trunk.block1.conv1_1
+    if in_channels <= conv.in_channels:
+        raise ValueError(f"conv1_1 already has {conv.in_channels} input channels, asked for {in_channels}")
     with torch.no_grad():
-        new.weight.copy_(_with_mean_rgb_filters(old.weight, in_channels))
-        new.bias.copy_(old.bias)
-    trunk.block1.conv1_1 = new
-    trunk.in_channels = in_channels
+        conv.weight = nn.Parameter(_with_mean_rgb_filters(conv.weight, in_channels))
+    conv.in_channels = trunk.in_channels = in_channels
 
 
 def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
