@@ -137,11 +137,7 @@ class FCN(nn.Module):
     :data:`LearnUpsampling` (learned upsamplers start bilinear too)."""
 
     def __init__(
-        self,
-        trunk: nn.Module,
-        num_classes: int,
-        wiring: Wiring,
-        learn_upsampling: LearnUpsampling = False,
+        self, trunk: nn.Module, num_classes: int, wiring: Wiring, learn_upsampling: LearnUpsampling = False
     ) -> None:
         super().__init__()
         self.trunk = trunk
