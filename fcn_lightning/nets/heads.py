@@ -43,6 +43,8 @@ class Wiring:
     final_kernel: int | None = None
 
 
+#: A net's logits: one tensor, or one per task (a multi-task net's ``{task: logits}``).
+Scores = torch.Tensor | dict[str, torch.Tensor]
 #: Scores of one blob by one score layer: ``(score layer name, blob) -> N x C x h x w``.
 Scorer = Callable[[str, str], torch.Tensor]
 
