@@ -17,7 +17,7 @@ from torch import nn
 from fcn_lightning.io import atomic_write
 from fcn_lightning.nets.caffe_proto import CaffeLayer, CaffeNet, read_caffemodel
 from fcn_lightning.nets.caffe_proto import write_caffemodel as write_caffemodel  # re-exported
-from fcn_lightning.nets.trunks import VGG16_CHANNELS
+from fcn_lightning.nets.surgery import vgg16_keys
 from fcn_lightning.nets.upsampling import BILINEAR_ATOL
 from fcn_lightning.nets.weights import CAFFE, NORMALIZATION_KEY
 
@@ -78,10 +78,7 @@ def _find(layers: dict[str, CaffeLayer], name: str) -> CaffeLayer | None:
 
 def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A shape without the leading 1s legacy blobs pad to 4-D (``1 x 1 x 1 x N`` is ``N``)."""
-    i = 0
-    while i < len(shape) - 1 and shape[i] == 1:
-        i += 1
-    return shape[i:]
+    return shape[next((i for i, dim in enumerate(shape[:-1]) if dim != 1), len(shape) - 1) :]
 
 
 def _fit_blob(layer: CaffeLayer, blob: np.ndarray, target: torch.Tensor, what: str) -> torch.Tensor:
@@ -211,13 +208,8 @@ def export_caffe_net(net: nn.Module, name: str = "fcn") -> CaffeNet:
     return CaffeNet(name, layers)
 
 
-_VGG16_CONVS = [f"conv{s}_{i}" for s, convs in enumerate(VGG16_CHANNELS, 1) for i in range(1, len(convs) + 1)]
-#: The Caffe ImageNet VGG16's layers and where torchvision's ``vgg16`` keeps each: ``features.<i>`` (a ReLU
-#: after every conv, a pool after every stage), ``classifier.0 / 3 / 6`` (linear, ReLU, dropout).
-VGG16_KEYS: dict[str, str] = {
-    **{name: f"features.{2 * i + int(name[4]) - 1}" for i, name in enumerate(_VGG16_CONVS)},
-    **{fc: f"classifier.{3 * i}" for i, fc in enumerate(("fc6", "fc7", "fc8"))},
-}
+#: The Caffe ImageNet VGG16's layers and where torchvision's ``vgg16`` keeps each.
+VGG16_KEYS = vgg16_keys()
 #: CaffeNet's (the FCN-AlexNet trunk's) layers with weights, and where ``AlexNetTrunk`` keeps each.
 CAFFENET_KEYS = {f"conv{i}": f"features.conv{i}" for i in range(1, 6)} | {"fc6": "fc.fc6", "fc7": "fc.fc7"}
 

@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, LearnUpsampling, Wiring, _score_layer
+from fcn_lightning.nets.heads import FCN, LearnUpsampling, Scorer, Wiring, _score_layer
 from fcn_lightning.nets.trunks import VGG16Trunk
-from fcn_lightning.nets.upsampling import cropped
 
 
 class FusionStream(nn.Module):
@@ -23,17 +22,8 @@ class FusionStream(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.score_fr = _score_layer(trunk.out_channels["fc7"], num_classes)
-        self.skips = tuple(skips)
-        for skip in self.skips:
+        for skip in skips:
             self.add_module(f"score_{skip}", _score_layer(trunk.out_channels[skip], num_classes))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Score maps by blob: ``fc7`` and each skip."""
-        blobs = self.trunk(x)
-        scores = {"fc7": self.score_fr(blobs["fc7"])}
-        for skip in self.skips:
-            scores[skip] = getattr(self, f"score_{skip}")(blobs[skip])
-        return scores
 
 
 class LateFusionFCN(nn.Module):
@@ -70,42 +60,38 @@ class LateFusionFCN(nn.Module):
         # The head's geometry (upsamplers, crop offsets) is a single-stream FCN's: all streams are alike.
         first = next(iter(self.streams.values())).trunk
         template = FCN(first, num_classes, Wiring(skips=tuple(skips)), learn_upsampling)
-        self.fusions = [(up_name, skip) for up_name, skip, _ in template.fusions]
+        self.wiring = template.wiring
         self.crop_offsets = {skip: template.crop_offsets[score] for _, skip, score in template.fusions}
-        self.final_name = template.final_name
         self.final_offset = template.crop_offsets[template.final_name]
         self.output_stride = template.output_stride
         self.coarse_map = template.coarse_map
-        for name in [up_name for up_name, _ in self.fusions] + [self.final_name]:
-            self.add_module(name, getattr(template, name))
+        for name, layer in template.named_children():
+            if name.startswith("upscore"):
+                self.add_module(name, layer)
 
     @property
     def in_channels(self) -> int:
         """Input channels: the streams' together."""
         return sum(self.stream_channels.values())
 
-    def fuse(self, scores: Sequence[Mapping[str, torch.Tensor]], blob: str) -> torch.Tensor:
-        """The weighted sum of the streams' scores of one blob."""
-        return sum(w * s[blob] for w, s in zip(self.fusion_weights, scores, strict=True))  # type: ignore[return-value]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
-        out = getattr(self, self.final_name)(self.coarse_scores(x))
-        return cropped(out, self.final_offset, x.shape[-2:])
-
-    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused score map before the final upsampling (at ``coarse_map``)."""
+    def fused(self, x: torch.Tensor) -> Scorer:
+        """The weighted sum of the streams' scores of each blob (the head's scores of a single-stream net)."""
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"input has {x.shape[1]} channels; the streams {self.stream_channels} take {self.in_channels}"
             )
         parts = torch.split(x, list(self.stream_channels.values()), dim=1)
-        scores = [stream(part) for stream, part in zip(self.streams.values(), parts, strict=True)]
-        score = self.fuse(scores, "fc7")
-        for up_name, skip in self.fusions:
-            score = getattr(self, up_name)(score)
-            score = score + cropped(self.fuse(scores, skip), self.crop_offsets[skip], score.shape[-2:])
-        return score
+        streams = zip(self.fusion_weights, self.streams.values(), parts, strict=True)
+        scorers = [(w, self.wiring.scorer(stream, stream.trunk(part))) for w, stream, part in streams]
+        return lambda layer, blob: sum(w * scored(layer, blob) for w, scored in scorers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x (sum of stream channels) x H x W -> logits N x num_classes x H x W."""
+        return self.wiring(self, self.fused(x), x.shape[-2:])
+
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused score map before the final upsampling (at ``coarse_map``)."""
+        return self.wiring.coarse(self, self.fused(x))
 
 
 def build_late_fusion(

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fcn_lightning.nets.heads import FCN, HeadWiring, LearnUpsampling, Wiring
+from fcn_lightning.nets.heads import HeadWiring, LearnUpsampling, Wiring, add_head
 from fcn_lightning.nets.trunks import Trunk, make_trunk
 
 
@@ -36,14 +36,10 @@ class MultiTaskFCN(nn.Module):
         for task, num_classes in self.tasks.items():
             if not task.isidentifier():
                 raise ValueError(f"task names must be identifiers (they name layers), got {task!r}")
-            # The one-task net's head, built on this trunk; only its head layers are kept (renamed).
-            template = FCN(trunk, num_classes, wiring, learn_upsampling)
-            for name, layer in template.named_children():
-                if name != "trunk":
-                    self.add_module(f"{name}_{task}", layer)
-            self.heads[task] = template.wiring.suffixed(task)
-            self.output_stride = template.output_stride
-            self.coarse_map = template.coarse_map
+            head = add_head(self, trunk, num_classes, wiring, learn_upsampling, f"_{task}")
+            self.heads[task] = head
+        self.coarse_map = head.coarse_map
+        self.output_stride = int(1 / head.coarse_map.scale)
 
     @property
     def in_channels(self) -> int:
@@ -57,12 +53,12 @@ class MultiTaskFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         blobs = self.trunk(x)
-        return {task: head(self, blobs, self.source, x.shape[-2:]) for task, head in self.heads.items()}
+        return {task: head(self, head.scorer(self, blobs), x.shape[-2:]) for task, head in self.heads.items()}
 
     def coarse_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each task's fused score map before the final upsampling (all at ``coarse_map``)."""
         blobs = self.trunk(x)
-        return {task: head.coarse(self, blobs, self.source) for task, head in self.heads.items()}
+        return {task: head.coarse(self, head.scorer(self, blobs)) for task, head in self.heads.items()}
 
 
 def build_multitask_fcn(

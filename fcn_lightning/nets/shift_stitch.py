@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcn_lightning.nets.geometry import CoordMap, crop_offset, layer_map
+from fcn_lightning.nets.heads import Scores
 from fcn_lightning.nets.upsampling import bilinear_kernel, cropped
-
-Scores = torch.Tensor | dict[str, torch.Tensor]
 
 
 def check_factor(net: nn.Module, factor: int) -> int:

@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from fcn_lightning.nets.trunks import VGG16Trunk
+from fcn_lightning.nets.trunks import VGG16_CHANNELS, VGG16Trunk
 from fcn_lightning.nets.upsampling import (  # re-exported: their home before upsampling.py
     bilinear_upsampling_weight as bilinear_upsampling_weight,
 )
 from fcn_lightning.nets.weights import VGG16Weights
 
 
-def _vgg16_sequence(state_dict: Mapping[str, torch.Tensor]) -> tuple[list[dict], list[dict], list[dict]]:
-    """Split a torchvision vgg16 / vgg16_bn state dict into convs, batch norms and linears, in order."""
-    found: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
-    for key, value in state_dict.items():
-        m = re.fullmatch(r"(features|classifier)\.(\d+)\.(\w+)", key)
-        if m:
-            found.setdefault((m[1], int(m[2])), {})[m[3]] = value
-    by_dims: dict[int, list[dict[str, torch.Tensor]]] = {4: [], 1: [], 2: []}  # by index within each part
-    for _, params in sorted(found.items()):
-        by_dims.setdefault(params["weight"].dim(), []).append(params)
-    convs, norms, linears = by_dims[4], by_dims[1], by_dims[2]
-    if len(convs) != 13 or len(linears) != 3:
-        raise ValueError(
-            f"not a torchvision VGG16 state dict: found {len(convs)} convs and {len(linears)} linear layers "
-            "(expected 13 and 3, keys like 'features.0.weight' and 'classifier.0.weight')"
-        )
-    return convs, norms, linears
+def vgg16_keys(step: int = 2) -> dict[str, str]:
+    """Where torchvision's ``vgg16`` (``step`` 2: conv, ReLU) or ``vgg16_bn`` (3: conv, batch norm, ReLU)
+    keeps each layer of VGG16 by its reference name (``conv1_1`` ... ``fc8``); a pool ends each stage."""
+    convs = [f"conv{s}_{i}" for s, convs in enumerate(VGG16_CHANNELS, 1) for i in range(1, len(convs) + 1)]
+    return {
+        **{name: f"features.{step * i + int(name[4]) - 1}" for i, name in enumerate(convs)},
+        **{fc: f"classifier.{3 * i}" for i, fc in enumerate(("fc6", "fc7", "fc8"))},
+    }
 
 
 def copy_weight(target: torch.Tensor, source: torch.Tensor, name: str, reshape: bool = False) -> None:
@@ -49,17 +39,27 @@ def copy_weight(target: torch.Tensor, source: torch.Tensor, name: str, reshape: 
 def transplant_vgg16(trunk: VGG16Trunk, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Copy an ImageNet VGG16 classifier into an FCN trunk, as far as built: fc6 and fc7 become 7x7 and 1x1
     convs with the same element order, fc8 is dropped; batch-norm statistics too, from ``vgg16_bn``."""
-    convs, norms, linears = _vgg16_sequence(state_dict)
-    trunk_norms = [m for block in trunk.blocks() for m in block if isinstance(m, nn.BatchNorm2d)]
-    if trunk_norms and not norms:
+    batch_norm = "features.1.running_mean" in state_dict  # vgg16_bn: a batch norm after each conv
+    keys = vgg16_keys(3 if batch_norm else 2)
+    missing = [f"{key}.weight" for key in keys.values() if f"{key}.weight" not in state_dict]
+    if missing:
+        raise ValueError(
+            f"not a torchvision VGG16 state dict: no {missing[0]!r} (keys like 'features.0.weight' and "
+            "'classifier.0.weight')"
+        )
+    if trunk.batch_norm and not batch_norm:
         raise ValueError("the trunk has batch norm but the state dict is not a vgg16_bn state dict")
-    layers = [(path.rsplit(".", 1)[-1], m) for path, m in trunk.named_modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():  # conv1_1 ... conv5_3, fc6, fc7
-        for (name, layer), params in zip(layers, convs + linears[:2], strict=False):
-            copy_weight(layer.weight, params["weight"], name, reshape=name.startswith("fc"))
-            copy_weight(layer.bias, params["bias"], name)
-        for bn, params in zip(trunk_norms, norms, strict=False):
-            bn.load_state_dict(params)
+    with torch.no_grad():  # conv1_1 ... conv5_3, fc6, fc7 and their batch norms, as far as built
+        for path, layer in trunk.named_modules():
+            name = path.rsplit(".", 1)[-1]
+            if isinstance(layer, nn.Conv2d):
+                key = keys[name]
+                copy_weight(layer.weight, state_dict[f"{key}.weight"], name, reshape=name.startswith("fc"))
+                copy_weight(layer.bias, state_dict[f"{key}.bias"], name)
+            elif isinstance(layer, nn.BatchNorm2d) and "_" in name:  # bn1_1 ... (vgg16_bn has no bn6, bn7)
+                after = f"features.{int(key.removeprefix('features.')) + 1}."  # the batch norm after the conv
+                params = {k.removeprefix(after): v for k, v in state_dict.items() if k.startswith(after)}
+                layer.load_state_dict(params)
 
 
 def load_imagenet_state_dict(model: str, weights: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -88,16 +88,12 @@ def load_imagenet_state_dict(model: str, weights: str | os.PathLike) -> dict[str
 
 def load_vgg16_state_dict(weights: VGG16Weights | str | os.PathLike) -> dict[str, torch.Tensor]:
     """An ImageNet VGG16 state dict: a :class:`VGG16Weights` member (torchvision's download) or a file."""
-    if isinstance(weights, str) and weights in VGG16Weights.__members__:
-        weights = VGG16Weights[weights]
-    if isinstance(weights, VGG16Weights):
-        if weights is not VGG16Weights.IMAGENET1K_V1:
-            raise ValueError(
-                f"{weights.name} weights have no download; pass the path of a converted torchvision-style "
-                "file"
-            )
-        weights = weights.name
-    return load_imagenet_state_dict("VGG16", weights)
+    name = weights.name if isinstance(weights, VGG16Weights) else weights
+    if name == VGG16Weights.CAFFE.name:
+        raise ValueError(
+            f"{name} weights have no download; pass the path of a converted torchvision-style file"
+        )
+    return load_imagenet_state_dict("VGG16", name)
 
 
 def transfer_parameters(source: nn.Module | Mapping[str, torch.Tensor], target: nn.Module) -> list[str]:
@@ -129,18 +125,12 @@ def _with_mean_rgb_filters(weight: torch.Tensor, in_channels: int) -> torch.Tens
 
 def expand_input_channels(trunk: VGG16Trunk, in_channels: int = 4) -> None:
     """Give conv1_1 extra input channels initialised to the mean of its RGB filters (early fusion RGB-D)."""
-    old: nn.Conv2d = trunk.block1.conv1_1
-    if in_channels <= old.in_channels:
-        raise ValueError(f"conv1_1 already has {old.in_channels} input channels, asked for {in_channels}")
-    new = nn.Conv2d(
-        in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
-        device=old.weight.device, dtype=old.weight.dtype,
-    )  # fmt: skip
+    conv: nn.Conv2d = trunk.block1.conv1_1
+    if in_channels <= conv.in_channels:
+        raise ValueError(f"conv1_1 already has {conv.in_channels} input channels, asked for {in_channels}")
     with torch.no_grad():
-        new.weight.copy_(_with_mean_rgb_filters(old.weight, in_channels))
-        new.bias.copy_(old.bias)
-    trunk.block1.conv1_1 = new
-    trunk.in_channels = in_channels
+        conv.weight = nn.Parameter(_with_mean_rgb_filters(conv.weight, in_channels))
+    conv.in_channels = trunk.in_channels = in_channels
 
 
 def vgg16_state_for_input(state: Mapping[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from fcn_lightning.nets.geometry import receptive_field
+from fcn_lightning.nets.heads import Scores
 
-Scores = torch.Tensor | dict[str, torch.Tensor]
 #: Largest image run whole by default (2048 x 2048): an FCN-8s of full width needs 0.9-1.1 kB of CPU
 #: memory per input pixel at inference (benchmarks/RESULTS.md), so 4-5 GB here with its weights.
 DEFAULT_MAX_PIXELS = 2048 * 2048

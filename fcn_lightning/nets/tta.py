@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-Scores = torch.Tensor | dict[str, torch.Tensor]
+from fcn_lightning.nets.heads import Scores
 
 
 @dataclass(frozen=True)
