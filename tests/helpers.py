@@ -124,6 +124,20 @@ def synthetic_voc_data(root: str | Path, generator: dict[str, Any], **init_args:
     }
 
 
+def augmented_voc_data(root: str | Path, batch_size: int) -> dict[str, Any]:
+    """A small generated VOC (8 training images) with every training augmentation on (crop, flip,
+    scale): what the resume tests continue through."""
+    return synthetic_voc_data(
+        root,
+        {"image_size": 32, "num_train": 8, "num_val": 2},
+        batch_size=batch_size,
+        val_batch_size=batch_size,
+        crop_size=24,
+        hflip=True,
+        scale_range=[0.8, 1.2],
+    )
+
+
 def randomised(
     net: torch.nn.Module, seed: int = 0, scale: float = 0.1, by_fan_in: bool = False
 ) -> torch.nn.Module:

@@ -21,12 +21,12 @@ from tests.helpers import (
     KILL_ONCE,
     StoppedAfter,
     assert_same_run,
+    augmented_voc_data,
     config_args,
     fork_command,
     generator_args,
     recorded_steps,
     stepped_trainer,
-    synthetic_voc_data,
     tiny_run_args,
 )
 
@@ -51,15 +51,7 @@ def tiny_configs(folder: Path, data_root: Path, kill_step: int, **trainer: objec
     base = {
         "seed_everything": 0,
         "trainer": stepped_trainer(**trainer),
-        "data": synthetic_voc_data(
-            data_root,
-            {"image_size": 32, "num_train": 8, "num_val": 2},
-            batch_size=2,
-            val_batch_size=2,
-            crop_size=24,
-            hflip=True,
-            scale_range=[0.8, 1.2],
-        ),
+        "data": augmented_voc_data(data_root, 2),
     }
     write_yaml(folder / "base.yaml", base)
     stages = {"FCN32s": {"max_steps": 2}, "FCN16s": {"max_steps": 4, "callbacks": [killer]}}

@@ -21,7 +21,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from fcn_lightning.cli.lightning import FCNLightningCLI, build
-from tests.helpers import KILL_ONCE, assert_same_run, child_env, fork_command, synthetic_voc_data
+from tests.helpers import KILL_ONCE, assert_same_run, augmented_voc_data, child_env, fork_command
 
 REPO = Path(__file__).parents[2]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit.sbatch"
@@ -246,15 +246,7 @@ def slurm_job(tmp_path_factory):
                 "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3}},
             },
         },
-        "data": synthetic_voc_data(
-            folder / "data",
-            {"image_size": 32, "num_train": 8, "num_val": 2},
-            batch_size=1,
-            val_batch_size=1,
-            crop_size=24,
-            hflip=True,
-            scale_range=[0.8, 1.2],
-        ),
+        "data": augmented_voc_data(folder / "data", 1),
     }
     (folder / "fit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for rank in range(2):
