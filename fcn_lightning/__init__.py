@@ -1,11 +1,7 @@
 """fcn-lightning: Fully Convolutional Networks (Long, Shelhamer, Darrell) reproduced with PyTorch Lightning.
 
-The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
-``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
-``registry`` holds one row per model, and this module exports each row's LightningModule.
-
-The exports are imported when first read (``fcn_lightning.FCN8s``, ``from fcn_lightning import FCN8s``),
-not with the package: ``fcn-lightning --help`` imports neither torch nor Lightning.
+Exports each registry row's LightningModule, imported when first read: ``fcn-lightning --help`` imports
+neither torch nor Lightning.
 """
 
 import importlib

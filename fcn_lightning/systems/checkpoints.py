@@ -1,10 +1,5 @@
-"""Checkpoints from anywhere: loaded as data only, and only into the model they were trained as.
-
-Every file the suite reads weights from is opened with ``torch.load(weights_only=True)`` (no code runs
-while loading; hyperparameters, random states and the data module's state are plain data and tensors).
-A checkpoint trained for other classes, another model or another input normalisation than the
-configured model is refused with both values named: loaded anyway, it would either fail deep inside
-``load_state_dict`` with a list of tensor shapes or, for the normalisation, silently score wrong.
+"""Checkpoints loaded as data only (``weights_only=True``), and only into the model they were trained as:
+one of other classes, another model or another input normalisation is refused with both values named.
 """
 
 from __future__ import annotations
@@ -14,19 +9,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fcn_lightning.nets.weights import InputNormalization, get_normalization
-
-__all__ = [
-    "AUTO_WEIGHTS_KEY",
-    "EVALUATION_HPARAMS",
-    "INPUT_KEY",
-    "RECORD_KEY",
-    "UnrecordedMeanError",
-    "checkpoint_mismatches",
-    "model_record",
-    "recorded_normalization",
-    "refuse_mismatched_checkpoint",
-    "refuse_other_classes",
-]
 
 #: Where a checkpoint records which model wrote it.
 RECORD_KEY = "fcn_lightning"
@@ -42,9 +24,8 @@ EVALUATION_HPARAMS = ("inference", "tta", "shift_and_stitch", "shift_and_stitch_
 
 
 def model_record(model: Any) -> dict[str, Any]:
-    """What a checkpoint records about its model beyond the hyperparameters: its class and its registry row's
-    name (``variant``), and (when trained on a data module) the input normalisation its data used, mean
-    pixel included, so that the model can be deployed without the dataset (``fcn-lightning export``)."""
+    """What a checkpoint records beyond the hyperparameters: its class, its row's name (``variant``) and
+    its data's input normalisation, mean pixel included (``fcn-lightning export`` needs no dataset)."""
     record: dict[str, Any] = {"model": type(model).__qualname__, "variant": model.spec.name}
     try:
         trainer = model.trainer
@@ -63,10 +44,9 @@ class UnrecordedMeanError(ValueError):
 def recorded_normalization(
     checkpoint: Mapping[str, Any], name: str, mean_bgr: Sequence[float] | None = None
 ) -> InputNormalization:
-    """The input normalisation a checkpoint's model was trained with: what its data recorded (mean pixel
-    included, :func:`model_record`); with ``mean_bgr``, the model's normalisation ``name`` with that mean
-    pixel instead. Without a record, ``name``'s own, where it needs no dataset's mean pixel (torchvision's
-    statistics); else an :class:`UnrecordedMeanError`."""
+    """The input normalisation a checkpoint's model was trained with: its data's record; with
+    ``mean_bgr``, ``name``'s with that mean pixel; else ``name``'s own where it needs no dataset's mean
+    pixel, or an :class:`UnrecordedMeanError`."""
     if mean_bgr is not None:
         return get_normalization(name, mean=tuple(float(m) for m in mean_bgr))
     recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
@@ -82,10 +62,8 @@ def recorded_normalization(
 
 
 def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:
-    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ.
-
-    A checkpoint is of the model's row when it names the same row or was written by the same class
-    (before a row's name was recorded, SIFT Flow's models recorded their nets' names, ``fcn8s``)."""
+    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ
+    (the same class also counts as the same row: SIFT Flow's once recorded their nets' names)."""
     found = []
     record = checkpoint.get(RECORD_KEY) or {}
     saved = record.get("variant")
@@ -121,8 +99,7 @@ STAGE_SHAPE_HPARAMS = ("width", "batch_norm")
 
 
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:
-    """``init_from`` a stage checkpoint: its classes and its net's shape options (``width``, ``batch_norm``)
-    must be the model's; both values named, and the option to set."""
+    """``init_from`` a stage checkpoint: its classes and net shape must be the model's (both named)."""
     saved_hparams = state.get("hyper_parameters") or {}
     saved = saved_hparams.get("num_classes")
     if saved is not None and saved != model.hparams.num_classes:

@@ -1,11 +1,8 @@
 """Each registry row's LightningModule, and the one way from a name to it.
 
-The classes are found from the rows (each names its row where it is defined: ``spec = registry.FCN8S``);
-the package exports them from here. :func:`model_class` turns a model name (``fcn8s``), a class name
-(``FCN8s``, as checkpoints record it) or a class path (``fcn_lightning.FCN8s``, or any module path of the
-package it was ever exported under) into its class, from the registry alone: nothing is imported from a
-name a file or a checkpoint gives, so a checkpoint naming ``release_model.FCN8s`` cannot run
-``release_model.py``. :func:`load_model` is the one way from a checkpoint to a model.
+:func:`model_class` takes a model name (``fcn8s``), class name (``FCN8s``) or class path of the package
+to its class from the registry alone: nothing a file or checkpoint names is imported. :func:`load_model`
+is the one way from a checkpoint to a model.
 """
 
 from __future__ import annotations
@@ -22,17 +19,6 @@ from fcn_lightning.registry import MODELS, ModelSpec
 from fcn_lightning.systems import fusion, siftflow, zoo  # noqa: F401 (the modules defining the classes)
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import MATCHED_HPARAMS, RECORD_KEY
-
-__all__ = [
-    "MODEL_CLASSES",
-    "ONE_HEAD_VGG16",
-    "CheckpointError",
-    "UnknownModelError",
-    "class_path",
-    "load_model",
-    "model_class",
-    "refuse_contradicting_config",
-]
 
 PACKAGE = "fcn_lightning"
 
@@ -95,12 +81,9 @@ def model_class(name: str) -> type[FCNSystem]:
 
 
 def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
-    """The model of a checkpoint with its weights, in eval mode, and the checkpoint itself (data only).
-
-    Its class is the one the checkpoint records (:func:`model_class`); it is built from the checkpoint's
-    hyperparameters with ``init_from`` unset: its weights come from the checkpoint, so the files it was
-    started from need not exist any more. Every problem is a :class:`CheckpointError` naming the file.
-    """
+    """The model of a checkpoint (the class it records, its hyperparameters, ``init_from`` unset: the
+    weights are the checkpoint's) in eval mode, and the checkpoint itself (data only). Every problem is a
+    :class:`CheckpointError` naming the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -130,17 +113,11 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
 def refuse_contradicting_config(
     class_path_given: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
 ) -> None:
-    """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
-    LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
-    net settings contradict the config's, naming both values.
-
-    Classes are compared by the registry (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are
-    one); a checkpoint naming a class the registry does not know is refused (LightningCLI would import
-    it) unless the config names the same. A setting the config leaves at the model's
-    default is not a contradiction: the checkpoint says what the net is (a converted Caffe model of width 1
-    with Caffe inputs loads with any config of its dataset). ``num_classes`` comes from the data and is
-    checked when the checkpoint is loaded (``checkpoints.refuse_mismatched_checkpoint``).
-    """
+    """Refuse a ``--ckpt_path`` checkpoint whose model class or net settings contradict the config's
+    (LightningCLI would silently build the checkpoint's), naming both values. Classes are compared through
+    the registry; one it does not know is refused unless the config names the same (LightningCLI would
+    import it). A setting the config leaves at its default contradicts nothing; ``num_classes`` is checked
+    on loading (``checkpoints.refuse_mismatched_checkpoint``)."""
     saved = checkpoint.get("hyper_parameters") or {}
     found = []
     saved_class = saved.get("_class_path")

@@ -1,12 +1,7 @@
 """LightningModules of the late-fusion nets (NYUDv2 RGB-HHA): two streams, fused scores.
 
-They differ from the single-stream modules only in the net they build and how it is initialised:
-
-- ``init_from`` a list, one source per stream in ``modalities`` order: a trained single-stream stage
-  checkpoint (its trunk and score layers copied into that stream, as the reference's per-stream
-  transplant does) or ImageNet VGG16 (``IMAGENET1K_V1`` or a VGG16 state-dict file);
-- ``init_from`` one source: a late-fusion checkpoint (FCN-16s RGB-HHA from FCN-32s RGB-HHA: every
-  matching parameter copied, the new pool4 scores stay 0), or ImageNet VGG16 for every stream.
+``init_from``: one source per stream (a single-stream stage checkpoint, as the reference's transplant,
+or ImageNet VGG16), or one source for the whole net (a late-fusion checkpoint, or VGG16 for each stream).
 """
 
 from __future__ import annotations
@@ -23,8 +18,6 @@ from fcn_lightning.nets import VGG16Weights, transplant_vgg16
 from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state
 from fcn_lightning.nets.surgery import load_vgg16_state_dict
 from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
-
-__all__ = ["FCN16sRGBHHA", "FCN32sRGBHHA", "LateFusionSystem"]
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +42,10 @@ class LateFusionSystem(FCNSystem):
         in_channels: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self._modalities = parse_modalities(modalities or ["rgb", "hha"])
+        #: The streams' inputs, in stacking order.
+        self.modalities = parse_modalities(modalities or ["rgb", "hha"])
         self._in_channels = in_channels
         super().__init__(init_from=init_from, **kwargs)
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The streams' inputs, in stacking order."""
-        return self._modalities
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
         streams = {m: MODALITY_CHANNELS[m] for m in self.modalities}

@@ -1,8 +1,5 @@
-"""LightningModules for the paper's other trunks (CVPR Table 1): FCN-AlexNet and FCN-GoogLeNet.
-
-They share everything with the VGG16 nets (``FCNSystem``) but the trunk, its ImageNet surgery and the
-recipe their registry rows give: the loss averaged over labelled pixels, momentum 0.9, with 20 images
-accumulated per update through the Trainer's ``accumulate_grad_batches`` (configs/voc/fcn_alexnet.yaml).
+"""LightningModules for CVPR Table 1's other trunks, FCN-AlexNet and FCN-GoogLeNet: ``FCNSystem`` with
+their trunk's ImageNet surgery (their recipe is their registry row's).
 """
 
 from __future__ import annotations
@@ -16,8 +13,6 @@ import torch
 from fcn_lightning import registry
 from fcn_lightning.nets.zoo import TORCHVISION_TRUNKS, load_torchvision_state_dict, transplant_imagenet
 from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
-
-__all__ = ["FCNAlexNet", "FCNAlexNetTorchvision", "FCNGoogLeNet", "ZooFCNSystem"]
 
 log = logging.getLogger(__name__)
 
