@@ -1,8 +1,5 @@
-"""Reading finished runs back for the notebooks: results tables, per-image scores, training curves.
-
-A staged run folder holds ``results.csv`` and one folder per stage (``checkpoints/``, and its log
-``lightning_logs/version_*/`` with ``config.yaml``); a ``fit`` run folder holds the log alone.
-"""
+"""Reading finished runs back for the notebooks: results tables, per-image scores, training curves (a
+staged run: ``results.csv`` and a folder per stage; a ``fit`` run: its log and ``config.yaml``)."""
 
 from __future__ import annotations
 
@@ -69,8 +66,7 @@ def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
 
 
 def _log_dir(run_dir: Path) -> Path:
-    """The run's newest ``lightning_logs/version_*`` folder, or the run folder itself for a run without a
-    logger (its ``config.yaml`` is written there)."""
+    """The run's newest ``lightning_logs/version_*`` folder, or the run folder of a run without a logger."""
     versions = sorted((run_dir / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     if versions:
         return versions[-1]

@@ -1,10 +1,8 @@
 """A checkpoint as one ONNX graph, from the decoded image to the logits at its size, checked by ONNX Runtime.
 
-Inputs are float32 N x C x H x W as decoded (``image`` RGB 0-255; NYUDv2's ``hha`` 0-255 and ``depth`` in
-mm), batch, height and width dynamic; the training normalisation runs inside the graph. Outputs: ``logits``
-and, for SIFT Flow, ``geo_logits``. The TorchScript exporter traces the fixed upsamplers as the dense
-deconvolution, whose crops become ``Slice`` nodes on the input's shape (torch.export's graph gave wrong
-logits at other sizes than the traced one).
+Inputs as decoded (``image`` RGB 0-255; NYUDv2's ``hha``, ``depth`` in mm), the normalisation inside the
+graph. The TorchScript exporter traces the fixed upsamplers as the dense deconvolution, whose crops become
+``Slice`` nodes on the input's shape (torch.export's graph was wrong at other sizes than the traced one).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Files written whole or not at all: a temporary file beside the target, flushed to disk, renamed.
-
-A crash leaves the previous file (or none), never half of one. Every file the suite writes goes through
-:func:`atomic_write`; what is written elsewhere first enters its place through :func:`publish`. Plain
-Python: the nets and the data use it too.
-"""
+"""Files written whole or not at all: a temporary file beside the target, flushed to disk, renamed. Every
+file the suite writes goes through :func:`atomic_write`; what is written elsewhere first enters its place
+through :func:`publish`. Plain Python: the nets and the data use it too."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,8 +54,8 @@ def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> i
         found = _TEMPORARY.fullmatch(path.name)
         if found is None or (target is not None and found["target"] != target):
             continue
-        if _process_alive(int(found["pid"])):
-            continue  # a writer still at work
+        if _process_alive(int(found["pid"])):  # a writer still at work
+            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -68,7 +64,7 @@ def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> i
     return removed
 
 
-@contextmanager
+@contextlib.contextmanager
 def atomic_write(
     path: str | Path, mode: str = "wb", *, durable: bool = True, **open_kwargs: Any
 ) -> Iterator[IO[Any]]:

@@ -1,10 +1,6 @@
-"""The FCN paper's four scores from one confusion matrix accumulated over the whole evaluation set.
-
-As the reference ``score.py``: not a per-image mean (``MeanIoU``), not ``MulticlassAccuracy(macro)``
-(which scores a predicted-but-absent class 0 where score.py skips it). The matrix is torchmetrics'
-``MulticlassJaccardIndex`` state (summed across processes); ``update`` is hand-written with static shapes
-and no ``.item()``, so it never waits for the GPU. ``compute()`` is the same on every rank.
-"""
+"""The FCN paper's four scores from one confusion matrix over the whole evaluation set, as ``score.py``
+(not a per-image mean): torchmetrics' ``MulticlassJaccardIndex`` state, summed across processes, with an
+``update`` of static shapes and no ``.item()``, so it never waits for the GPU."""
 
 from __future__ import annotations
 
@@ -55,8 +51,7 @@ def scores_from_confmat(confmat: Tensor, exclude_classes: Iterable[int] = ()) ->
     # torch gives NaN for 0 / 0 without warnings, as numpy does (with warnings) in score.py.
     per_class_acc = diag / hist.sum(1)
     pixel_acc = diag.sum() / hist.sum()
-    # zero_division=nan: NaN per-class IU for a class in neither ground truth nor prediction, as score.py.
-    # macro and weighted need the default 0 there, since they multiply that entry by its weight 0.
+    # NaN IU for a class in neither ground truth nor prediction, as score.py (macro and weighted need 0).
     per_class_iu = _jaccard_index_reduce(confmat, average="none", zero_division=math.nan).double()
     fw_iu = _jaccard_index_reduce(confmat, average="weighted").double()
     kept = torch.tensor([c for c in range(num_classes) if c not in excluded], device=hist.device)
@@ -87,18 +82,11 @@ def as_floats(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 class SegmentationMetrics(MulticlassJaccardIndex):
     """Pixel accuracy, mean accuracy, mean IU and frequency weighted IU as in the FCN paper.
 
-    Args:
-        num_classes: number of classes C (labels ``0 .. C-1``).
-        ignore_index: a label whose pixels are not counted (labels outside ``[0, C)`` never are). One
-            inside ``[0, C)`` drops that class's ground truth, but where it is predicted its IU of 0
-            enters ``mean_iu``, as in score.py (``exclude_classes`` leaves it out).
-        exclude_classes: classes left out of ``mean_acc`` and ``mean_iu`` (SIFT Flow's cow, desert and
-            moon); no pixel is dropped, so predicting an excluded class still costs the true class.
-        class_names: one name per class, for :meth:`per_class` and :meth:`format_per_class`.
-        kwargs: passed to :class:`torchmetrics.Metric` (e.g. ``sync_on_compute``, ``process_group``).
-
-    ``update(preds, target)``: ``target`` N x H x W integer labels; ``preds`` N x C x H x W scores or
-    integer class indices shaped as ``target`` (an out-of-range index is dropped, not checked: no sync).
+    ``ignore_index``: a label not counted (nor are labels outside ``[0, C)``); inside ``[0, C)``, where
+    that class is predicted its IU of 0 still enters ``mean_iu``, as in score.py. ``exclude_classes``: left
+    out of ``mean_acc`` and ``mean_iu`` (SIFT Flow's absent classes), no pixel dropped, so predicting one
+    still costs the true class. ``update(preds, target)``: N x H x W integer labels, and N x C x H x W
+    scores or class indices shaped as ``target`` (an out-of-range index is dropped unchecked: no sync).
     """
 
     def __init__(
@@ -113,8 +101,7 @@ class SegmentationMetrics(MulticlassJaccardIndex):
             raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
         if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
             raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        # validate_args=False: the parent's checks reject num_classes=1 (its update is replaced below).
-        # The parent keeps num_classes, ignore_index and the int64 state confmat (summed across processes).
+        # validate_args=False: the parent's checks reject num_classes=1; its state: int64 confmat (summed).
         super().__init__(
             num_classes,
             average="macro",

@@ -1,9 +1,6 @@
 """The paper's numbers, once: every table row a run of this suite can be held against, with its source.
-
-Scores in percent under :data:`fcn_lightning.metrics.SCORE_NAMES` (plus SIFT Flow's ``geo_pixel_acc``);
-``None`` where the project could not source a number. A run pairs with a row by its dataset, model, input
-and recipe, read from the config that trained it (:func:`identify`, :func:`checkpoint_config`).
-"""
+Scores in percent (``None``: not sourced); a run pairs with a row by its dataset, model, input and recipe,
+read from the config that trained it (:func:`identify`, :func:`checkpoint_config`)."""
 
 from __future__ import annotations
 
@@ -37,9 +34,8 @@ METRIC_TITLES: dict[str, str] = {
     "geo_pixel_acc": "geom. acc.",
 }
 
-#: Each dataset's data module (the real ones; synthetic data pair with nothing), the split the papers
-#: trained on and the split their validation scores (the layout's defaults: a test holds them equal). A run
-#: trained or validated on other splits is held against no row.
+#: Each real dataset's data module, and the splits the papers trained and scored on (the layout's defaults,
+#: a test holds them equal): a run on others, or on synthetic data, pairs with no row.
 DATASETS: dict[str, tuple[str, str, str]] = {
     "voc": ("VOCDataModule", "sbd_train", "seg11valid"),
     "nyud": ("NYUDv2DataModule", "trainval", "test"),
@@ -50,8 +46,7 @@ DATASETS: dict[str, tuple[str, str, str]] = {
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What a run is, for pairing it with a paper row (``splits``: trained on, scored on; ``None``: the
-    dataset's default)."""
+    """What a run is, for pairing it with a paper row (``splits``: trained and scored on, else default)."""
 
     dataset: str | None
     model: str | None
@@ -103,8 +98,7 @@ def _row(
 
 _UNKNOWN4 = (None, None, None, None)
 
-#: Every row, by table. VOC: trained on SBD train, scored on seg11valid (the 736 VOC2011 val images outside
-#: SBD train) unless the split says otherwise.
+#: Every row, by table. VOC: trained on SBD train, scored on seg11valid unless the split says otherwise.
 PAPER_ROWS: tuple[PaperRow, ...] = (
     # Journal Table 2: the VGG16 FCNs, reference ("heavy", online) recipe.
     _row("voc", FCN32S, "FCN-32s", "journal Table 2", "seg11valid", (90.5, 76.5, 63.6, 83.5)),
@@ -121,8 +115,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
     # CVPR Table 1 (mean IU only; the CVPR minibatch recipe; its timings are in TABLE1 below).
     _row("voc", FCN32S, "FCN-VGG16", "CVPR Table 1", "seg11valid", (56.0,), ("mean_iu",), recipe="cvpr"),
     _row("voc", FCN_GOOGLENET, "FCN-GoogLeNet", "CVPR Table 1", "seg11valid", (42.5,), ("mean_iu",)),
-    # The reference's released FCN-AlexNet, trained with its own solver (CVPR Table 1 lists 39.8 for the
-    # CVPR paper's FCN-AlexNet, see TABLE1).
+    # The reference's released FCN-AlexNet, its own solver (the CVPR paper's scored 39.8, see TABLE1).
     _row("voc", FCN_ALEXNET, "FCN-AlexNet", "reference README", "seg11valid", (48.0,), ("mean_iu",)),
     # VOC2012 test (scored by the evaluation server; listed, never paired with a validation run).
     _row("voc", FCN8S, "FCN-8s", "journal, VOC2012 test", "VOC2012 test", (67.2,), ("mean_iu",)),
@@ -146,8 +139,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
         "siftflow", SIFTFLOW_FCN16S, "FCN-16s", "CVPR Table 5", "test", (85.2, 51.7, 39.5, 76.1, 94.3),
         tuple(METRIC_TITLES),
     ),
-    # PASCAL-Context, 59 classes + background: the journal reports these nets; their numbers could not be
-    # sourced here, so they are unknown rather than quoted from memory.
+    # PASCAL-Context (59 classes + background): the journal's numbers could not be sourced here.
     _row("context", FCN32S, "FCN-32s", "journal, PASCAL-Context", "val", _UNKNOWN4),
     _row("context", FCN16S, "FCN-16s", "journal, PASCAL-Context", "val", _UNKNOWN4),
     _row("context", FCN8S, "FCN-8s", "journal, PASCAL-Context", "val", _UNKNOWN4),

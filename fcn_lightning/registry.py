@@ -1,8 +1,5 @@
-"""Every model the suite builds, one row each: the one place a model's facts are written.
-
-A row names a model and gives its net (the blobs it scores and fuses, its upsampling), trunk, reference
-recipe and the model it starts from; each LightningModule names its row where it is defined.
-"""
+"""Every model the suite builds, one row each: the one place a model's facts are written (its net, trunk,
+reference recipe and starting point); each LightningModule names its row where it is defined."""
 
 from __future__ import annotations
 
@@ -82,8 +79,7 @@ FCN_POOL5 = _row("fcn_pool5", "FCN-pool5", Wiring(source="pool5"), Recipe(1e-10)
 FCN_POOL4 = _row("fcn_pool4", "FCN-pool4", Wiring(source="pool4"), Recipe(1e-10), describe="all")
 FCN_POOL3 = _row("fcn_pool3", "FCN-pool3", Wiring(source="pool3"), Recipe(1e-10), describe="all")
 
-# CVPR Table 1's other trunks: the pixel-averaged loss, momentum 0.9, 20 images per update (the configs'
-# accumulate_grad_batches); 63 x 63 final upsampling.
+# CVPR Table 1's other trunks: mean loss, momentum 0.9, 20 images per update (configs), 63 x 63 upsampling.
 _TABLE1_NET = Wiring(final_kernel=ODD_UPSAMPLING_KERNEL)
 _ALEXNET_SGD = Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True)
 FCN_ALEXNET = _row("fcn_alexnet", "FCN-AlexNet", _TABLE1_NET, _ALEXNET_SGD, Trunk.CAFFENET, describe="main")
@@ -106,8 +102,7 @@ FCN_GOOGLENET = _row(
     describe="main",
 )
 
-# NYUDv2 late fusion: two VGG16 streams (RGB, HHA). The reference has no FCN-16s RGB-HHA solver, so it
-# keeps the rate of the net it starts from.
+# NYUDv2 late fusion of RGB and HHA; FCN-16s RGB-HHA (no reference solver) keeps its start's rate.
 FCN32S_RGB_HHA = _row("fcn32s_rgb_hha", "FCN-32s RGB-HHA", FCN32S.net, Recipe(1e-12), starts_from=FCN32S)
 FCN16S_RGB_HHA = _row(
     "fcn16s_rgb_hha", "FCN-16s RGB-HHA", FCN16S.net, Recipe(1e-12), starts_from=FCN32S_RGB_HHA

@@ -1,13 +1,11 @@
-"""LightningModules: one per model, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init).
-
-Each model's class names its registry row (``spec``): its net and its reference recipe (loss reduction,
-SGD's rate, momentum, weight decay, bias rule). Any other optimiser comes in through LightningCLI
-(``optimizer: {class_path: ..., init_args: ...}``); the bias rule is applied to it too.
-"""
+"""LightningModules: one per model, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init). Each
+model's class names its registry row (``spec``): its net and reference recipe. Any other optimiser comes in
+through LightningCLI (``optimizer: {class_path: ..., init_args: ...}``), the recipe's bias rule applied."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import types
 import typing
@@ -99,12 +97,9 @@ def is_stage_checkpoint(state: Mapping[str, Any]) -> bool:
     return isinstance(inner, Mapping) and any(str(k).startswith("net.") for k in inner)
 
 
-def weights_normalization(init_from: str | None, state: Mapping[str, Any] | None = None) -> str | None:
-    """The input normalisation the weights of ``init_from`` expect (``None``: a random start): the
-    torchvision enum's, a stage checkpoint's record, a converted state dict's record, else torchvision's.
-    ``state``: the file already loaded."""
-    if not init_from:
-        return None
+def weights_normalization(init_from: str, state: Mapping[str, Any] | None = None) -> str:
+    """The input normalisation the weights of ``init_from`` expect: the torchvision enum's, a stage
+    checkpoint's record, a converted state dict's record, else torchvision's (``state``: the file loaded)."""
     if init_from in VGG16Weights.__members__:
         return VGG16Weights[init_from].normalization.name
     state = read_init_file(init_from) if state is None else state
@@ -114,47 +109,24 @@ def weights_normalization(init_from: str | None, state: Mapping[str, Any] | None
 
 
 def resolve_input_normalization(
-    init_from: str | None, input_normalization: str | None, state: Mapping[str, Any] | None = None
-) -> str:
-    """The normalisation a model uses: its weights', an explicit setting only where they agree (a mismatch
-    silently costs mean IU, so it is an error); a random start takes the setting, or torchvision's."""
-    if input_normalization is not None:
-        get_normalization(input_normalization)  # a typo fails here, naming the known ones
-    expected = weights_normalization(init_from, state)
-    if expected is None:
-        return input_normalization or DEFAULT_NORMALIZATION
-    if input_normalization is not None and input_normalization != expected:
-        raise ValueError(
-            f"input_normalization={input_normalization!r} conflicts with init_from={init_from!r}, whose "
-            f"weights expect {expected!r} inputs: leave input_normalization unset (the weights decide it)"
-        )
-    return expected
-
-
-def resolve_sources_normalization(
     sources: Sequence[str], input_normalization: str | None, states: Mapping[str, Mapping[str, Any]]
 ) -> str:
-    """:func:`resolve_input_normalization` over every source; sources that disagree are an error."""
-    if not sources:
-        return resolve_input_normalization(None, input_normalization)
-    found = {s: resolve_input_normalization(s, input_normalization, states.get(s)) for s in sources}
+    """The normalisation a model uses: its ``init_from`` sources' (all alike), an explicit setting only
+    where they agree (a mismatch silently costs mean IU); a random start takes the setting, or torchvision's.
+    ``states``: the sources' files already loaded."""
+    if input_normalization is not None:
+        get_normalization(input_normalization)  # a typo fails here, naming the known ones
+    found = {s: weights_normalization(s, states.get(s)) for s in sources}
+    for source, expected in found.items():
+        if input_normalization is not None and input_normalization != expected:
+            raise ValueError(
+                f"input_normalization={input_normalization!r} conflicts with init_from={source!r}, whose "
+                f"weights expect {expected!r} inputs: leave input_normalization unset (the weights decide it)"
+            )
     if len(set(found.values())) > 1:
         listing = ", ".join(f"{s!r} expects {n!r}" for s, n in found.items())
         raise ValueError(f"init_from sources expect different input normalisations ({listing}): use one kind")
-    return next(iter(found.values()))
-
-
-def split_bias_groups(
-    net: nn.Module, trunk_biases_as_weights: bool = False
-) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Trainable weights and biases of ``net`` (frozen ones left out); ``trunk_biases_as_weights``: the
-    trunk's biases go with the weights, as the reference FCN-AlexNet leaves them."""
-    weights, biases = [], []
-    for name, param in net.named_parameters():
-        if param.requires_grad:
-            is_bias = name.endswith("bias") and not (trunk_biases_as_weights and name.startswith("trunk."))
-            (biases if is_bias else weights).append(param)
-    return weights, biases
+    return next(iter(found.values()), input_normalization or DEFAULT_NORMALIZATION)
 
 
 def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
@@ -243,29 +215,24 @@ class FCNSystem(L.LightningModule):
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
         init_from: where the weights start: ``None`` (random), ``"IMAGENET1K_V1"`` (torchvision's ImageNet
-            VGG16), a VGG16 state dict, the Caffe ``VGG_ILSVRC_16_layers.caffemodel`` (the reference's
-            start), or a coarser stage's checkpoint (matching parameters copied; new score layers stay 0).
-        input_normalization: leave unset: the weights of ``init_from`` decide it (a conflicting setting is
-            an error); set it only for a random start. The data module follows it.
-        loss_reduction: ``"sum"``: the reference's loss, summed over pixels and divided by the batch (its
-            tiny rates assume it); ``"mean"``: averaged over labelled pixels; ``"reference"``: the row's.
+            VGG16), a VGG16 state dict or ``.caffemodel`` (the reference's start), or a coarser stage's
+            checkpoint (matching parameters copied; new score layers stay 0).
+        input_normalization: leave unset (the weights of ``init_from`` decide it), but for a random start.
+        loss_reduction: ``"sum"`` over pixels, divided by the batch (the reference's: its tiny rates assume
+            it); ``"mean"`` over labelled pixels; ``"reference"``: the row's recipe.
         loss_sampling: p, the fraction of the training loss kept (paper section 4.4): each final-layer cell
-            is kept with probability p each step, the kept pixels counting as ``batch x p`` images. Give
-            the data module ``ceil(batch / p)`` images (``compare-sampling`` does). 1: no sampling.
-        loss_weights: a weight per class in the cross-entropy: ``None`` (the reference's: unweighted),
-            ``"auto"`` (median-frequency balancing of the training masks, counted once per dataset, logged
-            and kept in the checkpoints), or a list of one weight >= 0 per class.
-        optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
-            reference SGD of the model's recipe.
+            is kept with probability p each step; give the data ``ceil(batch / p)`` images. 1: no sampling.
+        loss_weights: a weight per class in the cross-entropy: ``None`` (unweighted, the reference's),
+            ``"auto"`` (median-frequency balancing of the training masks, kept in the checkpoints), or a list.
+        optimizer: an optimiser factory (``class_path`` / ``init_args``); ``None``: the recipe's SGD.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
         bias_lr_mult: learning-rate factor of the biases (``None``: the recipe's).
         bias_weight_decay: weight decay of the biases (``None``: the recipe's, 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
-        train_only: train only these layers (module names or prefixes, e.g. ``[score_fr]`` for FCN-32s
-            fixed); every other parameter is frozen and left out of the optimiser. ``None``: everything.
-        shift_and_stitch: evaluate by shift-and-stitch at this factor (a divisor of the output stride)
-            instead of the net's own upsampling. ``None``: the net's own output.
+        train_only: train only these layers (names or prefixes, e.g. ``[score_fr]`` for FCN-32s fixed),
+            freezing every other parameter. ``None``: everything.
+        shift_and_stitch: evaluate by shift-and-stitch at this factor (a divisor of the output stride).
         shift_and_stitch_batch: shifted copies of a batch run through the net together (memory vs speed).
         inference: the memory budget of validation, test and predict (``max_pixels``, ``tile``,
             ``overlap``): a larger image runs in overlapping tiles that equal the whole image's logits.
@@ -277,6 +244,8 @@ class FCNSystem(L.LightningModule):
 
     #: This model's row of ``fcn_lightning.registry``, set where each model's class is defined.
     spec: ClassVar[ModelSpec]
+    #: The ImageNet weights ``init_from`` takes by name (not a file).
+    named_weights: ClassVar[tuple[str, ...]] = tuple(VGG16Weights.__members__)
 
     def __init__(
         self,
@@ -311,25 +280,22 @@ class FCNSystem(L.LightningModule):
         #: The loss's weight per class (``loss_weights``); ``auto`` ones are counted in :meth:`setup`.
         self.register_buffer("loss_class_weights", given_class_weights(loss_weights, num_classes), False)
         sources = [init_from] if isinstance(init_from, str) and init_from else list(map(str, init_from or ()))
-        init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
+        states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        # The checkpoint records what is used: the recipe's loss and bias rule where unset, and the
-        # weights' normalisation rather than the (usually unset) argument.
+        # The checkpoint records what is used: the recipe's where unset, the weights' normalisation.
         recipe = self.spec.recipe
         if loss_reduction == "reference":
             self.hparams.loss_reduction = recipe.loss_reduction
         for key in ("bias_lr_mult", "bias_weight_decay"):
             if self.hparams[key] is None:
                 self.hparams[key] = getattr(recipe, key)
-        self.hparams.input_normalization = resolve_sources_normalization(
-            sources, input_normalization, init_states
-        )
+        self.hparams.input_normalization = resolve_input_normalization(sources, input_normalization, states)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(num_classes, **net_options)
         if sources:
-            self.initialise_from_sources(sources, init_states)
+            self.initialise_from_sources(sources, states)
         elif (earlier := self.spec.starts_from) is not None:
             rank_zero_warn(
                 f"{self.spec.title} starts from a trained {earlier.full_title} in the paper, but init_from "
@@ -396,19 +362,22 @@ class FCNSystem(L.LightningModule):
         self.initialise_from(sources[0], states.get(sources[0]))
 
     def initialise_from(self, source: str, state: Mapping[str, Any] | None = None) -> None:
-        """ImageNet VGG16 weights into the trunk, or a coarser stage's into the whole net (``state``: the
-        file already loaded). More than 3 input channels: the extra filters are the mean RGB filter."""
-        if source in VGG16Weights.__members__:
-            vgg16 = load_vgg16_state_dict(source)
-        else:
+        """A coarser stage's weights into the whole net, or ImageNet weights into the trunk (``state``: the
+        file of ``source`` already loaded)."""
+        if source not in self.named_weights:
             state = read_init_file(source) if state is None else state
             if is_stage_checkpoint(state):
                 copied = self.initialise_from_stage(state, source)
                 log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
                 return
-            vgg16 = state.get("state_dict", state)
+        self.initialise_trunk(source, state)
+        log.info("trunk initialised from ImageNet weights %s", source)
+
+    def initialise_trunk(self, source: str, state: Mapping[str, Any] | None) -> None:
+        """VGG16 weights into the trunk: those ``source`` names (``state`` None) or a state dict. More than
+        3 input channels: the extra filters are the mean RGB filter."""
+        vgg16 = load_vgg16_state_dict(source) if state is None else state.get("state_dict", state)
         transplant_vgg16(self.net.trunk, vgg16_state_for_input(vgg16, self.in_channels))
-        log.info("trunk initialised from VGG16 weights %s", source)
 
     def initialise_from_stage(
         self,
@@ -416,9 +385,8 @@ class FCNSystem(L.LightningModule):
         source: str,
         select: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
     ) -> list[str]:
-        """Copy every tensor of a coarser stage's net whose name this net has; its classes must be this
-        model's. ``select``: renames or picks the checkpoint's net tensors first (a late-fusion stream
-        takes a single-stream net's). Returns the names copied."""
+        """Copy every tensor of a coarser stage's net (of this model's classes) whose name this net has, after
+        ``select`` (a late-fusion stream takes a single-stream net's); returns the names copied."""
         refuse_other_classes(self, state, source)
         net_state = {
             k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
@@ -465,16 +433,12 @@ class FCNSystem(L.LightningModule):
     def evaluation_logits(
         self, image: torch.Tensor, augmented: bool = False, sizes: torch.Tensor | None = None
     ) -> Any:
-        """What validation, test and predict score: the net's output (or its shift-and-stitch output),
-        whole or in tiles within the ``inference`` budget; with ``augmented``, the log of the mean softmax
-        over the views of ``tta``, each image's alone where ``sizes`` says the batch is padded. For a
-        multi-task net, one per task."""
+        """What evaluation scores: the net's (or shift-and-stitch) output, whole or in tiles (``inference``);
+        ``augmented``: the log mean softmax over the ``tta`` views of each image (``sizes``: unpadded)."""
         factor = self.hparams.get("shift_and_stitch")
-
-        def single_view(view: torch.Tensor) -> Any:
-            if factor is None:
-                return self.net(view)
-            return shift_and_stitch(self.net, view, factor, self.hparams.get("shift_and_stitch_batch", 1))
+        per_pass = self.hparams.get("shift_and_stitch_batch", 1)
+        stitched = functools.partial(shift_and_stitch, self.net, factor=factor, shifts_per_pass=per_pass)
+        single_view = self.net if factor is None else stitched
 
         def infer(view: torch.Tensor) -> Any:
             return tiled_inference(single_view, view, self.inference, self.tile_geometry)
@@ -492,12 +456,9 @@ class FCNSystem(L.LightningModule):
         keep: torch.Tensor | None = None,
         weighted: bool = True,
     ) -> torch.Tensor:
-        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
-
-        ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
-        ``batch x loss_sampling`` images. With ``loss_weights`` the mean is over the labelled pixels'
-        weights, as torch's weighted cross-entropy; ``weighted=False`` for a second task's logits.
-        """
+        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels (their
+        class weights, as torch's). ``keep``: a sampled loss's pixels, standing for ``batch x p`` images;
+        ``weighted=False``: a second task's logits, which ``loss_weights`` are not of."""
         weight = self.loss_class_weights if weighted else None
         images = float(logits.shape[0])
         if keep is not None:
@@ -517,9 +478,8 @@ class FCNSystem(L.LightningModule):
     def setup(self, stage: str) -> None:
         """``loss_weights: auto``: the training split's median-frequency weights, counted (or read from
         the cache beside the dataset) by the first process and handed to every other, so all agree."""
-        if self.hparams.get("loss_weights") != "auto" or self.loss_class_weights is not None:
-            return
-        if stage not in ("fit", "validate", "test"):
+        auto = self.hparams.get("loss_weights") == "auto" and self.loss_class_weights is None
+        if not auto or stage not in ("fit", "validate", "test"):
             return
         datamodule = getattr(self.trainer, "datamodule", None)
         if not callable(getattr(datamodule, "class_weights", None)):
@@ -621,14 +581,18 @@ class FCNSystem(L.LightningModule):
         """Class indices per pixel (uint8 on the CPU; test-time augmented with ``tta``) with the batch's ids,
         image sizes (to crop padding) and, for image folders, paths."""
         logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
-        pred = logits.argmax(1).to(torch.uint8).cpu()
-        out = {"pred": pred, "size": batch["size"].cpu()}
+        out = {"pred": logits.argmax(1).to(torch.uint8).cpu(), "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net, self.spec.recipe.trunk_biases_as_weights)
+        # Frozen parameters are left out; FCN-AlexNet's trunk biases go with the weights, as its reference.
+        trunk_as_weights, weights, biases = self.spec.recipe.trunk_biases_as_weights, [], []
+        for name, param in self.net.named_parameters():
+            if param.requires_grad:
+                is_bias = name.endswith("bias") and not (trunk_as_weights and name.startswith("trunk."))
+                (biases if is_bias else weights).append(param)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
         optimizer = (self.optimizer_factory or self.reference_sgd)(groups)
         optimizer.param_groups[1]["lr"] = optimizer.defaults["lr"] * self.hparams.bias_lr_mult

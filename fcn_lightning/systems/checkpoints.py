@@ -18,8 +18,7 @@ AUTO_WEIGHTS_KEY = "fcn_lightning_loss_class_weights"
 INPUT_KEY = "input_normalization"
 #: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).
 MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width", "batch_norm")
-#: Hyperparameters that say how a command evaluates (tiles, test-time augmentation, shift-and-stitch),
-#: not what the net is: a command's own settings, never those recorded in the checkpoint it loads.
+#: How a command evaluates, not what the net is: its own settings, never those its checkpoint records.
 EVALUATION_HPARAMS = ("inference", "tta", "shift_and_stitch", "shift_and_stitch_batch")
 
 

@@ -1,12 +1,10 @@
-"""Each registry row's LightningModule, and the one way from a name to it.
-
-:func:`model_class` takes a model name (``fcn8s``), class name (``FCN8s``) or class path of the package
-to its class from the registry alone: nothing a file or checkpoint names is imported. :func:`load_model`
-is the one way from a checkpoint to a model.
-"""
+"""Each registry row's LightningModule; :func:`model_class` takes a model name, class name or class path
+of the package to its class from the registry alone (nothing a file or checkpoint names is imported), and
+:func:`load_model` a checkpoint to its model."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import torch
 
 from fcn_lightning.nets.trunks import Trunk
-from fcn_lightning.registry import MODELS, ModelSpec
+from fcn_lightning.registry import MODELS
 from fcn_lightning.systems import fusion, siftflow, zoo  # noqa: F401 (the modules defining the classes)
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import MATCHED_HPARAMS, RECORD_KEY
@@ -38,12 +36,8 @@ def _model_classes() -> dict[str, type[FCNSystem]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        spec = vars(cls).get("spec")
-        if (
-            isinstance(spec, ModelSpec)
-            and MODELS.get(spec.name) is spec
-            and cls.__module__.startswith(PACKAGE)
-        ):
+        spec = vars(cls).get("spec")  # named in its own body, not inherited
+        if any(spec is row for row in MODELS.values()) and cls.__module__.startswith(PACKAGE):
             found[spec.name] = cls
     return {name: found[name] for name in MODELS if name in found}
 
@@ -128,16 +122,13 @@ def refuse_contradicting_config(
     same = configured is trained if configured and trained else class_path_given == saved_class
     if class_path_given and saved_class and not same:
         found.append(f"model: checkpoint {saved_class}, config {class_path_given}")
-    defaults: dict[str, Any] | None = None
     for key in MATCHED_HPARAMS:
         given = init_args.get(key)
         if key == "num_classes" or given is None or key not in saved or given == saved[key]:
             continue
-        if configured is not None:
-            defaults = defaults if defaults is not None else _defaults(configured)
-            if key in defaults and given == defaults[key]:
-                continue
-        found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
+        defaults = _defaults(configured) if configured is not None else {}
+        if key not in defaults or given != defaults[key]:
+            found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
     if found:
         raise ValueError(
             f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
@@ -152,6 +143,7 @@ def _registered(name: str | None) -> type[FCNSystem] | None:
         return None
 
 
+@functools.cache
 def _defaults(cls: type) -> dict[str, Any]:
     """``cls``'s arguments and their defaults as the CLI resolves them (``**net_options`` included)."""
     from jsonargparse import ArgumentParser

@@ -1,26 +1,19 @@
-"""The SIFT Flow models: one trunk, a semantic head (33 classes) and a geometric head (3 classes).
-
-The loss is the sum of the two tasks' (``loss_weights`` weigh the semantic classes only); each task is
-scored under its own prefix (``val/sem/...``, ``val/geo/...``), and the plain ``val/<score>`` keys and
-:meth:`~SIFTFlowFCNSystem.forward` are the semantic task's, as the paper's table. Its semantic means
-without ``exclude_classes`` are logged too (``val/sem/all_classes/...``).
-"""
+"""The SIFT Flow models: one trunk, a semantic head (33 classes) and a geometric head (3 classes). The loss
+is the two tasks' sum; each task is scored under its prefix (``val/sem/...``, ``val/geo/...``) and the plain
+``val/<score>`` keys are the semantic task's, as the paper's table (and its means over every class too)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from fcn_lightning import registry
 from fcn_lightning.data.siftflow import SIFTFLOW_GEO_CLASSES
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
 from fcn_lightning.nets.multitask import build_multitask_fcn
-from fcn_lightning.nets.tiling import TilingOptions
-from fcn_lightning.nets.tta import TestTimeAugmentation
 from fcn_lightning.systems.base import FCNSystem
 
 #: Means computed with every class, logged next to the configured ones.
@@ -60,32 +53,16 @@ class SIFTFlowFCNSystem(FCNSystem):
         self,
         num_classes: int = 33,
         init_from: str | None = None,
-        input_normalization: str | None = None,
-        loss_reduction: Literal["reference", "sum", "mean"] = "reference",
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        bias_lr_mult: float | None = None,
-        bias_weight_decay: float | None = None,
         class_names: list[str] | None = None,
         exclude_classes: list[int | str] | None = None,
-        inference: TilingOptions | Mapping[str, Any] | None = None,
-        tta: TestTimeAugmentation | Mapping[str, Any] | None = None,
-        **net_options: Any,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             num_classes=num_classes,
             init_from=init_from,
-            input_normalization=input_normalization,
-            loss_reduction=loss_reduction,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            bias_lr_mult=bias_lr_mult,
-            bias_weight_decay=bias_weight_decay,
             class_names=class_names,
             exclude_classes=resolve_classes(exclude_classes, class_names),
-            inference=inference,
-            tta=tta,
-            **net_options,
+            **kwargs,
         )
         geo = {"num_classes": len(self.geo_class_names), "class_names": self.geo_class_names}
         self.geo_metrics = nn.ModuleDict({s: SegmentationMetrics(**geo) for s in ("val", "test")})
@@ -97,8 +74,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     # ------------------------------------------------------------------------------------------- steps
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Semantic logits N x 33 x H x W, so whatever reads a model's predictions (figures, loggers) reads
-        the semantic ones; both: :meth:`task_logits`."""
+        """Semantic logits: what figures and loggers read as predictions (both: :meth:`task_logits`)."""
         return self.net(image)["sem"]
 
     def task_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -124,8 +100,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         return loss
 
     def _score(self, logits: Any, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        """The semantic logits into ``metrics`` (the geometric ones into their own, but for the augmented
-        prediction); ``<prefix>/loss`` the sum of the two tasks' losses, each task's under its name."""
+        """Semantic logits into ``metrics``, geometric into their own (not the augmented ones); the losses."""
         metrics.update(logits["sem"], batch["mask"])
         if prefix in self.geo_metrics:
             self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
