@@ -64,11 +64,8 @@ def input_specs(
     """The inputs of ``model`` in stacking order, each with its data's normaliser: the colour one the
     checkpoint recorded (``mean_bgr``: the mean pixel a Caffe-normalised one does not record), NYUDv2's
     others following it as its data module's do."""
-    modalities = getattr(model, "modalities", None)
-    if modalities is None:
-        data = checkpoint.get("datamodule_hyper_parameters") or {}
-        modalities = data.get("modalities") or ("rgb",)
-    modalities = tuple(modalities)
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    modalities = tuple(getattr(model, "modalities", None) or data.get("modalities") or ("rgb",))
     try:
         rgb = recorded_normalization(checkpoint, model.input_normalization, mean_bgr)
     except UnrecordedMeanError as e:

@@ -284,12 +284,9 @@ class FCNSystem(L.LightningModule):
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         # The checkpoint records what is used: the recipe's where unset, the weights' normalisation.
-        recipe = self.spec.recipe
-        if loss_reduction == "reference":
-            self.hparams.loss_reduction = recipe.loss_reduction
-        for key in ("bias_lr_mult", "bias_weight_decay"):
-            if self.hparams[key] is None:
-                self.hparams[key] = getattr(recipe, key)
+        for key in ("loss_reduction", "bias_lr_mult", "bias_weight_decay"):
+            if self.hparams[key] in (None, "reference"):
+                self.hparams[key] = getattr(self.spec.recipe, key)
         self.hparams.input_normalization = resolve_input_normalization(sources, input_normalization, states)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
@@ -318,8 +315,8 @@ class FCNSystem(L.LightningModule):
         self.tile_geometry = net_tile_geometry(self.net, extra_context=extra)
         tile_plan(self.inference, self.tile_geometry)
         check_tta(self.tta)
-        metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
-        metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
+        metric_args = {"num_classes": num_classes, "class_names": class_names}
+        metric_args["exclude_classes"] = exclude_classes or ()
         self.val_metrics = SegmentationMetrics(**metric_args)
         self.test_metrics = SegmentationMetrics(**metric_args)
         #: Scores of the test-time augmented predictions, logged apart (``val/tta/...``); only with TTA on.

@@ -95,8 +95,7 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
         cls = model_class(str(name))
     except UnknownModelError as e:
         raise CheckpointError(f"{path}: the checkpoint's model {e}") from None
-    hparams = {k: v for k, v in saved.items() if not k.startswith("_")}
-    hparams["init_from"] = None
+    hparams = {k: v for k, v in saved.items() if not k.startswith("_")} | {"init_from": None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "starts from a trained ... but init_from is unset"
         model = cls(**hparams)
