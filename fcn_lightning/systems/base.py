@@ -129,9 +129,9 @@ def resolve_input_normalization(
     return next(iter(found.values()), input_normalization or DEFAULT_NORMALIZATION)
 
 
-def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
-    """Freeze every parameter of ``net`` outside the layers (names or prefixes) of ``train_only``; returns
-    the names left trainable. An unknown layer, or a learnable upsampler left out, is an error."""
+def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> None:
+    """Freeze every parameter of ``net`` outside the layers (names or prefixes) of ``train_only``; an
+    unknown layer, or a learnable upsampler left out, is an error."""
 
     def listed(name: str, layers: Iterable[str] = train_only) -> bool:
         return any(name == n or name.startswith(n + ".") for n in layers)
@@ -149,7 +149,6 @@ def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
         )
     for name, param in named.items():
         param.requires_grad_(listed(name))
-    return [k for k in named if listed(k)]
 
 
 def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
@@ -185,8 +184,7 @@ def as_options(name: str, kind: type[Options], given: Options | Mapping[str, Any
     for key, value in values.items():
         if key not in hints:
             raise ValueError(f"{name}: no setting {key!r} (its settings: {', '.join(hints)})")
-        if not _fits(value, hints[key]):
-            hint = hints[key]
+        if not _fits(value, hint := hints[key]):
             expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             raise ValueError(f"{name}.{key} must be {expected}, got {value!r}")
     return kind(**values) if isinstance(given, Mapping) else given
@@ -202,10 +200,8 @@ def _fits(value: Any, hint: Any) -> bool:
         return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
     if hint is type(None):
         return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (int, float):  # a float setting takes an int, neither a bool
+        return isinstance(value, int | hint) and not isinstance(value, bool)
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 

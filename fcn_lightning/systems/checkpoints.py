@@ -93,10 +93,6 @@ def refuse_mismatched_checkpoint(model: Any, checkpoint: Mapping[str, Any], sour
     )
 
 
-#: The net options a stage checkpoint must share with the model it starts (other tensor shapes otherwise).
-STAGE_SHAPE_HPARAMS = ("width", "batch_norm")
-
-
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:
     """``init_from`` a stage checkpoint: its classes and net shape must be the model's (both named)."""
     saved_hparams = state.get("hyper_parameters") or {}
@@ -106,7 +102,7 @@ def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> N
             f"init_from {source}: the checkpoint was trained for num_classes={saved}, this model has "
             f"num_classes={model.hparams.num_classes} (its score layers cannot be transferred)"
         )
-    for key in STAGE_SHAPE_HPARAMS:
+    for key in ("width", "batch_norm"):  # the net options that shape its tensors
         if key in saved_hparams and key in model.hparams and saved_hparams[key] != model.hparams[key]:
             raise ValueError(
                 f"init_from {source}: {key} {saved_hparams[key]} in the checkpoint, {model.hparams[key]} in "
