@@ -76,8 +76,7 @@ def _log_dir(run_dir: Path) -> Path:
 
 
 def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """``train/loss`` and ``val/mean_iu`` of a fit run as ``(step, value)`` lists, from its log: the CSV
-    log, or TensorBoard's event files (Lightning's default logger where TensorBoard is installed)."""
+    """``train/loss`` and ``val/mean_iu`` of a run as ``(step, value)``, from its CSV or TensorBoard log."""
     log_dir = _log_dir(Path(run_dir))
     curves: dict[str, list[tuple[int, float]]] = {"train/loss": [], "val/mean_iu": []}
     if (log_dir / "metrics.csv").is_file():

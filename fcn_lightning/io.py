@@ -68,11 +68,8 @@ def remove_stale_temporaries(folder: str | Path, target: str | None = None) -> i
 def atomic_write(
     path: str | Path, mode: str = "wb", *, durable: bool = True, **open_kwargs: Any
 ) -> Iterator[IO[Any]]:
-    """A temporary file beside ``path``, renamed to ``path`` on a clean exit and deleted on an error.
-
-    ``mode``: ``"wb"`` or ``"w"`` (``open_kwargs`` go to :func:`open`). ``durable``: fsync the file and the
-    rename (off for caches, where a lost entry is only computed again). Permissions: ``0o666`` less umask.
-    """
+    """A temporary file beside ``path`` (``mode`` ``"wb"`` or ``"w"``), renamed to ``path`` on a clean exit,
+    deleted on an error. ``durable``: fsync the file and the rename (off for caches, computed again)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)

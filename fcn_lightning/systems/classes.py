@@ -106,11 +106,8 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
 def refuse_contradicting_config(
     class_path_given: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
 ) -> None:
-    """Refuse a ``--ckpt_path`` checkpoint whose model class or net settings contradict the config's
-    (LightningCLI would silently build the checkpoint's), naming both values. Classes are compared through
-    the registry; one it does not know is refused unless the config names the same (LightningCLI would
-    import it). A setting the config leaves at its default contradicts nothing; ``num_classes`` is checked
-    on loading (``checkpoints.refuse_mismatched_checkpoint``)."""
+    """Refuse a ``--ckpt_path`` checkpoint whose model class (through the registry; an unknown one, which
+    LightningCLI would import) or net settings contradict those the config sets, naming both values."""
     saved = checkpoint.get("hyper_parameters") or {}
     found = []
     saved_class = saved.get("_class_path")
