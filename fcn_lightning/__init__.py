@@ -1,11 +1,5 @@
 """fcn-lightning: Fully Convolutional Networks (Long, Shelhamer, Darrell) reproduced with PyTorch Lightning.
-
-The tree: ``nets`` (plain ``torch.nn``), ``data`` (LightningDataModules), ``systems`` (LightningModules),
-``metrics`` (torchmetrics), ``training`` (callbacks and run-time helpers), ``cli`` (the commands);
-``registry`` holds one row per model, and this module exports each row's LightningModule.
-
-The exports are imported when first read (``fcn_lightning.FCN8s``, ``from fcn_lightning import FCN8s``),
-not with the package: ``fcn-lightning --help`` imports neither torch nor Lightning.
+Exports each row's LightningModule, imported when first read (``--help`` imports neither torch nor Lightning).
 """
 
 import importlib
@@ -17,8 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: Exports of the registry; every other export is one of the systems' (every model's class included:
-#: ``fcn_lightning.<Class>`` is the class path configs and checkpoints record).
+#: Exports of the registry; every other is the systems' (``fcn_lightning.<Class>``: the recorded class path).
 _REGISTRY_EXPORTS = ("MODELS", "ModelSpec")
 #: The package's own modules and folders: never exports (``from fcn_lightning import data`` imports it).
 _SUBMODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__))
@@ -42,8 +35,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__getattr__("__all__")})
 
 
-#: Modules that lay directly under the package before it was split into folders: configs, sweeps, W&B
-#: runs and checkpoints that name them (``fcn_lightning.loggers.FCNWandbLogger``) keep working.
+#: Modules once directly under the package: configs, sweeps, W&B runs and checkpoints naming them work.
 MOVED_MODULES: dict[str, str] = {
     "fcn_lightning.callbacks": "fcn_lightning.training.callbacks",
     "fcn_lightning.checkpoints": "fcn_lightning.systems.checkpoints",

@@ -1,10 +1,5 @@
-"""Reading finished runs back: results tables, per-image scores, training curves (used by the notebooks).
-
-A staged run folder (``fcn-lightning staged``) holds ``results.csv`` and one folder per stage with its
-``checkpoints/`` and its Lightning log (``lightning_logs/version_*/``: ``metrics.csv`` or TensorBoard's
-event files, and the resolved ``config.yaml``); a ``fit`` run folder holds the log alone, its checkpoints
-inside it.
-"""
+"""Reading finished runs back for the notebooks: results tables, per-image scores, training curves (a
+staged run: ``results.csv`` and a folder per stage; a ``fit`` run: its log and ``config.yaml``)."""
 
 from __future__ import annotations
 
@@ -21,15 +16,6 @@ from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics
 from fcn_lightning.paper import METRIC_TITLES, format_points
 from fcn_lightning.training.staged import PAPER_COLUMNS, TTA_COLUMN, stage_label
 
-__all__ = [
-    "find_staged_runs",
-    "load_stage",
-    "per_image_scores",
-    "read_results",
-    "results_markdown",
-    "training_curves",
-]
-
 
 def find_staged_runs(root: str | Path) -> list[Path]:
     """Every staged run folder (one holding ``results.csv``) under ``root``, sorted."""
@@ -45,22 +31,16 @@ def _cell(key: str, value: str) -> Any:
 
 
 def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a staged run's ``results.csv``: ``stage``, ``model`` (the title of what it trained), the
-    four scores (fractions), ``checkpoint``, the paper row the stage is paired with: ``paper`` (its label;
-    empty for none) and ``paper_<score>`` (percent; ``None`` where unknown), and ``tta_mean_iu`` (a
-    fraction; ``None`` for a stage scored without test-time augmentation). Files written before the model
-    and paper columns existed read as unpaired, their model unknown."""
+    """The rows of a staged run's ``results.csv`` (scores as fractions, the paper's in percent, ``None``
+    where unknown); files older than the model and paper columns read as unpaired, the model unknown."""
     with (Path(run_dir) / "results.csv").open() as f:
         rows = [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
     return [{"model": "", "paper": "", **{f"paper_{k}": None for k in SCORE_NAMES}, **row} for row in rows]
 
 
 def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """One markdown table of several runs' stages (percent). A stage paired with a paper row (same
-    dataset, model, input and recipe: ``fcn_lightning.paper``) is followed by that row and the difference
-    (ours minus the paper's, in points); a stage that matches no row gets none. Where any stage was scored
-    with test-time augmentation, its mean IU is a last column (``-`` for the others; empty on the paper's
-    single-scale rows), as in ``staged``'s own table."""
+    """One markdown table of several runs' stages (percent), each paired stage followed by its paper row
+    and the difference in points; a TTA mean IU column where any stage has one, as ``staged``'s table."""
     tta = any(row.get(TTA_COLUMN) is not None for rows in runs.values() for row in rows)
     extra = " |" if tta else ""
     header = "| run | net | " + " | ".join(METRIC_TITLES[k] for k in SCORE_NAMES) + " |"
@@ -86,8 +66,7 @@ def results_markdown(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
 
 
 def _log_dir(run_dir: Path) -> Path:
-    """The run's newest ``lightning_logs/version_*`` folder, or the run folder itself for a run without a
-    logger (its ``config.yaml`` is written there)."""
+    """The run's newest ``lightning_logs/version_*`` folder, or the run folder of a run without a logger."""
     versions = sorted((run_dir / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     if versions:
         return versions[-1]
@@ -97,8 +76,7 @@ def _log_dir(run_dir: Path) -> Path:
 
 
 def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """``train/loss`` and ``val/mean_iu`` of a fit run as ``(step, value)`` lists, from its log: the CSV
-    log, or TensorBoard's event files (Lightning's default logger where TensorBoard is installed)."""
+    """``train/loss`` and ``val/mean_iu`` of a run as ``(step, value)``, from its CSV or TensorBoard log."""
     log_dir = _log_dir(Path(run_dir))
     curves: dict[str, list[tuple[int, float]]] = {"train/loss": [], "val/mean_iu": []}
     if (log_dir / "metrics.csv").is_file():
@@ -123,12 +101,8 @@ def training_curves(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def load_stage(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]:
-    """The model (with the ``best`` or ``last`` checkpoint's weights) and data module of a fit run.
-
-    The model is the checkpoint's (:func:`~fcn_lightning.systems.load_model`); the data module is built
-    from the run's resolved ``config.yaml`` with the same parser as the CLI, so the data are exactly the
-    run's, and set up for validation.
-    """
+    """The model of a fit run's ``best`` or ``last`` checkpoint and its data module, built from the run's
+    ``config.yaml`` by the CLI's parser and set up for validation."""
     from fcn_lightning.cli.lightning import DataCheckCLI  # the CLI imports the whole package: only when used
     from fcn_lightning.systems import load_model
 

@@ -1,18 +1,8 @@
 """A checkpoint as one ONNX graph, from the decoded image to the logits at its size, checked by ONNX Runtime.
 
-The graph takes each input as decoded, float32 N x C x H x W with dynamic batch, height and width:
-``image`` (RGB, 0-255), and for the NYUDv2 nets ``hha`` (HHA as stored, 0-255) and ``depth``
-(millimetres, 0 = no return). The normalisation the model was trained with runs inside the graph (the
-data pipeline's own normaliser, measured as the per-pixel affine map it is; depth's logarithm as the
-data module computes it), so a deployer needs nothing else. The outputs are ``logits``
-(N x num_classes x H x W) and, for SIFT Flow's two-task nets, ``geo_logits`` (the geometric head).
-Class names, the source checkpoint and the normalisation go in the model's metadata.
-
-The TorchScript-based exporter traces the net with its fixed upsamplers run as the dense
-deconvolution (:func:`~fcn_lightning.nets.upsampling.dense_upsampling`): its crops, at offsets fixed by
-the net's geometry and sizes read from the input, trace into ``Slice`` nodes on the input's shape,
-with no size baked in. (The torch.export-based exporter gave wrong logits at sizes other than the
-traced one on these nets.)
+Inputs as decoded (``image`` RGB 0-255; NYUDv2's ``hha``, ``depth`` in mm), the normalisation inside the
+graph. The TorchScript exporter traces the fixed upsamplers as the dense deconvolution, whose crops become
+``Slice`` nodes on the input's shape (torch.export's graph was wrong at other sizes than the traced one).
 """
 
 from __future__ import annotations
@@ -38,19 +28,6 @@ from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import UnrecordedMeanError, recorded_normalization
 from fcn_lightning.systems.classes import CheckpointError, load_model
 
-__all__ = [
-    "CHECK_SIZES",
-    "INPUT_NAMES",
-    "LOGIT_TOLERANCE",
-    "ExportError",
-    "InputSpec",
-    "check_onnx",
-    "export_checkpoint",
-    "input_specs",
-    "onnx_graph",
-    "onnx_inputs",
-]
-
 #: The graph input of each modality.
 INPUT_NAMES: dict[str, str] = {"rgb": "image", "hha": "hha", "depth": "depth"}
 #: What each input holds, for the metadata and the command's summary.
@@ -66,9 +43,6 @@ OPSET = 17
 
 class ExportError(ValueError):
     """A checkpoint that cannot be exported, or an export that fails its check (the message says which)."""
-
-
-# ----------------------------------------------------------------------------------------- the inputs
 
 
 @dataclass(frozen=True)
@@ -87,18 +61,11 @@ class InputSpec:
 def input_specs(
     model: FCNSystem, checkpoint: Mapping[str, Any], mean_bgr: Sequence[float] | None = None
 ) -> list[InputSpec]:
-    """The inputs of ``model`` in the order its channels are stacked, each with its data's normaliser.
-
-    The colour normalisation is the one the checkpoint recorded from its data
-    (:func:`~fcn_lightning.systems.checkpoints.recorded_normalization`; ``mean_bgr``: the dataset's mean
-    pixel for a Caffe-normalised checkpoint that does not record it); NYUDv2's other inputs follow it as
-    its data module's do (:func:`~fcn_lightning.data.nyud.modality_normalizers`).
-    """
-    modalities = getattr(model, "modalities", None)
-    if modalities is None:
-        data = checkpoint.get("datamodule_hyper_parameters") or {}
-        modalities = data.get("modalities") or ("rgb",)
-    modalities = tuple(modalities)
+    """The inputs of ``model`` in stacking order, each with its data's normaliser: the colour one the
+    checkpoint recorded (``mean_bgr``: the mean pixel a Caffe-normalised one does not record), NYUDv2's
+    others following it as its data module's do."""
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    modalities = tuple(getattr(model, "modalities", None) or data.get("modalities") or ("rgb",))
     try:
         rgb = recorded_normalization(checkpoint, model.input_normalization, mean_bgr)
     except UnrecordedMeanError as e:
@@ -116,11 +83,8 @@ def input_specs(
 
 
 def affine_map(normalize: Callable[[np.ndarray], np.ndarray], channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(A, b)`` with ``normalize(x) = A @ x + b`` at every pixel, read off the normaliser itself.
-
-    Probed at 0 and at 255 in each channel (255, so that the differences keep float32's precision), and
-    checked on random pixels: a normaliser that is not per-pixel affine is an error.
-    """
+    """``(A, b)`` with ``normalize(x) = A @ x + b`` at every pixel, probed at 0 and 255 (float32 keeps the
+    differences' precision) and checked on random pixels."""
     probe = np.zeros((1, channels + 1, channels), np.float32)
     for c in range(channels):
         probe[0, c + 1, c] = 255.0
@@ -173,9 +137,6 @@ class DeployedNet(nn.Module):
         return tuple(out[h] for h in self.heads) if self.heads is not None else out
 
 
-# ------------------------------------------------------------------------------------------ exporting
-
-
 def output_heads(model: FCNSystem) -> list[str] | None:
     """The task names of a multi-task net in output order (``None``: one output)."""
     with torch.no_grad():
@@ -188,10 +149,6 @@ def output_heads(model: FCNSystem) -> list[str] | None:
     return sorted(out, key=list(TASK_OUTPUTS).index)
 
 
-def output_names(heads: Sequence[str] | None) -> list[str]:
-    return [TASK_OUTPUTS[h] for h in heads] if heads else ["logits"]
-
-
 def onnx_graph(
     model: FCNSystem, specs: Sequence[InputSpec], metadata: Mapping[str, str] | None = None
 ) -> tuple[bytes, list[str]]:
@@ -199,7 +156,7 @@ def onnx_graph(
     import onnx
 
     heads = output_heads(model)
-    names = output_names(heads)
+    names = [TASK_OUTPUTS[h] for h in heads] if heads else ["logits"]
     deployed = DeployedNet(model.net, specs, heads).eval()
     example = tuple(torch.rand(1, s.channels, 64, 64) * 255 for s in specs)
     dynamic = {"batch": 0, "height": 2, "width": 3}
@@ -296,11 +253,8 @@ def export_checkpoint(
     sizes: Sequence[tuple[int, int]] = CHECK_SIZES,
     tolerance: float = LOGIT_TOLERANCE,
 ) -> ExportReport:
-    """Export a checkpoint to ``out`` and check it with ONNX Runtime at ``sizes``.
-
-    Written (atomically) only once the logits agree within ``tolerance`` (of the largest logit): a failed
-    export leaves no file and no earlier file changed.
-    """
+    """Export a checkpoint to ``out``, written (atomically) only once ONNX Runtime's logits agree with
+    PyTorch's at ``sizes`` within ``tolerance`` of the largest logit."""
     try:
         model, checkpoint = load_model(ckpt)
     except CheckpointError as e:

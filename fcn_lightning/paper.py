@@ -1,22 +1,9 @@
 """The paper's numbers, once: every table row a run of this suite can be held against, with its source.
-
-Two papers report them: the CVPR 2015 paper (arXiv 1411.4038) and its journal version (PAMI, arXiv
-1605.06211); the reference repository's README adds the score of its released FCN-AlexNet. Scores are in
-percent under the metric names of :data:`fcn_lightning.metrics.SCORE_NAMES` (plus ``geo_pixel_acc``, SIFT
-Flow's geometric pixel accuracy); a score the project could not source is ``None`` (unknown), never a guess.
-
-A run is paired with a row by what it is: its dataset, its model (a name of
-:data:`fcn_lightning.MODELS`), its input (``rgb``, ``hha``, ``rgbd``, ``rgb-hha``) and its recipe
-(``reference``: the reference solver; ``fixed``: only the classifier trained; ``cvpr``: the CVPR paper's
-minibatch recipe), each read from the config that trained it as the CLI resolved it (:func:`identify`; a
-staged stage: as its scored checkpoint records it, :func:`checkpoint_config`), never from the config files
-and arguments read a second time. Only rows scored on the split the suite validates on pair with runs;
-the others (VOC2012 test) are listed for reference. A run that matches no row is paired with none.
-"""
+Scores in percent (``None``: not sourced); a run pairs with a row by its dataset, model, input and recipe,
+read from the config that trained it (:func:`identify`, :func:`checkpoint_config`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,23 +25,6 @@ from fcn_lightning.registry import (
     ModelSpec,
 )
 
-__all__ = [
-    "DATASETS",
-    "METRIC_TITLES",
-    "PAPER_ROWS",
-    "TABLE1",
-    "PaperRow",
-    "RunIdentity",
-    "TrunkRow",
-    "checkpoint_config",
-    "compare",
-    "format_points",
-    "identify",
-    "paper_row",
-    "row_key",
-    "rows_of",
-]
-
 #: The metrics the papers report, in their column order, with their titles.
 METRIC_TITLES: dict[str, str] = {
     "pixel_acc": "pixel acc.",
@@ -64,9 +34,8 @@ METRIC_TITLES: dict[str, str] = {
     "geo_pixel_acc": "geom. acc.",
 }
 
-#: Each dataset's data module (the real ones; synthetic data pair with nothing), the split the papers
-#: trained on and the split their validation scores (the layout's defaults: a test holds them equal). A run
-#: trained or validated on other splits is held against no row.
+#: Each real dataset's data module, and the splits the papers trained and scored on (the layout's defaults,
+#: a test holds them equal): a run on others, or on synthetic data, pairs with no row.
 DATASETS: dict[str, tuple[str, str, str]] = {
     "voc": ("VOCDataModule", "sbd_train", "seg11valid"),
     "nyud": ("NYUDv2DataModule", "trainval", "test"),
@@ -77,8 +46,7 @@ DATASETS: dict[str, tuple[str, str, str]] = {
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What a run is, for pairing it with a paper row (``splits``: trained on, scored on; ``None``: the
-    dataset's default)."""
+    """What a run is, for pairing it with a paper row (``splits``: trained and scored on, else default)."""
 
     dataset: str | None
     model: str | None
@@ -89,13 +57,8 @@ class RunIdentity:
 
 @dataclass(frozen=True)
 class PaperRow:
-    """One row of one of the papers' tables.
-
-    ``model``: the suite's model it is (its registry row); ``title``: the row as the paper names it;
-    ``table``: where it is (``"journal Table 2"``); ``source``:
-    ``"CVPR"``, ``"journal"`` or ``"reference README"``; ``split``: the images it was scored on; ``scores``:
-    metric name -> percent (``None``: not known to this project).
-    """
+    """One row of one of the papers' tables: the suite's model it is, its title and table in the paper,
+    its source (``CVPR``, ``journal``, ``reference README``), the images it was scored on, its scores."""
 
     dataset: str
     model: ModelSpec
@@ -135,8 +98,7 @@ def _row(
 
 _UNKNOWN4 = (None, None, None, None)
 
-#: Every row, by table. VOC: trained on SBD train, scored on seg11valid (the 736 VOC2011 val images outside
-#: SBD train) unless the split says otherwise.
+#: Every row, by table. VOC: trained on SBD train, scored on seg11valid unless the split says otherwise.
 PAPER_ROWS: tuple[PaperRow, ...] = (
     # Journal Table 2: the VGG16 FCNs, reference ("heavy", online) recipe.
     _row("voc", FCN32S, "FCN-32s", "journal Table 2", "seg11valid", (90.5, 76.5, 63.6, 83.5)),
@@ -153,8 +115,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
     # CVPR Table 1 (mean IU only; the CVPR minibatch recipe; its timings are in TABLE1 below).
     _row("voc", FCN32S, "FCN-VGG16", "CVPR Table 1", "seg11valid", (56.0,), ("mean_iu",), recipe="cvpr"),
     _row("voc", FCN_GOOGLENET, "FCN-GoogLeNet", "CVPR Table 1", "seg11valid", (42.5,), ("mean_iu",)),
-    # The reference's released FCN-AlexNet, trained with its own solver (CVPR Table 1 lists 39.8 for the
-    # CVPR paper's FCN-AlexNet, see TABLE1).
+    # The reference's released FCN-AlexNet, its own solver (the CVPR paper's scored 39.8, see TABLE1).
     _row("voc", FCN_ALEXNET, "FCN-AlexNet", "reference README", "seg11valid", (48.0,), ("mean_iu",)),
     # VOC2012 test (scored by the evaluation server; listed, never paired with a validation run).
     _row("voc", FCN8S, "FCN-8s", "journal, VOC2012 test", "VOC2012 test", (67.2,), ("mean_iu",)),
@@ -178,8 +139,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
         "siftflow", SIFTFLOW_FCN16S, "FCN-16s", "CVPR Table 5", "test", (85.2, 51.7, 39.5, 76.1, 94.3),
         tuple(METRIC_TITLES),
     ),
-    # PASCAL-Context, 59 classes + background: the journal reports these nets; their numbers could not be
-    # sourced here, so they are unknown rather than quoted from memory.
+    # PASCAL-Context (59 classes + background): the journal's numbers could not be sourced here.
     _row("context", FCN32S, "FCN-32s", "journal, PASCAL-Context", "val", _UNKNOWN4),
     _row("context", FCN16S, "FCN-16s", "journal, PASCAL-Context", "val", _UNKNOWN4),
     _row("context", FCN8S, "FCN-8s", "journal, PASCAL-Context", "val", _UNKNOWN4),
@@ -211,11 +171,6 @@ TABLE1: dict[str, TrunkRow] = {
 }
 
 
-def rows_of(dataset: str) -> list[PaperRow]:
-    """The rows of one dataset, in table order."""
-    return [row for row in PAPER_ROWS if row.dataset == dataset]
-
-
 def paper_row(identity: RunIdentity) -> PaperRow | None:
     """The row a run is held against: same dataset, model, input and recipe, trained and scored on the
     papers' splits (the dataset's defaults); ``None`` when the papers have no such row."""
@@ -232,8 +187,8 @@ def paper_row(identity: RunIdentity) -> PaperRow | None:
 
 
 def identify(config: Mapping[str, Any]) -> RunIdentity:
-    """What a run trained, from its resolved config: the ``model`` and ``data`` sections (``class_path``,
-    ``init_args``) as the CLI resolved them (a run's ``config.yaml``, or :func:`checkpoint_config`)."""
+    """What a run trained, from the ``model`` and ``data`` sections of its resolved config (a run's
+    ``config.yaml``, or :func:`checkpoint_config`)."""
     from fcn_lightning.systems.classes import UnknownModelError, model_class  # the systems: when used
 
     model = config.get("model") or {}
@@ -260,9 +215,8 @@ def identify(config: Mapping[str, Any]) -> RunIdentity:
 
 
 def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``model`` and ``data`` sections of the config that trained a checkpoint, as it records them: the
-    model's and the data module's hyperparameters (Lightning saves both; LightningCLI records each one's
-    ``_class_path``; a model built without it is named by the suite's own record)."""
+    """The ``model`` and ``data`` sections of the config that trained a checkpoint: its hyperparameters
+    and their ``_class_path`` (LightningCLI's), else the model the suite's own record names."""
     from fcn_lightning.systems.checkpoints import RECORD_KEY  # imports every system: only when used
 
     model = dict(checkpoint.get("hyper_parameters") or {})
@@ -274,28 +228,8 @@ def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def compare(scores: Mapping[str, float], row: PaperRow | None) -> dict[str, float | None]:
-    """``scores`` (fractions) minus the paper's (percent), in points, per metric the row has; ``None``
-    where the paper's number is unknown or the run has no such score."""
-    if row is None:
-        return {}
-    out: dict[str, float | None] = {}
-    for key, theirs in row.scores.items():
-        ours = scores.get(key)
-        out[key] = None if theirs is None or ours is None or ours != ours else 100 * float(ours) - theirs
-    return out
-
-
 def format_points(value: float | None, signed: bool = False) -> str:
     """A percent value as the tables print it (``-`` for unknown)."""
     if value is None or value != value:
         return "-"
     return f"{value:+.1f}" if signed else f"{value:.1f}"
-
-
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def row_key(row: PaperRow) -> str:
-    """A short stable key of a row (``voc-fcn32s-rgb-reference``), for CSV files."""
-    return _SLUG.sub("-", f"{row.dataset} {row.model.name} {row.input} {row.recipe} {row.split}".lower())

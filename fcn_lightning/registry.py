@@ -1,13 +1,5 @@
-"""Every model the suite builds, one row each: the one place a model's facts are written.
-
-A row names a model (what ``convert-caffe --variant`` and ``describe`` take) and gives its net (the
-blobs it scores and fuses, its upsampling), its trunk, the reference solver's recipe, and the model it
-starts from in the paper's schedule. Plain data below the systems: each LightningModule names its row
-where it is defined (``spec = registry.FCN8S``); the package's exports, ``fcn-lightning --help``,
-``describe``, ``convert-caffe`` and the paper's tables (``fcn_lightning.paper``) all read the rows.
-
-Adding a net of these trunks: one row here, a class naming it in ``systems/`` and a config.
-"""
+"""Every model the suite builds, one row each: the one place a model's facts are written (its net, trunk,
+reference recipe and starting point); each LightningModule names its row where it is defined."""
 
 from __future__ import annotations
 
@@ -18,17 +10,12 @@ from fcn_lightning.nets.heads import Wiring
 from fcn_lightning.nets.trunks import Trunk
 from fcn_lightning.nets.zoo import ODD_UPSAMPLING_KERNEL
 
-__all__ = ["MODELS", "ModelSpec", "Recipe"]
-
 
 @dataclass(frozen=True)
 class Recipe:
-    """The reference solver of a model: SGD at a fixed learning rate ``lr`` with ``momentum`` and
-    ``weight_decay``, on the loss reduced as ``loss_reduction`` (``"sum"``: the reference VGG16 nets'
-    unnormalised loss, summed over pixels, hence their tiny rates; ``"mean"``: averaged over labelled
-    pixels). The bias rule: biases learn at ``bias_lr_mult`` times the rate with ``bias_weight_decay``;
-    ``trunk_biases_as_weights``: the trunk's biases learn as its weights do (1x, with decay), as the
-    reference FCN-AlexNet sets no per-layer factors on its trunk."""
+    """The reference solver: SGD at a fixed ``lr`` on the loss reduced as ``loss_reduction`` (``"sum"``
+    over pixels, hence the VGG16 nets' tiny rates); biases at ``bias_lr_mult`` times the rate with
+    ``bias_weight_decay``, but where ``trunk_biases_as_weights`` (FCN-AlexNet's trunk)."""
 
     lr: float
     momentum: float = 0.99
@@ -41,13 +28,9 @@ class Recipe:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the suite.
-
-    ``title``: the net as the paper names it. ``net``: what it scores and fuses, and how it upsamples.
-    ``starts_from``: the row whose trained weights this model starts from in the paper's schedule
-    (``None``: ImageNet weights). ``describe``: listed by ``fcn-lightning describe`` (``"all"``: with
-    ``--all``). ``note``: what sets the model apart from another of the same title.
-    """
+    """One model: ``title`` as the paper names it; ``starts_from`` the row it starts from in the paper's
+    schedule (``None``: ImageNet); ``describe``: listed by ``describe`` (``"all"``: with ``--all``);
+    ``note``: what sets it apart from another of the same title."""
 
     name: str
     title: str
@@ -96,8 +79,7 @@ FCN_POOL5 = _row("fcn_pool5", "FCN-pool5", Wiring(source="pool5"), Recipe(1e-10)
 FCN_POOL4 = _row("fcn_pool4", "FCN-pool4", Wiring(source="pool4"), Recipe(1e-10), describe="all")
 FCN_POOL3 = _row("fcn_pool3", "FCN-pool3", Wiring(source="pool3"), Recipe(1e-10), describe="all")
 
-# CVPR Table 1's other trunks: the pixel-averaged loss, momentum 0.9, 20 images per update (the configs'
-# accumulate_grad_batches); 63 x 63 final upsampling.
+# CVPR Table 1's other trunks: mean loss, momentum 0.9, 20 images per update (configs), 63 x 63 upsampling.
 _TABLE1_NET = Wiring(final_kernel=ODD_UPSAMPLING_KERNEL)
 _ALEXNET_SGD = Recipe(1e-4, momentum=0.9, loss_reduction="mean", trunk_biases_as_weights=True)
 FCN_ALEXNET = _row("fcn_alexnet", "FCN-AlexNet", _TABLE1_NET, _ALEXNET_SGD, Trunk.CAFFENET, describe="main")
@@ -120,8 +102,7 @@ FCN_GOOGLENET = _row(
     describe="main",
 )
 
-# NYUDv2 late fusion: two VGG16 streams (RGB, HHA). The reference has no FCN-16s RGB-HHA solver, so it
-# keeps the rate of the net it starts from.
+# NYUDv2 late fusion of RGB and HHA; FCN-16s RGB-HHA (no reference solver) keeps its start's rate.
 FCN32S_RGB_HHA = _row("fcn32s_rgb_hha", "FCN-32s RGB-HHA", FCN32S.net, Recipe(1e-12), starts_from=FCN32S)
 FCN16S_RGB_HHA = _row(
     "fcn16s_rgb_hha", "FCN-16s RGB-HHA", FCN16S.net, Recipe(1e-12), starts_from=FCN32S_RGB_HHA

@@ -1,10 +1,5 @@
-"""The LightningModules: one small base (loss, reference SGD, metrics, initialisation) and a thin class
-per model naming its registry row (``fcn_lightning.registry``), which gives its net and recipe.
-
-``base``: :class:`FCNSystem` and the VGG16 FCNs; ``siftflow``: two heads (semantic, geometric);
-``fusion``: NYUDv2 RGB-HHA late fusion; ``zoo``: CVPR Table 1's other trunks; ``classes``: each row's
-class (exported here), found by name without importing anything a file names, and loaded from a
-checkpoint; ``checkpoints``: what a checkpoint records of its model and the checks made when one is loaded.
+"""The LightningModules: ``FCNSystem`` (``base``) and a thin class per model naming its registry row;
+``classes`` finds them by name and loads them from checkpoints.
 """
 
 from fcn_lightning.systems.base import FCNSystem

@@ -1,17 +1,11 @@
-"""LightningModules: one per model, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init).
-
-Each model's class names its registry row (``spec``), which gives its net and its reference recipe
-(:class:`~fcn_lightning.registry.Recipe`); the defaults are that recipe: cross-entropy ignoring the void
-label, reduced as the recipe says (the VGG16 nets: summed over pixels, the reference's unnormalised loss,
-which is why their learning rates are 1e-10 and below), SGD at the recipe's fixed rate, momentum and
-weight decay, its bias rule, and frozen upsampling layers left out of the optimiser. Any other optimiser
-comes in through LightningCLI as ``optimizer: {class_path: ..., init_args: ...}``; the bias rule is
-applied to it too.
-"""
+"""LightningModules: one per model, sharing ``FCNSystem`` (loss, optimiser recipe, metrics, init). Each
+model's class names its registry row (``spec``): its net and reference recipe. Any other optimiser comes in
+through LightningCLI (``optimizer: {class_path: ..., init_args: ...}``), the recipe's bias rule applied."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import types
 import typing
@@ -55,11 +49,7 @@ log = logging.getLogger(__name__)
 
 Options = TypeVar("Options", TilingOptions, TestTimeAugmentation)
 
-#: Where the paper-table configs look for the Caffe ImageNet models: ``$FCN_WEIGHTS``, else
-#: ``$FCN_DATA/weights``, else ``./data/weights`` (the configs' ``init_from`` spells this out).
-WEIGHTS_FOLDER_SETTING = "$FCN_WEIGHTS, else $FCN_DATA/weights, else ./data/weights"
-#: The one change that trains without a missing Caffe ImageNet model, from torchvision's ImageNet weights
-#: instead (not the paper's start: other weights, other input normalisation).
+#: The one change that trains without a missing Caffe ImageNet model: torchvision's ImageNet weights.
 TORCHVISION_SWITCH: dict[str, str] = {
     VGG16_CAFFEMODEL: "add --model.init_args.init_from IMAGENET1K_V1",
     CAFFENET_CAFFEMODEL: (
@@ -68,33 +58,24 @@ TORCHVISION_SWITCH: dict[str, str] = {
 }
 
 
-def missing_caffemodel_message(path: Path) -> str:
-    """One line for an ``init_from`` Caffe model that is not there: the file, the folder searched, where
-    the authors' model zoo publishes it, and the switch to torchvision's weights."""
-    what, published = IMAGENET_CAFFEMODELS[path.name]
-    switch = TORCHVISION_SWITCH[path.name]
-    fetch = next(f"fcn-lightning download {i.name}" for i in ITEMS.values() if i.file == path.name)
-    return (
-        f"init_from: {path.name} ({what}, where the paper's nets start) is not in {path.parent} (the weights "
-        f"folder: {WEIGHTS_FOLDER_SETTING}); `{fetch}` puts it there (the authors' model zoo list points to "
-        f"{published}). To train from torchvision's ImageNet weights instead (not the paper's start), "
-        f"{switch}"
-    )
-
-
 def read_init_file(init_from: str) -> dict[str, Any]:
     """Load an ``init_from`` file (stage checkpoint or VGG16 state dict) safely, tensors memory-mapped.
 
-    A ``.caffemodel`` (the Caffe ImageNet VGG16, or CaffeNet for FCN-AlexNet) is converted once into a
-    cached state dict that records the Caffe input normalisation
-    (:func:`~fcn_lightning.nets.caffe.cached_caffe_imagenet`). A missing Caffe ImageNet model is an error
-    naming it, the folder searched, where it is published and the switch to torchvision's weights; it is
-    raised when the model is built (fit, validate, ...), never while a config is only parsed.
+    A ``.caffemodel`` is converted once into a cached state dict recording Caffe's input normalisation. A
+    missing Caffe ImageNet model is an error naming the folder searched, the download and the switch to
+    torchvision's weights, raised when the model is built, never while a config is only parsed.
     """
     path = Path(init_from).expanduser()
-    if path.suffix == ".caffemodel" and not path.is_file() and path.name in IMAGENET_CAFFEMODELS:
-        raise FileNotFoundError(missing_caffemodel_message(path))
     if path.suffix == ".caffemodel":
+        if not path.is_file() and path.name in IMAGENET_CAFFEMODELS:
+            what, published = IMAGENET_CAFFEMODELS[path.name]
+            fetch = next(f"fcn-lightning download {i.name}" for i in ITEMS.values() if i.file == path.name)
+            raise FileNotFoundError(
+                f"init_from: {path.name} ({what}, where the paper's nets start) is not in {path.parent} (the "
+                f"weights folder: $FCN_WEIGHTS, else $FCN_DATA/weights, else ./data/weights); `{fetch}` puts "
+                f"it there (the authors' model zoo list points to {published}). To train from torchvision's "
+                f"ImageNet weights instead (not the paper's start), {TORCHVISION_SWITCH[path.name]}"
+            )
         path = cached_caffe_imagenet(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -116,15 +97,9 @@ def is_stage_checkpoint(state: Mapping[str, Any]) -> bool:
     return isinstance(inner, Mapping) and any(str(k).startswith("net.") for k in inner)
 
 
-def weights_normalization(init_from: str | None, state: Mapping[str, Any] | None = None) -> str | None:
-    """The input normalisation the weights named by ``init_from`` expect; ``None`` for a random start.
-
-    torchvision's weights enum says it itself; a stage checkpoint recorded its model's; a VGG16
-    state-dict file carries a record if it was converted (e.g. from Caffe), else it is torchvision's.
-    ``state``: the file already loaded (saves reading it twice).
-    """
-    if not init_from:
-        return None
+def weights_normalization(init_from: str, state: Mapping[str, Any] | None = None) -> str:
+    """The input normalisation the weights of ``init_from`` expect: the torchvision enum's, a stage
+    checkpoint's record, a converted state dict's record, else torchvision's (``state``: the file loaded)."""
     if init_from in VGG16Weights.__members__:
         return VGG16Weights[init_from].normalization.name
     state = read_init_file(init_from) if state is None else state
@@ -134,74 +109,35 @@ def weights_normalization(init_from: str | None, state: Mapping[str, Any] | None
 
 
 def resolve_input_normalization(
-    init_from: str | None, input_normalization: str | None, state: Mapping[str, Any] | None = None
-) -> str:
-    """The normalisation a model uses: its weights', and an explicit setting only where they agree.
-
-    Feeding torchvision weights Caffe-style inputs (or the reverse) silently costs mean IU, so a
-    conflicting explicit setting is an error naming both. A random start takes the explicit setting, or
-    torchvision's.
-    """
-    if input_normalization is not None:
-        get_normalization(input_normalization)  # a typo fails here, naming the known ones
-    expected = weights_normalization(init_from, state)
-    if expected is None:
-        return input_normalization or DEFAULT_NORMALIZATION
-    if input_normalization is not None and input_normalization != expected:
-        raise ValueError(
-            f"input_normalization={input_normalization!r} conflicts with init_from={init_from!r}, whose "
-            f"weights expect {expected!r} inputs: leave input_normalization unset (the weights decide it)"
-        )
-    return expected
-
-
-def init_sources(init_from: str | Sequence[str] | None) -> list[str]:
-    """``init_from`` as a list: one source, or one per stream of a late-fusion net; empty for none."""
-    if not init_from:
-        return []
-    return [init_from] if isinstance(init_from, str) else [str(s) for s in init_from]
-
-
-def resolve_sources_normalization(
     sources: Sequence[str], input_normalization: str | None, states: Mapping[str, Mapping[str, Any]]
 ) -> str:
-    """:func:`resolve_input_normalization` over every source; sources that disagree are an error."""
-    if not sources:
-        return resolve_input_normalization(None, input_normalization)
-    found = {s: resolve_input_normalization(s, input_normalization, states.get(s)) for s in sources}
+    """The normalisation a model uses: its ``init_from`` sources' (all alike), an explicit setting only
+    where they agree (a mismatch silently costs mean IU); a random start takes the setting, or torchvision's.
+    ``states``: the sources' files already loaded."""
+    if input_normalization is not None:
+        get_normalization(input_normalization)  # a typo fails here, naming the known ones
+    found = {s: weights_normalization(s, states.get(s)) for s in sources}
+    for source, expected in found.items():
+        if input_normalization is not None and input_normalization != expected:
+            raise ValueError(
+                f"input_normalization={input_normalization!r} conflicts with init_from={source!r}, whose "
+                f"weights expect {expected!r} inputs: leave input_normalization unset (the weights decide it)"
+            )
     if len(set(found.values())) > 1:
         listing = ", ".join(f"{s!r} expects {n!r}" for s, n in found.items())
         raise ValueError(f"init_from sources expect different input normalisations ({listing}): use one kind")
-    return next(iter(found.values()))
+    return next(iter(found.values()), input_normalization or DEFAULT_NORMALIZATION)
 
 
-def split_bias_groups(
-    net: nn.Module, trunk_biases_as_weights: bool = False
-) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Trainable weights and biases of ``net``; frozen parameters (fixed upsamplers) are left out.
+def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> None:
+    """Freeze every parameter of ``net`` outside the layers (names or prefixes) of ``train_only``; an
+    unknown layer, or a learnable upsampler left out, is an error."""
 
-    ``trunk_biases_as_weights``: the trunk's biases (``trunk.*``) go with the weights (1x learning rate,
-    weight decay), as the reference FCN-AlexNet net leaves them; only the head's take the bias rule.
-    """
-    weights, biases = [], []
-    for name, param in net.named_parameters():
-        if param.requires_grad:
-            is_bias = name.endswith("bias") and not (trunk_biases_as_weights and name.startswith("trunk."))
-            (biases if is_bias else weights).append(param)
-    return weights, biases
-
-
-def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
-    """Freeze every parameter of ``net`` outside the layers named in ``train_only`` (module names or
-    prefixes: ``score_fr``, ``trunk.fc``); returns the names left trainable. A name that matches no
-    parameter is an error listing the net's layers; so is a learnable upsampler left out (a
-    contradiction: name it to train it, or leave ``learn_upsampling`` off)."""
-
-    def listed(name: str) -> bool:
-        return any(name == n or name.startswith(n + ".") for n in train_only)
+    def listed(name: str, layers: Iterable[str] = train_only) -> bool:
+        return any(name == n or name.startswith(n + ".") for n in layers)
 
     named = dict(net.named_parameters())
-    unknown = [n for n in train_only if not any(k == n or k.startswith(n + ".") for k in named)]
+    unknown = [n for n in train_only if not any(listed(k, [n]) for k in named)]
     if unknown:
         layers = sorted({k.rsplit(".", 1)[0] for k in named})
         raise ValueError(f"train_only: no layer named {unknown} in the net; its layers: {', '.join(layers)}")
@@ -213,12 +149,10 @@ def freeze_all_but(net: nn.Module, train_only: Sequence[str]) -> list[str]:
         )
     for name, param in named.items():
         param.requires_grad_(listed(name))
-    return [k for k in named if listed(k)]
 
 
 def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
-    """``loss_weights`` given as a list, as a tensor after its checks (one weight >= 0 per class, not all
-    0); ``None`` for unweighted and for ``auto`` (counted from the data at setup)."""
+    """``loss_weights`` given as a list, checked, as a tensor; ``None`` for unweighted and ``auto``."""
     if loss_weights is None or loss_weights == "auto":
         return None
     setting = "model.init_args.loss_weights"
@@ -240,9 +174,9 @@ def given_class_weights(loss_weights: str | Sequence[float] | None, num_classes:
 
 
 def as_options(name: str, kind: type[Options], given: Options | Mapping[str, Any] | None) -> Options:
-    """``given`` as a ``kind`` dataclass: as it is, from the plain dict a checkpoint records, or the
-    defaults for ``None``. An unknown setting or a value of another type is a one-line error naming
-    ``name.<setting>`` (the command line reaches here through the plain-dict route, unchecked)."""
+    """``given`` (a ``kind``, a checkpoint's plain dict, or ``None``: the defaults) as a ``kind``; an
+    unknown setting or a wrong type is an error naming ``name.<setting>`` (the command line's dict is
+    unchecked before this)."""
     if given is None:
         return kind()
     values = dict(given) if isinstance(given, Mapping) else dataclasses.asdict(given)
@@ -250,8 +184,7 @@ def as_options(name: str, kind: type[Options], given: Options | Mapping[str, Any
     for key, value in values.items():
         if key not in hints:
             raise ValueError(f"{name}: no setting {key!r} (its settings: {', '.join(hints)})")
-        if not _fits(value, hints[key]):
-            hint = hints[key]
+        if not _fits(value, hint := hints[key]):
             expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             raise ValueError(f"{name}.{key} must be {expected}, got {value!r}")
     return kind(**values) if isinstance(given, Mapping) else given
@@ -267,10 +200,8 @@ def _fits(value: Any, hint: Any) -> bool:
         return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
     if hint is type(None):
         return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (int, float):  # a float setting takes an int, neither a bool
+        return isinstance(value, int | hint) and not isinstance(value, bool)
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 
@@ -279,62 +210,38 @@ class FCNSystem(L.LightningModule):
 
     Args:
         num_classes: output classes (linked from the datamodule by the CLI).
-        init_from: where the weights start: ``None`` (random trunk), ``"IMAGENET1K_V1"`` (torchvision's
-            ImageNet VGG16), the path of a torchvision-style VGG16 state dict (ImageNet surgery), of the Caffe
-            ImageNet VGG16 ``VGG_ILSVRC_16_layers.caffemodel`` (the reference's start, Caffe inputs), or
-            of a checkpoint of a coarser stage (every matching parameter copied; new score layers stay 0).
-        input_normalization: leave unset: the weights of ``init_from`` decide it (``"imagenet"`` for
-            torchvision's, ``"caffe"`` for Caffe-converted ones, a checkpoint's own); a setting that
-            conflicts with them is an error. Set it only for a random start. Checkpoints record it, and the
-            data module normalises its inputs to match.
-        loss_reduction: ``"sum"``: the reference's unnormalised loss, summed over pixels and divided by the
-            batch size (its tiny learning rates assume it); ``"mean"``: averaged over labelled pixels.
-            ``"reference"``: the reference recipe's (the model's registry row).
-        loss_sampling: p, the fraction of the training loss kept (paper section 4.4: patchwise training
-            emulated by sampling the loss): each cell of the final score layer is kept with probability p,
-            all pixels of its footprint together, drawn afresh each step; evaluation is never sampled.
-            With p < 1 the kept pixels count as ``batch x p`` images (``sum`` divides by that, so the loss
-            stays an unbiased estimate of the whole-image loss; ``mean`` by the kept labelled pixels). The
-            batch is not grown here: give the data module ``ceil(batch / p)`` images, as
-            ``fcn-lightning compare-sampling`` does. 1 (default): whole images, no sampling.
-        loss_weights: a weight per class in the cross-entropy, for classes of very unequal size: ``None``
-            (the reference's, and every paper config's: unweighted), ``"auto"``: median-frequency balancing
-            (Eigen & Fergus; :mod:`fcn_lightning.data.class_weights`) over the training split's masks,
-            counted once per dataset and kept beside it, the weights printed and logged with the run's
-            hyperparameters and recorded in its checkpoints (a resumed run keeps them); or a list, one
-            weight >= 0 per class. ``mean`` then divides by the weights
-            of the labelled pixels (torch's weighted mean), ``sum`` by the batch as before.
-        optimizer: an optimiser factory (LightningCLI ``class_path`` / ``init_args``); ``None`` is the
-            reference SGD of the model's recipe.
+        init_from: where the weights start: ``None`` (random), ``"IMAGENET1K_V1"`` (torchvision's ImageNet
+            VGG16), a VGG16 state dict or ``.caffemodel`` (the reference's start), or a coarser stage's
+            checkpoint (matching parameters copied; new score layers stay 0).
+        input_normalization: leave unset (the weights of ``init_from`` decide it), but for a random start.
+        loss_reduction: ``"sum"`` over pixels, divided by the batch (the reference's: its tiny rates assume
+            it); ``"mean"`` over labelled pixels; ``"reference"``: the row's recipe.
+        loss_sampling: p, the fraction of the training loss kept (paper section 4.4): each final-layer cell
+            is kept with probability p each step; give the data ``ceil(batch / p)`` images. 1: no sampling.
+        loss_weights: a weight per class in the cross-entropy: ``None`` (unweighted, the reference's),
+            ``"auto"`` (median-frequency balancing of the training masks, kept in the checkpoints), or a list.
+        optimizer: an optimiser factory (``class_path`` / ``init_args``); ``None``: the recipe's SGD.
         lr_scheduler: an optional scheduler factory (stepped every optimisation step).
-        bias_lr_mult: learning-rate factor of the biases (``None``: the recipe's, 2; FCN-AlexNet's trunk
-            biases: 1, see the recipe's ``trunk_biases_as_weights``).
+        bias_lr_mult: learning-rate factor of the biases (``None``: the recipe's).
         bias_weight_decay: weight decay of the biases (``None``: the recipe's, 0).
         class_names: names for per-class IU logging (linked from the datamodule by the CLI).
         exclude_classes: classes left out of the metrics' class averages (SIFT Flow).
-        train_only: train only these layers (net module names or name prefixes, e.g. ``[score_fr]`` for the
-            paper's FCN-32s-fixed, whose trunk is frozen); every other parameter is frozen and left out of
-            the optimiser (the reference's learning-rate factor 0). Frozen layers still run in train mode,
-            as the reference's do (dropout after fc6 / fc7 stays active; batch-norm statistics, not in the
-            paper, keep updating). ``None``: train everything.
-        shift_and_stitch: evaluate (validation, test, predict) by shift-and-stitch at this factor instead
-            of the net's own upsampling (``nets.shift_stitch``: ``factor^2`` passes per image; the factor
-            divides the output stride; 32 on FCN-32s is stride 1). ``None``: the net's own output.
+        train_only: train only these layers (names or prefixes, e.g. ``[score_fr]`` for FCN-32s fixed),
+            freezing every other parameter. ``None``: everything.
+        shift_and_stitch: evaluate by shift-and-stitch at this factor (a divisor of the output stride).
         shift_and_stitch_batch: shifted copies of a batch run through the net together (memory vs speed).
-        inference: the memory budget of validation, test and predict (``nets.tiling.TilingOptions``:
-            ``max_pixels``, ``tile``, ``overlap``): an image within it runs whole, a larger one in
-            overlapping tiles whose weighted mean equals the whole image's logits (at the default overlap).
-        tta: test-time augmentation (``nets.tta.TestTimeAugmentation``: ``scales``, ``flip``): the mean
-            softmax over the views. Predictions use it; validation and test score it apart, under
-            ``val/tta/...`` and ``test/tta/...``, next to the plain single-scale ``val/...`` scores.
-        net_options: the net's shape options, those of :func:`fcn_lightning.nets.build_fcn`:
-            ``in_channels`` (3 RGB / HHA, 4 RGB-D), ``width`` (trunk channel multiplier; 1.0 is the
-            paper's net, smaller is for tests and demos), ``batch_norm``, ``learn_upsampling``, ``dropout``.
+        inference: the memory budget of validation, test and predict (``max_pixels``, ``tile``,
+            ``overlap``): a larger image runs in overlapping tiles that equal the whole image's logits.
+        tta: test-time augmentation (``scales``, ``flip``): the mean softmax over the views, used by
+            predict and scored apart by validation and test (``val/tta/...``).
+        net_options: the net's shape options (:func:`fcn_lightning.nets.build_fcn`): ``in_channels``,
+            ``width`` (1.0: the paper's net), ``batch_norm``, ``learn_upsampling``, ``dropout``.
     """
 
-    #: This model's row of ``fcn_lightning.registry`` (its net, trunk, recipe and the model it starts
-    #: from), set where each model's class is defined; a subclass inherits it.
+    #: This model's row of ``fcn_lightning.registry``, set where each model's class is defined.
     spec: ClassVar[ModelSpec]
+    #: The ImageNet weights ``init_from`` takes by name (not a file).
+    named_weights: ClassVar[tuple[str, ...]] = tuple(VGG16Weights.__members__)
 
     def __init__(
         self,
@@ -368,26 +275,20 @@ class FCNSystem(L.LightningModule):
             )
         #: The loss's weight per class (``loss_weights``); ``auto`` ones are counted in :meth:`setup`.
         self.register_buffer("loss_class_weights", given_class_weights(loss_weights, num_classes), False)
-        sources = init_sources(init_from)
-        init_states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
+        sources = [init_from] if isinstance(init_from, str) and init_from else list(map(str, init_from or ()))
+        states = {s: read_init_file(s) for s in sources if s not in VGG16Weights.__members__}
         # Factories are not plain data: kept out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        # The checkpoint records the loss and bias rule actually used: the recipe's where unset.
-        recipe = self.spec.recipe
-        if loss_reduction == "reference":
-            self.hparams.loss_reduction = recipe.loss_reduction
-        for key in ("bias_lr_mult", "bias_weight_decay"):
-            if self.hparams[key] is None:
-                self.hparams[key] = getattr(recipe, key)
-        # The checkpoint records the normalisation actually used, not the (usually unset) argument.
-        self.hparams.input_normalization = resolve_sources_normalization(
-            sources, input_normalization, init_states
-        )
+        # The checkpoint records what is used: the recipe's where unset, the weights' normalisation.
+        for key in ("loss_reduction", "bias_lr_mult", "bias_weight_decay"):
+            if self.hparams[key] in (None, "reference"):
+                self.hparams[key] = getattr(self.spec.recipe, key)
+        self.hparams.input_normalization = resolve_input_normalization(sources, input_normalization, states)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.net = self.build_net(num_classes, **net_options)
         if sources:
-            self.initialise_from_sources(sources, init_states)
+            self.initialise_from_sources(sources, states)
         elif (earlier := self.spec.starts_from) is not None:
             rank_zero_warn(
                 f"{self.spec.title} starts from a trained {earlier.full_title} in the paper, but init_from "
@@ -410,13 +311,13 @@ class FCNSystem(L.LightningModule):
         self.tile_geometry = net_tile_geometry(self.net, extra_context=extra)
         tile_plan(self.inference, self.tile_geometry)
         check_tta(self.tta)
-        metric_args = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX}
-        metric_args |= {"exclude_classes": exclude_classes or (), "class_names": class_names}
+        metric_args = {"num_classes": num_classes, "class_names": class_names}
+        metric_args["exclude_classes"] = exclude_classes or ()
         self.val_metrics = SegmentationMetrics(**metric_args)
         self.test_metrics = SegmentationMetrics(**metric_args)
         #: Scores of the test-time augmented predictions, logged apart (``val/tta/...``); only with TTA on.
         self.tta_metrics = nn.ModuleDict(
-            {p: SegmentationMetrics(**metric_args) for p in ("val", "test")} if self.tta_active else {}
+            {p: SegmentationMetrics(**metric_args) for p in ("val", "test")} if self.tta.augments else {}
         )
         #: The last evaluation's scores and summed confusion matrix (CPU) per prefix, for plots and loggers.
         self.last_evaluation: dict[str, dict[str, torch.Tensor]] = {}
@@ -425,8 +326,6 @@ class FCNSystem(L.LightningModule):
     def reference_lr(self) -> float:
         """The reference solver's learning rate for this model (its registry row's recipe)."""
         return self.spec.recipe.lr
-
-    # ----------------------------------------------------------------------------------- initialisation
 
     @property
     def input_normalization(self) -> str:
@@ -437,6 +336,8 @@ class FCNSystem(L.LightningModule):
     def in_channels(self) -> int:
         """Input channels of the net (the data's must match)."""
         return int(self.net.in_channels)
+
+    # ----------------------------------------------------------------------------------- initialisation
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
         """The randomly initialised net of this model's row (a model with other heads overrides this)."""
@@ -454,26 +355,22 @@ class FCNSystem(L.LightningModule):
         self.initialise_from(sources[0], states.get(sources[0]))
 
     def initialise_from(self, source: str, state: Mapping[str, Any] | None = None) -> None:
-        """Load ImageNet VGG16 weights into the trunk, or a coarser stage's weights into the whole net.
+        """A coarser stage's weights into the whole net, or ImageNet weights into the trunk (``state``: the
+        file of ``source`` already loaded)."""
+        if source not in self.named_weights:
+            state = read_init_file(source) if state is None else state
+            if is_stage_checkpoint(state):
+                copied = self.initialise_from_stage(state, source)
+                log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
+                return
+        self.initialise_trunk(source, state)
+        log.info("trunk initialised from ImageNet weights %s", source)
 
-        ``state``: the file of ``source`` already loaded (:func:`read_init_file`).
-        """
-        in_channels = self.in_channels  # > 3: early fusion, extra filters = mean RGB filter
-        if source in VGG16Weights.__members__:
-            transplant_vgg16(
-                self.net.trunk, vgg16_state_for_input(load_vgg16_state_dict(source), in_channels)
-            )
-            log.info("trunk initialised from ImageNet VGG16 (%s)", source)
-            return
-        state = read_init_file(source) if state is None else state
-        if is_stage_checkpoint(state):
-            copied = self.initialise_from_stage(state, source)
-            log.info("initialised %d tensors from stage checkpoint %s", len(copied), source)
-        else:
-            transplant_vgg16(
-                self.net.trunk, vgg16_state_for_input(state.get("state_dict", state), in_channels)
-            )
-            log.info("trunk initialised from VGG16 state dict %s", source)
+    def initialise_trunk(self, source: str, state: Mapping[str, Any] | None) -> None:
+        """VGG16 weights into the trunk: those ``source`` names (``state`` None) or a state dict. More than
+        3 input channels: the extra filters are the mean RGB filter."""
+        vgg16 = load_vgg16_state_dict(source) if state is None else state.get("state_dict", state)
+        transplant_vgg16(self.net.trunk, vgg16_state_for_input(vgg16, self.in_channels))
 
     def initialise_from_stage(
         self,
@@ -481,13 +378,8 @@ class FCNSystem(L.LightningModule):
         source: str,
         select: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
     ) -> list[str]:
-        """Copy a coarser stage's net (a checkpoint of an ``FCNSystem``: :func:`is_stage_checkpoint`) into
-        this net: every tensor whose name this net has
-        (:func:`~fcn_lightning.nets.surgery.transfer_parameters`).
-
-        Its classes must be this model's. ``select``: renames or picks the checkpoint's net tensors first
-        (a late-fusion stream takes a single-stream net's). Returns the names copied.
-        """
+        """Copy every tensor of a coarser stage's net (of this model's classes) whose name this net has, after
+        ``select`` (a late-fusion stream takes a single-stream net's); returns the names copied."""
         refuse_other_classes(self, state, source)
         net_state = {
             k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
@@ -500,19 +392,15 @@ class FCNSystem(L.LightningModule):
             checkpoint[AUTO_WEIGHTS_KEY] = self.loss_class_weights.tolist()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of other classes, another model or normalisation, naming both values; take
-        the ``loss_weights: auto`` weights it trained with."""
+        """Refuse a checkpoint of other classes, another model or normalisation, naming both values. With
+        ``loss_weights: auto``, go on with the weights it trained with (not those :meth:`setup` counted
+        from the masks as they are now), saying where they differ."""
         try:
             source, loggers = getattr(self.trainer, "ckpt_path", None), self.trainer.loggers
         except RuntimeError:  # loaded without a trainer (load_from_checkpoint)
             source, loggers = None, []
         refuse_mismatched_checkpoint(self, checkpoint, source)
-        self._take_recorded_weights(checkpoint.get(AUTO_WEIGHTS_KEY), source, loggers)
-
-    def _take_recorded_weights(self, recorded: list[float] | None, source: Any, loggers: list[Any]) -> None:
-        """``loss_weights: auto`` from a checkpoint: the weights it trained with, not those the masks give
-        now (counted in :meth:`setup`, which runs first): a resumed run goes on with the weights it
-        started with, and is told where the masks changed since."""
+        recorded = checkpoint.get(AUTO_WEIGHTS_KEY)
         if recorded is None or self.hparams.get("loss_weights") != "auto":
             return
         weights = torch.tensor(recorded, dtype=torch.float32)
@@ -535,28 +423,18 @@ class FCNSystem(L.LightningModule):
         """Logits N x num_classes x H x W."""
         return self.net(image)
 
-    @property
-    def tta_active(self) -> bool:
-        """Whether test-time augmentation adds views beyond the image as it is."""
-        return self.tta.augments
-
-    def single_view_logits(self, image: torch.Tensor) -> Any:
-        """The net's output on ``image``, or its shift-and-stitch output (``shift_and_stitch``)."""
-        factor = self.hparams.get("shift_and_stitch")
-        if factor is None:
-            return self.net(image)
-        return shift_and_stitch(self.net, image, factor, self.hparams.get("shift_and_stitch_batch", 1))
-
     def evaluation_logits(
         self, image: torch.Tensor, augmented: bool = False, sizes: torch.Tensor | None = None
     ) -> Any:
-        """What validation, test and predict score: :meth:`single_view_logits`, whole or in tiles within
-        the memory budget (``inference``: ``nets.tiling``), and with ``augmented``, the log of the mean
-        softmax over the views of ``tta`` (``nets.tta``), each image's views of that image alone where
-        ``sizes`` (the batch's ``size``) says it is padded. For a multi-task net, one per task."""
+        """What evaluation scores: the net's (or shift-and-stitch) output, whole or in tiles (``inference``);
+        ``augmented``: the log mean softmax over the ``tta`` views of each image (``sizes``: unpadded)."""
+        factor = self.hparams.get("shift_and_stitch")
+        per_pass = self.hparams.get("shift_and_stitch_batch", 1)
+        stitched = functools.partial(shift_and_stitch, self.net, factor=factor, shifts_per_pass=per_pass)
+        single_view = self.net if factor is None else stitched
 
         def infer(view: torch.Tensor) -> Any:
-            return tiled_inference(self.single_view_logits, view, self.inference, self.tile_geometry)
+            return tiled_inference(single_view, view, self.inference, self.tile_geometry)
 
         return tta_logits(infer, image, self.tta, sizes) if augmented else infer(image)
 
@@ -571,14 +449,9 @@ class FCNSystem(L.LightningModule):
         keep: torch.Tensor | None = None,
         weighted: bool = True,
     ) -> torch.Tensor:
-        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels.
-
-        ``keep``: the pixels of a sampled loss (:meth:`sampled_pixels`); the sum then stands for
-        ``batch x loss_sampling`` images. With class weights (``loss_weights``) each pixel counts its
-        class's weight, and the mean is over the labelled pixels' weights, as torch's weighted
-        cross-entropy. ``weighted=False``: unweighted whatever ``loss_weights`` says, for logits of
-        other classes than ``num_classes`` (a second task's, which the weights are not of).
-        """
+        """Cross-entropy ignoring 255, summed per image (reference) or averaged over labelled pixels (their
+        class weights, as torch's). ``keep``: a sampled loss's pixels, standing for ``batch x p`` images;
+        ``weighted=False``: a second task's logits, which ``loss_weights`` are not of."""
         weight = self.loss_class_weights if weighted else None
         images = float(logits.shape[0])
         if keep is not None:
@@ -598,9 +471,8 @@ class FCNSystem(L.LightningModule):
     def setup(self, stage: str) -> None:
         """``loss_weights: auto``: the training split's median-frequency weights, counted (or read from
         the cache beside the dataset) by the first process and handed to every other, so all agree."""
-        if self.hparams.get("loss_weights") != "auto" or self.loss_class_weights is not None:
-            return
-        if stage not in ("fit", "validate", "test"):
+        auto = self.hparams.get("loss_weights") == "auto" and self.loss_class_weights is None
+        if not auto or stage not in ("fit", "validate", "test"):
             return
         datamodule = getattr(self.trainer, "datamodule", None)
         if not callable(getattr(datamodule, "class_weights", None)):
@@ -646,88 +518,76 @@ class FCNSystem(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        logits = self.evaluation_logits(batch["image"])
+        self._score(self.evaluation_logits(batch["image"]), batch, metrics, prefix)
+        if self.tta.augments:  # scored apart: the plain keys stay single-scale, as the paper reports
+            augmented = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
+            self._score(augmented, batch, self.tta_metrics[prefix], f"{prefix}/tta")
+
+    def _score(self, logits: Any, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
+        """One batch's logits into ``metrics``, its loss logged as ``<prefix>/loss``."""
         metrics.update(logits, batch["mask"])
-        self.log(
-            f"{prefix}/loss",
-            self.loss(logits, batch["mask"]),
-            batch_size=logits.shape[0],
-            sync_dist=True,
-        )
-        self._evaluate_tta(batch, prefix)
-
-    def _evaluate_tta(self, batch: dict[str, Any], prefix: str) -> None:
-        """With TTA on, the augmented prediction scored apart, under ``<prefix>/tta/``: the plain keys stay
-        single-scale (what checkpoints are selected by and the paper reports)."""
-        if not self.tta_active:
-            return
-        augmented = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
-        logits = self.scored_logits(augmented)
-        self.tta_metrics[prefix].update(logits, batch["mask"])
         loss = self.loss(logits, batch["mask"])
-        self.log(f"{prefix}/tta/loss", loss, batch_size=logits.shape[0], sync_dist=True)
+        self.log(f"{prefix}/loss", loss, batch_size=logits.shape[0], sync_dist=True)
 
-    def _log_tta_metrics(self, prefix: str) -> None:
-        if not self.tta_active:
-            return
-        metrics = self.tta_metrics[prefix]
-        result = metrics.compute()
-        self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/tta/"))
-        self.log_dict(metrics.per_class(result, prefix=f"{prefix}/tta/iu/"))
-        self.last_evaluation[f"{prefix}/tta"] = {**result, "confmat": result["confmat"].detach().cpu()}
-        metrics.reset()
-
-    def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
+    def _log_scores(
+        self, metrics: SegmentationMetrics, prefix: str, prog_bar: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Log the epoch's scores under ``<prefix>/``, keep them in :attr:`last_evaluation` and reset."""
         result = metrics.compute()  # syncs the confusion matrices across processes once per epoch
-        self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/"), prog_bar=True)
+        self.log_dict(as_floats({k: result[k] for k in SCORE_NAMES}, prefix=f"{prefix}/"), prog_bar=prog_bar)
         self.log_dict(metrics.per_class(result, prefix=f"{prefix}/iu/"))
         # the matrix summed over the processes (metrics.confmat is this process's share again)
         self.last_evaluation[prefix] = {**result, "confmat": result["confmat"].detach().cpu()}
         metrics.reset()
+        return result
+
+    def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
+        self._log_scores(metrics, prefix, prog_bar=True)
+
+    def _end_evaluation(self, metrics: SegmentationMetrics, prefix: str) -> None:
+        self._log_metrics(metrics, prefix)
+        if self.tta.augments:
+            self._log_scores(self.tta_metrics[prefix], f"{prefix}/tta")
 
     def on_validation_epoch_start(self) -> None:
         # Fresh, process-private states: ddp_spawn pickles the module into shared memory, so without this
         # the processes would add into one confusion matrix concurrently (racy, and summed twice on sync).
-        self.val_metrics.reset()
-        if self.tta_active:
-            self.tta_metrics["val"].reset()
+        for module in self.modules():
+            if isinstance(module, SegmentationMetrics):
+                module.reset()
 
-    def on_test_epoch_start(self) -> None:
-        self.test_metrics.reset()
-        if self.tta_active:
-            self.tta_metrics["test"].reset()
+    on_test_epoch_start = on_validation_epoch_start
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics, "val")
-        self._log_tta_metrics("val")
+        self._end_evaluation(self.val_metrics, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics(self.test_metrics, "test")
-        self._log_tta_metrics("test")
+        self._end_evaluation(self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class indices per pixel (uint8 on the CPU; test-time augmented with ``tta``) with the batch's ids,
         image sizes (to crop padding) and, for image folders, paths."""
         logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
-        pred = logits.argmax(1).to(torch.uint8).cpu()
-        out = {"pred": pred, "size": batch["size"].cpu()}
+        out = {"pred": logits.argmax(1).to(torch.uint8).cpu(), "size": batch["size"].cpu()}
         return out | {k: batch[k] for k in ("id", "path") if k in batch}
 
     # -------------------------------------------------------------------------------------- optimiser
 
     def configure_optimizers(self) -> Any:
-        weights, biases = split_bias_groups(self.net, self.spec.recipe.trunk_biases_as_weights)
+        # Frozen parameters are left out; FCN-AlexNet's trunk biases go with the weights, as its reference.
+        trunk_as_weights, weights, biases = self.spec.recipe.trunk_biases_as_weights, [], []
+        for name, param in self.net.named_parameters():
+            if param.requires_grad:
+                is_bias = name.endswith("bias") and not (trunk_as_weights and name.startswith("trunk."))
+                (biases if is_bias else weights).append(param)
         groups = [{"params": weights}, {"params": biases, "weight_decay": self.hparams.bias_weight_decay}]
-        factory: Callable[[Iterable[Any]], torch.optim.Optimizer] = (
-            self.optimizer_factory or self.reference_sgd
-        )
-        optimizer = factory(groups)
+        optimizer = (self.optimizer_factory or self.reference_sgd)(groups)
         optimizer.param_groups[1]["lr"] = optimizer.defaults["lr"] * self.hparams.bias_lr_mult
         if self.scheduler_factory is None:
             return optimizer

@@ -1,10 +1,5 @@
-"""Checkpoints from anywhere: loaded as data only, and only into the model they were trained as.
-
-Every file the suite reads weights from is opened with ``torch.load(weights_only=True)`` (no code runs
-while loading; hyperparameters, random states and the data module's state are plain data and tensors).
-A checkpoint trained for other classes, another model or another input normalisation than the
-configured model is refused with both values named: loaded anyway, it would either fail deep inside
-``load_state_dict`` with a list of tensor shapes or, for the normalisation, silently score wrong.
+"""Checkpoints loaded as data only (``weights_only=True``), and only into the model they were trained as:
+one of other classes, another model or another input normalisation is refused with both values named.
 """
 
 from __future__ import annotations
@@ -15,19 +10,6 @@ from typing import Any
 
 from fcn_lightning.nets.weights import InputNormalization, get_normalization
 
-__all__ = [
-    "AUTO_WEIGHTS_KEY",
-    "EVALUATION_HPARAMS",
-    "INPUT_KEY",
-    "RECORD_KEY",
-    "UnrecordedMeanError",
-    "checkpoint_mismatches",
-    "model_record",
-    "recorded_normalization",
-    "refuse_mismatched_checkpoint",
-    "refuse_other_classes",
-]
-
 #: Where a checkpoint records which model wrote it.
 RECORD_KEY = "fcn_lightning"
 #: Where a checkpoint records the ``loss_weights: auto`` weights its model trained with (a plain list).
@@ -36,15 +18,13 @@ AUTO_WEIGHTS_KEY = "fcn_lightning_loss_class_weights"
 INPUT_KEY = "input_normalization"
 #: Hyperparameters a checkpoint must share with the model it is loaded into (when both record them).
 MATCHED_HPARAMS = ("num_classes", "input_normalization", "in_channels", "width", "batch_norm")
-#: Hyperparameters that say how a command evaluates (tiles, test-time augmentation, shift-and-stitch),
-#: not what the net is: a command's own settings, never those recorded in the checkpoint it loads.
+#: How a command evaluates, not what the net is: its own settings, never those its checkpoint records.
 EVALUATION_HPARAMS = ("inference", "tta", "shift_and_stitch", "shift_and_stitch_batch")
 
 
 def model_record(model: Any) -> dict[str, Any]:
-    """What a checkpoint records about its model beyond the hyperparameters: its class and its registry row's
-    name (``variant``), and (when trained on a data module) the input normalisation its data used, mean
-    pixel included, so that the model can be deployed without the dataset (``fcn-lightning export``)."""
+    """What a checkpoint records beyond the hyperparameters: its class, its row's name (``variant``) and
+    its data's input normalisation, mean pixel included (``fcn-lightning export`` needs no dataset)."""
     record: dict[str, Any] = {"model": type(model).__qualname__, "variant": model.spec.name}
     try:
         trainer = model.trainer
@@ -63,10 +43,9 @@ class UnrecordedMeanError(ValueError):
 def recorded_normalization(
     checkpoint: Mapping[str, Any], name: str, mean_bgr: Sequence[float] | None = None
 ) -> InputNormalization:
-    """The input normalisation a checkpoint's model was trained with: what its data recorded (mean pixel
-    included, :func:`model_record`); with ``mean_bgr``, the model's normalisation ``name`` with that mean
-    pixel instead. Without a record, ``name``'s own, where it needs no dataset's mean pixel (torchvision's
-    statistics); else an :class:`UnrecordedMeanError`."""
+    """The input normalisation a checkpoint's model was trained with: its data's record; with
+    ``mean_bgr``, ``name``'s with that mean pixel; else ``name``'s own where it needs no dataset's mean
+    pixel, or an :class:`UnrecordedMeanError`."""
     if mean_bgr is not None:
         return get_normalization(name, mean=tuple(float(m) for m in mean_bgr))
     recorded = (checkpoint.get(RECORD_KEY) or {}).get(INPUT_KEY)
@@ -82,10 +61,8 @@ def recorded_normalization(
 
 
 def checkpoint_mismatches(model: Any, checkpoint: Mapping[str, Any]) -> list[str]:
-    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ.
-
-    A checkpoint is of the model's row when it names the same row or was written by the same class
-    (before a row's name was recorded, SIFT Flow's models recorded their nets' names, ``fcn8s``)."""
+    """``"setting: checkpoint X, config Y"`` for each setting where ``checkpoint`` and ``model`` differ
+    (the same class also counts as the same row: SIFT Flow's once recorded their nets' names)."""
     found = []
     record = checkpoint.get(RECORD_KEY) or {}
     saved = record.get("variant")
@@ -116,13 +93,8 @@ def refuse_mismatched_checkpoint(model: Any, checkpoint: Mapping[str, Any], sour
     )
 
 
-#: The net options a stage checkpoint must share with the model it starts (other tensor shapes otherwise).
-STAGE_SHAPE_HPARAMS = ("width", "batch_norm")
-
-
 def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> None:
-    """``init_from`` a stage checkpoint: its classes and its net's shape options (``width``, ``batch_norm``)
-    must be the model's; both values named, and the option to set."""
+    """``init_from`` a stage checkpoint: its classes and net shape must be the model's (both named)."""
     saved_hparams = state.get("hyper_parameters") or {}
     saved = saved_hparams.get("num_classes")
     if saved is not None and saved != model.hparams.num_classes:
@@ -130,7 +102,7 @@ def refuse_other_classes(model: Any, state: Mapping[str, Any], source: str) -> N
             f"init_from {source}: the checkpoint was trained for num_classes={saved}, this model has "
             f"num_classes={model.hparams.num_classes} (its score layers cannot be transferred)"
         )
-    for key in STAGE_SHAPE_HPARAMS:
+    for key in ("width", "batch_norm"):  # the net options that shape its tensors
         if key in saved_hparams and key in model.hparams and saved_hparams[key] != model.hparams[key]:
             raise ValueError(
                 f"init_from {source}: {key} {saved_hparams[key]} in the checkpoint, {model.hparams[key]} in "

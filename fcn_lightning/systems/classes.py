@@ -1,15 +1,10 @@
-"""Each registry row's LightningModule, and the one way from a name to it.
-
-The classes are found from the rows (each names its row where it is defined: ``spec = registry.FCN8S``);
-the package exports them from here. :func:`model_class` turns a model name (``fcn8s``), a class name
-(``FCN8s``, as checkpoints record it) or a class path (``fcn_lightning.FCN8s``, or any module path of the
-package it was ever exported under) into its class, from the registry alone: nothing is imported from a
-name a file or a checkpoint gives, so a checkpoint naming ``release_model.FCN8s`` cannot run
-``release_model.py``. :func:`load_model` is the one way from a checkpoint to a model.
-"""
+"""Each registry row's LightningModule; :func:`model_class` takes a model name, class name or class path
+of the package to its class from the registry alone (nothing a file or checkpoint names is imported), and
+:func:`load_model` a checkpoint to its model."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,21 +13,10 @@ from typing import Any
 import torch
 
 from fcn_lightning.nets.trunks import Trunk
-from fcn_lightning.registry import MODELS, ModelSpec
+from fcn_lightning.registry import MODELS
 from fcn_lightning.systems import fusion, siftflow, zoo  # noqa: F401 (the modules defining the classes)
 from fcn_lightning.systems.base import FCNSystem
 from fcn_lightning.systems.checkpoints import MATCHED_HPARAMS, RECORD_KEY
-
-__all__ = [
-    "MODEL_CLASSES",
-    "ONE_HEAD_VGG16",
-    "CheckpointError",
-    "UnknownModelError",
-    "class_path",
-    "load_model",
-    "model_class",
-    "refuse_contradicting_config",
-]
 
 PACKAGE = "fcn_lightning"
 
@@ -52,12 +36,8 @@ def _model_classes() -> dict[str, type[FCNSystem]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        spec = vars(cls).get("spec")
-        if (
-            isinstance(spec, ModelSpec)
-            and MODELS.get(spec.name) is spec
-            and cls.__module__.startswith(PACKAGE)
-        ):
+        spec = vars(cls).get("spec")  # named in its own body, not inherited
+        if any(spec is row for row in MODELS.values()) and cls.__module__.startswith(PACKAGE):
             found[spec.name] = cls
     return {name: found[name] for name in MODELS if name in found}
 
@@ -95,12 +75,9 @@ def model_class(name: str) -> type[FCNSystem]:
 
 
 def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
-    """The model of a checkpoint with its weights, in eval mode, and the checkpoint itself (data only).
-
-    Its class is the one the checkpoint records (:func:`model_class`); it is built from the checkpoint's
-    hyperparameters with ``init_from`` unset: its weights come from the checkpoint, so the files it was
-    started from need not exist any more. Every problem is a :class:`CheckpointError` naming the file.
-    """
+    """The model of a checkpoint (the class it records, its hyperparameters, ``init_from`` unset: the
+    weights are the checkpoint's) in eval mode, and the checkpoint itself (data only). Every problem is a
+    :class:`CheckpointError` naming the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -118,8 +95,7 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
         cls = model_class(str(name))
     except UnknownModelError as e:
         raise CheckpointError(f"{path}: the checkpoint's model {e}") from None
-    hparams = {k: v for k, v in saved.items() if not k.startswith("_")}
-    hparams["init_from"] = None
+    hparams = {k: v for k, v in saved.items() if not k.startswith("_")} | {"init_from": None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "starts from a trained ... but init_from is unset"
         model = cls(**hparams)
@@ -130,17 +106,8 @@ def load_model(path: str | Path) -> tuple[FCNSystem, dict[str, Any]]:
 def refuse_contradicting_config(
     class_path_given: str | None, init_args: Mapping[str, Any], checkpoint: Mapping[str, Any], source: Any
 ) -> None:
-    """Before a command builds its model from a ``--ckpt_path`` checkpoint's hyperparameters (as
-    LightningCLI does, silently replacing the config's model): refuse a checkpoint whose model class or
-    net settings contradict the config's, naming both values.
-
-    Classes are compared by the registry (``fcn_lightning.FCN8s`` and ``fcn_lightning.systems.FCN8s`` are
-    one); a checkpoint naming a class the registry does not know is refused (LightningCLI would import
-    it) unless the config names the same. A setting the config leaves at the model's
-    default is not a contradiction: the checkpoint says what the net is (a converted Caffe model of width 1
-    with Caffe inputs loads with any config of its dataset). ``num_classes`` comes from the data and is
-    checked when the checkpoint is loaded (``checkpoints.refuse_mismatched_checkpoint``).
-    """
+    """Refuse a ``--ckpt_path`` checkpoint whose model class (through the registry; an unknown one, which
+    LightningCLI would import) or net settings contradict those the config sets, naming both values."""
     saved = checkpoint.get("hyper_parameters") or {}
     found = []
     saved_class = saved.get("_class_path")
@@ -151,16 +118,13 @@ def refuse_contradicting_config(
     same = configured is trained if configured and trained else class_path_given == saved_class
     if class_path_given and saved_class and not same:
         found.append(f"model: checkpoint {saved_class}, config {class_path_given}")
-    defaults: dict[str, Any] | None = None
     for key in MATCHED_HPARAMS:
         given = init_args.get(key)
         if key == "num_classes" or given is None or key not in saved or given == saved[key]:
             continue
-        if configured is not None:
-            defaults = defaults if defaults is not None else _defaults(configured)
-            if key in defaults and given == defaults[key]:
-                continue
-        found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
+        defaults = _defaults(configured) if configured is not None else {}
+        if key not in defaults or given != defaults[key]:
+            found.append(f"{key}: checkpoint {saved[key]!r}, config {init_args[key]!r}")
     if found:
         raise ValueError(
             f"checkpoint {source} does not match the configured model: {'; '.join(found)}. Use the configs "
@@ -175,6 +139,7 @@ def _registered(name: str | None) -> type[FCNSystem] | None:
         return None
 
 
+@functools.cache
 def _defaults(cls: type) -> dict[str, Any]:
     """``cls``'s arguments and their defaults as the CLI resolves them (``**net_options`` included)."""
     from jsonargparse import ArgumentParser

@@ -1,13 +1,5 @@
-"""LightningModules of the late-fusion nets (NYUDv2 RGB-HHA): two streams, fused scores.
-
-They differ from the single-stream modules only in the net they build and how it is initialised:
-
-- ``init_from`` a list, one source per stream in ``modalities`` order: a trained single-stream stage
-  checkpoint (its trunk and score layers copied into that stream, as the reference's per-stream
-  transplant does) or ImageNet VGG16 (``IMAGENET1K_V1`` or a VGG16 state-dict file);
-- ``init_from`` one source: a late-fusion checkpoint (FCN-16s RGB-HHA from FCN-32s RGB-HHA: every
-  matching parameter copied, the new pool4 scores stay 0), or ImageNet VGG16 for every stream.
-"""
+"""LightningModules of the late-fusion nets (NYUDv2 RGB-HHA): two streams, fused scores; ``init_from`` one
+source per stream (a single-stream stage, or ImageNet VGG16) or one for the whole net."""
 
 from __future__ import annotations
 
@@ -19,12 +11,10 @@ from torch import nn
 
 from fcn_lightning import registry
 from fcn_lightning.data.nyud import MODALITY_CHANNELS, parse_modalities
-from fcn_lightning.nets import VGG16Weights, transplant_vgg16
-from fcn_lightning.nets.fusion import LateFusionFCN, build_late_fusion, stream_state
+from fcn_lightning.nets import transplant_vgg16
+from fcn_lightning.nets.fusion import build_late_fusion, stream_state
 from fcn_lightning.nets.surgery import load_vgg16_state_dict
 from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
-
-__all__ = ["FCN16sRGBHHA", "FCN32sRGBHHA", "LateFusionSystem"]
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +23,9 @@ class LateFusionSystem(FCNSystem):
     """An FCN LightningModule over a :class:`~fcn_lightning.nets.fusion.LateFusionFCN`.
 
     Args:
-        modalities: the streams, in the order the data stacks them (default colour, then HHA); the data
-            module's ``modalities`` must be the same list.
+        modalities: the streams, in the order the data module's ``modalities`` stack them.
         init_from: one source per stream (a list), or one source for the whole net (see the module).
-        in_channels: leave unset (the streams' channels follow ``modalities``); a value that differs is
-            an error.
+        in_channels: leave unset (the streams' channels follow ``modalities``; another value is an error).
         kwargs: as :class:`~fcn_lightning.systems.FCNSystem` (``width``, ``batch_norm``, ``dropout``,
             ``learn_upsampling`` shape each stream; ``fusion_weights`` the average, default equal).
     """
@@ -49,14 +37,10 @@ class LateFusionSystem(FCNSystem):
         in_channels: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self._modalities = parse_modalities(modalities or ["rgb", "hha"])
+        #: The streams' inputs, in stacking order.
+        self.modalities = parse_modalities(modalities or ["rgb", "hha"])
         self._in_channels = in_channels
         super().__init__(init_from=init_from, **kwargs)
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The streams' inputs, in stacking order."""
-        return self._modalities
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
         streams = {m: MODALITY_CHANNELS[m] for m in self.modalities}
@@ -70,17 +54,12 @@ class LateFusionSystem(FCNSystem):
     def initialise_from_sources(
         self, sources: Sequence[str], states: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        net = self.net
-        assert isinstance(net, LateFusionFCN)
         if len(sources) == 1:
-            source = sources[0]
-            state = states.get(source)
+            state = states.get(sources[0])
             if state is not None and is_stage_checkpoint(state):
-                self.initialise_from(source, state)  # a late-fusion stage: names match
+                self.initialise_from(sources[0], state)  # a late-fusion stage: names match
                 return
-            for stream in self.modalities:
-                self._initialise_stream(stream, source, state)
-            return
+            sources = list(sources) * len(self.modalities)  # the same weights for every stream
         if len(sources) != len(self.modalities):
             raise ValueError(
                 f"init_from: {len(sources)} sources {list(sources)} for the {len(self.modalities)} streams "
@@ -91,25 +70,21 @@ class LateFusionSystem(FCNSystem):
 
     def _initialise_stream(self, stream: str, source: str, state: Mapping[str, Any] | None) -> None:
         """One stream from a single-stream stage checkpoint or from ImageNet VGG16."""
-        net = self.net
-        assert isinstance(net, LateFusionFCN)
-        trunk = net.streams[stream].trunk
-        if source in VGG16Weights.__members__:
-            transplant_vgg16(trunk, load_vgg16_state_dict(source))
-            log.info("%s stream trunk initialised from ImageNet VGG16 (%s)", stream, source)
-            return
-        state = read_init_file(source) if state is None else state
-        if not is_stage_checkpoint(state):
-            transplant_vgg16(trunk, state.get("state_dict", state))
-            log.info("%s stream trunk initialised from VGG16 state dict %s", stream, source)
-            return
-        if any(k.startswith("net.streams.") for k in state["state_dict"]):
-            raise ValueError(
-                f"init_from: {source} is a late-fusion checkpoint; a stream starts from a single-stream net "
-                f"(give the late-fusion checkpoint alone to start the whole net from it)"
-            )
-        copied = self.initialise_from_stage(state, source, lambda net_state: stream_state(net_state, stream))
-        log.info("%s stream: %d tensors from stage checkpoint %s", stream, len(copied), source)
+        if source not in self.named_weights:
+            state = read_init_file(source) if state is None else state
+            if is_stage_checkpoint(state):
+                if any(k.startswith("net.streams.") for k in state["state_dict"]):
+                    raise ValueError(
+                        f"init_from: {source} is a late-fusion checkpoint; a stream starts from a "
+                        f"single-stream net (give the late-fusion checkpoint alone to start the whole net "
+                        f"from it)"
+                    )
+                copied = self.initialise_from_stage(state, source, lambda net: stream_state(net, stream))
+                log.info("%s stream: %d tensors from stage checkpoint %s", stream, len(copied), source)
+                return
+        vgg16 = load_vgg16_state_dict(source) if state is None else state.get("state_dict", state)
+        transplant_vgg16(self.net.streams[stream].trunk, vgg16)
+        log.info("%s stream trunk initialised from ImageNet weights %s", stream, source)
 
 
 class FCN32sRGBHHA(LateFusionSystem):

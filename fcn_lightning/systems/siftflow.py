@@ -1,45 +1,20 @@
-"""The SIFT Flow models: one trunk, a semantic head (33 classes) and a geometric head (3 classes).
-
-Training minimises the sum of the two tasks' cross-entropies (each weighted 1, as the reference); class
-weights (``loss_weights``: a list of 33, or ``auto``, counted from the semantic masks) weigh the semantic
-task's classes, and the geometric task's 3 classes stay unweighted. Each
-task has its own metrics, logged under its own prefix (``val/sem/...``, ``val/geo/...``). The plain
-``val/<score>`` and ``val/iu/<class>`` keys are the semantic task's, with its configured exclusions:
-they are what the staged table and figures show and what checkpoints are selected by (``val/mean_iu``),
-as the paper's SIFT Flow table reports semantic scores; :meth:`SIFTFlowFCNSystem.forward` gives the
-semantic logits for the same reason. Three semantic classes never occur in the test split (cow, desert,
-moon); they are left out of the semantic class means by configuration (``exclude_classes``), and the
-means with every class are logged too (``val/sem/all_classes/mean_acc``, ``.../mean_iu``), so the
-effect shows.
-
-The reference recipe differs from VOC's for FCN-8s (1e-12, VOC's 1e-14): see ``fcn_lightning.registry``.
-"""
+"""The SIFT Flow models: one trunk, a semantic head (33 classes) and a geometric head (3 classes). The loss
+is the two tasks' sum; each task is scored under its prefix (``val/sem/...``, ``val/geo/...``) and the plain
+``val/<score>`` keys are the semantic task's, as the paper's table (and its means over every class too)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from fcn_lightning import registry
 from fcn_lightning.data.siftflow import SIFTFLOW_GEO_CLASSES
-from fcn_lightning.labels import IGNORE_INDEX
 from fcn_lightning.metrics import SCORE_NAMES, SegmentationMetrics, as_floats, scores_from_confmat
 from fcn_lightning.nets.multitask import build_multitask_fcn
-from fcn_lightning.nets.tiling import TilingOptions
-from fcn_lightning.nets.tta import TestTimeAugmentation
 from fcn_lightning.systems.base import FCNSystem
-
-__all__ = [
-    "SIFTFlowFCN8s",
-    "SIFTFlowFCN16s",
-    "SIFTFlowFCN32s",
-    "SIFTFlowFCNSystem",
-    "resolve_classes",
-]
 
 #: Means computed with every class, logged next to the configured ones.
 ALL_CLASS_SCORES: tuple[str, ...] = ("mean_acc", "mean_iu")
@@ -54,9 +29,8 @@ def resolve_classes(classes: Sequence[int | str] | None, class_names: Sequence[s
                 raise ValueError(f"exclude_classes names the class {c!r}, but class_names is unset")
             if c not in class_names:
                 raise ValueError(f"exclude_classes: no class named {c!r} (classes: {', '.join(class_names)})")
-            resolved.append(list(class_names).index(c))
-        else:
-            resolved.append(c)
+            c = list(class_names).index(c)
+        resolved.append(c)
     return resolved
 
 
@@ -79,36 +53,19 @@ class SIFTFlowFCNSystem(FCNSystem):
         self,
         num_classes: int = 33,
         init_from: str | None = None,
-        input_normalization: str | None = None,
-        loss_reduction: Literal["reference", "sum", "mean"] = "reference",
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        bias_lr_mult: float | None = None,
-        bias_weight_decay: float | None = None,
         class_names: list[str] | None = None,
         exclude_classes: list[int | str] | None = None,
-        inference: TilingOptions | Mapping[str, Any] | None = None,
-        tta: TestTimeAugmentation | Mapping[str, Any] | None = None,
-        **net_options: Any,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             num_classes=num_classes,
             init_from=init_from,
-            input_normalization=input_normalization,
-            loss_reduction=loss_reduction,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            bias_lr_mult=bias_lr_mult,
-            bias_weight_decay=bias_weight_decay,
             class_names=class_names,
             exclude_classes=resolve_classes(exclude_classes, class_names),
-            inference=inference,
-            tta=tta,
-            **net_options,
+            **kwargs,
         )
-        geo_args = {"num_classes": len(self.geo_class_names), "ignore_index": IGNORE_INDEX}
-        geo_args["class_names"] = self.geo_class_names
-        self.geo_metrics = nn.ModuleDict({s: SegmentationMetrics(**geo_args) for s in ("val", "test")})
+        geo = {"num_classes": len(self.geo_class_names), "class_names": self.geo_class_names}
+        self.geo_metrics = nn.ModuleDict({s: SegmentationMetrics(**geo) for s in ("val", "test")})
 
     def build_net(self, num_classes: int, **net_options: Any) -> nn.Module:
         tasks = {"sem": num_classes, "geo": len(self.geo_class_names)}
@@ -117,8 +74,7 @@ class SIFTFlowFCNSystem(FCNSystem):
     # ------------------------------------------------------------------------------------------- steps
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Semantic logits N x 33 x H x W (the task of ``num_classes`` and ``class_names``), so whatever
-        reads a model's predictions (figures, loggers) reads the semantic ones; both: :meth:`task_logits`."""
+        """Semantic logits: what figures and loggers read as predictions (both: :meth:`task_logits`)."""
         return self.net(image)["sem"]
 
     def task_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -143,55 +99,25 @@ class SIFTFlowFCNSystem(FCNSystem):
         self.log_dict({f"train/{task}/loss": value for task, value in losses.items()}, batch_size=n)
         return loss
 
-    def _evaluate(self, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
-        logits = self.evaluation_logits(batch["image"])
+    def _score(self, logits: Any, batch: dict[str, Any], metrics: SegmentationMetrics, prefix: str) -> None:
+        """Semantic logits into ``metrics``, geometric into their own (not the augmented ones); the losses."""
         metrics.update(logits["sem"], batch["mask"])
-        self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
-        self._log_losses(self.task_losses(logits, batch), prefix, batch["image"].shape[0])
-        self._evaluate_tta(batch, prefix)
-
-    def _log_losses(self, losses: dict[str, torch.Tensor], prefix: str, n: int) -> None:
-        """``<prefix>/loss``, the sum of the two tasks' losses, and each task's under its name."""
+        if prefix in self.geo_metrics:
+            self.geo_metrics[prefix].update(logits["geo"], batch["geo_mask"])
+        losses = self.task_losses(logits, batch)
+        n = batch["image"].shape[0]
         self.log(f"{prefix}/loss", losses["sem"] + losses["geo"], batch_size=n, sync_dist=True)
         for task, value in losses.items():
             self.log(f"{prefix}/{task}/loss", value, batch_size=n, sync_dist=True)
 
-    def _evaluate_tta(self, batch: dict[str, Any], prefix: str) -> None:
-        """The test-time augmented semantic scores under ``<prefix>/tta/``, and its losses as the plain
-        ones are logged: ``<prefix>/tta/loss`` the sum of the two tasks', each task's under its name."""
-        if not self.tta_active:
-            return
-        logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
-        self.tta_metrics[prefix].update(logits["sem"], batch["mask"])
-        self._log_losses(self.task_losses(logits, batch), f"{prefix}/tta", batch["image"].shape[0])
-
     def _log_metrics(self, metrics: SegmentationMetrics, prefix: str) -> None:
-        sem = metrics.compute()
+        sem = self._log_scores(metrics, prefix, prog_bar=True)
         every_class = scores_from_confmat(sem["confmat"])  # summed over the processes, as the scores
-        scores = {k: sem[k] for k in SCORE_NAMES}
-        self.log_dict(as_floats(scores, prefix=f"{prefix}/"), prog_bar=True)
-        self.log_dict(as_floats(scores, prefix=f"{prefix}/sem/"))
+        self.log_dict(as_floats({k: sem[k] for k in SCORE_NAMES}, prefix=f"{prefix}/sem/"))
         self.log_dict(
             as_floats({k: every_class[k] for k in ALL_CLASS_SCORES}, prefix=f"{prefix}/sem/all_classes/")
         )
-        self.log_dict(metrics.per_class(sem, prefix=f"{prefix}/iu/"))
-        geo_metrics = self.geo_metrics[prefix]
-        geo = geo_metrics.compute()
-        # for the figures and loggers: the semantic task under the plain prefix, as the scores
-        self.last_evaluation[prefix] = {**sem, "confmat": sem["confmat"].detach().cpu()}
-        self.last_evaluation[f"{prefix}/geo"] = {**geo, "confmat": geo["confmat"].detach().cpu()}
-        self.log_dict(as_floats({k: geo[k] for k in SCORE_NAMES}, prefix=f"{prefix}/geo/"))
-        self.log_dict(geo_metrics.per_class(geo, prefix=f"{prefix}/geo/iu/"))
-        metrics.reset()
-        geo_metrics.reset()
-
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self.geo_metrics["val"].reset()
-
-    def on_test_epoch_start(self) -> None:
-        super().on_test_epoch_start()
-        self.geo_metrics["test"].reset()
+        self._log_scores(self.geo_metrics[prefix], f"{prefix}/geo")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Semantic (``pred``) and geometric (``geo_pred``) class indices, uint8 on the CPU, with the batch's
@@ -199,8 +125,7 @@ class SIFTFlowFCNSystem(FCNSystem):
         logits = self.evaluation_logits(batch["image"], augmented=True, sizes=batch.get("size"))
         out = {"pred": logits["sem"].argmax(1).to(torch.uint8).cpu()}
         out["geo_pred"] = logits["geo"].argmax(1).to(torch.uint8).cpu()
-        out["size"] = batch["size"].cpu()  # the writer crops each map to its image
-        return {**out, **{k: batch[k] for k in ("id", "path") if k in batch}}
+        return {**out, "size": batch["size"].cpu(), **{k: batch[k] for k in ("id", "path") if k in batch}}
 
 
 class SIFTFlowFCN32s(SIFTFlowFCNSystem):

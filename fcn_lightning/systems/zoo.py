@@ -1,13 +1,9 @@
-"""LightningModules for the paper's other trunks (CVPR Table 1): FCN-AlexNet and FCN-GoogLeNet.
-
-They share everything with the VGG16 nets (``FCNSystem``) but the trunk, its ImageNet surgery and the
-recipe their registry rows give: the loss averaged over labelled pixels, momentum 0.9, with 20 images
-accumulated per update through the Trainer's ``accumulate_grad_batches`` (configs/voc/fcn_alexnet.yaml).
+"""LightningModules for CVPR Table 1's other trunks, FCN-AlexNet and FCN-GoogLeNet: ``FCNSystem`` with
+their trunk's ImageNet surgery (their recipe is their registry row's).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,25 +11,19 @@ import torch
 
 from fcn_lightning import registry
 from fcn_lightning.nets.zoo import TORCHVISION_TRUNKS, load_torchvision_state_dict, transplant_imagenet
-from fcn_lightning.systems.base import FCNSystem, is_stage_checkpoint, read_init_file
-
-__all__ = ["FCNAlexNet", "FCNAlexNetTorchvision", "FCNGoogLeNet", "ZooFCNSystem"]
-
-log = logging.getLogger(__name__)
+from fcn_lightning.systems.base import FCNSystem
 
 
 class ZooFCNSystem(FCNSystem):
-    """``FCNSystem`` for the nets on the CaffeNet, AlexNet and GoogLeNet trunks.
+    """``FCNSystem`` on the CaffeNet, AlexNet and GoogLeNet trunks. ``init_from``: ``"IMAGENET1K_V1"``
+    (torchvision's, through the surgery), such a state dict, one of the trunk itself (converted CaffeNet),
+    or a checkpoint of the same net."""
 
-    ``init_from``: ``"IMAGENET1K_V1"`` (torchvision's ImageNet AlexNet / GoogLeNet, through the surgery),
-    the path of such a torchvision state dict, of a state dict of the trunk itself (its own parameter names,
-    e.g. converted CaffeNet weights), or of a checkpoint of the same net. ``net_options``: ``in_channels``,
-    ``width``, ``learn_upsampling``, ``dropout`` (:func:`~fcn_lightning.nets.build_fcn`).
-    """
+    named_weights = ("IMAGENET1K_V1",)
 
-    def initialise_from(self, source: str, state: Mapping[str, Any] | None = None) -> None:
+    def initialise_trunk(self, source: str, state: Mapping[str, Any] | None) -> None:
         trunk = self.spec.trunk
-        if source == "IMAGENET1K_V1":
+        if state is None:
             if trunk not in TORCHVISION_TRUNKS:
                 others = [r.name for r in registry.MODELS.values() if r.trunk in TORCHVISION_TRUNKS]
                 raise ValueError(
@@ -42,19 +32,12 @@ class ZooFCNSystem(FCNSystem):
                     f"model with torchvision weights: {', '.join(others)}"
                 )
             transplant_imagenet(self.net, trunk, load_torchvision_state_dict(trunk, source))
-            log.info("trunk initialised from torchvision's ImageNet weights")
-            return
-        state = read_init_file(source) if state is None else state
-        if is_stage_checkpoint(state):
-            copied = self.initialise_from_stage(state, source)
-            log.info("initialised %d tensors from checkpoint %s", len(copied), source)
             return
         tensors = {k: v for k, v in state.get("state_dict", state).items() if isinstance(v, torch.Tensor)}
         if set(self.net.trunk.state_dict()) <= set(tensors):  # the trunk's own names
             self.net.trunk.load_state_dict({k: tensors[k] for k in self.net.trunk.state_dict()})
         else:
             transplant_imagenet(self.net, trunk, tensors)
-        log.info("trunk initialised from state dict %s", source)
 
 
 class FCNAlexNet(ZooFCNSystem):

@@ -362,11 +362,11 @@ def test_a_tta_prediction_does_not_depend_on_the_images_padded_into_its_batch(on
         together = model.predict_step(collate_segmentation(samples, pad=True), 0)["pred"]
         alone = model.predict_step(collate_segmentation(samples[:1]), 0)["pred"]
         model.tta_metrics["val"].reset()
-        model._evaluate_tta(collate_segmentation(samples, pad=True), "val")
+        model._evaluate(collate_segmentation(samples, pad=True), model.val_metrics, "val")
         padded_scores = model.tta_metrics["val"].compute()["confmat"]
         model.tta_metrics["val"].reset()
         for sample in samples:
-            model._evaluate_tta(collate_segmentation([sample]), "val")
+            model._evaluate(collate_segmentation([sample]), model.val_metrics, "val")
     assert torch.equal(together[0, :40, :50], alone[0])
     torch.testing.assert_close(padded_scores, model.tta_metrics["val"].compute()["confmat"])
 
