@@ -35,11 +35,9 @@ def _vgg16_file(tmp_path: Path) -> str:
     """A small VGG16 state dict in torchvision's naming (stands in for ImageNet weights)."""
     trunk = FCN32s(**TINY).net.trunk
     state = {}
-    for i, conv in enumerate(trunk.convs):
-        state |= {
-            f"features.{2 * i}.weight": conv.weight.detach(),
-            f"features.{2 * i}.bias": conv.bias.detach(),
-        }
+    features = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # torchvision's vgg16: pools between
+    for i, conv in zip(features, trunk.convs, strict=True):
+        state |= {f"features.{i}.weight": conv.weight.detach(), f"features.{i}.bias": conv.bias.detach()}
     for j, fc in ((0, trunk.fc.fc6), (3, trunk.fc.fc7), (6, trunk.fc.fc7)):
         state |= {
             f"classifier.{j}.weight": fc.weight.detach().flatten(1),
