@@ -146,3 +146,15 @@ def test_a_mistyped_option_is_named_with_the_one_it_resembles(args, meant, capsy
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"fcn-lightning {args[0]}: error: unrecognized arguments: ")
     assert err.endswith(f"; did you mean {meant}?")
+
+
+def test_each_data_module_help_is_titled_by_its_whole_first_sentence(capsys):
+    import fcn_lightning.data
+
+    for name in [
+        n for n in fcn_lightning.data.__all__ if n.endswith("DataModule") and n != "SegmentationDataModule"
+    ]:
+        with pytest.raises(SystemExit):
+            main(["fit", "--data.help", f"fcn_lightning.data.{name}"])
+        title = next(line for line in capsys.readouterr().out.splitlines() if line.endswith(":"))
+        assert not re.search(r"\b(the|a|an|and|of|in)[:;,]?:$", title), f"{name}: {title!r}"
