@@ -182,10 +182,16 @@ def build_fcn(
     learn_upsampling: LearnUpsampling = False,
     dropout: float = 0.5,
 ) -> FCN:
-    """An FCN of this wiring (a registry row's ``net``) on a random trunk of kind ``trunk``: ``in_channels``
-    3 (RGB / HHA), 4 (RGB-D) or 1 (depth); ``width`` the trunk's channel multiplier (1.0 the paper's net,
-    less for fast tests and demos); ``batch_norm`` after each trunk conv and fc6 / fc7 (VGG16 only; not in
-    the paper, helps from scratch); ``learn_upsampling``: :data:`LearnUpsampling`; ``dropout`` after fc6 /
-    fc7, element-wise."""
+    """An FCN of this wiring (a registry row's ``net``) on a random trunk of kind ``trunk``.
+
+    Args:
+        num_classes: output classes.
+        in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
+        width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
+        batch_norm: batch norm after each trunk conv and fc6 / fc7 (VGG16 only; not in the paper).
+        learn_upsampling: learn the upsamplers (``True`` all, ``"intermediate"`` the skip ones); each
+            starts bilinear.
+        dropout: element-wise dropout after fc6 and fc7.
+    """
     built = make_trunk(trunk, wiring.source, in_channels, width, batch_norm, dropout)
     return FCN(built, num_classes, wiring, learn_upsampling)
