@@ -122,10 +122,10 @@ def main(argv: Sequence[str]) -> Path:
     args = parser.parse_args(argv)
     if not (args.config or args.variant or args.model_class):
         parser.error("give --config (the configs that train the model), --variant or --model-class")
-    if not (args.config or args.num_classes):
+    if not args.config and args.num_classes is None:
         parser.error("give --num-classes or --config")
     configured, num_classes = model_of_configs(args.config) if args.config else (None, None)
-    num_classes = args.num_classes or num_classes
+    num_classes = num_classes if args.num_classes is None else args.num_classes
     names = ("in_channels", "width", "learn_upsampling")
     options = {name: value for name in names if (value := getattr(args, name)) is not None}
     learned: list[str] = []

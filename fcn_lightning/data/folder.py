@@ -406,8 +406,9 @@ class FolderLayout(DatasetLayout):
 
 
 class FolderDataModule(SegmentationDataModule):
-    """Segmentation on one's own folder of images and masks (see :mod:`fcn_lightning.data.folder`); the
-    CLI links the number and names of its classes to the model.
+    """Segmentation on one's own folder of images and masks (see :mod:`fcn_lightning.data.folder`).
+
+    The CLI links the number and names of its classes to the model.
 
     Args:
         root: the folder holding ``images/``, ``masks/`` and ``classes.txt``.

@@ -188,10 +188,9 @@ def build_fcn(
         num_classes: output classes.
         in_channels: input channels (3 RGB / HHA, 4 RGB-D, 1 depth).
         width: channel multiplier of the trunk, for fast tests and demos; 1.0 is the paper's net.
-        batch_norm: batch norm after each trunk conv and after fc6 / fc7 (VGG16 only; not in the paper,
-            helps training from scratch).
-        learn_upsampling: learn the upsampling layers (the reference keeps them fixed bilinear): ``True``
-            all, ``"intermediate"`` the skip ones (the CVPR paper's text); each starts bilinear.
+        batch_norm: batch norm after each trunk conv and fc6 / fc7 (VGG16 only; not in the paper).
+        learn_upsampling: learn the upsamplers (``True`` all, ``"intermediate"`` the skip ones); each
+            starts bilinear.
         dropout: element-wise dropout after fc6 and fc7.
     """
     built = make_trunk(trunk, wiring.source, in_channels, width, batch_norm, dropout)

@@ -88,8 +88,9 @@ class LateFusionSystem(FCNSystem):
 
 
 class FCN32sRGBHHA(LateFusionSystem):
-    """FCN-32s RGB-HHA: colour and HHA streams, ``score_fr`` averaged, upsampled x32; from the two
-    single-stream FCN-32s nets (``init_from: [rgb.ckpt, hha.ckpt]``)."""
+    """FCN-32s RGB-HHA: colour and HHA streams, ``score_fr`` averaged, upsampled x32.
+
+    From the two single-stream FCN-32s nets (``init_from: [rgb.ckpt, hha.ckpt]``)."""
 
     spec = registry.FCN32S_RGB_HHA
 

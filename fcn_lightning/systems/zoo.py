@@ -15,9 +15,10 @@ from fcn_lightning.systems.base import FCNSystem
 
 
 class ZooFCNSystem(FCNSystem):
-    """``FCNSystem`` on the CaffeNet, AlexNet and GoogLeNet trunks. ``init_from``: ``"IMAGENET1K_V1"``
-    (torchvision's, through the surgery), such a state dict, one of the trunk itself (converted CaffeNet),
-    or a checkpoint of the same net."""
+    """``FCNSystem`` on the CaffeNet, AlexNet and GoogLeNet trunks.
+
+    ``init_from``: ``"IMAGENET1K_V1"`` (torchvision's, through the surgery), such a state dict, one of the
+    trunk itself (converted CaffeNet), or a checkpoint of the same net."""
 
     named_weights = ("IMAGENET1K_V1",)
 

@@ -202,3 +202,16 @@ def test_convert_caffe_takes_the_model_and_its_classes_from_the_configs_that_tra
         "give --config (the configs that train the model), --variant or --model-class"
         in capsys.readouterr().err
     )
+
+
+def test_a_class_count_below_one_is_refused_as_given(tmp_path, capsys):
+    path = write_caffemodel(
+        tmp_path / "fcn8s.caffemodel", export_caffe_net(FCN8s(num_classes=21, width=WIDTH).net)
+    )
+    args = convert_fcn8s_args(path, tmp_path / "x.ckpt")
+    args[args.index("--num-classes") + 1] = "0"
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.endswith("ValueError: num_classes must be >= 1, got 0"), err
+    assert not (tmp_path / "x.ckpt").exists()

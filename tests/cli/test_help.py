@@ -146,3 +146,16 @@ def test_a_mistyped_option_is_named_with_the_one_it_resembles(args, meant, capsy
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"fcn-lightning {args[0]}: error: unrecognized arguments: ")
     assert err.endswith(f"; did you mean {meant}?")
+
+
+def test_each_data_module_and_model_help_is_titled_by_a_whole_sentence(capsys):
+    import fcn_lightning
+    import fcn_lightning.data
+
+    data = [f"fcn_lightning.data.{n}" for n in fcn_lightning.data.__all__ if n.endswith("DataModule")]
+    models = [f"fcn_lightning.{n}" for n in ("ZooFCNSystem", "FCN32sRGBHHA", "FCN16sRGBHHA", "FCN8s")]
+    for section, class_path in [*(("--data.help", c) for c in data), *(("--model.help", c) for c in models)]:
+        with pytest.raises(SystemExit):
+            main(["fit", section, class_path])
+        title = next(line for line in capsys.readouterr().out.splitlines() if line.endswith(":"))
+        assert not re.search(r"(\b(the|two|a|an|and|of|in)[;,]?|[\"']):$", title), f"{class_path}: {title!r}"

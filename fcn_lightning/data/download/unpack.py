@@ -5,6 +5,7 @@ outside refuses the archive, naming it. Files and folders are written first and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import lzma
 import os
 import posixpath
@@ -24,8 +25,15 @@ __all__ = ["UnsafeArchiveError", "archive_problem", "unpack_kept"]
 
 #: A member as either format gives it: name, kind (file, dir, sym, hard), link target, opener, mode, mtime.
 Member = tuple[str, str, str, Callable[[], IO[bytes]], int, float | None]
-#: What a damaged archive raises, besides an ``OSError`` without an ``errno`` (a gzip stream's).
+#: What a damaged archive raises, besides an ``OSError`` of no disk error (a gzip stream's, a path that is
+#: a file in one member and a folder in another).
 DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, ValueError)
+#: The errors of the disk written to (full, read-only, ...): raised as they are, the archive not to blame.
+DISK_ERRORS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EMFILE", "ENFILE")
+    if hasattr(errno, name)
+)
 
 
 class UnsafeArchiveError(DownloadError):
@@ -174,6 +182,6 @@ def unpack_kept(archive: Path, into: Path, keep: Sequence[str]) -> None:
     try:
         _unpack(archive, into, [PurePosixPath(p).parts for p in keep])
     except (OSError, *DAMAGED) as error:
-        if isinstance(error, OSError) and error.errno is not None:
-            raise  # the disk's own (full, read-only, ...), not the archive's
+        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+            raise
         raise DownloadError(f"{archive}: cannot be unpacked ({type(error).__name__}: {error})") from error

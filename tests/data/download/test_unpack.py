@@ -200,3 +200,12 @@ def test_a_full_disk_while_unpacking_is_raised_as_it_is_not_taken_for_a_damaged_
     with pytest.raises(OSError, match="No space left") as raised:
         unpack_kept(archive, tmp_path / "into", ["data"])
     assert not isinstance(raised.value, DownloadError)
+
+
+@pytest.mark.parametrize("make", [tar_bytes, zip_bytes], ids=["tar", "zip"])
+def test_a_path_that_is_a_file_and_a_folder_is_a_damaged_archive_not_a_disk_error(tmp_path, make):
+    archive = tmp_path / ("bad.zip" if make is zip_bytes else "bad.tar")
+    archive.write_bytes(make({"data/a": b"a", "data/a/b.txt": b"b"}))
+    (tmp_path / "into").mkdir()
+    with pytest.raises(DownloadError, match=r"bad\.(tar|zip): cannot be unpacked \(FileExistsError"):
+        unpack_kept(archive, tmp_path / "into", ["data"])
