@@ -29,6 +29,10 @@ CONVERT_SYSTEMS: dict[str, type[FCNSystem]] = {
 }
 
 
+#: The net options a config may set that shape the net the file must fill (RGB-D's 4 input channels).
+NET_SHAPE = ("in_channels", "width")
+
+
 def convert_caffe(
     caffemodel: str | os.PathLike,
     out: str | os.PathLike,
@@ -74,14 +78,17 @@ def convert_caffe(
     return path
 
 
-def model_of_configs(configs: Sequence[str]) -> tuple[str, int]:
-    """The model class path and the class count that ``configs`` train, as ``validate`` parses them."""
+def model_of_configs(configs: Sequence[str]) -> tuple[str, int, dict[str, Any]]:
+    """The model class path, the class count and the net's shape options (``in_channels``, ``width``)
+    that ``configs`` train, as ``validate`` parses them."""
     from fcn_lightning.cli.lightning import DataCheckCLI, build
 
     cli = build(DataCheckCLI, [arg for config in configs for arg in ("--config", config)], prog=PROG)
     if cli.config.get("model") is None:
         cli.parser.error(f"no model in {', '.join(configs)}: give the config that names one, or --variant")
-    return cli.config.model.class_path, cli.datamodule.num_classes
+    init_args = cli.config.model.get("init_args") or {}
+    shape = {name: init_args[name] for name in NET_SHAPE if init_args.get(name) is not None}
+    return cli.config.model.class_path, cli.datamodule.num_classes, shape
 
 
 def main(argv: Sequence[str]) -> Path:
@@ -124,10 +131,11 @@ def main(argv: Sequence[str]) -> Path:
         parser.error("give --config (the configs that train the model), --variant or --model-class")
     if not args.config and args.num_classes is None:
         parser.error("give --num-classes or --config")
-    configured, num_classes = model_of_configs(args.config) if args.config else (None, None)
+    configured, num_classes, options = model_of_configs(args.config) if args.config else (None, None, {})
     num_classes = num_classes if args.num_classes is None else args.num_classes
-    names = ("in_channels", "width", "learn_upsampling")
-    options = {name: value for name in names if (value := getattr(args, name)) is not None}
+    for name in (*NET_SHAPE, "learn_upsampling"):  # the command line's over the configs'
+        if (value := getattr(args, name)) is not None:
+            options[name] = value
     learned: list[str] = []
     try:
         cls = model_class(args.model_class or args.variant or configured)

@@ -195,7 +195,9 @@ def test_convert_caffe_takes_the_model_and_its_classes_from_the_configs_that_tra
     from fcn_lightning.cli.convert_caffe import model_of_configs
 
     configs = [str(CONFIGS / "siftflow/base.yaml"), str(CONFIGS / "siftflow/fcn16s.yaml")]
-    assert model_of_configs(configs) == ("fcn_lightning.SIFTFlowFCN16s", 33)
+    assert model_of_configs(configs) == ("fcn_lightning.SIFTFlowFCN16s", 33, {"in_channels": 3, "width": 1.0})
+    rgbd = [str(CONFIGS / "nyud/base.yaml"), str(CONFIGS / "nyud/fcn32s_rgbd.yaml")]
+    assert model_of_configs(rgbd) == ("fcn_lightning.FCN32s", 40, {"in_channels": 4, "width": 1.0})
     with pytest.raises(SystemExit):
         main(["convert-caffe", "x.caffemodel", "--out", str(tmp_path / "x.ckpt")])
     assert (
