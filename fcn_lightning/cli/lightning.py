@@ -258,6 +258,8 @@ class FCNLightningCLI(LightningCLI):
         init_args = config.model.get("init_args") if config.get("model") is not None else None
         for key, value in self.evaluation_settings.items() if init_args is not None else ():
             init_args[key] = value  # the command's own over the --ckpt_path checkpoint's (parse_arguments)
+        if self.subcommand in ("validate", "test", "predict") and config.get("ckpt_path") and init_args:
+            init_args["init_from"] = None  # the weights are the checkpoint's: its start may have moved since
         if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
             config.trainer.logger = False  # write nothing the user did not ask for
         if self.subcommand not in ("fit", None) or not self.fits:
@@ -420,7 +422,9 @@ class FCNLightningCLI(LightningCLI):
         return f"SIGTERM: stopped; {last} holds step {step}: the same command resumes the run from there"
 
     def instantiate_classes(self) -> None:
-        with self.constructor_errors_reported():
+        with self.constructor_errors_reported(), warnings.catch_warnings():
+            if self.subcommand in ("validate", "test", "predict") and self.section.get("ckpt_path"):
+                warnings.filterwarnings("ignore", ".* starts from a trained .* init_from is unset")
             super().instantiate_classes()
             # The data follow the weights' normalisation; a contrary setting, a model these data cannot feed
             # and a strategy sharing parameters between processes fail here, before any data is read.

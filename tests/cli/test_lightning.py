@@ -543,3 +543,18 @@ def test_a_checkpoint_trained_without_tta_is_evaluated_with_the_command_lines_tt
     assert "val/tta/mean_iu" in cli.trainer.callback_metrics
     plain = FCNLightningCLI(args=["validate", *args, "--ckpt_path", str(ckpt)])
     assert not plain.model.tta.augments and "val/tta/mean_iu" not in plain.trainer.callback_metrics
+
+
+def test_a_stage_validates_after_the_checkpoint_it_started_from_has_moved(
+    staged_run, tmp_path, recwarn, capsys
+):
+    checkpoint = torch.load(
+        staged_out(staged_run) / "FCN-8s" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
+    assert str(checkpoint["hyper_parameters"]["init_from"]).endswith(".ckpt")  # the FCN-16s stage's
+    checkpoint["hyper_parameters"]["init_from"] = str(tmp_path / "moved" / "fcn16s.ckpt")
+    torch.save(checkpoint, tmp_path / "fcn8s.ckpt")
+    args = ["validate", "--config", str(staged_run / "base.yaml"), "--config", str(staged_run / "fcn8s.yaml")]
+    main([*args, "--ckpt_path", str(tmp_path / "fcn8s.ckpt")])  # the weights are the checkpoint's
+    assert "val/mean_iu" in capsys.readouterr().out
+    assert not [w for w in recwarn if "starts from a trained" in str(w.message)]  # not a random start
