@@ -142,6 +142,9 @@ class FCNLightningCLI(LightningCLI):
     fits = True
     #: The command line's :data:`EVALUATION_HPARAMS` of a run given ``--ckpt_path`` (replaced, not edited).
     evaluation_settings: Mapping[str, Any] = {}
+    #: Whether the ``--ckpt_path`` file records its input normalisation: the model is then built without
+    #: its ``init_from`` (a remote file or one without hyperparameters keeps the config's, which decides it).
+    checkpoint_normalized: bool = False
 
     def __init__(
         self,
@@ -242,6 +245,7 @@ class FCNLightningCLI(LightningCLI):
         model = config.get("model") or {}
         given = model.get("init_args")
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        self.checkpoint_normalized = "input_normalization" in (checkpoint.get("hyper_parameters") or {})
         with self.constructor_errors_reported():
             refuse_contradicting_config(model.get("class_path"), dict(given or {}), checkpoint, ckpt_path)
         # LightningCLI next replaces the model's arguments by the checkpoint's: this command's own way of
@@ -258,7 +262,7 @@ class FCNLightningCLI(LightningCLI):
         init_args = config.model.get("init_args") if config.get("model") is not None else None
         for key, value in self.evaluation_settings.items() if init_args is not None else ():
             init_args[key] = value  # the command's own over the --ckpt_path checkpoint's (parse_arguments)
-        if self.subcommand in ("validate", "test", "predict") and config.get("ckpt_path") and init_args:
+        if self.subcommand in ("validate", "test", "predict") and self.checkpoint_normalized and init_args:
             init_args["init_from"] = None  # the weights are the checkpoint's: its start may have moved since
         if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
             config.trainer.logger = False  # write nothing the user did not ask for

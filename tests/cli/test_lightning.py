@@ -558,3 +558,28 @@ def test_a_stage_validates_after_the_checkpoint_it_started_from_has_moved(
     main([*args, "--ckpt_path", str(tmp_path / "fcn8s.ckpt")])  # the weights are the checkpoint's
     assert "val/mean_iu" in capsys.readouterr().out
     assert not [w for w in recwarn if "starts from a trained" in str(w.message)]  # not a random start
+
+
+def test_a_checkpoint_that_records_no_normalisation_is_evaluated_with_the_configs_init_from(tmp_path):
+    # Only a local checkpoint's hyperparameters replace the config's: a file:// (remote) checkpoint and
+    # one without hyperparameters keep the config's init_from, whose Caffe weights decide the inputs
+    from fcn_lightning import FCN32s
+    from fcn_lightning.nets.caffe_proto import write_caffemodel
+    from tests.helpers import caffe_vgg16
+
+    trunk = FCN32s(num_classes=21, width=TINY_WIDTH).net.trunk
+    caffemodel = write_caffemodel(tmp_path / "vgg16.caffemodel", caffe_vgg16(trunk), legacy=True)
+    model = FCN32s(num_classes=21, width=TINY_WIDTH, init_from=str(caffemodel))
+    saved = {"_class_path": "fcn_lightning.FCN32s", **model.hparams}
+    checkpoint = {"state_dict": model.state_dict(), "pytorch-lightning_version": L.__version__}
+    torch.save({**checkpoint, "hyper_parameters": saved}, tmp_path / "full.ckpt")
+    torch.save(checkpoint, tmp_path / "bare.ckpt")
+    data = synthetic_voc_data(tmp_path / "voc", {"image_size": 32, "num_train": 4, "num_val": 1})
+    init_args = {"width": TINY_WIDTH, "init_from": str(caffemodel)}
+    config = {"trainer": quiet_trainer(val_every=1), "data": data}
+    config["model"] = {"class_path": "fcn_lightning.FCN32s", "init_args": init_args}
+    args = ["validate", "--config", str(write_yaml(tmp_path / "caffe.yaml", config))]
+    for ckpt in ((tmp_path / "full.ckpt").as_uri(), str(tmp_path / "bare.ckpt")):
+        cli = FCNLightningCLI(args=[*args, "--ckpt_path", ckpt])
+        assert cli.model.input_normalization == "caffe" == cli.datamodule.input_normalization.name, ckpt
+        assert "val/mean_iu" in cli.trainer.callback_metrics
