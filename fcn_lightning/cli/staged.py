@@ -51,7 +51,7 @@ def _fit_stage(
         validate = cli.trainer.validate
         metrics = validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)[0]
         save_stage_figures(cli.model, cli.datamodule, out_dir)
-    # Absolute: later stages' checkpoints keep it as init_from, which loading them (--ckpt_path) re-applies.
+    # Absolute: later stages keep it as init_from, which resuming them (fit --ckpt_path) re-applies.
     return str(Path(ckpt).resolve()), metrics, scored
 
 
