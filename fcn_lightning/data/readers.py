@@ -519,12 +519,18 @@ def checked_label_values(
     if not np.issubdtype(raw.dtype, np.integer) and not np.all(raw == np.round(raw)):
         raise LabelValueError(f"{path}: label has non-integer values")
     raw = raw.astype(np.int64)
+    _refuse_values_outside(path, raw, low, high, expected, void, what)
+    return raw
+
+
+def _refuse_values_outside(
+    path: str | Path, raw: np.ndarray, low: int, high: int, expected: str, void: tuple[int, ...], what: str
+) -> None:
     bad = ~np.isin(raw, void) & ((raw < low) | (raw > high))
     if bad.any():
-        values = np.unique(raw[bad])
+        values = np.unique(raw[bad]).astype(np.int64)  # a float mask's whole values named as integers
         shown = ", ".join(str(v) for v in values[:10].tolist()) + (", ..." if len(values) > 10 else "")
         raise LabelValueError(f"{path}: {what} {{{shown}}} outside {expected} ({int(bad.sum())} pixels)")
-    return raw
 
 
 def validate_label(
@@ -540,7 +546,8 @@ def validate_label(
     ):
         raise LabelValueError(f"{path}: label has non-integer values")
     expected = f"the classes 0..{num_classes - 1} and the ignore index {ignore_index}"
-    checked_label_values(path, label, 0, num_classes - 1, expected, (ignore_index,))
+    # checked in the mask's own dtype: no int64 copy of every training mask
+    _refuse_values_outside(path, label, 0, num_classes - 1, expected, (ignore_index,), "label values")
     return label.astype(np.uint8 if ignore_index < 256 else np.int64)
 
 
