@@ -145,6 +145,8 @@ class FCNLightningCLI(LightningCLI):
     #: Whether the ``--ckpt_path`` file records its input normalisation: the model is then built without
     #: its ``init_from`` (a remote file or one without hyperparameters keeps the config's, which decides it).
     checkpoint_normalized: bool = False
+    #: Whether the model is built without its ``init_from`` for that reason.
+    init_from_dropped: bool = False
 
     def __init__(
         self,
@@ -262,9 +264,11 @@ class FCNLightningCLI(LightningCLI):
         init_args = config.model.get("init_args") if config.get("model") is not None else None
         for key, value in self.evaluation_settings.items() if init_args is not None else ():
             init_args[key] = value  # the command's own over the --ckpt_path checkpoint's (parse_arguments)
-        if self.subcommand in ("validate", "test", "predict") and self.checkpoint_normalized and init_args:
+        evaluates = self.subcommand in ("validate", "test", "predict")
+        if evaluates and self.checkpoint_normalized and init_args:
             init_args["init_from"] = None  # the weights are the checkpoint's: its start may have moved since
-        if self.subcommand in ("validate", "test", "predict") and config.trainer.get("logger") is None:
+            self.init_from_dropped = True
+        if evaluates and config.trainer.get("logger") is None:
             config.trainer.logger = False  # write nothing the user did not ask for
         if self.subcommand not in ("fit", None) or not self.fits:
             return
@@ -427,7 +431,7 @@ class FCNLightningCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         with self.constructor_errors_reported(), warnings.catch_warnings():
-            if self.subcommand in ("validate", "test", "predict") and self.section.get("ckpt_path"):
+            if self.init_from_dropped:  # no random start: the weights come from --ckpt_path next
                 warnings.filterwarnings("ignore", ".* starts from a trained .* init_from is unset")
             super().instantiate_classes()
             # The data follow the weights' normalisation; a contrary setting, a model these data cannot feed
