@@ -51,12 +51,13 @@ def convert_caffe(
     with warnings.catch_warnings():  # "starts from a trained FCN-16s ...": its weights come next
         warnings.filterwarnings("ignore", "FCN-.* starts from a trained")
         model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **net_options)
-        learned = fixed_upsamplers_with_other_kernels(model.net, caffe)
+        learned = unfit = fixed_upsamplers_with_other_kernels(model.net, caffe)
         for setting in ("intermediate", True):
-            if not fixed_upsamplers_with_other_kernels(model.net, caffe):
+            if not unfit:
                 break
             options = net_options | {"learn_upsampling": setting}
             model = cls(num_classes=num_classes, input_normalization=CAFFE.name, **options)
+            unfit = fixed_upsamplers_with_other_kernels(model.net, caffe)
     load_caffe_weights(model.net, caffe)
     if learned_upsamplers is not None:
         learned_upsamplers.extend(learned)

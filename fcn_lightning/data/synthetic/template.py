@@ -193,7 +193,7 @@ class DatasetGenerator:
         return write_synthetic
 
     def write(self, root: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the dataset at ``root`` unless it is there (:func:`~.cache.write_dataset`); ``root``."""
+        """Write the dataset at ``root`` unless it is there (:func:`write_dataset`); ``root``."""
         generator = f"{type(self).__module__}.write_synthetic_{self.name}"
         return write_dataset(
             root, self, lambda folder, _: self.populate(folder), generator=generator, overwrite=overwrite
